@@ -1,0 +1,50 @@
+"""``ccrop``: one entry point; each subcommand lives in its own module, imported only when run.
+
+A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int | None``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plugins": ("ccrop_cli.plugins_command", "list heatmap methods, localizers and samplers with their providers"),
+    "demo": ("ccrop_cli.demo", "generate scenes, pre-train SimCLR with ContrastiveCrop, write pictures and a report"),
+    "viz": ("ccrop_cli.viz", "draw box sets and sampled view pairs for an image folder and a box store"),
+    "study": ("ccrop_cli.study", "pre-train with each crop strategy over seeds; linear probe and kNN accuracy"),
+    "bench speed": ("ccrop_cli.bench_speed", "crop and localizer speed vs torchvision and the reference rule"),
+    "bench pairs": ("ccrop_cli.bench_pairs", "pair quality of each crop strategy against ground-truth boxes"),
+    "bench lightly": ("ccrop_cli.bench_lightly", "Lightly collate and refresh throughput vs lightly's own"),
+    "bench mm": ("ccrop_cli.bench_mm", "MMPretrain pipeline and refresh throughput vs RandomResizedCrop"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: ccrop COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "Run 'ccrop COMMAND --help' for the options of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
+    if name not in COMMANDS:
+        print(f"ccrop: unknown command {' '.join(argv[:2])!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"ccrop {name}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[len(name.split()) :])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Padded per-image box sets: what a localizer returns and what the box store keeps.
+
+Coordinates are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` relative to the image
+(``x`` along the width, ``y`` along the height), with ``x0 < x1`` and ``y0 < y1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+
+
+def _box_problems(boxes: Tensor) -> Tensor:
+    """Per-box problem code for ``(..., 4)`` boxes: 0 ok, 1 non-finite, 2 outside [0, 1], 3 inverted."""
+    finite = torch.isfinite(boxes).all(dim=-1)
+    inside = ((boxes >= 0) & (boxes <= 1)).all(dim=-1)
+    ordered = (boxes[..., 0] < boxes[..., 2]) & (boxes[..., 1] < boxes[..., 3])
+    code = torch.zeros(boxes.shape[:-1], dtype=torch.int64)
+    code[~ordered] = 3
+    code[~inside] = 2
+    code[~finite] = 1
+    return code
+
+
+_PROBLEMS = {
+    1: "is not finite",
+    2: "lies outside [0, 1]",
+    3: "is inverted or empty (need x0 < x1 and y0 < y1)",
+}
+
+
+def _raise_box_error(boxes: Tensor, k: int, code: int, sample: object) -> None:
+    box = [round(float(v), 4) for v in boxes[k]]
+    raise ValueError(
+        f"box {k} of sample {sample} {_PROBLEMS[code]}: {box}; "
+        "boxes are normalised x0, y0, x1, y1 in [0, 1]"
+    )
+
+
+def validate_boxes(boxes: Tensor, *, sample: object = None) -> None:
+    """Raise ``ValueError`` unless every row of ``boxes`` (k, 4) is a valid normalised box.
+
+    A valid box is finite, lies inside ``[0, 1]`` and is not inverted or empty
+    (``x0 < x1`` and ``y0 < y1``). ``sample`` names the image in the message.
+    """
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(
+            f"boxes of sample {sample} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}"
+        )
+    code = _box_problems(boxes)
+    if code.any():
+        k = int(code.nonzero()[0])
+        _raise_box_error(boxes, k, int(code[k]), sample)
+
+
+def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Tensor | None = None) -> None:
+    """Batched form of :func:`validate_boxes` for padded ``(N, K, 4)`` boxes and ``(N,)`` counts.
+
+    ``samples`` (N,) gives the dataset index of each row for the error message.
+    """
+    valid = torch.arange(boxes.shape[1]) < counts[:, None]
+    code = _box_problems(boxes) * valid
+    if code.any():
+        i, k = (int(v) for v in code.nonzero()[0])
+        sample = int(samples[i]) if samples is not None else i
+        _raise_box_error(boxes[i], k, int(code[i, k]), sample)
+
+
+@dataclass
+class BoxSets:
+    """Box sets for a batch of ``N`` images, padded to ``K`` boxes each.
+
+    Attributes:
+        boxes: ``(N, K, 4)`` float, normalised ``x0, y0, x1, y1``; rows past ``counts[i]``
+            are padding (zeros) and carry no meaning.
+        scores: ``(N, K)`` float, non-negative, best first; padding rows are 0.
+        counts: ``(N,)`` int64, number of valid boxes per image, each in ``[1, K]``.
+        fallback: ``(N,)`` bool, ``True`` where nothing was found and the set is the
+            whole-image box ``[0, 0, 1, 1]``.
+
+    ``box_sets[i]`` returns the ``(boxes (k, 4), scores (k,))`` of image ``i``.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    counts: Tensor
+    fallback: Tensor
+
+    def __post_init__(self) -> None:
+        n, k = self.scores.shape
+        if self.boxes.shape != (n, k, 4) or self.counts.shape != (n,) or self.fallback.shape != (n,):
+            raise ValueError(
+                "inconsistent BoxSets shapes: boxes "
+                f"{tuple(self.boxes.shape)}, scores {tuple(self.scores.shape)}, "
+                f"counts {tuple(self.counts.shape)}, fallback {tuple(self.fallback.shape)}; "
+                "expected (N, K, 4), (N, K), (N,), (N,)"
+            )
+        if n and (int(self.counts.min()) < 1 or int(self.counts.max()) > k):
+            raise ValueError(f"counts must lie in [1, {k}]; got {self.counts.tolist()}")
+        validate_box_sets(self.boxes, self.counts)
+
+    @classmethod
+    def from_lists(cls, boxes: list[Tensor], scores: list[Tensor] | None = None, max_boxes: int | None = None) -> "BoxSets":
+        """Pad a list of ``(k_i, 4)`` box tensors (and ``(k_i,)`` scores) into a ``BoxSets``.
+
+        An empty ``(0, 4)`` entry becomes the whole-image fallback box. With ``max_boxes``
+        the first ``max_boxes`` boxes of each image are kept.
+        """
+        n = len(boxes)
+        sizes = [min(len(b), max_boxes) if max_boxes else len(b) for b in boxes]
+        k = max([1, *sizes])
+        out_boxes = torch.zeros(n, k, 4)
+        out_scores = torch.zeros(n, k)
+        counts = torch.ones(n, dtype=torch.int64)
+        fallback = torch.zeros(n, dtype=torch.bool)
+        for i, (b, size) in enumerate(zip(boxes, sizes)):
+            if size == 0:
+                out_boxes[i, 0] = torch.tensor(WHOLE_IMAGE)
+                out_scores[i, 0] = 1.0
+                fallback[i] = True
+                continue
+            out_boxes[i, :size] = torch.as_tensor(b, dtype=torch.float32)[:size]
+            s = torch.ones(size) if scores is None else torch.as_tensor(scores[i], dtype=torch.float32)[:size]
+            out_scores[i, :size] = s
+            counts[i] = size
+        return cls(out_boxes, out_scores, counts, fallback)
+
+    def __len__(self) -> int:
+        return self.boxes.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        count = int(self.counts[index])
+        return self.boxes[index, :count], self.scores[index, :count]
+
+    @property
+    def max_boxes(self) -> int:
+        """``K``, the padded number of boxes per image."""
+        return self.boxes.shape[1]
+
+    def areas(self) -> Tensor:
+        """``(N, K)`` box areas as fractions of the image; 0 for padding rows."""
+        wh = (self.boxes[..., 2:] - self.boxes[..., :2]).clamp_min(0)
+        valid = torch.arange(self.max_boxes) < self.counts[:, None]
+        return wh.prod(-1) * valid

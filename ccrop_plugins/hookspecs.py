@@ -1,0 +1,41 @@
+"""The extension points: one ``register`` hook per kind of plugin.
+
+Each hook receives a ``register(name, factory)`` callback; the host owns naming, the
+provider's name and duplicate checks. A factory is called with the user's options
+(``get_localizer("components", threshold=0.2)``) and returns the plugin object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ccrop_plugins")
+hookimpl = pluggy.HookimplMarker("ccrop_plugins")
+
+Register = Callable[[str, Callable[..., Any]], None]
+
+
+@hookspec
+def ccrop_register_heatmaps(register: Register) -> None:
+    """Register heatmap methods: ``register(name, fn)`` with ``fn(features (N, C, h, w)) -> (N, h, w)``.
+
+    :param register: call once per method; the name must be unique across all plugins.
+    """
+
+
+@hookspec
+def ccrop_register_localizers(register: Register) -> None:
+    """Register localizers: ``register(name, factory)``; ``factory(**options)(heatmaps (N, H, W)) -> BoxSets``.
+
+    :param register: call once per localizer; the name must be unique across all plugins.
+    """
+
+
+@hookspec
+def ccrop_register_samplers(register: Register) -> None:
+    """Register centre samplers: ``register(name, factory)``; ``factory(**options)`` is a ``CentreSampler``.
+
+    :param register: call once per sampler; the name must be unique across all plugins.
+    """

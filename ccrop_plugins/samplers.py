@@ -1,0 +1,113 @@
+"""Where inside the chosen box a view goes: the centre samplers.
+
+A sampler places one crop of a known size. It receives, per axis as ``(top, left)``
+pixel pairs (float64 numpy arrays of shape ``(2,)``: tiny arrays, as this runs once per view):
+
+- ``low``, ``high``: the allowed range of the crop's top-left corner, i.e. the positions
+  that put the crop's centre on the box's first and last edge (``box_edge * H - h / 2``),
+  already clamped to ``[0, H - h]`` so the crop stays inside the image;
+- ``centre``: the top-left that centres the crop on the box centre (unclamped);
+- ``extent``: the box's height and width in pixels;
+
+and returns the crop's top-left ``(2,)`` inside ``[low, high]``. Random draws come from the
+given ``torch.Generator`` (or torch's global RNG), so seeded crops are reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+from scipy.special import betaincinv
+
+
+class CentreSampler(Protocol):
+    """Anything that places a crop's top-left corner inside the allowed range."""
+
+    def __call__(
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        centre: np.ndarray,
+        extent: np.ndarray,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray: ...
+
+
+class BetaSampler:
+    """The paper's center-suppressed sampler: ``low + (high - low) * Beta(alpha, alpha)``.
+
+    ``alpha < 1`` is U-shaped and pushes the two views of a pair to opposite sides of the
+    object; ``alpha = 1`` is uniform; ``alpha > 1`` concentrates crops on the box centre.
+    Draws by inverse CDF from ``torch.rand``, so a seeded ``torch.Generator`` reproduces them.
+    """
+
+    def __init__(self, alpha: float = 0.6) -> None:
+        alpha = float(alpha)
+        if not alpha > 0 or alpha == float("inf"):
+            raise ValueError(f"alpha must be a finite number > 0 (the paper uses 0.1 to 1.0); got {alpha}")
+        self.alpha = alpha
+
+    def __call__(
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        centre: np.ndarray,
+        extent: np.ndarray,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        return low + (high - low) * betaincinv(self.alpha, self.alpha, _uniform(low.shape, generator))
+
+    def __repr__(self) -> str:
+        return f"BetaSampler(alpha={self.alpha})"
+
+
+class UniformSampler:
+    """Uniform over the allowed range (the paper's ablation with ``alpha = 1``)."""
+
+    def __call__(
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        centre: np.ndarray,
+        extent: np.ndarray,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        return low + (high - low) * _uniform(low.shape, generator)
+
+    def __repr__(self) -> str:
+        return "UniformSampler()"
+
+
+class GaussianSampler:
+    """A Gaussian around the box centre, ``sigma`` relative to the box size, clamped to the range.
+
+    Args:
+        sigma: standard deviation as a fraction of the box's height (for ``top``) and
+            width (for ``left``).
+    """
+
+    def __init__(self, sigma: float = 0.25) -> None:
+        sigma = float(sigma)
+        if not sigma > 0 or sigma == float("inf"):
+            raise ValueError(f"sigma must be a finite number > 0 (a fraction of the box size); got {sigma}")
+        self.sigma = sigma
+
+    def __call__(
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        centre: np.ndarray,
+        extent: np.ndarray,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        noise = torch.randn(low.shape, generator=generator, dtype=torch.float64).numpy()
+        return np.clip(centre + self.sigma * extent * noise, low, high)
+
+    def __repr__(self) -> str:
+        return f"GaussianSampler(sigma={self.sigma})"
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator | None) -> np.ndarray:
+    return torch.rand(shape, generator=generator, dtype=torch.float64).numpy()
