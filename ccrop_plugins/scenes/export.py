@@ -1,0 +1,165 @@
+"""Write :class:`~ccrop_plugins.scenes.generator.Scenes` to disk and read boxes back.
+
+Layout written by :func:`write_image_folder`::
+
+    root/
+        annotations.json            # COCO-style boxes, see below
+        00_disc/00000.png
+        00_disc/00013.png
+        01_square/00001.png
+        ...
+
+The class folders sort alphabetically in label order, so
+``torchvision.datasets.ImageFolder``, lightly's ``LightlyDataset`` and
+MMPretrain's ``CustomDataset`` assign folder index ``c`` to label ``c``. The
+file stem is the image's index in the ``Scenes``.
+
+``annotations.json`` follows COCO detection conventions:
+
+* ``images``: ``{"id", "file_name", "width", "height", "label"}``; ``id`` is
+  the index in the ``Scenes``, ``file_name`` is relative to ``root`` with
+  ``/`` separators.
+* ``annotations``: ``{"id", "image_id", "category_id", "bbox", "area",
+  "iscrowd"}``; ``bbox`` is ``[x, y, w, h]`` in pixels (top-left corner,
+  integers because boxes are pixel-tight), ``area`` the object's pixel count.
+* ``categories``: ``{"id", "name"}`` with ``id`` equal to the label
+  (0-based, unlike the 1-based COCO dataset itself).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ccrop_plugins.scenes.generator import Scenes
+
+__all__ = ["ANNOTATIONS_FILE", "load_annotations", "load_labels", "write_image_folder"]
+
+#: Name of the COCO-style annotation file inside the image-folder root.
+ANNOTATIONS_FILE = "annotations.json"
+
+_FORMATS = {"png": "PNG", "bmp": "BMP", "jpg": "JPEG", "jpeg": "JPEG"}
+
+
+def write_image_folder(
+    scenes: Scenes, root: str | Path, *, image_format: str = "png", overwrite: bool = False
+) -> Path:
+    """Write ``scenes`` as an image folder with a COCO-style annotation file.
+
+    Args:
+        scenes: The dataset to write.
+        root: Output directory; created if missing.
+        image_format: ``"png"`` (lossless, default), ``"bmp"`` or
+            ``"jpg"``/``"jpeg"`` (lossy: pixels will not round-trip).
+        overwrite: Allow writing into a non-empty ``root``. Existing files
+            with the same names are replaced; other files are left alone.
+
+    Returns:
+        ``root`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If ``image_format`` is not supported.
+        FileExistsError: If ``root`` is non-empty and ``overwrite`` is false.
+    """
+    fmt = image_format.lower()
+    if fmt not in _FORMATS:
+        raise ValueError(f"image_format must be one of {sorted(_FORMATS)}, got {image_format!r}")
+    root = Path(root)
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise FileExistsError(f"{root} is not empty; pass overwrite=True to write into it")
+    for name in scenes.class_names:
+        (root / name).mkdir(parents=True, exist_ok=True)
+
+    file_names = _file_names(scenes, fmt)
+    for image, file_name in zip(scenes.images, file_names):
+        Image.fromarray(image).save(root / file_name, format=_FORMATS[fmt])
+    coco = _coco_dict(scenes, file_names)
+    (root / ANNOTATIONS_FILE).write_text(json.dumps(coco, indent=1))
+    return root
+
+
+def _file_names(scenes: Scenes, extension: str) -> list[str]:
+    """Relative ``<class_name>/<index>.<extension>`` path of every image."""
+    width = max(5, len(str(len(scenes) - 1)))
+    return [
+        f"{scenes.class_names[int(label)]}/{index:0{width}d}.{extension}"
+        for index, label in enumerate(scenes.labels)
+    ]
+
+
+def _coco_dict(scenes: Scenes, file_names: list[str]) -> dict:
+    """COCO-style ``{"images", "annotations", "categories"}`` for ``scenes``."""
+    height, width = scenes.images.shape[1:3]
+    scale = np.array([width, height, width, height], dtype=np.float64)
+    images, annotations = [], []
+    for index, (label, boxes, file_name) in enumerate(zip(scenes.labels, scenes.boxes, file_names)):
+        images.append(
+            {
+                "id": index,
+                "file_name": file_name,
+                "width": int(width),
+                "height": int(height),
+                "label": int(label),
+            }
+        )
+        pixel_areas = np.bincount(scenes.masks[index].ravel(), minlength=len(boxes) + 1)
+        for slot, box in enumerate(boxes):
+            x0, y0, x1, y1 = (int(v) for v in np.rint(box * scale))
+            annotations.append(
+                {
+                    "id": len(annotations),
+                    "image_id": index,
+                    "category_id": int(label),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": int(pixel_areas[slot + 1]),
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": c, "name": name} for c, name in enumerate(scenes.class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _read_coco(root: str | Path) -> dict:
+    """Parse ``root/annotations.json``."""
+    return json.loads((Path(root) / ANNOTATIONS_FILE).read_text())
+
+
+def load_annotations(root: str | Path) -> dict[str, np.ndarray]:
+    """Read the ground-truth boxes written by :func:`write_image_folder`.
+
+    Args:
+        root: The image-folder root holding ``annotations.json``.
+
+    Returns:
+        Mapping from ``file_name`` (relative to ``root``, ``/`` separators)
+        to a ``float32`` ``(k, 4)`` array of boxes ``[x0, y0, x1, y1]``
+        normalised to ``[0, 1]`` by image width and height, in annotation
+        order (``k`` may be 0 for images without annotations).
+    """
+    coco = _read_coco(root)
+    by_id = {image["id"]: image for image in coco["images"]}
+    lists: dict[int, list[list[float]]] = {image_id: [] for image_id in by_id}
+    for ann in coco["annotations"]:
+        image = by_id[ann["image_id"]]
+        x, y, w, h = ann["bbox"]
+        width, height = image["width"], image["height"]
+        lists[ann["image_id"]].append([x / width, y / height, (x + w) / width, (y + h) / height])
+    return {
+        by_id[image_id]["file_name"]: np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        for image_id, boxes in lists.items()
+    }
+
+
+def load_labels(root: str | Path) -> dict[str, int]:
+    """Read the image labels written by :func:`write_image_folder`.
+
+    Args:
+        root: The image-folder root holding ``annotations.json``.
+
+    Returns:
+        Mapping from ``file_name`` (relative to ``root``) to the image label.
+    """
+    return {image["file_name"]: int(image["label"]) for image in _read_coco(root)["images"]}
