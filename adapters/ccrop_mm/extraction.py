@@ -1,0 +1,82 @@
+"""The refresh pass's input: un-augmented training images, resized and normalised like training.
+
+The default extraction dataset reuses the train dataset's ``get_data_info`` and the
+deterministic head of its pipeline (the steps before the first ContrastiveCrop step,
+normally ``LoadImageFromFile``), then resizes every image to the training resolution.
+Under ``torch.distributed`` each rank reads its own shard with a non-shuffling sampler.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.dist import get_dist_info
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+
+class ExtractionDataset(Dataset):
+    """Items ``(image (C, H, W) uint8 tensor, sample_idx)`` of a train dataset, without augmentation.
+
+    Args:
+        dataset: an mmengine ``BaseDataset`` (anything with ``get_data_info(i)`` and ``len``).
+        head: the pipeline steps that load the image (applied in order to the data info).
+        size: ``(height, width)`` every image is resized to (the training resolution).
+        backend: ``mmcv.imresize`` backend (``cv2`` or ``pillow``).
+    """
+
+    def __init__(self, dataset: Any, head: Sequence[Any], size: Sequence[int], backend: str = "cv2") -> None:
+        self.dataset = dataset
+        self.head = list(head)
+        self.size = (int(size[0]), int(size[1]))
+        self.backend = backend
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        results = self.dataset.get_data_info(index)
+        for step in self.head:
+            results = step(results)
+        img = np.ascontiguousarray(results["img"])
+        if img.ndim == 2:
+            img = img[..., None]
+        img = mmcv.imresize(img, (self.size[1], self.size[0]), interpolation="bilinear", backend=self.backend)
+        if img.ndim == 2:
+            img = img[..., None]
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), index
+
+
+def extraction_loader(dataset: ExtractionDataset, batch_size: int, num_workers: int) -> DataLoader:
+    """A loader over ``dataset``; sharded without shuffling when running distributed."""
+    rank, world_size = get_dist_info()
+    sampler = None
+    if world_size > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False, drop_last=False)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=num_workers)
+
+
+class Normaliser:
+    """Turn uint8 batches ``(B, C, H, W)`` into what the backbone was trained on.
+
+    Reads the channel order and mean/std of the model's ``data_preprocessor`` (mmengine's
+    ``ImgDataPreprocessor`` family, which both SelfSup data preprocessors are).
+    """
+
+    def __init__(self, data_preprocessor: nn.Module | None) -> None:
+        self.to_rgb = bool(getattr(data_preprocessor, "_channel_conversion", False))
+        normalise = getattr(data_preprocessor, "_enable_normalize", hasattr(data_preprocessor, "mean"))
+        self.mean = getattr(data_preprocessor, "mean", None) if normalise else None
+        self.std = getattr(data_preprocessor, "std", None) if normalise else None
+
+    def __call__(self, images: Tensor, device: torch.device) -> Tensor:
+        images = images.to(device, non_blocking=True).float()
+        if self.to_rgb and images.shape[1] == 3:
+            images = images.flip(1)
+        if self.mean is not None and self.std is not None:
+            images = (images - self.mean.to(device).view(1, -1, 1, 1)) / self.std.to(device).view(1, -1, 1, 1)
+        return images

@@ -1,0 +1,24 @@
+# Multi-object variant of the MMSelfSup MoCo v2 config.
+_base_ = ['./mocov2_resnet50_ccrop_8xb32-100e_in1k.py']
+
+view_pipeline = [
+    dict(type='ContrastiveCrop', size=224, scale=(0.2, 1.0), alpha=0.6, backend='pillow'),
+    dict(type='RandomApply',
+         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)],
+         prob=0.8),
+    dict(type='RandomGrayscale', prob=0.2, keep_channels=True, channel_weights=(0.114, 0.587, 0.2989)),
+    dict(type='RandomGaussianBlur', sigma_min=0.1, sigma_max=2.0, prob=0.5),
+    dict(type='RandomFlip', prob=0.5),
+]
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ChooseContrastiveBox'),
+    dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
+    dict(type='PackSelfSupInputs', algorithm_keys=['sample_idx'], meta_keys=['img_path']),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+
+custom_hooks = [
+    dict(type='ContrastiveCropHook', warmup_epochs=20, interval=20, threshold=0.1,
+         localizer='components', max_boxes=4, batch_size=256),
+]

@@ -1,0 +1,45 @@
+"""One rank of the DDP test: ``python ddp_train.py FRAMEWORK DATA_ROOT WORK_DIR OUT`` with RANK etc. set.
+
+mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device(LOCAL_RANK)`` before creating
+the process group, which fails on a machine without a GPU. So this CPU worker creates the gloo
+group from the same environment variables first; ``Runner(launcher='pytorch')`` then finds it
+initialised and goes on as a distributed run (DDP-wrapped model, sharded DefaultSampler).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import ccrop_mm  # noqa: E402,F401
+import mm_setup  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def main(framework: str, data_root: str, work_dir: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    cfg = ddp_config(framework, Path(data_root), Path(work_dir))
+    cfg.launcher = "pytorch"
+    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False)
+    cfg.experiment_name = f"ddp_{framework}"
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    torch.save(mm_setup.ccrop_hook(runner).store.state_dict(), out)
+    dist.destroy_process_group()
+
+
+def ddp_config(framework: str, data_root: Path, work_dir: Path):
+    """Same config for the 2-rank and the 1-process run: lr 0, frozen BN statistics, threshold 0.5."""
+    cfg = mm_setup.small_config(framework, data_root, work_dir, threshold=0.5)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10)
+    return cfg
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

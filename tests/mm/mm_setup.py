@@ -1,0 +1,180 @@
+"""Shared set-up of the mm tests (imported by conftest.py and by the DDP worker script).
+
+Images: ``coordinate_images`` encode each pixel's position in its colour (R = 8 * row + 4,
+G = 8 * col + 4, B = 128), so a crop resized with ``nearest`` interpolation reveals its exact
+source rows and columns. ``object_images`` hold one bright square on a dark background.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+REPO = Path(__file__).resolve().parents[2]
+CPU_CONFIGS = {
+    "mmpretrain": REPO / "configs/mmpretrain/simclr_resnet18_ccrop-multiobj_cpu_scenes.py",
+    "mmselfsup": REPO / "configs/mmselfsup/simclr_resnet18_ccrop-multiobj_cpu_scenes.py",
+}
+SIZE = 32
+NUM_IMAGES = 16
+
+
+def coordinate_images(folder: Path) -> Path:
+    """Write 16 position-encoded 32 px PNGs into ``folder/a/`` (ImageFolder layout); return ``folder``."""
+    (folder / "a").mkdir(parents=True, exist_ok=True)
+    rows = np.arange(SIZE)[:, None].repeat(SIZE, 1) * 8 + 4
+    cols = np.arange(SIZE)[None, :].repeat(SIZE, 0) * 8 + 4
+    bgr = np.stack([np.full((SIZE, SIZE), 128), cols, rows], -1).astype(np.uint8)
+    for i in range(NUM_IMAGES):
+        cv2.imwrite(str(folder / "a" / f"{i:02d}.png"), bgr)
+    return folder
+
+
+def object_images(folder: Path, seed: int = 0) -> Path:
+    """Write 16 32 px PNGs, each a bright square of random size and place on dark noise."""
+    rng = np.random.default_rng(seed)
+    (folder / "a").mkdir(parents=True, exist_ok=True)
+    for i in range(NUM_IMAGES):
+        img = rng.integers(0, 40, size=(SIZE, SIZE, 3)).astype(np.uint8)
+        side = int(rng.integers(8, 16))
+        top, left = (int(v) for v in rng.integers(0, SIZE - side, size=2))
+        img[top : top + side, left : left + side] = rng.integers(180, 255, size=3)
+        cv2.imwrite(str(folder / "a" / f"{i:02d}.png"), img)
+    return folder
+
+
+def small_config(framework: str, data_root: Path, work_dir: Path, **hook: Any) -> Config:
+    """The framework's CPU config, shrunk for tests: 2 epochs of 2 iterations, warm-up 1, crop + flip only.
+
+    The backbone is a narrow ResNet-18 (CIFAR stem, 16 base channels); views use ``nearest``
+    interpolation so crops can be read back from pixels. Keeps num_workers=2 and persistent workers.
+    """
+    cfg = Config.fromfile(str(CPU_CONFIGS[framework]))
+    cfg.work_dir = str(work_dir)
+    cfg.train_dataloader.dataset.data_root = str(data_root)
+    cfg.train_dataloader.batch_size = 8
+    cfg.train_dataloader.num_workers = 2
+    cfg.train_dataloader.persistent_workers = True
+    backbone = cfg.model.backbone
+    backbone.update(stem_channels=16, base_channels=16, norm_cfg=dict(type="BN", momentum=0.0))
+    cfg.model.neck.update(in_channels=128, hid_channels=128, out_channels=32)
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    multiview = next(step for step in pipeline if step["type"] == "MultiView")
+    crop = dict(multiview["transforms"][0][0])
+    crop.update(interpolation="nearest", alpha=0.5)
+    multiview["transforms"] = [[crop, dict(type="RandomFlip", prob=0.5)]]
+    cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=2)
+    cfg.param_scheduler = []
+    cfg.optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.0, momentum=0.9))
+    cfg.default_hooks.logger = dict(type="LoggerHook", interval=1)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1)
+    cfg.log_level = "WARNING"
+    hook_cfg = dict(type="ContrastiveCropHook", warmup_epochs=1, interval=1, threshold=0.1,
+                    localizer="components", max_boxes=4, batch_size=8, num_workers=0)
+    hook_cfg.update(hook)
+    cfg.custom_hooks = [hook_cfg]
+    cfg.randomness = dict(seed=0)
+    return cfg
+
+
+def ccrop_hook(runner: Any) -> Any:
+    return next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
+
+
+def sample_indices(data_samples: list[Any]) -> list[int]:
+    """``sample_idx`` of each packed sample (mmpretrain metainfo or mmselfsup algorithm key)."""
+    out = []
+    for sample in data_samples:
+        value = sample.sample_idx
+        value = getattr(value, "value", value)
+        out.append(int(torch.as_tensor(value).reshape(-1)[0]))
+    return out
+
+
+FORCED_BOXES = torch.tensor([[0.0, 0.0, 0.25, 0.25], [0.75, 0.75, 1.0, 1.0]])
+"""Two boxes (top-left and bottom-right corner) forced onto even samples after the refresh."""
+
+
+@HOOKS.register_module(force=True)
+class CropRecorderHook(Hook):
+    """Test instrument: records every training batch; after the refresh of epoch 1 it saves the
+    refreshed store and forces :data:`FORCED_BOXES` onto even samples (odd ones keep theirs).
+
+    Priority LOW: after ContrastiveCropHook (NORMAL), before CheckpointHook (VERY_LOW).
+    """
+
+    priority = "LOW"
+
+    def __init__(self, force: bool = True) -> None:
+        self.force = force
+        self.batches: list[dict[str, Any]] = []
+        self.refreshed_state: dict[str, Any] | None = None
+        self.state_before_train: dict[str, Any] | None = None
+        self.version_scalar: float | None = None
+
+    def before_train(self, runner: Any) -> None:
+        self.state_before_train = ccrop_hook(runner).store.state_dict()
+
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        views = [v.clone() for v in data_batch["inputs"]]
+        self.batches.append({"epoch": runner.epoch, "views": views,
+                             "indices": sample_indices(data_batch["data_samples"])})
+
+    def after_train_epoch(self, runner: Any) -> None:
+        if runner.epoch != 0:
+            return
+        store = ccrop_hook(runner).store
+        self.refreshed_state = store.state_dict()
+        self.version_scalar = runner.message_hub.get_scalar("train/ccrop_box_version").current()
+        if self.force:
+            from ccrop_plugins import BoxSets
+
+            even = torch.arange(0, len(store), 2)
+            boxes = torch.zeros(len(even), store.max_boxes, 4)
+            boxes[:, :2] = FORCED_BOXES
+            scores = torch.zeros(len(even), store.max_boxes)
+            scores[:, :2] = 1.0
+            counts = torch.full((len(even),), 2, dtype=torch.int64)
+            store.update(even, BoxSets(boxes, scores, counts, torch.zeros(len(even), dtype=torch.bool)),
+                         new_version=False)
+
+
+def crop_from_pixels(view: torch.Tensor) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` in source pixels of a nearest-resized crop of a coordinate image.
+
+    ``view`` is ``(3, h, w)`` uint8 in the loader's BGR order: channel 2 encodes rows, channel 1 columns.
+    """
+    rows = (view[2].long() - 4) // 8
+    cols = (view[1].long() - 4) // 8
+    top, left = int(rows.min()), int(cols.min())
+    return top, left, int(rows.max()) - top + 1, int(cols.max()) - left + 1
+
+
+def position_allowed(top: float, extent: float, box_low: float, box_high: float, tol: float = 1.0) -> bool:
+    """The paper's rule on one axis: ``top`` within ``clamp([lo*S - h/2, hi*S - h/2], 0, S - h)`` (+-tol)."""
+    limit = SIZE - extent
+    low = min(max(box_low * SIZE - extent / 2, 0.0), limit)
+    high = min(max(box_high * SIZE - extent / 2, 0.0), limit)
+    return low - tol <= top <= high + tol
+
+
+def crop_fits_box(view: torch.Tensor, box: torch.Tensor) -> bool:
+    """Whether the crop in ``view`` was placed by the paper's rule around normalised ``box``."""
+    top, left, height, width = crop_from_pixels(view)
+    x0, y0, x1, y1 = box.tolist()
+    return position_allowed(top, height, y0, y1) and position_allowed(left, width, x0, x1)
+
+
+def ddp_env(rank: int, world_size: int, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    return env

@@ -1,0 +1,77 @@
+"""Configuration errors name the key and the allowed values, and come before the first iteration."""
+
+from __future__ import annotations
+
+import pytest
+from mmengine.registry import DATASETS
+from mmengine.runner import Runner
+from mmpretrain.datasets import CustomDataset
+
+
+@DATASETS.register_module(force=True)
+class DatasetWithoutSampleIndex(CustomDataset):
+    """A custom dataset whose data infos lack ``sample_idx``."""
+
+    def get_data_info(self, idx):
+        info = super().get_data_info(idx)
+        info.pop("sample_idx", None)
+        return info
+
+
+def _runner(setup, folder, tmp_path, name, **hook):
+    cfg = setup.small_config("mmpretrain", folder, tmp_path, **hook)
+    cfg.experiment_name = name
+    return cfg
+
+
+def test_unknown_localizer_fails_when_the_runner_is_built(setup, coordinate_folder, tmp_path):
+    cfg = _runner(setup, coordinate_folder, tmp_path, "bad_localizer", localizer="blobs")
+    with pytest.raises(ValueError, match=r"unknown localizer 'blobs'; available: .*bbox.*components"):
+        Runner.from_cfg(cfg)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(sampler="betta"), r"unknown sampler 'betta'; available: beta, gaussian, uniform"),
+        (dict(alpha=0.0), r"alpha must be a number > 0"),
+        (dict(alpha=-1.0), r"alpha must be a number > 0"),
+    ],
+)
+def test_bad_crop_arguments_fail_before_training(setup, coordinate_folder, tmp_path, change, message):
+    cfg = _runner(setup, coordinate_folder, tmp_path, f"bad_crop_{len(message)}_{change}")
+    multiview = next(s for s in cfg.train_dataloader.dataset.pipeline if s["type"] == "MultiView")
+    multiview["transforms"][0][0].update(change)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=message):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran
+
+
+def test_hook_without_contrastive_crop_fails_before_training(setup, coordinate_folder, tmp_path):
+    cfg = _runner(setup, coordinate_folder, tmp_path, "no_crop")
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    multiview = next(s for s in pipeline if s["type"] == "MultiView")
+    multiview["transforms"][0][0] = dict(type="RandomResizedCrop", scale=32)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"found no ContrastiveCrop in train_dataloader.dataset.pipeline"):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran
+
+
+def test_missing_pair_step_for_box_sets_fails_before_training(setup, coordinate_folder, tmp_path):
+    cfg = _runner(setup, coordinate_folder, tmp_path, "no_chooser")
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    cfg.train_dataloader.dataset.pipeline = [s for s in pipeline if s["type"] != "ChooseContrastiveBox"]
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"put dict\(type='ChooseContrastiveBox'\) before MultiView"):
+        runner.train()
+
+
+def test_dataset_without_sample_idx_fails_before_training(setup, coordinate_folder, tmp_path):
+    cfg = _runner(setup, coordinate_folder, tmp_path, "no_sample_idx")
+    cfg.train_dataloader.dataset.type = "DatasetWithoutSampleIndex"
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"has no 'sample_idx'"):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran

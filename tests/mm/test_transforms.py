@@ -1,0 +1,86 @@
+"""The pipeline steps on their own: scope-dependent arguments, warm-up = RandomResizedCrop, boxes, pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from mmengine.registry import TRANSFORMS, DefaultScope
+from scipy import stats
+
+from ccrop_mm import ChooseContrastiveBox, PretrainContrastiveCrop, SelfSupContrastiveCrop
+from ccrop_plugins import BoxSets, BoxStore
+
+
+def _image():
+    rows = np.arange(32)[:, None].repeat(32, 1) * 8 + 4
+    cols = np.arange(32)[None, :].repeat(32, 0) * 8 + 4
+    return np.stack([np.full((32, 32), 128), cols, rows], -1).astype(np.uint8)
+
+
+def _decode(img):
+    rows, cols = (img[..., 2].astype(int) - 4) // 8, (img[..., 1].astype(int) - 4) // 8
+    return rows.min(), cols.min(), rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def _scope(name):
+    return DefaultScope.get_instance(f"test_scope_{name}_{np.random.randint(1 << 30)}", scope_name=name)
+
+
+def test_contrastive_crop_takes_the_arguments_of_the_scope():
+    _scope("mmselfsup")
+    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", size=24, scale=(0.2, 1.0), ratio=(0.5, 2.0)))
+    assert isinstance(crop, SelfSupContrastiveCrop) and crop.size == (24, 24) and crop.crop.ratio == (0.5, 2.0)
+    with pytest.raises(TypeError, match=r"default scope 'mmselfsup'.*size, scale, ratio"):
+        TRANSFORMS.build(dict(type="ContrastiveCrop", scale=24, crop_ratio_range=(0.2, 1.0)))
+    _scope("mmpretrain")
+    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=(24, 16), crop_ratio_range=(0.2, 1.0)))
+    assert isinstance(crop, PretrainContrastiveCrop) and crop.size == (24, 16)
+    out = crop({"img": _image(), "sample_idx": 0})
+    assert out["img"].shape == (24, 16, 3) and out["img_shape"] == (24, 16, 3)
+
+
+def test_warm_up_crops_follow_the_frameworks_random_resized_crop():
+    _scope("mmpretrain")
+    ours = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.2, 1.0), interpolation="nearest"))
+    theirs = TRANSFORMS.build(dict(type="RandomResizedCrop", scale=32, crop_ratio_range=(0.2, 1.0), interpolation="nearest"))
+    torch.manual_seed(0)
+    np.random.seed(0)
+    a = np.array([_decode(ours({"img": _image(), "sample_idx": 0})["img"]) for _ in range(600)])
+    b = np.array([_decode(theirs({"img": _image()})["img"]) for _ in range(600)])
+    for column, name in enumerate(("top", "left", "height", "width")):
+        assert stats.ks_2samp(a[:, column], b[:, column]).pvalue > 1e-3, name
+
+
+def test_chosen_box_is_shared_by_every_view_and_crops_stay_on_it():
+    _scope("mmpretrain")
+    store = BoxStore(2, max_boxes=2)
+    boxes = torch.tensor([[[0.0, 0.0, 0.25, 0.25], [0.75, 0.75, 1.0, 1.0]]] * 2)
+    store.update([0, 1], BoxSets(boxes, torch.ones(2, 2), torch.tensor([2, 2]), torch.zeros(2, dtype=torch.bool)))
+    chooser = ChooseContrastiveBox()
+    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.05, 0.1),
+                                 interpolation="nearest", alpha=0.5))
+    chooser.attach_store(store)
+    crop.attach_store(store)
+    torch.manual_seed(1)
+    corners = []
+    for _ in range(40):
+        results = chooser({"img": _image(), "sample_idx": 1})
+        chosen = results["ccrop_box"]
+        centres = []
+        for _ in range(2):  # two views from copies of the same results, as MultiView does
+            top, left, h, w = _decode(crop(dict(results))["img"])
+            centres.append((top + h / 2, left + w / 2))
+        near_origin = chosen[0] == 0.0
+        for cy, cx in centres:  # centre on the chosen box (crops of <= 12 px: clamping cannot move it off)
+            assert (cy <= 8 + 1 and cx <= 8 + 1) if near_origin else (cy >= 24 - 1 and cx >= 24 - 1)
+        corners.append(bool(near_origin))
+    assert 0 < sum(corners) < 40  # both boxes get chosen
+
+
+def test_missing_sample_idx_is_named():
+    _scope("mmpretrain")
+    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32))
+    crop.attach_store(BoxStore(1))
+    with pytest.raises(ValueError, match=r"needs results\['sample_idx'\]"):
+        crop({"img": _image()})
