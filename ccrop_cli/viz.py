@@ -1,0 +1,124 @@
+"""``ccrop viz``: draw the box sets and sampled view pairs of a user's image folder to PNG files.
+
+::
+
+    ccrop viz path/to/images --boxes boxes.json --out viz/            # from exported boxes
+    ccrop viz path/to/images --checkpoint last.ckpt --out viz/        # from a training checkpoint
+
+Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.image_folder.list_image_files`
+(torchvision ``ImageFolder`` / ``LightlyDataset`` order). A JSON file keyed by file name
+(``ccrop_cli.box_json``) is matched by name; a checkpoint (or a JSON keyed by index) must
+hold one box set per image of the folder. When the folder holds an ``annotations.json``
+(as ``ccrop_plugins.scenes.write_image_folder`` writes), ground-truth boxes are drawn too.
+
+Writes ``box_sets.png`` (the first ``--images`` images with their boxes) and
+``pairs_<n>.png`` for the first ``--pair-images`` images: ``--pairs`` view pairs of
+RandomResizedCrop and of ``--strategy`` with the stored boxes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ccrop_plugins import BoxStore
+from ccrop_plugins.scenes import ANNOTATIONS_FILE, load_annotations
+
+from .box_json import import_boxes, load_store_from_checkpoint
+from .image_folder import list_image_files
+from .pair_quality import sample_view_pairs
+from .pictures import draw_box_sets, draw_view_pairs
+from .strategies import STRATEGIES, get_strategy
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image_folder", type=Path, help="root/<class>/<image> or root/<image>")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--boxes", type=Path, help="a box JSON file written by export_boxes")
+    source.add_argument(
+        "--checkpoint", type=Path,
+        help="a checkpoint holding a BoxStore.state_dict() (read with torch.load(weights_only=False): trusted files only)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output folder for the PNG files")
+    parser.add_argument("--pairs", type=int, default=3, help="view pairs drawn per strategy and image (default 3)")
+    parser.add_argument(
+        "--strategy", default="multi", choices=[name for name in STRATEGIES if name != "rrc"],
+        help="the ContrastiveCrop strategy drawn beside RandomResizedCrop (default multi)",
+    )
+    parser.add_argument("--images", type=int, default=16, help="images in box_sets.png (default 16)")
+    parser.add_argument("--pair-images", type=int, default=4, help="images that get a pairs_<n>.png (default 4)")
+    parser.add_argument("--display-size", type=int, default=128, help="side the images are resized to for drawing")
+    parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: Path | None) -> BoxStore:
+    """The box store for ``files`` (dataset order) from a JSON file or a checkpoint."""
+    if boxes is not None:
+        store = import_boxes(boxes, keys=files)
+    else:
+        store = load_store_from_checkpoint(checkpoint)
+    if len(store) != len(files):
+        raise ValueError(
+            f"the box store holds {len(store)} samples but {folder} has {len(files)} images; "
+            "was it saved for another dataset (or another file order)?"
+        )
+    return store
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("pairs", "images", "pair_images", "display_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+    strategy = get_strategy(args.strategy)
+    files = list_image_files(args.image_folder)
+    store = load_store(args.image_folder, files, args.boxes, args.checkpoint)
+    annotations = (
+        load_annotations(args.image_folder) if (args.image_folder / ANNOTATIONS_FILE).is_file() else None
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    shown = files[: args.images]
+    images = np.stack([_display_image(args.image_folder / name, args.display_size) for name in shown])
+    predicted = [_boxes_of(store, index) for index in range(len(shown))]
+    truth = None if annotations is None else [annotations.get(name, np.zeros((0, 4))) for name in shown]
+    written = [draw_box_sets(images, predicted, truth, args.out / "box_sets.png", titles=shown)]
+
+    generator = torch.Generator().manual_seed(args.seed)
+    for index, name in enumerate(files[: args.pair_images]):
+        with Image.open(args.image_folder / name) as opened:
+            size = (opened.height, opened.width)
+        box_set = store.get(index)
+        pairs = {}
+        for row_strategy in (get_strategy("rrc"), strategy):
+            views_a, views_b, _ = sample_view_pairs(row_strategy, size, [box_set], args.pairs, generator, args.alpha)
+            pairs[row_strategy.label] = list(zip(views_a.tolist(), views_b.tolist()))
+        written.append(
+            draw_view_pairs(
+                _display_image(args.image_folder / name, args.display_size),
+                pairs,
+                args.out / f"pairs_{index}.png",
+                ground_truth=None if annotations is None else annotations.get(name),
+            )
+        )
+    print(f"ccrop viz: {len(files)} images, box store version {store.version}; wrote:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def _display_image(path: Path, size: int) -> np.ndarray:
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+        # Small images (generated scenes) keep their pixels; photos are shrunk smoothly.
+        resample = Image.NEAREST if max(rgb.size) <= size else Image.BILINEAR
+        return np.asarray(rgb.resize((size, size), resample))
+
+
+def _boxes_of(store: BoxStore, index: int) -> np.ndarray:
+    box_set = store.get(index)
+    return np.zeros((0, 4)) if box_set is None else box_set[0].numpy()
