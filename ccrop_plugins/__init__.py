@@ -12,6 +12,7 @@ from .box_sets import BoxSets, validate_boxes
 from .box_store import BoxStore
 from .crop import ContrastiveCrop, CropParams, choose_box, image_size_of
 from .heatmaps import heatmaps_from_features
+from .hookspecs import hookimpl
 from .plugins import ENTRY_POINT_GROUP, get_heatmap, get_localizer, get_sampler, list_plugins
 from .refresh import RefreshStats, refresh_boxes
 
@@ -29,6 +30,7 @@ __all__ = [
     "get_localizer",
     "get_sampler",
     "heatmaps_from_features",
+    "hookimpl",
     "image_size_of",
     "list_plugins",
     "refresh_boxes",

@@ -125,6 +125,8 @@ class BoxStore:
         filled = (counts > 0).nonzero()[:, 0]
         self.counts.zero_()
         if len(filled):
+            # Validate before building BoxSets, so that an error names the dataset index.
+            validate_box_sets(torch.as_tensor(state["boxes"])[filled, :keep].float(), counts[filled], samples=filled)
             saved = BoxSets(
                 boxes=torch.as_tensor(state["boxes"])[filled, :keep].float(),
                 scores=torch.as_tensor(state["scores"])[filled, :keep].float(),

@@ -54,7 +54,11 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
         raise ValueError("cannot choose a box from an empty set")
     if count == 1:
         return 0
-    u = float(torch.rand(1, generator=generator, dtype=torch.float64))
+    return _pick_index(float(torch.rand(1, generator=generator, dtype=torch.float64)), scores, count)
+
+
+def _pick_index(u: float, scores: Tensor | Sequence[float] | None, count: int) -> int:
+    """Turn one uniform draw ``u`` in ``[0, 1)`` into a box index, weighted by ``scores``."""
     if scores is not None:
         weights = [max(s, 0.0) for s in (scores.tolist() if isinstance(scores, Tensor) else list(scores))[:count]]
         total = sum(weights)
@@ -66,6 +70,11 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
                     return index
             return count - 1
     return min(int(u * count), count - 1)
+
+
+# One call to the random generator per view with a box set: torch's per-call overhead
+# (about 10 us) dominates the crop's cost otherwise. 1 draw for the box, 2 per size try.
+_BOX_PATH_DRAWS = 1 + 2 * 10
 
 
 class ContrastiveCrop:
@@ -167,29 +176,48 @@ class ContrastiveCrop:
                 top, left = (height - h) // 2, (width - w) // 2
             return {"top": top, "left": left, "height": h, "width": w, "box_index": -1}
 
+        box_list = boxes.tolist()
+        count = len(box_list)
+        if count == 0:
+            raise ValueError("cannot choose a box from an empty set")
+        uniforms = torch.rand(_BOX_PATH_DRAWS, generator=generator, dtype=torch.float64).tolist()
         if box_index is None:
-            box_index = choose_box(boxes, scores, generator)
-        elif not 0 <= box_index < len(boxes):
-            raise ValueError(f"box_index {box_index} is outside the box set of {len(boxes)} boxes")
-        x0, y0, x1, y1 = _checked_box(boxes, box_index)
+            box_index = 0 if count == 1 else _pick_index(uniforms[0], scores, count)
+        elif not 0 <= box_index < count:
+            raise ValueError(f"box_index {box_index} is outside the box set of {count} boxes")
+        x0, y0, x1, y1 = _checked_box(box_list, box_index)
         box_h, box_w = (y1 - y0) * height, (x1 - x0) * width
         if self.scale_reference == "box":
             ref_h, ref_w = max(box_h, 1.0), max(box_w, 1.0)
         else:
             ref_h, ref_w = height, width
-        h, w, _ = self._draw_size(ref_h * ref_w, height, width, ref_h, ref_w, generator)
+        h, w = self._size_from_uniforms(uniforms[1:], ref_h * ref_w, height, width, ref_h, ref_w)
 
         # The paper's range: the crop's centre anywhere on the box, the crop inside the image.
-        low = np.array([y0 * height - h / 2, x0 * width - w / 2])
-        high = np.array([y1 * height - h / 2, x1 * width - w / 2])
-        limit = np.array([height - h, width - w], dtype=np.float64)
-        centre = (low + high) / 2
-        low, high = np.clip(low, 0, limit), np.clip(high, 0, limit)
+        low_top, high_top = y0 * height - h / 2, y1 * height - h / 2
+        low_left, high_left = x0 * width - w / 2, x1 * width - w / 2
+        centre = np.array([(low_top + high_top) / 2, (low_left + high_left) / 2])
+        low = np.array([min(max(low_top, 0.0), height - h), min(max(low_left, 0.0), width - w)], dtype=np.float64)
+        high = np.array([min(max(high_top, 0.0), height - h), min(max(high_left, 0.0), width - w)], dtype=np.float64)
         extent = np.array([box_h, box_w])
-        top, left = self.sampler(low, high, centre, extent, generator).round().tolist()
-        top = min(max(int(top), 0), height - h)
-        left = min(max(int(left), 0), width - w)
+        top, left = (float(v) for v in self.sampler(low, high, centre, extent, generator))
+        top = min(max(int(round(top)), 0), height - h)
+        left = min(max(int(round(left)), 0), width - w)
         return {"top": top, "left": left, "height": h, "width": w, "box_index": int(box_index)}
+
+    def _size_from_uniforms(
+        self, uniforms: Sequence[float], area: float, height: int, width: int, ref_h: float, ref_w: float
+    ) -> tuple[int, int]:
+        """RandomResizedCrop's size rule (10 tries, then the fallback) from 20 uniform draws."""
+        (scale_low, scale_high), (log_low, log_high) = self.scale, self._log_ratio
+        for attempt in range(10):
+            target_area = area * (scale_low + (scale_high - scale_low) * uniforms[2 * attempt])
+            aspect = math.exp(log_low + (log_high - log_low) * uniforms[2 * attempt + 1])
+            w = int(round(math.sqrt(target_area * aspect)))
+            h = int(round(math.sqrt(target_area / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                return h, w
+        return self._fallback_size(height, width, ref_h, ref_w)
 
     def _draw_size(
         self, area: float, height: int, width: int, ref_h: float, ref_w: float, generator: torch.Generator | None
@@ -207,7 +235,11 @@ class ContrastiveCrop:
             h = int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
                 return h, w, True
-        # Fallback: the whole reference region, cut to the nearest allowed aspect ratio.
+        h, w = self._fallback_size(height, width, ref_h, ref_w)
+        return h, w, False
+
+    def _fallback_size(self, height: int, width: int, ref_h: float, ref_w: float) -> tuple[int, int]:
+        """The whole reference region, cut to the nearest allowed aspect ratio, inside the image."""
         in_ratio = ref_w / ref_h
         if in_ratio < self.ratio[0]:
             w, h = ref_w, ref_w / self.ratio[0]
@@ -215,7 +247,7 @@ class ContrastiveCrop:
             h, w = ref_h, ref_h * self.ratio[1]
         else:
             h, w = ref_h, ref_w
-        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width), False
+        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width)
 
     # -- applying ---------------------------------------------------------------------------
     def __call__(
@@ -256,8 +288,8 @@ class ContrastiveCrop:
         )
 
 
-def _checked_box(boxes: Tensor, index: int) -> tuple[float, float, float, float]:
-    x0, y0, x1, y1 = boxes[index].tolist()
+def _checked_box(boxes: list[list[float]], index: int) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = boxes[index]
     if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
         raise ValueError(
             f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "

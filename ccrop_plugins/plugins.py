@@ -78,7 +78,8 @@ def registry(kind: str) -> dict[str, PluginEntry]:
     providers = _providers()
     entries: dict[str, PluginEntry] = {}
     caller = getattr(plugin_manager.hook, KINDS[kind])
-    for impl in reversed(caller.get_hookimpls()):  # registration order, built-ins first
+    # pluggy lists trylast impls (the built-ins) first, then the others in registration order.
+    for impl in caller.get_hookimpls():
         provider = providers.get(impl.plugin_name, impl.plugin_name)
 
         def register(name: str, factory: Callable[..., Any], provider: str = provider) -> None:

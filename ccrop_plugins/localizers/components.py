@@ -11,7 +11,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from .threshold import check_heatmaps, check_threshold
+from .threshold import check_heatmaps, check_threshold, zero_non_finite
 
 # 8-connectivity inside each image and none across the batch axis, so one ``label`` call
 # labels a whole batch ``(N, H, W)`` without a Python loop over images.
@@ -65,8 +65,10 @@ class ComponentsLocalizer:
         cell = 1
         if self.label_resolution is not None:
             cell = math.ceil(max(full_height, full_width) / self.label_resolution)
-        if cell > 1:
-            heatmaps = F.max_pool2d(heatmaps[:, None], cell, cell, ceil_mode=True)[:, 0]
+        heat_cells = _max_pool(heatmaps, cell)
+        if not bool(torch.isfinite(heat_cells.amax(dim=(1, 2))).all()):  # NaN and +inf survive the max
+            heat_cells = _max_pool(zero_non_finite(heatmaps), cell)
+        heatmaps = heat_cells
         heat = heatmaps.cpu().numpy()
         n, height, width = heat.shape
         labels, num = ndimage.label(heat > self.threshold, structure=_IN_PLANE_8)
@@ -109,3 +111,15 @@ class ComponentsLocalizer:
             f"ComponentsLocalizer(threshold={self.threshold}, max_boxes={self.max_boxes}, "
             f"min_area={self.min_area}, label_resolution={self.label_resolution})"
         )
+
+
+def _max_pool(heatmaps: Tensor, cell: int) -> Tensor:
+    """Max over ``cell x cell`` blocks of ``(N, H, W)``; partial blocks at the far edges count."""
+    if cell == 1:
+        return heatmaps
+    n, height, width = heatmaps.shape
+    if height % cell or width % cell:
+        return F.max_pool2d(heatmaps[:, None], cell, cell, ceil_mode=True)[:, 0]
+    # Rows first, then columns: two reductions over short axes, 2-3x faster than max_pool2d.
+    rows = heatmaps.reshape(n, height // cell, cell, width).amax(dim=2)
+    return rows.reshape(n, height // cell, width // cell, cell).amax(dim=3)

@@ -1,0 +1,71 @@
+"""One rank of a refresh_boxes run (importable, so torch.multiprocessing.spawn can start it).
+
+test_refresh.py puts this folder on ``sys.path``; spawned processes inherit that path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ccrop_plugins import BoxStore, refresh_boxes
+
+NUM_IMAGES = 11  # odd: a 2-rank DistributedSampler pads one rank with a duplicate
+
+
+class IndexedImages(Dataset):
+    """Seeded 32 px images, each with one or two bright squares; items are ``(image, index)``."""
+
+    def __init__(self, count: int = NUM_IMAGES, seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.images = torch.rand(count, 3, 32, 32, generator=generator) * 0.2
+        for i in range(count):
+            for _ in range(1 + i % 2):
+                top, left = torch.randint(0, 24, (2,), generator=generator).tolist()
+                self.images[i, :, top : top + 8, left : left + 8] += 1.0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], index
+
+
+def tiny_backbone() -> nn.Module:
+    """A seeded conv net with positive weights (features follow brightness): 32 px images -> 8x8 maps."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8))
+    with torch.no_grad():
+        model[1].weight.abs_()
+    return model
+
+
+def refresh(rank: int, world_size: int, out_dir: str) -> None:
+    """Refresh a store over this rank's shard and save what the rank ended with."""
+    torch.set_num_threads(1)
+    dataset = IndexedImages()
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+    loader = DataLoader(dataset, batch_size=4, sampler=sampler)
+    store = BoxStore(len(dataset), max_boxes=3)
+    stats = refresh_boxes(tiny_backbone(), loader, store, localizer="components", progress=False)
+    torch.save(
+        {"state": store.state_dict(), "stats": stats.as_dict(), "shard": list(sampler)},
+        Path(out_dir) / f"rank{rank}_of_{world_size}.pt",
+    )
+
+
+def run_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    """Entry point of ``torch.multiprocessing.spawn``: join a gloo group on 127.0.0.1, then refresh."""
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        refresh(rank, world_size, out_dir)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,150 @@
+"""BoxStore: shared-memory box sets that persistent DataLoader workers see updated, checkpoints, errors."""
+
+import io
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from ccrop_plugins import BoxSets, BoxStore
+
+sys.path.insert(0, str(Path(__file__).parent))  # store_dataset must be importable by spawned workers
+from store_dataset import StoreReadingDataset  # noqa: E402
+
+
+def _sets(n, k=2, seed=0):
+    """``n`` random valid box sets with 1..k boxes each, scores best first."""
+    generator = torch.Generator().manual_seed(seed)
+    corners = torch.rand(n, k, 2, 2, generator=generator).sort(dim=2).values  # (x, y) low/high
+    boxes = torch.stack([corners[..., 0, 0], corners[..., 0, 1], corners[..., 1, 0] + 1e-3, corners[..., 1, 1] + 1e-3], dim=-1)
+    boxes = boxes.clamp(0, 1)
+    scores = torch.rand(n, k, generator=generator).sort(dim=1, descending=True).values
+    counts = torch.randint(1, k + 1, (n,), generator=generator)
+    return BoxSets(boxes, scores, counts, torch.zeros(n, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_persistent_workers_see_an_update_made_between_epochs(context):
+    store = BoxStore(8, max_boxes=2)
+    loader = DataLoader(
+        StoreReadingDataset(store),
+        batch_size=4,
+        num_workers=2,
+        persistent_workers=True,
+        multiprocessing_context=context,
+    )
+    first = list(loader)
+    assert all(int(b["version"].max()) == 0 and int(b["count"].max()) == 0 for b in first)
+    assert all(bool(b["shared"].all()) for b in first)
+    worker_pids = {int(p) for b in first for p in b["pid"]}
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+
+    sets = _sets(8)
+    store.update(torch.arange(8), sets)  # in the main process, workers still running
+    second = list(loader)
+    assert {int(p) for b in second for p in b["pid"]} == worker_pids  # the same (persistent) workers
+    for batch in second:
+        assert batch["version"].tolist() == [1] * 4
+        for index, count, boxes in zip(batch["index"], batch["count"], batch["boxes"]):
+            assert int(count) == int(sets.counts[index])
+            torch.testing.assert_close(boxes[:count], sets[int(index)][0])
+
+
+def test_memory_is_at_most_128_bytes_per_sample_and_shared():
+    store = BoxStore(1000, max_boxes=4)
+    tensors = [store.boxes, store.scores, store.counts]
+    per_sample = sum(t.element_size() * t.nelement() for t in tensors) / 1000
+    assert per_sample <= 128, per_sample
+    assert all(t.is_shared() for t in tensors)
+
+
+def test_update_get_padding_and_versions():
+    store = BoxStore(5, max_boxes=2)
+    assert store.version == 0 and store.get(3) is None and len(store) == 5
+    three = BoxSets.from_lists(
+        [torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.1, 0.1, 0.2, 0.2]]), torch.tensor([[0.2, 0.2, 0.4, 0.4]])],
+        scores=[torch.tensor([3.0, 2.0, 1.0]), torch.tensor([0.5])],
+    )
+    store.update([3, 1], three)
+    assert store.version == 1
+    boxes, scores = store.get(3)
+    assert boxes.tolist() == [[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]] and scores.tolist() == [3.0, 2.0]
+    boxes, scores = store.get(1)
+    torch.testing.assert_close(boxes, torch.tensor([[0.2, 0.2, 0.4, 0.4]]))
+    # padding repeats the first box with score 0, so a concurrent reader always sees valid boxes
+    torch.testing.assert_close(store.boxes[1, 1], store.boxes[1, 0])
+    assert float(store.scores[1, 1]) == 0.0
+    boxes.zero_()  # get returns copies
+    assert store.get(1)[0].sum() > 0
+    store.update([0], BoxSets.from_lists([torch.zeros(0, 4)]), new_version=False)
+    assert store.version == 1 and store.get(0)[0].tolist() == [[0.0, 0.0, 1.0, 1.0]]
+    summary = store.summary()
+    assert summary["filled_fraction"] == pytest.approx(3 / 5)
+    assert summary["mean_boxes"] == pytest.approx(4 / 3)
+    assert summary["mean_box_area"] == pytest.approx((0.25 + 0.25 + 0.04 + 1.0) / 4)
+
+
+def test_state_dict_round_trip_through_torch_save():
+    store = BoxStore(6, max_boxes=3)
+    store.update(torch.tensor([0, 2, 5]), _sets(3, k=3))
+    store.update(torch.tensor([1]), _sets(1, k=3, seed=1))
+    buffer = io.BytesIO()
+    torch.save(store.state_dict(), buffer)
+    buffer.seek(0)
+    restored = BoxStore(6, max_boxes=3)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert restored.version == 2
+    for index in range(6):
+        got, expected = restored.get(index), store.get(index)
+        if expected is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, expected)
+    assert restored.boxes.is_shared()  # restored in place, still shared with workers
+    smaller = BoxStore(6, max_boxes=1)
+    smaller.load_state_dict(store.state_dict())
+    assert smaller.get(0)[0].shape == (1, 4)
+    torch.testing.assert_close(smaller.get(0)[0], store.get(0)[0][:1])
+
+
+def test_state_dict_errors():
+    store = BoxStore(4)
+    state = store.state_dict()
+    with pytest.raises(KeyError, match=r"lacks \['boxes', 'version'\]"):
+        store.load_state_dict({k: v for k, v in state.items() if k not in ("boxes", "version")})
+    with pytest.raises(ValueError, match="holds 5 samples but this store has 4"):
+        store.load_state_dict(BoxStore(5).state_dict())
+    bad = BoxStore(4).state_dict()
+    bad["counts"][2] = 1
+    bad["boxes"][2, 0] = torch.tensor([0.5, 0.5, 0.4, 0.9])
+    with pytest.raises(ValueError, match="box 0 of sample 2 is inverted"):
+        store.load_state_dict(bad)
+
+
+def test_index_and_argument_errors():
+    store = BoxStore(4, max_boxes=2)
+    for index in (4, -1):
+        with pytest.raises(IndexError, match=f"sample index {index} is outside the box store of 4 samples"):
+            store.get(index)
+    with pytest.raises(IndexError, match="sample index 9 is outside"):
+        store.update([0, 9], _sets(2))
+    with pytest.raises(ValueError, match="got 3 indices for 2 box sets"):
+        store.update([0, 1, 2], _sets(2))
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        BoxStore(0)
+    with pytest.raises(ValueError, match=r"max_boxes must lie in \[1, 127\]; got 0"):
+        BoxStore(3, max_boxes=0)
+    assert store.version == 0  # failed updates change nothing
+
+
+def test_pickling_keeps_content_and_version():
+    store = BoxStore(3, max_boxes=2)
+    store.update([2], _sets(1))
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.version == 1 and repr(copy) == "BoxStore(num_samples=3, max_boxes=2, version=1)"
+    torch.testing.assert_close(copy.get(2), store.get(2))
+    assert copy.get(0) is None

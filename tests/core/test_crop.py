@@ -1,0 +1,268 @@
+"""ContrastiveCrop: RandomResizedCrop's sizes, the paper's centre range, Beta offsets, replay, image kinds."""
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from scipy import stats
+from torchvision.transforms import InterpolationMode, RandomResizedCrop
+
+from ccrop_plugins import ContrastiveCrop, choose_box, image_size_of
+
+BIG = (10_000, 10_000)  # a large image: one pixel of rounding is negligible next to the range
+
+
+def _generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _rounded_beta_pit(tops, low, span, alpha, seed=0):
+    """Randomised probability integral transform of integer tops drawn as round(low + span * Beta).
+
+    ``P(top <= t) = F((t + 0.5 - low) / span)``; drawing ``U`` uniformly between the CDF just
+    below and at each observed ``t`` gives exactly Uniform(0, 1) values when the model is right,
+    even where a U-shaped Beta piles many draws onto the first and last pixel.
+    """
+    cdf = stats.beta(alpha, alpha).cdf
+    tops = np.asarray(tops, dtype=np.float64)
+    upper = cdf(np.clip((tops + 0.5 - low) / span, 0, 1))
+    lower = cdf(np.clip((tops - 0.5 - low) / span, 0, 1))
+    jitter = np.random.default_rng(seed).random(len(tops))
+    return lower + jitter * (upper - lower)
+
+
+# ----------------------------------------------------------------------------- positions with boxes
+@pytest.mark.parametrize("alpha, wrong_alphas", [(0.1, (0.2, 0.05)), (0.6, (1.0, 0.3))])
+def test_crop_centres_follow_beta_inside_the_allowed_range(alpha, wrong_alphas):
+    crop = ContrastiveCrop(224, scale=(0.04, 0.04), ratio=(1, 1), alpha=alpha)
+    boxes = torch.tensor([[0.3, 0.2, 0.8, 0.9]])
+    x0, y0, x1, y1 = boxes[0].tolist()  # float32 values, as make_params sees them
+    generator = _generator(1)
+    params = [crop.make_params(BIG, boxes, generator) for _ in range(3000)]
+    side = params[0]["height"]
+    assert side == 2000 and all(p["height"] == p["width"] == side for p in params)
+    # The paper's range: the crop's centre on the box, i.e. top-left in [edge * H - h / 2].
+    for key, (edge0, edge1), size in (("top", (y0, y1), BIG[0]), ("left", (x0, x1), BIG[1])):
+        low, high = edge0 * size - side / 2, edge1 * size - side / 2
+        values = np.array([p[key] for p in params])
+        assert values.min() >= round(low) and values.max() <= round(high)
+        centres = values + side / 2
+        assert (centres >= edge0 * size - 0.5).all() and (centres <= edge1 * size + 0.5).all()
+        pit = _rounded_beta_pit(values, low, high - low, alpha)
+        assert stats.kstest(pit, "uniform").pvalue > 0.01
+        for wrong in wrong_alphas:  # power: the same test rejects a wrong alpha
+            assert stats.kstest(_rounded_beta_pit(values, low, high - low, wrong), "uniform").pvalue < 1e-4
+        if alpha == 0.6:  # here rounding is negligible: the plain KS test on offsets agrees
+            offsets = (values - low) / (high - low)
+            assert stats.kstest(offsets, stats.beta(alpha, alpha).cdf).pvalue > 0.01
+
+
+def test_allowed_range_is_clamped_to_the_image():
+    crop = ContrastiveCrop(32, scale=(0.25, 0.25), ratio=(1, 1), alpha=0.1)
+    boxes = torch.tensor([[0.0, 0.0, 0.2, 0.3], [0.9, 0.85, 1.0, 1.0]])
+    generator = _generator(2)
+    for index, corner in ((0, 0), (1, 50)):
+        params = [crop.make_params((100, 100), boxes, generator, box_index=index) for _ in range(300)]
+        assert all(p["height"] == p["width"] == 50 and p["box_index"] == index for p in params)
+        tops = {p["top"] for p in params}
+        lefts = {p["left"] for p in params}
+        assert min(tops | lefts) >= 0 and max(tops | lefts) <= 50
+        assert corner in tops and corner in lefts  # the clamped end is reached (U-shaped Beta)
+    # box 0: centre range top 0 - 25 .. 30 - 25 -> [0, 5]; left 0 - 25 .. 20 - 25 -> [0, 0]
+    params = [crop.make_params((100, 100), boxes, generator, box_index=0) for _ in range(200)]
+    assert {p["left"] for p in params} == {0} and {p["top"] for p in params} <= set(range(6))
+
+
+def test_gaussian_sampler_through_make_params_stays_in_range_and_centred():
+    crop = ContrastiveCrop(224, scale=(0.04, 0.04), ratio=(1, 1), sampler="gaussian", sigma=0.1)
+    boxes = torch.tensor([[0.3, 0.2, 0.8, 0.9]])
+    params = [crop.make_params(BIG, boxes, _generator(s)) for s in range(1000)]
+    tops = np.array([p["top"] for p in params]) + 1000  # centres
+    lefts = np.array([p["left"] for p in params]) + 1000
+    assert tops.min() >= 2000 and tops.max() <= 9000 and lefts.min() >= 3000 and lefts.max() <= 8000
+    assert abs(tops.mean() - 5500) < 3 * 700 / np.sqrt(1000)
+    assert abs(lefts.mean() - 5500) < 3 * 500 / np.sqrt(1000)
+    assert stats.kstest(tops, stats.norm(5500, 700).cdf).pvalue > 0.01
+
+
+def test_scale_reference_box_draws_areas_relative_to_the_box():
+    boxes = torch.tensor([[0.1, 0.1, 0.3, 0.5]])  # 200 x 400 px on 1000 x 1000
+    fixed = ContrastiveCrop(32, scale=(0.25, 0.25), ratio=(1, 1), scale_reference="box")
+    params = fixed.make_params((1000, 1000), boxes, _generator())
+    assert params["height"] == params["width"] == round((0.25 * 200 * 400) ** 0.5)
+    ranged = ContrastiveCrop(32, scale=(0.2, 1.0), scale_reference="box")
+    image_ranged = ContrastiveCrop(32, scale=(0.2, 1.0))
+    generator = _generator(3)
+    box_areas = np.array([(p["height"] * p["width"]) for p in (ranged.make_params((1000, 1000), boxes, generator) for _ in range(500))])
+    fractions = box_areas / (200 * 400)
+    assert fractions.min() >= 0.19 and fractions.max() <= 1.02
+    assert stats.kstest(fractions.clip(0.2, 1.0), stats.uniform(0.2, 0.8).cdf).pvalue > 0.001
+    image_areas = np.array([(p["height"] * p["width"]) for p in (image_ranged.make_params((1000, 1000), boxes, generator) for _ in range(500))])
+    assert image_areas.min() >= 0.19 * 1000 * 1000  # relative to the image: much larger crops
+    # a box smaller than a pixel still gives a valid crop
+    tiny = ranged.make_params((50, 50), torch.tensor([[0.5, 0.5, 0.505, 0.505]]), generator)
+    assert tiny["height"] >= 1 and tiny["width"] >= 1
+
+
+# ----------------------------------------------------------------------------- choosing a box
+def test_choose_box_frequencies_follow_scores():
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.2, 0.2, 0.4, 0.4]])
+    scores = torch.tensor([5.0, 3.0, 2.0])
+    generator = _generator(4)
+    n = 4000
+    picks = np.bincount([choose_box(boxes, scores, generator) for _ in range(n)], minlength=3)
+    assert stats.chisquare(picks, n * np.array([0.5, 0.3, 0.2])).pvalue > 0.01
+    assert stats.chisquare(picks, n * np.array([0.4, 0.35, 0.25])).pvalue < 1e-4  # power
+    # make_params draws its box the same way
+    crop = ContrastiveCrop(16)
+    made = np.bincount([crop.make_params((64, 64), boxes, generator, scores=scores)["box_index"] for _ in range(n)], minlength=3)
+    assert stats.chisquare(made, n * np.array([0.5, 0.3, 0.2])).pvalue > 0.01
+    # no scores, zero or non-finite scores: uniform
+    for weights in (None, torch.zeros(3), torch.tensor([1.0, float("nan"), 1.0])):
+        uniform = np.bincount([choose_box(boxes, weights, generator) for _ in range(1500)], minlength=3)
+        assert stats.chisquare(uniform).pvalue > 0.01
+    assert choose_box(boxes[:1], None, generator) == 0
+    with pytest.raises(ValueError, match="empty set"):
+        choose_box(torch.zeros(0, 4))
+
+
+def test_box_index_is_used_for_pair_consistent_views():
+    crop = ContrastiveCrop(16)
+    boxes = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.8, 0.8, 1.0, 1.0]])
+    index = crop.choose_box(boxes, torch.tensor([1.0, 1.0]), _generator())
+    views = [crop.make_params((100, 100), boxes, box_index=index) for _ in range(20)]
+    assert {v["box_index"] for v in views} == {index}
+    with pytest.raises(ValueError, match="box_index 2 is outside the box set of 2 boxes"):
+        crop.make_params((100, 100), boxes, box_index=2)
+
+
+def test_invalid_boxes_are_rejected_with_the_box():
+    crop = ContrastiveCrop(16)
+    with pytest.raises(ValueError, match=r"box 0 \[0.5, 0.0, 0.20000000298023224, 1.0\] is not a valid"):
+        crop.make_params((100, 100), torch.tensor([[0.5, 0.0, 0.2, 1.0]]))
+    with pytest.raises(ValueError, match="box 0 .*nan.* is not a valid"):
+        crop.make_params((100, 100), torch.tensor([[float("nan"), 0.0, 0.2, 1.0]]))
+    with pytest.raises(ValueError, match="empty set"):
+        crop.make_params((100, 100), torch.zeros(0, 4))
+
+
+# ----------------------------------------------------------------------------- warm-up: boxes=None
+@pytest.mark.parametrize(
+    "size, scale, ratio",
+    [((375, 500), (0.2, 1.0), (3 / 4, 4 / 3)), ((32, 32), (0.08, 1.0), (3 / 4, 4 / 3)), ((10, 300), (0.9, 1.0), (3 / 4, 4 / 3))],
+)
+def test_without_boxes_equals_random_resized_crop_under_the_same_seed(size, scale, ratio):
+    crop = ContrastiveCrop(16, scale=scale, ratio=ratio, alpha=0.1)
+    image = torch.empty(3, *size)
+    fallbacks = 0
+    for seed in range(150):
+        torch.manual_seed(seed)
+        expected = RandomResizedCrop.get_params(image, list(scale), list(ratio))
+        torch.manual_seed(seed)
+        params = crop.make_params(size, None)
+        assert (params["top"], params["left"], params["height"], params["width"]) == expected
+        assert params["box_index"] == -1
+        expected_again = RandomResizedCrop.get_params(image, list(scale), list(ratio))
+        torch.manual_seed(seed)
+        crop.make_params(size, None)  # consumes exactly torchvision's draws
+        assert RandomResizedCrop.get_params(image, list(scale), list(ratio)) == expected_again
+        fallbacks += (params["height"], params["width"]) == (10, 13)
+    if size == (10, 300):
+        assert fallbacks > 0  # the centred fallback was exercised
+
+
+def test_without_boxes_sizes_and_positions_follow_random_resized_crop():
+    size, n = (375, 500), 1500
+    crop = ContrastiveCrop(224, alpha=0.1)  # alpha < 1 must not push warm-up crops into corners
+    generator = _generator(11)
+    ours = np.array([[p[k] for k in ("top", "left", "height", "width")] for p in (crop.make_params(size, None, generator) for _ in range(n))])
+    torch.manual_seed(12)
+    image = torch.empty(3, *size)
+    theirs = np.array([RandomResizedCrop.get_params(image, [0.2, 1.0], [3 / 4, 4 / 3]) for _ in range(n)])
+    for column in range(4):
+        assert stats.ks_2samp(ours[:, column], theirs[:, column]).pvalue > 0.001
+    boxed = np.array([[p["top"], p["left"]] for p in (crop.make_params(size, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), generator) for _ in range(n))])
+    assert min(stats.ks_2samp(boxed[:, c], theirs[:, c]).pvalue for c in range(2)) < 1e-4  # power
+
+
+# ----------------------------------------------------------------------------- seeds, replay, images
+def test_same_seed_same_crops():
+    crop = ContrastiveCrop(16)
+    boxes = torch.tensor([[0.1, 0.1, 0.6, 0.7], [0.4, 0.3, 0.9, 0.8]])
+    first = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0])) for g in [_generator(5)] for _ in range(30)]
+    again = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0])) for g in [_generator(5)] for _ in range(30)]
+    other = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0])) for g in [_generator(6)] for _ in range(30)]
+    assert first == again and first != other
+    torch.manual_seed(0)
+    global_first = [crop.make_params((120, 90), boxes) for _ in range(5)]
+    torch.manual_seed(0)
+    assert global_first == [crop.make_params((120, 90), boxes) for _ in range(5)]
+
+
+def test_replay_with_params():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    crop = ContrastiveCrop((20, 24))
+    boxes = torch.tensor([[0.2, 0.1, 0.7, 0.9]])
+    params = crop.make_params(image_size_of(image), boxes, _generator(9))
+    seeded = crop(image, boxes, generator=_generator(9))
+    replayed = crop(image, params=params)
+    manual = TF.resized_crop(image, params["top"], params["left"], params["height"], params["width"], [20, 24], InterpolationMode.BILINEAR, antialias=True)
+    assert np.array_equal(np.asarray(seeded), np.asarray(replayed))
+    assert np.array_equal(np.asarray(replayed), np.asarray(manual))
+    assert replayed.size == (24, 20)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize("image_size", [(40, 30), (12, 9), (1, 1)])  # (width, height); smaller than the crop too
+def test_pil_modes_and_small_images(mode, image_size):
+    image = Image.new(mode, image_size, color=128 if mode == "L" else (10, 20, 30, 40)[: len(mode)])
+    crop = ContrastiveCrop(32)
+    for boxes in (None, torch.tensor([[0.1, 0.1, 0.9, 0.9]])):
+        out = crop(image, boxes, generator=_generator())
+        assert out.mode == mode and out.size == (32, 32)
+        params = crop.make_params((image_size[1], image_size[0]), boxes, _generator())
+        assert 0 <= params["top"] <= image_size[1] - params["height"]
+        assert 0 <= params["left"] <= image_size[0] - params["width"]
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 20, 15), torch.uint8), ((1, 20, 15), torch.float32), ((2, 3, 8, 6), torch.float32)])
+def test_tensor_images(shape, dtype):
+    image = (torch.rand(shape, generator=_generator()) * 200).to(dtype)
+    crop = ContrastiveCrop((16, 12))
+    out = crop(image, torch.tensor([[0.0, 0.0, 0.5, 1.0]]), generator=_generator())
+    assert out.shape == (*shape[:-2], 16, 12) and out.dtype == dtype
+    params = crop.make_params(image.shape[-2:], None, _generator())
+    torch.testing.assert_close(crop(image, params=params), TF.resized_crop(image, params["top"], params["left"], params["height"], params["width"], [16, 12], antialias=True))
+
+
+def test_empty_and_wrong_images():
+    crop = ContrastiveCrop(8)
+    with pytest.raises(ValueError, match=r"empty image of size \(height, width\) = \(0, 5\)"):
+        crop(torch.zeros(3, 0, 5))
+    with pytest.raises(ValueError, match=r"empty image of size \(height, width\) = \(4, 0\)"):
+        crop(Image.new("RGB", (0, 4)))
+    with pytest.raises(ValueError, match=r"image_size must be a positive \(height, width\); got \(0, 3\)"):
+        crop.make_params((0, 3))
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W\); got \(5,\)"):
+        crop(torch.zeros(5))
+    with pytest.raises(TypeError, match="expected a PIL image or a tensor .* got ndarray"):
+        crop(np.zeros((4, 4, 3)))
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="unknown scale_reference 'object'; available: image, box"):
+        ContrastiveCrop(8, scale_reference="object")
+    with pytest.raises(ValueError, match="unknown interpolation 'cubic'; available: nearest, .*bilinear"):
+        ContrastiveCrop(8, interpolation="cubic")
+    with pytest.raises(ValueError, match=r"scale must be an increasing pair of positive numbers .* got \(1.0, 0.2\)"):
+        ContrastiveCrop(8, scale=(1.0, 0.2))
+    with pytest.raises(ValueError, match=r"size must be a positive int or \(height, width\); got \(0, 0\)"):
+        ContrastiveCrop(0)
+    with pytest.raises(ValueError, match="unknown sampler 'betta'; available: beta, gaussian, uniform"):
+        ContrastiveCrop(8, sampler="betta")
+    with pytest.raises(TypeError, match=r"sampler 'beta' .*does not accept options .*'sigma'\]; accepted: alpha"):
+        ContrastiveCrop(8, sampler="beta", sigma=0.3)
+    with pytest.raises(TypeError, match="need a sampler name, not an object"):
+        ContrastiveCrop(8, sampler=lambda *a: a[0], sigma=0.3)
+    assert ContrastiveCrop(8, interpolation="nearest").interpolation == InterpolationMode.NEAREST

@@ -1,0 +1,224 @@
+"""The built-in localizers: bbox (the paper's rule) and components (the multi-object box set)."""
+
+import math
+
+import pytest
+import torch
+from scipy import ndimage
+
+from ccrop_plugins import get_localizer, heatmaps_from_features
+
+
+def reference_bbox(heatmap: torch.Tensor, threshold: float):
+    """The reference rule for one map: rows/cols whose max exceeds k, first/last index over size."""
+    height, width = heatmap.shape
+    rows = torch.nonzero(heatmap.max(dim=1).values > threshold)[:, 0]
+    cols = torch.nonzero(heatmap.max(dim=0).values > threshold)[:, 0]
+    if len(rows) == 0:
+        return None
+    return [int(cols[0]) / width, int(rows[0]) / height, int(cols[-1]) / width, int(rows[-1]) / height]
+
+
+def blob_map(size, blobs):
+    """A ``size`` map with rectangular blobs ``(top, left, bottom, right, value)`` (inclusive-exclusive)."""
+    heat = torch.zeros(size)
+    for top, left, bottom, right, value in blobs:
+        heat[top:bottom, left:right] = value
+    return heat
+
+
+def exact_box(top, left, bottom, right, size):
+    height, width = size
+    return [left / width, top / height, right / width, bottom / height]
+
+
+# ----------------------------------------------------------------------------- bbox
+@pytest.mark.parametrize("threshold", [0.1, 0.3])
+def test_bbox_matches_the_reference_rule_on_random_maps(threshold):
+    generator = torch.Generator().manual_seed(1)
+    groups = [
+        heatmaps_from_features(torch.randn(40, 6, 4, 4, generator=generator), size=32),
+        heatmaps_from_features(torch.randn(20, 6, 7, 7, generator=generator), size=(56, 40)),
+        torch.rand(30, 24, 36, generator=generator).pow(40),  # sparse hot pixels, some maps empty
+    ]
+    for group in groups:
+        sets = get_localizer("bbox", threshold=threshold)(group)
+        height, width = group.shape[-2:]
+        for i, heatmap in enumerate(group):
+            expected = reference_bbox(heatmap, threshold)
+            box = sets[i][0][0].tolist()
+            if expected is None:
+                assert box == [0.0, 0.0, 1.0, 1.0] and bool(sets.fallback[i])
+                continue
+            assert not bool(sets.fallback[i])
+            # Near edges equal; far edges are (last + 1) / size here, last / size in the reference.
+            assert box[0] == pytest.approx(expected[0]) and box[1] == pytest.approx(expected[1])
+            assert box[2] == pytest.approx(expected[2] + 1 / width)
+            assert box[3] == pytest.approx(expected[3] + 1 / height)
+
+
+def test_bbox_is_the_union_of_blobs_and_falls_back_when_nothing_is_hot():
+    size = (20, 30)
+    maps = torch.stack(
+        [
+            blob_map(size, [(2, 3, 5, 6, 0.9), (10, 20, 15, 28, 0.5)]),
+            blob_map(size, [(4, 4, 6, 6, 0.05)]),  # below the threshold
+        ]
+    )
+    sets = get_localizer("bbox")(maps)
+    assert sets.max_boxes == 1 and sets.counts.tolist() == [1, 1]
+    torch.testing.assert_close(sets.boxes[0, 0], torch.tensor([3 / 30, 2 / 20, 28 / 30, 15 / 20]))
+    assert sets.boxes[1, 0].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert sets.fallback.tolist() == [False, True]
+
+
+# ----------------------------------------------------------------------------- components
+def test_components_give_exact_boxes_of_separated_blobs():
+    size = (48, 48)
+    blobs = [(2, 3, 10, 12, 0.9), (20, 30, 40, 46, 0.6), (30, 2, 33, 6, 1.0)]
+    heat = blob_map(size, blobs)
+    for resolution in (None, 48, 64):
+        sets = get_localizer("components", label_resolution=resolution, min_area=0.0)(heat[None])
+        boxes, scores = sets[0]
+        masses = [(b - t) * (r - l) * v for t, l, b, r, v in blobs]
+        order = sorted(range(3), key=lambda j: -masses[j])  # best first: by mass
+        expected = torch.tensor([exact_box(*blobs[j][:4], size) for j in order])
+        torch.testing.assert_close(boxes, expected)
+        torch.testing.assert_close(scores, torch.tensor([masses[j] for j in order]))
+        assert not bool(sets.fallback[0])
+
+
+@pytest.mark.parametrize("size, resolution", [((96, 96), 24), ((100, 90), 16)])
+def test_pooled_boxes_contain_the_exact_box_within_one_cell(size, resolution):
+    """label_resolution < map size: each box contains the exact one and exceeds it by < 1 cell per side."""
+    generator = torch.Generator().manual_seed(3)
+    height, width = size
+    cell = math.ceil(max(size) / resolution)
+    exact = get_localizer("components", label_resolution=None, min_area=0.0, max_boxes=8)
+    pooled = get_localizer("components", label_resolution=resolution, min_area=0.0, max_boxes=8)
+    checked = 0
+    for _ in range(10):
+        # Blobs on a coarse grid with gaps of >= 2 cells, so pooling cannot merge them.
+        blobs = []
+        for top in range(0, height - 3 * cell, 5 * cell):
+            for left in range(0, width - 3 * cell, 5 * cell):
+                if torch.rand(1, generator=generator) < 0.5:
+                    t = top + int(torch.randint(0, cell, (1,), generator=generator))
+                    l = left + int(torch.randint(0, cell, (1,), generator=generator))
+                    b = t + int(torch.randint(1, 2 * cell, (1,), generator=generator))
+                    r = l + int(torch.randint(1, 2 * cell, (1,), generator=generator))
+                    blobs.append((t, l, b, r, float(torch.rand(1, generator=generator)) * 0.8 + 0.2))
+        blobs = blobs[:8]
+        if not blobs:
+            continue
+        heat = blob_map(size, blobs)[None]
+        exact_boxes = exact(heat)[0][0]
+        pooled_boxes = pooled(heat)[0][0]
+        assert len(exact_boxes) == len(pooled_boxes) == len(blobs)
+        tolerance = torch.tensor([cell / width, cell / height, cell / width, cell / height])
+        for box in exact_boxes:
+            containing = [p for p in pooled_boxes if (p[:2] <= box[:2] + 1e-6).all() and (p[2:] >= box[2:] - 1e-6).all()]
+            assert len(containing) >= 1, f"no pooled box contains {box.tolist()}"
+            excess = torch.cat([box[:2] - containing[0][:2], containing[0][2:] - box[2:]])
+            assert (excess < tolerance - 1e-6).all(), (box.tolist(), containing[0].tolist(), cell)
+            checked += 1
+    assert checked > 20
+
+
+def test_eight_connectivity_joins_diagonal_pixels():
+    heat = torch.zeros(1, 10, 10)
+    heat[0, 2, 2] = heat[0, 3, 3] = heat[0, 4, 4] = 1.0
+    boxes, _ = get_localizer("components", label_resolution=None, min_area=0.0)(heat)[0]
+    torch.testing.assert_close(boxes, torch.tensor([[0.2, 0.2, 0.5, 0.5]]))
+
+
+def test_min_area_drops_small_blobs_unless_none_would_remain():
+    size = (50, 50)
+    big_and_small = blob_map(size, [(0, 0, 20, 20, 0.5), (40, 40, 42, 42, 1.0)])  # small: 4 px = 0.16%
+    only_small = blob_map(size, [(10, 10, 12, 12, 1.0), (30, 30, 31, 31, 0.5)])
+    sets = get_localizer("components", min_area=0.01, label_resolution=None)(torch.stack([big_and_small, only_small]))
+    assert sets.counts.tolist() == [1, 2]
+    torch.testing.assert_close(sets[0][0], torch.tensor([[0.0, 0.0, 0.4, 0.4]]))
+    assert sets.fallback.tolist() == [False, False]
+    kept = get_localizer("components", min_area=0.0, label_resolution=None)(big_and_small[None])
+    assert kept.counts.tolist() == [2]
+
+
+def test_max_boxes_keeps_the_heaviest_ranked_by_mass():
+    size = (60, 60)
+    # Five blobs; mass = area * value: 9*1.0=9, 16*0.5=8, 4*0.9=3.6, 25*0.8=20, 1*0.95=0.95
+    blobs = [(0, 0, 3, 3, 1.0), (10, 10, 14, 14, 0.5), (30, 0, 32, 2, 0.9), (40, 40, 45, 45, 0.8), (55, 55, 56, 56, 0.95)]
+    heat = blob_map(size, blobs)[None]
+    sets = get_localizer("components", max_boxes=3, min_area=0.0, label_resolution=None)(heat)
+    assert sets.max_boxes == 3 and sets.counts.tolist() == [3]
+    boxes, scores = sets[0]
+    torch.testing.assert_close(scores, torch.tensor([20.0, 9.0, 8.0]))
+    expected = torch.tensor([exact_box(*blobs[j][:4], size) for j in (3, 0, 1)])
+    torch.testing.assert_close(boxes, expected)
+
+
+def test_components_match_scipy_labelling_on_random_maps():
+    """Batched labelling (one call for the batch) equals per-image scipy labelling."""
+    generator = torch.Generator().manual_seed(5)
+    coarse = heatmaps_from_features(torch.randn(12, 4, 7, 7, generator=generator), size=28).pow(6)
+    maps = torch.cat([coarse, torch.rand(12, 28, 28, generator=generator).pow(30)])  # several blobs each
+    sets = get_localizer("components", max_boxes=50, min_area=0.0, label_resolution=None)(maps)
+    assert not sets.fallback.any()
+    for i, heatmap in enumerate(maps.numpy()):
+        labels, count = ndimage.label(heatmap > 0.1, structure=np_ones3())
+        expected = sorted(
+            [s[1].start / 28, s[0].start / 28, s[1].stop / 28, s[0].stop / 28] for s in ndimage.find_objects(labels)
+        )
+        got = sorted(sets[i][0].tolist())
+        assert int(sets.counts[i]) == max(count, 1)
+        if count:
+            torch.testing.assert_close(torch.tensor(got), torch.tensor(expected))
+    assert (sets.counts > 2).sum() >= 6
+
+
+def np_ones3():
+    import numpy as np
+
+    return np.ones((3, 3), dtype=bool)
+
+
+# ----------------------------------------------------------------------------- both
+@pytest.mark.parametrize("name", ["bbox", "components"])
+def test_degenerate_maps(name):
+    localizer = get_localizer(name)
+    size = (16, 16)
+    hot = torch.zeros(size)
+    hot[5, 9] = 1.0
+    with_nan = blob_map(size, [(2, 2, 6, 6, 0.8)])
+    with_nan[10, 10] = math.nan
+    with_inf = blob_map(size, [(2, 2, 6, 6, 0.8)])
+    with_inf[12, 1] = math.inf  # +inf is not a location: treated as 0
+    maps = torch.stack([torch.full(size, math.nan), torch.zeros(size), hot, with_nan, with_inf])
+    sets = localizer(maps)
+    assert sets.fallback.tolist() == [True, True, False, False, False]
+    for i in (0, 1):
+        assert sets[i][0].tolist() == [[0.0, 0.0, 1.0, 1.0]]
+    assert sets[2][0].tolist() == [[9 / 16, 5 / 16, 10 / 16, 6 / 16]]
+    for i in (3, 4):
+        assert sets[i][0].tolist() == [[2 / 16, 2 / 16, 6 / 16, 6 / 16]]
+    # Through heatmaps_from_features: constant and non-finite features give the fallback.
+    features = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    features[1] = 2.0
+    features[2, 0, 0, 0] = math.inf
+    sets = localizer(heatmaps_from_features(features, size=32))
+    assert sets.fallback.tolist() == [False, True, True]
+    assert sets[1][0].tolist() == [[0.0, 0.0, 1.0, 1.0]]
+
+
+def test_option_errors():
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\); got 1.5"):
+        get_localizer("bbox", threshold=1.5)
+    with pytest.raises(ValueError, match="max_boxes must be a positive integer; got 0"):
+        get_localizer("components", max_boxes=0)
+    with pytest.raises(ValueError, match=r"min_area must lie in \[0, 1\); got -0.1"):
+        get_localizer("components", min_area=-0.1)
+    with pytest.raises(ValueError, match="label_resolution must be a positive integer or None; got 0"):
+        get_localizer("components", label_resolution=0)
+    for name in ("bbox", "components"):
+        with pytest.raises(ValueError, match=r"\(N, H, W\); got \(8, 8\)"):
+            get_localizer(name)(torch.zeros(8, 8))

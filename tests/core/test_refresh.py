@@ -1,0 +1,132 @@
+"""refresh_boxes: images -> features -> heatmaps -> box sets -> store, on one rank and on two (gloo)."""
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
+
+sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh must be importable by spawned ranks
+import distributed_refresh  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_gloo_ranks_end_with_the_same_store_as_one_process(tmp_path):
+    distributed_refresh.refresh(0, 1, str(tmp_path))
+    mp.spawn(distributed_refresh.run_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    single = torch.load(tmp_path / "rank0_of_1.pt", weights_only=True)
+    ranks = [torch.load(tmp_path / f"rank{r}_of_2.pt", weights_only=True) for r in range(2)]
+
+    # each rank iterated only its shard; the odd dataset size padded rank 1 with a duplicate of index 0
+    assert ranks[0]["shard"] == [0, 2, 4, 6, 8, 10] and ranks[1]["shard"] == [1, 3, 5, 7, 9, 0]
+    assert single["stats"]["images"] == 11
+    assert all(r["stats"]["images"] == 12 for r in ranks)  # summed over ranks, duplicate included
+
+    expected = single["state"]
+    assert int((expected["counts"] > 0).sum()) == 11 and int(expected["counts"].max()) >= 2
+    for rank in ranks:
+        state = rank["state"]
+        assert state["version"] == expected["version"] == 1
+        assert torch.equal(state["counts"], expected["counts"])
+        torch.testing.assert_close(state["boxes"], expected["boxes"])
+        torch.testing.assert_close(state["scores"], expected["scores"])
+        for key in ("mean_boxes", "fallback_fraction"):
+            assert rank["stats"][key] == pytest.approx(ranks[0]["stats"][key])
+
+
+def _blob_images():
+    """Four 16x16 images: one square, two squares, a blank one, one square in the corner."""
+    images = torch.zeros(4, 1, 16, 16)
+    images[0, 0, 4:8, 2:10] = 1.0
+    images[1, 0, 0:4, 0:4] = 1.0
+    images[1, 0, 10:16, 8:16] = 0.5
+    images[3, 0, 12:16, 12:16] = 1.0
+    return images
+
+
+def test_refresh_with_a_plain_function_gives_exact_boxes_and_statistics():
+    images = _blob_images()
+    batches = [(images[:2], torch.tensor([5, 2])), (images[2:], torch.tensor([0, 7]))]
+    store = BoxStore(8, max_boxes=2)
+    stats = refresh_boxes(lambda x: x, batches, store, localizer="components", localizer_options={"min_area": 0.0}, progress=False)
+    assert store.version == stats.version == 1
+    torch.testing.assert_close(store.get(5)[0], torch.tensor([[2 / 16, 4 / 16, 10 / 16, 8 / 16]]))
+    torch.testing.assert_close(store.get(2)[0], torch.tensor([[8 / 16, 10 / 16, 1.0, 1.0], [0.0, 0.0, 4 / 16, 4 / 16]]))
+    assert store.get(0)[0].tolist() == [[0.0, 0.0, 1.0, 1.0]]  # blank image: fallback
+    assert store.get(1) is None
+    assert stats.images == 4
+    assert stats.mean_boxes == pytest.approx(5 / 4)
+    assert stats.fallback_fraction == pytest.approx(1 / 4)
+    areas = [8 * 4 / 256, 48 / 256, 16 / 256, 1.0, 16 / 256]
+    assert stats.mean_box_area == pytest.approx(sum(areas) / 5)
+    assert stats.images_per_second > 0
+    assert set(stats.as_dict()) == {"images", "seconds", "images_per_second", "mean_boxes", "mean_box_area", "fallback_fraction", "version"}
+
+
+def test_bbox_threshold_heatmap_size_tuple_features_and_callable_localizer():
+    images = _blob_images()
+    store = BoxStore(4, max_boxes=4)
+    stats = refresh_boxes(lambda x: (None, x), [(images, torch.arange(4))], store, localizer="bbox", threshold=0.6, heatmap_size=(32, 32), progress=False)
+    # threshold 0.6 drops the 0.5 square of image 1; one box per image
+    assert store.get(1)[0].shape == (1, 4)
+    torch.testing.assert_close(store.get(1)[0], torch.tensor([[0.0, 0.0, 4 / 16, 4 / 16]]), atol=1 / 32, rtol=0)
+    assert stats.mean_boxes == 1.0
+
+    seen = []
+
+    def localizer(maps):
+        seen.append(tuple(maps.shape))
+        return BoxSets.from_lists([torch.tensor([[0.0, 0.0, 0.5, 0.5]])] * len(maps))
+
+    refresh_boxes(lambda x: x, [(images, [0, 1, 2, 3])], store, localizer=localizer, progress=False)
+    assert seen == [(4, 16, 16)] and store.version == 2
+    assert store.get(3)[0].tolist() == [[0.0, 0.0, 0.5, 0.5]]
+
+
+class _Recorder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(1)
+        self.modes = []
+
+    def forward(self, x):
+        self.modes.append((self.training, torch.is_grad_enabled()))
+        return self.norm(x)
+
+
+def test_modules_run_in_eval_mode_without_grad_and_are_restored():
+    model = _Recorder().train()
+    running_mean = model.norm.running_mean.clone()
+    refresh_boxes(model, [(_blob_images(), torch.arange(4))], BoxStore(4), progress=False)
+    assert model.modes == [(False, False)]
+    assert model.training  # restored
+    assert torch.equal(model.norm.running_mean, running_mean)  # eval mode: statistics untouched
+    model.eval()
+    refresh_boxes(model, [(_blob_images(), torch.arange(4))], BoxStore(4), progress=False)
+    assert not model.training
+
+
+def test_progress_bar_and_early_errors(capsys):
+    store = BoxStore(4)
+    refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], store, progress=True)
+    assert "ccrop refresh" in capsys.readouterr().err
+
+    def never_iterated():
+        raise AssertionError("batches must not be touched before the localizer is known")
+        yield
+
+    with pytest.raises(ValueError, match="unknown localizer 'component'; available: bbox, components"):
+        refresh_boxes(lambda x: x, never_iterated(), store, localizer="component")
+    with pytest.raises(IndexError, match="sample index 4 is outside the box store of 4 samples"):
+        refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(1, 5))], store, progress=False)
+    assert store.version == 1

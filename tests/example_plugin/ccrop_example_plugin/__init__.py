@@ -1,0 +1,1 @@
+"""An example ccrop-plugins plugin (see ``plugin.py``)."""
