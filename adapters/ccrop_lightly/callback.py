@@ -1,0 +1,160 @@
+"""PyTorch Lightning: refresh the boxes at epoch ends, log the refresh, keep the boxes in checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sized
+
+import pytorch_lightning as pl
+import torch.distributed as dist
+from lightly.transforms.utils import IMAGENET_NORMALIZE
+from torch import nn
+
+from ccrop_plugins import BoxStore
+
+from .features import feature_extractor
+from .refresh_loader import make_refresh_loader
+from .refresher import BoxRefresher
+from .schedule import RefreshSchedule
+
+STATE_VERSION = 1
+
+
+class BoxRefreshCallback(pl.Callback):
+    """ContrastiveCrop's box refresh for ``Trainer.fit``.
+
+    - At the end of every training epoch it asks the schedule (:class:`RefreshSchedule`,
+      with ``max_epochs`` taken from the trainer) and, when due, localizes every image of
+      ``dataset`` with the module's backbone and writes the boxes to ``store``, which the
+      training DataLoader's :class:`~ccrop_lightly.CCropCollate` reads (persistent workers
+      included).
+    - It logs the refresh statistics through ``pl_module.log_dict`` as ``ccrop/images``,
+      ``ccrop/images_per_second``, ``ccrop/mean_boxes``, ``ccrop/mean_box_area``,
+      ``ccrop/fallback_fraction``, ``ccrop/version`` (the logger's epoch-level metrics).
+    - Its ``state_dict`` (the store: boxes, scores, counts, version) goes into every
+      Lightning checkpoint; resuming (``trainer.fit(..., ckpt_path=...)``) restores it into
+      ``store`` before the first batch, so the resumed run crops from the same boxes.
+    - Under the ``ddp`` strategy (tested; ``ddp_spawn`` untested) each rank localizes its shard (a
+      ``DistributedSampler(shuffle=False)`` loader built in ``setup``), the core's
+      ``refresh_boxes`` all-gathers, and every rank ends with the same store, equal to a
+      one-process refresh with rank 0's weights and buffers.
+
+    Args:
+        store: the box store of the training collate function.
+        dataset: the training images *without* augmentation, in store index order (the
+            ``LightlyDataset`` or ``IndexedDataset`` the training loader wraps).
+        input_size: resolution of the refresh pass (the training ``input_size``).
+        warmup_epochs: epochs of plain RandomResizedCrop before the first refresh.
+        interval: epochs between refreshes.
+        backbone: name of the ``LightningModule`` attribute holding the backbone (turned
+            into a feature-map extractor by :func:`~ccrop_lightly.feature_extractor`), or a
+            function ``pl_module -> feature_fn`` (use a name under ``ddp_spawn``: a name pickles).
+        layer: optional submodule name of the backbone whose output is the feature map.
+        threshold, localizer, heatmap, localizer_options: as in :class:`~ccrop_lightly.BoxRefresher`.
+        batch_size, num_workers: of the refresh loader.
+        normalize: the normalisation of the training views (``None`` for none).
+        progress: show a progress bar during a refresh (rank 0).
+    """
+
+    def __init__(
+        self,
+        store: BoxStore,
+        dataset: Sized,
+        *,
+        input_size: int,
+        warmup_epochs: int,
+        interval: int,
+        backbone: str | Callable[[pl.LightningModule], Any] = "backbone",
+        layer: str | None = None,
+        threshold: float = 0.1,
+        localizer: str | Callable = "components",
+        heatmap: str | Callable = "channel_sum",
+        localizer_options: dict[str, Any] | None = None,
+        batch_size: int = 256,
+        num_workers: int = 0,
+        normalize: dict[str, list[float]] | None = IMAGENET_NORMALIZE,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(store, BoxStore):
+            raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+        if len(dataset) > len(store):
+            raise ValueError(
+                f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
+                f"create it as BoxStore({len(dataset)})"
+            )
+        if not (isinstance(backbone, str) or callable(backbone)):
+            raise TypeError(f"backbone must be an attribute name or a function of the module; got {backbone!r}")
+        RefreshSchedule(warmup_epochs, interval)  # validate now, not at the first epoch end
+        self.store = store
+        self.dataset = dataset
+        self.input_size = int(input_size)
+        self.warmup_epochs = warmup_epochs
+        self.interval = interval
+        self.backbone = backbone
+        self.layer = layer
+        self.refresh_options = dict(
+            threshold=threshold, localizer=localizer, heatmap=heatmap, localizer_options=localizer_options
+        )
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.normalize = normalize
+        self.progress = progress
+        self.refresher: BoxRefresher | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+        # Built here: the process group exists by now, so the loader gets its DistributedSampler.
+        loader = make_refresh_loader(
+            self.dataset,
+            self.input_size,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            normalize=self.normalize,
+            distributed=trainer.world_size > 1 and dist.is_available() and dist.is_initialized(),
+        )
+        self.refresher = BoxRefresher(
+            self.store,
+            self._feature_fn(pl_module),
+            loader,
+            warmup_epochs=self.warmup_epochs,
+            interval=self.interval,
+            max_epochs=max_epochs,
+            progress=self.progress,
+            **self.refresh_options,
+        )
+
+    def _feature_fn(self, pl_module: pl.LightningModule) -> Any:
+        if callable(self.backbone):
+            return self.backbone(pl_module)
+        module = getattr(pl_module, self.backbone, None)
+        if not isinstance(module, nn.Module):
+            children = ", ".join(name for name, _ in pl_module.named_children()) or "none"
+            raise ValueError(
+                f"{type(pl_module).__name__} has no nn.Module attribute {self.backbone!r} to localize with; "
+                f"its submodules: {children}; pass backbone=<attribute name> or a function of the module"
+            )
+        return feature_extractor(module, self.layer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.refresher is None:
+            raise RuntimeError("BoxRefreshCallback.setup did not run; add the callback to the Trainer before fit")
+        stats = self.refresher.maybe_refresh(trainer.current_epoch)
+        if stats is None:
+            return
+        # Every rank holds the same, already gathered statistics: no sync needed.
+        pl_module.log_dict(
+            {f"ccrop/{name}": float(value) for name, value in stats.as_dict().items() if name != "seconds"},
+            on_step=False,
+            on_epoch=True,
+            sync_dist=False,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state_version": STATE_VERSION, "store": self.store.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "store" not in state_dict:
+            raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
+        self.store.load_state_dict(state_dict["store"])

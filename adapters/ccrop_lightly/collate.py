@@ -1,0 +1,171 @@
+"""The DataLoader collate function that crops every sample around its own boxes.
+
+A lightly transform receives only the image; the box set needs the sample's identity.
+Lightly's datasets already yield it (``LightlyDataset`` items are ``(image, target,
+filename)``), so the views are made here, in the collate function, which runs in the
+DataLoader workers exactly where a dataset transform would.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence, Sized
+from warnings import warn
+
+import torch
+from torch import Tensor
+
+from ccrop_plugins import BoxStore
+
+from .image_mode import to_rgb
+from .transforms import CCropMultiViewTransform
+
+SampleKey = int | str
+"""What identifies a sample: its dataset index, or its filename as ``LightlyDataset`` gives it."""
+
+
+class CCropCollate:
+    """Collate ``(image, target, index or filename)`` items into lightly's multi-view batch.
+
+    For every item: the image is brought to RGB (see :func:`~ccrop_lightly.image_mode.to_rgb`:
+    grayscale is repeated, an alpha channel is dropped), the sample's box set is read from
+    ``store``, *one* box is drawn for the sample (weighted by its score) and every view is
+    cropped around that box, so the views of a pair show the same object. Before the first
+    refresh the store is empty and the views are plain ``RandomResizedCrop`` views.
+
+    Input to this collate function:
+        A list of ``(image, target, key)``: ``image`` a PIL image or ``(C, H, W)`` tensor
+        *without* augmentation (build the dataset without a transform), ``target`` an int,
+        ``key`` the dataset index (int; see :class:`~ccrop_lightly.IndexedDataset`) or the
+        filename given by ``LightlyDataset``.
+
+    Output of this collate function:
+        Exactly what ``lightly.data.MultiViewCollate`` returns: ``(views, targets, keys)``
+        with ``views`` a list of one ``(B, C, H, W)`` tensor per view, ``targets`` a
+        ``(B,)`` int64 tensor, ``keys`` the list of filenames or indices as given.
+
+    Args:
+        transform: the views, e.g. :class:`~ccrop_lightly.CCropSimCLRTransform`.
+        store: the box store, sized to the dataset (``BoxStore(len(dataset))``).
+        dataset: the training dataset; checked against the store size, and, when it has
+            ``get_filenames()`` (``LightlyDataset``), used for the filename -> index map
+            (filename ``i`` of that list is dataset index ``i``).
+        filenames: the dataset's filenames in index order, if ``dataset`` does not give them.
+
+    Raises:
+        TypeError / ValueError: at construction, for a wrong transform or store, a store
+            smaller than the dataset, or duplicate filenames; while collating (in the
+            worker; the DataLoader re-raises it with this message), for an item without a
+            key the store knows, naming the item.
+    """
+
+    def __init__(
+        self,
+        transform: CCropMultiViewTransform,
+        store: BoxStore,
+        *,
+        dataset: Sized | None = None,
+        filenames: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(transform, CCropMultiViewTransform):
+            raise TypeError(
+                "transform must be a CCropMultiViewTransform (CCropSimCLRTransform, CCropMoCoV2Transform, ...); "
+                f"got {type(transform).__name__}"
+            )
+        if not isinstance(store, BoxStore):
+            raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+        self.transform = transform
+        self.store = store
+        if dataset is not None:
+            _check_store_size(store, len(dataset), f"the dataset ({type(dataset).__name__})")
+            if filenames is None and hasattr(dataset, "get_filenames"):
+                filenames = dataset.get_filenames()
+        self.index_of_filename: dict[str, int] | None = None
+        if filenames is not None:
+            filenames = list(filenames)
+            _check_store_size(store, len(filenames), "the list of filenames")
+            self.index_of_filename = {}
+            for index, name in enumerate(filenames):
+                if name in self.index_of_filename:
+                    raise ValueError(
+                        f"filename {name!r} appears twice (indices {self.index_of_filename[name]} and {index}); "
+                        "filenames must identify samples uniquely"
+                    )
+                self.index_of_filename[name] = index
+
+    def index_of(self, key: Any, position: int = 0) -> int:
+        """The store index of a sample ``key`` (index or filename); ``position`` names the item in errors."""
+        if isinstance(key, str):
+            if self.index_of_filename is None:
+                raise ValueError(
+                    f"batch item {position} is keyed by filename {key!r}, but this collate function knows no "
+                    "filenames; pass dataset=<LightlyDataset> or filenames=dataset.get_filenames()"
+                )
+            index = self.index_of_filename.get(key)
+            if index is None:
+                known = list(self.index_of_filename)[:3]
+                raise ValueError(
+                    f"batch item {position} has filename {key!r}, which is not one of the dataset's "
+                    f"{len(self.index_of_filename)} filenames (e.g. {', '.join(map(repr, known))}); "
+                    "was the collate function built for another dataset?"
+                )
+            return index
+        if isinstance(key, Tensor) and key.numel() == 1 and not key.is_floating_point():
+            key = int(key)
+        if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+            raise TypeError(
+                f"batch item {position} has key {key!r} of type {type(key).__name__}; "
+                "expected the sample's dataset index (int) or its filename (str)"
+            )
+        index = int(key)
+        if not 0 <= index < len(self.store):
+            raise ValueError(
+                f"batch item {position} has index {index}, outside the box store of {len(self.store)} samples "
+                f"(allowed: 0 to {len(self.store) - 1}); size the store to the dataset: BoxStore(len(dataset))"
+            )
+        return index
+
+    def __call__(self, batch: Sequence[Sequence[Any]]) -> tuple[list[Tensor], Tensor, list[Any]]:
+        targets: list[Any] = []
+        keys: list[Any] = []
+        if len(batch) == 0:
+            warn("CCropCollate received an empty batch.")
+            return [], torch.tensor(targets, dtype=torch.long), keys
+        views_of_batch: list[list[Any]] = []
+        for position, item in enumerate(batch):
+            image, target, key = _unpack(item, position)
+            entry = self.store.get(self.index_of(key, position))
+            boxes, scores = (None, None) if entry is None else entry
+            views_of_batch.append(self.transform(to_rgb(image), boxes, scores))
+            targets.append(target)
+            keys.append(key)
+        views = [torch.stack([views[v] for views in views_of_batch]) for v in range(len(views_of_batch[0]))]
+        return views, torch.tensor(targets, dtype=torch.long), keys
+
+    def __repr__(self) -> str:
+        named = "no filenames" if self.index_of_filename is None else f"{len(self.index_of_filename)} filenames"
+        return f"CCropCollate({self.transform!r}, {self.store!r}, {named})"
+
+
+def _check_store_size(store: BoxStore, size: int, what: str) -> None:
+    if len(store) < size:
+        raise ValueError(
+            f"the box store holds {len(store)} samples but {what} has {size}; "
+            f"create it as BoxStore({size}) (one entry per dataset index)"
+        )
+
+
+def _unpack(item: Any, position: int) -> tuple[Any, Any, Any]:
+    if not isinstance(item, (tuple, list)) or len(item) != 3:
+        got = f"{type(item).__name__} of {len(item)} items" if isinstance(item, (tuple, list)) else type(item).__name__
+        raise ValueError(
+            f"batch item {position} is a {got}; expected (image, target, index or filename): "
+            "use lightly's LightlyDataset, or wrap the dataset in ccrop_lightly.IndexedDataset"
+        )
+    image, target, key = item
+    if isinstance(image, (tuple, list)):
+        raise ValueError(
+            f"batch item {position} (key {key!r}) holds {len(image)} images, not one: the dataset already "
+            "applies a multi-view transform; build it without a transform, CCropCollate makes the views"
+        )
+    return image, target, key

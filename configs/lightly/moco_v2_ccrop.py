@@ -1,0 +1,106 @@
+"""MoCo v2 with ContrastiveCrop on an image folder, in PyTorch Lightning with BoxRefreshCallback.
+
+    python configs/lightly/moco_v2_ccrop.py data/scenes --generate 256     # small CPU run
+    python configs/lightly/moco_v2_ccrop.py path/to/cifar10/train --preset cifar10 --devices 2
+
+The model follows lightly's MoCo example (momentum encoder, memory bank in ``NTXentLoss``);
+the boxes are refreshed by the callback, saved in Lightning checkpoints (``--checkpoint``
+names the file) and restored with ``--resume``. Under ``--devices 2`` (``ddp``) each rank
+localizes its shard and all ranks hold the same boxes.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightly.data import LightlyDataset
+from lightly.loss import NTXentLoss
+from lightly.models.modules import MoCoProjectionHead
+from lightly.models.utils import deactivate_requires_grad, update_momentum
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ccrop_lightly import BoxRefreshCallback, CCropCollate, CCropMoCoV2Transform
+from ccrop_plugins import BoxStore
+from training_options import build_parser, normalization, parse, resnet18_backbone, write_generated_scenes
+
+
+class MoCoV2(pl.LightningModule):
+    def __init__(self, backbone: nn.Module, args: Any) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection_head = MoCoProjectionHead(512, 512, 128)
+        self.backbone_momentum = copy.deepcopy(self.backbone)
+        self.projection_head_momentum = copy.deepcopy(self.projection_head)
+        deactivate_requires_grad(self.backbone_momentum)
+        deactivate_requires_grad(self.projection_head_momentum)
+        self.criterion = NTXentLoss(temperature=args.temperature, memory_bank_size=(args.memory_bank, 128))
+        self.lr, self.momentum, self.weight_decay, self.epochs = args.lr, args.momentum, args.weight_decay, args.epochs
+        self.ema = args.ema
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection_head(self.backbone(x).flatten(start_dim=1))
+
+    @torch.no_grad()
+    def forward_momentum(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
+
+    def training_step(self, batch: Any, batch_index: int) -> torch.Tensor:
+        update_momentum(self.backbone, self.backbone_momentum, m=self.ema)
+        update_momentum(self.projection_head, self.projection_head_momentum, m=self.ema)
+        (x_query, x_key), _, _ = batch
+        loss = self.criterion(self.forward(x_query), self.forward_momentum(x_key))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x_query))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return [optimizer], [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.epochs)]
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = build_parser("MoCo v2 + ContrastiveCrop (PyTorch Lightning)", temperature=0.2)
+    parser.add_argument("--memory-bank", type=int, default=1024, help="negatives kept (reference: 65536)")
+    parser.add_argument("--ema", type=float, default=0.99, help="momentum of the key encoder (reference: 0.999)")
+    parser.add_argument("--devices", type=int, default=1)
+    parser.add_argument("--resume", help="a Lightning checkpoint to resume from (boxes included)")
+    args = parse(parser, argv)
+    pl.seed_everything(args.seed)
+    if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
+        write_generated_scenes(args.folder, args.generate)
+    normalize = normalization(args)
+
+    dataset = LightlyDataset(str(args.folder))
+    store = BoxStore(len(dataset))
+    transform = CCropMoCoV2Transform(
+        input_size=args.input_size, min_scale=args.min_scale, cj_strength=args.cj_strength,
+        gaussian_blur=args.gaussian_blur, normalize=normalize, alpha=args.alpha, scale_reference=args.scale_reference,
+    )
+    dataloader = DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.workers,
+        persistent_workers=args.workers > 0, collate_fn=CCropCollate(transform, store, dataset=dataset),
+    )
+    boxes = BoxRefreshCallback(
+        store, dataset, input_size=args.input_size, warmup_epochs=args.warmup_epochs, interval=args.interval,
+        threshold=args.threshold, localizer=args.localizer, batch_size=args.batch_size, normalize=normalize,
+    )
+    callbacks: list[pl.Callback] = [boxes]
+    if args.checkpoint:
+        callbacks.append(pl.callbacks.ModelCheckpoint(
+            dirpath=args.checkpoint.parent, filename=args.checkpoint.stem, save_last=False, every_n_epochs=1,
+        ))
+    trainer = pl.Trainer(
+        max_epochs=args.epochs, accelerator="auto", devices=args.devices,
+        strategy="ddp" if args.devices > 1 else "auto", callbacks=callbacks, logger=pl.loggers.CSVLogger("."),
+        enable_progress_bar=False, log_every_n_steps=1,
+    )
+    model = MoCoV2(resnet18_backbone(args.cifar_stem), args)
+    trainer.fit(model, dataloader, ckpt_path=args.resume)
+    return {"loss": float(trainer.callback_metrics.get("train_loss", float("nan"))), "store_version": store.version}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""SimCLR with ContrastiveCrop on an image folder: lightly's plain PyTorch example, three lines changed.
+
+    python configs/lightly/simclr_ccrop.py data/scenes --generate 256      # small CPU run
+    python configs/lightly/simclr_ccrop.py path/to/cifar10/train --preset cifar10
+
+Compared with lightly's ``examples/pytorch/simclr.py`` the dataset has no transform, a
+``BoxStore`` is created, the collate function is ``CCropCollate(CCropSimCLRTransform(...))``,
+and ``refresher.maybe_refresh(epoch)`` runs after each epoch.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightly.data import LightlyDataset
+from lightly.loss import NTXentLoss
+from lightly.models.modules import SimCLRProjectionHead
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ccrop_lightly import BoxRefresher, CCropCollate, CCropSimCLRTransform, feature_extractor, make_refresh_loader
+from ccrop_plugins import BoxStore
+from training_options import build_parser, normalization, parse, resnet18_backbone, write_generated_scenes
+
+
+class SimCLR(nn.Module):
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection_head = SimCLRProjectionHead(512, 512, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projection_head(self.backbone(x).flatten(start_dim=1))
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = parse(build_parser("SimCLR + ContrastiveCrop (plain PyTorch loop)", temperature=0.5), argv)
+    torch.manual_seed(args.seed)
+    if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
+        write_generated_scenes(args.folder, args.generate)
+    normalize = normalization(args)
+
+    dataset = LightlyDataset(str(args.folder))  # no transform: the collate makes the views
+    store = BoxStore(len(dataset))
+    transform = CCropSimCLRTransform(
+        input_size=args.input_size, min_scale=args.min_scale, cj_strength=args.cj_strength,
+        gaussian_blur=args.gaussian_blur, normalize=normalize, alpha=args.alpha, scale_reference=args.scale_reference,
+    )
+    dataloader = DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.workers,
+        persistent_workers=args.workers > 0, collate_fn=CCropCollate(transform, store, dataset=dataset),
+    )
+
+    model = SimCLR(resnet18_backbone(args.cifar_stem))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    refresher = BoxRefresher(
+        store, feature_extractor(model.backbone),
+        make_refresh_loader(dataset, args.input_size, batch_size=args.batch_size, num_workers=args.workers, normalize=normalize),
+        warmup_epochs=args.warmup_epochs, interval=args.interval, max_epochs=args.epochs,
+        threshold=args.threshold, localizer=args.localizer,
+    )
+    criterion = NTXentLoss(temperature=args.temperature)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.epochs)
+
+    print(f"{len(dataset)} images, {len(dataloader)} batches per epoch, refresh after epochs "
+          f"{refresher.schedule.refresh_epochs()} (0-based)")
+    avg_loss = float("nan")
+    for epoch in range(args.epochs):
+        total_loss = 0.0
+        for (x0, x1), _, _ in dataloader:
+            loss = criterion(model(x0.to(device)), model(x1.to(device)))
+            total_loss += float(loss.detach())
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        scheduler.step()
+        avg_loss = total_loss / max(len(dataloader), 1)
+        stats = refresher.maybe_refresh(epoch)
+        refreshed = "" if stats is None else (
+            f", refreshed boxes v{stats.version}: {stats.mean_boxes:.2f} per image, "
+            f"area {stats.mean_box_area:.2f}, fallback {stats.fallback_fraction:.2f}"
+        )
+        print(f"epoch: {epoch:>02}, loss: {avg_loss:.5f}{refreshed}")
+    if args.checkpoint:
+        torch.save({"model": model.state_dict(), "box_store": store.state_dict()}, args.checkpoint)
+    return {"loss": avg_loss, "store_version": store.version}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""What the Lightly training scripts share: options, the paper's presets, data and backbone.
+
+Defaults are sized for the project's own generated scenes (a small CPU run: 256 images of
+64 px, 32 px views, a few epochs). ``--preset cifar10`` switches to the settings of the
+ContrastiveCrop reference configs for CIFAR-10 (ResNet-18 without max-pool, batch 512,
+500 epochs, warm-up 100, refresh interval 100, threshold k = 0.1, Beta alpha = 0.1,
+SGD lr 0.5, momentum 0.9, weight decay 1e-4, cosine schedule, CIFAR mean/std, crop
+scale (0.2, 1.0), colour jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.2,
+no blur) on an image folder holding CIFAR-10's training images.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torchvision
+from torch import nn
+
+CIFAR_NORMALIZE = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
+
+# Settings of the reference code's configs/small/cifar10/{simclr,moco}_ccrop.py.
+PRESETS = {
+    "cifar10": dict(
+        input_size=32, epochs=500, batch_size=512, warmup_epochs=100, interval=100, threshold=0.1,
+        alpha=0.1, lr=0.5, momentum=0.9, weight_decay=1e-4, min_scale=0.2, cj_strength=0.5,
+        gaussian_blur=0.0, cifar_stem=True, normalize="cifar",
+    ),
+}
+
+
+def build_parser(description: str, temperature: float) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("folder", type=Path, help="image folder (class subfolders allowed); see --generate")
+    parser.add_argument("--generate", type=int, default=0, metavar="N",
+                        help="first write N generated scenes into FOLDER (the project's own data)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="the paper's settings for a dataset")
+    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--warmup-epochs", type=int, default=2, help="plain RandomResizedCrop epochs")
+    parser.add_argument("--interval", type=int, default=1, help="epochs between box refreshes")
+    parser.add_argument("--threshold", type=float, default=0.1, help="heatmap threshold k")
+    parser.add_argument("--alpha", type=float, default=0.1, help="Beta(alpha, alpha) of the crop centre")
+    parser.add_argument("--localizer", default="components", help="components (box set) or bbox (the paper's)")
+    parser.add_argument("--scale-reference", default="image", choices=["image", "box"])
+    parser.add_argument("--min-scale", type=float, default=0.2)
+    parser.add_argument("--cj-strength", type=float, default=0.5)
+    parser.add_argument("--gaussian-blur", type=float, default=0.0)
+    parser.add_argument("--lr", type=float, default=0.06)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--temperature", type=float, default=temperature)
+    parser.add_argument("--cifar-stem", action=argparse.BooleanOptionalAction, default=True,
+                        help="3x3 stride-1 conv1 and no max-pool (a 4x4 layer4 map at 32 px, as the paper)")
+    parser.add_argument("--normalize", choices=["imagenet", "cifar"], default="imagenet")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", type=Path, help="where to save the final model and box store")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse; a preset sets its values, and options given explicitly on the command line still win."""
+    args = parser.parse_args(argv)
+    if args.preset:
+        explicit = parser.parse_args(argv, namespace=argparse.Namespace(**{k: None for k in vars(args)}))
+        for key, value in PRESETS[args.preset].items():
+            if getattr(explicit, key) is None:
+                setattr(args, key, value)
+    return args
+
+
+def normalization(args: argparse.Namespace) -> dict[str, list[float]]:
+    from lightly.transforms.utils import IMAGENET_NORMALIZE
+
+    return CIFAR_NORMALIZE if args.normalize == "cifar" else IMAGENET_NORMALIZE
+
+
+def write_generated_scenes(folder: Path, count: int, size: int = 64) -> None:
+    """Write ``count`` generated object-in-clutter scenes as ``folder/<class>/<index>.png``."""
+    from PIL import Image
+
+    from ccrop_plugins.scenes import generate_scenes
+
+    scenes = generate_scenes(count, image_size=size, objects_per_image=(1, 2), seed=0)
+    for index, (image, label) in enumerate(zip(scenes.images, scenes.labels)):
+        target = folder / scenes.class_names[int(label)]
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(target / f"{index:05d}.png")
+
+
+def resnet18_backbone(cifar_stem: bool) -> nn.Sequential:
+    """lightly's backbone, ``nn.Sequential(*list(resnet18.children())[:-1])`` (no weights: no download)."""
+    resnet = torchvision.models.resnet18(weights=None)
+    if cifar_stem:
+        resnet.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        resnet.maxpool = nn.Identity()
+    return nn.Sequential(*list(resnet.children())[:-1])

@@ -1,0 +1,149 @@
+"""BoxRefreshCallback in real Lightning runs: logging, checkpoint resume, and DDP on gloo."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from lightly.data import LightlyDataset
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from ccrop_lightly import BoxRefreshCallback, BoxRefresher, make_refresh_loader
+from ccrop_plugins import BoxSets, BoxStore
+
+SCRIPT = Path(__file__).with_name("lightning_simclr.py")
+_spec = importlib.util.spec_from_file_location("lightning_simclr", SCRIPT)
+lightning_simclr = importlib.util.module_from_spec(_spec)
+sys.modules["lightning_simclr"] = lightning_simclr
+_spec.loader.exec_module(lightning_simclr)
+
+
+def _trainer(tmp_path: Path, max_epochs: int, callbacks: list, **options) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=max_epochs, accelerator="cpu", devices=1, callbacks=callbacks, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=str(tmp_path), **options,
+    )
+
+
+def _callback(store: BoxStore, dataset) -> BoxRefreshCallback:
+    return BoxRefreshCallback(store, dataset, input_size=32, warmup_epochs=1, interval=1, batch_size=8, normalize=None)
+
+
+def test_fit_logs_refresh_and_resume_restores_identical_boxes(tmp_path, quadrant_folder, red_fraction, red_box):
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    n = len(dataset)
+    store = BoxStore(n)
+    forced = BoxSets.from_lists([torch.tensor([red_box])] * n)
+    after_refresh = {}
+
+    def force_red_box(module, epoch: int) -> None:
+        # Runs after the callback's refresh and before ModelCheckpoint saves epoch 0.
+        if epoch == 0:
+            after_refresh["version"] = store.version
+            after_refresh["filled"] = bool((store.counts > 0).all())
+            store.update(range(n), forced, new_version=False)
+
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
+    trainer = _trainer(
+        tmp_path, 2, [_callback(store, dataset), checkpoints], logger=CSVLogger(str(tmp_path), name="logs")
+    )
+    trainer.fit(lightning_simclr.TinySimCLR(on_epoch_end=force_red_box), lightning_simclr.train_loader(dataset, store))
+
+    # The refresh ran once (after epoch 0, not after the last epoch) and was logged.
+    assert after_refresh == {"version": 1, "filled": True} and store.version == 1
+    assert trainer.callback_metrics["ccrop/version"] == 1
+    assert trainer.callback_metrics["ccrop/images"] == n
+    metrics = (Path(trainer.logger.log_dir) / "metrics.csv").read_text()
+    assert "ccrop/mean_boxes" in metrics and "ccrop/fallback_fraction" in metrics
+
+    checkpoint = tmp_path / "ckpt" / "epoch=0.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)["callbacks"]
+    (state,) = [s for key, s in saved.items() if key.startswith("BoxRefreshCallback")]
+    assert state["store"]["version"] == 1
+    assert torch.equal(state["store"]["boxes"][:, 0], torch.tensor([red_box]).expand(n, 4))
+
+    # Resume in a new Trainer with a fresh, empty store: the boxes come back before the first batch.
+    resumed_store = BoxStore(n)
+    module = lightning_simclr.TinySimCLR()
+    resumed = _trainer(tmp_path, 2, [_callback(resumed_store, dataset)], logger=False, enable_checkpointing=False)
+    resumed.fit(module, lightning_simclr.train_loader(dataset, resumed_store), ckpt_path=str(checkpoint))
+    assert list(module.seen_views) == [1]  # only epoch 1 ran
+    restored = resumed_store.state_dict()
+    for key in ("boxes", "scores", "counts"):
+        assert torch.equal(restored[key], state["store"][key]), key
+    assert restored["version"] == 1
+    red = torch.cat([torch.as_tensor(red_fraction(v)) for v in module.seen_views[1]])
+    assert len(red) == 2 * (n // 4) * 4 and float(red.min()) >= 0.75
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_folder):
+    env = {
+        **os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
+        "NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent),
+    }
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(scenes_folder), str(tmp_path)],
+            env={**env, "LOCAL_RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for rank in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in ranks]
+    finally:
+        for process in ranks:  # a rank that failed leaves the other waiting in a collective
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for rank, (process, output) in enumerate(zip(ranks, outputs)):
+        assert process.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
+    runs = [json.loads((tmp_path / f"run_rank{r}.json").read_text()) for r in range(2)]
+    assert runs[0] == runs[1] == {"world_size": 2, "sampler": "DistributedSampler", "shard": 8}
+    stores = [torch.load(tmp_path / f"store_rank{r}.pt", weights_only=True) for r in range(2)]
+    assert stores[0]["version"] == stores[1]["version"] == 1
+    for key in ("boxes", "scores", "counts"):
+        assert torch.equal(stores[0][key], stores[1][key]), key
+
+    # One process, no torch.distributed, rank 0's model at the refresh: the same store.
+    dataset = LightlyDataset(str(scenes_folder))
+    reference = BoxStore(len(dataset))
+    backbone = torch.load(tmp_path / "backbone_epoch0.pt", weights_only=False)
+    loader = make_refresh_loader(dataset, 32, batch_size=5, normalize=None)
+    BoxRefresher(reference, backbone, loader, warmup_epochs=0, interval=1).refresh()
+    expected = reference.state_dict()
+    assert torch.equal(stores[0]["counts"], expected["counts"])
+    assert torch.equal(stores[0]["boxes"], expected["boxes"])
+    assert torch.allclose(stores[0]["scores"], expected["scores"], rtol=1e-5, atol=1e-6)
+    # Not trivially equal: the scenes give different box sets.
+    assert len({tuple(b.tolist()) for b in expected["boxes"][:, 0]}) > 1
+
+
+def test_store_smaller_than_dataset_is_refused(quadrant_folder):
+    dataset = LightlyDataset(str(quadrant_folder))
+    with pytest.raises(ValueError, match=r"box store holds 8 samples but the dataset has 16.*BoxStore\(16\)"):
+        _callback(BoxStore(8), dataset)
+
+
+def test_missing_backbone_attribute_is_named(tmp_path, quadrant_folder):
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+    callback = BoxRefreshCallback(store, dataset, input_size=32, warmup_epochs=1, interval=1, backbone="encoder")
+    trainer = _trainer(tmp_path, 1, [callback], logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match=r"no nn.Module attribute 'encoder'.*backbone, projection_head"):
+        trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))

@@ -1,0 +1,129 @@
+"""CCropCollate: lightly's batch format, index and filename keys, RGB conversion, and named errors."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from lightly.data import LightlyDataset, MultiViewCollate
+from lightly.transforms import SimCLRTransform
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision.datasets import ImageFolder
+
+from ccrop_lightly import CCropCollate, CCropSimCLRTransform, IndexedDataset
+from ccrop_plugins import BoxSets, BoxStore
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def test_before_any_refresh_output_equals_lightly_transform_and_multiview_collate(quadrant_folder):
+    plain = LightlyDataset(str(quadrant_folder))
+    with_lightly_transform = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=32))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=32), BoxStore(len(plain)), dataset=plain)
+    indices = [3, 0, 7, 12]
+    _seed(1)
+    expected = MultiViewCollate()([with_lightly_transform[i] for i in indices])
+    _seed(1)
+    got = collate([plain[i] for i in indices])
+    assert len(got) == len(expected) == 3
+    assert len(got[0]) == 2 and all(torch.equal(a, b) for a, b in zip(got[0], expected[0]))
+    assert got[1].dtype == torch.long and torch.equal(got[1], expected[1])
+    assert got[2] == expected[2] and isinstance(got[2], list)
+
+
+def test_index_keys_through_indexed_image_folder_and_workers(quadrant_folder):
+    dataset = IndexedDataset(ImageFolder(str(quadrant_folder)))
+    store = BoxStore(len(dataset))
+    store.update(range(len(dataset)), BoxSets.from_lists([torch.tensor([[0.0, 0.0, 0.5, 0.5]])] * len(dataset)))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=16, normalize=None), store, dataset=dataset)
+    loader = DataLoader(dataset, batch_size=5, num_workers=2, collate_fn=collate)
+    keys, targets = [], []
+    for views, batch_targets, batch_keys in loader:
+        assert len(views) == 2 and views[0].shape == (len(batch_keys), 3, 16, 16)
+        keys += batch_keys
+        targets += batch_targets.tolist()
+    assert keys == list(range(len(dataset)))
+    assert targets == [t for _, t in ImageFolder(str(quadrant_folder)).samples]
+
+
+def test_grayscale_rgba_and_palette_images_become_rgb(tmp_path):
+    colour = Image.new("RGB", (20, 20), (200, 30, 30))
+    modes = {"a_l.png": "L", "b_rgba.png": "RGBA", "c_p.png": "P", "d_rgb.png": "RGB"}
+    for name, mode in modes.items():
+        colour.convert(mode).save(tmp_path / name)
+    dataset = LightlyDataset(str(tmp_path))
+    transform = CCropSimCLRTransform(input_size=8, normalize=None, cj_prob=0, random_gray_scale=0)
+    collate = CCropCollate(transform, BoxStore(4), dataset=dataset)
+    (view, _), _, names = collate([dataset[i] for i in range(4)])
+    assert view.shape == (4, 3, 8, 8) and names == ["a_l.png", "b_rgba.png", "c_p.png", "d_rgb.png"]
+    assert torch.allclose(view[0, 0], view[0, 1])  # gray repeated on three channels
+    assert torch.allclose(view[1], view[3], atol=1 / 255)  # alpha dropped, colour kept
+
+
+# -- bad input: errors name the item ----------------------------------------------------------
+
+
+def test_store_smaller_than_dataset_is_refused_at_construction(quadrant_folder):
+    dataset = LightlyDataset(str(quadrant_folder))
+    with pytest.raises(ValueError, match=r"box store holds 10 samples but the dataset \(LightlyDataset\) has 16.*BoxStore\(16\)"):
+        CCropCollate(CCropSimCLRTransform(), BoxStore(10), dataset=dataset)
+    with pytest.raises(ValueError, match=r"the list of filenames has 3"):
+        CCropCollate(CCropSimCLRTransform(), BoxStore(2), filenames=["a", "b", "c"])
+
+
+def test_item_without_index_is_named(quadrant_folder):
+    dataset = ImageFolder(str(quadrant_folder))  # (image, target) items: no key
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(len(dataset)))
+    message = r"batch item 1 is a tuple of 2 items; expected \(image, target, index or filename\).*IndexedDataset"
+    with pytest.raises(ValueError, match=message):
+        collate([(dataset[0][0], 0, 0), dataset[1]])
+
+
+def test_index_outside_a_smaller_store_is_named(quadrant_folder):
+    dataset = IndexedDataset(ImageFolder(str(quadrant_folder)))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(12))  # no dataset given: checked per item
+    assert collate([dataset[11]])[2] == [11]
+    with pytest.raises(ValueError, match=r"batch item 1 has index 12, outside the box store of 12 samples \(allowed: 0 to 11\)"):
+        collate([dataset[11], dataset[12]])
+
+
+def test_filename_never_seen_surfaces_from_the_worker_with_its_message(quadrant_folder, tmp_path):
+    # The DataLoader re-raises the worker's ValueError with the original message.
+    dataset = LightlyDataset(str(quadrant_folder))
+    Image.new("RGB", (8, 8)).save(tmp_path / "other.png")
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(16), dataset=LightlyDataset(str(tmp_path)))
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate)
+    message = r"batch item 0 has filename 'class_0/img_00.png', which is not one of the dataset's 1 filenames \(e.g. 'other.png'\)"
+    with pytest.raises(ValueError, match=message):
+        next(iter(loader))
+
+
+def test_other_bad_items_are_named(quadrant_folder):
+    image = Image.new("RGB", (8, 8))
+    transform = CCropSimCLRTransform(input_size=8)
+    collate = CCropCollate(transform, BoxStore(4))
+    with pytest.raises(ValueError, match=r"keyed by filename 'x.png', but this collate function knows no filenames"):
+        collate([(image, 0, "x.png")])
+    with pytest.raises(TypeError, match=r"batch item 1 has key 1.5 of type float"):
+        collate([(image, 0, 1), (image, 0, 1.5)])
+    with pytest.raises(TypeError, match=r"has key True of type bool"):
+        collate([(image, 0, True)])
+    transformed = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=8))
+    with pytest.raises(ValueError, match=r"holds 2 images, not one: the dataset already applies a multi-view transform"):
+        CCropCollate(transform, BoxStore(16), dataset=transformed)([transformed[0]])
+    with pytest.raises(ValueError, match=r"filename 'a' appears twice \(indices 0 and 2\)"):
+        CCropCollate(transform, BoxStore(4), filenames=["a", "b", "a"])
+    with pytest.raises(TypeError, match="transform must be a CCropMultiViewTransform"):
+        CCropCollate(SimCLRTransform(), BoxStore(4))
+    with pytest.raises(TypeError, match="store must be a ccrop_plugins.BoxStore"):
+        CCropCollate(transform, {})
+    # Integer tensors and numpy integers are indices too.
+    views, _, keys = collate([(image, 0, torch.tensor(2)), (image, 1, np.int64(3))])
+    assert views[0].shape == (2, 3, 8, 8) and [int(k) for k in keys] == [2, 3]

@@ -1,0 +1,93 @@
+"""BoxRefresher: the schedule, boxes landing on the right sample, modes restored, early errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from ccrop_lightly import BoxRefresher, IndexedDataset, make_refresh_loader
+from ccrop_plugins import BoxStore
+
+QUADRANT_CENTRES = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)]  # (x, y) of quadrant i
+
+
+def _red_quadrant_dataset(n: int) -> IndexedDataset:
+    """Image ``i`` is black with a red quadrant ``i % 4`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right)."""
+    items = []
+    for i in range(n):
+        image = np.zeros((32, 32, 3), dtype=np.uint8)
+        row, col = divmod(i % 4, 2)
+        image[row * 16 : (row + 1) * 16, col * 16 : (col + 1) * 16, 0] = 255
+        items.append((Image.fromarray(image), 0))
+    return IndexedDataset(items)
+
+
+def _redness() -> nn.Sequential:
+    """A fixed 'backbone' whose 4 x 4 feature map is the redness of each 4 x 4 cell (plus a BatchNorm)."""
+    conv = nn.Conv2d(3, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, -0.5, -0.5]).reshape(1, 3, 1, 1))
+    return nn.Sequential(conv, nn.BatchNorm2d(1), nn.AvgPool2d(4))
+
+
+def _refresher(store: BoxStore, n: int, **options) -> BoxRefresher:
+    loader = make_refresh_loader(_red_quadrant_dataset(n), 16, batch_size=3, normalize=None)
+    return BoxRefresher(store, _redness(), loader, **{"warmup_epochs": 2, "interval": 2, "max_epochs": 7, **options})
+
+
+def test_refreshes_on_schedule_and_each_sample_gets_its_own_box():
+    store = BoxStore(8)
+    refresher = _refresher(store, 8)
+    done = [epoch for epoch in range(7) if refresher.maybe_refresh(epoch) is not None]
+    assert done == [1, 3, 5] and store.version == 3
+    assert refresher.last_stats.images == 8 and refresher.last_stats.fallback_fraction == 0.0
+    for index in range(8):
+        boxes, _ = store.get(index)
+        assert len(boxes) == 1
+        centre_x, centre_y = float(boxes[0, 0] + boxes[0, 2]) / 2, float(boxes[0, 1] + boxes[0, 3]) / 2
+        distances = [abs(centre_x - x) + abs(centre_y - y) for x, y in QUADRANT_CENTRES]
+        assert int(np.argmin(distances)) == index % 4, (index, boxes)
+
+
+def test_paper_bbox_localizer_and_threshold_are_passed_on():
+    store = BoxStore(4, max_boxes=2)
+    stats = _refresher(store, 4, localizer="bbox", threshold=0.5).refresh()
+    assert stats.mean_boxes == 1.0
+    boxes, _ = store.get(3)
+    assert torch.allclose(boxes, torch.tensor([[0.5, 0.5, 1.0, 1.0]]))  # k = 0.5 cuts the bilinear fringe
+
+
+def test_every_submodule_keeps_its_train_or_eval_mode():
+    refresher = _refresher(BoxStore(4), 4)
+    model = refresher.feature_fn
+    model.train()
+    model[1].eval()  # e.g. a frozen BatchNorm
+    refresher.refresh()
+    assert [m.training for m in model] == [True, False, True] and model.training
+
+
+def test_state_dict_round_trip():
+    store = BoxStore(4)
+    refresher = _refresher(store, 4)
+    refresher.refresh()
+    other = _refresher(BoxStore(4), 4)
+    other.load_state_dict(refresher.state_dict())
+    assert other.store.version == 1 and torch.equal(other.store.boxes, store.boxes)
+    with pytest.raises(KeyError, match="lacks 'store'"):
+        other.load_state_dict({})
+
+
+def test_bad_arguments_fail_at_construction():
+    with pytest.raises(ValueError, match=r"refresh loader covers 8 samples but the box store holds 6; create it as BoxStore\(8\)"):
+        _refresher(BoxStore(6), 8)
+    with pytest.raises(ValueError, match="unknown localizer 'blobs'; available: bbox, components"):
+        _refresher(BoxStore(4), 4, localizer="blobs")
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\); got 1.5"):
+        _refresher(BoxStore(4), 4, threshold=1.5)
+    with pytest.raises(ValueError, match="interval must be an integer >= 1"):
+        _refresher(BoxStore(4), 4, interval=0)
+    with pytest.raises(TypeError, match="store must be a ccrop_plugins.BoxStore"):
+        BoxRefresher(None, _redness(), [], warmup_epochs=1, interval=1)

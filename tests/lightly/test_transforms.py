@@ -1,0 +1,106 @@
+"""The ContrastiveCrop views: lightly's arguments and defaults, lightly's exact warm-up views, pair consistency."""
+
+from __future__ import annotations
+
+import inspect
+import random
+
+import numpy as np
+import pytest
+import torch
+from lightly.transforms import MoCoV2Transform, SimCLRTransform, SimCLRViewTransform
+from PIL import Image
+from scipy.stats import binomtest
+from torchvision.transforms import v2 as T
+
+from ccrop_lightly import (
+    CCropMoCoV2Transform,
+    CCropMultiViewTransform,
+    CCropSimCLRTransform,
+    CCropSimCLRViewTransform,
+    CCropViewTransform,
+)
+from ccrop_plugins import ContrastiveCrop
+
+EXTRA = {"alpha": 0.6, "sampler": "beta", "scale_reference": "image"}
+
+
+def _defaults(cls) -> dict:
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (CCropSimCLRTransform, SimCLRTransform),
+        (CCropSimCLRViewTransform, SimCLRViewTransform),
+        (CCropMoCoV2Transform, MoCoV2Transform),
+    ],
+)
+def test_same_arguments_and_defaults_as_lightly_plus_ccrop_options(ours, theirs):
+    assert _defaults(ours) == {**_defaults(theirs), **EXTRA}
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+@pytest.mark.parametrize("ours, theirs", [(CCropSimCLRTransform, SimCLRTransform), (CCropMoCoV2Transform, MoCoV2Transform)])
+def test_without_boxes_the_views_equal_lightlys_for_equal_seeds(ours, theirs):
+    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (48, 40, 3), dtype=np.uint8))
+    ours, theirs = ours(input_size=32), theirs(input_size=32)
+    for seed in range(10):
+        _seed(seed)
+        expected = theirs(image)
+        _seed(seed)
+        got = ours(image)
+        assert len(got) == 2 and all(torch.equal(a, b) for a, b in zip(got, expected)), seed
+
+
+def _two_region_image() -> Image.Image:
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    image[:, :32, 0] = 255  # left half red
+    image[:, 32:, 2] = 255  # right half blue
+    return Image.fromarray(image)
+
+
+def test_all_views_of_a_sample_crop_around_the_same_box():
+    crop = ContrastiveCrop(16, scale=(0.3, 0.6), scale_reference="box", alpha=0.1)
+    views = CCropMultiViewTransform([CCropViewTransform(crop, T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True)]))] * 3)
+    boxes = torch.tensor([[0.05, 0.3, 0.35, 0.7], [0.65, 0.3, 0.95, 0.7]])  # one in each half
+    image = _two_region_image()
+    torch.manual_seed(0)
+    chose_left = 0
+    for _ in range(200):
+        red = [float((v[0] > 0.5).float().mean()) > 0.5 for v in views(image, boxes, torch.tensor([1.0, 1.0]))]
+        assert len(set(red)) == 1, "views of one sample cropped different boxes"
+        chose_left += red[0]
+    # Equal scores: each box is chosen half the time.
+    assert binomtest(chose_left, 200, 0.5).pvalue > 1e-3
+
+
+def test_generic_form_allows_per_view_sizes_and_transforms():
+    to_tensor = T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True)])
+    global_view = CCropViewTransform(ContrastiveCrop(32, scale=(0.4, 1.0)), to_tensor)
+    local_view = CCropViewTransform(ContrastiveCrop(12, scale=(0.05, 0.4)), to_tensor)
+    views = CCropMultiViewTransform([global_view, global_view, local_view, local_view, local_view])
+    out = views(_two_region_image(), torch.tensor([[0.1, 0.1, 0.9, 0.9]]))
+    assert [tuple(v.shape) for v in out] == [(3, 32, 32)] * 2 + [(3, 12, 12)] * 3
+    # Without a transform a view is the cropped image itself; tensors are accepted too.
+    crop_only = CCropMultiViewTransform([CCropViewTransform(ContrastiveCrop(8))])
+    assert tuple(crop_only(torch.rand(3, 20, 30))[0].shape) == (3, 8, 8)
+
+
+def test_bad_views_are_refused():
+    with pytest.raises(ValueError, match="at least one"):
+        CCropMultiViewTransform([])
+    with pytest.raises(TypeError, match=r"transforms\[1\] must be a CCropViewTransform.*got SimCLRViewTransform"):
+        CCropMultiViewTransform([CCropSimCLRViewTransform(input_size=8), SimCLRViewTransform(input_size=8)])
+    with pytest.raises(TypeError, match="crop must be a ccrop_plugins.ContrastiveCrop"):
+        CCropViewTransform(T.RandomResizedCrop(8))
+    with pytest.raises(ValueError, match="unknown scale_reference 'object'"):
+        CCropSimCLRTransform(scale_reference="object")
+    with pytest.raises(ValueError, match="unknown sampler 'betta'"):
+        CCropMoCoV2Transform(sampler="betta")
