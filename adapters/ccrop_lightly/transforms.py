@@ -127,6 +127,9 @@ class CCropSimCLRViewTransform(CCropViewTransform):
             or a sampler object.
         scale_reference: ``"image"`` (the paper: ``min_scale`` relative to the image) or
             ``"box"`` (relative to the chosen box, for small objects).
+        max_scale: the largest crop area (lightly fixes it at 1.0 of the image); with
+            ``scale_reference="box"`` a value above 1 lets a view hold the whole object
+            and some context, e.g. ``min_scale=1.0, max_scale=4.0``.
 
     - [0]: SimCLR v1, 2020, https://arxiv.org/abs/2002.05709
     - [1]: SimCLR v2, 2020, https://arxiv.org/abs/2006.10029
@@ -154,9 +157,10 @@ class CCropSimCLRViewTransform(CCropViewTransform):
         alpha: float = 0.6,
         sampler: str | Any = "beta",
         scale_reference: str = "image",
+        max_scale: float = 1.0,
     ) -> None:
         crop = ContrastiveCrop(
-            input_size, scale=(min_scale, 1.0), sampler=sampler, alpha=alpha, scale_reference=scale_reference
+            input_size, scale=(min_scale, max_scale), sampler=sampler, alpha=alpha, scale_reference=scale_reference
         )
         jitter = T.ColorJitter(
             brightness=cj_strength * cj_bright,
@@ -214,6 +218,7 @@ class CCropSimCLRTransform(CCropMultiViewTransform):
         alpha: float = 0.6,
         sampler: str | Any = "beta",
         scale_reference: str = "image",
+        max_scale: float = 1.0,
     ) -> None:
         view = CCropSimCLRViewTransform(
             input_size=input_size,
@@ -235,6 +240,7 @@ class CCropSimCLRTransform(CCropMultiViewTransform):
             alpha=alpha,
             sampler=sampler,
             scale_reference=scale_reference,
+            max_scale=max_scale,
         )
         super().__init__([view, view])
 
@@ -272,6 +278,7 @@ class CCropMoCoV2Transform(CCropSimCLRTransform):
         alpha: float = 0.6,
         sampler: str | Any = "beta",
         scale_reference: str = "image",
+        max_scale: float = 1.0,
     ) -> None:
         super().__init__(
             input_size=input_size,
@@ -293,4 +300,5 @@ class CCropMoCoV2Transform(CCropSimCLRTransform):
             alpha=alpha,
             sampler=sampler,
             scale_reference=scale_reference,
+            max_scale=max_scale,
         )
