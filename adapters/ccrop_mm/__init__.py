@@ -10,13 +10,16 @@ A config enables it with three edits::
 Importing this package registers the transforms and the hook in mmengine's root registries
 (visible from the ``mmpretrain`` and ``mmselfsup`` scopes) and, when mmselfsup 1.0.0 is
 installed, inserts the empty ``mmselfsup.engine.runner`` module its registries need
-(open-mmlab/mmselfsup#745). See docs/mmpretrain.md.
+(open-mmlab/mmselfsup#745). The hook lets the runner resume mmengine checkpoints under
+torch >= 2.6's ``weights_only`` default; ``allow_mmengine_checkpoints()`` does the same for
+other loads. See docs/mmpretrain.md.
 """
 
 from .mmselfsup_runner_fix import apply_mmselfsup_runner_fix
 
 apply_mmselfsup_runner_fix()
 
+from .checkpoint_globals import allow_mmengine_checkpoints, mmengine_checkpoint_globals  # noqa: E402
 from .hook import ContrastiveCropHook  # noqa: E402
 from .transforms import (  # noqa: E402
     ChooseContrastiveBox,
@@ -30,6 +33,8 @@ __all__ = [
     "ContrastiveCropHook",
     "PretrainContrastiveCrop",
     "SelfSupContrastiveCrop",
+    "allow_mmengine_checkpoints",
     "apply_mmselfsup_runner_fix",
     "build_contrastive_crop",
+    "mmengine_checkpoint_globals",
 ]

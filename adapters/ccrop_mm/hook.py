@@ -7,16 +7,22 @@ Add it to ``custom_hooks``::
 
 Lifecycle in an mmengine ``Runner.train()``:
 
+0. ``before_run``: under torch >= 2.6, mmengine's own ``torch.load`` (weights-only by default)
+   gets the allow-list of :mod:`ccrop_mm.checkpoint_globals` until the checkpoint is loaded,
+   so resume and ``load_from`` work without ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``.
 1. ``after_load_checkpoint`` (resume / ``load_from``): the saved store is kept and restored as
    soon as the store exists (it is created next, before any worker starts).
 2. ``before_train``: the store is created, sized to the train dataset, and attached to every
    ContrastiveCrop step of the train pipeline (nested in ``MultiView``/``RandomApply``/
-   ``Compose`` too). The DataLoader workers start with the first iteration, after this, so
-   they share the store's memory and see every later refresh. Configuration errors are
-   raised here, before the first iteration.
+   ``Compose`` too). ``EpochBasedTrainLoop`` starts the DataLoader workers with the first
+   iteration, after this, so they share the store's memory and see every later refresh;
+   ``IterBasedTrainLoop`` started them when it was built, so the hook restarts them once
+   (:mod:`ccrop_mm.worker_restart`). Configuration errors are raised here, before the first
+   iteration.
 3. After epoch ``warmup_epochs``, ``warmup_epochs + interval``, ... (never after the last):
    a refresh with the model's backbone (last stage), model in eval mode, then back.
-   With ``IterBasedTrainLoop`` the same numbers count iterations.
+   With ``IterBasedTrainLoop`` the same numbers count iterations (``warmup_iters`` is
+   accepted as another name for ``warmup_epochs`` there).
 4. ``before_save_checkpoint``: the store and its version go into ``checkpoint['ccrop']``.
 """
 
@@ -29,13 +35,16 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
+from torch import serialization
 
 from ccrop_plugins import BoxStore, get_heatmap, get_localizer, refresh_boxes
 
+from .checkpoint_globals import missing_globals, supported
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
 from .pipeline_walk import find_instances, top_level
 from .schedule import check_schedule, refresh_due
 from .transforms import ChooseContrastiveBox, StoreUser, _ContrastiveCropTransform
+from .worker_restart import restart_started_workers
 
 CHECKPOINT_KEY = "ccrop"
 SCALAR_PREFIX = "train/ccrop_"
@@ -49,6 +58,8 @@ class ContrastiveCropHook(Hook):
         warmup_epochs: epochs of plain RandomResizedCrop before the first refresh (paper:
             100 on CIFAR, 20 on ImageNet). Iterations under ``IterBasedTrainLoop``.
         interval: epochs (iterations) between refreshes after warm-up.
+        warmup_iters: another name for ``warmup_epochs``, for ``IterBasedTrainLoop`` configs;
+            refused under an epoch-based loop (give one of the two, not both).
         threshold: the heatmap threshold ``k`` in ``[0, 1)`` (paper: 0.1).
         localizer: a registered localizer: ``bbox`` (the paper's single box) or
             ``components`` (a set of boxes per image), or a plugin's.
@@ -60,6 +71,9 @@ class ContrastiveCropHook(Hook):
         batch_size: refresh batch size; default the train dataloader's.
         num_workers: refresh loader workers; default the train dataloader's.
         progress: show a progress bar during refreshes (rank 0).
+        allow_mmengine_checkpoints: let the runner's own checkpoint load (resume,
+            ``load_from``) accept mmengine's ``HistoryBuffer`` and numpy entries under
+            ``torch.load(weights_only=True)``; see :mod:`ccrop_mm.checkpoint_globals`.
 
     Attributes:
         store: the :class:`~ccrop_plugins.BoxStore` (``None`` before training starts).
@@ -70,7 +84,7 @@ class ContrastiveCropHook(Hook):
 
     def __init__(
         self,
-        warmup_epochs: int = 100,
+        warmup_epochs: int | None = None,
         interval: int = 100,
         threshold: float = 0.1,
         localizer: str = "bbox",
@@ -81,8 +95,17 @@ class ContrastiveCropHook(Hook):
         batch_size: int | None = None,
         num_workers: int | None = None,
         progress: bool = False,
+        warmup_iters: int | None = None,
+        allow_mmengine_checkpoints: bool = True,
     ) -> None:
-        self.warmup, self.interval = check_schedule(warmup_epochs, interval)
+        if warmup_epochs is not None and warmup_iters is not None:
+            raise ValueError(
+                f"ContrastiveCropHook: give warmup_epochs or warmup_iters, not both; got "
+                f"warmup_epochs={warmup_epochs!r}, warmup_iters={warmup_iters!r}"
+            )
+        self._warmup_name = "warmup_iters" if warmup_iters is not None else "warmup_epochs"
+        warmup = warmup_iters if warmup_iters is not None else 100 if warmup_epochs is None else warmup_epochs
+        self.warmup, self.interval = check_schedule(warmup, interval, self._warmup_name)
         if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or not 1 <= max_boxes <= 127:
             raise ValueError(f"ContrastiveCropHook: max_boxes must be an int in [1, 127]; got {max_boxes!r}")
         self.localizer_name = localizer
@@ -105,6 +128,9 @@ class ContrastiveCropHook(Hook):
         self._pending_state: dict[str, Any] | None = None
         self._steps: list[StoreUser] = []
         self._by_iteration = False
+        self.allow_mmengine_checkpoints = bool(allow_mmengine_checkpoints)
+        self._checkpoint_globals: Any = None  # a torch.serialization.safe_globals, while loading
+        self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
 
     # -- store and pipeline -------------------------------------------------------------------
     def _attach(self, runner: Any) -> None:
@@ -160,10 +186,42 @@ class ContrastiveCropHook(Hook):
                 "keep it in a custom get_data_info)"
             )
 
+    # -- checkpoint loading under torch >= 2.6 ----------------------------------------------------
+    def _admit_checkpoint_globals(self) -> None:
+        """Widen torch's weights-only allow-list for the runner's own load (only what is missing)."""
+        if self.allow_mmengine_checkpoints and supported() and self._checkpoint_globals is None:
+            self._checkpoint_globals = serialization.safe_globals(missing_globals())
+            self._checkpoint_globals.__enter__()
+
+    def _release_checkpoint_globals(self) -> None:
+        """Undo :meth:`_admit_checkpoint_globals` once loading is over (no-op if nothing was added)."""
+        if self._checkpoint_globals is not None:
+            self._checkpoint_globals.__exit__(None, None, None)
+            self._checkpoint_globals = None
+
     # -- mmengine hook points -------------------------------------------------------------------
+    def before_run(self, runner: Any) -> None:
+        self._admit_checkpoint_globals()  # the runner calls load_or_resume() right after before_run
+
+    def after_run(self, runner: Any) -> None:
+        self._release_checkpoint_globals()
+        self._stopped_worker_iterators = []
+
     def before_train(self, runner: Any) -> None:
-        self._attach(runner)
+        self._release_checkpoint_globals()  # loading is over by now, with or without a checkpoint
         self._by_iteration = isinstance(runner.train_loop, IterBasedTrainLoop)
+        if self._warmup_name == "warmup_iters" and not self._by_iteration:
+            raise ValueError(
+                f"ContrastiveCropHook: warmup_iters is for IterBasedTrainLoop; the train loop is "
+                f"{type(runner.train_loop).__name__}, so use warmup_epochs"
+            )
+        first_attach = self.store is None
+        self._attach(runner)
+        if first_attach:
+            # IterBasedTrainLoop started its workers when it was built, before the store existed.
+            self._stopped_worker_iterators = restart_started_workers(runner.train_loop)
+        if first_attach and self._stopped_worker_iterators:
+            runner.logger.info("ContrastiveCrop: restarted the train DataLoader workers so they share the box store")
         unit = "iterations" if self._by_iteration else "epochs"
         runner.logger.info(
             f"ContrastiveCrop: {len(self._steps)} pipeline steps share {self.store!r}; refresh after "
@@ -183,6 +241,7 @@ class ContrastiveCropHook(Hook):
             checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict()}
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        self._release_checkpoint_globals()
         saved = checkpoint.get(CHECKPOINT_KEY)
         if saved is None:
             return

@@ -13,10 +13,10 @@ def refresh_due(done: int, warmup: int, interval: int, total: int) -> bool:
     return done >= warmup and (done - warmup) % interval == 0 and done < total
 
 
-def check_schedule(warmup: int, interval: int) -> tuple[int, int]:
+def check_schedule(warmup: int, interval: int, warmup_name: str = "warmup_epochs") -> tuple[int, int]:
     """Return ``(warmup, interval)`` as ints, or raise ``ValueError`` naming the bad one."""
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"ContrastiveCropHook: warmup_epochs must be an int >= 0; got {warmup!r}")
+        raise ValueError(f"ContrastiveCropHook: {warmup_name} must be an int >= 0; got {warmup!r}")
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
         raise ValueError(f"ContrastiveCropHook: interval must be an int >= 1; got {interval!r}")
     return warmup, interval

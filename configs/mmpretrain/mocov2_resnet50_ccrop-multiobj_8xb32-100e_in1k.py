@@ -1,4 +1,5 @@
 # Multi-object variant of the MoCo v2 config: box sets (connected components), one shared box per pair.
+# No paper figure: box sets are this project's extension (the paper keeps one box per image).
 _base_ = ['./mocov2_resnet50_ccrop_8xb32-100e_in1k.py']
 
 view_pipeline = [

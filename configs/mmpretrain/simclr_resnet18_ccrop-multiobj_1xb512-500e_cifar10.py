@@ -1,5 +1,6 @@
 # Multi-object variant: a set of boxes per image (connected components of the heatmap); both
 # views of a pair crop around the same box, chosen before MultiView by ChooseContrastiveBox.
+# No paper figure: box sets are this project's extension (the paper keeps one box per image).
 _base_ = ['./simclr_resnet18_ccrop_1xb512-500e_cifar10.py']
 
 view_pipeline = [

@@ -2,7 +2,8 @@
 # generated scenes, 32-64 px images; labels are not used):
 # ResNet-18 (CIFAR stem), 32 px views, box sets, gloo for multi-process runs. Minutes on a laptop.
 #   mim train mmpretrain configs/mmpretrain/simclr_resnet18_ccrop-multiobj_cpu_scenes.py \
-#       --cfg-options data_root=path/to/images
+#       --cfg-options train_dataloader.dataset.data_root=path/to/images
+# No paper figure: a smoke-size run for CPUs.
 _base_ = ['./simclr_resnet18_ccrop-multiobj_1xb512-500e_cifar10.py']
 
 data_root = 'data/scenes/train'

@@ -1,6 +1,8 @@
 # SimCLR + ContrastiveCrop, ResNet-18 on CIFAR-10 with the paper's settings (Peng et al., CVPR 2022):
 # 500 epochs, batch 512, Beta alpha 0.1, threshold k 0.1, warm-up and refresh interval 100 epochs,
 # RRC scale (0.2, 1.0). The optimizer (SGD 0.5, cosine) is a common CIFAR SimCLR recipe, not the paper's table.
+# Reported (SimCLR linear top-1 on CIFAR-10, RandomResizedCrop -> ContrastiveCrop): 89.63 -> 90.08, as quoted
+# by a third party and not checked against the paper; the paper's abstract: +0.4 to +2.0 points across methods.
 _base_ = ['mmpretrain::simclr/simclr_resnet50_16xb256-coslr-200e_in1k.py']
 
 # ContrastiveCrop edit 1 of 3: load the plugin (registers ContrastiveCrop and ContrastiveCropHook).

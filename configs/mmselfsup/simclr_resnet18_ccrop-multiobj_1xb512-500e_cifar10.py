@@ -1,4 +1,5 @@
 # Multi-object variant (MMSelfSup): box sets from connected components, one shared box per pair.
+# No paper figure: box sets are this project's extension (the paper keeps one box per image).
 _base_ = ['./simclr_resnet18_ccrop_1xb512-500e_cifar10.py']
 
 view_pipeline = [

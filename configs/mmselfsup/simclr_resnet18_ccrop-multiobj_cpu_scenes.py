@@ -1,7 +1,8 @@
 # MMSelfSup: a small CPU run on an image folder in ImageFolder layout (data_root/<class>/<image>;
 # e.g. the project's generated scenes, 32-64 px images; labels are not used).
 #   mim train mmselfsup configs/mmselfsup/simclr_resnet18_ccrop-multiobj_cpu_scenes.py \
-#       --cfg-options data_root=path/to/images
+#       --cfg-options train_dataloader.dataset.data_root=path/to/images
+# No paper figure: a smoke-size run for CPUs.
 _base_ = ['./simclr_resnet18_ccrop-multiobj_1xb512-500e_cifar10.py']
 
 data_root = 'data/scenes/train'

@@ -26,3 +26,21 @@ def object_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def setup():
     return mm_setup
+
+
+@pytest.fixture
+def train():
+    """``train(cfg)``: build a Runner, train it, return it; its DataLoader workers stop at teardown."""
+    from mmengine.runner import Runner
+
+    runners = []
+
+    def run(cfg):
+        runner = Runner.from_cfg(cfg)
+        runners.append(runner)
+        runner.train()
+        return runner
+
+    yield run
+    for runner in runners:
+        mm_setup.stop_workers(runner)

@@ -105,7 +105,8 @@ FORCED_BOXES = torch.tensor([[0.0, 0.0, 0.25, 0.25], [0.75, 0.75, 1.0, 1.0]])
 
 @HOOKS.register_module(force=True)
 class CropRecorderHook(Hook):
-    """Test instrument: records every training batch; after the refresh of epoch 1 it saves the
+    """Test instrument: records every training batch (and the store version as its iteration starts);
+    after the refresh of epoch 1 (or of iteration ``after_iter`` in an iteration loop) it saves the
     refreshed store and forces :data:`FORCED_BOXES` onto even samples (odd ones keep theirs).
 
     Priority LOW: after ContrastiveCropHook (NORMAL), before CheckpointHook (VERY_LOW).
@@ -113,8 +114,9 @@ class CropRecorderHook(Hook):
 
     priority = "LOW"
 
-    def __init__(self, force: bool = True) -> None:
+    def __init__(self, force: bool = True, after_iter: int | None = None) -> None:
         self.force = force
+        self.after_iter = after_iter
         self.batches: list[dict[str, Any]] = []
         self.refreshed_state: dict[str, Any] | None = None
         self.state_before_train: dict[str, Any] | None = None
@@ -125,12 +127,19 @@ class CropRecorderHook(Hook):
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         views = [v.clone() for v in data_batch["inputs"]]
-        self.batches.append({"epoch": runner.epoch, "views": views,
+        self.batches.append({"epoch": runner.epoch, "iter": runner.iter, "views": views,
+                             "version": ccrop_hook(runner).store.version,
                              "indices": sample_indices(data_batch["data_samples"])})
 
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if self.after_iter is not None and runner.iter + 1 == self.after_iter:
+            self._snapshot_and_force(runner)
+
     def after_train_epoch(self, runner: Any) -> None:
-        if runner.epoch != 0:
-            return
+        if self.after_iter is None and runner.epoch == 0:
+            self._snapshot_and_force(runner)
+
+    def _snapshot_and_force(self, runner: Any) -> None:
         store = ccrop_hook(runner).store
         self.refreshed_state = store.state_dict()
         self.version_scalar = runner.message_hub.get_scalar("train/ccrop_box_version").current()
@@ -171,6 +180,20 @@ def crop_fits_box(view: torch.Tensor, box: torch.Tensor) -> bool:
     top, left, height, width = crop_from_pixels(view)
     x0, y0, x1, y1 = box.tolist()
     return position_allowed(top, height, y0, y1) and position_allowed(left, width, x0, x1)
+
+
+def stop_workers(runner: Any) -> None:
+    """Stop the train DataLoader workers a finished Runner keeps (persistent workers).
+
+    Left to the garbage collector, they are torn down while the *next* Runner starts and
+    delay its first batch by about 10 s on this machine.
+    """
+    loop_iterator = getattr(getattr(runner, "_train_loop", None), "dataloader_iterator", None)
+    loader = getattr(getattr(runner, "_train_loop", None), "dataloader", None)
+    for owner in (loader, loop_iterator):
+        worker_iterator = getattr(owner, "_iterator", None)
+        if hasattr(worker_iterator, "_shutdown_workers"):
+            worker_iterator._shutdown_workers()
 
 
 def ddp_env(rank: int, world_size: int, port: int) -> dict[str, str]:

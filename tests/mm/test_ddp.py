@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.runner import Runner
 
 WORKER = Path(__file__).with_name("ddp_train.py")
 
@@ -22,8 +21,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["mmpretrain"])
-def test_two_ranks_hold_the_one_process_store(framework, setup, object_folder, tmp_path):
+@pytest.mark.parametrize("framework", ["mmpretrain", "mmselfsup"])
+def test_two_ranks_hold_the_one_process_store(framework, setup, train, object_folder, tmp_path):
     port = _free_port()
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(2)]
     procs = [
@@ -42,8 +41,7 @@ def test_two_ranks_hold_the_one_process_store(framework, setup, object_folder, t
 
     cfg = ddp_config(framework, object_folder, tmp_path / "single")
     cfg.experiment_name = f"single_{framework}"
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = train(cfg)
     single = setup.ccrop_hook(runner).store.state_dict()
 
     ranks = [torch.load(out, weights_only=True) for out in outs]

@@ -1,19 +1,26 @@
-"""Real mmengine Runner, 2 epochs, 2 persistent DataLoader workers, warm-up 1: refresh, crops from pixels, resume."""
+"""Real mmengine Runner, 2 persistent DataLoader workers: refresh, crops from pixels, resume.
+
+Epoch loop: 2 epochs, warm-up 1, then a resume without TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.
+Iteration loop: 4 iterations (2 per pass over the data), warm-up and interval 2.
+"""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
-from mmengine.runner import Runner
+
+from ccrop_mm import mmengine_checkpoint_globals
 
 FRAMEWORKS = ["mmpretrain", "mmselfsup"]
 
 
-def _check_crops(setup, batches, epoch, refreshed_state):
-    """Every pair of ``epoch`` was cropped around one common box of its sample's set (from pixels)."""
+def _check_crops(setup, batches, refreshed_state):
+    """Every pair of ``batches`` was cropped around one common box of its sample's set (from pixels)."""
     chosen = set()
     pairs = 0
-    for batch in (b for b in batches if b["epoch"] == epoch):
+    for batch in batches:
         first, second = batch["views"]
         for row, index in enumerate(batch["indices"]):
             if index % 2 == 0:
@@ -23,7 +30,7 @@ def _check_crops(setup, batches, epoch, refreshed_state):
                 boxes = refreshed_state["boxes"][index, :count]
             shared = [k for k, box in enumerate(boxes)
                       if setup.crop_fits_box(first[row], box) and setup.crop_fits_box(second[row], box)]
-            assert shared, f"epoch {epoch + 1}: the views of sample {index} share no box of {boxes.tolist()}"
+            assert shared, f"iteration {batch['iter'] + 1}: the views of sample {index} share no box of {boxes.tolist()}"
             if index % 2 == 0:
                 chosen.update(shared)
             pairs += 1
@@ -31,14 +38,22 @@ def _check_crops(setup, batches, epoch, refreshed_state):
     return chosen
 
 
+def _warmup_misses(setup, batches):
+    """Views of even samples that fit neither forced box: warm-up crops ignore the (later) forced boxes."""
+    return sum(
+        not any(setup.crop_fits_box(view[row], box) for box in setup.FORCED_BOXES)
+        for batch in batches for view in batch["views"]
+        for row, index in enumerate(batch["indices"]) if index % 2 == 0
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_two_epochs_refresh_then_crops_in_boxes_and_resume(framework, setup, coordinate_folder, tmp_path, monkeypatch):
+def test_two_epochs_refresh_then_crops_in_boxes_and_resume(framework, setup, train, coordinate_folder, tmp_path, monkeypatch):
     cfg = setup.small_config(framework, coordinate_folder, tmp_path / "run")
     cfg.custom_hooks.append(dict(type="CropRecorderHook"))
     cfg.experiment_name = f"{framework}_first"
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = train(cfg)
     recorder = next(h for h in runner.hooks if type(h).__name__ == "CropRecorderHook")
     hook = setup.ccrop_hook(runner)
 
@@ -49,29 +64,75 @@ def test_two_epochs_refresh_then_crops_in_boxes_and_resume(framework, setup, coo
     assert hook.last_stats.images == setup.NUM_IMAGES
 
     # Warm-up crops ignore the (later) forced boxes: some even-sample view fits neither.
-    warmup_misses = sum(
-        not any(setup.crop_fits_box(view[row], box) for box in setup.FORCED_BOXES)
-        for batch in recorder.batches if batch["epoch"] == 0
-        for view in batch["views"] for row, index in enumerate(batch["indices"]) if index % 2 == 0
-    )
-    assert warmup_misses > 0
+    assert _warmup_misses(setup, [b for b in recorder.batches if b["epoch"] == 0]) > 0
     # Epoch 2: workers (persistent, started in epoch 1) crop around the boxes, one box per pair.
-    assert _check_crops(setup, recorder.batches, 1, recorder.refreshed_state) == {0, 1}
+    assert _check_crops(setup, [b for b in recorder.batches if b["epoch"] == 1], recorder.refreshed_state) == {0, 1}
     final_state = hook.store.state_dict()
+    setup.stop_workers(runner)  # before the next Runner starts (see stop_workers)
 
-    # Resume from the checkpoint saved after the refresh: a new Runner restores the identical store.
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # mmengine checkpoints under torch>=2.6
+    # torch>=2.6 loads weights-only by default: the checkpoint needs the hook's allow-list ...
+    checkpoint = tmp_path / "run" / "epoch_1.pth"
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", raising=False)
+    with pytest.raises(pickle.UnpicklingError, match="HistoryBuffer"):
+        torch.load(checkpoint, weights_only=True)
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        assert torch.load(checkpoint, weights_only=True)["ccrop"]["box_store"]["version"] == 1
+    # ... which the hook admitted only while the runner loaded its checkpoint (none here).
+    assert not set(mmengine_checkpoint_globals()) & set(torch.serialization.get_safe_globals())
+
+    # Resume from the checkpoint saved after the refresh, without TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD:
+    # a new Runner restores the identical store.
     cfg = setup.small_config(framework, coordinate_folder, tmp_path / "resumed")
     cfg.custom_hooks.append(dict(type="CropRecorderHook", force=False))
     cfg.experiment_name = f"{framework}_resumed"
     cfg.resume = True
-    cfg.load_from = str(tmp_path / "run" / "epoch_1.pth")
-    resumed = Runner.from_cfg(cfg)
-    resumed.train()
+    cfg.load_from = str(checkpoint)
+    resumed = train(cfg)
     restored = next(h for h in resumed.hooks if type(h).__name__ == "CropRecorderHook").state_before_train
     assert restored["version"] == final_state["version"] == 1
     for key in ("boxes", "scores", "counts"):
         assert torch.equal(restored[key], final_state[key]), key
     recorder2 = next(h for h in resumed.hooks if type(h).__name__ == "CropRecorderHook")
     assert [b["epoch"] for b in recorder2.batches] == [1, 1]
-    _check_crops(setup, recorder2.batches, 1, recorder.refreshed_state)
+    _check_crops(setup, recorder2.batches, recorder.refreshed_state)
+    setup.stop_workers(resumed)
+    assert not set(mmengine_checkpoint_globals()) & set(torch.serialization.get_safe_globals())
+
+    # Without the hook's allow-list the same resume is refused by torch's weights-only load.
+    cfg = setup.small_config(framework, coordinate_folder, tmp_path / "refused", allow_mmengine_checkpoints=False)
+    cfg.experiment_name = f"{framework}_refused"
+    cfg.resume = True
+    cfg.load_from = str(checkpoint)
+    with pytest.raises(pickle.UnpicklingError, match="HistoryBuffer"):
+        train(cfg)
+
+
+@pytest.mark.slow
+def test_iteration_loop_refreshes_after_warmup_iterations(setup, train, coordinate_folder, tmp_path):
+    """IterBasedTrainLoop over an InfiniteSampler (8 of the 16 images per iteration), 2 persistent workers,
+    warmup_iters=2, interval 4, 6 iterations: one refresh, after iteration 2 (6 is the last); the workers,
+    started by the loop before any hook ran, crop in its boxes once the batches they had prefetched are used."""
+    cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path, warmup_iters=2, interval=4)
+    del cfg.custom_hooks[0]["warmup_epochs"]
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=6)
+    cfg.train_dataloader.sampler = dict(type="InfiniteSampler", shuffle=True)
+    cfg.train_dataloader.prefetch_factor = 1  # at most 2 batches (1 per worker) requested before the refresh
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=2, by_epoch=False)
+    cfg.custom_hooks.append(dict(type="CropRecorderHook", after_iter=2))
+    cfg.experiment_name = "mmpretrain_iterations"
+    runner = train(cfg)
+    recorder = next(h for h in runner.hooks if type(h).__name__ == "CropRecorderHook")
+    hook = setup.ccrop_hook(runner)
+
+    assert runner.iter == 6
+    assert [b["version"] for b in recorder.batches] == [0, 0, 1, 1, 1, 1]  # refreshed after iteration 2 only
+    assert hook.store.version == 1 and recorder.version_scalar == 1.0
+    assert recorder.refreshed_state["version"] == 1 and hook.last_stats.images == setup.NUM_IMAGES
+    assert _warmup_misses(setup, recorder.batches[:2]) > 0
+    # Batches 3-4 were requested before the refresh (prefetch); 5-6 (one pass over the data) after it.
+    assert _check_crops(setup, recorder.batches[4:], recorder.refreshed_state) == {0, 1}
+    # The checkpoint of iteration 2 is saved after the refresh (and the recorder's forcing): it holds the final boxes.
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        saved = torch.load(tmp_path / "iter_2.pth", weights_only=True)["ccrop"]["box_store"]
+    final = hook.store.state_dict()
+    assert saved["version"] == 1 and all(torch.equal(saved[k], final[k]) for k in ("boxes", "scores", "counts"))
