@@ -1,0 +1,306 @@
+"""SimCLR pre-training through the Lightly adapter, shared by ``ccrop demo`` and ``ccrop study``.
+
+One function, :func:`pretrain_simclr`: lightly's ``LightlyDataset`` (no transform), the
+adapter's :class:`~ccrop_lightly.CCropCollate` in a ``DataLoader`` with persistent workers,
+lightly's ``SimCLRProjectionHead`` and ``NTXentLoss``, and the adapter's
+:class:`~ccrop_lightly.BoxRefresher` called after every epoch (warm-up, then a refresh every
+``interval`` epochs). The strategy decides the crop: ``rrc`` never refreshes (plain
+RandomResizedCrop throughout), ``paper`` keeps one box per image, ``multi`` and ``multi-box``
+keep box sets.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from lightly.data import LightlyDataset
+from lightly.loss import NTXentLoss
+from lightly.models.modules import SimCLRProjectionHead
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ccrop_lightly import (
+    BoxRefresher,
+    CCropCollate,
+    CCropMultiViewTransform,
+    CCropSimCLRViewTransform,
+    CCropViewTransform,
+    feature_extractor,
+    make_refresh_loader,
+)
+from ccrop_plugins import BoxSets, BoxStore, RefreshStats
+
+from .backbones import BACKBONES, build_backbone
+from .strategies import CropStrategy, get_strategy
+
+MAX_BOXES = 4
+
+
+@dataclass
+class RefreshRecord:
+    """One box refresh: after which (0-based) epoch, its statistics and the boxes it wrote.
+
+    Attributes:
+        epoch: the epoch after which the refresh ran.
+        stats: the core's :class:`~ccrop_plugins.RefreshStats`.
+        box_sets: the store's boxes after the refresh, one set per dataset index (in
+            ``LightlyDataset`` filename order), normalised ``x0, y0, x1, y1``.
+    """
+
+    epoch: int
+    stats: RefreshStats
+    box_sets: BoxSets
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain_simclr` returns.
+
+    Attributes:
+        backbone: the trained backbone, images ``(B, 3, S, S)`` -> features ``(B, D)``.
+        feature_dim: ``D``.
+        strategy: the crop strategy's name.
+        filenames: the training images in dataset-index order (relative to ``data_root``).
+        refreshes: one :class:`RefreshRecord` per refresh, in order.
+        epoch_losses: mean NT-Xent loss of every epoch.
+        train_seconds: wall time spent in training epochs (data loading included).
+        refresh_seconds: wall time spent in box refreshes.
+        views: augmented views the model was trained on (2 per sample per epoch).
+    """
+
+    backbone: nn.Module
+    feature_dim: int
+    strategy: str
+    filenames: list[str]
+    refreshes: list[RefreshRecord] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+    train_seconds: float = 0.0
+    refresh_seconds: float = 0.0
+    views: int = 0
+
+    @property
+    def views_per_second(self) -> float:
+        return self.views / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+class SimCLR(nn.Module):
+    """A backbone and lightly's SimCLR projection head: images ``(B, 3, S, S)`` -> ``(B, 128)``."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection_head = SimCLRProjectionHead(feature_dim, feature_dim, 128)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.projection_head(self.backbone(images).flatten(start_dim=1))
+
+
+RefreshCallback = Callable[[RefreshRecord], None]
+
+
+class WarmupAwareViews(CCropMultiViewTransform):
+    """The strategy's views once a sample has boxes, RandomResizedCrop's before (the paper's warm-up).
+
+    Without boxes a :class:`~ccrop_plugins.ContrastiveCrop` draws its area relative to the
+    image; for a box-scaled strategy (``scale=(1, 4)`` of the *box*) that would be 1-4x the
+    image, i.e. always the whole image. Warm-up views must be plain RandomResizedCrop, so
+    samples without boxes get ``warmup``'s views.
+
+    Input / output: as :class:`~ccrop_lightly.CCropMultiViewTransform`.
+    """
+
+    def __init__(self, warmup: CCropMultiViewTransform, with_boxes: CCropMultiViewTransform) -> None:
+        super().__init__(with_boxes.transforms)
+        self.warmup = warmup
+
+    def __call__(self, image, boxes=None, scores=None):  # type: ignore[no-untyped-def]
+        if boxes is None:
+            return self.warmup(image)
+        return super().__call__(image, boxes, scores)
+
+
+def simclr_views(strategy: CropStrategy, image_size: int, alpha: float) -> CCropMultiViewTransform:
+    """SimCLR's two views with ``strategy``'s crop (its scale range and scale reference).
+
+    The steps after the crop are lightly's SimCLR view steps with the CIFAR-size settings of
+    lightly's examples (colour jitter strength 0.5, no blur at 32-64 px). Both views crop
+    around the same box (pair-consistent); samples without boxes (warm-up) get
+    RandomResizedCrop views with scale ``(0.2, 1.0)`` of the image.
+    """
+    steps = CCropSimCLRViewTransform(input_size=image_size, cj_strength=0.5, gaussian_blur=0.0).transform
+
+    def views(crop_strategy: CropStrategy) -> CCropMultiViewTransform:
+        view = CCropViewTransform(crop_strategy.make_crop(image_size, alpha=alpha), steps)
+        return CCropMultiViewTransform([view, view])
+
+    return WarmupAwareViews(views(get_strategy("rrc")), views(strategy))
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker's torch RNG from the loader's generator; numpy and random
+    # (used by some lightly transforms) follow from it, so a run is reproducible.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+def pretrain_simclr(
+    data_root: str | Path,
+    strategy: str | CropStrategy,
+    *,
+    backbone: str = "convnet",
+    image_size: int = 64,
+    refresh_size: int | None = None,
+    epochs: int = 10,
+    batch_size: int = 128,
+    warmup_epochs: int = 4,
+    interval: int = 2,
+    threshold: float = 0.1,
+    alpha: float = 0.6,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    num_workers: int = 2,
+    progress: bool = True,
+    on_refresh: RefreshCallback | None = None,
+) -> PretrainResult:
+    """Pre-train SimCLR on an image folder with one crop strategy, on the CPU.
+
+    Args:
+        data_root: an image folder (``root/<class>/<image>``), e.g. written by
+            ``ccrop_plugins.scenes.write_image_folder``; labels are not used.
+        strategy: ``rrc``, ``paper``, ``multi``, ``multi-box`` (see ``ccrop_cli.strategies``).
+        backbone: ``convnet`` (4 layers, fast) or ``resnet18`` (CIFAR stem).
+        image_size: side of the square views; images are cropped from their stored size.
+        refresh_size: side the un-augmented images are resized to for the box refresh
+            (default ``image_size``, the paper's choice; the images' own size gives a finer
+            heatmap when views are smaller than the images).
+        epochs: training epochs.
+        batch_size: samples per step (each gives 2 views); the last partial batch is dropped.
+        warmup_epochs: epochs of plain RandomResizedCrop before the first refresh.
+        interval: epochs between refreshes (the last epoch never refreshes).
+        threshold: the localizer's ``k`` on heatmaps in ``[0, 1]`` (paper: 0.1).
+        alpha: ``Beta(alpha, alpha)`` of the crop centre (paper: 0.1 on CIFAR, 0.6 on ImageNet).
+        learning_rate: AdamW learning rate, cosine-annealed to 0 over the run (AdamW rather
+            than the paper's SGD: these runs are a few epochs long).
+        seed: seeds the weights, the shuffling and every augmentation.
+        num_workers: DataLoader workers (persistent across epochs; 0 loads in this process).
+        progress: show progress bars.
+        on_refresh: called with each :class:`RefreshRecord` right after its refresh.
+
+    Returns:
+        :class:`PretrainResult`; ``refreshes`` is empty for ``rrc``.
+
+    Raises:
+        ValueError: for an unknown strategy or backbone, a non-positive size, or a
+            ``batch_size`` larger than the dataset.
+    """
+    strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
+    if not isinstance(strategy, CropStrategy):
+        raise TypeError(f"strategy must be a name or a CropStrategy; got {type(strategy).__name__}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; available: {', '.join(BACKBONES)}")
+    _check_positive(image_size=image_size, epochs=epochs, batch_size=batch_size, interval=interval)
+    if refresh_size is not None:
+        _check_positive(refresh_size=refresh_size)
+    if int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be an integer >= 0; got {warmup_epochs!r}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must lie in [0, 1); got {threshold}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive; got {alpha}")
+    data_root = Path(data_root)
+    if not data_root.is_dir():
+        raise ValueError(f"data_root {str(data_root)!r} is not a directory (expected root/<class>/<image>)")
+
+    torch.manual_seed(seed)
+    dataset = LightlyDataset(str(data_root))
+    if batch_size > len(dataset):
+        raise ValueError(f"batch_size {batch_size} exceeds the {len(dataset)} images in {data_root}")
+    store = BoxStore(len(dataset), max_boxes=MAX_BOXES)
+    transform = simclr_views(strategy, image_size, alpha)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        collate_fn=CCropCollate(transform, store, dataset=dataset),
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    net, feature_dim = build_backbone(backbone, seed)
+    model = SimCLR(net, feature_dim)
+    refresher = None
+    if strategy.uses_boxes:
+        refresher = BoxRefresher(
+            store,
+            feature_extractor(model.backbone),
+            make_refresh_loader(dataset, refresh_size or image_size, batch_size=256),
+            warmup_epochs=warmup_epochs,
+            interval=interval,
+            max_epochs=epochs,
+            threshold=threshold,
+            localizer=strategy.localizer,
+            localizer_options=dict(strategy.localizer_options),
+        )
+    criterion = NTXentLoss(temperature=0.2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    steps = epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+
+    result = PretrainResult(
+        backbone=model.backbone, feature_dim=feature_dim, strategy=strategy.name, filenames=dataset.get_filenames()
+    )
+    model.train()
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        total, batches = 0.0, 0
+        bar = tqdm(
+            loader, desc=f"{strategy.name} epoch {epoch + 1}/{epochs}", unit="batch", leave=False, disable=not progress
+        )
+        for (view_a, view_b), _targets, _keys in bar:
+            loss = criterion(model(view_a), model(view_b))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach())
+            batches += 1
+            result.views += 2 * len(view_a)
+            bar.set_postfix(loss=f"{total / batches:.3f}")
+        result.train_seconds += time.perf_counter() - started
+        result.epoch_losses.append(total / max(batches, 1))
+        if refresher is not None:
+            started = time.perf_counter()
+            stats = refresher.maybe_refresh(epoch)
+            result.refresh_seconds += time.perf_counter() - started
+            if stats is not None:
+                record = RefreshRecord(epoch=epoch, stats=stats, box_sets=_snapshot(store))
+                result.refreshes.append(record)
+                if on_refresh is not None:
+                    on_refresh(record)
+    model.eval()
+    return result
+
+
+def _snapshot(store: BoxStore) -> BoxSets:
+    """A copy of every sample's box set (a store entry with no boxes yet becomes the whole image)."""
+    counts = store.counts.long().clamp(min=1)
+    boxes = store.boxes.clone()
+    empty = store.counts == 0
+    boxes[empty, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    return BoxSets(boxes=boxes, scores=store.scores.clone(), counts=counts, fallback=empty.clone())

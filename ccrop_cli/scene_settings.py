@@ -1,0 +1,72 @@
+"""The two scene settings the study (and the demo) generate, and writing them to disk once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ccrop_plugins.scenes import ANNOTATIONS_FILE, generate_scenes, write_image_folder
+
+
+@dataclass(frozen=True)
+class SceneSetting:
+    """How the images of one setting are generated.
+
+    Attributes:
+        name: short key (``single``, ``multi-small``).
+        label: a human-readable label for tables and plots.
+        objects_per_image: inclusive ``(min, max)`` instances of the image's class.
+        object_area: inclusive ``(min, max)`` area of each object, as a fraction of the image.
+    """
+
+    name: str
+    label: str
+    objects_per_image: tuple[int, int]
+    object_area: tuple[float, float]
+
+
+SCENE_SETTINGS: dict[str, SceneSetting] = {
+    s.name: s
+    for s in (
+        SceneSetting("single", "1 object, medium (15-35% of the image)", (1, 1), (0.15, 0.35)),
+        SceneSetting("multi-small", "2-4 objects, small (3-8% each)", (2, 4), (0.03, 0.08)),
+    )
+}
+
+
+def get_scene_setting(name: str) -> SceneSetting:
+    """The setting called ``name``, or a ``ValueError`` listing the available ones."""
+    if name not in SCENE_SETTINGS:
+        raise ValueError(f"unknown scene setting {name!r}; available: {', '.join(SCENE_SETTINGS)}")
+    return SCENE_SETTINGS[name]
+
+
+def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_size: int, seed: int) -> Path:
+    """Generate ``num_images`` scenes of ``setting`` and write them as an image folder at ``root``.
+
+    A folder already written with the same arguments is reused (its ``scenes.json`` records
+    them); a folder it wrote with other arguments is replaced. Raises ``FileExistsError``
+    for a non-empty folder it did not write.
+    """
+    root = Path(root)
+    recipe = {"setting": asdict(setting), "num_images": num_images, "image_size": image_size, "seed": seed}
+    recipe_file = root / "scenes.json"
+    if (root / ANNOTATIONS_FILE).exists() and recipe_file.exists():
+        if json.loads(recipe_file.read_text()) == json.loads(json.dumps(recipe)):
+            return root
+    if recipe_file.exists():
+        shutil.rmtree(root)  # written by us with other arguments: stale images must not remain
+    elif root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} holds files not written by ccrop; choose an empty output folder")
+    scenes = generate_scenes(
+        num_images,
+        image_size=image_size,
+        objects_per_image=setting.objects_per_image,
+        object_area=setting.object_area,
+        seed=seed,
+    )
+    write_image_folder(scenes, root, overwrite=True)
+    recipe_file.write_text(json.dumps(recipe, indent=1))
+    return root

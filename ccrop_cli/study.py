@@ -1,0 +1,327 @@
+"""``ccrop study``: does ContrastiveCrop (and its box-set form) learn better features here?
+
+For every scene setting (one medium object; 2-4 small objects), crop strategy (``rrc``,
+``paper``, ``multi``, ``multi-box``) and seed: pre-train SimCLR through the Lightly adapter
+(:func:`ccrop_cli.pretrain.pretrain_simclr`), then score the frozen backbone with a linear
+probe and kNN on a held-out split of the same setting. After every box refresh the
+predicted box sets are scored against ground truth (box recall at IoU 0.5) and view pairs
+sampled from them are scored for false-positive pairs (``ccrop_cli.pair_quality``).
+
+Writes to ``--out``: ``results.json`` (every run, updated after each one, so an interrupted
+study resumes where it stopped), ``results.md`` (mean and std over seeds) and three plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightly.data import LightlyDataset
+
+from ccrop_plugins.scenes import load_annotations
+
+from .backbones import build_backbone
+from .evaluation import evaluate_backbone
+from .pair_quality import box_recall, oracle_box_sets, pair_quality, sample_view_pairs
+from .pretrain import PretrainResult, RefreshRecord, pretrain_simclr
+from .scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
+from .strategies import STRATEGIES, get_strategy
+from .study_report import write_plots, write_table
+
+PAIRS_PER_IMAGE = 4
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Sizes of one study; the defaults are the full study (about an hour on 2 CPU cores).
+
+    Attributes:
+        settings: scene setting names (``ccrop_cli.scene_settings``).
+        strategies: crop strategy names.
+        seeds: seeds ``0 .. seeds - 1`` (weights, shuffling, augmentation).
+        backbone: ``convnet`` or ``resnet18``.
+        scene_size: side of the generated images, pixels.
+        image_size: side of the training views and of the evaluation input.
+        refresh_size: side of the images the box refresh localizes in (the scenes' own size:
+            an 8 x 8 heatmap instead of 4 x 4).
+        train_images, test_images: images per split; the test split is a separately seeded
+            draw of the same setting, used only for evaluation.
+        epochs, warmup_epochs, interval, batch_size: the pre-training schedule.
+        threshold, alpha: ContrastiveCrop's ``k`` and ``Beta(alpha, alpha)``.
+        num_workers: DataLoader workers (persistent).
+    """
+
+    settings: tuple[str, ...] = tuple(SCENE_SETTINGS)
+    strategies: tuple[str, ...] = tuple(STRATEGIES)
+    seeds: int = 3
+    backbone: str = "convnet"
+    scene_size: int = 64
+    image_size: int = 32
+    refresh_size: int = 64
+    train_images: int = 500
+    test_images: int = 1000
+    epochs: int = 8
+    warmup_epochs: int = 2
+    interval: int = 2
+    batch_size: int = 64
+    threshold: float = 0.5
+    alpha: float = 0.6
+    num_workers: int = 2
+
+    def validate(self) -> None:
+        for name in self.settings:
+            get_scene_setting(name)
+        for name in self.strategies:
+            get_strategy(name)
+        if self.seeds < 1:
+            raise ValueError(f"--seeds must be a positive integer; got {self.seeds}")
+        if self.batch_size > self.train_images:
+            raise ValueError(f"--batch-size {self.batch_size} exceeds --train-images {self.train_images}")
+
+
+QUICK = dict(
+    seeds=1, scene_size=32, image_size=32, refresh_size=32, train_images=32, test_images=32, epochs=2, warmup_epochs=1,
+    interval=1, batch_size=16,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = StudyConfig()
+    parser.add_argument("--out", default="outputs/study", help="output folder (default: outputs/study)")
+    parser.add_argument("--quick", action="store_true", help="a tiny study for tests: 32 images, 2 epochs, 1 seed")
+    parser.add_argument("--seeds", type=int, default=None, help=f"seeds per strategy (default {defaults.seeds})")
+    parser.add_argument("--settings", nargs="+", default=None, choices=list(SCENE_SETTINGS), help="scene settings")
+    parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES), help="crop strategies")
+    parser.add_argument("--backbone", default=None, choices=["convnet", "resnet18"])
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--warmup-epochs", type=int, default=None)
+    parser.add_argument("--interval", type=int, default=None)
+    parser.add_argument("--train-images", type=int, default=None)
+    parser.add_argument("--test-images", type=int, default=None)
+    parser.add_argument("--image-size", type=int, default=None, help="training view size in pixels")
+    parser.add_argument("--refresh-size", type=int, default=None, help="image size for the box refresh")
+    parser.add_argument("--scene-size", type=int, default=None, help="generated image size in pixels")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--threshold", type=float, default=None, help="localizer threshold k (default 0.5; paper: 0.1)")
+    parser.add_argument("--alpha", type=float, default=None, help="Beta(alpha, alpha) of the crop centre")
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite results.md and the plots from results.json"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    """The :class:`StudyConfig` of the command line: defaults, then ``--quick``, then explicit options."""
+    config = StudyConfig(**QUICK) if args.quick else StudyConfig()
+    overrides: dict[str, Any] = {}
+    for name in (
+        "seeds", "backbone", "epochs", "warmup_epochs", "interval", "train_images", "test_images", "image_size",
+        "scene_size", "refresh_size", "batch_size", "threshold", "alpha", "num_workers",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    if args.settings:
+        overrides["settings"] = tuple(args.settings)
+    if args.strategies:
+        overrides["strategies"] = tuple(args.strategies)
+    config = replace(config, **overrides)
+    config.validate()
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_file = out / "results.json"
+    runs: list[dict[str, Any]] = []
+    baselines: list[dict[str, Any]] = []
+    if args.report_only:
+        if not results_file.exists():
+            raise ValueError(f"--report-only needs {results_file}; run the study first")
+        saved = json.loads(results_file.read_text())
+        config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+        runs = saved["runs"]
+        baselines = saved.get("random_init", [])
+    elif results_file.exists() and not args.fresh:
+        saved = json.loads(results_file.read_text())
+        if saved.get("config") == json.loads(json.dumps(asdict(config))):
+            runs = saved["runs"]
+            baselines = saved.get("random_init", [])
+            print(f"resuming: {len(runs)} runs already in {results_file}")
+    started = time.perf_counter()
+    oracle: dict[str, dict[str, float]] = {}
+    splits: dict[str, tuple[Path, Path, list[np.ndarray]]] = {}
+    for setting_name in config.settings:
+        setting = get_scene_setting(setting_name)
+        data = out / "data" / setting_name
+        train_root = write_split(setting, data / "train", config.train_images, config.scene_size, seed=1000)
+        test_root = write_split(setting, data / "test", config.test_images, config.scene_size, seed=2000)
+        gt = _ground_truth(train_root)
+        splits[setting_name] = (train_root, test_root, gt)
+        oracle[setting_name] = _oracle_false_positive_rates(config, gt)
+    # Seeds outermost: an interrupted study still has every setting and strategy for the first seeds.
+    for seed in range(config.seeds) if not args.report_only else ():
+        for setting_name in config.settings:
+            train_root, test_root, gt = splits[setting_name]
+            if not any(r["setting"] == setting_name and r["seed"] == seed for r in baselines):
+                baselines.append(_random_init(config, setting_name, seed, train_root, test_root))
+                _save(results_file, config, runs, oracle, baselines)
+            for strategy_name in config.strategies:
+                if any(r["setting"] == setting_name and r["strategy"] == strategy_name and r["seed"] == seed for r in runs):
+                    continue
+                print(f"[{time.perf_counter() - started:7.0f} s] {setting_name} / {strategy_name} / seed {seed}", flush=True)
+                runs.append(_one_run(config, setting_name, strategy_name, seed, train_root, test_root, gt, args))
+                _save(results_file, config, runs, oracle, baselines)
+    _save(results_file, config, runs, oracle, baselines)
+    summary = write_table(out / "results.md", config, runs, oracle, command=_command(args), baselines=baselines)
+    write_plots(out, config, runs, oracle)
+    print(summary)
+    print(f"study done in {time.perf_counter() - started:.0f} s; results in {out}")
+    return 0
+
+
+def _one_run(
+    config: StudyConfig,
+    setting: str,
+    strategy_name: str,
+    seed: int,
+    train_root: Path,
+    test_root: Path,
+    gt: list[np.ndarray],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    strategy = get_strategy(strategy_name)
+    began = time.perf_counter()
+    result: PretrainResult = pretrain_simclr(
+        train_root,
+        strategy,
+        backbone=config.backbone,
+        image_size=config.image_size,
+        refresh_size=config.refresh_size,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        warmup_epochs=config.warmup_epochs,
+        interval=config.interval,
+        threshold=config.threshold,
+        alpha=config.alpha,
+        seed=seed,
+        num_workers=config.num_workers,
+        progress=not args.no_progress,
+    )
+    accuracy = evaluate_backbone(result.backbone, train_root, test_root, config.image_size)
+    # Warm-up views are RandomResizedCrop's: the false-positive rate before any refresh.
+    warmup_quality = _pair_quality(config, "rrc", None, gt, seed)
+    refreshes = [_refresh_entry(config, strategy_name, record, gt, seed) for record in result.refreshes]
+    run = {
+        "setting": setting,
+        "strategy": strategy_name,
+        "seed": seed,
+        "linear": accuracy.linear,
+        "knn": accuracy.knn,
+        "train_seconds": result.train_seconds,
+        "refresh_seconds": result.refresh_seconds,
+        "total_seconds": time.perf_counter() - began,
+        "views_per_second": result.views_per_second,
+        "epoch_losses": result.epoch_losses,
+        "warmup_false_positive_rate": warmup_quality["false_positive_rate"],
+        "refreshes": refreshes,
+    }
+    print(
+        f"    linear {accuracy.linear:.3f}  knn {accuracy.knn:.3f}  "
+        f"train {result.train_seconds:.0f} s ({result.views_per_second:.0f} views/s)  refresh {result.refresh_seconds:.1f} s"
+        + (f"  recall {refreshes[-1]['box_recall']:.2f}  fp {refreshes[-1]['false_positive_rate']:.2f}" if refreshes else ""),
+        flush=True,
+    )
+    return run
+
+
+def _random_init(config: StudyConfig, setting: str, seed: int, train_root: Path, test_root: Path) -> dict[str, Any]:
+    """Accuracy of the untrained backbone (weights from ``seed``): what pre-training must beat."""
+    backbone, _ = build_backbone(config.backbone, seed)
+    accuracy = evaluate_backbone(backbone, train_root, test_root, config.image_size)
+    print(f"    random init, seed {seed}: linear {accuracy.linear:.3f}  knn {accuracy.knn:.3f}", flush=True)
+    return {"setting": setting, "seed": seed, **accuracy.as_dict()}
+
+
+def _refresh_entry(
+    config: StudyConfig, strategy: str, record: RefreshRecord, gt: list[np.ndarray], seed: int
+) -> dict[str, Any]:
+    box_sets = [record.box_sets[i] for i in range(len(record.box_sets))]
+    quality = _pair_quality(config, strategy, box_sets, gt, seed)
+    return {
+        "epoch": record.epoch,
+        "box_recall": box_recall([boxes for boxes, _ in box_sets], gt, iou=0.5),
+        "false_positive_rate": quality["false_positive_rate"],
+        "object_share": quality["object_share"],
+        "pair_spread": quality["pair_spread"],
+        **{k: v for k, v in record.stats.as_dict().items() if k != "version"},
+    }
+
+
+def _pair_quality(
+    config: StudyConfig, strategy: str, box_sets: list | None, gt: list[np.ndarray], seed: int
+) -> dict[str, float]:
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    sets = box_sets if box_sets is not None else [None] * len(gt)
+    size = (config.scene_size, config.scene_size)
+    views_a, views_b, index = sample_view_pairs(get_strategy(strategy), size, sets, PAIRS_PER_IMAGE, generator, config.alpha)
+    return pair_quality(views_a, views_b, index, gt).as_dict()
+
+
+def _oracle_false_positive_rates(config: StudyConfig, gt: list[np.ndarray]) -> dict[str, float]:
+    """Each strategy's false-positive pair rate with ground-truth boxes (the best a localizer can do)."""
+    rates = {}
+    for name in config.strategies:
+        sets = oracle_box_sets(gt, get_strategy(name))
+        rates[name] = _pair_quality(config, name, sets, gt, seed=0)["false_positive_rate"]
+    return rates
+
+
+def _ground_truth(root: Path) -> list[np.ndarray]:
+    """Ground-truth boxes per image, in ``LightlyDataset`` index order (the box store's order)."""
+    boxes = load_annotations(root)
+    return [boxes[name] for name in LightlyDataset(str(root)).get_filenames()]
+
+
+def _save(
+    path: Path,
+    config: StudyConfig,
+    runs: list[dict[str, Any]],
+    oracle: dict[str, dict[str, float]],
+    baselines: list[dict[str, Any]],
+) -> None:
+    payload = {
+        "config": asdict(config),
+        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform()},
+        "oracle_false_positive_rate": oracle,
+        "random_init": baselines,
+        "runs": runs,
+    }
+    path.write_text(json.dumps(payload, indent=1))
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this study (options left at their default are omitted)."""
+    parts = ["ccrop study"]
+    for name, value in sorted(vars(args).items()):
+        if name in ("no_progress", "fresh", "report_only") or value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            parts.append(f"{flag} {' '.join(map(str, value))}")
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
