@@ -72,5 +72,32 @@ def heatmaps_from_features(
     size = tuple(int(s) for s in size)
     if tuple(maps.shape[-2:]) == size:
         return maps
-    upsampled = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)
-    return upsampled[:, 0].clamp_(0.0, 1.0)
+    return upsample_bilinear(maps, size).clamp_(0.0, 1.0)
+
+
+def upsample_bilinear(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of ``(N, h, w)`` maps to ``(N, H, W)``, ``align_corners=False``.
+
+    Equal to ``F.interpolate(..., mode="bilinear")`` for upsampling, computed as two small
+    matrix products (``A_H @ M @ A_W^T``): about twice as fast on the CPU, where the refresh pass
+    upsamples every map of the dataset. Downsampling goes through ``F.interpolate``.
+    """
+    height, width = size
+    if height < maps.shape[-2] or width < maps.shape[-1]:
+        return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    rows = _interpolation_matrix(maps.shape[-2], height, maps.dtype, maps.device)
+    cols = _interpolation_matrix(maps.shape[-1], width, maps.dtype, maps.device)
+    return rows @ maps @ cols.T
+
+
+def _interpolation_matrix(source: int, target: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(target, source)`` weights of linear interpolation with half-pixel centres (PyTorch's rule)."""
+    position = ((torch.arange(target, dtype=torch.float64) + 0.5) * (source / target) - 0.5).clamp(min=0)
+    low = position.floor().long().clamp(max=source - 1)
+    high = (low + 1).clamp(max=source - 1)
+    weight = position - low
+    matrix = torch.zeros(target, source, dtype=torch.float64)
+    rows = torch.arange(target)
+    matrix.index_put_((rows, low), 1 - weight, accumulate=True)
+    matrix.index_put_((rows, high), weight, accumulate=True)
+    return matrix.to(dtype=dtype, device=device)

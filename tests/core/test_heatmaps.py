@@ -78,3 +78,12 @@ def test_single_hot_pixel():
 def test_bad_feature_shape():
     with pytest.raises(ValueError, match=r"\(N, C, h, w\); got \(3, 4, 4\)"):
         heatmaps_from_features(torch.zeros(3, 4, 4))
+
+
+@pytest.mark.parametrize("source, target", [((7, 7), (224, 224)), ((4, 4), (32, 32)), ((2, 3), (64, 50)), ((1, 1), (8, 8)), ((8, 8), (4, 4))])
+def test_matrix_upsampling_equals_torch_bilinear(source, target):
+    from ccrop_plugins.heatmaps import upsample_bilinear
+
+    maps = torch.rand(3, *source, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.interpolate(maps[:, None], size=target, mode="bilinear", align_corners=False)[:, 0]
+    torch.testing.assert_close(upsample_bilinear(maps, target), expected, atol=1e-6, rtol=0)
