@@ -97,7 +97,9 @@ class ContrastiveCrop:
             sampler object.
         alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler (paper: 0.1 on CIFAR, 0.6 on ImageNet).
         scale_reference: ``"image"`` (the paper) or ``"box"``: draw the area relative to the
-            chosen box, so that small objects get crops of their own size.
+            chosen box, so that small objects get crops of their own size. A box so large that
+            ``scale[1] * box_area`` exceeds the image is shrunk to ``image_area / scale[1]``, so
+            the largest crop is the image and crops stay varied.
         interpolation: a torchvision ``InterpolationMode`` or its name (``"bilinear"``).
         antialias: passed to torchvision's resize (as ``RandomResizedCrop`` does).
         sampler_options: other options of the sampler (``sigma`` for ``gaussian``).
@@ -189,6 +191,10 @@ class ContrastiveCrop:
         box_h, box_w = (y1 - y0) * height, (x1 - x0) * width
         if self.scale_reference == "box":
             ref_h, ref_w = max(box_h, 1.0), max(box_w, 1.0)
+            # A large box shrinks the reference so the largest crop is the image: with scale
+            # (1, 4) a whole-image box then crops 25-100 % of the image, not always all of it.
+            shrink = min(1.0, math.sqrt(height * width / (self.scale[1] * ref_h * ref_w)))
+            ref_h, ref_w = ref_h * shrink, ref_w * shrink
         else:
             ref_h, ref_w = height, width
         h, w = self._size_from_uniforms(uniforms[1:], ref_h * ref_w, height, width, ref_h, ref_w)

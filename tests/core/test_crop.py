@@ -266,3 +266,21 @@ def test_constructor_errors():
     with pytest.raises(TypeError, match="need a sampler name, not an object"):
         ContrastiveCrop(8, sampler=lambda *a: a[0], sigma=0.3)
     assert ContrastiveCrop(8, interpolation="nearest").interpolation == InterpolationMode.NEAREST
+
+
+def test_box_reference_on_a_whole_image_box_still_varies_the_crop():
+    """scale (1, 4) of a whole-image box would only fit the image itself; the reference shrinks instead."""
+    crop = ContrastiveCrop(32, scale=(1.0, 4.0), ratio=(1.0, 1.0), scale_reference="box")
+    generator = torch.Generator().manual_seed(0)
+    whole = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    areas = torch.tensor(
+        [p["height"] * p["width"] / 100**2 for p in (crop.make_params((100, 100), whole, generator) for _ in range(400))]
+    )
+    assert areas.min() >= 0.24 and areas.max() <= 1.0
+    assert (areas > 0.98).float().mean() < 0.1  # not the image every time
+    # A small box keeps its own reference: areas of 1-4x the box (100 px^2 -> 100-400 px^2).
+    small = torch.tensor([[0.40, 0.40, 0.50, 0.50]])
+    small_areas = torch.tensor(
+        [p["height"] * p["width"] for p in (crop.make_params((100, 100), small, generator) for _ in range(400))]
+    ).float()
+    assert 90 <= small_areas.min() and small_areas.max() <= 420
