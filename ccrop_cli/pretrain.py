@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -120,7 +120,7 @@ class WarmupAwareViews(CCropMultiViewTransform):
         super().__init__(with_boxes.transforms)
         self.warmup = warmup
 
-    def __call__(self, image, boxes=None, scores=None):  # type: ignore[no-untyped-def]
+    def __call__(self, image: Any, boxes: torch.Tensor | None = None, scores: torch.Tensor | None = None) -> list[Any]:
         if boxes is None:
             return self.warmup(image)
         return super().__call__(image, boxes, scores)

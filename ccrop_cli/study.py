@@ -67,7 +67,7 @@ class StudyConfig:
     refresh_size: int = 64
     train_images: int = 500
     test_images: int = 1000
-    epochs: int = 8
+    epochs: int = 10
     warmup_epochs: int = 2
     interval: int = 2
     batch_size: int = 64
