@@ -170,7 +170,14 @@ class ContrastiveCrop:
         if height < 1 or width < 1:
             raise ValueError(f"image_size must be a positive (height, width); got {tuple(image_size)}")
         if boxes is None:
-            h, w, found = self._draw_size(height * width, height, width, height, width, generator)
+            area, ref_h, ref_w = height * width, float(height), float(width)
+            if self.scale_reference == "box" and self.scale[1] > 1:
+                # No box: the image is the box, shrunk as any large box is (see below), so a
+                # box-relative scale such as (1, 4) still gives varied crops, not the whole image.
+                shrink = math.sqrt(1 / self.scale[1])
+                ref_h, ref_w = height * shrink, width * shrink
+                area = ref_h * ref_w
+            h, w, found = self._draw_size(area, height, width, ref_h, ref_w, generator)
             if found:
                 top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator))
                 left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator))

@@ -284,3 +284,12 @@ def test_box_reference_on_a_whole_image_box_still_varies_the_crop():
         [p["height"] * p["width"] for p in (crop.make_params((100, 100), small, generator) for _ in range(400))]
     ).float()
     assert 90 <= small_areas.min() and small_areas.max() <= 420
+
+
+def test_box_reference_without_boxes_treats_the_image_as_the_box():
+    crop = ContrastiveCrop(32, scale=(1.0, 4.0), ratio=(1.0, 1.0), scale_reference="box")
+    generator = torch.Generator().manual_seed(1)
+    areas = torch.tensor(
+        [p["height"] * p["width"] / 100**2 for p in (crop.make_params((100, 100), None, generator) for _ in range(400))]
+    )
+    assert areas.min() >= 0.24 and (areas > 0.98).float().mean() < 0.1
