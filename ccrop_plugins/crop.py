@@ -170,14 +170,10 @@ class ContrastiveCrop:
         if height < 1 or width < 1:
             raise ValueError(f"image_size must be a positive (height, width); got {tuple(image_size)}")
         if boxes is None:
-            area, ref_h, ref_w = height * width, float(height), float(width)
-            if self.scale_reference == "box" and self.scale[1] > 1:
-                # No box: the image is the box, shrunk as any large box is (see below), so a
-                # box-relative scale such as (1, 4) still gives varied crops, not the whole image.
-                shrink = math.sqrt(1 / self.scale[1])
-                ref_h, ref_w = height * shrink, width * shrink
-                area = ref_h * ref_w
-            h, w, found = self._draw_size(area, height, width, ref_h, ref_w, generator)
+            ref_h, ref_w = float(height), float(width)
+            if self.scale_reference == "box":  # no box: the whole image is the box
+                ref_h, ref_w = self._box_reference(ref_h, ref_w, height, width)
+            h, w, found = self._draw_size(ref_h * ref_w, height, width, ref_h, ref_w, generator)
             if found:
                 top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator))
                 left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator))
@@ -197,11 +193,7 @@ class ContrastiveCrop:
         x0, y0, x1, y1 = _checked_box(box_list, box_index)
         box_h, box_w = (y1 - y0) * height, (x1 - x0) * width
         if self.scale_reference == "box":
-            ref_h, ref_w = max(box_h, 1.0), max(box_w, 1.0)
-            # A large box shrinks the reference so the largest crop is the image: with scale
-            # (1, 4) a whole-image box then crops 25-100 % of the image, not always all of it.
-            shrink = min(1.0, math.sqrt(height * width / (self.scale[1] * ref_h * ref_w)))
-            ref_h, ref_w = ref_h * shrink, ref_w * shrink
+            ref_h, ref_w = self._box_reference(box_h, box_w, height, width)
         else:
             ref_h, ref_w = height, width
         h, w = self._size_from_uniforms(uniforms[1:], ref_h * ref_w, height, width, ref_h, ref_w)
@@ -217,6 +209,16 @@ class ContrastiveCrop:
         top = min(max(int(round(top)), 0), height - h)
         left = min(max(int(round(left)), 0), width - w)
         return {"top": top, "left": left, "height": h, "width": w, "box_index": int(box_index)}
+
+    def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:
+        """The region whose area ``scale`` refers to with ``scale_reference="box"``, in pixels.
+
+        A large box shrinks the reference so the largest crop is the image: with scale (1, 4)
+        a whole-image box then crops 25-100 % of the image, not always all of it.
+        """
+        ref_h, ref_w = max(box_h, 1.0), max(box_w, 1.0)
+        shrink = min(1.0, math.sqrt(height * width / (self.scale[1] * ref_h * ref_w)))
+        return ref_h * shrink, ref_w * shrink
 
     def _size_from_uniforms(
         self, uniforms: Sequence[float], area: float, height: int, width: int, ref_h: float, ref_w: float
