@@ -15,6 +15,10 @@ from .heatmaps import heatmaps_from_features
 from .hookspecs import hookimpl
 from .plugins import ENTRY_POINT_GROUP, get_heatmap, get_localizer, get_sampler, list_plugins
 from .refresh import RefreshStats, refresh_boxes
+from .refresh_sampler import RefreshSampler
+from .schedule import RefreshSchedule
+from .eval_mode import eval_mode
+from .sizes import height_width
 
 __version__ = "0.1.0"
 
@@ -24,12 +28,16 @@ __all__ = [
     "ContrastiveCrop",
     "CropParams",
     "ENTRY_POINT_GROUP",
+    "RefreshSampler",
+    "RefreshSchedule",
     "RefreshStats",
     "choose_box",
+    "eval_mode",
     "get_heatmap",
     "get_localizer",
     "get_sampler",
     "heatmaps_from_features",
+    "height_width",
     "hookimpl",
     "image_size_of",
     "list_plugins",

@@ -1,0 +1,48 @@
+"""Which dataset indices each rank localizes in a distributed refresh pass."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sized
+
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+
+class RefreshSampler(Sampler[int]):
+    """The indices of one rank's shard of a dataset, in order, each index on exactly one rank.
+
+    Rank ``r`` of ``w`` gets the contiguous range ``[r * n // w, (r + 1) * n // w)``: shards
+    differ by at most one sample and, unlike ``DistributedSampler``, nothing is padded or
+    repeated, so the refresh localizes every image once (``refresh_boxes`` all-gathers shards
+    of unequal length). Without ``torch.distributed`` it is ``range(n)``.
+
+    Args:
+        data_source: the dataset (anything with ``len``) or its length.
+        rank, world_size: this process's place; default from ``torch.distributed`` when it is
+            initialized, else ``0`` and ``1``. Read when the sampler is built.
+    """
+
+    def __init__(self, data_source: Sized | int, *, rank: int | None = None, world_size: int | None = None) -> None:
+        length = len(data_source) if isinstance(data_source, Sized) else data_source
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError(f"RefreshSampler: the dataset length must be an int >= 0; got {length!r}")
+        if rank is None or world_size is None:
+            initialized = dist.is_available() and dist.is_initialized()
+            rank = rank if rank is not None else (dist.get_rank() if initialized else 0)
+            world_size = world_size if world_size is not None else (dist.get_world_size() if initialized else 1)
+        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"RefreshSampler: world_size must be an int >= 1; got {world_size!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"RefreshSampler: rank must be an int in [0, {world_size}); got {rank!r}")
+        self.rank, self.world_size, self.length = rank, world_size, length
+        self.start = rank * length // world_size
+        self.stop = (rank + 1) * length // world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __repr__(self) -> str:
+        return f"RefreshSampler(rank={self.rank}, world_size={self.world_size}, indices=[{self.start}, {self.stop}))"

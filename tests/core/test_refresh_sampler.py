@@ -1,0 +1,33 @@
+"""RefreshSampler: every index on exactly one rank, nothing padded or repeated."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccrop_plugins import RefreshSampler
+
+
+@pytest.mark.parametrize("length", [0, 1, 5, 7, 64, 101])
+@pytest.mark.parametrize("world_size", [1, 2, 3, 8])
+def test_shards_cover_every_index_once(length, world_size):
+    shards = [list(RefreshSampler(length, rank=r, world_size=world_size)) for r in range(world_size)]
+    assert sorted(i for shard in shards for i in shard) == list(range(length))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert [len(RefreshSampler(length, rank=r, world_size=world_size)) for r in range(world_size)] == list(map(len, shards))
+
+
+def test_without_distributed_it_is_the_whole_dataset_in_order():
+    assert list(RefreshSampler(list("abcde"))) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(rank=2, world_size=2), r"rank must be an int in \[0, 2\); got 2"),
+        (dict(rank=0, world_size=0), "world_size must be an int >= 1; got 0"),
+        (dict(rank=-1, world_size=2), "got -1"),
+    ],
+)
+def test_bad_places_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RefreshSampler(10, **kwargs)

@@ -1,0 +1,38 @@
+"""height_width: an int or a (height, width) pair of positive ints, else an error naming the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ccrop_plugins import height_width
+
+
+@pytest.mark.parametrize(
+    "size, expected",
+    [(32, (32, 32)), ((24, 32), (24, 32)), ([5, 7], (5, 7)), (np.int64(8), (8, 8)), (torch.tensor(9), (9, 9)), (np.array([3, 4]), (3, 4))],
+)
+def test_accepted_sizes(size, expected):
+    result = height_width(size, "size")
+    assert result == expected and all(type(v) is int for v in result)
+
+
+@pytest.mark.parametrize(
+    "size, error, message",
+    [
+        (8.7, TypeError, r"crop size must be a positive int or \(height, width\); got 8.7"),
+        (8.0, TypeError, "got 8.0"),
+        ("abc", TypeError, "got 'abc'"),
+        (True, TypeError, "got True"),
+        (None, TypeError, "got None"),
+        ((8.5, 8), TypeError, r"got \(8.5, 8\)"),
+        ((10,), ValueError, r"got \(10,\) \(1 values\)"),
+        ((1, 2, 3), ValueError, r"3 values"),
+        (0, ValueError, "got 0"),
+        ((4, -1), ValueError, r"got \(4, -1\)"),
+    ],
+)
+def test_refused_sizes_name_the_argument_and_the_value(size, error, message):
+    with pytest.raises(error, match=message):
+        height_width(size, "crop size")
