@@ -11,7 +11,8 @@ pixels ``top, left, height, width``. This package imports no training framework.
 from .box_sets import BoxSets, validate_boxes
 from .box_store import BoxStore
 from .crop import ContrastiveCrop, CropParams, choose_box, image_size_of
-from .heatmaps import heatmaps_from_features
+from .features import StageFeatures, stage_features
+from .heatmaps import HeatmapPipeline, heatmaps_from_features
 from .hookspecs import hookimpl
 from .plugins import ENTRY_POINT_GROUP, get_heatmap, get_localizer, get_sampler, list_plugins
 from .refresh import RefreshStats, refresh_boxes
@@ -28,9 +29,11 @@ __all__ = [
     "ContrastiveCrop",
     "CropParams",
     "ENTRY_POINT_GROUP",
+    "HeatmapPipeline",
     "RefreshSampler",
     "RefreshSchedule",
     "RefreshStats",
+    "StageFeatures",
     "choose_box",
     "eval_mode",
     "get_heatmap",
@@ -42,5 +45,6 @@ __all__ = [
     "image_size_of",
     "list_plugins",
     "refresh_boxes",
+    "stage_features",
     "validate_boxes",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .heatmaps import channel_norm, channel_sum
+from .heatmap_rules import DatasetPCA, NormalizedCut, channel_norm, channel_sum, distinctiveness
 from .hookspecs import Register, hookimpl
 from .localizers import BBoxLocalizer, ComponentsLocalizer
 from .samplers import BetaSampler, GaussianSampler, UniformSampler
@@ -12,6 +12,9 @@ from .samplers import BetaSampler, GaussianSampler, UniformSampler
 def ccrop_register_heatmaps(register: Register) -> None:
     register("channel_sum", channel_sum)
     register("channel_norm", channel_norm)
+    register("distinctiveness", distinctiveness)
+    register("ddt", DatasetPCA)
+    register("ncut", NormalizedCut)
 
 
 @hookimpl(trylast=True)

@@ -1,25 +1,208 @@
-"""Feature maps -> heatmaps in [0, 1] (the paper's semantic-aware localization, step 1)."""
+"""Feature maps -> heatmaps in [0, 1] (the paper's semantic-aware localization, step 1).
+
+A *heatmap rule* reduces features ``(N, C, h, w)`` to raw maps ``(N, h, w)`` (larger means
+"more object"); the rules are plugins (:mod:`ccrop_plugins.heatmap_rules` holds the built-ins).
+This module turns a rule's maps into heatmaps: per-map min-max normalisation, fusion of
+several backbone stages and bilinear upsampling to the image.
+
+Fusing stages: each stage's map is normalised to ``[0, 1]`` and bilinearly resized to the
+finest stage's grid; the fused map is their geometric mean, normalised again. A cell is hot
+only where every stage agrees: the deep stage says *what* is an object, the shallow one
+*where* its edges are. A stage map with no contrast for an image (constant, non-finite) is
+left out of that image's mean.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import inspect
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .heatmap_rules import channel_norm, channel_sum, distinctiveness  # noqa: F401  (re-exported)
+from .plugins import lookup
+from .sizes import height_width
+
 HeatmapMethod = Callable[[Tensor], Tensor]
 """Reduces features ``(N, C, h, w)`` to raw maps ``(N, h, w)``; larger means "more object"."""
 
-
-def channel_sum(features: Tensor) -> Tensor:
-    """The paper's map: ``M = sum_c F`` over channels, ``(N, C, h, w) -> (N, h, w)``."""
-    return features.sum(dim=1)
+Features = Tensor | Mapping[str, Tensor]
+"""One stage's features ``(N, C, h, w)``, or several stages by name (fused into one heatmap)."""
 
 
-def channel_norm(features: Tensor) -> Tensor:
-    """L2 norm over channels, ``(N, C, h, w) -> (N, h, w)``; insensitive to the sign of features."""
-    return torch.linalg.vector_norm(features, dim=1)
+@runtime_checkable
+class FittedHeatmap(Protocol):
+    """A heatmap rule with dataset-level statistics, fitted on the refresh pass.
+
+    The host calls, for every batch of the pass, ``rule(features)`` (apply the statistics
+    fitted so far) and ``rule.fit(features)``, which returns the batch's sufficient
+    statistics as a dict of tensors that *add up* (sums, counts). After the pass the host
+    sums them over batches and ``torch.distributed`` ranks and calls ``rule.finalize(totals)``;
+    the next pass applies them. Memory is that of one set of statistics.
+    """
+
+    def fit(self, features: Tensor) -> dict[str, Tensor]: ...
+
+    def finalize(self, totals: dict[str, Tensor]) -> None: ...
+
+    def __call__(self, features: Tensor) -> Tensor: ...
+
+
+def is_fitted_rule(rule: object) -> bool:
+    """Whether ``rule`` follows :class:`FittedHeatmap` (has ``fit`` and ``finalize``)."""
+    return callable(getattr(rule, "fit", None)) and callable(getattr(rule, "finalize", None))
+
+
+def build_heatmap(method: str | HeatmapMethod, options: Mapping[str, Any] | None = None) -> HeatmapMethod:
+    """The heatmap rule ``method``: a registered name (built with ``options``) or a callable.
+
+    A registered *function* is the rule itself and takes no options; a registered *class* is
+    a rule factory, called with ``options``.
+    """
+    options = dict(options or {})
+    if isinstance(method, str):
+        entry = lookup("heatmap", method)
+        factory = entry.factory
+        if isinstance(factory, type):
+            try:
+                inspect.signature(factory).bind(**options)
+            except TypeError:
+                accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
+                raise TypeError(
+                    f"heatmap {method!r} (from {entry.provider}) does not accept options {sorted(options)}; "
+                    f"accepted: {', '.join(accepted) or 'none'}"
+                ) from None
+            return factory(**options)
+        if options:
+            raise TypeError(f"heatmap {method!r} (from {entry.provider}) takes no options; got {sorted(options)}")
+        return factory
+    if not callable(method):
+        raise TypeError(f"heatmap must be a registered name or a callable; got {type(method).__name__}")
+    if options:
+        raise TypeError(f"heatmap options {sorted(options)} need a heatmap given by name; got {method!r}")
+    return method
+
+
+def _method_name(method: object) -> str:
+    if isinstance(method, str):
+        return repr(method)
+    return getattr(method, "__qualname__", None) or type(method).__qualname__
+
+
+class HeatmapPipeline:
+    """A heatmap rule applied to one or several stages, with one rule instance per stage.
+
+    ``pipeline(features, size)`` gives heatmaps ``(N, H, W)`` in ``[0, 1]``; for fitted rules
+    ``pipeline.fit(features)`` returns ``{stage: statistics}`` and ``pipeline.finalize(totals)``
+    hands the summed statistics to each stage's rule. Keep the pipeline to carry the
+    statistics from one refresh pass to the next. Stage key ``None`` stands for plain
+    (single-tensor) features.
+    """
+
+    def __init__(self, method: str | HeatmapMethod = "channel_sum", options: Mapping[str, Any] | None = None) -> None:
+        self.method = method
+        self.options = dict(options or {})
+        self.rules: dict[str | None, HeatmapMethod] = {}
+        probe = build_heatmap(method, self.options)  # a bad name or option fails here, before any pass
+        self.fits = is_fitted_rule(probe)
+        """Whether the rule has dataset-level statistics (``fit`` / ``finalize``)."""
+
+    def rule(self, stage: str | None) -> HeatmapMethod:
+        """The rule instance of ``stage`` (built on first use)."""
+        if stage not in self.rules:
+            if not isinstance(self.method, str) and self.fits and self.rules:
+                raise ValueError(
+                    f"a fitted heatmap instance ({_method_name(self.method)}) serves one stage only; "
+                    "pass the heatmap by name to fit one instance per stage"
+                )
+            self.rules[stage] = build_heatmap(self.method, self.options)
+        return self.rules[stage]
+
+    def __call__(self, features: Features, size: int | Sequence[int] | None = None) -> Tensor:
+        stages = _check_features(features)
+        if size is not None:
+            size = height_width(size, "size")
+        n = next(iter(stages.values())).shape[0]
+        if n == 0:
+            grid = size or max((tuple(f.shape[-2:]) for f in stages.values()), key=lambda s: s[0] * s[1])
+            return torch.zeros(0, *grid, device=next(iter(stages.values())).device)
+        maps = [self._stage_map(stage, values) for stage, values in stages.items()]
+        fused = maps[0] if len(maps) == 1 else fuse_maps(maps)
+        if size is None or tuple(fused.shape[-2:]) == size:
+            return fused
+        return upsample_bilinear(fused, size).clamp_(0.0, 1.0)
+
+    def fit(self, features: Features) -> dict[str | None, dict[str, Tensor]]:
+        """Each fitted stage rule's statistics of this batch (empty for rules without ``fit``)."""
+        stages = _check_features(features)
+        out = {}
+        for stage, values in stages.items():
+            rule = self.rule(stage)
+            if is_fitted_rule(rule) and values.shape[0]:
+                out[stage] = {key: value.detach() for key, value in rule.fit(values.detach().float()).items()}
+        return out
+
+    def finalize(self, totals: Mapping[str | None, Mapping[str, Tensor]]) -> None:
+        """Give each stage's rule its summed statistics."""
+        for stage, statistics in totals.items():
+            self.rule(stage).finalize(dict(statistics))
+
+    def _stage_map(self, stage: str | None, features: Tensor) -> Tensor:
+        rule = self.rule(stage)
+        raw = rule(features.detach().float())
+        expected = (features.shape[0], *features.shape[-2:])
+        if not isinstance(raw, Tensor) or raw.ndim != 3 or raw.shape[0] != features.shape[0] or min(raw.shape[1:]) < 1:
+            got = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
+            where = f" of stage {stage!r}" if stage is not None else ""
+            raise ValueError(
+                f"heatmap method {_method_name(self.method)}{where} returned {got}; "
+                f"expected maps (N, h, w) = {expected}"
+            )
+        return normalize_maps(raw)
+
+
+def _check_features(features: Features) -> dict[str | None, Tensor]:
+    if isinstance(features, Tensor):
+        stages: dict[str | None, Tensor] = {None: features}
+    elif isinstance(features, Mapping):
+        if not features:
+            raise ValueError("features is an empty dict; expected {stage: (N, C, h, w)}")
+        stages = dict(features)
+    else:
+        raise TypeError(f"features must be a Tensor (N, C, h, w) or a dict of them; got {type(features).__name__}")
+    counts = set()
+    for stage, values in stages.items():
+        where = "features" if stage is None else f"features of stage {stage!r}"
+        if not isinstance(values, Tensor) or values.ndim != 4:
+            got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+            raise ValueError(f"{where} must have shape (N, C, h, w); got {got}")
+        if min(values.shape[1:]) < 1:
+            raise ValueError(f"{where} must have C, h, w >= 1; got {tuple(values.shape)}")
+        counts.add(values.shape[0])
+    if len(counts) > 1:
+        raise ValueError(f"stages disagree on the batch size: { {s: v.shape[0] for s, v in stages.items()} }")
+    return stages
+
+
+def fuse_maps(maps: Sequence[Tensor]) -> Tensor:
+    """Geometric mean of normalised ``(N, h_s, w_s)`` maps on the finest grid, normalised to ``[0, 1]``.
+
+    A map with no contrast for an image (all zeros after :func:`normalize_maps`) is left out
+    of that image's mean; an image with no usable map gets zeros.
+    """
+    grid = max((tuple(m.shape[-2:]) for m in maps), key=lambda s: s[0] * s[1])
+    log_sum = maps[0].new_zeros(maps[0].shape[0], *grid)
+    used = maps[0].new_zeros(maps[0].shape[0], 1, 1)
+    for m in maps:
+        if tuple(m.shape[-2:]) != grid:
+            m = upsample_bilinear(m, grid).clamp_(0.0, 1.0)
+        usable = (m.flatten(1).amax(dim=1) > 0).float()[:, None, None]
+        log_sum += m.clamp_min(1e-6).log() * usable
+        used += usable
+    fused = torch.exp(log_sum / used.clamp_min(1)) * (used > 0)
+    return normalize_maps(fused)
 
 
 def normalize_maps(maps: Tensor) -> Tensor:
@@ -40,39 +223,31 @@ def normalize_maps(maps: Tensor) -> Tensor:
 
 
 def heatmaps_from_features(
-    features: Tensor,
+    features: Features,
     size: Sequence[int] | int | None = None,
     method: str | HeatmapMethod = "channel_sum",
+    options: Mapping[str, Any] | None = None,
 ) -> Tensor:
     """Turn backbone features into per-image heatmaps in ``[0, 1]``.
 
     Args:
-        features: ``(N, C, h, w)`` feature maps of the last stage, before pooling.
+        features: ``(N, C, h, w)`` feature maps before pooling, or a dict ``{stage: (N, C_s,
+            h_s, w_s)}`` fused into one map per image (see the module docstring).
         size: output ``(H, W)`` (or one int for a square); the maps are min-max
             normalised at feature resolution, then bilinearly upsampled
-            (``align_corners=False``) as in the reference code. ``None`` keeps ``(h, w)``.
-        method: a registered heatmap method name (see ``ccrop plugins``) or a callable
+            (``align_corners=False``) as in the reference code. ``None`` keeps ``(h, w)``
+            (the finest stage's grid for several stages).
+        method: a registered heatmap name (see ``ccrop plugins``) or a callable
             ``(N, C, h, w) -> (N, h, w)``.
+        options: options of a heatmap given by name (e.g. ``{"sign": "image"}`` for ``ddt``).
 
     Returns:
         ``(N, H, W)`` float32 heatmaps in ``[0, 1]``; all zeros for maps with non-finite
-        values or no contrast.
+        values or no contrast; ``(0, H, W)`` for an empty batch. A fitted rule
+        (``ddt``) built here has no statistics and applies its fallback; keep a
+        :class:`HeatmapPipeline` (or use :func:`~ccrop_plugins.refresh_boxes`) to fit it.
     """
-    if features.ndim != 4:
-        raise ValueError(f"features must have shape (N, C, h, w); got {tuple(features.shape)}")
-    if isinstance(method, str):
-        from .plugins import get_heatmap
-
-        method = get_heatmap(method)
-    maps = normalize_maps(method(features.detach().float()))
-    if size is None:
-        return maps
-    if isinstance(size, int):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if tuple(maps.shape[-2:]) == size:
-        return maps
-    return upsample_bilinear(maps, size).clamp_(0.0, 1.0)
+    return HeatmapPipeline(method, options)(features, size)
 
 
 def upsample_bilinear(maps: Tensor, size: tuple[int, int]) -> Tensor:

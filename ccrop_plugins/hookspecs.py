@@ -19,9 +19,16 @@ Register = Callable[[str, Callable[..., Any]], None]
 
 @hookspec
 def ccrop_register_heatmaps(register: Register) -> None:
-    """Register heatmap methods: ``register(name, fn)`` with ``fn(features (N, C, h, w)) -> (N, h, w)``.
+    """Register heatmap rules: ``register(name, rule)``; larger map values mean "more object".
 
-    :param register: call once per method; the name must be unique across all plugins.
+    ``rule`` is either a function ``features (N, C, h, w) -> maps (N, h, w)`` (no options), or a
+    class: ``rule(**options)`` returns a callable ``features -> maps``. An instance that also has
+    ``fit(features) -> dict[str, Tensor]`` (statistics that add up: sums, counts) and
+    ``finalize(totals)`` is fitted on the refresh pass: the host sums ``fit``'s statistics over
+    batches and ranks, calls ``finalize`` after the pass, and the next pass applies them
+    (see :class:`ccrop_plugins.heatmaps.FittedHeatmap`).
+
+    :param register: call once per rule; the name must be unique across all plugins.
     """
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import warnings
+import weakref
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -14,11 +16,13 @@ from tqdm.auto import tqdm
 
 from .box_sets import BoxSets
 from .box_store import BoxStore
-from .heatmaps import HeatmapMethod, heatmaps_from_features
+from .eval_mode import eval_mode
+from .heatmaps import HeatmapMethod, HeatmapPipeline
 from .plugins import get_localizer
 
 FeatureFn = Callable[[Tensor], Any]
-"""Images ``(B, C, H, W)`` -> feature maps ``(B, C', h, w)`` (or a tuple/list whose last item is)."""
+"""Images ``(B, C, H, W)`` -> feature maps ``(B, C', h, w)``, a tuple/list whose last item is, or a
+dict ``{stage: (B, C_s, h_s, w_s)}``."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,11 @@ def refresh_boxes(
     batches: Iterable[Sequence[Tensor]],
     store: BoxStore,
     localizer: str | Callable[[Tensor], BoxSets] = "components",
-    heatmap: str | HeatmapMethod = "channel_sum",
+    heatmap: str | HeatmapMethod | HeatmapPipeline = "channel_sum",
     *,
     threshold: float | None = None,
     localizer_options: dict[str, Any] | None = None,
+    heatmap_options: dict[str, Any] | None = None,
     heatmap_size: Sequence[int] | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -63,23 +68,42 @@ def refresh_boxes(
     """Localize objects in every image of ``batches`` and write the box sets to ``store``.
 
     Args:
-        feature_fn: the backbone up to its last stage (e.g. a ResNet without pooling/fc); an
-            ``nn.Module`` is put in eval mode for the pass and restored afterwards.
+        feature_fn: the backbone up to the stage whose features make the heatmap (e.g. a ResNet
+            without pooling/fc, or :func:`~ccrop_plugins.features.stage_features`); it returns
+            ``(B, C, h, w)``, a tuple/list whose last item is, or a dict ``{stage: (B, C_s, h_s,
+            w_s)}`` fused into one heatmap per image (geometric mean of the normalised stage
+            maps on the finest grid, see :mod:`ccrop_plugins.heatmaps`). An ``nn.Module`` is
+            put in eval mode for the pass and restored afterwards.
         batches: an iterable of ``(images (B, C, H, W), indices (B,))`` of *un-augmented*
             images and their dataset indices (extra items in a batch are ignored). Under
-            ``torch.distributed`` each rank iterates over its own shard.
+            ``torch.distributed`` each rank iterates over its own shard. Class labels in place
+            of the indices (many repeats) are refused.
         store: the :class:`BoxStore` to update; every rank ends with the same full store.
         localizer: a registered localizer name or a callable ``heatmaps (N, H, W) -> BoxSets``.
-        heatmap: a registered heatmap method name or a callable (see :func:`heatmaps_from_features`).
+        heatmap: a registered heatmap rule name, a callable (see
+            :func:`heatmaps_from_features`) or a :class:`HeatmapPipeline`. A rule with
+            dataset statistics (``ddt``) applies the statistics fitted in the previous pass
+            over the same ``store`` and fits new ones on this pass (its fallback before the
+            first fit); the statistics are summed over ranks.
         threshold: the localizer's threshold ``k`` (a shortcut for ``localizer_options``).
         localizer_options: other options of a named localizer (``max_boxes``, ``min_area``).
+        heatmap_options: options of a named heatmap rule (``{"sign": "image"}`` for ``ddt``).
         heatmap_size: ``(H, W)`` of the heatmaps; default the images' size.
         device: where to run ``feature_fn``; default the module's device, else the CPU.
         progress: show a progress bar (rank 0 only).
 
     Returns:
         :class:`RefreshStats` of the pass; the store's version is increased by one.
+
+    Raises:
+        ValueError: no images in the pass (on every rank), or indices that look like class labels.
+        IndexError: an index outside the store.
+        TypeError: a localizer that does not return :class:`BoxSets`.
+
+    Warns once per pass when the feature maps are 1x1 and when every image fell back to the
+    whole-image box.
     """
+    localizer_name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
     if isinstance(localizer, str):
         options = dict(localizer_options or {})
         if threshold is not None:
@@ -87,52 +111,181 @@ def refresh_boxes(
         if localizer != "bbox":
             options.setdefault("max_boxes", store.max_boxes)
         localizer = get_localizer(localizer, **options)
+    pipeline = _pipeline_for(store, heatmap, heatmap_options)
     if device is None:
         device = _module_device(feature_fn)
     rank, world_size = _dist_info()
     started = time.perf_counter()
     all_indices: list[Tensor] = []
     all_sets: list[BoxSets] = []
-    with _eval_mode(feature_fn), torch.no_grad():
+    totals: dict[Any, dict[str, Tensor]] = {}
+    grids: set[tuple[Any, int, int]] = set()
+    image_size: tuple[int, ...] = ()
+    with eval_mode(feature_fn), torch.no_grad():
         bar = tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False)
         for batch in bar:
-            images, indices = batch[0], torch.as_tensor(batch[1]).reshape(-1).cpu()
+            images, indices = batch[0], _batch_indices(batch[1], store)
+            image_size = tuple(images.shape[-2:])
             features = feature_fn(images.to(device, non_blocking=True))
             if isinstance(features, (tuple, list)):
                 features = features[-1]
+            grids.update(_grids(features))
             size = heatmap_size if heatmap_size is not None else images.shape[-2:]
-            with _one_cpu_thread(features.device):
-                maps = heatmaps_from_features(features, size=size, method=heatmap).cpu()
-                all_sets.append(localizer(maps))
+            with _one_cpu_thread(_features_device(features)):
+                maps = pipeline(features, size=size).cpu()
+                if pipeline.fits:
+                    _accumulate(totals, pipeline.fit(features))
+                box_sets = localizer(maps)
+            if not isinstance(box_sets, BoxSets):
+                raise TypeError(
+                    f"localizer {localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
+                    "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))"
+                )
+            all_sets.append(box_sets)
             all_indices.append(indices)
     indices, box_sets = _concatenate(all_indices, all_sets, store.max_boxes)
     if world_size > 1:
         indices, box_sets = _all_gather(indices, box_sets)
-    store.update(indices, box_sets)
-    seconds = time.perf_counter() - started
+        totals = _all_reduce_totals(totals)
     count = len(indices)
-    return RefreshStats(
+    if count == 0:
+        raise ValueError(
+            "refresh_boxes got no images: the batches were empty (an empty dataset, or a loader with "
+            "drop_last=True and fewer images than one batch); the store is unchanged"
+        )
+    _check_distinct(indices, world_size)
+    store.update(indices, box_sets)
+    if pipeline.fits:
+        pipeline.finalize(totals)
+    seconds = time.perf_counter() - started
+    stats = RefreshStats(
         images=count,
         seconds=seconds,
         images_per_second=count / seconds if seconds > 0 else float("inf"),
-        mean_boxes=float(box_sets.counts.float().mean()) if count else 0.0,
-        mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()) if count else 0.0,
-        fallback_fraction=float(box_sets.fallback.float().mean()) if count else 0.0,
+        mean_boxes=float(box_sets.counts.float().mean()),
+        mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
+        fallback_fraction=float(box_sets.fallback.float().mean()),
         version=store.version,
     )
+    _warn_degenerate(grids, stats, image_size)
+    return stats
 
 
-@contextmanager
-def _eval_mode(feature_fn: FeatureFn) -> Iterator[None]:
-    if not isinstance(feature_fn, nn.Module):
-        yield
+# Heatmap pipelines with dataset statistics live as long as their store, so that a refresh applies
+# what the previous refresh of the same store fitted.
+_PIPELINES: "weakref.WeakKeyDictionary[BoxStore, dict[tuple, HeatmapPipeline]]" = weakref.WeakKeyDictionary()
+
+
+def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None) -> HeatmapPipeline:
+    if isinstance(heatmap, HeatmapPipeline):
+        if options:
+            raise TypeError("heatmap_options cannot be combined with a HeatmapPipeline; give them to the pipeline")
+        return heatmap
+    if not isinstance(heatmap, str):
+        return HeatmapPipeline(heatmap, options)
+    key = (heatmap, repr(sorted((options or {}).items())))
+    kept = _PIPELINES.setdefault(store, {})
+    if key not in kept:
+        kept[key] = HeatmapPipeline(heatmap, options)
+    return kept[key]
+
+
+def _callable_name(fn: Any) -> str:
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    return f"{module}.{name}" if module else name
+
+
+def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
+    """The batch's dataset indices as int64, checked against the store before any work is done."""
+    indices = torch.as_tensor(raw).reshape(-1).cpu()
+    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+        raise TypeError(
+            f"the second item of each batch must be integer dataset indices; got {indices.dtype} "
+            f"values such as {indices[:4].tolist()}"
+        )
+    indices = indices.long()
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= len(store)):
+        bad = int(indices.max()) if int(indices.max()) >= len(store) else int(indices.min())
+        raise IndexError(
+            f"sample index {bad} is outside the box store of {len(store)} samples; the second item of "
+            "each batch must be the image's dataset index"
+        )
+    _check_distinct(indices, 1)
+    return indices
+
+
+def _check_distinct(indices: Tensor, world_size: int) -> None:
+    """Refuse class labels passed as indices: far fewer distinct values than images.
+
+    A padded ``DistributedSampler`` repeats at most ``world_size - 1`` indices, far from half.
+    """
+    if len(indices) < 8:
         return
-    was_training = feature_fn.training
-    feature_fn.eval()
-    try:
-        yield
-    finally:
-        feature_fn.train(was_training)
+    distinct = int(indices.unique().numel())
+    if distinct * 2 <= len(indices):
+        raise ValueError(
+            f"refresh_boxes got {len(indices)} images but only {distinct} distinct indices "
+            f"(e.g. {indices[:8].tolist()}): the second item of each batch must be the image's dataset "
+            "index, not its class label; make the dataset return (image, index)"
+        )
+
+
+def _grids(features: Any) -> set[tuple[Any, int, int]]:
+    if isinstance(features, Tensor) and features.ndim == 4:
+        return {(None, *features.shape[-2:])}
+    if isinstance(features, dict):
+        return {(stage, *f.shape[-2:]) for stage, f in features.items() if isinstance(f, Tensor) and f.ndim == 4}
+    return set()
+
+
+def _features_device(features: Any) -> torch.device:
+    if isinstance(features, dict):
+        features = next(iter(features.values()), None)
+    return features.device if isinstance(features, Tensor) else torch.device("cpu")
+
+
+def _accumulate(totals: dict[Any, dict[str, Tensor]], batch: dict[Any, dict[str, Tensor]]) -> None:
+    for stage, statistics in batch.items():
+        target = totals.setdefault(stage, {})
+        for key, value in statistics.items():
+            target[key] = target[key] + value if key in target else value.clone()
+
+
+def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[str, Tensor]]:
+    """Sum fitted statistics over ranks (every rank holds the same stages and keys)."""
+    if not totals:
+        return totals
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    out: dict[Any, dict[str, Tensor]] = {}
+    for stage in sorted(totals, key=str):
+        out[stage] = {}
+        for key in sorted(totals[stage]):
+            value = totals[stage][key].to(device)
+            dist.all_reduce(value, op=dist.ReduceOp.SUM)
+            out[stage][key] = value
+    return out
+
+
+def _warn_degenerate(grids: set[tuple[Any, int, int]], stats: RefreshStats, image_size: tuple[int, ...]) -> None:
+    tiny = sorted(str(stage) for stage, h, w in grids if h * w == 1)
+    if tiny:
+        where = ", ".join("feature maps" if s == "None" else f"maps of stage {s!r}" for s in tiny)
+        warnings.warn(
+            f"refresh_boxes: the {where} are 1x1 for {image_size} images, so every box is the whole "
+            "image; take an earlier stage (ccrop_plugins.stage_features), larger images, or a backbone "
+            "with less downsampling",
+            UserWarning,
+            stacklevel=3,
+        )
+    if stats.fallback_fraction >= 1.0:
+        warnings.warn(
+            f"refresh_boxes: all {stats.images} images fell back to the whole-image box "
+            f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
+            "the threshold; check the stage, the heatmap rule and the threshold",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 @contextmanager

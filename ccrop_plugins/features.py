@@ -1,0 +1,122 @@
+"""Feature maps of named backbone stages from one forward pass.
+
+``stage_features(model, ["layer2", "layer4"])`` wraps ``model`` in a module whose forward
+returns ``{"layer2": (B, C2, h2, w2), "layer4": (B, C4, h4, w4)}``. The maps are caught by
+forward hooks during one call of ``model``; the forward stops as soon as every requested
+stage has produced its output, so later stages and the head are never computed (a refresh
+at ``layer3`` of a ResNet-50 costs a forward to ``layer3``, not a whole forward).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from torch import Tensor, nn
+
+
+class _StagesReached(Exception):
+    """Raised from a forward hook once every requested stage has run, to end the forward early."""
+
+
+class StageFeatures(nn.Module):
+    """``model`` up to its deepest requested stage; forward returns ``dict[stage, (B, C, h, w)]``.
+
+    Args:
+        model: any ``nn.Module`` (kept as the submodule ``model``, not copied: it shares the
+            training model's weights, and ``eval()`` / ``train()`` reach it).
+        stages: dotted submodule names of ``model`` (``"layer3"``, ``"backbone.layer3"``), in
+            the order the returned dict should have. For a model wrapped in
+            ``DistributedDataParallel`` / ``DataParallel`` the ``module.`` prefix may be left out.
+        stop_early: end the forward after the deepest requested stage (default). Turn it off
+            for a model whose forward catches exceptions broadly.
+
+    A stage whose output is a tuple or list (a multi-output backbone) gives its last item.
+    Hooks are attached for the duration of one forward only, so the model carries no
+    hooks while it trains.
+    """
+
+    def __init__(self, model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"stage_features needs an nn.Module; got {type(model).__name__}")
+        if isinstance(stages, str):
+            stages = [stages]
+        stages = list(stages)
+        if not stages:
+            raise ValueError("stage_features needs at least one stage name; got none")
+        if len(set(stages)) != len(stages):
+            raise ValueError(f"stage names must be unique; got {stages}")
+        self.model = model
+        self.stages = tuple(stages)
+        self.stop_early = bool(stop_early)
+        self._paths = {stage: _resolve(model, stage) for stage in self.stages}
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        modules = dict(self.model.named_modules())
+        caught: dict[str, Tensor] = {}
+        handles = []
+
+        def catcher(stage: str):
+            def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+                if stage in caught:  # a module called twice: its first output is the stage's
+                    return
+                caught[stage] = _feature_map(output, stage)
+                if self.stop_early and len(caught) == len(self.stages):
+                    raise _StagesReached
+
+            return hook
+
+        for stage in self.stages:
+            handles.append(modules[self._paths[stage]].register_forward_hook(catcher(stage)))
+        try:
+            self.model(images)
+        except _StagesReached:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        missing = [stage for stage in self.stages if stage not in caught]
+        if missing:
+            raise RuntimeError(
+                f"stages {missing} were not run by the forward of {type(self.model).__name__}; "
+                "name modules that the forward calls"
+            )
+        return {stage: caught[stage] for stage in self.stages}
+
+    def extra_repr(self) -> str:
+        return f"stages={list(self.stages)}, stop_early={self.stop_early}"
+
+
+def stage_features(model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> StageFeatures:
+    """A module running ``model`` once and returning the outputs of ``stages`` as a dict.
+
+    See :class:`StageFeatures`. Unknown stage names raise ``ValueError`` listing valid ones.
+    """
+    return StageFeatures(model, stages, stop_early=stop_early)
+
+
+def _resolve(model: nn.Module, stage: str) -> str:
+    """The module path of ``stage`` in ``model`` (``module.`` added for wrapped models)."""
+    if not isinstance(stage, str) or not stage:
+        raise ValueError(f"a stage name must be a non-empty dotted module name; got {stage!r}")
+    names = [name for name, _ in model.named_modules() if name]
+    known = set(names)
+    if stage in known:
+        return stage
+    if f"module.{stage}" in known:
+        return f"module.{stage}"
+    top = [name for name in names if "." not in name or name.count(".") == 1 and name.startswith("module.")]
+    shown = ", ".join(top[:12]) + (", ..." if len(top) > 12 else "")
+    raise ValueError(
+        f"unknown stage {stage!r} of {type(model).__name__}; valid names are dotted submodule "
+        f"names such as: {shown or '(the model has no submodules)'}"
+    )
+
+
+def _feature_map(output: Any, stage: str) -> Tensor:
+    if isinstance(output, (tuple, list)) and output:
+        output = output[-1]
+    if not isinstance(output, Tensor) or output.ndim != 4:
+        shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+        raise ValueError(f"stage {stage!r} must output feature maps (B, C, h, w); got {shape}")
+    return output

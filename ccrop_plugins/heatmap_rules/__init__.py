@@ -1,0 +1,13 @@
+"""Built-in heatmap rules: features ``(N, C, h, w)`` -> raw maps ``(N, h, w)``, larger = "more object".
+
+Per image: :func:`channel_sum` (the paper), :func:`channel_norm`, :func:`distinctiveness`.
+Dataset level, fitted on the refresh pass: :class:`DatasetPCA` (DDT). Several objects:
+:class:`NormalizedCut`. The host (``ccrop_plugins.heatmaps``) normalises, fuses stages and
+upsamples; a rule only reduces channels.
+"""
+
+from .basic import channel_norm, channel_sum, distinctiveness
+from .ddt import DatasetPCA
+from .ncut import NormalizedCut
+
+__all__ = ["DatasetPCA", "NormalizedCut", "channel_norm", "channel_sum", "distinctiveness"]

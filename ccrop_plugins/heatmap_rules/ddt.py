@@ -1,0 +1,125 @@
+"""A dataset-level rule (DDT family): project each cell on the first principal component of the data.
+
+Deep Descriptor Transforming (Wei et al., Pattern Recognition 2019) centres every cell's
+descriptor on the *dataset's* mean descriptor and projects it on the first principal component
+of the centred descriptors; the projection is high where a cell looks like "the common object"
+of the data set. The component's sign is arbitrary, so a sign rule orients it.
+
+The statistics are sums (count, sum, sum of outer products, ...), accumulated by the host in the
+refresh pass through :meth:`DatasetPCA.fit` and turned into the component by
+:meth:`DatasetPCA.finalize`; memory is ``O(C^2)`` whatever the dataset's size, and under
+``torch.distributed`` the host sums them over ranks first. A pass applies the statistics of the
+*previous* pass (one forward per refresh); before the first fit the rule falls back to
+:func:`~ccrop_plugins.heatmap_rules.distinctiveness`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .basic import distinctiveness
+
+SIGN_RULES = ("dataset", "image", "border", "none")
+
+
+class DatasetPCA:
+    """DDT heatmap: ``M = (F - mean) . v``, ``v`` the first principal component of the dataset's cells.
+
+    Args:
+        sign: how to orient ``v`` (the eigenvector's sign is arbitrary):
+            ``"dataset"`` (default): once per fit, so that the projection correlates positively
+            with per-image distinctiveness over the whole dataset (one extra ``C``-vector of
+            statistics); ``"image"``: per image, flip the map if it correlates negatively
+            with that image's distinctiveness; ``"border"``: per image, flip the map if its
+            border cells score above its mean; ``"none"``: the eigenvector as ``eigh`` returns
+            it, made deterministic by a positive largest-magnitude entry.
+
+    Shapes: ``fit`` and ``__call__`` take features ``(N, C, h, w)``; ``__call__`` returns ``(N, h, w)``.
+    """
+
+    fitted_statistics = ("count", "sum", "outer", "distinct_sum", "distinct_weighted")
+
+    def __init__(self, sign: str = "dataset") -> None:
+        if sign not in SIGN_RULES:
+            raise ValueError(f"unknown sign rule {sign!r} of heatmap 'ddt'; available: {', '.join(SIGN_RULES)}")
+        self.sign = sign
+        self.mean: Tensor | None = None
+        self.component: Tensor | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return self.component is not None
+
+    def fit(self, features: Tensor) -> dict[str, Tensor]:
+        """Sufficient statistics of one batch, as float64 sums (the host adds them up)."""
+        n, channels, height, width = features.shape
+        cells = features.detach().double().permute(0, 2, 3, 1).reshape(-1, channels)
+        distinct = distinctiveness(features.detach().double()).reshape(-1)
+        return {
+            "count": torch.tensor(float(cells.shape[0]), dtype=torch.float64, device=cells.device),
+            "sum": cells.sum(dim=0),
+            "outer": cells.T @ cells,
+            "distinct_sum": distinct.sum(),
+            "distinct_weighted": cells.T @ distinct,
+        }
+
+    def finalize(self, totals: dict[str, Tensor]) -> None:
+        """Set the mean and the oriented first principal component from the summed statistics."""
+        count = float(totals["count"])
+        if count < 2:
+            return  # nothing fitted: keep the previous statistics (or the fallback)
+        mean = totals["sum"] / count
+        covariance = totals["outer"] / count - torch.outer(mean, mean)
+        covariance = (covariance + covariance.T) / 2
+        if not bool(torch.isfinite(covariance).all()):
+            return
+        _, vectors = torch.linalg.eigh(covariance.cpu())
+        component = vectors[:, -1].to(mean.device)
+        component = component * _sign(component[component.abs().argmax()])
+        if self.sign == "dataset":
+            # cov(projection, distinctiveness) = v . (E[f d] - E[f] E[d]) over all cells of the dataset
+            agreement = component @ (totals["distinct_weighted"] / count - mean * totals["distinct_sum"] / count)
+            component = component * _sign(agreement)
+        self.mean, self.component = mean, component
+
+    def __call__(self, features: Tensor) -> Tensor:
+        if self.component is None:
+            return distinctiveness(features)
+        channels = features.shape[1]
+        if channels != self.component.shape[0]:
+            raise ValueError(
+                f"heatmap 'ddt' was fitted on {self.component.shape[0]} channels; got features with {channels}"
+            )
+        mean = self.mean.to(features.device, features.dtype)
+        component = self.component.to(features.device, features.dtype)
+        maps = torch.einsum("nchw,c->nhw", features - mean[:, None, None], component)
+        if self.sign == "image":
+            maps = maps * _agreement_sign(maps, distinctiveness(features))[:, None, None]
+        elif self.sign == "border":
+            maps = maps * _border_sign(maps)[:, None, None]
+        return maps
+
+    def __repr__(self) -> str:
+        return f"DatasetPCA(sign={self.sign!r}, fitted={self.fitted})"
+
+
+def _sign(value: Tensor) -> Tensor:
+    return torch.where(value < 0, -1.0, 1.0).to(value.dtype)
+
+
+def _agreement_sign(maps: Tensor, reference: Tensor) -> Tensor:
+    """``(N,)``: -1 where a map correlates negatively with ``reference`` (per image), else 1."""
+    a = maps.flatten(1) - maps.flatten(1).mean(dim=1, keepdim=True)
+    b = reference.flatten(1) - reference.flatten(1).mean(dim=1, keepdim=True)
+    return _sign((a * b).sum(dim=1))
+
+
+def _border_sign(maps: Tensor) -> Tensor:
+    """``(N,)``: -1 where a map's border cells score above the map's mean, else 1."""
+    height, width = maps.shape[-2:]
+    if height < 3 or width < 3:
+        return maps.new_ones(maps.shape[0])
+    border = torch.ones(height, width, dtype=torch.bool, device=maps.device)
+    border[1:-1, 1:-1] = False
+    return _sign(maps.flatten(1).mean(dim=1) - maps[:, border].mean(dim=1))

@@ -1,0 +1,129 @@
+"""Several objects per image from the feature affinity graph (normalised cut, repeated).
+
+Each image's cells are the nodes of a graph whose edges join cells with similar descriptors
+(cosine similarity of descriptors centred on the image's mean, above ``tau``; TokenCut's
+binarised affinity, Wang et al., CVPR 2022). The second eigenvector of the normalised
+Laplacian splits the graph in two (Shi and Malik's normalised cut); the smaller side is an
+object. Its cells are removed and the cut repeated on the rest, up to ``max_objects`` times,
+until the best remaining cut is weak (its eigenvalue above ``max_cut``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+FOREGROUND_RULES = ("smaller", "peak")
+
+
+class NormalizedCut:
+    """Multi-object heatmap: object ``k`` (0-based, in the order found) scores ``1 - k / (2 max_objects)``.
+
+    Background scores 0, so every threshold below 0.5 separates the objects exactly and the
+    ``components`` localizer gives one box per object, the first found ranked first.
+
+    Args:
+        max_objects: cuts per image (each finds at most one object).
+        tau: cosine similarity above which two cells are joined (weight 1; else ``1e-5``).
+        max_cut: stop when the cut's eigenvalue (0 for a perfect split, about 1 for none)
+            exceeds this.
+        max_cells: feature maps with more cells are average-pooled to at most this many
+            first (the eigen-decomposition costs ``O(cells^3)`` per image); the map is
+            upsampled back to ``(h, w)`` bilinearly.
+        foreground: which side of a cut is the object: ``"smaller"`` (fewer cells) or
+            ``"peak"`` (the side holding the eigenvector's largest magnitude, TokenCut's rule).
+
+    Shapes: features ``(N, C, h, w)`` -> maps ``(N, h, w)``.
+    """
+
+    def __init__(
+        self,
+        max_objects: int = 3,
+        tau: float = 0.2,
+        max_cut: float = 0.5,
+        max_cells: int = 256,
+        foreground: str = "smaller",
+    ) -> None:
+        if isinstance(max_objects, bool) or int(max_objects) != max_objects or max_objects < 1:
+            raise ValueError(f"max_objects of heatmap 'ncut' must be a positive integer; got {max_objects!r}")
+        if not -1.0 <= float(tau) < 1.0:
+            raise ValueError(f"tau of heatmap 'ncut' must lie in [-1, 1); got {tau!r}")
+        if not 0.0 < float(max_cut) <= 2.0:
+            raise ValueError(f"max_cut of heatmap 'ncut' must lie in (0, 2]; got {max_cut!r}")
+        if isinstance(max_cells, bool) or int(max_cells) != max_cells or max_cells < 4:
+            raise ValueError(f"max_cells of heatmap 'ncut' must be an integer >= 4; got {max_cells!r}")
+        if foreground not in FOREGROUND_RULES:
+            raise ValueError(
+                f"unknown foreground rule {foreground!r} of heatmap 'ncut'; available: {', '.join(FOREGROUND_RULES)}"
+            )
+        self.max_objects = int(max_objects)
+        self.tau = float(tau)
+        self.max_cut = float(max_cut)
+        self.max_cells = int(max_cells)
+        self.foreground = foreground
+
+    def __call__(self, features: Tensor) -> Tensor:
+        n, channels, height, width = features.shape
+        grid = _pooled_grid(height, width, self.max_cells)
+        pooled = features if grid == (height, width) else F.adaptive_avg_pool2d(features, grid)
+        cells = pooled.flatten(2).transpose(1, 2).float()  # (N, M, C)
+        cells = torch.nan_to_num(cells, nan=0.0, posinf=0.0, neginf=0.0)
+        cells = F.normalize(cells - cells.mean(dim=1, keepdim=True), dim=2)
+        affinity = torch.where(cells @ cells.transpose(1, 2) > self.tau, 1.0, 1e-5)
+        maps = _repeated_cuts(affinity, self.max_objects, self.max_cut, self.foreground)
+        maps = maps.reshape(n, *grid)
+        if grid != (height, width):
+            maps = F.interpolate(maps[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+        return maps
+
+    def __repr__(self) -> str:
+        return (
+            f"NormalizedCut(max_objects={self.max_objects}, tau={self.tau}, max_cut={self.max_cut}, "
+            f"max_cells={self.max_cells}, foreground={self.foreground!r})"
+        )
+
+
+def _pooled_grid(height: int, width: int, max_cells: int) -> tuple[int, int]:
+    if height * width <= max_cells:
+        return height, width
+    scale = math.sqrt(max_cells / (height * width))
+    return max(1, int(height * scale)), max(1, int(width * scale))
+
+
+def _repeated_cuts(affinity: Tensor, max_objects: int, max_cut: float, foreground: str) -> Tensor:
+    """``(N, M, M)`` affinities -> ``(N, M)`` maps: object ``k`` scores ``1 - k / (2 max_objects)``."""
+    n, cells, _ = affinity.shape
+    device = affinity.device
+    keep = torch.ones(n, cells, dtype=torch.bool, device=device)
+    active = torch.ones(n, dtype=torch.bool, device=device)
+    maps = torch.zeros(n, cells, device=device)
+    eye = torch.eye(cells, device=device)
+    for k in range(max_objects):
+        active &= keep.sum(dim=1) >= 2
+        if not bool(active.any()):
+            break
+        links = affinity * (keep[:, :, None] & keep[:, None, :])
+        degree = links.sum(dim=2)
+        scale = torch.where(keep, degree.clamp_min(1e-12).rsqrt(), 0.0)
+        laplacian = eye - scale[:, :, None] * links * scale[:, None, :]
+        # Removed cells: isolated, with an eigenvalue (3) above the normalised Laplacian's range
+        # [0, 2], so the two smallest eigenpairs belong to the cells that are left.
+        laplacian = laplacian + torch.diag_embed((~keep).float() * 2.0)
+        values, vectors = torch.linalg.eigh(laplacian)
+        active &= values[:, 1] <= max_cut
+        vector = vectors[:, :, 1] * scale  # the generalised eigenvector D^-1/2 z
+        mean = (vector * keep).sum(dim=1, keepdim=True) / keep.sum(dim=1, keepdim=True).clamp_min(1)
+        high = (vector > mean) & keep
+        low = ~high & keep
+        if foreground == "smaller":
+            take_high = high.sum(dim=1) <= low.sum(dim=1)
+        else:
+            peak = (vector.abs() * keep).argmax(dim=1)
+            take_high = high.gather(1, peak[:, None])[:, 0]
+        objects = torch.where(take_high[:, None], high, low) & active[:, None]
+        maps[objects] = 1.0 - k / (2 * max_objects)
+        keep &= ~objects
+    return maps
