@@ -7,13 +7,24 @@ Third-party distributions add a module to the ``ccrop_plugins`` entry-point grou
 
 The group is loaded lazily, once, the first time a name is looked up. Set the environment
 variable ``CCROP_PLUGINS_NO_AUTOLOAD=1`` to load only the built-ins (tests do).
+
+A faulty plugin never disables the others: a module that raises on import, a misspelled hook,
+a hook that raises, an invalid name or a name another plugin registered first is skipped
+with a :class:`PluginWarning` naming the distribution and the error, and listed by
+``list_plugins(include_broken=True)`` (``ccrop plugins``). The first registration of a name
+wins; the built-ins come first.
+
+Each kind's registry is built once and rebuilt only after a plugin is registered or
+unregistered.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -32,69 +43,194 @@ KINDS = {
     "sampler": "ccrop_register_samplers",
 }
 
-plugin_manager = pluggy.PluginManager("ccrop_plugins")
-plugin_manager.add_hookspecs(hookspecs)
-_loaded = False
+
+class PluginWarning(UserWarning):
+    """A plugin (or one of its names) was skipped; the rest of the library keeps working."""
 
 
 @dataclass(frozen=True)
 class PluginEntry:
-    """One registered name: its kind, the factory and the distribution that provides it."""
+    """One registered name: its kind, the factory and the distribution that provides it.
+
+    A broken entry (``error`` set, ``factory`` ``None``) is a name that was refused, or a whole
+    plugin that could not be loaded (kind ``"plugin"``, name its entry-point name).
+    """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | None
     provider: str
+    error: str | None = None
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
 
 
-def load_plugins() -> pluggy.PluginManager:
-    """Register the entry-point plugins (unless disabled) and the built-ins, once."""
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, forgetting the cached registries whenever its plugins change."""
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        try:
+            return super().register(plugin, name)
+        finally:
+            _registries.clear()
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            _registries.clear()
+
+
+_registries: dict[str, tuple[dict[str, PluginEntry], list[PluginEntry]]] = {}
+"""kind -> (working entries by name, refused entries); cleared on (un)registration."""
+_entry_point_plugins: dict[str, str] = {}
+"""Plugin name -> distribution name, for the plugins loaded from the entry-point group."""
+_broken_plugins: list[PluginEntry] = []
+"""Entry-point plugins that could not be loaded or registered."""
+_loaded = False
+
+plugin_manager = _PluginManager("ccrop_plugins")
+plugin_manager.add_hookspecs(hookspecs)
+
+
+def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
+    """Register the built-ins and the entry-point plugins (unless disabled), once.
+
+    Args:
+        reload: forget the entry-point plugins (working and broken) and load the group again,
+            e.g. after installing a plugin in a running process.
+    """
     global _loaded
+    if reload:
+        for name in list(_entry_point_plugins):
+            if plugin_manager.has_plugin(name):
+                plugin_manager.unregister(name=name)
+        _entry_point_plugins.clear()
+        _broken_plugins.clear()
+        _registries.clear()
+        _loaded = False
     if _loaded:
         return plugin_manager
     _loaded = True
-    if os.environ.get(AUTOLOAD_ENV, "").lower() not in ("1", "true", "yes"):
-        plugin_manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    for module_name in DEFAULT_PLUGINS:
+    for module_name in DEFAULT_PLUGINS:  # first, so that nothing a plugin does can hide them
         if plugin_manager.get_plugin(module_name) is None:
             plugin_manager.register(importlib.import_module(module_name), name=module_name)
-    plugin_manager.check_pending()
+    if os.environ.get(AUTOLOAD_ENV, "").lower() not in ("1", "true", "yes"):
+        _load_entry_points()
     return plugin_manager
 
 
-def _providers() -> dict[str, str]:
-    """Plugin name -> the distribution that installed it (built-ins: ``ccrop-plugins``)."""
-    providers = {name: BUILTIN_PROVIDER for name in DEFAULT_PLUGINS}
-    for plugin, dist in plugin_manager.list_plugin_distinfo():
-        providers[plugin_manager.get_name(plugin)] = dist.metadata["name"]
-    return providers
+def _load_entry_points() -> None:
+    try:
+        distributions = list(importlib.metadata.distributions())
+    except Exception as error:  # unreadable metadata must not take the built-ins down
+        _skip_plugin("?", "?", f"cannot list the installed distributions: {_describe(error)}")
+        return
+    for dist in distributions:
+        try:
+            provider = dist.metadata["Name"] or "unknown distribution"
+            entry_points = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        except Exception as error:
+            _skip_plugin("?", "unreadable distribution", _describe(error))
+            continue
+        for ep in entry_points:
+            if plugin_manager.has_plugin(ep.name) or plugin_manager.is_blocked(ep.name):
+                first = _entry_point_plugins.get(ep.name, "ccrop-plugins or a registered plugin")
+                if first != provider:
+                    _skip_plugin(ep.name, provider, f"the plugin name {ep.name!r} is already used by {first}")
+                continue
+            try:
+                plugin = ep.load()
+                plugin_manager.register(plugin, name=ep.name)
+            except Exception as error:
+                _skip_plugin(ep.name, provider, f"cannot load {ep.value!r}: {_describe(error)}")
+                continue
+            _entry_point_plugins[ep.name] = provider
+            _check_hooks(ep.name, provider)
 
 
-def registry(kind: str) -> dict[str, PluginEntry]:
-    """Every name registered for ``kind`` (``heatmap``, ``localizer`` or ``sampler``)."""
+def _check_hooks(name: str, provider: str) -> None:
+    """Unregister plugin ``name`` if it implements a hook that does not exist (a misspelling)."""
+    plugin = plugin_manager.get_plugin(name)
+    unknown = [
+        hook_name
+        for hook_name in vars(plugin_manager.hook)
+        if not hook_name.startswith("_")
+        and not getattr(plugin_manager.hook, hook_name).has_spec()
+        and any(impl.plugin is plugin and not impl.optionalhook for impl in getattr(plugin_manager.hook, hook_name).get_hookimpls())
+    ]
+    if unknown:
+        plugin_manager.unregister(name=name)
+        del _entry_point_plugins[name]
+        _skip_plugin(name, provider, f"unknown hook {unknown[0]!r}; available: {', '.join(KINDS.values())}")
+
+
+def _skip_plugin(name: str, provider: str, error: str) -> None:
+    _broken_plugins.append(PluginEntry("plugin", name, None, provider, error))
+    warnings.warn(f"ccrop-plugins: skipped plugin {name!r} of distribution {provider}: {error}", PluginWarning, stacklevel=2)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _provider(plugin_name: str) -> str:
+    """The distribution that installed a plugin (built-ins: ``ccrop-plugins``; others: their name)."""
+    if plugin_name in DEFAULT_PLUGINS:
+        return BUILTIN_PROVIDER
+    return _entry_point_plugins.get(plugin_name, plugin_name)
+
+
+def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
+    entries: dict[str, PluginEntry] = {}
+    refused: list[PluginEntry] = []
+
+    def refuse(entry: PluginEntry) -> None:
+        refused.append(entry)
+        warnings.warn(f"ccrop-plugins: refused {kind} {entry.name!r} of {entry.provider}: {entry.error}", PluginWarning, stacklevel=2)
+
+    # pluggy lists trylast impls (the built-ins) first, then the others in registration order.
+    for impl in getattr(plugin_manager.hook, KINDS[kind]).get_hookimpls():
+        provider = _provider(impl.plugin_name)
+        mine: dict[str, PluginEntry] = {}
+
+        def register(name: str, factory: Callable[..., Any], provider: str = provider, mine: dict = mine) -> None:
+            if not isinstance(name, str) or not name:
+                refuse(PluginEntry(kind, str(name), None, provider, f"invalid name {name!r} (a non-empty str is needed)"))
+            elif not callable(factory):
+                refuse(PluginEntry(kind, name, None, provider, f"{kind} {name!r} has a non-callable factory {factory!r}"))
+            elif name in entries or name in mine:
+                first = (entries.get(name) or mine[name]).provider
+                refuse(PluginEntry(kind, name, None, provider, f"{kind} {name!r} is already registered by {first} (the first registration is kept)"))
+            else:
+                mine[name] = PluginEntry(kind, name, factory, provider)
+
+        try:
+            impl.function(**({"register": register} if "register" in impl.argnames else {}))
+        except Exception as error:  # keep none of a hook that failed half-way
+            refuse(PluginEntry(kind, "*", None, provider, f"its {KINDS[kind]} hook raised {_describe(error)}"))
+            continue
+        entries.update(mine)
+    return entries, refused
+
+
+def _cached(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
     if kind not in KINDS:
         raise ValueError(f"unknown plugin kind {kind!r}; available: {', '.join(KINDS)}")
     load_plugins()
-    providers = _providers()
-    entries: dict[str, PluginEntry] = {}
-    caller = getattr(plugin_manager.hook, KINDS[kind])
-    # pluggy lists trylast impls (the built-ins) first, then the others in registration order.
-    for impl in caller.get_hookimpls():
-        provider = providers.get(impl.plugin_name, impl.plugin_name)
+    if kind not in _registries:
+        _registries[kind] = _build_registry(kind)
+    return _registries[kind]
 
-        def register(name: str, factory: Callable[..., Any], provider: str = provider) -> None:
-            if not isinstance(name, str) or not name:
-                raise TypeError(f"{provider} registered a {kind} with an invalid name {name!r}")
-            if not callable(factory):
-                raise TypeError(f"{provider} registered {kind} {name!r} with a non-callable {factory!r}")
-            if name in entries:
-                raise ValueError(
-                    f"{kind} {name!r} is registered twice: by {entries[name].provider} and by {provider}"
-                )
-            entries[name] = PluginEntry(kind, name, factory, provider)
 
-        impl.function(register=register)
-    return entries
+def registry(kind: str) -> dict[str, PluginEntry]:
+    """Every working name registered for ``kind`` (``heatmap``, ``localizer`` or ``sampler``).
+
+    The mapping is shared (cached): do not modify it.
+    """
+    return _cached(kind)[0]
 
 
 def lookup(kind: str, name: str) -> PluginEntry:
@@ -107,8 +243,10 @@ def lookup(kind: str, name: str) -> PluginEntry:
 
 def _build(kind: str, name: str, options: dict[str, Any]) -> Any:
     entry = lookup(kind, name)
+    factory = entry.factory
+    assert factory is not None  # working entries always have one
     try:
-        signature = inspect.signature(entry.factory)
+        signature = inspect.signature(factory)
         signature.bind(**options)
     except TypeError:
         accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
@@ -118,12 +256,12 @@ def _build(kind: str, name: str, options: dict[str, Any]) -> Any:
         ) from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
-    return entry.factory(**options)
+    return factory(**options)
 
 
 def get_heatmap(name: str) -> Callable:
     """The heatmap method ``name``: ``fn(features (N, C, h, w)) -> maps (N, h, w)``."""
-    return lookup("heatmap", name).factory
+    return lookup("heatmap", name).factory  # type: ignore[return-value]
 
 
 def get_localizer(name: str, **options: Any) -> Callable:
@@ -136,6 +274,14 @@ def get_sampler(name: str, **options: Any) -> Callable:
     return _build("sampler", name, options)
 
 
-def list_plugins() -> list[PluginEntry]:
-    """Every heatmap method, localizer and sampler, sorted by kind and name."""
-    return [entry for kind in KINDS for _, entry in sorted(registry(kind).items())]
+def list_plugins(include_broken: bool = False) -> list[PluginEntry]:
+    """Every heatmap method, localizer and sampler, sorted by kind and name.
+
+    Args:
+        include_broken: also list, after the working ones, the plugins that could not be
+            loaded (kind ``"plugin"``) and the names that were refused (``entry.error`` says why).
+    """
+    working = [entry for kind in KINDS for _, entry in sorted(registry(kind).items())]
+    if not include_broken:
+        return working
+    return working + list(_broken_plugins) + [entry for kind in KINDS for entry in _cached(kind)[1]]
