@@ -12,16 +12,22 @@ Importing this package registers the transforms and the hook in mmengine's root 
 installed, inserts the empty ``mmselfsup.engine.runner`` module its registries need
 (open-mmlab/mmselfsup#745). The hook lets the runner resume mmengine checkpoints under
 torch >= 2.6's ``weights_only`` default; ``allow_mmengine_checkpoints()`` does the same for
-other loads. See docs/mmpretrain.md.
+other loads. A framework outside the tested versions (``ccrop_mm.versions.SUPPORTED``) stops
+the import with one line naming the supported range. See docs/mmpretrain.md.
 """
 
-from .mmselfsup_runner_fix import apply_mmselfsup_runner_fix
+from .versions import check_versions
+
+check_versions()  # one clear line, before anything imports a framework outside the tested range
+
+from .mmselfsup_runner_fix import apply_mmselfsup_runner_fix  # noqa: E402
 
 apply_mmselfsup_runner_fix()
 
 from .checkpoint_globals import allow_mmengine_checkpoints, mmengine_checkpoint_globals  # noqa: E402
 from .hook import ContrastiveCropHook  # noqa: E402
 from .transforms import (  # noqa: E402
+    BaseContrastiveCrop,
     ChooseContrastiveBox,
     PretrainContrastiveCrop,
     SelfSupContrastiveCrop,
@@ -29,6 +35,7 @@ from .transforms import (  # noqa: E402
 )
 
 __all__ = [
+    "BaseContrastiveCrop",
     "ChooseContrastiveBox",
     "ContrastiveCropHook",
     "PretrainContrastiveCrop",
@@ -36,5 +43,6 @@ __all__ = [
     "allow_mmengine_checkpoints",
     "apply_mmselfsup_runner_fix",
     "build_contrastive_crop",
+    "check_versions",
     "mmengine_checkpoint_globals",
 ]

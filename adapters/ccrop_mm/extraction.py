@@ -3,7 +3,8 @@
 The default extraction dataset reuses the train dataset's ``get_data_info`` and the
 deterministic head of its pipeline (the steps before the first ContrastiveCrop step,
 normally ``LoadImageFromFile``), then resizes every image to the training resolution.
-Under ``torch.distributed`` each rank reads its own shard with a non-shuffling sampler.
+Under ``torch.distributed`` each rank reads its own shard (the core's ``RefreshSampler``:
+contiguous, nothing repeated). An image that fails to load is named by its file.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Any, Sequence
 import mmcv
 import numpy as np
 import torch
-from mmengine.dist import get_dist_info
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
+
+from ccrop_plugins import RefreshSampler
 
 
 class ExtractionDataset(Dataset):
@@ -40,8 +41,15 @@ class ExtractionDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         results = self.dataset.get_data_info(index)
-        for step in self.head:
-            results = step(results)
+        source = results.get("img_path", f"sample {index}")
+        try:
+            for step in self.head:
+                results = step(results)
+        except Exception as error:  # a truncated JPEG says "Truncated File Read" without the file
+            kind = next(k for k in (OSError, ValueError, RuntimeError) if isinstance(error, k) or k is RuntimeError)
+            raise kind(f"ContrastiveCrop refresh: cannot load {source} (sample {index}): {error}") from error
+        if results is None:
+            raise ValueError(f"ContrastiveCrop refresh: the pipeline head dropped {source} (sample {index})")
         img = np.ascontiguousarray(results["img"])
         if img.ndim == 2:
             img = img[..., None]
@@ -52,12 +60,8 @@ class ExtractionDataset(Dataset):
 
 
 def extraction_loader(dataset: ExtractionDataset, batch_size: int, num_workers: int) -> DataLoader:
-    """A loader over ``dataset``; sharded without shuffling when running distributed."""
-    rank, world_size = get_dist_info()
-    sampler = None
-    if world_size > 1:
-        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False, drop_last=False)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=num_workers)
+    """A loader over ``dataset``: this rank's shard, in order, every image once."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=RefreshSampler(dataset), num_workers=num_workers)
 
 
 class Normaliser:

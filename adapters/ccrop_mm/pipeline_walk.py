@@ -1,4 +1,4 @@
-"""Find transforms inside an mmengine/mmcv pipeline, however deeply they are nested.
+"""Read the train pipeline once: its ContrastiveCrop steps and the deterministic head the refresh reuses.
 
 ``Compose``, ``RandomApply``, ``RandomChoice`` keep children in ``transforms``; MultiView
 keeps them in ``transforms`` and ``pipelines``. Walking those attributes finds a transform
@@ -8,7 +8,10 @@ wherever a config puts it, without importing any framework's wrapper classes.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any, Iterator
+
+from .transforms import BaseContrastiveCrop, ChooseContrastiveBox, StoreUser
 
 _CHILD_ATTRIBUTES = ("transforms", "pipelines", "transform", "pipeline")
 
@@ -41,8 +44,99 @@ def find_instances(root: Any, kind: type | tuple[type, ...]) -> list[Any]:
     return [item for item in iter_transforms(root) if isinstance(item, kind)]
 
 
-def top_level(pipeline: Any) -> list[Any]:
-    """The top-level steps of a dataset pipeline (a ``Compose`` or a list)."""
-    if isinstance(pipeline, (list, tuple)):
-        return list(pipeline)
-    return list(getattr(pipeline, "transforms", [pipeline]))
+@dataclass(frozen=True)
+class TrainPipeline:
+    """What the hook needs from the train dataset, read once before training.
+
+    Attributes:
+        dataset: the dataset that owns the pipeline (inside wrappers such as ``RepeatDataset``);
+            ``sample_idx`` indexes it, so the store is sized to it.
+        store_users: every ContrastiveCrop and ChooseContrastiveBox step, however nested.
+        head: the top-level steps before the first of them (normally ``LoadImageFromFile``):
+            the refresh pass loads its un-augmented images with them.
+        crop_size: ``(height, width)`` output of the first ContrastiveCrop.
+        backend: that crop's ``mmcv.imresize`` backend.
+    """
+
+    dataset: Any
+    store_users: list[StoreUser]
+    head: list[Any]
+    crop_size: tuple[int, int]
+    backend: str
+
+
+def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
+    """Check the train pipeline for ContrastiveCrop and return its parts.
+
+    Args:
+        dataset: ``runner.train_dataloader.dataset``.
+        several_boxes: the hook keeps more than one box per image, so both views must crop
+            around one box chosen before ``MultiView`` by ``ChooseContrastiveBox``.
+
+    Raises:
+        ValueError / TypeError: no ContrastiveCrop, a missing ``ChooseContrastiveBox``, a random
+            step before the ContrastiveCrop steps, no ``sample_idx`` or no pipeline at all.
+    """
+    dataset = _pipeline_owner(dataset)
+    steps = list(getattr(dataset.pipeline, "transforms", dataset.pipeline))
+    crops = find_instances(steps, BaseContrastiveCrop)
+    if not crops:
+        raise ValueError(
+            "ContrastiveCropHook found no ContrastiveCrop in train_dataloader.dataset.pipeline; "
+            "replace RandomResizedCrop in the view pipeline with dict(type='ContrastiveCrop', ...) "
+            "(or remove the hook)"
+        )
+    first = next(i for i, step in enumerate(steps) if find_instances(step, StoreUser))
+    first_crop = next(i for i, step in enumerate(steps) if find_instances(step, BaseContrastiveCrop))
+    if several_boxes and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
+        raise ValueError(
+            "ContrastiveCropHook keeps several boxes per image, so both views must crop around the same "
+            "one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline "
+            "(or use localizer='bbox' / max_boxes=1)"
+        )
+    for step in steps[:first]:
+        random = next((item for item in iter_transforms(step) if _is_random(item)), None)
+        if random is not None:
+            raise ValueError(
+                f"{type(random).__name__} comes before ContrastiveCrop/ChooseContrastiveBox in "
+                "train_dataloader.dataset.pipeline: the refresh pass reuses the steps before them, so it "
+                "would localize objects in randomly changed images (flipped, cropped) and the boxes would "
+                f"not fit the images the views are cut from; move {type(random).__name__} into the view "
+                "pipeline, after ContrastiveCrop"
+            )
+    _check_sample_index(dataset)
+    return TrainPipeline(dataset, find_instances(steps, StoreUser), steps[:first], crops[0].size, crops[0].backend)
+
+
+def _is_random(step: Any) -> bool:
+    """mmcv marks random transforms with ``@cache_randomness``; the rest are named ``Random*`` or take a ``prob``."""
+    kind = type(step)
+    return bool(getattr(kind, "_methods_with_randomness", None)) or kind.__name__.startswith("Random") or (
+        hasattr(step, "prob") and not isinstance(step, (list, tuple))
+    )
+
+
+def _pipeline_owner(dataset: Any) -> Any:
+    seen = dataset
+    while not hasattr(seen, "pipeline") and hasattr(seen, "dataset"):
+        seen = seen.dataset
+    if not hasattr(seen, "pipeline"):
+        raise TypeError(
+            f"ContrastiveCropHook cannot find the pipeline of {type(dataset).__name__}; "
+            "it supports mmengine datasets and wrappers with a single inner dataset"
+        )
+    return seen
+
+
+def _check_sample_index(dataset: Any) -> None:
+    if not hasattr(dataset, "get_data_info"):
+        raise TypeError(
+            f"ContrastiveCropHook needs an mmengine BaseDataset (with get_data_info); got {type(dataset).__name__}"
+        )
+    info = dataset.get_data_info(0)
+    if not isinstance(info, dict) or "sample_idx" not in info:
+        raise ValueError(
+            f"{type(dataset).__name__}.get_data_info(0) has no 'sample_idx': ContrastiveCrop needs each "
+            "sample's dataset index in the results (mmengine's BaseDataset.get_data_info adds it; "
+            "keep it in a custom get_data_info)"
+        )

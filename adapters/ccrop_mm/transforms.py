@@ -11,36 +11,39 @@ plus ``alpha``, ``sampler`` (and its options) and ``scale_reference``. Both flav
 registered in mmengine's root ``TRANSFORMS`` registry, so they resolve from either scope;
 ``PretrainContrastiveCrop`` and ``SelfSupContrastiveCrop`` name one flavour explicitly.
 
-``dict(type='ChooseContrastiveBox')``, placed *before* ``MultiView``, picks one box of the
-sample's set; ``MultiView`` copies the results into every view, so both views of a pair crop
-around the same object.
-
-Input of a crop: ``results['img']`` ``(H, W, C)`` uint8 array, ``results['sample_idx']``.
-Output: ``results['img']`` ``(h, w, C)`` of the configured size and ``results['img_shape']``.
-Crop parameters are pixels ``top, left, height, width``; boxes are normalised
-``x0, y0, x1, y1`` in ``[0, 1]``.
+``dict(type='ChooseContrastiveBox')``, placed *before* ``MultiView``, draws the *index* of one
+box of the sample's set; ``MultiView`` copies the results into every view, and every view
+crops around the box of that index (the core's ``make_params(..., box_index=)``, as the
+Lightly adapter does). A box has one form from the store to the crop: the store's
+``(k, 4)`` tensor of normalised ``x0, y0, x1, y1``; crop parameters are pixels
+``top, left, height, width``.
 """
 
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Sequence
 
 import mmcv
 import numpy as np
-import torch
 from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS, DefaultScope
 
-from ccrop_plugins import BoxStore
-from ccrop_plugins import ContrastiveCrop as CoreContrastiveCrop
-from ccrop_plugins import choose_box
+from ccrop_plugins import BoxStore, ContrastiveCrop, choose_box, height_width
 
-CHOSEN_BOX_KEY = "ccrop_box"
-"""Results key written by :class:`ChooseContrastiveBox`: ``(4,)`` float32 box, or ``None`` in warm-up."""
+BOX_INDEX_KEY = "ccrop_box_index"
+"""Results key written by :class:`ChooseContrastiveBox`: the chosen box's index, ``-1`` before boxes exist."""
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 BACKENDS = ("cv2", "pillow")
+
+# Arguments of the core crop and of either flavour: given to the wrong flavour they are a
+# mistake, not a sampler option (``size`` under mmpretrain, ``antialias`` anywhere).
+_CROP_ARGUMENTS = frozenset(
+    {"size", "scale", "ratio", "crop_ratio_range", "aspect_ratio_range", "antialias", "interpolation",
+     "backend", "max_attempts", "alpha", "sampler", "scale_reference"}
+)
 
 
 class StoreUser:
@@ -52,23 +55,63 @@ class StoreUser:
     """
 
     store: BoxStore | None = None
+    _warned_no_store = False  # once per process (each DataLoader worker is one)
 
-    def attach_store(self, store: BoxStore) -> None:
+    def attach_store(self, store: BoxStore | None) -> None:
         """Read boxes from ``store`` from now on (``None`` detaches: warm-up crops)."""
         self.store = store
 
-    def _sample_index(self, results: dict) -> int:
+    def _box_set(self, results: dict) -> Any:
+        """The sample's ``(boxes (k, 4), scores (k,))`` from the store, or ``None`` (warm-up)."""
+        if self.store is None:
+            self._warn_no_store()
+            return None
         index = results.get("sample_idx")
         if index is None:
             raise ValueError(
                 f"{type(self).__name__} needs results['sample_idx'] (the dataset index of the sample); "
                 "mmengine's BaseDataset.get_data_info adds it; a custom dataset must keep it"
             )
-        return int(index)
+        return self.store.get(index)
+
+    def _warn_no_store(self) -> None:
+        if StoreUser._warned_no_store:
+            return
+        StoreUser._warned_no_store = True
+        message = (
+            f"{type(self).__name__} has no box store: no ContrastiveCropHook is attached to this pipeline, "
+            "so every crop is a plain RandomResizedCrop crop for the whole run; add "
+            "dict(type='ContrastiveCropHook', ...) to custom_hooks"
+        )
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
-class _ContrastiveCropTransform(StoreUser, BaseTransform):
-    """Framework-neutral body of both flavours: draw with the core, crop, resize with mmcv."""
+class BaseContrastiveCrop(StoreUser, BaseTransform):
+    """Crop a view around a box of the sample's set (ContrastiveCrop, Peng et al., CVPR 2022).
+
+    The crop's size follows RandomResizedCrop (area, aspect ratio, 10 tries, centred fallback);
+    its position is drawn inside the chosen box by the core's :class:`ccrop_plugins.ContrastiveCrop`,
+    and the patch is resized with ``mmcv.imresize``. Before the first refresh (no boxes) it is
+    RandomResizedCrop. The two flavours below differ only in argument names.
+
+    Required Keys:
+
+    - img: ``(H, W, C)`` or ``(H, W)`` array.
+    - sample_idx: the dataset index of the sample (added by mmengine's ``BaseDataset``);
+      read once the hook has attached the box store.
+    - ccrop_box_index (optional): the box index chosen by :class:`ChooseContrastiveBox`, so
+      every view of the sample crops around the same box.
+
+    Modified Keys:
+
+    - img: the ``(h, w[, C])`` crop, of the configured output size.
+    - img_shape: mmpretrain flavour ``img.shape``, mmselfsup flavour ``(h, w)`` (as each
+      framework's ``RandomResizedCrop``).
+
+    Added Keys: none.
+    """
+
+    _size_name = _area_name = _aspect_name = ""  # this flavour's names of the core's size, scale, ratio
 
     def __init__(
         self,
@@ -82,59 +125,71 @@ class _ContrastiveCropTransform(StoreUser, BaseTransform):
         sampler: str,
         scale_reference: str,
         sampler_options: dict[str, Any],
-        names: tuple[str, str, str],
     ) -> None:
-        size_name, area_name, aspect_name = names
+        misplaced = sorted(set(sampler_options) & _CROP_ARGUMENTS)
+        if misplaced:
+            raise TypeError(f"{self._name()} got unexpected arguments {misplaced}; {self.accepted_arguments()}")
         if max_attempts != 10:
-            raise ValueError(f"ContrastiveCrop: max_attempts must be 10 (RandomResizedCrop's tries); got {max_attempts}")
+            raise ValueError(f"{self._name()}: max_attempts must be 10 (RandomResizedCrop's tries); got {max_attempts!r}")
         if interpolation not in INTERPOLATIONS:
             raise ValueError(
-                f"ContrastiveCrop: unknown interpolation {interpolation!r}; available: {', '.join(INTERPOLATIONS)}"
+                f"{self._name()}: unknown interpolation {interpolation!r}; available: {', '.join(INTERPOLATIONS)}"
             )
         if backend not in BACKENDS:
-            raise ValueError(f"ContrastiveCrop: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-        if not isinstance(alpha, (int, float)) or not alpha > 0:
-            raise ValueError(f"ContrastiveCrop: alpha must be a number > 0 (Beta(alpha, alpha); paper: 0.1 to 1.0); got {alpha!r}")
+            raise ValueError(f"{self._name()}: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         try:
-            self.crop = CoreContrastiveCrop(
-                _height_width(size, size_name),
-                scale=area_range,
-                ratio=aspect_range,
-                sampler=sampler,
-                alpha=alpha,
-                scale_reference=scale_reference,
-                **sampler_options,
+            self.crop = ContrastiveCrop(
+                height_width(size, self._size_name), scale=area_range, ratio=aspect_range, sampler=sampler,
+                alpha=alpha, scale_reference=scale_reference, **sampler_options,
             )
-        except (ValueError, TypeError) as error:
-            message = str(error)
-            for core_name, name in (("scale", area_name), ("ratio", aspect_name), ("size", size_name)):
-                message = message.replace(f"{core_name} must", f"{name} must")
-            raise type(error)(f"ContrastiveCrop: {message}") from None
+        except TypeError as error:
+            if not sampler_options:
+                raise type(error)(f"{self._name()}: {error}") from None
+            raise TypeError(
+                f"{self._name()} passed the arguments it does not know, {sorted(sampler_options)}, to sampler "
+                f"{sampler!r}, which refused them ({error}); {self.accepted_arguments()}"
+            ) from None
+        except ValueError as error:
+            raise ValueError(f"{self._name()}: {error}{self._core_names()}") from None
         self.size = self.crop.size  # (height, width)
         self.interpolation = interpolation
         self.backend = backend
 
+    @classmethod
+    def accepted_arguments(cls) -> str:
+        """The sentence that lists this flavour's arguments (for errors)."""
+        names = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "sampler_options")]
+        return f"{cls.__name__} takes {', '.join(names)} and the options of its sampler (e.g. sigma of 'gaussian')"
+
+    def _name(self) -> str:
+        return f"ContrastiveCrop ({type(self).__name__})"
+
+    def _core_names(self) -> str:
+        """Which argument a core error's ``size``/``scale``/``ratio`` is, where this flavour names it otherwise."""
+        pairs = [(core, ours) for core, ours in (("size", self._size_name), ("scale", self._area_name),
+                                                  ("ratio", self._aspect_name)) if core != ours]
+        if not pairs:
+            return ""
+        return " (the core's " + ", ".join(f"{core} is {ours}" for core, ours in pairs) + " here)"
+
     def transform(self, results: dict) -> dict:
         img = results["img"]
-        boxes, scores = self._box_set(results)
-        params = self.crop.make_params(img.shape[:2], boxes, scores=scores)
-        top, left, height, width = params["top"], params["left"], params["height"], params["width"]
-        patch = img[top : top + height, left : left + width]
+        found = self._box_set(results)
+        if found is None or results.get(BOX_INDEX_KEY, 0) < 0:
+            params = self.crop.make_params(img.shape[:2])  # warm-up: RandomResizedCrop
+        else:
+            boxes, scores = found
+            index = results.get(BOX_INDEX_KEY)
+            if index is not None:  # a refresh may have landed since the choice: stay inside the set
+                index = min(index, len(boxes) - 1)
+            params = self.crop.make_params(img.shape[:2], boxes, scores=scores, box_index=index)
+        top, left = params["top"], params["left"]
+        patch = img[top : top + params["height"], left : left + params["width"]]
         results["img"] = mmcv.imresize(
             patch, (self.size[1], self.size[0]), interpolation=self.interpolation, backend=self.backend
         )
         results["img_shape"] = self._img_shape(results["img"])
         return results
-
-    def _box_set(self, results: dict) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The boxes to crop around: the pair's chosen box, else the sample's set, else none."""
-        if CHOSEN_BOX_KEY in results:
-            box = results[CHOSEN_BOX_KEY]
-            return (None, None) if box is None else (torch.as_tensor(box, dtype=torch.float32)[None], None)
-        if self.store is None:
-            return None, None
-        found = self.store.get(self._sample_index(results))
-        return (None, None) if found is None else found
 
     def _img_shape(self, img: np.ndarray) -> tuple[int, ...]:
         return img.shape[:2]
@@ -148,8 +203,8 @@ class _ContrastiveCropTransform(StoreUser, BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class PretrainContrastiveCrop(_ContrastiveCropTransform):
-    """ContrastiveCrop with mmpretrain's ``RandomResizedCrop`` arguments.
+class PretrainContrastiveCrop(BaseContrastiveCrop):
+    """ContrastiveCrop with mmpretrain's ``RandomResizedCrop`` arguments (keys: see :class:`BaseContrastiveCrop`).
 
     Args:
         scale: output size, an int or ``(height, width)``.
@@ -165,6 +220,8 @@ class PretrainContrastiveCrop(_ContrastiveCropTransform):
         **sampler_options: other options of the sampler (``sigma`` of ``gaussian``).
     """
 
+    _size_name, _area_name, _aspect_name = "scale", "crop_ratio_range", "aspect_ratio_range"
+
     def __init__(
         self,
         scale: int | Sequence[int],
@@ -178,19 +235,16 @@ class PretrainContrastiveCrop(_ContrastiveCropTransform):
         scale_reference: str = "image",
         **sampler_options: Any,
     ) -> None:
-        super().__init__(
-            scale, crop_ratio_range, aspect_ratio_range, max_attempts, interpolation, backend,
-            alpha, sampler, scale_reference, sampler_options,
-            names=("scale", "crop_ratio_range", "aspect_ratio_range"),
-        )
+        super().__init__(scale, crop_ratio_range, aspect_ratio_range, max_attempts, interpolation, backend,
+                         alpha, sampler, scale_reference, sampler_options)
 
     def _img_shape(self, img: np.ndarray) -> tuple[int, ...]:
         return img.shape  # as mmpretrain's RandomResizedCrop
 
 
 @TRANSFORMS.register_module()
-class SelfSupContrastiveCrop(_ContrastiveCropTransform):
-    """ContrastiveCrop with mmselfsup's ``RandomResizedCrop`` arguments.
+class SelfSupContrastiveCrop(BaseContrastiveCrop):
+    """ContrastiveCrop with mmselfsup's ``RandomResizedCrop`` arguments (keys: see :class:`BaseContrastiveCrop`).
 
     Args:
         size: output size, an int or ``(height, width)``.
@@ -200,6 +254,8 @@ class SelfSupContrastiveCrop(_ContrastiveCropTransform):
         max_attempts, interpolation, backend, alpha, sampler, scale_reference,
         **sampler_options: as :class:`PretrainContrastiveCrop`.
     """
+
+    _size_name, _area_name, _aspect_name = "size", "scale", "ratio"
 
     def __init__(
         self,
@@ -214,63 +270,53 @@ class SelfSupContrastiveCrop(_ContrastiveCropTransform):
         scale_reference: str = "image",
         **sampler_options: Any,
     ) -> None:
-        super().__init__(
-            size, scale, ratio, max_attempts, interpolation, backend,
-            alpha, sampler, scale_reference, sampler_options,
-            names=("size", "scale", "ratio"),
-        )
-
-
-def _flavour_for_scope() -> tuple[str | None, type[_ContrastiveCropTransform]]:
-    scope = DefaultScope.get_current_instance()
-    name = scope.scope_name if scope is not None else None
-    return name, SelfSupContrastiveCrop if name == "mmselfsup" else PretrainContrastiveCrop
+        super().__init__(size, scale, ratio, max_attempts, interpolation, backend,
+                         alpha, sampler, scale_reference, sampler_options)
 
 
 @TRANSFORMS.register_module(name="ContrastiveCrop")
-def build_contrastive_crop(**kwargs: Any) -> _ContrastiveCropTransform:
-    """Build the flavour of ContrastiveCrop whose arguments match the current default scope."""
-    scope, flavour = _flavour_for_scope()
-    signature = inspect.signature(flavour)
+def build_contrastive_crop(**kwargs: Any) -> BaseContrastiveCrop:
+    """Build the flavour of ContrastiveCrop whose arguments match the current default scope.
+
+    Arguments of the other flavour (``size`` under mmpretrain), of the core crop
+    (``antialias``) or unknown to the sampler raise a ``TypeError`` that lists the accepted ones.
+    """
+    scope = DefaultScope.get_current_instance()
+    name = scope.scope_name if scope is not None else None
+    flavour = SelfSupContrastiveCrop if name == "mmselfsup" else PretrainContrastiveCrop
     try:
-        signature.bind(**kwargs)
+        inspect.signature(flavour).bind(**kwargs)
     except TypeError as error:
-        accepted = [p for p in signature.parameters if p != "sampler_options"]
-        raise TypeError(
-            f"ContrastiveCrop under default scope {scope!r} takes the arguments of that framework's "
-            f"RandomResizedCrop: {', '.join(accepted)} (and sampler options); {error}"
-        ) from None
-    return flavour(**kwargs)
+        raise TypeError(f"ContrastiveCrop under default scope {name!r}: {error}; {flavour.accepted_arguments()}") from None
+    try:
+        return flavour(**kwargs)
+    except TypeError as error:
+        raise TypeError(f"under default scope {name!r}, {error}") from None
 
 
 @TRANSFORMS.register_module()
 class ChooseContrastiveBox(StoreUser, BaseTransform):
-    """Pick one box of the sample's set for every view of the pair; put it before ``MultiView``.
+    """Choose one box of the sample's set for every view of the pair; put it before ``MultiView``.
 
-    Writes ``results['ccrop_box']``: the chosen ``(4,)`` normalised ``x0, y0, x1, y1`` box
-    (drawn with probability proportional to its score), or ``None`` before the first refresh.
+    The box is drawn with probability proportional to its score (:func:`ccrop_plugins.choose_box`).
     ``MultiView`` deep-copies the results into each view, so every ContrastiveCrop of this
-    sample crops around that box. Without this step each view chooses its own box, which
-    for multi-object box sets can put the two views on different objects.
+    sample crops around the box of that index. Without this step each view chooses its own
+    box, which for multi-object box sets can put the two views on different objects.
+
+    Required Keys:
+
+    - sample_idx: the dataset index of the sample (read once the hook has attached the store).
+
+    Added Keys:
+
+    - ccrop_box_index: ``int``, the chosen box's index in the sample's set, or ``-1`` before
+      the first refresh (then every view crops as RandomResizedCrop).
     """
 
     def transform(self, results: dict) -> dict:
-        found = None if self.store is None else self.store.get(self._sample_index(results))
-        if found is None:
-            results[CHOSEN_BOX_KEY] = None
-        else:
-            boxes, scores = found
-            results[CHOSEN_BOX_KEY] = boxes[choose_box(boxes, scores)].numpy()
+        found = self._box_set(results)
+        results[BOX_INDEX_KEY] = -1 if found is None else choose_box(*found)
         return results
 
     def __repr__(self) -> str:
         return f"ChooseContrastiveBox(store={self.store!r})"
-
-
-def _height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    values = tuple(size)
-    if len(values) != 2:
-        raise ValueError(f"ContrastiveCrop: {name} must be an int or (height, width); got {size!r}")
-    return int(values[0]), int(values[1])

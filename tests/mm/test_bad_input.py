@@ -34,8 +34,8 @@ def test_unknown_localizer_fails_when_the_runner_is_built(setup, coordinate_fold
     "change, message",
     [
         (dict(sampler="betta"), r"unknown sampler 'betta'; available: beta, gaussian, uniform"),
-        (dict(alpha=0.0), r"alpha must be a number > 0"),
-        (dict(alpha=-1.0), r"alpha must be a number > 0"),
+        (dict(alpha=0.0), r"ContrastiveCrop .*alpha must be .*> 0"),
+        (dict(alpha=-1.0), r"ContrastiveCrop .*alpha must be .*> 0"),
     ],
 )
 def test_bad_crop_arguments_fail_before_training(setup, coordinate_folder, tmp_path, change, message):

@@ -66,7 +66,7 @@ def test_chosen_box_is_shared_by_every_view_and_crops_stay_on_it():
     corners = []
     for _ in range(40):
         results = chooser({"img": _image(), "sample_idx": 1})
-        chosen = results["ccrop_box"]
+        chosen = boxes[1, results["ccrop_box_index"]]
         centres = []
         for _ in range(2):  # two views from copies of the same results, as MultiView does
             top, left, h, w = _decode(crop(dict(results))["img"])
