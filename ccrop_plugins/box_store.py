@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .box_sets import BoxSets, validate_box_sets
+
+STATE_KEYS = ("num_samples", "max_boxes", "version", "boxes", "scores", "counts")
 
 
 class BoxStore:
@@ -27,12 +30,14 @@ class BoxStore:
     """
 
     def __init__(self, num_samples: int, max_boxes: int = 4) -> None:
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be a positive integer (the dataset length); got {num_samples}")
-        if not 1 <= int(max_boxes) <= 127:
-            raise ValueError(f"max_boxes must lie in [1, 127]; got {max_boxes}")
-        self.num_samples = int(num_samples)
-        self.max_boxes = int(max_boxes)
+        number = _integer(num_samples)
+        if number is None or number < 1:
+            raise ValueError(f"num_samples must be a positive integer (the dataset length); got {num_samples!r}")
+        most = _integer(max_boxes)
+        if most is None or not 1 <= most <= 127:
+            raise ValueError(f"max_boxes must be an integer in [1, 127]; got {max_boxes!r}")
+        self.num_samples = number
+        self.max_boxes = most
         self.boxes = torch.zeros(self.num_samples, self.max_boxes, 4).share_memory_()
         self.scores = torch.zeros(self.num_samples, self.max_boxes).share_memory_()
         self.counts = torch.zeros(self.num_samples, dtype=torch.int8).share_memory_()
@@ -47,8 +52,15 @@ class BoxStore:
         return self.num_samples
 
     def check_index(self, index: int) -> int:
-        """Return ``index`` as an int, or raise ``IndexError`` naming it and the store size."""
-        index = int(index)
+        """Return ``index`` as an int, or raise ``IndexError`` naming it and the store size.
+
+        An integer of any kind (``int``, numpy, a one-element integer tensor) is accepted; a
+        float or bool raises ``TypeError`` rather than being truncated to another sample.
+        """
+        number = _integer(index)
+        if number is None:
+            raise TypeError(f"sample index must be an integer; got {index!r} ({type(index).__name__})")
+        index = number
         if not 0 <= index < self.num_samples:
             raise IndexError(
                 f"sample index {index} is outside the box store of {self.num_samples} samples "
@@ -74,30 +86,44 @@ class BoxStore:
         repeat the first box with score 0, so a worker that reads while the main process
         writes still gets valid boxes.
         """
-        indices = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        indices = _index_tensor(indices)
         if len(indices) != len(box_sets):
             raise ValueError(f"got {len(indices)} indices for {len(box_sets)} box sets")
         if len(indices):
             bad = (indices < 0) | (indices >= self.num_samples)
             if bad.any():
                 self.check_index(int(indices[bad][0]))
-        keep = min(box_sets.max_boxes, self.max_boxes)
-        counts = box_sets.counts.clamp(max=keep)
-        boxes = box_sets.boxes[:, :keep].float()
-        validate_box_sets(boxes, counts, samples=indices)
-        valid = torch.arange(keep) < counts[:, None]
-        boxes = torch.where(valid[..., None], boxes, boxes[:, :1])
-        scores = box_sets.scores[:, :keep].float() * valid
-        padded_boxes = boxes[:, :1].repeat(1, self.max_boxes, 1)
-        padded_boxes[:, :keep] = boxes
-        padded_scores = torch.zeros(len(indices), self.max_boxes)
-        padded_scores[:, :keep] = scores
+        boxes, scores, counts = self._padded(box_sets.boxes, box_sets.scores, box_sets.counts, indices)
         # Boxes before counts: a concurrent reader never sees a count without its boxes.
-        self.boxes[indices] = padded_boxes
-        self.scores[indices] = padded_scores
-        self.counts[indices] = counts.to(torch.int8)
+        self.boxes[indices] = boxes
+        self.scores[indices] = scores
+        self.counts[indices] = counts
         if new_version:
             self._version += 1
+
+    def _padded(self, boxes: Tensor, scores: Tensor, counts: Tensor, samples: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Validated rows in the store's layout: the best ``max_boxes`` boxes, padding rows
+        repeating the first box with score 0 (zeros where the count is 0).
+
+        ``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) in ``[0, K]``; ``samples`` (M,)
+        names the rows in errors. Raises ``ValueError`` before anything is written.
+        """
+        keep = min(boxes.shape[1], self.max_boxes)
+        counts = counts.long().clamp(max=keep)
+        boxes = boxes[:, :keep].float()
+        scores = scores[:, :keep].float()
+        validate_box_sets(boxes, counts, samples=samples)
+        valid = torch.arange(keep) < counts[:, None]
+        bad_scores = valid & ~(torch.isfinite(scores) & (scores >= 0))
+        if bad_scores.any():
+            i, k = (int(v) for v in bad_scores.nonzero()[0])
+            raise ValueError(f"score {k} of sample {int(samples[i])} must be finite and >= 0; got {float(scores[i, k])}")
+        first = torch.where((counts > 0)[:, None], boxes[:, 0], torch.zeros(()))
+        padded_boxes = first[:, None].repeat(1, self.max_boxes, 1)
+        padded_boxes[:, :keep] = torch.where(valid[..., None], boxes, first[:, None])
+        padded_scores = torch.zeros(len(counts), self.max_boxes)
+        padded_scores[:, :keep] = scores * valid
+        return padded_boxes, padded_scores, counts.to(torch.int8)
 
     def state_dict(self) -> dict[str, Any]:
         """A checkpointable copy: ``boxes``, ``scores``, ``counts``, ``version`` and the sizes."""
@@ -111,30 +137,43 @@ class BoxStore:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` in place (workers that hold this store see it)."""
-        missing = {"num_samples", "max_boxes", "version", "boxes", "scores", "counts"} - set(state)
+        """Restore a :meth:`state_dict` in place (workers that hold this store see it).
+
+        All or nothing: every key, size, dtype, count and box is checked first; a bad state
+        raises (``KeyError``, ``TypeError`` or ``ValueError`` naming the problem) and leaves
+        the store as it was. A state with more boxes per sample than ``max_boxes`` keeps the
+        best ``max_boxes``.
+        """
+        missing = set(STATE_KEYS) - set(state)
         if missing:
             raise KeyError(f"box store state lacks {sorted(missing)}")
-        if int(state["num_samples"]) != self.num_samples:
+        num_samples = _integer(state["num_samples"])
+        if num_samples != self.num_samples:
             raise ValueError(
-                f"box store state holds {state['num_samples']} samples but this store has {self.num_samples}; "
+                f"box store state holds {state['num_samples']!r} samples but this store has {self.num_samples}; "
                 "was the checkpoint made on another dataset?"
             )
-        keep = min(int(state["max_boxes"]), self.max_boxes)
-        counts = torch.as_tensor(state["counts"]).long().clamp(max=keep)
-        filled = (counts > 0).nonzero()[:, 0]
+        max_boxes = _integer(state["max_boxes"])
+        if max_boxes is None or not 1 <= max_boxes <= 127:
+            raise ValueError(f"box store state: max_boxes must be an integer in [1, 127]; got {state['max_boxes']!r}")
+        version = _integer(state["version"])
+        if version is None or version < 0:
+            raise ValueError(f"box store state: version must be an integer >= 0; got {state['version']!r}")
+        n, k = self.num_samples, max_boxes
+        boxes = _state_tensor(state, "boxes", (n, k, 4), floating=True)
+        scores = _state_tensor(state, "scores", (n, k), floating=True)
+        counts = _state_tensor(state, "counts", (n,), floating=False)
+        outside = (counts < 0) | (counts > k)
+        if outside.any():
+            i = int(outside.nonzero()[0])
+            raise ValueError(f"box store state: count of sample {i} must lie in [0, {k}]; got {int(counts[i])}")
+        boxes, scores, counts = self._padded(boxes, scores, counts, torch.arange(n))
+        # Validated: from here on nothing can fail. Counts last, as in update().
         self.counts.zero_()
-        if len(filled):
-            # Validate before building BoxSets, so that an error names the dataset index.
-            validate_box_sets(torch.as_tensor(state["boxes"])[filled, :keep].float(), counts[filled], samples=filled)
-            saved = BoxSets(
-                boxes=torch.as_tensor(state["boxes"])[filled, :keep].float(),
-                scores=torch.as_tensor(state["scores"])[filled, :keep].float(),
-                counts=counts[filled],
-                fallback=torch.zeros(len(filled), dtype=torch.bool),
-            )
-            self.update(filled, saved, new_version=False)
-        self._version.fill_(int(state["version"]))
+        self.boxes.copy_(boxes)
+        self.scores.copy_(scores)
+        self.counts.copy_(counts)
+        self._version.fill_(version)
 
     def summary(self) -> dict[str, float]:
         """Mean boxes per filled sample, mean box area (fraction of the image) and the fill fraction."""
@@ -153,3 +192,40 @@ class BoxStore:
 
     def __repr__(self) -> str:
         return f"BoxStore(num_samples={self.num_samples}, max_boxes={self.max_boxes}, version={self.version})"
+
+
+def _integer(value: object) -> int | None:
+    """``value`` as an int if it is an integer of any kind (not a bool or a float), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_floating_point()):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _index_tensor(indices: Tensor | list[int]) -> Tensor:
+    """``indices`` as a flat int64 tensor; float or bool indices raise instead of truncating."""
+    tensor = torch.as_tensor(indices)
+    if tensor.numel() == 0:
+        return tensor.reshape(-1).long()
+    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
+        raise TypeError(f"sample indices must be integers; got dtype {tensor.dtype}")
+    return tensor.reshape(-1).long()
+
+
+def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, floating: bool) -> Tensor:
+    value = state[key]
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"box store state: {key} must be a tensor; got {type(value).__name__}") from None
+    kind_ok = tensor.is_floating_point() if floating else not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
+    if not kind_ok:
+        wanted = "a floating point" if floating else "an integer"
+        raise TypeError(f"box store state: {key} must have {wanted} dtype; got {tensor.dtype}")
+    if tuple(tensor.shape) != shape:
+        raise ValueError(f"box store state: {key} must have shape {shape}; got {tuple(tensor.shape)} (truncated or from another store?)")
+    return tensor

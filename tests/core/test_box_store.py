@@ -6,6 +6,7 @@ import pickle
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -136,9 +137,93 @@ def test_index_and_argument_errors():
         store.update([0, 1, 2], _sets(2))
     with pytest.raises(ValueError, match="num_samples must be a positive integer"):
         BoxStore(0)
-    with pytest.raises(ValueError, match=r"max_boxes must lie in \[1, 127\]; got 0"):
-        BoxStore(3, max_boxes=0)
+    for bad in (0, 1.5, True, 128, "2"):
+        with pytest.raises(ValueError, match=rf"max_boxes must be an integer in \[1, 127\]; got {bad!r}"):
+            BoxStore(3, max_boxes=bad)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer .*; got 4.5"):
+        BoxStore(4.5)
     assert store.version == 0  # failed updates change nothing
+    assert BoxStore(np.int64(3), max_boxes=np.int32(2)).max_boxes == 2
+
+
+@pytest.mark.parametrize("index", [1.5, 2.0, True, np.float32(1.0), torch.tensor(1.0)])
+def test_a_float_or_bool_index_is_refused_not_truncated(index):
+    store = BoxStore(4, max_boxes=2)
+    store.update([1], _sets(1))
+    with pytest.raises(TypeError, match="sample index must be an integer; got"):
+        store.get(index)
+    with pytest.raises(TypeError, match="sample indices must be integers; got dtype"):
+        store.update(torch.tensor([index]), _sets(1))
+    assert store.version == 1
+
+
+def test_integer_indices_of_every_kind_are_accepted():
+    store = BoxStore(4, max_boxes=2)
+    store.update(np.array([3], dtype=np.int16), _sets(1))
+    for index in (3, np.int64(3), torch.tensor(3), torch.tensor([3])):
+        assert store.get(index) is not None
+    store.update([], BoxSets.from_lists([]), new_version=False)  # an empty update is fine
+
+
+def _filled_store():
+    store = BoxStore(4, max_boxes=2)
+    store.update([0, 2, 3], _sets(3))
+    return store
+
+
+def _corrupt(change):
+    state = _filled_store().state_dict()
+    change(state)
+    return state
+
+
+def _set(key, value):
+    return lambda state: state.__setitem__(key, value)
+
+
+def _set_item(key, index, value):
+    return lambda state: state[key].__setitem__(index, value)
+
+
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        (_set_item("boxes", (1, 0), torch.tensor([0.5, 0.5, 0.4, 0.9])), None, None),  # count 0: unused, fine
+        (_set_item("counts", 1, -1), ValueError, r"count of sample 1 must lie in \[0, 2\]; got -1"),
+        (_set_item("counts", 1, 3), ValueError, r"count of sample 1 must lie in \[0, 2\]; got 3"),
+        (_set_item("boxes", (2, 0), torch.tensor([0.5, 0.5, 0.4, 0.9])), ValueError, "box 0 of sample 2 is inverted"),
+        (_set_item("boxes", (3, 0), torch.tensor([0.0, 0.0, 1.5, 1.0])), ValueError, r"box 0 of sample 3 lies outside \[0, 1\]"),
+        (_set_item("boxes", (0, 0), torch.tensor([0.0, float("nan"), 0.5, 1.0])), ValueError, "box 0 of sample 0 is not finite"),
+        (_set_item("scores", (0, 0), -1.0), ValueError, "score 0 of sample 0 must be finite and >= 0; got -1.0"),
+        (lambda s: s.__setitem__("boxes", s["boxes"][:3]), ValueError, r"boxes must have shape \(4, 2, 4\); got \(3, 2, 4\) \(truncated"),
+        (lambda s: s.__setitem__("scores", s["scores"][:, :1]), ValueError, r"scores must have shape \(4, 2\); got \(4, 1\)"),
+        (lambda s: s.__setitem__("counts", s["counts"][:2]), ValueError, r"counts must have shape \(4,\); got \(2,\)"),
+        (lambda s: s.__setitem__("counts", s["counts"].float()), TypeError, "counts must have an integer dtype; got torch.float32"),
+        (lambda s: s.__setitem__("boxes", s["boxes"].long()), TypeError, "boxes must have a floating point dtype; got torch.int64"),
+        (_set("boxes", "abc"), TypeError, "boxes must be a tensor; got str"),
+        (_set("max_boxes", 1.5), ValueError, r"max_boxes must be an integer in \[1, 127\]; got 1.5"),
+        (_set("max_boxes", 3), ValueError, r"boxes must have shape \(4, 3, 4\); got \(4, 2, 4\)"),
+        (_set("version", -2), ValueError, "version must be an integer >= 0; got -2"),
+        (_set("num_samples", 4.0), ValueError, "holds 4.0 samples but this store has 4"),
+    ],
+)
+def test_a_bad_state_is_refused_and_leaves_the_store_unchanged(change, error, message):
+    store = _filled_store()
+    store.update([1], _sets(1, seed=3), new_version=False)  # the live store differs from the state
+    before = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in store.state_dict().items()}
+    state = _corrupt(change)
+    if error is None:
+        store.load_state_dict(state)
+        assert store.get(1) is None and store.get(2) is not None
+        return
+    with pytest.raises(error, match=message):
+        store.load_state_dict(state)
+    after = store.state_dict()
+    for key, value in before.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(after[key], value), key
+        else:
+            assert after[key] == value, key
 
 
 def test_pickling_keeps_content_and_version():
