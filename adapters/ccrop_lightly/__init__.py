@@ -15,16 +15,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccrop_plugins import BoxStore
+from .version_check import check_lightly_version
 
-from .collate import CCropCollate
-from .features import LayerOutput, feature_extractor
-from .image_mode import to_rgb
-from .indexed_dataset import IndexedDataset
-from .refresh_loader import RefreshImages, make_refresh_loader
-from .refresher import BoxRefresher
-from .schedule import RefreshSchedule
-from .transforms import (
+check_lightly_version()  # before any lightly import: one clear line instead of a deep ImportError
+
+from ccrop_plugins import BoxStore  # noqa: E402
+
+
+from .collate import CCropCollate  # noqa: E402
+from .features import LayerOutput, feature_extractor  # noqa: E402
+from .image_mode import load_image, to_rgb  # noqa: E402
+from .indexed_dataset import IndexedDataset  # noqa: E402
+from .refresh_loader import RefreshImages, make_refresh_loader  # noqa: E402
+from .refresher import BoxRefresher  # noqa: E402
+from .schedule import RefreshSchedule  # noqa: E402
+from .transforms import (  # noqa: E402
     CCropMoCoV2Transform,
     CCropMultiViewTransform,
     CCropSimCLRTransform,
@@ -47,6 +52,7 @@ __all__ = [
     "RefreshImages",
     "RefreshSchedule",
     "feature_extractor",
+    "load_image",
     "make_refresh_loader",
     "to_rgb",
 ]

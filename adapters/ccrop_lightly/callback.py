@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sized
+from typing import Any, Callable, Sequence, Sized
 
 import pytorch_lightning as pl
 import torch.distributed as dist
-from lightly.transforms.utils import IMAGENET_NORMALIZE
 from torch import nn
 
-from ccrop_plugins import BoxStore
+from ccrop_plugins import BoxStore, height_width
 
+from .collate import CCropCollate
 from .features import feature_extractor
-from .refresh_loader import make_refresh_loader
+from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
 from .refresher import BoxRefresher
 from .schedule import RefreshSchedule
 
@@ -27,6 +27,10 @@ class BoxRefreshCallback(pl.Callback):
       ``dataset`` with the module's backbone and writes the boxes to ``store``, which the
       training DataLoader's :class:`~ccrop_lightly.CCropCollate` reads (persistent workers
       included).
+    - The refresh sees the images as the training views do: its resolution and normalisation
+      are taken from ``transform``, or else from the training DataLoader's
+      :class:`~ccrop_lightly.CCropCollate` (found when training starts), so a custom
+      ``normalize=`` of the transform reaches the refresh without being repeated here.
     - It logs the refresh statistics through ``pl_module.log_dict`` as ``ccrop/images``,
       ``ccrop/images_per_second``, ``ccrop/mean_boxes``, ``ccrop/mean_box_area``,
       ``ccrop/fallback_fraction``, ``ccrop/version`` (the logger's epoch-level metrics).
@@ -34,7 +38,7 @@ class BoxRefreshCallback(pl.Callback):
       Lightning checkpoint; resuming (``trainer.fit(..., ckpt_path=...)``) restores it into
       ``store`` before the first batch, so the resumed run crops from the same boxes.
     - Under the ``ddp`` strategy (tested; ``ddp_spawn`` untested) each rank localizes its shard (a
-      ``DistributedSampler(shuffle=False)`` loader built in ``setup``), the core's
+      loader sharded by the core's ``RefreshSampler``, built when training starts), the core's
       ``refresh_boxes`` all-gathers, and every rank ends with the same store, equal to a
       one-process refresh with rank 0's weights and buffers.
 
@@ -42,16 +46,22 @@ class BoxRefreshCallback(pl.Callback):
         store: the box store of the training collate function.
         dataset: the training images *without* augmentation, in store index order (the
             ``LightlyDataset`` or ``IndexedDataset`` the training loader wraps).
-        input_size: resolution of the refresh pass (the training ``input_size``).
+        input_size: resolution of the refresh pass; default the training views' size.
         warmup_epochs: epochs of plain RandomResizedCrop before the first refresh.
         interval: epochs between refreshes.
         backbone: name of the ``LightningModule`` attribute holding the backbone (turned
             into a feature-map extractor by :func:`~ccrop_lightly.feature_extractor`), or a
             function ``pl_module -> feature_fn`` (use a name under ``ddp_spawn``: a name pickles).
         layer: optional submodule name of the backbone whose output is the feature map.
+        stages: stage name(s) of the backbone to localize with (``"layer3"``, or
+            ``["layer3", "layer4"]`` fused), see :func:`~ccrop_lightly.feature_extractor`.
         threshold, localizer, heatmap, localizer_options: as in :class:`~ccrop_lightly.BoxRefresher`.
         batch_size, num_workers: of the refresh loader.
-        normalize: the normalisation of the training views (``None`` for none).
+        transform: the training transform (``CCropSimCLRTransform(...)``); default: the one in
+            the training DataLoader's ``CCropCollate``.
+        normalize: only to state the views' normalisation when neither ``transform`` nor a
+            ``CCropCollate`` gives it (``None`` for none; default lightly's ImageNet statistics);
+            it must agree with the transform's when there is one.
         progress: show a progress bar during a refresh (rank 0).
     """
 
@@ -60,18 +70,20 @@ class BoxRefreshCallback(pl.Callback):
         store: BoxStore,
         dataset: Sized,
         *,
-        input_size: int,
+        input_size: int | Sequence[int] | None = None,
         warmup_epochs: int,
         interval: int,
         backbone: str | Callable[[pl.LightningModule], Any] = "backbone",
         layer: str | None = None,
+        stages: str | Sequence[str] | None = None,
         threshold: float = 0.1,
         localizer: str | Callable = "components",
         heatmap: str | Callable = "channel_sum",
         localizer_options: dict[str, Any] | None = None,
         batch_size: int = 256,
         num_workers: int = 0,
-        normalize: dict[str, list[float]] | None = IMAGENET_NORMALIZE,
+        transform: Any = None,
+        normalize: dict[str, list[float]] | None | object = _FROM_TRANSFORM,
         progress: bool = False,
     ) -> None:
         super().__init__()
@@ -84,14 +96,18 @@ class BoxRefreshCallback(pl.Callback):
             )
         if not (isinstance(backbone, str) or callable(backbone)):
             raise TypeError(f"backbone must be an attribute name or a function of the module; got {backbone!r}")
+        if layer is not None and stages is not None:
+            raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
         RefreshSchedule(warmup_epochs, interval)  # validate now, not at the first epoch end
         self.store = store
         self.dataset = dataset
-        self.input_size = int(input_size)
+        self.input_size = None if input_size is None else height_width(input_size, "input_size")
         self.warmup_epochs = warmup_epochs
         self.interval = interval
         self.backbone = backbone
         self.layer = layer
+        self.stages = stages
+        self.transform = transform
         self.refresh_options = dict(
             threshold=threshold, localizer=localizer, heatmap=heatmap, localizer_options=localizer_options
         )
@@ -101,14 +117,20 @@ class BoxRefreshCallback(pl.Callback):
         self.progress = progress
         self.refresher: BoxRefresher | None = None
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Built here: the process group exists (the loader gets its shard) and so does the
+        # training DataLoader, whose CCropCollate tells the views' size and normalisation.
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
-        # Built here: the process group exists by now, so the loader gets its DistributedSampler.
+        transform = self.transform if self.transform is not None else _training_collate(trainer)
+        if transform is None and self.input_size is None:
+            raise ValueError(
+                "BoxRefreshCallback cannot tell the refresh resolution: the training DataLoader's collate_fn is not a "
+                "CCropCollate; pass transform=<the CCrop transform> or input_size=..."
+            )
         loader = make_refresh_loader(
             self.dataset,
             self.input_size,
+            transform=transform,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             normalize=self.normalize,
@@ -135,11 +157,11 @@ class BoxRefreshCallback(pl.Callback):
                 f"{type(pl_module).__name__} has no nn.Module attribute {self.backbone!r} to localize with; "
                 f"its submodules: {children}; pass backbone=<attribute name> or a function of the module"
             )
-        return feature_extractor(module, self.layer)
+        return feature_extractor(module, self.layer, self.stages)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.refresher is None:
-            raise RuntimeError("BoxRefreshCallback.setup did not run; add the callback to the Trainer before fit")
+            raise RuntimeError("BoxRefreshCallback.on_train_start did not run; add the callback to the Trainer before fit")
         stats = self.refresher.maybe_refresh(trainer.current_epoch)
         if stats is None:
             return
@@ -158,3 +180,14 @@ class BoxRefreshCallback(pl.Callback):
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
         self.store.load_state_dict(state_dict["store"])
+
+
+def _training_collate(trainer: pl.Trainer) -> CCropCollate | None:
+    """The ``CCropCollate`` of the trainer's training DataLoader (or of one of several), if any."""
+    loaders = trainer.train_dataloader
+    candidates = list(loaders.values()) if isinstance(loaders, dict) else list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
+    for loader in candidates:
+        collate = getattr(loader, "collate_fn", None)
+        if isinstance(collate, CCropCollate):
+            return collate
+    return None

@@ -1,8 +1,13 @@
-"""The refresh pass needs the backbone's last feature map *before* pooling: build that module."""
+"""The refresh pass needs feature maps *before* pooling: the backbone's last stage, or named stages."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Sequence
+
 from torch import Tensor, nn
+
+from ccrop_plugins.features import stage_features
 
 # Layers that follow the last feature map in torchvision classifiers and in lightly's
 # ``nn.Sequential(*list(resnet.children())[:-1])`` backbones.
@@ -20,71 +25,97 @@ _RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3
 
 
 class LayerOutput(nn.Module):
-    """Run ``model`` and return the output of its submodule ``layer`` (any architecture).
+    """The output ``(B, C, h, w)`` of the submodule ``layer`` of ``model`` (any architecture).
 
-    The whole model runs (including its head), so prefer :func:`feature_extractor` on a
-    ResNet or an ``nn.Sequential``, which stops at the last stage.
+    The forward of ``model`` runs once and stops after ``layer`` (the core's
+    :func:`ccrop_plugins.features.stage_features`), so later stages and the head cost nothing.
 
     Args:
         model: the network; its parameters are shared, not copied.
-        layer: the dotted name of a submodule (``model.get_submodule(layer)``), whose output
-            must be a ``(B, C, h, w)`` feature map.
+        layer: the dotted name of a submodule, whose output must be a ``(B, C, h, w)`` map.
     """
 
     def __init__(self, model: nn.Module, layer: str) -> None:
         super().__init__()
-        try:
-            self.layer = model.get_submodule(layer)
-        except AttributeError:
-            names = [name for name, _ in model.named_modules() if name][:12]
-            raise ValueError(f"model has no submodule {layer!r}; some of its submodules: {', '.join(names)}") from None
-        self.model = model
+        self.stages = stage_features(model, [layer])
         self.layer_name = layer
 
+    @property
+    def model(self) -> nn.Module:
+        return self.stages.model
+
     def forward(self, images: Tensor) -> Tensor:
-        captured: list[Tensor] = []
-        handle = self.layer.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
-        try:
-            self.model(images)
-        finally:
-            handle.remove()
-        return captured[-1]
+        return self.stages(images)[self.layer_name]
 
 
-def feature_extractor(model: nn.Module, layer: str | None = None) -> nn.Module:
-    """A module mapping images ``(B, 3, H, W)`` to the last stage's features ``(B, C, h, w)``.
+def feature_extractor(
+    model: nn.Module, layer: str | None = None, stages: str | Sequence[str] | None = None
+) -> nn.Module:
+    """A module mapping images ``(B, 3, H, W)`` to the feature maps the refresh localizes with.
 
-    The result shares the parameters of ``model`` (no copy), so it follows training.
+    The result shares the parameters of ``model`` (no copy), so it follows training. First
+    the *trunk* of ``model`` is found (the layers up to its last stage, without pooling / head):
 
-    - a torchvision ResNet (``conv1`` ... ``layer4`` attributes): the stem and the four
-      stages, without ``avgpool`` and ``fc``;
-    - an ``nn.Sequential`` (lightly's examples use ``nn.Sequential(*list(resnet.children())[:-1])``):
-      the same sequence without its trailing pooling / flatten / linear / dropout / identity layers;
-    - any module with ``layer`` given: :class:`LayerOutput` (that submodule's output);
-    - any other module is returned as is: its output must already be a feature map.
+    - a torchvision ResNet (``conv1`` ... ``layer4`` attributes), or lightly's
+      ``nn.Sequential(*list(resnet.children())[:-1])``: the stem and the four stages, named
+      ``conv1, bn1, relu, maxpool, layer1, layer2, layer3, layer4``;
+    - another ``nn.Sequential``: the same sequence without its trailing pooling / flatten /
+      linear / dropout / identity layers (stage names are its indices, ``"3"``);
+    - any other module: the module itself.
+
+    Then:
+
+    - no ``layer`` nor ``stages``: the trunk, whose output is the last stage's map (the paper);
+    - ``stages="layer3"`` or ``stages=["layer3", "layer4"]``: one forward of the trunk, stopped
+      after the deepest named stage, returning ``{name: (B, C, h, w)}`` in the given order
+      (the core fuses several stages into one heatmap per image); names are dotted submodule
+      names of the trunk;
+    - ``layer="name"``: :class:`LayerOutput`, the output of that submodule of ``model`` itself
+      as a tensor (kept from 0.1; ``stages="name"`` does the same and returns a dict).
 
     Args:
         model: the backbone.
-        layer: dotted name of the submodule whose output is the feature map (optional).
+        layer: dotted name of one submodule of ``model`` whose output is the feature map.
+        stages: the stage name(s) to localize with.
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
-        ValueError: an ``nn.Sequential`` with nothing before its head layers, or an unknown ``layer``.
+        ValueError: both ``layer`` and ``stages``; an ``nn.Sequential`` with nothing before its
+            head layers; an unknown ``layer`` or stage (the message lists valid names).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if layer is not None and stages is not None:
+        raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
     if layer is not None:
         return LayerOutput(model, layer)
+    trunk = _trunk(model)
+    return trunk if stages is None else stage_features(trunk, stages)
+
+
+def _trunk(model: nn.Module) -> nn.Module:
     if all(isinstance(getattr(model, name, None), nn.Module) for name in _RESNET_STAGES):
-        return nn.Sequential(*(getattr(model, name) for name in _RESNET_STAGES))
-    if isinstance(model, nn.Sequential):
-        layers = list(model)
-        while layers and isinstance(layers[-1], _HEAD_LAYERS):
-            layers.pop()
-        if not layers:
-            raise ValueError(
-                "the nn.Sequential holds only pooling / flatten / linear layers; "
-                "pass the backbone whose output is a (B, C, h, w) feature map"
-            )
-        return nn.Sequential(*layers)
-    return model
+        return nn.Sequential(OrderedDict((name, getattr(model, name)) for name in _RESNET_STAGES))
+    if not isinstance(model, nn.Sequential):
+        return model
+    layers = list(model)
+    while layers and isinstance(layers[-1], _HEAD_LAYERS):
+        layers.pop()
+    if not layers:
+        raise ValueError(
+            "the nn.Sequential holds only pooling / flatten / linear layers; "
+            "pass the backbone whose output is a (B, C, h, w) feature map"
+        )
+    if _is_resnet_children(layers):
+        return nn.Sequential(OrderedDict(zip(_RESNET_STAGES, layers)))
+    return nn.Sequential(OrderedDict(zip((str(i) for i in range(len(layers))), layers)))
+
+
+def _is_resnet_children(layers: list[nn.Module]) -> bool:
+    """``list(resnet.children())`` without its head: stem conv, norm, ..., four stage Sequentials."""
+    return (
+        len(layers) == len(_RESNET_STAGES)
+        and isinstance(layers[0], nn.Conv2d)
+        and isinstance(layers[1], nn.BatchNorm2d)
+        and all(isinstance(stage, nn.Sequential) and len(stage) > 0 for stage in layers[4:])
+    )

@@ -1,20 +1,35 @@
-"""Bring every image to three channels, as the models of lightly's examples expect.
+"""Bring every image to three 8-bit channels, and name the file when one cannot be read.
 
-Datasets of real photos mix modes: grayscale (``L``), palette (``P``), ``RGBA`` PNGs,
-``CMYK`` JPEGs. One odd image would otherwise make the views of a batch disagree in
-their channel count and fail at ``torch.stack``, far from its cause.
+Datasets of real photos mix modes: grayscale (``L``), 16-bit grayscale PNGs (``I;16``),
+palette (``P``), ``RGBA`` PNGs, ``CMYK`` JPEGs. One odd image would otherwise make the views
+of a batch disagree in their channel count and fail at ``torch.stack``, far from its cause;
+PIL's own ``convert("RGB")`` clips 16-bit values at 255, so a 16-bit image becomes white.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+from PIL import Image as PILImage
 from PIL.Image import Image
 from torch import Tensor
+
+T = TypeVar("T")
+
+# Integer modes whose values span 16 bits (PNG's 16-bit grayscale opens as I;16; older
+# Pillow and some TIFFs give I). Scaled to 8 bits by / 257 (65535 -> 255), not clipped.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def to_rgb(image: Image | Tensor) -> Image | Tensor:
     """Return ``image`` with three channels.
 
-    - PIL images of any mode other than ``RGB`` go through ``Image.convert("RGB")``: gray
+    - PIL images of a 16-bit mode (``I;16``, ``I;16B``, ``I``) are scaled to 8 bits
+      (``value / 257``, so 65535 becomes 255 and mid-grey stays mid-grey) and repeated on
+      three channels; values of mode ``I`` are taken as 16-bit and clipped to ``[0, 65535]``.
+    - PIL images of any other mode but ``RGB`` go through ``Image.convert("RGB")``: gray
       values are repeated, palette images are expanded, and an alpha channel is
       *dropped* (not composited on a background), so transparent pixels show their
       stored colour.
@@ -26,7 +41,13 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
         ValueError: for a tensor with another channel count.
     """
     if isinstance(image, Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
+        if image.mode == "RGB":
+            return image
+        if image.mode in _SIXTEEN_BIT_MODES:
+            values = np.asarray(image).astype(np.float64)
+            gray = np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
+            return PILImage.fromarray(np.repeat(gray[..., None], 3, axis=2), mode="RGB")
+        return image.convert("RGB")
     if isinstance(image, Tensor):
         if image.ndim == 2:
             image = image.unsqueeze(0)
@@ -43,4 +64,52 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
     raise TypeError(f"expected a PIL image or a tensor (C, H, W); got {type(image).__name__}")
 
 
-__all__ = ["to_rgb"]
+def load_image(path: str | os.PathLike) -> Image:
+    """Open and fully decode the image at ``path``, in its own mode (``to_rgb`` converts it later).
+
+    A loader for torchvision's ``ImageFolder(root, loader=load_image)``: unlike the default
+    loader it keeps 16-bit images for :func:`to_rgb` to scale, and a file that cannot be
+    decoded (a truncated JPEG) raises an ``OSError`` that names it.
+    """
+    try:
+        with open(path, "rb") as file:
+            image = PILImage.open(file)
+            image.load()
+    except (OSError, SyntaxError) as error:
+        raise OSError(f"cannot read image {os.fspath(path)!r}: {type(error).__name__}: {error}") from error
+    return image
+
+
+def read_item(dataset: Any, index: int, read: Callable[[Any, int], T] | None = None) -> T:
+    """``dataset[index]``; an image that cannot be decoded raises an ``OSError`` naming its file.
+
+    The file is found as torchvision's ``ImageFolder`` (``samples``) and lightly's
+    ``LightlyDataset`` (``get_filenames()`` under ``input_dir``) record it; for other datasets
+    the error names the sample index.
+    """
+    try:
+        return dataset[index] if read is None else read(dataset, index)
+    except (OSError, SyntaxError) as error:
+        if "cannot read image" in str(error):  # already named (load_image)
+            raise
+        raise OSError(
+            f"cannot read image {_source_of(dataset, index)} (sample {index} of {type(dataset).__name__}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def _source_of(dataset: Any, index: int) -> str:
+    try:
+        samples = getattr(dataset, "samples", None)
+        if samples is not None:
+            return repr(os.fspath(samples[index][0]))
+        if hasattr(dataset, "get_filenames"):
+            name = dataset.get_filenames()[index]
+            root = getattr(dataset, "input_dir", None)
+            return repr(os.path.join(root, name) if root else name)
+    except Exception:  # noqa: BLE001 - only for the message
+        pass
+    return f"#{index}"
+
+
+__all__ = ["load_image", "read_item", "to_rgb"]

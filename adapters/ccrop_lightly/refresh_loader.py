@@ -2,57 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any, Sized
+from typing import Any, Sequence, Sized
 
 import torch
-import torch.distributed as dist
 from lightly.transforms.utils import IMAGENET_NORMALIZE
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2 as T
 
-from .image_mode import to_rgb
+from ccrop_plugins import RefreshSampler, height_width
+
+from .image_mode import read_item, to_rgb
+from .transforms import refresh_settings
+
+Normalize = dict[str, Sequence[float]]
+_FROM_TRANSFORM = object()  # "normalize not given": take the training transform's, else ImageNet's
 
 
 class RefreshImages(Dataset):
-    """``dataset[i]`` without augmentation: ``(image (3, S, S) float, i)``.
+    """``dataset[i]`` without augmentation: ``(image (3, H, W) float, i)``.
 
     Each item of ``dataset`` may be ``(image, target, filename)`` (``LightlyDataset``),
     ``(image, target, index)`` (:class:`~ccrop_lightly.IndexedDataset`), ``(image, target)``
     or a bare image; only the image is used and its position ``i`` is the store index, as
     in :class:`~ccrop_lightly.CCropCollate` (filename ``i`` of ``get_filenames()`` is sample ``i``).
     The image is brought to RGB, resized to ``input_size`` (the training resolution, as
-    the paper localizes), turned into a float tensor and normalised.
+    the paper localizes), turned into a float tensor and normalised. An image that cannot
+    be decoded raises an ``OSError`` naming its file.
 
     Args:
         dataset: the training dataset, built *without* a transform.
-        input_size: side ``S`` of the square the image is resized to.
+        input_size: ``S`` or ``(H, W)`` the image is resized to.
         normalize: ``{"mean": [...], "std": [...]}`` as the training views use, or ``None``.
     """
 
-    def __init__(
-        self, dataset: Any, input_size: int, normalize: dict[str, list[float]] | None = IMAGENET_NORMALIZE
-    ) -> None:
+    def __init__(self, dataset: Any, input_size: int | Sequence[int], normalize: Normalize | None = IMAGENET_NORMALIZE) -> None:
         if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
             raise TypeError(f"dataset must be map-style (with __len__ and __getitem__); got {type(dataset).__name__}")
-        if int(input_size) < 1:
-            raise ValueError(f"input_size must be a positive int; got {input_size}")
         self.dataset = dataset
-        self.input_size = int(input_size)
-        steps: list[Any] = [
-            T.Resize((self.input_size, self.input_size), antialias=True),
-            T.ToImage(),
-            T.ToDtype(torch.float32, scale=True),
-        ]
+        self.size = height_width(input_size, "input_size")
+        self.normalize = normalize
+        steps: list[Any] = [T.Resize(self.size, antialias=True), T.ToImage(), T.ToDtype(torch.float32, scale=True)]
         if normalize:
-            steps.append(T.Normalize(mean=normalize["mean"], std=normalize["std"]))
+            steps.append(T.Normalize(mean=list(normalize["mean"]), std=list(normalize["std"])))
         self.transform = T.Compose(steps)
+
+    @property
+    def input_size(self) -> int | tuple[int, int]:
+        height, width = self.size
+        return height if height == width else self.size
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        item = self.dataset[index]
+        item = read_item(self.dataset, index)
         image = item[0] if isinstance(item, (tuple, list)) else item
         if isinstance(image, (tuple, list)):
             raise ValueError(
@@ -64,27 +68,40 @@ class RefreshImages(Dataset):
 
 def make_refresh_loader(
     dataset: Any,
-    input_size: int,
+    input_size: int | Sequence[int] | None = None,
     *,
+    transform: Any = None,
     batch_size: int = 256,
     num_workers: int = 0,
-    normalize: dict[str, list[float]] | None = IMAGENET_NORMALIZE,
+    normalize: Normalize | None | object = _FROM_TRANSFORM,
     distributed: bool | None = None,
     persistent_workers: bool = False,
 ) -> DataLoader:
-    """A loader of ``(images (B, 3, S, S), indices (B,))`` over all of ``dataset``, in order.
+    """A loader of ``(images (B, 3, H, W), indices (B,))`` over all of ``dataset``, in order.
+
+    The refresh must see the images as the training views do: same resolution, same
+    normalisation. Pass the training ``transform`` (a ``CCrop...Transform`` or the
+    :class:`~ccrop_lightly.CCropCollate`) and both are taken from it, so a custom
+    ``normalize=`` cannot be forgotten here::
+
+        make_refresh_loader(dataset, transform=transform)
+
+    With ``transform``, an explicit ``normalize`` must agree with it (``ValueError``
+    otherwise); an explicit ``input_size`` overrides the views' size (e.g. to localize at a
+    higher resolution). Without ``transform``, ``input_size`` is required and ``normalize``
+    defaults to lightly's ImageNet statistics, the transforms' own default: pass the same
+    ``normalize`` as the transform's if you changed it there.
 
     Under ``torch.distributed`` (``distributed=None`` detects it) each rank gets its shard
-    through ``DistributedSampler(shuffle=False)``; the sampler pads the last shard with a
-    few repeated samples, which the refresh simply writes twice. The core's
-    ``refresh_boxes`` all-gathers the shards, so every rank ends with the full store.
-    Note ``distributed`` is decided when this is called: build the loader after the process
-    group exists (the callback does so in ``setup``).
+    through the core's :class:`~ccrop_plugins.RefreshSampler` (contiguous, unpadded: each
+    image is localized once); the core's ``refresh_boxes`` all-gathers the shards, so every
+    rank ends with the full store. ``distributed`` is decided when this is called: build the
+    loader after the process group exists (the callback does so in ``setup``).
     """
-    images = RefreshImages(dataset, input_size, normalize)
-    if distributed is None:
-        distributed = dist.is_available() and dist.is_initialized()
-    sampler = DistributedSampler(images, shuffle=False) if distributed else None
+    size, norm = _resolve_settings(input_size, normalize, transform)
+    images = RefreshImages(dataset, size, norm)
+    # distributed=None or True: this rank's shard when a process group exists; False: everything.
+    sampler = RefreshSampler(images, rank=0, world_size=1) if distributed is False else RefreshSampler(images)
     return DataLoader(
         images,
         batch_size=batch_size,
@@ -93,4 +110,31 @@ def make_refresh_loader(
         num_workers=num_workers,
         persistent_workers=persistent_workers and num_workers > 0,
         drop_last=False,
+    )
+
+
+def _resolve_settings(
+    input_size: int | Sequence[int] | None, normalize: Any, transform: Any
+) -> tuple[int | Sequence[int], Normalize | None]:
+    if transform is None:
+        if input_size is None:
+            raise TypeError(
+                "make_refresh_loader needs the training transform (transform=...) or input_size; got neither"
+            )
+        return input_size, IMAGENET_NORMALIZE if normalize is _FROM_TRANSFORM else normalize  # type: ignore[return-value]
+    size_of_views, normalize_of_views = refresh_settings(transform)
+    if normalize is not _FROM_TRANSFORM and not _same_normalize(normalize, normalize_of_views):  # type: ignore[arg-type]
+        raise ValueError(
+            f"normalize={normalize!r} differs from the training views' normalisation {normalize_of_views!r}; "
+            "the refresh must see the images as the views do: leave normalize out to take the transform's"
+        )
+    return (size_of_views if input_size is None else input_size), normalize_of_views
+
+
+def _same_normalize(a: Normalize | None, b: Normalize | None) -> bool:
+    if not a or not b:
+        return not a and not b
+    return all(
+        len(a[key]) == len(b[key]) and all(abs(float(x) - float(y)) < 1e-6 for x, y in zip(a[key], b[key]))
+        for key in ("mean", "std")
     )

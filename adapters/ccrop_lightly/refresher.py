@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence
+import logging
+import warnings
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ccrop_plugins import BoxSets, BoxStore, RefreshStats, get_heatmap, get_localizer, refresh_boxes
+from ccrop_plugins import BoxSets, BoxStore, RefreshStats, eval_mode, get_heatmap, get_localizer, refresh_boxes
 
+from .features import feature_extractor
 from .schedule import RefreshSchedule
 
 FeatureFn = Callable[[Tensor], Any]
+logger = logging.getLogger("ccrop_lightly")
 
 
 class BoxRefresher:
@@ -33,6 +36,17 @@ class BoxRefresher:
     workers (persistent or not) see the new boxes from the next epoch's first batch, since
     the next epoch's batches are only requested after this call.
 
+    What it says, so that ContrastiveCrop is never silently inactive:
+
+    - at construction, a warning when the schedule never refreshes within ``max_epochs``,
+      and when a feature map of ``feature_fn`` is 1 x 1 at the loader's image size (it
+      carries no location: every box would be the whole image);
+    - after each refresh, one ``INFO`` line on the ``ccrop_lightly`` logger with the boxes per
+      image and the fallback share (images that got the whole-image box); the core's
+      ``refresh_boxes`` warns when every image fell back or a map is 1 x 1;
+    - a warning when ``maybe_refresh`` is called for an epoch at or past ``max_epochs``
+      (``max_epochs`` must be the loop's length).
+
     Under ``torch.distributed`` every rank must call ``maybe_refresh`` (it is collective):
     each rank localizes the shard its ``loader`` yields (see
     :func:`~ccrop_lightly.make_refresh_loader`) and all ranks end with the same full store.
@@ -42,16 +56,22 @@ class BoxRefresher:
 
     Args:
         store: the store the collate function reads.
-        feature_fn: images ``(B, 3, H, W)`` -> features ``(B, C, h, w)``, e.g.
-            ``feature_extractor(resnet)``; an ``nn.Module`` runs in eval mode and every
-            submodule's train/eval mode is restored afterwards.
+        feature_fn: images ``(B, 3, H, W)`` -> features ``(B, C, h, w)`` (or a dict of named
+            stages, fused into one heatmap by the core), e.g. ``feature_extractor(resnet)``; an
+            ``nn.Module`` runs in eval mode and every submodule's train/eval mode is restored
+            afterwards. With ``stages``, the backbone itself.
         loader: yields ``(images, indices)`` of the un-augmented training images.
-        warmup_epochs, interval, max_epochs: the schedule (see :class:`RefreshSchedule`).
+        warmup_epochs, interval, max_epochs: the schedule (see :class:`RefreshSchedule`);
+            ``max_epochs`` is the training loop's length.
         threshold: the localizer's ``k`` (paper: 0.1).
         localizer: a registered localizer (``components``: a box per object, the default;
             ``bbox``: the paper's single box) or a callable ``heatmaps -> BoxSets``.
         heatmap: a registered heatmap method (``channel_sum``: the paper's) or a callable.
         localizer_options: other options of a named localizer (``min_area``, ``max_boxes``).
+        stages: name(s) of the backbone stage(s) to localize with (``"layer3"``, or
+            ``["layer3", "layer4"]`` to fuse two); ``feature_fn`` is then the backbone and
+            becomes ``feature_extractor(feature_fn, stages=stages)``. ``None``: ``feature_fn``
+            as given.
         device: where to run ``feature_fn`` (default: its parameters' device).
         progress: show a progress bar on rank 0.
     """
@@ -69,11 +89,16 @@ class BoxRefresher:
         localizer: str | Callable[[Tensor], BoxSets] = "components",
         heatmap: str | Callable[[Tensor], Tensor] = "channel_sum",
         localizer_options: dict[str, Any] | None = None,
+        stages: str | Sequence[str] | None = None,
         device: torch.device | str | None = None,
         progress: bool = False,
     ) -> None:
         if not isinstance(store, BoxStore):
             raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+        if stages is not None:
+            if not isinstance(feature_fn, nn.Module):
+                raise TypeError(f"with stages, feature_fn must be the backbone (an nn.Module); got {type(feature_fn).__name__}")
+            feature_fn = feature_extractor(feature_fn, stages=stages)
         if not callable(feature_fn):
             raise TypeError(f"feature_fn must be callable (images -> feature maps); got {type(feature_fn).__name__}")
         dataset = getattr(loader, "dataset", None)
@@ -98,6 +123,10 @@ class BoxRefresher:
         self.device = device
         self.progress = progress
         self.last_stats: RefreshStats | None = None
+        self._warned_past_end = False
+        size = getattr(dataset, "size", None)
+        if size is not None:
+            warn_if_no_location(feature_fn, size, device)
 
     def should_refresh(self, epoch: int) -> bool:
         """Whether :meth:`maybe_refresh` refreshes after (0-based) ``epoch``."""
@@ -105,14 +134,23 @@ class BoxRefresher:
 
     def maybe_refresh(self, epoch: int) -> RefreshStats | None:
         """Refresh if the schedule says so after ``epoch``; return the stats, or ``None``."""
+        end = self.schedule.total
+        if end is not None and epoch >= end and not self._warned_past_end:
+            self._warned_past_end = True
+            warnings.warn(
+                f"maybe_refresh(epoch={epoch}) but the schedule's max_epochs is {end}: no refresh runs after "
+                f"epoch {end - 1}; pass max_epochs=<the training loop's length>",
+                UserWarning,
+                stacklevel=2,
+            )
         return self.refresh() if self.should_refresh(epoch) else None
 
     def refresh(self) -> RefreshStats:
         """Localize every image of the loader now and write the boxes to the store."""
         if isinstance(self.feature_fn, nn.Module) and dist.is_available() and dist.is_initialized():
             _broadcast_buffers(self.feature_fn)
-        with _modes_restored(self.feature_fn):
-            self.last_stats = refresh_boxes(
+        with eval_mode(self.feature_fn):
+            stats = refresh_boxes(
                 self.feature_fn,
                 self.loader,
                 self.store,
@@ -123,7 +161,9 @@ class BoxRefresher:
                 device=self.device,
                 progress=self.progress,
             )
-        return self.last_stats
+        self.last_stats = stats
+        report_refresh(stats)
+        return stats
 
     def state_dict(self) -> dict[str, Any]:
         """The store's state (boxes, scores, counts, version) for a training checkpoint."""
@@ -136,22 +176,58 @@ class BoxRefresher:
         self.store.load_state_dict(state["store"])
 
 
+def report_refresh(stats: RefreshStats) -> None:
+    """Log one ``INFO`` line about a refresh, with its fallback share.
+
+    An all-fallback pass also warns, once, from the core's ``refresh_boxes``.
+    """
+    logger.info(
+        "ccrop refresh v%d: %d images, %.2f boxes per image, mean box area %.2f, fallback %.2f "
+        "(share of images with the whole-image box), %.0f images/s",
+        stats.version, stats.images, stats.mean_boxes, stats.mean_box_area, stats.fallback_fraction,
+        stats.images_per_second,
+    )
+
+
+def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torch.device | str | None = None) -> bool:
+    """Run ``feature_fn`` once on a blank image of ``size`` and warn if a feature map is 1 x 1.
+
+    A 1 x 1 map (a standard ResNet at 32 px) has no location: every heatmap is constant and
+    every box the whole image. Returns ``True`` when it warned. A ``feature_fn`` that fails on
+    the blank image is left alone here: the refresh will report its error.
+    """
+    height, width = int(size[0]), int(size[1])
+    if device is None:
+        parameter = next(feature_fn.parameters(), None) if isinstance(feature_fn, nn.Module) else None
+        device = parameter.device if parameter is not None else "cpu"
+    try:
+        with eval_mode(feature_fn), torch.no_grad():
+            output = feature_fn(torch.zeros(1, 3, height, width, device=device))
+    except Exception:  # noqa: BLE001 - a probe only; the refresh raises the real error with context
+        return False
+    if isinstance(output, dict):
+        maps = dict(output)
+    elif isinstance(output, (tuple, list)) and output:
+        maps = {"": output[-1]}
+    else:
+        maps = {"": output}
+    flat = [name for name, tensor in maps.items() if isinstance(tensor, Tensor) and tensor.ndim == 4 and tensor.shape[-2:].numel() == 1]
+    if not flat:
+        return False
+    where = "the feature map" if flat == [""] else f"the feature map of stage(s) {', '.join(map(repr, flat))}"
+    warnings.warn(
+        f"{where} is 1 x 1 for {height} x {width} px images: it carries no location, so every box would be the "
+        "whole image (fallback 1.00) and ContrastiveCrop would crop like RandomResizedCrop. Localize with an "
+        "earlier stage (feature_extractor(backbone, stages='layer3')) or keep a larger map (for a ResNet at 32 px: "
+        "a 3 x 3 stride-1 conv1 and no max-pool).",
+        UserWarning,
+        stacklevel=3,
+    )
+    return True
+
+
 def _broadcast_buffers(module: nn.Module) -> None:
     for buffer in module.buffers():
         if dist.get_backend() == "nccl" and not buffer.is_cuda:
             continue
         dist.broadcast(buffer, src=0)
-
-
-@contextmanager
-def _modes_restored(feature_fn: FeatureFn) -> Iterator[None]:
-    """Restore every submodule's own train/eval flag (the core restores only the top module's)."""
-    if not isinstance(feature_fn, nn.Module):
-        yield
-        return
-    modes = [(module, module.training) for module in feature_fn.modules()]
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training

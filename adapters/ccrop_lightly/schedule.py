@@ -1,59 +1,72 @@
-"""When ContrastiveCrop refreshes its boxes: the paper's warm-up / interval schedule."""
+"""The core's refresh schedule under the epoch names Lightly code uses, and its build-time warning."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from typing import ClassVar
+
+from ccrop_plugins import RefreshSchedule as _StepSchedule
 
 
-@dataclass(frozen=True)
-class RefreshSchedule:
-    """The paper's schedule, with epochs counted from 0 as in Lightning and ``range(epochs)``.
+class RefreshSchedule(_StepSchedule):
+    """:class:`ccrop_plugins.RefreshSchedule` counted in epochs, with the argument names of 0.1.
 
-    A refresh runs at the *end* of epoch ``e`` (so epoch ``e + 1`` crops from new boxes) when
-    all three hold, with ``done = e + 1`` the number of finished epochs:
+    A refresh runs at the *end* of (0-based) epoch ``e`` (so epoch ``e + 1`` crops from new
+    boxes) when, with ``done = e + 1`` finished epochs, ``done >= warmup_epochs``,
+    ``(done - warmup_epochs) % interval == 0`` and ``done < max_epochs`` (never after the
+    last epoch, whose boxes no epoch would use; ``max_epochs=None`` means no known end).
 
-    - ``done >= warmup_epochs``: the first ``warmup_epochs`` epochs are plain
-      RandomResizedCrop;
-    - ``(done - warmup_epochs) % interval == 0``: then every ``interval`` epochs;
-    - ``done < max_epochs``: never after the last epoch, whose boxes no epoch would use
-      (``max_epochs=None`` means no known end).
+    Example: ``RefreshSchedule(100, 100, 500)`` (CIFAR-10) refreshes after epochs 99, 199,
+    299 and 399; ``RefreshSchedule(1, 1, 2)`` once, after epoch 0.
 
-    Example: ``warmup_epochs=100, interval=100, max_epochs=500`` (CIFAR-10) refreshes after
-    epochs 99, 199, 299 and 399; ``warmup_epochs=1, interval=1, max_epochs=2`` refreshes once,
-    after epoch 0.
+    A schedule that never refreshes within ``max_epochs`` (``RefreshSchedule(10, 5, 8)``, or
+    the paper's ``100, 100`` on a 10-epoch run) warns once, when it is built: every view of
+    such a run would be a plain ``RandomResizedCrop``.
 
     Args:
         warmup_epochs: epochs before the first refresh, ``>= 0`` (0: the first refresh comes
-            after ``interval`` epochs; boxes need a trained model, so none is made before
-            training).
+            after ``interval`` epochs; boxes need a trained model).
         interval: epochs between refreshes, ``>= 1``.
-        max_epochs: the run's length, or ``None``.
+        max_epochs: the run's length (the training loop's ``range``, the trainer's
+            ``max_epochs``), or ``None``.
     """
 
-    warmup_epochs: int
-    interval: int
-    max_epochs: int | None = None
+    argument_names: ClassVar[tuple[str, str, str]] = ("warmup_epochs", "interval", "max_epochs")
 
-    def __post_init__(self) -> None:
-        if isinstance(self.warmup_epochs, bool) or int(self.warmup_epochs) != self.warmup_epochs or self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be an integer >= 0; got {self.warmup_epochs!r}")
-        if isinstance(self.interval, bool) or int(self.interval) != self.interval or self.interval < 1:
-            raise ValueError(f"interval must be an integer >= 1; got {self.interval!r}")
-        if self.max_epochs is not None and (int(self.max_epochs) != self.max_epochs or self.max_epochs < 1):
-            raise ValueError(f"max_epochs must be a positive integer or None; got {self.max_epochs!r}")
+    def __init__(self, warmup_epochs: int, interval: int, max_epochs: int | None = None) -> None:
+        super().__init__(warmup_epochs, interval, max_epochs)
+        warn_if_never_refreshes(self, stacklevel=3)
 
-    def due(self, epoch: int) -> bool:
-        """Whether to refresh at the end of (0-based) ``epoch``."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0 (epochs count from 0); got {epoch}")
-        done = epoch + 1
-        if done < self.warmup_epochs or (done - self.warmup_epochs) % self.interval != 0:
-            return False
-        return self.max_epochs is None or done < self.max_epochs
+    @property
+    def warmup_epochs(self) -> int:
+        return self.warmup
+
+    @property
+    def max_epochs(self) -> int | None:
+        return self.total
 
     def refresh_epochs(self, max_epochs: int | None = None) -> list[int]:
         """Every epoch after which a refresh runs, up to ``max_epochs`` (default the schedule's)."""
-        end = self.max_epochs if max_epochs is None else max_epochs
-        if end is None:
+        if max_epochs is None and self.total is None:
             raise ValueError("refresh_epochs needs max_epochs (the schedule has none)")
-        return [epoch for epoch in range(end) if self.due(epoch)]
+        return self.refresh_steps(max_epochs)
+
+    def __repr__(self) -> str:
+        return f"RefreshSchedule(warmup_epochs={self.warmup}, interval={self.interval}, max_epochs={self.total})"
+
+
+def warn_if_never_refreshes(schedule: _StepSchedule, stacklevel: int = 2) -> bool:
+    """Warn (and return ``True``) when ``schedule`` ends before its first refresh."""
+    if schedule.total is None or not schedule.never_refreshes():
+        return False
+    warmup, interval, total = schedule.argument_names
+    warnings.warn(
+        f"ContrastiveCrop never refreshes its boxes in this run: with {warmup}={schedule.warmup}, "
+        f"{interval}={schedule.interval} the first refresh would run after epoch {schedule.first_refresh} "
+        f"(0-based), but {total}={schedule.total} ends the run before it (no refresh runs after the last epoch, "
+        f"{schedule.total - 1}); every view will be a plain RandomResizedCrop. Lower {warmup} or {interval}, "
+        "or train longer.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+    return True

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ccrop_plugins.scenes import generate_scenes
+from ccrop_scenes import generate_scenes
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 QUADRANT_SIZE = 24

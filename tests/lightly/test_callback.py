@@ -114,7 +114,7 @@ def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_
     for rank, (process, output) in enumerate(zip(ranks, outputs)):
         assert process.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
     runs = [json.loads((tmp_path / f"run_rank{r}.json").read_text()) for r in range(2)]
-    assert runs[0] == runs[1] == {"world_size": 2, "sampler": "DistributedSampler", "shard": 8}
+    assert runs[0] == runs[1] == {"world_size": 2, "sampler": "RefreshSampler", "shard": 8}
     stores = [torch.load(tmp_path / f"store_rank{r}.pt", weights_only=True) for r in range(2)]
     assert stores[0]["version"] == stores[1]["version"] == 1
     for key in ("boxes", "scores", "counts"):

@@ -37,8 +37,35 @@ def test_named_layer_of_any_module():
     extractor = feature_extractor(resnet, layer="layer3")
     assert isinstance(extractor, LayerOutput)
     assert extractor(torch.rand(1, 3, 64, 64)).shape == (1, 256, 4, 4)
-    with pytest.raises(ValueError, match=r"no submodule 'layer9'; some of its submodules: conv1, bn1"):
+    with pytest.raises(ValueError, match=r"unknown stage 'layer9' of ResNet; .*such as: conv1, bn1"):
         feature_extractor(resnet, layer="layer9")
+
+
+@pytest.mark.parametrize("lightly_style", [False, True])
+def test_stages_by_name_return_a_dict_from_one_forward_stopped_early(lightly_style):
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    model = nn.Sequential(*list(resnet.children())[:-1]) if lightly_style else resnet
+    calls = []
+    resnet.layer4.register_forward_hook(lambda *_: calls.append("layer4"))
+    resnet.layer2.register_forward_hook(lambda *_: calls.append("layer2"))
+    extractor = feature_extractor(model, stages="layer3")
+    with torch.no_grad():
+        maps = extractor(torch.rand(2, 3, 64, 64))
+    assert list(maps) == ["layer3"] and maps["layer3"].shape == (2, 256, 4, 4)
+    assert calls == ["layer2"]  # one forward, stopped after layer3: layer4 never ran
+    fused = feature_extractor(model, stages=["layer2", "layer4"])
+    with torch.no_grad():
+        maps = fused(torch.rand(1, 3, 64, 64))
+    assert {name: tuple(m.shape) for name, m in maps.items()} == {"layer2": (1, 128, 8, 8), "layer4": (1, 512, 2, 2)}
+    assert {id(p) for p in fused.parameters()} <= {id(p) for p in resnet.parameters()}
+
+
+def test_stage_errors_name_the_valid_names():
+    resnet = torchvision.models.resnet18(weights=None)
+    with pytest.raises(ValueError, match=r"unknown stage 'layer5'.*layer1, layer2, layer3, layer4"):
+        feature_extractor(nn.Sequential(*list(resnet.children())[:-1]), stages="layer5")
+    with pytest.raises(ValueError, match="give layer or stages, not both"):
+        feature_extractor(resnet, layer="layer3", stages="layer3")
 
 
 def test_other_modules_pass_through_and_bad_input_is_named():

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ccrop_lightly import to_rgb
+from ccrop_lightly import load_image, to_rgb
+from ccrop_lightly.image_mode import read_item
 
 
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "RGB"])
@@ -37,3 +38,45 @@ def test_bad_inputs():
         to_rgb(torch.rand(2, 4, 5))
     with pytest.raises(TypeError, match="got ndarray"):
         to_rgb(np.zeros((4, 4, 3)))
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_white(tmp_path):
+    # issue 12: PIL's convert("RGB") clips I;16 at 255, so every 16-bit PNG became white.
+    values = np.array([[0, 257 * 64], [257 * 128, 65535]], dtype=np.uint16)
+    path = tmp_path / "gray16.png"
+    Image.fromarray(values).save(path)
+    image = Image.open(path)
+    assert image.mode == "I;16"
+    rgb = np.asarray(to_rgb(image))
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[..., 0].tolist() == [[0, 64], [128, 255]]
+    assert (rgb[..., 0] == rgb[..., 2]).all()
+    assert np.asarray(to_rgb(load_image(path)))[..., 1].tolist() == [[0, 64], [128, 255]]
+
+
+def _truncated_jpeg(path):
+    noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(path, quality=90)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_load_image_names_a_truncated_file(tmp_path):
+    path = _truncated_jpeg(tmp_path / "broken.jpg")
+    with pytest.raises(OSError, match=r"cannot read image '.*broken\.jpg': OSError: image file is truncated"):
+        load_image(path)
+
+
+def test_read_item_names_the_file_of_image_folder_and_lightly_datasets(tmp_path):
+    from lightly.data import LightlyDataset
+    from torchvision.datasets import ImageFolder
+
+    folder = tmp_path / "images" / "a"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(folder / "good.png")
+    _truncated_jpeg(folder / "zz_broken.jpg")
+    for dataset in (ImageFolder(str(tmp_path / "images")), LightlyDataset(str(tmp_path / "images"))):
+        assert read_item(dataset, 0)[0].size == (8, 8)
+        with pytest.raises(OSError, match=r"cannot read image '.*zz_broken\.jpg' \(sample 1 of \w+\): OSError: image file is truncated"):
+            read_item(dataset, 1)

@@ -19,5 +19,32 @@ def test_adds_the_index(quadrant_folder):
 def test_bad_datasets_and_items():
     with pytest.raises(TypeError, match="map-style dataset.*got int"):
         IndexedDataset(3)
-    with pytest.raises(ValueError, match=r"item 1 of list is a tuple of 3 items; IndexedDataset expects \(image, target\) pairs"):
-        IndexedDataset([("a", 0), ("b", 0, "x")])[1]
+    with pytest.raises(ValueError, match=r"item 1 of list is a tuple of 4 items; IndexedDataset expects \(image, target\) pairs"):
+        IndexedDataset([("a", 0), ("b", 0, "x", "y")])[1]
+
+
+def test_lightly_dataset_items_get_the_index(quadrant_folder):
+    from lightly.data import LightlyDataset
+
+    dataset = IndexedDataset(LightlyDataset(str(quadrant_folder)))
+    image, target, index = dataset[7]
+    assert index == 7 and image.size == (48, 48) and isinstance(target, int)
+
+
+def test_a_truncated_image_is_named_in_the_training_loader(tmp_path):
+    # issue 12: PIL's "image file is truncated" without the file's name.
+    import numpy as np
+    from PIL import Image
+    from torch.utils.data import DataLoader
+
+    folder = tmp_path / "images" / "cats"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(folder / "b.jpg", quality=90)
+    data = (folder / "b.jpg").read_bytes()
+    (folder / "b.jpg").write_bytes(data[: len(data) // 2])
+    loader = DataLoader(IndexedDataset(ImageFolder(str(tmp_path / "images"))), batch_size=2, num_workers=1,
+                        collate_fn=lambda batch: batch)
+    with pytest.raises(OSError, match=r"cannot read image '.*cats/b\.jpg' \(sample 1 of ImageFolder\)"):
+        next(iter(loader))

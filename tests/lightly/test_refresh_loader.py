@@ -7,9 +7,19 @@ import torch
 from lightly.data import LightlyDataset
 from lightly.transforms import SimCLRTransform
 from PIL import Image
-from torch.utils.data import SequentialSampler
+from torch.utils.data import DataLoader
 
-from ccrop_lightly import IndexedDataset, RefreshImages, make_refresh_loader
+from ccrop_lightly import (
+    BoxStore,
+    CCropCollate,
+    CCropSimCLRTransform,
+    IndexedDataset,
+    RefreshImages,
+    make_refresh_loader,
+)
+from ccrop_plugins import RefreshSampler
+
+CIFAR = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
 
 
 def test_items_of_lightly_indexed_and_bare_datasets(quadrant_folder):
@@ -27,7 +37,7 @@ def test_items_of_lightly_indexed_and_bare_datasets(quadrant_folder):
 
 def test_loader_covers_the_dataset_in_order(quadrant_folder):
     loader = make_refresh_loader(LightlyDataset(str(quadrant_folder)), 16, batch_size=5, num_workers=2)
-    assert isinstance(loader.sampler, SequentialSampler)  # no process group: no sharding
+    assert isinstance(loader.sampler, RefreshSampler) and len(loader.sampler) == 16  # no process group: all
     indices = torch.cat([batch[1] for batch in loader])
     assert indices.tolist() == list(range(16))
 
@@ -36,7 +46,45 @@ def test_bad_inputs_are_named(quadrant_folder):
     transformed = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=8))
     with pytest.raises(ValueError, match="item 0 of LightlyDataset holds 2 images: the dataset applies a multi-view transform"):
         RefreshImages(transformed, 8)[0]
-    with pytest.raises(ValueError, match="input_size must be a positive int; got 0"):
+    with pytest.raises(ValueError, match="input_size must be a positive int or \\(height, width\\); got 0"):
         RefreshImages([], 0)
     with pytest.raises(TypeError, match="map-style"):
         RefreshImages(iter([]), 8)
+
+
+def test_a_custom_normalize_of_the_transform_reaches_the_refresh(quadrant_folder):
+    # issue 12: a custom normalize= on the transform had to be repeated by hand for the refresh.
+    dataset = LightlyDataset(str(quadrant_folder))
+    transform = CCropSimCLRTransform(input_size=24, normalize=CIFAR)
+    collate = CCropCollate(transform, BoxStore(len(dataset)), dataset=dataset)
+    for source in (transform, collate):
+        loader = make_refresh_loader(dataset, transform=source, batch_size=4)
+        assert loader.dataset.size == (24, 24)
+        assert loader.dataset.normalize == {key: pytest.approx(value) for key, value in CIFAR.items()}
+    images, _ = next(iter(make_refresh_loader(dataset, transform=transform, batch_size=4)))
+    expected = (1.0 - CIFAR["mean"][0]) / CIFAR["std"][0]  # the red quadrant, CIFAR-normalised
+    assert images.shape == (4, 3, 24, 24) and float(images[0, 0, 2, 2]) == pytest.approx(expected, abs=1e-4)
+    plain = make_refresh_loader(dataset, transform=CCropSimCLRTransform(input_size=24, normalize=None))
+    assert plain.dataset.normalize is None
+    # An explicit size overrides the views' (localize at another resolution); a different normalize is refused.
+    assert make_refresh_loader(dataset, 40, transform=transform).dataset.size == (40, 40)
+    with pytest.raises(ValueError, match="normalize=None differs from the training views' normalisation"):
+        make_refresh_loader(dataset, transform=transform, normalize=None)
+    with pytest.raises(TypeError, match="needs the training transform .* or input_size; got neither"):
+        make_refresh_loader(dataset)
+    assert make_refresh_loader(dataset, (16, 24), normalize=None).dataset.size == (16, 24)
+
+
+def test_a_truncated_image_is_named_by_the_refresh_loader(tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "a.png")
+    noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(folder / "b.jpg", quality=90)
+    data = (folder / "b.jpg").read_bytes()
+    (folder / "b.jpg").write_bytes(data[: len(data) // 2])
+    loader = make_refresh_loader(LightlyDataset(str(folder)), 8, batch_size=2, num_workers=1)
+    with pytest.raises(OSError, match=r"cannot read image '.*b\.jpg' \(sample 1 of LightlyDataset\)"):
+        next(iter(loader))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch import nn
 
-from ccrop_lightly import BoxRefresher, IndexedDataset, make_refresh_loader
+from ccrop_lightly import BoxRefresher, IndexedDataset, feature_extractor, make_refresh_loader
 from ccrop_plugins import BoxStore
 
 QUADRANT_CENTRES = [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)]  # (x, y) of quadrant i
@@ -91,3 +94,60 @@ def test_bad_arguments_fail_at_construction():
         _refresher(BoxStore(4), 4, interval=0)
     with pytest.raises(TypeError, match="store must be a ccrop_plugins.BoxStore"):
         BoxRefresher(None, _redness(), [], warmup_epochs=1, interval=1)
+
+
+def test_a_one_by_one_feature_map_warns_at_construction():
+    # issue 12: lightly's example ResNet-18 at 32 px has a 1 x 1 layer4 map: every box the whole image.
+    import torchvision
+
+    resnet = torchvision.models.resnet18(weights=None)
+    backbone = nn.Sequential(*list(resnet.children())[:-1])
+    loader = make_refresh_loader(_red_quadrant_dataset(4), 32, batch_size=4, normalize=None)
+    with pytest.warns(UserWarning, match=r"the feature map is 1 x 1 for 32 x 32 px images: it carries no location"):
+        BoxRefresher(BoxStore(4), feature_extractor(backbone), loader, warmup_epochs=1, interval=1)
+    assert backbone.training  # the probe restored train mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # layer3's 2 x 2 map is fine
+        BoxRefresher(BoxStore(4), backbone, loader, warmup_epochs=1, interval=1, stages="layer3")
+    with pytest.warns(UserWarning, match=r"stage\(s\) 'layer4' is 1 x 1"):
+        BoxRefresher(BoxStore(4), backbone, loader, warmup_epochs=1, interval=1, stages=["layer3", "layer4"])
+
+
+def test_each_refresh_logs_its_fallback_share_and_all_fallback_warns(caplog):
+    store = BoxStore(4)
+    refresher = _refresher(store, 4)
+    with caplog.at_level(logging.INFO, logger="ccrop_lightly"):
+        stats = refresher.refresh()
+    assert stats.fallback_fraction == 0.0
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "ccrop_lightly"]
+    assert "ccrop refresh v1: 4 images" in line and "fallback 0.00" in line
+
+    blind = nn.Sequential(nn.Conv2d(3, 1, 1), nn.AdaptiveAvgPool2d(2))  # a constant-free but flat map
+    with torch.no_grad():
+        blind[0].weight.zero_()
+        blind[0].bias.fill_(1.0)  # every cell equal: nothing stands out
+    loader = make_refresh_loader(_red_quadrant_dataset(4), 16, batch_size=4, normalize=None)
+    refresher = BoxRefresher(BoxStore(4), blind, loader, warmup_epochs=1, interval=1)
+    with pytest.warns(UserWarning) as record, caplog.at_level(logging.INFO, logger="ccrop_lightly"):
+        assert refresher.refresh().fallback_fraction == 1.0
+    # One warning (the core's), not one from each layer; the log line gives the share.
+    assert [str(r.message)[:40] for r in record] == ["refresh_boxes: all 4 images fell back to"]
+    assert "fallback 1.00" in caplog.records[-1].getMessage()
+
+
+def test_maybe_refresh_past_max_epochs_warns_once():
+    refresher = _refresher(BoxStore(4), 4, max_epochs=3)
+    with pytest.warns(UserWarning, match=r"maybe_refresh\(epoch=3\) but the schedule's max_epochs is 3") as record:
+        for epoch in range(6):
+            refresher.maybe_refresh(epoch)
+    assert len([r for r in record if "maybe_refresh" in str(r.message)]) == 1
+
+
+def test_a_schedule_that_never_refreshes_warns_at_construction():
+    with pytest.warns(UserWarning, match="warmup_epochs=100, interval=100 the first refresh would run after epoch 99"):
+        _refresher(BoxStore(4), 4, warmup_epochs=100, interval=100, max_epochs=10)
+
+
+def test_stages_need_a_module():
+    with pytest.raises(TypeError, match="with stages, feature_fn must be the backbone"):
+        _refresher(BoxStore(4), 4).__class__(BoxStore(4), lambda x: x, [], warmup_epochs=1, interval=1, stages="x")
