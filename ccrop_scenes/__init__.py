@@ -7,13 +7,13 @@ COCO-style ``annotations.json`` that :func:`load_annotations` and
 :func:`load_labels` read back.
 """
 
-from ccrop_plugins.scenes.export import (
+from ccrop_scenes.export import (
     ANNOTATIONS_FILE,
     load_annotations,
     load_labels,
     write_image_folder,
 )
-from ccrop_plugins.scenes.generator import CLASS_NAMES, Scenes, generate_scenes
+from ccrop_scenes.generator import CLASS_NAMES, Scenes, generate_scenes
 
 __all__ = [
     "ANNOTATIONS_FILE",

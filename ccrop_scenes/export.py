@@ -1,4 +1,4 @@
-"""Write :class:`~ccrop_plugins.scenes.generator.Scenes` to disk and read boxes back.
+"""Write :class:`~ccrop_scenes.generator.Scenes` to disk and read boxes back.
 
 Layout written by :func:`write_image_folder`::
 
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ccrop_plugins.scenes.generator import Scenes
+from ccrop_scenes.generator import Scenes
 
 __all__ = ["ANNOTATIONS_FILE", "load_annotations", "load_labels", "write_image_folder"]
 

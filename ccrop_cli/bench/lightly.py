@@ -41,7 +41,7 @@ def _write_scenes(root: Path, count: int, size: int) -> dict[str, "torch.Tensor"
     """Write generated scenes as an image folder; return each file's ground-truth boxes (k, 4)."""
     from PIL import Image
 
-    from ccrop_plugins.scenes import generate_scenes
+    from ccrop_scenes import generate_scenes
 
     scenes = generate_scenes(count, image_size=size, objects_per_image=(1, 3), object_area=(0.05, 0.15), seed=0)
     boxes = {}

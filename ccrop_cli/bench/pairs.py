@@ -1,14 +1,14 @@
 """``ccrop bench pairs``: the pair quality of each crop strategy, measured against ground truth.
 
 On generated scenes with ground-truth boxes, in two settings (single medium objects; 2-4
-small objects), every strategy of :data:`ccrop_cli.strategies.STRATEGIES` samples view pairs
-and :func:`ccrop_cli.pair_quality.pair_quality` scores them, with boxes from
+small objects), every strategy of :data:`ccrop_cli.experiment.strategies.STRATEGIES` samples view pairs
+and :func:`ccrop_cli.experiment.pair_quality.pair_quality` scores them, with boxes from
 
-- **oracle**: the ground truth (:func:`~ccrop_cli.pair_quality.oracle_box_sets`), the best a
+- **oracle**: the ground truth (:func:`~ccrop_cli.experiment.pair_quality.oracle_box_sets`), the best a
   localizer could do; and
 - **model**: the heatmaps of a backbone (its last feature map, channel sum, threshold ``k``),
   localized by the strategy's own localizer (``bbox`` or ``components``). The backbone is
-  pre-trained here with SimCLR on the scenes (``ccrop_cli.pretrain``, plain
+  pre-trained here with SimCLR on the scenes (``ccrop_cli.experiment.pretrain``, plain
   RandomResizedCrop, i.e. ContrastiveCrop's warm-up) or read from ``--checkpoint``.
 
 The goals on the multi-object small-object scenes with oracle boxes are checked and printed:
@@ -31,10 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from ccrop_plugins import get_localizer, heatmaps_from_features
-from ccrop_plugins.scenes import Scenes, generate_scenes, write_image_folder
+from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
-from .pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
-from .strategies import STRATEGIES, CropStrategy
+from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
+from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
 
 # ImageNet statistics: what lightly's SimCLR views (and so the pre-trained backbone) are normalised with.
 _MEAN = (0.485, 0.456, 0.406)
@@ -173,7 +173,7 @@ def model_sets(
 
 def pretrain_backbone(scenes: Scenes, args: argparse.Namespace) -> nn.Module:
     """SimCLR on the scenes through the Lightly adapter (RandomResizedCrop views: the warm-up)."""
-    from .pretrain import pretrain_simclr
+    from ccrop_cli.experiment.pretrain import pretrain_simclr
 
     with tempfile.TemporaryDirectory(prefix="ccrop-bench-pairs-") as root:
         write_image_folder(scenes, root)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,73 +28,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ccrop_cli.demo.config import MMPRETRAIN, QUICK, DemoConfig, DemoRun
+from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
+from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
+from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
+from ccrop_cli.output import pictures
 from ccrop_plugins import BoxSets, get_localizer, heatmaps_from_features
-from ccrop_plugins.scenes import load_annotations
-
-from . import pictures
-from .pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
-from .scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
-from .strategies import STRATEGIES, get_strategy
+from ccrop_scenes import load_annotations
 
 FRAMEWORKS = ("lightly", "mmpretrain")
 PAIRS_PER_IMAGE = 4
 PICTURE_IMAGES = 16
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Sizes of the demo; the defaults take about 3-5 minutes on 2 CPU cores.
-
-    Attributes:
-        setting: scene setting (``multi-small`` or ``single``).
-        images: training images.
-        scene_size: generated image side in pixels.
-        image_size: training view side in pixels.
-        refresh_size: side of the images the box refresh (and the heatmap picture) sees.
-        epochs, warmup_epochs, interval, batch_size: the schedule.
-        threshold, alpha: ContrastiveCrop's ``k`` and ``Beta(alpha, alpha)``.
-        seed: data and training seed.
-        num_workers: DataLoader workers (persistent).
-    """
-
-    setting: str = "multi-small"
-    images: int = 1000
-    scene_size: int = 64
-    image_size: int = 32
-    refresh_size: int = 64
-    epochs: int = 10
-    warmup_epochs: int = 4
-    interval: int = 2
-    batch_size: int = 64
-    threshold: float = 0.5
-    alpha: float = 0.6
-    seed: int = 0
-    num_workers: int = 2
-
-
-QUICK = dict(images=64, scene_size=48, image_size=32, refresh_size=48, epochs=2, warmup_epochs=1, interval=1, batch_size=32)
-# A ResNet-18 through the Runner is about 4x slower per view than the convnet: fewer images and
-# epochs keep the mmpretrain demo at a few minutes (measured: about 53 s per 1,000-image epoch).
-MMPRETRAIN = dict(images=500, epochs=6, warmup_epochs=2, interval=2)
-
-
-@dataclass
-class DemoRun:
-    """What a framework run hands back to the report: the model's view of the data.
-
-    Attributes:
-        feature_fn: images ``(B, 3, S, S)`` normalised -> last feature map ``(B, C, h, w)``.
-        filenames: training images in box-store index order (relative to the data root).
-        refreshes: per refresh ``(epoch, stats dict, predicted boxes per image)``.
-        train_seconds, refresh_seconds: the time split.
-    """
-
-    feature_fn: Any
-    filenames: list[str]
-    refreshes: list[tuple[int, dict[str, float], list[torch.Tensor]]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    refresh_seconds: float = 0.0
-    epoch_losses: list[float] = field(default_factory=list)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -151,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.framework == "lightly":
         demo_run = _train_lightly(config, train_root, progress=not args.no_progress)
     else:
-        from .demo_mm import train_mmpretrain
+        from ccrop_cli.demo.mm_run import train_mmpretrain
 
         demo_run = train_mmpretrain(config, train_root, out / "mm_work_dir", progress=not args.no_progress)
     wall = time.perf_counter() - started
@@ -164,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 def _train_lightly(config: DemoConfig, train_root: Path, progress: bool) -> DemoRun:
     from ccrop_lightly import feature_extractor
 
-    from .pretrain import pretrain_simclr
+    from ccrop_cli.experiment.pretrain import pretrain_simclr
 
     result = pretrain_simclr(
         train_root,

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from .demo import DemoConfig, DemoRun
+from ccrop_cli.demo.config import DemoConfig, DemoRun
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mmpretrain" / "simclr_resnet18_ccrop-multiobj_cpu_scenes.py"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mmpretrain" / "simclr_resnet18_ccrop-multiobj_cpu_scenes.py"
 BASE_CHANNELS = 32
 
 

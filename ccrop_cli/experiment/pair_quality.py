@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ccrop_plugins import choose_box
 
-from .strategies import CropStrategy
+from ccrop_cli.experiment.strategies import CropStrategy
 
 COVER_THRESHOLD = 0.5
 """A view covers an object when it holds at least this fraction of the object's box."""
@@ -106,7 +106,7 @@ def sample_view_pairs(
     ignores boxes, and an image whose set is ``None`` gets RandomResizedCrop views.
 
     Args:
-        strategy: one of :data:`ccrop_cli.strategies.STRATEGIES`.
+        strategy: one of :data:`ccrop_cli.experiment.strategies.STRATEGIES`.
         image_size: ``(height, width)`` in pixels, the same for every image.
         box_sets: per image ``(boxes (k, 4), scores (k,))`` or ``None``.
         pairs_per_image: pairs drawn per image, ``>= 1``.

@@ -37,8 +37,8 @@ from ccrop_lightly import (
 )
 from ccrop_plugins import BoxSets, BoxStore, RefreshStats
 
-from .backbones import BACKBONES, build_backbone
-from .strategies import CropStrategy, get_strategy
+from ccrop_cli.experiment.backbones import BACKBONES, build_backbone
+from ccrop_cli.experiment.strategies import CropStrategy, get_strategy
 
 MAX_BOXES = 4
 
@@ -180,8 +180,8 @@ def pretrain_simclr(
 
     Args:
         data_root: an image folder (``root/<class>/<image>``), e.g. written by
-            ``ccrop_plugins.scenes.write_image_folder``; labels are not used.
-        strategy: ``rrc``, ``paper``, ``multi``, ``multi-box`` (see ``ccrop_cli.strategies``).
+            ``ccrop_scenes.write_image_folder``; labels are not used.
+        strategy: ``rrc``, ``paper``, ``multi``, ``multi-box`` (see ``ccrop_cli.experiment.strategies``).
         backbone: ``convnet`` (4 layers, fast) or ``resnet18`` (CIFAR stem).
         image_size: side of the square views; images are cropped from their stored size.
         refresh_size: side the un-augmented images are resized to for the box refresh

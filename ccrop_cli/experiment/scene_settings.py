@@ -7,7 +7,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ccrop_plugins.scenes import ANNOTATIONS_FILE, generate_scenes, write_image_folder
+from ccrop_scenes import ANNOTATIONS_FILE, generate_scenes, write_image_folder
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ JSON layout written by :func:`export_boxes`::
 
 Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]``, best first; a sample without boxes
 (warm-up) has empty lists. Dataset index ``i`` is ``keys[i]``: for an image folder use the
-file order of :func:`ccrop_cli.image_folder.list_image_files` (torchvision ``ImageFolder`` /
+file order of :func:`ccrop_cli.output.image_folder.list_image_files` (torchvision ``ImageFolder`` /
 ``LightlyDataset`` order).
 """
 

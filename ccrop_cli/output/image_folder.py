@@ -8,7 +8,7 @@ Index ``i`` of a box store is image ``i`` of the dataset that trained with it. F
 - without sub-folders (``root/<image>``): ``LightlyDataset`` order, files sorted by name.
 
 File names are relative to ``root`` with ``/`` separators, as ``LightlyDataset.get_filenames()``
-returns them and as :func:`ccrop_cli.box_json.export_boxes` keys them.
+returns them and as :func:`ccrop_cli.output.box_json.export_boxes` keys them.
 """
 
 from __future__ import annotations

@@ -5,11 +5,11 @@
     ccrop viz path/to/images --boxes boxes.json --out viz/            # from exported boxes
     ccrop viz path/to/images --checkpoint last.ckpt --out viz/        # from a training checkpoint
 
-Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.image_folder.list_image_files`
+Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.output.image_folder.list_image_files`
 (torchvision ``ImageFolder`` / ``LightlyDataset`` order). A JSON file keyed by file name
-(``ccrop_cli.box_json``) is matched by name; a checkpoint (or a JSON keyed by index) must
+(``ccrop_cli.output.box_json``) is matched by name; a checkpoint (or a JSON keyed by index) must
 hold one box set per image of the folder. When the folder holds an ``annotations.json``
-(as ``ccrop_plugins.scenes.write_image_folder`` writes), ground-truth boxes are drawn too.
+(as ``ccrop_scenes.write_image_folder`` writes), ground-truth boxes are drawn too.
 
 Writes ``box_sets.png`` (the first ``--images`` images with their boxes) and
 ``pairs_<n>.png`` for the first ``--pair-images`` images: ``--pairs`` view pairs of
@@ -26,13 +26,13 @@ import torch
 from PIL import Image
 
 from ccrop_plugins import BoxStore
-from ccrop_plugins.scenes import ANNOTATIONS_FILE, load_annotations
+from ccrop_scenes import ANNOTATIONS_FILE, load_annotations
 
-from .box_json import import_boxes, load_store_from_checkpoint
-from .image_folder import list_image_files
-from .pair_quality import sample_view_pairs
-from .pictures import draw_box_sets, draw_view_pairs
-from .strategies import STRATEGIES, get_strategy
+from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
+from ccrop_cli.output.image_folder import list_image_files
+from ccrop_cli.experiment.pair_quality import sample_view_pairs
+from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
+from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

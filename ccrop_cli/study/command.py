@@ -2,10 +2,10 @@
 
 For every scene setting (one medium object; 2-4 small objects), crop strategy (``rrc``,
 ``paper``, ``multi``, ``multi-box``) and seed: pre-train SimCLR through the Lightly adapter
-(:func:`ccrop_cli.pretrain.pretrain_simclr`), then score the frozen backbone with a linear
+(:func:`ccrop_cli.experiment.pretrain.pretrain_simclr`), then score the frozen backbone with a linear
 probe and kNN on a held-out split of the same setting. After every box refresh the
 predicted box sets are scored against ground truth (box recall at IoU 0.5) and view pairs
-sampled from them are scored for false-positive pairs (``ccrop_cli.pair_quality``).
+sampled from them are scored for false-positive pairs (``ccrop_cli.experiment.pair_quality``).
 
 Writes to ``--out``: ``results.json`` (every run, updated after each one, so an interrupted
 study resumes where it stopped), ``results.md`` (mean and std over seeds) and three plots.
@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from lightly.data import LightlyDataset
 
-from ccrop_plugins.scenes import load_annotations
+from ccrop_scenes import load_annotations
 
-from .backbones import build_backbone
-from .evaluation import evaluate_backbone
-from .pair_quality import box_recall, oracle_box_sets, pair_quality, sample_view_pairs
-from .pretrain import PretrainResult, RefreshRecord, pretrain_simclr
-from .scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
-from .strategies import STRATEGIES, get_strategy
-from .study_report import write_plots, write_table
+from ccrop_cli.experiment.backbones import build_backbone
+from ccrop_cli.experiment.evaluation import evaluate_backbone
+from ccrop_cli.experiment.pair_quality import box_recall, oracle_box_sets, pair_quality, sample_view_pairs
+from ccrop_cli.experiment.pretrain import PretrainResult, RefreshRecord, pretrain_simclr
+from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
+from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
+from ccrop_cli.study.report import write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
 
@@ -43,7 +43,7 @@ class StudyConfig:
     """Sizes of one study; the defaults are the full study (about an hour on 2 CPU cores).
 
     Attributes:
-        settings: scene setting names (``ccrop_cli.scene_settings``).
+        settings: scene setting names (``ccrop_cli.experiment.scene_settings``).
         strategies: crop strategy names.
         seeds: seeds ``0 .. seeds - 1`` (weights, shuffling, augmentation).
         backbone: ``convnet`` or ``resnet18``.

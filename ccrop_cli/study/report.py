@@ -12,8 +12,8 @@ matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .scene_settings import get_scene_setting  # noqa: E402
-from .strategies import get_strategy  # noqa: E402
+from ccrop_cli.experiment.scene_settings import get_scene_setting  # noqa: E402
+from ccrop_cli.experiment.strategies import get_strategy  # noqa: E402
 
 Run = dict[str, Any]
 

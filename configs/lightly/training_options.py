@@ -81,7 +81,7 @@ def write_generated_scenes(folder: Path, count: int, size: int = 64) -> None:
     """Write ``count`` generated object-in-clutter scenes as ``folder/<class>/<index>.png``."""
     from PIL import Image
 
-    from ccrop_plugins.scenes import generate_scenes
+    from ccrop_scenes import generate_scenes
 
     scenes = generate_scenes(count, image_size=size, objects_per_image=(1, 2), seed=0)
     for index, (image, label) in enumerate(zip(scenes.images, scenes.labels)):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ccrop_cli.evaluation import knn_accuracy, linear_probe_accuracy
+from ccrop_cli.experiment.evaluation import knn_accuracy, linear_probe_accuracy
 
 CLASSES = 5
 

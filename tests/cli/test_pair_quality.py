@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ccrop_cli.pair_quality import (
+from ccrop_cli.experiment.pair_quality import (
     box_precision,
     box_recall,
     oracle_box_sets,
@@ -15,7 +15,7 @@ from ccrop_cli.pair_quality import (
     sample_view_pairs,
     union_box,
 )
-from ccrop_cli.strategies import STRATEGIES
+from ccrop_cli.experiment.strategies import STRATEGIES
 
 OBJECTS = [np.array([[0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.9, 0.9]], dtype=np.float32)]
 

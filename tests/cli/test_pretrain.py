@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ccrop_cli.backbones import build_backbone
-from ccrop_cli.pretrain import pretrain_simclr
-from ccrop_plugins.scenes import generate_scenes, write_image_folder
+from ccrop_cli.experiment.backbones import build_backbone
+from ccrop_cli.experiment.pretrain import pretrain_simclr
+from ccrop_scenes import generate_scenes, write_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,8 @@ def test_bad_arguments_raise_before_training(folder, option, message):
 
 
 def test_warm_up_views_are_random_resized_crops_for_every_strategy():
-    from ccrop_cli.pretrain import simclr_views
-    from ccrop_cli.strategies import STRATEGIES
+    from ccrop_cli.experiment.pretrain import simclr_views
+    from ccrop_cli.experiment.strategies import STRATEGIES
 
     for strategy in STRATEGIES.values():
         views = simclr_views(strategy, image_size=32, alpha=0.6)

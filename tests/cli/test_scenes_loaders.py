@@ -10,7 +10,7 @@ from lightly.data import LightlyDataset
 from mmpretrain.datasets import CustomDataset
 from torchvision.datasets import ImageFolder
 
-from ccrop_plugins.scenes import generate_scenes, load_annotations, load_labels, write_image_folder
+from ccrop_scenes import generate_scenes, load_annotations, load_labels, write_image_folder
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from ccrop_cli.main import main
-from ccrop_cli.strategies import STRATEGIES
+from ccrop_cli.experiment.strategies import STRATEGIES
 
 
 @pytest.mark.slow

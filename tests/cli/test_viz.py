@@ -12,12 +12,12 @@ from lightly.data import LightlyDataset
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from ccrop_cli.box_json import export_boxes, find_store_state, import_boxes, load_store_from_checkpoint
-from ccrop_cli.image_folder import list_image_files
+from ccrop_cli.output.box_json import export_boxes, find_store_state, import_boxes, load_store_from_checkpoint
+from ccrop_cli.output.image_folder import list_image_files
 from ccrop_cli.main import main
-from ccrop_cli.pictures import draw_box_sets, draw_heatmaps, draw_view_pairs
+from ccrop_cli.output.pictures import draw_box_sets, draw_heatmaps, draw_view_pairs
 from ccrop_plugins import BoxSets, BoxStore
-from ccrop_plugins.scenes import generate_scenes, write_image_folder
+from ccrop_scenes import generate_scenes, write_image_folder
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ccrop_plugins.scenes import (
+from ccrop_scenes import (
     ANNOTATIONS_FILE,
     CLASS_NAMES,
     Scenes,
@@ -18,7 +18,7 @@ from ccrop_plugins.scenes import (
     load_labels,
     write_image_folder,
 )
-from ccrop_plugins.scenes import generator
+from ccrop_scenes import generator
 
 SMALL = {"objects_per_image": (2, 4), "object_area": (0.02, 0.08)}
 

@@ -1,0 +1,1 @@
+"""``ccrop bench ...``: one module per benchmark (speed, pairs, lightly, mm)."""

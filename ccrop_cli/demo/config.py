@@ -1,0 +1,67 @@
+"""The demo's sizes (:class:`DemoConfig`) and what a framework run hands to the report (:class:`DemoRun`).
+
+Both framework runs (``ccrop_cli.demo.lightly_run``, ``ccrop_cli.demo.mm_run``) and the command
+(``ccrop_cli.demo.command``) import these; nothing here imports them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo; the defaults take about 3-5 minutes on 2 CPU cores.
+
+    Attributes:
+        setting: scene setting (``multi-small`` or ``single``).
+        images: training images.
+        scene_size: generated image side in pixels.
+        image_size: training view side in pixels.
+        refresh_size: side of the images the box refresh (and the heatmap picture) sees.
+        epochs, warmup_epochs, interval, batch_size: the schedule.
+        threshold, alpha: ContrastiveCrop's ``k`` and ``Beta(alpha, alpha)``.
+        seed: data and training seed.
+        num_workers: DataLoader workers (persistent).
+    """
+
+    setting: str = "multi-small"
+    images: int = 1000
+    scene_size: int = 64
+    image_size: int = 32
+    refresh_size: int = 64
+    epochs: int = 10
+    warmup_epochs: int = 4
+    interval: int = 2
+    batch_size: int = 64
+    threshold: float = 0.5
+    alpha: float = 0.6
+    seed: int = 0
+    num_workers: int = 2
+
+
+QUICK = dict(images=64, scene_size=48, image_size=32, refresh_size=48, epochs=2, warmup_epochs=1, interval=1, batch_size=32)
+# A ResNet-18 through the Runner is about 4x slower per view than the convnet: fewer images and
+# epochs keep the mmpretrain demo at a few minutes (measured: about 53 s per 1,000-image epoch).
+MMPRETRAIN = dict(images=500, epochs=6, warmup_epochs=2, interval=2)
+
+
+@dataclass
+class DemoRun:
+    """What a framework run hands back to the report: the model's view of the data.
+
+    Attributes:
+        feature_fn: images ``(B, 3, S, S)`` normalised -> last feature map ``(B, C, h, w)``.
+        filenames: training images in box-store index order (relative to the data root).
+        refreshes: per refresh ``(epoch, stats dict, predicted boxes per image)``.
+        train_seconds, refresh_seconds: the time split.
+    """
+
+    feature_fn: Any
+    filenames: list[str]
+    refreshes: list[tuple[int, dict[str, float], list[torch.Tensor]]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    refresh_seconds: float = 0.0
+    epoch_losses: list[float] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""``ccrop study``: the command (pre-train, probe, score over seeds) and its tables and plots."""
