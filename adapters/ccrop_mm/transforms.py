@@ -165,12 +165,10 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
         return f"ContrastiveCrop ({type(self).__name__})"
 
     def _core_names(self) -> str:
-        """Which argument a core error's ``size``/``scale``/``ratio`` is, where this flavour names it otherwise."""
-        pairs = [(core, ours) for core, ours in (("size", self._size_name), ("scale", self._area_name),
-                                                  ("ratio", self._aspect_name)) if core != ours]
-        if not pairs:
+        """Which of this flavour's arguments a core error's ``scale``/``ratio`` is, if they are named otherwise."""
+        if self._area_name == "scale":
             return ""
-        return " (the core's " + ", ".join(f"{core} is {ours}" for core, ours in pairs) + " here)"
+        return f" (in the core's words: {self._area_name} is its scale, {self._aspect_name} its ratio)"
 
     def transform(self, results: dict) -> dict:
         img = results["img"]

@@ -182,6 +182,32 @@ def crop_fits_box(view: torch.Tensor, box: torch.Tensor) -> bool:
     return position_allowed(top, height, y0, y1) and position_allowed(left, width, x0, x1)
 
 
+def check_crops(batches: list[dict[str, Any]], refreshed_state: dict[str, Any]) -> set[int]:
+    """Every pair of ``batches`` was cropped around one common box of its sample's set (from pixels).
+
+    Even samples: :data:`FORCED_BOXES`; odd ones: their boxes in ``refreshed_state``. Returns the
+    indices of the forced boxes that pairs were cut around.
+    """
+    chosen = set()
+    pairs = 0
+    for batch in batches:
+        first, second = batch["views"]
+        for row, index in enumerate(batch["indices"]):
+            if index % 2 == 0:
+                boxes = FORCED_BOXES
+            else:
+                count = int(refreshed_state["counts"][index])
+                boxes = refreshed_state["boxes"][index, :count]
+            shared = [k for k, box in enumerate(boxes)
+                      if crop_fits_box(first[row], box) and crop_fits_box(second[row], box)]
+            assert shared, f"iteration {batch['iter'] + 1}: the views of sample {index} share no box of {boxes.tolist()}"
+            if index % 2 == 0:
+                chosen.update(shared)
+            pairs += 1
+    assert pairs == NUM_IMAGES
+    return chosen
+
+
 def stop_workers(runner: Any) -> None:
     """Stop the train DataLoader workers a finished Runner keeps (persistent workers).
 

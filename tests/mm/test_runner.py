@@ -16,28 +16,6 @@ from ccrop_mm import mmengine_checkpoint_globals
 FRAMEWORKS = ["mmpretrain", "mmselfsup"]
 
 
-def _check_crops(setup, batches, refreshed_state):
-    """Every pair of ``batches`` was cropped around one common box of its sample's set (from pixels)."""
-    chosen = set()
-    pairs = 0
-    for batch in batches:
-        first, second = batch["views"]
-        for row, index in enumerate(batch["indices"]):
-            if index % 2 == 0:
-                boxes = setup.FORCED_BOXES
-            else:
-                count = int(refreshed_state["counts"][index])
-                boxes = refreshed_state["boxes"][index, :count]
-            shared = [k for k, box in enumerate(boxes)
-                      if setup.crop_fits_box(first[row], box) and setup.crop_fits_box(second[row], box)]
-            assert shared, f"iteration {batch['iter'] + 1}: the views of sample {index} share no box of {boxes.tolist()}"
-            if index % 2 == 0:
-                chosen.update(shared)
-            pairs += 1
-    assert pairs == setup.NUM_IMAGES
-    return chosen
-
-
 def _warmup_misses(setup, batches):
     """Views of even samples that fit neither forced box: warm-up crops ignore the (later) forced boxes."""
     return sum(
@@ -66,7 +44,7 @@ def test_two_epochs_refresh_then_crops_in_boxes_and_resume(framework, setup, tra
     # Warm-up crops ignore the (later) forced boxes: some even-sample view fits neither.
     assert _warmup_misses(setup, [b for b in recorder.batches if b["epoch"] == 0]) > 0
     # Epoch 2: workers (persistent, started in epoch 1) crop around the boxes, one box per pair.
-    assert _check_crops(setup, [b for b in recorder.batches if b["epoch"] == 1], recorder.refreshed_state) == {0, 1}
+    assert setup.check_crops([b for b in recorder.batches if b["epoch"] == 1], recorder.refreshed_state) == {0, 1}
     final_state = hook.store.state_dict()
     setup.stop_workers(runner)  # before the next Runner starts (see stop_workers)
 
@@ -94,7 +72,7 @@ def test_two_epochs_refresh_then_crops_in_boxes_and_resume(framework, setup, tra
         assert torch.equal(restored[key], final_state[key]), key
     recorder2 = next(h for h in resumed.hooks if type(h).__name__ == "CropRecorderHook")
     assert [b["epoch"] for b in recorder2.batches] == [1, 1]
-    _check_crops(setup, recorder2.batches, recorder.refreshed_state)
+    setup.check_crops(recorder2.batches, recorder.refreshed_state)
     setup.stop_workers(resumed)
     assert not set(mmengine_checkpoint_globals()) & set(torch.serialization.get_safe_globals())
 
@@ -130,7 +108,7 @@ def test_iteration_loop_refreshes_after_warmup_iterations(setup, train, coordina
     assert recorder.refreshed_state["version"] == 1 and hook.last_stats.images == setup.NUM_IMAGES
     assert _warmup_misses(setup, recorder.batches[:2]) > 0
     # Batches 3-4 were requested before the refresh (prefetch); 5-6 (one pass over the data) after it.
-    assert _check_crops(setup, recorder.batches[4:], recorder.refreshed_state) == {0, 1}
+    assert setup.check_crops(recorder.batches[4:], recorder.refreshed_state) == {0, 1}
     # The checkpoint of iteration 2 is saved after the refresh (and the recorder's forcing): it holds the final boxes.
     with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
         saved = torch.load(tmp_path / "iter_2.pth", weights_only=True)["ccrop"]["box_store"]

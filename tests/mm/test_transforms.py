@@ -84,3 +84,69 @@ def test_missing_sample_idx_is_named():
     crop.attach_store(BoxStore(1))
     with pytest.raises(ValueError, match=r"needs results\['sample_idx'\]"):
         crop({"img": _image()})
+
+
+@pytest.mark.parametrize(
+    "scope, arguments, accepted",
+    [
+        # mmselfsup-style arguments under the mmpretrain scope (was: "got multiple values for argument 'size'")
+        ("mmpretrain", dict(size=32, scale=(0.2, 1.0), ratio=(0.75, 1.33)), r"unexpected arguments \['ratio', 'size'\]"),
+        # antialias is a torchvision option; mmcv.imresize has none (was: silently ignored)
+        ("mmpretrain", dict(scale=32, antialias=False), r"unexpected arguments \['antialias'\]"),
+        ("mmselfsup", dict(size=32, crop_ratio_range=(0.2, 1.0)), r"unexpected arguments \['crop_ratio_range'\]"),
+    ],
+)
+def test_arguments_of_the_other_flavour_name_the_accepted_ones(scope, arguments, accepted):
+    _scope(scope)
+    with pytest.raises(TypeError, match=accepted) as error:
+        TRANSFORMS.build(dict(type="ContrastiveCrop", **arguments))
+    names = "scale, crop_ratio_range, aspect_ratio_range" if scope == "mmpretrain" else "size, scale, ratio"
+    assert f"takes {names}, max_attempts, interpolation, backend, alpha, sampler, scale_reference" in str(error.value)
+    assert f"default scope {scope!r}" in str(error.value)
+
+
+def test_a_misspelt_argument_is_a_type_error_listing_the_accepted_ones():
+    _scope("mmpretrain")
+    with pytest.raises(TypeError, match=r"does not know, \['alhpa'\], to sampler 'beta'.*PretrainContrastiveCrop takes scale"):
+        TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, alhpa=0.5))
+    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, sampler="gaussian", sigma=0.3))  # a real option
+    assert crop.crop.sampler.sigma == 0.3
+
+
+def test_bad_values_name_this_flavours_argument():
+    _scope("mmpretrain")
+    with pytest.raises((TypeError, ValueError), match=r"scale must be a positive int"):
+        TRANSFORMS.build(dict(type="ContrastiveCrop", scale=8.7))
+    with pytest.raises(ValueError, match=r"crop_ratio_range is its scale"):
+        TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.0, 1.0)))
+
+
+def test_a_crop_without_a_hook_warns_once(monkeypatch):
+    from ccrop_mm.transforms import StoreUser
+
+    monkeypatch.setattr(StoreUser, "_warned_no_store", False)
+    _scope("mmpretrain")
+    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=16))
+    with pytest.warns(UserWarning, match=r"no ContrastiveCropHook is attached.*RandomResizedCrop crop for the whole run"):
+        crop({"img": _image(), "sample_idx": 0})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crop({"img": _image(), "sample_idx": 0})  # once per process
+
+
+def test_chosen_index_means_warm_up_before_boxes_and_stays_inside_a_shorter_set():
+    _scope("mmpretrain")
+    store = BoxStore(1, max_boxes=2)
+    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.05, 0.1), interpolation="nearest"))
+    crop.attach_store(store)
+    store.update([0], BoxSets(torch.tensor([[[0.75, 0.75, 1.0, 1.0], [0.75, 0.75, 1.0, 1.0]]]), torch.ones(1, 2),
+                              torch.tensor([1]), torch.zeros(1, dtype=torch.bool)))
+    torch.manual_seed(0)
+    # index 1 chosen before a refresh that left one box: the crop uses the last box of the set
+    centres = [_decode(crop({"img": _image(), "sample_idx": 0, "ccrop_box_index": 1})["img"]) for _ in range(20)]
+    assert all(top + h / 2 >= 23 and left + w / 2 >= 23 for top, left, h, w in centres)
+    # chosen in warm-up (-1): every view stays a RandomResizedCrop crop even if boxes arrived since
+    centres = [_decode(crop({"img": _image(), "sample_idx": 0, "ccrop_box_index": -1})["img"]) for _ in range(40)]
+    assert any(top + h / 2 < 16 for top, left, h, w in centres)
