@@ -1,0 +1,53 @@
+"""The second look: seeded, COCO export round-trips, boxes tight around each object's pixels."""
+
+import numpy as np
+import pytest
+
+from ccrop_scenes import load_annotations, write_image_folder
+from ccrop_scenes.second_look import SECOND_LOOK_CLASSES, generate_second_look
+
+
+def test_seeded_and_shaped():
+    a = generate_second_look(6, image_size=32, seed=3)
+    b = generate_second_look(6, image_size=32, seed=3)
+    assert a.images.shape == (6, 32, 32, 3) and a.images.dtype == np.uint8
+    assert np.array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, generate_second_look(6, image_size=32, seed=4).images)
+    assert set(a.labels.tolist()) <= set(range(len(SECOND_LOOK_CLASSES)))
+
+
+def test_boxes_are_tight_boxes_of_the_masks():
+    scenes = generate_second_look(10, image_size=48, objects_per_image=(1, 3), seed=0)
+    for boxes, mask in zip(scenes.boxes, scenes.masks):
+        assert 1 <= len(boxes) <= 3
+        assert (boxes[:, :2] < boxes[:, 2:]).all() and (boxes >= 0).all() and (boxes <= 1).all()
+        for slot, box in enumerate(boxes):
+            rows, cols = np.nonzero(mask == slot + 1)
+            if len(rows):  # a later object may cover an earlier one's pixels
+                assert cols.min() >= round(box[0] * 48) and cols.max() < round(box[2] * 48)
+                assert rows.min() >= round(box[1] * 48) and rows.max() < round(box[3] * 48)
+
+
+def test_image_folder_round_trip(tmp_path):
+    scenes = generate_second_look(5, image_size=32, seed=1)
+    write_image_folder(scenes, tmp_path)
+    boxes = load_annotations(tmp_path)
+    assert len(boxes) == 5
+    assert sum(len(b) for b in boxes.values()) == sum(len(b) for b in scenes.boxes)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [({"image_size": 8}, "image_size"), ({"objects_per_image": (3, 2)}, "objects_per_image"),
+     ({"object_area": (0.0, 0.1)}, "object_area"), ({"seed": -1}, "seed")],
+)
+def test_bad_arguments_name_the_value(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        generate_second_look(2, **kwargs)
+
+
+def test_command_writes_a_folder(tmp_path):
+    from ccrop_scenes.second_look import main
+
+    assert main([str(tmp_path / "out"), "--images", "3", "--size", "24"]) == 0
+    assert len(load_annotations(tmp_path / "out")) == 3
