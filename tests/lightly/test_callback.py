@@ -147,3 +147,23 @@ def test_missing_backbone_attribute_is_named(tmp_path, quadrant_folder):
     trainer = _trainer(tmp_path, 1, [callback], logger=False, enable_checkpointing=False)
     with pytest.raises(ValueError, match=r"no nn.Module attribute 'encoder'.*backbone, projection_head"):
         trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
+
+
+def test_named_stage_and_the_views_settings_reach_the_refresh(tmp_path, quadrant_folder):
+    # issue 9: the stage is a callback option; issue 12: the views' normalisation and size come from
+    # the training DataLoader's CCropCollate, so a custom normalize= cannot be forgotten.
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+    callback = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1, stages="8", batch_size=8)
+    trainer = _trainer(tmp_path, 2, [callback], logger=False, enable_checkpointing=False)
+    trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
+    assert callback.refresher.feature_fn.stages == ("8",) and store.version == 1
+    images = callback.refresher.loader.dataset
+    assert images.size == (32, 32) and images.normalize is None  # the collate's CCropSimCLRTransform
+
+    wrong = BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1,
+                               normalize={"mean": [0.5] * 3, "std": [0.5] * 3})
+    trainer = _trainer(tmp_path, 1, [wrong], logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="normalize=.* differs from the training views' normalisation None"):
+        trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
