@@ -142,7 +142,8 @@ class CropRecorderHook(Hook):
     def _snapshot_and_force(self, runner: Any) -> None:
         store = ccrop_hook(runner).store
         self.refreshed_state = store.state_dict()
-        self.version_scalar = runner.message_hub.get_scalar("train/ccrop_box_version").current()
+        scalar = runner.message_hub.log_scalars.get("train/ccrop_box_version")  # None: no refresh yet
+        self.version_scalar = None if scalar is None else scalar.current()
         if self.force:
             from ccrop_plugins import BoxSets
 

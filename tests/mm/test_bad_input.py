@@ -75,3 +75,36 @@ def test_dataset_without_sample_idx_fails_before_training(setup, coordinate_fold
     with pytest.raises(ValueError, match=r"has no 'sample_idx'"):
         runner.train()
     assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran
+
+
+@pytest.mark.parametrize("image_size", [0, -4, (32, 0), 8.5])
+def test_bad_refresh_image_size_fails_when_the_hook_is_built(image_size):
+    from mmengine.registry import HOOKS
+
+    with pytest.raises((ValueError, TypeError), match=r"ContrastiveCropHook: image_size must be a positive int"):
+        HOOKS.build(dict(type="ContrastiveCropHook", image_size=image_size))
+
+
+@pytest.mark.parametrize("feature_stages", [[], True, [1.5], "backbone.layer3.nope"])
+def test_bad_feature_stages_fail_before_training(setup, coordinate_folder, tmp_path, feature_stages):
+    from mmengine.registry import HOOKS
+
+    if feature_stages != "backbone.layer3.nope":  # the type is checked when the hook is built
+        with pytest.raises(TypeError, match=r"feature_stages must be a module name"):
+            HOOKS.build(dict(type="ContrastiveCropHook", feature_stages=feature_stages))
+        return
+    runner = Runner.from_cfg(_runner(setup, coordinate_folder, tmp_path, "bad_stage", feature_stages=feature_stages))
+    with pytest.raises(ValueError, match=r"unknown stage 'layer3.nope'"):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0
+
+
+def test_random_step_before_the_box_choice_is_refused(setup, coordinate_folder, tmp_path):
+    """A RandomFlip before ChooseContrastiveBox would also flip the refresh pass's images (boxes of flipped images)."""
+    cfg = _runner(setup, coordinate_folder, tmp_path, "flip_first")
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    pipeline.insert(1, dict(type="RandomFlip", prob=0.5))
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"RandomFlip comes before ContrastiveCrop/ChooseContrastiveBox.*move RandomFlip into the view pipeline"):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0

@@ -1,0 +1,116 @@
+"""Faults that used to be silent or lost work (issue 12): load_from boxes, a failing refresh, a run
+that never refreshes, an unreadable image in the refresh pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import LoadImageFromFile
+
+import ccrop_mm.hook
+from ccrop_mm.extraction import ExtractionDataset, extraction_loader
+from ccrop_plugins import BoxSets, BoxStore
+
+
+def _quick(setup, folder, work_dir, name, epochs=1, **hook):
+    """The small config without DataLoader workers (these tests look at the hook, not at workers)."""
+    cfg = setup.small_config("mmpretrain", folder, work_dir, **hook)
+    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=epochs)
+    cfg.log_level = "INFO"
+    cfg.experiment_name = name
+    cfg.custom_hooks.append(dict(type="CropRecorderHook", force=False))
+    return cfg
+
+
+def _box_checkpoint(path: Path, num_samples: int, version: int = 3) -> Path:
+    """A load_from checkpoint made "on another dataset": no weights, boxes in every sample's top-left corner."""
+    store = BoxStore(num_samples, 4)
+    boxes = torch.tensor([0.0, 0.0, 0.25, 0.25]).repeat(num_samples, 1, 1)
+    store.update(torch.arange(num_samples), BoxSets(boxes, torch.ones(num_samples, 1),
+                                                    torch.ones(num_samples, dtype=torch.int64),
+                                                    torch.zeros(num_samples, dtype=torch.bool)))
+    state = {**store.state_dict(), "version": version}
+    torch.save({"state_dict": {}, "meta": {"epoch": 5, "iter": 10}, "ccrop": {"box_store": state}}, path)
+    return path
+
+
+def _log(runner) -> str:
+    files = [h.baseFilename for h in runner.logger.handlers if hasattr(h, "baseFilename")]
+    return "".join(Path(f).read_text() for f in files)
+
+
+def _recorder(runner):
+    return next(h for h in runner.hooks if type(h).__name__ == "CropRecorderHook")
+
+
+@pytest.mark.slow
+def test_load_from_loads_weights_not_another_datasets_boxes(setup, train, coordinate_folder, tmp_path):
+    same_size = _box_checkpoint(tmp_path / "same.pth", setup.NUM_IMAGES)
+    # warm-up 1 of a 1-epoch run: also the "never refreshes" warning
+    cfg = _quick(setup, coordinate_folder, tmp_path / "a", "load_same")
+    cfg.load_from = str(same_size)
+    runner = train(cfg)
+    state = _recorder(runner).state_before_train
+    assert state["version"] == 0 and int(state["counts"].sum()) == 0  # warm-up starts afresh
+    log = _log(runner)
+    assert "load_from checkpoint holds boxes of 16 images (version 3); ignored" in log
+    assert "load_boxes=True" in log
+    assert "never refreshes in this run: warmup_epochs=1, interval=1 and 1 epochs" in log
+
+    # A checkpoint from a dataset of another size no longer blocks load_from.
+    cfg = _quick(setup, coordinate_folder, tmp_path / "b", "load_other_size")
+    cfg.load_from = str(_box_checkpoint(tmp_path / "other.pth", 50))
+    assert _recorder(train(cfg)).state_before_train["version"] == 0
+
+    # Asked for, the boxes are restored.
+    cfg = _quick(setup, coordinate_folder, tmp_path / "c", "load_boxes", load_boxes=True)
+    cfg.load_from = str(same_size)
+    state = _recorder(train(cfg)).state_before_train
+    assert state["version"] == 3 and bool((state["counts"] == 1).all())
+
+
+@pytest.mark.slow
+def test_a_failing_refresh_keeps_its_checkpoint_and_resume_redoes_it(setup, train, coordinate_folder, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk gone")
+
+    cfg = _quick(setup, coordinate_folder, tmp_path / "run", "broken_refresh", epochs=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(ccrop_mm.hook, "refresh_boxes", broken)
+        with pytest.raises(RuntimeError, match=r"ContrastiveCrop refresh failed \(OSError\('disk gone'\)\).*resume") as error:
+            train(cfg)
+    assert isinstance(error.value.__cause__, OSError)
+    checkpoint = tmp_path / "run" / "epoch_1.pth"  # saved although the refresh after epoch 1 raised
+    saved = torch.load(checkpoint, weights_only=False)["ccrop"]
+    assert saved["refresh_pending"] and saved["box_store"]["version"] == 0
+
+    cfg = _quick(setup, coordinate_folder, tmp_path / "resumed", "resumed_refresh", epochs=2)
+    cfg.resume, cfg.load_from = True, str(checkpoint)
+    runner = train(cfg)
+    assert _recorder(runner).state_before_train["version"] == 1  # the pending refresh ran before epoch 2
+    assert [b["version"] for b in _recorder(runner).batches] == [1, 1]
+
+
+def test_an_unreadable_image_in_the_refresh_pass_is_named(tmp_path):
+    good = tmp_path / "good.jpg"
+    import cv2
+
+    cv2.imwrite(str(good), np.full((16, 16, 3), 100, np.uint8))
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:120])
+
+    class Files:
+        def __len__(self):
+            return 2
+
+        def get_data_info(self, index):
+            return {"img_path": str([good, truncated][index]), "sample_idx": index}
+
+    for backend in ("pillow", "cv2"):  # pillow: "Truncated File Read"; cv2: an assertion
+        images = ExtractionDataset(Files(), [LoadImageFromFile(imdecode_backend=backend)], (8, 8))
+        with pytest.raises((OSError, RuntimeError), match=rf"cannot load {truncated} \(sample 1\)"):
+            list(extraction_loader(images, batch_size=2, num_workers=0))
