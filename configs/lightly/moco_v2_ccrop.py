@@ -83,9 +83,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.workers,
         persistent_workers=args.workers > 0, collate_fn=CCropCollate(transform, store, dataset=dataset),
     )
+    # The refresh's size and normalisation come from the DataLoader's CCropCollate.
     boxes = BoxRefreshCallback(
-        store, dataset, input_size=args.input_size, warmup_epochs=args.warmup_epochs, interval=args.interval,
-        threshold=args.threshold, localizer=args.localizer, batch_size=args.batch_size, normalize=normalize,
+        store, dataset, warmup_epochs=args.warmup_epochs, interval=args.interval, stages=args.stages,
+        threshold=args.threshold, localizer=args.localizer, heatmap=args.heatmap, batch_size=args.batch_size,
     )
     callbacks: list[pl.Callback] = [boxes]
     if args.checkpoint:

@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     refresher = BoxRefresher(
-        store, feature_extractor(model.backbone),
-        make_refresh_loader(dataset, args.input_size, batch_size=args.batch_size, num_workers=args.workers, normalize=normalize),
+        store, feature_extractor(model.backbone, stages=args.stages),
+        # size and normalisation of the refresh: the training transform's
+        make_refresh_loader(dataset, transform=transform, batch_size=args.batch_size, num_workers=args.workers),
         warmup_epochs=args.warmup_epochs, interval=args.interval, max_epochs=args.epochs,
-        threshold=args.threshold, localizer=args.localizer,
+        threshold=args.threshold, localizer=args.localizer, heatmap=args.heatmap,
     )
     criterion = NTXentLoss(temperature=args.temperature)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)

@@ -44,6 +44,9 @@ def build_parser(description: str, temperature: float) -> argparse.ArgumentParse
     parser.add_argument("--threshold", type=float, default=0.1, help="heatmap threshold k")
     parser.add_argument("--alpha", type=float, default=0.1, help="Beta(alpha, alpha) of the crop centre")
     parser.add_argument("--localizer", default="components", help="components (box set) or bbox (the paper's)")
+    parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule (channel_sum: the paper's)")
+    parser.add_argument("--stages", nargs="+", metavar="STAGE",
+                        help="backbone stage(s) to localize with, e.g. layer3 (default: the last stage, the paper)")
     parser.add_argument("--scale-reference", default="image", choices=["image", "box"])
     parser.add_argument("--min-scale", type=float, default=0.2)
     parser.add_argument("--cj-strength", type=float, default=0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,11 @@ TINY = ["--generate", "16", "--epochs", "2", "--batch-size", "8", "--warmup-epoc
 def test_script_trains_and_refreshes(script, configs_on_path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # Lightning writes its logs to the working directory
     module = importlib.import_module(script)
-    result = module.main([str(tmp_path / "scenes"), *TINY, "--no-cifar-stem", "--input-size", "32"])
+    # The standard stem at 32 px leaves layer4 at 1 x 1: localize at layer3 (2 x 2), no warning.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*(1 x 1|1x1|never refreshes|fell back).*")
+        result = module.main([str(tmp_path / "scenes"), *TINY, "--no-cifar-stem", "--input-size", "32",
+                              "--stages", "layer3"])
     assert result["store_version"] == 1  # one refresh, after epoch 0 of 2
     assert result["loss"] == result["loss"]  # not NaN
 
