@@ -8,7 +8,7 @@ Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` everywhere; crop parameter
 pixels ``top, left, height, width``. This package imports no training framework.
 """
 
-from .box_sets import BoxSets, validate_boxes
+from .box_sets import WHOLE_IMAGE, BoxSets, validate_boxes
 from .box_store import BoxStore
 from .crop import ContrastiveCrop, CropParams, choose_box, image_size_of
 from .features import StageFeatures, stage_features
@@ -34,6 +34,7 @@ __all__ = [
     "RefreshSchedule",
     "RefreshStats",
     "StageFeatures",
+    "WHOLE_IMAGE",
     "choose_box",
     "eval_mode",
     "get_heatmap",

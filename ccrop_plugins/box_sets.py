@@ -7,11 +7,13 @@ Coordinates are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` relative to the imag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+"""The box of the whole image, normalised ``x0, y0, x1, y1``: the fallback when nothing is found."""
 
 
 def _box_problems(boxes: Tensor) -> Tensor:
@@ -41,12 +43,14 @@ def _raise_box_error(boxes: Tensor, k: int, code: int, sample: object) -> None:
     )
 
 
-def validate_boxes(boxes: Tensor, *, sample: object = None) -> None:
+def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object = None) -> None:
     """Raise ``ValueError`` unless every row of ``boxes`` (k, 4) is a valid normalised box.
 
     A valid box is finite, lies inside ``[0, 1]`` and is not inverted or empty
-    (``x0 < x1`` and ``y0 < y1``). ``sample`` names the image in the message.
+    (``x0 < x1`` and ``y0 < y1``). ``boxes`` may also be a numpy array or a list of
+    ``[x0, y0, x1, y1]``. ``sample`` names the image in the message.
     """
+    boxes = _as_boxes(boxes, f"boxes of sample {sample}")
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(
             f"boxes of sample {sample} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}"
@@ -55,6 +59,16 @@ def validate_boxes(boxes: Tensor, *, sample: object = None) -> None:
     if code.any():
         k = int(code.nonzero()[0])
         _raise_box_error(boxes, k, int(code[k]), sample)
+
+
+def _as_boxes(boxes: object, what: str) -> Tensor:
+    """``boxes`` as a float tensor, or ``ValueError`` naming ``what`` (a ragged list, text, ...)."""
+    if isinstance(boxes, Tensor):
+        return boxes.float() if not boxes.is_floating_point() else boxes
+    try:
+        return torch.as_tensor(boxes, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
 
 
 def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Tensor | None = None) -> None:
@@ -80,7 +94,7 @@ class BoxSets:
         scores: ``(N, K)`` float, non-negative, best first; padding rows are 0.
         counts: ``(N,)`` int64, number of valid boxes per image, each in ``[1, K]``.
         fallback: ``(N,)`` bool, ``True`` where nothing was found and the set is the
-            whole-image box ``[0, 0, 1, 1]``.
+            whole-image box :data:`WHOLE_IMAGE`.
 
     ``box_sets[i]`` returns the ``(boxes (k, 4), scores (k,))`` of image ``i``.
     """
@@ -91,6 +105,11 @@ class BoxSets:
     fallback: Tensor
 
     def __post_init__(self) -> None:
+        for field in ("boxes", "scores", "counts", "fallback"):
+            if not isinstance(getattr(self, field), Tensor):
+                raise TypeError(f"BoxSets.{field} must be a tensor; got {type(getattr(self, field)).__name__}")
+        if self.scores.ndim != 2:
+            raise ValueError(f"BoxSets.scores must have shape (N, K); got {tuple(self.scores.shape)}")
         n, k = self.scores.shape
         if self.boxes.shape != (n, k, 4) or self.counts.shape != (n,) or self.fallback.shape != (n,):
             raise ValueError(
@@ -108,9 +127,25 @@ class BoxSets:
         """Pad a list of ``(k_i, 4)`` box tensors (and ``(k_i,)`` scores) into a ``BoxSets``.
 
         An empty ``(0, 4)`` entry becomes the whole-image fallback box. With ``max_boxes``
-        the first ``max_boxes`` boxes of each image are kept.
+        the first ``max_boxes`` boxes of each image are kept. Entries may also be numpy
+        arrays or lists of ``[x0, y0, x1, y1]``; ``scores[i]`` must have one score per box.
         """
         n = len(boxes)
+        converted = []
+        for i, entry in enumerate(boxes):
+            b = _as_boxes(entry, f"boxes of image {i}")
+            b = b.reshape(0, 4) if b.numel() == 0 else b
+            if b.ndim != 2 or b.shape[-1] != 4:
+                raise ValueError(f"boxes of image {i} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(b.shape)}")
+            converted.append(b)
+        boxes = converted
+        if scores is not None:
+            if len(scores) != n:
+                raise ValueError(f"got {len(scores)} score lists for {n} box lists")
+            scores = [torch.as_tensor(s, dtype=torch.float32).reshape(-1) for s in scores]
+            for i, (b, s) in enumerate(zip(boxes, scores)):
+                if len(s) != len(b):
+                    raise ValueError(f"image {i} has {len(b)} boxes but {len(s)} scores (one score per box)")
         sizes = [min(len(b), max_boxes) if max_boxes else len(b) for b in boxes]
         k = max([1, *sizes])
         out_boxes = torch.zeros(n, k, 4)
@@ -123,8 +158,8 @@ class BoxSets:
                 out_scores[i, 0] = 1.0
                 fallback[i] = True
                 continue
-            out_boxes[i, :size] = torch.as_tensor(b, dtype=torch.float32)[:size]
-            s = torch.ones(size) if scores is None else torch.as_tensor(scores[i], dtype=torch.float32)[:size]
+            out_boxes[i, :size] = b[:size]
+            s = torch.ones(size) if scores is None else scores[i][:size]
             out_scores[i, :size] = s
             counts[i] = size
         return cls(out_boxes, out_scores, counts, fallback)

@@ -13,6 +13,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from .plugins import get_sampler
+from .sizes import height_width
 
 CropParams = dict[str, int]
 """``dict(top, left, height, width, box_index)`` in pixels; ``box_index`` is -1 without boxes."""
@@ -39,8 +40,9 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
     """Pick one box of a set, with probability proportional to its score.
 
     Args:
-        boxes: ``(k, 4)`` normalised ``x0, y0, x1, y1``.
-        scores: ``(k,)`` non-negative weights; ``None``, all zero or non-finite means uniform.
+        boxes: ``(k, 4)`` normalised ``x0, y0, x1, y1`` (only its length is used here).
+        scores: ``(k,)`` non-negative weights, one per box; ``None``, all zero or non-finite
+            means uniform.
         generator: optional seeded ``torch.Generator``.
 
     Returns:
@@ -52,15 +54,31 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
     count = len(boxes)
     if count == 0:
         raise ValueError("cannot choose a box from an empty set")
+    weights = _weights(scores, count)
     if count == 1:
         return 0
-    return _pick_index(float(torch.rand(1, generator=generator, dtype=torch.float64)), scores, count)
+    return _pick_index(float(torch.rand(1, generator=generator, dtype=torch.float64)), weights, count)
 
 
-def _pick_index(u: float, scores: Tensor | Sequence[float] | None, count: int) -> int:
-    """Turn one uniform draw ``u`` in ``[0, 1)`` into a box index, weighted by ``scores``."""
-    if scores is not None:
-        weights = [max(s, 0.0) for s in (scores.tolist() if isinstance(scores, Tensor) else list(scores))[:count]]
+def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float] | None:
+    """``scores`` as a list of ``count`` floats, or ``ValueError`` when the lengths differ."""
+    if scores is None:
+        return None
+    if isinstance(scores, (Tensor, np.ndarray)):
+        shape: object = tuple(scores.shape)
+        values = scores.tolist() if scores.ndim == 1 else None
+    else:
+        values = [float(v) for v in scores]
+        shape = (len(values),)
+    if values is None or len(values) != count:
+        raise ValueError(f"scores must hold one weight per box, shape ({count},); got shape {shape}")
+    return values
+
+
+def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
+    """Turn one uniform draw ``u`` in ``[0, 1)`` into a box index, weighted by ``weights``."""
+    if weights is not None:
+        weights = [max(w, 0.0) for w in weights]
         total = sum(weights)
         if math.isfinite(total) and total > 0:
             target, cumulative = u * total, 0.0
@@ -72,8 +90,41 @@ def _pick_index(u: float, scores: Tensor | Sequence[float] | None, count: int) -
     return min(int(u * count), count - 1)
 
 
+def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
+    """Every box of a ``(k, 4)`` set as a list of floats, each checked, or a ``ValueError``.
+
+    Accepts a tensor, a numpy array or a plain list of ``[x0, y0, x1, y1]``; the whole set is
+    checked (not only the box that will be drawn), in plain Python: cheaper than tensor ops
+    for the few boxes of an image.
+    """
+    if isinstance(boxes, (Tensor, np.ndarray)):
+        if boxes.ndim != 2 or boxes.shape[-1] != 4:
+            raise ValueError(
+                f"boxes must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}"
+                + (" (one box? pass [[x0, y0, x1, y1]])" if boxes.ndim == 1 else "")
+            )
+        rows = boxes.tolist()
+    else:
+        try:
+            rows = [list(row) for row in boxes]
+        except TypeError:
+            raise ValueError(
+                f"boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}"
+            ) from None
+        if any(len(row) != 4 for row in rows):
+            raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got rows of lengths {[len(r) for r in rows]}")
+    for index, (x0, y0, x1, y1) in enumerate(rows):
+        if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
+            raise ValueError(
+                f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
+                "(finite, inside [0, 1], x0 < x1, y0 < y1)"
+            )
+    return rows
+
+
 # One call to the random generator per view with a box set: torch's per-call overhead
-# (about 10 us) dominates the crop's cost otherwise. 1 draw for the box, 2 per size try.
+# (about 10 us) dominates the crop's cost otherwise. 1 draw for the box, 2 per size try,
+# and 2 for the position when the sampler has a ``unit_quantile`` (beta, uniform).
 _BOX_PATH_DRAWS = 1 + 2 * 10
 
 
@@ -120,7 +171,7 @@ class ContrastiveCrop:
         antialias: bool = True,
         **sampler_options: Any,
     ) -> None:
-        self.size = _pair(size, "size")
+        self.size = height_width(size, "size")
         self.scale = _range(scale, "scale")
         self.ratio = _range(ratio, "ratio")
         if scale_reference not in SCALE_REFERENCES:
@@ -136,14 +187,12 @@ class ContrastiveCrop:
             raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object")
         self.sampler = sampler
         self._log_ratio = tuple(float(v) for v in torch.log(torch.tensor(self.ratio)))
+        # A sampler of the form low + (high - low) * q(u) takes its draws from the crop's one call.
+        quantile = getattr(sampler, "unit_quantile", None)
+        self._quantile = quantile if callable(quantile) else None
+        self._draws = _BOX_PATH_DRAWS + (2 if self._quantile is not None else 0)
 
     # -- sampling ---------------------------------------------------------------------------
-    def choose_box(
-        self, boxes: Tensor, scores: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> int:
-        """See :func:`choose_box`."""
-        return choose_box(boxes, scores, generator)
-
     def make_params(
         self,
         image_size: Sequence[int],
@@ -181,33 +230,40 @@ class ContrastiveCrop:
                 top, left = (height - h) // 2, (width - w) // 2
             return {"top": top, "left": left, "height": h, "width": w, "box_index": -1}
 
-        box_list = boxes.tolist()
+        box_list = _box_rows(boxes)
         count = len(box_list)
         if count == 0:
             raise ValueError("cannot choose a box from an empty set")
-        uniforms = torch.rand(_BOX_PATH_DRAWS, generator=generator, dtype=torch.float64).tolist()
+        weights = _weights(scores, count)
+        uniforms = torch.rand(self._draws, generator=generator, dtype=torch.float64).tolist()
         if box_index is None:
-            box_index = 0 if count == 1 else _pick_index(uniforms[0], scores, count)
-        elif not 0 <= box_index < count:
-            raise ValueError(f"box_index {box_index} is outside the box set of {count} boxes")
-        x0, y0, x1, y1 = _checked_box(box_list, box_index)
+            box_index = 0 if count == 1 else _pick_index(uniforms[0], weights, count)
+        elif isinstance(box_index, bool) or not isinstance(box_index, (int, np.integer)) or not 0 <= box_index < count:
+            raise ValueError(f"box_index {box_index!r} is outside the box set of {count} boxes (an int in [0, {count}))")
+        x0, y0, x1, y1 = box_list[box_index]
         box_h, box_w = (y1 - y0) * height, (x1 - x0) * width
         if self.scale_reference == "box":
             ref_h, ref_w = self._box_reference(box_h, box_w, height, width)
         else:
             ref_h, ref_w = height, width
-        h, w = self._size_from_uniforms(uniforms[1:], ref_h * ref_w, height, width, ref_h, ref_w)
+        h, w = self._size_from_uniforms(uniforms, ref_h * ref_w, height, width, ref_h, ref_w)
 
         # The paper's range: the crop's centre anywhere on the box, the crop inside the image.
         low_top, high_top = y0 * height - h / 2, y1 * height - h / 2
         low_left, high_left = x0 * width - w / 2, x1 * width - w / 2
-        centre = np.array([(low_top + high_top) / 2, (low_left + high_left) / 2])
-        low = np.array([min(max(low_top, 0.0), height - h), min(max(low_left, 0.0), width - w)], dtype=np.float64)
-        high = np.array([min(max(high_top, 0.0), height - h), min(max(high_left, 0.0), width - w)], dtype=np.float64)
-        extent = np.array([box_h, box_w])
-        top, left = (float(v) for v in self.sampler(low, high, centre, extent, generator))
-        top = min(max(int(round(top)), 0), height - h)
-        left = min(max(int(round(left)), 0), width - w)
+        max_top, max_left = height - h, width - w
+        low = (min(max(low_top, 0.0), max_top), min(max(low_left, 0.0), max_left))
+        high = (min(max(high_top, 0.0), max_top), min(max(high_left, 0.0), max_left))
+        if self._quantile is not None:
+            quantile = self._quantile
+            top = low[0] + (high[0] - low[0]) * quantile(uniforms[-2])
+            left = low[1] + (high[1] - low[1]) * quantile(uniforms[-1])
+        else:
+            centre = np.array([(low_top + high_top) / 2, (low_left + high_left) / 2])
+            placed = self.sampler(np.array(low), np.array(high), centre, np.array([box_h, box_w]), generator)
+            top, left = (float(v) for v in placed)
+        top = min(max(int(round(top)), 0), max_top)
+        left = min(max(int(round(left)), 0), max_left)
         return {"top": top, "left": left, "height": h, "width": w, "box_index": int(box_index)}
 
     def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:
@@ -223,11 +279,11 @@ class ContrastiveCrop:
     def _size_from_uniforms(
         self, uniforms: Sequence[float], area: float, height: int, width: int, ref_h: float, ref_w: float
     ) -> tuple[int, int]:
-        """RandomResizedCrop's size rule (10 tries, then the fallback) from 20 uniform draws."""
+        """RandomResizedCrop's size rule (10 tries, then the fallback) from ``uniforms[1:21]``."""
         (scale_low, scale_high), (log_low, log_high) = self.scale, self._log_ratio
-        for attempt in range(10):
-            target_area = area * (scale_low + (scale_high - scale_low) * uniforms[2 * attempt])
-            aspect = math.exp(log_low + (log_high - log_low) * uniforms[2 * attempt + 1])
+        for attempt in range(1, 21, 2):
+            target_area = area * (scale_low + (scale_high - scale_low) * uniforms[attempt])
+            aspect = math.exp(log_low + (log_high - log_low) * uniforms[attempt + 1])
             w = int(round(math.sqrt(target_area * aspect)))
             h = int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
@@ -303,29 +359,19 @@ class ContrastiveCrop:
         )
 
 
-def _checked_box(boxes: list[list[float]], index: int) -> tuple[float, float, float, float]:
-    x0, y0, x1, y1 = boxes[index]
-    if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
-        raise ValueError(
-            f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
-            "(finite, inside [0, 1], x0 < x1, y0 < y1)"
-        )
-    return x0, y0, x1, y1
-
-
-def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(size, int):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"{name} must be a positive int or (height, width); got {size}")
-    return size  # type: ignore[return-value]
-
-
 def _range(values: Sequence[float], name: str) -> tuple[float, float]:
-    low, high = (float(v) for v in values)
+    """``(low, high)`` as floats: a pair of finite numbers with ``0 < low <= high``."""
+    allowed = f"{name} must be an increasing pair of positive numbers (low, high)"
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, Tensor)):
+        raise TypeError(f"{allowed}; got {values!r}")
+    if len(values) != 2:
+        raise ValueError(f"{allowed}; got {tuple(values)!r} ({len(values)} values)")
+    try:
+        low, high = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise TypeError(f"{allowed}; got {tuple(values)!r}") from None
     if not (math.isfinite(low) and math.isfinite(high)) or low > high or low <= 0:
-        raise ValueError(f"{name} must be an increasing pair of positive numbers (low, high); got {tuple(values)}")
+        raise ValueError(f"{allowed}; got {tuple(values)}")
     return low, high
 
 

@@ -11,6 +11,13 @@ pixel pairs (float64 numpy arrays of shape ``(2,)``: tiny arrays, as this runs o
 
 and returns the crop's top-left ``(2,)`` inside ``[low, high]``. Random draws come from the
 given ``torch.Generator`` (or torch's global RNG), so seeded crops are reproducible.
+
+Optional fast form: a sampler that places each axis independently at
+``low + (high - low) * q(u)`` for a uniform ``u`` may also define ``unit_quantile(u: float) ->
+float`` (``q``, from ``[0, 1)`` to ``[0, 1]``). :class:`~ccrop_plugins.ContrastiveCrop` then
+takes the two ``u`` from its one random call per view (the same stream ``__call__`` would
+draw) and computes the position in plain Python, without calling ``__call__``; both forms
+must give the same result.
 """
 
 from __future__ import annotations
@@ -59,6 +66,10 @@ class BetaSampler:
     ) -> np.ndarray:
         return low + (high - low) * betaincinv(self.alpha, self.alpha, _uniform(low.shape, generator))
 
+    def unit_quantile(self, u: float) -> float:
+        """The ``Beta(alpha, alpha)`` quantile of ``u``."""
+        return float(betaincinv(self.alpha, self.alpha, u))
+
     def __repr__(self) -> str:
         return f"BetaSampler(alpha={self.alpha})"
 
@@ -75,6 +86,10 @@ class UniformSampler:
         generator: torch.Generator | None = None,
     ) -> np.ndarray:
         return low + (high - low) * _uniform(low.shape, generator)
+
+    def unit_quantile(self, u: float) -> float:
+        """The identity: uniform over the range."""
+        return u
 
     def __repr__(self) -> str:
         return "UniformSampler()"

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from ccrop_plugins import BoxSets, validate_boxes
+import numpy as np
+
+from ccrop_plugins import WHOLE_IMAGE, BoxSets, validate_boxes
 from ccrop_plugins.box_sets import validate_box_sets
 
 
@@ -19,7 +21,7 @@ def test_from_lists_pads_indexes_and_falls_back_for_empty_sets():
     torch.testing.assert_close(boxes, torch.tensor([[0.1, 0.2, 0.5, 0.6], [0.5, 0.5, 1.0, 1.0]]))
     assert scores.tolist() == [3.0, 1.0]
     boxes, scores = sets[1]
-    assert boxes.tolist() == [[0.0, 0.0, 1.0, 1.0]] and scores.tolist() == [1.0]
+    assert boxes.tolist() == [list(WHOLE_IMAGE)] and scores.tolist() == [1.0]
     assert sets.fallback.tolist() == [False, True]
     assert sets.counts.tolist() == [2, 1]
     areas = sets.areas()
@@ -71,3 +73,40 @@ def test_shape_and_count_errors():
         BoxSets(whole, torch.ones(1, 1), torch.tensor([0]), torch.zeros(1, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"shape \(k, 4\)"):
         validate_boxes(torch.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "boxes, message",
+    [
+        (torch.zeros(2, 3), r"boxes of sample None must have shape \(k, 4\) as x0, y0, x1, y1; got \(2, 3\)"),
+        ([0.1, 0.1, 0.5, 0.5], r"got \(4,\)"),
+        ([[0.1, 0.1, 0.5], [0.1, 0.1, 0.5, 0.6]], r"boxes of sample None must be a \(k, 4\) tensor, array or list"),
+        ("abc", r"must be a \(k, 4\) tensor, array or list of \[x0, y0, x1, y1\]; got 'abc'"),
+    ],
+)
+def test_validate_boxes_names_a_wrong_shape_or_type(boxes, message):
+    with pytest.raises(ValueError, match=message):
+        validate_boxes(boxes)
+
+
+def test_validate_boxes_accepts_a_list_or_an_array():
+    validate_boxes([[0.1, 0.1, 0.5, 0.5]])
+    validate_boxes(np.array([[0.1, 0.1, 0.5, 0.5]]))
+    with pytest.raises(ValueError, match="box 0 of sample None is inverted"):
+        validate_boxes([[0.5, 0.1, 0.1, 0.5]])
+
+
+def test_from_lists_refuses_wrong_shapes_and_short_scores():
+    with pytest.raises(ValueError, match=r"boxes of image 1 must have shape \(k, 4\) as x0, y0, x1, y1; got \(2, 3\)"):
+        BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.5, 0.5]]), torch.zeros(2, 3)])
+    with pytest.raises(ValueError, match="image 0 has 2 boxes but 1 scores"):
+        BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.6, 0.6]])], scores=[torch.tensor([1.0])])
+    with pytest.raises(ValueError, match="got 1 score lists for 2 box lists"):
+        BoxSets.from_lists([torch.zeros(0, 4), torch.zeros(0, 4)], scores=[torch.zeros(0)])
+    lists = BoxSets.from_lists([[[0.1, 0.1, 0.5, 0.5]], []], scores=[[2.0], []])
+    assert lists.counts.tolist() == [1, 1] and lists.fallback.tolist() == [False, True]
+
+
+def test_fields_must_be_tensors():
+    with pytest.raises(TypeError, match="BoxSets.boxes must be a tensor; got list"):
+        BoxSets([[[0.1, 0.1, 0.5, 0.5]]], torch.ones(1, 1), torch.ones(1, dtype=torch.int64), torch.zeros(1, dtype=torch.bool))

@@ -8,7 +8,7 @@ from PIL import Image
 from scipy import stats
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 
-from ccrop_plugins import ContrastiveCrop, choose_box, image_size_of
+from ccrop_plugins import ContrastiveCrop, choose_box, get_sampler, image_size_of
 
 BIG = (10_000, 10_000)  # a large image: one pixel of rounding is negligible next to the range
 
@@ -130,11 +130,13 @@ def test_choose_box_frequencies_follow_scores():
 def test_box_index_is_used_for_pair_consistent_views():
     crop = ContrastiveCrop(16)
     boxes = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.8, 0.8, 1.0, 1.0]])
-    index = crop.choose_box(boxes, torch.tensor([1.0, 1.0]), _generator())
+    index = choose_box(boxes, torch.tensor([1.0, 1.0]), _generator())
     views = [crop.make_params((100, 100), boxes, box_index=index) for _ in range(20)]
     assert {v["box_index"] for v in views} == {index}
-    with pytest.raises(ValueError, match="box_index 2 is outside the box set of 2 boxes"):
-        crop.make_params((100, 100), boxes, box_index=2)
+    for bad in (2, -1, 1.0, True):
+        with pytest.raises(ValueError, match=rf"box_index {bad!r} is outside the box set of 2 boxes"):
+            crop.make_params((100, 100), boxes, box_index=bad)
+    assert not hasattr(crop, "choose_box")  # one way to choose: the module's choose_box
 
 
 def test_invalid_boxes_are_rejected_with_the_box():
@@ -145,6 +147,73 @@ def test_invalid_boxes_are_rejected_with_the_box():
         crop.make_params((100, 100), torch.tensor([[float("nan"), 0.0, 0.2, 1.0]]))
     with pytest.raises(ValueError, match="empty set"):
         crop.make_params((100, 100), torch.zeros(0, 4))
+
+
+def test_an_invalid_box_that_is_not_drawn_is_rejected_too():
+    crop = ContrastiveCrop(16)
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.6, 0.2, 0.3, 0.9]])  # box 1 inverted
+    for seed in range(5):
+        with pytest.raises(ValueError, match=r"box 1 \[0.6.*\] is not a valid"):
+            crop.make_params((100, 100), boxes, _generator(seed), box_index=0)
+        with pytest.raises(ValueError, match=r"box 1 .* is not a valid"):
+            crop.make_params((100, 100), boxes, _generator(seed), scores=torch.tensor([1.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    "boxes, message",
+    [
+        (torch.zeros(2, 3), r"boxes must have shape \(k, 4\) as x0, y0, x1, y1; got \(2, 3\)$"),
+        (torch.tensor([0.1, 0.1, 0.5, 0.5]), r"got \(4,\) \(one box\? pass \[\[x0, y0, x1, y1\]\]\)"),
+        (torch.zeros(1, 2, 4), r"got \(1, 2, 4\)"),
+        (np.zeros((2, 3)), r"got \(2, 3\)"),
+        ([0.1, 0.1, 0.5, 0.5], r"boxes must be a \(k, 4\) tensor, array or list of \[x0, y0, x1, y1\]; got \[0.1"),
+        ([[0.1, 0.1, 0.5]], r"got rows of lengths \[3\]"),
+    ],
+)
+def test_boxes_of_the_wrong_shape_are_named(boxes, message):
+    with pytest.raises(ValueError, match=message):
+        ContrastiveCrop(16).make_params((100, 100), boxes)
+
+
+def test_boxes_as_a_list_or_array_are_accepted_like_a_tensor():
+    crop = ContrastiveCrop(16)
+    rows = [[0.1, 0.2, 0.6, 0.9], [0.5, 0.0, 1.0, 0.5]]
+    expected = crop.make_params((80, 60), torch.tensor(rows, dtype=torch.float64), _generator(3), scores=torch.tensor([1.0, 3.0]))
+    assert crop.make_params((80, 60), rows, _generator(3), scores=[1.0, 3.0]) == expected
+    assert crop.make_params((80, 60), np.array(rows), _generator(3), scores=np.array([1.0, 3.0])) == expected
+
+
+@pytest.mark.parametrize("scores", [torch.tensor([1.0]), torch.tensor([1.0, 1.0, 1.0]), torch.ones(2, 1), [2.0]])
+def test_scores_must_match_the_boxes(scores):
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
+    with pytest.raises(ValueError, match=r"scores must hold one weight per box, shape \(2,\); got shape"):
+        ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
+    with pytest.raises(ValueError, match=r"scores must hold one weight per box"):
+        choose_box(boxes, scores)
+
+
+class _PlainBeta:
+    """The beta sampler without its unit_quantile: the generic (numpy, own draws) path."""
+
+    def __init__(self, alpha):
+        self.inner = get_sampler("beta", alpha=alpha)
+
+    def __call__(self, low, high, centre, extent, generator=None):
+        return self.inner(low, high, centre, extent, generator)
+
+
+@pytest.mark.parametrize("sampler", ["beta", "uniform"])
+def test_the_fast_sampler_path_gives_the_same_crops_as_the_sampler_call(sampler):
+    fast = ContrastiveCrop(16, sampler=sampler, alpha=0.3) if sampler == "beta" else ContrastiveCrop(16, sampler=sampler)
+    plain_sampler = _PlainBeta(0.3) if sampler == "beta" else (lambda low, high, c, e, g=None: get_sampler("uniform")(low, high, c, e, g))
+    plain = ContrastiveCrop(16, sampler=plain_sampler)
+    assert fast._quantile is not None and plain._quantile is None
+    boxes = torch.tensor([[0.1, 0.1, 0.6, 0.7], [0.4, 0.3, 0.9, 0.8]])
+    for size in ((120, 90), (500, 375), (20, 20)):
+        g_fast, g_plain = _generator(11), _generator(11)
+        ours = [fast.make_params(size, boxes, g_fast, scores=torch.tensor([1.0, 2.0])) for _ in range(200)]
+        theirs = [plain.make_params(size, boxes, g_plain, scores=torch.tensor([1.0, 2.0])) for _ in range(200)]
+        assert ours == theirs
 
 
 # ----------------------------------------------------------------------------- warm-up: boxes=None
@@ -257,8 +326,20 @@ def test_constructor_errors():
         ContrastiveCrop(8, interpolation="cubic")
     with pytest.raises(ValueError, match=r"scale must be an increasing pair of positive numbers .* got \(1.0, 0.2\)"):
         ContrastiveCrop(8, scale=(1.0, 0.2))
-    with pytest.raises(ValueError, match=r"size must be a positive int or \(height, width\); got \(0, 0\)"):
+    with pytest.raises(ValueError, match=r"size must be a positive int or \(height, width\); got 0"):
         ContrastiveCrop(0)
+    with pytest.raises(TypeError, match=r"size must be a positive int or \(height, width\); got 8.7"):
+        ContrastiveCrop(8.7)
+    with pytest.raises(TypeError, match=r"size must be a positive int or \(height, width\); got 'abc'"):
+        ContrastiveCrop("abc")
+    with pytest.raises(TypeError, match=r"scale must be an increasing pair of positive numbers \(low, high\); got 0.5"):
+        ContrastiveCrop(8, scale=0.5)
+    with pytest.raises(ValueError, match=r"ratio must be an increasing pair .*; got \(0.5, 1.0, 2.0\) \(3 values\)"):
+        ContrastiveCrop(8, ratio=(0.5, 1.0, 2.0))
+    with pytest.raises(TypeError, match=r"scale must be an increasing pair .*; got 'ab'"):
+        ContrastiveCrop(8, scale="ab")
+    with pytest.raises(TypeError, match=r"ratio must be an increasing pair .*; got \('a', 1\)"):
+        ContrastiveCrop(8, ratio=("a", 1))
     with pytest.raises(ValueError, match="unknown sampler 'betta'; available: beta, gaussian, uniform"):
         ContrastiveCrop(8, sampler="betta")
     with pytest.raises(TypeError, match=r"sampler 'beta' .*does not accept options .*'sigma'\]; accepted: alpha"):

@@ -79,3 +79,12 @@ def test_bad_options(value):
 def test_unknown_sampler_lists_available():
     with pytest.raises(ValueError, match="^unknown sampler 'betta'; available: beta, gaussian, uniform$"):
         get_sampler("betta")
+
+
+@pytest.mark.parametrize("sampler", [BetaSampler(0.3), UniformSampler()])
+def test_unit_quantile_is_the_call_with_the_same_draws(sampler):
+    low, high = np.array([3.0, 10.0]), np.array([50.0, 12.5])
+    placed = sampler(low, high, (low + high) / 2, np.array([40.0, 5.0]), torch.Generator().manual_seed(2))
+    u = torch.rand(2, generator=torch.Generator().manual_seed(2), dtype=torch.float64).tolist()
+    expected = [lo + (hi - lo) * sampler.unit_quantile(v) for lo, hi, v in zip(low, high, u)]
+    np.testing.assert_allclose(placed, expected, rtol=0, atol=1e-12)
