@@ -89,3 +89,25 @@ def missing_globals() -> list[Any]:
     """The entries of :func:`mmengine_checkpoint_globals` that are not allowed yet."""
     present = set(torch.serialization.get_safe_globals()) if supported() else set()
     return [entry for entry in mmengine_checkpoint_globals() if entry not in present]
+
+
+class LoadWindow:
+    """The allow-list, admitted from :meth:`open` to :meth:`close` (the runner's own checkpoint load).
+
+    ``ContrastiveCropHook`` opens it in ``before_run`` and closes it once the checkpoint is loaded
+    (or in ``before_train`` when there was none); only entries that were missing are added, and
+    they are removed again on close.
+    """
+
+    def __init__(self) -> None:
+        self._context: Any = None
+
+    def open(self) -> None:
+        if supported() and self._context is None:
+            self._context = torch.serialization.safe_globals(missing_globals())
+            self._context.__enter__()
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+            self._context = None

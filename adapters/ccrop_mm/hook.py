@@ -24,14 +24,14 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
-from torch import nn, serialization
+from torch import nn
 
 from ccrop_plugins import BoxStore, RefreshSchedule, get_heatmap, get_localizer, height_width, refresh_boxes
-from ccrop_plugins.features import stage_features
 
-from .checkpoint_globals import missing_globals, supported
+from .checkpoint_globals import LoadWindow
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
 from .pipeline_walk import read_train_pipeline
+from .stages import check_stages, feature_fn
 from .worker_restart import restart_started_workers
 
 CHECKPOINT_KEY = "ccrop"
@@ -51,10 +51,9 @@ class ContrastiveCropHook(Hook):
         max_boxes: boxes kept per image (``bbox`` keeps 1).
         heatmap: a registered heatmap rule (``channel_sum`` is the paper's).
         localizer_options, heatmap_options: other options of the localizer / heatmap rule.
-        feature_stages: the stage(s) whose features make the heatmap: dotted module names of the
-            model (``'backbone.layer3'``; ``'layer3'`` is looked up in the backbone too) or
-            ``out_indices`` entries (ints: the backbone's ``res_layers[i]`` or ``layers[i]``);
-            two or more are fused by the core. ``None``: the backbone's last output (the paper).
+        feature_stages: the stage(s) whose features make the heatmap, from the one refresh forward:
+            module names (``'backbone.layer3'``) or ``out_indices`` entries, two or more fused
+            (:mod:`ccrop_mm.stages`). ``None``: the backbone's last output (the paper).
         image_size: ``(height, width)`` or int fed to the backbone in a refresh; default the
             first ContrastiveCrop's output size.
         batch_size, num_workers: of the refresh loader; default the train loader's.
@@ -121,29 +120,28 @@ class ContrastiveCropHook(Hook):
         for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")):
                 raise ValueError(f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} int or None; got {value!r}")
-        self.feature_stages = _stage_list(feature_stages)
+        self.feature_stages = check_stages(feature_stages)
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         self.load_boxes, self.allow_mmengine_checkpoints = bool(load_boxes), bool(allow_mmengine_checkpoints)
         self.store: BoxStore | None = None
         self.last_stats = None
         self._saved: dict[str, Any] | None = None  # checkpoint['ccrop'] and its meta, until before_train
         self._failed: BaseException | None = None  # a refresh error, raised after the checkpoint
-        self._checkpoint_globals: Any = None
+        self._load_window = LoadWindow()
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
 
     # -- mmengine hook points -------------------------------------------------------------------
     def before_run(self, runner: Any) -> None:
-        if self.allow_mmengine_checkpoints and supported():  # the runner loads its checkpoint next
-            self._checkpoint_globals = serialization.safe_globals(missing_globals())
-            self._checkpoint_globals.__enter__()
+        if self.allow_mmengine_checkpoints:  # the runner loads its checkpoint next
+            self._load_window.open()
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
-        self._release_checkpoint_globals()
+        self._load_window.close()
         if CHECKPOINT_KEY in checkpoint:
             self._saved = {**checkpoint[CHECKPOINT_KEY], "meta": checkpoint.get("meta", {})}
 
     def before_train(self, runner: Any) -> None:
-        self._release_checkpoint_globals()  # loading is over by now, with or without a checkpoint
+        self._load_window.close()  # loading is over by now, with or without a checkpoint
         self._by_iteration = isinstance(runner.train_loop, IterBasedTrainLoop)
         if self._warmup_name == "warmup_iters" and not self._by_iteration:
             raise ValueError(f"ContrastiveCropHook: warmup_iters is for IterBasedTrainLoop; the train loop is "
@@ -154,7 +152,7 @@ class ContrastiveCropHook(Hook):
             step.attach_store(self.store)
         self._stopped_worker_iterators = restart_started_workers(runner.train_loop)
         self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
-        self._features = self._feature_fn(_unwrapped(runner.model))
+        self._features = feature_fn(_unwrapped(runner.model), self.feature_stages)
         self._say_schedule(runner)
         if self._saved is not None and self._restore(runner, self._saved):
             self.refresh(runner)  # the checkpoint's own refresh had failed: run it now
@@ -181,7 +179,7 @@ class ContrastiveCropHook(Hook):
             checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict(), "refresh_pending": self._failed is not None}
 
     def after_run(self, runner: Any) -> None:
-        self._release_checkpoint_globals()
+        self._load_window.close()
         self._stopped_worker_iterators = []
 
     # -- the refresh ------------------------------------------------------------------------------
@@ -224,15 +222,6 @@ class ContrastiveCropHook(Hook):
             raise RuntimeError(f"ContrastiveCrop refresh failed ({error!r}); the checkpoint of that step was "
                                "saved with the previous boxes: fix the cause and resume from it") from error
 
-    def _feature_fn(self, model: nn.Module) -> nn.Module:
-        """The backbone (its last output), or the named stages of one forward of it."""
-        if self.feature_stages is None:
-            return model.backbone
-        names = [_stage_name(model, stage) for stage in self.feature_stages]
-        if all(name.startswith("backbone.") for name in names):
-            return stage_features(model.backbone, [name[len("backbone."):] for name in names])
-        return stage_features(model, names)
-
     # -- checkpoints, schedule ----------------------------------------------------------------------
     def _restore(self, runner: Any, saved: dict[str, Any]) -> bool:
         """Restore saved boxes on resume (or with ``load_boxes``); return whether a refresh is pending."""
@@ -262,39 +251,8 @@ class ContrastiveCropHook(Hook):
             runner.logger.info(f"ContrastiveCrop: {self.store!r}; refresh after {unit} {steps[:6]}"
                                f"{' ...' if len(steps) > 6 else ''} ({len(steps)} in all)")
 
-    def _release_checkpoint_globals(self) -> None:
-        if self._checkpoint_globals is not None:
-            self._checkpoint_globals.__exit__(None, None, None)
-            self._checkpoint_globals = None
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
-
-def _stage_list(stages: Any) -> list[str | int] | None:
-    """``feature_stages`` as a list, checked for type at build time (names are checked in ``before_train``)."""
-    if stages is None:
-        return None
-    items = [stages] if isinstance(stages, (str, int)) else list(stages)
-    if not items or any(isinstance(s, bool) or not isinstance(s, (str, int)) for s in items):
-        raise TypeError("ContrastiveCropHook: feature_stages must be a module name ('backbone.layer3'), an "
-                        f"out_indices entry (int) or a non-empty list of them; got {stages!r}")
-    return items
-
-
-def _stage_name(model: nn.Module, stage: str | int) -> str:
-    """The dotted module name of ``stage`` in ``model``."""
-    modules = dict(model.named_modules())
-    if isinstance(stage, str):
-        if stage in modules:
-            return stage
-        if f"backbone.{stage}" in modules:
-            return f"backbone.{stage}"
-        return stage  # stage_features names the valid ones
-    backbone = model.backbone
-    layers = getattr(backbone, "res_layers", None) or [f"layers.{i}" for i in range(len(getattr(backbone, "layers", [])))]
-    if not -len(layers) <= stage < len(layers):
-        raise ValueError(f"ContrastiveCropHook: feature_stages entry {stage} is not an out_indices entry of "
-                         f"{type(backbone).__name__} ({len(layers)} stages: {list(layers)}); name the module instead")
-    return f"backbone.{layers[stage]}"
