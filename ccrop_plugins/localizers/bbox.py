@@ -31,7 +31,7 @@ class BBoxLocalizer:
     """
 
     def __init__(self, threshold: float = 0.1) -> None:
-        self.threshold = check_threshold(threshold)
+        self.threshold = check_threshold(threshold, adaptive=False)
 
     def __call__(self, heatmaps: Tensor) -> BoxSets:
         heatmaps = check_heatmaps(heatmaps)

@@ -1,32 +1,80 @@
-"""What both built-in localizers share: the threshold and input checks."""
+"""What the built-in localizers share: threshold, max_boxes and input checks."""
 
 from __future__ import annotations
 
+import numpy as np
 from torch import Tensor
 
+ADAPTIVE_THRESHOLDS = ("mean", "otsu")
 
-def check_threshold(threshold: float) -> float:
-    """Return ``threshold`` as a float, or raise if it is not in ``[0, 1)``."""
+
+def check_threshold(threshold: float | str, adaptive: bool = True) -> float | str:
+    """``threshold`` as a float in ``[0, 1)`` (or an adaptive rule name when allowed), or raise."""
+    if isinstance(threshold, str):
+        if adaptive and threshold in ADAPTIVE_THRESHOLDS:
+            return threshold
+        allowed = f" or one of {', '.join(ADAPTIVE_THRESHOLDS)}" if adaptive else ""
+        raise ValueError(f"threshold must be a number in [0, 1){allowed}; got {threshold!r}")
+    if isinstance(threshold, bool):
+        raise TypeError(f"threshold must be a number in [0, 1); got {threshold!r}")
     threshold = float(threshold)
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"threshold must lie in [0, 1); got {threshold}")
     return threshold
 
 
+def check_max_boxes(max_boxes: int) -> int:
+    """``max_boxes`` as a positive int; ``1.5``, ``True`` or ``'2'`` are refused, not rounded."""
+    if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)):
+        raise TypeError(f"max_boxes must be a positive integer; got {max_boxes!r} ({type(max_boxes).__name__})")
+    if int(max_boxes) < 1:
+        raise ValueError(f"max_boxes must be a positive integer; got {max_boxes}")
+    return int(max_boxes)
+
+
 def check_heatmaps(heatmaps: Tensor) -> Tensor:
     """Return ``heatmaps`` as float ``(N, H, W)`` (no copy for float32 input), or raise.
 
-    Non-finite values are left in place: scanning a whole batch for them costs as much as
-    localizing it, so each localizer checks its small reduced maps (NaN and +inf survive a
-    max) and calls :func:`zero_non_finite` only when one shows up.
+    Non-finite values are left in place: each localizer checks a reduction that NaN and +inf
+    survive (a max) and calls :func:`zero_non_finite` only when one shows up.
     """
+    if not isinstance(heatmaps, Tensor):
+        raise TypeError(f"heatmaps must be a Tensor (N, H, W); got {type(heatmaps).__name__}")
     if heatmaps.ndim != 3:
         raise ValueError(f"heatmaps must have shape (N, H, W); got {tuple(heatmaps.shape)}")
     if min(heatmaps.shape[-2:]) < 1:
         raise ValueError(f"heatmaps must be at least 1x1; got {tuple(heatmaps.shape)}")
-    return heatmaps.detach().float()
+    return heatmaps.detach().float().contiguous()
 
 
 def zero_non_finite(heatmaps: Tensor) -> Tensor:
     """A copy of ``heatmaps`` with NaN and +-inf set to 0: such pixels are 'no object'."""
     return heatmaps.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def adaptive_thresholds(maps: np.ndarray, rule: str, bins: int = 64) -> np.ndarray:
+    """``(N,)`` per-map thresholds of ``(N, h, w)`` maps in ``[0, 1]``: their mean, or Otsu's.
+
+    Otsu's threshold maximises the between-class variance of the map's histogram
+    (``bins`` bins over ``[0, 1]``); it separates a bright object from the background
+    whatever their levels. A constant map gets 1 (nothing above it).
+    """
+    flat = np.clip(maps.reshape(maps.shape[0], -1).astype(np.float64), 0.0, 1.0)
+    if rule == "mean":
+        thresholds = flat.mean(axis=1)
+    elif rule == "otsu":
+        n = flat.shape[0]
+        index = np.minimum((flat * bins).astype(np.int64), bins - 1) + np.arange(n)[:, None] * bins
+        histogram = np.bincount(index.ravel(), minlength=n * bins).reshape(n, bins) / flat.shape[1]
+        centres = (np.arange(bins) + 0.5) / bins
+        weight = np.cumsum(histogram, axis=1)  # share of cells at or below each bin
+        first = np.cumsum(histogram * centres, axis=1)
+        total = first[:, -1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            between = (total * weight - first) ** 2 / (weight * (1 - weight))
+        between = np.nan_to_num(between, nan=-1.0, posinf=-1.0)
+        thresholds = (np.argmax(between, axis=1) + 1) / bins  # the upper edge of the lower class
+    else:
+        raise ValueError(f"unknown adaptive threshold {rule!r}; available: {', '.join(ADAPTIVE_THRESHOLDS)}")
+    constant = flat.max(axis=1) <= flat.min(axis=1)
+    return np.where(constant, 1.0, thresholds).astype(np.float32)

@@ -222,3 +222,76 @@ def test_option_errors():
     for name in ("bbox", "components"):
         with pytest.raises(ValueError, match=r"\(N, H, W\); got \(8, 8\)"):
             get_localizer(name)(torch.zeros(8, 8))
+
+
+# ----------------------------------------------------------------------------- issue 12, adaptive thresholds, speed paths
+@pytest.mark.parametrize("bad", [1.5, True, "2", None])
+def test_max_boxes_must_be_an_integer_not_rounded(bad):
+    with pytest.raises((TypeError, ValueError), match=r"max_boxes must be a positive integer; got"):
+        get_localizer("components", max_boxes=bad)
+
+
+def test_components_on_an_empty_batch_give_empty_box_sets():
+    sets = get_localizer("components", max_boxes=3)(torch.zeros(0, 32, 32))
+    assert len(sets) == 0 and sets.boxes.shape == (0, 3, 4) and sets.counts.shape == (0,)
+
+
+def test_threshold_names():
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\) or one of mean, otsu; got 'median'"):
+        get_localizer("components", threshold="median")
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\); got 'otsu'"):
+        get_localizer("bbox", threshold="otsu")
+
+
+@pytest.mark.parametrize("rule", ["mean", "otsu"])
+def test_adaptive_thresholds_find_a_dim_blob_on_a_dim_background(rule):
+    """A fixed k of 0.5 misses a blob at 0.4 on a 0.2 background; a per-image threshold does not."""
+    size = (32, 32)
+    bright = blob_map(size, [(4, 4, 12, 12, 1.0)]) + 0.05
+    dim = blob_map(size, [(20, 8, 28, 20, 0.4 - 0.2)]) + 0.2
+    maps = torch.stack([bright, dim])
+    fixed = get_localizer("components", threshold=0.5, label_resolution=None)(maps)
+    assert fixed.fallback.tolist() == [False, True]
+    adaptive = get_localizer("components", threshold=rule, label_resolution=None, min_area=0.0)(maps)
+    assert adaptive.fallback.tolist() == [False, False]
+    torch.testing.assert_close(adaptive[0][0], torch.tensor([exact_box(4, 4, 12, 12, size)]))
+    torch.testing.assert_close(adaptive[1][0], torch.tensor([exact_box(20, 8, 28, 20, size)]))
+    constant = get_localizer("components", threshold=rule)(torch.full((1, 16, 16), 0.3))
+    assert constant.fallback.tolist() == [True]
+
+
+@pytest.mark.parametrize("size, resolution", [((64, 64), 16), ((64, 64), 32), ((64, 64), 8), ((60, 60), 20), ((62, 50), 16)])
+def test_pooled_paths_agree_with_max_pooling(size, resolution):
+    """The word-packed pooling (cells of 2, 4, 8 px), the generic one and a plain max-pool give the same cells."""
+    generator = torch.Generator().manual_seed(7)
+    maps = heatmaps_from_features(torch.randn(40, 4, 6, 6, generator=generator), size=size).pow(3)
+    maps[3, 5, 5] = math.inf  # not a location, in the pooled path too
+    localizer = get_localizer("components", label_resolution=resolution, min_area=0.0, max_boxes=20)
+    cell = math.ceil(max(size) / resolution)
+    sets = localizer(maps)
+    cleaned = maps.nan_to_num(posinf=0.0)
+    pooled = torch.nn.functional.max_pool2d(cleaned[:, None], cell, cell, ceil_mode=True)[:, 0] > 0.1
+    for i in range(len(maps)):
+        labels, count = ndimage.label(pooled[i].numpy(), structure=np_ones3())
+        assert int(sets.counts[i]) == max(count, 1)
+        expected = sorted(
+            [min(s[1].start * cell / size[1], 1), min(s[0].start * cell / size[0], 1), min(s[1].stop * cell / size[1], 1), min(s[0].stop * cell / size[0], 1)]
+            for s in ndimage.find_objects(labels)
+        )
+        torch.testing.assert_close(torch.tensor(sorted(sets[i][0].tolist())), torch.tensor(expected))
+
+
+def test_threads_and_chunks_do_not_change_the_result():
+    generator = torch.Generator().manual_seed(8)
+    maps = heatmaps_from_features(torch.randn(30, 4, 7, 7, generator=generator), size=224)  # 6 chunks
+    localizer = get_localizer("components")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = localizer(maps)
+        torch.set_num_threads(2)
+        shared = localizer(maps)
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("boxes", "scores", "counts", "fallback"):
+        assert torch.equal(getattr(single, name), getattr(shared, name))
