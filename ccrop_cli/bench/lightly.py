@@ -20,9 +20,11 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+
+from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,12 +94,7 @@ def _cifar_resnet18() -> torch.nn.Module:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightly.data import LightlyDataset, MultiViewCollate
-    from lightly.transforms import SimCLRTransform
-    from torch.utils.data import DataLoader
-
-    from ccrop_lightly import CCropCollate, CCropSimCLRTransform, feature_extractor, make_refresh_loader
-    from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
+    from lightly.data import LightlyDataset
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,52 +106,76 @@ def run(args: argparse.Namespace) -> int:
             true_boxes = _write_scenes(folder, args.images, args.image_size)
         plain = LightlyDataset(str(folder))
         count = len(plain)
-        loader_options = dict(
-            batch_size=args.batch_size, shuffle=True, drop_last=False, num_workers=args.workers,
-            persistent_workers=args.workers > 0,
-        )
         print(f"ccrop bench lightly: {count} images from {folder}, input {args.input_size} px, "
               f"batch {args.batch_size}, {args.workers} workers, {args.repeats} timed epochs per side, "
               f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-
-        # -- refresh pass vs bare forward (also fills the store for part 1) --------------------
-        extractor = feature_extractor(_cifar_resnet18()).eval()
-        store = BoxStore(count)
-        refresh_loader = make_refresh_loader(
-            plain, args.input_size, batch_size=args.batch_size, num_workers=args.workers,
-            persistent_workers=args.workers > 0,
-        )
-
-        def bare_forward() -> int:
-            seen = 0
-            with torch.no_grad():
-                for images, _ in refresh_loader:
-                    extractor(images)
-                    seen += len(images)
-            return seen
-
-        def refresh() -> int:
-            return refresh_boxes(extractor, refresh_loader, store, progress=False).images
-
-        refresh_s, bare_s, refresh_ratio = _side_by_side(refresh, bare_forward, args.repeats)
+        store, refresh = _time_refresh(plain, args)  # also fills the store for the collate
         if true_boxes is not None:
             # An untrained ResNet finds whole-image boxes; the collate is timed on the
             # scenes' true object boxes (1 to 3 per image), as a trained model would give.
             names = plain.get_filenames()
             store.update(range(count), BoxSets.from_lists([true_boxes[name] for name in names]))
         summary = store.summary()
+        collate = _time_collate(plain, folder, store, args)
+    _print_results(count, refresh, collate, summary)
+    return 0
 
-        # -- collate throughput ------------------------------------------------------------
-        ours = DataLoader(
-            plain, collate_fn=CCropCollate(CCropSimCLRTransform(input_size=args.input_size, alpha=args.alpha), store, dataset=plain),
-            **loader_options,
-        )
-        theirs = DataLoader(
-            LightlyDataset(str(folder), transform=SimCLRTransform(input_size=args.input_size)),
-            collate_fn=MultiViewCollate(), **loader_options,
-        )
-        ours_s, theirs_s, collate_ratio = _side_by_side(_drain(ours), _drain(theirs), args.repeats)
 
+Timing = tuple[float, float, list[float]]  # best seconds of ours, best of theirs, ratio per round
+
+
+def _loader_options(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(batch_size=args.batch_size, shuffle=True, drop_last=False, num_workers=args.workers,
+                persistent_workers=args.workers > 0)
+
+
+def _time_refresh(plain: Any, args: argparse.Namespace) -> tuple[BoxStore, Timing]:
+    """Refresh pass vs a bare no-grad forward over the same refresh loader."""
+    from ccrop_lightly import feature_extractor, make_refresh_loader
+
+    extractor = feature_extractor(_cifar_resnet18()).eval()
+    store = BoxStore(len(plain))
+    refresh_loader = make_refresh_loader(
+        plain, args.input_size, batch_size=args.batch_size, num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+    )
+
+    def bare_forward() -> int:
+        seen = 0
+        with torch.no_grad():
+            for images, _ in refresh_loader:
+                extractor(images)
+                seen += len(images)
+        return seen
+
+    def refresh() -> int:
+        return refresh_boxes(extractor, refresh_loader, store, progress=False).images
+
+    return store, _side_by_side(refresh, bare_forward, args.repeats)
+
+
+def _time_collate(plain: Any, folder: Path, store: BoxStore, args: argparse.Namespace) -> Timing:
+    """CCropCollate(CCropSimCLRTransform) vs lightly's SimCLRTransform + MultiViewCollate."""
+    from lightly.data import LightlyDataset, MultiViewCollate
+    from lightly.transforms import SimCLRTransform
+    from torch.utils.data import DataLoader
+
+    from ccrop_lightly import CCropCollate, CCropSimCLRTransform
+
+    ours = DataLoader(
+        plain, collate_fn=CCropCollate(CCropSimCLRTransform(input_size=args.input_size, alpha=args.alpha), store, dataset=plain),
+        **_loader_options(args),
+    )
+    theirs = DataLoader(
+        LightlyDataset(str(folder), transform=SimCLRTransform(input_size=args.input_size)),
+        collate_fn=MultiViewCollate(), **_loader_options(args),
+    )
+    return _side_by_side(_drain(ours), _drain(theirs), args.repeats)
+
+
+def _print_results(count: int, refresh: Timing, collate: Timing, summary: dict[str, float]) -> None:
+    refresh_s, bare_s, refresh_ratio = refresh
+    ours_s, theirs_s, collate_ratio = collate
     print()
     print(f"{'measurement (best epoch)':<44}{'images/s':>10}")
     print(f"{'lightly SimCLRTransform + MultiViewCollate':<44}{count / theirs_s:>10.0f}")
@@ -167,4 +188,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"  store used: {summary['mean_boxes']:.2f} boxes per image, mean box area {summary['mean_box_area']:.3f}")
     print(f"refresh ratio refresh / bare forward: best {bare_s / refresh_s:.3f}, median of rounds "
           f"{statistics.median(refresh_ratio):.3f} (target >= 0.9); rounds {', '.join(f'{r:.3f}' for r in refresh_ratio)}")
-    return 0

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,21 +56,36 @@ def _time_pipeline(pipeline, images: list[np.ndarray], samples: int) -> float:
 def run(args: argparse.Namespace) -> int:
     import ccrop_mm  # noqa: F401  (registers the transforms)
     from mmengine.registry import init_default_scope
-    from mmpretrain.models.backbones import ResNet
-    from torch.utils.data import Dataset
-
-    from ccrop_mm.extraction import Normaliser, extraction_loader
-    from ccrop_mm.pipeline_walk import find_instances
-    from ccrop_mm.transforms import StoreUser
-    from ccrop_plugins import BoxStore, get_localizer, refresh_boxes
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     init_default_scope("mmpretrain")
+    best = _pipeline_rates(args)
+    pipeline_ratio = best["ContrastiveCrop"] / best["RandomResizedCrop"]
+    forward_rate, refresh_rate = _refresh_rates(args)
+    refresh_ratio = refresh_rate / forward_rate
+
+    height, width = args.image_size
+    print(f"pipeline ({height}x{width} -> {args.crop_size}, 2 views, SimCLR augmentations, {args.samples} samples x {args.rounds} rounds, best):")
+    print(f"  RandomResizedCrop  {best['RandomResizedCrop']:8.1f} samples/s")
+    print(f"  ContrastiveCrop    {best['ContrastiveCrop']:8.1f} samples/s")
+    print(f"  ratio              {pipeline_ratio:8.3f}   (target >= 0.95)")
+    print(f"refresh (ResNet-18, {args.refresh_images} images of {args.refresh_size} px, batch {args.batch_size}, localizer {args.localizer}):")
+    print(f"  bare no-grad forward  {forward_rate:8.1f} images/s")
+    print(f"  refresh_boxes pass    {refresh_rate:8.1f} images/s")
+    print(f"  ratio                 {refresh_ratio:8.3f}   (target >= 0.9)")
+    return 0
+
+
+def _pipeline_rates(args: argparse.Namespace) -> dict[str, float]:
+    """Best samples/s of the ContrastiveCrop and RandomResizedCrop pipelines, in alternating rounds."""
+    from ccrop_mm.pipeline_walk import find_instances
+    from ccrop_mm.transforms import StoreUser
+    from ccrop_plugins import BoxStore, get_localizer
+
     rng = np.random.default_rng(args.seed)
     height, width = args.image_size
     images = [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(args.images)]
-
     # A filled store: the multi-object localizer on smooth random heatmaps.
     store = BoxStore(args.images, max_boxes=4)
     maps = torch.nn.functional.interpolate(torch.rand(args.images, 1, 7, 7), size=(56, 56), mode="bilinear")[:, 0]
@@ -84,20 +100,33 @@ def run(args: argparse.Namespace) -> int:
     for _ in range(args.rounds):  # alternate, so load on a shared machine hits both alike
         best["RandomResizedCrop"] = max(best["RandomResizedCrop"], _time_pipeline(theirs, images, args.samples))
         best["ContrastiveCrop"] = max(best["ContrastiveCrop"], _time_pipeline(ours, images, args.samples))
-    pipeline_ratio = best["ContrastiveCrop"] / best["RandomResizedCrop"]
+    return best
 
-    # Refresh pass vs bare backbone forward, same loader.
-    class Images(Dataset):
-        def __len__(self) -> int:
-            return args.refresh_images
 
-        def __getitem__(self, index: int):
-            g = torch.Generator().manual_seed(index)
-            return torch.randint(0, 256, (3, args.refresh_size, args.refresh_size), generator=g, dtype=torch.uint8), index
+class _RandomImages(Dataset):
+    """``count`` seeded uint8 images ``(3, size, size)`` with their index: a map-style dataset."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.count, self.size = count, size
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        g = torch.Generator().manual_seed(index)
+        return torch.randint(0, 256, (3, self.size, self.size), generator=g, dtype=torch.uint8), index
+
+
+def _refresh_rates(args: argparse.Namespace) -> tuple[float, float]:
+    """Best images/s of a bare no-grad backbone forward and of the refresh pass, same batches."""
+    from mmpretrain.models.backbones import ResNet
+
+    from ccrop_mm.extraction import Normaliser, extraction_loader
+    from ccrop_plugins import BoxStore, refresh_boxes
 
     backbone = ResNet(depth=18, out_indices=(3,))
     backbone.eval()  # mmpretrain's ResNet.train() returns None, so no chaining
-    loader = extraction_loader(Images(), args.batch_size, 0)
+    loader = extraction_loader(_RandomImages(args.refresh_images, args.refresh_size), args.batch_size, 0)
     batches = [batch for batch in loader]  # decoded once: both passes read the same tensors
     normalise = Normaliser(None)
     device = torch.device("cpu")
@@ -113,14 +142,4 @@ def run(args: argparse.Namespace) -> int:
         refresh_boxes(backbone, ((normalise(x, device), i) for x, i in batches), refresh_store, args.localizer,
                       threshold=0.1, progress=False)
         refresh_rate = max(refresh_rate, args.refresh_images / (time.perf_counter() - started))
-    refresh_ratio = refresh_rate / forward_rate
-
-    print(f"pipeline ({height}x{width} -> {args.crop_size}, 2 views, SimCLR augmentations, {args.samples} samples x {args.rounds} rounds, best):")
-    print(f"  RandomResizedCrop  {best['RandomResizedCrop']:8.1f} samples/s")
-    print(f"  ContrastiveCrop    {best['ContrastiveCrop']:8.1f} samples/s")
-    print(f"  ratio              {pipeline_ratio:8.3f}   (target >= 0.95)")
-    print(f"refresh (ResNet-18, {args.refresh_images} images of {args.refresh_size} px, batch {args.batch_size}, localizer {args.localizer}):")
-    print(f"  bare no-grad forward  {forward_rate:8.1f} images/s")
-    print(f"  refresh_boxes pass    {refresh_rate:8.1f} images/s")
-    print(f"  ratio                 {refresh_ratio:8.3f}   (target >= 0.9)")
-    return 0
+    return forward_rate, refresh_rate

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ccrop_plugins import get_localizer, heatmaps_from_features
+from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
 from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
 from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
@@ -135,13 +135,10 @@ def model_heatmaps(backbone: nn.Module, scenes: Scenes) -> Tensor:
     from ccrop_lightly import feature_extractor  # the adapter knows where a backbone's last feature map is
 
     features_of = feature_extractor(backbone)
-    was_training = features_of.training
-    features_of.eval()
     images = torch.from_numpy(scenes.images).permute(0, 3, 1, 2).float() / 255
     images = (images - torch.tensor(_MEAN)[:, None, None]) / torch.tensor(_STD)[:, None, None]
-    with torch.no_grad():
+    with eval_mode(features_of), torch.no_grad():
         features = torch.cat([features_of(batch) for batch in images.split(256)])
-    features_of.train(was_training)
     return heatmaps_from_features(features, size=scenes.images.shape[1:3])
 
 
@@ -173,20 +170,18 @@ def model_sets(
 
 def pretrain_backbone(scenes: Scenes, args: argparse.Namespace) -> nn.Module:
     """SimCLR on the scenes through the Lightly adapter (RandomResizedCrop views: the warm-up)."""
-    from ccrop_cli.experiment.pretrain import pretrain_simclr
+    from ccrop_cli.experiment.pretrain import PretrainConfig, pretrain_simclr
 
     with tempfile.TemporaryDirectory(prefix="ccrop-bench-pairs-") as root:
         write_image_folder(scenes, root)
-        result = pretrain_simclr(
-            root,
-            "rrc",
+        config = PretrainConfig(
             image_size=int(args.image_size),
             epochs=int(args.epochs),
             batch_size=min(int(args.batch_size), len(scenes)),
             seed=int(args.seed),
             num_workers=int(args.workers),
-            progress=bool(args.progress),
         )
+        result = pretrain_simclr(root, "rrc", config, progress=bool(args.progress))
     return result.backbone
 
 
@@ -204,27 +199,9 @@ def check_goals(results: dict[str, Any]) -> dict[str, bool]:
 
 def run(args: argparse.Namespace) -> int:
     command = "ccrop bench pairs " + _argument_line(args)
-    if args.quick:
-        args.images, args.pairs_per_image, args.epochs = min(args.images, 64), min(args.pairs_per_image, 4), 1
-        args.batch_size = min(args.batch_size, 32)
-    for name in ("images", "pairs_per_image", "image_size", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
-    bad = [k for k in args.thresholds if not 0.0 <= k < 1.0]
-    if bad:
-        raise ValueError(f"--thresholds must lie in [0, 1); got {bad}")
+    _check_arguments(args)
     variants = box_scale_variants(args.box_scales)
-    if args.checkpoint is not None and args.no_model:
-        raise ValueError("--checkpoint and --no-model exclude each other")
-    loaded = None
-    if args.checkpoint is not None:
-        loaded = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        if not isinstance(loaded, nn.Module):
-            raise TypeError(
-                f"--checkpoint {args.checkpoint} holds a {type(loaded).__name__}; expected a torch.save'd backbone "
-                "nn.Module mapping images (B, 3, H, W) to features"
-            )
-
+    loaded = _load_backbone(args.checkpoint) if args.checkpoint is not None else None
     started = time.perf_counter()
     results: dict[str, Any] = {
         "command": command,
@@ -233,38 +210,7 @@ def run(args: argparse.Namespace) -> int:
         "settings": {},
     }
     for number, setting in enumerate(SETTINGS):
-        scenes = generate_scenes(
-            int(args.images),
-            image_size=int(args.image_size),
-            objects_per_image=setting.objects_per_image,
-            object_area=setting.object_area,
-            seed=int(args.seed) + number,
-        )
-        entry: dict[str, Any] = {
-            "objects_per_image": list(setting.objects_per_image),
-            "object_area": list(setting.object_area),
-            "images": len(scenes),
-            "oracle": measure_strategies(scenes, oracle_sets(scenes), args.pairs_per_image, args.alpha, args.seed),
-        }
-        if variants:
-            entry["oracle"].update(
-                measure_strategies(
-                    scenes, oracle_sets(scenes, variants), args.pairs_per_image, args.alpha, args.seed, variants
-                )
-            )
-        if not args.no_model:
-            backbone = loaded if loaded is not None else pretrain_backbone(scenes, args)
-            heatmaps = model_heatmaps(backbone, scenes)
-            entry["model_source"] = (
-                str(args.checkpoint) if loaded is not None else f"SimCLR, {args.epochs} epoch{'s' * (args.epochs > 1)}"
-            )
-            entry["model_boxes"] = {}
-            for threshold in args.thresholds:
-                sets, localization = model_sets(heatmaps, scenes, threshold)
-                source = f"model k={threshold:g}"
-                entry[source] = measure_strategies(scenes, sets, args.pairs_per_image, args.alpha, args.seed)
-                entry["model_boxes"][source] = localization
-        results["settings"][setting.name] = entry
+        results["settings"][setting.name] = _measure_setting(setting, number, args, variants, loaded)
     results["goals"] = check_goals(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
 
@@ -274,6 +220,68 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_text(json.dumps(results, indent=1))
         print(f"\nwrote {args.out}")
     return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """``--quick`` sizes, then every size positive and every threshold in ``[0, 1)``."""
+    if args.quick:
+        args.images, args.pairs_per_image, args.epochs = min(args.images, 64), min(args.pairs_per_image, 4), 1
+        args.batch_size = min(args.batch_size, 32)
+    for name in ("images", "pairs_per_image", "image_size", "epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+    bad = [k for k in args.thresholds if not 0.0 <= k < 1.0]
+    if bad:
+        raise ValueError(f"--thresholds must lie in [0, 1); got {bad}")
+    if args.checkpoint is not None and args.no_model:
+        raise ValueError("--checkpoint and --no-model exclude each other")
+
+
+def _load_backbone(path: Path) -> nn.Module:
+    loaded = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(loaded, nn.Module):
+        raise TypeError(
+            f"--checkpoint {path} holds a {type(loaded).__name__}; expected a torch.save'd backbone "
+            "nn.Module mapping images (B, 3, H, W) to features"
+        )
+    return loaded
+
+
+def _measure_setting(
+    setting: Setting, number: int, args: argparse.Namespace, variants: dict[str, CropStrategy], loaded: nn.Module | None
+) -> dict[str, Any]:
+    """Pair quality of one scene setting with oracle boxes (and variants), then with the model's boxes."""
+    scenes = generate_scenes(
+        int(args.images),
+        image_size=int(args.image_size),
+        objects_per_image=setting.objects_per_image,
+        object_area=setting.object_area,
+        seed=int(args.seed) + number,
+    )
+    entry: dict[str, Any] = {
+        "objects_per_image": list(setting.objects_per_image),
+        "object_area": list(setting.object_area),
+        "images": len(scenes),
+        "oracle": measure_strategies(scenes, oracle_sets(scenes), args.pairs_per_image, args.alpha, args.seed),
+    }
+    if variants:
+        entry["oracle"].update(
+            measure_strategies(scenes, oracle_sets(scenes, variants), args.pairs_per_image, args.alpha, args.seed, variants)
+        )
+    if args.no_model:
+        return entry
+    backbone = loaded if loaded is not None else pretrain_backbone(scenes, args)
+    heatmaps = model_heatmaps(backbone, scenes)
+    entry["model_source"] = (
+        str(args.checkpoint) if loaded is not None else f"SimCLR, {args.epochs} epoch{'s' * (args.epochs > 1)}"
+    )
+    entry["model_boxes"] = {}
+    for threshold in args.thresholds:
+        sets, localization = model_sets(heatmaps, scenes, threshold)
+        source = f"model k={threshold:g}"
+        entry[source] = measure_strategies(scenes, sets, args.pairs_per_image, args.alpha, args.seed)
+        entry["model_boxes"][source] = localization
+    return entry
 
 
 def markdown(results: dict[str, Any]) -> str:

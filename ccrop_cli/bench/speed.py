@@ -30,6 +30,7 @@ from torch import Tensor
 from torchvision.transforms import RandomResizedCrop
 
 from ccrop_plugins import ContrastiveCrop, get_localizer, heatmaps_from_features
+from ccrop_plugins.box_sets import WHOLE_IMAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,7 @@ def reference_bbox(heatmaps: Tensor, threshold: float = 0.1) -> Tensor:
         rows = torch.nonzero(row_hits).view(-1)
         cols = torch.nonzero(col_hits).view(-1)
         if len(rows) == 0:
-            boxes.append(torch.tensor([0.0, 0.0, 1.0, 1.0]))
+            boxes.append(torch.tensor(WHOLE_IMAGE))
             continue
         y0, y1 = rows[[0, -1]] / height
         x0, x1 = cols[[0, -1]] / width
@@ -100,12 +101,26 @@ def _maps(count: int, feature_size: int, size: int, seed: int) -> Tensor:
     return heatmaps_from_features(features + blob, size=size)
 
 
+Row = tuple[str, str, str, str]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows: list[tuple[str, str, str, str]] = []
+    rows = [_crop_row(args), *_bbox_rows(args), *_components_rows(args)]
+    print(
+        f"ccrop bench speed: torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
+        f"{platform.machine()}, median of {args.rounds} interleaved rounds\n"
+    )
+    print("| measure | result | target | detail |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
 
-    # 1. One view: ContrastiveCrop with a box set vs RandomResizedCrop, same image, same size.
+
+def _crop_row(args: argparse.Namespace) -> Row:
+    """One view: ContrastiveCrop with a box set vs RandomResizedCrop, same image, same size."""
     image = _scene_image(args.seed)
     boxes = torch.tensor([[0.20, 0.15, 0.65, 0.80], [0.55, 0.30, 0.95, 0.70]])
     scores = torch.tensor([2.0, 1.0])
@@ -121,17 +136,18 @@ def run(args: argparse.Namespace) -> int:
     crop_ratio = _median_ratio(crop_times["ccrop"], crop_times["rrc"])
     per_view = statistics.median(crop_times["ccrop"]) / args.crops * 1e6
     per_rrc = statistics.median(crop_times["rrc"]) / args.crops * 1e6
-    rows.append(
-        (
-            "ContrastiveCrop view / RandomResizedCrop (500x375 PIL -> 224)",
-            f"{crop_ratio:.3f}",
-            "<= 1.05",
-            f"{per_view:.0f} us vs {per_rrc:.0f} us per view",
-        )
+    return (
+        "ContrastiveCrop view / RandomResizedCrop (500x375 PIL -> 224)",
+        f"{crop_ratio:.3f}",
+        "<= 1.05",
+        f"{per_view:.0f} us vs {per_rrc:.0f} us per view",
     )
 
-    # 2. bbox vs the reference per-map loop, on the same heatmaps (heatmaps not timed).
+
+def _bbox_rows(args: argparse.Namespace) -> list[Row]:
+    """bbox vs the reference per-map loop, on the same heatmaps (heatmaps not timed)."""
     bbox = get_localizer("bbox", threshold=0.1)
+    rows = []
     for count, feature_size, size, target in ((512, 4, 32, 20.0), (256, 7, 224, 5.0)):
         maps = _maps(count, feature_size, size, args.seed)
         ours = bbox(maps).boxes[:, 0]
@@ -150,25 +166,20 @@ def run(args: argparse.Namespace) -> int:
                 f"{statistics.median(times['bbox']) * 1e3:.1f} ms vs {statistics.median(times['reference']) * 1e3:.1f} ms",
             )
         )
+    return rows
 
-    # 3. components throughput at 224x224.
+
+def _components_rows(args: argparse.Namespace) -> list[Row]:
+    """components throughput at 224x224, pooled (default) and exact labelling."""
     maps = _maps(256, 7, 224, args.seed + 1)
     pooled = get_localizer("components")
     exact = get_localizer("components", label_resolution=None)
     times = _interleaved({"pooled": lambda: pooled(maps), "exact": lambda: exact(maps)}, args.rounds)
+    rows = []
     for name, label, aim in (
         ("pooled", f"components maps/s at 224x224 (label_resolution={pooled.label_resolution})", ">= 5000"),
         ("exact", "components maps/s at 224x224 (label_resolution=None, exact)", "-"),
     ):
         rate = len(maps) / statistics.median(times[name])
         rows.append((label, f"{rate:,.0f}", aim, f"{statistics.median(times[name]) * 1e3:.1f} ms per 256 maps"))
-
-    print(
-        f"ccrop bench speed: torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
-        f"{platform.machine()}, median of {args.rounds} interleaved rounds\n"
-    )
-    print("| measure | result | target | detail |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    return 0
+    return rows

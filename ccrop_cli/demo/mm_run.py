@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ccrop_cli.demo.config import DemoConfig, DemoRun
+from ccrop_cli.experiment.store_snapshot import box_lists, snapshot
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mmpretrain" / "simclr_resnet18_ccrop-multiobj_cpu_scenes.py"
 BASE_CHANNELS = 32
@@ -40,9 +41,7 @@ def _recorder_hook() -> type:
             hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
             if hook.store is not None and hook.store.version != self._version:
                 self._version = hook.store.version
-                store = hook.store
-                boxes = [store.get(i)[0] if store.get(i) is not None else torch.tensor([[0.0, 0.0, 1.0, 1.0]])
-                         for i in range(len(store))]
+                boxes = box_lists(snapshot(hook.store))
                 self.refreshes.append((runner.epoch, hook.last_stats.as_dict(), boxes))
             self.epoch_seconds.append(time.perf_counter() - self._started)
 

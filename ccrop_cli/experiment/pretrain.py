@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +38,7 @@ from ccrop_lightly import (
 from ccrop_plugins import BoxSets, BoxStore, RefreshStats
 
 from ccrop_cli.experiment.backbones import BACKBONES, build_backbone
+from ccrop_cli.experiment.store_snapshot import snapshot
 from ccrop_cli.experiment.strategies import CropStrategy, get_strategy
 
 MAX_BOXES = 4
@@ -106,12 +107,14 @@ RefreshCallback = Callable[[RefreshRecord], None]
 
 
 class WarmupAwareViews(CCropMultiViewTransform):
-    """The strategy's views once a sample has boxes, RandomResizedCrop's before (the paper's warm-up).
+    """The strategy's views once a sample has boxes, ``warmup``'s views (RandomResizedCrop) before.
 
-    Without boxes a :class:`~ccrop_plugins.ContrastiveCrop` draws its area relative to the
-    image; for a box-scaled strategy (``scale=(1, 4)`` of the *box*) that would be 1-4x the
-    image, i.e. always the whole image. Warm-up views must be plain RandomResizedCrop, so
-    samples without boxes get ``warmup``'s views.
+    The study compares strategies that differ only after the first refresh, so every
+    strategy's warm-up views must be the same RandomResizedCrop (20-100 % of the image).
+    A box-scaled strategy (``scale=(1, 4)`` of the *box*) without boxes takes the image as
+    the box and the core shrinks that reference so crops are 25-100 % of the image
+    (``ContrastiveCrop._box_reference``): a sensible default for users, but not
+    RandomResizedCrop's warm-up. Samples without boxes therefore get ``warmup``'s views.
 
     Input / output: as :class:`~ccrop_lightly.CCropMultiViewTransform`.
     """
@@ -132,7 +135,7 @@ def simclr_views(strategy: CropStrategy, image_size: int, alpha: float) -> CCrop
     The steps after the crop are lightly's SimCLR view steps with the CIFAR-size settings of
     lightly's examples (colour jitter strength 0.5, no blur at 32-64 px). Both views crop
     around the same box (pair-consistent); samples without boxes (warm-up) get
-    RandomResizedCrop views with scale ``(0.2, 1.0)`` of the image.
+    RandomResizedCrop views with scale ``(0.2, 1.0)`` of the image (:class:`WarmupAwareViews`).
     """
     steps = CCropSimCLRViewTransform(input_size=image_size, cj_strength=0.5, gaussian_blur=0.0).transform
 
@@ -157,31 +160,11 @@ def _check_positive(**values: int) -> None:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
 
 
-def pretrain_simclr(
-    data_root: str | Path,
-    strategy: str | CropStrategy,
-    *,
-    backbone: str = "convnet",
-    image_size: int = 64,
-    refresh_size: int | None = None,
-    epochs: int = 10,
-    batch_size: int = 128,
-    warmup_epochs: int = 4,
-    interval: int = 2,
-    threshold: float = 0.1,
-    alpha: float = 0.6,
-    learning_rate: float = 2e-3,
-    seed: int = 0,
-    num_workers: int = 2,
-    progress: bool = True,
-    on_refresh: RefreshCallback | None = None,
-) -> PretrainResult:
-    """Pre-train SimCLR on an image folder with one crop strategy, on the CPU.
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The sizes and hyper-parameters of one :func:`pretrain_simclr` run (validated on creation).
 
-    Args:
-        data_root: an image folder (``root/<class>/<image>``), e.g. written by
-            ``ccrop_scenes.write_image_folder``; labels are not used.
-        strategy: ``rrc``, ``paper``, ``multi``, ``multi-box`` (see ``ccrop_cli.experiment.strategies``).
+    Attributes:
         backbone: ``convnet`` (4 layers, fast) or ``resnet18`` (CIFAR stem).
         image_size: side of the square views; images are cropped from their stored size.
         refresh_size: side the un-augmented images are resized to for the box refresh
@@ -197,8 +180,73 @@ def pretrain_simclr(
             than the paper's SGD: these runs are a few epochs long).
         seed: seeds the weights, the shuffling and every augmentation.
         num_workers: DataLoader workers (persistent across epochs; 0 loads in this process).
+
+    Raises:
+        ValueError: for an unknown backbone or a value outside its range, naming it.
+    """
+
+    backbone: str = "convnet"
+    image_size: int = 64
+    refresh_size: int | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    warmup_epochs: int = 4
+    interval: int = 2
+    threshold: float = 0.1
+    alpha: float = 0.6
+    learning_rate: float = 2e-3
+    seed: int = 0
+    num_workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; available: {', '.join(BACKBONES)}")
+        _check_positive(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size, interval=self.interval)
+        if self.refresh_size is not None:
+            _check_positive(refresh_size=self.refresh_size)
+        if int(self.warmup_epochs) != self.warmup_epochs or self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be an integer >= 0; got {self.warmup_epochs!r}")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"threshold must lie in [0, 1); got {self.threshold}")
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be positive; got {self.alpha}")
+
+
+@dataclass
+class _Training:
+    """Everything one run builds before its first epoch."""
+
+    dataset: LightlyDataset
+    store: BoxStore
+    loader: DataLoader
+    model: SimCLR
+    feature_dim: int
+    refresher: BoxRefresher | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    criterion: nn.Module
+
+
+def pretrain_simclr(
+    data_root: str | Path,
+    strategy: str | CropStrategy,
+    config: PretrainConfig | None = None,
+    *,
+    progress: bool = True,
+    on_refresh: RefreshCallback | None = None,
+    **overrides: Any,
+) -> PretrainResult:
+    """Pre-train SimCLR on an image folder with one crop strategy, on the CPU.
+
+    Args:
+        data_root: an image folder (``root/<class>/<image>``), e.g. written by
+            ``ccrop_scenes.write_image_folder``; labels are not used.
+        strategy: ``rrc``, ``paper``, ``multi``, ``multi-box`` (see ``ccrop_cli.experiment.strategies``).
+        config: the run's :class:`PretrainConfig` (default: its defaults).
         progress: show progress bars.
         on_refresh: called with each :class:`RefreshRecord` right after its refresh.
+        **overrides: :class:`PretrainConfig` fields replacing ``config``'s, e.g.
+            ``pretrain_simclr(root, "multi", epochs=2, image_size=32)``.
 
     Returns:
         :class:`PretrainResult`; ``refreshes`` is empty for ``rrc``.
@@ -206,101 +254,106 @@ def pretrain_simclr(
     Raises:
         ValueError: for an unknown strategy or backbone, a non-positive size, or a
             ``batch_size`` larger than the dataset.
+        TypeError: for an override that is not a :class:`PretrainConfig` field.
     """
     strategy = get_strategy(strategy) if isinstance(strategy, str) else strategy
     if not isinstance(strategy, CropStrategy):
         raise TypeError(f"strategy must be a name or a CropStrategy; got {type(strategy).__name__}")
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; available: {', '.join(BACKBONES)}")
-    _check_positive(image_size=image_size, epochs=epochs, batch_size=batch_size, interval=interval)
-    if refresh_size is not None:
-        _check_positive(refresh_size=refresh_size)
-    if int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be an integer >= 0; got {warmup_epochs!r}")
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"threshold must lie in [0, 1); got {threshold}")
-    if not alpha > 0:
-        raise ValueError(f"alpha must be positive; got {alpha}")
+    config = _with_overrides(config or PretrainConfig(), overrides)
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise ValueError(f"data_root {str(data_root)!r} is not a directory (expected root/<class>/<image>)")
+    training = _build(data_root, strategy, config)
+    result = PretrainResult(
+        backbone=training.model.backbone,
+        feature_dim=training.feature_dim,
+        strategy=strategy.name,
+        filenames=training.dataset.get_filenames(),
+    )
+    training.model.train()
+    for epoch in range(config.epochs):
+        _train_epoch(training, epoch, config.epochs, result, progress, label=strategy.name)
+        if training.refresher is not None:
+            _maybe_refresh(training.refresher, training.store, epoch, result, on_refresh)
+    training.model.eval()
+    return result
 
-    torch.manual_seed(seed)
+
+def _with_overrides(config: PretrainConfig, overrides: dict[str, Any]) -> PretrainConfig:
+    known = {f.name for f in fields(PretrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"pretrain_simclr() got unknown options {unknown}; PretrainConfig fields: {', '.join(sorted(known))}")
+    return replace(config, **overrides) if overrides else config
+
+
+def _build(data_root: Path, strategy: CropStrategy, config: PretrainConfig) -> _Training:
+    """Dataset, store, loader, model, refresher and optimiser, seeded in this order."""
+    torch.manual_seed(config.seed)
     dataset = LightlyDataset(str(data_root))
-    if batch_size > len(dataset):
-        raise ValueError(f"batch_size {batch_size} exceeds the {len(dataset)} images in {data_root}")
+    if config.batch_size > len(dataset):
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(dataset)} images in {data_root}")
     store = BoxStore(len(dataset), max_boxes=MAX_BOXES)
-    transform = simclr_views(strategy, image_size, alpha)
     loader = DataLoader(
         dataset,
-        batch_size=batch_size,
+        batch_size=config.batch_size,
         shuffle=True,
         drop_last=True,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        collate_fn=CCropCollate(transform, store, dataset=dataset),
+        num_workers=config.num_workers,
+        persistent_workers=config.num_workers > 0,
+        collate_fn=CCropCollate(simclr_views(strategy, config.image_size, config.alpha), store, dataset=dataset),
         worker_init_fn=_seed_worker,
-        generator=torch.Generator().manual_seed(seed),
+        generator=torch.Generator().manual_seed(config.seed),
     )
-    net, feature_dim = build_backbone(backbone, seed)
+    net, feature_dim = build_backbone(config.backbone, config.seed)
     model = SimCLR(net, feature_dim)
     refresher = None
     if strategy.uses_boxes:
         refresher = BoxRefresher(
             store,
             feature_extractor(model.backbone),
-            make_refresh_loader(dataset, refresh_size or image_size, batch_size=256),
-            warmup_epochs=warmup_epochs,
-            interval=interval,
-            max_epochs=epochs,
-            threshold=threshold,
+            make_refresh_loader(dataset, config.refresh_size or config.image_size, batch_size=256),
+            warmup_epochs=config.warmup_epochs,
+            interval=config.interval,
+            max_epochs=config.epochs,
+            threshold=config.threshold,
             localizer=strategy.localizer,
             localizer_options=dict(strategy.localizer_options),
         )
     criterion = NTXentLoss(temperature=0.2)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-    steps = epochs * len(loader)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
-
-    result = PretrainResult(
-        backbone=model.backbone, feature_dim=feature_dim, strategy=strategy.name, filenames=dataset.get_filenames()
-    )
-    model.train()
-    for epoch in range(epochs):
-        started = time.perf_counter()
-        total, batches = 0.0, 0
-        bar = tqdm(
-            loader, desc=f"{strategy.name} epoch {epoch + 1}/{epochs}", unit="batch", leave=False, disable=not progress
-        )
-        for (view_a, view_b), _targets, _keys in bar:
-            loss = criterion(model(view_a), model(view_b))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach())
-            batches += 1
-            result.views += 2 * len(view_a)
-            bar.set_postfix(loss=f"{total / batches:.3f}")
-        result.train_seconds += time.perf_counter() - started
-        result.epoch_losses.append(total / max(batches, 1))
-        if refresher is not None:
-            started = time.perf_counter()
-            stats = refresher.maybe_refresh(epoch)
-            result.refresh_seconds += time.perf_counter() - started
-            if stats is not None:
-                record = RefreshRecord(epoch=epoch, stats=stats, box_sets=_snapshot(store))
-                result.refreshes.append(record)
-                if on_refresh is not None:
-                    on_refresh(record)
-    model.eval()
-    return result
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs * len(loader), 1))
+    return _Training(dataset, store, loader, model, feature_dim, refresher, optimizer, scheduler, criterion)
 
 
-def _snapshot(store: BoxStore) -> BoxSets:
-    """A copy of every sample's box set (a store entry with no boxes yet becomes the whole image)."""
-    counts = store.counts.long().clamp(min=1)
-    boxes = store.boxes.clone()
-    empty = store.counts == 0
-    boxes[empty, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
-    return BoxSets(boxes=boxes, scores=store.scores.clone(), counts=counts, fallback=empty.clone())
+def _train_epoch(training: _Training, epoch: int, epochs: int, result: PretrainResult, progress: bool, label: str) -> None:
+    """One pass over the loader; adds the epoch's time, mean loss and view count to ``result``."""
+    started = time.perf_counter()
+    total, batches = 0.0, 0
+    bar = tqdm(training.loader, desc=f"{label} epoch {epoch + 1}/{epochs}", unit="batch", leave=False, disable=not progress)
+    for (view_a, view_b), _targets, _keys in bar:
+        loss = training.criterion(training.model(view_a), training.model(view_b))
+        training.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        training.optimizer.step()
+        training.scheduler.step()
+        total += float(loss.detach())
+        batches += 1
+        result.views += 2 * len(view_a)
+        bar.set_postfix(loss=f"{total / batches:.3f}")
+    result.train_seconds += time.perf_counter() - started
+    result.epoch_losses.append(total / max(batches, 1))
+
+
+def _maybe_refresh(
+    refresher: BoxRefresher, store: BoxStore, epoch: int, result: PretrainResult, on_refresh: RefreshCallback | None
+) -> None:
+    """The refresher's turn after ``epoch``; a refresh that ran is recorded in ``result``."""
+    started = time.perf_counter()
+    stats = refresher.maybe_refresh(epoch)
+    result.refresh_seconds += time.perf_counter() - started
+    if stats is not None:
+        record = RefreshRecord(epoch=epoch, stats=stats, box_sets=snapshot(store))
+        result.refreshes.append(record)
+        if on_refresh is not None:
+            on_refresh(record)

@@ -172,17 +172,22 @@ def draw_view_pairs(
             colour = PAIR_COLOURS[number % len(PAIR_COLOURS)]
             for side, (view, style) in enumerate(((view_a, "-"), (view_b, "--"))):
                 _rectangle(overview, _as_boxes([view])[0], width, height, colour, style, 2.0)
-                ax = axes[row, 1 + 2 * number + side]
-                ax.imshow(_cut(image, view), interpolation="nearest", aspect="auto")
-                for spine in ax.spines.values():
-                    spine.set_visible(True)
-                    spine.set_edgecolor(colour)
-                    spine.set_linewidth(3.0)
-                    spine.set_linestyle(style)
-                if row == 0:
-                    ax.set_title(f"pair {number + 1} {'ab'[side]}", fontsize=7)
+                title = f"pair {number + 1} {'ab'[side]}" if row == 0 else None
+                _draw_view(axes[row, 1 + 2 * number + side], _cut(image, view), colour, style, title)
     figure.subplots_adjust(left=left, right=right, top=top, bottom=bottom, wspace=gap, hspace=1.5 * gap)
     return _save(figure, path, tight=False)
+
+
+def _draw_view(ax: Axes, crop: np.ndarray, colour: str, style: str, title: str | None) -> None:
+    """One cropped view, framed in its pair's colour and line style."""
+    ax.imshow(crop, interpolation="nearest", aspect="auto")
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(3.0)
+        spine.set_linestyle(style)
+    if title is not None:
+        ax.set_title(title, fontsize=7)
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:

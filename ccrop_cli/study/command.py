@@ -30,7 +30,7 @@ from ccrop_scenes import load_annotations
 from ccrop_cli.experiment.backbones import build_backbone
 from ccrop_cli.experiment.evaluation import evaluate_backbone
 from ccrop_cli.experiment.pair_quality import box_recall, oracle_box_sets, pair_quality, sample_view_pairs
-from ccrop_cli.experiment.pretrain import PretrainResult, RefreshRecord, pretrain_simclr
+from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, RefreshRecord, pretrain_simclr
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.study.report import write_plots, write_table
@@ -74,6 +74,22 @@ class StudyConfig:
     threshold: float = 0.5
     alpha: float = 0.6
     num_workers: int = 2
+
+    def pretrain_config(self, seed: int) -> PretrainConfig:
+        """One run's :class:`~ccrop_cli.experiment.pretrain.PretrainConfig` (validated)."""
+        return PretrainConfig(
+            backbone=self.backbone,
+            image_size=self.image_size,
+            refresh_size=self.refresh_size,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            warmup_epochs=self.warmup_epochs,
+            interval=self.interval,
+            threshold=self.threshold,
+            alpha=self.alpha,
+            seed=seed,
+            num_workers=self.num_workers,
+        )
 
     def validate(self) -> None:
         for name in self.settings:
@@ -203,22 +219,7 @@ def _one_run(
 ) -> dict[str, Any]:
     strategy = get_strategy(strategy_name)
     began = time.perf_counter()
-    result: PretrainResult = pretrain_simclr(
-        train_root,
-        strategy,
-        backbone=config.backbone,
-        image_size=config.image_size,
-        refresh_size=config.refresh_size,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        warmup_epochs=config.warmup_epochs,
-        interval=config.interval,
-        threshold=config.threshold,
-        alpha=config.alpha,
-        seed=seed,
-        num_workers=config.num_workers,
-        progress=not args.no_progress,
-    )
+    result: PretrainResult = pretrain_simclr(train_root, strategy, config.pretrain_config(seed), progress=not args.no_progress)
     accuracy = evaluate_backbone(result.backbone, train_root, test_root, config.image_size)
     # Warm-up views are RandomResizedCrop's: the false-positive rate before any refresh.
     warmup_quality = _pair_quality(config, "rrc", None, gt, seed)

@@ -68,6 +68,13 @@ def test_warm_up_views_are_random_resized_crops_for_every_strategy():
         assert (warmup_crop.scale, warmup_crop.scale_reference) == ((0.2, 1.0), "image")
         boxed_crop = views.transforms[0].crop
         assert (boxed_crop.scale, boxed_crop.scale_reference) == (strategy.scale, strategy.scale_reference)
-        # Without boxes the box-scaled crop (1-4x the box) would be the whole image every time.
         params = [warmup_crop.make_params((64, 64)) for _ in range(20)]
         assert any(p["height"] * p["width"] < 64 * 64 for p in params)
+        # Without boxes the box-scaled crop takes the image as the box and crops 25-100 % of it
+        # (the core's _box_reference): not RandomResizedCrop's 20-100 %, hence the warm-up views.
+        generator = torch.Generator().manual_seed(0)
+        areas = [boxed_crop.make_params((64, 64), generator=generator) for _ in range(200)]
+        smallest = min(p["height"] * p["width"] for p in areas) / (64 * 64)
+        assert smallest >= (0.18 if strategy.scale_reference == "image" else 0.22)
+        if strategy.scale_reference == "box":
+            assert smallest < 0.35

@@ -1,0 +1,217 @@
+"""The package layout: every module imports, no import cycle, the core stays framework- and program-free.
+
+Two checks, both fast:
+
+- a fresh interpreter imports every module of the tree (the core, the scene generator, the
+  programs and both adapters), and a second one imports only ``ccrop_plugins`` and lists the
+  framework or program modules that came with it;
+- a static check of the ``import`` statements (``ast``), also those inside functions, so a cycle
+  hidden behind a lazy import is found too: the module graph has no cycle, and no core module
+  (``ccrop_plugins``) imports a framework, an adapter or a program package.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# (import root, package) pairs: ``adapters/`` is a source root of its own.
+PACKAGES = {
+    "ccrop_plugins": REPO,
+    "ccrop_scenes": REPO,
+    "ccrop_cli": REPO,
+    "ccrop_lightly": REPO / "adapters",
+    "ccrop_mm": REPO / "adapters",
+}
+FRAMEWORKS = {"lightly", "pytorch_lightning", "lightning", "mmengine", "mmpretrain", "mmselfsup", "mmcv", "mmcls"}
+NOT_FOR_THE_CORE = FRAMEWORKS | {"ccrop_cli", "ccrop_scenes", "ccrop_lightly", "ccrop_mm"}
+# The one core module allowed to name a program package: the deprecated alias of the scene
+# generator's old path, which ``import ccrop_plugins`` never loads (checked below).
+DEPRECATED_ALIASES = {"ccrop_plugins.scenes": {"ccrop_scenes"}}
+
+
+def module_files(packages: dict[str, Path] = PACKAGES) -> dict[str, Path]:
+    """Dotted module name -> file, for every ``.py`` file of ``packages``."""
+    modules = {}
+    for package, root in packages.items():
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imported_names(module: str, path: Path) -> set[str]:
+    """Absolute dotted names that ``module``'s import statements name (any depth, not TYPE_CHECKING).
+
+    ``from pkg import name`` gives ``pkg.name`` (a module or an attribute of ``pkg``).
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    skipped = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for child in block.body
+        for node in ast.walk(child)
+    }
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            names.update(f"{base}.{alias.name}" if alias.name != "*" else base for alias in node.names)
+    return names
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the modules of the tree it imports (``from pkg import name`` counts as ``pkg``
+    unless ``pkg.name`` is a module)."""
+    graph = {}
+    for module, path in modules.items():
+        targets = set()
+        for name in imported_names(module, path):
+            if name in modules:
+                targets.add(name)
+            elif name.rpartition(".")[0] in modules:
+                targets.add(name.rpartition(".")[0])
+        targets.discard(module)
+        graph[module] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def core_violations(modules: dict[str, Path]) -> list[str]:
+    """``core module -> forbidden import`` for every core import of a framework, adapter or program."""
+    problems = []
+    for module, path in modules.items():
+        if module.split(".")[0] != "ccrop_plugins":
+            continue
+        allowed = DEPRECATED_ALIASES.get(module, set())
+        for name in sorted(imported_names(module, path)):
+            top = name.split(".")[0]
+            if top in NOT_FOR_THE_CORE and top not in allowed:
+                problems.append(f"{module} -> {name}")
+    return problems
+
+
+# -- the tree ------------------------------------------------------------------------------------
+def test_every_module_imports_in_a_fresh_interpreter():
+    modules = sorted(module_files())
+    script = (
+        "import importlib, json, sys, traceback, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "failed = {}\n"
+        f"for name in {modules!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except BaseException:\n"
+        "        failed[name] = traceback.format_exc(limit=3)\n"
+        "print(json.dumps(failed))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    failed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert failed == {}, "\n".join(f"{name}:\n{error}" for name, error in failed.items())
+
+
+def test_importing_the_core_loads_no_framework_and_no_program():
+    script = (
+        "import json, sys\n"
+        "import ccrop_plugins\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "ccrop_plugins" in loaded
+    assert sorted(loaded & NOT_FOR_THE_CORE) == []
+
+
+def test_the_tree_has_no_import_cycle():
+    graph = import_graph(module_files())
+    assert "ccrop_cli.demo.command" in graph and "ccrop_scenes.generator" in graph  # the walk saw the tree
+    assert cycles(graph) == []
+
+
+def test_the_core_imports_no_framework_adapter_or_program():
+    assert core_violations(module_files()) == []
+
+
+# -- the checks themselves can fail --------------------------------------------------------------
+@pytest.fixture
+def bad_tree(tmp_path: Path) -> dict[str, Path]:
+    files = {
+        "ccrop_plugins/__init__.py": "from .crop import crop\n",
+        "ccrop_plugins/crop.py": "def crop():\n    from . import heatmaps  # lazy, still a cycle\n",
+        "ccrop_plugins/heatmaps.py": "from ccrop_plugins.crop import crop\nimport mmengine.config\n",
+        "ccrop_plugins/scenes.py": "from ccrop_scenes import generate\n",
+        "ccrop_plugins/plot.py": "import typing\nif typing.TYPE_CHECKING:\n    import ccrop_cli\nfrom ccrop_scenes import x\n",
+        "ccrop_cli/__init__.py": "",
+        "ccrop_cli/demo.py": "from ccrop_cli import demo_mm\n",
+        "ccrop_cli/demo_mm.py": "from .demo import Config\n",
+        "ccrop_scenes/__init__.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return module_files({"ccrop_plugins": tmp_path, "ccrop_cli": tmp_path, "ccrop_scenes": tmp_path})
+
+
+def test_the_checks_find_cycles_and_forbidden_imports(bad_tree):
+    assert sorted(cycles(import_graph(bad_tree))) == [
+        ["ccrop_cli.demo", "ccrop_cli.demo_mm"],
+        ["ccrop_plugins.crop", "ccrop_plugins.heatmaps"],
+    ]
+    # The TYPE_CHECKING import is not one; the alias may name the scene package, nothing else may.
+    assert core_violations(bad_tree) == [
+        "ccrop_plugins.heatmaps -> mmengine.config",
+        "ccrop_plugins.plot -> ccrop_scenes.x",
+    ]
