@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
-SUPPORTED_LIGHTLY = ">=1.5.14,<1.7"
-"""The Lightly releases the adapter supports: 1.5.14 is the first with every module it imports
-(``lightly.transforms.torchvision_v2_compatibility``); the tests run on 1.6.0
-(``requirements/constraints.txt``). Keep in step with the ``lightly`` extra in ``pyproject.toml``."""
+SUPPORTED_LIGHTLY = ">=1.5.23,<1.7"
+"""The Lightly releases the adapter is tested with: ``tests/lightly`` passes on 1.6.0 (the exact set of
+``requirements/constraints.txt``) and on 1.5.23, the first release whose ``LightlyDataset`` imports
+beside torchvision >= 0.26 (1.5.14 is the first with every module the adapter imports, but its
+``lightly.data`` fails on torchvision 0.29). Keep in step with the ``lightly`` extra in ``pyproject.toml``
+(a test does)."""
 
-_LOWEST, _BELOW = (1, 5, 14), (1, 7, 0)
+_LOWEST, _BELOW = (1, 5, 23), (1, 7, 0)
 
 
 def installed_lightly_version() -> str | None:

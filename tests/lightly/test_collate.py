@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 import torch
-from lightly.data import LightlyDataset, MultiViewCollate
+from lightly.data import LightlyDataset
+from lightly.data.multi_view_collate import MultiViewCollate  # the path of both 1.5 and 1.6
 from lightly.transforms import SimCLRTransform
 from PIL import Image
 from torch.utils.data import DataLoader
