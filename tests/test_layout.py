@@ -2,9 +2,9 @@
 
 Two checks, both fast:
 
-- a fresh interpreter imports every module of the tree (the core, the scene generator, the
-  programs and both adapters), and a second one imports only ``ccrop_plugins`` and lists the
-  framework or program modules that came with it;
+- a fresh interpreter imports ``ccrop_plugins`` (and lists the framework or program modules
+  that came with it), then every module of the tree: the core, the scene generator, the
+  programs and both adapters;
 - a static check of the ``import`` statements (``ast``), also those inside functions, so a cycle
   hidden behind a lazy import is found too: the module graph has no cycle, and no core module
   (``ccrop_plugins``) imports a framework, an adapter or a program package.
@@ -143,35 +143,37 @@ def core_violations(modules: dict[str, Path]) -> list[str]:
 
 
 # -- the tree ------------------------------------------------------------------------------------
-def test_every_module_imports_in_a_fresh_interpreter():
+@pytest.fixture(scope="module")
+def fresh_imports() -> dict:
+    """One fresh interpreter: the top-level modules ``import ccrop_plugins`` loads, then every
+    module of the tree imported (name -> traceback of those that failed)."""
     modules = sorted(module_files())
     script = (
         "import importlib, json, sys, traceback, warnings\n"
         "warnings.simplefilter('ignore')\n"
+        "import ccrop_plugins\n"
+        "core_loads = sorted({name.split('.')[0] for name in sys.modules})\n"
         "failed = {}\n"
         f"for name in {modules!r}:\n"
         "    try:\n"
         "        importlib.import_module(name)\n"
         "    except BaseException:\n"
         "        failed[name] = traceback.format_exc(limit=3)\n"
-        "print(json.dumps(failed))\n"
+        "print(json.dumps({'core_loads': core_loads, 'failed': failed}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    failed = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_module_imports_in_a_fresh_interpreter(fresh_imports):
+    failed = fresh_imports["failed"]
     assert failed == {}, "\n".join(f"{name}:\n{error}" for name, error in failed.items())
 
 
-def test_importing_the_core_loads_no_framework_and_no_program():
-    script = (
-        "import json, sys\n"
-        "import ccrop_plugins\n"
-        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert "ccrop_plugins" in loaded
+def test_importing_the_core_loads_no_framework_and_no_program(fresh_imports):
+    loaded = set(fresh_imports["core_loads"])
+    assert "ccrop_plugins" in loaded and "torch" in loaded
     assert sorted(loaded & NOT_FOR_THE_CORE) == []
 
 
