@@ -64,8 +64,9 @@ class Scenes:
 
     Attributes:
         images: ``uint8`` array ``(N, H, W, 3)``, RGB.
-        labels: ``int64`` array ``(N,)``; the class of every object in the
-            image, in ``[0, len(class_names))``.
+        labels: ``int64`` array ``(N,)``; the image label in
+            ``[0, len(class_names))``: the class of every object in the image,
+            or with ``mixed_classes`` the class of its largest object.
         boxes: ``N`` ``float32`` arrays of shape ``(k_i, 4)``: tight boxes
             ``[x0, y0, x1, y1]`` of the ``k_i`` instances of image ``i``,
             normalised to ``[0, 1]`` by image width and height.
@@ -74,6 +75,10 @@ class Scenes:
         masks: ``uint8`` array ``(N, H, W)`` of instance ids: ``0`` is
             background and ``j + 1`` marks the pixels of instance
             ``boxes[i][j]``.
+        object_labels: ``N`` ``int64`` arrays ``(k_i,)``: the class of every
+            instance, aligned with ``boxes``. Without ``mixed_classes`` every
+            entry equals the image label; ``None`` at construction means
+            exactly that.
     """
 
     images: np.ndarray
@@ -81,6 +86,13 @@ class Scenes:
     boxes: list[np.ndarray]
     class_names: list[str]
     masks: np.ndarray
+    object_labels: list[np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if self.object_labels is None:
+            self.object_labels = [
+                np.full(len(boxes), label, dtype=np.int64) for label, boxes in zip(self.labels, self.boxes)
+            ]
 
     def __len__(self) -> int:
         """Number of images."""
@@ -95,6 +107,7 @@ class _Config:
     objects_per_image: tuple[int, int]
     object_area: tuple[float, float]
     num_classes: int
+    mixed_classes: bool = False
 
 
 @dataclass
@@ -132,12 +145,17 @@ def generate_scenes(
     object_area: tuple[float, float] = (0.10, 0.30),
     num_classes: int = 10,
     seed: int = 0,
+    mixed_classes: bool = False,
 ) -> Scenes:
     """Generate a labelled synthetic dataset of objects on cluttered backgrounds.
 
     Labels are balanced: ``label = i % num_classes``, then shuffled. Each image
     holds a uniform random number of instances in ``objects_per_image``, all
-    of the image's class. Instance ``j`` gets a layout box whose area fraction
+    of the image's class; with ``mixed_classes`` the instances of an image
+    belong to *different* classes instead: the largest (by layout box area)
+    has the image's label, the others distinct classes drawn uniformly from
+    the rest, so an image-level label no longer describes every object
+    (``Scenes.object_labels`` does). Instance ``j`` gets a layout box whose area fraction
     is uniform in ``object_area`` (up to rounding to whole pixels, i.e. a few
     percent for small boxes) with an aspect ratio in ``[2/3, 3/2]``. Its shape
     is rotated by a multiple of 90 degrees plus up to +-30 degrees, then
@@ -166,6 +184,9 @@ def generate_scenes(
         num_classes: Number of classes, ``1..10``; uses the first
             ``num_classes`` entries of :data:`CLASS_NAMES`.
         seed: Non-negative integer seed.
+        mixed_classes: Draw the objects of an image from different classes
+            (needs ``objects_per_image[1] <= num_classes``). The default
+            ``False`` gives byte-identical output to earlier versions.
 
     Returns:
         The generated :class:`Scenes`.
@@ -173,18 +194,20 @@ def generate_scenes(
     Raises:
         ValueError: If an argument is outside its allowed range, or the
             requested objects cannot fit (``max_objects > 1`` and
-            ``max_objects * min_area > 0.5``).
+            ``max_objects * min_area > 0.5``), or ``mixed_classes`` asks for
+            more objects than classes.
         RuntimeError: If non-overlapping placement fails repeatedly (only for
             very crowded settings close to the limit above).
     """
-    config = _validate(num_images, image_size, objects_per_image, object_area, num_classes, seed)
-    images, labels, boxes, masks = _generate(num_images, config, seed, draw_objects=True)
+    config = _validate(num_images, image_size, objects_per_image, object_area, num_classes, seed, mixed_classes)
+    images, labels, boxes, masks, object_labels = _generate(num_images, config, seed, draw_objects=True)
     return Scenes(
         images=images,
         labels=labels,
         boxes=boxes,
         class_names=list(CLASS_NAMES[: config.num_classes]),
         masks=masks,
+        object_labels=object_labels,
     )
 
 
@@ -218,6 +241,7 @@ def _validate(
     object_area: object,
     num_classes: object,
     seed: object,
+    mixed_classes: object = False,
 ) -> _Config:
     """Check every argument of :func:`generate_scenes`.
 
@@ -264,7 +288,14 @@ def _validate(
     seed_int = _as_int("seed", seed)
     if seed_int < 0:
         raise ValueError(f"seed must be >= 0, got {seed_int}")
-    return _Config(size, (lo, hi), (a_lo, a_hi), classes)
+    if not isinstance(mixed_classes, (bool, np.bool_)):
+        raise ValueError(f"mixed_classes must be True or False, got {mixed_classes!r}")
+    if mixed_classes and hi > classes:
+        raise ValueError(
+            f"mixed_classes needs a distinct class per object: objects_per_image[1] = {hi} "
+            f"exceeds num_classes = {classes}"
+        )
+    return _Config(size, (lo, hi), (a_lo, a_hi), classes, bool(mixed_classes))
 
 
 # --------------------------------------------------------------------------
@@ -273,7 +304,7 @@ def _validate(
 
 def _generate(
     num_images: int, config: _Config, seed: int, *, draw_objects: bool
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray]]:
     """Draw labels and counts, then render the images in batches.
 
     Args:
@@ -284,7 +315,8 @@ def _generate(
             same random numbers (used by tests to locate object pixels).
 
     Returns:
-        ``(images, labels, boxes, masks)`` as described in :class:`Scenes`.
+        ``(images, labels, boxes, masks, object_labels)`` as described in
+        :class:`Scenes`.
     """
     num_chunks = -(-num_images // _CHUNK)
     root, *chunk_seeds = np.random.SeedSequence(seed).spawn(1 + num_chunks)
@@ -297,14 +329,16 @@ def _generate(
     images = np.empty((num_images, size, size, 3), dtype=np.uint8)
     masks = np.zeros((num_images, size, size), dtype=np.uint8)
     boxes: list[np.ndarray] = []
+    object_labels: list[np.ndarray] = []
     for chunk, chunk_seed in enumerate(chunk_seeds):
         part = slice(chunk * _CHUNK, (chunk + 1) * _CHUNK)
         chunk_rng = np.random.default_rng(chunk_seed)
-        chunk_boxes = _render_chunk(
+        chunk_boxes, chunk_labels = _render_chunk(
             chunk_rng, labels[part], counts[part], config, images[part], masks[part], draw_objects
         )
         boxes.extend(chunk_boxes)
-    return images, labels, boxes, masks
+        object_labels.extend(chunk_labels)
+    return images, labels, boxes, masks, object_labels
 
 
 def _render_chunk(
@@ -315,11 +349,12 @@ def _render_chunk(
     out_images: np.ndarray,
     out_masks: np.ndarray,
     draw_objects: bool,
-) -> list[np.ndarray]:
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Render one batch of ``n`` images into ``out_images`` / ``out_masks``.
 
     Returns:
-        ``n`` tight-box arrays ``(k_i, 4)`` (normalised xyxy, ``float32``).
+        ``n`` tight-box arrays ``(k_i, 4)`` (normalised xyxy, ``float32``)
+        and ``n`` instance-class arrays ``(k_i,)`` (``int64``).
     """
     size = config.image_size
     layout = _sample_layout(rng, labels, counts, config)
@@ -333,7 +368,7 @@ def _render_chunk(
 
     normalised = (pixel_boxes / size).astype(np.float32)
     splits = np.cumsum(counts)[:-1]
-    return np.split(normalised, splits)
+    return np.split(normalised, splits), np.split(layout.label.astype(np.int64), splits)
 
 
 def _finish(rng: np.random.Generator, canvas: np.ndarray, out: np.ndarray) -> None:
@@ -363,7 +398,10 @@ def _sample_layout(
     m = len(image)
     quarter_turns = rng.integers(0, 4, size=m)
     jitter = rng.uniform(-_ROTATION_JITTER, _ROTATION_JITTER, size=m)
-    label = labels[image]
+    if config.mixed_classes:
+        label = _mixed_labels(rng, labels, image, slot, box, config.num_classes)
+    else:
+        label = labels[image]
     return _Layout(
         image=image,
         slot=slot,
@@ -374,6 +412,39 @@ def _sample_layout(
         shape_params=rng.random((m, 3), dtype=np.float32),
         texture_params=rng.random((m, 3), dtype=np.float32),
     )
+
+
+def _mixed_labels(
+    rng: np.random.Generator,
+    labels: np.ndarray,
+    image: np.ndarray,
+    slot: np.ndarray,
+    box: np.ndarray,
+    num_classes: int,
+) -> np.ndarray:
+    """Distinct classes for the instances of every image (``mixed_classes``).
+
+    The instance with the largest layout box keeps the image label (ties: the
+    lower slot); the others take the image's other classes in a uniformly
+    random order, drawn without replacement.
+
+    Returns:
+        ``(M,)`` class of every instance, in layout order.
+    """
+    n, k_max = len(labels), int(slot.max()) + 1
+    # A random ranking of the classes per image, with the image's own class last.
+    keys = rng.random((n, num_classes))
+    keys[np.arange(n), labels] = np.inf
+    others = np.argsort(keys, axis=1)  # (n, C): the other classes first, in random order
+    area = np.full((n, k_max), -1, dtype=np.int64)
+    area[image, slot] = box[:, 2] * box[:, 3]
+    largest = area.argmax(axis=1)  # first maximum: the lowest slot on ties
+    # Rank of each instance among its image's non-largest instances, in slot order.
+    rank = slot - (slot > largest[image])
+    label = others[image, np.minimum(rank, num_classes - 1)]
+    is_largest = slot == largest[image]
+    label[is_largest] = labels[image[is_largest]]
+    return label.astype(np.int64)
 
 
 def _object_colours(rng: np.random.Generator, label: np.ndarray, num_hues: int) -> np.ndarray:

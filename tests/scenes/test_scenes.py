@@ -141,7 +141,7 @@ def test_boxes_contain_exactly_the_object_pixels(kwargs: dict) -> None:
     full = generate_scenes(n, seed=seed, **kwargs)
     config = generator._validate(n, 64, kwargs.get("objects_per_image", (1, 1)),
                                  kwargs.get("object_area", (0.1, 0.3)), 10, seed)
-    background, labels, _, empty_masks = generator._generate(n, config, seed, draw_objects=False)
+    background, labels, _, empty_masks, _ = generator._generate(n, config, seed, draw_objects=False)
     assert np.array_equal(labels, full.labels) and not empty_masks.any()
 
     changed = (full.images != background).any(axis=-1)  # (n, H, W)
