@@ -106,13 +106,13 @@ def _coco_dict(scenes: Scenes, file_names: list[str]) -> dict:
             }
         )
         pixel_areas = np.bincount(scenes.masks[index].ravel(), minlength=len(boxes) + 1)
-        for slot, box in enumerate(boxes):
+        for slot, (box, category) in enumerate(zip(boxes, scenes.object_labels[index])):
             x0, y0, x1, y1 = (int(v) for v in np.rint(box * scale))
             annotations.append(
                 {
                     "id": len(annotations),
                     "image_id": index,
-                    "category_id": int(label),
+                    "category_id": int(category),
                     "bbox": [x0, y0, x1 - x0, y1 - y0],
                     "area": int(pixel_areas[slot + 1]),
                     "iscrowd": 0,
