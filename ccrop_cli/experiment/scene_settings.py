@@ -19,12 +19,15 @@ class SceneSetting:
         label: a human-readable label for tables and plots.
         objects_per_image: inclusive ``(min, max)`` instances of the image's class.
         object_area: inclusive ``(min, max)`` area of each object, as a fraction of the image.
+        mixed_classes: the objects of an image belong to different classes (the image label is
+            the largest object's class; ``annotations.json`` gives each object's class).
     """
 
     name: str
     label: str
     objects_per_image: tuple[int, int]
     object_area: tuple[float, float]
+    mixed_classes: bool = False
 
 
 SCENE_SETTINGS: dict[str, SceneSetting] = {
@@ -32,6 +35,7 @@ SCENE_SETTINGS: dict[str, SceneSetting] = {
     for s in (
         SceneSetting("single", "1 object, medium (15-35% of the image)", (1, 1), (0.15, 0.35)),
         SceneSetting("multi-small", "2-4 objects, small (3-8% each)", (2, 4), (0.03, 0.08)),
+        SceneSetting("mixed-small", "2-4 objects of different classes, small (3-8% each)", (2, 4), (0.03, 0.08), True),
     )
 }
 
@@ -66,6 +70,7 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
         objects_per_image=setting.objects_per_image,
         object_area=setting.object_area,
         seed=seed,
+        mixed_classes=setting.mixed_classes,
     )
     write_image_folder(scenes, root, overwrite=True)
     recipe_file.write_text(json.dumps(recipe, indent=1))
