@@ -42,7 +42,10 @@ default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=5, max_k
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 
+# The heatmap comes from the backbone's last map (4x4 on 32 px views with the CIFAR stem). For small
+# objects a finer stage (or two, fused) can be named; both come from the one refresh forward:
+#   feature_stages=['backbone.layer2'] or ['backbone.layer2', 'backbone.layer4'] (see docs/mmpretrain.md)
 custom_hooks = [
     dict(type='ContrastiveCropHook', warmup_epochs=5, interval=5, threshold=0.1,
-         localizer='components', max_boxes=4, batch_size=64),
+         localizer='components', max_boxes=4, batch_size=64, feature_stages=None),
 ]

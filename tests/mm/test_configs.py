@@ -41,7 +41,7 @@ def test_config_loads_and_builds(path):
         assert hook.localizer_name == "components" and find_instances(pipeline, ChooseContrastiveBox)
     paper = {"simclr": (0.1, 100, 500), "mocov2": (0.6, 20, 100)}[path.name.split("_")[0]]
     if "cpu" not in path.name:
-        assert (crops[0].crop.sampler.alpha, hook.warmup, hook.interval, cfg.train_cfg.max_epochs) == (
+        assert (crops[0].crop.sampler.alpha, hook.schedule.warmup, hook.schedule.interval, cfg.train_cfg.max_epochs) == (
             paper[0], paper[1], paper[1], paper[2])
         assert crops[0].crop.scale == (0.2, 1.0) and hook.localizer.threshold == 0.1
     key = cfg.default_scope + repr(cfg.model)
