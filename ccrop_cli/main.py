@@ -1,6 +1,9 @@
 """``ccrop``: one entry point; each subcommand lives in its own module, imported only when run.
 
-A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int | None``.
+A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int | None``. A
+:class:`~ccrop_cli.errors.UserError` it raises is printed as one line,
+``ccrop <command>: error: <message>``, with exit status 2 (argparse's status for bad options);
+any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from ccrop_cli.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("ccrop_cli.plugins_command", "list heatmap methods, localizers and samplers with their providers"),
@@ -43,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"ccrop {name}", description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(argv[len(name.split()) :])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except UserError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,12 +19,15 @@ Output folder (``--out``, default ``outputs/demo``)::
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ccrop_cli.demo.config import MMPRETRAIN, QUICK, DemoConfig, DemoRun
-from ccrop_cli.demo.report import write_outputs
+from ccrop_cli.demo.report import OUTPUT_FILES, write_outputs
+from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 
 FRAMEWORKS = ("lightly", "mmpretrain")
@@ -61,21 +64,45 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
         if value is not None:
             values[name] = value
     config = DemoConfig(**values)
-    get_scene_setting(config.setting)
+    for name in ("images", "epochs", "interval"):
+        if getattr(config, name) < 1:
+            raise UserError(f"--{name} must be a positive integer; got {getattr(config, name)}")
+    if config.warmup_epochs < 0:
+        raise UserError(f"--warmup-epochs must be an integer >= 0; got {config.warmup_epochs}")
+    if not 0.0 <= config.threshold < 1.0:
+        raise UserError(f"--threshold must lie in [0, 1); got {config.threshold}")
     if config.batch_size > config.images:
-        raise ValueError(f"--images {config.images} must be at least the batch size {config.batch_size}")
+        raise UserError(f"--images {config.images} must be at least the batch size {config.batch_size}")
     if config.epochs <= config.warmup_epochs:
-        raise ValueError(
+        raise UserError(
             f"--epochs {config.epochs} must exceed --warmup-epochs {config.warmup_epochs}: "
             "the boxes are refreshed after the warm-up and used in the epochs after it"
         )
     return config
 
 
+def check_writable(out: Path) -> None:
+    """Create ``out`` and make sure every output file can be written there, before any training.
+
+    Raises:
+        UserError: naming the folder or the file that cannot be written.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise UserError(f"--out {out} is not a writable folder: {error.strerror or error}") from None
+    for name in OUTPUT_FILES:
+        path = out / name
+        if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):
+            raise UserError(f"--out {out}: {name} exists and cannot be overwritten; remove it or choose another folder")
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out)
     setting = get_scene_setting(config.setting)
     print(f"ccrop demo: {setting.label}, {config.images} images, {config.epochs} epochs, framework {args.framework}")
     train_root = write_split(setting, out / "data" / "train", config.images, config.scene_size, seed=config.seed)

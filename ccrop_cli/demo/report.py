@@ -27,6 +27,10 @@ from ccrop_scenes import load_annotations
 PAIRS_PER_IMAGE = 4
 PICTURE_IMAGES = 16
 PICTURE_STRATEGIES = ("rrc", "paper", "multi", "multi-box")
+OUTPUT_FILES = (
+    "heatmaps.png", "box_sets.png", "paper_boxes.png", "view_pairs.png", "view_pairs_oracle.png", "report.json", "report.md",
+)
+"""What :func:`write_outputs` writes into the output folder."""
 
 
 def load_images(root: Path, filenames: Sequence[str]) -> np.ndarray:

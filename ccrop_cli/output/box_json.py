@@ -1,5 +1,8 @@
 """Box stores on disk: JSON export/import keyed by file name (or index), and checkpoint loading.
 
+Errors about the files themselves are :class:`~ccrop_cli.errors.UserError` (a ``ValueError``)
+naming the file (and the sample), so ``ccrop viz`` reports them in one line.
+
 JSON layout written by :func:`export_boxes`::
 
     {
@@ -24,12 +27,14 @@ file order of :func:`ccrop_cli.output.image_folder.list_image_files` (torchvisio
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
-from ccrop_plugins import BoxStore
+from ccrop_cli.errors import UserError
+from ccrop_plugins import BoxStore, validate_boxes
 
 FORMAT = "ccrop-boxes"
 FORMAT_VERSION = 1
@@ -79,52 +84,110 @@ def import_boxes(path: str | Path, keys: Sequence[str] | None = None) -> BoxStor
     Args:
         path: the JSON file.
         keys: per dataset index, its file name: the store gets ``len(keys)`` samples and
-            sample ``i`` the entry ``keys[i]`` (a file without an entry gets no boxes). ``None``
-            keeps the file's own indexing (``"0"`` ... ``"N-1"``, ``num_samples`` samples).
+            sample ``i`` the entry ``keys[i]`` (a file without an entry gets no boxes). A file
+            keyed by index (``export_boxes(store, None, path)``) is read by index instead and
+            must hold ``len(keys)`` samples. ``None`` keeps the file's own indexing (``"0"``
+            ... ``"N-1"``, ``num_samples`` samples).
 
     Returns:
         The store, with the file's ``store_version``.
 
     Raises:
-        ValueError: if the file is not a ccrop box file, or it names samples that ``keys``
-            does not hold (boxes for another dataset).
+        UserError: (a ``ValueError``) naming the file if it cannot be read, is not JSON or
+            not a ccrop box file, holds a malformed entry or an invalid box (named by its
+            sample's key), or names samples that ``keys`` does not hold (boxes for another
+            dataset).
     """
-    document = json.loads(Path(path).read_text())
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a ccrop box file (expected 'format': {FORMAT!r})")
+    path = Path(path)
+    document = _read_box_file(path)
+    by_index = keys is None or document.get("keyed_by") == "index"
+    if by_index:
+        count = _integer_field(document, "num_samples", path)
+        if keys is not None and len(keys) != count:
+            raise UserError(
+                f"{path} is keyed by index and holds {count} samples, but the dataset has {len(keys)}; "
+                "export the boxes keyed by file name (export_boxes(store, files, path)) or use the dataset they were made for"
+            )
+        names = [str(i) for i in range(count)]
+    else:
+        names = _checked_keys(keys, len(keys))
+    if not names:
+        raise UserError(f"{path}: the dataset must have at least one sample")
+    position = {name: index for index, name in enumerate(names)}
     samples: Mapping[str, Any] = document["samples"]
-    if keys is None:
-        keys = [str(i) for i in range(int(document["num_samples"]))]
-    keys = _checked_keys(keys, len(keys))
-    position = {key: index for index, key in enumerate(keys)}
     unknown = [key for key in samples if key not in position]
     if unknown:
-        raise ValueError(
+        raise UserError(
             f"{path} holds boxes for {len(unknown)} samples not in this dataset, e.g. {unknown[:3]}; "
-            f"the dataset has {len(keys)} samples, e.g. {list(keys[:3])}"
+            f"the dataset has {len(names)} samples, e.g. {names[:3]}"
         )
-    if not keys:
-        raise ValueError("keys must name at least one sample")
-    filled = [(position[key], entry) for key, entry in samples.items() if entry["boxes"]]
-    max_boxes = max([int(document.get("max_boxes", 1)), *(len(entry["boxes"]) for _, entry in filled)])
-    # Built as a state dict so that BoxStore.load_state_dict validates the boxes and sets the version.
+    shown = names if keys is None else [str(k) for k in keys]  # file names in messages, where known
+    entries = {position[key]: _entry(entry, shown[position[key]], path) for key, entry in samples.items()}
+    return _store_from_entries(entries, len(names), document, path)
+
+
+def _read_box_file(path: Path) -> dict[str, Any]:
+    """The JSON document of a ccrop box file, with a ``samples`` mapping."""
+    try:
+        document = json.loads(path.read_text())
+    except OSError as error:
+        raise UserError(f"cannot read box file {path}: {error.strerror or error}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({error}); expected a box file written by export_boxes") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise UserError(f"{path} is not a ccrop box file (expected 'format': {FORMAT!r})")
+    if not isinstance(document.get("samples"), dict):
+        raise UserError(
+            f"{path} has no 'samples' mapping (sample key -> {{'boxes': [[x0, y0, x1, y1], ...], 'scores': [...]}}); "
+            "was it written by export_boxes?"
+        )
+    return document
+
+
+def _integer_field(document: Mapping[str, Any], name: str, path: Path, default: int | None = None) -> int:
+    value = document.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{path}: {name!r} must be an integer >= 0; got {value!r}")
+    return value
+
+
+def _entry(entry: Any, name: str, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(boxes (k, 4), scores (k,))`` of one sample's entry, validated; the sample named by ``name``."""
+    where = f"sample {name!r} in {path}"
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("boxes"), list) or not isinstance(entry.get("scores"), list):
+        raise UserError(f"{where} must be {{'boxes': [[x0, y0, x1, y1], ...], 'scores': [s, ...]}}; got {str(entry)[:80]}")
+    if not entry["boxes"]:
+        return torch.zeros(0, 4), torch.zeros(0)
+    try:
+        boxes = torch.tensor(entry["boxes"], dtype=torch.float32)
+        scores = torch.tensor(entry["scores"], dtype=torch.float32)
+        validate_boxes(boxes, sample=f"{name!r} in {path}")
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise UserError(f"{where}: {error}" if str(name) not in str(error) else str(error)) from None
+    if scores.ndim != 1 or len(scores) != len(boxes):
+        raise UserError(f"{where} has {len(boxes)} boxes but {scores.numel()} scores")
+    return boxes, scores
+
+
+def _store_from_entries(
+    entries: dict[int, tuple[torch.Tensor, torch.Tensor]], count: int, document: Mapping[str, Any], path: Path
+) -> BoxStore:
+    """A store of ``count`` samples holding ``entries`` (index -> boxes, scores)."""
+    max_boxes = max([_integer_field(document, "max_boxes", path, 1), 1, *(len(boxes) for boxes, _ in entries.values())])
+    # Built as a state dict so that BoxStore.load_state_dict validates the store and sets the version.
     state = {
-        "num_samples": len(keys),
+        "num_samples": count,
         "max_boxes": max_boxes,
-        "version": int(document.get("store_version", 0)),
-        "boxes": torch.zeros(len(keys), max_boxes, 4),
-        "scores": torch.zeros(len(keys), max_boxes),
-        "counts": torch.zeros(len(keys), dtype=torch.int8),
+        "version": _integer_field(document, "store_version", path, 0),
+        "boxes": torch.zeros(count, max_boxes, 4),
+        "scores": torch.zeros(count, max_boxes),
+        "counts": torch.zeros(count, dtype=torch.int8),
     }
-    for index, entry in filled:
-        boxes = torch.tensor(entry["boxes"], dtype=torch.float32).reshape(-1, 4)
-        scores = torch.tensor(entry["scores"], dtype=torch.float32).reshape(-1)
-        if len(scores) != len(boxes):
-            raise ValueError(f"sample {keys[index]!r} in {path} has {len(boxes)} boxes but {len(scores)} scores")
+    for index, (boxes, scores) in entries.items():
         state["boxes"][index, : len(boxes)] = boxes
         state["scores"][index, : len(boxes)] = scores
         state["counts"][index] = len(boxes)
-    store = BoxStore(len(keys), max_boxes=max_boxes)
+    store = BoxStore(count, max_boxes=max_boxes)
     store.load_state_dict(state)
     return store
 
@@ -155,22 +218,69 @@ def load_store_from_checkpoint(path: str | Path) -> BoxStore:
     """A :class:`BoxStore` from a checkpoint of the Lightning callback, the mm hook, or any
     ``torch.save``'d object that holds a ``BoxStore.state_dict()`` somewhere inside.
 
-    The file is read with ``torch.load(weights_only=False)``, because framework checkpoints
-    hold more than tensors: only load checkpoints you trust (unpickling can run code).
+    The file is read with ``torch.load(weights_only=True)``: tensors, numbers, strings and
+    containers only, so nothing in it can run code. An mmengine checkpoint also holds the
+    logging buffers of its ``message_hub``; for a file that names them (and only then), the
+    MM adapter's scoped allow-list (:mod:`ccrop_mm.checkpoint_globals`, the one its resume
+    path uses) admits those few types. Anything else is refused.
 
     Raises:
-        ValueError: if no box store state is found.
+        UserError: (a ``ValueError``) if the file is missing, is not a torch checkpoint, needs
+            objects outside the allow-list, or holds no valid box store state.
     """
-    checkpoint = torch.load(Path(path), map_location="cpu", weights_only=False)
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} is not a file")
+    checkpoint = _load_weights_only(path)
     state = find_store_state(checkpoint)
     if state is None:
-        raise ValueError(
+        raise UserError(
             f"no box store found in checkpoint {path}: expected a dict with keys {sorted(STATE_KEYS)} "
             "(BoxStore.state_dict()) somewhere inside it"
         )
-    store = BoxStore(int(state["num_samples"]), max_boxes=int(state["max_boxes"]))
-    store.load_state_dict(state)
+    try:
+        store = BoxStore(int(state["num_samples"]), max_boxes=int(state["max_boxes"]))
+        store.load_state_dict(state)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"the box store in checkpoint {path} is invalid: {error}") from None
     return store
+
+
+def _load_weights_only(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` with mmengine's logging types admitted only for a
+    file that names them; a refusal is a :class:`UserError` naming the types."""
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # not a zip checkpoint: torch.load below says what it is
+        needed = []
+    allowed = _mmengine_globals(path) if any(name.startswith("mmengine.") for name in needed) else []
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = [name for name in needed if not name.startswith(("mmengine.", "numpy.", "builtins.getattr"))]
+        if refused or not needed:
+            what = ", ".join(refused) if refused else str(error).strip().splitlines()[-1][:200]
+            raise UserError(
+                f"refused to load checkpoint {path}: it needs objects that a box checkpoint does not hold ({what}); "
+                "only tensors, numbers, strings, containers and mmengine's logging buffers are loaded, so no code "
+                "runs. Save the store alone (torch.save(store.state_dict(), file)) or pass --boxes with export_boxes' JSON"
+            ) from None
+        raise UserError(f"refused to load checkpoint {path}: {str(error).strip().splitlines()[-1][:300]}") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise UserError(f"{path} is not a readable torch checkpoint: {str(error).strip().splitlines()[0][:200]}") from None
+
+
+def _mmengine_globals(path: Path) -> list[Any]:
+    """The MM adapter's allow-list for mmengine checkpoints (imported only for such a file)."""
+    try:
+        from ccrop_mm.checkpoint_globals import mmengine_checkpoint_globals
+    except ImportError as error:
+        raise UserError(
+            f"checkpoint {path} is an mmengine checkpoint; reading it needs the MM adapter "
+            f"(pip install 'ccrop-plugins[mmpretrain]'): {error}"
+        ) from None
+    return mmengine_checkpoint_globals()
 
 
 def _checked_keys(keys: Sequence[str] | None, count: int) -> list[str]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ccrop_cli.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 """torchvision's ``IMG_EXTENSIONS`` (lower case; matched case-insensitively)."""
 
@@ -24,11 +26,11 @@ def list_image_files(root: str | Path) -> list[str]:
     """The image files of ``root`` in dataset-index order (see the module docstring).
 
     Raises:
-        ValueError: if ``root`` is not a directory or holds no image files.
+        UserError: (a ``ValueError``) if ``root`` is not a directory or holds no image files.
     """
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"image folder {str(root)!r} is not a directory")
+        raise UserError(f"image folder {str(root)!r} is not a directory")
     class_dirs = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
     files: list[str] = []
     if class_dirs:
@@ -40,7 +42,7 @@ def list_image_files(root: str | Path) -> list[str]:
     else:
         files = sorted(entry.name for entry in os.scandir(root) if entry.is_file() and _is_image(entry.name))
     if not files:
-        raise ValueError(
+        raise UserError(
             f"image folder {str(root)!r} holds no images with extensions {', '.join(IMAGE_EXTENSIONS)}"
         )
     return files

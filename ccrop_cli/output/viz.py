@@ -7,8 +7,11 @@
 
 Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.output.image_folder.list_image_files`
 (torchvision ``ImageFolder`` / ``LightlyDataset`` order). A JSON file keyed by file name
-(``ccrop_cli.output.box_json``) is matched by name; a checkpoint (or a JSON keyed by index) must
-hold one box set per image of the folder. When the folder holds an ``annotations.json``
+(``ccrop_cli.output.box_json``) is matched by name; a checkpoint (or a JSON keyed by index, as
+``export_boxes(store, None, path)`` writes) must hold one box set per image of the folder.
+A checkpoint is read with ``torch.load(weights_only=True)`` (see
+:func:`~ccrop_cli.output.box_json.load_store_from_checkpoint`). Bad input (a missing, malformed
+or foreign file, a bad option) ends with one line ``ccrop viz: error: ...`` and exit status 2. When the folder holds an ``annotations.json``
 (as ``ccrop_scenes.write_image_folder`` writes), ground-truth boxes are drawn too.
 
 Writes ``box_sets.png`` (the first ``--images`` images with their boxes) and
@@ -25,14 +28,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ccrop_plugins import BoxStore
-from ccrop_scenes import ANNOTATIONS_FILE, load_annotations
-
+from ccrop_cli.errors import UserError
+from ccrop_cli.experiment.pair_quality import sample_view_pairs
+from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
 from ccrop_cli.output.image_folder import list_image_files
-from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
-from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
+from ccrop_plugins import BoxStore
+from ccrop_scenes import ANNOTATIONS_FILE, load_annotations
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--boxes", type=Path, help="a box JSON file written by export_boxes")
     source.add_argument(
         "--checkpoint", type=Path,
-        help="a checkpoint holding a BoxStore.state_dict() (read with torch.load(weights_only=False): trusted files only)",
+        help="a checkpoint holding a BoxStore.state_dict(), e.g. the Lightning callback's or the mm hook's "
+        "(read with torch.load(weights_only=True): tensors and numbers only, never code)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder for the PNG files")
     parser.add_argument("--pairs", type=int, default=3, help="view pairs drawn per strategy and image (default 3)")
@@ -63,7 +67,7 @@ def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: P
     else:
         store = load_store_from_checkpoint(checkpoint)
     if len(store) != len(files):
-        raise ValueError(
+        raise UserError(
             f"the box store holds {len(store)} samples but {folder} has {len(files)} images; "
             "was it saved for another dataset (or another file order)?"
         )
@@ -73,7 +77,7 @@ def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: P
 def run(args: argparse.Namespace) -> int:
     for name in ("pairs", "images", "pair_images", "display_size"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
     strategy = get_strategy(args.strategy)
     files = list_image_files(args.image_folder)
     store = load_store(args.image_folder, files, args.boxes, args.checkpoint)

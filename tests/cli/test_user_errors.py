@@ -1,0 +1,170 @@
+"""User errors end as one line ``ccrop <cmd>: error: ...`` with exit status 2; bugs keep their traceback.
+
+Covers ``ccrop viz`` (checkpoints loaded weights-only, malformed box files named, index-keyed
+JSON accepted) and ``ccrop demo`` (an output folder that cannot be written is refused before
+training).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ccrop_cli import main as main_module
+from ccrop_cli.errors import UserError
+from ccrop_cli.main import main
+from ccrop_cli.output.box_json import export_boxes, import_boxes, load_store_from_checkpoint
+from ccrop_cli.output.image_folder import list_image_files
+from ccrop_plugins import BoxSets, BoxStore
+from ccrop_scenes import generate_scenes, write_image_folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    scenes = generate_scenes(4, image_size=32, objects_per_image=(1, 2), object_area=(0.05, 0.15), seed=3)
+    return write_image_folder(scenes, tmp_path_factory.mktemp("scenes"))
+
+
+def _filled_store(count: int) -> BoxStore:
+    store = BoxStore(count, max_boxes=2)
+    store.update(list(range(count)), BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.6, 0.7]])] * count))
+    return store
+
+
+def _one_error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ccrop {command}: error: "), err
+    return err[0]
+
+
+def _viz(folder: Path, tmp_path: Path, *source: str) -> int:
+    return main(["viz", str(folder), *source, "--out", str(tmp_path / "viz"), "--pairs", "1", "--pair-images", "1", "--images", "2"])
+
+
+class _Payload:
+    """Unpickling this runs ``os.mkdir(marker)``: what a hostile checkpoint could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+# -- ccrop viz --checkpoint: weights only -----------------------------------------------------
+def test_a_checkpoint_that_would_run_code_is_refused_unread(folder, tmp_path, capsys):
+    marker = tmp_path / "payload-ran"
+    torch.save({"store": _filled_store(4).state_dict(), "extra": _Payload(marker)}, tmp_path / "evil.ckpt")
+    assert _viz(folder, tmp_path, "--checkpoint", str(tmp_path / "evil.ckpt")) == 2
+    line = _one_error_line(capsys, "viz")
+    assert "refused to load checkpoint" in line and "evil.ckpt" in line and "mkdir" in line
+    assert not marker.exists()
+
+
+def test_an_mmengine_checkpoint_loads_with_the_scoped_allow_list(tmp_path):
+    pytest.importorskip("ccrop_mm")
+    from mmengine.logging import HistoryBuffer
+
+    buffer = HistoryBuffer()
+    buffer.update(0.5)
+    store = _filled_store(3)
+    checkpoint = {
+        "meta": {"epoch": 2},
+        "state_dict": {"w": torch.zeros(2)},
+        "message_hub": {"log_scalars": {"train/loss": buffer}, "runtime_info": {"lr": np.array([0.1])}},
+        "ccrop": {"box_store": store.state_dict()},
+    }
+    torch.save(checkpoint, tmp_path / "epoch_2.pth")
+    loaded = load_store_from_checkpoint(tmp_path / "epoch_2.pth")
+    assert len(loaded) == 3 and loaded.version == store.version
+    # The mmengine allow-list admits mmengine's types, not anything that comes with them.
+    checkpoint["extra"] = _Payload(tmp_path / "payload-ran")
+    torch.save(checkpoint, tmp_path / "mixed.pth")
+    with pytest.raises(UserError, match="mkdir"):
+        load_store_from_checkpoint(tmp_path / "mixed.pth")
+    assert not (tmp_path / "payload-ran").exists()
+
+
+def test_a_file_that_is_no_checkpoint_is_named(folder, tmp_path, capsys):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    assert _viz(folder, tmp_path, "--checkpoint", str(tmp_path / "notes.ckpt")) == 2
+    assert "notes.ckpt" in _one_error_line(capsys, "viz")
+    assert _viz(folder, tmp_path, "--checkpoint", str(tmp_path / "missing.ckpt")) == 2
+    assert "missing.ckpt is not a file" in _one_error_line(capsys, "viz")
+
+
+# -- ccrop viz --boxes: malformed files are named --------------------------------------------
+def test_malformed_json_names_the_file(folder, tmp_path, capsys):
+    (tmp_path / "broken.json").write_text('{"format": "ccrop-boxes", "samples": {')
+    assert _viz(folder, tmp_path, "--boxes", str(tmp_path / "broken.json")) == 2
+    line = _one_error_line(capsys, "viz")
+    assert "broken.json is not valid JSON" in line
+
+
+def test_a_box_file_without_samples_says_so(folder, tmp_path, capsys):
+    (tmp_path / "nosamples.json").write_text(json.dumps({"format": "ccrop-boxes", "num_samples": 4}))
+    assert _viz(folder, tmp_path, "--boxes", str(tmp_path / "nosamples.json")) == 2
+    assert "nosamples.json has no 'samples' mapping" in _one_error_line(capsys, "viz")
+
+
+def test_a_bad_box_is_named_by_its_file_name(folder, tmp_path, capsys):
+    files = list_image_files(folder)
+    path = export_boxes(_filled_store(len(files)), files, tmp_path / "boxes.json")
+    document = json.loads(path.read_text())
+    document["samples"][files[2]]["boxes"][0] = [0.8, 0.1, 0.2, 0.7]  # x0 > x1
+    path.write_text(json.dumps(document))
+    assert _viz(folder, tmp_path, "--boxes", str(path)) == 2
+    line = _one_error_line(capsys, "viz")
+    assert f"sample {files[2]!r}" in line and "boxes.json" in line
+    document["samples"][files[1]] = {"boxes": [[0.1, 0.1, 0.5]], "scores": [1.0]}
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserError, match=f"sample {files[1]!r}"):
+        import_boxes(path, files)
+
+
+def test_index_keyed_json_is_read_by_index(folder, tmp_path, capsys):
+    files = list_image_files(folder)
+    store = _filled_store(len(files))
+    path = export_boxes(store, None, tmp_path / "by_index.json")
+    assert json.loads(path.read_text())["keyed_by"] == "index"
+    read = import_boxes(path, files)
+    assert len(read) == len(files) and torch.equal(read.get(3)[0], store.get(3)[0])
+    assert _viz(folder, tmp_path, "--boxes", str(path)) == 0
+    capsys.readouterr()
+    short = export_boxes(_filled_store(2), None, tmp_path / "short.json")
+    assert _viz(folder, tmp_path, "--boxes", str(short)) == 2
+    assert "keyed by index and holds 2 samples, but the dataset has 4" in _one_error_line(capsys, "viz")
+
+
+# -- the boundary ----------------------------------------------------------------------------
+def test_bad_option_values_are_one_line(folder, tmp_path, capsys):
+    assert _viz(folder, tmp_path, "--boxes", "x.json", "--display-size", "0") == 2
+    assert "--display-size must be a positive integer" in _one_error_line(capsys, "viz")
+    assert main(["demo", "--quick", "--epochs", "1", "--warmup-epochs", "1", "--out", str(tmp_path / "d")]) == 2
+    assert "--epochs 1 must exceed --warmup-epochs 1" in _one_error_line(capsys, "demo")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def broken(args):
+        raise KeyError("a bug, not a user error")
+
+    monkeypatch.setattr("ccrop_cli.plugins_command.run", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main_module.main(["plugins"])
+
+
+# -- ccrop demo: the output folder is checked before training --------------------------------
+def test_demo_refuses_an_unwritable_output_before_training(tmp_path, capsys):
+    out = tmp_path / "demo"
+    (out / "report.md").mkdir(parents=True)  # report.md cannot be written (even as root)
+    assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 2
+    assert "report.md exists and cannot be overwritten" in _one_error_line(capsys, "demo")
+    assert not (out / "data").exists()  # nothing generated, nothing trained
+    (tmp_path / "a-file").write_text("")
+    assert main(["demo", "--quick", "--no-progress", "--out", str(tmp_path / "a-file")]) == 2
+    assert "is not a writable folder" in _one_error_line(capsys, "demo")
