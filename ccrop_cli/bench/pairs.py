@@ -30,11 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
-from ccrop_scenes import Scenes, generate_scenes, write_image_folder
-
+from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
+from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
+from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
 # ImageNet statistics: what lightly's SimCLR views (and so the pre-trained backbone) are normalised with.
 _MEAN = (0.485, 0.456, 0.406)
@@ -121,9 +121,9 @@ def box_scale_variants(ranges: list[str]) -> dict[str, CropStrategy]:
         try:
             low, high = (float(v) for v in text.split(","))
         except ValueError:
-            raise ValueError(f"--box-scales takes LOW,HIGH pairs such as 1,4; got {text!r}") from None
+            raise UserError(f"--box-scales takes LOW,HIGH pairs such as 1,4; got {text!r}") from None
         if not 0 < low <= high:
-            raise ValueError(f"--box-scales range {text!r} must satisfy 0 < LOW <= HIGH")
+            raise UserError(f"--box-scales range {text!r} must satisfy 0 < LOW <= HIGH")
         base = STRATEGIES["multi-box"]
         name = f"multi-box scale {low:g}-{high:g}"
         variants[name] = replace(base, name=name, label=f"{base.label}, area {low:g}-{high:g} x box", scale=(low, high))
@@ -229,18 +229,22 @@ def _check_arguments(args: argparse.Namespace) -> None:
         args.batch_size = min(args.batch_size, 32)
     for name in ("images", "pairs_per_image", "image_size", "epochs", "batch_size"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
     bad = [k for k in args.thresholds if not 0.0 <= k < 1.0]
     if bad:
-        raise ValueError(f"--thresholds must lie in [0, 1); got {bad}")
+        raise UserError(f"--thresholds must lie in [0, 1); got {bad}")
     if args.checkpoint is not None and args.no_model:
-        raise ValueError("--checkpoint and --no-model exclude each other")
+        raise UserError("--checkpoint and --no-model exclude each other")
 
 
 def _load_backbone(path: Path) -> nn.Module:
-    loaded = torch.load(path, map_location="cpu", weights_only=False)
+    # A whole nn.Module cannot be loaded weights-only; the option's help says: trusted files only.
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=False)
+    except OSError as error:
+        raise UserError(f"--checkpoint {path}: {error.strerror or error}") from None
     if not isinstance(loaded, nn.Module):
-        raise TypeError(
+        raise UserError(
             f"--checkpoint {path} holds a {type(loaded).__name__}; expected a torch.save'd backbone "
             "nn.Module mapping images (B, 3, H, W) to features"
         )
