@@ -26,7 +26,8 @@ import inspect
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import pluggy
 
@@ -225,12 +226,12 @@ def _cached(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
     return _registries[kind]
 
 
-def registry(kind: str) -> dict[str, PluginEntry]:
+def registry(kind: str) -> Mapping[str, PluginEntry]:
     """Every working name registered for ``kind`` (``heatmap``, ``localizer`` or ``sampler``).
 
-    The mapping is shared (cached): do not modify it.
+    A read-only view of the cached registry.
     """
-    return _cached(kind)[0]
+    return MappingProxyType(_cached(kind)[0])
 
 
 def lookup(kind: str, name: str) -> PluginEntry:

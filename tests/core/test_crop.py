@@ -8,7 +8,7 @@ from PIL import Image
 from scipy import stats
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 
-from ccrop_plugins import ContrastiveCrop, choose_box, get_sampler, image_size_of
+from ccrop_plugins import WHOLE_IMAGE, ContrastiveCrop, choose_box, get_sampler, image_size_of
 
 BIG = (10_000, 10_000)  # a large image: one pixel of rounding is negligible next to the range
 
@@ -251,7 +251,7 @@ def test_without_boxes_sizes_and_positions_follow_random_resized_crop():
     theirs = np.array([RandomResizedCrop.get_params(image, [0.2, 1.0], [3 / 4, 4 / 3]) for _ in range(n)])
     for column in range(4):
         assert stats.ks_2samp(ours[:, column], theirs[:, column]).pvalue > 0.001
-    boxed = np.array([[p["top"], p["left"]] for p in (crop.make_params(size, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), generator) for _ in range(n))])
+    boxed = np.array([[p["top"], p["left"]] for p in (crop.make_params(size, torch.tensor([WHOLE_IMAGE]), generator) for _ in range(n))])
     assert min(stats.ks_2samp(boxed[:, c], theirs[:, c]).pvalue for c in range(2)) < 1e-4  # power
 
 
@@ -353,7 +353,7 @@ def test_box_reference_on_a_whole_image_box_still_varies_the_crop():
     """scale (1, 4) of a whole-image box would only fit the image itself; the reference shrinks instead."""
     crop = ContrastiveCrop(32, scale=(1.0, 4.0), ratio=(1.0, 1.0), scale_reference="box")
     generator = torch.Generator().manual_seed(0)
-    whole = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    whole = torch.tensor([WHOLE_IMAGE])
     areas = torch.tensor(
         [p["height"] * p["width"] / 100**2 for p in (crop.make_params((100, 100), whole, generator) for _ in range(400))]
     )
