@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench speed": ("ccrop_cli.bench.speed", "crop and localizer speed vs torchvision and the reference rule"),
     "bench pairs": ("ccrop_cli.bench.pairs", "pair quality of each crop strategy against ground-truth boxes"),
     "bench lightly": ("ccrop_cli.bench.lightly", "Lightly collate and refresh throughput vs lightly's own"),
+    "bench localize": ("ccrop_cli.bench.localize", "box recall of every heatmap rule x stage x threshold on scenes with ground truth"),
     "bench mm": ("ccrop_cli.bench.mm", "MMPretrain pipeline and refresh throughput vs RandomResizedCrop"),
 }
 

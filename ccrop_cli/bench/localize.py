@@ -1,0 +1,313 @@
+"""``ccrop bench localize``: how well each heatmap rule, backbone stage and threshold finds the objects.
+
+For every data kind (generated ``multi-small`` and ``single`` scenes, and any ``--data`` image
+folder with an ``annotations.json``) and every seed, a small SimCLR backbone is pre-trained on
+the images (:func:`ccrop_cli.experiment.pretrain.pretrain_simclr`, RandomResizedCrop views, i.e.
+ContrastiveCrop's warm-up; or loaded from ``--checkpoints``). One forward pass of the
+un-augmented images gives the feature maps of every stage (``last``, ``stride 4``,
+``stride 2``, and ``fused`` = last and stride 2, geometric mean of their maps). Then, for
+every heatmap rule x stage x threshold, the ``components`` localizer's box sets are scored
+against the ground truth:
+
+- **recall** / **precision**: ground-truth objects matched by a box / boxes matching an
+  object, at IoU >= 0.5;
+- **hit rate**: share of ground-truth objects whose centre lies inside some predicted box
+  (a whole-image fallback box hits everything: read it with boxes/image and precision);
+- **boxes/img**: mean boxes per image;
+- **maps/s**: heatmaps + box sets per second after the forward (the refresh pass's own cost);
+- **FP pairs**: false-positive rate of box-set view pairs (``multi`` strategy, 4 pairs per
+  image of the first 200 images) drawn from the predicted boxes, :func:`~ccrop_cli.experiment.pair_quality.pair_quality`;
+- **share@box**: object share of view pairs at box scale (``multi-box``), to compare with
+  RandomResizedCrop's (printed under each table with the ground-truth boxes' figures).
+
+Figures are means +- standard deviation over the seeds. A dataset rule (``ddt``) is fitted on
+the same pass it is applied to (in training it applies the previous refresh's statistics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from ccrop_plugins import HeatmapPipeline, get_localizer, stage_features
+from ccrop_scenes import load_annotations
+
+from ccrop_cli.experiment.backbones import build_backbone
+from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
+from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
+from ccrop_cli.experiment.strategies import get_strategy
+
+# Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
+STAGES: dict[str, dict[str, tuple[str, ...]]] = {
+    "convnet": {"last": ("11",), "stride 4": ("8",), "stride 2": ("5",), "fused": ("11", "5")},
+    "resnet18": {"last": ("7",), "stride 4": ("6",), "stride 2": ("5",), "fused": ("7", "5")},
+}
+RULES = ("channel_sum", "channel_norm", "distinctiveness", "ddt", "ncut")
+THRESHOLDS: tuple[float | str, ...] = (0.1, 0.3, 0.5, 0.7, "mean", "otsu")
+PAIRS_PER_IMAGE = 4
+PAIR_IMAGES = 200  # view pairs are drawn from the first images only: sampling is the slow part
+MAX_BOXES = 4
+_MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+_STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+METRICS = ("recall", "precision", "hit_rate", "boxes_per_image", "maps_per_second", "fp_pairs", "share_box")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of the benchmark (the defaults take about 3 minutes of training per data kind and seed)."""
+
+    images: int = 400
+    scene_size: int = 64
+    view_size: int = 32
+    epochs: int = 10
+    batch_size: int = 64
+    backbone: str = "convnet"
+    alpha: float = 0.6
+
+
+QUICK = dict(images=24, scene_size=32, view_size=32, epochs=1, batch_size=12)
+QUICK_THRESHOLDS: tuple[float | str, ...] = (0.3, "otsu")
+
+
+@dataclass
+class DataKind:
+    """One kind of data of one seed: images ``(N, H, W, 3)`` uint8 and ground-truth boxes per image."""
+
+    name: str
+    root: Path
+    filenames: list[str]
+    images: np.ndarray
+    gt: list[np.ndarray]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", nargs="*", default=["multi-small", "single"], choices=list(SCENE_SETTINGS),
+                        help="generated scene settings (default: multi-small single)")
+    parser.add_argument("--data", nargs="*", default=[], metavar="DIR",
+                        help="image folders with annotations.json (COCO style) to measure as well")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--checkpoints", default=None, metavar="DIR",
+                        help="backbone state_dicts DIR/<kind>_s<seed>.pt: loaded when present, else trained and saved")
+    parser.add_argument("--rules", nargs="+", default=list(RULES), help=f"heatmap rules (default: {' '.join(RULES)})")
+    parser.add_argument("--thresholds", nargs="+", default=None,
+                        help="thresholds k in [0, 1) or mean/otsu (default: 0.1 0.3 0.5 0.7 mean otsu)")
+    parser.add_argument("--images", type=int, default=None, help=f"images per data kind (default {BenchConfig.images})")
+    parser.add_argument("--epochs", type=int, default=None, help=f"pre-training epochs (default {BenchConfig.epochs})")
+    parser.add_argument("--backbone", default="convnet", choices=list(STAGES))
+    parser.add_argument("--quick", action="store_true", help="a tiny run for tests (24 images, 1 epoch, 2 thresholds)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write every figure to FILE")
+    parser.add_argument("--top", type=int, default=12, help="rows per table, best recall first (0: all)")
+
+
+def _thresholds(args: argparse.Namespace) -> tuple[float | str, ...]:
+    if args.thresholds is None:
+        return QUICK_THRESHOLDS if args.quick else THRESHOLDS
+    return tuple(value if value in ("mean", "otsu") else float(value) for value in args.thresholds)
+
+
+def run(args: argparse.Namespace) -> int:
+    values: dict[str, Any] = dict(QUICK) if args.quick else {}
+    values.update({k: v for k, v in (("images", args.images), ("epochs", args.epochs)) if v is not None})
+    config = BenchConfig(backbone=args.backbone, **values)
+    thresholds = _thresholds(args)
+    kinds = list(args.settings) + [str(Path(d)) for d in args.data]
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ccrop-bench-localize-") as scratch:
+        for kind in kinds:
+            per_seed = []
+            for seed in args.seeds:
+                data = load_kind(kind, seed, config, Path(scratch))
+                backbone = trained_backbone(data, seed, config, args.checkpoints)
+                per_seed.append(measure(backbone, data, config, args.rules, thresholds))
+            results[kind] = summarise(per_seed)
+            print(format_table(kind, results[kind], args.seeds, args.top), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"config": asdict(config), "seeds": args.seeds, "results": results}, indent=1))
+    return 0
+
+
+# -- data and backbones ---------------------------------------------------------------------------
+def load_kind(kind: str, seed: int, config: BenchConfig, scratch: Path) -> DataKind:
+    """A generated setting (written under ``scratch``, data seed = ``seed``) or an annotated folder."""
+    if kind in SCENE_SETTINGS:
+        root = write_split(get_scene_setting(kind), scratch / f"{kind}_s{seed}", config.images, config.scene_size, seed)
+    else:
+        root = Path(kind)
+        if not (root / "annotations.json").is_file():
+            raise ValueError(f"--data {kind}: no annotations.json in it (COCO-style boxes are needed to measure)")
+    boxes = load_annotations(root)
+    filenames = sorted(boxes)[: config.images] if kind not in SCENE_SETTINGS else sorted(boxes)
+    images = np.stack([_load_image(root / name, config.scene_size) for name in filenames])
+    return DataKind(Path(kind).name if kind not in SCENE_SETTINGS else kind, root, filenames, images,
+                    [boxes[name] for name in filenames])
+
+
+def _load_image(path: Path, size: int) -> np.ndarray:
+    image = Image.open(path).convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.asarray(image)
+
+
+def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints: str | None) -> nn.Module:
+    """The SimCLR backbone of ``data`` and ``seed``: loaded from ``checkpoints`` or pre-trained (and saved)."""
+    backbone, _ = build_backbone(config.backbone, seed)
+    path = Path(checkpoints) / f"{data.name}_s{seed}.pt" if checkpoints else None
+    if path is not None and path.is_file():
+        backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return backbone.eval()
+    from ccrop_cli.experiment.pretrain import pretrain_simclr
+
+    result = pretrain_simclr(
+        data.root, "rrc", backbone=config.backbone, image_size=config.view_size, refresh_size=config.scene_size,
+        epochs=config.epochs, batch_size=min(config.batch_size, len(data.filenames)), seed=seed,
+        num_workers=0, progress=False,
+    )
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(result.backbone.state_dict(), path)
+    return result.backbone.eval()
+
+
+def stage_maps(backbone: nn.Module, images: np.ndarray, stages: Sequence[str], batch: int = 128) -> dict[str, Tensor]:
+    """Feature maps ``{stage: (N, C, h, w)}`` of every named stage, from one forward per batch."""
+    extractor = stage_features(backbone, list(stages))
+    parts: dict[str, list[Tensor]] = {stage: [] for stage in stages}
+    extractor.eval()
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            x = torch.as_tensor(images[start : start + batch]).permute(0, 3, 1, 2).float() / 255.0
+            for stage, value in extractor((x - _MEAN) / _STD).items():
+                parts[stage].append(value)
+    return {stage: torch.cat(values) for stage, values in parts.items()}
+
+
+# -- measurement ----------------------------------------------------------------------------------
+def heatmaps(features: dict[str, Tensor], stages: Sequence[str], rule: str, size: int) -> Tensor:
+    """Heatmaps ``(N, size, size)`` of ``rule`` on ``stages`` (fused when several); fitted rules fit first."""
+    pipeline = HeatmapPipeline(rule)
+    chosen = {stage: features[stage] for stage in stages}
+    if pipeline.fits:
+        pipeline.finalize(pipeline.fit(chosen))
+    return pipeline(chosen, size)
+
+
+def hit_rate(predicted: Sequence[Tensor], gt: Sequence[np.ndarray]) -> float:
+    """Share of ground-truth objects whose centre lies inside some predicted box."""
+    hits = total = 0
+    for boxes, objects in zip(predicted, gt):
+        objects = torch.as_tensor(np.asarray(objects, dtype=np.float32).reshape(-1, 4))
+        centres = (objects[:, :2] + objects[:, 2:]) / 2
+        inside = (centres[:, None, :] >= boxes[None, :, :2]) & (centres[:, None, :] <= boxes[None, :, 2:])
+        hits += int(inside.all(dim=2).any(dim=1).sum())
+        total += len(objects)
+    return hits / total if total else 0.0
+
+
+def _pair_figures(sets: list | None, gt: list[np.ndarray], size: int, alpha: float) -> tuple[float, float]:
+    """False-positive pair rate of box-set pairs and object share of box-scale pairs (``None``: RRC)."""
+    figures = []
+    gt = gt[:PAIR_IMAGES]
+    sets = None if sets is None else sets[:PAIR_IMAGES]
+    for name in ("multi", "multi-box") if sets is not None else ("rrc", "rrc"):
+        generator = torch.Generator().manual_seed(0)
+        a, b, index = sample_view_pairs(get_strategy(name), (size, size), sets or [None] * len(gt),
+                                        PAIRS_PER_IMAGE, generator, alpha)
+        figures.append(pair_quality(a, b, index, gt))
+    return figures[0].false_positive_rate, figures[1].object_share
+
+
+def score_boxes(boxes: list[Tensor], scores: list[Tensor], gt: list[np.ndarray], size: int, alpha: float) -> dict[str, float]:
+    """Every figure but speed for one image set's predicted box sets."""
+    fp_pairs, share_box = _pair_figures(list(zip(boxes, scores)), gt, size, alpha)
+    return {
+        "recall": box_recall(boxes, gt, iou=0.5),
+        "precision": box_precision(boxes, gt, iou=0.5),
+        "hit_rate": hit_rate(boxes, gt),
+        "boxes_per_image": float(np.mean([len(b) for b in boxes])),
+        "fp_pairs": fp_pairs,
+        "share_box": share_box,
+    }
+
+
+def measure(backbone: nn.Module, data: DataKind, config: BenchConfig, rules: Sequence[str],
+            thresholds: Sequence[float | str]) -> dict[str, dict[str, float]]:
+    """``{"rule | stage | threshold": figures}`` plus the reference rows (RRC, ground-truth boxes)."""
+    stage_names = STAGES[config.backbone]
+    features = stage_maps(backbone, data.images, sorted({s for names in stage_names.values() for s in names}))
+    size, n = config.scene_size, len(data.images)
+    rows: dict[str, dict[str, float]] = {}
+    for rule in rules:
+        for stage, names in stage_names.items():
+            started = time.perf_counter()
+            maps = heatmaps(features, names, rule, size)
+            map_seconds = time.perf_counter() - started
+            for threshold in thresholds:
+                started = time.perf_counter()
+                sets = get_localizer("components", threshold=threshold, max_boxes=MAX_BOXES)(maps)
+                seconds = map_seconds + time.perf_counter() - started
+                boxes = [sets[i][0] for i in range(n)]
+                row = score_boxes(boxes, [sets[i][1] for i in range(n)], data.gt, size, config.alpha)
+                row["maps_per_second"] = n / max(seconds, 1e-9)
+                rows[f"{rule} | {stage} | {threshold}"] = row
+    fp, share = _pair_figures(None, data.gt, size, config.alpha)
+    rows["reference | RandomResizedCrop"] = {"fp_pairs": fp, "share_box": share}
+    oracle = [(b, s) for b, s in (x or (torch.zeros(0, 4), torch.zeros(0)) for x in oracle_box_sets(data.gt, get_strategy("multi")))]
+    rows["reference | ground-truth boxes"] = score_boxes([b for b, _ in oracle], [s for _, s in oracle], data.gt, size, config.alpha)
+    return rows
+
+
+# -- summary --------------------------------------------------------------------------------------
+def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, list[float]]]:
+    """``{row: {metric: [mean, std, *per-seed values]}}`` over the seeds."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for row in per_seed[0]:
+        out[row] = {}
+        for metric in per_seed[0][row]:
+            values = np.array([seed_rows[row][metric] for seed_rows in per_seed], dtype=np.float64)
+            out[row][metric] = [float(values.mean()), float(values.std()), *values.tolist()]
+    return out
+
+
+def _cell(values: list[float] | None, digits: int = 2) -> str:
+    if values is None:
+        return "-"
+    return f"{values[0]:.{digits}f} ± {values[1]:.{digits}f}"
+
+
+def format_table(kind: str, rows: dict[str, dict[str, list[float]]], seeds: Sequence[int], top: int = 12) -> str:
+    """A markdown table of ``rows``, best recall first (``top`` rows, 0 = all), then the reference rows."""
+    measured = [(name, r) for name, r in rows.items() if not name.startswith("reference")]
+    measured.sort(key=lambda item: -item[1]["recall"][0])
+    if top:
+        measured = measured[:top]
+    lines = [
+        f"### {kind} (seeds {', '.join(map(str, seeds))}; mean ± std)",
+        "",
+        "| rule | stage | k | recall@0.5 | precision | hit rate | boxes/img | maps/s | FP pairs | share@box |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in measured:
+        rule, stage, threshold = name.split(" | ")
+        lines.append(
+            f"| {rule} | {stage} | {threshold} | {_cell(r['recall'])} | {_cell(r['precision'])} | {_cell(r['hit_rate'])} "
+            f"| {_cell(r['boxes_per_image'], 1)} | {r['maps_per_second'][0]:,.0f} | {_cell(r['fp_pairs'])} "
+            f"| {_cell(r['share_box'])} |"
+        )
+    for name, r in rows.items():
+        if name.startswith("reference"):
+            lines.append(
+                f"| {name.split(' | ')[1]} | | | {_cell(r.get('recall'))} | {_cell(r.get('precision'))} "
+                f"| {_cell(r.get('hit_rate'))} | | | {_cell(r['fp_pairs'])} | {_cell(r['share_box'])} |"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,67 @@
+"""``ccrop bench localize --quick``: real (tiny) pre-training, every figure in range, checkpoints reused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ccrop_cli.bench.localize import hit_rate, summarise
+from ccrop_cli.main import main
+from ccrop_scenes import write_image_folder
+from ccrop_scenes.second_look import generate_second_look
+
+FRACTIONS = ("recall", "precision", "hit_rate", "fp_pairs", "share_box")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench_localize")
+    folder = write_image_folder(generate_second_look(24, image_size=32, seed=0), tmp / "look")
+    args = ["bench", "localize", "--quick", "--seeds", "0", "--settings", "multi-small", "--data", str(folder),
+            "--rules", "channel_sum", "ddt", "--checkpoints", str(tmp / "ckpt"), "--json", str(tmp / "out.json")]
+    assert main(args) == 0
+    return tmp, args, json.loads((tmp / "out.json").read_text())
+
+
+def test_every_figure_in_range(quick):
+    _, _, out = quick
+    assert set(out["results"]) == {"multi-small", str(quick[0] / "look")}
+    for rows in out["results"].values():
+        measured = [name for name in rows if not name.startswith("reference")]
+        assert len(measured) == 2 * 4 * 2  # rules x stages x thresholds
+        for name in measured:
+            for metric in FRACTIONS:
+                assert 0.0 <= rows[name][metric][0] <= 1.0, (name, metric)
+            assert 1.0 <= rows[name]["boxes_per_image"][0] <= 4.0
+            assert rows[name]["maps_per_second"][0] > 0
+        assert rows["reference | ground-truth boxes"]["recall"][0] == 1.0
+
+
+def test_checkpoints_are_saved_and_reused(quick, capsys):
+    tmp, args, _ = quick
+    saved = sorted(p.name for p in (tmp / "ckpt").iterdir())
+    assert saved == ["look_s0.pt", "multi-small_s0.pt"]
+    before = (tmp / "ckpt" / "look_s0.pt").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (tmp / "ckpt" / "look_s0.pt").stat().st_mtime_ns == before
+    assert "recall@0.5" in capsys.readouterr().out
+
+
+def test_hit_rate_counts_centres_inside_boxes():
+    gt = [np.array([[0.1, 0.1, 0.2, 0.2], [0.7, 0.7, 0.9, 0.9]], dtype=np.float32)]
+    assert hit_rate([torch.tensor([[0.0, 0.0, 0.3, 0.3]])], gt) == 0.5
+    assert hit_rate([torch.tensor([[0.0, 0.0, 1.0, 1.0]])], gt) == 1.0
+
+
+def test_summarise_gives_mean_and_spread():
+    rows = summarise([{"a": {"recall": 0.2}}, {"a": {"recall": 0.4}}])
+    assert rows["a"]["recall"][:2] == pytest.approx([0.3, 0.1])
+
+
+def test_data_without_annotations_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="annotations.json"):
+        main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "--data", str(tmp_path / "empty")])
