@@ -1,14 +1,18 @@
 """ContrastiveCrop for Lightly: views, collate function, box refresh and a Lightning callback.
 
-Switching lightly's SimCLR example to ContrastiveCrop::
+Switching Lightly's SimCLR example to ContrastiveCrop (``docs/lightly.md`` shows the whole diff)::
 
-    dataset = LightlyDataset("path/to/images")                   # no transform
+    transform = CCropSimCLRTransform(input_size=32, alpha=0.1)
+    dataset = IndexedDataset(torchvision.datasets.CIFAR10("datasets/cifar10"))  # no transform
     store = BoxStore(len(dataset))
-    collate_fn = CCropCollate(CCropSimCLRTransform(input_size=32), store, dataset=dataset)
+    dataloader = DataLoader(dataset, ..., collate_fn=CCropCollate(transform, store, dataset=dataset))
+    refresher = BoxRefresher(store, feature_extractor(backbone), make_refresh_loader(dataset, transform=transform),
+                             warmup_epochs=4, interval=2, max_epochs=epochs)
 
-then refresh the boxes with :class:`BoxRefresher` (plain loops) or :class:`BoxRefreshCallback`
-(Lightning). See ``docs/lightly.md``. ``BoxRefreshCallback`` is imported lazily, so a plain
-PyTorch loop does not import Lightning.
+then ``refresher.maybe_refresh(epoch)`` after each epoch of a plain loop, or
+:class:`BoxRefreshCallback` for Lightning. ``BoxRefreshCallback`` is imported lazily, so a plain
+PyTorch loop does not import Lightning. A Lightly outside the tested range
+(:data:`~ccrop_lightly.version_check.SUPPORTED_LIGHTLY`) stops the import with one line.
 """
 
 from __future__ import annotations

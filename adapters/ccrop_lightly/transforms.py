@@ -61,8 +61,15 @@ class CCropViewTransform:
         *,
         scores: Tensor | None = None,
     ) -> Any:
-        """Crop around box ``box_index`` of ``boxes`` (chosen by ``scores`` if ``None``), then transform."""
-        params = self.crop.make_params(image_size_of(image), boxes, scores=scores, box_index=box_index)
+        """Crop around box ``box_index`` of ``boxes`` (chosen by ``scores`` if ``None``), then transform.
+
+        The one box path: the store's ``(k, 4)`` box set and the chosen box's index go to the
+        core's ``make_params``; the index is drawn here (:func:`~ccrop_plugins.choose_box`) when the
+        caller (a multi-view transform, for all its views) has not drawn it.
+        """
+        if boxes is not None and box_index is None:
+            box_index = choose_box(boxes, scores)
+        params = self.crop.make_params(image_size_of(image), boxes, box_index=box_index)
         view = self.crop.apply(image, params)
         return view if self.transform is None else self.transform(view)
 
