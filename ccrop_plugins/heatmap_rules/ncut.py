@@ -3,17 +3,20 @@
 Each image's cells are the nodes of a graph whose edges join cells with similar descriptors
 (cosine similarity of descriptors centred on the image's mean, above ``tau``; TokenCut's
 binarised affinity, Wang et al., CVPR 2022). The second eigenvector of the normalised
-Laplacian splits the graph in two (Shi and Malik's normalised cut); the smaller side is an
-object. Its cells are removed and the cut repeated on the rest, up to ``max_objects`` times,
-until the best remaining cut is weak (its eigenvalue above ``max_cut``).
+Laplacian splits the graph in two (Shi and Malik's normalised cut); on the smaller side, the
+8-connected part around the eigenvector's peak is an object. Its cells are removed and the
+cut repeated on the rest, up to ``max_objects`` times, until the best remaining cut is weak
+(its eigenvalue above ``max_cut``).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 from torch import Tensor
 
 FOREGROUND_RULES = ("smaller", "peak")
@@ -73,7 +76,7 @@ class NormalizedCut:
         cells = torch.nan_to_num(cells, nan=0.0, posinf=0.0, neginf=0.0)
         cells = F.normalize(cells - cells.mean(dim=1, keepdim=True), dim=2)
         affinity = torch.where(cells @ cells.transpose(1, 2) > self.tau, 1.0, 1e-5)
-        maps = _repeated_cuts(affinity, self.max_objects, self.max_cut, self.foreground)
+        maps = _repeated_cuts(affinity, grid, self.max_objects, self.max_cut, self.foreground)
         maps = maps.reshape(n, *grid)
         if grid != (height, width):
             maps = F.interpolate(maps[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
@@ -93,8 +96,8 @@ def _pooled_grid(height: int, width: int, max_cells: int) -> tuple[int, int]:
     return max(1, int(height * scale)), max(1, int(width * scale))
 
 
-def _repeated_cuts(affinity: Tensor, max_objects: int, max_cut: float, foreground: str) -> Tensor:
-    """``(N, M, M)`` affinities -> ``(N, M)`` maps: object ``k`` scores ``1 - k / (2 max_objects)``."""
+def _repeated_cuts(affinity: Tensor, grid: tuple[int, int], max_objects: int, max_cut: float, foreground: str) -> Tensor:
+    """``(N, M, M)`` affinities of ``grid`` cells -> ``(N, M)`` maps: object ``k`` scores ``1 - k / (2 max_objects)``."""
     n, cells, _ = affinity.shape
     device = affinity.device
     keep = torch.ones(n, cells, dtype=torch.bool, device=device)
@@ -123,7 +126,24 @@ def _repeated_cuts(affinity: Tensor, max_objects: int, max_cut: float, foregroun
         else:
             peak = (vector.abs() * keep).argmax(dim=1)
             take_high = high.gather(1, peak[:, None])[:, 0]
-        objects = torch.where(take_high[:, None], high, low) & active[:, None]
+        side = torch.where(take_high[:, None], high, low) & active[:, None]
+        objects = _peak_component(side, (vector.abs() * side).argmax(dim=1), grid)
         maps[objects] = 1.0 - k / (2 * max_objects)
         keep &= ~objects
     return maps
+
+
+def _peak_component(side: Tensor, peak: Tensor, grid: tuple[int, int]) -> Tensor:
+    """The 8-connected part of each image's ``side`` ``(N, M)`` that holds its ``peak`` cell.
+
+    One cut may put several separate objects on one side; taking the part around the
+    eigenvector's peak keeps one object per cut, and the next cuts find the others.
+    """
+    flags = side.reshape(-1, *grid).cpu().numpy()
+    out = np.zeros_like(flags)
+    eight = np.ones((3, 3), dtype=bool)
+    for i in np.flatnonzero(flags.reshape(len(flags), -1).any(axis=1)):
+        labels, _ = ndimage.label(flags[i], structure=eight)
+        label = labels.reshape(-1)[int(peak[i])]
+        out[i] = labels == (label if label else labels.reshape(-1)[np.flatnonzero(labels)[0]])
+    return torch.from_numpy(out.reshape(len(flags), -1)).to(side.device)

@@ -45,27 +45,36 @@ def tiny_backbone() -> nn.Module:
     return model
 
 
-def refresh(rank: int, world_size: int, out_dir: str) -> None:
-    """Refresh a store over this rank's shard and save what the rank ended with."""
+def refresh(rank: int, world_size: int, out_dir: str, heatmap: str = "channel_sum", count: int = NUM_IMAGES) -> None:
+    """Refresh a store over this rank's shard and save what the rank ended with.
+
+    A heatmap with dataset statistics (``ddt``) is refreshed twice: the second pass applies the
+    statistics the first one fitted (summed over ranks); its mean and component are saved too.
+    """
     torch.set_num_threads(1)
-    dataset = IndexedImages()
+    dataset = IndexedImages(count)
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
     loader = DataLoader(dataset, batch_size=4, sampler=sampler)
     store = BoxStore(len(dataset), max_boxes=3)
-    stats = refresh_boxes(tiny_backbone(), loader, store, localizer="components", progress=False)
-    torch.save(
-        {"state": store.state_dict(), "stats": stats.as_dict(), "shard": list(sampler)},
-        Path(out_dir) / f"rank{rank}_of_{world_size}.pt",
-    )
+    passes = 2 if heatmap == "ddt" else 1
+    for _ in range(passes):
+        stats = refresh_boxes(tiny_backbone(), loader, store, localizer="components", heatmap=heatmap, progress=False)
+    saved = {"state": store.state_dict(), "stats": stats.as_dict(), "shard": list(sampler)}
+    if heatmap == "ddt":
+        from ccrop_plugins.refresh import _PIPELINES
+
+        (pipeline,) = _PIPELINES[store].values()
+        saved["mean"], saved["component"] = pipeline.rules[None].mean, pipeline.rules[None].component
+    torch.save(saved, Path(out_dir) / f"rank{rank}_of_{world_size}_{heatmap}.pt")
 
 
-def run_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
+def run_rank(rank: int, world_size: int, port: int, out_dir: str, heatmap: str = "channel_sum", count: int = NUM_IMAGES) -> None:
     """Entry point of ``torch.multiprocessing.spawn``: join a gloo group on 127.0.0.1, then refresh."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
-        refresh(rank, world_size, out_dir)
+        refresh(rank, world_size, out_dir, heatmap, count)
         dist.barrier()
     finally:
         dist.destroy_process_group()

@@ -24,8 +24,8 @@ def _free_port() -> int:
 def test_two_gloo_ranks_end_with_the_same_store_as_one_process(tmp_path):
     distributed_refresh.refresh(0, 1, str(tmp_path))
     mp.spawn(distributed_refresh.run_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    single = torch.load(tmp_path / "rank0_of_1.pt", weights_only=True)
-    ranks = [torch.load(tmp_path / f"rank{r}_of_2.pt", weights_only=True) for r in range(2)]
+    single = torch.load(tmp_path / "rank0_of_1_channel_sum.pt", weights_only=True)
+    ranks = [torch.load(tmp_path / f"rank{r}_of_2_channel_sum.pt", weights_only=True) for r in range(2)]
 
     # each rank iterated only its shard; the odd dataset size padded rank 1 with a duplicate of index 0
     assert ranks[0]["shard"] == [0, 2, 4, 6, 8, 10] and ranks[1]["shard"] == [1, 3, 5, 7, 9, 0]
@@ -42,6 +42,22 @@ def test_two_gloo_ranks_end_with_the_same_store_as_one_process(tmp_path):
         torch.testing.assert_close(state["scores"], expected["scores"])
         for key in ("mean_boxes", "fallback_fraction"):
             assert rank["stats"][key] == pytest.approx(ranks[0]["stats"][key])
+
+
+def test_dataset_statistics_of_ddt_are_summed_over_gloo_ranks(tmp_path):
+    """12 images (no padding duplicates): two ranks fit the same mean and component as one process,
+    and the second pass, which applies them, gives the same store."""
+    distributed_refresh.refresh(0, 1, str(tmp_path), "ddt", 12)
+    mp.spawn(distributed_refresh.run_rank, args=(2, _free_port(), str(tmp_path), "ddt", 12), nprocs=2, join=True)
+    single = torch.load(tmp_path / "rank0_of_1_ddt.pt", weights_only=True)
+    assert single["component"] is not None and single["component"].shape == (8,)
+    for rank in range(2):
+        saved = torch.load(tmp_path / f"rank{rank}_of_2_ddt.pt", weights_only=True)
+        torch.testing.assert_close(saved["mean"], single["mean"])
+        torch.testing.assert_close(saved["component"], single["component"])
+        assert saved["state"]["version"] == single["state"]["version"] == 2
+        assert torch.equal(saved["state"]["counts"], single["state"]["counts"])
+        torch.testing.assert_close(saved["state"]["boxes"], single["state"]["boxes"])
 
 
 def _blob_images():
@@ -130,3 +146,69 @@ def test_progress_bar_and_early_errors(capsys):
     with pytest.raises(IndexError, match="sample index 4 is outside the box store of 4 samples"):
         refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(1, 5))], store, progress=False)
     assert store.version == 1
+
+
+# ----------------------------------------------------------------------------- issue 12: nothing silent
+def test_class_labels_instead_of_indices_are_refused_before_the_pass():
+    images = torch.rand(16, 1, 16, 16)
+    labels = torch.tensor([0, 1, 2, 3] * 4)  # (images, labels) of a torchvision dataset
+    store = BoxStore(100)
+    with pytest.raises(ValueError, match=r"16 images but only 4 distinct indices .* not its class label"):
+        refresh_boxes(lambda x: x, [(images, labels)], store, progress=False)
+    with pytest.raises(TypeError, match="integer dataset indices; got torch.float32"):
+        refresh_boxes(lambda x: x, [(images, labels.float())], store, progress=False)
+    # small batches with few repeats each: caught over the whole pass
+    with pytest.raises(ValueError, match=r"24 images but only 3 distinct indices"):
+        refresh_boxes(lambda x: x, [(images[:3], torch.tensor([0, 1, 2]))] * 8, store, progress=False)
+    with pytest.raises(IndexError, match="sample index 100 is outside the box store of 100 samples"):
+        refresh_boxes(lambda x: x, [(images[:2], torch.tensor([5, 100]))], store, progress=False)
+    assert store.version == 0
+
+
+def test_an_empty_loader_is_an_error_not_a_refresh_of_zero_images():
+    store = BoxStore(4)
+    with pytest.raises(ValueError, match="refresh_boxes got no images: the batches were empty"):
+        refresh_boxes(lambda x: x, [], store, progress=False)
+    assert store.version == 0
+
+
+def test_a_localizer_returning_a_tensor_is_named():
+    def tensor_localizer(maps):
+        return torch.zeros(len(maps), 4)
+
+    with pytest.raises(TypeError, match=r"localizer .*tensor_localizer returned Tensor; expected BoxSets"):
+        refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], BoxStore(4), localizer=tensor_localizer, progress=False)
+
+
+def test_a_heatmap_method_returning_4d_maps_is_named():
+    def keeps_channels(features):
+        return features[:, :1]
+
+    with pytest.raises(ValueError, match=r"heatmap method .*keeps_channels returned \(4, 1, 16, 16\); expected maps \(N, h, w\)"):
+        refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], BoxStore(4), heatmap=keeps_channels, progress=False)
+
+
+def test_one_by_one_maps_and_an_all_fallback_pass_warn_with_the_numbers():
+    pooled = nn.AdaptiveAvgPool2d(1)
+    with pytest.warns(UserWarning) as caught:
+        stats = refresh_boxes(pooled, [(_blob_images(), torch.arange(4))], BoxStore(4), progress=False)
+    messages = [str(w.message) for w in caught]
+    assert any("feature maps are 1x1 for (16, 16) images" in m for m in messages)
+    assert any("all 4 images fell back to the whole-image box (fallback fraction 1.00)" in m for m in messages)
+    assert stats.fallback_fraction == 1.0
+    assert len(messages) == 2  # once per pass, not once per batch
+
+
+def test_dict_features_of_two_stages_and_heatmap_options():
+    images = _blob_images()
+    store = BoxStore(4, max_boxes=2)
+
+    def two_stages(x):
+        return {"fine": x, "coarse": torch.nn.functional.avg_pool2d(x, 2)}
+
+    refresh_boxes(two_stages, [(images, torch.arange(4))], store, localizer_options={"min_area": 0.0}, progress=False)
+    torch.testing.assert_close(store.get(0)[0], torch.tensor([[2 / 16, 4 / 16, 10 / 16, 8 / 16]]))
+    with pytest.raises(TypeError, match=r"heatmap 'channel_sum' \(from ccrop-plugins\) takes no options; got \['sign'\]"):
+        refresh_boxes(two_stages, [(images, torch.arange(4))], store, heatmap_options={"sign": "image"}, progress=False)
+    refresh_boxes(two_stages, [(images, torch.arange(4))], store, heatmap="ddt", heatmap_options={"sign": "image"}, progress=False)
+    assert store.version == 2
