@@ -239,18 +239,19 @@ class ContrastiveCropHook(Hook):
         return resumed and bool(saved.get("refresh_pending"))
 
     def _say_schedule(self, runner: Any) -> None:
+        if not is_main_process():
+            return
         unit, total = ("iterations", runner.max_iters) if self._by_iteration else ("epochs", runner.max_epochs)
-        warmup = f"{self._warmup_name}={self.schedule.warmup}"
         if self.schedule.never_refreshes(total):
-            message = (f"ContrastiveCropHook never refreshes in this run: {warmup}, interval={self.schedule.interval} "
-                       f"and {total} {unit} (no refresh after the last); every crop is RandomResizedCrop's. "
-                       f"Lower {self._warmup_name} below {total}")
-            runner.logger.warning(message)
-        elif is_main_process():
+            runner.logger.warning(
+                f"ContrastiveCropHook never refreshes in this run: {self._warmup_name}={self.schedule.warmup}, "
+                f"interval={self.schedule.interval} and {total} {unit} (no refresh after the last); every crop is "
+                f"RandomResizedCrop's. Lower {self._warmup_name} (and interval) so that a refresh falls before "
+                f"the last of the {total} {unit}")
+        else:
             steps = [s + 1 for s in self.schedule.refresh_steps(total)]
             runner.logger.info(f"ContrastiveCrop: {self.store!r}; refresh after {unit} {steps[:6]}"
                                f"{' ...' if len(steps) > 6 else ''} ({len(steps)} in all)")
-
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:
