@@ -1,0 +1,142 @@
+"""``ccrop demo --data DIR``: the user's image folder and its optional ``annotations.json``.
+
+The folder is ``DIR/<class>/<image>`` or flat (``DIR/<image>``); file names are relative to
+``DIR`` with ``/`` separators, in the sorted order lightly's ``LightlyDataset`` lists them.
+
+``DIR/annotations.json``, when present, follows COCO detection conventions::
+
+    {"images": [{"id": 0, "file_name": "cats/001.png", "width": 64, "height": 64}, ...],
+     "annotations": [{"image_id": 0, "bbox": [x, y, w, h]}, ...]}
+
+``bbox`` is in pixels (top-left corner, width, height); ``width``/``height`` may be left out
+(they are then read from the image file). Every problem is a :class:`UserError` that names the
+file, the entry and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ccrop_cli.errors import UserError
+
+ANNOTATIONS = "annotations.json"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def list_images(root: Path) -> list[str]:
+    """Sorted relative paths of the images directly in ``root`` or one folder below it.
+
+    Raises:
+        UserError: ``root`` is not a folder, or holds no images.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"--data {root}: not a folder (expected DIR/<class>/<image> or DIR/<image>)")
+    names = [
+        path.relative_to(root).as_posix()
+        for pattern in ("*", "*/*")
+        for path in root.glob(pattern)
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if not names:
+        raise UserError(
+            f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and DIR/<class>/)"
+        )
+    return sorted(names)
+
+
+def load_user_annotations(root: Path, filenames: list[str]) -> dict[str, np.ndarray] | None:
+    """Ground-truth boxes of ``root/annotations.json``, or ``None`` when the folder has none.
+
+    Args:
+        root: the image folder.
+        filenames: its images (from :func:`list_images`); every ``file_name`` must be one of them.
+
+    Returns:
+        ``{file_name: (k, 4) float32 boxes}``, normalised ``x0, y0, x1, y1`` clipped to the
+        image, for every image listed in ``images`` (``k`` may be 0).
+
+    Raises:
+        UserError: naming the file and the malformed entry.
+    """
+    path = Path(root) / ANNOTATIONS
+    if not path.is_file():
+        return None
+    try:
+        coco = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot be read ({error})") from None
+    if not isinstance(coco, dict):
+        raise UserError(f"{path}: expected an object with 'images' and 'annotations'; got {type(coco).__name__}")
+    for key in ("images", "annotations"):
+        if not isinstance(coco.get(key), list):
+            raise UserError(f"{path}: '{key}' must be a list; got {_kind(coco.get(key))}")
+    sizes = _image_sizes(path, coco["images"], Path(root), set(filenames))
+    boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id in sizes}
+    for position, ann in enumerate(coco["annotations"]):
+        image_id, box = _annotation(path, position, ann, sizes)
+        boxes[image_id].append(box)
+    return {
+        name: np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
+        for image_id, (name, _, _) in sizes.items()
+    }
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[Any, tuple[str, int, int]]:
+    """``{id: (file_name, width, height)}`` of the ``images`` entries, checked."""
+    sizes: dict[Any, tuple[str, int, int]] = {}
+    for position, image in enumerate(images):
+        where = f"{path}: images[{position}]"
+        if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
+            raise UserError(f"{where} must be an object with 'id' and 'file_name' (a string); got {image!r:.80}")
+        image_id, name = image["id"], image["file_name"].replace("\\", "/")
+        if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
+            raise UserError(f"{where}: 'id' must be an integer or a string; got {image_id!r}")
+        if image_id in sizes:
+            raise UserError(f"{where}: id {image_id!r} is used twice")
+        if name not in known:
+            raise UserError(f"{where}: file_name {name!r} is not an image under {root}")
+        width, height = image.get("width"), image.get("height")
+        if width is None or height is None:
+            with Image.open(root / name) as opened:
+                width, height = opened.size
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+            raise UserError(f"{where}: 'width' and 'height' must be positive numbers; got {width!r}, {height!r}")
+        sizes[image_id] = (name, int(width), int(height))
+    return sizes
+
+
+def _annotation(path: Path, position: int, ann: Any, sizes: dict) -> tuple[Any, list[float]]:
+    """``(image_id, normalised x0, y0, x1, y1)`` of one annotation, checked and clipped."""
+    where = f"{path}: annotations[{position}]"
+    if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
+        raise UserError(f"{where} must be an object with 'image_id' and 'bbox'; got {ann!r:.80}")
+    image_id, bbox = ann["image_id"], ann["bbox"]
+    if image_id not in sizes:
+        raise UserError(f"{where}: image_id {image_id!r} is not the id of any entry of 'images'")
+    if (
+        not isinstance(bbox, list)
+        or len(bbox) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)
+    ):
+        raise UserError(f"{where}: 'bbox' must be [x, y, w, h], four finite numbers in pixels; got {bbox!r:.80}")
+    x, y, w, h = (float(v) for v in bbox)
+    if w <= 0 or h <= 0:
+        raise UserError(f"{where}: 'bbox' [x, y, w, h] needs w > 0 and h > 0; got {bbox}")
+    _, width, height = sizes[image_id]
+    box = [max(x, 0.0) / width, max(y, 0.0) / height, min(x + w, width) / width, min(y + h, height) / height]
+    if box[0] >= box[2] or box[1] >= box[3]:
+        raise UserError(f"{where}: 'bbox' {bbox} lies outside its {width}x{height} image")
+    return image_id, box
