@@ -87,3 +87,50 @@ def test_matrix_upsampling_equals_torch_bilinear(source, target):
     maps = torch.rand(3, *source, generator=torch.Generator().manual_seed(0))
     expected = torch.nn.functional.interpolate(maps[:, None], size=target, mode="bilinear", align_corners=False)[:, 0]
     torch.testing.assert_close(upsample_bilinear(maps, target), expected, atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------- issue 12 and stage fusion
+def test_empty_batch_gives_empty_heatmaps():
+    assert heatmaps_from_features(torch.zeros(0, 3, 4, 4), size=16).shape == (0, 16, 16)
+    assert heatmaps_from_features(torch.zeros(0, 3, 4, 4)).shape == (0, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "features, size, error, message",
+    [
+        (torch.zeros(2, 3, 0, 4), None, ValueError, r"features must have C, h, w >= 1; got \(2, 3, 0, 4\)"),
+        (torch.zeros(2, 0, 4, 4), None, ValueError, r"C, h, w >= 1"),
+        (torch.rand(2, 3, 4, 4), 0, ValueError, r"size must be a positive int or \(height, width\); got 0"),
+        (torch.rand(2, 3, 4, 4), (10,), ValueError, r"size must be .*got \(10,\) \(1 values\)"),
+        (torch.rand(2, 3, 4, 4), 8.5, TypeError, r"size must be a positive int .*got 8.5"),
+        ({}, None, ValueError, "empty dict"),
+        ({"a": torch.rand(2, 3, 4, 4), "b": torch.rand(3, 3, 2, 2)}, None, ValueError, "disagree on the batch size"),
+        ([torch.rand(2, 3, 4, 4)], None, TypeError, "Tensor .* or a dict"),
+    ],
+)
+def test_bad_features_and_sizes_are_named(features, size, error, message):
+    with pytest.raises(error, match=message):
+        heatmaps_from_features(features, size=size)
+
+
+def test_a_heatmap_method_returning_4d_maps_is_refused_by_name():
+    def keep_channels(features):
+        return features
+
+    with pytest.raises(ValueError, match=r"heatmap method .*keep_channels returned \(3, 5, 4, 6\); expected maps \(N, h, w\) = \(3, 4, 6\)"):
+        heatmaps_from_features(_features(), method=keep_channels)
+    with pytest.raises(ValueError, match=r"returned list"):
+        heatmaps_from_features(_features(), method=lambda f: [1])
+
+
+def test_stage_fusion_is_the_geometric_mean_on_the_finest_grid_and_skips_flat_stages():
+    from ccrop_plugins.heatmaps import fuse_maps, upsample_bilinear
+
+    fine, coarse = _features(h=8, w=8, seed=1), _features(h=4, w=4, seed=2)
+    fused = heatmaps_from_features({"coarse": coarse, "fine": fine})
+    a = normalize_maps(channel_sum(fine))
+    b = upsample_bilinear(normalize_maps(channel_sum(coarse)), (8, 8)).clamp(0, 1)
+    torch.testing.assert_close(fused, normalize_maps((a.clamp_min(1e-6) * b.clamp_min(1e-6)).sqrt()))
+    flat = torch.ones_like(coarse)  # no contrast: left out, the fine stage alone decides
+    torch.testing.assert_close(heatmaps_from_features({"coarse": flat, "fine": fine}), a, atol=1e-6, rtol=0)
+    assert fuse_maps([torch.zeros(2, 4, 4), torch.zeros(2, 8, 8)]).abs().sum() == 0
