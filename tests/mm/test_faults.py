@@ -114,3 +114,50 @@ def test_an_unreadable_image_in_the_refresh_pass_is_named(tmp_path):
         images = ExtractionDataset(Files(), [LoadImageFromFile(imdecode_backend=backend)], (8, 8))
         with pytest.raises((OSError, RuntimeError), match=rf"cannot load {truncated} \(sample 1\)"):
             list(extraction_loader(images, batch_size=2, num_workers=0))
+
+
+def test_the_core_warnings_of_a_refresh_reach_the_run_log_once():
+    """1x1 feature maps: every box is the whole image. The core warns; the hook writes it to the run's
+    log (with the fallback share in the refresh line), once per refresh, not on stderr as well."""
+    import logging
+    import warnings
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub, MMLogger
+    from torch import nn
+
+    from ccrop_mm import ContrastiveCropHook
+
+    class Pooled(nn.Module):  # a backbone whose last map is 1x1
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return self.conv(x).mean((2, 3), keepdim=True)
+
+    class Images(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return torch.full((3, 8, 8), index * 40, dtype=torch.uint8), index
+
+    logger = MMLogger.get_instance("ccrop_test_core_warnings", log_level="INFO")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    hook = ContrastiveCropHook(localizer="components")
+    hook.store, hook._images, hook._features = BoxStore(4, 4), Images(), Pooled()
+    model = nn.Module()
+    model.backbone = hook._features
+    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(batch_size=2, num_workers=0),
+                             message_hub=MessageHub.get_instance("ccrop_test_core_warnings"), logger=logger)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing escapes to stderr
+        hook.refresh(runner)
+    messages = [r.getMessage() for r in records]
+    assert any("fallback_fraction=1" in m for m in messages)
+    warned = [m for m in messages if m.startswith("ContrastiveCrop refresh: refresh_boxes:")]
+    assert len(warned) == len(set(warned)) >= 1 and any("1x1" in m for m in warned)
