@@ -55,7 +55,8 @@ class BoxRefreshCallback(pl.Callback):
         layer: optional submodule name of the backbone whose output is the feature map.
         stages: stage name(s) of the backbone to localize with (``"layer3"``, or
             ``["layer3", "layer4"]`` fused), see :func:`~ccrop_lightly.feature_extractor`.
-        threshold, localizer, heatmap, localizer_options: as in :class:`~ccrop_lightly.BoxRefresher`.
+        threshold, localizer, heatmap, heatmap_options, localizer_options: as in
+            :class:`~ccrop_lightly.BoxRefresher`.
         batch_size, num_workers: of the refresh loader.
         transform: the training transform (``CCropSimCLRTransform(...)``); default: the one in
             the training DataLoader's ``CCropCollate``.
@@ -79,6 +80,7 @@ class BoxRefreshCallback(pl.Callback):
         threshold: float = 0.1,
         localizer: str | Callable = "components",
         heatmap: str | Callable = "channel_sum",
+        heatmap_options: dict[str, Any] | None = None,
         localizer_options: dict[str, Any] | None = None,
         batch_size: int = 256,
         num_workers: int = 0,
@@ -109,7 +111,8 @@ class BoxRefreshCallback(pl.Callback):
         self.stages = stages
         self.transform = transform
         self.refresh_options = dict(
-            threshold=threshold, localizer=localizer, heatmap=heatmap, localizer_options=localizer_options
+            threshold=threshold, localizer=localizer, heatmap=heatmap, heatmap_options=heatmap_options,
+            localizer_options=localizer_options
         )
         self.batch_size = batch_size
         self.num_workers = num_workers

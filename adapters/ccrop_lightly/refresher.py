@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ccrop_plugins import BoxSets, BoxStore, RefreshStats, eval_mode, get_heatmap, get_localizer, refresh_boxes
+from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, refresh_boxes
 
 from .features import feature_extractor
 from .schedule import RefreshSchedule
@@ -66,7 +66,9 @@ class BoxRefresher:
         threshold: the localizer's ``k`` (paper: 0.1).
         localizer: a registered localizer (``components``: a box per object, the default;
             ``bbox``: the paper's single box) or a callable ``heatmaps -> BoxSets``.
-        heatmap: a registered heatmap method (``channel_sum``: the paper's) or a callable.
+        heatmap: a registered heatmap rule (``channel_sum``: the paper's; ``ccrop plugins`` lists
+            the others) or a callable.
+        heatmap_options: options of a named heatmap rule (e.g. ``{"sign": "image"}`` for ``ddt``).
         localizer_options: other options of a named localizer (``min_area``, ``max_boxes``).
         stages: name(s) of the backbone stage(s) to localize with (``"layer3"``, or
             ``["layer3", "layer4"]`` to fuse two); ``feature_fn`` is then the backbone and
@@ -88,6 +90,7 @@ class BoxRefresher:
         threshold: float = 0.1,
         localizer: str | Callable[[Tensor], BoxSets] = "components",
         heatmap: str | Callable[[Tensor], Tensor] = "channel_sum",
+        heatmap_options: dict[str, Any] | None = None,
         localizer_options: dict[str, Any] | None = None,
         stages: str | Sequence[str] | None = None,
         device: torch.device | str | None = None,
@@ -112,13 +115,14 @@ class BoxRefresher:
         if isinstance(localizer, str):
             get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
         if isinstance(heatmap, str):
-            get_heatmap(heatmap)
+            HeatmapPipeline(heatmap, heatmap_options)  # the core builds the rule: a bad name or option fails here
         self.store = store
         self.feature_fn = feature_fn
         self.loader = loader
         self.threshold = float(threshold)
         self.localizer = localizer
         self.heatmap = heatmap
+        self.heatmap_options = dict(heatmap_options or {})
         self.localizer_options = dict(localizer_options or {})
         self.device = device
         self.progress = progress
@@ -156,6 +160,7 @@ class BoxRefresher:
                 self.store,
                 localizer=self.localizer,
                 heatmap=self.heatmap,
+                heatmap_options=self.heatmap_options or None,
                 threshold=self.threshold,
                 localizer_options=self.localizer_options or None,
                 device=self.device,

@@ -151,3 +151,13 @@ def test_a_schedule_that_never_refreshes_warns_at_construction():
 def test_stages_need_a_module():
     with pytest.raises(TypeError, match="with stages, feature_fn must be the backbone"):
         _refresher(BoxStore(4), 4).__class__(BoxStore(4), lambda x: x, [], warmup_epochs=1, interval=1, stages="x")
+
+
+def test_heatmap_rule_and_its_options_reach_the_refresh_and_fail_early():
+    store = BoxStore(8)
+    refresher = _refresher(store, 8, heatmap="ddt", heatmap_options={"sign": "image"})
+    assert refresher.refresh().images == 8 and store.version == 1
+    with pytest.raises(ValueError, match="unknown sign rule 'x' of heatmap 'ddt'"):
+        _refresher(BoxStore(4), 4, heatmap="ddt", heatmap_options={"sign": "x"})
+    with pytest.raises(TypeError, match="heatmap 'channel_sum' .* takes no options; got \\['bogus'\\]"):
+        _refresher(BoxStore(4), 4, heatmap_options={"bogus": 1})
