@@ -13,7 +13,7 @@ from ccrop_plugins import BoxStore, height_width
 from .collate import CCropCollate
 from .features import feature_extractor
 from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
-from .refresher import BoxRefresher
+from .refresher import BoxRefresher, check_refresh_options
 from .schedule import RefreshSchedule
 
 STATE_VERSION = 1
@@ -101,6 +101,7 @@ class BoxRefreshCallback(pl.Callback):
         if layer is not None and stages is not None:
             raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
         RefreshSchedule(warmup_epochs, interval)  # validate now, not at the first epoch end
+        check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
         self.store = store
         self.dataset = dataset
         self.input_size = None if input_size is None else height_width(input_size, "input_size")

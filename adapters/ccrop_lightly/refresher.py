@@ -111,11 +111,7 @@ class BoxRefresher:
                 f"create it as BoxStore({len(dataset)})"
             )
         self.schedule = RefreshSchedule(warmup_epochs, interval, max_epochs)
-        # Fail now, not after the first warm-up epochs, on a misspelt name or a bad threshold.
-        if isinstance(localizer, str):
-            get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
-        if isinstance(heatmap, str):
-            HeatmapPipeline(heatmap, heatmap_options)  # the core builds the rule: a bad name or option fails here
+        check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
         self.store = store
         self.feature_fn = feature_fn
         self.loader = loader
@@ -179,6 +175,21 @@ class BoxRefresher:
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
         self.store.load_state_dict(state["store"])
+
+
+def check_refresh_options(
+    threshold: float,
+    localizer: str | Callable[[Tensor], BoxSets],
+    heatmap: str | Callable[[Tensor], Tensor],
+    heatmap_options: dict[str, Any] | None,
+    localizer_options: dict[str, Any] | None,
+) -> None:
+    """Build the named localizer and heatmap rule once, so that a misspelt name, a bad option or
+    threshold fails when the refresher (or callback) is made, not after the warm-up epochs."""
+    if isinstance(localizer, str):
+        get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
+    if isinstance(heatmap, str):
+        HeatmapPipeline(heatmap, heatmap_options)
 
 
 def report_refresh(stats: RefreshStats) -> None:

@@ -167,3 +167,13 @@ def test_named_stage_and_the_views_settings_reach_the_refresh(tmp_path, quadrant
     trainer = _trainer(tmp_path, 1, [wrong], logger=False, enable_checkpointing=False)
     with pytest.raises(ValueError, match="normalize=.* differs from the training views' normalisation None"):
         trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
+
+
+def test_bad_refresh_options_fail_when_the_callback_is_made(quadrant_folder):
+    dataset = LightlyDataset(str(quadrant_folder))
+    with pytest.raises(ValueError, match="unknown heatmap 'sums'; available: .*channel_sum"):
+        BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, heatmap="sums")
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\); got 2"):
+        BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, threshold=2)
+    with pytest.raises(ValueError, match="give layer or stages, not both"):
+        BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, layer="1", stages="1")
