@@ -325,7 +325,8 @@ def mean_average_precision(
         if seen.all() or not seen.any():
             scores = np.zeros(len(test_x))
         else:
-            classifier = LogisticRegression(max_iter=max_iter, C=regularization).fit(train_x, seen)
+            # liblinear: the same fit as lbfgs here, and far faster on separable binary problems.
+            classifier = LogisticRegression(solver="liblinear", max_iter=max_iter, C=regularization).fit(train_x, seen)
             scores = classifier.decision_function(test_x)
         precisions.append(average_precision_score(truth, scores))
     if not precisions:
