@@ -50,9 +50,9 @@ def test_quick_demo_writes_pictures_and_a_sane_report(tmp_path, capsys):
     assert "report" in capsys.readouterr().out
 
 
-def test_demo_rejects_a_schedule_without_a_refresh(tmp_path):
-    with pytest.raises(ValueError, match="--epochs 2 must exceed --warmup-epochs 2"):
-        main(["demo", "--quick", "--warmup-epochs", "2", "--out", str(tmp_path)])
+def test_demo_rejects_a_schedule_without_a_refresh(tmp_path, capsys):
+    assert main(["demo", "--quick", "--warmup-epochs", "2", "--out", str(tmp_path)]) == 2
+    assert "ccrop demo: error: --epochs 2 must exceed --warmup-epochs 2" in capsys.readouterr().err
 
 
 def test_demo_rejects_an_unknown_framework(tmp_path, capsys):
