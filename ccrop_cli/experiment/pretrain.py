@@ -38,6 +38,7 @@ from ccrop_lightly import (
 from ccrop_plugins import BoxSets, BoxStore, RefreshStats
 
 from ccrop_cli.experiment.backbones import BACKBONES, build_backbone
+from ccrop_cli.experiment.oracle_boxes import OracleRefresher, ground_truth_box_sets
 from ccrop_cli.experiment.store_snapshot import snapshot
 from ccrop_cli.experiment.strategies import CropStrategy, get_strategy
 
@@ -129,15 +130,17 @@ class WarmupAwareViews(CCropMultiViewTransform):
         return super().__call__(image, boxes, scores)
 
 
-def simclr_views(strategy: CropStrategy, image_size: int, alpha: float) -> CCropMultiViewTransform:
+def simclr_views(
+    strategy: CropStrategy, image_size: int, alpha: float, cj_strength: float = 0.5
+) -> CCropMultiViewTransform:
     """SimCLR's two views with ``strategy``'s crop (its scale range and scale reference).
 
     The steps after the crop are lightly's SimCLR view steps with the CIFAR-size settings of
-    lightly's examples (colour jitter strength 0.5, no blur at 32-64 px). Both views crop
+    lightly's examples (colour jitter strength ``cj_strength``, 0.5 there; no blur at 32-64 px). Both views crop
     around the same box (pair-consistent); samples without boxes (warm-up) get
     RandomResizedCrop views with scale ``(0.2, 1.0)`` of the image (:class:`WarmupAwareViews`).
     """
-    steps = CCropSimCLRViewTransform(input_size=image_size, cj_strength=0.5, gaussian_blur=0.0).transform
+    steps = CCropSimCLRViewTransform(input_size=image_size, cj_strength=cj_strength, gaussian_blur=0.0).transform
 
     def views(crop_strategy: CropStrategy) -> CCropMultiViewTransform:
         view = CCropViewTransform(crop_strategy.make_crop(image_size, alpha=alpha), steps)
@@ -180,6 +183,11 @@ class PretrainConfig:
             than the paper's SGD: these runs are a few epochs long).
         seed: seeds the weights, the shuffling and every augmentation.
         num_workers: DataLoader workers (persistent across epochs; 0 loads in this process).
+        box_source: ``learned`` (the strategy's localizer refreshes the boxes) or ``oracle``
+            (the folder's ground-truth boxes from ``annotations.json``, written on the same
+            schedule: the ceiling any localizer can reach; ``oracle_boxes``).
+        cj_strength: colour-jitter strength of the views (lightly's ``cj_strength``).
+        device: ``cpu`` or ``cuda`` (``cuda:N``); on CUDA the forward runs under bfloat16 autocast.
 
     Raises:
         ValueError: for an unknown backbone or a value outside its range, naming it.
@@ -197,6 +205,9 @@ class PretrainConfig:
     learning_rate: float = 2e-3
     seed: int = 0
     num_workers: int = 2
+    box_source: str = "learned"
+    cj_strength: float = 0.5
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -210,6 +221,8 @@ class PretrainConfig:
             raise ValueError(f"threshold must lie in [0, 1); got {self.threshold}")
         if not self.alpha > 0:
             raise ValueError(f"alpha must be positive; got {self.alpha}")
+        if self.box_source not in ("learned", "oracle"):
+            raise ValueError(f"unknown box source {self.box_source!r}; available: learned, oracle")
 
 
 @dataclass
@@ -221,7 +234,7 @@ class _Training:
     loader: DataLoader
     model: SimCLR
     feature_dim: int
-    refresher: BoxRefresher | None
+    refresher: BoxRefresher | OracleRefresher | None
     optimizer: torch.optim.Optimizer
     scheduler: Any
     criterion: nn.Module
@@ -236,7 +249,7 @@ def pretrain_simclr(
     on_refresh: RefreshCallback | None = None,
     **overrides: Any,
 ) -> PretrainResult:
-    """Pre-train SimCLR on an image folder with one crop strategy, on the CPU.
+    """Pre-train SimCLR on an image folder with one crop strategy, on the CPU, or on ``config.device``.
 
     Args:
         data_root: an image folder (``root/<class>/<image>``), e.g. written by
@@ -301,14 +314,22 @@ def _build(data_root: Path, strategy: CropStrategy, config: PretrainConfig) -> _
         drop_last=True,
         num_workers=config.num_workers,
         persistent_workers=config.num_workers > 0,
-        collate_fn=CCropCollate(simclr_views(strategy, config.image_size, config.alpha), store, dataset=dataset),
+        collate_fn=CCropCollate(
+            simclr_views(strategy, config.image_size, config.alpha, config.cj_strength), store, dataset=dataset
+        ),
         worker_init_fn=_seed_worker,
+        pin_memory=config.device != "cpu",
         generator=torch.Generator().manual_seed(config.seed),
     )
     net, feature_dim = build_backbone(config.backbone, config.seed)
-    model = SimCLR(net, feature_dim)
+    model = SimCLR(net, feature_dim).to(config.device)
     refresher = None
-    if strategy.uses_boxes:
+    if strategy.uses_boxes and config.box_source == "oracle":
+        truth = ground_truth_box_sets(data_root, dataset.get_filenames(), strategy, MAX_BOXES)
+        refresher = OracleRefresher(
+            store, truth, warmup_epochs=config.warmup_epochs, interval=config.interval, max_epochs=config.epochs
+        )
+    elif strategy.uses_boxes:
         refresher = BoxRefresher(
             store,
             feature_extractor(model.backbone),
@@ -331,8 +352,13 @@ def _train_epoch(training: _Training, epoch: int, epochs: int, result: PretrainR
     started = time.perf_counter()
     total, batches = 0.0, 0
     bar = tqdm(training.loader, desc=f"{label} epoch {epoch + 1}/{epochs}", unit="batch", leave=False, disable=not progress)
+    device = next(training.model.parameters()).device
     for (view_a, view_b), _targets, _keys in bar:
-        loss = training.criterion(training.model(view_a), training.model(view_b))
+        view_a, view_b = view_a.to(device, non_blocking=True), view_b.to(device, non_blocking=True)
+        # Mixed precision on CUDA for the network; the loss (a softmax over similarities) in float32.
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            z_a, z_b = training.model(view_a), training.model(view_b)
+        loss = training.criterion(z_a.float(), z_b.float())
         training.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         training.optimizer.step()
