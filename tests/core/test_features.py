@@ -136,3 +136,15 @@ def test_refresh_fuses_stages_by_geometric_mean_on_the_finest_grid():
     expected = normalize_maps((fine.clamp_min(1e-6) * coarse.clamp_min(1e-6)).sqrt())
     expected = upsample_bilinear(expected, (16, 16)).clamp(0, 1)
     torch.testing.assert_close(seen[0], expected, atol=1e-5, rtol=0)
+
+
+def test_a_torchvision_resnet_stops_before_layer4_and_the_head():
+    import torchvision
+
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    called = []
+    resnet.layer4.register_forward_hook(lambda *args: called.append("layer4"))
+    resnet.fc.register_forward_hook(lambda *args: called.append("fc"))
+    out = stage_features(resnet, ["layer2", "layer3"])(torch.randn(2, 3, 64, 64))
+    assert out["layer2"].shape == (2, 128, 8, 8) and out["layer3"].shape == (2, 256, 4, 4)
+    assert called == []
