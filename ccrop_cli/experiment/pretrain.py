@@ -177,7 +177,12 @@ class PretrainConfig:
         batch_size: samples per step (each gives 2 views); the last partial batch is dropped.
         warmup_epochs: epochs of plain RandomResizedCrop before the first refresh.
         interval: epochs between refreshes (the last epoch never refreshes).
-        threshold: the localizer's ``k`` on heatmaps in ``[0, 1]`` (paper: 0.1).
+        threshold: the localizer's ``k`` on heatmaps in ``[0, 1]`` (paper: 0.1), or a per-image
+            rule of the ``components`` localizer: ``"otsu"`` or ``"mean"``.
+        heatmap: the heatmap rule of the refresh (paper: ``channel_sum``; see ``ccrop plugins``).
+        stages: backbone stages the heatmap is computed from (``ccrop_lightly.feature_extractor``
+            names: indices of the Sequential backbones, ``"5"`` is the stride-2 stage of both);
+            ``None``: the last stage (the paper).
         alpha: ``Beta(alpha, alpha)`` of the crop centre (paper: 0.1 on CIFAR, 0.6 on ImageNet).
         learning_rate: AdamW learning rate, cosine-annealed to 0 over the run (AdamW rather
             than the paper's SGD: these runs are a few epochs long).
@@ -200,7 +205,9 @@ class PretrainConfig:
     batch_size: int = 128
     warmup_epochs: int = 4
     interval: int = 2
-    threshold: float = 0.1
+    threshold: float | str = 0.1
+    heatmap: str = "channel_sum"
+    stages: tuple[str, ...] | None = None
     alpha: float = 0.6
     learning_rate: float = 2e-3
     seed: int = 0
@@ -217,7 +224,10 @@ class PretrainConfig:
             _check_positive(refresh_size=self.refresh_size)
         if int(self.warmup_epochs) != self.warmup_epochs or self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be an integer >= 0; got {self.warmup_epochs!r}")
-        if not 0.0 <= self.threshold < 1.0:
+        if isinstance(self.threshold, str):
+            if self.threshold not in ("mean", "otsu"):
+                raise ValueError(f"threshold must be a number in [0, 1), 'mean' or 'otsu'; got {self.threshold!r}")
+        elif not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"threshold must lie in [0, 1); got {self.threshold}")
         if not self.alpha > 0:
             raise ValueError(f"alpha must be positive; got {self.alpha}")
@@ -340,6 +350,8 @@ def _build(data_root: Path, strategy: CropStrategy, config: PretrainConfig) -> _
             threshold=config.threshold,
             localizer=strategy.localizer,
             localizer_options=dict(strategy.localizer_options),
+            heatmap=config.heatmap,
+            stages=list(config.stages) if config.stages else None,
         )
     criterion = NTXentLoss(temperature=0.2)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
