@@ -115,7 +115,7 @@ class BoxRefresher:
         self.store = store
         self.feature_fn = feature_fn
         self.loader = loader
-        self.threshold = float(threshold)
+        self.threshold = threshold if isinstance(threshold, str) else float(threshold)  # "otsu"/"mean": per image
         self.localizer = localizer
         self.heatmap = heatmap
         self.heatmap_options = dict(heatmap_options or {})
