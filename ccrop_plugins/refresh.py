@@ -58,7 +58,7 @@ def refresh_boxes(
     localizer: str | Callable[[Tensor], BoxSets] = "components",
     heatmap: str | HeatmapMethod | HeatmapPipeline = "channel_sum",
     *,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
     localizer_options: dict[str, Any] | None = None,
     heatmap_options: dict[str, Any] | None = None,
     heatmap_size: Sequence[int] | None = None,
@@ -85,7 +85,8 @@ def refresh_boxes(
             dataset statistics (``ddt``) applies the statistics fitted in the previous pass
             over the same ``store`` and fits new ones on this pass (its fallback before the
             first fit); the statistics are summed over ranks.
-        threshold: the localizer's threshold ``k`` (a shortcut for ``localizer_options``).
+        threshold: the localizer's threshold ``k`` (a shortcut for ``localizer_options``);
+            ``components`` also takes the per-image rules ``"mean"`` and ``"otsu"``.
         localizer_options: other options of a named localizer (``max_boxes``, ``min_area``).
         heatmap_options: options of a named heatmap rule (``{"sign": "image"}`` for ``ddt``).
         heatmap_size: ``(H, W)`` of the heatmaps; default the images' size.
