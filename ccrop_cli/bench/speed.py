@@ -125,7 +125,7 @@ def _crop_row(args: argparse.Namespace) -> Row:
     boxes = torch.tensor([[0.20, 0.15, 0.65, 0.80], [0.55, 0.30, 0.95, 0.70]])
     scores = torch.tensor([2.0, 1.0])
     ccrop = ContrastiveCrop(224, sampler="beta", alpha=0.6)
-    rrc = RandomResizedCrop(224, antialias=True)
+    rrc = RandomResizedCrop(224, scale=ccrop.scale, ratio=ccrop.ratio, antialias=True)  # same crop sizes on both sides
     crop_times = _interleaved(
         {
             "rrc": lambda: [rrc(image) for _ in range(args.crops)],
