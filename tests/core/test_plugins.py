@@ -300,6 +300,20 @@ def test_an_installed_plugin_reusing_a_builtin_name_loses_that_name_only(fake_di
     assert registry("sampler")["fake_edge"].provider == "ccrop-good-fake"
 
 
+def test_ccrop_plugins_command_lists_broken_plugins(fake_distributions, capsys):
+    fake_distributions("ccrop-broken-fake", "ccrop_broken_fake", "raise ImportError('needs torch 9')")
+    fake_distributions("ccrop-good-fake", "ccrop_good_fake", GOOD_PLUGIN + '    register("beta", Edge)\n')
+    with pytest.warns(PluginWarning):
+        fake_distributions.load()
+        assert ccrop_main(["plugins", "--kind", "sampler"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert ["sampler", "fake_edge", "ccrop-good-fake"] in [line.split() for line in lines]
+    broken = [line for line in lines if "BROKEN" in line]
+    assert len(broken) == 2
+    assert broken[0].split()[:3] == ["plugin", "ccrop_broken_fake", "ccrop-broken-fake"] and "ImportError: needs torch 9" in broken[0]
+    assert broken[1].split()[:3] == ["sampler", "beta", "ccrop-good-fake"] and "already registered by ccrop-plugins" in broken[1]
+
+
 def test_ccrop_plugins_command(capsys):
     assert ccrop_main(["plugins"]) == 0
     lines = capsys.readouterr().out.splitlines()
