@@ -68,13 +68,19 @@ def refresh(rank: int, world_size: int, out_dir: str, heatmap: str = "channel_su
     torch.save(saved, Path(out_dir) / f"rank{rank}_of_{world_size}_{heatmap}.pt")
 
 
-def run_rank(rank: int, world_size: int, port: int, out_dir: str, heatmap: str = "channel_sum", count: int = NUM_IMAGES) -> None:
+RUNS = (("channel_sum", NUM_IMAGES), ("ddt", 12))
+"""What each rank runs, in one process group: the paper's map over 11 images (one padded duplicate),
+and the dataset rule over 12 (no duplicate, so its statistics equal one process's exactly)."""
+
+
+def run_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
     """Entry point of ``torch.multiprocessing.spawn``: join a gloo group on 127.0.0.1, then refresh."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
-        refresh(rank, world_size, out_dir, heatmap, count)
+        for heatmap, count in RUNS:
+            refresh(rank, world_size, out_dir, heatmap, count)
         dist.barrier()
     finally:
         dist.destroy_process_group()

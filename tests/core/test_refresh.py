@@ -21,9 +21,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_gloo_ranks_end_with_the_same_store_as_one_process(tmp_path):
-    distributed_refresh.refresh(0, 1, str(tmp_path))
-    mp.spawn(distributed_refresh.run_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+@pytest.fixture(scope="module")
+def gloo_runs(tmp_path_factory):
+    """One process, then two gloo ranks (one spawn for both runs of distributed_refresh.RUNS)."""
+    out = tmp_path_factory.mktemp("gloo")
+    for heatmap, count in distributed_refresh.RUNS:
+        distributed_refresh.refresh(0, 1, str(out), heatmap, count)
+    mp.spawn(distributed_refresh.run_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    return out
+
+
+def test_two_gloo_ranks_end_with_the_same_store_as_one_process(gloo_runs):
+    tmp_path = gloo_runs
     single = torch.load(tmp_path / "rank0_of_1_channel_sum.pt", weights_only=True)
     ranks = [torch.load(tmp_path / f"rank{r}_of_2_channel_sum.pt", weights_only=True) for r in range(2)]
 
@@ -44,11 +53,10 @@ def test_two_gloo_ranks_end_with_the_same_store_as_one_process(tmp_path):
             assert rank["stats"][key] == pytest.approx(ranks[0]["stats"][key])
 
 
-def test_dataset_statistics_of_ddt_are_summed_over_gloo_ranks(tmp_path):
+def test_dataset_statistics_of_ddt_are_summed_over_gloo_ranks(gloo_runs):
     """12 images (no padding duplicates): two ranks fit the same mean and component as one process,
     and the second pass, which applies them, gives the same store."""
-    distributed_refresh.refresh(0, 1, str(tmp_path), "ddt", 12)
-    mp.spawn(distributed_refresh.run_rank, args=(2, _free_port(), str(tmp_path), "ddt", 12), nprocs=2, join=True)
+    tmp_path = gloo_runs
     single = torch.load(tmp_path / "rank0_of_1_ddt.pt", weights_only=True)
     assert single["component"] is not None and single["component"].shape == (8,)
     for rank in range(2):
