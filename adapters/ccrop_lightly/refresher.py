@@ -63,7 +63,8 @@ class BoxRefresher:
         loader: yields ``(images, indices)`` of the un-augmented training images.
         warmup_epochs, interval, max_epochs: the schedule (see :class:`RefreshSchedule`);
             ``max_epochs`` is the training loop's length.
-        threshold: the localizer's ``k`` (paper: 0.1).
+        threshold: the localizer's ``k`` in ``[0, 1)`` (paper: 0.1), or a per-image adaptive
+            threshold, ``"mean"`` (each heatmap's mean) or ``"otsu"``.
         localizer: a registered localizer (``components``: a box per object, the default;
             ``bbox``: the paper's single box) or a callable ``heatmaps -> BoxSets``.
         heatmap: a registered heatmap rule (``channel_sum``: the paper's; ``ccrop plugins`` lists
@@ -87,7 +88,7 @@ class BoxRefresher:
         warmup_epochs: int,
         interval: int,
         max_epochs: int | None = None,
-        threshold: float = 0.1,
+        threshold: float | str = 0.1,
         localizer: str | Callable[[Tensor], BoxSets] = "components",
         heatmap: str | Callable[[Tensor], Tensor] = "channel_sum",
         heatmap_options: dict[str, Any] | None = None,
@@ -178,7 +179,7 @@ class BoxRefresher:
 
 
 def check_refresh_options(
-    threshold: float,
+    threshold: float | str,
     localizer: str | Callable[[Tensor], BoxSets],
     heatmap: str | Callable[[Tensor], Tensor],
     heatmap_options: dict[str, Any] | None,

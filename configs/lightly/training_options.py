@@ -41,7 +41,8 @@ def build_parser(description: str, temperature: float) -> argparse.ArgumentParse
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup-epochs", type=int, default=2, help="plain RandomResizedCrop epochs")
     parser.add_argument("--interval", type=int, default=1, help="epochs between box refreshes")
-    parser.add_argument("--threshold", type=float, default=0.1, help="heatmap threshold k")
+    parser.add_argument("--threshold", type=_threshold, default=0.1,
+                        help="heatmap threshold k in [0, 1), or mean / otsu (per image)")
     parser.add_argument("--alpha", type=float, default=0.1, help="Beta(alpha, alpha) of the crop centre")
     parser.add_argument("--localizer", default="components", help="components (box set) or bbox (the paper's)")
     parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule (channel_sum: the paper's)")
@@ -61,6 +62,10 @@ def build_parser(description: str, temperature: float) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", type=Path, help="where to save the final model and box store")
     return parser
+
+
+def _threshold(value: str) -> float | str:
+    return value if value in ("mean", "otsu") else float(value)
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:

@@ -161,3 +161,17 @@ def test_heatmap_rule_and_its_options_reach_the_refresh_and_fail_early():
         _refresher(BoxStore(4), 4, heatmap="ddt", heatmap_options={"sign": "x"})
     with pytest.raises(TypeError, match="heatmap 'channel_sum' .* takes no options; got \\['bogus'\\]"):
         _refresher(BoxStore(4), 4, heatmap_options={"bogus": 1})
+
+
+@pytest.mark.parametrize("threshold", ["otsu", "mean"])
+def test_an_adaptive_threshold_is_passed_on_by_name(threshold):
+    store = BoxStore(8)
+    refresher = _refresher(store, 8, threshold=threshold)
+    assert refresher.threshold == threshold
+    assert refresher.refresh().fallback_fraction == 0.0 and store.version == 1
+    for index in range(8):  # each image's box is still on its red quadrant
+        boxes, _ = store.get(index)
+        centre_x, centre_y = float(boxes[0, 0] + boxes[0, 2]) / 2, float(boxes[0, 1] + boxes[0, 3]) / 2
+        assert int(np.argmin([abs(centre_x - x) + abs(centre_y - y) for x, y in QUADRANT_CENTRES])) == index % 4
+    with pytest.raises(ValueError, match="threshold"):
+        _refresher(BoxStore(4), 4, threshold="median")
