@@ -122,7 +122,7 @@ class BoxStore:
         padded_boxes = first[:, None].repeat(1, self.max_boxes, 1)
         padded_boxes[:, :keep] = torch.where(valid[..., None], boxes, first[:, None])
         padded_scores = torch.zeros(len(counts), self.max_boxes)
-        padded_scores[:, :keep] = scores * valid
+        padded_scores[:, :keep] = torch.where(valid, scores, 0.0)  # NaN padding of a saved state too
         return padded_boxes, padded_scores, counts.to(torch.int8)
 
     def state_dict(self) -> dict[str, Any]:

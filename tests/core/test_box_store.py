@@ -189,6 +189,7 @@ def _set_item(key, index, value):
     "change, error, message",
     [
         (_set_item("boxes", (1, 0), torch.tensor([0.5, 0.5, 0.4, 0.9])), None, None),  # count 0: unused, fine
+        (_set_item("scores", (1, 0), float("nan")), None, None),  # count 0: unused, fine
         (_set_item("counts", 1, -1), ValueError, r"count of sample 1 must lie in \[0, 2\]; got -1"),
         (_set_item("counts", 1, 3), ValueError, r"count of sample 1 must lie in \[0, 2\]; got 3"),
         (_set_item("boxes", (2, 0), torch.tensor([0.5, 0.5, 0.4, 0.9])), ValueError, "box 0 of sample 2 is inverted"),
@@ -215,6 +216,7 @@ def test_a_bad_state_is_refused_and_leaves_the_store_unchanged(change, error, me
     if error is None:
         store.load_state_dict(state)
         assert store.get(1) is None and store.get(2) is not None
+        assert torch.isfinite(store.boxes).all() and torch.isfinite(store.scores).all()
         return
     with pytest.raises(error, match=message):
         store.load_state_dict(state)
