@@ -161,3 +161,19 @@ def test_the_core_warnings_of_a_refresh_reach_the_run_log_once():
     assert any("fallback_fraction=1" in m for m in messages)
     warned = [m for m in messages if m.startswith("ContrastiveCrop refresh: refresh_boxes:")]
     assert len(warned) == len(set(warned)) >= 1 and any("1x1" in m for m in warned)
+
+
+@pytest.mark.slow
+def test_a_failing_refresh_in_an_iteration_loop_keeps_its_checkpoint(setup, train, coordinate_folder, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("bad heatmap")
+
+    cfg = _quick(setup, coordinate_folder, tmp_path, "broken_refresh_iterations", warmup_iters=2, interval=2)
+    del cfg.custom_hooks[0]["warmup_epochs"]
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=4)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=2, by_epoch=False)
+    monkeypatch.setattr(ccrop_mm.hook, "refresh_boxes", broken)
+    with pytest.raises(RuntimeError, match=r"refresh failed \(ValueError\('bad heatmap'\)\)"):
+        train(cfg)
+    saved = torch.load(tmp_path / "iter_2.pth", weights_only=False)
+    assert saved["meta"]["iter"] == 2 and saved["ccrop"]["refresh_pending"]
