@@ -51,12 +51,15 @@ class Accuracy:
         map: mean over classes of the average precision of one-vs-rest logistic
             regressions predicting which classes the image holds (``None`` without
             ``annotations.json``).
+        object_view: the object probe with every crop resized to the training view size,
+            the scale at which box-scale crops show objects (``None`` unless asked for).
     """
 
     linear: float
     knn: float
     object: float | None = None
     map: float | None = None
+    object_view: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
         return asdict(self)
@@ -342,6 +345,7 @@ def evaluate_backbone(
     *,
     objects: bool = True,
     object_size: int | None = None,
+    object_view_size: int | None = None,
 ) -> Accuracy:
     """All figures of :class:`Accuracy`: fit on ``train_root``'s features, score on ``test_root``'s.
 
@@ -350,15 +354,20 @@ def evaluate_backbone(
         objects: also the object probe and the multi-label mAP (needs ``annotations.json``
             in both folders; skipped without it).
         object_size: side object crops are resized to (``None``: native resolution).
+        object_view_size: also the object probe on crops resized to this side (``object_view``).
     """
     train_x, train_y = extract_features(backbone, train_root, image_size)
     test_x, test_y = extract_features(backbone, test_root, image_size)
-    object_accuracy = average_precision = None
+    object_accuracy = average_precision = object_view = None
     if objects and all((Path(root) / ANNOTATIONS_FILE).is_file() for root in (train_root, test_root)):
         train_objects, test_objects = read_object_annotations(train_root), read_object_annotations(test_root)
         train_ox, train_oy = object_features(backbone, train_root, train_objects, object_size)
         test_ox, test_oy = object_features(backbone, test_root, test_objects, object_size)
         object_accuracy = linear_probe_accuracy(train_ox, train_oy, test_ox, test_oy)
+        if object_view_size is not None:
+            train_vx, _ = object_features(backbone, train_root, train_objects, object_view_size)
+            test_vx, _ = object_features(backbone, test_root, test_objects, object_view_size)
+            object_view = linear_probe_accuracy(train_vx, train_oy, test_vx, test_oy)
         classes = max(train_objects.num_classes, test_objects.num_classes)
         train_objects = replace(train_objects, num_classes=classes)
         test_objects = replace(test_objects, num_classes=classes)
@@ -368,6 +377,7 @@ def evaluate_backbone(
         knn=knn_accuracy(train_x, train_y, test_x, test_y),
         object=object_accuracy,
         map=average_precision,
+        object_view=object_view,
     )
 
 

@@ -1,14 +1,23 @@
 """``ccrop study``: does ContrastiveCrop (and its box-set form) learn better features here?
 
-For every scene setting (one medium object; 2-4 small objects), crop strategy (``rrc``,
-``paper``, ``multi``, ``multi-box``) and seed: pre-train SimCLR through the Lightly adapter
-(:func:`ccrop_cli.experiment.pretrain.pretrain_simclr`), then score the frozen backbone with a linear
-probe and kNN on a held-out split of the same setting. After every box refresh the
-predicted box sets are scored against ground truth (box recall at IoU 0.5) and view pairs
-sampled from them are scored for false-positive pairs (``ccrop_cli.experiment.pair_quality``).
+For every scene setting (``single``: one medium object; ``multi-small``: 2-4 small objects
+of the image's class; ``mixed-small``: 2-4 small objects of different classes), crop
+strategy (``rrc``, ``paper``, ``multi``, ``multi-box``), box source and seed: pre-train
+SimCLR through the Lightly adapter (:func:`ccrop_cli.experiment.pretrain.pretrain_simclr`),
+then score the frozen backbone on a held-out split of the same setting
+(:func:`ccrop_cli.experiment.evaluation.evaluate_backbone`): a linear probe on each
+ground-truth object's crop, the multi-label mAP of the classes in the image, and the
+image label (linear probe and kNN).
+
+Box sources (``--boxes``): ``learned`` boxes come from the localizer's refreshes;
+``oracle`` boxes are the folder's ground truth, written to the box store at the same
+refresh epochs, the ceiling of what any localizer can give the crop. After every refresh
+the boxes are scored against ground truth (box recall at IoU 0.5) and view pairs sampled
+from them for false-positive pairs (``ccrop_cli.experiment.pair_quality``).
 
 Writes to ``--out``: ``results.json`` (every run, updated after each one, so an interrupted
-study resumes where it stopped), ``results.md`` (mean and std over seeds) and three plots.
+study resumes where it stopped), ``results.md`` (means over seeds and paired differences
+to RandomResizedCrop with a paired t-test) and three plots.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +42,15 @@ from ccrop_cli.experiment.pair_quality import box_recall, oracle_box_sets, pair_
 from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, RefreshRecord, pretrain_simclr
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
-from ccrop_cli.study.report import write_plots, write_table
+from ccrop_cli.experiment.strategies import CropStrategy
+from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Sizes of one study; the defaults are the full study (about an hour on 2 CPU cores).
+    """Sizes of one study; the defaults are the CPU study (see ``PRESETS`` for the others).
 
     Attributes:
         settings: scene setting names (``ccrop_cli.experiment.scene_settings``).
@@ -56,6 +66,14 @@ class StudyConfig:
         epochs, warmup_epochs, interval, batch_size: the pre-training schedule.
         threshold, alpha: ContrastiveCrop's ``k`` and ``Beta(alpha, alpha)``.
         num_workers: DataLoader workers (persistent).
+        boxes: box sources for the strategies that use boxes: ``learned`` (the localizer),
+            ``oracle`` (the folder's ground-truth boxes).
+        eval_size: side the whole images are resized to for evaluation (``None``: the scenes'
+            own size); object crops are always evaluated at their native size.
+        cj_strength: colour-jitter strength of the SimCLR views (lightly's ``cj_strength``).
+        box_scale: crop area range, relative to the chosen box, of box-scale strategies
+            (``multi-box``).
+        device: ``cpu`` or ``cuda`` (mixed precision, bfloat16, on CUDA).
     """
 
     settings: tuple[str, ...] = tuple(SCENE_SETTINGS)
@@ -74,8 +92,13 @@ class StudyConfig:
     threshold: float = 0.5
     alpha: float = 0.6
     num_workers: int = 2
+    boxes: tuple[str, ...] = ("learned",)
+    eval_size: int | None = None
+    cj_strength: float = 0.5
+    box_scale: tuple[float, float] = (1.0, 4.0)
+    device: str = "cpu"
 
-    def pretrain_config(self, seed: int) -> PretrainConfig:
+    def pretrain_config(self, seed: int, boxes: str = "learned") -> PretrainConfig:
         """One run's :class:`~ccrop_cli.experiment.pretrain.PretrainConfig` (validated)."""
         return PretrainConfig(
             backbone=self.backbone,
@@ -89,7 +112,17 @@ class StudyConfig:
             alpha=self.alpha,
             seed=seed,
             num_workers=self.num_workers,
+            box_source=boxes,
+            cj_strength=self.cj_strength,
+            device=self.device,
         )
+
+    def strategy(self, name: str) -> CropStrategy:
+        """The strategy ``name``; a box-scale one gets this study's ``box_scale``."""
+        strategy = get_strategy(name)
+        if strategy.scale_reference == "box":
+            strategy = replace(strategy, scale=tuple(self.box_scale))
+        return strategy
 
     def validate(self) -> None:
         for name in self.settings:
@@ -100,18 +133,56 @@ class StudyConfig:
             raise ValueError(f"--seeds must be a positive integer; got {self.seeds}")
         if self.batch_size > self.train_images:
             raise ValueError(f"--batch-size {self.batch_size} exceeds --train-images {self.train_images}")
+        for source in self.boxes:
+            if source not in BOX_SOURCES:
+                raise ValueError(f"unknown box source {source!r}; available: {', '.join(BOX_SOURCES)}")
+        if not 0 < self.box_scale[0] <= self.box_scale[1]:
+            raise ValueError(f"--box-scale must be 0 < min <= max; got {tuple(self.box_scale)}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"--device must be cpu, cuda or cuda:N; got {self.device!r}")
+        if self.device != "cpu" and not torch.cuda.is_available():
+            raise ValueError(f"--device {self.device}: no CUDA device is available here (torch.cuda.is_available() is False)")
 
 
-QUICK = dict(
-    seeds=1, scene_size=32, image_size=32, refresh_size=32, train_images=32, test_images=32, epochs=2, warmup_epochs=1,
-    interval=1, batch_size=16,
-)
+BOX_SOURCES = ("learned", "oracle")
+
+#: Named sizes (``--preset``); explicit options override them.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The study's defaults, spelled out.
+    "cpu": {},
+    # The test-sized study (``--quick``).
+    "quick": dict(
+        seeds=1, scene_size=32, image_size=32, refresh_size=32, train_images=32, test_images=32, epochs=2,
+        warmup_epochs=1, interval=1, batch_size=16,
+    ),
+    # About 10 minutes on one modern GPU (an estimate: untested on CUDA): ResNet-18, 96 px scenes,
+    # 48 px views, 2,000 training scenes, 100 epochs, the paper's warm-up and interval proportions.
+    "gpu": dict(
+        settings=("mixed-small",), strategies=("rrc", "paper", "multi-box"), boxes=("learned", "oracle"), seeds=3,
+        backbone="resnet18", scene_size=96, image_size=48, refresh_size=96, train_images=2000, test_images=2000,
+        epochs=100, warmup_epochs=20, interval=20, batch_size=256, num_workers=8, device="cuda",
+    ),
+}
+QUICK = PRESETS["quick"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = StudyConfig()
     parser.add_argument("--out", default="outputs/study", help="output folder (default: outputs/study)")
     parser.add_argument("--quick", action="store_true", help="a tiny study for tests: 32 images, 2 epochs, 1 seed")
+    parser.add_argument(
+        "--preset", default=None, choices=list(PRESETS),
+        help="named sizes: cpu (the defaults), quick (= --quick), gpu (ResNet-18, about 10 minutes on one GPU)",
+    )
+    parser.add_argument(
+        "--boxes", nargs="+", default=None, choices=list(BOX_SOURCES),
+        help="box sources of the box strategies: learned (localizer), oracle (ground truth; the ceiling)",
+    )
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda (bfloat16 autocast)")
+    parser.add_argument("--eval-size", type=int, default=None, help="evaluation image size (default: the scenes' own)")
+    parser.add_argument("--cj-strength", type=float, default=None, help="colour-jitter strength of the views")
+    parser.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="crop area range relative to the box, for multi-box")
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds per strategy (default {defaults.seeds})")
     parser.add_argument("--settings", nargs="+", default=None, choices=list(SCENE_SETTINGS), help="scene settings")
     parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES), help="crop strategies")
@@ -136,12 +207,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    """The :class:`StudyConfig` of the command line: defaults, then ``--quick``, then explicit options."""
-    config = StudyConfig(**QUICK) if args.quick else StudyConfig()
+    """The :class:`StudyConfig` of the command line: defaults, then the preset, then explicit options."""
+    preset = "quick" if args.quick else getattr(args, "preset", None)
+    if args.quick and getattr(args, "preset", None) not in (None, "quick"):
+        raise ValueError(f"--quick and --preset {args.preset} contradict each other; give one")
+    config = StudyConfig(**PRESETS[preset]) if preset else StudyConfig()
     overrides: dict[str, Any] = {}
     for name in (
         "seeds", "backbone", "epochs", "warmup_epochs", "interval", "train_images", "test_images", "image_size",
-        "scene_size", "refresh_size", "batch_size", "threshold", "alpha", "num_workers",
+        "scene_size", "refresh_size", "batch_size", "threshold", "alpha", "num_workers", "device", "eval_size",
+        "cj_strength",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -150,6 +225,10 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         overrides["settings"] = tuple(args.settings)
     if args.strategies:
         overrides["strategies"] = tuple(args.strategies)
+    if getattr(args, "boxes", None):
+        overrides["boxes"] = tuple(dict.fromkeys(args.boxes))
+    if getattr(args, "box_scale", None):
+        overrides["box_scale"] = tuple(args.box_scale)
     config = replace(config, **overrides)
     config.validate()
     return config
@@ -162,16 +241,19 @@ def run(args: argparse.Namespace) -> int:
     results_file = out / "results.json"
     runs: list[dict[str, Any]] = []
     baselines: list[dict[str, Any]] = []
+    command = _command(args)
     if args.report_only:
         if not results_file.exists():
             raise ValueError(f"--report-only needs {results_file}; run the study first")
         saved = json.loads(results_file.read_text())
-        config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+        config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items() if k in _FIELDS})
         runs = saved["runs"]
         baselines = saved.get("random_init", [])
+        command = saved.get("command", command)
     elif results_file.exists() and not args.fresh:
         saved = json.loads(results_file.read_text())
-        if saved.get("config") == json.loads(json.dumps(asdict(config))):
+        # Runs are keyed by seed: a study with more (or fewer) seeds resumes from the same runs.
+        if _without_seeds(saved.get("config", {})) == _without_seeds(json.loads(json.dumps(asdict(config)))):
             runs = saved["runs"]
             baselines = saved.get("random_init", [])
             print(f"resuming: {len(runs)} runs already in {results_file}")
@@ -186,21 +268,29 @@ def run(args: argparse.Namespace) -> int:
         gt = _ground_truth(train_root)
         splits[setting_name] = (train_root, test_root, gt)
         oracle[setting_name] = _oracle_false_positive_rates(config, gt)
+    device = torch.device(config.device)
     # Seeds outermost: an interrupted study still has every setting and strategy for the first seeds.
     for seed in range(config.seeds) if not args.report_only else ():
         for setting_name in config.settings:
             train_root, test_root, gt = splits[setting_name]
             if not any(r["setting"] == setting_name and r["seed"] == seed for r in baselines):
-                baselines.append(_random_init(config, setting_name, seed, train_root, test_root))
-                _save(results_file, config, runs, oracle, baselines)
-            for strategy_name in config.strategies:
-                if any(r["setting"] == setting_name and r["strategy"] == strategy_name and r["seed"] == seed for r in runs):
+                baselines.append(_random_init(config, setting_name, seed, train_root, test_root, device))
+                _save(results_file, config, runs, oracle, baselines, command)
+            for strategy_name, boxes in variants(config):
+                if any(
+                    r["setting"] == setting_name and r["strategy"] == strategy_name and boxes_of(r) == boxes
+                    and r["seed"] == seed
+                    for r in runs
+                ):
                     continue
-                print(f"[{time.perf_counter() - started:7.0f} s] {setting_name} / {strategy_name} / seed {seed}", flush=True)
-                runs.append(_one_run(config, setting_name, strategy_name, seed, train_root, test_root, gt, args))
-                _save(results_file, config, runs, oracle, baselines)
-    _save(results_file, config, runs, oracle, baselines)
-    summary = write_table(out / "results.md", config, runs, oracle, command=_command(args), baselines=baselines)
+                print(
+                    f"[{time.perf_counter() - started:7.0f} s] {setting_name} / {strategy_name} ({boxes} boxes) / seed {seed}",
+                    flush=True,
+                )
+                runs.append(_one_run(config, setting_name, strategy_name, boxes, seed, train_root, test_root, gt, args))
+                _save(results_file, config, runs, oracle, baselines, command)
+    _save(results_file, config, runs, oracle, baselines, command)
+    summary = write_table(out / "results.md", config, runs, oracle, command=command, baselines=baselines)
     write_plots(out, config, runs, oracle)
     print(summary)
     print(f"study done in {time.perf_counter() - started:.0f} s; results in {out}")
@@ -211,25 +301,31 @@ def _one_run(
     config: StudyConfig,
     setting: str,
     strategy_name: str,
+    boxes: str,
     seed: int,
     train_root: Path,
     test_root: Path,
     gt: list[np.ndarray],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    strategy = get_strategy(strategy_name)
+    strategy = config.strategy(strategy_name)
     began = time.perf_counter()
-    result: PretrainResult = pretrain_simclr(train_root, strategy, config.pretrain_config(seed), progress=not args.no_progress)
-    accuracy = evaluate_backbone(result.backbone, train_root, test_root, config.image_size)
+    source = "oracle" if boxes == "oracle" else "learned"
+    result: PretrainResult = pretrain_simclr(
+        train_root, strategy, config.pretrain_config(seed, source), progress=not args.no_progress
+    )
+    accuracy = evaluate_backbone(
+        result.backbone, train_root, test_root, config.eval_size, object_view_size=config.image_size
+    )
     # Warm-up views are RandomResizedCrop's: the false-positive rate before any refresh.
     warmup_quality = _pair_quality(config, "rrc", None, gt, seed)
     refreshes = [_refresh_entry(config, strategy_name, record, gt, seed) for record in result.refreshes]
     run = {
         "setting": setting,
         "strategy": strategy_name,
+        "boxes": boxes,
         "seed": seed,
-        "linear": accuracy.linear,
-        "knn": accuracy.knn,
+        **accuracy.as_dict(),
         "train_seconds": result.train_seconds,
         "refresh_seconds": result.refresh_seconds,
         "total_seconds": time.perf_counter() - began,
@@ -239,7 +335,7 @@ def _one_run(
         "refreshes": refreshes,
     }
     print(
-        f"    linear {accuracy.linear:.3f}  knn {accuracy.knn:.3f}  "
+        f"    {_figures(accuracy.as_dict())}  "
         f"train {result.train_seconds:.0f} s ({result.views_per_second:.0f} views/s)  refresh {result.refresh_seconds:.1f} s"
         + (f"  recall {refreshes[-1]['box_recall']:.2f}  fp {refreshes[-1]['false_positive_rate']:.2f}" if refreshes else ""),
         flush=True,
@@ -247,12 +343,20 @@ def _one_run(
     return run
 
 
-def _random_init(config: StudyConfig, setting: str, seed: int, train_root: Path, test_root: Path) -> dict[str, Any]:
-    """Accuracy of the untrained backbone (weights from ``seed``): what pre-training must beat."""
+def _random_init(
+    config: StudyConfig, setting: str, seed: int, train_root: Path, test_root: Path, device: torch.device
+) -> dict[str, Any]:
+    """Figures of the untrained backbone (weights from ``seed``): what pre-training must beat."""
     backbone, _ = build_backbone(config.backbone, seed)
-    accuracy = evaluate_backbone(backbone, train_root, test_root, config.image_size)
-    print(f"    random init, seed {seed}: linear {accuracy.linear:.3f}  knn {accuracy.knn:.3f}", flush=True)
+    accuracy = evaluate_backbone(
+        backbone.to(device), train_root, test_root, config.eval_size, object_view_size=config.image_size
+    )
+    print(f"    random init, seed {seed}: {_figures(accuracy.as_dict())}", flush=True)
     return {"setting": setting, "seed": seed, **accuracy.as_dict()}
+
+
+def _figures(values: dict[str, float | None]) -> str:
+    return "  ".join(f"{name} {value:.3f}" for name, value in values.items() if value is not None)
 
 
 def _refresh_entry(
@@ -276,7 +380,7 @@ def _pair_quality(
     generator = torch.Generator().manual_seed(10_000 + seed)
     sets = box_sets if box_sets is not None else [None] * len(gt)
     size = (config.scene_size, config.scene_size)
-    views_a, views_b, index = sample_view_pairs(get_strategy(strategy), size, sets, PAIRS_PER_IMAGE, generator, config.alpha)
+    views_a, views_b, index = sample_view_pairs(config.strategy(strategy), size, sets, PAIRS_PER_IMAGE, generator, config.alpha)
     return pair_quality(views_a, views_b, index, gt).as_dict()
 
 
@@ -284,7 +388,7 @@ def _oracle_false_positive_rates(config: StudyConfig, gt: list[np.ndarray]) -> d
     """Each strategy's false-positive pair rate with ground-truth boxes (the best a localizer can do)."""
     rates = {}
     for name in config.strategies:
-        sets = oracle_box_sets(gt, get_strategy(name))
+        sets = oracle_box_sets(gt, config.strategy(name))
         rates[name] = _pair_quality(config, name, sets, gt, seed=0)["false_positive_rate"]
     return rates
 
@@ -295,14 +399,23 @@ def _ground_truth(root: Path) -> list[np.ndarray]:
     return [boxes[name] for name in LightlyDataset(str(root)).get_filenames()]
 
 
+_FIELDS = {f.name for f in fields(StudyConfig)}
+
+
+def _without_seeds(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "seeds"}
+
+
 def _save(
     path: Path,
     config: StudyConfig,
     runs: list[dict[str, Any]],
     oracle: dict[str, dict[str, float]],
     baselines: list[dict[str, Any]],
+    command: str,
 ) -> None:
     payload = {
+        "command": command,
         "config": asdict(config),
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform()},
         "oracle_false_positive_rate": oracle,

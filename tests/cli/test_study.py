@@ -1,45 +1,133 @@
-"""``ccrop study --quick``: every setting x strategy runs, is evaluated and reported."""
+"""``ccrop study``: the quick study runs, evaluates and reports; oracle boxes fill the store."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from ccrop_cli.experiment.pretrain import pretrain_simclr
 from ccrop_cli.main import main
-from ccrop_cli.experiment.strategies import STRATEGIES
+from ccrop_cli.study.command import PRESETS, StudyConfig
+from ccrop_cli.study.report import paired_difference
+from ccrop_scenes import generate_scenes, load_annotations, write_image_folder
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory):
+    scenes = generate_scenes(
+        24, image_size=32, objects_per_image=(2, 3), object_area=(0.05, 0.1), mixed_classes=True, seed=1
+    )
+    return write_image_folder(scenes, tmp_path_factory.mktemp("mixed"))
 
 
 @pytest.mark.slow
-def test_quick_study_runs_every_strategy_and_writes_table_and_plots(tmp_path):
+def test_quick_study_runs_every_variant_and_writes_table_and_plots(tmp_path):
     out = tmp_path / "study"
-    assert main(["study", "--quick", "--out", str(out), "--no-progress"]) == 0
+    argv = [
+        "study", "--quick", "--out", str(out), "--no-progress", "--settings", "single", "mixed-small",
+        "--strategies", "rrc", "multi-box", "--boxes", "learned", "oracle",
+    ]
+    assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     runs = results["runs"]
-    assert {(r["setting"], r["strategy"]) for r in runs} == {
-        (setting, strategy) for setting in ("single", "multi-small") for strategy in STRATEGIES
+    assert {(r["setting"], r["strategy"], r["boxes"]) for r in runs} == {
+        (setting, strategy, boxes)
+        for setting in ("single", "mixed-small")
+        for strategy, boxes in (("rrc", "none"), ("multi-box", "learned"), ("multi-box", "oracle"))
     }
     for run in runs:
-        assert 0.0 <= run["linear"] <= 1.0 and 0.0 <= run["knn"] <= 1.0
+        for key in ("linear", "knn", "object", "map", "object_view"):
+            assert 0.0 <= run[key] <= 1.0, key
         assert run["train_seconds"] > 0
         # rrc never refreshes; the others refresh once (2 epochs, 1 warm-up epoch).
         assert len(run["refreshes"]) == (0 if run["strategy"] == "rrc" else 1)
-        for refresh in run["refreshes"]:
-            assert 0.0 <= refresh["box_recall"] <= 1.0 and 0.0 <= refresh["false_positive_rate"] <= 1.0
+        if run["boxes"] == "oracle" and run["strategy"] == "multi-box":
+            assert run["refreshes"][0]["box_recall"] == 1.0  # the store holds the ground truth
     table = (out / "results.md").read_text()
-    # 4 strategies and the untrained backbone per setting.
-    assert table.count("\n| single |") == 5 and table.count("\n| multi-small |") == 5
-    assert "random init" in table and len(results["random_init"]) == 2
+    # rrc, 2 box variants and the untrained backbone per setting; paired differences for 2 variants.
+    assert table.count("\n| single |") == 4 + 2 and table.count("\n| mixed-small |") == 4 + 2
+    assert "oracle boxes" in table and "random init" in table and len(results["random_init"]) == 2
     for name in ("accuracy.png", "box_recall.png", "false_positive_rate.png"):
         with Image.open(out / name) as picture:
             picture.load()
     # A second call resumes: nothing is re-trained, the report is rewritten from results.json.
     (out / "results.md").unlink()
-    assert main(["study", "--quick", "--out", str(out), "--report-only"]) == 0
+    assert main(argv[:4] + ["--report-only"]) == 0
     assert (out / "results.md").read_text() == table
 
 
-def test_study_rejects_a_batch_larger_than_the_dataset(tmp_path):
+@pytest.mark.slow
+def test_a_study_with_more_seeds_resumes_from_the_runs_it_has(tmp_path):
+    argv = ["study", "--quick", "--out", str(tmp_path), "--no-progress", "--settings", "mixed-small", "--strategies", "rrc"]
+    assert main(argv) == 0
+    first = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert main([*argv, "--seeds", "2"]) == 0
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [r["seed"] for r in runs] == [0, 1] and runs[0] == first[0]  # seed 0 kept, not re-trained
+
+
+@pytest.mark.slow
+def test_oracle_boxes_fill_the_store_with_the_ground_truth_at_each_refresh(mixed_folder):
+    kwargs = dict(image_size=32, epochs=3, batch_size=8, warmup_epochs=1, interval=1, progress=False, num_workers=0)
+    result = pretrain_simclr(mixed_folder, "multi-box", box_source="oracle", seed=0, **kwargs)
+    # The learned refresh's schedule (after 0-based epochs 0 and 1), with the ground truth instead.
+    assert [r.epoch for r in result.refreshes] == [0, 1]
+    truth = load_annotations(mixed_folder)
+    for record in result.refreshes:
+        for index, name in enumerate(result.filenames):
+            boxes, scores = record.box_sets[index]
+            assert torch.allclose(boxes, torch.as_tensor(truth[name]))
+            areas = (boxes[:, 2:] - boxes[:, :2]).prod(-1)
+            assert torch.allclose(scores, areas)  # scored by area, as components scores by heat mass
+    paper = pretrain_simclr(mixed_folder, "paper", box_source="oracle", seed=0, **kwargs)
+    boxes, _ = paper.refreshes[0].box_sets[0]
+    expected = truth[paper.filenames[0]]
+    assert boxes.tolist() == [[*expected[:, :2].min(0).tolist(), *expected[:, 2:].max(0).tolist()]]
+    # RandomResizedCrop has no boxes to take: the source changes nothing.
+    plain = pretrain_simclr(mixed_folder, "rrc", box_source="oracle", seed=0, **kwargs)
+    again = pretrain_simclr(mixed_folder, "rrc", seed=0, **kwargs)
+    assert plain.refreshes == [] and plain.epoch_losses == again.epoch_losses
+
+
+def test_oracle_boxes_need_annotations_and_a_known_source(tmp_path, mixed_folder):
+    folder = tmp_path / "plain" / "a"
+    folder.mkdir(parents=True)
+    for i in range(8):
+        Image.fromarray(np.full((32, 32, 3), 40 * (i % 5), np.uint8)).save(folder / f"{i}.png")
+    with pytest.raises(ValueError, match="annotations.json"):
+        pretrain_simclr(tmp_path / "plain", "multi", box_source="oracle", epochs=1, batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="unknown box source 'gt'; available: learned, oracle"):
+        pretrain_simclr(mixed_folder, "multi", box_source="gt", epochs=1, batch_size=4, progress=False)
+
+
+def test_paired_difference_gives_per_seed_differences_and_a_paired_t_test():
+    runs = [
+        {"setting": "s", "strategy": "rrc", "seed": seed, "object": base}
+        for seed, base in enumerate((0.50, 0.52, 0.47, 0.55))
+    ] + [
+        {"setting": "s", "strategy": "multi-box", "boxes": "oracle", "seed": seed, "object": base + gain}
+        for seed, (base, gain) in enumerate(zip((0.50, 0.52, 0.47, 0.55), (0.03, 0.04, 0.035, 0.045)))
+    ]
+    diff = paired_difference(runs, "s", ("multi-box", "oracle"), "object")
+    assert diff["seeds"] == [0, 1, 2, 3]
+    np.testing.assert_allclose(diff["differences"], [3.0, 4.0, 3.5, 4.5])
+    assert diff["mean"] == pytest.approx(3.75)
+    # t = mean / (sd / sqrt(n)) with sd = 0.645 -> t = 11.6 on 3 degrees of freedom, p ~ 0.0014.
+    assert diff["p"] == pytest.approx(0.00137, rel=0.05)
+    assert paired_difference(runs, "s", ("multi-box", "learned"), "object") is None
+
+
+def test_presets_and_options_are_validated(tmp_path):
+    gpu = StudyConfig(**PRESETS["gpu"])
+    assert gpu.backbone == "resnet18" and gpu.epochs >= 100 and gpu.device == "cuda"
     with pytest.raises(ValueError, match="--batch-size 64 exceeds --train-images 32"):
         main(["study", "--quick", "--batch-size", "64", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--box-scale must be 0 < min <= max"):
+        main(["study", "--quick", "--box-scale", "4", "1", "--out", str(tmp_path)])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            main(["study", "--quick", "--device", "cuda", "--out", str(tmp_path)])
