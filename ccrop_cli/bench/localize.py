@@ -1,8 +1,9 @@
 """``ccrop bench localize``: how well each heatmap rule, backbone stage and threshold finds the objects.
 
-For every data kind (generated ``multi-small`` and ``single`` scenes, and any ``--data`` image
-folder with an ``annotations.json``) and every seed, a small SimCLR backbone is pre-trained on
-the images (:func:`ccrop_cli.experiment.pretrain.pretrain_simclr`, RandomResizedCrop views, i.e.
+For every data kind (generated ``multi-small`` and ``single`` scenes, the ``second-look`` scenes
+of :mod:`ccrop_scenes.second_look`, and any ``--data`` image folder with an ``annotations.json``)
+and every seed, a small SimCLR backbone is pre-trained on the images
+(:func:`ccrop_cli.experiment.pretrain.pretrain_simclr`, RandomResizedCrop views, i.e.
 ContrastiveCrop's warm-up; or loaded from ``--checkpoints``). One forward pass of the
 un-augmented images gives the feature maps of every stage (``last``, ``stride 4``,
 ``stride 2``, and ``fused`` = last and stride 2, geometric mean of their maps). Then, for
@@ -16,7 +17,7 @@ against the ground truth:
 - **boxes/img**: mean boxes per image;
 - **maps/s**: heatmaps + box sets per second after the forward (the refresh pass's own cost);
 - **FP pairs**: false-positive rate of box-set view pairs (``multi`` strategy, 4 pairs per
-  image of the first 200 images) drawn from the predicted boxes, :func:`~ccrop_cli.experiment.pair_quality.pair_quality`;
+  image of the first 64 images) drawn from the predicted boxes, :func:`~ccrop_cli.experiment.pair_quality.pair_quality`;
 - **share@box**: object share of view pairs at box scale (``multi-box``), to compare with
   RandomResizedCrop's (printed under each table with the ground-truth boxes' figures).
 
@@ -40,10 +41,18 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ccrop_plugins import HeatmapPipeline, get_localizer, stage_features
-from ccrop_scenes import load_annotations
+from ccrop_scenes import load_annotations, write_image_folder
+from ccrop_scenes.second_look import generate_second_look
 
 from ccrop_cli.experiment.backbones import build_backbone
-from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
+from ccrop_cli.experiment.pair_quality import (
+    box_precision,
+    box_recall,
+    object_hit_rate,
+    oracle_box_sets,
+    pair_quality,
+    sample_view_pairs,
+)
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import get_strategy
 
@@ -55,10 +64,12 @@ STAGES: dict[str, dict[str, tuple[str, ...]]] = {
 RULES = ("channel_sum", "channel_norm", "distinctiveness", "ddt", "ncut")
 THRESHOLDS: tuple[float | str, ...] = (0.1, 0.3, 0.5, 0.7, "mean", "otsu")
 PAIRS_PER_IMAGE = 4
-PAIR_IMAGES = 200  # view pairs are drawn from the first images only: sampling is the slow part
+PAIR_IMAGES = 64  # view pairs are drawn from the first images only: sampling is the slow part
 MAX_BOXES = 4
 _MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 _STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+SECOND_LOOK = "second-look"  # ccrop_scenes.second_look: scenes unlike the generator's, to check defaults off it
+KINDS = (*SCENE_SETTINGS, SECOND_LOOK)
 METRICS = ("recall", "precision", "hit_rate", "boxes_per_image", "maps_per_second", "fp_pairs", "share_box")
 
 
@@ -91,8 +102,8 @@ class DataKind:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--settings", nargs="*", default=["multi-small", "single"], choices=list(SCENE_SETTINGS),
-                        help="generated scene settings (default: multi-small single)")
+    parser.add_argument("--settings", nargs="*", default=["multi-small", "single", SECOND_LOOK], choices=list(KINDS),
+                        help=f"generated data kinds (default: multi-small single {SECOND_LOOK})")
     parser.add_argument("--data", nargs="*", default=[], metavar="DIR",
                         help="image folders with annotations.json (COCO style) to measure as well")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -141,15 +152,18 @@ def load_kind(kind: str, seed: int, config: BenchConfig, scratch: Path) -> DataK
     """A generated setting (written under ``scratch``, data seed = ``seed``) or an annotated folder."""
     if kind in SCENE_SETTINGS:
         root = write_split(get_scene_setting(kind), scratch / f"{kind}_s{seed}", config.images, config.scene_size, seed)
+    elif kind == SECOND_LOOK:
+        root = scratch / f"{kind}_s{seed}"
+        write_image_folder(generate_second_look(config.images, image_size=config.scene_size, seed=seed), root, overwrite=True)
     else:
         root = Path(kind)
         if not (root / "annotations.json").is_file():
             raise ValueError(f"--data {kind}: no annotations.json in it (COCO-style boxes are needed to measure)")
     boxes = load_annotations(root)
-    filenames = sorted(boxes)[: config.images] if kind not in SCENE_SETTINGS else sorted(boxes)
+    generated = kind in KINDS
+    filenames = sorted(boxes) if generated else sorted(boxes)[: config.images]
     images = np.stack([_load_image(root / name, config.scene_size) for name in filenames])
-    return DataKind(Path(kind).name if kind not in SCENE_SETTINGS else kind, root, filenames, images,
-                    [boxes[name] for name in filenames])
+    return DataKind(kind if generated else Path(kind).name, root, filenames, images, [boxes[name] for name in filenames])
 
 
 def _load_image(path: Path, size: int) -> np.ndarray:
@@ -202,18 +216,6 @@ def heatmaps(features: dict[str, Tensor], stages: Sequence[str], rule: str, size
     return pipeline(chosen, size)
 
 
-def hit_rate(predicted: Sequence[Tensor], gt: Sequence[np.ndarray]) -> float:
-    """Share of ground-truth objects whose centre lies inside some predicted box."""
-    hits = total = 0
-    for boxes, objects in zip(predicted, gt):
-        objects = torch.as_tensor(np.asarray(objects, dtype=np.float32).reshape(-1, 4))
-        centres = (objects[:, :2] + objects[:, 2:]) / 2
-        inside = (centres[:, None, :] >= boxes[None, :, :2]) & (centres[:, None, :] <= boxes[None, :, 2:])
-        hits += int(inside.all(dim=2).any(dim=1).sum())
-        total += len(objects)
-    return hits / total if total else 0.0
-
-
 def _pair_figures(sets: list | None, gt: list[np.ndarray], size: int, alpha: float) -> tuple[float, float]:
     """False-positive pair rate of box-set pairs and object share of box-scale pairs (``None``: RRC)."""
     figures = []
@@ -233,7 +235,7 @@ def score_boxes(boxes: list[Tensor], scores: list[Tensor], gt: list[np.ndarray],
     return {
         "recall": box_recall(boxes, gt, iou=0.5),
         "precision": box_precision(boxes, gt, iou=0.5),
-        "hit_rate": hit_rate(boxes, gt),
+        "hit_rate": object_hit_rate(boxes, gt),
         "boxes_per_image": float(np.mean([len(b) for b in boxes])),
         "fp_pairs": fp_pairs,
         "share_box": share_box,

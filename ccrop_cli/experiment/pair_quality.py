@@ -222,6 +222,25 @@ def box_precision(predicted: Sequence[Tensor], gt_boxes: Sequence[np.ndarray], i
     return matched / total if total else 0.0
 
 
+def object_hit_rate(predicted: Sequence[Tensor], gt_boxes: Sequence[np.ndarray]) -> float:
+    """Fraction of ground-truth objects whose centre lies inside some predicted box.
+
+    Looser than :func:`box_recall` (a box around two objects hits both; a whole-image box hits
+    everything): read it with the boxes per image and the precision. Same arguments; 0 if
+    there are no ground-truth objects.
+    """
+    _check_box_lists(predicted, gt_boxes, 0.5)
+    hits = total = 0
+    for boxes, objects in zip(predicted, gt_boxes):
+        boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4)
+        objects = torch.as_tensor(np.asarray(objects, dtype=np.float32)).reshape(-1, 4)
+        centres = (objects[:, :2] + objects[:, 2:]) / 2
+        inside = (centres[:, None, :] >= boxes[None, :, :2]) & (centres[:, None, :] <= boxes[None, :, 2:])
+        hits += int(inside.all(dim=2).any(dim=1).sum())
+        total += len(objects)
+    return hits / total if total else 0.0
+
+
 def _check_box_lists(predicted: Sequence, gt_boxes: Sequence, iou: float) -> None:
     if len(predicted) != len(gt_boxes):
         raise ValueError(

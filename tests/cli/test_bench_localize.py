@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ccrop_cli.bench.localize import hit_rate, summarise
+from ccrop_cli.bench.localize import summarise
+from ccrop_cli.experiment.pair_quality import object_hit_rate
 from ccrop_cli.main import main
 from ccrop_scenes import write_image_folder
 from ccrop_scenes.second_look import generate_second_look
@@ -28,7 +29,7 @@ def quick(tmp_path_factory):
 
 def test_every_figure_in_range(quick):
     _, _, out = quick
-    assert set(out["results"]) == {"multi-small", str(quick[0] / "look")}
+    assert set(out["results"]) == {"multi-small", str(quick[0] / "look")}  # --settings multi-small, --data look
     for rows in out["results"].values():
         measured = [name for name in rows if not name.startswith("reference")]
         assert len(measured) == 2 * 4 * 2  # rules x stages x thresholds
@@ -52,8 +53,8 @@ def test_checkpoints_are_saved_and_reused(quick, capsys):
 
 def test_hit_rate_counts_centres_inside_boxes():
     gt = [np.array([[0.1, 0.1, 0.2, 0.2], [0.7, 0.7, 0.9, 0.9]], dtype=np.float32)]
-    assert hit_rate([torch.tensor([[0.0, 0.0, 0.3, 0.3]])], gt) == 0.5
-    assert hit_rate([torch.tensor([[0.0, 0.0, 1.0, 1.0]])], gt) == 1.0
+    assert object_hit_rate([torch.tensor([[0.0, 0.0, 0.3, 0.3]])], gt) == 0.5
+    assert object_hit_rate([torch.tensor([[0.0, 0.0, 1.0, 1.0]])], gt) == 1.0
 
 
 def test_summarise_gives_mean_and_spread():
