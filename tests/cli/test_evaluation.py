@@ -156,10 +156,11 @@ def test_object_features_come_from_each_box_at_its_native_size(tmp_path):
 def test_evaluate_backbone_asks_about_each_object_and_every_class_of_the_image(tmp_path):
     train = _folder(tmp_path / "train", _scenes(seed=1, count=30))
     test = _folder(tmp_path / "test", _scenes(seed=2, count=30))
-    accuracy = evaluate_backbone(_MeanColour(), train, test, image_size=None)
+    accuracy = evaluate_backbone(_MeanColour(), train, test, image_size=None, object_view_size=12)
     # The colour of a crop names its class, and the mean colour of an image which two of the three
     # classes it holds; the image label (the first object's class) it cannot tell apart as well.
     assert accuracy.object == 1.0
     assert accuracy.map == pytest.approx(1.0)
     assert accuracy.linear < 0.9
-    assert set(accuracy.as_dict()) == {"linear", "knn", "object", "map"}
+    assert accuracy.object_view == 1.0  # resizing a flat-coloured crop keeps its colour
+    assert set(accuracy.as_dict()) == {"linear", "knn", "object", "map", "object_view"}
