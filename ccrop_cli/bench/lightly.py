@@ -7,10 +7,11 @@
    vs a bare ``torch.no_grad()`` forward loop of the same feature extractor over the same
    loader (target: ratio >= 0.9).
 
-Both sides alternate epoch by epoch, ``--repeats`` timed epochs each, after one untimed
-epoch that starts the workers. Throughputs are from each side's best epoch (the least
-disturbed by other load on the machine); ratios are reported as best-vs-best and as the
-median of the per-round ratios.
+Both sides alternate epoch by epoch (ours, theirs, theirs, ours, ...), ``--repeats`` timed
+epochs each, after one untimed epoch that starts the workers. Each ratio is the median of the
+per-round speed ratios with their interquartile range, in wall time and in CPU time (this
+process and its DataLoader workers) side by side (:mod:`ccrop_cli.bench.rounds`); throughputs
+are each side's median epoch in wall time.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
+
+from .rounds import Ratio, Timings, interleaved
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=int, default=32, help="view and refresh resolution (default 32)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for both sides (default 2)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed epochs per side (default 5)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed epochs per side, interleaved (default 7)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the main process")
     parser.add_argument("--alpha", type=float, default=0.1)
 
@@ -55,22 +57,9 @@ def _write_scenes(root: Path, count: int, size: int) -> dict[str, "torch.Tensor"
     return boxes
 
 
-def _epoch_seconds(run_epoch: Callable[[], int]) -> float:
-    started = time.perf_counter()
-    run_epoch()
-    return time.perf_counter() - started
-
-
-def _side_by_side(first: Callable[[], int], second: Callable[[], int], repeats: int) -> tuple[float, float, list[float]]:
-    """Best (least disturbed) seconds of ``first`` and ``second``, and each round's speed ratio first / second."""
-    first(), second()  # untimed: start persistent workers, warm caches
-    times_a, times_b, ratios = [], [], []
-    for _ in range(repeats):
-        a, b = _epoch_seconds(first), _epoch_seconds(second)
-        times_a.append(a)
-        times_b.append(b)
-        ratios.append(b / a)  # speed of first relative to second
-    return min(times_a), min(times_b), ratios
+def _side_by_side(ours: Callable[[], int], theirs: Callable[[], int], repeats: int) -> Timings:
+    """Seconds per epoch of ``ours`` and ``theirs`` (wall, and CPU including the workers), interleaved."""
+    return interleaved({"ours": ours, "theirs": theirs}, repeats, children=True)
 
 
 def _drain(loader) -> Callable[[], int]:
@@ -121,15 +110,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-Timing = tuple[float, float, list[float]]  # best seconds of ours, best of theirs, ratio per round
-
-
 def _loader_options(args: argparse.Namespace) -> dict[str, Any]:
     return dict(batch_size=args.batch_size, shuffle=True, drop_last=False, num_workers=args.workers,
                 persistent_workers=args.workers > 0)
 
 
-def _time_refresh(plain: Any, args: argparse.Namespace) -> tuple[BoxStore, Timing]:
+def _time_refresh(plain: Any, args: argparse.Namespace) -> tuple[BoxStore, Timings]:
     """Refresh pass vs a bare no-grad forward over the same refresh loader."""
     from ccrop_lightly import feature_extractor, make_refresh_loader
 
@@ -154,7 +140,7 @@ def _time_refresh(plain: Any, args: argparse.Namespace) -> tuple[BoxStore, Timin
     return store, _side_by_side(refresh, bare_forward, args.repeats)
 
 
-def _time_collate(plain: Any, folder: Path, store: BoxStore, args: argparse.Namespace) -> Timing:
+def _time_collate(plain: Any, folder: Path, store: BoxStore, args: argparse.Namespace) -> Timings:
     """CCropCollate(CCropSimCLRTransform) vs lightly's SimCLRTransform + MultiViewCollate."""
     from lightly.data import LightlyDataset, MultiViewCollate
     from lightly.transforms import SimCLRTransform
@@ -173,18 +159,16 @@ def _time_collate(plain: Any, folder: Path, store: BoxStore, args: argparse.Name
     return _side_by_side(_drain(ours), _drain(theirs), args.repeats)
 
 
-def _print_results(count: int, refresh: Timing, collate: Timing, summary: dict[str, float]) -> None:
-    refresh_s, bare_s, refresh_ratio = refresh
-    ours_s, theirs_s, collate_ratio = collate
-    print()
-    print(f"{'measurement (best epoch)':<44}{'images/s':>10}")
-    print(f"{'lightly SimCLRTransform + MultiViewCollate':<44}{count / theirs_s:>10.0f}")
-    print(f"{'ccrop CCropCollate(CCropSimCLRTransform)':<44}{count / ours_s:>10.0f}")
-    print(f"{'bare no_grad forward (ResNet-18 CIFAR stem)':<44}{count / bare_s:>10.0f}")
-    print(f"{'ccrop refresh pass (forward + boxes)':<44}{count / refresh_s:>10.0f}")
-    print()
-    print(f"collate ratio ccrop / lightly: best {theirs_s / ours_s:.3f}, median of rounds "
-          f"{statistics.median(collate_ratio):.3f} (target >= 0.95); rounds {', '.join(f'{r:.3f}' for r in collate_ratio)}")
-    print(f"  store used: {summary['mean_boxes']:.2f} boxes per image, mean box area {summary['mean_box_area']:.3f}")
-    print(f"refresh ratio refresh / bare forward: best {bare_s / refresh_s:.3f}, median of rounds "
-          f"{statistics.median(refresh_ratio):.3f} (target >= 0.9); rounds {', '.join(f'{r:.3f}' for r in refresh_ratio)}")
+def _print_results(count: int, refresh: Timings, collate: Timings, summary: dict[str, float]) -> None:
+    print("\nspeed ratios: median of the per-round ratios [interquartile range], wall and CPU (process + workers)\n")
+    print("| measure | wall | CPU | target | detail (wall medians) |")
+    print("|---|---|---|---|---|")
+    rows = (
+        ("collate: CCropCollate(CCropSimCLRTransform) / lightly SimCLRTransform + MultiViewCollate", collate,
+         ">= 0.95", f"; store: {summary['mean_boxes']:.2f} boxes per image, mean area {summary['mean_box_area']:.3f}"),
+        ("refresh: refresh_boxes pass / bare no_grad forward (ResNet-18, CIFAR stem)", refresh, ">= 0.9", ""),
+    )
+    for label, timings, target, note in rows:
+        wall, cpu = (Ratio.of(clock["theirs"], clock["ours"]) for clock in (timings.wall, timings.cpu))
+        ours, theirs = (count / statistics.median(timings.wall[side]) for side in ("ours", "theirs"))
+        print(f"| {label} | {wall.text()} | {cpu.text()} | {target} | {ours:.0f} vs {theirs:.0f} images/s{note} |")
