@@ -185,7 +185,7 @@ def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints
     result = pretrain_simclr(
         data.root, "rrc", backbone=config.backbone, image_size=config.view_size, refresh_size=config.scene_size,
         epochs=config.epochs, batch_size=min(config.batch_size, len(data.filenames)), seed=seed,
-        num_workers=0, progress=False,
+        num_workers=1, progress=False,
     )
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
