@@ -44,15 +44,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", default=None,
                         help="backbone stage of the refresh features, e.g. layer3 (default: its last output)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--same-draws", action=argparse.BooleanOptionalAction, default=True,
+                        help="both pipelines draw the same flips/jitters/blurs in a round (default: yes)")
     parser.add_argument("--only", choices=("pipeline", "refresh"), default=None, help="run one comparison only")
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _pipeline(crop: dict, with_chooser: bool):
+class _SameDraws:
+    """A bench-only step after the crop that reseeds numpy's global generator, per run and view.
+
+    Both pipelines then draw the same flips, jitters, grayscale and blur sizes in the same
+    round (common random numbers), so a round's ratio is not moved by which views happened to
+    get the costly blur; the crops still draw from their own distributions. It costs the same
+    few microseconds on both sides.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled, self.run, self.view = enabled, -1, 0
+
+    def next_run(self) -> None:
+        self.run, self.view = self.run + 1, 0
+
+    def __call__(self, results: dict) -> dict:
+        if self.enabled:
+            np.random.seed((self.run * 1_000_003 + self.view) % 2**32)
+            self.view += 1
+        return results
+
+
+def _pipeline(crop: dict, with_chooser: bool, same_draws: _SameDraws):
     from mmengine.dataset import Compose
 
     view = [
         crop,
+        same_draws,
         dict(type="RandomFlip", prob=0.5),
         dict(type="RandomApply", prob=0.8,
              transforms=[dict(type="ColorJitter", brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)]),
@@ -64,7 +89,8 @@ def _pipeline(crop: dict, with_chooser: bool):
     return Compose(steps)
 
 
-def _run_pipeline(pipeline, images: list[np.ndarray], samples: int) -> None:
+def _run_pipeline(pipeline, same_draws: _SameDraws, images: list[np.ndarray], samples: int) -> None:
+    same_draws.next_run()
     for i in range(samples):
         pipeline({"img": images[i % len(images)], "sample_idx": i % len(images), "img_shape": images[0].shape[:2]})
 
@@ -118,14 +144,16 @@ def _pipeline_timings(args: argparse.Namespace) -> Timings:
     store = BoxStore(args.images, max_boxes=4)
     maps = torch.nn.functional.interpolate(torch.rand(args.images, 1, 7, 7), size=(56, 56), mode="bilinear")[:, 0]
     store.update(torch.arange(args.images), get_localizer("components", threshold=0.5, max_boxes=4)(maps))
+    ours_draws, theirs_draws = _SameDraws(args.same_draws), _SameDraws(args.same_draws)
     ours = _pipeline(dict(type="ContrastiveCrop", scale=args.crop_size, crop_ratio_range=(0.2, 1.0), alpha=0.6,
-                          backend="pillow"), with_chooser=True)
+                          backend="pillow"), with_chooser=True, same_draws=ours_draws)
     for step in find_instances(ours, StoreUser):
         step.attach_store(store)
     theirs = _pipeline(dict(type="RandomResizedCrop", scale=args.crop_size, crop_ratio_range=(0.2, 1.0),
-                            backend="pillow"), with_chooser=False)
-    return interleaved({"ContrastiveCrop": lambda: _run_pipeline(ours, images, args.samples),
-                        "RandomResizedCrop": lambda: _run_pipeline(theirs, images, args.samples)}, args.rounds)
+                            backend="pillow"), with_chooser=False, same_draws=theirs_draws)
+    return interleaved({"ContrastiveCrop": lambda: _run_pipeline(ours, ours_draws, images, args.samples),
+                        "RandomResizedCrop": lambda: _run_pipeline(theirs, theirs_draws, images, args.samples)},
+                       args.rounds)
 
 
 class _RandomImages(Dataset):
