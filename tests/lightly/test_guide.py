@@ -177,9 +177,11 @@ def test_the_plain_loop_guide_trains_refreshes_and_reads_the_boxes(monkeypatch, 
     assert "epoch: 00" in out and "epoch: 01" in out and "boxes v1:" in out  # one refresh, after epoch 0
     assert store.version == 1 and store.summary()["filled_fraction"] == 1.0
     assert namespace["entry"] is not None and namespace["boxes"].shape[1] == 4
-    # The stages block: the fused extractor's maps, and a refresher built on them (not run yet).
-    assert "{'layer3': (2, 256, 8, 8), 'layer4': (2, 512, 4, 4)}" in out
-    assert namespace["refresher"].feature_fn.stages == ("layer3", "layer4") and stats is None
+    assert namespace["refresher"].feature_fn.stages == ("layer2",) and stats.fallback_fraction < 1.0
+    # The stages block: the fused extractor's maps, and the paper's setting stated in full (not run).
+    assert "{'layer2': (2, 128, 16, 16), 'layer4': (2, 512, 4, 4)}" in out
+    paper = namespace["paper"]
+    assert (paper.heatmap, paper.threshold, paper.localizer) == ("channel_sum", 0.1, "bbox")
 
 
 def test_the_lightning_guide_trains_and_refreshes(monkeypatch, tmp_path):
