@@ -64,7 +64,10 @@ class StudyConfig:
         train_images, test_images: images per split; the test split is a separately seeded
             draw of the same setting, used only for evaluation.
         epochs, warmup_epochs, interval, batch_size: the pre-training schedule.
-        threshold, alpha: ContrastiveCrop's ``k`` and ``Beta(alpha, alpha)``.
+        threshold, alpha: ContrastiveCrop's ``k`` (a number, or ``otsu``/``mean`` per image)
+            and ``Beta(alpha, alpha)``.
+        heatmap, stages: the heatmap rule and the backbone stages (dotted module names) the
+            learned boxes come from (``None``: the last stage).
         num_workers: DataLoader workers (persistent).
         boxes: box sources for the strategies that use boxes: ``learned`` (the localizer),
             ``oracle`` (the folder's ground-truth boxes).
@@ -89,7 +92,9 @@ class StudyConfig:
     warmup_epochs: int = 2
     interval: int = 2
     batch_size: int = 64
-    threshold: float = 0.5
+    threshold: float | str = 0.5
+    heatmap: str = "channel_sum"
+    stages: tuple[str, ...] | None = None
     alpha: float = 0.6
     num_workers: int = 2
     boxes: tuple[str, ...] = ("learned",)
@@ -109,6 +114,8 @@ class StudyConfig:
             warmup_epochs=self.warmup_epochs,
             interval=self.interval,
             threshold=self.threshold,
+            heatmap=self.heatmap,
+            stages=self.stages,
             alpha=self.alpha,
             seed=seed,
             num_workers=self.num_workers,
@@ -196,7 +203,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-size", type=int, default=None, help="image size for the box refresh")
     parser.add_argument("--scene-size", type=int, default=None, help="generated image size in pixels")
     parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--threshold", type=float, default=None, help="localizer threshold k (default 0.5; paper: 0.1)")
+    parser.add_argument(
+        "--threshold", type=_threshold, default=None, help="localizer threshold k: a number (paper: 0.1), otsu or mean"
+    )
+    parser.add_argument("--heatmap", default=None, help="heatmap rule of the learned boxes (default channel_sum)")
+    parser.add_argument(
+        "--stages", nargs="+", default=None,
+        help="backbone stages (module names) of the learned boxes' heatmaps, e.g. 5 = the stride-2 stage",
+    )
     parser.add_argument("--alpha", type=float, default=None, help="Beta(alpha, alpha) of the crop centre")
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
@@ -216,7 +230,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     for name in (
         "seeds", "backbone", "epochs", "warmup_epochs", "interval", "train_images", "test_images", "image_size",
         "scene_size", "refresh_size", "batch_size", "threshold", "alpha", "num_workers", "device", "eval_size",
-        "cj_strength",
+        "cj_strength", "heatmap",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -227,6 +241,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         overrides["strategies"] = tuple(args.strategies)
     if getattr(args, "boxes", None):
         overrides["boxes"] = tuple(dict.fromkeys(args.boxes))
+    if getattr(args, "stages", None):
+        overrides["stages"] = tuple(args.stages)
     if getattr(args, "box_scale", None):
         overrides["box_scale"] = tuple(args.box_scale)
     config = replace(config, **overrides)
@@ -400,6 +416,10 @@ def _ground_truth(root: Path) -> list[np.ndarray]:
 
 
 _FIELDS = {f.name for f in fields(StudyConfig)}
+
+
+def _threshold(text: str) -> float | str:
+    return text if text in ("otsu", "mean") else float(text)
 
 
 def _without_seeds(config: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image
 
 from ccrop_cli.experiment.pretrain import pretrain_simclr
 from ccrop_cli.main import main
-from ccrop_cli.study.command import PRESETS, StudyConfig
+from ccrop_cli.study.command import PRESETS, StudyConfig, add_arguments, config_from_args
 from ccrop_cli.study.report import paired_difference
 from ccrop_scenes import generate_scenes, load_annotations, write_image_folder
 
@@ -124,6 +125,12 @@ def test_paired_difference_gives_per_seed_differences_and_a_paired_t_test():
 def test_presets_and_options_are_validated(tmp_path):
     gpu = StudyConfig(**PRESETS["gpu"])
     assert gpu.backbone == "resnet18" and gpu.epochs >= 100 and gpu.device == "cuda"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--threshold", "otsu", "--heatmap", "distinctiveness", "--stages", "5", "--boxes", "oracle"])
+    config = config_from_args(args)
+    assert (config.threshold, config.heatmap, config.stages, config.boxes) == ("otsu", "distinctiveness", ("5",), ("oracle",))
+    assert config.pretrain_config(0, "oracle").box_source == "oracle"
     with pytest.raises(ValueError, match="--batch-size 64 exceeds --train-images 32"):
         main(["study", "--quick", "--batch-size", "64", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="--box-scale must be 0 < min <= max"):
