@@ -1,9 +1,12 @@
 """What the Lightly training scripts share: options, the paper's presets, data and backbone.
 
 Defaults are sized for the project's own generated scenes (a small CPU run: 256 images of
-64 px, 32 px views, a few epochs). ``--preset cifar10`` switches to the settings of the
-ContrastiveCrop reference configs for CIFAR-10 (ResNet-18 without max-pool, batch 512,
-500 epochs, warm-up 100, refresh interval 100, threshold k = 0.1, Beta alpha = 0.1,
+64 px, 32 px views, a few epochs) and localize with the measured best setting
+(``docs/benchmarks/localize.md``): ``distinctiveness`` heatmaps of the stride-2 stage
+(``layer2`` with the CIFAR stem) and Otsu's threshold per image. ``--preset cifar10`` switches to
+the settings of the ContrastiveCrop reference configs for CIFAR-10 (ResNet-18 without max-pool,
+batch 512, 500 epochs, warm-up 100, refresh interval 100, the last stage's channel sum with
+threshold k = 0.1, Beta alpha = 0.1,
 SGD lr 0.5, momentum 0.9, weight decay 1e-4, cosine schedule, CIFAR mean/std, crop
 scale (0.2, 1.0), colour jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8, grayscale p = 0.2,
 no blur) on an image folder holding CIFAR-10's training images.
@@ -24,7 +27,7 @@ PRESETS = {
     "cifar10": dict(
         input_size=32, epochs=500, batch_size=512, warmup_epochs=100, interval=100, threshold=0.1,
         alpha=0.1, lr=0.5, momentum=0.9, weight_decay=1e-4, min_scale=0.2, cj_strength=0.5,
-        gaussian_blur=0.0, cifar_stem=True, normalize="cifar",
+        gaussian_blur=0.0, cifar_stem=True, normalize="cifar", stages=["last"], heatmap="channel_sum",
     ),
 }
 
@@ -41,13 +44,13 @@ def build_parser(description: str, temperature: float) -> argparse.ArgumentParse
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup-epochs", type=int, default=2, help="plain RandomResizedCrop epochs")
     parser.add_argument("--interval", type=int, default=1, help="epochs between box refreshes")
-    parser.add_argument("--threshold", type=_threshold, default=0.1,
-                        help="heatmap threshold k in [0, 1), or mean / otsu (per image)")
+    parser.add_argument("--threshold", type=_threshold, default="otsu",
+                        help="heatmap threshold k in [0, 1), or mean / otsu (per image); the paper: 0.1")
     parser.add_argument("--alpha", type=float, default=0.1, help="Beta(alpha, alpha) of the crop centre")
     parser.add_argument("--localizer", default="components", help="components (box set) or bbox (the paper's)")
-    parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule (channel_sum: the paper's)")
-    parser.add_argument("--stages", nargs="+", metavar="STAGE",
-                        help="backbone stage(s) to localize with, e.g. layer3 (default: the last stage, the paper)")
+    parser.add_argument("--heatmap", default="distinctiveness", help="heatmap rule (the paper: channel_sum)")
+    parser.add_argument("--stages", nargs="+", metavar="STAGE", default=["layer2"],
+                        help="backbone stage(s) to localize with; 'last' for the last stage (the paper)")
     parser.add_argument("--scale-reference", default="image", choices=["image", "box"])
     parser.add_argument("--min-scale", type=float, default=0.2)
     parser.add_argument("--cj-strength", type=float, default=0.5)
@@ -76,6 +79,8 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> arg
         for key, value in PRESETS[args.preset].items():
             if getattr(explicit, key) is None:
                 setattr(args, key, value)
+    if args.stages == ["last"]:
+        args.stages = None  # feature_extractor's default: the last stage
     return args
 
 

@@ -44,3 +44,12 @@ def test_cifar10_preset_sets_the_papers_values_and_flags_win(configs_on_path):
     assert (args.batch_size, args.warmup_epochs, args.interval, args.threshold, args.alpha) == (512, 100, 100, 0.1, 0.1)
     assert (args.lr, args.weight_decay, args.cifar_stem, args.normalize) == (0.5, 1e-4, True, "cifar")
     assert args.epochs == 3
+    assert (args.stages, args.heatmap) == (None, "channel_sum")  # the paper's: the last stage's channel sum
+
+
+def test_small_image_defaults_are_the_measured_setting(configs_on_path):
+    options = importlib.import_module("training_options")
+    args = options.parse(options.build_parser("x", temperature=0.5), ["folder"])
+    assert (args.stages, args.heatmap, args.threshold) == (["layer2"], "distinctiveness", "otsu")
+    args = options.parse(options.build_parser("x", temperature=0.5), ["folder", "--stages", "last", "--threshold", "0.1"])
+    assert (args.stages, args.threshold) == (None, 0.1)
