@@ -132,10 +132,10 @@ def refresh_boxes(
                 features = features[-1]
             grids.update(_grids(features))
             size = heatmap_size if heatmap_size is not None else images.shape[-2:]
+            if pipeline.fits:  # matrix products: worth torch's threads
+                _accumulate(totals, pipeline.fit(features))
             with _one_cpu_thread(_features_device(features)):
                 maps = pipeline(features, size=size).cpu()
-                if pipeline.fits:
-                    _accumulate(totals, pipeline.fit(features))
                 box_sets = localizer(maps)
             if not isinstance(box_sets, BoxSets):
                 raise TypeError(

@@ -150,11 +150,11 @@ def test_ddt_statistics_add_up_and_fallback_before_fitting():
     whole = rule.fit(features)
     halves = [rule.fit(part) for part in features.split(5)]
     summed = {key: sum(h[key] for h in halves) for key in whole}
-    for key in whole:
-        torch.testing.assert_close(summed[key], whole[key])
+    for key in whole:  # float32 products, float64 sums
+        torch.testing.assert_close(summed[key], whole[key], rtol=1e-5, atol=1e-4)
     rule.finalize(whole)
     cells = features.permute(0, 2, 3, 1).reshape(-1, C).double()
-    torch.testing.assert_close(rule.mean, cells.mean(0))
+    torch.testing.assert_close(rule.mean, cells.mean(0), rtol=1e-5, atol=1e-6)
     top = torch.linalg.eigh(torch.cov(cells.T, correction=0))[1][:, -1]
     assert abs(float(rule.component @ top)) == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="fitted on 12 channels; got features with 5"):

@@ -61,8 +61,8 @@ def test_dataset_statistics_of_ddt_are_summed_over_gloo_ranks(gloo_runs):
     assert single["component"] is not None and single["component"].shape == (8,)
     for rank in range(2):
         saved = torch.load(tmp_path / f"rank{rank}_of_2_ddt.pt", weights_only=True)
-        torch.testing.assert_close(saved["mean"], single["mean"])
-        torch.testing.assert_close(saved["component"], single["component"])
+        torch.testing.assert_close(saved["mean"], single["mean"], rtol=1e-5, atol=1e-6)  # float32 products
+        torch.testing.assert_close(saved["component"], single["component"], rtol=1e-4, atol=1e-5)
         assert saved["state"]["version"] == single["state"]["version"] == 2
         assert torch.equal(saved["state"]["counts"], single["state"]["counts"])
         torch.testing.assert_close(saved["state"]["boxes"], single["state"]["boxes"])
