@@ -3,10 +3,17 @@
 The demo uses the multi-object, small-object scenes (2-4 small objects of one class per
 image) by default: that is where the paper's single box drifts back to the whole image and
 box sets make a visible difference. ``--setting single`` shows the paper's own setting.
+``--data DIR`` runs it on your own image folder (``DIR/<class>/<image>`` or flat); with a
+COCO-style ``DIR/annotations.json`` the report measures the boxes against it.
+
+Heatmaps come from the backbone's stride-2 stage with the ``distinctiveness`` rule and a
+per-image Otsu threshold: the best setting ``ccrop bench localize`` measured on three kinds of
+data (docs/benchmarks/localize.md). ``--heatmap channel_sum --stages 11 --threshold 0.1`` is
+the paper's (the convnet's last stage is ``11``).
 
 Output folder (``--out``, default ``outputs/demo``)::
 
-    data/train/...            the generated image folder and annotations.json
+    data/train/...            the generated image folder and annotations.json (not with --data)
     heatmaps.png              images and the trained backbone's heatmaps
     box_sets.png              predicted box sets (red) vs ground truth (green)
     paper_boxes.png           the paper's single box (red) vs ground truth
@@ -27,6 +34,7 @@ from typing import Any
 
 from ccrop_cli.demo.config import MMPRETRAIN, QUICK, DemoConfig, DemoRun
 from ccrop_cli.demo.report import OUTPUT_FILES, write_outputs
+from ccrop_cli.demo.user_data import ANNOTATIONS, list_images, load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 
@@ -50,27 +58,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--images", type=int, default=None,
         help=f"training images (default: {defaults.images}; {MMPRETRAIN['images']} with --framework mmpretrain)",
     )
-    parser.add_argument("--threshold", type=float, default=None, help="localizer threshold k (default 0.5; paper: 0.1)")
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="your image folder (DIR/<class>/<image> or flat) instead of generated scenes; "
+                             "DIR/annotations.json (COCO boxes), if present, is measured against")
+    parser.add_argument("--threshold", type=_threshold, default=None,
+                        help=f"localizer threshold: k in [0, 1) or otsu/mean per image (default {defaults.threshold}; paper: 0.1)")
+    parser.add_argument("--heatmap", default=None, help=f"heatmap rule (default {defaults.heatmap}; paper: channel_sum)")
+    parser.add_argument("--stages", nargs="+", default=None,
+                        help=f"backbone stage(s) of the heatmap (default {' '.join(defaults.stages)}: stride 2; "
+                             f"mmpretrain: {' '.join(MMPRETRAIN['stages'])}); several are fused")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _threshold(text: str) -> float | str:
+    """``--threshold``: a number or the name of a per-image rule."""
+    if text in ("otsu", "mean"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), otsu or mean; got {text!r}") from None
+
+
 def config_from_args(args: argparse.Namespace) -> DemoConfig:
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
-    if args.framework == "mmpretrain" and not args.quick:
-        values.update(MMPRETRAIN)
-    for name in ("setting", "epochs", "warmup_epochs", "interval", "images", "threshold", "seed"):
-        value = getattr(args, name)
+    if args.framework == "mmpretrain":
+        values.update(MMPRETRAIN if not args.quick else {"stages": MMPRETRAIN["stages"]})
+    for name in ("setting", "epochs", "warmup_epochs", "interval", "images", "threshold", "seed", "heatmap", "data"):
+        value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+    if getattr(args, "stages", None):
+        values["stages"] = tuple(args.stages)
+    if values.get("data") is not None:
+        values.update(_data_sizes(Path(values["data"]), args, values))
     config = DemoConfig(**values)
     for name in ("images", "epochs", "interval"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name} must be a positive integer; got {getattr(config, name)}")
     if config.warmup_epochs < 0:
         raise UserError(f"--warmup-epochs must be an integer >= 0; got {config.warmup_epochs}")
-    if not 0.0 <= config.threshold < 1.0:
-        raise UserError(f"--threshold must lie in [0, 1); got {config.threshold}")
+    if not isinstance(config.threshold, str) and not 0.0 <= config.threshold < 1.0:
+        raise UserError(f"--threshold must lie in [0, 1) (or be otsu/mean); got {config.threshold}")
+    _check_heatmap(config.heatmap)
     if config.batch_size > config.images:
         raise UserError(f"--images {config.images} must be at least the batch size {config.batch_size}")
     if config.epochs <= config.warmup_epochs:
@@ -79,6 +110,28 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
             "the boxes are refreshed after the warm-up and used in the epochs after it"
         )
     return config
+
+
+def _data_sizes(root: Path, args: argparse.Namespace, values: dict[str, Any]) -> dict[str, Any]:
+    """With ``--data`` the whole folder is the training set; the batch shrinks to fit a small one."""
+    if args.images is not None:
+        raise UserError("--images does not apply with --data: every image of the folder is used")
+    if args.setting is not None:
+        raise UserError("--setting chooses generated scenes; it does not apply with --data")
+    images = len(list_images(root))
+    if images < 2:
+        raise UserError(f"--data {root}: needs at least 2 images; found {images}")
+    batch_size = min(values.get("batch_size", DemoConfig.batch_size), images)
+    return {"data": str(root), "images": images, "batch_size": batch_size}
+
+
+def _check_heatmap(name: str) -> None:
+    from ccrop_plugins import HeatmapPipeline
+
+    try:
+        HeatmapPipeline(name)
+    except (KeyError, ValueError) as error:
+        raise UserError(f"--heatmap: {error}") from None
 
 
 def check_writable(out: Path) -> None:
@@ -103,13 +156,19 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out)
     check_writable(out)
-    setting = get_scene_setting(config.setting)
-    print(f"ccrop demo: {setting.label}, {config.images} images, {config.epochs} epochs, framework {args.framework}")
-    train_root = write_split(setting, out / "data" / "train", config.images, config.scene_size, seed=config.seed)
+    if config.data is not None:
+        train_root = Path(config.data)
+        annotations: Any = load_user_annotations(train_root, list_images(train_root))  # errors before training
+        label = f"your images in {train_root}" + ("" if annotations is not None else f" (no {ANNOTATIONS})")
+    else:
+        setting = get_scene_setting(config.setting)
+        label, annotations = setting.label, "generated"
+        train_root = write_split(setting, out / "data" / "train", config.images, config.scene_size, seed=config.seed)
+    print(f"ccrop demo: {label}, {config.images} images, {config.epochs} epochs, framework {args.framework}")
     started = time.perf_counter()
     demo_run = _train(args.framework, config, train_root, out, progress=not args.no_progress)
     wall = time.perf_counter() - started
-    report = write_outputs(out, config, args.framework, train_root, demo_run, wall)
+    report = write_outputs(out, config, args.framework, train_root, demo_run, wall, annotations)
     print((out / "report.md").read_text())
     print(f"pictures and report in {out} ({report['seconds']['total']:.0f} s)")
     return 0

@@ -21,6 +21,8 @@ def pretrain_config(config: DemoConfig) -> PretrainConfig:
         warmup_epochs=config.warmup_epochs,
         interval=config.interval,
         threshold=config.threshold,
+        heatmap=config.heatmap,
+        stages=tuple(config.stages),
         alpha=config.alpha,
         seed=config.seed,
         num_workers=config.num_workers,
@@ -40,7 +42,7 @@ def train_lightly(config: DemoConfig, train_root: Path, progress: bool = True) -
     """Pre-train with box sets (``multi``); return the backbone's view for the report."""
     result = pretrain_simclr(train_root, "multi", pretrain_config(config), progress=progress, on_refresh=_print_refresh)
     return DemoRun(
-        feature_fn=feature_extractor(result.backbone),
+        feature_fn=feature_extractor(result.backbone, stages=list(config.stages)),
         filenames=result.filenames,
         refreshes=[(r.epoch, r.stats.as_dict(), box_lists(r.box_sets)) for r in result.refreshes],
         train_seconds=result.train_seconds,

@@ -16,6 +16,7 @@ import torch
 
 from ccrop_cli.demo.config import DemoConfig, DemoRun
 from ccrop_cli.experiment.store_snapshot import box_lists, snapshot
+from ccrop_plugins import stage_features
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mmpretrain" / "simclr_resnet18_ccrop-multiobj_cpu_scenes.py"
 BASE_CHANNELS = 32
@@ -75,6 +76,7 @@ def build_config(config: DemoConfig, train_root: Path, work_dir: Path, progress:
     cfg.custom_hooks = [
         dict(type="ContrastiveCropHook", warmup_epochs=config.warmup_epochs, interval=config.interval,
              threshold=config.threshold, localizer="components", max_boxes=4, image_size=config.refresh_size,
+             heatmap=config.heatmap, feature_stages=list(config.stages),
              batch_size=256, num_workers=0,
              progress=progress),
     ]
@@ -100,7 +102,7 @@ def train_mmpretrain(config: DemoConfig, train_root: Path, work_dir: Path, progr
     ]
     refresh_seconds = sum(stats["seconds"] for _, stats, _ in recorder.refreshes)
     return DemoRun(
-        feature_fn=model.backbone,
+        feature_fn=stage_features(model, list(config.stages)),
         filenames=filenames,
         refreshes=recorder.refreshes,
         train_seconds=sum(recorder.epoch_seconds) - refresh_seconds,  # epochs include their refresh

@@ -69,3 +69,65 @@ def test_malformed_annotations_name_the_file_and_the_problem(tmp_path, text, mes
     with pytest.raises(UserError, match=message) as caught:
         load_user_annotations(tmp_path, ["a.png"])
     assert "annotations.json" in str(caught.value)
+
+
+# -- ccrop demo --data end to end ------------------------------------------------------------------
+def _scenes_folder(root, with_annotations=True):
+    from ccrop_scenes import write_image_folder
+    from ccrop_scenes.second_look import generate_second_look
+
+    write_image_folder(generate_second_look(24, image_size=32, seed=0), root)
+    if not with_annotations:
+        (root / "annotations.json").unlink()
+    return root
+
+
+@pytest.mark.slow
+def test_demo_on_a_folder_with_annotations_measures_against_them(tmp_path):
+    from ccrop_cli.main import main
+
+    data = _scenes_folder(tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["demo", "--quick", "--data", str(data), "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["data"] == str(data) and report["config"]["images"] == 24
+    recall = report["final_box_recall"]["multi (box sets)"]
+    assert 0.0 <= recall <= 1.0 and 0.0 <= report["final_object_hit_rate"] <= 1.0
+    assert 0.0 <= report["refreshes"][0]["box_recall"] <= 1.0
+    assert report["pair_quality"]["multi"]["oracle"]["pairs"] == 24 * 4
+    assert (out / "view_pairs_oracle.png").is_file()
+    assert not (out / "data").exists()  # the user's folder is used in place, nothing generated
+
+
+@pytest.mark.slow
+def test_demo_on_a_folder_without_annotations_gives_box_statistics_only(tmp_path):
+    from ccrop_cli.main import main
+
+    data = _scenes_folder(tmp_path / "data", with_annotations=False)
+    out = tmp_path / "out"
+    assert main(["demo", "--quick", "--data", str(data), "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["final_box_recall"]["multi (box sets)"] is None and report["pair_quality"] is None
+    assert report["refreshes"][0]["box_recall"] is None and report["refreshes"][0]["mean_boxes"] >= 1.0
+    assert 1.0 <= report["final_box_stats"]["mean_boxes"] <= 4.0
+    assert "No ground truth" in (out / "report.md").read_text()
+    for name in ("heatmaps.png", "box_sets.png", "view_pairs.png"):
+        assert (out / name).is_file()
+
+
+def test_demo_with_malformed_annotations_stops_before_training(tmp_path, capsys):
+    from ccrop_cli.main import main
+
+    data = _folder(tmp_path / "data", ["a.png", "b.png"])
+    (data / "annotations.json").write_text('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1}]}')
+    assert main(["demo", "--quick", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "annotations.json" in err and "annotations[0] must be an object with 'image_id' and 'bbox'" in err
+
+
+def test_demo_data_refuses_images_and_setting(tmp_path, capsys):
+    from ccrop_cli.main import main
+
+    data = _folder(tmp_path / "data", ["a.png", "b.png"])
+    assert main(["demo", "--quick", "--data", str(data), "--images", "10", "--out", str(tmp_path / "out")]) == 2
+    assert "--images does not apply with --data" in capsys.readouterr().err
