@@ -54,8 +54,8 @@ class StudyConfig:
 
     Defaults: mixed-class scenes of 2-4 small objects, RandomResizedCrop against box sets at
     box scale with learned and with ground-truth boxes, 5 seeds, 15 epochs of a convnet on 400
-    scenes of 48 px (24 px views); learned boxes from issue 9's best localizer. About 25
-    minutes on 2 free CPU cores. ``PRESETS`` holds the others.
+    scenes of 48 px (24 px views); learned boxes from issue 9's best localizer. About 45
+    minutes on a busy 2-core machine. ``PRESETS`` holds the others.
 
     Attributes:
         settings: scene setting names (``ccrop_cli.experiment.scene_settings``).
