@@ -263,7 +263,7 @@ def _accuracy_plot(path: Path, config: Any, runs: list[Run]) -> Path:
         lows = [v for r in runs if r["setting"] == setting for k, _ in metrics if (v := _value(r, k)) is not None]
         if lows:
             ax.set_ylim(max(0.0, min(lows) - 10), min(100.0, max(lows) + 5))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -304,7 +304,8 @@ def _refresh_plot(
         ax.set_ylim(0, 1)
         title = get_scene_setting(setting).label
         ax.set_title(title + ("\n(dotted: with ground-truth boxes)" if oracle is not None else ""), fontsize=9)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a study of RandomResizedCrop alone has no refresh to plot
+            ax.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
