@@ -36,6 +36,7 @@ from lightly.data import LightlyDataset
 
 from ccrop_scenes import load_annotations
 
+from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.backbones import build_backbone
 from ccrop_cli.experiment.evaluation import evaluate_backbone
 from ccrop_cli.experiment.pair_quality import box_recall, oracle_box_sets, pair_quality, sample_view_pairs
@@ -230,7 +231,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """The :class:`StudyConfig` of the command line: defaults, then the preset, then explicit options."""
     preset = "quick" if args.quick else getattr(args, "preset", None)
     if args.quick and getattr(args, "preset", None) not in (None, "quick"):
-        raise ValueError(f"--quick and --preset {args.preset} contradict each other; give one")
+        raise UserError(f"--quick and --preset {args.preset} contradict each other; give one")
     config = StudyConfig(**PRESETS[preset]) if preset else StudyConfig()
     overrides: dict[str, Any] = {}
     for name in (
@@ -251,8 +252,11 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         overrides["stages"] = None if args.stages == ["last"] else tuple(args.stages)
     if getattr(args, "box_scale", None):
         overrides["box_scale"] = tuple(args.box_scale)
-    config = replace(config, **overrides)
-    config.validate()
+    try:
+        config = replace(config, **overrides)
+        config.validate()
+    except ValueError as error:  # bad option values: one line from `ccrop study`, not a traceback
+        raise UserError(str(error)) from None
     return config
 
 
