@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from .threshold import check_heatmaps, check_threshold, zero_non_finite
+from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, zero_non_finite
 
 # Maps are reduced in chunks of about this many pixels, so that the column-maximum pass reads
 # each chunk from cache after the row-maximum pass (1.5x faster at 224 px).
@@ -22,7 +22,9 @@ class BBoxLocalizer:
     ``r1 / H``: the two agree to within one pixel).
 
     Args:
-        threshold: ``k`` in ``[0, 1)``; the paper uses 0.1.
+        threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule, ``"mean"`` or
+            ``"otsu"`` (see :func:`~ccrop_plugins.localizers.threshold.adaptive_thresholds`), so
+            the paper's single box can be compared with box sets under the same threshold rule.
 
     Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = 1``; images
     with no pixel above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``. The
@@ -31,7 +33,7 @@ class BBoxLocalizer:
     """
 
     def __init__(self, threshold: float = 0.1) -> None:
-        self.threshold = check_threshold(threshold, adaptive=False)
+        self.threshold = check_threshold(threshold)
 
     def __call__(self, heatmaps: Tensor) -> BoxSets:
         heatmaps = check_heatmaps(heatmaps)
@@ -39,8 +41,9 @@ class BBoxLocalizer:
         row_max, col_max = _profiles(heatmaps)
         if not bool(torch.isfinite(row_max).all()):  # NaN and +inf survive the max: redo without them
             row_max, col_max = _profiles(zero_non_finite(heatmaps))
-        rows = row_max > self.threshold  # (N, H)
-        cols = col_max > self.threshold  # (N, W)
+        threshold = self._thresholds(heatmaps)
+        rows = row_max > threshold  # (N, H)
+        cols = col_max > threshold  # (N, W)
         found = rows.any(dim=1)
         y0, y1 = _first_last(rows)
         x0, x1 = _first_last(cols)
@@ -54,8 +57,15 @@ class BBoxLocalizer:
             fallback=~found,
         )
 
+    def _thresholds(self, heatmaps: Tensor) -> Tensor | float:
+        """The fixed ``k``, or ``(N, 1)`` per-image thresholds for an adaptive rule."""
+        if not isinstance(self.threshold, str):
+            return self.threshold
+        maps = zero_non_finite(heatmaps).numpy()
+        return torch.from_numpy(adaptive_thresholds(maps, self.threshold))[:, None]
+
     def __repr__(self) -> str:
-        return f"BBoxLocalizer(threshold={self.threshold})"
+        return f"BBoxLocalizer(threshold={self.threshold!r})"
 
 
 def _profiles(heatmaps: Tensor) -> tuple[Tensor, Tensor]:

@@ -239,8 +239,8 @@ def test_components_on_an_empty_batch_give_empty_box_sets():
 def test_threshold_names():
     with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\) or one of mean, otsu; got 'median'"):
         get_localizer("components", threshold="median")
-    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\); got 'otsu'"):
-        get_localizer("bbox", threshold="otsu")
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\) or one of mean, otsu; got 'median'"):
+        get_localizer("bbox", threshold="median")
 
 
 @pytest.mark.parametrize("rule", ["mean", "otsu"])
@@ -258,6 +258,20 @@ def test_adaptive_thresholds_find_a_dim_blob_on_a_dim_background(rule):
     torch.testing.assert_close(adaptive[1][0], torch.tensor([exact_box(20, 8, 28, 20, size)]))
     constant = get_localizer("components", threshold=rule)(torch.full((1, 16, 16), 0.3))
     assert constant.fallback.tolist() == [True]
+
+
+@pytest.mark.parametrize("rule", ["mean", "otsu"])
+def test_the_papers_box_takes_a_per_image_threshold_too(rule):
+    """bbox with an adaptive rule: the union of what lies above each map's own threshold."""
+    size = (32, 32)
+    dim_pair = blob_map(size, [(2, 2, 8, 8, 0.2), (20, 22, 28, 30, 0.2)]) + 0.2  # two blobs at 0.4 on 0.2
+    bright = blob_map(size, [(4, 4, 12, 12, 1.0)]) + 0.05
+    maps = torch.stack([dim_pair, bright, torch.full(size, 0.3)])
+    assert get_localizer("bbox", threshold=0.5)(maps).fallback.tolist() == [True, False, True]
+    sets = get_localizer("bbox", threshold=rule)(maps)
+    assert sets.fallback.tolist() == [False, False, True]
+    torch.testing.assert_close(sets[0][0], torch.tensor([exact_box(2, 2, 28, 30, size)]))
+    torch.testing.assert_close(sets[1][0], torch.tensor([exact_box(4, 4, 12, 12, size)]))
 
 
 @pytest.mark.parametrize("size, resolution", [((64, 64), 16), ((64, 64), 32), ((64, 64), 8), ((60, 60), 20), ((62, 50), 16)])
