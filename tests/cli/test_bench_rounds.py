@@ -52,8 +52,7 @@ def test_bench_speed_crop_row_reports_wall_and_cpu():
 
 
 def test_bench_mm_refresh_runs_at_a_chosen_stage():
-    pytest.importorskip("mmpretrain")
-    from ccrop_cli.bench.mm import _refresh_timings
+    from ccrop_cli.bench.mm import _refresh_timings  # needs mmpretrain: installed in CI, never skipped
 
     args = argparse.Namespace(refresh_images=4, refresh_size=32, batch_size=4, stage="layer2",
                               localizer="components", heatmap="channel_sum", rounds=1)
