@@ -142,9 +142,20 @@ def write_table(
     baselines: list[dict[str, Any]] | None = None,
 ) -> str:
     """Write ``results.md`` and return its text."""
-    rows = summarise(runs, config)
+    lines = _header_lines(config, command)
+    lines += _results_lines(config, runs, oracle, baselines)
+    lines += _paired_lines(config, runs)
+    lines += _per_seed_lines(config, runs)
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+def _header_lines(config: Any, command: str) -> list[str]:
+    """The command, the sizes of the study and what each measure asks."""
     eval_size = getattr(config, "eval_size", None) or config.scene_size
-    lines = [
+    box_scale = getattr(config, "box_scale", (1.0, 4.0))
+    return [
         "# ccrop study results",
         "",
         f"Command: `{command}`",
@@ -156,7 +167,7 @@ def write_table(
         f"batch {config.batch_size}, learned boxes: heatmap {getattr(config, 'heatmap', 'channel_sum')} of stage(s) "
         f"{', '.join(getattr(config, 'stages', None) or ('last',))}, threshold k = {config.threshold}, alpha = {config.alpha}, "
         f"colour jitter strength {getattr(config, 'cj_strength', 0.5)}, "
-        f"box-scale crops {getattr(config, 'box_scale', (1.0, 4.0))[0]:g}-{getattr(config, 'box_scale', (1.0, 4.0))[1]:g}x "
+        f"box-scale crops {box_scale[0]:g}-{box_scale[1]:g}x "
         f"the box, {config.seeds} seed(s), device {getattr(config, 'device', 'cpu')}. "
         f"Evaluation of the frozen backbone at {eval_size} px (object crops at their native size). "
         "Figures in %, mean +- sample std over seeds.",
@@ -166,6 +177,15 @@ def write_table(
         "- image label: the folder's class (mixed-class scenes: the largest object's), linear probe and kNN;",
         "- object probe, crops at view size: the same object probe with every crop resized to the view size.",
         "",
+    ]
+
+
+def _results_lines(
+    config: Any, runs: list[Run], oracle: dict[str, dict[str, float]], baselines: list[dict[str, Any]] | None
+) -> list[str]:
+    """The main table: every measure per setting and strategy, with the untrained baseline first."""
+    rows = summarise(runs, config)
+    lines = [
         "| setting | strategy | " + " | ".join(title for _, title in METRICS)
         + " | box recall@0.5 (last refresh) | false-positive pairs (last refresh; oracle boxes) | train s | refresh s |",
         "|---|---|" + "---|" * (len(METRICS) + 4),
@@ -187,7 +207,12 @@ def write_table(
                 f"| {setting} | {variant_label(row['strategy'], row['boxes'])} | {cells} "
                 f"| {recall} | {fp} | {row['train_seconds']:.0f} | {row['refresh_seconds']:.1f} |"
             )
-    lines += [
+    return lines
+
+
+def _paired_lines(config: Any, runs: list[Run]) -> list[str]:
+    """Per-seed differences to RandomResizedCrop, their mean and the paired t-test's p."""
+    lines = [
         "",
         "Paired differences to RandomResizedCrop (points; per seed, mean, two-sided paired t-test over seeds):",
         "",
@@ -209,7 +234,12 @@ def write_table(
                 cells.append(f"{per_seed} (mean {_signed(diff['mean'])}, p {p})")
             if any(c != "-" for c in cells):
                 lines.append(f"| {setting} | {variant_label(*variant)} | {' | '.join(cells)} |")
-    lines += ["", "Per-seed object probe / mAP / image-label linear (%):", ""]
+    return lines
+
+
+def _per_seed_lines(config: Any, runs: list[Run]) -> list[str]:
+    """Every seed's object probe / mAP / image-label figures."""
+    lines = ["", "Per-seed object probe / mAP / image-label linear (%):", ""]
     for setting in config.settings:
         for strategy, boxes in variants(config):
             group = sorted(runs_of(runs, setting, strategy, boxes), key=lambda r: r["seed"])
@@ -219,9 +249,7 @@ def write_table(
                     for r in group
                 )
                 lines.append(f"- {setting}, {strategy} ({boxes} boxes): {values}")
-    text = "\n".join(lines) + "\n"
-    path.write_text(text)
-    return text
+    return lines
 
 
 def write_plots(out: Path, config: Any, runs: list[Run], oracle: dict[str, dict[str, float]]) -> list[Path]:
