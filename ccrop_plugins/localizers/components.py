@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,7 +14,12 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from .threshold import adaptive_thresholds, check_heatmaps, check_max_boxes, check_threshold, zero_non_finite
+from .threshold import adaptive_thresholds, check_heatmaps, check_max_boxes, check_threshold
+
+try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
+    import cv2
+except ImportError:  # pragma: no cover - OpenCV comes with the mmpretrain extra
+    cv2 = None
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 _CHUNK_PIXELS = 1 << 18
@@ -28,6 +34,7 @@ class ComponentsLocalizer:
     Components smaller than ``min_area`` (fraction of the image) are dropped unless that
     would leave the image with none; at most ``max_boxes`` are kept, highest score first.
     Images with no pixel above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``.
+    NaN and +-inf pixels count as "no object".
 
     Args:
         threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule:
@@ -45,7 +52,9 @@ class ComponentsLocalizer:
             with the exact mass.
 
     Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = max_boxes``
-    (``N = 0`` gives an empty :class:`BoxSets`).
+    (``N = 0`` gives an empty :class:`BoxSets`). Labelling uses OpenCV when it is installed
+    (``cv2.connectedComponentsWithStats``) and ``scipy.ndimage`` otherwise: the same boxes.
+    Batches are cut into chunks of about 1 MB that ``torch.get_num_threads()`` threads share.
     """
 
     def __init__(
@@ -68,68 +77,115 @@ class ComponentsLocalizer:
 
     def __call__(self, heatmaps: Tensor) -> BoxSets:
         heatmaps = check_heatmaps(heatmaps)
-        n, full_height, full_width = heatmaps.shape
+        n, height, width = heatmaps.shape
         if n == 0:
             return _empty(self.max_boxes)
         cell = 1
         if self.label_resolution is not None:
-            cell = math.ceil(max(full_height, full_width) / self.label_resolution)
+            cell = math.ceil(max(height, width) / self.label_resolution)
         heat = heatmaps.cpu().numpy()
         if isinstance(self.threshold, str):
-            samples = _centre_samples(_finite(heat), cell)
-            threshold = adaptive_thresholds(samples, self.threshold)[:, None, None]
+            thresholds = adaptive_thresholds(_centre_samples(_finite(heat), cell), self.threshold)
         else:
-            samples, threshold = None, np.full((n, 1, 1), self.threshold, dtype=np.float32)
-        hot, centres = _hot_cells(heat, cell, threshold)
-        samples = centres if samples is None else samples
-        mass_map = samples if cell == 1 else np.maximum(samples, threshold)
-        _, height, width = hot.shape
-        # One 2-D labelling for the batch: images stacked with a cold row between them.
-        tall = np.zeros((n, height + 1, width), dtype=bool)
-        tall[:, :height] = hot
-        labels = np.empty((n * (height + 1), width), dtype=np.intp)  # bincount's own type: no cast
-        num = ndimage.label(tall.reshape(-1, width), structure=_EIGHT, output=labels)
-        weights = np.zeros((n, height + 1, width))
-        weights[:, :height] = mass_map
-        flat_labels = labels.ravel()
-        area = np.bincount(flat_labels, minlength=num + 1)[1:] / (height * width)
-        mass = np.bincount(flat_labels, weights=weights.ravel(), minlength=num + 1)[1:]  # label 0: not hot
-        slices = ndimage.find_objects(labels)
-        extents = np.array([(s[0].start, s[0].stop, s[1].start, s[1].stop) for s in slices], dtype=np.int64).reshape(-1, 4)
-        image = extents[:, 0] // (height + 1)
-        top = extents[:, 0] - image * (height + 1)
-        bottom = top + extents[:, 1] - extents[:, 0]
-        cells_to_unit = cell / np.array([full_width, full_height, full_width, full_height])
-        pixel_boxes = np.minimum(np.stack([extents[:, 2], top, extents[:, 3], bottom], axis=1) * cells_to_unit, 1.0)
+            thresholds = np.full(n, self.threshold, dtype=np.float32)
+        found = _components(heat, cell, thresholds)
+        cells_to_unit = cell / np.array([width, height, width, height])
+        boxes = np.minimum(found.extents * cells_to_unit, 1.0)
+        return self._box_sets(n, found.image, boxes, found.area / found.cells_per_image, found.mass)
 
+    def _box_sets(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray) -> BoxSets:
+        """Components ``(M,)`` of ``n`` images -> at most ``max_boxes`` per image, best first."""
         large = area >= self.min_area
         has_large = np.bincount(image[large], minlength=n) > 0
         keep = large | ~has_large[image]
-        image, mass, pixel_boxes = image[keep], mass[keep], pixel_boxes[keep]
-
-        order = np.lexsort((-mass, image))  # by image, then best first
-        image, mass, pixel_boxes = image[order], mass[order], pixel_boxes[order]
-        first_of_image = np.searchsorted(image, np.arange(n))
-        rank = np.arange(len(image)) - first_of_image[image]
+        image, mass, boxes = image[keep], mass[keep], boxes[keep]
+        order = np.lexsort((boxes[:, 0], boxes[:, 1], -mass, image))  # by image, best first; ties top-left first
+        image, mass, boxes = image[order], mass[order], boxes[order]
+        rank = np.arange(len(image)) - np.searchsorted(image, np.arange(n))[image]
         kept = rank < self.max_boxes
         image, rank = image[kept], rank[kept]
 
-        boxes = torch.zeros(n, self.max_boxes, 4)
+        out_boxes = torch.zeros(n, self.max_boxes, 4)
         scores = torch.zeros(n, self.max_boxes)
-        boxes[image, rank] = torch.from_numpy(pixel_boxes[kept]).float()
+        out_boxes[image, rank] = torch.from_numpy(boxes[kept]).float()
         scores[image, rank] = torch.from_numpy(mass[kept]).float()
         counts = torch.from_numpy(np.bincount(image, minlength=n)).long()
         fallback = counts == 0
-        boxes[fallback, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+        out_boxes[fallback, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
         scores[fallback, 0] = 1.0
         counts[fallback] = 1
-        return BoxSets(boxes=boxes, scores=scores, counts=counts, fallback=fallback)
+        return BoxSets(boxes=out_boxes, scores=scores, counts=counts, fallback=fallback)
 
     def __repr__(self) -> str:
         return (
             f"ComponentsLocalizer(threshold={self.threshold!r}, max_boxes={self.max_boxes}, "
             f"min_area={self.min_area}, label_resolution={self.label_resolution})"
         )
+
+
+class _Found(NamedTuple):
+    """Components of a batch: ``image``, ``area`` (cells), ``mass`` ``(M,)``; ``extents`` ``(M, 4)``
+    as cell indices ``left, top, right, bottom`` (exclusive ends); ``cells_per_image`` ``h * w``."""
+
+    image: np.ndarray
+    extents: np.ndarray
+    area: np.ndarray
+    mass: np.ndarray
+    cells_per_image: int
+
+
+def _components(heat: np.ndarray, cell: int, thresholds: np.ndarray) -> _Found:
+    """Label the hot cells of ``heat`` ``(N, H, W)`` chunk by chunk, on ``torch.get_num_threads()`` threads."""
+    n, height, width = heat.shape
+    chunk = max(1, _CHUNK_PIXELS // (height * width))
+    starts = range(0, n, chunk)
+    threads = min(torch.get_num_threads(), len(starts))
+
+    def work(start: int) -> tuple[np.ndarray, ...]:
+        return _chunk_components(heat[start : start + chunk], cell, thresholds[start : start + chunk], start)
+
+    parts = list(_executor(threads).map(work, starts)) if threads > 1 else [work(start) for start in starts]
+    image, extents, area, mass = (np.concatenate(column) for column in zip(*parts))
+    cells = math.ceil(height / cell) * math.ceil(width / cell)
+    return _Found(image, extents.reshape(-1, 4), area, mass, cells)
+
+
+def _chunk_components(heat: np.ndarray, cell: int, thresholds: np.ndarray, first_image: int) -> tuple[np.ndarray, ...]:
+    """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`).
+
+    The chunk's cell maps are stacked into one tall 2-D image with a cold row between maps,
+    so a single labelling call covers the chunk without joining components across maps.
+    """
+    heat = _finite(heat)
+    threshold = thresholds[:, None, None]
+    hot = _pool_flags(heat > threshold, cell)
+    centres = _centre_samples(heat, cell)
+    n, height, width = hot.shape
+    tall = np.zeros((n, height + 1, width), dtype=np.uint8)
+    tall[:, :height] = hot
+    labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
+    weights = np.zeros((n, height + 1, width))
+    weights[:, :height] = centres if cell == 1 else np.maximum(centres, threshold)
+    mass = np.bincount(labels.ravel(), weights=weights.ravel(), minlength=len(area) + 1)[1:]  # label 0: cold
+    image = top // (height + 1)
+    top = top - image * (height + 1)
+    bottom = bottom - image * (height + 1)
+    return image + first_image, np.stack([left, top, right, bottom], axis=1), area, mass
+
+
+def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
+    """8-connected components of a 2-D uint8 map: ``labels`` (0 = cold) and per component ``(M,)``
+    ``left, top, right, bottom`` (exclusive ends) and ``area`` in cells."""
+    if cv2 is not None:
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(tall, connectivity=8, ltype=cv2.CV_32S)
+        left, top, w, h, area = stats[1:].T.astype(np.int64)
+        return labels, left, top, left + w, top + h, area
+    labels, count = ndimage.label(tall, structure=_EIGHT)
+    extents = np.array(
+        [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)], dtype=np.int64
+    ).reshape(-1, 4)
+    area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    return (labels, *extents.T, area)
 
 
 def _empty(max_boxes: int) -> BoxSets:
@@ -140,7 +196,7 @@ def _empty(max_boxes: int) -> BoxSets:
 
 def _finite(heat: np.ndarray) -> np.ndarray:
     """``heat`` with NaN and +-inf set to 0 (a copy only when there are any): they are "no object"."""
-    if np.isfinite(heat).all():  # NumPy's vectorised check: 2-4x faster than testing the max
+    if np.isfinite(heat.max()):  # NaN and +inf survive the max; -inf alone does not matter but is cleaned too
         return heat
     return np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -151,36 +207,10 @@ def _centre_samples(heat: np.ndarray, cell: int) -> np.ndarray:
         return heat
     _, height, width = heat.shape
     if height % cell == 0 and width % cell == 0:
-        return np.ascontiguousarray(heat[:, cell // 2 :: cell, cell // 2 :: cell])
+        return heat[:, cell // 2 :: cell, cell // 2 :: cell]
     rows = np.minimum(np.arange(0, height, cell) + cell // 2, height - 1)
     cols = np.minimum(np.arange(0, width, cell) + cell // 2, width - 1)
     return heat[:, rows][:, :, cols]
-
-
-def _hot_cells(heat: np.ndarray, cell: int, threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cells with at least one pixel above ``threshold`` ``(N, 1, 1)``, and the cells' centre samples.
-
-    Both ``(N, h, w)``. Maps are handled in chunks of about 1 MB, so that the finiteness check,
-    the comparison and the pooling read each chunk from cache rather than from memory; with
-    ``torch.get_num_threads() > 1`` the chunks are shared among that many threads (NumPy
-    releases the GIL in these loops).
-    """
-    n, height, width = heat.shape
-    chunk = max(1, _CHUNK_PIXELS // (height * width))
-
-    def work(start: int) -> tuple[np.ndarray, np.ndarray]:
-        part = _finite(heat[start : start + chunk])
-        return _pool_flags(part > threshold[start : start + chunk], cell), _centre_samples(part, cell)
-
-    starts = range(0, n, chunk)
-    threads = min(torch.get_num_threads(), len(starts))
-    if threads > 1:
-        parts = list(_executor(threads).map(work, starts))
-    else:
-        parts = [work(start) for start in starts]
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate([hot for hot, _ in parts]), np.concatenate([centres for _, centres in parts])
 
 
 _EXECUTORS: dict[tuple[int, int], ThreadPoolExecutor] = {}

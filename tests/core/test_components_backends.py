@@ -1,0 +1,30 @@
+"""``components`` labels with OpenCV when it is installed and with scipy otherwise: the same box sets."""
+
+import cv2  # installed with the mmpretrain extra, which the test environment has
+import pytest
+import torch
+
+from ccrop_plugins import get_localizer, heatmaps_from_features
+from ccrop_plugins.localizers import components
+
+
+@pytest.mark.parametrize("threshold, resolution", [(0.1, 64), ("otsu", 64), (0.3, None), ("mean", 16)])
+def test_opencv_and_scipy_labelling_give_the_same_box_sets(monkeypatch, threshold, resolution):
+    assert components.cv2 is cv2
+    generator = torch.Generator().manual_seed(11)
+    maps = torch.cat(
+        [
+            heatmaps_from_features(torch.randn(20, 4, 7, 7, generator=generator), size=96).pow(4),
+            torch.rand(20, 96, 96, generator=generator).pow(20),  # many small blobs, ties of mass
+            torch.zeros(2, 96, 96),  # nothing found: fallback
+        ]
+    )
+    maps[3, 10, 10] = float("nan")
+    maps[4, 20:30, 20:30] = float("inf")
+    localizer = get_localizer("components", threshold=threshold, label_resolution=resolution, max_boxes=6, min_area=0.0)
+    with_opencv = localizer(maps)
+    monkeypatch.setattr(components, "cv2", None)
+    with_scipy = localizer(maps)
+    for name in ("boxes", "scores", "counts", "fallback"):
+        assert torch.equal(getattr(with_opencv, name), getattr(with_scipy, name)), name
+    assert with_opencv.fallback[-2:].all() and (with_opencv.counts > 2).any()  # several boxes somewhere
