@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,23 +37,13 @@ def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
 
 
 def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Generator | None = None) -> int:
-    """Pick one box of a set, with probability proportional to its score.
+    """The index of one box of ``boxes`` ``(k, 4)``, drawn with probability proportional to ``scores``.
 
-    Args:
-        boxes: ``(k, 4)`` normalised ``x0, y0, x1, y1`` (only its length is used here).
-        scores: ``(k,)`` non-negative weights, one per box; ``None``, all zero or non-finite
-            means uniform.
-        generator: optional seeded ``torch.Generator``.
-
-    Returns:
-        The index of the chosen box. Draws nothing when ``k == 1``.
-
-    Adapters call this once per *sample* and pass the index to every view's
-    :meth:`ContrastiveCrop.make_params`, so that both views of a pair crop the same object.
+    ``scores`` ``(k,)``: non-negative weights; ``None``, all zero or non-finite means uniform.
+    Draws nothing when ``k == 1``. Adapters call this once per *sample* and pass the index to
+    every view's :meth:`ContrastiveCrop.make_params`, so that both views crop the same object.
     """
     count = len(boxes)
-    if count == 0:
-        raise ValueError("cannot choose a box from an empty set")
     weights = _weights(scores, count)
     if count == 1:
         return 0
@@ -61,7 +51,9 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
 
 
 def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float] | None:
-    """``scores`` as a list of ``count`` floats, or ``ValueError`` when the lengths differ."""
+    """``scores`` as a list of ``count`` floats; ``ValueError`` for an empty set or lengths that differ."""
+    if count == 0:
+        raise ValueError("cannot choose a box from an empty set")
     if scores is None:
         return None
     if isinstance(scores, (Tensor, np.ndarray)):
@@ -91,12 +83,8 @@ def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
 
 
 def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
-    """Every box of a ``(k, 4)`` set as a list of floats, each checked, or a ``ValueError``.
-
-    Accepts a tensor, a numpy array or a plain list of ``[x0, y0, x1, y1]``; the whole set is
-    checked (not only the box that will be drawn), in plain Python: cheaper than tensor ops
-    for the few boxes of an image.
-    """
+    """Every box of a ``(k, 4)`` tensor, array or list as floats, all checked (in plain Python:
+    cheaper than tensor ops for an image's few boxes), or a ``ValueError``."""
     if isinstance(boxes, (Tensor, np.ndarray)):
         if boxes.ndim != 2 or boxes.shape[-1] != 4:
             raise ValueError(
@@ -108,9 +96,7 @@ def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[li
         try:
             rows = [list(row) for row in boxes]
         except TypeError:
-            raise ValueError(
-                f"boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}"
-            ) from None
+            raise ValueError(f"boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
         if any(len(row) != 4 for row in rows):
             raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got rows of lengths {[len(r) for r in rows]}")
     for index, (x0, y0, x1, y1) in enumerate(rows):
@@ -122,22 +108,19 @@ def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[li
     return rows
 
 
-# One call to the random generator per view with a box set: torch's per-call overhead
-# (about 10 us) dominates the crop's cost otherwise. 1 draw for the box, 2 per size try,
-# and 2 for the position when the sampler has a ``unit_quantile`` (beta, uniform).
+# One random call per view with a box set (torch's ~10 us per call would dominate): 1 draw for
+# the box, 2 per size try, and 2 for the position when the sampler has a ``unit_quantile``.
 _BOX_PATH_DRAWS = 1 + 2 * 10
 
 
 class ContrastiveCrop:
     """The framework-neutral view crop of ContrastiveCrop (Peng et al., CVPR 2022).
 
-    The crop's size is drawn exactly as torchvision's ``RandomResizedCrop``: area fraction
-    in ``scale``, log-uniform aspect ratio in ``ratio``, 10 tries, then a centred fallback.
-    Without boxes the position is uniform too, so warm-up crops follow
-    ``RandomResizedCrop``'s distribution (and, with the same seed, its exact draws).
-    With a box set, one box is chosen (weighted by score), the allowed range of the
-    top-left corner is the paper's ``box_edge * H - h / 2`` clamped to ``[0, H - h]``, and
-    the centre sampler places the crop in that range.
+    The crop's size is drawn as torchvision's ``RandomResizedCrop`` draws it (10 tries, then a
+    centred fallback). Without boxes the position is uniform too: warm-up crops are
+    ``RandomResizedCrop``'s, with the same seed its exact draws. With a box set, one box is
+    chosen (weighted by score) and the centre sampler places the crop's top-left in the paper's
+    range ``box_edge * H - h / 2``, clamped to ``[0, H - h]``.
 
     Args:
         size: output ``(height, width)`` or one int for a square.
@@ -187,7 +170,7 @@ class ContrastiveCrop:
             raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object")
         self.sampler = sampler
         self._log_ratio = tuple(float(v) for v in torch.log(torch.tensor(self.ratio)))
-        # A sampler of the form low + (high - low) * q(u) takes its draws from the crop's one call.
+        # A sampler low + (high - low) * q(u) takes its draws from the crop's one call.
         quantile = getattr(sampler, "unit_quantile", None)
         self._quantile = quantile if callable(quantile) else None
         self._draws = _BOX_PATH_DRAWS + (2 if self._quantile is not None else 0)
@@ -219,52 +202,69 @@ class ContrastiveCrop:
         if height < 1 or width < 1:
             raise ValueError(f"image_size must be a positive (height, width); got {tuple(image_size)}")
         if boxes is None:
-            ref_h, ref_w = float(height), float(width)
-            if self.scale_reference == "box":  # no box: the whole image is the box
-                ref_h, ref_w = self._box_reference(ref_h, ref_w, height, width)
-            h, w, found = self._draw_size(ref_h * ref_w, height, width, ref_h, ref_w, generator)
-            if found:
-                top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator))
-                left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator))
-            else:  # RandomResizedCrop's centred fallback
-                top, left = (height - h) // 2, (width - w) // 2
-            return {"top": top, "left": left, "height": h, "width": w, "box_index": -1}
+            return self._warmup_params(height, width, generator)
+        return self._box_params(height, width, _box_rows(boxes), generator, scores, box_index)
 
-        box_list = _box_rows(boxes)
+    def _warmup_params(self, height: int, width: int, generator: torch.Generator | None) -> CropParams:
+        """No boxes: RandomResizedCrop's draws, in its order."""
+        ref_h, ref_w = float(height), float(width)
+        if self.scale_reference == "box":  # no box: the whole image is the box
+            ref_h, ref_w = self._box_reference(ref_h, ref_w, height, width)
+        h, w, found = self._crop_size(self._torch_tries(ref_h * ref_w, generator), height, width, ref_h, ref_w)
+        if found:
+            top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator))
+            left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator))
+        else:  # RandomResizedCrop's centred fallback
+            top, left = (height - h) // 2, (width - w) // 2
+        return {"top": top, "left": left, "height": h, "width": w, "box_index": -1}
+
+    def _box_params(
+        self, height: int, width: int, box_list: list[list[float]], generator: torch.Generator | None,
+        scores: Tensor | None, box_index: int | None,
+    ) -> CropParams:
+        """A box set: the box, the size and the position from one random call (``_BOX_PATH_DRAWS``)."""
         count = len(box_list)
-        if count == 0:
-            raise ValueError("cannot choose a box from an empty set")
         weights = _weights(scores, count)
         uniforms = torch.rand(self._draws, generator=generator, dtype=torch.float64).tolist()
         if box_index is None:
             box_index = 0 if count == 1 else _pick_index(uniforms[0], weights, count)
         elif isinstance(box_index, bool) or not isinstance(box_index, (int, np.integer)) or not 0 <= box_index < count:
             raise ValueError(f"box_index {box_index!r} is outside the box set of {count} boxes (an int in [0, {count}))")
-        x0, y0, x1, y1 = box_list[box_index]
-        box_h, box_w = (y1 - y0) * height, (x1 - x0) * width
+        box = box_list[box_index]
+        extent = ((box[3] - box[1]) * height, (box[2] - box[0]) * width)
         if self.scale_reference == "box":
-            ref_h, ref_w = self._box_reference(box_h, box_w, height, width)
+            ref_h, ref_w = self._box_reference(*extent, height, width)
         else:
             ref_h, ref_w = height, width
-        h, w = self._size_from_uniforms(uniforms, ref_h * ref_w, height, width, ref_h, ref_w)
+        (scale_low, scale_high), (log_low, log_high) = self.scale, self._log_ratio
+        tries = (
+            (ref_h * ref_w * (scale_low + (scale_high - scale_low) * uniforms[i]),
+             math.exp(log_low + (log_high - log_low) * uniforms[i + 1]))
+            for i in range(1, 21, 2)
+        )
+        h, w, _ = self._crop_size(tries, height, width, ref_h, ref_w)
+        top, left = self._place(uniforms, box, extent, h, w, height, width, generator)
+        return {"top": top, "left": left, "height": h, "width": w, "box_index": int(box_index)}
 
-        # The paper's range: the crop's centre anywhere on the box, the crop inside the image.
+    def _place(
+        self, uniforms: list[float], box: list[float], extent: tuple[float, float], h: int, w: int,
+        height: int, width: int, generator: torch.Generator | None,
+    ) -> tuple[int, int]:
+        """The crop's top-left in the paper's range: the centre anywhere on the box, the crop inside the image."""
+        x0, y0, x1, y1 = box
         low_top, high_top = y0 * height - h / 2, y1 * height - h / 2
         low_left, high_left = x0 * width - w / 2, x1 * width - w / 2
         max_top, max_left = height - h, width - w
         low = (min(max(low_top, 0.0), max_top), min(max(low_left, 0.0), max_left))
         high = (min(max(high_top, 0.0), max_top), min(max(high_left, 0.0), max_left))
         if self._quantile is not None:
-            quantile = self._quantile
-            top = low[0] + (high[0] - low[0]) * quantile(uniforms[-2])
-            left = low[1] + (high[1] - low[1]) * quantile(uniforms[-1])
+            top = low[0] + (high[0] - low[0]) * self._quantile(uniforms[-2])
+            left = low[1] + (high[1] - low[1]) * self._quantile(uniforms[-1])
         else:
             centre = np.array([(low_top + high_top) / 2, (low_left + high_left) / 2])
-            placed = self.sampler(np.array(low), np.array(high), centre, np.array([box_h, box_w]), generator)
+            placed = self.sampler(np.array(low), np.array(high), centre, np.array(extent), generator)
             top, left = (float(v) for v in placed)
-        top = min(max(int(round(top)), 0), max_top)
-        left = min(max(int(round(left)), 0), max_left)
-        return {"top": top, "left": left, "height": h, "width": w, "box_index": int(box_index)}
+        return min(max(int(round(top)), 0), max_top), min(max(int(round(left)), 0), max_left)
 
     def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:
         """The region whose area ``scale`` refers to with ``scale_reference="box"``, in pixels.
@@ -276,41 +276,25 @@ class ContrastiveCrop:
         shrink = min(1.0, math.sqrt(height * width / (self.scale[1] * ref_h * ref_w)))
         return ref_h * shrink, ref_w * shrink
 
-    def _size_from_uniforms(
-        self, uniforms: Sequence[float], area: float, height: int, width: int, ref_h: float, ref_w: float
-    ) -> tuple[int, int]:
-        """RandomResizedCrop's size rule (10 tries, then the fallback) from ``uniforms[1:21]``."""
-        (scale_low, scale_high), (log_low, log_high) = self.scale, self._log_ratio
-        for attempt in range(1, 21, 2):
-            target_area = area * (scale_low + (scale_high - scale_low) * uniforms[attempt])
-            aspect = math.exp(log_low + (log_high - log_low) * uniforms[attempt + 1])
-            w = int(round(math.sqrt(target_area * aspect)))
-            h = int(round(math.sqrt(target_area / aspect)))
-            if 0 < w <= width and 0 < h <= height:
-                return h, w
-        return self._fallback_size(height, width, ref_h, ref_w)
-
-    def _draw_size(
-        self, area: float, height: int, width: int, ref_h: float, ref_w: float, generator: torch.Generator | None
-    ) -> tuple[int, int, bool]:
-        """RandomResizedCrop's size rule for a reference area; the crop must fit ``height x width``.
-
-        Returns ``(h, w, found)``; ``found`` is False when all 10 tries failed (fallback size).
-        """
+    def _torch_tries(self, area: float, generator: torch.Generator | None) -> Iterator[tuple[float, float]]:
+        """Up to 10 ``(area, aspect)`` tries drawn one at a time as torchvision draws them."""
         for _ in range(10):
             target_area = area * float(torch.empty(1).uniform_(self.scale[0], self.scale[1], generator=generator))
             # float32 log/exp exactly as torchvision, so seeded warm-up crops equal RandomResizedCrop's.
             log_aspect = torch.empty(1).uniform_(self._log_ratio[0], self._log_ratio[1], generator=generator)
-            aspect = float(torch.exp(log_aspect))
+            yield target_area, float(torch.exp(log_aspect))
+
+    def _crop_size(
+        self, tries: Iterable[tuple[float, float]], height: int, width: int, ref_h: float, ref_w: float
+    ) -> tuple[int, int, bool]:
+        """RandomResizedCrop's size rule: ``(h, w, True)`` for the first ``(area, aspect)`` try that
+        fits ``height x width``, else ``(h, w, False)``, the whole reference region cut to the
+        nearest allowed aspect ratio."""
+        for target_area, aspect in tries:
             w = int(round(math.sqrt(target_area * aspect)))
             h = int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
                 return h, w, True
-        h, w = self._fallback_size(height, width, ref_h, ref_w)
-        return h, w, False
-
-    def _fallback_size(self, height: int, width: int, ref_h: float, ref_w: float) -> tuple[int, int]:
-        """The whole reference region, cut to the nearest allowed aspect ratio, inside the image."""
         in_ratio = ref_w / ref_h
         if in_ratio < self.ratio[0]:
             w, h = ref_w, ref_w / self.ratio[0]
@@ -318,7 +302,7 @@ class ContrastiveCrop:
             h, w = ref_h, ref_h * self.ratio[1]
         else:
             h, w = ref_h, ref_w
-        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width)
+        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width), False
 
     # -- applying ---------------------------------------------------------------------------
     def __call__(
@@ -331,26 +315,16 @@ class ContrastiveCrop:
         box_index: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Image.Image | Tensor:
-        """Crop and resize ``img`` (PIL image or ``(..., H, W)`` tensor) to ``size``.
-
-        Passing ``params`` (from :meth:`make_params`) replays that crop exactly.
-        """
+        """Crop and resize ``img`` (PIL image or ``(..., H, W)`` tensor) to ``size``; ``params``
+        (from :meth:`make_params`) replays that crop exactly."""
         if params is None:
             params = self.make_params(image_size_of(img), boxes, generator, scores=scores, box_index=box_index)
         return self.apply(img, params)
 
     def apply(self, img: Image.Image | Tensor, params: CropParams) -> Image.Image | Tensor:
         """Crop ``params`` out of ``img`` and resize it to ``size``."""
-        return TF.resized_crop(
-            img,
-            params["top"],
-            params["left"],
-            params["height"],
-            params["width"],
-            list(self.size),
-            self.interpolation,
-            antialias=self.antialias,
-        )
+        top, left, height, width = params["top"], params["left"], params["height"], params["width"]
+        return TF.resized_crop(img, top, left, height, width, list(self.size), self.interpolation, antialias=self.antialias)
 
     def __repr__(self) -> str:
         return (

@@ -42,7 +42,28 @@ class CentreSampler(Protocol):
     ) -> np.ndarray: ...
 
 
-class BetaSampler:
+class _QuantileSampler:
+    """The fast form: each axis at ``low + (high - low) * unit_quantile(u)``, ``u`` uniform."""
+
+    def __call__(
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        centre: np.ndarray,
+        extent: np.ndarray,
+        generator: torch.Generator | None = None,
+    ) -> np.ndarray:
+        u = torch.rand(low.shape, generator=generator, dtype=torch.float64).numpy()
+        return low + (high - low) * self._quantiles(u)
+
+    def _quantiles(self, u: np.ndarray) -> np.ndarray:
+        return u
+
+    def unit_quantile(self, u: float) -> float:
+        return float(self._quantiles(u))
+
+
+class BetaSampler(_QuantileSampler):
     """The paper's center-suppressed sampler: ``low + (high - low) * Beta(alpha, alpha)``.
 
     ``alpha < 1`` is U-shaped and pushes the two views of a pair to opposite sides of the
@@ -51,63 +72,28 @@ class BetaSampler:
     """
 
     def __init__(self, alpha: float = 0.6) -> None:
-        alpha = float(alpha)
-        if not alpha > 0 or alpha == float("inf"):
-            raise ValueError(f"alpha must be a finite number > 0 (the paper uses 0.1 to 1.0); got {alpha}")
-        self.alpha = alpha
+        self.alpha = _positive(alpha, "alpha", "the paper uses 0.1 to 1.0")
 
-    def __call__(
-        self,
-        low: np.ndarray,
-        high: np.ndarray,
-        centre: np.ndarray,
-        extent: np.ndarray,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
-        return low + (high - low) * betaincinv(self.alpha, self.alpha, _uniform(low.shape, generator))
-
-    def unit_quantile(self, u: float) -> float:
-        """The ``Beta(alpha, alpha)`` quantile of ``u``."""
-        return float(betaincinv(self.alpha, self.alpha, u))
+    def _quantiles(self, u: np.ndarray) -> np.ndarray:
+        return betaincinv(self.alpha, self.alpha, u)
 
     def __repr__(self) -> str:
         return f"BetaSampler(alpha={self.alpha})"
 
 
-class UniformSampler:
+class UniformSampler(_QuantileSampler):
     """Uniform over the allowed range (the paper's ablation with ``alpha = 1``)."""
-
-    def __call__(
-        self,
-        low: np.ndarray,
-        high: np.ndarray,
-        centre: np.ndarray,
-        extent: np.ndarray,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
-        return low + (high - low) * _uniform(low.shape, generator)
-
-    def unit_quantile(self, u: float) -> float:
-        """The identity: uniform over the range."""
-        return u
 
     def __repr__(self) -> str:
         return "UniformSampler()"
 
 
 class GaussianSampler:
-    """A Gaussian around the box centre, ``sigma`` relative to the box size, clamped to the range.
-
-    Args:
-        sigma: standard deviation as a fraction of the box's height (for ``top``) and
-            width (for ``left``).
-    """
+    """A Gaussian around the box centre, clamped to the range; ``sigma``: its standard deviation
+    as a fraction of the box's height (for ``top``) and width (for ``left``)."""
 
     def __init__(self, sigma: float = 0.25) -> None:
-        sigma = float(sigma)
-        if not sigma > 0 or sigma == float("inf"):
-            raise ValueError(f"sigma must be a finite number > 0 (a fraction of the box size); got {sigma}")
-        self.sigma = sigma
+        self.sigma = _positive(sigma, "sigma", "a fraction of the box size")
 
     def __call__(
         self,
@@ -124,5 +110,8 @@ class GaussianSampler:
         return f"GaussianSampler(sigma={self.sigma})"
 
 
-def _uniform(shape: tuple[int, ...], generator: torch.Generator | None) -> np.ndarray:
-    return torch.rand(shape, generator=generator, dtype=torch.float64).numpy()
+def _positive(value: float, name: str, hint: str) -> float:
+    value = float(value)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number > 0 ({hint}); got {value}")
+    return value
