@@ -28,7 +28,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -47,6 +47,8 @@ from ccrop_cli.experiment.strategies import CropStrategy
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
+#: Per setting: the training folder, the test folder and the training ground-truth boxes.
+Splits = dict[str, tuple[Path, Path, list[np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -265,27 +267,52 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.json"
-    runs: list[dict[str, Any]] = []
-    baselines: list[dict[str, Any]] = []
+    config, runs, baselines, command = _saved_runs(args, config, results_file)
+    started = time.perf_counter()
+    splits, oracle = _write_splits(config, out)
+
+    def save() -> None:  # after every run: an interrupted study resumes where it stopped
+        _save(results_file, config, runs, oracle, baselines, command)
+
+    if not args.report_only:
+        _run_missing(config, args, splits, runs, baselines, save, started)
+    save()
+    summary = write_table(out / "results.md", config, runs, oracle, command=command, baselines=baselines)
+    write_plots(out, config, runs, oracle)
+    print(summary)
+    print(f"study done in {time.perf_counter() - started:.0f} s; results in {out}")
+    return 0
+
+
+def _saved_runs(
+    args: argparse.Namespace, config: StudyConfig, results_file: Path
+) -> tuple[StudyConfig, list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The config, runs, untrained baselines and command to start from.
+
+    ``--report-only`` takes all four from ``results.json``; otherwise its runs are kept when
+    the study differs from the saved one at most in the number of seeds (``--fresh``: never).
+    """
     command = _command(args)
     if args.report_only:
         if not results_file.exists():
             raise ValueError(f"--report-only needs {results_file}; run the study first")
         saved = json.loads(results_file.read_text())
         config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items() if k in _FIELDS})
-        runs = saved["runs"]
-        baselines = saved.get("random_init", [])
-        command = saved.get("command", command)
-    elif results_file.exists() and not args.fresh:
+        return config, saved["runs"], saved.get("random_init", []), saved.get("command", command)
+    if results_file.exists() and not args.fresh:
         saved = json.loads(results_file.read_text())
         # Runs are keyed by seed: a study with more (or fewer) seeds resumes from the same runs.
         if _without_seeds(saved.get("config", {})) == _without_seeds(json.loads(json.dumps(asdict(config)))):
-            runs = saved["runs"]
-            baselines = saved.get("random_init", [])
-            print(f"resuming: {len(runs)} runs already in {results_file}")
-    started = time.perf_counter()
+            print(f"resuming: {len(saved['runs'])} runs already in {results_file}")
+            return config, saved["runs"], saved.get("random_init", []), command
+    return config, [], [], command
+
+
+def _write_splits(config: StudyConfig, out: Path) -> tuple[Splits, dict[str, dict[str, float]]]:
+    """Each setting's training and test folders with the training ground truth, and the
+    strategies' false-positive pair rates with ground-truth boxes."""
+    splits: Splits = {}
     oracle: dict[str, dict[str, float]] = {}
-    splits: dict[str, tuple[Path, Path, list[np.ndarray]]] = {}
     for setting_name in config.settings:
         setting = get_scene_setting(setting_name)
         data = out / "data" / setting_name
@@ -294,18 +321,30 @@ def run(args: argparse.Namespace) -> int:
         gt = _ground_truth(train_root)
         splits[setting_name] = (train_root, test_root, gt)
         oracle[setting_name] = _oracle_false_positive_rates(config, gt)
+    return splits, oracle
+
+
+def _run_missing(
+    config: StudyConfig,
+    args: argparse.Namespace,
+    splits: Splits,
+    runs: list[dict[str, Any]],
+    baselines: list[dict[str, Any]],
+    save: Callable[[], None],
+    started: float,
+) -> None:
+    """Train and evaluate every run (and untrained baseline) not yet in ``runs``; ``save`` after each."""
     device = torch.device(config.device)
     # Seeds outermost: an interrupted study still has every setting and strategy for the first seeds.
-    for seed in range(config.seeds) if not args.report_only else ():
+    for seed in range(config.seeds):
         for setting_name in config.settings:
             train_root, test_root, gt = splits[setting_name]
             if not any(r["setting"] == setting_name and r["seed"] == seed for r in baselines):
                 baselines.append(_random_init(config, setting_name, seed, train_root, test_root, device))
-                _save(results_file, config, runs, oracle, baselines, command)
+                save()
             for strategy_name, boxes in variants(config):
                 if any(
-                    r["setting"] == setting_name and r["strategy"] == strategy_name and boxes_of(r) == boxes
-                    and r["seed"] == seed
+                    (r["setting"], r["strategy"], boxes_of(r), r["seed"]) == (setting_name, strategy_name, boxes, seed)
                     for r in runs
                 ):
                     continue
@@ -314,13 +353,7 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 runs.append(_one_run(config, setting_name, strategy_name, boxes, seed, train_root, test_root, gt, args))
-                _save(results_file, config, runs, oracle, baselines, command)
-    _save(results_file, config, runs, oracle, baselines, command)
-    summary = write_table(out / "results.md", config, runs, oracle, command=command, baselines=baselines)
-    write_plots(out, config, runs, oracle)
-    print(summary)
-    print(f"study done in {time.perf_counter() - started:.0f} s; results in {out}")
-    return 0
+                save()
 
 
 def _one_run(
