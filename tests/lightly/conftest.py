@@ -10,6 +10,7 @@ into four 24 x 24 quadrants of pure colours, red always top-left, the other thre
 from __future__ import annotations
 
 import itertools
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,24 @@ def scenes_folder(tmp_path_factory) -> Path:
         folder.mkdir(exist_ok=True)
         Image.fromarray(image).save(folder / f"scene_{index:02d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def first_batch_raises():
+    """``first_batch_raises(loader, exception, match)``: assert that the loader's first batch raises, and end its
+    worker processes at once.
+
+    torch re-raises a worker's error from a frame that holds the exception itself; that cycle keeps the iterator
+    alive until a later garbage collection, which clears the index queues' feeder threads before the iterator's
+    shutdown, so each worker then waits out its 5 s join timeout (5-10 s lost in whichever test runs next).
+    """
+
+    def check(loader, exception, match):
+        iterator = iter(loader)
+        with pytest.raises(exception, match=match) as caught:
+            next(iterator)
+        traceback.clear_frames(caught.tb)  # breaks the cycle: the iterator goes with its last reference, below
+        del iterator
+        return caught
+
+    return check

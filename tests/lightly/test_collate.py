@@ -95,15 +95,14 @@ def test_index_outside_a_smaller_store_is_named(quadrant_folder):
         collate([dataset[11], dataset[12]])
 
 
-def test_filename_never_seen_surfaces_from_the_worker_with_its_message(quadrant_folder, tmp_path):
+def test_filename_never_seen_surfaces_from_the_worker_with_its_message(quadrant_folder, tmp_path, first_batch_raises):
     # The DataLoader re-raises the worker's ValueError with the original message.
     dataset = LightlyDataset(str(quadrant_folder))
     Image.new("RGB", (8, 8)).save(tmp_path / "other.png")
     collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(16), dataset=LightlyDataset(str(tmp_path)))
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate)
     message = r"batch item 0 has filename 'class_0/img_00.png', which is not one of the dataset's 1 filenames \(e.g. 'other.png'\)"
-    with pytest.raises(ValueError, match=message):
-        next(iter(loader))
+    first_batch_raises(loader, ValueError, message)
 
 
 def test_other_bad_items_are_named(quadrant_folder):

@@ -31,7 +31,7 @@ def test_lightly_dataset_items_get_the_index(quadrant_folder):
     assert index == 7 and image.size == (48, 48) and isinstance(target, int)
 
 
-def test_a_truncated_image_is_named_in_the_training_loader(tmp_path):
+def test_a_truncated_image_is_named_in_the_training_loader(tmp_path, first_batch_raises):
     # issue 12: PIL's "image file is truncated" without the file's name.
     import numpy as np
     from PIL import Image
@@ -46,5 +46,4 @@ def test_a_truncated_image_is_named_in_the_training_loader(tmp_path):
     (folder / "b.jpg").write_bytes(data[: len(data) // 2])
     loader = DataLoader(IndexedDataset(ImageFolder(str(tmp_path / "images"))), batch_size=2, num_workers=1,
                         collate_fn=lambda batch: batch)
-    with pytest.raises(OSError, match=r"cannot read image '.*cats/b\.jpg' \(sample 1 of ImageFolder\)"):
-        next(iter(loader))
+    first_batch_raises(loader, OSError, r"cannot read image '.*cats/b\.jpg' \(sample 1 of ImageFolder\)")

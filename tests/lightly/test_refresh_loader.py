@@ -75,7 +75,7 @@ def test_a_custom_normalize_of_the_transform_reaches_the_refresh(quadrant_folder
     assert make_refresh_loader(dataset, (16, 24), normalize=None).dataset.size == (16, 24)
 
 
-def test_a_truncated_image_is_named_by_the_refresh_loader(tmp_path):
+def test_a_truncated_image_is_named_by_the_refresh_loader(tmp_path, first_batch_raises):
     import numpy as np
 
     folder = tmp_path / "images"
@@ -86,5 +86,4 @@ def test_a_truncated_image_is_named_by_the_refresh_loader(tmp_path):
     data = (folder / "b.jpg").read_bytes()
     (folder / "b.jpg").write_bytes(data[: len(data) // 2])
     loader = make_refresh_loader(LightlyDataset(str(folder)), 8, batch_size=2, num_workers=1)
-    with pytest.raises(OSError, match=r"cannot read image '.*b\.jpg' \(sample 1 of LightlyDataset\)"):
-        next(iter(loader))
+    first_batch_raises(loader, OSError, r"cannot read image '.*b\.jpg' \(sample 1 of LightlyDataset\)")
