@@ -6,7 +6,7 @@ import time
 import warnings
 import weakref
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -27,17 +27,11 @@ dict ``{stage: (B, C_s, h_s, w_s)}``."""
 
 @dataclass(frozen=True)
 class RefreshStats:
-    """What one refresh pass did, summed over all ranks.
-
-    Attributes:
-        images: images localized (duplicates from padded distributed samplers included).
-        seconds: wall time of the pass on this rank.
-        images_per_second: ``images / seconds``.
-        mean_boxes: mean number of boxes per image.
-        mean_box_area: mean box area, as a fraction of the image.
-        fallback_fraction: fraction of images where nothing was found (whole-image box).
-        version: the store's version after the pass.
-    """
+    """What one refresh pass did, summed over all ranks: ``images`` localized (duplicates of
+    padded distributed samplers included), ``seconds`` of wall time on this rank and
+    ``images_per_second``, the ``mean_boxes`` per image, the ``mean_box_area`` (a fraction of the
+    image), the ``fallback_fraction`` of images where nothing was found (whole-image box) and the
+    store's ``version`` after the pass."""
 
     images: int
     seconds: float
@@ -49,6 +43,19 @@ class RefreshStats:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+    @classmethod
+    def of(cls, box_sets: BoxSets, seconds: float, version: int) -> "RefreshStats":
+        count = len(box_sets)
+        return cls(
+            images=count,
+            seconds=seconds,
+            images_per_second=count / seconds if seconds > 0 else float("inf"),
+            mean_boxes=float(box_sets.counts.float().mean()),
+            mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
+            fallback_fraction=float(box_sets.fallback.float().mean()),
+            version=version,
+        )
 
 
 def refresh_boxes(
@@ -69,11 +76,10 @@ def refresh_boxes(
 
     Args:
         feature_fn: the backbone up to the stage whose features make the heatmap (e.g. a ResNet
-            without pooling/fc, or :func:`~ccrop_plugins.features.stage_features`); it returns
-            ``(B, C, h, w)``, a tuple/list whose last item is, or a dict ``{stage: (B, C_s, h_s,
-            w_s)}`` fused into one heatmap per image (geometric mean of the normalised stage
-            maps on the finest grid, see :mod:`ccrop_plugins.heatmaps`). An ``nn.Module`` is
-            put in eval mode for the pass and restored afterwards.
+            without pooling/fc, or :func:`~ccrop_plugins.features.stage_features`), see
+            :data:`FeatureFn`; several stages are fused into one heatmap per image
+            (:mod:`ccrop_plugins.heatmaps`). An ``nn.Module`` is put in eval mode for the
+            pass and restored afterwards.
         batches: an iterable of ``(images (B, C, H, W), indices (B,))`` of *un-augmented*
             images and their dataset indices (extra items in a batch are ignored). Under
             ``torch.distributed`` each rank iterates over its own shard. Class labels in place
@@ -82,9 +88,8 @@ def refresh_boxes(
         localizer: a registered localizer name or a callable ``heatmaps (N, H, W) -> BoxSets``.
         heatmap: a registered heatmap rule name, a callable (see
             :func:`heatmaps_from_features`) or a :class:`HeatmapPipeline`. A rule with
-            dataset statistics (``ddt``) applies the statistics fitted in the previous pass
-            over the same ``store`` and fits new ones on this pass (its fallback before the
-            first fit); the statistics are summed over ranks.
+            dataset statistics (``ddt``) applies those fitted in the previous pass over the
+            same ``store`` and fits new ones, summed over ranks (docs/plugins.md).
         threshold: the localizer's threshold ``k`` (a shortcut for ``localizer_options``);
             ``components`` also takes the per-image rules ``"mean"`` and ``"otsu"``.
         localizer_options: other options of a named localizer (``max_boxes``, ``min_area``).
@@ -105,51 +110,27 @@ def refresh_boxes(
     whole-image box.
     """
     localizer_name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
-    if isinstance(localizer, str):
-        options = dict(localizer_options or {})
-        if threshold is not None:
-            options["threshold"] = threshold
-        if localizer != "bbox":
-            options.setdefault("max_boxes", store.max_boxes)
-        localizer = get_localizer(localizer, **options)
+    localizer = _localizer(localizer, threshold, localizer_options, store)
     pipeline = _pipeline_for(store, heatmap, heatmap_options)
-    if device is None:
-        device = _module_device(feature_fn)
+    device = _module_device(feature_fn) if device is None else device
     rank, world_size = _dist_info()
     started = time.perf_counter()
-    all_indices: list[Tensor] = []
-    all_sets: list[BoxSets] = []
-    totals: dict[Any, dict[str, Tensor]] = {}
-    grids: set[tuple[Any, int, int]] = set()
-    image_size: tuple[int, ...] = ()
+    seen = _Pass()
     with eval_mode(feature_fn), torch.no_grad():
-        bar = tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False)
-        for batch in bar:
-            images, indices = batch[0], _batch_indices(batch[1], store)
-            image_size = tuple(images.shape[-2:])
-            features = feature_fn(images.to(device, non_blocking=True))
-            if isinstance(features, (tuple, list)):
-                features = features[-1]
-            grids.update(_grids(features))
-            size = heatmap_size if heatmap_size is not None else images.shape[-2:]
-            if pipeline.fits:  # matrix products: worth torch's threads
-                _accumulate(totals, pipeline.fit(features))
-            with _one_cpu_thread(_features_device(features)):
-                maps = pipeline(features, size=size).cpu()
-                box_sets = localizer(maps)
+        for batch in tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False):
+            box_sets = seen.localize(batch, feature_fn, store, localizer, pipeline, heatmap_size, device)
             if not isinstance(box_sets, BoxSets):
                 raise TypeError(
                     f"localizer {localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
                     "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))"
                 )
-            all_sets.append(box_sets)
-            all_indices.append(indices)
-    indices, box_sets = _concatenate(all_indices, all_sets, store.max_boxes)
+            seen.sets.append(box_sets)
+    indices, box_sets = _concatenate(seen.indices, seen.sets, store.max_boxes)
+    totals = seen.totals
     if world_size > 1:
         indices, box_sets = _all_gather(indices, box_sets)
         totals = _all_reduce_totals(totals)
-    count = len(indices)
-    if count == 0:
+    if len(indices) == 0:
         raise ValueError(
             "refresh_boxes got no images: the batches were empty (an empty dataset, or a loader with "
             "drop_last=True and fewer images than one batch); the store is unchanged"
@@ -158,22 +139,53 @@ def refresh_boxes(
     store.update(indices, box_sets)
     if pipeline.fits:
         pipeline.finalize(totals)
-    seconds = time.perf_counter() - started
-    stats = RefreshStats(
-        images=count,
-        seconds=seconds,
-        images_per_second=count / seconds if seconds > 0 else float("inf"),
-        mean_boxes=float(box_sets.counts.float().mean()),
-        mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
-        fallback_fraction=float(box_sets.fallback.float().mean()),
-        version=store.version,
-    )
-    _warn_degenerate(grids, stats, image_size)
+    stats = RefreshStats.of(box_sets, time.perf_counter() - started, store.version)
+    _warn_degenerate(seen.grids, stats, seen.image_size)
     return stats
 
 
-# Heatmap pipelines with dataset statistics live as long as their store, so that a refresh applies
-# what the previous refresh of the same store fitted.
+@dataclass
+class _Pass:
+    """What the batches of one pass leave: indices, box sets, fitted statistics, feature grids."""
+
+    indices: list[Tensor] = field(default_factory=list)
+    sets: list[BoxSets] = field(default_factory=list)
+    totals: dict[Any, dict[str, Tensor]] = field(default_factory=dict)
+    grids: set[tuple[Any, int, int]] = field(default_factory=set)
+    image_size: tuple[int, ...] = ()
+
+    def localize(
+        self, batch: Sequence[Tensor], feature_fn: FeatureFn, store: BoxStore, localizer: Callable[[Tensor], BoxSets],
+        pipeline: HeatmapPipeline, heatmap_size: Sequence[int] | None, device: torch.device | str | None,
+    ) -> Any:
+        """One batch: images -> features -> heatmaps -> what the localizer returns."""
+        images, indices = batch[0], _batch_indices(batch[1], store)
+        self.image_size = tuple(images.shape[-2:])
+        features = feature_fn(images.to(device, non_blocking=True))
+        if isinstance(features, (tuple, list)):
+            features = features[-1]
+        self.grids.update(_grids(features))
+        if pipeline.fits:  # matrix products: worth torch's threads
+            _accumulate(self.totals, pipeline.fit(features))
+        self.indices.append(indices)
+        with _one_cpu_thread(_features_device(features)):
+            maps = pipeline(features, size=heatmap_size if heatmap_size is not None else images.shape[-2:]).cpu()
+            return localizer(maps)
+
+
+def _localizer(localizer: Any, threshold: Any, options: dict[str, Any] | None, store: BoxStore) -> Callable:
+    """A named localizer built with ``threshold`` and ``options`` (``max_boxes`` defaults to the store's)."""
+    if not isinstance(localizer, str):
+        return localizer
+    options = dict(options or {})
+    if threshold is not None:
+        options["threshold"] = threshold
+    if localizer != "bbox":
+        options.setdefault("max_boxes", store.max_boxes)
+    return get_localizer(localizer, **options)
+
+
+# Heatmap pipelines live as long as their store: a refresh applies what the previous one fitted.
 _PIPELINES: "weakref.WeakKeyDictionary[BoxStore, dict[tuple, HeatmapPipeline]]" = weakref.WeakKeyDictionary()
 
 
@@ -217,10 +229,8 @@ def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
 
 
 def _check_distinct(indices: Tensor, world_size: int) -> None:
-    """Refuse class labels passed as indices: far fewer distinct values than images.
-
-    A padded ``DistributedSampler`` repeats at most ``world_size - 1`` indices, far from half.
-    """
+    """Refuse class labels passed as indices: far fewer distinct values than images (a padded
+    ``DistributedSampler`` repeats at most ``world_size - 1`` indices, far from half)."""
     if len(indices) < 8:
         return
     distinct = int(indices.unique().numel())
@@ -257,14 +267,12 @@ def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[s
     """Sum fitted statistics over ranks (every rank holds the same stages and keys)."""
     if not totals:
         return totals
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    out: dict[Any, dict[str, Tensor]] = {}
-    for stage in sorted(totals, key=str):
-        out[stage] = {}
+    device = _collective_device()
+    out: dict[Any, dict[str, Tensor]] = {stage: {} for stage in sorted(totals, key=str)}
+    for stage, summed in out.items():
         for key in sorted(totals[stage]):
-            value = totals[stage][key].to(device)
-            dist.all_reduce(value, op=dist.ReduceOp.SUM)
-            out[stage][key] = value
+            summed[key] = totals[stage][key].to(device)
+            dist.all_reduce(summed[key], op=dist.ReduceOp.SUM)
     return out
 
 
@@ -275,17 +283,13 @@ def _warn_degenerate(grids: set[tuple[Any, int, int]], stats: RefreshStats, imag
         warnings.warn(
             f"refresh_boxes: the {where} are 1x1 for {image_size} images, so every box is the whole "
             "image; take an earlier stage (ccrop_plugins.stage_features), larger images, or a backbone "
-            "with less downsampling",
-            UserWarning,
-            stacklevel=3,
+            "with less downsampling", UserWarning, stacklevel=3,
         )
     if stats.fallback_fraction >= 1.0:
         warnings.warn(
             f"refresh_boxes: all {stats.images} images fell back to the whole-image box "
             f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
-            "the threshold; check the stage, the heatmap rule and the threshold",
-            UserWarning,
-            stacklevel=3,
+            "the threshold; check the stage, the heatmap rule and the threshold", UserWarning, stacklevel=3,
         )
 
 
@@ -305,10 +309,8 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
 
 
 def _module_device(feature_fn: FeatureFn) -> torch.device:
-    if isinstance(feature_fn, nn.Module):
-        for parameter in feature_fn.parameters():
-            return parameter.device
-    return torch.device("cpu")
+    parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
+    return next((parameter.device for parameter in parameters), torch.device("cpu"))
 
 
 def _dist_info() -> tuple[int, int]:
@@ -323,47 +325,45 @@ def _concatenate(indices: list[Tensor], sets: list[BoxSets], max_boxes: int) -> 
         empty = BoxSets(torch.zeros(0, 1, 4), torch.zeros(0, 1), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool))
         return torch.zeros(0, dtype=torch.int64), empty
     k = min(max(s.max_boxes for s in sets), max_boxes)
-
-    def pad(t: Tensor) -> Tensor:
-        t = t[:, :k]
-        extra = k - t.shape[1]
-        return torch.cat([t, t.new_zeros(t.shape[0], extra, *t.shape[2:])], dim=1) if extra else t
-
     return torch.cat(indices), BoxSets(
-        boxes=torch.cat([pad(s.boxes) for s in sets]),
-        scores=torch.cat([pad(s.scores) for s in sets]),
+        boxes=torch.cat([_pad(s.boxes, k) for s in sets]),
+        scores=torch.cat([_pad(s.scores, k) for s in sets]),
         counts=torch.cat([s.counts.clamp(max=k) for s in sets]),
         fallback=torch.cat([s.fallback for s in sets]),
     )
 
 
+def _pad(values: Tensor, k: int) -> Tensor:
+    """``(N, K, ...)`` cut or zero-padded to ``(N, k, ...)``."""
+    values = values[:, :k]
+    extra = k - values.shape[1]
+    return torch.cat([values, values.new_zeros(values.shape[0], extra, *values.shape[2:])], dim=1) if extra else values
+
+
 def _all_gather(indices: Tensor, box_sets: BoxSets) -> tuple[Tensor, BoxSets]:
     """Every rank's ``(indices, box sets)``, concatenated in rank order, on every rank."""
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    device = _collective_device()
     k = torch.tensor([box_sets.max_boxes], device=device)
     dist.all_reduce(k, op=dist.ReduceOp.MAX)
-    k = int(k)
+    k, n = int(k), len(indices)
     # One float64 row per image: index, count, fallback, K scores, K * 4 box coordinates.
-    n = len(indices)
-    rows = torch.zeros(n, 3 + 5 * k, dtype=torch.float64)
-    kk = box_sets.max_boxes
-    rows[:, 0] = indices.double()
-    rows[:, 1] = box_sets.counts.double()
-    rows[:, 2] = box_sets.fallback.double()
-    rows[:, 3 : 3 + kk] = box_sets.scores.double()
-    rows[:, 3 + k : 3 + k + 4 * kk] = box_sets.boxes.reshape(n, -1).double()
+    columns = (indices[:, None], box_sets.counts[:, None], box_sets.fallback[:, None], _pad(box_sets.scores, k),
+               _pad(box_sets.boxes, k).reshape(n, 4 * k))
+    rows = torch.cat([c.double() for c in columns], dim=1)
     sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, torch.tensor([n], device=device))
-    longest = max(int(s) for s in sizes)
-    padded = torch.zeros(longest, rows.shape[1], dtype=torch.float64, device=device)
+    padded = torch.zeros(max(int(s) for s in sizes), rows.shape[1], dtype=torch.float64, device=device)
     padded[:n] = rows.to(device)
     gathered = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(gathered, padded)
     rows = torch.cat([g[: int(s)] for g, s in zip(gathered, sizes)]).cpu()
-    count = len(rows)
     return rows[:, 0].long(), BoxSets(
-        boxes=rows[:, 3 + k :].reshape(count, k, 4).float(),
+        boxes=rows[:, 3 + k :].reshape(len(rows), k, 4).float(),
         scores=rows[:, 3 : 3 + k].float(),
         counts=rows[:, 1].long(),
         fallback=rows[:, 2].bool(),
     )
+
+
+def _collective_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
