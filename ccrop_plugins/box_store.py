@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .box_sets import BoxSets, validate_box_sets
+from .sizes import checked_int, integer
 
 STATE_KEYS = ("num_samples", "max_boxes", "version", "boxes", "scores", "counts")
 
@@ -22,22 +22,16 @@ class BoxStore:
     workers that are already running (``persistent_workers=True``), from the next batch they
     build (batches already prefetched keep their crops).
 
-    Memory: ``boxes`` float32 ``(N, K, 4)``, ``scores`` float32 ``(N, K)``, ``counts`` int8
-    ``(N,)``: 81 bytes per sample at ``K = 4``, once for all workers.
-
-    Attributes:
-        version: how many refreshes have landed; 0 means warm-up (no boxes yet).
+    Memory: ``boxes`` float32 ``(N, K, 4)`` (normalised ``x0, y0, x1, y1``), ``scores`` float32
+    ``(N, K)``, ``counts`` int8 ``(N,)``: 81 bytes per sample at ``K = 4``, once for all workers.
     """
 
     def __init__(self, num_samples: int, max_boxes: int = 4) -> None:
-        number = _integer(num_samples)
+        number = integer(num_samples)
         if number is None or number < 1:
             raise ValueError(f"num_samples must be a positive integer (the dataset length); got {num_samples!r}")
-        most = _integer(max_boxes)
-        if most is None or not 1 <= most <= 127:
-            raise ValueError(f"max_boxes must be an integer in [1, 127]; got {max_boxes!r}")
         self.num_samples = number
-        self.max_boxes = most
+        self.max_boxes = checked_int(max_boxes, "max_boxes", 1, 127)
         self.boxes = torch.zeros(self.num_samples, self.max_boxes, 4).share_memory_()
         self.scores = torch.zeros(self.num_samples, self.max_boxes).share_memory_()
         self.counts = torch.zeros(self.num_samples, dtype=torch.int8).share_memory_()
@@ -52,12 +46,9 @@ class BoxStore:
         return self.num_samples
 
     def check_index(self, index: int) -> int:
-        """Return ``index`` as an int, or raise ``IndexError`` naming it and the store size.
-
-        An integer of any kind (``int``, numpy, a one-element integer tensor) is accepted; a
-        float or bool raises ``TypeError`` rather than being truncated to another sample.
-        """
-        number = _integer(index)
+        """``index`` (an integer of any kind) as an int; ``IndexError`` naming it and the store size,
+        ``TypeError`` for a float or bool (never truncated to another sample)."""
+        number = integer(index)
         if number is None:
             raise TypeError(f"sample index must be an integer; got {index!r} ({type(index).__name__})")
         index = number
@@ -69,10 +60,7 @@ class BoxStore:
         return index
 
     def get(self, index: int) -> tuple[Tensor, Tensor] | None:
-        """``(boxes (k, 4), scores (k,))`` of sample ``index``, or ``None`` before it has any.
-
-        Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]``, best first.
-        """
+        """``(boxes (k, 4), scores (k,))`` of sample ``index``, best first, or ``None`` before it has any."""
         index = self.check_index(index)
         count = int(self.counts[index])
         if count == 0:
@@ -102,12 +90,9 @@ class BoxStore:
             self._version += 1
 
     def _padded(self, boxes: Tensor, scores: Tensor, counts: Tensor, samples: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Validated rows in the store's layout: the best ``max_boxes`` boxes, padding rows
-        repeating the first box with score 0 (zeros where the count is 0).
-
-        ``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) in ``[0, K]``; ``samples`` (M,)
-        names the rows in errors. Raises ``ValueError`` before anything is written.
-        """
+        """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the
+        row's sample in ``samples`` (M,)) and laid out as the store's rows: the best ``max_boxes``,
+        padding rows repeating the first box with score 0 (zeros where the count is 0)."""
         keep = min(boxes.shape[1], self.max_boxes)
         counts = counts.long().clamp(max=keep)
         boxes = boxes[:, :keep].float()
@@ -137,29 +122,20 @@ class BoxStore:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` in place (workers that hold this store see it).
-
-        All or nothing: every key, size, dtype, count and box is checked first; a bad state
-        raises (``KeyError``, ``TypeError`` or ``ValueError`` naming the problem) and leaves
-        the store as it was. A state with more boxes per sample than ``max_boxes`` keeps the
-        best ``max_boxes``.
-        """
+        """Restore a :meth:`state_dict` in place (workers that hold this store see it), all or nothing:
+        a bad state raises (``KeyError``, ``TypeError`` or ``ValueError`` naming the problem) and
+        leaves the store as it was. More boxes per sample than ``max_boxes`` keep the best."""
         missing = set(STATE_KEYS) - set(state)
         if missing:
             raise KeyError(f"box store state lacks {sorted(missing)}")
-        num_samples = _integer(state["num_samples"])
-        if num_samples != self.num_samples:
+        if integer(state["num_samples"]) != self.num_samples:
             raise ValueError(
                 f"box store state holds {state['num_samples']!r} samples but this store has {self.num_samples}; "
                 "was the checkpoint made on another dataset?"
             )
-        max_boxes = _integer(state["max_boxes"])
-        if max_boxes is None or not 1 <= max_boxes <= 127:
-            raise ValueError(f"box store state: max_boxes must be an integer in [1, 127]; got {state['max_boxes']!r}")
-        version = _integer(state["version"])
-        if version is None or version < 0:
-            raise ValueError(f"box store state: version must be an integer >= 0; got {state['version']!r}")
-        n, k = self.num_samples, max_boxes
+        k = checked_int(state["max_boxes"], "box store state: max_boxes", 1, 127)
+        version = checked_int(state["version"], "box store state: version", 0)
+        n = self.num_samples
         boxes = _state_tensor(state, "boxes", (n, k, 4), floating=True)
         scores = _state_tensor(state, "scores", (n, k), floating=True)
         counts = _state_tensor(state, "counts", (n,), floating=False)
@@ -184,36 +160,19 @@ class BoxStore:
         valid = torch.arange(self.max_boxes) < counts[:, None]
         wh = self.boxes[filled, :, 2:] - self.boxes[filled, :, :2]
         areas = wh.prod(-1)[valid]
-        return {
-            "filled_fraction": float(filled.float().mean()),
-            "mean_boxes": float(counts.float().mean()),
-            "mean_box_area": float(areas.mean()),
-        }
+        return {"filled_fraction": float(filled.float().mean()), "mean_boxes": float(counts.float().mean()),
+                "mean_box_area": float(areas.mean())}
 
     def __repr__(self) -> str:
         return f"BoxStore(num_samples={self.num_samples}, max_boxes={self.max_boxes}, version={self.version})"
 
 
-def _integer(value: object) -> int | None:
-    """``value`` as an int if it is an integer of any kind (not a bool or a float), else ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_floating_point()):
-        return None
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-
-
 def _index_tensor(indices: Tensor | list[int]) -> Tensor:
     """``indices`` as a flat int64 tensor; float or bool indices raise instead of truncating."""
-    tensor = torch.as_tensor(indices)
-    if tensor.numel() == 0:
-        return tensor.reshape(-1).long()
-    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
+    tensor = torch.as_tensor(indices).reshape(-1)
+    if tensor.numel() and (tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex()):
         raise TypeError(f"sample indices must be integers; got dtype {tensor.dtype}")
-    return tensor.reshape(-1).long()
+    return tensor.long()
 
 
 def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, floating: bool) -> Tensor:

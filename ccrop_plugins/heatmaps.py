@@ -1,20 +1,14 @@
 """Feature maps -> heatmaps in [0, 1] (the paper's semantic-aware localization, step 1).
 
-A *heatmap rule* reduces features ``(N, C, h, w)`` to raw maps ``(N, h, w)`` (larger means
-"more object"); the rules are plugins (:mod:`ccrop_plugins.heatmap_rules` holds the built-ins).
-This module turns a rule's maps into heatmaps: per-map min-max normalisation, fusion of
-several backbone stages and bilinear upsampling to the image.
-
-Fusing stages: each stage's map is normalised to ``[0, 1]`` and bilinearly resized to the
-finest stage's grid; the fused map is their geometric mean, normalised again. A cell is hot
-only where every stage agrees: the deep stage says *what* is an object, the shallow one
-*where* its edges are. A stage map with no contrast for an image (constant, non-finite) is
-left out of that image's mean.
+A *heatmap rule* (a plugin; built-ins in :mod:`ccrop_plugins.heatmap_rules`) reduces features
+``(N, C, h, w)`` to raw maps ``(N, h, w)``, larger meaning "more object". This module makes
+heatmaps of them: per-map min-max normalisation, fusion of several backbone stages
+(:func:`fuse_maps`: a cell is hot only where every stage agrees, the deep stage saying *what*
+is an object, the shallow one *where* its edges are) and bilinear upsampling to the image.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
@@ -22,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .heatmap_rules import channel_norm, channel_sum, distinctiveness  # noqa: F401  (re-exported)
-from .plugins import lookup
+from .plugins import build, lookup
 from .sizes import height_width
 
 HeatmapMethod = Callable[[Tensor], Tensor]
@@ -34,14 +28,9 @@ Features = Tensor | Mapping[str, Tensor]
 
 @runtime_checkable
 class FittedHeatmap(Protocol):
-    """A heatmap rule with dataset-level statistics, fitted on the refresh pass.
-
-    The host calls, for every batch of the pass, ``rule(features)`` (apply the statistics
-    fitted so far) and ``rule.fit(features)``, which returns the batch's sufficient
-    statistics as a dict of tensors that *add up* (sums, counts). After the pass the host
-    sums them over batches and ``torch.distributed`` ranks and calls ``rule.finalize(totals)``;
-    the next pass applies them. Memory is that of one set of statistics.
-    """
+    """A heatmap rule with dataset-level statistics, fitted on the refresh pass: ``fit`` returns a
+    batch's statistics that add up (sums, counts), ``finalize`` takes their sums over the pass
+    and the ranks, the next pass applies them (docs/plugins.md, "Rules with dataset statistics")."""
 
     def fit(self, features: Tensor) -> dict[str, Tensor]: ...
 
@@ -56,28 +45,16 @@ def is_fitted_rule(rule: object) -> bool:
 
 
 def build_heatmap(method: str | HeatmapMethod, options: Mapping[str, Any] | None = None) -> HeatmapMethod:
-    """The heatmap rule ``method``: a registered name (built with ``options``) or a callable.
-
-    A registered *function* is the rule itself and takes no options; a registered *class* is
-    a rule factory, called with ``options``.
-    """
+    """The heatmap rule ``method``: a callable, or a registered name (a registered *function* is
+    the rule itself and takes no options; a registered *class* is built with ``options``)."""
     options = dict(options or {})
     if isinstance(method, str):
         entry = lookup("heatmap", method)
-        factory = entry.factory
-        if isinstance(factory, type):
-            try:
-                inspect.signature(factory).bind(**options)
-            except TypeError:
-                accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
-                raise TypeError(
-                    f"heatmap {method!r} (from {entry.provider}) does not accept options {sorted(options)}; "
-                    f"accepted: {', '.join(accepted) or 'none'}"
-                ) from None
-            return factory(**options)
+        if isinstance(entry.factory, type):
+            return build("heatmap", method, options)
         if options:
             raise TypeError(f"heatmap {method!r} (from {entry.provider}) takes no options; got {sorted(options)}")
-        return factory
+        return entry.factory
     if not callable(method):
         raise TypeError(f"heatmap must be a registered name or a callable; got {type(method).__name__}")
     if options:

@@ -1,21 +1,9 @@
-"""The one plugin manager: built-ins and installed plugins, found by name.
+"""The one plugin manager: built-ins and installed plugins (the ``ccrop_plugins`` entry-point
+group, loaded lazily and once unless ``CCROP_PLUGINS_NO_AUTOLOAD=1``), found by name.
 
-Third-party distributions add a module to the ``ccrop_plugins`` entry-point group::
-
-    [project.entry-points.ccrop_plugins]
-    my_plugin = "my_package.ccrop_plugin"
-
-The group is loaded lazily, once, the first time a name is looked up. Set the environment
-variable ``CCROP_PLUGINS_NO_AUTOLOAD=1`` to load only the built-ins (tests do).
-
-A faulty plugin never disables the others: a module that raises on import, a misspelled hook,
-a hook that raises, an invalid name or a name another plugin registered first is skipped
-with a :class:`PluginWarning` naming the distribution and the error, and listed by
-``list_plugins(include_broken=True)`` (``ccrop plugins``). The first registration of a name
-wins; the built-ins come first.
-
-Each kind's registry is built once and rebuilt only after a plugin is registered or
-unregistered.
+A faulty plugin or name is skipped with a :class:`PluginWarning` and never disables the others;
+the first registration of a name wins, the built-ins come first. How to write a plugin:
+docs/plugins.md; the rules the host enforces: docs/configuration.md (Plugins).
 """
 
 from __future__ import annotations
@@ -84,12 +72,9 @@ class _PluginManager(pluggy.PluginManager):
             _registries.clear()
 
 
-_registries: dict[str, tuple[dict[str, PluginEntry], list[PluginEntry]]] = {}
-"""kind -> (working entries by name, refused entries); cleared on (un)registration."""
-_entry_point_plugins: dict[str, str] = {}
-"""Plugin name -> distribution name, for the plugins loaded from the entry-point group."""
-_broken_plugins: list[PluginEntry] = []
-"""Entry-point plugins that could not be loaded or registered."""
+_registries: dict[str, tuple[dict[str, PluginEntry], list[PluginEntry]]] = {}  # kind -> (working, refused)
+_entry_point_plugins: dict[str, str] = {}  # entry-point plugin name -> its distribution
+_broken_plugins: list[PluginEntry] = []  # entry-point plugins that could not be loaded or registered
 _loaded = False
 
 plugin_manager = _PluginManager("ccrop_plugins")
@@ -227,10 +212,7 @@ def _cached(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
 
 
 def registry(kind: str) -> Mapping[str, PluginEntry]:
-    """Every working name registered for ``kind`` (``heatmap``, ``localizer`` or ``sampler``).
-
-    A read-only view of the cached registry.
-    """
+    """Every working name registered for ``kind`` (``heatmap``, ``localizer`` or ``sampler``), read-only."""
     return MappingProxyType(_cached(kind)[0])
 
 
@@ -242,7 +224,8 @@ def lookup(kind: str, name: str) -> PluginEntry:
     return entries[name]
 
 
-def _build(kind: str, name: str, options: dict[str, Any]) -> Any:
+def build(kind: str, name: str, options: dict[str, Any]) -> Any:
+    """``factory(**options)`` of ``name``; options it does not take are a ``TypeError`` listing the accepted ones."""
     entry = lookup(kind, name)
     factory = entry.factory
     assert factory is not None  # working entries always have one
@@ -267,12 +250,12 @@ def get_heatmap(name: str) -> Callable:
 
 def get_localizer(name: str, **options: Any) -> Callable:
     """Build localizer ``name`` with ``options``: a callable ``heatmaps (N, H, W) -> BoxSets``."""
-    return _build("localizer", name, options)
+    return build("localizer", name, options)
 
 
 def get_sampler(name: str, **options: Any) -> Callable:
     """Build centre sampler ``name`` with ``options`` (see :mod:`ccrop_plugins.samplers`)."""
-    return _build("sampler", name, options)
+    return build("sampler", name, options)
 
 
 def list_plugins(include_broken: bool = False) -> list[PluginEntry]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import ClassVar
+
+from .sizes import checked_int
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,14 @@ class RefreshSchedule:
 
     def __post_init__(self) -> None:
         warmup_name, interval_name, total_name = self.argument_names
-        object.__setattr__(self, "warmup", _whole(self.warmup, warmup_name, 0))
-        object.__setattr__(self, "interval", _whole(self.interval, interval_name, 1))
+        object.__setattr__(self, "warmup", checked_int(self.warmup, warmup_name, 0))
+        object.__setattr__(self, "interval", checked_int(self.interval, interval_name, 1))
         if self.total is not None:
-            object.__setattr__(self, "total", _whole(self.total, total_name, 1, or_none=True))
+            object.__setattr__(self, "total", checked_int(self.total, total_name, 1, or_none=True))
 
     def due(self, step: int) -> bool:
         """Whether to refresh at the end of (0-based) ``step``."""
-        done = _whole(step, "step", 0) + 1
+        done = checked_int(step, "step", 0) + 1
         if done < self.warmup or (done - self.warmup) % self.interval != 0:
             return False
         return self.total is None or done < self.total
@@ -76,14 +77,6 @@ class RefreshSchedule:
 
     def _end(self, total: int | None, caller: str) -> int | None:
         if total is not None:
-            total = _whole(total, f"{caller}(total)", 1)
+            total = checked_int(total, f"{caller}(total)", 1)
             return total if self.total is None else min(total, self.total)
         return self.total
-
-
-def _whole(value: object, name: str, minimum: int, or_none: bool = False) -> int:
-    """``value`` as an int ``>= minimum``, or ``ValueError`` naming ``name`` and the value."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
-        return int(value)
-    allowed = f"an integer >= {minimum}" + (" or None" if or_none else "")
-    raise ValueError(f"{name} must be {allowed}; got {value!r}")

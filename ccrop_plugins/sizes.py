@@ -1,9 +1,12 @@
-"""Image and crop sizes: an int or a ``(height, width)`` pair of positive ints."""
+"""Checked integers: image and crop sizes (an int or a ``(height, width)`` pair), counts, indices."""
 
 from __future__ import annotations
 
 import operator
 from typing import Sequence
+
+import torch
+from torch import Tensor
 
 
 def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -15,31 +18,41 @@ def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
         ValueError: a pair of the wrong length or a value below 1.
         Both name ``name`` and the value.
     """
-    if isinstance(size, (str, bytes)) or isinstance(size, bool):
-        raise TypeError(f"{name} must be a positive int or (height, width); got {size!r}")
-    try:
-        operator.index(size)  # type: ignore[arg-type]
-    except TypeError:
-        pass
+    message = f"{name} must be a positive int or (height, width); got {size!r}"
+    if integer(size) is not None:
+        values: tuple = (size, size)
+    elif isinstance(size, (str, bytes, bool)):
+        raise TypeError(message)
     else:
-        height = width = _positive(size, name, size)
-        return height, width
-    try:
-        values = tuple(size)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be a positive int or (height, width); got {size!r}") from None
-    if len(values) != 2:
-        raise ValueError(f"{name} must be a positive int or (height, width); got {size!r} ({len(values)} values)")
-    return _positive(values[0], name, size), _positive(values[1], name, size)
+        try:
+            values = tuple(size)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(message) from None
+        if len(values) != 2:
+            raise ValueError(f"{message} ({len(values)} values)")
+    height, width = (integer(v) for v in values)
+    if height is None or width is None:
+        raise TypeError(f"{name} must be a positive int or (height, width) of ints; got {size!r}")
+    if height < 1 or width < 1:
+        raise ValueError(message)
+    return height, width
 
 
-def _positive(value: object, name: str, size: object) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int or (height, width); got {size!r}")
+def integer(value: object) -> int | None:
+    """``value`` as an int if it is an integer of any kind (``int``, numpy, a one-element integer
+    tensor), else ``None``: bools and floats are refused rather than truncated."""
+    if isinstance(value, bool) or isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_floating_point()):
+        return None
     try:
-        number = operator.index(value)  # ints, numpy ints; refuses floats instead of truncating
+        return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{name} must be a positive int or (height, width) of ints; got {size!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be a positive int or (height, width); got {size!r}")
-    return number
+        return None
+
+
+def checked_int(value: object, name: str, low: int, high: int | None = None, *, or_none: bool = False) -> int:
+    """``value`` as an int in ``[low, high]``, or ``ValueError`` naming ``name``, the range and the value."""
+    number = integer(value)
+    if number is not None and number >= low and (high is None or number <= high):
+        return number
+    allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"{name} must be an integer {allowed}{' or None' if or_none else ''}; got {value!r}")
