@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--localizer", default="components")
     parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule of the refresh pass")
+    parser.add_argument("--threshold", default="0.1", help="localizer threshold: k in [0, 1), 'mean' or 'otsu'")
     parser.add_argument("--stage", default=None,
                         help="backbone stage of the refresh features, e.g. layer3 (default: its last output)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if refresh is not None:
         _print_row(f"refresh: refresh_boxes / bare no-grad forward to {args.stage or 'the last stage'} (ResNet-18, "
                    f"{args.refresh_images} images of {args.refresh_size} px, batch {args.batch_size}, "
-                   f"{args.heatmap}, {args.localizer})", refresh, "refresh", "forward",
+                   f"{args.heatmap}, {args.localizer}, threshold {args.threshold})", refresh, "refresh", "forward",
                    ">= 0.95 (issue 9: >= 0.80)", args.refresh_images, "images/s")
     return 0
 
@@ -170,6 +171,14 @@ class _RandomImages(Dataset):
         return torch.randint(0, 256, (3, self.size, self.size), generator=g, dtype=torch.uint8), index
 
 
+def _threshold(text: str) -> float | str:
+    """``--threshold``: a number, or an adaptive rule name (checked by the localizer)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _refresh_timings(args: argparse.Namespace) -> Timings:
     """Seconds per round of the refresh pass and of a bare no-grad forward of the same feature module."""
     from mmpretrain.models.backbones import ResNet
@@ -193,6 +202,6 @@ def _refresh_timings(args: argparse.Namespace) -> Timings:
 
     def refresh() -> None:
         refresh_boxes(features, ((normalise(x, device), i) for x, i in batches), store, args.localizer,
-                      args.heatmap, threshold=0.1, progress=False)
+                      args.heatmap, threshold=_threshold(args.threshold), progress=False)
 
     return interleaved({"refresh": refresh, "forward": forward}, args.rounds)
