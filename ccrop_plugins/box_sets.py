@@ -28,19 +28,7 @@ def _box_problems(boxes: Tensor) -> Tensor:
     return code
 
 
-_PROBLEMS = {
-    1: "is not finite",
-    2: "lies outside [0, 1]",
-    3: "is inverted or empty (need x0 < x1 and y0 < y1)",
-}
-
-
-def _raise_box_error(boxes: Tensor, k: int, code: int, sample: object) -> None:
-    box = [round(float(v), 4) for v in boxes[k]]
-    raise ValueError(
-        f"box {k} of sample {sample} {_PROBLEMS[code]}: {box}; "
-        "boxes are normalised x0, y0, x1, y1 in [0, 1]"
-    )
+_PROBLEMS = {1: "is not finite", 2: "lies outside [0, 1]", 3: "is inverted or empty (need x0 < x1 and y0 < y1)"}
 
 
 def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object = None) -> None:
@@ -52,13 +40,8 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
     """
     boxes = _as_boxes(boxes, f"boxes of sample {sample}")
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
-        raise ValueError(
-            f"boxes of sample {sample} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}"
-        )
-    code = _box_problems(boxes)
-    if code.any():
-        k = int(code.nonzero()[0])
-        _raise_box_error(boxes, k, int(code[k]), sample)
+        raise ValueError(f"boxes of sample {sample} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}")
+    validate_box_sets(boxes[None], torch.tensor([len(boxes)]), samples=[sample])
 
 
 def _as_boxes(boxes: object, what: str) -> Tensor:
@@ -71,17 +54,19 @@ def _as_boxes(boxes: object, what: str) -> Tensor:
         raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
 
 
-def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Tensor | None = None) -> None:
+def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] | Tensor | None = None) -> None:
     """Batched form of :func:`validate_boxes` for padded ``(N, K, 4)`` boxes and ``(N,)`` counts.
 
-    ``samples`` (N,) gives the dataset index of each row for the error message.
+    ``samples`` (N,) names each row's image (its dataset index) in the message; default the row.
     """
     valid = torch.arange(boxes.shape[1]) < counts[:, None]
     code = _box_problems(boxes) * valid
     if code.any():
         i, k = (int(v) for v in code.nonzero()[0])
-        sample = int(samples[i]) if samples is not None else i
-        _raise_box_error(boxes[i], k, int(code[i, k]), sample)
+        sample = i if samples is None else samples[i]
+        sample = int(sample) if isinstance(sample, Tensor) else sample
+        box = [round(float(v), 4) for v in boxes[i, k]]
+        raise ValueError(f"box {k} of sample {sample} {_PROBLEMS[int(code[i, k])]}: {box}; boxes are normalised x0, y0, x1, y1 in [0, 1]")
 
 
 @dataclass
@@ -112,12 +97,8 @@ class BoxSets:
             raise ValueError(f"BoxSets.scores must have shape (N, K); got {tuple(self.scores.shape)}")
         n, k = self.scores.shape
         if self.boxes.shape != (n, k, 4) or self.counts.shape != (n,) or self.fallback.shape != (n,):
-            raise ValueError(
-                "inconsistent BoxSets shapes: boxes "
-                f"{tuple(self.boxes.shape)}, scores {tuple(self.scores.shape)}, "
-                f"counts {tuple(self.counts.shape)}, fallback {tuple(self.fallback.shape)}; "
-                "expected (N, K, 4), (N, K), (N,), (N,)"
-            )
+            shapes = ", ".join(f"{f} {tuple(getattr(self, f).shape)}" for f in ("boxes", "scores", "counts", "fallback"))
+            raise ValueError(f"inconsistent BoxSets shapes: {shapes}; expected (N, K, 4), (N, K), (N,), (N,)")
         if n and (int(self.counts.min()) < 1 or int(self.counts.max()) > k):
             raise ValueError(f"counts must lie in [1, {k}]; got {self.counts.tolist()}")
         validate_box_sets(self.boxes, self.counts)
@@ -131,14 +112,11 @@ class BoxSets:
         arrays or lists of ``[x0, y0, x1, y1]``; ``scores[i]`` must have one score per box.
         """
         n = len(boxes)
-        converted = []
-        for i, entry in enumerate(boxes):
-            b = _as_boxes(entry, f"boxes of image {i}")
-            b = b.reshape(0, 4) if b.numel() == 0 else b
+        boxes = [_as_boxes(entry, f"boxes of image {i}") for i, entry in enumerate(boxes)]
+        boxes = [b.reshape(0, 4) if b.numel() == 0 else b for b in boxes]
+        for i, b in enumerate(boxes):
             if b.ndim != 2 or b.shape[-1] != 4:
                 raise ValueError(f"boxes of image {i} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(b.shape)}")
-            converted.append(b)
-        boxes = converted
         if scores is not None:
             if len(scores) != n:
                 raise ValueError(f"got {len(scores)} score lists for {n} box lists")
@@ -148,21 +126,12 @@ class BoxSets:
                     raise ValueError(f"image {i} has {len(b)} boxes but {len(s)} scores (one score per box)")
         sizes = [min(len(b), max_boxes) if max_boxes else len(b) for b in boxes]
         k = max([1, *sizes])
-        out_boxes = torch.zeros(n, k, 4)
-        out_scores = torch.zeros(n, k)
-        counts = torch.ones(n, dtype=torch.int64)
-        fallback = torch.zeros(n, dtype=torch.bool)
+        out_boxes, out_scores = torch.zeros(n, k, 4), torch.zeros(n, k)
         for i, (b, size) in enumerate(zip(boxes, sizes)):
-            if size == 0:
-                out_boxes[i, 0] = torch.tensor(WHOLE_IMAGE)
-                out_scores[i, 0] = 1.0
-                fallback[i] = True
-                continue
-            out_boxes[i, :size] = b[:size]
-            s = torch.ones(size) if scores is None else scores[i][:size]
-            out_scores[i, :size] = s
-            counts[i] = size
-        return cls(out_boxes, out_scores, counts, fallback)
+            out_boxes[i, : max(size, 1)] = b[:size] if size else torch.tensor(WHOLE_IMAGE)
+            out_scores[i, : max(size, 1)] = 1.0 if scores is None or not size else scores[i][:size]
+        counts = torch.tensor([max(size, 1) for size in sizes], dtype=torch.int64)
+        return cls(out_boxes, out_scores, counts, torch.tensor([size == 0 for size in sizes], dtype=torch.bool))
 
     def __len__(self) -> int:
         return self.boxes.shape[0]

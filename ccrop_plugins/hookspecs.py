@@ -19,14 +19,9 @@ Register = Callable[[str, Callable[..., Any]], None]
 
 @hookspec
 def ccrop_register_heatmaps(register: Register) -> None:
-    """Register heatmap rules: ``register(name, rule)``; larger map values mean "more object".
-
-    ``rule`` is either a function ``features (N, C, h, w) -> maps (N, h, w)`` (no options), or a
-    class: ``rule(**options)`` returns a callable ``features -> maps``. An instance that also has
-    ``fit(features) -> dict[str, Tensor]`` (statistics that add up: sums, counts) and
-    ``finalize(totals)`` is fitted on the refresh pass: the host sums ``fit``'s statistics over
-    batches and ranks, calls ``finalize`` after the pass, and the next pass applies them
-    (see :class:`ccrop_plugins.heatmaps.FittedHeatmap`).
+    """Register heatmap rules: ``register(name, rule)``, ``rule`` a function ``features (N, C, h, w)
+    -> maps (N, h, w)`` (larger: "more object"; no options) or a class built with the options;
+    an instance with ``fit`` / ``finalize`` is fitted on the refresh pass (:class:`~ccrop_plugins.heatmaps.FittedHeatmap`).
 
     :param register: call once per rule; the name must be unique across all plugins.
     """

@@ -1,24 +1,4 @@
-"""Where inside the chosen box a view goes: the centre samplers.
-
-A sampler places one crop of a known size. It receives, per axis as ``(top, left)``
-pixel pairs (float64 numpy arrays of shape ``(2,)``: tiny arrays, as this runs once per view):
-
-- ``low``, ``high``: the allowed range of the crop's top-left corner, i.e. the positions
-  that put the crop's centre on the box's first and last edge (``box_edge * H - h / 2``),
-  already clamped to ``[0, H - h]`` so the crop stays inside the image;
-- ``centre``: the top-left that centres the crop on the box centre (unclamped);
-- ``extent``: the box's height and width in pixels;
-
-and returns the crop's top-left ``(2,)`` inside ``[low, high]``. Random draws come from the
-given ``torch.Generator`` (or torch's global RNG), so seeded crops are reproducible.
-
-Optional fast form: a sampler that places each axis independently at
-``low + (high - low) * q(u)`` for a uniform ``u`` may also define ``unit_quantile(u: float) ->
-float`` (``q``, from ``[0, 1)`` to ``[0, 1]``). :class:`~ccrop_plugins.ContrastiveCrop` then
-takes the two ``u`` from its one random call per view (the same stream ``__call__`` would
-draw) and computes the position in plain Python, without calling ``__call__``; both forms
-must give the same result.
-"""
+"""Where inside the chosen box a view goes: the centre samplers (the protocol: :class:`CentreSampler`)."""
 
 from __future__ import annotations
 
@@ -30,7 +10,16 @@ from scipy.special import betaincinv
 
 
 class CentreSampler(Protocol):
-    """Anything that places a crop's top-left corner inside the allowed range."""
+    """Places one crop of a known size: returns its top-left ``(2,)`` inside ``[low, high]``.
+
+    Every argument is a ``(top, left)`` pair of pixels, a float64 array of shape ``(2,)``:
+    ``low`` and ``high`` bound the top-left (the crop's centre on the box's first / last edge,
+    ``box_edge * H - h / 2``, clamped to ``[0, H - h]``); ``centre`` centres the crop on the box
+    (unclamped); ``extent`` is the box's height and width. Draws come from ``generator`` (or
+    torch's global RNG). A sampler placing each axis at ``low + (high - low) * q(u)``, ``u``
+    uniform, may define ``unit_quantile(u) -> q(u)``: :class:`~ccrop_plugins.ContrastiveCrop`
+    then feeds it ``u`` from its one random call per view, the stream ``__call__`` would draw.
+    """
 
     def __call__(
         self,

@@ -1,9 +1,5 @@
-"""Deprecated alias of :mod:`ccrop_scenes`, the synthetic scene generator (``demo`` extra).
-
-The generator is a program, not part of the method, so it moved out of the core. Importing
-``ccrop_plugins`` never imports this module; ``import ccrop_plugins.scenes`` still works (with a
-``DeprecationWarning``) for code written against the old path.
-"""
+"""Deprecated alias of :mod:`ccrop_scenes` (the scene generator, ``demo`` extra); warns once,
+and ``import ccrop_plugins`` never loads it."""
 
 import warnings
 
