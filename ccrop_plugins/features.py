@@ -1,11 +1,4 @@
-"""Feature maps of named backbone stages from one forward pass.
-
-``stage_features(model, ["layer2", "layer4"])`` wraps ``model`` in a module whose forward
-returns ``{"layer2": (B, C2, h2, w2), "layer4": (B, C4, h4, w4)}``. The maps are caught by
-forward hooks during one call of ``model``; the forward stops as soon as every requested
-stage has produced its output, so later stages and the head are never computed (a refresh
-at ``layer3`` of a ResNet-50 costs a forward to ``layer3``, not a whole forward).
-"""
+"""Feature maps of named backbone stages from one forward pass that stops after the deepest."""
 
 from __future__ import annotations
 
@@ -21,6 +14,10 @@ class _StagesReached(Exception):
 class StageFeatures(nn.Module):
     """``model`` up to its deepest requested stage; forward returns ``dict[stage, (B, C, h, w)]``.
 
+    The maps are caught by forward hooks (attached for one forward only, so the model carries
+    none while it trains); the forward stops once every stage has run, so later stages and the
+    head are never computed (a refresh at ``layer3`` of a ResNet-50 costs a forward to ``layer3``).
+
     Args:
         model: any ``nn.Module`` (kept as the submodule ``model``, not copied: it shares the
             training model's weights, and ``eval()`` / ``train()`` reach it).
@@ -31,17 +28,13 @@ class StageFeatures(nn.Module):
             for a model whose forward catches exceptions broadly.
 
     A stage whose output is a tuple or list (a multi-output backbone) gives its last item.
-    Hooks are attached for the duration of one forward only, so the model carries no
-    hooks while it trains.
     """
 
     def __init__(self, model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"stage_features needs an nn.Module; got {type(model).__name__}")
-        if isinstance(stages, str):
-            stages = [stages]
-        stages = list(stages)
+        stages = [stages] if isinstance(stages, str) else list(stages)
         if not stages:
             raise ValueError("stage_features needs at least one stage name; got none")
         if len(set(stages)) != len(stages):
@@ -54,7 +47,6 @@ class StageFeatures(nn.Module):
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         modules = dict(self.model.named_modules())
         caught: dict[str, Tensor] = {}
-        handles = []
 
         def catcher(stage: str):
             def hook(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -66,8 +58,7 @@ class StageFeatures(nn.Module):
 
             return hook
 
-        for stage in self.stages:
-            handles.append(modules[self._paths[stage]].register_forward_hook(catcher(stage)))
+        handles = [modules[self._paths[stage]].register_forward_hook(catcher(stage)) for stage in self.stages]
         try:
             self.model(images)
         except _StagesReached:
@@ -88,10 +79,9 @@ class StageFeatures(nn.Module):
 
 
 def stage_features(model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> StageFeatures:
-    """A module running ``model`` once and returning the outputs of ``stages`` as a dict.
-
-    See :class:`StageFeatures`. Unknown stage names raise ``ValueError`` listing valid ones.
-    """
+    """:class:`StageFeatures`: ``stage_features(model, ["layer2", "layer4"])(images)`` gives
+    ``{"layer2": (B, C2, h2, w2), "layer4": (B, C4, h4, w4)}``; an unknown stage name is a
+    ``ValueError`` listing valid ones."""
     return StageFeatures(model, stages, stop_early=stop_early)
 
 

@@ -69,14 +69,10 @@ def _method_name(method: object) -> str:
 
 
 class HeatmapPipeline:
-    """A heatmap rule applied to one or several stages, with one rule instance per stage.
-
-    ``pipeline(features, size)`` gives heatmaps ``(N, H, W)`` in ``[0, 1]``; for fitted rules
-    ``pipeline.fit(features)`` returns ``{stage: statistics}`` and ``pipeline.finalize(totals)``
-    hands the summed statistics to each stage's rule. Keep the pipeline to carry the
-    statistics from one refresh pass to the next. Stage key ``None`` stands for plain
-    (single-tensor) features.
-    """
+    """A heatmap rule applied to one or several stages, one rule instance per stage (key ``None``:
+    single-tensor features). ``pipeline(features, size)`` gives heatmaps ``(N, H, W)`` in ``[0, 1]``;
+    a fitted rule's statistics go through ``fit`` / ``finalize`` and stay with the pipeline from
+    one refresh pass to the next."""
 
     def __init__(self, method: str | HeatmapMethod = "channel_sum", options: Mapping[str, Any] | None = None) -> None:
         self.method = method
@@ -209,31 +205,25 @@ def heatmaps_from_features(
 
     Args:
         features: ``(N, C, h, w)`` feature maps before pooling, or a dict ``{stage: (N, C_s,
-            h_s, w_s)}`` fused into one map per image (see the module docstring).
-        size: output ``(H, W)`` (or one int for a square); the maps are min-max
-            normalised at feature resolution, then bilinearly upsampled
-            (``align_corners=False``) as in the reference code. ``None`` keeps ``(h, w)``
-            (the finest stage's grid for several stages).
-        method: a registered heatmap name (see ``ccrop plugins``) or a callable
-            ``(N, C, h, w) -> (N, h, w)``.
-        options: options of a heatmap given by name (e.g. ``{"sign": "image"}`` for ``ddt``).
+            h_s, w_s)}`` fused into one map per image (:func:`fuse_maps`).
+        size: output ``(H, W)`` or one int; the maps are min-max normalised at feature
+            resolution, then bilinearly upsampled (``align_corners=False``) as in the
+            reference code. ``None`` keeps ``(h, w)`` (the finest stage's grid).
+        method: a registered heatmap name (``ccrop plugins``) or a callable ``(N, C, h, w) -> (N, h, w)``.
+        options: options of a heatmap given by name (``{"sign": "image"}`` for ``ddt``).
 
     Returns:
-        ``(N, H, W)`` float32 heatmaps in ``[0, 1]``; all zeros for maps with non-finite
-        values or no contrast; ``(0, H, W)`` for an empty batch. A fitted rule
-        (``ddt``) built here has no statistics and applies its fallback; keep a
+        ``(N, H, W)`` float32 heatmaps in ``[0, 1]``; all zeros for maps with non-finite values
+        or no contrast. A fitted rule (``ddt``) built here applies its fallback; keep a
         :class:`HeatmapPipeline` (or use :func:`~ccrop_plugins.refresh_boxes`) to fit it.
     """
     return HeatmapPipeline(method, options)(features, size)
 
 
 def upsample_bilinear(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of ``(N, h, w)`` maps to ``(N, H, W)``, ``align_corners=False``.
-
-    Equal to ``F.interpolate(..., mode="bilinear")`` for upsampling, computed as two small
-    matrix products (``A_H @ M @ A_W^T``): about twice as fast on the CPU, where the refresh pass
-    upsamples every map of the dataset. Downsampling goes through ``F.interpolate``.
-    """
+    """Bilinear resize of ``(N, h, w)`` maps to ``(N, H, W)``, ``align_corners=False``: for upsampling
+    ``F.interpolate``'s result as two small matrix products ``A_H @ M @ A_W^T``, about twice as
+    fast on the CPU, where the refresh pass upsamples every map of the dataset."""
     height, width = size
     if height < maps.shape[-2] or width < maps.shape[-1]:
         return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
