@@ -44,19 +44,6 @@ class RefreshStats:
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
-    @classmethod
-    def of(cls, box_sets: BoxSets, seconds: float, version: int) -> "RefreshStats":
-        count = len(box_sets)
-        return cls(
-            images=count,
-            seconds=seconds,
-            images_per_second=count / seconds if seconds > 0 else float("inf"),
-            mean_boxes=float(box_sets.counts.float().mean()),
-            mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
-            fallback_fraction=float(box_sets.fallback.float().mean()),
-            version=version,
-        )
-
 
 def refresh_boxes(
     feature_fn: FeatureFn,
@@ -75,27 +62,21 @@ def refresh_boxes(
     """Localize objects in every image of ``batches`` and write the box sets to ``store``.
 
     Args:
-        feature_fn: the backbone up to the stage whose features make the heatmap (e.g. a ResNet
-            without pooling/fc, or :func:`~ccrop_plugins.features.stage_features`), see
-            :data:`FeatureFn`; several stages are fused into one heatmap per image
-            (:mod:`ccrop_plugins.heatmaps`). An ``nn.Module`` is put in eval mode for the
-            pass and restored afterwards.
-        batches: an iterable of ``(images (B, C, H, W), indices (B,))`` of *un-augmented*
-            images and their dataset indices (extra items in a batch are ignored). Under
-            ``torch.distributed`` each rank iterates over its own shard. Class labels in place
-            of the indices (many repeats) are refused.
+        feature_fn: the backbone up to the stage whose features make the heatmap (:data:`FeatureFn`,
+            e.g. :func:`~ccrop_plugins.features.stage_features`); a module runs in eval mode and
+            gets every submodule's mode back afterwards.
+        batches: ``(images (B, C, H, W), indices (B,))`` of *un-augmented* images and their dataset
+            indices (extra items ignored; class labels in place of indices are refused); under
+            ``torch.distributed`` each rank's own shard.
         store: the :class:`BoxStore` to update; every rank ends with the same full store.
-        localizer: a registered localizer name or a callable ``heatmaps (N, H, W) -> BoxSets``.
-        heatmap: a registered heatmap rule name, a callable (see
-            :func:`heatmaps_from_features`) or a :class:`HeatmapPipeline`. A rule with
-            dataset statistics (``ddt``) applies those fitted in the previous pass over the
-            same ``store`` and fits new ones, summed over ranks (docs/plugins.md).
-        threshold: the localizer's threshold ``k`` (a shortcut for ``localizer_options``);
-            ``components`` also takes the per-image rules ``"mean"`` and ``"otsu"``.
-        localizer_options: other options of a named localizer (``max_boxes``, ``min_area``).
-        heatmap_options: options of a named heatmap rule (``{"sign": "image"}`` for ``ddt``).
+        localizer: a registered name or a callable ``heatmaps (N, H, W) -> BoxSets``.
+        heatmap: a registered rule name, a callable (:func:`heatmaps_from_features`) or a
+            :class:`HeatmapPipeline`. A rule with dataset statistics (``ddt``) applies those fitted
+            on the previous pass over ``store`` and fits new ones, summed over ranks (docs/plugins.md).
+        threshold: the localizer's ``threshold`` (``components`` also takes ``"mean"``, ``"otsu"``).
+        localizer_options, heatmap_options: other options of a named localizer / heatmap rule.
         heatmap_size: ``(H, W)`` of the heatmaps; default the images' size.
-        device: where to run ``feature_fn``; default the module's device, else the CPU.
+        device: where ``feature_fn`` runs; default the module's device, else the CPU.
         progress: show a progress bar (rank 0 only).
 
     Returns:
@@ -109,68 +90,87 @@ def refresh_boxes(
     Warns once per pass when the feature maps are 1x1 and when every image fell back to the
     whole-image box.
     """
-    localizer_name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
+    name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
     localizer = _localizer(localizer, threshold, localizer_options, store)
     pipeline = _pipeline_for(store, heatmap, heatmap_options)
     device = _module_device(feature_fn) if device is None else device
+    refresh = _Pass(feature_fn, store, localizer, name, pipeline, heatmap_size, device)
     rank, world_size = _dist_info()
     started = time.perf_counter()
-    seen = _Pass()
     with eval_mode(feature_fn), torch.no_grad():
         for batch in tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False):
-            box_sets = seen.localize(batch, feature_fn, store, localizer, pipeline, heatmap_size, device)
-            if not isinstance(box_sets, BoxSets):
-                raise TypeError(
-                    f"localizer {localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
-                    "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))"
-                )
-            seen.sets.append(box_sets)
-    indices, box_sets = _concatenate(seen.indices, seen.sets, store.max_boxes)
-    totals = seen.totals
-    if world_size > 1:
-        indices, box_sets = _all_gather(indices, box_sets)
-        totals = _all_reduce_totals(totals)
-    if len(indices) == 0:
-        raise ValueError(
-            "refresh_boxes got no images: the batches were empty (an empty dataset, or a loader with "
-            "drop_last=True and fewer images than one batch); the store is unchanged"
-        )
-    _check_distinct(indices, world_size)
-    store.update(indices, box_sets)
-    if pipeline.fits:
-        pipeline.finalize(totals)
-    stats = RefreshStats.of(box_sets, time.perf_counter() - started, store.version)
-    _warn_degenerate(seen.grids, stats, seen.image_size)
+            refresh.localize(batch)
+    box_sets = refresh.write(world_size)
+    seconds, count = time.perf_counter() - started, len(box_sets)
+    stats = RefreshStats(
+        images=count,
+        seconds=seconds,
+        images_per_second=count / seconds if seconds > 0 else float("inf"),
+        mean_boxes=float(box_sets.counts.float().mean()),
+        mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
+        fallback_fraction=float(box_sets.fallback.float().mean()),
+        version=store.version,
+    )
+    _warn_degenerate(refresh.grids, stats, refresh.image_size)
     return stats
 
 
 @dataclass
 class _Pass:
-    """What the batches of one pass leave: indices, box sets, fitted statistics, feature grids."""
+    """One refresh pass: :meth:`localize` batch by batch, then :meth:`write` every rank's box sets."""
 
+    feature_fn: FeatureFn
+    store: BoxStore
+    localizer: Callable[[Tensor], BoxSets]
+    localizer_name: str
+    pipeline: HeatmapPipeline
+    heatmap_size: Sequence[int] | None
+    device: torch.device | str
     indices: list[Tensor] = field(default_factory=list)
     sets: list[BoxSets] = field(default_factory=list)
     totals: dict[Any, dict[str, Tensor]] = field(default_factory=dict)
     grids: set[tuple[Any, int, int]] = field(default_factory=set)
     image_size: tuple[int, ...] = ()
 
-    def localize(
-        self, batch: Sequence[Tensor], feature_fn: FeatureFn, store: BoxStore, localizer: Callable[[Tensor], BoxSets],
-        pipeline: HeatmapPipeline, heatmap_size: Sequence[int] | None, device: torch.device | str | None,
-    ) -> Any:
-        """One batch: images -> features -> heatmaps -> what the localizer returns."""
-        images, indices = batch[0], _batch_indices(batch[1], store)
+    def localize(self, batch: Sequence[Tensor]) -> None:
+        """One batch: images -> features -> heatmaps -> box sets, kept with the batch's indices."""
+        images, indices = batch[0], _batch_indices(batch[1], self.store)
         self.image_size = tuple(images.shape[-2:])
-        features = feature_fn(images.to(device, non_blocking=True))
+        features = self.feature_fn(images.to(self.device, non_blocking=True))
         if isinstance(features, (tuple, list)):
             features = features[-1]
         self.grids.update(_grids(features))
-        if pipeline.fits:  # matrix products: worth torch's threads
-            _accumulate(self.totals, pipeline.fit(features))
-        self.indices.append(indices)
+        if self.pipeline.fits:  # matrix products: worth torch's threads
+            _accumulate(self.totals, self.pipeline.fit(features))
         with _one_cpu_thread(_features_device(features)):
-            maps = pipeline(features, size=heatmap_size if heatmap_size is not None else images.shape[-2:]).cpu()
-            return localizer(maps)
+            size = self.heatmap_size if self.heatmap_size is not None else images.shape[-2:]
+            box_sets = self.localizer(self.pipeline(features, size=size).cpu())
+        if not isinstance(box_sets, BoxSets):
+            raise TypeError(
+                f"localizer {self.localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
+                "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))"
+            )
+        self.sets.append(box_sets)
+        self.indices.append(indices)
+
+    def write(self, world_size: int) -> BoxSets:
+        """Every rank's box sets into the store (the same on every rank), the summed statistics to the
+        rule; returns the box sets of the whole pass."""
+        indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
+        totals = self.totals
+        if world_size > 1:
+            indices, box_sets = _all_gather(indices, box_sets)
+            totals = _all_reduce_totals(totals)
+        if len(indices) == 0:
+            raise ValueError(
+                "refresh_boxes got no images: the batches were empty (an empty dataset, or a loader with "
+                "drop_last=True and fewer images than one batch); the store is unchanged"
+            )
+        _check_distinct(indices, world_size)
+        self.store.update(indices, box_sets)
+        if self.pipeline.fits:
+            self.pipeline.finalize(totals)
+        return box_sets
 
 
 def _localizer(localizer: Any, threshold: Any, options: dict[str, Any] | None, store: BoxStore) -> Callable:
