@@ -267,7 +267,7 @@ def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[s
     """Sum fitted statistics over ranks (every rank holds the same stages and keys)."""
     if not totals:
         return totals
-    device = _collective_device()
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     out: dict[Any, dict[str, Tensor]] = {stage: {} for stage in sorted(totals, key=str)}
     for stage, summed in out.items():
         for key in sorted(totals[stage]):
@@ -342,28 +342,6 @@ def _pad(values: Tensor, k: int) -> Tensor:
 
 def _all_gather(indices: Tensor, box_sets: BoxSets) -> tuple[Tensor, BoxSets]:
     """Every rank's ``(indices, box sets)``, concatenated in rank order, on every rank."""
-    device = _collective_device()
-    k = torch.tensor([box_sets.max_boxes], device=device)
-    dist.all_reduce(k, op=dist.ReduceOp.MAX)
-    k, n = int(k), len(indices)
-    # One float64 row per image: index, count, fallback, K scores, K * 4 box coordinates.
-    columns = (indices[:, None], box_sets.counts[:, None], box_sets.fallback[:, None], _pad(box_sets.scores, k),
-               _pad(box_sets.boxes, k).reshape(n, 4 * k))
-    rows = torch.cat([c.double() for c in columns], dim=1)
-    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, torch.tensor([n], device=device))
-    padded = torch.zeros(max(int(s) for s in sizes), rows.shape[1], dtype=torch.float64, device=device)
-    padded[:n] = rows.to(device)
-    gathered = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(gathered, padded)
-    rows = torch.cat([g[: int(s)] for g, s in zip(gathered, sizes)]).cpu()
-    return rows[:, 0].long(), BoxSets(
-        boxes=rows[:, 3 + k :].reshape(len(rows), k, 4).float(),
-        scores=rows[:, 3 : 3 + k].float(),
-        counts=rows[:, 1].long(),
-        fallback=rows[:, 2].bool(),
-    )
-
-
-def _collective_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, (indices, box_sets))
+    return _concatenate([i for i, _ in gathered], [s for _, s in gathered], max(s.max_boxes for _, s in gathered))
