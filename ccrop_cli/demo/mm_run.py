@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ccrop_cli.demo.config import DemoConfig, DemoRun
+from ccrop_cli.demo.user_data import list_images
 from ccrop_cli.experiment.store_snapshot import box_lists, snapshot
 from ccrop_plugins import stage_features
 
@@ -61,6 +62,13 @@ def build_config(config: DemoConfig, train_root: Path, work_dir: Path, progress:
     cfg.work_dir = str(work_dir)
     loader = cfg.train_dataloader
     loader.dataset.data_root = str(train_root)
+    if config.data is not None:
+        # A user's folder may be flat or mix flat and class folders, which CustomDataset's folder
+        # scan refuses ("Found 0 files in subfolders"): list the images the demo found instead.
+        work_dir.mkdir(parents=True, exist_ok=True)
+        listing = work_dir / "images.txt"
+        listing.write_text("".join(f"{name}\n" for name in list_images(train_root)))
+        loader.dataset.update(ann_file=str(listing.resolve()), with_label=False)
     loader.batch_size = config.batch_size
     loader.num_workers = config.num_workers
     loader.persistent_workers = config.num_workers > 0

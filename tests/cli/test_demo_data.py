@@ -131,3 +131,15 @@ def test_demo_data_refuses_images_and_setting(tmp_path, capsys):
     data = _folder(tmp_path / "data", ["a.png", "b.png"])
     assert main(["demo", "--quick", "--data", str(data), "--images", "10", "--out", str(tmp_path / "out")]) == 2
     assert "--images does not apply with --data" in capsys.readouterr().err
+
+
+def test_mmpretrain_config_lists_a_flat_folder(tmp_path):
+    """CustomDataset's own scan refuses a flat folder; the demo hands it the images it found."""
+    from ccrop_cli.demo.config import DemoConfig
+    from ccrop_cli.demo.mm_run import build_config
+
+    data = _folder(tmp_path / "data", ["b.png", "a.jpg", "cats/c.png"])
+    cfg = build_config(DemoConfig(data=str(data), images=3, batch_size=3), data, tmp_path / "work", progress=False)
+    dataset = cfg.train_dataloader.dataset
+    assert dataset.with_label is False
+    assert open(dataset.ann_file).read().split() == ["a.jpg", "b.png", "cats/c.png"]
