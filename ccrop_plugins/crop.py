@@ -122,24 +122,19 @@ class ContrastiveCrop:
     chosen (weighted by score) and the centre sampler places the crop's top-left in the paper's
     range ``box_edge * H - h / 2``, clamped to ``[0, H - h]``.
 
-    Args:
+    Args (allowed values: docs/configuration.md):
         size: output ``(height, width)`` or one int for a square.
-        scale: range of the crop's area, as a fraction of the image (or of the chosen box
-            with ``scale_reference="box"``).
+        scale: range of the crop's area, a fraction of the image (of the chosen box with
+            ``scale_reference="box"``, where a box with ``scale[1] * box_area`` above the image
+            is shrunk to ``image_area / scale[1]``: small objects get crops of their own size).
         ratio: range of the crop's aspect ratio ``width / height``.
-        sampler: a registered sampler name (``beta``, ``uniform``, ``gaussian``, ...) or a
-            sampler object.
+        sampler: a registered sampler name (``beta``, ``uniform``, ``gaussian``) or a sampler object.
         alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler (paper: 0.1 on CIFAR, 0.6 on ImageNet).
-        scale_reference: ``"image"`` (the paper) or ``"box"``: draw the area relative to the
-            chosen box, so that small objects get crops of their own size. A box so large that
-            ``scale[1] * box_area`` exceeds the image is shrunk to ``image_area / scale[1]``, so
-            the largest crop is the image and crops stay varied.
-        interpolation: a torchvision ``InterpolationMode`` or its name (``"bilinear"``).
-        antialias: passed to torchvision's resize (as ``RandomResizedCrop`` does).
+        scale_reference: ``"image"`` (the paper) or ``"box"``.
+        interpolation, antialias: torchvision's resize (an ``InterpolationMode`` or its name).
         sampler_options: other options of the sampler (``sigma`` for ``gaussian``).
 
-    Images keep their mode: a grayscale or RGBA PIL image gives a grayscale or RGBA crop
-    (convert before, as the adapters do, if the model wants RGB).
+    Images keep their mode (a grayscale or RGBA PIL image gives a grayscale or RGBA crop).
     """
 
     def __init__(

@@ -39,11 +39,9 @@ class PluginWarning(UserWarning):
 
 @dataclass(frozen=True)
 class PluginEntry:
-    """One registered name: its kind, the factory and the distribution that provides it.
-
-    A broken entry (``error`` set, ``factory`` ``None``) is a name that was refused, or a whole
-    plugin that could not be loaded (kind ``"plugin"``, name its entry-point name).
-    """
+    """One registered name: its kind, the factory and the distribution that provides it; a broken
+    entry (``error`` set, no ``factory``) is a refused name or a plugin that could not be loaded
+    (kind ``"plugin"``)."""
 
     kind: str
     name: str
@@ -82,12 +80,8 @@ plugin_manager.add_hookspecs(hookspecs)
 
 
 def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
-    """Register the built-ins and the entry-point plugins (unless disabled), once.
-
-    Args:
-        reload: forget the entry-point plugins (working and broken) and load the group again,
-            e.g. after installing a plugin in a running process.
-    """
+    """Register the built-ins and the entry-point plugins (unless disabled), once; ``reload``
+    forgets the entry-point plugins and loads the group again (after installing a plugin)."""
     global _loaded
     if reload:
         for name in list(_entry_point_plugins):
@@ -141,11 +135,8 @@ def _check_hooks(name: str, provider: str) -> None:
     """Unregister plugin ``name`` if it implements a hook that does not exist (a misspelling)."""
     plugin = plugin_manager.get_plugin(name)
     unknown = [
-        hook_name
-        for hook_name in vars(plugin_manager.hook)
-        if not hook_name.startswith("_")
-        and not getattr(plugin_manager.hook, hook_name).has_spec()
-        and any(impl.plugin is plugin and not impl.optionalhook for impl in getattr(plugin_manager.hook, hook_name).get_hookimpls())
+        caller.name for caller in plugin_manager.get_hookcallers(plugin) or ()
+        if not caller.has_spec() and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())
     ]
     if unknown:
         plugin_manager.unregister(name=name)
@@ -234,10 +225,8 @@ def build(kind: str, name: str, options: dict[str, Any]) -> Any:
         signature.bind(**options)
     except TypeError:
         accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
-        raise TypeError(
-            f"{kind} {name!r} (from {entry.provider}) does not accept options {sorted(options)}; "
-            f"accepted: {', '.join(accepted) or 'none'}"
-        ) from None
+        message = f"does not accept options {sorted(options)}; accepted: {', '.join(accepted) or 'none'}"
+        raise TypeError(f"{kind} {name!r} (from {entry.provider}) {message}") from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
     return factory(**options)
@@ -259,12 +248,8 @@ def get_sampler(name: str, **options: Any) -> Callable:
 
 
 def list_plugins(include_broken: bool = False) -> list[PluginEntry]:
-    """Every heatmap method, localizer and sampler, sorted by kind and name.
-
-    Args:
-        include_broken: also list, after the working ones, the plugins that could not be
-            loaded (kind ``"plugin"``) and the names that were refused (``entry.error`` says why).
-    """
+    """Every heatmap method, localizer and sampler, sorted by kind and name; ``include_broken``
+    adds the plugins that could not be loaded and the refused names (``entry.error`` says why)."""
     working = [entry for kind in KINDS for _, entry in sorted(registry(kind).items())]
     if not include_broken:
         return working

@@ -21,22 +21,19 @@ class RefreshSchedule:
     - ``done < total``: never after the last step, whose boxes no step would use
       (``total=None`` means no known end).
 
-    Example: ``RefreshSchedule(100, 100, 500)`` (CIFAR-10, in epochs) refreshes after steps
-    99, 199, 299 and 399; ``RefreshSchedule(1, 1, 2)`` once, after step 0;
-    ``RefreshSchedule(0, 3, 10)`` after steps 2, 5 and 8 (boxes need a trained model).
+    ``RefreshSchedule(100, 100, 500)`` (CIFAR-10, in epochs) refreshes after steps 99, 199, 299
+    and 399; ``RefreshSchedule(0, 3, 10)`` after 2, 5 and 8 (boxes need a trained model). More
+    examples, and the reference code's rule: docs/configuration.md, "The refresh schedule".
 
-    Args:
-        warmup: steps before the first refresh, an int ``>= 0``.
-        interval: steps between refreshes, an int ``>= 1``.
-        total: the run's length in steps (an int ``>= 1``), or ``None``.
+    Args: ``warmup`` (an int ``>= 0``), ``interval`` (an int ``>= 1``), ``total`` (an int ``>= 1``
+    or ``None``), in steps.
     """
 
     warmup: int
     interval: int
     total: int | None = None
 
-    # The names errors use for (warmup, interval, total); a subclass that keeps older
-    # argument names (``warmup_epochs``, ``max_epochs``) overrides them.
+    # The names errors use; a subclass with older argument names (``max_epochs``) overrides them.
     argument_names: ClassVar[tuple[str, str, str]] = ("warmup", "interval", "total")
 
     def __post_init__(self) -> None:
