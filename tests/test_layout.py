@@ -13,6 +13,7 @@ Two checks, both fast:
 from __future__ import annotations
 
 import ast
+import atexit
 import json
 import subprocess
 import sys
@@ -143,10 +144,9 @@ def core_violations(modules: dict[str, Path]) -> list[str]:
 
 
 # -- the tree ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def fresh_imports() -> dict:
-    """One fresh interpreter: the top-level modules ``import ccrop_plugins`` loads, then every
-    module of the tree imported (name -> traceback of those that failed)."""
+def _start_fresh_imports() -> subprocess.Popen:
+    """Start one fresh interpreter that imports ``ccrop_plugins`` (noting the top-level modules it
+    loads), then every module of the tree; it prints ``{'core_loads': [...], 'failed': {name: traceback}}``."""
     modules = sorted(module_files())
     script = (
         "import importlib, json, sys, traceback, warnings\n"
@@ -161,9 +161,23 @@ def fresh_imports() -> dict:
         "        failed[name] = traceback.format_exc(limit=3)\n"
         "print(json.dumps({'core_loads': core_loads, 'failed': failed}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+
+
+# Started when pytest collects this file, so its imports (about 10 s of CPU: torch, both frameworks,
+# matplotlib) run on the second core while the rest of the suite runs; the fixture collects the answer.
+_FRESH_IMPORTS = _start_fresh_imports()
+atexit.register(_FRESH_IMPORTS.kill)  # a run that deselects or interrupts these tests leaves no process behind
+
+
+@pytest.fixture(scope="module")
+def fresh_imports() -> dict:
+    """The fresh interpreter's answer: the top-level modules ``import ccrop_plugins`` loads, and
+    the modules of the tree that failed to import (name -> traceback)."""
+    stdout, stderr = _FRESH_IMPORTS.communicate(timeout=300)
+    assert _FRESH_IMPORTS.returncode == 0, stderr[-2000:]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def test_every_module_imports_in_a_fresh_interpreter(fresh_imports):
