@@ -23,29 +23,9 @@ from .sizes import height_width
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BoxSets",
-    "BoxStore",
-    "ContrastiveCrop",
-    "CropParams",
-    "ENTRY_POINT_GROUP",
-    "HeatmapPipeline",
-    "RefreshSampler",
-    "RefreshSchedule",
-    "RefreshStats",
-    "StageFeatures",
-    "WHOLE_IMAGE",
-    "choose_box",
-    "eval_mode",
-    "get_heatmap",
-    "get_localizer",
-    "get_sampler",
-    "heatmaps_from_features",
-    "height_width",
-    "hookimpl",
-    "image_size_of",
-    "list_plugins",
-    "refresh_boxes",
-    "stage_features",
-    "validate_boxes",
+__all__ = [  # grouped as imported above
+    "WHOLE_IMAGE", "BoxSets", "validate_boxes", "BoxStore", "ContrastiveCrop", "CropParams", "choose_box",
+    "image_size_of", "StageFeatures", "stage_features", "HeatmapPipeline", "heatmaps_from_features", "hookimpl",
+    "ENTRY_POINT_GROUP", "get_heatmap", "get_localizer", "get_sampler", "list_plugins", "RefreshStats",
+    "refresh_boxes", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
 ]
