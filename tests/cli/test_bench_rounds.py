@@ -35,12 +35,16 @@ def test_cpu_time_counts_busy_work_not_sleep_and_child_processes_when_asked():
     time.sleep(0.2)
     assert cpu_seconds() - started < 0.1
     child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
-                              "while time.process_time() - t < 0.3: pass\ntime.sleep(2)"])
+                              "while time.process_time() - t < 0.3: pass\ntime.sleep(60)"])
     try:
         started = cpu_seconds(children=True)
-        time.sleep(1.2)
+        deadline = time.monotonic() + 30
+        while cpu_seconds(children=True) - started <= 0.2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert cpu_seconds(children=True) - started > 0.2  # the child's busy loop, while it still runs
+        assert child.poll() is None
     finally:
+        child.kill()
         child.wait()
 
 
