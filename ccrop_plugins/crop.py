@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -205,7 +205,7 @@ class ContrastiveCrop:
         ref_h, ref_w = float(height), float(width)
         if self.scale_reference == "box":  # no box: the whole image is the box
             ref_h, ref_w = self._box_reference(ref_h, ref_w, height, width)
-        h, w, found = self._crop_size(self._torch_tries(ref_h * ref_w, generator), height, width, ref_h, ref_w)
+        h, w, found = self._draw_size(ref_h * ref_w, height, width, ref_h, ref_w, generator)
         if found:
             top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator))
             left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator))
@@ -231,13 +231,7 @@ class ContrastiveCrop:
             ref_h, ref_w = self._box_reference(*extent, height, width)
         else:
             ref_h, ref_w = height, width
-        (scale_low, scale_high), (log_low, log_high) = self.scale, self._log_ratio
-        tries = (
-            (ref_h * ref_w * (scale_low + (scale_high - scale_low) * uniforms[i]),
-             math.exp(log_low + (log_high - log_low) * uniforms[i + 1]))
-            for i in range(1, 21, 2)
-        )
-        h, w, _ = self._crop_size(tries, height, width, ref_h, ref_w)
+        h, w = self._size_from_uniforms(uniforms, ref_h * ref_w, height, width, ref_h, ref_w)
         top, left = self._place(uniforms, box, extent, h, w, height, width, generator)
         return {"top": top, "left": left, "height": h, "width": w, "box_index": int(box_index)}
 
@@ -271,25 +265,38 @@ class ContrastiveCrop:
         shrink = min(1.0, math.sqrt(height * width / (self.scale[1] * ref_h * ref_w)))
         return ref_h * shrink, ref_w * shrink
 
-    def _torch_tries(self, area: float, generator: torch.Generator | None) -> Iterator[tuple[float, float]]:
-        """Up to 10 ``(area, aspect)`` tries drawn one at a time as torchvision draws them."""
+    def _draw_size(
+        self, area: float, height: int, width: int, ref_h: float, ref_w: float, generator: torch.Generator | None
+    ) -> tuple[int, int, bool]:
+        """RandomResizedCrop's size rule, drawn try by try as torchvision draws it: ``(h, w, found)``,
+        ``found`` False for the fallback size (all 10 tries failed)."""
         for _ in range(10):
             target_area = area * float(torch.empty(1).uniform_(self.scale[0], self.scale[1], generator=generator))
             # float32 log/exp exactly as torchvision, so seeded warm-up crops equal RandomResizedCrop's.
             log_aspect = torch.empty(1).uniform_(self._log_ratio[0], self._log_ratio[1], generator=generator)
-            yield target_area, float(torch.exp(log_aspect))
-
-    def _crop_size(
-        self, tries: Iterable[tuple[float, float]], height: int, width: int, ref_h: float, ref_w: float
-    ) -> tuple[int, int, bool]:
-        """RandomResizedCrop's size rule: ``(h, w, True)`` for the first ``(area, aspect)`` try that
-        fits ``height x width``, else ``(h, w, False)``, the whole reference region cut to the
-        nearest allowed aspect ratio."""
-        for target_area, aspect in tries:
+            aspect = float(torch.exp(log_aspect))
             w = int(round(math.sqrt(target_area * aspect)))
             h = int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
                 return h, w, True
+        return (*self._fallback_size(height, width, ref_h, ref_w), False)
+
+    def _size_from_uniforms(
+        self, uniforms: Sequence[float], area: float, height: int, width: int, ref_h: float, ref_w: float
+    ) -> tuple[int, int]:
+        """The same rule from ``uniforms[1:21]`` (float64, plain Python: no torch call per try)."""
+        (scale_low, scale_high), (log_low, log_high) = self.scale, self._log_ratio
+        for attempt in range(1, 21, 2):
+            target_area = area * (scale_low + (scale_high - scale_low) * uniforms[attempt])
+            aspect = math.exp(log_low + (log_high - log_low) * uniforms[attempt + 1])
+            w = int(round(math.sqrt(target_area * aspect)))
+            h = int(round(math.sqrt(target_area / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                return h, w
+        return self._fallback_size(height, width, ref_h, ref_w)
+
+    def _fallback_size(self, height: int, width: int, ref_h: float, ref_w: float) -> tuple[int, int]:
+        """The whole reference region, cut to the nearest allowed aspect ratio, inside the image."""
         in_ratio = ref_w / ref_h
         if in_ratio < self.ratio[0]:
             w, h = ref_w, ref_w / self.ratio[0]
@@ -297,7 +304,7 @@ class ContrastiveCrop:
             h, w = ref_h, ref_h * self.ratio[1]
         else:
             h, w = ref_h, ref_w
-        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width), False
+        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width)
 
     # -- applying ---------------------------------------------------------------------------
     def __call__(

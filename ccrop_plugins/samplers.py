@@ -49,7 +49,7 @@ class _QuantileSampler:
         return u
 
     def unit_quantile(self, u: float) -> float:
-        return float(self._quantiles(u))
+        return u
 
 
 class BetaSampler(_QuantileSampler):
@@ -65,6 +65,9 @@ class BetaSampler(_QuantileSampler):
 
     def _quantiles(self, u: np.ndarray) -> np.ndarray:
         return betaincinv(self.alpha, self.alpha, u)
+
+    def unit_quantile(self, u: float) -> float:
+        return float(betaincinv(self.alpha, self.alpha, u))
 
     def __repr__(self) -> str:
         return f"BetaSampler(alpha={self.alpha})"
