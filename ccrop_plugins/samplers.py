@@ -8,40 +8,29 @@ import numpy as np
 import torch
 from scipy.special import betaincinv
 
+Pair = np.ndarray
+"""A ``(top, left)`` pair of pixels: a float64 array of shape ``(2,)``."""
+
 
 class CentreSampler(Protocol):
     """Places one crop of a known size: returns its top-left ``(2,)`` inside ``[low, high]``.
 
-    Every argument is a ``(top, left)`` pair of pixels, a float64 array of shape ``(2,)``:
-    ``low`` and ``high`` bound the top-left (the crop's centre on the box's first / last edge,
-    ``box_edge * H - h / 2``, clamped to ``[0, H - h]``); ``centre`` centres the crop on the box
-    (unclamped); ``extent`` is the box's height and width. Draws come from ``generator`` (or
-    torch's global RNG). A sampler placing each axis at ``low + (high - low) * q(u)``, ``u``
-    uniform, may define ``unit_quantile(u) -> q(u)``: :class:`~ccrop_plugins.ContrastiveCrop`
-    then feeds it ``u`` from its one random call per view, the stream ``__call__`` would draw.
+    Every argument is a :data:`Pair`: ``low`` and ``high`` bound the top-left (the crop's centre
+    on the box's first / last edge, ``box_edge * H - h / 2``, clamped to ``[0, H - h]``);
+    ``centre`` centres the crop on the box (unclamped); ``extent`` is the box's height and width.
+    Draws come from ``generator`` (or torch's global RNG). A sampler placing each axis at
+    ``low + (high - low) * q(u)``, ``u`` uniform, may define ``unit_quantile(u) -> q(u)``:
+    :class:`~ccrop_plugins.ContrastiveCrop` then feeds it ``u`` from its one random call per
+    view, the stream ``__call__`` would draw.
     """
 
-    def __call__(
-        self,
-        low: np.ndarray,
-        high: np.ndarray,
-        centre: np.ndarray,
-        extent: np.ndarray,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray: ...
+    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair, generator: torch.Generator | None = None) -> Pair: ...
 
 
 class _QuantileSampler:
     """The fast form: each axis at ``low + (high - low) * unit_quantile(u)``, ``u`` uniform."""
 
-    def __call__(
-        self,
-        low: np.ndarray,
-        high: np.ndarray,
-        centre: np.ndarray,
-        extent: np.ndarray,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
+    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair, generator: torch.Generator | None = None) -> Pair:
         u = torch.rand(low.shape, generator=generator, dtype=torch.float64).numpy()
         return low + (high - low) * self._quantiles(u)
 
@@ -87,14 +76,7 @@ class GaussianSampler:
     def __init__(self, sigma: float = 0.25) -> None:
         self.sigma = _positive(sigma, "sigma", "a fraction of the box size")
 
-    def __call__(
-        self,
-        low: np.ndarray,
-        high: np.ndarray,
-        centre: np.ndarray,
-        extent: np.ndarray,
-        generator: torch.Generator | None = None,
-    ) -> np.ndarray:
+    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair, generator: torch.Generator | None = None) -> Pair:
         noise = torch.randn(low.shape, generator=generator, dtype=torch.float64).numpy()
         return np.clip(centre + self.sigma * extent * noise, low, high)
 
