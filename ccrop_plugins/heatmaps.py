@@ -94,7 +94,7 @@ class HeatmapPipeline:
         return self.rules[stage]
 
     def __call__(self, features: Features, size: int | Sequence[int] | None = None) -> Tensor:
-        stages = _check_features(features)
+        stages = as_stages(features)
         if size is not None:
             size = height_width(size, "size")
         n = next(iter(stages.values())).shape[0]
@@ -109,7 +109,7 @@ class HeatmapPipeline:
 
     def fit(self, features: Features) -> dict[str | None, dict[str, Tensor]]:
         """Each fitted stage rule's statistics of this batch (empty for rules without ``fit``)."""
-        stages = _check_features(features)
+        stages = as_stages(features)
         out = {}
         for stage, values in stages.items():
             rule = self.rule(stage)
@@ -136,7 +136,8 @@ class HeatmapPipeline:
         return normalize_maps(raw)
 
 
-def _check_features(features: Features) -> dict[str | None, Tensor]:
+def as_stages(features: Features) -> dict[str | None, Tensor]:
+    """``features`` as ``{stage: (N, C, h, w)}`` (``None`` for a single tensor), checked."""
     if isinstance(features, Tensor):
         stages: dict[str | None, Tensor] = {None: features}
     elif isinstance(features, Mapping):

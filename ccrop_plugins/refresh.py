@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .box_sets import BoxSets
 from .box_store import BoxStore
 from .eval_mode import eval_mode
-from .heatmaps import HeatmapMethod, HeatmapPipeline
+from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages
 from .plugins import get_localizer
 
 FeatureFn = Callable[[Tensor], Any]
@@ -139,10 +139,11 @@ class _Pass:
         features = self.feature_fn(images.to(self.device, non_blocking=True))
         if isinstance(features, (tuple, list)):
             features = features[-1]
-        self.grids.update(_grids(features))
+        stages = as_stages(features)
+        self.grids.update((stage, *values.shape[-2:]) for stage, values in stages.items())
         if self.pipeline.fits:  # matrix products: worth torch's threads
             _accumulate(self.totals, self.pipeline.fit(features))
-        with _one_cpu_thread(_features_device(features)):
+        with _one_cpu_thread(next(iter(stages.values())).device):
             size = self.heatmap_size if self.heatmap_size is not None else images.shape[-2:]
             box_sets = self.localizer(self.pipeline(features, size=size).cpu())
         if not isinstance(box_sets, BoxSets):
@@ -240,20 +241,6 @@ def _check_distinct(indices: Tensor, world_size: int) -> None:
             f"(e.g. {indices[:8].tolist()}): the second item of each batch must be the image's dataset "
             "index, not its class label; make the dataset return (image, index)"
         )
-
-
-def _grids(features: Any) -> set[tuple[Any, int, int]]:
-    if isinstance(features, Tensor) and features.ndim == 4:
-        return {(None, *features.shape[-2:])}
-    if isinstance(features, dict):
-        return {(stage, *f.shape[-2:]) for stage, f in features.items() if isinstance(f, Tensor) and f.ndim == 4}
-    return set()
-
-
-def _features_device(features: Any) -> torch.device:
-    if isinstance(features, dict):
-        features = next(iter(features.values()), None)
-    return features.device if isinstance(features, Tensor) else torch.device("cpu")
 
 
 def _accumulate(totals: dict[Any, dict[str, Tensor]], batch: dict[Any, dict[str, Tensor]]) -> None:
