@@ -155,9 +155,7 @@ def _describe(error: BaseException) -> str:
 
 def _provider(plugin_name: str) -> str:
     """The distribution that installed a plugin (built-ins: ``ccrop-plugins``; others: their name)."""
-    if plugin_name in DEFAULT_PLUGINS:
-        return BUILTIN_PROVIDER
-    return _entry_point_plugins.get(plugin_name, plugin_name)
+    return BUILTIN_PROVIDER if plugin_name in DEFAULT_PLUGINS else _entry_point_plugins.get(plugin_name, plugin_name)
 
 
 def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
