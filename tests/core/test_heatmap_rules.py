@@ -69,9 +69,20 @@ def test_distinctiveness_does_not_need_brighter_objects():
     features = scene([(4, 4, 9, 10, dark)], background)[None]
     assert boxes_of(heatmaps_from_features(features, method="distinctiveness"))[0][0] == [exact(4, 4, 9, 10)]
     assert boxes_of(heatmaps_from_features(features, method="channel_sum"))[0][0] != [exact(4, 4, 9, 10)]
-    torch.testing.assert_close(
-        distinctiveness(features), torch.linalg.vector_norm(features - features.mean((2, 3), keepdim=True), dim=1)
-    )
+    plain = torch.linalg.vector_norm(features - features.mean((2, 3), keepdim=True), dim=1)
+    torch.testing.assert_close(distinctiveness(features)[:, 1:-1, 1:-1], plain[:, 1:-1, 1:-1])
+    assert (distinctiveness(features) <= plain + 1e-5).all()  # border cells only ever lowered
+
+
+def test_distinctiveness_drops_a_padding_frame_but_keeps_an_object_at_the_border():
+    """Zero padding gives border cells their own descriptor: a frame that joined objects into one box."""
+    background, frame, a, b = descriptors(4, seed=5)
+    features = scene([(6, 0, 10, 4, a), (3, 9, 7, 13, b)], background)
+    ring = torch.ones(SIZE, SIZE, dtype=torch.bool)
+    ring[1:-1, 1:-1] = False
+    features[:, ring & (features - background[:, None, None]).abs().amax(0).lt(0.5)] = frame[:, None]
+    boxes, sets = boxes_of(heatmaps_from_features(features[None], method="distinctiveness"), threshold="otsu")
+    assert boxes[0] == sorted([exact(6, 0, 10, 4), exact(3, 9, 7, 13)])
 
 
 def test_ncut_ranks_objects_in_the_order_found_and_stops_on_weak_cuts():
