@@ -130,8 +130,10 @@ def test_refresh_fuses_stages_by_geometric_mean_on_the_finest_grid():
     with torch.no_grad():
         net.eval()
         stages = extractor(images)
-    fine = normalize_maps(torch.linalg.vector_norm(stages["layer1"] - stages["layer1"].mean((2, 3), True), dim=1))
-    coarse = normalize_maps(torch.linalg.vector_norm(stages["layer2"] - stages["layer2"].mean((2, 3), True), dim=1))
+    from ccrop_plugins.heatmap_rules import distinctiveness
+
+    fine = normalize_maps(distinctiveness(stages["layer1"]))
+    coarse = normalize_maps(distinctiveness(stages["layer2"]))
     coarse = upsample_bilinear(coarse, (8, 8)).clamp(0, 1)
     expected = normalize_maps((fine.clamp_min(1e-6) * coarse.clamp_min(1e-6)).sqrt())
     expected = upsample_bilinear(expected, (16, 16)).clamp(0, 1)
