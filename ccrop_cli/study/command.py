@@ -304,9 +304,12 @@ def _saved_runs(
     if results_file.exists() and not args.fresh:
         saved = json.loads(results_file.read_text())
         # Runs are keyed by seed: a study with more (or fewer) seeds resumes from the same runs.
-        if _without_seeds(saved.get("config", {})) == _without_seeds(json.loads(json.dumps(asdict(config)))):
+        ours, theirs = _without_seeds(json.loads(json.dumps(asdict(config)))), _without_seeds(saved.get("config", {}))
+        if ours == theirs:
             print(f"resuming: {len(saved['runs'])} runs already in {results_file}")
             return config, saved["runs"], saved.get("random_init", []), command
+        changed = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        print(f"{results_file} holds a study with other {', '.join(changed)}: starting afresh (it will be overwritten)")
     return config, [], [], command
 
 

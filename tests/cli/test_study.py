@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 
 from ccrop_cli.experiment.pretrain import pretrain_simclr
 from ccrop_cli.main import main
-from ccrop_cli.study.command import PRESETS, StudyConfig, add_arguments, config_from_args
+from ccrop_cli.study.command import PRESETS, StudyConfig, _saved_runs, add_arguments, config_from_args
 from ccrop_cli.study.report import paired_difference
 from ccrop_scenes import generate_scenes, load_annotations, write_image_folder
 
@@ -139,3 +140,17 @@ def test_presets_and_options_are_validated(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["study", "--quick", "--device", "cuda", "--out", str(tmp_path)]) == 2
         assert "no CUDA device is available" in capsys.readouterr().err
+
+
+def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--quick", "--out", str(tmp_path)])
+    config = config_from_args(args)
+    saved = {"config": asdict(replace(config, epochs=7)), "runs": [{"seed": 0}], "random_init": []}
+    (tmp_path / "results.json").write_text(json.dumps(saved))
+    _, runs, _, _ = _saved_runs(args, config, tmp_path / "results.json")
+    assert runs == [] and "holds a study with other epochs: starting afresh" in capsys.readouterr().out
+    saved["config"] = asdict(replace(config, seeds=3))  # only the number of seeds differs: resumed
+    (tmp_path / "results.json").write_text(json.dumps(saved))
+    assert _saved_runs(args, config, tmp_path / "results.json")[1] == [{"seed": 0}]
