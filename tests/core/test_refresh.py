@@ -11,7 +11,7 @@ from torch import nn
 
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
-sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh must be importable by spawned ranks
+sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: the ranks' entry point
 import distributed_refresh  # noqa: E402
 
 
@@ -23,11 +23,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def gloo_runs(tmp_path_factory):
-    """One process, then two gloo ranks (one spawn for both runs of distributed_refresh.RUNS)."""
+    """One process, then two gloo ranks (one start for both runs of distributed_refresh.RUNS).
+
+    The ranks are forked: what is tested is the process group, and a spawned rank would first spend
+    seconds starting an interpreter and importing torch."""
     out = tmp_path_factory.mktemp("gloo")
     for heatmap, count in distributed_refresh.RUNS:
         distributed_refresh.refresh(0, 1, str(out), heatmap, count)
-    mp.spawn(distributed_refresh.run_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.start_processes(distributed_refresh.run_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True,
+                       start_method="fork")
     return out
 
 
