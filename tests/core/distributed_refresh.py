@@ -1,6 +1,6 @@
-"""One rank of a refresh_boxes run (importable, so torch.multiprocessing.spawn can start it).
+"""One rank of a refresh_boxes run (started by torch.multiprocessing.start_processes from test_refresh.py).
 
-test_refresh.py puts this folder on ``sys.path``; spawned processes inherit that path.
+test_refresh.py puts this folder on ``sys.path`` and forks the ranks.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ and the dataset rule over 12 (no duplicate, so its statistics equal one process'
 
 
 def run_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    """Entry point of ``torch.multiprocessing.spawn``: join a gloo group on 127.0.0.1, then refresh."""
+    """Entry point of ``torch.multiprocessing.start_processes``: join a gloo group on 127.0.0.1, then refresh."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
