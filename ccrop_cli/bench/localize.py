@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from ccrop_plugins import HeatmapPipeline, get_localizer, stage_features
 from ccrop_scenes import load_annotations, write_image_folder
 from ccrop_scenes.second_look import generate_second_look
+from ccrop_scenes.third_look import generate_third_look
 
 from ccrop_cli.experiment.backbones import build_backbone
 from ccrop_cli.experiment.pair_quality import (
@@ -69,7 +70,8 @@ MAX_BOXES = 4
 _MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 _STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 SECOND_LOOK = "second-look"  # ccrop_scenes.second_look: scenes unlike the generator's, to check defaults off it
-KINDS = (*SCENE_SETTINGS, SECOND_LOOK)
+THIRD_LOOK = "third-look"  # ccrop_scenes.third_look: photograph-like scenes (not a default kind: slow to add)
+KINDS = (*SCENE_SETTINGS, SECOND_LOOK, THIRD_LOOK)
 METRICS = ("recall", "precision", "hit_rate", "boxes_per_image", "maps_per_second", "fp_pairs", "share_box")
 
 
@@ -103,7 +105,7 @@ class DataKind:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", nargs="*", default=["multi-small", "single", SECOND_LOOK], choices=list(KINDS),
-                        help=f"generated data kinds (default: multi-small single {SECOND_LOOK})")
+                        help=f"generated data kinds (default: multi-small single {SECOND_LOOK}; also {THIRD_LOOK})")
     parser.add_argument("--data", nargs="*", default=[], metavar="DIR",
                         help="image folders with annotations.json (COCO style) to measure as well")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -152,9 +154,10 @@ def load_kind(kind: str, seed: int, config: BenchConfig, scratch: Path) -> DataK
     """A generated setting (written under ``scratch``, data seed = ``seed``) or an annotated folder."""
     if kind in SCENE_SETTINGS:
         root = write_split(get_scene_setting(kind), scratch / f"{kind}_s{seed}", config.images, config.scene_size, seed)
-    elif kind == SECOND_LOOK:
+    elif kind in (SECOND_LOOK, THIRD_LOOK):
         root = scratch / f"{kind}_s{seed}"
-        write_image_folder(generate_second_look(config.images, image_size=config.scene_size, seed=seed), root, overwrite=True)
+        generate = generate_second_look if kind == SECOND_LOOK else generate_third_look
+        write_image_folder(generate(config.images, image_size=config.scene_size, seed=seed), root, overwrite=True)
     else:
         root = Path(kind)
         if not (root / "annotations.json").is_file():

@@ -66,3 +66,10 @@ def test_data_without_annotations_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="annotations.json"):
         main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "--data", str(tmp_path / "empty")])
+
+
+def test_third_look_is_a_data_kind(tmp_path):
+    from ccrop_cli.bench.localize import BenchConfig, load_kind
+
+    kind = load_kind("third-look", 0, BenchConfig(images=4, scene_size=24), tmp_path)
+    assert kind.name == "third-look" and kind.images.shape == (4, 24, 24, 3) and len(kind.gt) == 4
