@@ -59,8 +59,8 @@ class StudyConfig:
     box scale with learned and with ground-truth boxes, 5 seeds, 25 epochs of a convnet on 400
     scenes of 48 px (24 px views; 25 rather than 15 epochs: the ground-truth gain in mAP grew
     from 2.9 to 4.6 points); learned boxes from issue 9's best localizer. 15 runs of 20,000
-    views each: about 15 minutes on 2 free cores (45-50 s per run measured), over an hour on a busy one. ``PRESETS``
-    holds the others.
+    views each: about 15 minutes on 2 free cores (45-50 s per run measured), over an hour on a
+    busy machine. ``PRESETS`` holds the others.
 
     Attributes:
         settings: scene setting names (``ccrop_cli.experiment.scene_settings``).
