@@ -83,12 +83,7 @@ class ComponentsLocalizer:
         cell = 1
         if self.label_resolution is not None:
             cell = math.ceil(max(height, width) / self.label_resolution)
-        heat = heatmaps.cpu().numpy()
-        if isinstance(self.threshold, str):
-            thresholds = adaptive_thresholds(_centre_samples(_finite(heat), cell), self.threshold)
-        else:
-            thresholds = np.full(n, self.threshold, dtype=np.float32)
-        found = _components(heat, cell, thresholds)
+        found = _components(heatmaps.cpu().numpy(), cell, self.threshold)
         cells_to_unit = cell / np.array([width, height, width, height])
         boxes = np.minimum(found.extents * cells_to_unit, 1.0)
         return self._box_sets(n, found.image, boxes, found.area / found.cells_per_image, found.mass)
@@ -134,15 +129,16 @@ class _Found(NamedTuple):
     cells_per_image: int
 
 
-def _components(heat: np.ndarray, cell: int, thresholds: np.ndarray) -> _Found:
-    """Label the hot cells of ``heat`` ``(N, H, W)`` chunk by chunk, on ``torch.get_num_threads()`` threads."""
+def _components(heat: np.ndarray, cell: int, threshold: float | str) -> _Found:
+    """Label the hot cells of ``heat`` ``(N, H, W)`` chunk by chunk, on ``torch.get_num_threads()`` threads
+    (per-image thresholds are per chunk too)."""
     n, height, width = heat.shape
     chunk = max(1, _CHUNK_PIXELS // (height * width))
     starts = range(0, n, chunk)
     threads = min(torch.get_num_threads(), len(starts))
 
     def work(start: int) -> tuple[np.ndarray, ...]:
-        return _chunk_components(heat[start : start + chunk], cell, thresholds[start : start + chunk], start)
+        return _chunk_components(heat[start : start + chunk], cell, threshold, start)
 
     parts = list(_executor(threads).map(work, starts)) if threads > 1 else [work(start) for start in starts]
     image, extents, area, mass = (np.concatenate(column) for column in zip(*parts))
@@ -150,16 +146,19 @@ def _components(heat: np.ndarray, cell: int, thresholds: np.ndarray) -> _Found:
     return _Found(image, extents.reshape(-1, 4), area, mass, cells)
 
 
-def _chunk_components(heat: np.ndarray, cell: int, thresholds: np.ndarray, first_image: int) -> tuple[np.ndarray, ...]:
+def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first_image: int) -> tuple[np.ndarray, ...]:
     """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`).
 
     The chunk's cell maps are stacked into one tall 2-D image with a cold row between maps,
     so a single labelling call covers the chunk without joining components across maps.
     """
     heat = _finite(heat)
-    threshold = thresholds[:, None, None]
-    hot = _pool_flags(heat > threshold, cell)
     centres = _centre_samples(heat, cell)
+    if isinstance(threshold, str):
+        threshold = adaptive_thresholds(centres, threshold)[:, None, None]
+    else:
+        threshold = np.float32(threshold)  # compared in the maps' float32, as the per-image thresholds
+    hot = _pool_flags(heat > threshold, cell)
     n, height, width = hot.shape
     tall = np.zeros((n, height + 1, width), dtype=np.uint8)
     tall[:, :height] = hot
