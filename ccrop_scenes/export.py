@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -163,3 +164,19 @@ def load_labels(root: str | Path) -> dict[str, int]:
         Mapping from ``file_name`` (relative to ``root``) to the image label.
     """
     return {image["file_name"]: int(image["label"]) for image in _read_coco(root)["images"]}
+
+
+def folder_command(generate: Callable[..., Scenes], prog: str, description: str, argv: list[str] | None = None) -> int:
+    """``python -m <prog> OUT [--images N] [--size S] [--seed S]``: write ``generate``'s scenes as an
+    image folder with ``annotations.json`` (the command of each generated look)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
+    parser.add_argument("out", help="output folder (an image folder with annotations.json)")
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out)
+    print(f"wrote {args.images} images to {args.out}")
+    return 0

@@ -247,19 +247,9 @@ def _finish(rng: np.random.Generator, canvas: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m ccrop_scenes.second_look OUT [--images N] [--size S] [--seed S]``: write an image folder."""
-    import argparse
+    from ccrop_scenes.export import folder_command
 
-    from ccrop_scenes.export import write_image_folder
-
-    parser = argparse.ArgumentParser(prog="python -m ccrop_scenes.second_look", description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="output folder (an image folder with annotations.json)")
-    parser.add_argument("--images", type=int, default=400)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    write_image_folder(generate_second_look(args.images, image_size=args.size, seed=args.seed), args.out)
-    print(f"wrote {args.images} images to {args.out}")
-    return 0
+    return folder_command(generate_second_look, "ccrop_scenes.second_look", __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
