@@ -20,6 +20,8 @@ shows 1-4 objects of the image's class; boxes are the tight boxes of each object
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ccrop_scenes.generator import Scenes
@@ -58,17 +60,30 @@ def generate_second_look(
     """
     _validate(num_images, image_size, objects_per_image, object_area, seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
-    labels = np.arange(num_images) % len(SECOND_LOOK_CLASSES)
+    return _generate(_scene, SECOND_LOOK_CLASSES, rng, num_images, image_size, objects_per_image, object_area)
+
+
+def _generate(
+    scene: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]],
+    class_names: tuple[str, ...],
+    rng: np.random.Generator,
+    num_images: int,
+    image_size: int,
+    objects_per_image: tuple[int, int],
+    object_area: tuple[float, float],
+) -> Scenes:
+    """Balanced shuffled labels, then ``scene(rng, size, label, count, area) -> (image, mask, boxes)``
+    per image with a drawn object count: the loop every generated look shares."""
+    labels = np.arange(num_images) % len(class_names)
     rng.shuffle(labels)
     images = np.empty((num_images, image_size, image_size, 3), dtype=np.uint8)
     masks = np.zeros((num_images, image_size, image_size), dtype=np.uint8)
     boxes: list[np.ndarray] = []
     for i in range(num_images):
         count = int(rng.integers(objects_per_image[0], objects_per_image[1] + 1))
-        images[i], masks[i], image_boxes = _scene(rng, image_size, int(labels[i]), count, object_area)
+        images[i], masks[i], image_boxes = scene(rng, image_size, int(labels[i]), count, object_area)
         boxes.append(image_boxes)
-    return Scenes(images=images, labels=labels.astype(np.int64), boxes=boxes,
-                  class_names=list(SECOND_LOOK_CLASSES), masks=masks)
+    return Scenes(images=images, labels=labels.astype(np.int64), boxes=boxes, class_names=list(class_names), masks=masks)
 
 
 def _validate(num_images: int, image_size: int, objects: tuple[int, int], area: tuple[float, float], seed: int) -> None:

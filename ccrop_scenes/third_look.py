@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from ccrop_scenes.generator import Scenes
-from ccrop_scenes.second_look import _overlap, _pink_noise, _random_colour, _validate
+from ccrop_scenes.second_look import _generate, _overlap, _pink_noise, _random_colour, _validate
 
 __all__ = ["THIRD_LOOK_CLASSES", "generate_third_look"]
 
@@ -71,17 +71,7 @@ def generate_third_look(
     """
     _validate(num_images, image_size, objects_per_image, object_area, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
-    labels = np.arange(num_images) % len(THIRD_LOOK_CLASSES)
-    rng.shuffle(labels)
-    images = np.empty((num_images, image_size, image_size, 3), dtype=np.uint8)
-    masks = np.zeros((num_images, image_size, image_size), dtype=np.uint8)
-    boxes: list[np.ndarray] = []
-    for i in range(num_images):
-        count = int(rng.integers(objects_per_image[0], objects_per_image[1] + 1))
-        images[i], masks[i], image_boxes = _scene(rng, image_size, int(labels[i]), count, object_area)
-        boxes.append(image_boxes)
-    return Scenes(images=images, labels=labels.astype(np.int64), boxes=boxes,
-                  class_names=list(THIRD_LOOK_CLASSES), masks=masks)
+    return _generate(_scene, THIRD_LOOK_CLASSES, rng, num_images, image_size, objects_per_image, object_area)
 
 
 def _scene(rng: np.random.Generator, size: int, label: int, count: int, area: tuple[float, float]):
