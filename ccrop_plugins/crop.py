@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from bisect import bisect_right
+from itertools import accumulate
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -19,18 +21,21 @@ CropParams = dict[str, int]
 """``dict(top, left, height, width, box_index)`` in pixels; ``box_index`` is -1 without boxes."""
 
 SCALE_REFERENCES = ("image", "box")
+# One random call per view with a box set (torch's ~10 us per call would dominate): 1 draw for
+# the box, 2 per size try, and 2 for the position when the sampler has a ``unit_quantile``.
+_BOX_PATH_DRAWS = 1 + 2 * 10
 
 
 def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
-    """``(height, width)`` of a PIL image or a ``(..., H, W)`` tensor; raises on an empty image."""
+    """``(height, width)`` of a PIL image or a ``(..., H, W)`` tensor; ``ValueError`` for an empty image."""
     if isinstance(img, Image.Image):
         width, height = img.size
-    elif isinstance(img, Tensor):
-        if img.ndim < 2:
-            raise ValueError(f"a tensor image must have shape (..., H, W); got {tuple(img.shape)}")
-        height, width = img.shape[-2:]
-    else:
+    elif not isinstance(img, Tensor):
         raise TypeError(f"expected a PIL image or a tensor (..., H, W); got {type(img).__name__}")
+    elif img.ndim < 2:
+        raise ValueError(f"a tensor image must have shape (..., H, W); got {tuple(img.shape)}")
+    else:
+        height, width = img.shape[-2:]
     if height < 1 or width < 1:
         raise ValueError(f"cannot crop an empty image of size (height, width) = ({height}, {width})")
     return int(height), int(width)
@@ -56,13 +61,10 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
         raise ValueError("cannot choose a box from an empty set")
     if scores is None:
         return None
-    if isinstance(scores, (Tensor, np.ndarray)):
-        shape: object = tuple(scores.shape)
-        values = scores.tolist() if scores.ndim == 1 else None
-    else:
-        values = [float(v) for v in scores]
-        shape = (len(values),)
+    array = isinstance(scores, (Tensor, np.ndarray))
+    values = (scores.tolist() if scores.ndim == 1 else None) if array else [float(v) for v in scores]
     if values is None or len(values) != count:
+        shape = tuple(scores.shape) if array else (len(values),)
         raise ValueError(f"scores must hold one weight per box, shape ({count},); got shape {shape}")
     return values
 
@@ -72,126 +74,88 @@ def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
     if weights is not None:
         weights = [max(w, 0.0) for w in weights]
         total = sum(weights)
-        if math.isfinite(total) and total > 0:
-            target, cumulative = u * total, 0.0
-            for index, weight in enumerate(weights):
-                cumulative += weight
-                if target < cumulative:
-                    return index
-            return count - 1
+        if math.isfinite(total) and total > 0:  # the first index whose running sum exceeds u * total
+            return min(bisect_right(list(accumulate(weights)), u * total), count - 1)
     return min(int(u * count), count - 1)
 
 
 def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
-    """Every box of a ``(k, 4)`` tensor, array or list as floats, all checked (in plain Python:
-    cheaper than tensor ops for an image's few boxes), or a ``ValueError``."""
+    """Every box of a ``(k, 4)`` tensor, array or list as floats, all checked (plain Python: cheaper than
+    tensor ops for an image's few boxes), or a ``ValueError``."""
     if isinstance(boxes, (Tensor, np.ndarray)):
         if boxes.ndim != 2 or boxes.shape[-1] != 4:
-            raise ValueError(
-                f"boxes must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}"
-                + (" (one box? pass [[x0, y0, x1, y1]])" if boxes.ndim == 1 else "")
-            )
+            one = " (one box? pass [[x0, y0, x1, y1]])" if boxes.ndim == 1 else ""
+            raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}{one}")
         rows = boxes.tolist()
     else:
         try:
             rows = [list(row) for row in boxes]
         except TypeError:
-            raise ValueError(f"boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
+            raise ValueError("boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; "
+                             f"got {boxes!r}") from None
         if any(len(row) != 4 for row in rows):
-            raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got rows of lengths {[len(r) for r in rows]}")
+            lengths = [len(r) for r in rows]
+            raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got rows of lengths {lengths}")
     for index, (x0, y0, x1, y1) in enumerate(rows):
         if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
-            raise ValueError(
-                f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
-                "(finite, inside [0, 1], x0 < x1, y0 < y1)"
-            )
+            raise ValueError(f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
+                             "(finite, inside [0, 1], x0 < x1, y0 < y1)")
     return rows
-
-
-# One random call per view with a box set (torch's ~10 us per call would dominate): 1 draw for
-# the box, 2 per size try, and 2 for the position when the sampler has a ``unit_quantile``.
-_BOX_PATH_DRAWS = 1 + 2 * 10
 
 
 class ContrastiveCrop:
     """The framework-neutral view crop of ContrastiveCrop (Peng et al., CVPR 2022).
 
     The crop's size is drawn as torchvision's ``RandomResizedCrop`` draws it (10 tries, then a
-    centred fallback). Without boxes the position is uniform too: warm-up crops are
-    ``RandomResizedCrop``'s, with the same seed its exact draws. With a box set, one box is
-    chosen (weighted by score) and the centre sampler places the crop's top-left in the paper's
-    range ``box_edge * H - h / 2``, clamped to ``[0, H - h]``.
+    centred fallback). Without boxes the position is uniform too (with the same seed, exactly
+    ``RandomResizedCrop``'s crops). With a box set, one box is chosen (weighted by score) and the
+    centre sampler places the crop's top-left in the paper's range ``box_edge * H - h / 2``,
+    clamped to ``[0, H - h]``. Images keep their mode (grayscale, RGBA).
 
-    Args (allowed values: docs/configuration.md):
+    Args (types, defaults and allowed values: docs/configuration.md):
         size: output ``(height, width)`` or one int for a square.
         scale: range of the crop's area, a fraction of the image (of the chosen box with
-            ``scale_reference="box"``, where a box with ``scale[1] * box_area`` above the image
-            is shrunk to ``image_area / scale[1]``: small objects get crops of their own size).
+            ``scale_reference="box"``, shrunk so that the largest crop fits the image).
         ratio: range of the crop's aspect ratio ``width / height``.
         sampler: a registered sampler name (``beta``, ``uniform``, ``gaussian``) or a sampler object.
         alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler (paper: 0.1 on CIFAR, 0.6 on ImageNet).
         scale_reference: ``"image"`` (the paper) or ``"box"``.
         interpolation, antialias: torchvision's resize (an ``InterpolationMode`` or its name).
         sampler_options: other options of the sampler (``sigma`` for ``gaussian``).
-
-    Images keep their mode (a grayscale or RGBA PIL image gives a grayscale or RGBA crop).
     """
 
-    def __init__(
-        self,
-        size: int | Sequence[int],
-        scale: Sequence[float] = (0.2, 1.0),
-        ratio: Sequence[float] = (3 / 4, 4 / 3),
-        sampler: str | Any = "beta",
-        alpha: float = 0.6,
-        scale_reference: str = "image",
-        interpolation: InterpolationMode | str = InterpolationMode.BILINEAR,
-        antialias: bool = True,
-        **sampler_options: Any,
-    ) -> None:
+    def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.2, 1.0),
+                 ratio: Sequence[float] = (3 / 4, 4 / 3), sampler: str | Any = "beta", alpha: float = 0.6,
+                 scale_reference: str = "image", interpolation: InterpolationMode | str = InterpolationMode.BILINEAR,
+                 antialias: bool = True, **sampler_options: Any) -> None:
         self.size = height_width(size, "size")
-        self.scale = _range(scale, "scale")
-        self.ratio = _range(ratio, "ratio")
+        self.scale, self.ratio = _range(scale, "scale"), _range(ratio, "ratio")
         if scale_reference not in SCALE_REFERENCES:
             raise ValueError(f"unknown scale_reference {scale_reference!r}; available: {', '.join(SCALE_REFERENCES)}")
         self.scale_reference = scale_reference
-        self.interpolation = _interpolation(interpolation)
-        self.antialias = antialias
+        self.interpolation, self.antialias = _interpolation(interpolation), antialias
         if isinstance(sampler, str):
-            if sampler == "beta":
-                sampler_options = {"alpha": alpha, **sampler_options}
-            sampler = get_sampler(sampler, **sampler_options)
+            sampler = get_sampler(sampler, **({"alpha": alpha} if sampler == "beta" else {}), **sampler_options)
         elif sampler_options:
             raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object")
         self.sampler = sampler
         self._log_ratio = tuple(float(v) for v in torch.log(torch.tensor(self.ratio)))
-        # A sampler low + (high - low) * q(u) takes its draws from the crop's one call.
-        quantile = getattr(sampler, "unit_quantile", None)
+        quantile = getattr(sampler, "unit_quantile", None)  # low + (high - low) * q(u): u from the crop's call
         self._quantile = quantile if callable(quantile) else None
         self._draws = _BOX_PATH_DRAWS + (2 if self._quantile is not None else 0)
 
-    # -- sampling ---------------------------------------------------------------------------
-    def make_params(
-        self,
-        image_size: Sequence[int],
-        boxes: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        scores: Tensor | None = None,
-        box_index: int | None = None,
-    ) -> CropParams:
-        """Draw one crop.
+    def make_params(self, image_size: Sequence[int], boxes: Tensor | None = None,
+                    generator: torch.Generator | None = None, *, scores: Tensor | None = None,
+                    box_index: int | None = None) -> CropParams:
+        """Draw one crop: :data:`CropParams`, a crop inside the image.
 
         Args:
             image_size: ``(height, width)`` of the image in pixels.
-            boxes: ``(k, 4)`` normalised ``x0, y0, x1, y1`` box set, or ``None`` (warm-up:
-                plain ``RandomResizedCrop``).
+            boxes: ``(k, 4)`` normalised ``x0, y0, x1, y1`` box set (tensor, array or list), or
+                ``None`` (warm-up: plain ``RandomResizedCrop``); every box is checked (``ValueError``).
             generator: optional seeded ``torch.Generator``; ``None`` uses torch's global RNG.
             scores: ``(k,)`` weights for choosing the box (uniform if ``None``).
             box_index: use this box instead of choosing one (pair-consistent views).
-
-        Returns:
-            ``dict(top, left, height, width, box_index)``, a crop inside the image.
         """
         height, width = int(image_size[0]), int(image_size[1])
         if height < 1 or width < 1:
@@ -201,22 +165,21 @@ class ContrastiveCrop:
         return self._box_params(height, width, _box_rows(boxes), generator, scores, box_index)
 
     def _warmup_params(self, height: int, width: int, generator: torch.Generator | None) -> CropParams:
-        """No boxes: RandomResizedCrop's draws, in its order."""
-        ref_h, ref_w = float(height), float(width)
-        if self.scale_reference == "box":  # no box: the whole image is the box
-            ref_h, ref_w = self._box_reference(ref_h, ref_w, height, width)
-        h, w, found = self._draw_size(ref_h * ref_w, height, width, ref_h, ref_w, generator)
-        if found:
-            top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator))
-            left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator))
-        else:  # RandomResizedCrop's centred fallback
-            top, left = (height - h) // 2, (width - w) // 2
+        """No boxes: RandomResizedCrop's draws, in its order (the whole image is the box)."""
+        ref = (float(height), float(width))
+        ref_h, ref_w = self._box_reference(*ref, height, width) if self.scale_reference == "box" else ref
+        # float32 draws, log and exp exactly as torchvision's, one try at a time.
+        tries = ((float(torch.empty(1).uniform_(*self.scale, generator=generator)),
+                  float(torch.exp(torch.empty(1).uniform_(*self._log_ratio, generator=generator)))) for _ in range(10))
+        h, w, found = self._size(tries, height, width, ref_h, ref_w)
+        if not found:  # RandomResizedCrop's centred fallback
+            return {"top": (height - h) // 2, "left": (width - w) // 2, "height": h, "width": w, "box_index": -1}
+        top = int(torch.randint(0, height - h + 1, size=(1,), generator=generator))
+        left = int(torch.randint(0, width - w + 1, size=(1,), generator=generator))
         return {"top": top, "left": left, "height": h, "width": w, "box_index": -1}
 
-    def _box_params(
-        self, height: int, width: int, box_list: list[list[float]], generator: torch.Generator | None,
-        scores: Tensor | None, box_index: int | None,
-    ) -> CropParams:
+    def _box_params(self, height: int, width: int, box_list: list[list[float]], generator: torch.Generator | None,
+                    scores: Tensor | None, box_index: int | None) -> CropParams:
         """A box set: the box, the size and the position from one random call (``_BOX_PATH_DRAWS``)."""
         count = len(box_list)
         weights = _weights(scores, count)
@@ -224,99 +187,57 @@ class ContrastiveCrop:
         if box_index is None:
             box_index = 0 if count == 1 else _pick_index(uniforms[0], weights, count)
         elif isinstance(box_index, bool) or not isinstance(box_index, (int, np.integer)) or not 0 <= box_index < count:
-            raise ValueError(f"box_index {box_index!r} is outside the box set of {count} boxes (an int in [0, {count}))")
+            raise ValueError(f"box_index {box_index!r} is outside the box set of {count} boxes "
+                             f"(an int in [0, {count}))")
         box = box_list[box_index]
         extent = ((box[3] - box[1]) * height, (box[2] - box[0]) * width)
-        if self.scale_reference == "box":
-            ref_h, ref_w = self._box_reference(*extent, height, width)
-        else:
-            ref_h, ref_w = height, width
-        h, w = self._size_from_uniforms(uniforms, ref_h * ref_w, height, width, ref_h, ref_w)
+        ref_h, ref_w = self._box_reference(*extent, height, width) if self.scale_reference == "box" else (height, width)
+        (s0, s1), (r0, r1) = self.scale, self._log_ratio
+        tries = ((s0 + (s1 - s0) * uniforms[i], math.exp(r0 + (r1 - r0) * uniforms[i + 1])) for i in range(1, 21, 2))
+        h, w, _ = self._size(tries, height, width, ref_h, ref_w)
         top, left = self._place(uniforms, box, extent, h, w, height, width, generator)
         return {"top": top, "left": left, "height": h, "width": w, "box_index": int(box_index)}
 
-    def _place(
-        self, uniforms: list[float], box: list[float], extent: tuple[float, float], h: int, w: int,
-        height: int, width: int, generator: torch.Generator | None,
-    ) -> tuple[int, int]:
+    def _place(self, uniforms: list[float], box: list[float], extent: tuple[float, float], h: int, w: int,
+               height: int, width: int, generator: torch.Generator | None) -> tuple[int, int]:
         """The crop's top-left in the paper's range: the centre anywhere on the box, the crop inside the image."""
         x0, y0, x1, y1 = box
-        low_top, high_top = y0 * height - h / 2, y1 * height - h / 2
-        low_left, high_left = x0 * width - w / 2, x1 * width - w / 2
-        max_top, max_left = height - h, width - w
-        low = (min(max(low_top, 0.0), max_top), min(max(low_left, 0.0), max_left))
-        high = (min(max(high_top, 0.0), max_top), min(max(high_left, 0.0), max_left))
+        first, last = (y0 * height - h / 2, x0 * width - w / 2), (y1 * height - h / 2, x1 * width - w / 2)
+        limits = (height - h, width - w)
+        low, high = ([min(max(v, 0.0), m) for v, m in zip(edge, limits)] for edge in (first, last))
         if self._quantile is not None:
-            top = low[0] + (high[0] - low[0]) * self._quantile(uniforms[-2])
-            left = low[1] + (high[1] - low[1]) * self._quantile(uniforms[-1])
+            top, left = (lo + (hi - lo) * self._quantile(u) for lo, hi, u in zip(low, high, uniforms[-2:]))
         else:
-            centre = np.array([(low_top + high_top) / 2, (low_left + high_left) / 2])
+            centre = np.array([(a + b) / 2 for a, b in zip(first, last)])
             placed = self.sampler(np.array(low), np.array(high), centre, np.array(extent), generator)
             top, left = (float(v) for v in placed)
-        return min(max(int(round(top)), 0), max_top), min(max(int(round(left)), 0), max_left)
+        return min(max(int(round(top)), 0), limits[0]), min(max(int(round(left)), 0), limits[1])
 
     def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:
-        """The region whose area ``scale`` refers to with ``scale_reference="box"``, in pixels.
-
-        A large box shrinks the reference so the largest crop is the image: with scale (1, 4)
-        a whole-image box then crops 25-100 % of the image, not always all of it.
-        """
+        """The region ``scale`` refers to with ``scale_reference="box"``, shrunk so the largest crop is the image."""
         ref_h, ref_w = max(box_h, 1.0), max(box_w, 1.0)
         shrink = min(1.0, math.sqrt(height * width / (self.scale[1] * ref_h * ref_w)))
         return ref_h * shrink, ref_w * shrink
 
-    def _draw_size(
-        self, area: float, height: int, width: int, ref_h: float, ref_w: float, generator: torch.Generator | None
-    ) -> tuple[int, int, bool]:
-        """RandomResizedCrop's size rule, drawn try by try as torchvision draws it: ``(h, w, found)``,
-        ``found`` False for the fallback size (all 10 tries failed)."""
-        for _ in range(10):
-            target_area = area * float(torch.empty(1).uniform_(self.scale[0], self.scale[1], generator=generator))
-            # float32 log/exp exactly as torchvision, so seeded warm-up crops equal RandomResizedCrop's.
-            log_aspect = torch.empty(1).uniform_(self._log_ratio[0], self._log_ratio[1], generator=generator)
-            aspect = float(torch.exp(log_aspect))
-            w = int(round(math.sqrt(target_area * aspect)))
-            h = int(round(math.sqrt(target_area / aspect)))
+    def _size(self, tries: Iterable[tuple[float, float]], height: int, width: int, ref_h: float, ref_w: float
+              ) -> tuple[int, int, bool]:
+        """RandomResizedCrop's size rule over ``(scale, aspect)`` tries: ``(h, w, found)``; ``found`` False for the
+        fallback, the whole reference region cut to the nearest allowed aspect ratio, inside the image."""
+        for scale, aspect in tries:
+            target_area = ref_h * ref_w * scale
+            w, h = int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))
             if 0 < w <= width and 0 < h <= height:
                 return h, w, True
-        return (*self._fallback_size(height, width, ref_h, ref_w), False)
+        h, w = ref_h, ref_w
+        if ref_w / ref_h < self.ratio[0]:
+            h = ref_w / self.ratio[0]
+        elif ref_w / ref_h > self.ratio[1]:
+            w = ref_h * self.ratio[1]
+        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width), False
 
-    def _size_from_uniforms(
-        self, uniforms: Sequence[float], area: float, height: int, width: int, ref_h: float, ref_w: float
-    ) -> tuple[int, int]:
-        """The same rule from ``uniforms[1:21]`` (float64, plain Python: no torch call per try)."""
-        (scale_low, scale_high), (log_low, log_high) = self.scale, self._log_ratio
-        for attempt in range(1, 21, 2):
-            target_area = area * (scale_low + (scale_high - scale_low) * uniforms[attempt])
-            aspect = math.exp(log_low + (log_high - log_low) * uniforms[attempt + 1])
-            w = int(round(math.sqrt(target_area * aspect)))
-            h = int(round(math.sqrt(target_area / aspect)))
-            if 0 < w <= width and 0 < h <= height:
-                return h, w
-        return self._fallback_size(height, width, ref_h, ref_w)
-
-    def _fallback_size(self, height: int, width: int, ref_h: float, ref_w: float) -> tuple[int, int]:
-        """The whole reference region, cut to the nearest allowed aspect ratio, inside the image."""
-        in_ratio = ref_w / ref_h
-        if in_ratio < self.ratio[0]:
-            w, h = ref_w, ref_w / self.ratio[0]
-        elif in_ratio > self.ratio[1]:
-            h, w = ref_h, ref_h * self.ratio[1]
-        else:
-            h, w = ref_h, ref_w
-        return min(max(int(round(h)), 1), height), min(max(int(round(w)), 1), width)
-
-    # -- applying ---------------------------------------------------------------------------
-    def __call__(
-        self,
-        img: Image.Image | Tensor,
-        boxes: Tensor | None = None,
-        params: CropParams | None = None,
-        *,
-        scores: Tensor | None = None,
-        box_index: int | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Image.Image | Tensor:
+    def __call__(self, img: Image.Image | Tensor, boxes: Tensor | None = None, params: CropParams | None = None, *,
+                 scores: Tensor | None = None, box_index: int | None = None,
+                 generator: torch.Generator | None = None) -> Image.Image | Tensor:
         """Crop and resize ``img`` (PIL image or ``(..., H, W)`` tensor) to ``size``; ``params``
         (from :meth:`make_params`) replays that crop exactly."""
         if params is None:
@@ -325,14 +246,12 @@ class ContrastiveCrop:
 
     def apply(self, img: Image.Image | Tensor, params: CropParams) -> Image.Image | Tensor:
         """Crop ``params`` out of ``img`` and resize it to ``size``."""
-        top, left, height, width = params["top"], params["left"], params["height"], params["width"]
-        return TF.resized_crop(img, top, left, height, width, list(self.size), self.interpolation, antialias=self.antialias)
+        return TF.resized_crop(img, *(params[k] for k in ("top", "left", "height", "width")), list(self.size),
+                               self.interpolation, antialias=self.antialias)
 
     def __repr__(self) -> str:
-        return (
-            f"ContrastiveCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, sampler={self.sampler!r}, "
-            f"scale_reference={self.scale_reference!r}, interpolation={self.interpolation.value})"
-        )
+        return (f"ContrastiveCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, sampler={self.sampler!r}, "
+                f"scale_reference={self.scale_reference!r}, interpolation={self.interpolation.value})")
 
 
 def _range(values: Sequence[float], name: str) -> tuple[float, float]:
@@ -352,10 +271,8 @@ def _range(values: Sequence[float], name: str) -> tuple[float, float]:
 
 
 def _interpolation(value: InterpolationMode | str) -> InterpolationMode:
-    if isinstance(value, InterpolationMode):
-        return value
     try:
-        return InterpolationMode(str(value).lower())
+        return value if isinstance(value, InterpolationMode) else InterpolationMode(str(value).lower())
     except ValueError:
         allowed = ", ".join(m.value for m in InterpolationMode)
         raise ValueError(f"unknown interpolation {value!r}; available: {allowed}") from None
