@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - OpenCV comes with the mmpretrain extra
     cv2 = None
 
 _EIGHT = np.ones((3, 3), dtype=bool)
-_CHUNK_PIXELS = 1 << 18
+_CHUNK_CELLS = 1 << 16
 # Cells of 2, 4 or 8 pixels pool a row of hot flags by reading them as one 16-, 32- or 64-bit word.
 _WORDS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -133,7 +133,7 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str) -> _Found:
     """Label the hot cells of ``heat`` ``(N, H, W)`` chunk by chunk, on ``torch.get_num_threads()`` threads
     (per-image thresholds are per chunk too)."""
     n, height, width = heat.shape
-    chunk = max(1, _CHUNK_PIXELS // (height * width))
+    chunk = max(1, _CHUNK_CELLS // (math.ceil(height / cell) * math.ceil(width / cell)))
     starts = range(0, n, chunk)
     threads = min(torch.get_num_threads(), len(starts))
 
@@ -163,9 +163,11 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
     tall = np.zeros((n, height + 1, width), dtype=np.uint8)
     tall[:, :height] = hot
     labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
-    weights = np.zeros((n, height + 1, width))
-    weights[:, :height] = centres if cell == 1 else np.maximum(centres, threshold)
-    mass = np.bincount(labels.ravel(), weights=weights.ravel(), minlength=len(area) + 1)[1:]  # label 0: cold
+    weights = centres if cell == 1 else np.maximum(centres, threshold)
+    labels = labels.reshape(n, height + 1, width)[:, :height]
+    mass = torch.zeros(len(area) + 1, dtype=torch.float64)  # label 0: cold; index_add_ runs without the GIL
+    mass.index_add_(0, torch.from_numpy(labels.ravel()).long(), torch.from_numpy(weights.ravel()).double())
+    mass = mass.numpy()[1:]
     image = top // (height + 1)
     top = top - image * (height + 1)
     bottom = bottom - image * (height + 1)

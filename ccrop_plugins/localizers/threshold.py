@@ -59,12 +59,14 @@ def adaptive_thresholds(maps: np.ndarray, rule: str, bins: int = 64) -> np.ndarr
     (``bins`` bins over ``[0, 1]``); it separates a bright object from the background
     whatever their levels. A constant map gets 1 (nothing above it).
     """
-    flat = np.clip(maps.reshape(maps.shape[0], -1).astype(np.float64), 0.0, 1.0)
+    n = maps.shape[0]
+    flat = maps.reshape(n, -1)
     if rule == "mean":
-        thresholds = flat.mean(axis=1)
+        thresholds = np.clip(flat.astype(np.float64), 0.0, 1.0).mean(axis=1)
     elif rule == "otsu":
-        n = flat.shape[0]
-        index = np.minimum((flat * bins).astype(np.int64), bins - 1) + np.arange(n)[:, None] * bins
+        index = (flat * bins).astype(np.int32)  # finite maps: the bin of each value clipped to [0, 1]
+        np.clip(index, 0, bins - 1, out=index)
+        index += (np.arange(n, dtype=np.int32) * bins)[:, None]
         histogram = np.bincount(index.ravel(), minlength=n * bins).reshape(n, bins) / flat.shape[1]
         centres = (np.arange(bins) + 0.5) / bins
         weight = np.cumsum(histogram, axis=1)  # share of cells at or below each bin
@@ -72,9 +74,9 @@ def adaptive_thresholds(maps: np.ndarray, rule: str, bins: int = 64) -> np.ndarr
         total = first[:, -1:]
         with np.errstate(divide="ignore", invalid="ignore"):
             between = (total * weight - first) ** 2 / (weight * (1 - weight))
-        between = np.nan_to_num(between, nan=-1.0, posinf=-1.0)
+        between[~np.isfinite(between)] = -1.0
         thresholds = (np.argmax(between, axis=1) + 1) / bins  # the upper edge of the lower class
     else:
         raise ValueError(f"unknown adaptive threshold {rule!r}; available: {', '.join(ADAPTIVE_THRESHOLDS)}")
-    constant = flat.max(axis=1) <= flat.min(axis=1)
+    constant = np.clip(flat.max(axis=1), 0.0, 1.0) <= np.clip(flat.min(axis=1), 0.0, 1.0)
     return np.where(constant, 1.0, thresholds).astype(np.float32)
