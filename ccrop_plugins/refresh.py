@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 import warnings
 import weakref
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -19,10 +18,14 @@ from .box_store import BoxStore
 from .eval_mode import eval_mode
 from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages
 from .plugins import get_localizer
+from .threads import one_cpu_thread
 
 FeatureFn = Callable[[Tensor], Any]
 """Images ``(B, C, H, W)`` -> feature maps ``(B, C', h, w)``, a tuple/list whose last item is, or a
 dict ``{stage: (B, C_s, h_s, w_s)}``."""
+
+# Heatmap pipelines live as long as their store: a refresh applies what the previous one fitted.
+_PIPELINES: "weakref.WeakKeyDictionary[BoxStore, dict[tuple, HeatmapPipeline]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -45,29 +48,20 @@ class RefreshStats:
         return asdict(self)
 
 
-def refresh_boxes(
-    feature_fn: FeatureFn,
-    batches: Iterable[Sequence[Tensor]],
-    store: BoxStore,
-    localizer: str | Callable[[Tensor], BoxSets] = "components",
-    heatmap: str | HeatmapMethod | HeatmapPipeline = "channel_sum",
-    *,
-    threshold: float | str | None = None,
-    localizer_options: dict[str, Any] | None = None,
-    heatmap_options: dict[str, Any] | None = None,
-    heatmap_size: Sequence[int] | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-) -> RefreshStats:
+def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], store: BoxStore,
+                  localizer: str | Callable[[Tensor], BoxSets] = "components",
+                  heatmap: str | HeatmapMethod | HeatmapPipeline = "channel_sum", *,
+                  threshold: float | str | None = None, localizer_options: dict[str, Any] | None = None,
+                  heatmap_options: dict[str, Any] | None = None, heatmap_size: Sequence[int] | None = None,
+                  device: torch.device | str | None = None, progress: bool = True) -> RefreshStats:
     """Localize objects in every image of ``batches`` and write the box sets to ``store``.
 
-    Args:
+    Args (defaults and allowed values: docs/configuration.md):
         feature_fn: the backbone up to the stage whose features make the heatmap (:data:`FeatureFn`,
             e.g. :func:`~ccrop_plugins.features.stage_features`); a module runs in eval mode and
             gets every submodule's mode back afterwards.
         batches: ``(images (B, C, H, W), indices (B,))`` of *un-augmented* images and their dataset
-            indices (extra items ignored; class labels in place of indices are refused); under
-            ``torch.distributed`` each rank's own shard.
+            indices (extra items ignored); under ``torch.distributed`` each rank's own shard.
         store: the :class:`BoxStore` to update; every rank ends with the same full store.
         localizer: a registered name or a callable ``heatmaps (N, H, W) -> BoxSets``.
         heatmap: a registered rule name, a callable (:func:`heatmaps_from_features`) or a
@@ -79,38 +73,36 @@ def refresh_boxes(
         device: where ``feature_fn`` runs; default the module's device, else the CPU.
         progress: show a progress bar (rank 0 only).
 
-    Returns:
-        :class:`RefreshStats` of the pass; the store's version is increased by one.
+    Returns :class:`RefreshStats` of the pass; the store's version is increased by one.
 
     Raises:
         ValueError: no images in the pass (on every rank), or indices that look like class labels.
-        IndexError: an index outside the store.
-        TypeError: a localizer that does not return :class:`BoxSets`.
+        IndexError: an index outside the store. TypeError: float indices, or a localizer that does not
+            return :class:`BoxSets`.
 
-    Warns once per pass when the feature maps are 1x1 and when every image fell back to the
-    whole-image box.
+    Warns when the feature maps are 1x1 and when every image fell back to the whole-image box.
     """
     name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
-    localizer = _localizer(localizer, threshold, localizer_options, store)
-    pipeline = _pipeline_for(store, heatmap, heatmap_options)
-    device = _module_device(feature_fn) if device is None else device
-    refresh = _Pass(feature_fn, store, localizer, name, pipeline, heatmap_size, device)
-    rank, world_size = _dist_info()
+    if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's, threshold wins
+        localizer = get_localizer(localizer, **{**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}),
+                                                **(localizer_options or {}),
+                                                **({} if threshold is None else {"threshold": threshold})})
+    if device is None:
+        parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
+        device = next((parameter.device for parameter in parameters), torch.device("cpu"))
+    refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
+                    heatmap_size, device)
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     started = time.perf_counter()
     with eval_mode(feature_fn), torch.no_grad():
         for batch in tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False):
             refresh.localize(batch)
     box_sets = refresh.write(world_size)
     seconds, count = time.perf_counter() - started, len(box_sets)
-    stats = RefreshStats(
-        images=count,
-        seconds=seconds,
-        images_per_second=count / seconds if seconds > 0 else float("inf"),
-        mean_boxes=float(box_sets.counts.float().mean()),
-        mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
-        fallback_fraction=float(box_sets.fallback.float().mean()),
-        version=store.version,
-    )
+    stats = RefreshStats(count, seconds, count / seconds if seconds > 0 else float("inf"),
+                         float(box_sets.counts.float().mean()), float(box_sets.areas().sum() / box_sets.counts.sum()),
+                         float(box_sets.fallback.float().mean()), store.version)
     _warn_degenerate(refresh.grids, stats, refresh.image_size)
     return stats
 
@@ -137,20 +129,20 @@ class _Pass:
         images, indices = batch[0], _batch_indices(batch[1], self.store)
         self.image_size = tuple(images.shape[-2:])
         features = self.feature_fn(images.to(self.device, non_blocking=True))
-        if isinstance(features, (tuple, list)):
-            features = features[-1]
+        features = features[-1] if isinstance(features, (tuple, list)) else features
         stages = as_stages(features)
         self.grids.update((stage, *values.shape[-2:]) for stage, values in stages.items())
         if self.pipeline.fits:  # matrix products: worth torch's threads
-            _accumulate(self.totals, self.pipeline.fit(features))
-        with _one_cpu_thread(next(iter(stages.values())).device):
+            for stage, statistics in self.pipeline.fit(features).items():
+                target = self.totals.setdefault(stage, {})
+                for key, value in statistics.items():
+                    target[key] = target[key] + value if key in target else value.clone()
+        with one_cpu_thread(next(iter(stages.values())).device):
             size = self.heatmap_size if self.heatmap_size is not None else images.shape[-2:]
             box_sets = self.localizer(self.pipeline(features, size=size).cpu())
         if not isinstance(box_sets, BoxSets):
-            raise TypeError(
-                f"localizer {self.localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
-                "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))"
-            )
+            raise TypeError(f"localizer {self.localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
+                            "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))")
         self.sets.append(box_sets)
         self.indices.append(indices)
 
@@ -160,13 +152,13 @@ class _Pass:
         indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
         totals = self.totals
         if world_size > 1:
-            indices, box_sets = _all_gather(indices, box_sets)
+            gathered: list[Any] = [None] * world_size
+            dist.all_gather_object(gathered, (indices, box_sets))
+            indices, box_sets = _concatenate(*zip(*gathered), max(s.max_boxes for _, s in gathered))
             totals = _all_reduce_totals(totals)
         if len(indices) == 0:
-            raise ValueError(
-                "refresh_boxes got no images: the batches were empty (an empty dataset, or a loader with "
-                "drop_last=True and fewer images than one batch); the store is unchanged"
-            )
+            raise ValueError("refresh_boxes got no images: the batches were empty (an empty dataset, or a loader "
+                             "with drop_last=True and fewer images than one batch); the store is unchanged")
         _check_distinct(indices, world_size)
         self.store.update(indices, box_sets)
         if self.pipeline.fits:
@@ -174,31 +166,16 @@ class _Pass:
         return box_sets
 
 
-def _localizer(localizer: Any, threshold: Any, options: dict[str, Any] | None, store: BoxStore) -> Callable:
-    """A named localizer built with ``threshold`` and ``options`` (``max_boxes`` defaults to the store's)."""
-    if not isinstance(localizer, str):
-        return localizer
-    options = dict(options or {})
-    if threshold is not None:
-        options["threshold"] = threshold
-    if localizer != "bbox":
-        options.setdefault("max_boxes", store.max_boxes)
-    return get_localizer(localizer, **options)
-
-
-# Heatmap pipelines live as long as their store: a refresh applies what the previous one fitted.
-_PIPELINES: "weakref.WeakKeyDictionary[BoxStore, dict[tuple, HeatmapPipeline]]" = weakref.WeakKeyDictionary()
-
-
 def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None) -> HeatmapPipeline:
+    """The pipeline of ``heatmap``: a named one is kept with ``store`` (``_PIPELINES``)."""
     if isinstance(heatmap, HeatmapPipeline):
         if options:
             raise TypeError("heatmap_options cannot be combined with a HeatmapPipeline; give them to the pipeline")
         return heatmap
     if not isinstance(heatmap, str):
         return HeatmapPipeline(heatmap, options)
-    key = (heatmap, repr(sorted((options or {}).items())))
     kept = _PIPELINES.setdefault(store, {})
+    key = (heatmap, repr(sorted((options or {}).items())))
     if key not in kept:
         kept[key] = HeatmapPipeline(heatmap, options)
     return kept[key]
@@ -214,17 +191,13 @@ def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
     """The batch's dataset indices as int64, checked against the store before any work is done."""
     indices = torch.as_tensor(raw).reshape(-1).cpu()
     if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-        raise TypeError(
-            f"the second item of each batch must be integer dataset indices; got {indices.dtype} "
-            f"values such as {indices[:4].tolist()}"
-        )
+        raise TypeError(f"the second item of each batch must be integer dataset indices; got {indices.dtype} "
+                        f"values such as {indices[:4].tolist()}")
     indices = indices.long()
     if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= len(store)):
         bad = int(indices.max()) if int(indices.max()) >= len(store) else int(indices.min())
-        raise IndexError(
-            f"sample index {bad} is outside the box store of {len(store)} samples; the second item of "
-            "each batch must be the image's dataset index"
-        )
+        raise IndexError(f"sample index {bad} is outside the box store of {len(store)} samples; the second item of "
+                         "each batch must be the image's dataset index")
     _check_distinct(indices, 1)
     return indices
 
@@ -236,18 +209,9 @@ def _check_distinct(indices: Tensor, world_size: int) -> None:
         return
     distinct = int(indices.unique().numel())
     if distinct * 2 <= len(indices):
-        raise ValueError(
-            f"refresh_boxes got {len(indices)} images but only {distinct} distinct indices "
-            f"(e.g. {indices[:8].tolist()}): the second item of each batch must be the image's dataset "
-            "index, not its class label; make the dataset return (image, index)"
-        )
-
-
-def _accumulate(totals: dict[Any, dict[str, Tensor]], batch: dict[Any, dict[str, Tensor]]) -> None:
-    for stage, statistics in batch.items():
-        target = totals.setdefault(stage, {})
-        for key, value in statistics.items():
-            target[key] = target[key] + value if key in target else value.clone()
+        raise ValueError(f"refresh_boxes got {len(indices)} images but only {distinct} distinct indices "
+                         f"(e.g. {indices[:8].tolist()}): the second item of each batch must be the image's dataset "
+                         "index, not its class label; make the dataset return (image, index)")
 
 
 def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[str, Tensor]]:
@@ -267,68 +231,25 @@ def _warn_degenerate(grids: set[tuple[Any, int, int]], stats: RefreshStats, imag
     tiny = sorted(str(stage) for stage, h, w in grids if h * w == 1)
     if tiny:
         where = ", ".join("feature maps" if s == "None" else f"maps of stage {s!r}" for s in tiny)
-        warnings.warn(
-            f"refresh_boxes: the {where} are 1x1 for {image_size} images, so every box is the whole "
-            "image; take an earlier stage (ccrop_plugins.stage_features), larger images, or a backbone "
-            "with less downsampling", UserWarning, stacklevel=3,
-        )
+        warnings.warn(f"refresh_boxes: the {where} are 1x1 for {image_size} images, so every box is the whole "
+                      "image; take an earlier stage (ccrop_plugins.stage_features), larger images, or a backbone "
+                      "with less downsampling", UserWarning, stacklevel=3)
     if stats.fallback_fraction >= 1.0:
-        warnings.warn(
-            f"refresh_boxes: all {stats.images} images fell back to the whole-image box "
-            f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
-            "the threshold; check the stage, the heatmap rule and the threshold", UserWarning, stacklevel=3,
-        )
+        warnings.warn(f"refresh_boxes: all {stats.images} images fell back to the whole-image box "
+                      f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
+                      "the threshold; check the stage, the heatmap rule and the threshold", UserWarning, stacklevel=3)
 
 
-@contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Run small CPU tensor ops on one thread: on a busy machine, waking torch's intra-op pool
-    for maps of a few hundred kilobytes costs more than the work (measured 10-20x on 2 cores)."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _module_device(feature_fn: FeatureFn) -> torch.device:
-    parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
-    return next((parameter.device for parameter in parameters), torch.device("cpu"))
-
-
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _concatenate(indices: list[Tensor], sets: list[BoxSets], max_boxes: int) -> tuple[Tensor, BoxSets]:
-    """Join per-batch box sets, padded to a common ``K <= max_boxes``."""
+def _concatenate(indices: Sequence[Tensor], sets: Sequence[BoxSets], max_boxes: int) -> tuple[Tensor, BoxSets]:
+    """Join per-batch box sets, padded (or cut) to a common ``K <= max_boxes``."""
     if not sets:
-        empty = BoxSets(torch.zeros(0, 1, 4), torch.zeros(0, 1), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool))
-        return torch.zeros(0, dtype=torch.int64), empty
+        empty = torch.zeros(0, dtype=torch.int64)
+        return empty, BoxSets(torch.zeros(0, 1, 4), torch.zeros(0, 1), empty, torch.zeros(0, dtype=torch.bool))
     k = min(max(s.max_boxes for s in sets), max_boxes)
-    return torch.cat(indices), BoxSets(
-        boxes=torch.cat([_pad(s.boxes, k) for s in sets]),
-        scores=torch.cat([_pad(s.scores, k) for s in sets]),
-        counts=torch.cat([s.counts.clamp(max=k) for s in sets]),
-        fallback=torch.cat([s.fallback for s in sets]),
-    )
 
+    def joined(name: str) -> Tensor:  # (N, K, ...) cut or zero-padded to (N, k, ...)
+        parts = [getattr(s, name)[:, :k] for s in sets]
+        return torch.cat([torch.cat([p, p.new_zeros(len(p), k - p.shape[1], *p.shape[2:])], dim=1) for p in parts])
 
-def _pad(values: Tensor, k: int) -> Tensor:
-    """``(N, K, ...)`` cut or zero-padded to ``(N, k, ...)``."""
-    values = values[:, :k]
-    extra = k - values.shape[1]
-    return torch.cat([values, values.new_zeros(values.shape[0], extra, *values.shape[2:])], dim=1) if extra else values
-
-
-def _all_gather(indices: Tensor, box_sets: BoxSets) -> tuple[Tensor, BoxSets]:
-    """Every rank's ``(indices, box sets)``, concatenated in rank order, on every rank."""
-    gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, (indices, box_sets))
-    return _concatenate([i for i, _ in gathered], [s for _, s in gathered], max(s.max_boxes for _, s in gathered))
+    counts, fallback = torch.cat([s.counts.clamp(max=k) for s in sets]), torch.cat([s.fallback for s in sets])
+    return torch.cat(list(indices)), BoxSets(joined("boxes"), joined("scores"), counts, fallback)
