@@ -1,10 +1,8 @@
 """Feature maps -> heatmaps in [0, 1] (the paper's semantic-aware localization, step 1).
 
-A *heatmap rule* (a plugin; built-ins in :mod:`ccrop_plugins.heatmap_rules`) reduces features
-``(N, C, h, w)`` to raw maps ``(N, h, w)``, larger meaning "more object". This module makes
-heatmaps of them: per-map min-max normalisation, fusion of several backbone stages
-(:func:`fuse_maps`: a cell is hot only where every stage agrees, the deep stage saying *what*
-is an object, the shallow one *where* its edges are) and bilinear upsampling to the image.
+A *heatmap rule* (a plugin; built-ins in :mod:`ccrop_plugins.heatmap_rules`) reduces features ``(N, C, h, w)``
+to raw maps ``(N, h, w)``, larger meaning "more object". This module normalises each map, fuses several
+backbone stages (:func:`fuse_maps`) and upsamples to the image (docs/plugins.md, "Heatmap rules").
 """
 
 from __future__ import annotations
@@ -28,9 +26,8 @@ Features = Tensor | Mapping[str, Tensor]
 
 @runtime_checkable
 class FittedHeatmap(Protocol):
-    """A heatmap rule with dataset-level statistics, fitted on the refresh pass: ``fit`` returns a
-    batch's statistics that add up (sums, counts), ``finalize`` takes their sums over the pass
-    and the ranks, the next pass applies them (docs/plugins.md, "Rules with dataset statistics")."""
+    """A heatmap rule with dataset statistics: ``fit`` returns a batch's statistics that add up, ``finalize``
+    takes their sums over the pass and the ranks (docs/plugins.md, "Rules with dataset statistics")."""
 
     def fit(self, features: Tensor) -> dict[str, Tensor]: ...
 
@@ -45,8 +42,8 @@ def is_fitted_rule(rule: object) -> bool:
 
 
 def build_heatmap(method: str | HeatmapMethod, options: Mapping[str, Any] | None = None) -> HeatmapMethod:
-    """The heatmap rule ``method``: a callable, or a registered name (a registered *function* is
-    the rule itself and takes no options; a registered *class* is built with ``options``)."""
+    """The heatmap rule ``method``: a callable, or a registered name (a registered *function* is the rule itself
+    and takes no options; a registered *class* is built with ``options``); ``TypeError`` for a bad option."""
     options = dict(options or {})
     if isinstance(method, str):
         entry = lookup("heatmap", method)
@@ -63,59 +60,46 @@ def build_heatmap(method: str | HeatmapMethod, options: Mapping[str, Any] | None
 
 
 def _method_name(method: object) -> str:
-    if isinstance(method, str):
-        return repr(method)
-    return getattr(method, "__qualname__", None) or type(method).__qualname__
+    name = repr(method) if isinstance(method, str) else getattr(method, "__qualname__", None)
+    return name or type(method).__qualname__
 
 
 class HeatmapPipeline:
-    """A heatmap rule applied to one or several stages, one rule instance per stage (key ``None``:
-    single-tensor features). ``pipeline(features, size)`` gives heatmaps ``(N, H, W)`` in ``[0, 1]``;
-    a fitted rule's statistics go through ``fit`` / ``finalize`` and stay with the pipeline from
-    one refresh pass to the next."""
+    """A heatmap rule applied to one or several stages, one rule instance per stage (key ``None``: single-tensor
+    features). ``pipeline(features, size)`` gives heatmaps ``(N, H, W)`` in ``[0, 1]``; a fitted rule's
+    statistics go through ``fit`` / ``finalize`` and stay with the pipeline from one refresh pass to the next."""
 
     def __init__(self, method: str | HeatmapMethod = "channel_sum", options: Mapping[str, Any] | None = None) -> None:
-        self.method = method
-        self.options = dict(options or {})
+        self.method, self.options = method, dict(options or {})
         self.rules: dict[str | None, HeatmapMethod] = {}
-        probe = build_heatmap(method, self.options)  # a bad name or option fails here, before any pass
-        self.fits = is_fitted_rule(probe)
-        """Whether the rule has dataset-level statistics (``fit`` / ``finalize``)."""
+        # Whether the rule has dataset statistics; a bad name or option fails here, before any pass.
+        self.fits = is_fitted_rule(build_heatmap(method, self.options))
 
     def rule(self, stage: str | None) -> HeatmapMethod:
         """The rule instance of ``stage`` (built on first use)."""
         if stage not in self.rules:
             if not isinstance(self.method, str) and self.fits and self.rules:
-                raise ValueError(
-                    f"a fitted heatmap instance ({_method_name(self.method)}) serves one stage only; "
-                    "pass the heatmap by name to fit one instance per stage"
-                )
+                raise ValueError(f"a fitted heatmap instance ({_method_name(self.method)}) serves one stage only; "
+                                 "pass the heatmap by name to fit one instance per stage")
             self.rules[stage] = build_heatmap(self.method, self.options)
         return self.rules[stage]
 
     def __call__(self, features: Features, size: int | Sequence[int] | None = None) -> Tensor:
         stages = as_stages(features)
-        if size is not None:
-            size = height_width(size, "size")
-        n = next(iter(stages.values())).shape[0]
-        if n == 0:
+        size = None if size is None else height_width(size, "size")
+        first = next(iter(stages.values()))
+        if first.shape[0] == 0:
             grid = size or max((tuple(f.shape[-2:]) for f in stages.values()), key=lambda s: s[0] * s[1])
-            return torch.zeros(0, *grid, device=next(iter(stages.values())).device)
+            return torch.zeros(0, *grid, device=first.device)
         maps = [self._stage_map(stage, values) for stage, values in stages.items()]
         fused = maps[0] if len(maps) == 1 else fuse_maps(maps)
-        if size is None or tuple(fused.shape[-2:]) == size:
-            return fused
-        return upsample_bilinear(fused, size).clamp_(0.0, 1.0)
+        return fused if size is None or tuple(fused.shape[-2:]) == size else upsample_bilinear(fused, size).clamp_(0, 1)
 
     def fit(self, features: Features) -> dict[str | None, dict[str, Tensor]]:
         """Each fitted stage rule's statistics of this batch (empty for rules without ``fit``)."""
-        stages = as_stages(features)
-        out = {}
-        for stage, values in stages.items():
-            rule = self.rule(stage)
-            if is_fitted_rule(rule) and values.shape[0]:
-                out[stage] = {key: value.detach() for key, value in rule.fit(values.detach().float()).items()}
-        return out
+        return {stage: {key: value.detach() for key, value in rule.fit(values.detach().float()).items()}
+                for stage, values in as_stages(features).items()
+                if is_fitted_rule(rule := self.rule(stage)) and values.shape[0]}
 
     def finalize(self, totals: Mapping[str | None, Mapping[str, Tensor]]) -> None:
         """Give each stage's rule its summed statistics."""
@@ -123,16 +107,12 @@ class HeatmapPipeline:
             self.rule(stage).finalize(dict(statistics))
 
     def _stage_map(self, stage: str | None, features: Tensor) -> Tensor:
-        rule = self.rule(stage)
-        raw = rule(features.detach().float())
-        expected = (features.shape[0], *features.shape[-2:])
+        raw = self.rule(stage)(features.detach().float())
         if not isinstance(raw, Tensor) or raw.ndim != 3 or raw.shape[0] != features.shape[0] or min(raw.shape[1:]) < 1:
             got = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
             where = f" of stage {stage!r}" if stage is not None else ""
-            raise ValueError(
-                f"heatmap method {_method_name(self.method)}{where} returned {got}; "
-                f"expected maps (N, h, w) = {expected}"
-            )
+            raise ValueError(f"heatmap method {_method_name(self.method)}{where} returned {got}; "
+                             f"expected maps (N, h, w) = {(features.shape[0], *features.shape[-2:])}")
         return normalize_maps(raw)
 
 
@@ -140,13 +120,12 @@ def as_stages(features: Features) -> dict[str | None, Tensor]:
     """``features`` as ``{stage: (N, C, h, w)}`` (``None`` for a single tensor), checked."""
     if isinstance(features, Tensor):
         stages: dict[str | None, Tensor] = {None: features}
-    elif isinstance(features, Mapping):
-        if not features:
-            raise ValueError("features is an empty dict; expected {stage: (N, C, h, w)}")
-        stages = dict(features)
-    else:
+    elif not isinstance(features, Mapping):
         raise TypeError(f"features must be a Tensor (N, C, h, w) or a dict of them; got {type(features).__name__}")
-    counts = set()
+    elif not features:
+        raise ValueError("features is an empty dict; expected {stage: (N, C, h, w)}")
+    else:
+        stages = dict(features)
     for stage, values in stages.items():
         where = "features" if stage is None else f"features of stage {stage!r}"
         if not isinstance(values, Tensor) or values.ndim != 4:
@@ -154,8 +133,7 @@ def as_stages(features: Features) -> dict[str | None, Tensor]:
             raise ValueError(f"{where} must have shape (N, C, h, w); got {got}")
         if min(values.shape[1:]) < 1:
             raise ValueError(f"{where} must have C, h, w >= 1; got {tuple(values.shape)}")
-        counts.add(values.shape[0])
-    if len(counts) > 1:
+    if len({values.shape[0] for values in stages.values()}) > 1:
         raise ValueError(f"stages disagree on the batch size: { {s: v.shape[0] for s, v in stages.items()} }")
     return stages
 
@@ -163,73 +141,62 @@ def as_stages(features: Features) -> dict[str | None, Tensor]:
 def fuse_maps(maps: Sequence[Tensor]) -> Tensor:
     """Geometric mean of normalised ``(N, h_s, w_s)`` maps on the finest grid, normalised to ``[0, 1]``.
 
-    A map with no contrast for an image (all zeros after :func:`normalize_maps`) is left out
-    of that image's mean; an image with no usable map gets zeros.
+    A map with no contrast for an image (all zeros after :func:`normalize_maps`) is left out of that image's
+    mean; an image with no usable map gets zeros.
     """
     grid = max((tuple(m.shape[-2:]) for m in maps), key=lambda s: s[0] * s[1])
     log_sum = maps[0].new_zeros(maps[0].shape[0], *grid)
     used = maps[0].new_zeros(maps[0].shape[0], 1, 1)
     for m in maps:
-        if tuple(m.shape[-2:]) != grid:
-            m = upsample_bilinear(m, grid).clamp_(0.0, 1.0)
+        m = m if tuple(m.shape[-2:]) == grid else upsample_bilinear(m, grid).clamp_(0.0, 1.0)
         usable = (m.flatten(1).amax(dim=1) > 0).float()[:, None, None]
         log_sum += m.clamp_min(1e-6).log() * usable
         used += usable
-    fused = torch.exp(log_sum / used.clamp_min(1)) * (used > 0)
-    return normalize_maps(fused)
+    return normalize_maps(torch.exp(log_sum / used.clamp_min(1)) * (used > 0))
 
 
 def normalize_maps(maps: Tensor) -> Tensor:
-    """Per-map min-max normalisation of ``(N, h, w)`` to ``[0, 1]``.
-
-    A map that holds a non-finite value, or is constant, carries no location: it becomes
-    all zeros ("no object found"), never NaN, so localizers fall back to the whole image.
-    """
+    """Per-map min-max normalisation of ``(N, h, w)`` to ``[0, 1]``; a map with a non-finite value, or a
+    constant one, carries no location and becomes all zeros ("no object found"), never NaN."""
     flat = maps.reshape(maps.shape[0], -1).float()
     finite = torch.isfinite(flat).all(dim=1)
     flat = torch.where(finite[:, None], flat, torch.zeros_like(flat))
     low = flat.min(dim=1, keepdim=True).values
     span = flat.max(dim=1, keepdim=True).values - low
-    usable = finite & (span[:, 0] > 0)
     scaled = (flat - low) / torch.where(span > 0, span, torch.ones_like(span))
-    scaled = scaled * usable[:, None]
-    return scaled.reshape(maps.shape)
+    return (scaled * (finite & (span[:, 0] > 0))[:, None]).reshape(maps.shape)
 
 
-def heatmaps_from_features(
-    features: Features,
-    size: Sequence[int] | int | None = None,
-    method: str | HeatmapMethod = "channel_sum",
-    options: Mapping[str, Any] | None = None,
-) -> Tensor:
+def heatmaps_from_features(features: Features, size: Sequence[int] | int | None = None,
+                           method: str | HeatmapMethod = "channel_sum",
+                           options: Mapping[str, Any] | None = None) -> Tensor:
     """Turn backbone features into per-image heatmaps in ``[0, 1]``.
 
     Args:
-        features: ``(N, C, h, w)`` feature maps before pooling, or a dict ``{stage: (N, C_s,
-            h_s, w_s)}`` fused into one map per image (:func:`fuse_maps`).
-        size: output ``(H, W)`` or one int; the maps are min-max normalised at feature
-            resolution, then bilinearly upsampled (``align_corners=False``) as in the
-            reference code. ``None`` keeps ``(h, w)`` (the finest stage's grid).
+        features: ``(N, C, h, w)`` feature maps before pooling, or a dict ``{stage: (N, C_s, h_s, w_s)}``
+            fused into one map per image (:func:`fuse_maps`).
+        size: output ``(H, W)`` or one int; maps are min-max normalised at feature resolution, then
+            bilinearly upsampled (``align_corners=False``) as in the reference code. ``None`` keeps the
+            finest stage's ``(h, w)``.
         method: a registered heatmap name (``ccrop plugins``) or a callable ``(N, C, h, w) -> (N, h, w)``.
         options: options of a heatmap given by name (``{"sign": "image"}`` for ``ddt``).
 
     Returns:
-        ``(N, H, W)`` float32 heatmaps in ``[0, 1]``; all zeros for maps with non-finite values
-        or no contrast. A fitted rule (``ddt``) built here applies its fallback; keep a
-        :class:`HeatmapPipeline` (or use :func:`~ccrop_plugins.refresh_boxes`) to fit it.
+        ``(N, H, W)`` float32 heatmaps in ``[0, 1]``; all zeros for maps with non-finite values or no
+        contrast. A fitted rule (``ddt``) built here applies its fallback; keep a :class:`HeatmapPipeline`
+        (or use :func:`~ccrop_plugins.refresh_boxes`) to fit it.
+
+    Raises ``ValueError`` / ``TypeError`` naming bad features, sizes, rule names or options.
     """
     return HeatmapPipeline(method, options)(features, size)
 
 
 def upsample_bilinear(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of ``(N, h, w)`` maps to ``(N, H, W)``, ``align_corners=False``: for upsampling
-    ``F.interpolate``'s result as two small matrix products ``A_H @ M @ A_W^T``, about twice as
-    fast on the CPU, where the refresh pass upsamples every map of the dataset."""
-    height, width = size
-    if height < maps.shape[-2] or width < maps.shape[-1]:
+    """Bilinear resize of ``(N, h, w)`` maps to ``(N, H, W)``, ``align_corners=False``: upsampling is
+    ``F.interpolate``'s result as two small matrix products ``A_H @ M @ A_W^T``, about twice as fast on the CPU."""
+    if size[0] < maps.shape[-2] or size[1] < maps.shape[-1]:
         return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    rows = _interpolation_matrix(maps.shape[-2], height, maps.dtype, maps.device)
-    cols = _interpolation_matrix(maps.shape[-1], width, maps.dtype, maps.device)
+    rows, cols = (_interpolation_matrix(n, target, maps.dtype, maps.device) for n, target in zip(maps.shape[-2:], size))
     return rows @ maps @ cols.T
 
 
@@ -237,10 +204,8 @@ def _interpolation_matrix(source: int, target: int, dtype: torch.dtype, device: 
     """``(target, source)`` weights of linear interpolation with half-pixel centres (PyTorch's rule)."""
     position = ((torch.arange(target, dtype=torch.float64) + 0.5) * (source / target) - 0.5).clamp(min=0)
     low = position.floor().long().clamp(max=source - 1)
-    high = (low + 1).clamp(max=source - 1)
-    weight = position - low
+    weight, rows = position - low, torch.arange(target)
     matrix = torch.zeros(target, source, dtype=torch.float64)
-    rows = torch.arange(target)
     matrix.index_put_((rows, low), 1 - weight, accumulate=True)
-    matrix.index_put_((rows, high), weight, accumulate=True)
+    matrix.index_put_((rows, (low + 1).clamp(max=source - 1)), weight, accumulate=True)
     return matrix.to(dtype=dtype, device=device)
