@@ -16,14 +16,10 @@ STATE_KEYS = ("num_samples", "max_boxes", "version", "boxes", "scores", "counts"
 class BoxStore:
     """Box sets for ``num_samples`` dataset indices, at most ``max_boxes`` each, in shared memory.
 
-    The tensors are moved to shared memory when the store is created, so a store that is
-    part of a dataset (or collate function) travels into DataLoader workers by handle, under
-    ``fork`` and ``spawn`` alike, and an :meth:`update` made in the main process is seen by
-    workers that are already running (``persistent_workers=True``), from the next batch they
-    build (batches already prefetched keep their crops).
-
-    Memory: ``boxes`` float32 ``(N, K, 4)`` (normalised ``x0, y0, x1, y1``), ``scores`` float32
-    ``(N, K)``, ``counts`` int8 ``(N,)``: 81 bytes per sample at ``K = 4``, once for all workers.
+    A store in a dataset (or collate function) travels into DataLoader workers by handle (``fork`` and
+    ``spawn``), and running workers see an :meth:`update` from their next batch (docs/configuration.md).
+    Tensors: ``boxes`` float32 ``(N, K, 4)`` (normalised ``x0, y0, x1, y1``), ``scores`` float32 ``(N, K)``,
+    ``counts`` int8 ``(N,)``. ``ValueError`` for a size that is not an integer ``>= 1`` (``max_boxes <= 127``).
     """
 
     def __init__(self, num_samples: int, max_boxes: int = 4) -> None:
@@ -51,41 +47,32 @@ class BoxStore:
         number = integer(index)
         if number is None:
             raise TypeError(f"sample index must be an integer; got {index!r} ({type(index).__name__})")
-        index = number
-        if not 0 <= index < self.num_samples:
-            raise IndexError(
-                f"sample index {index} is outside the box store of {self.num_samples} samples "
-                f"(allowed: 0 to {self.num_samples - 1}); size the store to the dataset"
-            )
-        return index
+        if not 0 <= number < self.num_samples:
+            raise IndexError(f"sample index {number} is outside the box store of {self.num_samples} samples "
+                             f"(allowed: 0 to {self.num_samples - 1}); size the store to the dataset")
+        return number
 
     def get(self, index: int) -> tuple[Tensor, Tensor] | None:
         """``(boxes (k, 4), scores (k,))`` of sample ``index``, best first, or ``None`` before it has any."""
         index = self.check_index(index)
         count = int(self.counts[index])
-        if count == 0:
-            return None
-        return self.boxes[index, :count].clone(), self.scores[index, :count].clone()
+        return (self.boxes[index, :count].clone(), self.scores[index, :count].clone()) if count else None
 
     def update(self, indices: Tensor | list[int], box_sets: BoxSets, *, new_version: bool = True) -> None:
-        """Write the box sets of dataset ``indices`` (M,) and, by default, count one refresh.
-
-        Sets with more than ``max_boxes`` boxes keep their best ``max_boxes``. Padding rows
-        repeat the first box with score 0, so a worker that reads while the main process
-        writes still gets valid boxes.
-        """
-        indices = _index_tensor(indices)
+        """Write the box sets of dataset ``indices`` (M,) (their best ``max_boxes`` boxes) and, by default,
+        count one refresh; ``IndexError`` / ``TypeError`` / ``ValueError`` for bad indices, boxes or scores."""
+        indices = torch.as_tensor(indices).reshape(-1)
+        if indices.numel() and (indices.dtype == torch.bool or indices.is_floating_point() or indices.is_complex()):
+            raise TypeError(f"sample indices must be integers; got dtype {indices.dtype}")
+        indices = indices.long()
         if len(indices) != len(box_sets):
             raise ValueError(f"got {len(indices)} indices for {len(box_sets)} box sets")
-        if len(indices):
-            bad = (indices < 0) | (indices >= self.num_samples)
-            if bad.any():
-                self.check_index(int(indices[bad][0]))
+        bad = (indices < 0) | (indices >= self.num_samples)
+        if bad.any():
+            self.check_index(int(indices[bad][0]))
         boxes, scores, counts = self._padded(box_sets.boxes, box_sets.scores, box_sets.counts, indices)
-        # Boxes before counts: a concurrent reader never sees a count without its boxes.
-        self.boxes[indices] = boxes
-        self.scores[indices] = scores
-        self.counts[indices] = counts
+        # Boxes before counts, padding rows repeating the first box: a concurrent reader always gets valid boxes.
+        self.boxes[indices], self.scores[indices], self.counts[indices] = boxes, scores, counts
         if new_version:
             self._version += 1
 
@@ -102,7 +89,8 @@ class BoxStore:
         bad_scores = valid & ~(torch.isfinite(scores) & (scores >= 0))
         if bad_scores.any():
             i, k = (int(v) for v in bad_scores.nonzero()[0])
-            raise ValueError(f"score {k} of sample {int(samples[i])} must be finite and >= 0; got {float(scores[i, k])}")
+            raise ValueError(f"score {k} of sample {int(samples[i])} must be finite and >= 0; "
+                             f"got {float(scores[i, k])}")
         first = torch.where((counts > 0)[:, None], boxes[:, 0], torch.zeros(()))
         padded_boxes = first[:, None].repeat(1, self.max_boxes, 1)
         padded_boxes[:, :keep] = torch.where(valid[..., None], boxes, first[:, None])
@@ -112,14 +100,8 @@ class BoxStore:
 
     def state_dict(self) -> dict[str, Any]:
         """A checkpointable copy: ``boxes``, ``scores``, ``counts``, ``version`` and the sizes."""
-        return {
-            "num_samples": self.num_samples,
-            "max_boxes": self.max_boxes,
-            "version": self.version,
-            "boxes": self.boxes.clone(),
-            "scores": self.scores.clone(),
-            "counts": self.counts.clone(),
-        }
+        return {"num_samples": self.num_samples, "max_boxes": self.max_boxes, "version": self.version,
+                "boxes": self.boxes.clone(), "scores": self.scores.clone(), "counts": self.counts.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` in place (workers that hold this store see it), all or nothing:
@@ -129,16 +111,13 @@ class BoxStore:
         if missing:
             raise KeyError(f"box store state lacks {sorted(missing)}")
         if integer(state["num_samples"]) != self.num_samples:
-            raise ValueError(
-                f"box store state holds {state['num_samples']!r} samples but this store has {self.num_samples}; "
-                "was the checkpoint made on another dataset?"
-            )
+            raise ValueError(f"box store state holds {state['num_samples']!r} samples but this store has "
+                             f"{self.num_samples}; was the checkpoint made on another dataset?")
         k = checked_int(state["max_boxes"], "box store state: max_boxes", 1, 127)
         version = checked_int(state["version"], "box store state: version", 0)
         n = self.num_samples
-        boxes = _state_tensor(state, "boxes", (n, k, 4), floating=True)
-        scores = _state_tensor(state, "scores", (n, k), floating=True)
-        counts = _state_tensor(state, "counts", (n,), floating=False)
+        boxes, scores, counts = (_state_tensor(state, key, shape, floating=key != "counts")
+                                 for key, shape in (("boxes", (n, k, 4)), ("scores", (n, k)), ("counts", (n,))))
         outside = (counts < 0) | (counts > k)
         if outside.any():
             i = int(outside.nonzero()[0])
@@ -157,9 +136,8 @@ class BoxStore:
         if not filled.any():
             return {"filled_fraction": 0.0, "mean_boxes": 0.0, "mean_box_area": 0.0}
         counts = self.counts[filled].long()
-        valid = torch.arange(self.max_boxes) < counts[:, None]
-        wh = self.boxes[filled, :, 2:] - self.boxes[filled, :, :2]
-        areas = wh.prod(-1)[valid]
+        areas = (self.boxes[filled, :, 2:] - self.boxes[filled, :, :2]).prod(-1)
+        areas = areas[torch.arange(self.max_boxes) < counts[:, None]]
         return {"filled_fraction": float(filled.float().mean()), "mean_boxes": float(counts.float().mean()),
                 "mean_box_area": float(areas.mean())}
 
@@ -167,24 +145,17 @@ class BoxStore:
         return f"BoxStore(num_samples={self.num_samples}, max_boxes={self.max_boxes}, version={self.version})"
 
 
-def _index_tensor(indices: Tensor | list[int]) -> Tensor:
-    """``indices`` as a flat int64 tensor; float or bool indices raise instead of truncating."""
-    tensor = torch.as_tensor(indices).reshape(-1)
-    if tensor.numel() and (tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex()):
-        raise TypeError(f"sample indices must be integers; got dtype {tensor.dtype}")
-    return tensor.long()
-
-
 def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, floating: bool) -> Tensor:
-    value = state[key]
+    """``state[key]`` as a tensor of ``shape`` and a float (``floating``) or integer dtype, or an error naming it."""
     try:
-        tensor = torch.as_tensor(value)
+        tensor = torch.as_tensor(state[key])
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"box store state: {key} must be a tensor; got {type(value).__name__}") from None
-    kind_ok = tensor.is_floating_point() if floating else not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
-    if not kind_ok:
-        wanted = "a floating point" if floating else "an integer"
-        raise TypeError(f"box store state: {key} must have {wanted} dtype; got {tensor.dtype}")
+        raise TypeError(f"box store state: {key} must be a tensor; got {type(state[key]).__name__}") from None
+    integral = not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
+    if not (tensor.is_floating_point() if floating else integral):
+        raise TypeError(f"box store state: {key} must have {'a floating point' if floating else 'an integer'} dtype; "
+                        f"got {tensor.dtype}")
     if tuple(tensor.shape) != shape:
-        raise ValueError(f"box store state: {key} must have shape {shape}; got {tuple(tensor.shape)} (truncated or from another store?)")
+        raise ValueError(f"box store state: {key} must have shape {shape}; got {tuple(tensor.shape)} "
+                         "(truncated or from another store?)")
     return tensor

@@ -1,9 +1,6 @@
-"""The one plugin manager: built-ins and installed plugins (the ``ccrop_plugins`` entry-point
-group, loaded lazily and once unless ``CCROP_PLUGINS_NO_AUTOLOAD=1``), found by name.
-
-A faulty plugin or name is skipped with a :class:`PluginWarning` and never disables the others;
-the first registration of a name wins, the built-ins come first. How to write a plugin:
-docs/plugins.md; the rules the host enforces: docs/configuration.md (Plugins).
+"""The one plugin manager: built-ins, then installed plugins (the ``ccrop_plugins`` entry-point group, loaded
+lazily and once unless ``CCROP_PLUGINS_NO_AUTOLOAD=1``), found by name. A faulty plugin or name is skipped with a
+:class:`PluginWarning`; the first registration of a name wins (docs/plugins.md, docs/configuration.md "Plugins").
 """
 
 from __future__ import annotations
@@ -26,11 +23,8 @@ AUTOLOAD_ENV = "CCROP_PLUGINS_NO_AUTOLOAD"
 DEFAULT_PLUGINS = ("ccrop_plugins.builtin_plugins",)
 BUILTIN_PROVIDER = "ccrop-plugins"
 
-KINDS = {
-    "heatmap": "ccrop_register_heatmaps",
-    "localizer": "ccrop_register_localizers",
-    "sampler": "ccrop_register_samplers",
-}
+KINDS = {"heatmap": "ccrop_register_heatmaps", "localizer": "ccrop_register_localizers",
+         "sampler": "ccrop_register_samplers"}
 
 
 class PluginWarning(UserWarning):
@@ -39,9 +33,8 @@ class PluginWarning(UserWarning):
 
 @dataclass(frozen=True)
 class PluginEntry:
-    """One registered name: its kind, the factory and the distribution that provides it; a broken
-    entry (``error`` set, no ``factory``) is a refused name or a plugin that could not be loaded
-    (kind ``"plugin"``)."""
+    """One registered name: its kind, the factory and the distribution that provides it; a broken entry (``error``
+    set, no ``factory``) is a refused name or a plugin that could not be loaded (kind ``"plugin"``)."""
 
     kind: str
     name: str
@@ -58,16 +51,12 @@ class _PluginManager(pluggy.PluginManager):
     """pluggy's manager, forgetting the cached registries whenever its plugins change."""
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
-        try:
-            return super().register(plugin, name)
-        finally:
-            _registries.clear()
+        _registries.clear()
+        return super().register(plugin, name)
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
-        try:
-            return super().unregister(plugin, name)
-        finally:
-            _registries.clear()
+        _registries.clear()
+        return super().unregister(plugin, name)
 
 
 _registries: dict[str, tuple[dict[str, PluginEntry], list[PluginEntry]]] = {}  # kind -> (working, refused)
@@ -80,8 +69,8 @@ plugin_manager.add_hookspecs(hookspecs)
 
 
 def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
-    """Register the built-ins and the entry-point plugins (unless disabled), once; ``reload``
-    forgets the entry-point plugins and loads the group again (after installing a plugin)."""
+    """Register the built-ins and the entry-point plugins (unless disabled), once; ``reload`` forgets the
+    entry-point plugins and loads the group again (after installing a plugin)."""
     global _loaded
     if reload:
         for name in list(_entry_point_plugins):
@@ -91,14 +80,13 @@ def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
         _broken_plugins.clear()
         _registries.clear()
         _loaded = False
-    if _loaded:
-        return plugin_manager
-    _loaded = True
-    for module_name in DEFAULT_PLUGINS:  # first, so that nothing a plugin does can hide them
-        if plugin_manager.get_plugin(module_name) is None:
-            plugin_manager.register(importlib.import_module(module_name), name=module_name)
-    if os.environ.get(AUTOLOAD_ENV, "").lower() not in ("1", "true", "yes"):
-        _load_entry_points()
+    if not _loaded:
+        _loaded = True
+        for module_name in DEFAULT_PLUGINS:  # first, so that nothing a plugin does can hide them
+            if plugin_manager.get_plugin(module_name) is None:
+                plugin_manager.register(importlib.import_module(module_name), name=module_name)
+        if os.environ.get(AUTOLOAD_ENV, "").lower() not in ("1", "true", "yes"):
+            _load_entry_points()
     return plugin_manager
 
 
@@ -134,10 +122,8 @@ def _load_entry_points() -> None:
 def _check_hooks(name: str, provider: str) -> None:
     """Unregister plugin ``name`` if it implements a hook that does not exist (a misspelling)."""
     plugin = plugin_manager.get_plugin(name)
-    unknown = [
-        caller.name for caller in plugin_manager.get_hookcallers(plugin) or ()
-        if not caller.has_spec() and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())
-    ]
+    unknown = [caller.name for caller in plugin_manager.get_hookcallers(plugin) or () if not caller.has_spec()
+               and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())]
     if unknown:
         plugin_manager.unregister(name=name)
         del _entry_point_plugins[name]
@@ -146,7 +132,8 @@ def _check_hooks(name: str, provider: str) -> None:
 
 def _skip_plugin(name: str, provider: str, error: str) -> None:
     _broken_plugins.append(PluginEntry("plugin", name, None, provider, error))
-    warnings.warn(f"ccrop-plugins: skipped plugin {name!r} of distribution {provider}: {error}", PluginWarning, stacklevel=2)
+    warnings.warn(f"ccrop-plugins: skipped plugin {name!r} of distribution {provider}: {error}", PluginWarning,
+                  stacklevel=2)
 
 
 def _describe(error: BaseException) -> str:
@@ -162,30 +149,30 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
     entries: dict[str, PluginEntry] = {}
     refused: list[PluginEntry] = []
 
-    def refuse(entry: PluginEntry) -> None:
-        refused.append(entry)
-        warnings.warn(f"ccrop-plugins: refused {kind} {entry.name!r} of {entry.provider}: {entry.error}", PluginWarning, stacklevel=2)
+    def refuse(name: str, provider: str, error: str) -> None:
+        refused.append(PluginEntry(kind, name, None, provider, error))
+        warnings.warn(f"ccrop-plugins: refused {kind} {name!r} of {provider}: {error}", PluginWarning, stacklevel=2)
 
     # pluggy lists trylast impls (the built-ins) first, then the others in registration order.
     for impl in getattr(plugin_manager.hook, KINDS[kind]).get_hookimpls():
-        provider = _provider(impl.plugin_name)
-        mine: dict[str, PluginEntry] = {}
+        provider, mine = _provider(impl.plugin_name), {}
 
         def register(name: str, factory: Callable[..., Any], provider: str = provider, mine: dict = mine) -> None:
             if not isinstance(name, str) or not name:
-                refuse(PluginEntry(kind, str(name), None, provider, f"invalid name {name!r} (a non-empty str is needed)"))
+                refuse(str(name), provider, f"invalid name {name!r} (a non-empty str is needed)")
             elif not callable(factory):
-                refuse(PluginEntry(kind, name, None, provider, f"{kind} {name!r} has a non-callable factory {factory!r}"))
+                refuse(name, provider, f"{kind} {name!r} has a non-callable factory {factory!r}")
             elif name in entries or name in mine:
                 first = (entries.get(name) or mine[name]).provider
-                refuse(PluginEntry(kind, name, None, provider, f"{kind} {name!r} is already registered by {first} (the first registration is kept)"))
+                refuse(name, provider, f"{kind} {name!r} is already registered by {first} "
+                       "(the first registration is kept)")
             else:
                 mine[name] = PluginEntry(kind, name, factory, provider)
 
         try:
             impl.function(**({"register": register} if "register" in impl.argnames else {}))
         except Exception as error:  # keep none of a hook that failed half-way
-            refuse(PluginEntry(kind, "*", None, provider, f"its {KINDS[kind]} hook raised {_describe(error)}"))
+            refuse("*", provider, f"its {KINDS[kind]} hook raised {_describe(error)}")
             continue
         entries.update(mine)
     return entries, refused
@@ -216,18 +203,16 @@ def lookup(kind: str, name: str) -> PluginEntry:
 def build(kind: str, name: str, options: dict[str, Any]) -> Any:
     """``factory(**options)`` of ``name``; options it does not take are a ``TypeError`` listing the accepted ones."""
     entry = lookup(kind, name)
-    factory = entry.factory
-    assert factory is not None  # working entries always have one
     try:
-        signature = inspect.signature(factory)
+        signature = inspect.signature(entry.factory)  # type: ignore[arg-type]  (working entries have one)
         signature.bind(**options)
     except TypeError:
-        accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
-        message = f"does not accept options {sorted(options)}; accepted: {', '.join(accepted) or 'none'}"
-        raise TypeError(f"{kind} {name!r} (from {entry.provider}) {message}") from None
+        accepted = ", ".join(p for p in signature.parameters if p not in ("self", "args", "kwargs")) or "none"
+        raise TypeError(f"{kind} {name!r} (from {entry.provider}) does not accept options {sorted(options)}; "
+                        f"accepted: {accepted}") from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
-    return factory(**options)
+    return entry.factory(**options)  # type: ignore[misc]
 
 
 def get_heatmap(name: str) -> Callable:
@@ -249,6 +234,4 @@ def list_plugins(include_broken: bool = False) -> list[PluginEntry]:
     """Every heatmap method, localizer and sampler, sorted by kind and name; ``include_broken``
     adds the plugins that could not be loaded and the refused names (``entry.error`` says why)."""
     working = [entry for kind in KINDS for _, entry in sorted(registry(kind).items())]
-    if not include_broken:
-        return working
-    return working + list(_broken_plugins) + [entry for kind in KINDS for entry in _cached(kind)[1]]
+    return working + (list(_broken_plugins) + [e for kind in KINDS for e in _cached(kind)[1]] if include_broken else [])
