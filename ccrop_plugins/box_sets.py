@@ -1,7 +1,7 @@
 """Padded per-image box sets: what a localizer returns and what the box store keeps.
 
-Coordinates are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` relative to the image
-(``x`` along the width, ``y`` along the height), with ``x0 < x1`` and ``y0 < y1``.
+Coordinates are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` relative to the image (``x`` along the width, ``y``
+along the height), with ``x0 < x1`` and ``y0 < y1``.
 """
 
 from __future__ import annotations
@@ -15,29 +15,12 @@ from torch import Tensor
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 """The box of the whole image, normalised ``x0, y0, x1, y1``: the fallback when nothing is found."""
 
-
-def _box_problems(boxes: Tensor) -> Tensor:
-    """Per-box problem code for ``(..., 4)`` boxes: 0 ok, 1 non-finite, 2 outside [0, 1], 3 inverted."""
-    finite = torch.isfinite(boxes).all(dim=-1)
-    inside = ((boxes >= 0) & (boxes <= 1)).all(dim=-1)
-    ordered = (boxes[..., 0] < boxes[..., 2]) & (boxes[..., 1] < boxes[..., 3])
-    code = torch.zeros(boxes.shape[:-1], dtype=torch.int64)
-    code[~ordered] = 3
-    code[~inside] = 2
-    code[~finite] = 1
-    return code
-
-
 _PROBLEMS = {1: "is not finite", 2: "lies outside [0, 1]", 3: "is inverted or empty (need x0 < x1 and y0 < y1)"}
 
 
 def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object = None) -> None:
-    """Raise ``ValueError`` unless every row of ``boxes`` (k, 4) is a valid normalised box.
-
-    A valid box is finite, lies inside ``[0, 1]`` and is not inverted or empty
-    (``x0 < x1`` and ``y0 < y1``). ``boxes`` may also be a numpy array or a list of
-    ``[x0, y0, x1, y1]``. ``sample`` names the image in the message.
-    """
+    """Raise ``ValueError`` unless every row of ``boxes`` (k, 4) (a tensor, array or list of ``[x0, y0, x1, y1]``)
+    is finite, inside ``[0, 1]`` and not inverted or empty; ``sample`` names the image in the message."""
     boxes = _as_boxes(boxes, f"boxes of sample {sample}")
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes of sample {sample} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}")
@@ -47,7 +30,7 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
 def _as_boxes(boxes: object, what: str) -> Tensor:
     """``boxes`` as a float tensor, or ``ValueError`` naming ``what`` (a ragged list, text, ...)."""
     if isinstance(boxes, Tensor):
-        return boxes.float() if not boxes.is_floating_point() else boxes
+        return boxes if boxes.is_floating_point() else boxes.float()
     try:
         return torch.as_tensor(boxes, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError):
@@ -55,33 +38,33 @@ def _as_boxes(boxes: object, what: str) -> Tensor:
 
 
 def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] | Tensor | None = None) -> None:
-    """Batched form of :func:`validate_boxes` for padded ``(N, K, 4)`` boxes and ``(N,)`` counts.
-
-    ``samples`` (N,) names each row's image (its dataset index) in the message; default the row.
-    """
-    valid = torch.arange(boxes.shape[1]) < counts[:, None]
-    code = _box_problems(boxes) * valid
+    """Batched :func:`validate_boxes` of padded ``(N, K, 4)`` boxes with ``(N,)`` counts; ``samples`` (N,)
+    names each row's image (its dataset index) in the message, default the row."""
+    # Per-box problem code (0: none), the first problem of _PROBLEMS that applies.
+    code = torch.zeros(boxes.shape[:-1], dtype=torch.int64)
+    code[~((boxes[..., 0] < boxes[..., 2]) & (boxes[..., 1] < boxes[..., 3]))] = 3
+    code[~((boxes >= 0) & (boxes <= 1)).all(dim=-1)] = 2
+    code[~torch.isfinite(boxes).all(dim=-1)] = 1
+    code *= torch.arange(boxes.shape[1]) < counts[:, None]
     if code.any():
         i, k = (int(v) for v in code.nonzero()[0])
         sample = i if samples is None else samples[i]
         sample = int(sample) if isinstance(sample, Tensor) else sample
         box = [round(float(v), 4) for v in boxes[i, k]]
-        raise ValueError(f"box {k} of sample {sample} {_PROBLEMS[int(code[i, k])]}: {box}; boxes are normalised x0, y0, x1, y1 in [0, 1]")
+        raise ValueError(f"box {k} of sample {sample} {_PROBLEMS[int(code[i, k])]}: {box}; "
+                         "boxes are normalised x0, y0, x1, y1 in [0, 1]")
 
 
 @dataclass
 class BoxSets:
-    """Box sets for a batch of ``N`` images, padded to ``K`` boxes each.
+    """Box sets for a batch of ``N`` images, padded to ``K`` boxes each; ``box_sets[i]`` is image ``i``'s
+    ``(boxes (k, 4), scores (k,))``. Invalid fields are a ``TypeError`` / ``ValueError`` naming them.
 
     Attributes:
-        boxes: ``(N, K, 4)`` float, normalised ``x0, y0, x1, y1``; rows past ``counts[i]``
-            are padding (zeros) and carry no meaning.
+        boxes: ``(N, K, 4)`` float, normalised ``x0, y0, x1, y1``; rows past ``counts[i]`` are padding.
         scores: ``(N, K)`` float, non-negative, best first; padding rows are 0.
         counts: ``(N,)`` int64, number of valid boxes per image, each in ``[1, K]``.
-        fallback: ``(N,)`` bool, ``True`` where nothing was found and the set is the
-            whole-image box :data:`WHOLE_IMAGE`.
-
-    ``box_sets[i]`` returns the ``(boxes (k, 4), scores (k,))`` of image ``i``.
+        fallback: ``(N,)`` bool, ``True`` where nothing was found and the set is :data:`WHOLE_IMAGE`.
     """
 
     boxes: Tensor
@@ -90,27 +73,25 @@ class BoxSets:
     fallback: Tensor
 
     def __post_init__(self) -> None:
-        for field in ("boxes", "scores", "counts", "fallback"):
+        fields = ("boxes", "scores", "counts", "fallback")
+        for field in fields:
             if not isinstance(getattr(self, field), Tensor):
                 raise TypeError(f"BoxSets.{field} must be a tensor; got {type(getattr(self, field)).__name__}")
         if self.scores.ndim != 2:
             raise ValueError(f"BoxSets.scores must have shape (N, K); got {tuple(self.scores.shape)}")
         n, k = self.scores.shape
         if self.boxes.shape != (n, k, 4) or self.counts.shape != (n,) or self.fallback.shape != (n,):
-            shapes = ", ".join(f"{f} {tuple(getattr(self, f).shape)}" for f in ("boxes", "scores", "counts", "fallback"))
+            shapes = ", ".join(f"{f} {tuple(getattr(self, f).shape)}" for f in fields)
             raise ValueError(f"inconsistent BoxSets shapes: {shapes}; expected (N, K, 4), (N, K), (N,), (N,)")
         if n and (int(self.counts.min()) < 1 or int(self.counts.max()) > k):
             raise ValueError(f"counts must lie in [1, {k}]; got {self.counts.tolist()}")
         validate_box_sets(self.boxes, self.counts)
 
     @classmethod
-    def from_lists(cls, boxes: list[Tensor], scores: list[Tensor] | None = None, max_boxes: int | None = None) -> "BoxSets":
-        """Pad a list of ``(k_i, 4)`` box tensors (and ``(k_i,)`` scores) into a ``BoxSets``.
-
-        An empty ``(0, 4)`` entry becomes the whole-image fallback box. With ``max_boxes``
-        the first ``max_boxes`` boxes of each image are kept. Entries may also be numpy
-        arrays or lists of ``[x0, y0, x1, y1]``; ``scores[i]`` must have one score per box.
-        """
+    def from_lists(cls, boxes: list[Tensor], scores: list[Tensor] | None = None, max_boxes: int | None = None
+                   ) -> "BoxSets":
+        """Pad a list of ``(k_i, 4)`` box tensors, arrays or lists (and ``(k_i,)`` scores, one per box, default 1)
+        into a ``BoxSets``, keeping the first ``max_boxes`` of each; an empty entry becomes :data:`WHOLE_IMAGE`."""
         n = len(boxes)
         boxes = [_as_boxes(entry, f"boxes of image {i}") for i, entry in enumerate(boxes)]
         boxes = [b.reshape(0, 4) if b.numel() == 0 else b for b in boxes]
@@ -148,5 +129,4 @@ class BoxSets:
     def areas(self) -> Tensor:
         """``(N, K)`` box areas as fractions of the image; 0 for padding rows."""
         wh = (self.boxes[..., 2:] - self.boxes[..., :2]).clamp_min(0)
-        valid = torch.arange(self.max_boxes) < self.counts[:, None]
-        return wh.prod(-1) * valid
+        return wh.prod(-1) * (torch.arange(self.max_boxes) < self.counts[:, None])
