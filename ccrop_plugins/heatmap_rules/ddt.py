@@ -1,17 +1,5 @@
-"""A dataset-level rule (DDT family): project each cell on the first principal component of the data.
-
-Deep Descriptor Transforming (Wei et al., Pattern Recognition 2019) centres every cell's
-descriptor on the *dataset's* mean descriptor and projects it on the first principal component
-of the centred descriptors; the projection is high where a cell looks like "the common object"
-of the data set. The component's sign is arbitrary, so a sign rule orients it.
-
-The statistics are sums (count, sum, sum of outer products, ...), accumulated by the host in the
-refresh pass through :meth:`DatasetPCA.fit` and turned into the component by
-:meth:`DatasetPCA.finalize`; memory is ``O(C^2)`` whatever the dataset's size, and under
-``torch.distributed`` the host sums them over ranks first. A pass applies the statistics of the
-*previous* pass (one forward per refresh); before the first fit the rule falls back to
-:func:`~ccrop_plugins.heatmap_rules.distinctiveness`.
-"""
+"""A dataset-level rule (DDT, Wei et al., Pattern Recognition 2019): each cell projected on the first principal
+component of the dataset's cells, fitted on the refresh pass (docs/plugins.md, "How the built-in rules work")."""
 
 from __future__ import annotations
 
@@ -25,16 +13,13 @@ SIGN_RULES = ("dataset", "image", "border", "none")
 
 
 class DatasetPCA:
-    """DDT heatmap: ``M = (F - mean) . v``, ``v`` the first principal component of the dataset's cells.
+    """DDT heatmap: ``M = (F - mean) . v``, ``v`` the first principal component of the dataset's cells;
+    :func:`~ccrop_plugins.heatmap_rules.distinctiveness` until fitted.
 
     Args:
-        sign: how to orient ``v`` (the eigenvector's sign is arbitrary):
-            ``"dataset"`` (default): once per fit, so that the projection correlates positively
-            with per-image distinctiveness over the whole dataset (one extra ``C``-vector of
-            statistics); ``"image"``: per image, flip the map if it correlates negatively
-            with that image's distinctiveness; ``"border"``: per image, flip the map if its
-            border cells score above its mean; ``"none"``: the eigenvector as ``eigh`` returns
-            it, made deterministic by a positive largest-magnitude entry.
+        sign: how to orient ``v``: ``"dataset"`` (default; positive correlation with distinctiveness over the
+            dataset), ``"image"`` (the same, per image), ``"border"`` (per image, border cells below the mean)
+            or ``"none"`` (largest-magnitude entry positive); any other is a ``ValueError``.
 
     Shapes: ``fit`` and ``__call__`` take features ``(N, C, h, w)``; ``__call__`` returns ``(N, h, w)``.
     """
@@ -51,12 +36,8 @@ class DatasetPCA:
         return self.component is not None
 
     def fit(self, features: Tensor) -> dict[str, Tensor]:
-        """Sufficient statistics of one batch as float64 sums (the host adds them up).
-
-        Products are taken in the features' precision (float32) and summed per batch in
-        float64: a batch's few hundred thousand cells lose nothing that matters to the
-        component, and the matrix product runs 3-4x faster than in float64.
-        """
+        """Sufficient statistics of one batch as float64 sums (the host adds them up); products in the features'
+        precision, 3-4x faster than float64 and as good for the component."""
         n, channels, height, width = features.shape
         flat = features.detach().reshape(n, channels, height * width)  # no copy: (N, C, cells)
         statistics = {
@@ -80,8 +61,7 @@ class DatasetPCA:
         covariance = (covariance + covariance.T) / 2
         if not bool(torch.isfinite(covariance).all()):
             return
-        # NumPy's LAPACK call: torch.linalg.eigh on a busy multi-threaded CPU was measured 100x
-        # slower (6 s instead of 0.05 s for 256 channels).
+        # NumPy's LAPACK call: torch.linalg.eigh on a busy multi-threaded CPU was measured 100x slower.
         _, vectors = np.linalg.eigh(covariance.cpu().numpy())
         component = torch.from_numpy(vectors[:, -1].copy()).to(mean.device)
         component = component * _sign(component[component.abs().argmax()])
@@ -96,9 +76,8 @@ class DatasetPCA:
             return distinctiveness(features)
         channels = features.shape[1]
         if channels != self.component.shape[0]:
-            raise ValueError(
-                f"heatmap 'ddt' was fitted on {self.component.shape[0]} channels; got features with {channels}"
-            )
+            raise ValueError(f"heatmap 'ddt' was fitted on {self.component.shape[0]} channels; "
+                             f"got features with {channels}")
         component = self.component.to(features.device, features.dtype)
         offset = float(self.mean @ self.component)
         n, _, height, width = features.shape

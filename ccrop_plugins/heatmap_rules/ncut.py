@@ -1,13 +1,5 @@
-"""Several objects per image from the feature affinity graph (normalised cut, repeated).
-
-Each image's cells are the nodes of a graph whose edges join cells with similar descriptors
-(cosine similarity of descriptors centred on the image's mean, above ``tau``; TokenCut's
-binarised affinity, Wang et al., CVPR 2022). The second eigenvector of the normalised
-Laplacian splits the graph in two (Shi and Malik's normalised cut); on the smaller side, the
-8-connected part around the eigenvector's peak is an object. Its cells are removed and the
-cut repeated on the rest, up to ``max_objects`` times, until the best remaining cut is weak
-(its eigenvalue above ``max_cut``).
-"""
+"""Several objects per image from the feature affinity graph: normalised cuts (TokenCut's binarised affinity),
+repeated on the cells that are left (docs/plugins.md, "How the built-in rules work")."""
 
 from __future__ import annotations
 
@@ -25,33 +17,23 @@ FOREGROUND_RULES = ("smaller", "peak")
 
 
 class NormalizedCut:
-    """Multi-object heatmap: object ``k`` (0-based, in the order found) scores ``1 - k / (2 max_objects)``.
+    """Multi-object heatmap: object ``k`` (0-based, in the order found) scores ``1 - k / (2 max_objects)``, the
+    background 0 (so any threshold below 0.5 gives one box per object).
 
-    Background scores 0, so every threshold below 0.5 separates the objects exactly and the
-    ``components`` localizer gives one box per object, the first found ranked first.
-
-    Args:
-        max_objects: cuts per image (each finds at most one object).
-        tau: cosine similarity above which two cells are joined (weight 1; else ``1e-5``).
-        max_cut: stop when the cut's eigenvalue (0 for a perfect split, about 1 for none)
-            exceeds this.
-        max_cells: feature maps with more cells are average-pooled to at most this many
-            first (the eigen-decomposition costs ``O(cells^3)`` per image); the map is
-            upsampled back to ``(h, w)`` bilinearly.
-        foreground: which side of a cut is the object: ``"smaller"`` (fewer cells) or
-            ``"peak"`` (the side holding the eigenvector's largest magnitude, TokenCut's rule).
+    Args (a value outside the allowed range is a ``ValueError`` naming it):
+        max_objects: cuts per image (each finds at most one object), an integer ``>= 1``.
+        tau: cosine similarity in ``[-1, 1)`` above which two cells are joined (weight 1; else ``1e-5``).
+        max_cut: stop when the cut's eigenvalue (0 for a perfect split, about 1 for none) exceeds this, ``(0, 2]``.
+        max_cells: maps with more cells are average-pooled to at most this many first (``O(cells^3)`` per image),
+            an integer ``>= 4``; the map is upsampled back to ``(h, w)`` bilinearly.
+        foreground: which side of a cut is the object: ``"smaller"`` (fewer cells) or ``"peak"`` (the side
+            holding the eigenvector's largest magnitude, TokenCut's rule).
 
     Shapes: features ``(N, C, h, w)`` -> maps ``(N, h, w)``.
     """
 
-    def __init__(
-        self,
-        max_objects: int = 3,
-        tau: float = 0.2,
-        max_cut: float = 0.5,
-        max_cells: int = 256,
-        foreground: str = "smaller",
-    ) -> None:
+    def __init__(self, max_objects: int = 3, tau: float = 0.2, max_cut: float = 0.5, max_cells: int = 256,
+                 foreground: str = "smaller") -> None:
         if isinstance(max_objects, bool) or int(max_objects) != max_objects or max_objects < 1:
             raise ValueError(f"max_objects of heatmap 'ncut' must be a positive integer; got {max_objects!r}")
         if not -1.0 <= float(tau) < 1.0:
@@ -61,14 +43,10 @@ class NormalizedCut:
         if isinstance(max_cells, bool) or int(max_cells) != max_cells or max_cells < 4:
             raise ValueError(f"max_cells of heatmap 'ncut' must be an integer >= 4; got {max_cells!r}")
         if foreground not in FOREGROUND_RULES:
-            raise ValueError(
-                f"unknown foreground rule {foreground!r} of heatmap 'ncut'; available: {', '.join(FOREGROUND_RULES)}"
-            )
-        self.max_objects = int(max_objects)
-        self.tau = float(tau)
-        self.max_cut = float(max_cut)
-        self.max_cells = int(max_cells)
-        self.foreground = foreground
+            raise ValueError(f"unknown foreground rule {foreground!r} of heatmap 'ncut'; "
+                             f"available: {', '.join(FOREGROUND_RULES)}")
+        self.max_objects, self.tau, self.max_cut = int(max_objects), float(tau), float(max_cut)
+        self.max_cells, self.foreground = int(max_cells), foreground
 
     def __call__(self, features: Tensor) -> Tensor:
         n, channels, height, width = features.shape
@@ -78,17 +56,14 @@ class NormalizedCut:
         cells = torch.nan_to_num(cells, nan=0.0, posinf=0.0, neginf=0.0)
         cells = F.normalize(cells - cells.mean(dim=1, keepdim=True), dim=2)
         affinity = torch.where(cells @ cells.transpose(1, 2) > self.tau, 1.0, 1e-5)
-        maps = _repeated_cuts(affinity, grid, self.max_objects, self.max_cut, self.foreground)
-        maps = maps.reshape(n, *grid)
+        maps = _repeated_cuts(affinity, grid, self.max_objects, self.max_cut, self.foreground).reshape(n, *grid)
         if grid != (height, width):
             maps = F.interpolate(maps[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
         return maps
 
     def __repr__(self) -> str:
-        return (
-            f"NormalizedCut(max_objects={self.max_objects}, tau={self.tau}, max_cut={self.max_cut}, "
-            f"max_cells={self.max_cells}, foreground={self.foreground!r})"
-        )
+        return (f"NormalizedCut(max_objects={self.max_objects}, tau={self.tau}, max_cut={self.max_cut}, "
+                f"max_cells={self.max_cells}, foreground={self.foreground!r})")
 
 
 def _pooled_grid(height: int, width: int, max_cells: int) -> tuple[int, int]:
@@ -98,8 +73,9 @@ def _pooled_grid(height: int, width: int, max_cells: int) -> tuple[int, int]:
     return max(1, int(height * scale)), max(1, int(width * scale))
 
 
-def _repeated_cuts(affinity: Tensor, grid: tuple[int, int], max_objects: int, max_cut: float, foreground: str) -> Tensor:
-    """``(N, M, M)`` affinities of ``grid`` cells -> ``(N, M)`` maps: object ``k`` scores ``1 - k / (2 max_objects)``."""
+def _repeated_cuts(affinity: Tensor, grid: tuple[int, int], max_objects: int, max_cut: float,
+                   foreground: str) -> Tensor:
+    """``(N, M, M)`` affinities of ``grid`` cells -> ``(N, M)`` maps (object ``k``: ``1 - k / (2 max_objects)``)."""
     n, cells, _ = affinity.shape
     device = affinity.device
     keep = torch.ones(n, cells, dtype=torch.bool, device=device)
@@ -117,7 +93,7 @@ def _repeated_cuts(affinity: Tensor, grid: tuple[int, int], max_objects: int, ma
         # Removed cells: isolated, with an eigenvalue (3) above the normalised Laplacian's range
         # [0, 2], so the two smallest eigenpairs belong to the cells that are left.
         laplacian = laplacian + torch.diag_embed((~keep).float() * 2.0)
-        with one_cpu_thread(laplacian.device):  # measured 70x faster than two threads on a busy 2-core machine
+        with one_cpu_thread(laplacian.device):  # two threads on a busy 2-core machine: measured 70x slower
             values, vectors = torch.linalg.eigh(laplacian)
         active &= values[:, 1] <= max_cut
         vector = vectors[:, :, 1] * scale  # the generalised eigenvector D^-1/2 z
@@ -137,11 +113,7 @@ def _repeated_cuts(affinity: Tensor, grid: tuple[int, int], max_objects: int, ma
 
 
 def _peak_component(side: Tensor, peak: Tensor, grid: tuple[int, int]) -> Tensor:
-    """The 8-connected part of each image's ``side`` ``(N, M)`` that holds its ``peak`` cell.
-
-    One cut may put several separate objects on one side; taking the part around the
-    eigenvector's peak keeps one object per cut, and the next cuts find the others.
-    """
+    """The 8-connected part of each image's ``side`` ``(N, M)`` that holds its ``peak`` cell: one object per cut."""
     flags = side.reshape(-1, *grid).cpu().numpy()
     out = np.zeros_like(flags)
     eight = np.ones((3, 3), dtype=bool)
