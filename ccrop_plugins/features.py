@@ -14,20 +14,19 @@ class _StagesReached(Exception):
 class StageFeatures(nn.Module):
     """``model`` up to its deepest requested stage; forward returns ``dict[stage, (B, C, h, w)]``.
 
-    The maps are caught by forward hooks (attached for one forward only, so the model carries
-    none while it trains); the forward stops once every stage has run, so later stages and the
-    head are never computed (a refresh at ``layer3`` of a ResNet-50 costs a forward to ``layer3``).
+    Forward hooks (attached for one forward only) catch the maps, and the forward stops once every stage has run,
+    so later stages and the head are never computed. A stage whose output is a tuple or list gives its last item.
 
     Args:
-        model: any ``nn.Module`` (kept as the submodule ``model``, not copied: it shares the
-            training model's weights, and ``eval()`` / ``train()`` reach it).
-        stages: dotted submodule names of ``model`` (``"layer3"``, ``"backbone.layer3"``), in
-            the order the returned dict should have. For a model wrapped in
-            ``DistributedDataParallel`` / ``DataParallel`` the ``module.`` prefix may be left out.
-        stop_early: end the forward after the deepest requested stage (default). Turn it off
-            for a model whose forward catches exceptions broadly.
+        model: any ``nn.Module`` (shared, not copied: ``eval()`` / ``train()`` reach it).
+        stages: dotted submodule names of ``model`` (``"layer3"``, ``"backbone.layer3"``; the ``module.`` prefix of
+            a ``DistributedDataParallel`` / ``DataParallel`` model may be left out), in the returned dict's order.
+        stop_early: end the forward after the deepest requested stage (default); turn it off for a model whose
+            forward catches exceptions broadly.
 
-    A stage whose output is a tuple or list (a multi-output backbone) gives its last item.
+    Raises ``TypeError`` for a model that is not a module, ``ValueError`` for no, repeated or unknown stage names
+    (listing valid ones) and for a stage output that is not ``(B, C, h, w)``; ``RuntimeError`` for a stage the
+    forward did not run.
     """
 
     def __init__(self, model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> None:
@@ -39,9 +38,7 @@ class StageFeatures(nn.Module):
             raise ValueError("stage_features needs at least one stage name; got none")
         if len(set(stages)) != len(stages):
             raise ValueError(f"stage names must be unique; got {stages}")
-        self.model = model
-        self.stages = tuple(stages)
-        self.stop_early = bool(stop_early)
+        self.model, self.stages, self.stop_early = model, tuple(stages), bool(stop_early)
         self._paths = {stage: _resolve(model, stage) for stage in self.stages}
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
@@ -55,7 +52,6 @@ class StageFeatures(nn.Module):
                 caught[stage] = _feature_map(output, stage)
                 if self.stop_early and len(caught) == len(self.stages):
                     raise _StagesReached
-
             return hook
 
         handles = [modules[self._paths[stage]].register_forward_hook(catcher(stage)) for stage in self.stages]
@@ -68,10 +64,8 @@ class StageFeatures(nn.Module):
                 handle.remove()
         missing = [stage for stage in self.stages if stage not in caught]
         if missing:
-            raise RuntimeError(
-                f"stages {missing} were not run by the forward of {type(self.model).__name__}; "
-                "name modules that the forward calls"
-            )
+            raise RuntimeError(f"stages {missing} were not run by the forward of {type(self.model).__name__}; "
+                               "name modules that the forward calls")
         return {stage: caught[stage] for stage in self.stages}
 
     def extra_repr(self) -> str:
@@ -79,9 +73,8 @@ class StageFeatures(nn.Module):
 
 
 def stage_features(model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> StageFeatures:
-    """:class:`StageFeatures`: ``stage_features(model, ["layer2", "layer4"])(images)`` gives
-    ``{"layer2": (B, C2, h2, w2), "layer4": (B, C4, h4, w4)}``; an unknown stage name is a
-    ``ValueError`` listing valid ones."""
+    """:class:`StageFeatures`: ``stage_features(model, ["layer2", "layer4"])(images)`` gives ``{"layer2": (B, C2, h2,
+    w2), "layer4": (B, C4, h4, w4)}``; an unknown stage name is a ``ValueError`` listing valid ones."""
     return StageFeatures(model, stages, stop_early=stop_early)
 
 
@@ -90,17 +83,13 @@ def _resolve(model: nn.Module, stage: str) -> str:
     if not isinstance(stage, str) or not stage:
         raise ValueError(f"a stage name must be a non-empty dotted module name; got {stage!r}")
     names = [name for name, _ in model.named_modules() if name]
-    known = set(names)
-    if stage in known:
-        return stage
-    if f"module.{stage}" in known:
-        return f"module.{stage}"
+    for path in (stage, f"module.{stage}"):
+        if path in names:
+            return path
     top = [name for name in names if "." not in name or name.count(".") == 1 and name.startswith("module.")]
     shown = ", ".join(top[:12]) + (", ..." if len(top) > 12 else "")
-    raise ValueError(
-        f"unknown stage {stage!r} of {type(model).__name__}; valid names are dotted submodule "
-        f"names such as: {shown or '(the model has no submodules)'}"
-    )
+    raise ValueError(f"unknown stage {stage!r} of {type(model).__name__}; valid names are dotted submodule "
+                     f"names such as: {shown or '(the model has no submodules)'}")
 
 
 def _feature_map(output: Any, stage: str) -> Tensor:

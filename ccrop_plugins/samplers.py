@@ -15,22 +15,22 @@ Pair = np.ndarray
 class CentreSampler(Protocol):
     """Places one crop of a known size: returns its top-left ``(2,)`` inside ``[low, high]``.
 
-    Every argument is a :data:`Pair`: ``low`` and ``high`` bound the top-left (the crop's centre
-    on the box's first / last edge, ``box_edge * H - h / 2``, clamped to ``[0, H - h]``);
-    ``centre`` centres the crop on the box (unclamped); ``extent`` is the box's height and width.
-    Draws come from ``generator`` (or torch's global RNG). A sampler placing each axis at
-    ``low + (high - low) * q(u)``, ``u`` uniform, may define ``unit_quantile(u) -> q(u)``:
-    :class:`~ccrop_plugins.ContrastiveCrop` then feeds it ``u`` from its one random call per
-    view, the stream ``__call__`` would draw.
+    Every argument is a :data:`Pair`: ``low`` and ``high`` bound the top-left (the crop's centre on the box's
+    first / last edge, ``box_edge * H - h / 2``, clamped to ``[0, H - h]``); ``centre`` centres the crop on the
+    box (unclamped); ``extent`` is the box's height and width. Draws come from ``generator`` (or torch's global
+    RNG). A sampler placing each axis at ``low + (high - low) * q(u)``, ``u`` uniform, may define
+    ``unit_quantile(u) -> q(u)``: :class:`~ccrop_plugins.ContrastiveCrop` then draws ``u`` in its one random call.
     """
 
-    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair, generator: torch.Generator | None = None) -> Pair: ...
+    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair,
+                 generator: torch.Generator | None = None) -> Pair: ...
 
 
 class _QuantileSampler:
-    """The fast form: each axis at ``low + (high - low) * unit_quantile(u)``, ``u`` uniform."""
+    """The quantile form: each axis at ``low + (high - low) * q(u)``, ``u`` uniform (here ``q`` is the identity)."""
 
-    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair, generator: torch.Generator | None = None) -> Pair:
+    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair,
+                 generator: torch.Generator | None = None) -> Pair:
         u = torch.rand(low.shape, generator=generator, dtype=torch.float64).numpy()
         return low + (high - low) * self._quantiles(u)
 
@@ -38,25 +38,19 @@ class _QuantileSampler:
         return u
 
     def unit_quantile(self, u: float) -> float:
-        return u
+        return float(self._quantiles(u))
 
 
 class BetaSampler(_QuantileSampler):
-    """The paper's center-suppressed sampler: ``low + (high - low) * Beta(alpha, alpha)``.
-
-    ``alpha < 1`` is U-shaped and pushes the two views of a pair to opposite sides of the
-    object; ``alpha = 1`` is uniform; ``alpha > 1`` concentrates crops on the box centre.
-    Draws by inverse CDF from ``torch.rand``, so a seeded ``torch.Generator`` reproduces them.
-    """
+    """The paper's center-suppressed sampler: ``low + (high - low) * Beta(alpha, alpha)``, by inverse CDF of
+    ``torch.rand`` (a seeded ``torch.Generator`` reproduces it). ``alpha < 1`` pushes the two views of a pair to
+    opposite sides of the object, ``1`` is uniform, ``> 1`` central; ``ValueError`` unless finite and ``> 0``."""
 
     def __init__(self, alpha: float = 0.6) -> None:
         self.alpha = _positive(alpha, "alpha", "the paper uses 0.1 to 1.0")
 
     def _quantiles(self, u: np.ndarray) -> np.ndarray:
         return betaincinv(self.alpha, self.alpha, u)
-
-    def unit_quantile(self, u: float) -> float:
-        return float(betaincinv(self.alpha, self.alpha, u))
 
     def __repr__(self) -> str:
         return f"BetaSampler(alpha={self.alpha})"
@@ -70,13 +64,14 @@ class UniformSampler(_QuantileSampler):
 
 
 class GaussianSampler:
-    """A Gaussian around the box centre, clamped to the range; ``sigma``: its standard deviation
-    as a fraction of the box's height (for ``top``) and width (for ``left``)."""
+    """A Gaussian around the box centre, clamped to the range; ``sigma`` (finite, ``> 0``, else ``ValueError``):
+    its standard deviation as a fraction of the box's height (for ``top``) and width (for ``left``)."""
 
     def __init__(self, sigma: float = 0.25) -> None:
         self.sigma = _positive(sigma, "sigma", "a fraction of the box size")
 
-    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair, generator: torch.Generator | None = None) -> Pair:
+    def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair,
+                 generator: torch.Generator | None = None) -> Pair:
         noise = torch.randn(low.shape, generator=generator, dtype=torch.float64).numpy()
         return np.clip(centre + self.sigma * extent * noise, low, high)
 
