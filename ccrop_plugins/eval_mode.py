@@ -12,13 +12,8 @@ T = TypeVar("T")
 
 @contextmanager
 def eval_mode(module: T) -> Iterator[T]:
-    """Put ``module`` in eval mode inside the block; restore every submodule's flag after.
-
-    ``module.train(flag)`` afterwards would set *all* submodules to ``flag``, undoing a
-    frozen (eval) submodule such as a frozen BatchNorm; this restores each one as it was,
-    also when the block raises. Anything that is not an ``nn.Module`` (a plain function)
-    passes through unchanged. Yields ``module``.
-    """
+    """Put ``module`` in eval mode inside the block; restore every submodule's own flag after (a frozen
+    BatchNorm stays in eval), also when the block raises. A non-module passes through. Yields ``module``."""
     if not isinstance(module, nn.Module):
         yield module
         return

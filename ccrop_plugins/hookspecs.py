@@ -1,8 +1,7 @@
-"""The extension points: one ``register`` hook per kind of plugin.
+"""The extension points: one ``register`` hook per kind of plugin (docs/plugins.md).
 
-Each hook receives a ``register(name, factory)`` callback; the host owns naming, the
-provider's name and duplicate checks. A factory is called with the user's options
-(``get_localizer("components", threshold=0.2)``) and returns the plugin object.
+Each hook receives a ``register(name, factory)`` callback; the host owns naming, the provider's name and duplicate
+checks. A factory is called with the user's options (``get_localizer("components", threshold=0.2)``).
 """
 
 from __future__ import annotations
@@ -19,9 +18,9 @@ Register = Callable[[str, Callable[..., Any]], None]
 
 @hookspec
 def ccrop_register_heatmaps(register: Register) -> None:
-    """Register heatmap rules: ``register(name, rule)``, ``rule`` a function ``features (N, C, h, w)
-    -> maps (N, h, w)`` (larger: "more object"; no options) or a class built with the options;
-    an instance with ``fit`` / ``finalize`` is fitted on the refresh pass (:class:`~ccrop_plugins.heatmaps.FittedHeatmap`).
+    """Register heatmap rules: ``register(name, rule)``, ``rule`` a function ``features (N, C, h, w) -> maps (N, h,
+    w)`` (larger: "more object"; no options) or a class built with the options; an instance with ``fit`` /
+    ``finalize`` is fitted on the refresh pass (:class:`~ccrop_plugins.heatmaps.FittedHeatmap`).
 
     :param register: call once per rule; the name must be unique across all plugins.
     """

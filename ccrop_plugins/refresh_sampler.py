@@ -9,17 +9,13 @@ from torch.utils.data import Sampler
 
 
 class RefreshSampler(Sampler[int]):
-    """The indices of one rank's shard of a dataset, in order, each index on exactly one rank.
-
-    Rank ``r`` of ``w`` gets the contiguous range ``[r * n // w, (r + 1) * n // w)``: shards
-    differ by at most one sample and, unlike ``DistributedSampler``, nothing is padded or
-    repeated, so the refresh localizes every image once (``refresh_boxes`` all-gathers shards
-    of unequal length). Without ``torch.distributed`` it is ``range(n)``.
+    """The indices of one rank's shard of a dataset, in order, each index on exactly one rank: rank ``r`` of ``w``
+    gets ``[r * n // w, (r + 1) * n // w)``, nothing padded or repeated (unlike ``DistributedSampler``).
 
     Args:
         data_source: the dataset (anything with ``len``) or its length.
-        rank, world_size: this process's place; default from ``torch.distributed`` when it is
-            initialized, else ``0`` and ``1``. Read when the sampler is built.
+        rank, world_size: this process's place; default from ``torch.distributed`` when it is initialized, else
+            ``0`` and ``1``. A bad length, rank or world size is a ``ValueError`` naming it.
     """
 
     def __init__(self, data_source: Sized | int, *, rank: int | None = None, world_size: int | None = None) -> None:
@@ -35,8 +31,7 @@ class RefreshSampler(Sampler[int]):
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
             raise ValueError(f"RefreshSampler: rank must be an int in [0, {world_size}); got {rank!r}")
         self.rank, self.world_size, self.length = rank, world_size, length
-        self.start = rank * length // world_size
-        self.stop = (rank + 1) * length // world_size
+        self.start, self.stop = rank * length // world_size, (rank + 1) * length // world_size
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.start, self.stop))

@@ -10,23 +10,14 @@ from .sizes import checked_int
 
 @dataclass(frozen=True)
 class RefreshSchedule:
-    """The paper's schedule, counted in *steps* (epochs or iterations: the caller decides).
+    """The paper's schedule in 0-based *steps* (epochs or iterations: the caller decides).
 
-    Steps count from 0, as ``range(steps)`` and Lightning's ``current_epoch`` do. A refresh
-    runs at the *end* of step ``s`` (so step ``s + 1`` crops from new boxes) when all three
-    hold, with ``done = s + 1`` the number of finished steps:
+    A refresh runs at the end of step ``s`` when ``done = s + 1`` satisfies ``done >= warmup``,
+    ``(done - warmup) % interval == 0`` and ``done < total`` (``None``: no known end); ``RefreshSchedule(100, 100,
+    500)`` refreshes after steps 99, 199, 299 and 399 (docs/configuration.md, "The refresh schedule").
 
-    - ``done >= warmup``: the first ``warmup`` steps are plain RandomResizedCrop;
-    - ``(done - warmup) % interval == 0``: then every ``interval`` steps;
-    - ``done < total``: never after the last step, whose boxes no step would use
-      (``total=None`` means no known end).
-
-    ``RefreshSchedule(100, 100, 500)`` (CIFAR-10, in epochs) refreshes after steps 99, 199, 299
-    and 399; ``RefreshSchedule(0, 3, 10)`` after 2, 5 and 8 (boxes need a trained model). More
-    examples, and the reference code's rule: docs/configuration.md, "The refresh schedule".
-
-    Args: ``warmup`` (an int ``>= 0``), ``interval`` (an int ``>= 1``), ``total`` (an int ``>= 1``
-    or ``None``), in steps.
+    Args: ``warmup`` (an int ``>= 0``), ``interval`` (an int ``>= 1``), ``total`` (an int ``>= 1`` or ``None``),
+    in steps; anything else is a ``ValueError`` naming the argument.
     """
 
     warmup: int
@@ -64,11 +55,8 @@ class RefreshSchedule:
         return list(range(self.first_refresh, end - 1, self.interval))
 
     def never_refreshes(self, total: int | None = None) -> bool:
-        """Whether a run of ``total`` steps (default the schedule's) ends before any refresh.
-
-        For the "ContrastiveCrop is silently inactive" warnings: warm-up at least as long as
-        the run, or a run too short for the first interval. ``False`` when no end is known.
-        """
+        """Whether a run of ``total`` steps (default the schedule's) ends before any refresh (``False`` when no end
+        is known): for the "ContrastiveCrop is silently inactive" warnings."""
         end = self._end(total, "never_refreshes")
         return end is not None and self.first_refresh + 1 >= end
 

@@ -10,14 +10,9 @@ from torch import Tensor
 
 
 def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    """``size`` as ``(height, width)``: an int ``s`` means ``(s, s)``.
-
-    Raises:
-        TypeError: ``size`` is not an int or a pair of ints (``8.7``, ``'abc'``, ``True``);
-            floats are refused rather than truncated.
-        ValueError: a pair of the wrong length or a value below 1.
-        Both name ``name`` and the value.
-    """
+    """``size`` as ``(height, width)``: an int ``s`` means ``(s, s)``. ``TypeError`` for anything but an int or a
+    pair of ints (``8.7``, ``'abc'``, ``True``: never truncated), ``ValueError`` for a wrong length or a value below
+    1; both name ``name`` and the value."""
     message = f"{name} must be a positive int or (height, width); got {size!r}"
     if integer(size) is not None:
         values: tuple = (size, size)
@@ -39,12 +34,12 @@ def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
 
 
 def integer(value: object) -> int | None:
-    """``value`` as an int if it is an integer of any kind (``int``, numpy, a one-element integer
-    tensor), else ``None``: bools and floats are refused rather than truncated."""
-    if isinstance(value, bool) or isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_floating_point()):
+    """``value`` as an int if it is an integer of any kind (``int``, numpy, a one-element integer tensor), else
+    ``None``: bools and floats are refused rather than truncated."""
+    if isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_floating_point()):
         return None
     try:
-        return operator.index(value)  # type: ignore[arg-type]
+        return None if isinstance(value, bool) else operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         return None
 
