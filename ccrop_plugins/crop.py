@@ -42,12 +42,9 @@ def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
 
 
 def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Generator | None = None) -> int:
-    """The index of one box of ``boxes`` ``(k, 4)``, drawn with probability proportional to ``scores``.
-
-    ``scores`` ``(k,)``: non-negative weights; ``None``, all zero or non-finite means uniform.
-    Draws nothing when ``k == 1``. Adapters call this once per *sample* and pass the index to
-    every view's :meth:`ContrastiveCrop.make_params`, so that both views crop the same object.
-    """
+    """The index of one box of ``boxes`` ``(k, 4)``, drawn with probability proportional to ``scores`` ``(k,)``
+    (``None``, all zero or non-finite: uniform; no draw when ``k == 1``); adapters pass it to every view of a sample.
+    ``ValueError`` for an empty set or scores of another length."""
     count = len(boxes)
     weights = _weights(scores, count)
     if count == 1:
@@ -106,22 +103,16 @@ def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[li
 class ContrastiveCrop:
     """The framework-neutral view crop of ContrastiveCrop (Peng et al., CVPR 2022).
 
-    The crop's size is drawn as torchvision's ``RandomResizedCrop`` draws it (10 tries, then a
-    centred fallback). Without boxes the position is uniform too (with the same seed, exactly
-    ``RandomResizedCrop``'s crops). With a box set, one box is chosen (weighted by score) and the
-    centre sampler places the crop's top-left in the paper's range ``box_edge * H - h / 2``,
-    clamped to ``[0, H - h]``. Images keep their mode (grayscale, RGBA).
+    The crop's size is drawn as torchvision's ``RandomResizedCrop`` draws it (without boxes: exactly its crops).
+    With a box set, one box is chosen (weighted by score) and the centre sampler places the crop's top-left in the
+    paper's range ``box_edge * H - h / 2``, clamped to ``[0, H - h]``. Images keep their mode (grayscale, RGBA).
 
-    Args (types, defaults and allowed values: docs/configuration.md):
-        size: output ``(height, width)`` or one int for a square.
-        scale: range of the crop's area, a fraction of the image (of the chosen box with
-            ``scale_reference="box"``, shrunk so that the largest crop fits the image).
-        ratio: range of the crop's aspect ratio ``width / height``.
-        sampler: a registered sampler name (``beta``, ``uniform``, ``gaussian``) or a sampler object.
-        alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler (paper: 0.1 on CIFAR, 0.6 on ImageNet).
-        scale_reference: ``"image"`` (the paper) or ``"box"``.
-        interpolation, antialias: torchvision's resize (an ``InterpolationMode`` or its name).
-        sampler_options: other options of the sampler (``sigma`` for ``gaussian``).
+    Args (types, defaults and allowed values, each refused with a ``ValueError`` / ``TypeError``:
+    docs/configuration.md): ``size`` (output ``(height, width)`` or one int), ``scale`` (the crop's area range, a
+    fraction of the image, or of the box with ``scale_reference="box"``), ``ratio`` (``width / height`` range),
+    ``sampler`` (a registered name or a sampler object), ``alpha`` (the ``beta`` sampler's), ``scale_reference``
+    (``"image"``, the paper's, or ``"box"``), ``interpolation`` and ``antialias`` (torchvision's resize),
+    ``sampler_options`` (the named sampler's other options, ``sigma`` for ``gaussian``).
     """
 
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.2, 1.0),
@@ -147,15 +138,11 @@ class ContrastiveCrop:
     def make_params(self, image_size: Sequence[int], boxes: Tensor | None = None,
                     generator: torch.Generator | None = None, *, scores: Tensor | None = None,
                     box_index: int | None = None) -> CropParams:
-        """Draw one crop: :data:`CropParams`, a crop inside the image.
+        """Draw one crop inside an image of ``image_size`` ``(height, width)`` pixels: :data:`CropParams`.
 
-        Args:
-            image_size: ``(height, width)`` of the image in pixels.
-            boxes: ``(k, 4)`` normalised ``x0, y0, x1, y1`` box set (tensor, array or list), or
-                ``None`` (warm-up: plain ``RandomResizedCrop``); every box is checked (``ValueError``).
-            generator: optional seeded ``torch.Generator``; ``None`` uses torch's global RNG.
-            scores: ``(k,)`` weights for choosing the box (uniform if ``None``).
-            box_index: use this box instead of choosing one (pair-consistent views).
+        ``boxes``: ``(k, 4)`` normalised ``x0, y0, x1, y1`` (tensor, array or list; every box checked, ``ValueError``)
+        or ``None`` (warm-up: plain ``RandomResizedCrop``); ``scores`` ``(k,)`` weigh the choice of box, unless
+        ``box_index`` names it (pair-consistent views); draws from ``generator``, else torch's global RNG.
         """
         height, width = int(image_size[0]), int(image_size[1])
         if height < 1 or width < 1:

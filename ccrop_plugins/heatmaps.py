@@ -170,23 +170,13 @@ def normalize_maps(maps: Tensor) -> Tensor:
 def heatmaps_from_features(features: Features, size: Sequence[int] | int | None = None,
                            method: str | HeatmapMethod = "channel_sum",
                            options: Mapping[str, Any] | None = None) -> Tensor:
-    """Turn backbone features into per-image heatmaps in ``[0, 1]``.
+    """Backbone features ``(N, C, h, w)`` (or ``{stage: (N, C_s, h_s, w_s)}``, fused) -> heatmaps ``(N, H, W)``
+    float32 in ``[0, 1]``, all zeros for maps with non-finite values or no contrast.
 
-    Args:
-        features: ``(N, C, h, w)`` feature maps before pooling, or a dict ``{stage: (N, C_s, h_s, w_s)}``
-            fused into one map per image (:func:`fuse_maps`).
-        size: output ``(H, W)`` or one int; maps are min-max normalised at feature resolution, then
-            bilinearly upsampled (``align_corners=False``) as in the reference code. ``None`` keeps the
-            finest stage's ``(h, w)``.
-        method: a registered heatmap name (``ccrop plugins``) or a callable ``(N, C, h, w) -> (N, h, w)``.
-        options: options of a heatmap given by name (``{"sign": "image"}`` for ``ddt``).
-
-    Returns:
-        ``(N, H, W)`` float32 heatmaps in ``[0, 1]``; all zeros for maps with non-finite values or no
-        contrast. A fitted rule (``ddt``) built here applies its fallback; keep a :class:`HeatmapPipeline`
-        (or use :func:`~ccrop_plugins.refresh_boxes`) to fit it.
-
-    Raises ``ValueError`` / ``TypeError`` naming bad features, sizes, rule names or options.
+    Maps are min-max normalised at feature resolution, then bilinearly upsampled (``align_corners=False``) to
+    ``size`` (``(H, W)`` or one int; ``None`` keeps the finest ``(h, w)``). ``method``: a registered rule name with
+    its ``options``, or a callable ``(N, C, h, w) -> (N, h, w)``; a fitted rule (``ddt``) applies its fallback here
+    (a :class:`HeatmapPipeline` fits it). ``ValueError`` / ``TypeError`` name bad features, sizes, rules or options.
     """
     return HeatmapPipeline(method, options)(features, size)
 

@@ -54,32 +54,19 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
                   threshold: float | str | None = None, localizer_options: dict[str, Any] | None = None,
                   heatmap_options: dict[str, Any] | None = None, heatmap_size: Sequence[int] | None = None,
                   device: torch.device | str | None = None, progress: bool = True) -> RefreshStats:
-    """Localize objects in every image of ``batches`` and write the box sets to ``store``.
+    """Localize objects in every image of ``batches`` and write the box sets to ``store`` (every rank ends with the
+    same full store, its version increased by one); returns the pass's :class:`RefreshStats`.
 
-    Args (defaults and allowed values: docs/configuration.md):
-        feature_fn: the backbone up to the stage whose features make the heatmap (:data:`FeatureFn`,
-            e.g. :func:`~ccrop_plugins.features.stage_features`); a module runs in eval mode and
-            gets every submodule's mode back afterwards.
-        batches: ``(images (B, C, H, W), indices (B,))`` of *un-augmented* images and their dataset
-            indices (extra items ignored); under ``torch.distributed`` each rank's own shard.
-        store: the :class:`BoxStore` to update; every rank ends with the same full store.
-        localizer: a registered name or a callable ``heatmaps (N, H, W) -> BoxSets``.
-        heatmap: a registered rule name, a callable (:func:`heatmaps_from_features`) or a
-            :class:`HeatmapPipeline`. A rule with dataset statistics (``ddt``) applies those fitted
-            on the previous pass over ``store`` and fits new ones, summed over ranks (docs/plugins.md).
-        threshold: the localizer's ``threshold`` (``components`` also takes ``"mean"``, ``"otsu"``).
-        localizer_options, heatmap_options: other options of a named localizer / heatmap rule.
-        heatmap_size: ``(H, W)`` of the heatmaps; default the images' size.
-        device: where ``feature_fn`` runs; default the module's device, else the CPU.
-        progress: show a progress bar (rank 0 only).
+    ``feature_fn`` (:data:`FeatureFn`, e.g. :func:`~ccrop_plugins.features.stage_features`; a module runs in eval
+    mode, every submodule's mode restored after) gets the images of ``batches``: ``(images (B, C, H, W), indices
+    (B,))`` of un-augmented images and their dataset indices, under ``torch.distributed`` each rank's shard. The
+    ``heatmap`` rule (a name, a callable or a :class:`HeatmapPipeline`; a rule with dataset statistics applies
+    those of the previous pass over ``store``) and the ``localizer`` (a name or ``heatmaps (N, H, W) -> BoxSets``;
+    ``threshold`` and ``max_boxes``, default the store's, among its options) make the boxes. Every argument's
+    default and allowed values: docs/configuration.md.
 
-    Returns :class:`RefreshStats` of the pass; the store's version is increased by one.
-
-    Raises:
-        ValueError: no images in the pass (on every rank), or indices that look like class labels.
-        IndexError: an index outside the store. TypeError: float indices, or a localizer that does not
-            return :class:`BoxSets`.
-
+    Raises ``ValueError`` for no images in the pass or indices that look like class labels, ``IndexError`` for an
+    index outside the store, ``TypeError`` for float indices or a localizer that does not return :class:`BoxSets`.
     Warns when the feature maps are 1x1 and when every image fell back to the whole-image box.
     """
     name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
