@@ -206,11 +206,10 @@ def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[s
     if not totals:
         return totals
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    out: dict[Any, dict[str, Tensor]] = {stage: {} for stage in sorted(totals, key=str)}
-    for stage, summed in out.items():
-        for key in sorted(totals[stage]):
-            summed[key] = totals[stage][key].to(device)
-            dist.all_reduce(summed[key], op=dist.ReduceOp.SUM)
+    out = {stage: {key: value.to(device) for key, value in sorted(totals[stage].items())}
+           for stage in sorted(totals, key=str)}
+    for value in (value for summed in out.values() for value in summed.values()):
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return out
 
 
@@ -230,8 +229,7 @@ def _warn_degenerate(grids: set[tuple[Any, int, int]], stats: RefreshStats, imag
 def _concatenate(indices: Sequence[Tensor], sets: Sequence[BoxSets], max_boxes: int) -> tuple[Tensor, BoxSets]:
     """Join per-batch box sets, padded (or cut) to a common ``K <= max_boxes``."""
     if not sets:
-        empty = torch.zeros(0, dtype=torch.int64)
-        return empty, BoxSets(torch.zeros(0, 1, 4), torch.zeros(0, 1), empty, torch.zeros(0, dtype=torch.bool))
+        return torch.zeros(0, dtype=torch.int64), BoxSets.from_lists([])
     k = min(max(s.max_boxes for s in sets), max_boxes)
 
     def joined(name: str) -> Tensor:  # (N, K, ...) cut or zero-padded to (N, k, ...)
