@@ -1,4 +1,4 @@
-"""Small CPU tensor work on one thread (docs/architecture.md, "One CPU thread for small work")."""
+"""Small CPU tensor work on one thread (why: docs/configuration.md, "Choices we made")."""
 
 from __future__ import annotations
 
