@@ -1,11 +1,9 @@
-"""ccrop-plugins: ContrastiveCrop (Peng et al., CVPR 2022) as a framework-neutral core.
+"""ccrop-plugins: ContrastiveCrop (Peng et al., CVPR 2022) as a framework-neutral core (no training framework).
 
-heatmap -> boxes: :func:`heatmaps_from_features`, :func:`get_localizer` -> :class:`BoxSets`;
-boxes -> crop: :class:`ContrastiveCrop` with a centre sampler from :func:`get_sampler`;
-the dataset's boxes: :class:`BoxStore`, refreshed by :func:`refresh_boxes`.
-
-Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` everywhere; crop parameters are
-pixels ``top, left, height, width``. This package imports no training framework.
+heatmap -> boxes: :func:`heatmaps_from_features`, :func:`get_localizer` -> :class:`BoxSets`; boxes -> crop:
+:class:`ContrastiveCrop` with a centre sampler from :func:`get_sampler`; the dataset's boxes: :class:`BoxStore`,
+refreshed by :func:`refresh_boxes`. Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` everywhere; crop
+parameters are pixels ``top, left, height, width``.
 """
 
 from .box_sets import WHOLE_IMAGE, BoxSets, validate_boxes

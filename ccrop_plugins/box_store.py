@@ -77,9 +77,8 @@ class BoxStore:
             self._version += 1
 
     def _padded(self, boxes: Tensor, scores: Tensor, counts: Tensor, samples: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the
-        row's sample in ``samples`` (M,)) and laid out as the store's rows: the best ``max_boxes``,
-        padding rows repeating the first box with score 0 (zeros where the count is 0)."""
+        """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the sample in
+        ``samples`` (M,)) as the store's rows: the best ``max_boxes``, padding repeating the first box, score 0."""
         keep = min(boxes.shape[1], self.max_boxes)
         counts = counts.long().clamp(max=keep)
         boxes = boxes[:, :keep].float()
@@ -104,9 +103,8 @@ class BoxStore:
                 "boxes": self.boxes.clone(), "scores": self.scores.clone(), "counts": self.counts.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` in place (workers that hold this store see it), all or nothing:
-        a bad state raises (``KeyError``, ``TypeError`` or ``ValueError`` naming the problem) and
-        leaves the store as it was. More boxes per sample than ``max_boxes`` keep the best."""
+        """Restore a :meth:`state_dict` in place (workers see it), keeping the best ``max_boxes``; all or nothing: a
+        bad state raises (``KeyError``, ``TypeError`` or ``ValueError`` naming the problem), the store unchanged."""
         missing = set(STATE_KEYS) - set(state)
         if missing:
             raise KeyError(f"box store state lacks {sorted(missing)}")

@@ -70,10 +70,11 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     Warns when the feature maps are 1x1 and when every image fell back to the whole-image box.
     """
     name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
-    if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's, threshold wins
-        localizer = get_localizer(localizer, **{**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}),
-                                                **(localizer_options or {}),
-                                                **({} if threshold is None else {"threshold": threshold})})
+    if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's
+        options = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(localizer_options or {})}
+        if threshold is not None:
+            options["threshold"] = threshold
+        localizer = get_localizer(localizer, **options)
     if device is None:
         parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
         device = next((parameter.device for parameter in parameters), torch.device("cpu"))
@@ -87,9 +88,11 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
             refresh.localize(batch)
     box_sets = refresh.write(world_size)
     seconds, count = time.perf_counter() - started, len(box_sets)
-    stats = RefreshStats(count, seconds, count / seconds if seconds > 0 else float("inf"),
-                         float(box_sets.counts.float().mean()), float(box_sets.areas().sum() / box_sets.counts.sum()),
-                         float(box_sets.fallback.float().mean()), store.version)
+    rate = count / seconds if seconds > 0 else float("inf")
+    stats = RefreshStats(images=count, seconds=seconds, images_per_second=rate,
+                         mean_boxes=float(box_sets.counts.float().mean()),
+                         mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
+                         fallback_fraction=float(box_sets.fallback.float().mean()), version=store.version)
     _warn_degenerate(refresh.grids, stats, refresh.image_size)
     return stats
 

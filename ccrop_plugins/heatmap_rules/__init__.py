@@ -1,9 +1,7 @@
 """Built-in heatmap rules: features ``(N, C, h, w)`` -> raw maps ``(N, h, w)``, larger = "more object".
 
-Per image: :func:`channel_sum` (the paper), :func:`channel_norm`, :func:`distinctiveness`.
-Dataset level, fitted on the refresh pass: :class:`DatasetPCA` (DDT). Several objects:
-:class:`NormalizedCut`. The host (``ccrop_plugins.heatmaps``) normalises, fuses stages and
-upsamples; a rule only reduces channels.
+Per image: :func:`channel_sum` (the paper), :func:`channel_norm`, :func:`distinctiveness`; fitted on the refresh
+pass: :class:`DatasetPCA` (DDT); several objects: :class:`NormalizedCut` (docs/plugins.md, "Heatmap rules").
 """
 
 from .basic import channel_norm, channel_sum, distinctiveness
