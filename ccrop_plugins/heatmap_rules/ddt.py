@@ -40,11 +40,9 @@ class DatasetPCA:
         precision, 3-4x faster than float64 and as good for the component."""
         n, channels, height, width = features.shape
         flat = features.detach().reshape(n, channels, height * width)  # no copy: (N, C, cells)
-        statistics = {
-            "count": torch.tensor(float(n * height * width), dtype=torch.float64, device=flat.device),
-            "sum": flat.sum(dim=(0, 2)).double(),
-            "outer": torch.bmm(flat, flat.transpose(1, 2)).sum(dim=0).double(),
-        }
+        statistics = {"count": torch.tensor(float(n * height * width), dtype=torch.float64, device=flat.device),
+                      "sum": flat.sum(dim=(0, 2)).double(),
+                      "outer": torch.bmm(flat, flat.transpose(1, 2)).sum(dim=0).double()}
         if self.sign == "dataset":  # only this sign rule needs them
             distinct = distinctiveness(features.detach()).reshape(n, height * width, 1)
             statistics["distinct_sum"] = distinct.sum().double()
@@ -99,8 +97,7 @@ def _sign(value: Tensor) -> Tensor:
 
 def _agreement_sign(maps: Tensor, reference: Tensor) -> Tensor:
     """``(N,)``: -1 where a map correlates negatively with ``reference`` (per image), else 1."""
-    a = maps.flatten(1) - maps.flatten(1).mean(dim=1, keepdim=True)
-    b = reference.flatten(1) - reference.flatten(1).mean(dim=1, keepdim=True)
+    a, b = (x.flatten(1) - x.flatten(1).mean(dim=1, keepdim=True) for x in (maps, reference))
     return _sign((a * b).sum(dim=1))
 
 
