@@ -77,8 +77,7 @@ def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
 
 
 def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
-    """Every box of a ``(k, 4)`` tensor, array or list as floats, all checked (plain Python: cheaper than
-    tensor ops for an image's few boxes), or a ``ValueError``."""
+    """Every box of a ``(k, 4)`` tensor, array or list as checked floats (plain Python: cheaper for a few boxes)."""
     if isinstance(boxes, (Tensor, np.ndarray)):
         if boxes.ndim != 2 or boxes.shape[-1] != 4:
             one = " (one box? pass [[x0, y0, x1, y1]])" if boxes.ndim == 1 else ""
@@ -208,8 +207,7 @@ class ContrastiveCrop:
 
     def _size(self, tries: Iterable[tuple[float, float]], height: int, width: int, ref_h: float, ref_w: float
               ) -> tuple[int, int, bool]:
-        """RandomResizedCrop's size rule over ``(scale, aspect)`` tries: ``(h, w, found)``; ``found`` False for the
-        fallback, the whole reference region cut to the nearest allowed aspect ratio, inside the image."""
+        """RandomResizedCrop's size rule over ``(scale, aspect)`` tries: ``(h, w, found)`` (not found: its fallback)."""
         for scale, aspect in tries:
             target_area = ref_h * ref_w * scale
             w, h = int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))

@@ -12,20 +12,12 @@ class _StagesReached(Exception):
 
 
 class StageFeatures(nn.Module):
-    """``model`` up to its deepest requested stage; forward returns ``dict[stage, (B, C, h, w)]``.
-
-    Forward hooks (attached for one forward only) catch the maps, and the forward stops once every stage has run,
-    so later stages and the head are never computed. A stage whose output is a tuple or list gives its last item.
-
-    Args:
-        model: any ``nn.Module`` (shared, not copied: ``eval()`` / ``train()`` reach it).
-        stages: dotted submodule names of ``model`` (``"layer3"``, ``"backbone.layer3"``; the ``module.`` prefix of
-            a ``DistributedDataParallel`` / ``DataParallel`` model may be left out), in the returned dict's order.
-        stop_early: end the forward after the deepest requested stage (default); turn it off for a model whose
-            forward catches exceptions broadly.
+    """``model`` (shared, not copied) up to its deepest requested stage; forward returns ``{stage: (B, C, h, w)}``
+    (a tuple or list output: its last item) in the order of ``stages``, dotted submodule names (the ``module.`` of a
+    DDP model may be left out). ``stop_early``: end the forward after the deepest stage (docs/configuration.md).
 
     Raises ``TypeError`` for a model that is not a module, ``ValueError`` for no, repeated or unknown stage names
-    (listing valid ones) and for a stage output that is not ``(B, C, h, w)``; ``RuntimeError`` for a stage the
+    (listing valid ones) and for a stage output that is not ``(B, C, h, w)``, ``RuntimeError`` for a stage the
     forward did not run.
     """
 

@@ -137,8 +137,7 @@ class _Pass:
         self.indices.append(indices)
 
     def write(self, world_size: int) -> BoxSets:
-        """Every rank's box sets into the store (the same on every rank), the summed statistics to the
-        rule; returns the box sets of the whole pass."""
+        """Every rank's box sets into the store and the summed statistics to the rule; the pass's box sets."""
         indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
         totals = self.totals
         if world_size > 1:
@@ -149,7 +148,7 @@ class _Pass:
         if len(indices) == 0:
             raise ValueError("refresh_boxes got no images: the batches were empty (an empty dataset, or a loader "
                              "with drop_last=True and fewer images than one batch); the store is unchanged")
-        _check_distinct(indices, world_size)
+        _check_distinct(indices)
         self.store.update(indices, box_sets)
         if self.pipeline.fits:
             self.pipeline.finalize(totals)
@@ -188,13 +187,13 @@ def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
         bad = int(indices.max()) if int(indices.max()) >= len(store) else int(indices.min())
         raise IndexError(f"sample index {bad} is outside the box store of {len(store)} samples; the second item of "
                          "each batch must be the image's dataset index")
-    _check_distinct(indices, 1)
+    _check_distinct(indices)
     return indices
 
 
-def _check_distinct(indices: Tensor, world_size: int) -> None:
-    """Refuse class labels passed as indices: far fewer distinct values than images (a padded
-    ``DistributedSampler`` repeats at most ``world_size - 1`` indices, far from half)."""
+def _check_distinct(indices: Tensor) -> None:
+    """Refuse class labels passed as indices: at most half as many distinct values as images (from 8 images; a
+    padded ``DistributedSampler`` repeats at most ``world_size - 1``)."""
     if len(indices) < 8:
         return
     distinct = int(indices.unique().numel())
