@@ -34,7 +34,7 @@ from typing import Any
 
 from ccrop_cli.demo.config import MMPRETRAIN, QUICK, DemoConfig, DemoRun
 from ccrop_cli.demo.report import OUTPUT_FILES, write_outputs
-from ccrop_cli.demo.user_data import ANNOTATIONS, list_images, load_user_annotations
+from ccrop_cli.demo.user_data import ANNOTATIONS, check_images, list_images, load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 
@@ -158,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
     check_writable(out)
     if config.data is not None:
         train_root = Path(config.data)
-        annotations: Any = load_user_annotations(train_root, list_images(train_root))  # errors before training
+        names = list_images(train_root)
+        check_images(train_root, names)  # errors before training
+        annotations: Any = load_user_annotations(train_root, names)
         label = f"your images in {train_root}" + ("" if annotations is not None else f" (no {ANNOTATIONS})")
     else:
         setting = get_scene_setting(config.setting)

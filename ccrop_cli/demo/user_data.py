@@ -11,6 +11,13 @@ The folder is ``DIR/<class>/<image>`` or flat (``DIR/<image>``); file names are 
 ``bbox`` is in pixels (top-left corner, width, height); ``width``/``height`` may be left out
 (they are then read from the image file). Every problem is a :class:`UserError` that names the
 file, the entry and what is wrong.
+
+Only the files both frameworks read are images here (``IMAGE_EXTENSIONS``, torchvision's list; a ``.gif``
+is ignored, as Lightly ignores it). :func:`check_images` refuses, before any training, what the two
+frameworks' loaders would read differently: 16- and 32-bit images (PIL turns them nearly white, OpenCV
+scales them) and images with an EXIF rotation (OpenCV turns them upright, PIL does not, so boxes would
+not match). Grayscale and palette images become RGB; RGBA images lose their alpha channel (each pixel
+keeps its colour), as in both frameworks' loaders.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ import numpy as np
 from PIL import Image
 
 from ccrop_cli.errors import UserError
+from ccrop_cli.output.image_folder import IMAGE_EXTENSIONS
 
 ANNOTATIONS = "annotations.json"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
+"""PIL modes of at most 8 bits per channel, which both frameworks' loaders turn into the same RGB."""
+_EXIF_ORIENTATION = 0x0112
 
 
 def list_images(root: Path) -> list[str]:
@@ -49,6 +59,37 @@ def list_images(root: Path) -> list[str]:
             f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and DIR/<class>/)"
         )
     return sorted(names)
+
+
+def check_images(root: Path, filenames: list[str]) -> None:
+    """Open the header of every image; refuse what the frameworks would read differently.
+
+    Raises:
+        UserError: naming the files (the first few) that cannot be opened, have more than 8 bits per
+            channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), or carry an EXIF rotation
+            (save them upright, e.g. with ``PIL.ImageOps.exif_transpose``).
+    """
+    unreadable, deep, rotated = [], [], []
+    for name in filenames:
+        try:
+            with Image.open(Path(root) / name) as image:
+                if image.mode not in EIGHT_BIT_MODES:
+                    deep.append(f"{name} (mode {image.mode})")
+                orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+                if orientation not in (None, 1):
+                    rotated.append(f"{name} (orientation {orientation})")
+        except (OSError, SyntaxError, ValueError) as error:
+            unreadable.append(f"{name} ({type(error).__name__}: {error})")
+    for found, problem in (
+        (unreadable, "cannot be read as images"),
+        (deep, f"have more than 8 bits per channel (allowed modes: {', '.join(EIGHT_BIT_MODES)}); convert them "
+               "to 8-bit RGB or grayscale"),
+        (rotated, "carry an EXIF rotation that the two frameworks' loaders apply differently; save them upright "
+                  "(e.g. PIL.ImageOps.exif_transpose)"),
+    ):
+        if found:
+            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+            raise UserError(f"--data {root}: {len(found)} file(s) {problem}: {shown}")
 
 
 def load_user_annotations(root: Path, filenames: list[str]) -> dict[str, np.ndarray] | None:
