@@ -14,9 +14,10 @@ stage could latch on to:
 * **objects drawn like clip-art** (1-6 per image, layout box 1-30 % of the image,
   log-uniform), of five kinds: outlined cartoon shapes (heart, house, fish, flower, arrow,
   leaf), patches that differ only by **texture** (dots, hatching, checks, speckle around the
-  background's own mean colour), objects **with holes** (rings, frames, discs with holes: the
-  background shows through), **thin elongated** objects (sticks, snakes, lollipops) and
-  animal **silhouettes** with thin legs and tail. Colours are often chosen near the
+  background's own mean colour; at least 3 % of the image, so a few periods show), objects
+  **with holes** (rings, frames, discs with holes: the background shows through), **thin
+  elongated** objects (sticks, snakes, lollipops; strokes at least 2.5 % of the shorter side)
+  and animal **silhouettes** with thin legs and tail. Colours are often chosen near the
   background's lightness (a hue step, not a brightness step) except in grayscale images.
 * **occlusion**: objects overlap (up to 35 % of the smaller layout box), run off the image
   edge, and a few thin foreground strands (grass blades, strings) may cross them.
@@ -52,6 +53,8 @@ _SS = 3  # supersampling factor of the coverage drawings
 _MAX_OVERLAP = 0.35  # intersection / smaller layout box between two objects
 _MIN_VISIBLE = 10  # pixels
 _MIN_VISIBLE_SHARE = 1 / 3  # of the object's drawn pixels inside the image
+_MIN_STROKE = 0.025  # thinnest stick or snake, in image sides (1.6 px after resizing to 64 px)
+_MIN_TEXTURED = 0.03  # smallest texture-only patch, as a share of the image (a few periods across)
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -455,6 +458,9 @@ def _texture(rng: np.random.Generator, width: int, height: int, period: float) -
 
 def _textured(rng, width, height, box, canvas, gray):
     """A patch told apart by texture: a rounded polygon whose mean colour is the background's."""
+    grow = np.sqrt(max(_MIN_TEXTURED * width * height / ((box[2] - box[0]) * (box[3] - box[1])), 1.0))
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2 * grow
+    box = np.concatenate([centre - half, centre + half])
     place, scale = _placer(rng, box, turn=np.pi)
     if rng.random() < 0.5:
         angles = np.sort(rng.uniform(0, 2 * np.pi, size=int(rng.integers(5, 9))))
@@ -464,10 +470,10 @@ def _textured(rng, width, height, box, canvas, gray):
         outline = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.8
     alpha = _coverage(width, height, [("poly", place(outline), 1), ("dilate", 0.15 * scale)])
     local = _local_mean(canvas, box)
-    period = rng.uniform(2.5, 5.0)
+    period = rng.uniform(3.0, 5.0)
     pattern = _texture(rng, width, height, period)[..., None]
     if gray or rng.random() < 0.5:
-        contrast = rng.uniform(0.2, 0.35)
+        contrast = rng.uniform(0.25, 0.4)
         colour = local + contrast * pattern
     else:  # two inks around the local colour
         a, b = local + (_hsv(rng) - 0.5) * 0.5, local
@@ -502,7 +508,7 @@ def _holed(rng, width, height, box, canvas, gray):
 def _thin(rng, width, height, box, canvas, gray):
     """A stick, a snake or a lollipop along the layout box's diagonal."""
     place, scale = _placer(rng, box, turn=0.0)
-    thickness = max(rng.uniform(0.12, 0.25) * scale, 1.5)
+    thickness = max(rng.uniform(0.12, 0.25) * scale, _MIN_STROKE * min(width, height))
     shape = int(rng.integers(3))
     if shape == 1:  # snake: a wave along the diagonal
         s = np.linspace(-1, 1, 24)
@@ -524,7 +530,7 @@ def _thin(rng, width, height, box, canvas, gray):
 def _silhouette(rng, width, height, box, canvas, gray):
     """An animal silhouette: a body, a head, thin legs and a tail, in one colour."""
     place, scale = _placer(rng, box, turn=0.2)
-    leg = max(0.06 * scale, 1.0)
+    leg = max(0.06 * scale, _MIN_STROKE / 2 * min(width, height))
     ops = [("poly", place(_ellipse(-0.1, -0.1, 0.65, 0.38)), 1),
            ("poly", place(_ellipse(0.62, -0.45, 0.3, 0.28)), 1),
            ("poly", place([[0.45, -0.65], [0.55, -1.0], [0.68, -0.68]]), 1)]
