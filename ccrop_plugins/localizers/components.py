@@ -25,31 +25,49 @@ _EIGHT = np.ones((3, 3), dtype=bool)
 _CHUNK_CELLS = 1 << 16
 # Cells of 2, 4 or 8 pixels pool a row of hot flags by reading them as one 16-, 32- or 64-bit word.
 _WORDS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+_CORE_SHARE = 0.2  # a core counts if its mass above the threshold is at least this share of its component's largest
+_CORE_SHRINK = 0.5  # a component's only core is added if its box is under this share of the component's box
 
 
 class ComponentsLocalizer:
     """A set of boxes per image: connected components (8-connectivity) of ``map > threshold``.
 
-    Each component gives its bounding box, scored by the heatmap mass inside the component.
-    Components smaller than ``min_area`` (fraction of the image) are dropped unless that
-    would leave the image with none; at most ``max_boxes`` are kept, highest score first.
-    Images with no pixel above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``.
-    NaN and +-inf pixels count as "no object".
+    Each component gives its bounding box, scored by its heatmap mass *above the threshold*
+    (the sum of ``map - threshold`` over the component: a blob barely above the threshold weighs
+    little however large it is). Components smaller than ``min_area`` (fraction of the image)
+    are dropped unless that would leave the image with none; at most ``max_boxes`` are kept,
+    highest score first. Images with no pixel above the threshold get ``[0, 0, 1, 1]`` and
+    ``fallback = True``. NaN and +-inf pixels count as "no object".
+
+    **Cores** (``core_level``, off by default; ``ccrop demo`` uses 0.3): where an image has fewer
+    than ``max_boxes`` components, the free slots take boxes of the *cores* of its kept
+    components, the parts of a component above
+    ``threshold + core_level * (peak - threshold)``. Two objects close together, or an object
+    with a soft edge or a shadow, make one component whose box is much larger than either
+    object; its cores are the objects. A component's cores are added when it has two or more
+    (each with at least a fifth of the largest core's mass above the threshold), or one whose
+    box is under half the component's box. The component's own box stays, so the box set only
+    gains boxes (the objects a box set holds can only grow); cores are scored by their mass
+    above the threshold, ranked after every component, and kept only if at least ``min_area``.
 
     Args:
         threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule:
             ``"mean"`` (each map's mean) or ``"otsu"`` (Otsu's threshold of each map's
             histogram, 64 bins), computed on the cell-centre samples (see below).
         max_boxes: ``K``, at most this many boxes per image (default 4).
-        min_area: components covering less than this fraction of the image are noise.
+        min_area: components (and cores) covering less than this fraction of the image are
+            noise (default 0.0025: 10 pixels of a 64 x 64 map, 125 of 224 x 224).
+        core_level: the cores' level between the threshold (0) and each component's peak (1),
+            e.g. 0.3; ``None`` (default) adds no cores. Cores cost one more labelling pass
+            (about 1.5x the time per map).
         label_resolution: maps with a side longer than this are pooled into cells of
             ``ceil(side / label_resolution)`` pixels before labelling, 10-20x faster at 224 px.
             A cell is hot if any of its pixels is above the threshold (max pooling), so each box
             contains the exact box and exceeds it by less than one cell per side; a heatmap
             upsampled from a 7x7 feature map carries no detail finer than a cell. The mass of a
-            pooled component sums, over its cells, the heatmap at each cell's centre pixel (at
-            least the threshold: every cell of it is hot). ``None`` labels at full resolution
-            with the exact mass.
+            pooled component sums, over its cells, the heatmap at each cell's centre pixel less
+            the threshold (0 for a hot cell whose centre is not above it). ``None`` labels at
+            full resolution with the exact mass.
 
     Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = max_boxes``
     (``N = 0`` gives an empty :class:`BoxSets`). Labelling uses OpenCV when it is installed
@@ -61,8 +79,9 @@ class ComponentsLocalizer:
         self,
         threshold: float | str = 0.1,
         max_boxes: int = 4,
-        min_area: float = 0.01,
+        min_area: float = 0.0025,
         label_resolution: int | None = 64,
+        core_level: float | None = None,
     ) -> None:
         self.threshold = check_threshold(threshold)
         self.max_boxes = check_max_boxes(max_boxes)
@@ -74,6 +93,9 @@ class ComponentsLocalizer:
         ):
             raise ValueError(f"label_resolution must be a positive integer or None; got {label_resolution}")
         self.label_resolution = None if label_resolution is None else int(label_resolution)
+        if core_level is not None and (isinstance(core_level, bool) or not 0.0 <= float(core_level) < 1.0):
+            raise ValueError(f"core_level must lie in [0, 1) or be None; got {core_level}")
+        self.core_level = None if core_level is None else float(core_level)
 
     def __call__(self, heatmaps: Tensor) -> BoxSets:
         heatmaps = check_heatmaps(heatmaps)
@@ -83,27 +105,61 @@ class ComponentsLocalizer:
         cell = 1
         if self.label_resolution is not None:
             cell = math.ceil(max(height, width) / self.label_resolution)
-        found = _components(heatmaps.cpu().numpy(), cell, self.threshold)
+        found = _components(heatmaps.cpu().numpy(), cell, self.threshold, self.core_level)
         cells_to_unit = cell / np.array([width, height, width, height])
         boxes = np.minimum(found.extents * cells_to_unit, 1.0)
-        return self._box_sets(n, found.image, boxes, found.area / found.cells_per_image, found.mass)
+        area = found.area / found.cells_per_image
+        kept, rank = self._ranked(n, found.image, boxes, area, found.mass)
+        image, boxes_kept, mass = found.image[kept], boxes[kept], found.mass[kept]
+        if found.cores is not None and len(kept):
+            image, rank, boxes_kept, mass = self._with_cores(n, (image, rank, boxes_kept, mass), kept, found, cells_to_unit)
+        return self._box_sets(n, image, rank, boxes_kept, mass)
 
-    def _box_sets(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray) -> BoxSets:
-        """Components ``(M,)`` of ``n`` images -> at most ``max_boxes`` per image, best first."""
+    def _ranked(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Components ``(M,)`` of ``n`` images -> indices of the kept ones (at most ``max_boxes`` per image,
+        by image, best first) and their slots."""
         large = area >= self.min_area
         has_large = np.bincount(image[large], minlength=n) > 0
-        keep = large | ~has_large[image]
-        image, mass, boxes = image[keep], mass[keep], boxes[keep]
-        order = np.lexsort((boxes[:, 0], boxes[:, 1], -mass, image))  # by image, best first; ties top-left first
-        image, mass, boxes = image[order], mass[order], boxes[order]
-        rank = np.arange(len(image)) - np.searchsorted(image, np.arange(n))[image]
-        kept = rank < self.max_boxes
-        image, rank = image[kept], rank[kept]
+        index = np.flatnonzero(large | ~has_large[image])
+        order = index[np.lexsort((boxes[index, 0], boxes[index, 1], -mass[index], image[index]))]  # ties top-left first
+        rank = np.arange(len(order)) - np.searchsorted(image[order], np.arange(n))[image[order]]
+        return order[rank < self.max_boxes], rank[rank < self.max_boxes]
 
+    def _with_cores(self, n: int, chosen: tuple[np.ndarray, ...], kept_index: np.ndarray, found: _Found,
+                    cells_to_unit: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``chosen`` (``image, rank, boxes, mass`` of the kept components) with the cores of those components
+        in the free slots of their images (see the class docstring)."""
+        image, rank, boxes, mass = chosen
+        cores = found.cores
+        kept = np.zeros(len(found.image), dtype=bool)
+        kept[kept_index] = True
+        parent, core_mass = cores.parent, cores.mass
+        strongest = np.zeros(len(found.image))
+        np.maximum.at(strongest, parent, core_mass)
+        strong = core_mass >= _CORE_SHARE * strongest[parent]
+        per_parent = np.bincount(parent[strong], minlength=len(found.image))
+        core_boxes = np.minimum(cores.extents * cells_to_unit, 1.0)
+        parent_boxes = np.minimum(found.extents * cells_to_unit, 1.0)
+        size = (core_boxes[:, 2] - core_boxes[:, 0]) * (core_boxes[:, 3] - core_boxes[:, 1])
+        parent_size = (parent_boxes[:, 2] - parent_boxes[:, 0]) * (parent_boxes[:, 3] - parent_boxes[:, 1])
+        several = per_parent[parent] >= 2
+        smaller = (per_parent[parent] == 1) & (size < _CORE_SHRINK * parent_size[parent])
+        child = strong & kept[parent] & (several | smaller) & (cores.area / found.cells_per_image >= self.min_area)
+        child_image, child_boxes, child_mass = found.image[parent[child]], core_boxes[child], core_mass[child]
+        order = np.lexsort((child_boxes[:, 0], child_boxes[:, 1], -child_mass, child_image))
+        child_image, child_boxes, child_mass = child_image[order], child_boxes[order], child_mass[order]
+        child_rank = np.arange(len(child_image)) - np.searchsorted(child_image, np.arange(n))[child_image]
+        slot = np.bincount(image, minlength=n)[child_image] + child_rank
+        free = slot < self.max_boxes
+        return (np.concatenate([image, child_image[free]]), np.concatenate([rank, slot[free]]),
+                np.concatenate([boxes, child_boxes[free]]), np.concatenate([mass, child_mass[free]]))
+
+    def _box_sets(self, n: int, image: np.ndarray, rank: np.ndarray, boxes: np.ndarray, mass: np.ndarray) -> BoxSets:
+        """Kept boxes (``image``, slot ``rank`` in ``[0, max_boxes)``) -> :class:`BoxSets`."""
         out_boxes = torch.zeros(n, self.max_boxes, 4)
         scores = torch.zeros(n, self.max_boxes)
-        out_boxes[image, rank] = torch.from_numpy(boxes[kept]).float()
-        scores[image, rank] = torch.from_numpy(mass[kept]).float()
+        out_boxes[image, rank] = torch.from_numpy(boxes).float()
+        scores[image, rank] = torch.from_numpy(mass).float()
         counts = torch.from_numpy(np.bincount(image, minlength=n)).long()
         fallback = counts == 0
         out_boxes[fallback, 0] = torch.tensor([0.0, 0.0, 1.0, 1.0])
@@ -114,22 +170,34 @@ class ComponentsLocalizer:
     def __repr__(self) -> str:
         return (
             f"ComponentsLocalizer(threshold={self.threshold!r}, max_boxes={self.max_boxes}, "
-            f"min_area={self.min_area}, label_resolution={self.label_resolution})"
+            f"min_area={self.min_area}, label_resolution={self.label_resolution}, core_level={self.core_level})"
         )
 
 
+class _Cores(NamedTuple):
+    """Cores of a batch's components: ``parent`` (index of the component), ``area`` (cells), ``mass``
+    (above the threshold) ``(C,)``; ``extents`` ``(C, 4)`` as in :class:`_Found`."""
+
+    parent: np.ndarray
+    extents: np.ndarray
+    area: np.ndarray
+    mass: np.ndarray
+
+
 class _Found(NamedTuple):
-    """Components of a batch: ``image``, ``area`` (cells), ``mass`` ``(M,)``; ``extents`` ``(M, 4)``
-    as cell indices ``left, top, right, bottom`` (exclusive ends); ``cells_per_image`` ``h * w``."""
+    """Components of a batch: ``image``, ``area`` (cells), ``mass`` (above the threshold) ``(M,)``;
+    ``extents`` ``(M, 4)`` as cell indices ``left, top, right, bottom`` (exclusive ends);
+    ``cells_per_image`` ``h * w``; ``cores`` or ``None``."""
 
     image: np.ndarray
     extents: np.ndarray
     area: np.ndarray
     mass: np.ndarray
     cells_per_image: int
+    cores: _Cores | None = None
 
 
-def _components(heat: np.ndarray, cell: int, threshold: float | str) -> _Found:
+def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level: float | None = None) -> _Found:
     """Label the hot cells of ``heat`` ``(N, H, W)`` chunk by chunk, on ``torch.get_num_threads()`` threads
     (per-image thresholds are per chunk too)."""
     n, height, width = heat.shape
@@ -138,16 +206,29 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str) -> _Found:
     threads = min(torch.get_num_threads(), len(starts))
 
     def work(start: int) -> tuple[np.ndarray, ...]:
-        return _chunk_components(heat[start : start + chunk], cell, threshold, start)
+        return _chunk_components(heat[start : start + chunk], cell, threshold, start, core_level)
 
     parts = list(_executor(threads).map(work, starts)) if threads > 1 else [work(start) for start in starts]
-    image, extents, area, mass = (np.concatenate(column) for column in zip(*parts))
+    image, extents, area, mass = (np.concatenate([part[k] for part in parts]) for k in range(4))
     cells = math.ceil(height / cell) * math.ceil(width / cell)
-    return _Found(image, extents.reshape(-1, 4), area, mass, cells)
+    cores = None
+    if core_level is not None:
+        offsets = np.cumsum([0] + [len(part[0]) for part in parts[:-1]])  # chunk-local component index -> batch index
+        cores = _Cores(
+            np.concatenate([part[4] + offset for part, offset in zip(parts, offsets)]),
+            np.concatenate([part[5] for part in parts]).reshape(-1, 4),
+            np.concatenate([part[6] for part in parts]),
+            np.concatenate([part[7] for part in parts]),
+        )
+    return _Found(image, extents.reshape(-1, 4), area, mass, cells, cores)
 
 
-def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first_image: int) -> tuple[np.ndarray, ...]:
-    """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`).
+def _chunk_components(
+    heat: np.ndarray, cell: int, threshold: float | str, first_image: int, core_level: float | None = None
+) -> tuple[np.ndarray, ...]:
+    """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`), then,
+    with a ``core_level``, ``parent, extents, area, mass`` of their cores (``parent`` indexes this chunk's
+    components).
 
     The chunk's cell maps are stacked into one tall 2-D image with a cold row between maps,
     so a single labelling call covers the chunk without joining components across maps.
@@ -163,15 +244,42 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
     tall = np.zeros((n, height + 1, width), dtype=np.uint8)
     tall[:, :height] = hot
     labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
-    weights = centres if cell == 1 else np.maximum(centres, threshold)
+    # Mass above the threshold: each hot cell adds its centre sample minus the threshold (a pooled hot
+    # cell whose centre lies below the threshold adds 0); cold cells are label 0 and dropped.
+    excess = np.maximum(centres - threshold, 0.0, dtype=np.float32)
     labels = labels.reshape(n, height + 1, width)[:, :height]
+    flat_labels = torch.from_numpy(labels.ravel()).long()
+    flat_excess = torch.from_numpy(excess.ravel())
     mass = torch.zeros(len(area) + 1, dtype=torch.float64)  # label 0: cold; index_add_ runs without the GIL
-    mass.index_add_(0, torch.from_numpy(labels.ravel()).long(), torch.from_numpy(weights.ravel()).double())
+    mass.index_add_(0, flat_labels, flat_excess.double())
     mass = mass.numpy()[1:]
     image = top // (height + 1)
     top = top - image * (height + 1)
     bottom = bottom - image * (height + 1)
-    return image + first_image, np.stack([left, top, right, bottom], axis=1), area, mass
+    found = (image + first_image, np.stack([left, top, right, bottom], axis=1), area, mass)
+    if core_level is None:
+        return found
+    return found + _cores(labels, flat_labels, flat_excess, len(area), core_level)
+
+
+def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: int, core_level: float) -> tuple[np.ndarray, ...]:
+    """``parent, extents, area, mass`` of the cores of a chunk's components: the 8-connected parts of each
+    component whose excess over the threshold exceeds ``core_level`` times the component's peak excess."""
+    n, height, width = labels.shape
+    peak = torch.zeros(count + 1).scatter_reduce_(0, flat_labels, flat_excess, reduce="amax").numpy()
+    excess = flat_excess.numpy()
+    core = excess > np.float32(core_level) * peak[labels.ravel()]  # cold cells: 0 > 0 is False
+    tall = np.zeros((n, height + 1, width), dtype=np.uint8)
+    tall[:, :height] = core.reshape(n, height, width)
+    core_labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
+    cells = np.flatnonzero(core)
+    at = core_labels.ravel()[cells + cells // (height * width) * width]  # skip the cold row after each map
+    parent = np.zeros(len(area) + 1, dtype=np.int64)
+    parent[at] = labels.ravel()[cells]  # every cell of a core lies in the same component
+    mass = np.bincount(at, weights=excess[cells], minlength=len(area) + 1)
+    image = top // (height + 1)
+    extents = np.stack([left, top - image * (height + 1), right, bottom - image * (height + 1)], axis=1)
+    return parent[1:] - 1, extents, area, mass[1:]
 
 
 def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:

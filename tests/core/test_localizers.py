@@ -80,7 +80,7 @@ def test_components_give_exact_boxes_of_separated_blobs():
     for resolution in (None, 48, 64):
         sets = get_localizer("components", label_resolution=resolution, min_area=0.0)(heat[None])
         boxes, scores = sets[0]
-        masses = [(b - t) * (r - l) * v for t, l, b, r, v in blobs]
+        masses = [(b - t) * (r - l) * (v - 0.1) for t, l, b, r, v in blobs]  # mass above the threshold 0.1
         order = sorted(range(3), key=lambda j: -masses[j])  # best first: by mass
         expected = torch.tensor([exact_box(*blobs[j][:4], size) for j in order])
         torch.testing.assert_close(boxes, expected)
@@ -146,13 +146,14 @@ def test_min_area_drops_small_blobs_unless_none_would_remain():
 
 def test_max_boxes_keeps_the_heaviest_ranked_by_mass():
     size = (60, 60)
-    # Five blobs; mass = area * value: 9*1.0=9, 16*0.5=8, 4*0.9=3.6, 25*0.8=20, 1*0.95=0.95
+    # Five blobs; mass above the threshold 0.1 = area * (value - 0.1): 9*0.9=8.1, 16*0.4=6.4, 4*0.8=3.2,
+    # 25*0.7=17.5, 1*0.85=0.85
     blobs = [(0, 0, 3, 3, 1.0), (10, 10, 14, 14, 0.5), (30, 0, 32, 2, 0.9), (40, 40, 45, 45, 0.8), (55, 55, 56, 56, 0.95)]
     heat = blob_map(size, blobs)[None]
     sets = get_localizer("components", max_boxes=3, min_area=0.0, label_resolution=None)(heat)
     assert sets.max_boxes == 3 and sets.counts.tolist() == [3]
     boxes, scores = sets[0]
-    torch.testing.assert_close(scores, torch.tensor([20.0, 9.0, 8.0]))
+    torch.testing.assert_close(scores, torch.tensor([17.5, 8.1, 6.4]))
     expected = torch.tensor([exact_box(*blobs[j][:4], size) for j in (3, 0, 1)])
     torch.testing.assert_close(boxes, expected)
 
@@ -309,3 +310,77 @@ def test_threads_and_chunks_do_not_change_the_result():
         torch.set_num_threads(threads)
     for name in ("boxes", "scores", "counts", "fallback"):
         assert torch.equal(getattr(single, name), getattr(shared, name))
+
+
+# ----------------------------------------------------------------------------- cores (core_level)
+def joined_pair(size=(40, 40)):
+    """Two bright squares joined by a dim bridge: one component at k = 0.1, two cores at level 0.3."""
+    return blob_map(size, [(10, 4, 20, 36, 0.3), (8, 4, 22, 14, 1.0), (8, 26, 22, 36, 0.9)])
+
+
+def test_cores_of_a_joined_component_fill_the_free_slots():
+    size = (40, 40)
+    plain = get_localizer("components", label_resolution=None)(joined_pair(size)[None])
+    assert plain.counts.tolist() == [1]
+    sets = get_localizer("components", label_resolution=None, core_level=0.3)(joined_pair(size)[None])
+    boxes, scores = sets[0]
+    # The component's box stays first; then each core (above 0.1 + 0.3 * 0.9 = 0.37), heaviest first.
+    torch.testing.assert_close(boxes, torch.tensor([exact_box(8, 4, 22, 36, size), exact_box(8, 4, 22, 14, size),
+                                                    exact_box(8, 26, 22, 36, size)]))
+    torch.testing.assert_close(scores[1:], torch.tensor([140 * 0.9, 140 * 0.8]))
+    assert scores[0] > scores[1] > scores[2]
+    # No free slot: the component alone.
+    one = get_localizer("components", label_resolution=None, core_level=0.3, max_boxes=1)(joined_pair(size)[None])
+    assert one.counts.tolist() == [1]
+    torch.testing.assert_close(one[0][0], torch.tensor([exact_box(8, 4, 22, 36, size)]))
+    # Pooled labelling (cells of 2 px) finds the same cores within a cell.
+    big = torch.nn.functional.interpolate(joined_pair(size)[None, None], scale_factor=2, mode="nearest")[0]
+    pooled = get_localizer("components", label_resolution=40, core_level=0.3)(big)
+    assert pooled.counts.tolist() == [3]
+    torch.testing.assert_close(pooled[0][0], boxes, atol=1 / 40, rtol=0)
+
+
+def test_a_soft_halo_adds_its_core_and_a_flat_blob_adds_nothing():
+    size = (40, 40)
+    halo = blob_map(size, [(5, 5, 35, 35, 0.25), (16, 18, 24, 26, 1.0)])  # a small object in a wide soft rim
+    flat = blob_map(size, [(5, 5, 25, 25, 0.8)])
+    sets = get_localizer("components", label_resolution=None, core_level=0.3)(torch.stack([halo, flat]))
+    assert sets.counts.tolist() == [2, 1]
+    torch.testing.assert_close(sets[0][0], torch.tensor([exact_box(5, 5, 35, 35, size), exact_box(16, 18, 24, 26, size)]))
+    torch.testing.assert_close(sets[1][0], torch.tensor([exact_box(5, 5, 25, 25, size)]))
+
+
+def test_weak_cores_and_small_cores_do_not_count():
+    size = (40, 40)
+    # The second square's mass above the threshold is under a fifth of the first's: one core, as large
+    # as half the component's box or more, so nothing is added.
+    weak = blob_map(size, [(10, 4, 20, 36, 0.3), (8, 4, 22, 24, 1.0), (14, 30, 16, 32, 0.9)])
+    sets = get_localizer("components", label_resolution=None, core_level=0.3)(weak[None])
+    assert sets.counts.tolist() == [1]
+    # Cores under min_area are noise, like components.
+    sets = get_localizer("components", label_resolution=None, core_level=0.3, min_area=0.1)(joined_pair(size)[None])
+    assert sets.counts.tolist() == [1]
+
+
+def test_cores_are_the_same_on_threads_and_chunks_and_checked():
+    generator = torch.Generator().manual_seed(9)
+    maps = heatmaps_from_features(torch.randn(30, 4, 7, 7, generator=generator), size=224)
+    localizer = get_localizer("components", threshold="otsu", core_level=0.3)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = localizer(maps)
+        torch.set_num_threads(2)
+        shared = localizer(maps)
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("boxes", "scores", "counts", "fallback"):
+        assert torch.equal(getattr(single, name), getattr(shared, name))
+    plain = get_localizer("components", threshold="otsu")(maps)
+    assert (single.counts >= plain.counts).all() and (single.counts > plain.counts).any()
+    for i in range(len(maps)):  # the components' boxes come first, unchanged
+        k = int(plain.counts[i])
+        assert torch.equal(single.boxes[i, :k], plain.boxes[i, :k])
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match="core_level must lie in"):
+            get_localizer("components", core_level=bad)
