@@ -101,7 +101,7 @@ def test_bad_options_list_the_accepted_ones():
         get_localizer("components", treshold=0.2)
     assert str(error.value) == (
         "localizer 'components' (from ccrop-plugins) does not accept options ['treshold']; "
-        "accepted: threshold, max_boxes, min_area, label_resolution"
+        "accepted: threshold, max_boxes, min_area, label_resolution, core_level"
     )
     with pytest.raises(TypeError, match=r"sampler 'uniform' \(from ccrop-plugins\) does not accept options \['alpha'\]; accepted: none"):
         get_sampler("uniform", alpha=0.5)
