@@ -55,7 +55,7 @@ from ccrop_cli.experiment.pair_quality import (
     sample_view_pairs,
 )
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
-from ccrop_cli.experiment.strategies import get_strategy
+from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
 
 # Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
 STAGES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -259,7 +259,7 @@ def measure(backbone: nn.Module, data: DataKind, config: BenchConfig, rules: Seq
             map_seconds = time.perf_counter() - started
             for threshold in thresholds:
                 started = time.perf_counter()
-                sets = get_localizer("components", threshold=threshold, max_boxes=MAX_BOXES)(maps)
+                sets = get_localizer("components", threshold=threshold, max_boxes=MAX_BOXES, **BOX_SET_OPTIONS)(maps)
                 seconds = map_seconds + time.perf_counter() - started
                 boxes = [sets[i][0] for i in range(n)]
                 row = score_boxes(boxes, [sets[i][1] for i in range(n)], data.gt, size, config.alpha)

@@ -17,6 +17,7 @@ import torch
 from ccrop_cli.demo.config import DemoConfig, DemoRun
 from ccrop_cli.demo.user_data import list_images
 from ccrop_cli.experiment.store_snapshot import box_lists, snapshot
+from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS
 from ccrop_plugins import stage_features
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mmpretrain" / "simclr_resnet18_ccrop-multiobj_cpu_scenes.py"
@@ -84,6 +85,7 @@ def build_config(config: DemoConfig, train_root: Path, work_dir: Path, progress:
     cfg.custom_hooks = [
         dict(type="ContrastiveCropHook", warmup_epochs=config.warmup_epochs, interval=config.interval,
              threshold=config.threshold, localizer="components", max_boxes=4, image_size=config.refresh_size,
+             localizer_options=dict(BOX_SET_OPTIONS),
              heatmap=config.heatmap, feature_stages=list(config.stages),
              batch_size=256, num_workers=0,
              progress=progress),

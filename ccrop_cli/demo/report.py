@@ -29,7 +29,7 @@ from ccrop_cli.experiment.pair_quality import (
 )
 from ccrop_cli.experiment.scene_settings import get_scene_setting
 from ccrop_cli.experiment.store_snapshot import box_lists
-from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
+from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, STRATEGIES, get_strategy
 from ccrop_cli.output import pictures
 from ccrop_plugins import BoxSets, HeatmapPipeline, eval_mode, get_localizer
 from ccrop_scenes import load_annotations
@@ -106,7 +106,7 @@ def write_outputs(
     user_data = config.data is not None
     images = load_images(train_root, demo_run.filenames, config.refresh_size if user_data else None)
     heatmaps = torch.as_tensor(compute_heatmaps(demo_run.feature_fn, images, config.refresh_size, config.heatmap))
-    multi = get_localizer("components", threshold=config.threshold, max_boxes=4)(heatmaps)
+    multi = get_localizer("components", threshold=config.threshold, max_boxes=4, **BOX_SET_OPTIONS)(heatmaps)
     final = {"multi": multi, "paper": union_boxes(multi)}  # both from the same heatmaps and threshold
     gt = None if annotations is None else [annotations.get(name) for name in demo_run.filenames]
     files = _pictures(out, images, heatmaps.numpy(), final, gt, config)
