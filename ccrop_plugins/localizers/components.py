@@ -244,22 +244,24 @@ def _chunk_components(
     tall = np.zeros((n, height + 1, width), dtype=np.uint8)
     tall[:, :height] = hot
     labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
-    # Mass above the threshold: each hot cell adds its centre sample minus the threshold (a pooled hot
-    # cell whose centre lies below the threshold adds 0); cold cells are label 0 and dropped.
-    excess = np.maximum(centres - threshold, 0.0, dtype=np.float32)
+    # Mass above the threshold: each hot cell adds its centre sample less the threshold (a pooled hot
+    # cell whose centre is not above the threshold adds 0): the sum of max(centre, threshold), less
+    # the threshold per cell. Cold cells are label 0 and dropped.
+    weights = centres if cell == 1 else np.maximum(centres, threshold)
     labels = labels.reshape(n, height + 1, width)[:, :height]
     flat_labels = torch.from_numpy(labels.ravel()).long()
-    flat_excess = torch.from_numpy(excess.ravel())
     mass = torch.zeros(len(area) + 1, dtype=torch.float64)  # label 0: cold; index_add_ runs without the GIL
-    mass.index_add_(0, flat_labels, flat_excess.double())
-    mass = mass.numpy()[1:]
+    mass.index_add_(0, flat_labels, torch.from_numpy(weights.ravel()).double())
     image = top // (height + 1)
+    level = threshold if np.ndim(threshold) == 0 else threshold.ravel()[image]
+    mass = mass.numpy()[1:] - level * area
     top = top - image * (height + 1)
     bottom = bottom - image * (height + 1)
     found = (image + first_image, np.stack([left, top, right, bottom], axis=1), area, mass)
     if core_level is None:
         return found
-    return found + _cores(labels, flat_labels, flat_excess, len(area), core_level)
+    excess = (weights - threshold) * (labels > 0)  # 0 on cold cells
+    return found + _cores(labels, flat_labels, torch.from_numpy(excess.ravel()), len(area), core_level)
 
 
 def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: int, core_level: float) -> tuple[np.ndarray, ...]:
