@@ -6,9 +6,9 @@ box sets make a visible difference. ``--setting single`` shows the paper's own s
 ``--data DIR`` runs it on your own image folder (``DIR/<class>/<image>`` or flat); with a
 COCO-style ``DIR/annotations.json`` the report measures the boxes against it.
 
-Heatmaps come from the backbone's stride-2 stage with the ``distinctiveness`` rule and a
-per-image Otsu threshold: the best setting ``ccrop bench localize`` measured on three kinds of
-data (docs/benchmarks/localize.md). ``--heatmap channel_sum --stages 11 --threshold 0.1`` is
+Heatmaps come from the backbone's stride-1 and stride-2 stages (fused) with the ``distinctiveness``
+rule, a per-image Otsu threshold and box sets with cores: the best setting measured on four kinds
+of data (docs/benchmarks/localize.md). ``--heatmap channel_sum --stages 11 --threshold 0.1`` is
 the paper's (the convnet's last stage is ``11``).
 
 Output folder (``--out``, default ``outputs/demo``)::
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"localizer threshold: k in [0, 1) or otsu/mean per image (default {defaults.threshold}; paper: 0.1)")
     parser.add_argument("--heatmap", default=None, help=f"heatmap rule (default {defaults.heatmap}; paper: channel_sum)")
     parser.add_argument("--stages", nargs="+", default=None,
-                        help=f"backbone stage(s) of the heatmap (default {' '.join(defaults.stages)}: stride 2; "
+                        help=f"backbone stage(s) of the heatmap (default {' '.join(defaults.stages)}: stride 1 and 2, fused; "
                              f"mmpretrain: {' '.join(MMPRETRAIN['stages'])}); several are fused")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -25,10 +25,11 @@ class DemoConfig:
         epochs, warmup_epochs, interval, batch_size: the schedule.
         threshold: the ``components`` localizer's ``k`` in ``[0, 1)`` or a per-image rule
             (``otsu``, ``mean``); heatmap: the heatmap rule; stages: the backbone stage(s) the
-            heatmap is made from (``"5"``: the convnet's stride-2 stage; ``backbone.layer2`` for
-            the mmpretrain ResNet-18). The defaults are the best setting measured by ``ccrop bench
-            localize`` on three kinds of data (docs/benchmarks/localize.md); the paper's setting is
-            ``threshold=0.1, heatmap="channel_sum"`` and the last stage.
+            heatmap is made from (``("2", "5")``: the convnet's stride-1 and stride-2 stages, fused by
+            the geometric mean, from the same forward; ``backbone.layer2`` for the mmpretrain
+            ResNet-18). The defaults are the best setting measured on four kinds of data
+            (docs/benchmarks/localize.md); the paper's setting is ``threshold=0.1,
+            heatmap="channel_sum"`` and the last stage.
         alpha: ``Beta(alpha, alpha)`` of the crop centre.
         seed: data and training seed.
         num_workers: DataLoader workers (persistent).
@@ -46,7 +47,7 @@ class DemoConfig:
     batch_size: int = 64
     threshold: float | str = "otsu"
     heatmap: str = "distinctiveness"
-    stages: tuple[str, ...] = ("5",)
+    stages: tuple[str, ...] = ("2", "5")
     alpha: float = 0.6
     seed: int = 0
     num_workers: int = 2
