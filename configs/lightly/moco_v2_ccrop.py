@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from ccrop_lightly import BoxRefreshCallback, CCropCollate, CCropMoCoV2Transform
 from ccrop_plugins import BoxStore
-from training_options import build_parser, normalization, parse, resnet18_backbone, write_generated_scenes
+from training_options import build_parser, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
 
 
 class MoCoV2(pl.LightningModule):
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     boxes = BoxRefreshCallback(
         store, dataset, warmup_epochs=args.warmup_epochs, interval=args.interval, stages=args.stages,
         threshold=args.threshold, localizer=args.localizer, heatmap=args.heatmap, batch_size=args.batch_size,
+        localizer_options=localizer_options(args),
     )
     callbacks: list[pl.Callback] = [boxes]
     if args.checkpoint:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from ccrop_lightly import BoxRefresher, CCropCollate, CCropSimCLRTransform, feature_extractor, make_refresh_loader
 from ccrop_plugins import BoxStore
-from training_options import build_parser, normalization, parse, resnet18_backbone, write_generated_scenes
+from training_options import build_parser, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
 
 
 class SimCLR(nn.Module):
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         make_refresh_loader(dataset, transform=transform, batch_size=args.batch_size, num_workers=args.workers),
         warmup_epochs=args.warmup_epochs, interval=args.interval, max_epochs=args.epochs,
         threshold=args.threshold, localizer=args.localizer, heatmap=args.heatmap,
+        localizer_options=localizer_options(args),
     )
     criterion = NTXentLoss(temperature=args.temperature)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)

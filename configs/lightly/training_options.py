@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torchvision
 from torch import nn
@@ -65,6 +66,11 @@ def build_parser(description: str, temperature: float) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", type=Path, help="where to save the final model and box store")
     return parser
+
+
+def localizer_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The box sets' cores (``core_level=0.3``, as ``ccrop demo``) for ``components``; the paper's ``bbox`` takes none."""
+    return {"core_level": 0.3} if args.localizer == "components" else None
 
 
 def _threshold(value: str) -> float | str:

@@ -49,5 +49,6 @@ randomness = dict(seed=0)
 # (and localizer='bbox' for its single box).
 custom_hooks = [
     dict(type='ContrastiveCropHook', warmup_epochs=5, interval=5, localizer='components', max_boxes=4,
-         batch_size=64, feature_stages=['backbone.layer2'], heatmap='distinctiveness', threshold='otsu'),
+         batch_size=64, feature_stages=['backbone.layer2'], heatmap='distinctiveness', threshold='otsu',
+         localizer_options=dict(core_level=0.3)),
 ]
