@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--localizer", default="components")
     parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule of the refresh pass")
     parser.add_argument("--threshold", default="0.1", help="localizer threshold: k in [0, 1), 'mean' or 'otsu'")
+    parser.add_argument("--core-level", type=float, default=None,
+                        help="components' core_level (the configs' box sets use 0.3; default: none)")
     parser.add_argument("--stage", default=None,
                         help="backbone stage of the refresh features, e.g. layer3 (default: its last output)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
@@ -120,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if refresh is not None:
         _print_row(f"refresh: refresh_boxes / bare no-grad forward to {args.stage or 'the last stage'} (ResNet-18, "
                    f"{args.refresh_images} images of {args.refresh_size} px, batch {args.batch_size}, "
-                   f"{args.heatmap}, {args.localizer}, threshold {args.threshold})", refresh, "refresh", "forward",
+                   f"{args.heatmap}, {args.localizer}, threshold {args.threshold}"
+                   f"{'' if args.core_level is None else f', core_level {args.core_level}'})", refresh, "refresh", "forward",
                    ">= 0.95 (issue 9: >= 0.80)", args.refresh_images, "images/s")
     return 0
 
@@ -202,6 +205,7 @@ def _refresh_timings(args: argparse.Namespace) -> Timings:
 
     def refresh() -> None:
         refresh_boxes(features, ((normalise(x, device), i) for x, i in batches), store, args.localizer,
-                      args.heatmap, threshold=_threshold(args.threshold), progress=False)
+                      args.heatmap, threshold=_threshold(args.threshold), progress=False,
+                      localizer_options=None if args.core_level is None else {"core_level": args.core_level})
 
     return interleaved({"refresh": refresh, "forward": forward}, args.rounds)

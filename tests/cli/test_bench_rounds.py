@@ -59,6 +59,7 @@ def test_bench_mm_refresh_runs_at_a_chosen_stage():
     from ccrop_cli.bench.mm import _refresh_timings  # needs mmpretrain: installed in CI, never skipped
 
     args = argparse.Namespace(refresh_images=4, refresh_size=32, batch_size=4, stage="layer2",
-                              localizer="components", heatmap="channel_sum", threshold="0.1", rounds=1)
+                              localizer="components", heatmap="distinctiveness", threshold="otsu", core_level=0.3,
+                              rounds=1)
     timings = _refresh_timings(args)
     assert set(timings.wall) == {"refresh", "forward"} and all(t > 0 for t in timings.wall["forward"])
