@@ -188,16 +188,19 @@ class ContrastiveCrop:
                height: int, width: int, generator: torch.Generator | None) -> tuple[int, int]:
         """The crop's top-left in the paper's range: the centre anywhere on the box, the crop inside the image."""
         x0, y0, x1, y1 = box
-        first, last = (y0 * height - h / 2, x0 * width - w / 2), (y1 * height - h / 2, x1 * width - w / 2)
-        limits = (height - h, width - w)
-        low, high = ([min(max(v, 0.0), m) for v, m in zip(edge, limits)] for edge in (first, last))
+        first_top, last_top = y0 * height - h / 2, y1 * height - h / 2
+        first_left, last_left = x0 * width - w / 2, x1 * width - w / 2
+        max_top, max_left = height - h, width - w  # scalar arithmetic: the hot path of every view
+        low = (min(max(first_top, 0.0), max_top), min(max(first_left, 0.0), max_left))
+        high = (min(max(last_top, 0.0), max_top), min(max(last_left, 0.0), max_left))
         if self._quantile is not None:
-            top, left = (lo + (hi - lo) * self._quantile(u) for lo, hi, u in zip(low, high, uniforms[-2:]))
+            top = low[0] + (high[0] - low[0]) * self._quantile(uniforms[-2])
+            left = low[1] + (high[1] - low[1]) * self._quantile(uniforms[-1])
         else:
-            centre = np.array([(a + b) / 2 for a, b in zip(first, last)])
+            centre = np.array([(first_top + last_top) / 2, (first_left + last_left) / 2])
             placed = self.sampler(np.array(low), np.array(high), centre, np.array(extent), generator)
-            top, left = (float(v) for v in placed)
-        return min(max(int(round(top)), 0), limits[0]), min(max(int(round(left)), 0), limits[1])
+            top, left = float(placed[0]), float(placed[1])
+        return min(max(int(round(top)), 0), max_top), min(max(int(round(left)), 0), max_left)
 
     def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:
         """The region ``scale`` refers to with ``scale_reference="box"``, shrunk so the largest crop is the image."""
