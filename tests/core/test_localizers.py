@@ -296,10 +296,8 @@ def test_pooled_paths_agree_with_max_pooling(size, resolution):
         torch.testing.assert_close(torch.tensor(sorted(sets[i][0].tolist())), torch.tensor(expected))
 
 
-def test_threads_and_chunks_do_not_change_the_result():
-    generator = torch.Generator().manual_seed(8)
-    maps = heatmaps_from_features(torch.randn(30, 4, 7, 7, generator=generator), size=224)  # 6 chunks
-    localizer = get_localizer("components")
+def _on_one_and_two_threads(localizer, maps):
+    """The localizer's box sets on one torch thread and on two (2 chunks of 30 maps at 224 px share them)."""
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -310,6 +308,13 @@ def test_threads_and_chunks_do_not_change_the_result():
         torch.set_num_threads(threads)
     for name in ("boxes", "scores", "counts", "fallback"):
         assert torch.equal(getattr(single, name), getattr(shared, name))
+    return single
+
+
+def test_threads_and_chunks_do_not_change_the_result():
+    generator = torch.Generator().manual_seed(8)
+    maps = heatmaps_from_features(torch.randn(30, 4, 7, 7, generator=generator), size=224)
+    _on_one_and_two_threads(get_localizer("components"), maps)
 
 
 # ----------------------------------------------------------------------------- cores (core_level)
@@ -365,17 +370,7 @@ def test_weak_cores_and_small_cores_do_not_count():
 def test_cores_are_the_same_on_threads_and_chunks_and_checked():
     generator = torch.Generator().manual_seed(9)
     maps = heatmaps_from_features(torch.randn(30, 4, 7, 7, generator=generator), size=224)
-    localizer = get_localizer("components", threshold="otsu", core_level=0.3)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        single = localizer(maps)
-        torch.set_num_threads(2)
-        shared = localizer(maps)
-    finally:
-        torch.set_num_threads(threads)
-    for name in ("boxes", "scores", "counts", "fallback"):
-        assert torch.equal(getattr(single, name), getattr(shared, name))
+    single = _on_one_and_two_threads(get_localizer("components", threshold="otsu", core_level=0.3), maps)
     plain = get_localizer("components", threshold="otsu")(maps)
     assert (single.counts >= plain.counts).all() and (single.counts > plain.counts).any()
     for i in range(len(maps)):  # the components' boxes come first, unchanged
