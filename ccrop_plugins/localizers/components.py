@@ -112,10 +112,12 @@ class ComponentsLocalizer:
         kept, rank = self._ranked(n, found.image, boxes, area, found.mass)
         image, boxes_kept, mass = found.image[kept], boxes[kept], found.mass[kept]
         if found.cores is not None and len(kept):
-            image, rank, boxes_kept, mass = self._with_cores(n, (image, rank, boxes_kept, mass), kept, found, cells_to_unit)
+            chosen = (image, rank, boxes_kept, mass)
+            image, rank, boxes_kept, mass = self._with_cores(n, chosen, kept, found, cells_to_unit)
         return self._box_sets(n, image, rank, boxes_kept, mass)
 
-    def _ranked(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _ranked(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
         """Components ``(M,)`` of ``n`` images -> indices of the kept ones (at most ``max_boxes`` per image,
         by image, best first) and their slots."""
         large = area >= self.min_area
@@ -264,7 +266,8 @@ def _chunk_components(
     return found + _cores(labels, flat_labels, torch.from_numpy(excess.ravel()), len(area), core_level)
 
 
-def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: int, core_level: float) -> tuple[np.ndarray, ...]:
+def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: int, core_level: float
+           ) -> tuple[np.ndarray, ...]:
     """``parent, extents, area, mass`` of the cores of a chunk's components: the 8-connected parts of each
     component whose excess over the threshold exceeds ``core_level`` times the component's peak excess."""
     n, height, width = labels.shape
@@ -300,9 +303,8 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _empty(max_boxes: int) -> BoxSets:
-    return BoxSets(
-        torch.zeros(0, max_boxes, 4), torch.zeros(0, max_boxes), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
-    )
+    return BoxSets(torch.zeros(0, max_boxes, 4), torch.zeros(0, max_boxes), torch.zeros(0, dtype=torch.int64),
+                   torch.zeros(0, dtype=torch.bool))
 
 
 def _finite(heat: np.ndarray) -> np.ndarray:
