@@ -232,8 +232,7 @@ def _chunk_components(
     with a ``core_level``, ``parent, extents, area, mass`` of their cores (``parent`` indexes this chunk's
     components).
 
-    The chunk's cell maps are stacked into one tall 2-D image with a cold row between maps,
-    so a single labelling call covers the chunk without joining components across maps.
+    One labelling call covers the chunk (:func:`_label_maps`).
     """
     heat = _finite(heat)
     centres = _centre_samples(heat, cell)
@@ -241,25 +240,18 @@ def _chunk_components(
         threshold = adaptive_thresholds(centres, threshold)[:, None, None]
     else:
         threshold = np.float32(threshold)  # compared in the maps' float32, as the per-image thresholds
-    hot = _pool_flags(heat > threshold, cell)
-    n, height, width = hot.shape
-    tall = np.zeros((n, height + 1, width), dtype=np.uint8)
-    tall[:, :height] = hot
-    labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
+    labels, image, extents, area = _label_maps(_pool_flags(heat > threshold, cell))
     # Mass above the threshold: each hot cell adds its centre sample less the threshold (a pooled hot
     # cell whose centre is not above the threshold adds 0): the sum of max(centre, threshold), less
     # the threshold per cell. Cold cells are label 0 and dropped.
     weights = centres if cell == 1 else np.maximum(centres, threshold)
-    labels = labels.reshape(n, height + 1, width)[:, :height]
+    labels = labels[:, :-1]  # the maps' cells, without the cold row after each
     flat_labels = torch.from_numpy(labels.ravel()).long()
     mass = torch.zeros(len(area) + 1, dtype=torch.float64)  # label 0: cold; index_add_ runs without the GIL
     mass.index_add_(0, flat_labels, torch.from_numpy(weights.ravel()).double())
-    image = top // (height + 1)
     level = threshold if np.ndim(threshold) == 0 else threshold.ravel()[image]
     mass = mass.numpy()[1:] - level * area
-    top = top - image * (height + 1)
-    bottom = bottom - image * (height + 1)
-    found = (image + first_image, np.stack([left, top, right, bottom], axis=1), area, mass)
+    found = (image + first_image, extents, area, mass)
     if core_level is None:
         return found
     excess = (weights - threshold) * (labels > 0)  # 0 on cold cells
@@ -274,17 +266,27 @@ def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: 
     peak = torch.zeros(count + 1).scatter_reduce_(0, flat_labels, flat_excess, reduce="amax").numpy()
     excess = flat_excess.numpy()
     core = excess > np.float32(core_level) * peak[labels.ravel()]  # cold cells: 0 > 0 is False
-    tall = np.zeros((n, height + 1, width), dtype=np.uint8)
-    tall[:, :height] = core.reshape(n, height, width)
-    core_labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
+    core_labels, _, extents, area = _label_maps(core.reshape(n, height, width))
     cells = np.flatnonzero(core)
-    at = core_labels.ravel()[cells + cells // (height * width) * width]  # skip the cold row after each map
+    at = core_labels[:, :-1].ravel()[cells]
     parent = np.zeros(len(area) + 1, dtype=np.int64)
     parent[at] = labels.ravel()[cells]  # every cell of a core lies in the same component
     mass = np.bincount(at, weights=excess[cells], minlength=len(area) + 1)
-    image = top // (height + 1)
-    extents = np.stack([left, top - image * (height + 1), right, bottom - image * (height + 1)], axis=1)
     return parent[1:] - 1, extents, area, mass[1:]
+
+
+def _label_maps(flags: np.ndarray) -> tuple[np.ndarray, ...]:
+    """8-connected components of every map of ``flags`` ``(n, h, w)`` in one labelling call (the maps stacked
+    into one tall image with a cold row after each, so no component spans two maps): ``labels``
+    ``(n, h + 1, w)`` (0 = cold), and per component ``(M,)`` its ``image``, ``extents`` ``(M, 4)`` as cell
+    indices ``left, top, right, bottom`` inside its map (exclusive ends) and ``area`` in cells."""
+    n, height, width = flags.shape
+    tall = np.zeros((n, height + 1, width), dtype=np.uint8)
+    tall[:, :height] = flags
+    labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
+    image = top // (height + 1)
+    offset = image * (height + 1)
+    return labels.reshape(n, height + 1, width), image, np.stack([left, top - offset, right, bottom - offset], 1), area
 
 
 def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
