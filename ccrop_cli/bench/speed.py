@@ -32,6 +32,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import RandomResizedCrop
 
+from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS
 from ccrop_plugins import ContrastiveCrop, get_localizer, heatmaps_from_features
 from ccrop_plugins.box_sets import WHOLE_IMAGE
 
@@ -191,7 +192,7 @@ def _components_rows(args: argparse.Namespace) -> list[Row]:
     pooled = get_localizer("components")
     exact = get_localizer("components", label_resolution=None)
     otsu = get_localizer("components", threshold="otsu")
-    cores = get_localizer("components", threshold="otsu", core_level=0.3)
+    cores = get_localizer("components", threshold="otsu", **BOX_SET_OPTIONS)
     calls = {"pooled": lambda: pooled(maps), "exact": lambda: exact(maps), "otsu": lambda: otsu(maps),
              "cores": lambda: cores(maps)}
     times = interleaved(calls, args.rounds)
@@ -200,7 +201,7 @@ def _components_rows(args: argparse.Namespace) -> list[Row]:
         ("pooled", f"components maps/s at 224x224 (label_resolution={pooled.label_resolution})", ">= 10000"),
         ("exact", "components maps/s at 224x224 (label_resolution=None, exact)", "-"),
         ("otsu", "components maps/s at 224x224 (threshold='otsu')", "-"),
-        ("cores", "components maps/s at 224x224 (threshold='otsu', core_level=0.3: the demo's)", "-"),
+        ("cores", f"components maps/s at 224x224 (threshold='otsu', core_level={cores.core_level}: the demo's)", "-"),
     ):
         counts = [float(len(maps))] * args.rounds
         wall, cpu = (Ratio.of(counts, clock[name]) for clock in (times.wall, times.cpu))  # per-round rates
