@@ -6,9 +6,11 @@ and every seed, a small SimCLR backbone is pre-trained on the images
 (:func:`ccrop_cli.experiment.pretrain.pretrain_simclr`, RandomResizedCrop views, i.e.
 ContrastiveCrop's warm-up; or loaded from ``--checkpoints``). One forward pass of the
 un-augmented images gives the feature maps of every stage (``last``, ``stride 4``,
-``stride 2``, and ``fused`` = last and stride 2, geometric mean of their maps). Then, for
-every heatmap rule x stage x threshold, the ``components`` localizer's box sets are scored
-against the ground truth:
+``stride 2``, ``fused`` = last and stride 2, and ``stride 1+2`` = stride 1 and stride 2,
+``ccrop demo``'s default; fused stages take the geometric mean of their maps). Then, for
+every heatmap rule x stage x threshold, the ``components`` localizer's box sets, with the box-set
+strategies' options (:data:`~ccrop_cli.experiment.strategies.BOX_SET_OPTIONS`: the cores), are
+scored against the ground truth:
 
 - **recall** / **precision**: ground-truth objects matched by a box / boxes matching an
   object, at IoU >= 0.5;
@@ -58,9 +60,12 @@ from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_settin
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
 
 # Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
+# "stride 1+2" is ``ccrop demo``'s default (``--stages 2 5``: the stride-1 and stride-2 stages, fused).
 STAGES: dict[str, dict[str, tuple[str, ...]]] = {
-    "convnet": {"last": ("11",), "stride 4": ("8",), "stride 2": ("5",), "fused": ("11", "5")},
-    "resnet18": {"last": ("7",), "stride 4": ("6",), "stride 2": ("5",), "fused": ("7", "5")},
+    "convnet": {"last": ("11",), "stride 4": ("8",), "stride 2": ("5",), "fused": ("11", "5"),
+                "stride 1+2": ("2", "5")},
+    "resnet18": {"last": ("7",), "stride 4": ("6",), "stride 2": ("5",), "fused": ("7", "5"),
+                 "stride 1+2": ("4", "5")},
 }
 RULES = ("channel_sum", "channel_norm", "distinctiveness", "ddt", "ncut")
 THRESHOLDS: tuple[float | str, ...] = (0.1, 0.3, 0.5, 0.7, "mean", "otsu")

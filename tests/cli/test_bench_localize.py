@@ -32,7 +32,7 @@ def test_every_figure_in_range(quick):
     assert set(out["results"]) == {"multi-small", str(quick[0] / "look")}  # --settings multi-small, --data look
     for rows in out["results"].values():
         measured = [name for name in rows if not name.startswith("reference")]
-        assert len(measured) == 2 * 4 * 2  # rules x stages x thresholds
+        assert len(measured) == 2 * 5 * 2  # rules x stages x thresholds
         for name in measured:
             for metric in FRACTIONS:
                 assert 0.0 <= rows[name][metric][0] <= 1.0, (name, metric)
@@ -49,6 +49,15 @@ def test_checkpoints_are_saved_and_reused(quick, capsys):
     assert main(args) == 0
     assert (tmp / "ckpt" / "look_s0.pt").stat().st_mtime_ns == before
     assert "recall@0.5" in capsys.readouterr().out
+
+
+def test_the_demos_setting_is_a_row():
+    from ccrop_cli.bench.localize import STAGES
+    from ccrop_cli.demo.config import DemoConfig
+    from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
+
+    assert STAGES["convnet"]["stride 1+2"] == tuple(DemoConfig().stages)  # the demo's fused stride-1 and 2 stages
+    assert get_strategy("multi").localizer_options == BOX_SET_OPTIONS  # the bench's box sets take the same options
 
 
 def test_hit_rate_counts_centres_inside_boxes():
