@@ -64,8 +64,8 @@ def build_config(config: DemoConfig, train_root: Path, work_dir: Path, progress:
     loader = cfg.train_dataloader
     loader.dataset.data_root = str(train_root)
     if config.data is not None:
-        # A user's folder may be flat or mix flat and class folders, which CustomDataset's folder
-        # scan refuses ("Found 0 files in subfolders"): list the images the demo found instead.
+        # A user's folder may be flat, which CustomDataset's folder scan refuses ("Found 0 files in
+        # subfolders"): list the images the demo found instead (the order Lightly reads them in).
         work_dir.mkdir(parents=True, exist_ok=True)
         listing = work_dir / "images.txt"
         listing.write_text("".join(f"{name}\n" for name in list_images(train_root)))

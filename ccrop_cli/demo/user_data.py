@@ -1,7 +1,7 @@
 """``ccrop demo --data DIR``: the user's image folder and its optional ``annotations.json``.
 
 The folder is ``DIR/<class>/<image>`` or flat (``DIR/<image>``); file names are relative to
-``DIR`` with ``/`` separators, in the sorted order lightly's ``LightlyDataset`` lists them.
+``DIR`` with ``/`` separators, in the order both frameworks list them (class folders searched recursively).
 
 ``DIR/annotations.json``, when present, follows COCO detection conventions::
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.output.image_folder import IMAGE_EXTENSIONS
+from ccrop_cli.output.image_folder import IMAGE_EXTENSIONS, is_image, list_image_files
 
 ANNOTATIONS = "annotations.json"
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
@@ -40,25 +41,31 @@ _EXIF_ORIENTATION = 0x0112
 
 
 def list_images(root: Path) -> list[str]:
-    """Sorted relative paths of the images directly in ``root`` or one folder below it.
+    """The images of ``root`` in dataset-index order, as both frameworks list them
+    (:func:`ccrop_cli.output.image_folder.list_image_files`: class folders searched recursively, or flat).
 
     Raises:
-        UserError: ``root`` is not a folder, or holds no images.
+        UserError: ``root`` is not a folder, holds no images, or holds images at the top *and* sub-folders
+            (the frameworks would read only the sub-folders and silently drop the top-level images).
     """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--data {root}: not a folder (expected DIR/<class>/<image> or DIR/<image>)")
-    names = [
-        path.relative_to(root).as_posix()
-        for pattern in ("*", "*/*")
-        for path in root.glob(pattern)
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-    ]
-    if not names:
+    folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    top = sorted(entry.name for entry in os.scandir(root) if entry.is_file() and is_image(entry.name))
+    if folders and top:
         raise UserError(
-            f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and DIR/<class>/)"
+            f"--data {root}: holds {len(top)} images at the top ({', '.join(top[:3])}{', ...' if len(top) > 3 else ''})"
+            f" and sub-folders ({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}); Lightly and MMPretrain"
+            " read a folder either flat (DIR/<image>) or by class (DIR/<class>/<image>) and would drop the top-level"
+            " images: move them into a sub-folder, or the sub-folders out"
         )
-    return sorted(names)
+    try:
+        return list_image_files(root)
+    except UserError:
+        raise UserError(
+            f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and in DIR/<class>/)"
+        ) from None
 
 
 def check_images(root: Path, filenames: list[str]) -> None:

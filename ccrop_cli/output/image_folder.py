@@ -37,10 +37,10 @@ def list_image_files(root: str | Path) -> list[str]:
         for class_dir in class_dirs:
             found = []
             for folder, _dirs, names in sorted(os.walk(root / class_dir, followlinks=True)):
-                found += [Path(folder, name) for name in sorted(names) if _is_image(name)]
+                found += [Path(folder, name) for name in sorted(names) if is_image(name)]
             files += sorted(path.relative_to(root).as_posix() for path in found)
     else:
-        files = sorted(entry.name for entry in os.scandir(root) if entry.is_file() and _is_image(entry.name))
+        files = sorted(entry.name for entry in os.scandir(root) if entry.is_file() and is_image(entry.name))
     if not files:
         raise UserError(
             f"image folder {str(root)!r} holds no images with extensions {', '.join(IMAGE_EXTENSIONS)}"
@@ -48,5 +48,6 @@ def list_image_files(root: str | Path) -> list[str]:
     return files
 
 
-def _is_image(name: str) -> bool:
+def is_image(name: str) -> bool:
+    """Whether file ``name`` has one of ``IMAGE_EXTENSIONS`` (any case)."""
     return name.lower().endswith(IMAGE_EXTENSIONS)

@@ -19,10 +19,22 @@ def _folder(root, names, size=(40, 20)):
     return root
 
 
-def test_lists_flat_and_class_folders(tmp_path):
-    _folder(tmp_path, ["b.png", "a.jpg", "cats/c.png"])
-    (tmp_path / "notes.txt").write_text("x")
-    assert list_images(tmp_path) == ["a.jpg", "b.png", "cats/c.png"]
+def test_lists_images_in_the_frameworks_order(tmp_path):
+    from lightly.data import LightlyDataset
+
+    flat = _folder(tmp_path / "flat", ["b.png", "a.jpg", "c.GIF"])
+    (flat / "notes.txt").write_text("x")
+    by_class = _folder(tmp_path / "by_class", ["dogs/e.jpg", "cats/c.png", "cats/sub/d.png"])
+    for root in (flat, by_class):
+        assert list_images(root) == LightlyDataset(str(root)).get_filenames()
+    assert list_images(by_class) == ["cats/c.png", "cats/sub/d.png", "dogs/e.jpg"]
+
+
+def test_images_beside_class_folders_are_a_user_error(tmp_path):
+    # The frameworks would read only the class folders and drop a.png without a word.
+    _folder(tmp_path, ["a.png", "cats/c.png"])
+    with pytest.raises(UserError, match=r"1 images at the top \(a.png\) and sub-folders \(cats\)"):
+        list_images(tmp_path)
 
 
 def test_no_images_or_no_folder_is_a_user_error(tmp_path):
@@ -33,13 +45,13 @@ def test_no_images_or_no_folder_is_a_user_error(tmp_path):
 
 
 def test_annotations_are_normalised_and_sizes_read_from_files(tmp_path):
-    _folder(tmp_path, ["cats/a.png", "b.png"])
-    coco = {"images": [{"id": 7, "file_name": "cats/a.png"}, {"id": "b", "file_name": "b.png", "width": 40, "height": 20}],
+    _folder(tmp_path, ["cats/a.png", "dogs/b.png"])
+    coco = {"images": [{"id": 7, "file_name": "cats/a.png"}, {"id": "b", "file_name": "dogs/b.png", "width": 40, "height": 20}],
             "annotations": [{"image_id": 7, "bbox": [10, 5, 20, 10]}, {"image_id": 7, "bbox": [30, 10, 20, 20]}]}
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     boxes = load_user_annotations(tmp_path, list_images(tmp_path))
     assert boxes["cats/a.png"] == pytest.approx(np.array([[0.25, 0.25, 0.75, 0.75], [0.75, 0.5, 1.0, 1.0]]))
-    assert boxes["b.png"].shape == (0, 4)
+    assert boxes["dogs/b.png"].shape == (0, 4)
 
 
 def test_without_annotations_gives_none(tmp_path):
@@ -138,8 +150,8 @@ def test_mmpretrain_config_lists_a_flat_folder(tmp_path):
     from ccrop_cli.demo.config import DemoConfig
     from ccrop_cli.demo.mm_run import build_config
 
-    data = _folder(tmp_path / "data", ["b.png", "a.jpg", "cats/c.png"])
+    data = _folder(tmp_path / "data", ["b.png", "a.jpg", "c.png"])
     cfg = build_config(DemoConfig(data=str(data), images=3, batch_size=3), data, tmp_path / "work", progress=False)
     dataset = cfg.train_dataloader.dataset
     assert dataset.with_label is False
-    assert open(dataset.ann_file).read().split() == ["a.jpg", "b.png", "cats/c.png"]
+    assert open(dataset.ann_file).read().split() == ["a.jpg", "b.png", "c.png"]
