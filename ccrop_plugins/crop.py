@@ -27,13 +27,14 @@ _BOX_PATH_DRAWS = 1 + 2 * 10
 
 
 def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
-    """``(height, width)`` of a PIL image or a ``(..., H, W)`` tensor; ``ValueError`` for an empty image."""
+    """``(height, width)`` of a PIL image or a ``(..., C, H, W)`` tensor; ``ValueError`` for an empty image."""
     if isinstance(img, Image.Image):
         width, height = img.size
     elif not isinstance(img, Tensor):
-        raise TypeError(f"expected a PIL image or a tensor (..., H, W); got {type(img).__name__}")
-    elif img.ndim < 2:
-        raise ValueError(f"a tensor image must have shape (..., H, W); got {tuple(img.shape)}")
+        raise TypeError(f"expected a PIL image or a tensor (..., C, H, W); got {type(img).__name__}")
+    elif img.ndim < 3:  # torchvision's resize cannot take (H, W)
+        one = " (one channel? pass img[None])" if img.ndim == 2 else ""
+        raise ValueError(f"a tensor image must have shape (..., C, H, W); got {tuple(img.shape)}{one}")
     else:
         height, width = img.shape[-2:]
     if height < 1 or width < 1:

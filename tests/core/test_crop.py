@@ -313,8 +313,10 @@ def test_empty_and_wrong_images():
         crop(Image.new("RGB", (0, 4)))
     with pytest.raises(ValueError, match=r"image_size must be a positive \(height, width\); got \(0, 3\)"):
         crop.make_params((0, 3))
-    with pytest.raises(ValueError, match=r"\(\.\.\., H, W\); got \(5,\)"):
+    with pytest.raises(ValueError, match=r"\(\.\.\., C, H, W\); got \(5,\)"):
         crop(torch.zeros(5))
+    with pytest.raises(ValueError, match=r"\(\.\.\., C, H, W\); got \(6, 5\) \(one channel\? pass img\[None\]\)"):
+        crop(torch.zeros(6, 5, dtype=torch.uint8))  # torchvision's resize fails deep inside on (H, W)
     with pytest.raises(TypeError, match="expected a PIL image or a tensor .* got ndarray"):
         crop(np.zeros((4, 4, 3)))
 
