@@ -1,8 +1,9 @@
-"""The built-in heatmap methods, localizers and samplers, registered like any third-party plugin."""
+"""The built-in heatmap methods, localizers and samplers, registered like any third-party plugin (the extra rules
+``ddt`` and ``ncut``: the ``ccrop_extras`` plugin)."""
 
 from __future__ import annotations
 
-from .heatmap_rules import DatasetPCA, NormalizedCut, channel_norm, channel_sum, distinctiveness
+from .heatmap_rules import channel_norm, channel_sum, distinctiveness
 from .hookspecs import Register, hookimpl
 from .localizers import BBoxLocalizer, ComponentsLocalizer
 from .samplers import BetaSampler, GaussianSampler, UniformSampler
@@ -13,8 +14,6 @@ def ccrop_register_heatmaps(register: Register) -> None:
     register("channel_sum", channel_sum)
     register("channel_norm", channel_norm)
     register("distinctiveness", distinctiveness)
-    register("ddt", DatasetPCA)
-    register("ncut", NormalizedCut)
 
 
 @hookimpl(trylast=True)

@@ -7,7 +7,7 @@ Two checks, both fast:
   programs and both adapters;
 - a static check of the ``import`` statements (``ast``), also those inside functions, so a cycle
   hidden behind a lazy import is found too: the module graph has no cycle, and no core module
-  (``ccrop_plugins``) imports a framework, an adapter or a program package.
+  (``ccrop_plugins``) nor the extras plugin (``ccrop_extras``) imports a framework, an adapter or a program.
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ REPO = Path(__file__).resolve().parents[1]
 # (import root, package) pairs: ``adapters/`` is a source root of its own.
 PACKAGES = {
     "ccrop_plugins": REPO,
+    "ccrop_extras": REPO,
     "ccrop_scenes": REPO,
     "ccrop_cli": REPO,
     "ccrop_lightly": REPO / "adapters",
     "ccrop_mm": REPO / "adapters",
 }
 FRAMEWORKS = {"lightly", "pytorch_lightning", "lightning", "mmengine", "mmpretrain", "mmselfsup", "mmcv", "mmcls"}
-NOT_FOR_THE_CORE = FRAMEWORKS | {"ccrop_cli", "ccrop_scenes", "ccrop_lightly", "ccrop_mm"}
-# The one core module allowed to name a program package: the deprecated alias of the scene
-# generator's old path, which ``import ccrop_plugins`` never loads (checked below).
-DEPRECATED_ALIASES = {"ccrop_plugins.scenes": {"ccrop_scenes"}}
+NOT_FOR_THE_CORE = FRAMEWORKS | {"ccrop_cli", "ccrop_scenes", "ccrop_lightly", "ccrop_mm", "ccrop_extras"}
+# The core modules allowed to name a package outside the core, neither loaded by ``import ccrop_plugins``
+# (checked below): the deprecated alias of the scene generator's old path, and the old path of the
+# extra heatmap rules (a lazy module ``__getattr__``).
+DEPRECATED_ALIASES = {"ccrop_plugins.scenes": {"ccrop_scenes"}, "ccrop_plugins.heatmap_rules": {"ccrop_extras"}}
 
 
 def module_files(packages: dict[str, Path] = PACKAGES) -> dict[str, Path]:
@@ -130,12 +132,14 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def core_violations(modules: dict[str, Path]) -> list[str]:
-    """``core module -> forbidden import`` for every core import of a framework, adapter or program."""
+    """``core module -> forbidden import`` for every import of a framework, adapter or program by the core or by the
+    extras plugin (which imports the core only)."""
     problems = []
     for module, path in modules.items():
-        if module.split(".")[0] != "ccrop_plugins":
+        package = module.split(".")[0]
+        if package not in ("ccrop_plugins", "ccrop_extras"):
             continue
-        allowed = DEPRECATED_ALIASES.get(module, set())
+        allowed = DEPRECATED_ALIASES.get(module, set()) | {package}
         for name in sorted(imported_names(module, path)):
             top = name.split(".")[0]
             if top in NOT_FOR_THE_CORE and top not in allowed:
@@ -194,6 +198,7 @@ def test_importing_the_core_loads_no_framework_and_no_program(fresh_imports):
 def test_the_tree_has_no_import_cycle():
     graph = import_graph(module_files())
     assert "ccrop_cli.demo.command" in graph and "ccrop_scenes.generator" in graph  # the walk saw the tree
+    assert "ccrop_extras.ddt" in graph["ccrop_plugins.heatmap_rules"]  # and the lazy imports
     assert cycles(graph) == []
 
 

@@ -1,11 +1,17 @@
-"""Built-in heatmap rules: features ``(N, C, h, w)`` -> raw maps ``(N, h, w)``, larger = "more object".
-
-Per image: :func:`channel_sum` (the paper), :func:`channel_norm`, :func:`distinctiveness`; fitted on the refresh
-pass: :class:`DatasetPCA` (DDT); several objects: :class:`NormalizedCut` (docs/plugins.md, "Heatmap rules").
-"""
+"""Built-in heatmap rules, one map per image from its features ``(N, C, h, w)`` -> ``(N, h, w)``, larger = "more
+object": :func:`channel_sum` (the paper), :func:`channel_norm`, :func:`distinctiveness` (docs/plugins.md)."""
 
 from .basic import channel_norm, channel_sum, distinctiveness
-from .ddt import DatasetPCA
-from .ncut import NormalizedCut
 
-__all__ = ["DatasetPCA", "NormalizedCut", "channel_norm", "channel_sum", "distinctiveness"]
+__all__ = ["channel_norm", "channel_sum", "distinctiveness"]
+
+
+def __getattr__(name: str) -> type:
+    """The old path of ``DatasetPCA`` and ``NormalizedCut``, now in the ``ccrop_extras`` plugin; loaded on use only."""
+    if name == "DatasetPCA":
+        from ccrop_extras.ddt import DatasetPCA
+        return DatasetPCA
+    if name == "NormalizedCut":
+        from ccrop_extras.ncut import NormalizedCut
+        return NormalizedCut
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

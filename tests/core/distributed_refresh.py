@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ccrop_plugins import BoxStore, refresh_boxes
+from ccrop_plugins.plugins import load_plugins, plugin_manager
 
 NUM_IMAGES = 11  # odd: a 2-rank DistributedSampler pads one rank with a duplicate
 
@@ -73,8 +74,18 @@ RUNS = (("channel_sum", NUM_IMAGES), ("ddt", 12))
 and the dataset rule over 12 (no duplicate, so its statistics equal one process's exactly)."""
 
 
+def register_extras() -> None:
+    """``ddt`` comes from the ``ccrop_extras`` plugin and the tests turn autoload off: register it in this process
+    unless it is (a forked rank inherits the parent's registration; a spawned one does not)."""
+    from ccrop_extras import plugin
+
+    if not load_plugins().is_registered(plugin):
+        plugin_manager.register(plugin, name="ccrop_extras")
+
+
 def run_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
     """Entry point of ``torch.multiprocessing.start_processes``: join a gloo group on 127.0.0.1, then refresh."""
+    register_extras()
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)

@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def gloo_runs(tmp_path_factory):
+def gloo_runs(tmp_path_factory, extras_plugin):
     """One process, then two gloo ranks (one start for both runs of distributed_refresh.RUNS).
 
     The ranks are forked: what is tested is the process group, and a spawned rank would first spend
@@ -211,7 +211,7 @@ def test_one_by_one_maps_and_an_all_fallback_pass_warn_with_the_numbers():
     assert len(messages) == 2  # once per pass, not once per batch
 
 
-def test_dict_features_of_two_stages_and_heatmap_options():
+def test_dict_features_of_two_stages_and_heatmap_options(extras_plugin):
     images = _blob_images()
     store = BoxStore(4, max_boxes=2)
 

@@ -153,7 +153,7 @@ def test_stages_need_a_module():
         _refresher(BoxStore(4), 4).__class__(BoxStore(4), lambda x: x, [], warmup_epochs=1, interval=1, stages="x")
 
 
-def test_heatmap_rule_and_its_options_reach_the_refresh_and_fail_early():
+def test_heatmap_rule_and_its_options_reach_the_refresh_and_fail_early(extras_plugin):
     store = BoxStore(8)
     refresher = _refresher(store, 8, heatmap="ddt", heatmap_options={"sign": "image"})
     assert refresher.refresh().images == 8 and store.version == 1

@@ -1,5 +1,5 @@
 """Several objects per image from the feature affinity graph: normalised cuts (TokenCut's binarised affinity),
-repeated on the cells that are left (docs/plugins.md, "How the built-in rules work")."""
+repeated on the cells that are left (docs/plugins.md, "How the shipped extra rules work")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-from ..threads import one_cpu_thread
+from ccrop_plugins.threads import one_cpu_thread
 
 FOREGROUND_RULES = ("smaller", "peak")
 

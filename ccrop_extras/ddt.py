@@ -1,5 +1,5 @@
 """A dataset-level rule (DDT, Wei et al., Pattern Recognition 2019): each cell projected on the first principal
-component of the dataset's cells, fitted on the refresh pass (docs/plugins.md, "How the built-in rules work")."""
+component of the dataset's cells, fitted on the refresh pass (docs/plugins.md, "How the shipped extra rules work")."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .basic import distinctiveness
+from ccrop_plugins.heatmap_rules.basic import distinctiveness
 
 SIGN_RULES = ("dataset", "image", "border", "none")
 
