@@ -1,7 +1,10 @@
-"""Shared test settings: only built-in plugins (installed ones must not change results), small thread pools."""
+"""Shared test settings: only built-in plugins (installed ones must not change results; the shipped extras through
+the ``extras_plugin`` fixture), small thread pools."""
 
 import gc
 import os
+
+import pytest
 
 os.environ.setdefault("CCROP_PLUGINS_NO_AUTOLOAD", "1")
 
@@ -19,3 +22,21 @@ def pytest_collection_finish(session):
     """
     gc.collect()
     gc.freeze()
+
+
+@pytest.fixture(scope="module")
+def extras_plugin():
+    """The shipped extra heatmap rules ``ddt`` and ``ncut`` (the ``ccrop_extras`` plugin), registered as its entry
+    point registers them in a program: the tests turn autoload off. Unregistered after the module."""
+    from ccrop_extras import plugin
+    from ccrop_plugins.plugins import load_plugins, plugin_manager
+
+    load_plugins()
+    if plugin_manager.is_registered(plugin):
+        yield plugin
+        return
+    plugin_manager.register(plugin, name="ccrop_extras")
+    try:
+        yield plugin
+    finally:
+        plugin_manager.unregister(plugin)
