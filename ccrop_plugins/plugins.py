@@ -201,15 +201,18 @@ def lookup(kind: str, name: str) -> PluginEntry:
 
 
 def build(kind: str, name: str, options: dict[str, Any]) -> Any:
-    """``factory(**options)`` of ``name``; options it does not take are a ``TypeError`` listing the accepted ones."""
+    """``factory(**options)`` of ``name``; options it does not take are a ``TypeError`` naming them (the unknown
+    ones; all of them when none is unknown, e.g. a required one is missing) and listing the accepted ones."""
     entry = lookup(kind, name)
     try:
         signature = inspect.signature(entry.factory)  # type: ignore[arg-type]  (working entries have one)
         signature.bind(**options)
     except TypeError:
-        accepted = ", ".join(p for p in signature.parameters if p not in ("self", "args", "kwargs")) or "none"
-        raise TypeError(f"{kind} {name!r} (from {entry.provider}) does not accept options {sorted(options)}; "
-                        f"accepted: {accepted}") from None
+        kinds = {p.name: p.kind for p in signature.parameters.values()}
+        accepted = [p for p, k in kinds.items() if k in (k.POSITIONAL_OR_KEYWORD, k.KEYWORD_ONLY)]
+        unknown = [] if inspect.Parameter.VAR_KEYWORD in kinds.values() else sorted(set(options) - set(accepted))
+        raise TypeError(f"{kind} {name!r} (from {entry.provider}) does not accept options "
+                        f"{unknown or sorted(options)}; accepted: {', '.join(accepted) or 'none'}") from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
     return entry.factory(**options)  # type: ignore[misc]

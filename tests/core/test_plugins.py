@@ -105,6 +105,8 @@ def test_bad_options_list_the_accepted_ones():
     )
     with pytest.raises(TypeError, match=r"sampler 'uniform' \(from ccrop-plugins\) does not accept options \['alpha'\]; accepted: none"):
         get_sampler("uniform", alpha=0.5)
+    with pytest.raises(TypeError, match=r"does not accept options \['alpah'\]; accepted: alpha$"):
+        get_sampler("beta", alpah=0.6, alpha=0.5)  # only the unknown option is named, not the accepted alpha
 
 
 def test_a_plugin_registered_in_a_fixture_is_found(fixture_plugin):
