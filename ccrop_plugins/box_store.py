@@ -41,7 +41,7 @@ class BoxStore:
     def __len__(self) -> int:
         return self.num_samples
 
-    def check_index(self, index: int) -> int:
+    def _check_index(self, index: int) -> int:
         """``index`` (an integer of any kind) as an int; ``IndexError`` naming it and the store size,
         ``TypeError`` for a float or bool (never truncated to another sample)."""
         number = integer(index)
@@ -54,7 +54,7 @@ class BoxStore:
 
     def get(self, index: int) -> tuple[Tensor, Tensor] | None:
         """``(boxes (k, 4), scores (k,))`` of sample ``index``, best first, or ``None`` before it has any."""
-        index = self.check_index(index)
+        index = self._check_index(index)
         count = int(self.counts[index])
         return (self.boxes[index, :count].clone(), self.scores[index, :count].clone()) if count else None
 
@@ -69,7 +69,7 @@ class BoxStore:
             raise ValueError(f"got {len(indices)} indices for {len(box_sets)} box sets")
         bad = (indices < 0) | (indices >= self.num_samples)
         if bad.any():
-            self.check_index(int(indices[bad][0]))
+            self._check_index(int(indices[bad][0]))
         boxes, scores, counts = self._padded(box_sets.boxes, box_sets.scores, box_sets.counts, indices)
         # Boxes before counts, padding rows repeating the first box: a concurrent reader always gets valid boxes.
         self.boxes[indices], self.scores[indices], self.counts[indices] = boxes, scores, counts
