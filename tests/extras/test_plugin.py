@@ -3,9 +3,11 @@ entry-point group of the installed metadata, and only then (``import ccrop_plugi
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,11 @@ def test_without_autoload_ddt_is_unknown_and_the_error_lists_the_available_names
 def test_the_fixture_registers_the_plugin_as_its_entry_point_would(extras_plugin):
     assert {"ddt", "ncut"} <= set(registry("heatmap"))
     assert get_heatmap("ncut").__module__ == "ccrop_extras.ncut"
+
+
+def test_docs_plugins_md_shows_the_plugin_module_as_it_is():
+    """docs/plugins.md presents ccrop_extras/plugin.py as the real example: its code lines, in order."""
+    root = Path(__file__).parents[2]
+    block = re.search(r"```python\n# ccrop_extras/plugin.py\n(.*?)```", (root / "docs" / "plugins.md").read_text(), re.S)
+    source = (root / "ccrop_extras" / "plugin.py").read_text().split("from __future__ import annotations\n", 1)[1]
+    assert [line for line in block.group(1).splitlines() if line] == [line for line in source.splitlines() if line]
