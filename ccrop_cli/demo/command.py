@@ -97,6 +97,8 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
     for name in ("images", "epochs", "interval"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name} must be a positive integer; got {getattr(config, name)}")
+    if config.seed < 0:
+        raise UserError(f"--seed must be an integer >= 0; got {config.seed}")
     if config.warmup_epochs < 0:
         raise UserError(f"--warmup-epochs must be an integer >= 0; got {config.warmup_epochs}")
     if not isinstance(config.threshold, str) and not 0.0 <= config.threshold < 1.0:
@@ -109,6 +111,13 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
             f"--epochs {config.epochs} must exceed --warmup-epochs {config.warmup_epochs}: "
             "the boxes are refreshed after the warm-up and used in the epochs after it"
         )
+    if args.framework == "lightly":  # checks the stage names on the backbone; MMPretrain's: mm_run
+        from ccrop_cli.demo.lightly_run import pretrain_config
+
+        try:
+            pretrain_config(config)
+        except ValueError as error:
+            raise UserError(str(error)) from None
     return config
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ccrop_cli.demo.config import DemoConfig, DemoRun
 from ccrop_cli.demo.user_data import list_images
+from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.store_snapshot import box_lists, snapshot
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS
 from ccrop_plugins import stage_features
@@ -118,6 +119,10 @@ def train_mmpretrain(config: DemoConfig, train_root: Path, work_dir: Path, progr
 
     cfg = build_config(config, train_root, work_dir, progress)
     runner = Runner.from_cfg(cfg)
+    try:
+        stage_features(runner.model, list(config.stages))
+    except ValueError as error:  # before training, as a one-line error
+        raise UserError(str(error)) from None
     recorder = _recorder_hook()()
     runner.register_hook(recorder)
     runner.train()

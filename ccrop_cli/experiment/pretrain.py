@@ -35,7 +35,7 @@ from ccrop_lightly import (
     feature_extractor,
     make_refresh_loader,
 )
-from ccrop_plugins import BoxSets, BoxStore, RefreshStats
+from ccrop_plugins import BoxSets, BoxStore, RefreshStats, stage_features
 
 from ccrop_cli.experiment.backbones import BACKBONES, build_backbone
 from ccrop_cli.experiment.oracle_boxes import OracleRefresher, ground_truth_box_sets
@@ -195,7 +195,7 @@ class PretrainConfig:
         device: ``cpu`` or ``cuda`` (``cuda:N``); on CUDA the forward runs under bfloat16 autocast.
 
     Raises:
-        ValueError: for an unknown backbone or a value outside its range, naming it.
+        ValueError: for an unknown backbone or stage or a value outside its range, naming it.
     """
 
     backbone: str = "convnet"
@@ -233,6 +233,8 @@ class PretrainConfig:
             raise ValueError(f"alpha must be positive; got {self.alpha}")
         if self.box_source not in ("learned", "oracle"):
             raise ValueError(f"unknown box source {self.box_source!r}; available: learned, oracle")
+        if self.stages:  # an unknown name fails here, before any data is made or read
+            stage_features(build_backbone(self.backbone, 0)[0], list(self.stages))
 
 
 @dataclass
