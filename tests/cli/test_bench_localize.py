@@ -18,7 +18,7 @@ FRACTIONS = ("recall", "precision", "hit_rate", "fp_pairs", "share_box")
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def quick(tmp_path_factory, extras_plugin):  # ddt: the ccrop_extras plugin (autoload is off in the tests)
     tmp = tmp_path_factory.mktemp("bench_localize")
     folder = write_image_folder(generate_second_look(24, image_size=32, seed=0), tmp / "look")
     args = ["bench", "localize", "--quick", "--seeds", "0", "--settings", "multi-small", "--data", str(folder),
