@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from ccrop_plugins import get_localizer
+from ccrop_plugins import get_localizer, heatmaps_from_features
 
 C = 12
 SIZE = 16
@@ -78,3 +78,9 @@ def degenerate():
     negative = -torch.rand(C, 8, 8, generator=torch.Generator().manual_seed(2)) - 1.0
     negative[:, 1:3, 1:3] = -5.0
     return torch.stack([constant, with_nan, with_inf, hot, negative])
+
+
+def assert_every_object_outlined(method):
+    """``method``'s maps of :func:`three_object_scenes` give each image the three exact boxes, no fallback."""
+    boxes, sets = boxes_of(heatmaps_from_features(three_object_scenes(), method=method))
+    assert boxes == [sorted(exact(*blob) for blob in BLOBS)] * len(boxes) and not sets.fallback.any()

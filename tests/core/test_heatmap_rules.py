@@ -13,17 +13,12 @@ from ccrop_plugins import BoxStore, HeatmapPipeline, get_localizer, heatmaps_fro
 from ccrop_plugins.heatmap_rules import distinctiveness
 
 sys.path.insert(0, str(Path(__file__).parent))  # feature_scenes
-from feature_scenes import BLOBS, SIZE, C, boxes_of, ddt_dataset, degenerate, descriptors, exact, scene  # noqa: E402
-from feature_scenes import three_object_scenes  # noqa: E402
+from feature_scenes import SIZE, C, assert_every_object_outlined, boxes_of, ddt_dataset, degenerate, descriptors  # noqa: E402
+from feature_scenes import exact, scene  # noqa: E402
 
 
 def test_distinctiveness_outlines_every_object():
-    features = three_object_scenes()
-    boxes, sets = boxes_of(heatmaps_from_features(features, method="distinctiveness"))
-    expected = sorted(exact(*blob) for blob in BLOBS)
-    for found in boxes:
-        assert found == expected
-    assert not sets.fallback.any()
+    assert_every_object_outlined("distinctiveness")
 
 
 def test_distinctiveness_does_not_need_brighter_objects():

@@ -12,19 +12,14 @@ from ccrop_plugins import BoxStore, HeatmapPipeline, get_localizer, heatmaps_fro
 from ccrop_plugins.heatmap_rules import distinctiveness
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "core"))  # feature_scenes
-from feature_scenes import BLOBS, C, boxes_of, ddt_dataset, degenerate, descriptors, exact, scene  # noqa: E402
-from feature_scenes import three_object_scenes  # noqa: E402
+from feature_scenes import C, assert_every_object_outlined, boxes_of, ddt_dataset, degenerate, descriptors, exact  # noqa: E402
+from feature_scenes import scene, three_object_scenes  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("extras_plugin")
 
 
 def test_ncut_outlines_every_object():
-    features = three_object_scenes()
-    boxes, sets = boxes_of(heatmaps_from_features(features, method="ncut"))
-    expected = sorted(exact(*blob) for blob in BLOBS)
-    for found in boxes:
-        assert found == expected
-    assert not sets.fallback.any()
+    assert_every_object_outlined("ncut")
 
 
 def test_ncut_ranks_objects_in_the_order_found_and_stops_on_weak_cuts():
