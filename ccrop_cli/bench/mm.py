@@ -26,19 +26,21 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ccrop_cli.option_types import non_negative_int, positive_int
+
 from .rounds import Ratio, Timings, interleaved
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=64, help="number of distinct source images")
-    parser.add_argument("--image-size", type=int, nargs=2, default=(375, 500), metavar=("H", "W"))
-    parser.add_argument("--crop-size", type=int, default=224)
-    parser.add_argument("--samples", type=int, default=100, help="pipeline calls per variant and round")
-    parser.add_argument("--rounds", type=int, default=9,
+    parser.add_argument("--images", type=positive_int, default=64, help="number of distinct source images")
+    parser.add_argument("--image-size", type=positive_int, nargs=2, default=(375, 500), metavar=("H", "W"))
+    parser.add_argument("--crop-size", type=positive_int, default=224)
+    parser.add_argument("--samples", type=positive_int, default=100, help="pipeline calls per variant and round")
+    parser.add_argument("--rounds", type=positive_int, default=9,
                         help="interleaved rounds (median of the per-round ratios reported)")
-    parser.add_argument("--refresh-size", type=int, default=64, help="refresh image size (px)")
-    parser.add_argument("--refresh-images", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--refresh-size", type=positive_int, default=64, help="refresh image size (px)")
+    parser.add_argument("--refresh-images", type=positive_int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--localizer", default="components")
     parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule of the refresh pass")
     parser.add_argument("--threshold", default="0.1", help="localizer threshold: k in [0, 1), 'mean' or 'otsu'")
@@ -46,11 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="components' core_level (the configs' box sets use 0.3; default: none)")
     parser.add_argument("--stage", default=None,
                         help="backbone stage of the refresh features, e.g. layer3 (default: its last output)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--same-draws", action=argparse.BooleanOptionalAction, default=True,
                         help="both pipelines draw the same flips/jitters/blurs in a round (default: yes)")
     parser.add_argument("--only", choices=("pipeline", "refresh"), default=None, help="run one comparison only")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
 
 
 class _SameDraws:

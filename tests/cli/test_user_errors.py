@@ -187,3 +187,15 @@ def test_mmpretrain_demo_refuses_unknown_stages_before_training(tmp_path, capsys
     assert main([*argv, "--out", str(out)]) == 2
     assert "unknown stage 'backbone.layer9' of SimCLR; valid names are" in _one_error_line(capsys, "demo")
     assert not list(out.glob("mm_work_dir/epoch_*.pth"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "speed", "--rounds", "0"], "argument --rounds: expected a positive integer; got 0"),
+    (["bench", "mm", "--rounds", "-1"], "argument --rounds: expected a positive integer; got -1"),
+    (["bench", "lightly", "--batch-size", "0"], "argument --batch-size: expected a positive integer; got 0"),
+    (["bench", "speed", "--seed", "x"], "argument --seed: expected an integer >= 0; got 'x'"),
+])
+def test_bench_counts_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's exit, before anything runs
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
