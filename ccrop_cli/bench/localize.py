@@ -47,6 +47,7 @@ from ccrop_scenes import load_annotations, write_image_folder
 from ccrop_scenes.second_look import generate_second_look
 from ccrop_scenes.third_look import generate_third_look
 
+from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.backbones import build_backbone
 from ccrop_cli.experiment.pair_quality import (
     box_precision,
@@ -58,6 +59,7 @@ from ccrop_cli.experiment.pair_quality import (
 )
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
+from ccrop_cli.option_types import non_negative_int, positive_int
 
 # Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
 # "stride 1+2" is ``ccrop demo``'s default (``--stages 2 5``: the stride-1 and stride-2 stages, fused).
@@ -113,27 +115,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"generated data kinds (default: multi-small single {SECOND_LOOK}; also {THIRD_LOOK})")
     parser.add_argument("--data", nargs="*", default=[], metavar="DIR",
                         help="image folders with annotations.json (COCO style) to measure as well")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--checkpoints", default=None, metavar="DIR",
                         help="backbone state_dicts DIR/<kind>_s<seed>.pt: loaded when present, else trained and saved")
     parser.add_argument("--rules", nargs="+", default=list(RULES), help=f"heatmap rules (default: {' '.join(RULES)})")
-    parser.add_argument("--thresholds", nargs="+", default=None,
+    parser.add_argument("--thresholds", nargs="+", type=_threshold, default=None,
                         help="thresholds k in [0, 1) or mean/otsu (default: 0.1 0.3 0.5 0.7 mean otsu)")
-    parser.add_argument("--images", type=int, default=None, help=f"images per data kind (default {BenchConfig.images})")
-    parser.add_argument("--epochs", type=int, default=None, help=f"pre-training epochs (default {BenchConfig.epochs})")
+    parser.add_argument("--images", type=positive_int, default=None,
+                        help=f"images per data kind (default {BenchConfig.images})")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help=f"pre-training epochs (default {BenchConfig.epochs})")
     parser.add_argument("--backbone", default="convnet", choices=list(STAGES))
     parser.add_argument("--quick", action="store_true", help="a tiny run for tests (24 images, 1 epoch, 2 thresholds)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write every figure to FILE")
-    parser.add_argument("--top", type=int, default=12, help="rows per table, best recall first (0: all)")
+    parser.add_argument("--top", type=non_negative_int, default=12, help="rows per table, best recall first (0: all)")
+
+
+def _threshold(text: str) -> float | str:
+    """``--thresholds``: ``mean``, ``otsu`` or a number in [0, 1)."""
+    if text in ("mean", "otsu"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), mean or otsu; got {text!r}")
+    return value
 
 
 def _thresholds(args: argparse.Namespace) -> tuple[float | str, ...]:
     if args.thresholds is None:
         return QUICK_THRESHOLDS if args.quick else THRESHOLDS
-    return tuple(value if value in ("mean", "otsu") else float(value) for value in args.thresholds)
+    return tuple(args.thresholds)
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Unknown heatmap rules and --data folders without annotations: one-line errors before any training."""
+    for rule in args.rules:
+        try:
+            HeatmapPipeline(rule)
+        except (KeyError, ValueError) as error:
+            raise UserError(f"--rules: {error.args[0] if error.args else error}") from None
+    for folder in args.data:
+        if not (Path(folder) / "annotations.json").is_file():
+            raise UserError(f"--data {folder}: no annotations.json in it (COCO-style boxes are needed to measure)")
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_inputs(args)
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
     values.update({k: v for k, v in (("images", args.images), ("epochs", args.epochs)) if v is not None})
     config = BenchConfig(backbone=args.backbone, **values)

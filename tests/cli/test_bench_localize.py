@@ -71,10 +71,21 @@ def test_summarise_gives_mean_and_spread():
     assert rows["a"]["recall"][:2] == pytest.approx([0.3, 0.1])
 
 
-def test_data_without_annotations_is_refused(tmp_path):
+def test_data_without_annotations_is_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="annotations.json"):
-        main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "--data", str(tmp_path / "empty")])
+    assert main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "--data", str(tmp_path / "empty")]) == 2
+    assert "annotations.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--rules", "foo"], ["--thresholds", "2"], ["--images", "0"], ["--seeds", "-1"]])
+def test_bad_options_are_one_line_errors_before_any_work(option, capsys):
+    try:
+        code = main(["bench", "localize", "--quick", *option])
+    except SystemExit as exit_:  # argparse's own usage error
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err and option[0] in err
 
 
 def test_third_look_is_a_data_kind(tmp_path):
