@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from lightly.data import LightlyDataset
 
+from ccrop_plugins import HeatmapPipeline
 from ccrop_scenes import load_annotations
 
 from ccrop_cli.errors import UserError
@@ -44,6 +45,7 @@ from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, Refres
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.experiment.strategies import CropStrategy
+from ccrop_cli.option_types import non_negative_int, positive_int
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
@@ -159,6 +161,11 @@ class StudyConfig:
             raise ValueError(f"--device must be cpu, cuda or cuda:N; got {self.device!r}")
         if self.device != "cpu" and not torch.cuda.is_available():
             raise ValueError(f"--device {self.device}: no CUDA device is available here (torch.cuda.is_available() is False)")
+        self.pretrain_config(0)  # sizes, schedule, threshold and stage names as every run checks them, before any work
+        try:
+            HeatmapPipeline(self.heatmap)
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"--heatmap: {error.args[0] if error.args else error}") from None
 
 
 BOX_SOURCES = ("learned", "oracle")
@@ -196,23 +203,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="box sources of the box strategies: learned (localizer), oracle (ground truth; the ceiling)",
     )
     parser.add_argument("--device", default=None, help="cpu (default) or cuda (bfloat16 autocast)")
-    parser.add_argument("--eval-size", type=int, default=None, help="evaluation image size (default: the scenes' own)")
+    parser.add_argument("--eval-size", type=positive_int, default=None, help="evaluation image size (default: the scenes' own)")
     parser.add_argument("--cj-strength", type=float, default=None, help="colour-jitter strength of the views")
     parser.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="crop area range relative to the box, for multi-box")
-    parser.add_argument("--seeds", type=int, default=None, help=f"seeds per strategy (default {defaults.seeds})")
+    parser.add_argument("--seeds", type=positive_int, default=None, help=f"seeds per strategy (default {defaults.seeds})")
     parser.add_argument("--settings", nargs="+", default=None, choices=list(SCENE_SETTINGS), help="scene settings")
     parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES), help="crop strategies")
     parser.add_argument("--backbone", default=None, choices=["convnet", "resnet18"])
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--warmup-epochs", type=int, default=None)
-    parser.add_argument("--interval", type=int, default=None)
-    parser.add_argument("--train-images", type=int, default=None)
-    parser.add_argument("--test-images", type=int, default=None)
-    parser.add_argument("--image-size", type=int, default=None, help="training view size in pixels")
-    parser.add_argument("--refresh-size", type=int, default=None, help="image size for the box refresh")
-    parser.add_argument("--scene-size", type=int, default=None, help="generated image size in pixels")
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--epochs", type=positive_int, default=None)
+    parser.add_argument("--warmup-epochs", type=non_negative_int, default=None)
+    parser.add_argument("--interval", type=positive_int, default=None)
+    parser.add_argument("--train-images", type=positive_int, default=None)
+    parser.add_argument("--test-images", type=positive_int, default=None)
+    parser.add_argument("--image-size", type=positive_int, default=None, help="training view size in pixels")
+    parser.add_argument("--refresh-size", type=positive_int, default=None, help="image size for the box refresh")
+    parser.add_argument("--scene-size", type=positive_int, default=None, help="generated image size in pixels")
+    parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument(
         "--threshold", type=_threshold, default=None, help="localizer threshold k: a number (paper: 0.1), otsu or mean"
     )
@@ -223,7 +230,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'last': the last stage, the paper's)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="Beta(alpha, alpha) of the crop centre")
-    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--num-workers", type=non_negative_int, default=None)
     parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
     parser.add_argument(
         "--report-only", action="store_true", help="only rewrite results.md and the plots from results.json"

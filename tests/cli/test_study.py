@@ -137,6 +137,12 @@ def test_presets_and_options_are_validated(tmp_path, capsys):
     assert "--batch-size 64 exceeds --train-images 32" in capsys.readouterr().err
     assert main(["study", "--quick", "--box-scale", "4", "1", "--out", str(tmp_path)]) == 2
     assert "--box-scale must be 0 < min <= max" in capsys.readouterr().err
+    for option, message in ((["--stages", "99"], "unknown stage '99'"), (["--heatmap", "foo"], "--heatmap: unknown")):
+        assert main(["study", "--quick", *option, "--out", str(tmp_path / "never")]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "never").exists()  # before any work
+    with pytest.raises(SystemExit):  # argparse's usage error for counts
+        main(["study", "--quick", "--epochs", "0", "--out", str(tmp_path)])
+    assert "--epochs: expected a positive integer" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["study", "--quick", "--device", "cuda", "--out", str(tmp_path)]) == 2
         assert "no CUDA device is available" in capsys.readouterr().err
