@@ -5,6 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+BORDER_SHARE = 0.1
+"""``distinctiveness``'s ``k``: this share of the border ring's cells (at least one)."""
+MIN_BORDER_SIDE = 8
+"""Maps with a side under this many cells use the distance from the image's mean descriptor."""
+MAX_RING_CELLS = 32
+"""``distinctiveness`` compares each cell with at most this many ring cells, evenly spaced (its cost)."""
+_CHUNK_DISTANCES = 1 << 22  # distances computed at once (16 MB of float32)
+
 
 def channel_sum(features: Tensor) -> Tensor:
     """The paper's map: ``M = sum_c F`` over channels, ``(N, C, h, w) -> (N, h, w)``."""
@@ -17,19 +25,64 @@ def channel_norm(features: Tensor) -> Tensor:
 
 
 def distinctiveness(features: Tensor) -> Tensor:
-    """How far each cell's descriptor lies from the image's mean descriptor, ``(N, C, h, w) -> (N, h, w)``.
+    """How far each cell's descriptor lies from the image's background, ``(N, C, h, w) -> (N, h, w)``.
 
-    ``M[i, y, x] = || F[i, :, y, x] - mean_{y', x'} F[i, :, y', x'] ||_2``. Background usually
-    fills most of an image, so the mean descriptor is close to the background's and cells that
-    differ from it (objects) score high. Unlike the channel sum it does not need objects to
-    have larger activations than background, only different ones.
+    The background is read from the image's border: the ring of cells one step inside the
+    outermost one (the outermost ring's descriptors are shifted by zero padding). Each cell scores
+    its distance to the ``k``-th nearest descriptor of that ring, ``k`` a tenth of the ring's cells
+    (:data:`BORDER_SHARE`; a ring longer than :data:`MAX_RING_CELLS` is sampled at that many
+    cells evenly spaced around it):
+
+    ``M[i, y, x] = kth_r || F[i, :, y, x] - F[i, :, r] ||_2`` over the ring cells ``r``.
+
+    A cell like any part of the border scores low, so a background of two or three textures
+    stays dark, where the distance from the image's *mean* descriptor made each texture stand
+    out (the mean lies between them). Objects need not be brighter than background, only
+    different from it. An object that covers less than a tenth of the ring can touch the border
+    and still score high (its own ring cells are fewer than ``k``). Maps with a side under
+    :data:`MIN_BORDER_SIDE` cells have too small a ring and use the distance from the image's mean
+    descriptor instead.
 
     The outermost ring of cells is then clipped to its inner neighbour (:func:`clip_border`):
     a convolution's zero padding makes border descriptors differ from the interior's, which
     lit a frame around smooth images and joined objects into image-wide boxes.
     """
-    centred = features - features.mean(dim=(2, 3), keepdim=True)
-    return clip_border(centred.square().sum(dim=1).sqrt())
+    n, channels, height, width = features.shape
+    if min(height, width) < MIN_BORDER_SIDE:
+        centred = features - features.mean(dim=(2, 3), keepdim=True)
+        return clip_border(centred.square().sum(dim=1).sqrt())
+    if features.dtype not in (torch.float32, torch.float64):
+        features = features.float()
+    cells = features.reshape(n, channels, height * width).transpose(1, 2)  # (N, h w, C)
+    ring = _inner_ring(height, width, features.device)
+    border = cells[:, ring]  # (N, R, C)
+    k = max(1, round(BORDER_SHARE * len(ring)))
+    out = features.new_empty(n, height * width)
+    chunk = max(1, _CHUNK_DISTANCES // (height * width * len(ring)))
+    for start in range(0, n, chunk):
+        stop = start + chunk
+        # Squared distances ||x||^2 + ||b||^2 - 2 x.b as one batched product; the square root of the k-th only.
+        squared = torch.baddbmm(border[start:stop].square().sum(dim=2)[:, None], cells[start:stop],
+                                border[start:stop].transpose(1, 2), alpha=-2)
+        squared += cells[start:stop].square().sum(dim=2, keepdim=True)
+        out[start:stop] = squared.topk(k, dim=2, largest=False).values[..., -1].clamp_(min=0).sqrt_()
+    # A non-finite descriptor makes the whole map NaN, as the mean's distances are: "no location" downstream.
+    out[~torch.isfinite(cells).flatten(1).all(dim=1)] = torch.nan
+    return clip_border(out.reshape(n, height, width))
+
+
+def _inner_ring(height: int, width: int, device: torch.device) -> Tensor:
+    """Flat indices of at most :data:`MAX_RING_CELLS` cells evenly spaced along the ring one step inside the
+    border of an ``height x width`` map (``height, width >= 3``), in order around it."""
+    top, bottom, left, right = 1, height - 2, 1, width - 2
+    rows = ([top] * (right - left) + list(range(top, bottom)) + [bottom] * (right - left)
+            + list(range(bottom, top, -1)))
+    cols = (list(range(left, right)) + [right] * (bottom - top) + list(range(right, left, -1))
+            + [left] * (bottom - top))
+    ring = torch.tensor(rows) * width + torch.tensor(cols)
+    if len(ring) > MAX_RING_CELLS:
+        ring = ring[torch.linspace(0, len(ring) - 1, MAX_RING_CELLS).round().long()]
+    return ring.to(device)
 
 
 def clip_border(maps: Tensor) -> Tensor:
