@@ -51,8 +51,9 @@ def list_images(root: Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"--data {root}: not a folder (expected DIR/<class>/<image> or DIR/<image>)")
-    folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
-    top = sorted(entry.name for entry in os.scandir(root) if entry.is_file() and is_image(entry.name))
+    entries = list(os.scandir(root))
+    folders = sorted(entry.name for entry in entries if entry.is_dir())
+    top = sorted(entry.name for entry in entries if entry.is_file() and is_image(entry.name))
     if folders and top:
         raise UserError(
             f"--data {root}: holds {len(top)} images at the top ({', '.join(top[:3])}{', ...' if len(top) > 3 else ''})"
