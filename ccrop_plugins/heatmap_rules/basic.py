@@ -27,25 +27,11 @@ def channel_norm(features: Tensor) -> Tensor:
 def distinctiveness(features: Tensor) -> Tensor:
     """How far each cell's descriptor lies from the image's background, ``(N, C, h, w) -> (N, h, w)``.
 
-    The background is read from the image's border: the ring of cells one step inside the
-    outermost one (the outermost ring's descriptors are shifted by zero padding). Each cell scores
-    its distance to the ``k``-th nearest descriptor of that ring, ``k`` a tenth of the ring's cells
-    (:data:`BORDER_SHARE`; a ring longer than :data:`MAX_RING_CELLS` is sampled at that many
-    cells evenly spaced around it):
-
-    ``M[i, y, x] = kth_r || F[i, :, y, x] - F[i, :, r] ||_2`` over the ring cells ``r``.
-
-    A cell like any part of the border scores low, so a background of two or three textures
-    stays dark, where the distance from the image's *mean* descriptor made each texture stand
-    out (the mean lies between them). Objects need not be brighter than background, only
-    different from it. An object that covers less than a tenth of the ring can touch the border
-    and still score high (its own ring cells are fewer than ``k``). Maps with a side under
-    :data:`MIN_BORDER_SIDE` cells have too small a ring and use the distance from the image's mean
-    descriptor instead.
-
-    The outermost ring of cells is then clipped to its inner neighbour (:func:`clip_border`):
-    a convolution's zero padding makes border descriptors differ from the interior's, which
-    lit a frame around smooth images and joined objects into image-wide boxes.
+    Each cell scores its distance to the ``k``-th nearest descriptor of the ring of cells one step inside the
+    border, ``k`` being :data:`BORDER_SHARE` of the ring's cells (at most :data:`MAX_RING_CELLS`, evenly spaced):
+    ``M[i, y, x] = kth_r || F[i, :, y, x] - F[i, :, r] ||_2``. Maps with a side under :data:`MIN_BORDER_SIDE`
+    score the distance from the image's mean descriptor instead. The outermost ring is then clipped
+    (:func:`clip_border`); a non-finite descriptor makes its image's map NaN. Why: docs/plugins.md, "Heatmap rules".
     """
     n, channels, height, width = features.shape
     if min(height, width) < MIN_BORDER_SIDE:
@@ -88,16 +74,9 @@ def _inner_ring(height: int, width: int, device: torch.device) -> Tensor:
 
 
 def clip_border(maps: Tensor) -> Tensor:
-    """``(N, h, w)`` maps with each border cell lowered to at most its inner neighbour's value.
-
-    Zero padding shifts the features of the outermost cells, so a per-image rule sees a bright
-    frame along the border of an image whose interior is smooth (measured: the frame's mean is
-    2x the interior's on the third look's images; the frame then joins the objects it touches
-    into one image-wide component). Clipping row 0 to row 1, the last row to the one before it,
-    then the same for the columns removes a frame that is brighter than its neighbours but
-    keeps an object that reaches the border (its inner neighbour is hot too). Maps with a side
-    under 4 cells are returned as they are.
-    """
+    """``(N, h, w)`` maps with each border cell lowered to at most its inner neighbour's value (rows, then
+    columns): a frame that zero padding lit goes, an object that reaches the border stays (its inner neighbour
+    is hot too). Maps with a side under 4 cells are returned as they are."""
     if min(maps.shape[-2:]) < 4:
         return maps
     maps = maps.clone()

@@ -8,31 +8,24 @@ from torch import Tensor
 from ..box_sets import BoxSets
 from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, zero_non_finite
 
-# Maps are reduced in chunks of about this many pixels, so that the column-maximum pass reads
-# each chunk from cache after the row-maximum pass (1.5x faster at 224 px).
-_CHUNK_PIXELS = 1 << 18
+_CHUNK_PIXELS = 1 << 18  # maps reduced per chunk: the column pass reads it from cache (1.5x faster at 224 px)
 
 
 class BBoxLocalizer:
     """One box per image: the extent of every row and column whose maximum exceeds ``threshold``.
 
-    This is the reference rule ``B = L(1[M > k])`` (the union of all blobs), computed for the
-    whole batch at once. A pixel row ``r`` of an ``H``-row map covers ``[r / H, (r + 1) / H)``,
-    so the box of rows ``r0..r1`` is ``y0 = r0 / H, y1 = (r1 + 1) / H`` (the reference uses
-    ``r1 / H``: the two agree to within one pixel).
+    The reference rule ``B = L(1[M > k])`` (the union of all blobs), for the whole batch at once; rows ``r0..r1``
+    of an ``H``-row map give ``y0 = r0 / H, y1 = (r1 + 1) / H`` (docs/configuration.md, "Localizers").
 
     Args:
-        threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule, ``"mean"`` or
-            ``"otsu"`` (see :func:`~ccrop_plugins.localizers.threshold.adaptive_thresholds`), so
-            the paper's single box can be compared with box sets under the same threshold rule.
+        threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule, ``"mean"`` or ``"otsu"``
+            (:func:`~ccrop_plugins.localizers.threshold.adaptive_thresholds`).
 
-    Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = 1``; images
-    with no pixel above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``. The
-    score of the one box is 1: a single box needs no ranking, and the batch pass stays two
-    reductions (a heatmap-mass score would add a pass over every pixel, +50% at 224 px).
+    Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = 1`` and score 1 (a single box needs
+    no ranking); images with no pixel above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``.
     """
 
-    def __init__(self, threshold: float = 0.1) -> None:
+    def __init__(self, threshold: float | str = 0.1) -> None:
         self.threshold = check_threshold(threshold)
 
     def __call__(self, heatmaps: Tensor) -> BoxSets:

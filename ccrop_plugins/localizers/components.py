@@ -32,47 +32,26 @@ _CORE_SHRINK = 0.5  # a component's only core is added if its box is under this 
 class ComponentsLocalizer:
     """A set of boxes per image: connected components (8-connectivity) of ``map > threshold``.
 
-    Each component gives its bounding box, scored by its heatmap mass *above the threshold*
-    (the sum of ``map - threshold`` over the component: a blob barely above the threshold weighs
-    little however large it is). Components smaller than ``min_area`` (fraction of the image)
-    are dropped unless that would leave the image with none; at most ``max_boxes`` are kept,
-    highest score first. Images with no pixel above the threshold get ``[0, 0, 1, 1]`` and
-    ``fallback = True``. NaN and +-inf pixels count as "no object".
-
-    **Cores** (``core_level``, off by default; ``ccrop demo`` uses 0.3): where an image has fewer
-    than ``max_boxes`` components, the free slots take boxes of the *cores* of its kept
-    components, the parts of a component above
-    ``threshold + core_level * (peak - threshold)``. Two objects close together, or an object
-    with a soft edge or a shadow, make one component whose box is much larger than either
-    object; its cores are the objects. A component's cores are added when it has two or more
-    (each with at least a fifth of the largest core's mass above the threshold), or one whose
-    box is under half the component's box. The component's own box stays, so the box set only
-    gains boxes (the objects a box set holds can only grow); cores are scored by their mass
-    above the threshold, ranked after every component, and kept only if at least ``min_area``.
+    Each component gives its bounding box (normalised ``x0, y0, x1, y1``), scored by its heatmap mass above the
+    threshold (the sum of ``map - threshold`` over it). Components under ``min_area`` are dropped unless none would
+    remain; at most ``max_boxes`` are kept, highest score first. With ``core_level``, free slots take boxes of the
+    kept components' *cores* (their parts above ``threshold + core_level * (peak - threshold)``), ranked after every
+    component. An image with no pixel above the threshold gets ``[0, 0, 1, 1]`` and ``fallback = True``; NaN and
+    +-inf pixels count as "no object". Why and how: docs/configuration.md, "Localizers".
 
     Args:
-        threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule:
-            ``"mean"`` (each map's mean) or ``"otsu"`` (Otsu's threshold of each map's
-            histogram, 64 bins), computed on the cell-centre samples (see below).
+        threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule, ``"mean"`` or ``"otsu"``
+            (64-bin histogram), of the cell-centre samples.
         max_boxes: ``K``, at most this many boxes per image (default 4).
-        min_area: components (and cores) covering less than this fraction of the image are
-            noise (default 0.0025: 10 pixels of a 64 x 64 map, 125 of 224 x 224).
-        core_level: the cores' level between the threshold (0) and each component's peak (1),
-            e.g. 0.3; ``None`` (default) adds no cores. Cores cost one more labelling pass
-            (about 1.5x the time per map).
-        label_resolution: maps with a side longer than this are pooled into cells of
-            ``ceil(side / label_resolution)`` pixels before labelling, 10-20x faster at 224 px.
-            A cell is hot if any of its pixels is above the threshold (max pooling), so each box
-            contains the exact box and exceeds it by less than one cell per side; a heatmap
-            upsampled from a 7x7 feature map carries no detail finer than a cell. The mass of a
-            pooled component sums, over its cells, the heatmap at each cell's centre pixel less
-            the threshold (0 for a hot cell whose centre is not above it). ``None`` labels at
-            full resolution with the exact mass.
+        min_area: the smallest component (or core) kept, a fraction of the image (default 0.0025).
+        label_resolution: maps with a side longer than this are max-pooled into cells of
+            ``ceil(side / label_resolution)`` pixels before labelling (a box then exceeds the exact one by less
+            than a cell per side); ``None``: full resolution.
+        core_level: the cores' level between the threshold (0) and each component's peak (1), e.g. 0.3;
+            ``None`` (default): no cores.
 
-    Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = max_boxes``
-    (``N = 0`` gives an empty :class:`BoxSets`). Labelling uses OpenCV when it is installed
-    (``cv2.connectedComponentsWithStats``) and ``scipy.ndimage`` otherwise: the same boxes.
-    Batches are cut into chunks of about 1 MB that ``torch.get_num_threads()`` threads share.
+    Calling it on heatmaps ``(N, H, W)`` in ``[0, 1]`` returns :class:`BoxSets` with ``K = max_boxes`` (``N = 0``:
+    empty). OpenCV labels when it is installed, ``scipy.ndimage`` otherwise: the same boxes.
     """
 
     def __init__(
