@@ -54,22 +54,15 @@ class ComponentsLocalizer:
     empty). OpenCV labels when it is installed, ``scipy.ndimage`` otherwise: the same boxes.
     """
 
-    def __init__(
-        self,
-        threshold: float | str = 0.1,
-        max_boxes: int = 4,
-        min_area: float = 0.0025,
-        label_resolution: int | None = 64,
-        core_level: float | None = None,
-    ) -> None:
+    def __init__(self, threshold: float | str = 0.1, max_boxes: int = 4, min_area: float = 0.0025,
+                 label_resolution: int | None = 64, core_level: float | None = None) -> None:
         self.threshold = check_threshold(threshold)
         self.max_boxes = check_max_boxes(max_boxes)
         if isinstance(min_area, bool) or not 0.0 <= float(min_area) < 1.0:
             raise ValueError(f"min_area must lie in [0, 1); got {min_area}")
         self.min_area = float(min_area)
-        if label_resolution is not None and (
-            isinstance(label_resolution, bool) or int(label_resolution) != label_resolution or int(label_resolution) < 1
-        ):
+        if label_resolution is not None and (isinstance(label_resolution, bool) or int(label_resolution) < 1
+                                             or int(label_resolution) != label_resolution):
             raise ValueError(f"label_resolution must be a positive integer or None; got {label_resolution}")
         self.label_resolution = None if label_resolution is None else int(label_resolution)
         if core_level is not None and (isinstance(core_level, bool) or not 0.0 <= float(core_level) < 1.0):
@@ -149,10 +142,8 @@ class ComponentsLocalizer:
         return BoxSets(boxes=out_boxes, scores=scores, counts=counts, fallback=fallback)
 
     def __repr__(self) -> str:
-        return (
-            f"ComponentsLocalizer(threshold={self.threshold!r}, max_boxes={self.max_boxes}, "
-            f"min_area={self.min_area}, label_resolution={self.label_resolution}, core_level={self.core_level})"
-        )
+        return (f"ComponentsLocalizer(threshold={self.threshold!r}, max_boxes={self.max_boxes}, "
+                f"min_area={self.min_area}, label_resolution={self.label_resolution}, core_level={self.core_level})")
 
 
 class _Cores(NamedTuple):
@@ -190,29 +181,21 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level:
         return _chunk_components(heat[start : start + chunk], cell, threshold, start, core_level)
 
     parts = list(_executor(threads).map(work, starts)) if threads > 1 else [work(start) for start in starts]
-    image, extents, area, mass = (np.concatenate([part[k] for part in parts]) for k in range(4))
-    cells = math.ceil(height / cell) * math.ceil(width / cell)
+    image, extents, area, mass, *core_columns = (np.concatenate(column) for column in zip(*parts))
     cores = None
-    if core_level is not None:
-        offsets = np.cumsum([0] + [len(part[0]) for part in parts[:-1]])  # chunk-local component index -> batch index
-        cores = _Cores(
-            np.concatenate([part[4] + offset for part, offset in zip(parts, offsets)]),
-            np.concatenate([part[5] for part in parts]).reshape(-1, 4),
-            np.concatenate([part[6] for part in parts]),
-            np.concatenate([part[7] for part in parts]),
-        )
+    if core_level is not None:  # a core's parent: chunk-local component index -> batch index
+        offsets = np.repeat(np.cumsum([0] + [len(part[0]) for part in parts[:-1]]), [len(part[4]) for part in parts])
+        parent, core_extents, core_area, core_mass = core_columns
+        cores = _Cores(parent + offsets, core_extents.reshape(-1, 4), core_area, core_mass)
+    cells = math.ceil(height / cell) * math.ceil(width / cell)
     return _Found(image, extents.reshape(-1, 4), area, mass, cells, cores)
 
 
-def _chunk_components(
-    heat: np.ndarray, cell: int, threshold: float | str, first_image: int, core_level: float | None = None
-) -> tuple[np.ndarray, ...]:
-    """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`), then,
-    with a ``core_level``, ``parent, extents, area, mass`` of their cores (``parent`` indexes this chunk's
-    components).
-
-    One labelling call covers the chunk (:func:`_label_maps`).
-    """
+def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first_image: int,
+                      core_level: float | None = None) -> tuple[np.ndarray, ...]:
+    """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`; one labelling
+    call, :func:`_label_maps`), then, with a ``core_level``, ``parent, extents, area, mass`` of their cores
+    (``parent`` indexes this chunk's components)."""
     heat = _finite(heat)
     centres = _centre_samples(heat, cell)
     if isinstance(threshold, str):
@@ -220,9 +203,8 @@ def _chunk_components(
     else:
         threshold = np.float32(threshold)  # compared in the maps' float32, as the per-image thresholds
     labels, image, extents, area = _label_maps(_pool_flags(heat > threshold, cell))
-    # Mass above the threshold: each hot cell adds its centre sample less the threshold (a pooled hot
-    # cell whose centre is not above the threshold adds 0): the sum of max(centre, threshold), less
-    # the threshold per cell. Cold cells are label 0 and dropped.
+    # Mass above the threshold: each hot cell adds max(centre sample, threshold) less the threshold (a pooled hot
+    # cell whose centre is not above it adds 0). Cold cells are label 0 and dropped.
     weights = centres if cell == 1 else np.maximum(centres, threshold)
     labels = labels[:, :-1]  # the maps' cells, without the cold row after each
     flat_labels = torch.from_numpy(labels.ravel()).long()
@@ -276,9 +258,8 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
         left, top, w, h, area = stats[1:].T.astype(np.int64)
         return labels, left, top, left + w, top + h, area
     labels, count = ndimage.label(tall, structure=_EIGHT)
-    extents = np.array(
-        [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)], dtype=np.int64
-    ).reshape(-1, 4)
+    extents = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)],
+                       dtype=np.int64).reshape(-1, 4)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return (labels, *extents.T, area)
 
