@@ -1,7 +1,5 @@
-"""Padded per-image box sets: what a localizer returns and what the box store keeps.
-
-Coordinates are normalised ``x0, y0, x1, y1`` in ``[0, 1]`` relative to the image (``x`` along the width, ``y``
-along the height), with ``x0 < x1`` and ``y0 < y1``.
+"""Padded per-image box sets: what a localizer returns and what the box store keeps. Coordinates are normalised
+``x0, y0, x1, y1`` in ``[0, 1]`` (``x`` along the image's width, ``y`` along its height), ``x0 < x1``, ``y0 < y1``.
 """
 
 from __future__ import annotations

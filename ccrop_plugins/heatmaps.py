@@ -139,11 +139,9 @@ def as_stages(features: Features) -> dict[str | None, Tensor]:
 
 
 def fuse_maps(maps: Sequence[Tensor]) -> Tensor:
-    """Geometric mean of normalised ``(N, h_s, w_s)`` maps on the finest grid, normalised to ``[0, 1]``.
-
-    A map with no contrast for an image (all zeros after :func:`normalize_maps`) is left out of that image's
-    mean; an image with no usable map gets zeros.
-    """
+    """Geometric mean of normalised ``(N, h_s, w_s)`` maps on the finest grid, normalised to ``[0, 1]``; a map with
+    no contrast for an image (all zeros after :func:`normalize_maps`) is left out of that image's mean, and an image
+    with no usable map gets zeros (why: docs/plugins.md, "Heatmap rules")."""
     grid = max((tuple(m.shape[-2:]) for m in maps), key=lambda s: s[0] * s[1])
     log_sum = maps[0].new_zeros(maps[0].shape[0], *grid)
     used = maps[0].new_zeros(maps[0].shape[0], 1, 1)

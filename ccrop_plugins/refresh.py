@@ -30,11 +30,10 @@ _PIPELINES: "weakref.WeakKeyDictionary[BoxStore, dict[tuple, HeatmapPipeline]]" 
 
 @dataclass(frozen=True)
 class RefreshStats:
-    """What one refresh pass did, summed over all ranks: ``images`` localized (duplicates of
-    padded distributed samplers included), ``seconds`` of wall time on this rank and
-    ``images_per_second``, the ``mean_boxes`` per image, the ``mean_box_area`` (a fraction of the
-    image), the ``fallback_fraction`` of images where nothing was found (whole-image box) and the
-    store's ``version`` after the pass."""
+    """What one refresh pass did, summed over all ranks: ``images`` localized (duplicates of padded distributed samplers
+    included), ``seconds`` of wall time on this rank and ``images_per_second``, the ``mean_boxes`` per image, the
+    ``mean_box_area`` (a fraction of the image), the ``fallback_fraction`` of images where nothing was found
+    (whole-image box) and the store's ``version`` after the pass."""
 
     images: int
     seconds: float

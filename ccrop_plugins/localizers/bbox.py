@@ -43,12 +43,8 @@ class BBoxLocalizer:
         boxes = torch.stack([x0 / width, y0 / height, (x1 + 1) / width, (y1 + 1) / height], dim=1)
         whole = boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
         boxes = torch.where(found[:, None], boxes, whole)
-        return BoxSets(
-            boxes=boxes[:, None],
-            scores=torch.ones(n, 1),
-            counts=torch.ones(n, dtype=torch.int64),
-            fallback=~found,
-        )
+        return BoxSets(boxes=boxes[:, None], scores=torch.ones(n, 1), counts=torch.ones(n, dtype=torch.int64),
+                       fallback=~found)
 
     def _thresholds(self, heatmaps: Tensor) -> Tensor | float:
         """The fixed ``k``, or ``(N, 1)`` per-image thresholds for an adaptive rule."""

@@ -33,11 +33,8 @@ def check_max_boxes(max_boxes: int) -> int:
 
 
 def check_heatmaps(heatmaps: Tensor) -> Tensor:
-    """Return ``heatmaps`` as float ``(N, H, W)`` (no copy for float32 input), or raise.
-
-    Non-finite values are left in place: each localizer checks a reduction that NaN and +inf
-    survive (a max) and calls :func:`zero_non_finite` only when one shows up.
-    """
+    """Return ``heatmaps`` as float ``(N, H, W)`` (no copy for float32 input), or raise. Non-finite values stay:
+    each localizer checks a reduction that NaN and +inf survive (a max) and cleans only when one shows up."""
     if not isinstance(heatmaps, Tensor):
         raise TypeError(f"heatmaps must be a Tensor (N, H, W); got {type(heatmaps).__name__}")
     if heatmaps.ndim != 3:
@@ -53,12 +50,8 @@ def zero_non_finite(heatmaps: Tensor) -> Tensor:
 
 
 def adaptive_thresholds(maps: np.ndarray, rule: str, bins: int = 64) -> np.ndarray:
-    """``(N,)`` per-map thresholds of ``(N, h, w)`` maps in ``[0, 1]``: their mean, or Otsu's.
-
-    Otsu's threshold maximises the between-class variance of the map's histogram
-    (``bins`` bins over ``[0, 1]``); it separates a bright object from the background
-    whatever their levels. A constant map gets 1 (nothing above it).
-    """
+    """``(N,)`` float32 per-map thresholds of ``(N, h, w)`` maps in ``[0, 1]``: their mean, or Otsu's (the
+    threshold maximising the between-class variance of ``bins`` bins over ``[0, 1]``); a constant map gets 1."""
     n = maps.shape[0]
     flat = maps.reshape(n, -1)
     if rule == "mean":
