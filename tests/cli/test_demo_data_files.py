@@ -69,3 +69,16 @@ def test_the_demo_stops_before_training_on_a_sixteen_bit_image(tmp_path, capsys)
     error = capsys.readouterr().err
     assert "depth.png (mode I" in error and "8 bits per channel" in error
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_truncated_jpeg_is_refused_before_training(tmp_path):
+    # Its header opens; PIL (Lightly) fails in a DataLoader worker at the first epoch, while OpenCV
+    # (MMPretrain) reads it silently with a grey lower half.
+    import io
+
+    _folder(tmp_path)
+    encoded = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(encoded, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(encoded.getvalue()[: len(encoded.getvalue()) // 2])
+    with pytest.raises(UserError, match=r"1 file\(s\) cannot be read as images: cut\.jpg \(OSError: image file is truncated"):
+        check_images(tmp_path, list_images(tmp_path))
