@@ -45,8 +45,10 @@ def list_images(root: Path) -> list[str]:
     (:func:`ccrop_cli.output.image_folder.list_image_files`: class folders searched recursively, or flat).
 
     Raises:
-        UserError: ``root`` is not a folder, holds no images, or holds images at the top *and* sub-folders
-            (the frameworks would read only the sub-folders and silently drop the top-level images).
+        UserError: ``root`` is not a folder, holds no images, holds images at the top *and* sub-folders
+            (the frameworks would read only the sub-folders and silently drop the top-level images), or has a
+            class folder without images (hidden ones such as ``.ipynb_checkpoints`` included: torchvision's
+            ``ImageFolder`` refuses it).
     """
     root = Path(root)
     if not root.is_dir():
@@ -62,11 +64,22 @@ def list_images(root: Path) -> list[str]:
             " images: move them into a sub-folder, or the sub-folders out"
         )
     try:
-        return list_image_files(root)
+        files = list_image_files(root)
     except UserError:
         raise UserError(
             f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and in DIR/<class>/)"
         ) from None
+    used = {name.split("/", 1)[0] for name in files}
+    empty = [folder for folder in folders if folder not in used]
+    if empty:
+        hidden = [folder for folder in empty if folder.startswith(".")]
+        raise UserError(
+            f"--data {root}: {len(empty)} class folder(s) hold no images: {', '.join(empty[:5])}"
+            f"{', ...' if len(empty) > 5 else ''}; Lightly (torchvision's ImageFolder) refuses a class without images:"
+            " remove these folders or put images in them"
+            + (f" (hidden folders count as classes too, e.g. {hidden[0]})" if hidden else "")
+        )
+    return files
 
 
 def check_images(root: Path, filenames: list[str]) -> None:

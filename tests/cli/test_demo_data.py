@@ -155,3 +155,14 @@ def test_mmpretrain_config_lists_a_flat_folder(tmp_path):
     dataset = cfg.train_dataloader.dataset
     assert dataset.with_label is False
     assert open(dataset.ann_file).read().split() == ["a.jpg", "b.png", "c.png"]
+
+
+def test_a_class_folder_without_images_is_a_user_error(tmp_path):
+    # torchvision's ImageFolder (under LightlyDataset) refuses a class without images: a traceback at training.
+    _folder(tmp_path, ["cats/a.png", "dogs/b.png"])
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "birds").mkdir()
+    (tmp_path / "birds" / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match=r"2 class folder\(s\) hold no images: \.ipynb_checkpoints, birds; "
+                                        r".*hidden folders count as classes"):
+        list_images(tmp_path)
