@@ -38,6 +38,9 @@ ANNOTATIONS = "annotations.json"
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 """PIL modes of at most 8 bits per channel, which both frameworks' loaders turn into the same RGB."""
 _EXIF_ORIENTATION = 0x0112
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mpg", ".hevc", ".m4v", ".webm", ".mpeg")
+"""Lightly's video extensions (``lightly.data._helpers.VIDEO_EXTENSIONS``, any case): one such file anywhere
+under the folder makes ``LightlyDataset`` a video dataset."""
 
 
 def list_images(root: Path) -> list[str]:
@@ -48,7 +51,7 @@ def list_images(root: Path) -> list[str]:
         UserError: ``root`` is not a folder, holds no images, holds images at the top *and* sub-folders
             (the frameworks would read only the sub-folders and silently drop the top-level images), or has a
             class folder without images (hidden ones such as ``.ipynb_checkpoints`` included: torchvision's
-            ``ImageFolder`` refuses it).
+            ``ImageFolder`` refuses it), or holds a video file (``LightlyDataset`` would read videos, not images).
     """
     root = Path(root)
     if not root.is_dir():
@@ -62,6 +65,18 @@ def list_images(root: Path) -> list[str]:
             f" and sub-folders ({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}); Lightly and MMPretrain"
             " read a folder either flat (DIR/<image>) or by class (DIR/<class>/<image>) and would drop the top-level"
             " images: move them into a sub-folder, or the sub-folders out"
+        )
+    videos = sorted(
+        Path(folder, name).relative_to(root).as_posix()
+        for folder, _dirs, names in os.walk(root)
+        for name in names
+        if name.lower().endswith(VIDEO_EXTENSIONS)
+    )
+    if videos:
+        raise UserError(
+            f"--data {root}: holds {len(videos)} video file(s) ({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''});"
+            " Lightly reads a folder with any video in it as a video dataset of frames (which needs PyAV and"
+            " torchvision<=0.25), not as images: move them out of the folder"
         )
     try:
         files = list_image_files(root)

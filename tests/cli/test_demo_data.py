@@ -166,3 +166,11 @@ def test_a_class_folder_without_images_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match=r"2 class folder\(s\) hold no images: \.ipynb_checkpoints, birds; "
                                         r".*hidden folders count as classes"):
         list_images(tmp_path)
+
+
+def test_a_video_file_in_the_folder_is_a_user_error(tmp_path):
+    # LightlyDataset turns a folder with any video in it into a video dataset (or fails without PyAV).
+    _folder(tmp_path, ["cats/a.png", "cats/b.png"])
+    (tmp_path / "cats" / "clip.MOV").write_bytes(b"not really a video")
+    with pytest.raises(UserError, match=r"1 video file\(s\) \(cats/clip\.MOV\).*move them out"):
+        list_images(tmp_path)
