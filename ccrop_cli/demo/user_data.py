@@ -178,6 +178,7 @@ def _kind(value: Any) -> str:
 def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[Any, tuple[str, int, int]]:
     """``{id: (file_name, width, height)}`` of the ``images`` entries, checked."""
     sizes: dict[Any, tuple[str, int, int]] = {}
+    entry_of: dict[str, tuple[int, Any]] = {}  # file_name -> (position, id) of its entry
     for position, image in enumerate(images):
         where = f"{path}: images[{position}]"
         if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
@@ -189,6 +190,13 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
             raise UserError(f"{where}: id {image_id!r} is used twice")
         if name not in known:
             raise UserError(f"{where}: file_name {name!r} is not an image under {root}")
+        if name in entry_of:  # one box list per file: the other entry's boxes would be dropped
+            first, first_id = entry_of[name]
+            raise UserError(
+                f"{where}: file_name {name!r} is also images[{first}] (id {first_id!r}); give each image one entry"
+                " and point all its annotations at that entry's id"
+            )
+        entry_of[name] = (position, image_id)
         width, height = image.get("width"), image.get("height")
         if width is None or height is None:
             with Image.open(root / name) as opened:

@@ -73,6 +73,9 @@ def test_without_annotations_gives_none(tmp_path):
          r"annotations\[0\]: 'bbox' must be \[x, y, w, h\]"),
         ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "bbox": [0, 0, -1, 3]}]}',
          "w > 0 and h > 0"),
+        # two entries for one file: the boxes of the first were silently dropped
+        ('{"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "a.png"}], "annotations": []}',
+         r"images\[1\]: file_name 'a.png' is also images\[0\] \(id 1\)"),
     ],
 )
 def test_malformed_annotations_name_the_file_and_the_problem(tmp_path, text, message):
