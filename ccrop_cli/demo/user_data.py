@@ -201,8 +201,10 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
         if width is None or height is None:
             with Image.open(root / name) as opened:
                 width, height = opened.size
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
-            raise UserError(f"{where}: 'width' and 'height' must be positive numbers; got {width!r}, {height!r}")
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in (width, height)
+        ):
+            raise UserError(f"{where}: 'width' and 'height' must be positive finite numbers; got {width!r}, {height!r}")
         sizes[image_id] = (name, int(width), int(height))
     return sizes
 

@@ -76,6 +76,9 @@ def test_without_annotations_gives_none(tmp_path):
         # two entries for one file: the boxes of the first were silently dropped
         ('{"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "a.png"}], "annotations": []}',
          r"images\[1\]: file_name 'a.png' is also images\[0\] \(id 1\)"),
+        # 1e400 parses as inf: int(inf) raised OverflowError
+        ('{"images": [{"id": 1, "file_name": "a.png", "width": 1e400, "height": 20}], "annotations": []}',
+         r"'width' and 'height' must be positive finite numbers; got inf, 20"),
     ],
 )
 def test_malformed_annotations_name_the_file_and_the_problem(tmp_path, text, message):
