@@ -9,7 +9,9 @@ The folder is ``DIR/<class>/<image>`` or flat (``DIR/<image>``); file names are 
      "annotations": [{"image_id": 0, "bbox": [x, y, w, h]}, ...]}
 
 ``bbox`` is in pixels (top-left corner, width, height); ``width``/``height`` may be left out
-(they are then read from the image file). Every problem is a :class:`UserError` that names the
+(they are then read from the image file). ``file_name`` is the path relative to ``DIR``; a bare file name
+(``"001.png"``) or a path with the exporting tool's own prefix (``"./cats/001.png"``,
+``"export/images/cats/001.png"``) names the one image of ``DIR`` whose path it ends like (several: an error). Every problem is a :class:`UserError` that names the
 file, the entry and what is wrong.
 
 Only the files both frameworks read are images here (``IMAGE_EXTENSIONS``, torchvision's list; a ``.gif``
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +182,9 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
     """``{id: (file_name, width, height)}`` of the ``images`` entries, checked."""
     sizes: dict[Any, tuple[str, int, int]] = {}
     entry_of: dict[str, tuple[int, Any]] = {}  # file_name -> (position, id) of its entry
+    by_base: dict[str, list[str]] = {}
+    for known_name in sorted(known):
+        by_base.setdefault(posixpath.basename(known_name), []).append(known_name)
     for position, image in enumerate(images):
         where = f"{path}: images[{position}]"
         if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
@@ -188,8 +194,7 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
             raise UserError(f"{where}: 'id' must be an integer or a string; got {image_id!r}")
         if image_id in sizes:
             raise UserError(f"{where}: id {image_id!r} is used twice")
-        if name not in known:
-            raise UserError(f"{where}: file_name {name!r} is not an image under {root}")
+        name = _match_file_name(where, name, root, known, by_base)
         if name in entry_of:  # one box list per file: the other entry's boxes would be dropped
             first, first_id = entry_of[name]
             raise UserError(
@@ -207,6 +212,29 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
             raise UserError(f"{where}: 'width' and 'height' must be positive finite numbers; got {width!r}, {height!r}")
         sizes[image_id] = (name, int(width), int(height))
     return sizes
+
+
+def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base: dict[str, list[str]]) -> str:
+    """The image of DIR that ``file_name`` names: the path relative to DIR (``./`` allowed), else the one image
+    whose path ends like ``file_name`` (a bare file name, or a path of the exporting tool's own root)."""
+    if name in known:
+        return name
+    normal = posixpath.normpath(name) if name else name
+    if normal in known:
+        return normal
+    found = [
+        candidate
+        for candidate in by_base.get(posixpath.basename(normal), [])
+        if normal.endswith("/" + candidate) or candidate.endswith("/" + normal)
+    ]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise UserError(
+            f"{where}: file_name {name!r} matches {len(found)} images ({', '.join(found[:3])}"
+            f"{', ...' if len(found) > 3 else ''}); give its path relative to {root}"
+        )
+    raise UserError(f"{where}: file_name {name!r} is not an image under {root}")
 
 
 def _annotation(path: Path, position: int, ann: Any, sizes: dict) -> tuple[Any, list[float]]:

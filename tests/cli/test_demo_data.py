@@ -180,3 +180,19 @@ def test_a_video_file_in_the_folder_is_a_user_error(tmp_path):
     (tmp_path / "cats" / "clip.MOV").write_bytes(b"not really a video")
     with pytest.raises(UserError, match=r"1 video file\(s\) \(cats/clip\.MOV\).*move them out"):
         list_images(tmp_path)
+
+
+def test_file_names_with_dot_slash_or_only_the_base_name_find_their_image(tmp_path):
+    # COCO exports often write "./a.png" or the bare file name; both were "not an image under DIR".
+    _folder(tmp_path, ["cats/a.png", "dogs/b.png", "dogs/c.png", "birds/c.png"], size=(40, 20))
+    coco = {"images": [{"id": 1, "file_name": "./cats/a.png"}, {"id": 2, "file_name": "b.png"},
+                       {"id": 3, "file_name": "export/images/birds/c.png"}],
+            "annotations": [{"image_id": 2, "bbox": [10, 5, 20, 10]}]}
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path))
+    assert sorted(boxes) == ["birds/c.png", "cats/a.png", "dogs/b.png"]
+    assert boxes["dogs/b.png"] == pytest.approx(np.array([[0.25, 0.25, 0.75, 0.75]]))
+    coco["images"][2]["file_name"] = "c.png"  # two images are called c.png: refused, naming both
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(UserError, match=r"images\[2\]: file_name 'c.png' matches 2 images \(birds/c.png, dogs/c.png\)"):
+        load_user_annotations(tmp_path, list_images(tmp_path))
