@@ -9,7 +9,8 @@ The folder is ``DIR/<class>/<image>`` or flat (``DIR/<image>``); file names are 
      "annotations": [{"image_id": 0, "bbox": [x, y, w, h]}, ...]}
 
 ``bbox`` is in pixels (top-left corner, width, height); ``width``/``height`` may be left out
-(they are then read from the image file). ``file_name`` is the path relative to ``DIR``; a bare file name
+(they are then read from the image file; declared, they must have the file's shape, at any scale: boxes are
+normalised by them). ``file_name`` is the path relative to ``DIR``; a bare file name
 (``"001.png"``) or a path with the exporting tool's own prefix (``"./cats/001.png"``,
 ``"export/images/cats/001.png"``) names the one image of ``DIR`` whose path it ends like (several: an error). Every problem is a :class:`UserError` that names the
 file, the entry and what is wrong.
@@ -202,14 +203,20 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
                 " and point all its annotations at that entry's id"
             )
         entry_of[name] = (position, image_id)
-        width, height = image.get("width"), image.get("height")
-        if width is None or height is None:
-            with Image.open(root / name) as opened:
-                width, height = opened.size
+        with Image.open(root / name) as opened:
+            file_width, file_height = opened.size
+        width, height = image.get("width", file_width), image.get("height", file_height)
         if not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in (width, height)
         ):
             raise UserError(f"{where}: 'width' and 'height' must be positive finite numbers; got {width!r}, {height!r}")
+        # Boxes are normalised by the declared size: a uniformly resized image keeps them, another shape does not.
+        if abs(file_width / width - file_height / height) > 1.0 / width + 1.0 / height:
+            raise UserError(
+                f"{where}: width x height {width}x{height} is not the shape of {name} ({file_width}x{file_height}):"
+                " its boxes would land elsewhere on the image (was it cropped, padded or turned after labelling?);"
+                " give the file's size and boxes in its pixels"
+            )
         sizes[image_id] = (name, int(width), int(height))
     return sizes
 

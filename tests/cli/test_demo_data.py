@@ -196,3 +196,18 @@ def test_file_names_with_dot_slash_or_only_the_base_name_find_their_image(tmp_pa
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     with pytest.raises(UserError, match=r"images\[2\]: file_name 'c.png' matches 2 images \(birds/c.png, dogs/c.png\)"):
         load_user_annotations(tmp_path, list_images(tmp_path))
+
+
+def test_a_declared_size_of_another_shape_than_the_file_is_a_user_error(tmp_path):
+    # Boxes are normalised by the declared size: right for a uniformly resized image, wrong for a cropped,
+    # padded or turned one (silently shifted ground truth before).
+    _folder(tmp_path, ["a.png"], size=(40, 20))
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 400, "height": 200}],
+            "annotations": [{"image_id": 1, "bbox": [100, 50, 200, 100]}]}
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    boxes = load_user_annotations(tmp_path, ["a.png"])  # resized 10x: the same normalised box
+    assert boxes["a.png"] == pytest.approx(np.array([[0.25, 0.25, 0.75, 0.75]]))
+    coco["images"][0].update(width=200, height=400)
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(UserError, match=r"images\[0\]: width x height 200x400 is not the shape of a.png \(40x20\)"):
+        load_user_annotations(tmp_path, ["a.png"])
