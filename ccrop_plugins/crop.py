@@ -21,9 +21,7 @@ CropParams = dict[str, int]
 """``dict(top, left, height, width, box_index)`` in pixels; ``box_index`` is -1 without boxes."""
 
 SCALE_REFERENCES = ("image", "box")
-# One random call per view with a box set (torch's ~10 us per call would dominate): 1 draw for
-# the box, 2 per size try, and 2 for the position when the sampler has a ``unit_quantile``.
-_BOX_PATH_DRAWS = 1 + 2 * 10
+_BOX_PATH_DRAWS = 1 + 2 * 10  # one torch.rand per view: 1 for the box, 2 per size try (+2 with a unit_quantile)
 
 
 def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:

@@ -292,8 +292,7 @@ _EXECUTORS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _executor(threads: int) -> ThreadPoolExecutor:
-    # Keyed by process id too: a forked child (a DataLoader worker) must not reuse the parent's
-    # pool, whose threads do not exist in the child.
+    # Keyed by process id too: a forked child (a DataLoader worker) must not reuse the parent's pool (no threads).
     key = (os.getpid(), threads)
     if key not in _EXECUTORS:
         _EXECUTORS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ccrop-components")
