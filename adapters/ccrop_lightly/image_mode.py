@@ -12,6 +12,7 @@ import os
 from typing import Any, Callable, TypeVar
 
 import numpy as np
+import torch
 from PIL import Image as PILImage
 from PIL.Image import Image
 from torch import Tensor
@@ -34,21 +35,39 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
       *dropped* (not composited on a background), so transparent pixels show their
       stored colour.
     - Tensors ``(H, W)`` or ``(1, H, W)`` are repeated to ``(3, H, W)``; ``(4, H, W)``
-      loses its fourth (alpha) channel; ``(3, H, W)`` is returned as is.
+      loses its fourth (alpha) channel; ``(3, H, W)`` is returned as is. A float tensor must
+      hold values in ``[0, 1]`` (torchvision's convention; 0.1 of slack for resampling overshoot).
 
     Raises:
         TypeError: for anything but a PIL image or a tensor.
-        ValueError: for a tensor with another channel count.
+        ValueError: for a tensor with another channel count, a float tensor with values outside
+            ``[0, 1]`` (``[0, 255]``, or already normalised by the dataset's transform: the views
+            would be silently saturated), or a PIL image of mode ``F`` (32-bit float: no fixed range,
+            ``convert("RGB")`` makes it black).
     """
     if isinstance(image, Image):
         if image.mode == "RGB":
             return image
+        if image.mode == "F":
+            raise ValueError(
+                "cannot make an RGB image from a PIL image of mode F (32-bit float, no fixed value range; "
+                "PIL's convert('RGB') clips it to nearly black): scale it to 8 bits first, e.g. "
+                "Image.fromarray(np.uint8(np.clip(values / values.max() * 255, 0, 255)))"
+            )
         if image.mode in _SIXTEEN_BIT_MODES:
             values = np.asarray(image).astype(np.float64)
             gray = np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
             return PILImage.fromarray(np.repeat(gray[..., None], 3, axis=2), mode="RGB")
         return image.convert("RGB")
     if isinstance(image, Tensor):
+        if image.is_floating_point() and image.numel():
+            low, high = (float(v) for v in torch.aminmax(image.detach()))
+            if not (low >= -0.1 and high <= 1.1):  # NaN fails too
+                raise ValueError(
+                    f"a float image tensor must hold values in [0, 1] (torchvision's convention); got values in "
+                    f"[{low:.3g}, {high:.3g}]: in [0, 255]? divide by 255 (or keep it uint8); already normalised? "
+                    "build the dataset without a transform (CCropCollate makes the views and normalises them)"
+                )
         if image.ndim == 2:
             image = image.unsqueeze(0)
         if image.ndim == 3 and image.shape[0] == 3:

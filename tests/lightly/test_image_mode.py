@@ -80,3 +80,31 @@ def test_read_item_names_the_file_of_image_folder_and_lightly_datasets(tmp_path)
         assert read_item(dataset, 0)[0].size == (8, 8)
         with pytest.raises(OSError, match=r"cannot read image '.*zz_broken\.jpg' \(sample 1 of \w+\): OSError: image file is truncated"):
             read_item(dataset, 1)
+
+
+def test_float_tensors_outside_zero_one_are_refused():
+    # torchvision's convention is [0, 1]; a [0, 255] float tensor or a normalised one (a dataset that kept
+    # its ToTensor + Normalize) gave silently saturated views and refresh inputs.
+    assert to_rgb(torch.full((3, 4, 5), 1.0)).shape == (3, 4, 5)
+    with pytest.raises(ValueError, match=r"values in \[0, 1\].*got values in \[3, 250\].*divide by 255"):
+        to_rgb(torch.linspace(3, 250, 60).reshape(3, 4, 5))
+    with pytest.raises(ValueError, match=r"got values in \[-2.1, 2.6\].*already normalised"):
+        to_rgb(torch.linspace(-2.1, 2.6, 20).reshape(4, 5))
+
+
+def test_a_float_pil_image_is_refused_not_made_black():
+    # PIL's convert("RGB") of mode F clips at 255 and rounds 0.0-1.0 values to 0 or 1: a black image.
+    with pytest.raises(ValueError, match=r"mode F \(32-bit float"):
+        to_rgb(Image.fromarray(np.full((4, 5), 0.5, dtype=np.float32)))
+
+
+def test_the_collate_names_a_dataset_that_normalises(tmp_path):
+    from torchvision.transforms import v2
+
+    from ccrop_lightly import BoxStore, CCropCollate, CCropSimCLRTransform
+
+    normalise = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.2] * 3)])
+    image = normalise(Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=32, gaussian_blur=0.0), BoxStore(1))
+    with pytest.raises(ValueError, match="already normalised"):
+        collate([(image, 0, 0)])
