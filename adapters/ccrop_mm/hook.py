@@ -26,7 +26,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 from torch import nn
 
-from ccrop_plugins import BoxStore, RefreshSchedule, get_heatmap, get_localizer, height_width, refresh_boxes
+from ccrop_plugins import BoxStore, HeatmapPipeline, RefreshSchedule, get_localizer, height_width, refresh_boxes
 
 from .checkpoint_globals import LoadWindow
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
@@ -106,6 +106,10 @@ class ContrastiveCropHook(Hook):
             raise ValueError(f"ContrastiveCropHook({self._warmup_name}={warmup!r}, interval={interval!r}): {error}") from None
         if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or not 1 <= max_boxes <= 127:
             raise ValueError(f"ContrastiveCropHook: max_boxes must be an int in [1, 127]; got {max_boxes!r}")
+        for name, value in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"ContrastiveCropHook: {name} must be a dict of the rule's options (e.g. "
+                                f"dict(core_level=0.3)) or None; got {value!r}")
         self.localizer_name, self.heatmap, self.heatmap_options = localizer, heatmap, heatmap_options
         self.max_boxes = 1 if localizer == "bbox" else max_boxes
         try:
@@ -113,7 +117,7 @@ class ContrastiveCropHook(Hook):
             if localizer != "bbox":  # the single-box rule has no max_boxes; every set-valued one does
                 options.setdefault("max_boxes", max_boxes)
             self.localizer = get_localizer(localizer, **options)
-            get_heatmap(heatmap)
+            HeatmapPipeline(heatmap, heatmap_options)  # the rule and its options, checked now, not after the warm-up
             self.image_size = None if image_size is None else height_width(image_size, "image_size")
         except (ValueError, TypeError) as error:
             raise type(error)(f"ContrastiveCropHook: {error}") from None

@@ -108,3 +108,19 @@ def test_random_step_before_the_box_choice_is_refused(setup, coordinate_folder, 
     with pytest.raises(ValueError, match=r"RandomFlip comes before ContrastiveCrop/ChooseContrastiveBox.*move RandomFlip into the view pipeline"):
         runner.train()
     assert runner.message_hub.get_info("iter", 0) == 0
+
+
+@pytest.mark.parametrize(
+    "heatmap, options, message",
+    [
+        ("channel_sum", dict(sgn=1), r"ContrastiveCropHook: heatmap 'channel_sum' .*takes no options; got \['sgn'\]"),
+        ("distinctiveness", dict(sign=1), r"ContrastiveCropHook: heatmap 'distinctiveness' .*takes no options; got \['sign'\]"),
+        ("distinctiveness", "sign", r"ContrastiveCropHook: heatmap_options must be a dict .*or None; got 'sign'"),
+    ],
+)
+def test_bad_heatmap_options_fail_when_the_hook_is_built(heatmap, options, message):
+    # They used to pass until the first refresh, after the whole warm-up (100 epochs by default).
+    from mmengine.registry import HOOKS
+
+    with pytest.raises(TypeError, match=message):
+        HOOKS.build(dict(type="ContrastiveCropHook", heatmap=heatmap, heatmap_options=options))
