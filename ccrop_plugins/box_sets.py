@@ -10,6 +10,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from .sizes import checked_int
+
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 """The box of the whole image, normalised ``x0, y0, x1, y1``: the fallback when nothing is found."""
 
@@ -61,7 +63,7 @@ class BoxSets:
     Attributes:
         boxes: ``(N, K, 4)`` float, normalised ``x0, y0, x1, y1``; rows past ``counts[i]`` are padding.
         scores: ``(N, K)`` float, non-negative, best first; padding rows are 0.
-        counts: ``(N,)`` int64, number of valid boxes per image, each in ``[1, K]``.
+        counts: ``(N,)`` integer (int64 from the built-ins), number of valid boxes per image, each in ``[1, K]``.
         fallback: ``(N,)`` bool, ``True`` where nothing was found and the set is :data:`WHOLE_IMAGE`.
     """
 
@@ -75,6 +77,13 @@ class BoxSets:
         for field in fields:
             if not isinstance(getattr(self, field), Tensor):
                 raise TypeError(f"BoxSets.{field} must be a tensor; got {type(getattr(self, field)).__name__}")
+        integral = not (self.counts.is_floating_point() or self.counts.is_complex() or self.counts.dtype == torch.bool)
+        dtypes_ok = (self.boxes.is_floating_point(), self.scores.is_floating_point(), integral,
+                     self.fallback.dtype == torch.bool)
+        wanted_dtypes = ("a floating point", "a floating point", "an integer", "a bool")
+        for field, ok, wanted in zip(fields, dtypes_ok, wanted_dtypes):
+            if not ok:
+                raise TypeError(f"BoxSets.{field} must have {wanted} dtype; got {getattr(self, field).dtype}")
         if self.scores.ndim != 2:
             raise ValueError(f"BoxSets.scores must have shape (N, K); got {tuple(self.scores.shape)}")
         n, k = self.scores.shape
@@ -84,12 +93,19 @@ class BoxSets:
         if n and (int(self.counts.min()) < 1 or int(self.counts.max()) > k):
             raise ValueError(f"counts must lie in [1, {k}]; got {self.counts.tolist()}")
         validate_box_sets(self.boxes, self.counts)
+        bad_scores = (torch.arange(k) < self.counts[:, None]) & ~(torch.isfinite(self.scores) & (self.scores >= 0))
+        if bad_scores.any():
+            i, j = (int(v) for v in bad_scores.nonzero()[0])
+            raise ValueError(f"score {j} of image {i} must be finite and >= 0; got {float(self.scores[i, j])}")
 
     @classmethod
     def from_lists(cls, boxes: list[Tensor], scores: list[Tensor] | None = None, max_boxes: int | None = None
                    ) -> "BoxSets":
         """Pad a list of ``(k_i, 4)`` box tensors, arrays or lists (and ``(k_i,)`` scores, one per box, default 1)
-        into a ``BoxSets``, keeping the first ``max_boxes`` of each; an empty entry becomes :data:`WHOLE_IMAGE`."""
+        into a ``BoxSets``, keeping the first ``max_boxes`` (an int ``>= 1`` or ``None``: all) of each; an empty entry
+        becomes :data:`WHOLE_IMAGE`."""
+        if max_boxes is not None:
+            max_boxes = checked_int(max_boxes, "max_boxes", 1, or_none=True)
         n = len(boxes)
         boxes = [_as_boxes(entry, f"boxes of image {i}") for i, entry in enumerate(boxes)]
         boxes = [b.reshape(0, 4) if b.numel() == 0 else b for b in boxes]

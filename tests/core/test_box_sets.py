@@ -110,3 +110,43 @@ def test_from_lists_refuses_wrong_shapes_and_short_scores():
 def test_fields_must_be_tensors():
     with pytest.raises(TypeError, match="BoxSets.boxes must be a tensor; got list"):
         BoxSets([[[0.1, 0.1, 0.5, 0.5]]], torch.ones(1, 1), torch.ones(1, dtype=torch.int64), torch.zeros(1, dtype=torch.bool))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("counts", torch.tensor([1.5]), "BoxSets.counts must have an integer dtype; got torch.float32"),
+        ("counts", torch.tensor([True]), "BoxSets.counts must have an integer dtype; got torch.bool"),
+        ("fallback", torch.tensor([0.0]), "BoxSets.fallback must have a bool dtype; got torch.float32"),
+        ("boxes", torch.tensor([[[0, 0, 1, 1]]]), "BoxSets.boxes must have a floating point dtype; got torch.int64"),
+        ("scores", torch.tensor([[1]]), "BoxSets.scores must have a floating point dtype; got torch.int64"),
+    ],
+)
+def test_fields_must_have_their_dtype(field, value, message):
+    fields = {"boxes": torch.tensor([[[0.1, 0.1, 0.5, 0.5]]]), "scores": torch.ones(1, 1),
+              "counts": torch.tensor([1]), "fallback": torch.tensor([False]), field: value}
+    with pytest.raises(TypeError, match=message):
+        BoxSets(**fields)
+
+
+def test_any_integer_counts_and_floating_boxes_and_scores_are_fine():
+    sets = BoxSets(torch.tensor([[[0.1, 0.1, 0.5, 0.5]]], dtype=torch.float64), torch.ones(1, 1, dtype=torch.float16),
+                   torch.tensor([1], dtype=torch.int8), torch.tensor([False]))
+    assert sets[0][0].shape == (1, 4)
+
+
+@pytest.mark.parametrize("score", [-1.0, float("nan"), float("inf")])
+def test_scores_of_counted_boxes_must_be_finite_and_not_negative(score):
+    boxes = torch.tensor([[[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.6, 0.6]]])
+    with pytest.raises(ValueError, match=rf"score 1 of image 0 must be finite and >= 0; got {score}"):
+        BoxSets(boxes, torch.tensor([[1.0, score]]), torch.tensor([2]), torch.tensor([False]))
+    with pytest.raises(ValueError, match="score 0 of image 1 must be finite"):
+        BoxSets.from_lists([boxes[0], boxes[0, :1]], [[1.0, 1.0], [score]])
+    BoxSets(boxes, torch.tensor([[1.0, score]]), torch.tensor([1]), torch.tensor([False]))  # padding: unchecked
+
+
+@pytest.mark.parametrize("max_boxes", [0, -1, 1.5, True, "2"])
+def test_from_lists_refuses_a_max_boxes_that_is_not_a_positive_int(max_boxes):
+    with pytest.raises(ValueError, match=rf"max_boxes must be an integer >= 1 or None; got {max_boxes!r}"):
+        BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.5, 0.5]])], max_boxes=max_boxes)
+    assert BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.5, 0.5]] * 3)], max_boxes=np.int64(2)).max_boxes == 2
