@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from lightly.data import LightlyDataset
 
-from ccrop_plugins import HeatmapPipeline
+from ccrop_plugins import HeatmapPipeline, RefreshSchedule
 from ccrop_scenes import load_annotations
 
 from ccrop_cli.errors import UserError
@@ -162,6 +162,13 @@ class StudyConfig:
         if self.device != "cpu" and not torch.cuda.is_available():
             raise ValueError(f"--device {self.device}: no CUDA device is available here (torch.cuda.is_available() is False)")
         self.pretrain_config(0)  # sizes, schedule, threshold and stage names as every run checks them, before any work
+        box_strategies = [name for name in self.strategies if get_strategy(name).uses_boxes]
+        if box_strategies and RefreshSchedule(self.warmup_epochs, self.interval).never_refreshes(self.epochs):
+            raise ValueError(
+                f"--epochs {self.epochs} and --warmup-epochs {self.warmup_epochs}, interval {self.interval}: the box "
+                f"strategies ({', '.join(box_strategies)}) never refresh (no refresh after the last epoch), so every "
+                "run would be RandomResizedCrop's; train longer or lower --warmup-epochs"
+            )
         try:
             HeatmapPipeline(self.heatmap)
         except (KeyError, ValueError) as error:

@@ -160,3 +160,16 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
     saved["config"] = asdict(replace(config, seeds=3))  # only the number of seeds differs: resumed
     (tmp_path / "results.json").write_text(json.dumps(saved))
     assert _saved_runs(args, config, tmp_path / "results.json")[1] == [{"seed": 0}]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        # a whole study of box strategies that never refresh: every run was RandomResizedCrop's
+        (["--warmup-epochs", "2"], "--epochs 2 and --warmup-epochs 2, interval 1: the box strategies (multi-box) never refresh"),
+    ],
+)
+def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
+    assert main(["study", "--quick", *options, "--out", str(tmp_path / "never")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
