@@ -222,6 +222,9 @@ class PretrainConfig:
         _check_positive(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size, interval=self.interval)
         if self.refresh_size is not None:
             _check_positive(refresh_size=self.refresh_size)
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 (SimCLR contrasts each pair with the rest of the batch, and "
+                             f"BatchNorm needs two samples); got {self.batch_size}")
         if int(self.warmup_epochs) != self.warmup_epochs or self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be an integer >= 0; got {self.warmup_epochs!r}")
         if isinstance(self.threshold, str):

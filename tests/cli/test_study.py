@@ -167,6 +167,8 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
     [
         # a whole study of box strategies that never refresh: every run was RandomResizedCrop's
         (["--warmup-epochs", "2"], "--epochs 2 and --warmup-epochs 2, interval 1: the box strategies (multi-box) never refresh"),
+        # BatchNorm's "Expected more than 1 value per channel when training" traceback in the first step
+        (["--batch-size", "1"], "batch_size must be at least 2"),
     ],
 )
 def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
