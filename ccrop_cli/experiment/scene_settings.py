@@ -30,6 +30,9 @@ class SceneSetting:
     mixed_classes: bool = False
 
 
+NUM_CLASSES = 10
+"""Classes of every generated split (one folder each): a split needs at least this many images."""
+
 SCENE_SETTINGS: dict[str, SceneSetting] = {
     s.name: s
     for s in (
@@ -71,6 +74,7 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
         object_area=setting.object_area,
         seed=seed,
         mixed_classes=setting.mixed_classes,
+        num_classes=NUM_CLASSES,
     )
     write_image_folder(scenes, root, overwrite=True)
     recipe_file.write_text(json.dumps(recipe, indent=1))

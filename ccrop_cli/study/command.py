@@ -42,7 +42,7 @@ from ccrop_cli.experiment.backbones import build_backbone
 from ccrop_cli.experiment.evaluation import evaluate_backbone
 from ccrop_cli.experiment.pair_quality import box_recall, oracle_box_sets, pair_quality, sample_view_pairs
 from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, RefreshRecord, pretrain_simclr
-from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
+from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.experiment.strategies import CropStrategy
 from ccrop_cli.option_types import non_negative_int, positive_int
@@ -150,6 +150,11 @@ class StudyConfig:
             get_strategy(name)
         if self.seeds < 1:
             raise ValueError(f"--seeds must be a positive integer; got {self.seeds}")
+        for name in ("train_images", "test_images"):  # labels are balanced: fewer images leave a class folder empty
+            if getattr(self, name) < NUM_CLASSES:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} is fewer than the scenes' {NUM_CLASSES} "
+                                 f"classes: every class folder needs an image (torchvision's ImageFolder refuses an "
+                                 f"empty one); use at least {NUM_CLASSES}")
         if self.batch_size > self.train_images:
             raise ValueError(f"--batch-size {self.batch_size} exceeds --train-images {self.train_images}")
         for source in self.boxes:

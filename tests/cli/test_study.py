@@ -169,6 +169,8 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
         (["--warmup-epochs", "2"], "--epochs 2 and --warmup-epochs 2, interval 1: the box strategies (multi-box) never refresh"),
         # BatchNorm's "Expected more than 1 value per channel when training" traceback in the first step
         (["--batch-size", "1"], "batch_size must be at least 2"),
+        # a class folder without images: torchvision's "Found no valid file for the classes ..." traceback
+        (["--test-images", "4"], "--test-images 4 is fewer than the scenes' 10 classes"),
     ],
 )
 def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
