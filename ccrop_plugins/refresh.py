@@ -64,10 +64,19 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     ``threshold`` and ``max_boxes``, default the store's, among its options) make the boxes. Every argument's
     default and allowed values: docs/configuration.md.
 
-    Raises ``ValueError`` for no images in the pass or indices that look like class labels, ``IndexError`` for an
-    index outside the store, ``TypeError`` for float indices or a localizer that does not return :class:`BoxSets`.
-    Warns when the feature maps are 1x1 and when every image fell back to the whole-image box.
+    Raises ``ValueError`` for no images in the pass, a batch that is not ``(images, indices, ...)`` or indices that
+    look like class labels, ``IndexError`` for an index outside the store, ``TypeError`` for a store that is not a
+    :class:`BoxStore`, a ``feature_fn`` or ``localizer`` that cannot be called, float indices or a localizer that does
+    not return :class:`BoxSets`. Warns when the feature maps are 1x1 and when every image fell back to the whole-image
+    box.
     """
+    if not isinstance(store, BoxStore):
+        raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+    if not callable(feature_fn):
+        raise TypeError(f"feature_fn must be callable (images -> features); got {type(feature_fn).__name__}")
+    if not (isinstance(localizer, str) or callable(localizer)):
+        raise TypeError("localizer must be a registered name or a callable heatmaps (N, H, W) -> BoxSets; "
+                        f"got {type(localizer).__name__}")
     name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
     if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's
         options = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(localizer_options or {})}
@@ -115,10 +124,15 @@ class _Pass:
 
     def localize(self, batch: Sequence[Tensor]) -> None:
         """One batch: images -> features -> heatmaps -> box sets, kept with the batch's indices."""
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2 or not isinstance(batch[0], Tensor):
+            got = [type(item).__name__ for item in batch] if isinstance(batch, (tuple, list)) else type(batch).__name__
+            raise ValueError(f"each batch must be (images (B, C, H, W), indices (B,), ...); got {got}")
         images, indices = batch[0], _batch_indices(batch[1], self.store)
+        if len(indices) != len(images):
+            raise ValueError(f"a batch holds {len(images)} images but {len(indices)} indices (one dataset index each)")
         self.image_size = tuple(images.shape[-2:])
         features = self.feature_fn(images.to(self.device, non_blocking=True))
-        features = features[-1] if isinstance(features, (tuple, list)) else features
+        features = features[-1] if isinstance(features, (tuple, list)) and features else features
         stages = as_stages(features)
         self.grids.update((stage, *values.shape[-2:]) for stage, values in stages.items())
         if self.pipeline.fits:  # matrix products: worth torch's threads
@@ -132,6 +146,9 @@ class _Pass:
         if not isinstance(box_sets, BoxSets):
             raise TypeError(f"localizer {self.localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
                             "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))")
+        if len(box_sets) != len(images):
+            raise ValueError(f"localizer {self.localizer_name} returned {len(box_sets)} box sets for {len(images)} "
+                             "heatmaps; expected one per image")
         self.sets.append(box_sets)
         self.indices.append(indices)
 

@@ -192,6 +192,30 @@ def test_a_localizer_returning_a_tensor_is_named():
         refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], BoxStore(4), localizer=tensor_localizer, progress=False)
 
 
+def test_bad_arguments_and_batches_are_named_before_any_work():
+    images, store = _blob_images(), BoxStore(4)
+    with pytest.raises(TypeError, match="store must be a ccrop_plugins.BoxStore; got dict"):
+        refresh_boxes(lambda x: x, [(images, torch.arange(4))], {}, progress=False)
+    with pytest.raises(TypeError, match=r"feature_fn must be callable \(images -> features\); got NoneType"):
+        refresh_boxes(None, [(images, torch.arange(4))], store, progress=False)
+    with pytest.raises(TypeError, match="localizer must be a registered name or a callable .*; got int"):
+        refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, 5, progress=False)
+    batches = [(images, "Tensor"), ((images,), r"\['Tensor'\]"), (([1, 2], torch.arange(2)), r"\['list', 'Tensor'\]")]
+    for batch, got in batches:
+        with pytest.raises(ValueError, match=rf"each batch must be \(images \(B, C, H, W\), indices .*; got {got}"):
+            refresh_boxes(lambda x: x, [batch], store, progress=False)
+    with pytest.raises(ValueError, match="a batch holds 4 images but 3 indices"):
+        refresh_boxes(lambda x: x, [(images, torch.arange(3))], store, progress=False)
+    with pytest.raises(ValueError, match=r"localizer .*one_set returned 1 box sets for 4 heatmaps; expected one per"):
+        def one_set(maps):
+            return BoxSets.from_lists([[]])
+
+        refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, one_set, progress=False)
+    with pytest.raises(TypeError, match="features must be a Tensor .* or a dict of them; got list"):
+        refresh_boxes(lambda x: [], [(images, torch.arange(4))], store, progress=False)
+    assert store.version == 0
+
+
 def test_a_heatmap_method_returning_4d_maps_is_named():
     def keeps_channels(features):
         return features[:, :1]
