@@ -35,7 +35,7 @@ import torch
 from lightly.data import LightlyDataset
 
 from ccrop_plugins import HeatmapPipeline, RefreshSchedule
-from ccrop_scenes import load_annotations
+from ccrop_scenes import generate_scenes, load_annotations
 
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.backbones import build_backbone
@@ -145,7 +145,13 @@ class StudyConfig:
 
     def validate(self) -> None:
         for name in self.settings:
-            get_scene_setting(name)
+            setting = get_scene_setting(name)
+            try:  # the generator's own checks of the scene size (one tiny scene)
+                generate_scenes(1, image_size=self.scene_size, objects_per_image=setting.objects_per_image,
+                                object_area=setting.object_area, mixed_classes=setting.mixed_classes,
+                                num_classes=NUM_CLASSES)
+            except ValueError as error:
+                raise ValueError(f"--scene-size {self.scene_size} is too small for the {name} scenes ({error})") from None
         for name in self.strategies:
             get_strategy(name)
         if self.seeds < 1:

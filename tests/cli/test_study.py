@@ -171,6 +171,8 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
         (["--batch-size", "1"], "batch_size must be at least 2"),
         # a class folder without images: torchvision's "Found no valid file for the classes ..." traceback
         (["--test-images", "4"], "--test-images 4 is fewer than the scenes' 10 classes"),
+        # the scene generator's ValueError traceback after the option checks
+        (["--scene-size", "20"], "--scene-size 20 is too small for the mixed-small scenes (object_area[0] * image_size**2"),
     ],
 )
 def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
