@@ -234,6 +234,8 @@ class PretrainConfig:
             raise ValueError(f"threshold must lie in [0, 1); got {self.threshold}")
         if not self.alpha > 0:
             raise ValueError(f"alpha must be positive; got {self.alpha}")
+        if not self.cj_strength >= 0:  # NaN too
+            raise ValueError(f"cj_strength must be a number >= 0; got {self.cj_strength}")
         if self.box_source not in ("learned", "oracle"):
             raise ValueError(f"unknown box source {self.box_source!r}; available: learned, oracle")
         if self.stages:  # an unknown name fails here, before any data is made or read

@@ -173,6 +173,8 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
         (["--test-images", "4"], "--test-images 4 is fewer than the scenes' 10 classes"),
         # the scene generator's ValueError traceback after the option checks
         (["--scene-size", "20"], "--scene-size 20 is too small for the mixed-small scenes (object_area[0] * image_size**2"),
+        # torchvision's "If brightness is a single number, it must be non negative" traceback
+        (["--cj-strength", "-1"], "cj_strength must be a number >= 0; got -1.0"),
     ],
 )
 def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
