@@ -492,7 +492,12 @@ _FIELDS = {f.name for f in fields(StudyConfig)}
 
 
 def _threshold(text: str) -> float | str:
-    return text if text in ("otsu", "mean") else float(text)
+    if text in ("otsu", "mean"):
+        return text
+    try:
+        return float(text)
+    except ValueError:  # argparse would say "invalid _threshold value"
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), otsu or mean; got {text!r}") from None
 
 
 def _without_seeds(config: dict[str, Any]) -> dict[str, Any]:

@@ -143,6 +143,9 @@ def test_presets_and_options_are_validated(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse's usage error for counts
         main(["study", "--quick", "--epochs", "0", "--out", str(tmp_path)])
     assert "--epochs: expected a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # was "invalid _threshold value: 'foo'"
+        main(["study", "--quick", "--threshold", "foo", "--out", str(tmp_path)])
+    assert "--threshold: expected a number in [0, 1), otsu or mean; got 'foo'" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["study", "--quick", "--device", "cuda", "--out", str(tmp_path)]) == 2
         assert "no CUDA device is available" in capsys.readouterr().err
