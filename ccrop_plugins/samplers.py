@@ -80,7 +80,12 @@ class GaussianSampler:
 
 
 def _positive(value: float, name: str, hint: str) -> float:
-    value = float(value)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number > 0 ({hint}); got {value}")
-    return value
+    """``value`` as a float, finite and ``> 0``, else a ``ValueError`` naming ``name`` (bools and text too)."""
+    try:
+        number = None if isinstance(value, (bool, str, bytes)) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not number > 0 or number == float("inf"):
+        shown = repr(value) if number is None else number
+        raise ValueError(f"{name} must be a finite number > 0 ({hint}); got {shown}")
+    return number

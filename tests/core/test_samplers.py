@@ -76,6 +76,14 @@ def test_bad_options(value):
         get_sampler("gaussian", sigma=value)
 
 
+@pytest.mark.parametrize("value, shown", [(True, "True"), ("0.5", "'0.5'"), (None, "None"), ([0.5], r"\[0.5\]")])
+def test_options_that_are_not_numbers_are_named_not_converted(value, shown):
+    with pytest.raises(ValueError, match=rf"alpha must be a finite number > 0 \(the paper uses 0.1 to 1.0\); got {shown}$"):
+        get_sampler("beta", alpha=value)
+    with pytest.raises(ValueError, match=rf"sigma must be a finite number > 0 .*; got {shown}$"):
+        get_sampler("gaussian", sigma=value)
+
+
 def test_unknown_sampler_lists_available():
     with pytest.raises(ValueError, match="^unknown sampler 'betta'; available: beta, gaussian, uniform$"):
         get_sampler("betta")
