@@ -14,7 +14,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from .threshold import adaptive_thresholds, check_heatmaps, check_max_boxes, check_threshold
+from .threshold import adaptive_thresholds, check_fraction, check_heatmaps, check_max_boxes, check_threshold
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
     import cv2
@@ -58,16 +58,9 @@ class ComponentsLocalizer:
                  label_resolution: int | None = 64, core_level: float | None = None) -> None:
         self.threshold = check_threshold(threshold)
         self.max_boxes = check_max_boxes(max_boxes)
-        if isinstance(min_area, bool) or not 0.0 <= float(min_area) < 1.0:
-            raise ValueError(f"min_area must lie in [0, 1); got {min_area}")
-        self.min_area = float(min_area)
-        if label_resolution is not None and (isinstance(label_resolution, bool) or int(label_resolution) < 1
-                                             or int(label_resolution) != label_resolution):
-            raise ValueError(f"label_resolution must be a positive integer or None; got {label_resolution}")
-        self.label_resolution = None if label_resolution is None else int(label_resolution)
-        if core_level is not None and (isinstance(core_level, bool) or not 0.0 <= float(core_level) < 1.0):
-            raise ValueError(f"core_level must lie in [0, 1) or be None; got {core_level}")
-        self.core_level = None if core_level is None else float(core_level)
+        self.min_area = check_fraction(min_area, "min_area")
+        self.label_resolution = _label_resolution(label_resolution)
+        self.core_level = check_fraction(core_level, "core_level", or_none=True)
 
     def __call__(self, heatmaps: Tensor) -> BoxSets:
         heatmaps = check_heatmaps(heatmaps)
@@ -262,6 +255,18 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
                        dtype=np.int64).reshape(-1, 4)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return (labels, *extents.T, area)
+
+
+def _label_resolution(value: int | None) -> int | None:
+    """``value`` as a positive int (``2.0`` too) or ``None``; a ``ValueError`` naming it otherwise."""
+    try:
+        whole = value is None or not isinstance(value, (bool, str, bytes)) and int(value) == value and int(value) >= 1
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        shown = repr(value) if isinstance(value, (str, bytes)) else value
+        raise ValueError(f"label_resolution must be a positive integer or None; got {shown}")
+    return None if value is None else int(value)
 
 
 def _empty(max_boxes: int) -> BoxSets:

@@ -15,12 +15,30 @@ def check_threshold(threshold: float | str, adaptive: bool = True) -> float | st
             return threshold
         allowed = f" or one of {', '.join(ADAPTIVE_THRESHOLDS)}" if adaptive else ""
         raise ValueError(f"threshold must be a number in [0, 1){allowed}; got {threshold!r}")
-    if isinstance(threshold, bool):
+    try:
+        number = None if isinstance(threshold, (bool, bytes)) else float(threshold)
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
         raise TypeError(f"threshold must be a number in [0, 1); got {threshold!r}")
-    threshold = float(threshold)
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"threshold must lie in [0, 1); got {threshold}")
-    return threshold
+    if not 0.0 <= number < 1.0:
+        raise ValueError(f"threshold must lie in [0, 1); got {number}")
+    return number
+
+
+def check_fraction(value: float | None, name: str, *, or_none: bool = False) -> float | None:
+    """``value`` as a float in ``[0, 1)`` (``None`` kept when ``or_none``); a ``ValueError`` naming ``name`` for
+    anything else (bools and text included)."""
+    if value is None and or_none:
+        return None
+    try:
+        number = None if isinstance(value, (bool, str, bytes)) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 0.0 <= number < 1.0:
+        shown = repr(value) if isinstance(value, (str, bytes)) else value
+        raise ValueError(f"{name} must lie in [0, 1){' or be None' if or_none else ''}; got {shown}")
+    return number
 
 
 def check_max_boxes(max_boxes: int) -> int:

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from scipy import ndimage
@@ -224,6 +225,23 @@ def test_option_errors():
         with pytest.raises(ValueError, match=r"\(N, H, W\); got \(8, 8\)"):
             get_localizer(name)(torch.zeros(8, 8))
 
+
+
+@pytest.mark.parametrize("bad, shown", [("x", "'x'"), (None, "None"), (float("nan"), "nan"), (True, "True")])
+def test_options_that_are_not_numbers_are_named_not_converted(bad, shown):
+    with pytest.raises(ValueError, match=rf"min_area must lie in \[0, 1\); got {shown}$"):
+        get_localizer("components", min_area=bad)
+    if bad is not None:  # None: no cores
+        with pytest.raises(ValueError, match=rf"core_level must lie in \[0, 1\) or be None; got {shown}$"):
+            get_localizer("components", core_level=bad)
+        with pytest.raises(ValueError, match=f"label_resolution must be a positive integer or None; got {shown}$"):
+            get_localizer("components", label_resolution=bad)
+    for name in ("bbox", "components"):
+        with pytest.raises((TypeError, ValueError), match=r"threshold must (be a number in|lie in) \[0, 1\)"):
+            get_localizer(name, threshold=bad if bad != "x" else [0.1])
+    with pytest.raises(ValueError, match="label_resolution must be a positive integer or None; got inf$"):
+        get_localizer("components", label_resolution=float("inf"))
+    assert get_localizer("components", label_resolution=2.0, min_area=np.float32(0.5)).label_resolution == 2
 
 # ----------------------------------------------------------------------------- issue 12, adaptive thresholds, speed paths
 @pytest.mark.parametrize("bad", [1.5, True, "2", None])
