@@ -22,6 +22,7 @@ RandomResizedCrop and of ``--strategy`` with the stored boxes.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     for name in ("pairs", "images", "pair_images", "display_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+    if not (math.isfinite(args.alpha) and args.alpha > 0):
+        raise UserError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre; the paper uses "
+                        f"0.1 to 1.0); got {args.alpha}")
     strategy = get_strategy(args.strategy)
     files = list_image_files(args.image_folder)
     store = load_store(args.image_folder, files, args.boxes, args.checkpoint)
@@ -87,13 +91,14 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     shown = files[: args.images]
-    images = np.stack([_display_image(args.image_folder / name, args.display_size) for name in shown])
+    images = np.stack([_display_image(args.image_folder, name, args.display_size) for name in shown])
     predicted = [_boxes_of(store, index) for index in range(len(shown))]
     truth = None if annotations is None else [annotations.get(name, np.zeros((0, 4))) for name in shown]
     written = [draw_box_sets(images, predicted, truth, args.out / "box_sets.png", titles=shown)]
 
     generator = torch.Generator().manual_seed(args.seed)
     for index, name in enumerate(files[: args.pair_images]):
+        picture = _display_image(args.image_folder, name, args.display_size)
         with Image.open(args.image_folder / name) as opened:
             size = (opened.height, opened.width)
         box_set = store.get(index)
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             pairs[row_strategy.label] = list(zip(views_a.tolist(), views_b.tolist()))
         written.append(
             draw_view_pairs(
-                _display_image(args.image_folder / name, args.display_size),
+                picture,
                 pairs,
                 args.out / f"pairs_{index}.png",
                 ground_truth=None if annotations is None else annotations.get(name),
@@ -115,12 +120,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _display_image(path: Path, size: int) -> np.ndarray:
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
-        # Small images (generated scenes) keep their pixels; photos are shrunk smoothly.
-        resample = Image.NEAREST if max(rgb.size) <= size else Image.BILINEAR
-        return np.asarray(rgb.resize((size, size), resample))
+def _display_image(folder: Path, name: str, size: int) -> np.ndarray:
+    try:
+        with Image.open(folder / name) as image:
+            rgb = image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as error:  # truncated, not an image
+        raise UserError(f"cannot read image {name} of {folder}: {type(error).__name__}: {error}") from None
+    # Small images (generated scenes) keep their pixels; photos are shrunk smoothly.
+    resample = Image.NEAREST if max(rgb.size) <= size else Image.BILINEAR
+    return np.asarray(rgb.resize((size, size), resample))
 
 
 def _boxes_of(store: BoxStore, index: int) -> np.ndarray:

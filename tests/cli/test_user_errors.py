@@ -199,3 +199,31 @@ def test_bench_counts_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:  # argparse's exit, before anything runs
         main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_viz_bad_alpha_is_one_line_before_drawing(folder, tmp_path, capsys):
+    # was the core's ValueError traceback, raised after box_sets.png had been drawn
+    store_file = tmp_path / "boxes.json"
+    export_boxes(_filled_store(4), list_image_files(folder), store_file)
+    for alpha in ("0", "-1", "nan"):
+        assert _viz(folder, tmp_path, "--boxes", str(store_file), "--alpha", alpha) == 2
+        assert "--alpha must be a finite number > 0" in _one_error_line(capsys, "viz")
+    assert not (tmp_path / "viz").exists()
+
+
+def test_viz_names_an_image_it_cannot_decode(tmp_path, capsys):
+    # was PIL's "OSError: image file is truncated" traceback, without the file's name
+    import io
+
+    from PIL import Image
+
+    root = tmp_path / "images"
+    root.mkdir()
+    encoded = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(encoded, "JPEG")
+    (root / "a.jpg").write_bytes(encoded.getvalue()[: len(encoded.getvalue()) // 2])
+    Image.new("RGB", (32, 32)).save(root / "b.png")
+    store_file = tmp_path / "boxes.json"
+    export_boxes(_filled_store(2), list_image_files(root), store_file)
+    assert _viz(root, tmp_path, "--boxes", str(store_file)) == 2
+    assert "cannot read image a.jpg of" in _one_error_line(capsys, "viz")
