@@ -15,7 +15,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from .plugins import get_sampler
-from .sizes import height_width
+from .sizes import height_width, integer
 
 CropParams = dict[str, int]
 """``dict(top, left, height, width, box_index)`` in pixels; ``box_index`` is -1 without boxes."""
@@ -75,27 +75,32 @@ def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
     return min(int(u * count), count - 1)
 
 
+_BOXES_ARE = "boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]"
+
+
 def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
     """Every box of a ``(k, 4)`` tensor, array or list as checked floats (plain Python: cheaper for a few boxes)."""
     if isinstance(boxes, (Tensor, np.ndarray)):
         if boxes.ndim != 2 or boxes.shape[-1] != 4:
             one = " (one box? pass [[x0, y0, x1, y1]])" if boxes.ndim == 1 else ""
             raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}{one}")
-        rows = boxes.tolist()
+        rows, from_list = boxes.tolist(), False
     else:
         try:
-            rows = [list(row) for row in boxes]
+            rows, from_list = [list(row) for row in boxes], True
         except TypeError:
-            raise ValueError("boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; "
-                             f"got {boxes!r}") from None
+            raise ValueError(f"{_BOXES_ARE}; got {boxes!r}") from None
         if any(len(row) != 4 for row in rows):
             lengths = [len(r) for r in rows]
             raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got rows of lengths {lengths}")
-    for index, (x0, y0, x1, y1) in enumerate(rows):
-        if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
-            raise ValueError(f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
-                             "(finite, inside [0, 1], x0 < x1, y0 < y1)")
-    return rows
+    try:
+        for index, (x0, y0, x1, y1) in enumerate(rows):
+            if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
+                raise ValueError(f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
+                                 "(finite, inside [0, 1], x0 < x1, y0 < y1)")
+        return [[float(value) for value in row] for row in rows] if from_list else rows
+    except (TypeError, RuntimeError):  # a value that is not a number (text, None, a tensor of several values)
+        raise ValueError(f"{_BOXES_ARE}; got {boxes!r}") from None
 
 
 class ContrastiveCrop:
@@ -127,6 +132,8 @@ class ContrastiveCrop:
             sampler = get_sampler(sampler, **({"alpha": alpha} if sampler == "beta" else {}), **sampler_options)
         elif sampler_options:
             raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object")
+        if not callable(sampler):
+            raise TypeError(f"sampler must be a registered name or a callable sampler; got {type(sampler).__name__}")
         self.sampler = sampler
         self._log_ratio = tuple(float(v) for v in torch.log(torch.tensor(self.ratio)))
         quantile = getattr(sampler, "unit_quantile", None)  # low + (high - low) * q(u): u from the crop's call
@@ -142,9 +149,15 @@ class ContrastiveCrop:
         or ``None`` (warm-up: plain ``RandomResizedCrop``); ``scores`` ``(k,)`` weigh the choice of box, unless
         ``box_index`` names it (pair-consistent views); draws from ``generator``, else torch's global RNG.
         """
-        height, width = int(image_size[0]), int(image_size[1])
-        if height < 1 or width < 1:
-            raise ValueError(f"image_size must be a positive (height, width); got {tuple(image_size)}")
+        try:
+            height, width = image_size
+        except (TypeError, ValueError):
+            height = width = None
+        if type(height) is not int or type(width) is not int:  # numpy or tensor integers; None for anything else
+            height, width = integer(height), integer(width)
+        if height is None or width is None or height < 1 or width < 1:
+            shown = tuple(image_size) if isinstance(image_size, (tuple, list, torch.Size)) else repr(image_size)
+            raise ValueError(f"image_size must be a positive (height, width); got {shown}")
         if boxes is None:
             return self._warmup_params(height, width, generator)
         return self._box_params(height, width, _box_rows(boxes), generator, scores, box_index)

@@ -376,3 +376,27 @@ def test_box_reference_without_boxes_treats_the_image_as_the_box():
         [p["height"] * p["width"] / 100**2 for p in (crop.make_params((100, 100), None, generator) for _ in range(400))]
     )
     assert areas.min() >= 0.24 and (areas > 0.98).float().mean() < 0.1
+
+
+@pytest.mark.parametrize("size, shown", [(3, "3"), ((10, 10, 3), r"\(10, 10, 3\)"), ((10.5, 10), r"\(10.5, 10\)"),
+                                         ("ab", "'ab'"), ((float("inf"), 10), r"\(inf, 10\)"), ((True, 4), r"\(True, 4\)")])
+def test_image_size_must_be_a_pair_of_ints_not_cut_or_truncated(size, shown):
+    with pytest.raises(ValueError, match=rf"image_size must be a positive \(height, width\); got {shown}$"):
+        ContrastiveCrop(8).make_params(size, torch.tensor([[0.1, 0.1, 0.5, 0.5]]))
+    for ints in [(np.int64(12), np.int64(10)), torch.Size([12, 10]), [12, torch.tensor(10)]]:
+        generator = torch.Generator().manual_seed(0)
+        assert ContrastiveCrop(8).make_params(ints, None, generator) == ContrastiveCrop(8).make_params(
+            (12, 10), None, torch.Generator().manual_seed(0))
+
+
+def test_list_boxes_of_non_numbers_and_non_callable_samplers_are_named():
+    crop = ContrastiveCrop(8)
+    for boxes in (["abcd"], [[None, 0, 1, 1]], [[torch.zeros(2), 0, 1, 1]]):
+        with pytest.raises(ValueError, match=r"boxes must be a \(k, 4\) tensor, array or list of \[x0, y0, x1, y1\]"):
+            crop.make_params((10, 10), boxes)
+    as_tensors = [[torch.tensor(0.1), torch.tensor(0.2), torch.tensor(0.6), torch.tensor(0.9)]]
+    assert crop.make_params((40, 30), as_tensors, torch.Generator().manual_seed(1)) == crop.make_params(
+        (40, 30), [[0.1, 0.2, 0.6, 0.9]], torch.Generator().manual_seed(1))
+    for sampler in (None, 5):
+        with pytest.raises(TypeError, match=f"sampler must be a registered name or a callable sampler; got"):
+            ContrastiveCrop(8, sampler=sampler)
