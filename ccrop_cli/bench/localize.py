@@ -47,6 +47,7 @@ from ccrop_scenes import load_annotations, write_image_folder
 from ccrop_scenes.second_look import generate_second_look
 from ccrop_scenes.third_look import generate_third_look
 
+from ccrop_cli.demo.user_data import ANNOTATIONS, check_images, list_images, load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.backbones import build_backbone
 from ccrop_cli.experiment.pair_quality import (
@@ -158,8 +159,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
         except (KeyError, ValueError) as error:
             raise UserError(f"--rules: {error.args[0] if error.args else error}") from None
     for folder in args.data:
-        if not (Path(folder) / "annotations.json").is_file():
-            raise UserError(f"--data {folder}: no annotations.json in it (COCO-style boxes are needed to measure)")
+        _user_boxes(Path(folder))  # the folder, its images and annotations.json, as `ccrop demo --data` reads them
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,13 +195,21 @@ def load_kind(kind: str, seed: int, config: BenchConfig, scratch: Path) -> DataK
         write_image_folder(generate(config.images, image_size=config.scene_size, seed=seed), root, overwrite=True)
     else:
         root = Path(kind)
-        if not (root / "annotations.json").is_file():
-            raise ValueError(f"--data {kind}: no annotations.json in it (COCO-style boxes are needed to measure)")
-    boxes = load_annotations(root)
+    boxes = load_annotations(root) if kind in KINDS else _user_boxes(root)
     generated = kind in KINDS
     filenames = sorted(boxes) if generated else sorted(boxes)[: config.images]
     images = np.stack([_load_image(root / name, config.scene_size) for name in filenames])
     return DataKind(kind if generated else Path(kind).name, root, filenames, images, [boxes[name] for name in filenames])
+
+
+def _user_boxes(root: Path) -> dict[str, np.ndarray]:
+    """Ground truth of a ``--data`` folder, read (and checked) as ``ccrop demo --data`` reads it: ``width``/``height``
+    optional, ``file_name`` matched to the folder's images; a ``UserError`` names any problem."""
+    if not (root / ANNOTATIONS).is_file():
+        raise UserError(f"--data {root}: no annotations.json in it (COCO-style boxes are needed to measure)")
+    names = list_images(root)
+    check_images(root, names)
+    return load_user_annotations(root, names)
 
 
 def _load_image(path: Path, size: int) -> np.ndarray:

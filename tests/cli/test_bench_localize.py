@@ -93,3 +93,33 @@ def test_third_look_is_a_data_kind(tmp_path):
 
     kind = load_kind("third-look", 0, BenchConfig(images=4, scene_size=24), tmp_path)
     assert kind.name == "third-look" and kind.images.shape == (4, 24, 24, 3) and len(kind.gt) == 4
+
+
+def _user_folder(root, annotations):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("cats/a.png", "dogs/b.png"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / name)
+    (root / "annotations.json").write_text(json.dumps(annotations))
+    return root
+
+
+def test_data_reads_annotations_as_the_demo_does(tmp_path):
+    # width/height left out and "./" names (the demo's documented format) were a KeyError traceback
+    from ccrop_cli.bench.localize import BenchConfig, load_kind
+
+    coco = {"images": [{"id": 1, "file_name": "./cats/a.png"}, {"id": 2, "file_name": "dogs/b.png"}],
+            "annotations": [{"image_id": 1, "bbox": [10, 10, 20, 20]}]}
+    kind = load_kind(str(_user_folder(tmp_path, coco)), 0, BenchConfig(images=4, scene_size=32), tmp_path)
+    assert kind.filenames == ["cats/a.png", "dogs/b.png"] and kind.images.shape == (2, 32, 32, 3)
+    assert kind.gt[0] == pytest.approx(np.array([[0.25, 0.25, 0.75, 0.75]])) and kind.gt[1].shape == (0, 4)
+
+
+def test_malformed_data_annotations_are_one_line_before_any_work(tmp_path, capsys):
+    coco = {"images": [{"id": 1, "file_name": "cats/a.png"}], "annotations": [{"image_id": 1, "bbox": "10,10,20,20"}]}
+    folder = _user_folder(tmp_path, coco)
+    assert main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "--rules", "channel_sum", "--data", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "annotations[0]: 'bbox' must be [x, y, w, h]" in err and "Traceback" not in err
