@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from torch import Tensor, nn
 
@@ -16,15 +16,17 @@ class StageFeatures(nn.Module):
     (a tuple or list output: its last item) in the order of ``stages``, dotted submodule names (the ``module.`` of a
     DDP model may be left out). ``stop_early``: end the forward after the deepest stage (docs/configuration.md).
 
-    Raises ``TypeError`` for a model that is not a module, ``ValueError`` for no, repeated or unknown stage names
-    (listing valid ones) and for a stage output that is not ``(B, C, h, w)``, ``RuntimeError`` for a stage the
-    forward did not run.
+    Raises ``TypeError`` for a model that is not a module or stages that are not names, ``ValueError`` for no,
+    repeated or unknown stage names (listing valid ones) and for a stage output that is not ``(B, C, h, w)``,
+    ``RuntimeError`` for a stage the forward did not run.
     """
 
     def __init__(self, model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"stage_features needs an nn.Module; got {type(model).__name__}")
+        if isinstance(stages, (bytes, bytearray)) or not isinstance(stages, (str, Iterable)):
+            raise TypeError(f"stages must be a stage name or a list of them; got {type(stages).__name__}")
         stages = [stages] if isinstance(stages, str) else list(stages)
         if not stages:
             raise ValueError("stage_features needs at least one stage name; got none")

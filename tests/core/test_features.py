@@ -96,6 +96,14 @@ def test_bad_names_and_outputs():
         stage_features(Skips(), ["layer1", "layer2"])(torch.randn(1, 3, 16, 16))
 
 
+
+@pytest.mark.parametrize("stages", [None, 5, b"layer1"])
+def test_stages_that_are_not_names_are_refused(stages):
+    with pytest.raises(TypeError, match=f"stages must be a stage name or a list of them; got {type(stages).__name__}"):
+        stage_features(Net(), stages)
+    in_order = ("layer1", "layer2")
+    assert stage_features(Net(), in_order).stages == stage_features(Net(), iter(in_order)).stages == in_order
+
 def test_tuple_output_gives_its_last_item():
     class Multi(nn.Module):
         def __init__(self):
