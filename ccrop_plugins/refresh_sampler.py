@@ -7,6 +7,8 @@ from typing import Iterator, Sized
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from .sizes import integer
+
 
 class RefreshSampler(Sampler[int]):
     """The indices of one rank's shard of a dataset, in order, each index on exactly one rank: rank ``r`` of ``w``
@@ -19,18 +21,19 @@ class RefreshSampler(Sampler[int]):
     """
 
     def __init__(self, data_source: Sized | int, *, rank: int | None = None, world_size: int | None = None) -> None:
-        length = len(data_source) if isinstance(data_source, Sized) else data_source
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError(f"RefreshSampler: the dataset length must be an int >= 0; got {length!r}")
+        length = len(data_source) if isinstance(data_source, Sized) else integer(data_source)
+        if length is None or length < 0:
+            raise ValueError(f"RefreshSampler: the dataset length must be an int >= 0; got {data_source!r}")
         if rank is None or world_size is None:
             initialized = dist.is_available() and dist.is_initialized()
             rank = rank if rank is not None else (dist.get_rank() if initialized else 0)
             world_size = world_size if world_size is not None else (dist.get_world_size() if initialized else 1)
-        if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        world, place = integer(world_size), integer(rank)  # numpy and tensor integers too; None for anything else
+        if world is None or world < 1:
             raise ValueError(f"RefreshSampler: world_size must be an int >= 1; got {world_size!r}")
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
-            raise ValueError(f"RefreshSampler: rank must be an int in [0, {world_size}); got {rank!r}")
-        self.rank, self.world_size, self.length = rank, world_size, length
+        if place is None or not 0 <= place < world:
+            raise ValueError(f"RefreshSampler: rank must be an int in [0, {world}); got {rank!r}")
+        self.rank, self.world_size, self.length = place, world, length
         self.start, self.stop = rank * length // world_size, (rank + 1) * length // world_size
 
     def __iter__(self) -> Iterator[int]:

@@ -31,3 +31,18 @@ def test_without_distributed_it_is_the_whole_dataset_in_order():
 def test_bad_places_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RefreshSampler(10, **kwargs)
+
+
+def test_numpy_and_tensor_integers_are_ints_and_floats_or_bools_are_not():
+    import numpy as np
+    import torch
+
+    sampler = RefreshSampler(np.int64(10), rank=np.int64(1), world_size=torch.tensor(2))
+    assert (list(sampler), sampler.rank, sampler.world_size) == ([5, 6, 7, 8, 9], 1, 2)
+    assert type(sampler.rank) is int and type(sampler.world_size) is int
+    for kwargs, message in [(dict(rank=0, world_size=2.0), "world_size must be an int >= 1; got 2.0"),
+                            (dict(rank=True, world_size=2), r"rank must be an int in \[0, 2\); got True")]:
+        with pytest.raises(ValueError, match=message):
+            RefreshSampler(10, **kwargs)
+    with pytest.raises(ValueError, match="the dataset length must be an int >= 0; got 10.0"):
+        RefreshSampler(10.0)
