@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
@@ -61,7 +61,12 @@ class BoxStore:
     def update(self, indices: Tensor | list[int], box_sets: BoxSets, *, new_version: bool = True) -> None:
         """Write the box sets of dataset ``indices`` (M,) (their best ``max_boxes`` boxes) and, by default,
         count one refresh; ``IndexError`` / ``TypeError`` / ``ValueError`` for bad indices, boxes or scores."""
-        indices = torch.as_tensor(indices).reshape(-1)
+        if not isinstance(box_sets, BoxSets):
+            raise TypeError(f"box_sets must be a ccrop_plugins.BoxSets; got {type(box_sets).__name__}")
+        try:
+            indices = torch.as_tensor(indices).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"sample indices must be integers; got {indices!r}") from None
         if indices.numel() and (indices.dtype == torch.bool or indices.is_floating_point() or indices.is_complex()):
             raise TypeError(f"sample indices must be integers; got dtype {indices.dtype}")
         indices = indices.long()
@@ -105,6 +110,8 @@ class BoxStore:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` in place (workers see it), keeping the best ``max_boxes``; all or nothing: a
         bad state raises (``KeyError``, ``TypeError`` or ``ValueError`` naming the problem), the store unchanged."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"box store state must be a dict (from state_dict()); got {type(state).__name__}")
         missing = set(STATE_KEYS) - set(state)
         if missing:
             raise KeyError(f"box store state lacks {sorted(missing)}")

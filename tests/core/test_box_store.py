@@ -235,3 +235,15 @@ def test_pickling_keeps_content_and_version():
     assert copy.version == 1 and repr(copy) == "BoxStore(num_samples=3, max_boxes=2, version=1)"
     torch.testing.assert_close(copy.get(2), store.get(2))
     assert copy.get(0) is None
+
+
+def test_update_and_load_state_dict_name_arguments_of_the_wrong_type():
+    store = BoxStore(4, 2)
+    with pytest.raises(TypeError, match="box_sets must be a ccrop_plugins.BoxSets; got NoneType"):
+        store.update([0], None)
+    with pytest.raises(TypeError, match="sample indices must be integers; got 'ab'"):
+        store.update("ab", _sets(2))
+    for state in (None, [1]):
+        with pytest.raises(TypeError, match=r"box store state must be a dict \(from state_dict\(\)\); got"):
+            store.load_state_dict(state)
+    assert store.version == 0
