@@ -70,6 +70,8 @@ class HeatmapPipeline:
     statistics go through ``fit`` / ``finalize`` and stay with the pipeline from one refresh pass to the next."""
 
     def __init__(self, method: str | HeatmapMethod = "channel_sum", options: Mapping[str, Any] | None = None) -> None:
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"heatmap options must be a dict; got {type(options).__name__}")
         self.method, self.options = method, dict(options or {})
         self.rules: dict[str | None, HeatmapMethod] = {}
         # Whether the rule has dataset statistics; a bad name or option fails here, before any pass.
@@ -142,6 +144,8 @@ def fuse_maps(maps: Sequence[Tensor]) -> Tensor:
     """Geometric mean of normalised ``(N, h_s, w_s)`` maps on the finest grid, normalised to ``[0, 1]``; a map with
     no contrast for an image (all zeros after :func:`normalize_maps`) is left out of that image's mean, and an image
     with no usable map gets zeros (why: docs/plugins.md, "Heatmap rules")."""
+    if not maps or len({m.shape[0] for m in maps}) > 1:
+        raise ValueError(f"fuse_maps needs maps (N, h_s, w_s) of one batch size; got {[tuple(m.shape) for m in maps]}")
     grid = max((tuple(m.shape[-2:]) for m in maps), key=lambda s: s[0] * s[1])
     log_sum = maps[0].new_zeros(maps[0].shape[0], *grid)
     used = maps[0].new_zeros(maps[0].shape[0], 1, 1)
@@ -156,6 +160,8 @@ def fuse_maps(maps: Sequence[Tensor]) -> Tensor:
 def normalize_maps(maps: Tensor) -> Tensor:
     """Per-map min-max normalisation of ``(N, h, w)`` to ``[0, 1]``; a map with a non-finite value, or a
     constant one, carries no location and becomes all zeros ("no object found"), never NaN."""
+    if maps.numel() == 0:  # no maps, or maps of no cells
+        return maps.new_zeros(maps.shape, dtype=torch.float32)
     flat = maps.reshape(maps.shape[0], -1).float()
     finite = torch.isfinite(flat).all(dim=1)
     flat = torch.where(finite[:, None], flat, torch.zeros_like(flat))

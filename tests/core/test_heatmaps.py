@@ -134,3 +134,21 @@ def test_stage_fusion_is_the_geometric_mean_on_the_finest_grid_and_skips_flat_st
     flat = torch.ones_like(coarse)  # no contrast: left out, the fine stage alone decides
     torch.testing.assert_close(heatmaps_from_features({"coarse": flat, "fine": fine}), a, atol=1e-6, rtol=0)
     assert fuse_maps([torch.zeros(2, 4, 4), torch.zeros(2, 8, 8)]).abs().sum() == 0
+
+
+def test_fusing_nothing_or_two_batch_sizes_and_options_that_are_not_a_dict_are_named():
+    from ccrop_plugins.heatmaps import fuse_maps
+
+    with pytest.raises(ValueError, match=r"fuse_maps needs maps \(N, h_s, w_s\) of one batch size; got \[\]"):
+        fuse_maps([])
+    with pytest.raises(ValueError, match=r"one batch size; got \[\(2, 3, 3\), \(3, 4, 4\)\]"):
+        fuse_maps([torch.rand(2, 3, 3), torch.rand(3, 4, 4)])
+    for options in ("sign", [("sign", "image")]):
+        with pytest.raises(TypeError, match=f"heatmap options must be a dict; got {type(options).__name__}"):
+            heatmaps_from_features(torch.rand(2, 3, 4, 4), None, "channel_sum", options)
+
+
+def test_normalizing_no_maps_or_empty_maps_gives_zeros():
+    for shape in [(0, 3, 3), (2, 0, 4)]:
+        out = normalize_maps(torch.rand(shape, dtype=torch.float64))
+        assert out.shape == shape and out.dtype == torch.float32
