@@ -6,7 +6,7 @@ import time
 import warnings
 import weakref
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -77,6 +77,9 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     if not (isinstance(localizer, str) or callable(localizer)):
         raise TypeError("localizer must be a registered name or a callable heatmaps (N, H, W) -> BoxSets; "
                         f"got {type(localizer).__name__}")
+    for what, options in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
     name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
     if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's
         options = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(localizer_options or {})}

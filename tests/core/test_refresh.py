@@ -213,6 +213,9 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
         refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, one_set, progress=False)
     with pytest.raises(TypeError, match="features must be a Tensor .* or a dict of them; got list"):
         refresh_boxes(lambda x: [], [(images, torch.arange(4))], store, progress=False)
+    for what in ("localizer_options", "heatmap_options"):
+        with pytest.raises(TypeError, match=f"{what} must be a dict of options; got list"):
+            refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, progress=False, **{what: [("a", 1)]})
     assert store.version == 0
 
 
