@@ -162,8 +162,15 @@ def check_writable(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
     out = Path(args.out)
+    data = getattr(args, "data", None)
+    if data is not None and out.resolve().is_relative_to(Path(data).resolve()):
+        raise UserError(
+            f"--out {args.out} lies inside --data {data}: the demo's pictures (and MMPretrain's work_dir) would "
+            "land among your images, and the frameworks would read that folder as one more class; choose an --out "
+            "outside the data folder"
+        )
+    config = config_from_args(args)
     check_writable(out)
     if config.data is not None:
         train_root = Path(config.data)

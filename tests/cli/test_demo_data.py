@@ -211,3 +211,19 @@ def test_a_declared_size_of_another_shape_than_the_file_is_a_user_error(tmp_path
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     with pytest.raises(UserError, match=r"images\[0\]: width x height 200x400 is not the shape of a.png \(40x20\)"):
         load_user_annotations(tmp_path, ["a.png"])
+
+
+def test_an_out_folder_inside_the_data_folder_is_refused(tmp_path, capsys, monkeypatch):
+    # `cd photos; ccrop demo --data .` put outputs/demo among the images: the check of the folder's
+    # layout then blamed the user's images ("images at the top and sub-folders (outputs)")
+    from ccrop_cli.main import main
+
+    _folder(tmp_path, ["a.png", "b.png"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--data", ".", "--quick", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "--out outputs/demo lies inside --data ." in error and "choose an --out outside" in error
+    assert not (tmp_path / "outputs").exists()
+    (tmp_path / "outputs" / "demo").mkdir(parents=True)  # a run that got further before
+    assert main(["demo", "--data", ".", "--quick", "--no-progress"]) == 2
+    assert "--out outputs/demo lies inside --data ." in capsys.readouterr().err
