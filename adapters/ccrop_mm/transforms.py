@@ -150,7 +150,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
                 f"{sampler!r}, which refused them ({error}); {self.accepted_arguments()}"
             ) from None
         except ValueError as error:
-            raise ValueError(f"{self._name()}: {error}{self._core_names()}") from None
+            raise ValueError(f"{self._name()}: {error}{self._core_names(str(error))}") from None
         self.size = self.crop.size  # (height, width)
         self.interpolation = interpolation
         self.backend = backend
@@ -164,9 +164,10 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
     def _name(self) -> str:
         return f"ContrastiveCrop ({type(self).__name__})"
 
-    def _core_names(self) -> str:
-        """Which of this flavour's arguments a core error's ``scale``/``ratio`` is, if they are named otherwise."""
-        if self._area_name == "scale":
+    def _core_names(self, message: str) -> str:
+        """Which of this flavour's arguments a core error's ``scale``/``ratio`` range is, if they are named otherwise
+        (not for other errors: under mmpretrain ``scale`` is the output size, which the core calls ``size``)."""
+        if self._area_name == "scale" or not message.startswith(("scale must be an increasing", "ratio must be an increasing")):
             return ""
         return f" (in the core's words: {self._area_name} is its scale, {self._aspect_name} its ratio)"
 

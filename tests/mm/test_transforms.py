@@ -119,6 +119,11 @@ def test_bad_values_name_this_flavours_argument():
         TRANSFORMS.build(dict(type="ContrastiveCrop", scale=8.7))
     with pytest.raises(ValueError, match=r"crop_ratio_range is its scale"):
         TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.0, 1.0)))
+    # the output size's error said "(in the core's words: crop_ratio_range is its scale, ...)": another scale
+    with pytest.raises(ValueError, match=r"scale must be a positive int or \(height, width\); got 0$"):
+        TRANSFORMS.build(dict(type="ContrastiveCrop", scale=0))
+    with pytest.raises(ValueError, match=r"unknown scale_reference 'boxx'; available: image, box$"):
+        TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, scale_reference="boxx"))
 
 
 def test_a_crop_without_a_hook_warns_once(monkeypatch):
