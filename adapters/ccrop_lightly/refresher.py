@@ -9,9 +9,11 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, refresh_boxes
 
+from .collate import CCropCollate
 from .features import feature_extractor
 from .schedule import RefreshSchedule
 
@@ -99,6 +101,13 @@ class BoxRefresher:
     ) -> None:
         if not isinstance(store, BoxStore):
             raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+        # Both would fail only at the first refresh, after the whole warm-up.
+        if isinstance(loader, Dataset):
+            raise TypeError(f"loader must yield batches (images, indices); got the dataset {type(loader).__name__}: "
+                            "pass make_refresh_loader(dataset, transform=transform)")
+        if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
+            raise TypeError("loader is the training loader (its collate_fn is CCropCollate, which yields augmented "
+                            "views); the refresh needs the plain images: make_refresh_loader(dataset, transform=transform)")
         if stages is not None:
             if not isinstance(feature_fn, nn.Module):
                 raise TypeError(f"with stages, feature_fn must be the backbone (an nn.Module); got {type(feature_fn).__name__}")

@@ -175,3 +175,18 @@ def test_an_adaptive_threshold_is_passed_on_by_name(threshold):
         assert int(np.argmin([abs(centre_x - x) + abs(centre_y - y) for x, y in QUADRANT_CENTRES])) == index % 4
     with pytest.raises(ValueError, match="threshold"):
         _refresher(BoxStore(4), 4, threshold="median")
+
+
+def test_the_training_loader_or_a_dataset_as_refresh_loader_fail_at_construction():
+    # Both failed at the first refresh, after the whole warm-up: "each batch must be (images, indices, ...)".
+    from torch.utils.data import DataLoader
+
+    from ccrop_lightly import CCropCollate, CCropSimCLRTransform
+
+    dataset = _red_quadrant_dataset(4)
+    store = BoxStore(4)
+    training = DataLoader(dataset, batch_size=2, collate_fn=CCropCollate(CCropSimCLRTransform(input_size=16), store))
+    with pytest.raises(TypeError, match=r"the training loader \(its collate_fn is CCropCollate.*make_refresh_loader"):
+        BoxRefresher(store, _redness(), training, warmup_epochs=1, interval=1)
+    with pytest.raises(TypeError, match=r"got the dataset IndexedDataset.*make_refresh_loader"):
+        BoxRefresher(store, _redness(), dataset, warmup_epochs=1, interval=1)
