@@ -115,7 +115,10 @@ class BoxSets:
         if scores is not None:
             if len(scores) != n:
                 raise ValueError(f"got {len(scores)} score lists for {n} box lists")
-            scores = [torch.as_tensor(s, dtype=torch.float32).reshape(-1) for s in scores]
+            try:
+                scores = [torch.as_tensor(s, dtype=torch.float32).reshape(-1) for s in scores]
+            except (TypeError, ValueError, RuntimeError):
+                raise ValueError(f"scores must be lists of (k_i,) numbers, one per image; got {scores!r}") from None
             for i, (b, s) in enumerate(zip(boxes, scores)):
                 if len(s) != len(b):
                     raise ValueError(f"image {i} has {len(b)} boxes but {len(s)} scores (one score per box)")

@@ -150,3 +150,9 @@ def test_from_lists_refuses_a_max_boxes_that_is_not_a_positive_int(max_boxes):
     with pytest.raises(ValueError, match=rf"max_boxes must be an integer >= 1 or None; got {max_boxes!r}"):
         BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.5, 0.5]])], max_boxes=max_boxes)
     assert BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.5, 0.5]] * 3)], max_boxes=np.int64(2)).max_boxes == 2
+
+
+def test_from_lists_names_scores_that_are_not_numbers():
+    for scores in (["a"], [[None]], [object()]):
+        with pytest.raises(ValueError, match=r"scores must be lists of \(k_i,\) numbers, one per image; got"):
+            BoxSets.from_lists([[[0.1, 0.1, 0.2, 0.2]]], scores)
