@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ccrop_cli.errors import UserError
 from ccrop_cli.option_types import non_negative_int, positive_int
 
 from .rounds import Ratio, Timings, interleaved
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     init_default_scope("mmpretrain")
+    if args.only in (None, "refresh"):
+        _check_refresh_options(args)  # before the pipeline comparison, which takes a while
     pipeline = _pipeline_timings(args) if args.only in (None, "pipeline") else None
     refresh = _refresh_timings(args) if args.only in (None, "refresh") else None
     height, width = args.image_size
@@ -182,6 +185,32 @@ def _threshold(text: str) -> float | str:
         return float(text)
     except ValueError:
         return text
+
+
+def _check_refresh_options(args: argparse.Namespace) -> None:
+    """The refresh's localizer, threshold, core level, heatmap rule and stage, as ``refresh_boxes`` will build them.
+
+    Raises:
+        UserError: naming the option and the allowed values.
+    """
+    from mmpretrain.models.backbones import ResNet
+
+    from ccrop_plugins import HeatmapPipeline, get_localizer, stage_features
+
+    threshold = _threshold(args.threshold)
+    checks = [
+        ("--localizer", lambda: get_localizer(args.localizer)),
+        ("--threshold", lambda: get_localizer(args.localizer, threshold=threshold)),
+        ("--core-level", lambda: args.core_level is None
+         or get_localizer(args.localizer, threshold=threshold, core_level=args.core_level)),
+        ("--heatmap", lambda: HeatmapPipeline(args.heatmap)),
+        ("--stage", lambda: args.stage is None or stage_features(ResNet(depth=18, out_indices=(3,)), args.stage)),
+    ]
+    for option, check in checks:
+        try:
+            check()
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"{option}: {error.args[0] if error.args else error}") from None
 
 
 def _refresh_timings(args: argparse.Namespace) -> Timings:

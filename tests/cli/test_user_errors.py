@@ -227,3 +227,23 @@ def test_viz_names_an_image_it_cannot_decode(tmp_path, capsys):
     export_boxes(_filled_store(2), list_image_files(root), store_file)
     assert _viz(root, tmp_path, "--boxes", str(store_file)) == 2
     assert "cannot read image a.jpg of" in _one_error_line(capsys, "viz")
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--threshold", "foo"], "--threshold: threshold must be a number in [0, 1) or one of mean, otsu; got 'foo'"),
+    (["--heatmap", "foo"], "--heatmap: unknown heatmap 'foo'; available:"),
+    (["--localizer", "blobs"], "--localizer: unknown localizer 'blobs'; available:"),
+    (["--stage", "layer9"], "--stage: unknown stage 'layer9' of ResNet"),
+])
+def test_bench_mm_refresh_options_are_one_line_before_any_timing(option, message, capsys):
+    # were tracebacks from the refresh pass, after the whole pipeline comparison had run
+    assert main(["bench", "mm", "--rounds", "1", "--samples", "1", "--images", "1", "--image-size", "32", "32",
+                 "--crop-size", "16", *option]) == 2
+    captured = capsys.readouterr()
+    assert message in _one_error_line_of(captured.err, "bench mm") and "pipeline:" not in captured.out
+
+
+def _one_error_line_of(err: str, command: str) -> str:
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith(f"ccrop {command}: error: "), err
+    return lines[-1]
