@@ -17,6 +17,7 @@ are each side's median epoch in wall time.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 
+from ccrop_cli.errors import UserError
 from ccrop_cli.option_types import non_negative_int, positive_int
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
@@ -83,9 +85,23 @@ def _cifar_resnet18() -> torch.nn.Module:
     return resnet
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """``--alpha`` and ``--folder`` as one-line errors before any work (the folder read as ``ccrop demo --data`` reads it)."""
+    if not (math.isfinite(args.alpha) and args.alpha > 0):
+        raise UserError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre); got {args.alpha}")
+    if args.folder is not None:
+        from ccrop_cli.demo.user_data import list_images
+
+        try:
+            list_images(Path(args.folder))
+        except UserError as error:
+            raise UserError(str(error).replace("--data ", "--folder ", 1)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from lightly.data import LightlyDataset
 
+    _check_arguments(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import tempfile
 import time
@@ -235,6 +236,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--thresholds must lie in [0, 1); got {bad}")
     if args.checkpoint is not None and args.no_model:
         raise UserError("--checkpoint and --no-model exclude each other")
+    if not (math.isfinite(args.alpha) and args.alpha > 0):
+        raise UserError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre); got {args.alpha}")
+    if args.batch_size < 2 and not args.no_model and args.checkpoint is None:
+        raise UserError(f"--batch-size must be at least 2 (SimCLR contrasts each pair with the rest of the batch); "
+                        f"got {args.batch_size}")
 
 
 def _load_backbone(path: Path) -> nn.Module:

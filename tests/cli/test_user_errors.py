@@ -247,3 +247,26 @@ def _one_error_line_of(err: str, command: str) -> str:
     lines = err.strip().splitlines()
     assert lines and lines[-1].startswith(f"ccrop {command}: error: "), err
     return lines[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "pairs", "--quick", "--no-model", "--alpha", "0"], "--alpha must be a finite number > 0"),
+    (["bench", "pairs", "--quick", "--batch-size", "1"], "--batch-size must be at least 2"),
+    (["bench", "lightly", "--images", "8", "--repeats", "1", "--alpha", "-1"], "--alpha must be a finite number > 0"),
+    (["bench", "lightly", "--repeats", "1", "--folder", "missing-folder"], "--folder missing-folder: not a folder"),
+])
+def test_bench_pairs_and_lightly_options_are_one_line_before_any_work(argv, message, capsys):
+    # were the core's / lightly's ValueError tracebacks, some after minutes of measuring
+    assert main(argv) == 2
+    assert message in _one_error_line_of(capsys.readouterr().err, " ".join(argv[:2]))
+
+
+def test_bench_lightly_folder_with_an_empty_class_is_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    for name in ("0.png", "1.png"):
+        Image.new("RGB", (32, 32)).save(tmp_path / "a" / name)
+    assert main(["bench", "lightly", "--repeats", "1", "--folder", str(tmp_path)]) == 2
+    assert "class folder(s) hold no images: .ipynb_checkpoints" in _one_error_line_of(capsys.readouterr().err, "bench lightly")
