@@ -111,10 +111,14 @@ def write_outputs(
     gt = None if annotations is None else [annotations.get(name) for name in demo_run.filenames]
     files = _pictures(out, images, heatmaps.numpy(), final, gt, config)
     measured = [] if gt is None else [i for i, boxes in enumerate(gt) if boxes is not None]
+    objects = sum(len(gt[i]) for i in measured)
+    no_objects = bool(measured) and objects == 0
+    if no_objects:  # recall and false-positive pairs of no objects mean nothing: report as without ground truth
+        measured = []
     report = {
         "framework": framework,
         "config": {**config.__dict__, "stages": list(config.stages)},
-        "setting": _setting_label(config, len(images), len(measured), annotations is not None),
+        "setting": _setting_label(config, len(images), len(measured), annotations is not None, no_objects),
         "refreshes": [_refresh_row(epoch, stats, boxes, gt, measured) for epoch, stats, boxes in demo_run.refreshes],
         "final_box_stats": _box_stats(final["multi"]),
         "final_box_recall": _final_recall(final, gt, measured),
@@ -131,10 +135,12 @@ def write_outputs(
     return report
 
 
-def _setting_label(config: DemoConfig, images: int, measured: int, annotated: bool) -> str:
+def _setting_label(config: DemoConfig, images: int, measured: int, annotated: bool, no_objects: bool = False) -> str:
     if config.data is None:
         return get_scene_setting(config.setting).label
     truth = f"ground truth for {measured} of them ({ANNOTATIONS})" if annotated else f"no {ANNOTATIONS}"
+    if no_objects:
+        truth = f"{ANNOTATIONS} lists no objects: nothing to measure"
     return f"your images in {config.data} ({images} images, {truth})"
 
 

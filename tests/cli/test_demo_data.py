@@ -227,3 +227,24 @@ def test_an_out_folder_inside_the_data_folder_is_refused(tmp_path, capsys, monke
     (tmp_path / "outputs" / "demo").mkdir(parents=True)  # a run that got further before
     assert main(["demo", "--data", ".", "--quick", "--no-progress"]) == 2
     assert "--out outputs/demo lies inside --data ." in capsys.readouterr().err
+
+
+def test_annotations_without_any_object_are_reported_as_nothing_to_measure(tmp_path):
+    # An annotations.json that lists the images but no boxes gave "recall 0.00" and "false-positive pairs 1.00".
+    import torch
+
+    from ccrop_cli.demo.config import DemoConfig, DemoRun
+    from ccrop_cli.demo.report import write_outputs
+
+    data = _folder(tmp_path / "data", ["a.png", "b.png"], size=(32, 32))
+    coco = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}], "annotations": []}
+    (data / "annotations.json").write_text(json.dumps(coco))
+    annotations = load_user_annotations(data, list_images(data))
+    config = DemoConfig(data=str(data), images=2, refresh_size=32, batch_size=2)
+    torch.manual_seed(0)
+    run = DemoRun(feature_fn=torch.nn.Conv2d(3, 4, 3, stride=4), filenames=["a.png", "b.png"])
+    (tmp_path / "out").mkdir()
+    report = write_outputs(tmp_path / "out", config, "lightly", data, run, 1.0, annotations)
+    assert report["final_box_recall"] == {"multi (box sets)": None, "paper (one box)": None}
+    assert report["pair_quality"] is None
+    assert "annotations.json lists no objects" in report["setting"]
