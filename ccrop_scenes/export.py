@@ -177,6 +177,9 @@ def folder_command(generate: Callable[..., Scenes], prog: str, description: str,
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out)
+    try:
+        write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out)
+    except (ValueError, FileExistsError) as error:  # bad sizes, a folder of other files: one usage line
+        parser.error(str(error))
     print(f"wrote {args.images} images to {args.out}")
     return 0

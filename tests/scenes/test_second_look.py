@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ccrop_scenes import load_annotations, write_image_folder
-from ccrop_scenes.second_look import SECOND_LOOK_CLASSES, generate_second_look
+from ccrop_scenes.second_look import SECOND_LOOK_CLASSES, generate_second_look, main
 
 
 def test_seeded_and_shaped():
@@ -51,3 +51,21 @@ def test_command_writes_a_folder(tmp_path):
 
     assert main([str(tmp_path / "out"), "--images", "3", "--size", "24"]) == 0
     assert len(load_annotations(tmp_path / "out")) == 3
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--images", "0"], "num_images must be a positive integer; got 0"),
+    (["--size", "8"], "image_size must be an integer >= 16; got 8"),
+])
+def test_command_bad_values_are_usage_errors(tmp_path, capsys, argv, message):
+    # were ValueError tracebacks from the generator
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "out"), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_command_into_a_folder_of_other_files_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path), "--images", "2", "--size", "24"])
+    assert exit_info.value.code == 2 and "is not empty" in capsys.readouterr().err
