@@ -16,6 +16,7 @@ Lifecycle in an mmengine ``Runner.train()``:
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any, Sequence
 
@@ -94,7 +95,11 @@ class ContrastiveCropHook(Hook):
         feature_stages: str | int | Sequence[str | int] | None = None,
         heatmap_options: dict[str, Any] | None = None,
         load_boxes: bool = False,
+        **unknown: Any,
     ) -> None:
+        if unknown:  # a misspelt config key: name the accepted ones (Python's own error does not)
+            accepted = [name for name in inspect.signature(type(self).__init__).parameters if name not in ("self", "unknown")]
+            raise TypeError(f"ContrastiveCropHook got unknown arguments {sorted(unknown)}; it takes {', '.join(accepted)}")
         if warmup_epochs is not None and warmup_iters is not None:
             raise ValueError(f"ContrastiveCropHook: give warmup_epochs or warmup_iters, not both; got "
                              f"warmup_epochs={warmup_epochs!r}, warmup_iters={warmup_iters!r}")

@@ -124,3 +124,12 @@ def test_bad_heatmap_options_fail_when_the_hook_is_built(heatmap, options, messa
 
     with pytest.raises(TypeError, match=message):
         HOOKS.build(dict(type="ContrastiveCropHook", heatmap=heatmap, heatmap_options=options))
+
+
+def test_a_misspelt_hook_argument_lists_the_accepted_ones():
+    # was Python's "__init__() got an unexpected keyword argument 'warmup_epoch'", without the accepted names
+    from mmengine.registry import HOOKS
+
+    with pytest.raises(TypeError, match=r"ContrastiveCropHook got unknown arguments \['feature_stage', 'warmup_epoch'\]; "
+                                        r"it takes warmup_epochs, interval, .*feature_stages"):
+        HOOKS.build(dict(type="ContrastiveCropHook", warmup_epoch=5, feature_stage="backbone.layer2"))
