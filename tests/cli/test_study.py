@@ -184,3 +184,10 @@ def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_p
     assert main(["study", "--quick", *options, "--out", str(tmp_path / "never")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    # was "FileExistsError: [Errno 17] File exists" from mkdir, as a traceback
+    (tmp_path / "taken").write_text("x")
+    assert main(["study", "--quick", "--out", str(tmp_path / "taken")]) == 2
+    assert "--out " in capsys.readouterr().err
