@@ -1,8 +1,12 @@
-"""argparse types for counts, so that ``--rounds 0`` is a one-line usage error, not a traceback."""
+"""argparse types for counts, so that ``--rounds 0`` is a one-line usage error, not a traceback, and the
+check of an output file written at the end of a long command."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -23,3 +27,23 @@ def _int_at_least(text: str, low: int, what: str) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f"expected {what}; got {value}")
     return value
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """An output file the command writes at its end: refuse a folder or an unwritable place before any work.
+
+    Raises:
+        UserError: naming the option and the path.
+    """
+    from ccrop_cli.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise UserError(f"{option} {path}: cannot write there: {error.strerror or error}") from None
+    return path

@@ -60,7 +60,7 @@ from ccrop_cli.experiment.pair_quality import (
 )
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
-from ccrop_cli.option_types import non_negative_int, positive_int
+from ccrop_cli.option_types import check_output_file, non_negative_int, positive_int
 
 # Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
 # "stride 1+2" is ``ccrop demo``'s default (``--stages 2 5``: the stride-1 and stride-2 stages, fused).
@@ -164,6 +164,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_inputs(args)
+    if args.json:
+        check_output_file(args.json, "--json")
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
     values.update({k: v for k, v in (("images", args.images), ("epochs", args.epochs)) if v is not None})
     config = BenchConfig(backbone=args.backbone, **values)

@@ -270,3 +270,13 @@ def test_bench_lightly_folder_with_an_empty_class_is_one_line(tmp_path, capsys):
         Image.new("RGB", (32, 32)).save(tmp_path / "a" / name)
     assert main(["bench", "lightly", "--repeats", "1", "--folder", str(tmp_path)]) == 2
     assert "class folder(s) hold no images: .ipynb_checkpoints" in _one_error_line_of(capsys.readouterr().err, "bench lightly")
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "localize", "--quick", "--settings", "multi-small", "--rules", "channel_sum", "--json"],
+    ["bench", "pairs", "--quick", "--no-model", "--out"],
+])
+def test_bench_output_files_are_checked_before_any_work(argv, tmp_path, capsys):
+    # a folder (or an unwritable place) was found only when the figures were written, after the whole bench
+    assert main([*argv, str(tmp_path)]) == 2
+    assert f"{argv[-1]} {tmp_path} is a folder; give a file name" in _one_error_line_of(capsys.readouterr().err, " ".join(argv[:2]))
