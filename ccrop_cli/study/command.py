@@ -317,6 +317,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_results(results_file: Path) -> dict[str, Any]:
+    try:
+        saved = json.loads(results_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a write cut short
+        raise UserError(f"{results_file} is not valid JSON ({error}); remove it, or start afresh with --fresh") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("runs", []), list):
+        raise UserError(f"{results_file} is not a study's results file; remove it, or start afresh with --fresh")
+    return saved
+
+
 def _saved_runs(
     args: argparse.Namespace, config: StudyConfig, results_file: Path
 ) -> tuple[StudyConfig, list[dict[str, Any]], list[dict[str, Any]], str]:
@@ -328,12 +338,12 @@ def _saved_runs(
     command = _command(args)
     if args.report_only:
         if not results_file.exists():
-            raise ValueError(f"--report-only needs {results_file}; run the study first")
-        saved = json.loads(results_file.read_text())
+            raise UserError(f"--report-only needs {results_file}; run the study first")
+        saved = _read_results(results_file)
         config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items() if k in _FIELDS})
         return config, saved["runs"], saved.get("random_init", []), saved.get("command", command)
     if results_file.exists() and not args.fresh:
-        saved = json.loads(results_file.read_text())
+        saved = _read_results(results_file)
         # Runs are keyed by seed: a study with more (or fewer) seeds resumes from the same runs.
         ours, theirs = _without_seeds(json.loads(json.dumps(asdict(config)))), _without_seeds(saved.get("config", {}))
         if ours == theirs:

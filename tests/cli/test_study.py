@@ -191,3 +191,14 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["study", "--quick", "--out", str(tmp_path / "taken")]) == 2
     assert "--out " in capsys.readouterr().err
+
+
+def test_report_only_without_results_and_a_corrupt_results_file_are_one_line(tmp_path, capsys):
+    # were a ValueError and a JSONDecodeError traceback
+    assert main(["study", "--quick", "--report-only", "--out", str(tmp_path / "none")]) == 2
+    assert "--report-only needs" in capsys.readouterr().err
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "results.json").write_text('{"config": {"seeds": 1}, "runs": [')  # an interrupted write
+    assert main(["study", "--quick", "--out", str(tmp_path / "cut")]) == 2
+    err = capsys.readouterr().err
+    assert "results.json is not valid JSON" in err and "start afresh with --fresh" in err
