@@ -107,7 +107,8 @@ class BoxRefresher:
                             "pass make_refresh_loader(dataset, transform=transform)")
         if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
             raise TypeError("loader is the training loader (its collate_fn is CCropCollate, which yields augmented "
-                            "views); the refresh needs the plain images: make_refresh_loader(dataset, transform=transform)")
+                            "views); the refresh needs the plain images: "
+                            "make_refresh_loader(dataset, transform=transform)")
         if stages is not None:
             if not isinstance(feature_fn, nn.Module):
                 raise TypeError(f"with stages, feature_fn must be the backbone (an nn.Module); got {type(feature_fn).__name__}")

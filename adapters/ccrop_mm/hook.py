@@ -98,8 +98,10 @@ class ContrastiveCropHook(Hook):
         **unknown: Any,
     ) -> None:
         if unknown:  # a misspelt config key: name the accepted ones (Python's own error does not)
-            accepted = [name for name in inspect.signature(type(self).__init__).parameters if name not in ("self", "unknown")]
-            raise TypeError(f"ContrastiveCropHook got unknown arguments {sorted(unknown)}; it takes {', '.join(accepted)}")
+            accepted = [name for name in inspect.signature(type(self).__init__).parameters
+                        if name not in ("self", "unknown")]
+            raise TypeError(f"ContrastiveCropHook got unknown arguments {sorted(unknown)}; "
+                            f"it takes {', '.join(accepted)}")
         if warmup_epochs is not None and warmup_iters is not None:
             raise ValueError(f"ContrastiveCropHook: give warmup_epochs or warmup_iters, not both; got "
                              f"warmup_epochs={warmup_epochs!r}, warmup_iters={warmup_iters!r}")
