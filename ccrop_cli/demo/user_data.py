@@ -55,7 +55,8 @@ def list_images(root: Path) -> list[str]:
         UserError: ``root`` is not a folder, holds no images, holds images at the top *and* sub-folders
             (the frameworks would read only the sub-folders and silently drop the top-level images), or has a
             class folder without images (hidden ones such as ``.ipynb_checkpoints`` included: torchvision's
-            ``ImageFolder`` refuses it), or holds a video file (``LightlyDataset`` would read videos, not images).
+            ``ImageFolder`` refuses it), holds a video file (``LightlyDataset`` would read videos, not images), or a
+            link to one of its own folders (the frameworks follow links: its images would repeat).
     """
     root = Path(root)
     if not root.is_dir():
@@ -70,12 +71,19 @@ def list_images(root: Path) -> list[str]:
             " read a folder either flat (DIR/<image>) or by class (DIR/<class>/<image>) and would drop the top-level"
             " images: move them into a sub-folder, or the sub-folders out"
         )
-    videos = sorted(
-        Path(folder, name).relative_to(root).as_posix()
-        for folder, _dirs, names in os.walk(root)
-        for name in names
-        if name.lower().endswith(VIDEO_EXTENSIONS)
-    )
+    videos: list[str] = []
+    for folder, dirs, names in os.walk(root):  # links not followed here; the frameworks follow them
+        videos += [Path(folder, n).relative_to(root).as_posix() for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
+        here = os.path.realpath(folder)
+        for link in (Path(folder, name) for name in dirs):
+            target = os.path.realpath(link)
+            if link.is_symlink() and (here == target or here.startswith(target + os.sep)):  # the folder or an ancestor
+                raise UserError(
+                    f"--data {root}: {link.relative_to(root).as_posix()} links back to a folder above it; the frameworks "
+                    "follow links, so its images would be listed again and again (up to the system's link depth): "
+                    "remove the link"
+                )
+    videos.sort()
     if videos:
         raise UserError(
             f"--data {root}: holds {len(videos)} video file(s) ({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''});"

@@ -248,3 +248,11 @@ def test_annotations_without_any_object_are_reported_as_nothing_to_measure(tmp_p
     assert report["final_box_recall"] == {"multi (box sets)": None, "paper (one box)": None}
     assert report["pair_quality"] is None
     assert "annotations.json lists no objects" in report["setting"]
+
+
+def test_a_symlink_loop_in_the_folder_is_a_user_error(tmp_path):
+    # The frameworks follow links: a/back -> .. listed a/0.png 41 times (to the OS's link depth), silently.
+    _folder(tmp_path, ["a/0.png", "b/1.png"])
+    (tmp_path / "a" / "back").symlink_to("..")
+    with pytest.raises(UserError, match=r"a/back links back to a folder above it"):
+        list_images(tmp_path)
