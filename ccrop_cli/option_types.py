@@ -1,5 +1,5 @@
 """argparse types for counts, so that ``--rounds 0`` is a one-line usage error, not a traceback, and the
-check of an output file written at the end of a long command."""
+checks of an output file or folder written at the end of a long command."""
 
 from __future__ import annotations
 
@@ -46,4 +46,19 @@ def check_output_file(path: str | os.PathLike, option: str) -> Path:
             pass
     except OSError as error:
         raise UserError(f"{option} {path}: cannot write there: {error.strerror or error}") from None
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """An output folder: created now, and refused (a one-line :class:`UserError` naming the option) when it cannot
+    hold files, before any work."""
+    from ccrop_cli.errors import UserError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise UserError(f"{option} {path} is not a writable folder: {error.strerror or error}") from None
     return path

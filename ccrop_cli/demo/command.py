@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from ccrop_cli.demo.report import OUTPUT_FILES, write_outputs
 from ccrop_cli.demo.user_data import ANNOTATIONS, check_images, list_images, load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
+from ccrop_cli.option_types import check_output_folder
 
 FRAMEWORKS = ("lightly", "mmpretrain")
 
@@ -149,12 +149,7 @@ def check_writable(out: Path) -> None:
     Raises:
         UserError: naming the folder or the file that cannot be written.
     """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise UserError(f"--out {out} is not a writable folder: {error.strerror or error}") from None
+    check_output_folder(out)
     for name in OUTPUT_FILES:
         path = out / name
         if path.is_dir() or (path.exists() and not os.access(path, os.W_OK)):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -46,7 +45,7 @@ from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, Refres
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.experiment.strategies import CropStrategy
-from ccrop_cli.option_types import non_negative_int, positive_int
+from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
@@ -292,13 +291,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as error:
-        raise UserError(f"--out {out} is not a writable folder: {error.strerror or error}") from None
+    out = check_output_folder(args.out)
     results_file = out / "results.json"
     config, runs, baselines, command = _saved_runs(args, config, results_file)
     started = time.perf_counter()
