@@ -55,8 +55,9 @@ def list_images(root: Path) -> list[str]:
         UserError: ``root`` is not a folder, holds no images, holds images at the top *and* sub-folders
             (the frameworks would read only the sub-folders and silently drop the top-level images), or has a
             class folder without images (hidden ones such as ``.ipynb_checkpoints`` included: torchvision's
-            ``ImageFolder`` refuses it), holds a video file (``LightlyDataset`` would read videos, not images), or a
-            link to one of its own folders (the frameworks follow links: its images would repeat).
+            ``ImageFolder`` refuses it), holds a video file (``LightlyDataset`` would read videos, not images), a
+            link to one of its own folders (the frameworks follow links: its images would repeat), or an image name
+            that links to a missing file (Lightly lists it, then fails on it).
     """
     root = Path(root)
     if not root.is_dir():
@@ -72,8 +73,11 @@ def list_images(root: Path) -> list[str]:
             " images: move them into a sub-folder, or the sub-folders out"
         )
     videos: list[str] = []
+    broken: list[str] = []
     for folder, dirs, names in os.walk(root):  # links not followed here; the frameworks follow them
         videos += [Path(folder, n).relative_to(root).as_posix() for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
+        broken += [Path(folder, n).relative_to(root).as_posix() for n in names
+                   if is_image(n) and not os.path.exists(Path(folder, n))]  # a link to nothing
         here = os.path.realpath(folder)
         for link in (Path(folder, name) for name in dirs):
             target = os.path.realpath(link)
@@ -83,6 +87,12 @@ def list_images(root: Path) -> list[str]:
                     "follow links, so its images would be listed again and again (up to the system's link depth): "
                     "remove the link"
                 )
+    if broken:
+        raise UserError(
+            f"--data {root}: {len(broken)} link(s) to missing files: {', '.join(sorted(broken)[:3])}"
+            f"{', ...' if len(broken) > 3 else ''}; Lightly lists them as images (and fails on them in a worker):"
+            " remove them or restore their targets"
+        )
     videos.sort()
     if videos:
         raise UserError(

@@ -256,3 +256,15 @@ def test_a_symlink_loop_in_the_folder_is_a_user_error(tmp_path):
     (tmp_path / "a" / "back").symlink_to("..")
     with pytest.raises(UserError, match=r"a/back links back to a folder above it"):
         list_images(tmp_path)
+
+
+def test_a_link_to_a_missing_image_is_a_user_error(tmp_path):
+    # Lightly's flat listing kept z.png (a link to nothing) while the demo's skipped it: four images against three,
+    # so the box store's indices shifted, and Lightly failed on z.png in a worker (FileNotFoundError).
+    _folder(tmp_path, ["0.png", "1.png"])
+    (tmp_path / "z.png").symlink_to(tmp_path / "missing.png")
+    with pytest.raises(UserError, match=r"1 link\(s\) to missing files: z.png"):
+        list_images(tmp_path)
+    (tmp_path / "z.png").unlink()
+    (tmp_path / "z.png").symlink_to(tmp_path / "0.png")  # a working link stays an image
+    assert list_images(tmp_path) == ["0.png", "1.png", "z.png"]
