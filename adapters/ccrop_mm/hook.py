@@ -8,7 +8,8 @@ Lifecycle in an mmengine ``Runner.train()``:
 2. ``before_train``: the train pipeline is read once (:func:`~ccrop_mm.pipeline_walk.read_train_pipeline`),
    the store is created and attached to its ContrastiveCrop steps before any worker starts
    (``IterBasedTrainLoop`` started its workers already: they are restarted once). Saved
-   boxes are restored on ``resume`` only; ``load_from`` loads weights, not another run's boxes.
+   boxes are restored on ``resume`` only; ``load_from`` loads weights, not another run's boxes. A resumed
+   checkpoint without boxes (saved without this hook) that lies past a refresh is refreshed at once.
 3. After the steps of the core's :class:`~ccrop_plugins.RefreshSchedule` (``every_n_epochs`` /
    ``every_n_train_iters`` from ``warmup``, never after the last): a refresh.
 4. ``before_save_checkpoint``: the store goes into ``checkpoint['ccrop']``.
@@ -167,6 +168,11 @@ class ContrastiveCropHook(Hook):
         self._say_schedule(runner)
         if self._saved is not None and self._restore(runner, self._saved):
             self.refresh(runner)  # the checkpoint's own refresh had failed: run it now
+        elif self._saved is None and self._resumed_past_a_refresh(runner):
+            if is_main_process():
+                runner.logger.info("ContrastiveCrop: the resumed checkpoint holds no boxes (saved without "
+                                   "ContrastiveCropHook?) and a refresh was due before it; refreshing now")
+            self.refresh(runner)  # else every crop would be RandomResizedCrop's until the next refresh
         self._saved = None
 
     def before_train_epoch(self, runner: Any) -> None:
@@ -248,6 +254,11 @@ class ContrastiveCropHook(Hook):
             return False
         self.store.load_state_dict(state)
         return resumed and bool(saved.get("refresh_pending"))
+
+    def _resumed_past_a_refresh(self, runner: Any) -> bool:
+        """Whether the run resumes after the schedule's first refresh (steps done: iterations or epochs)."""
+        done = runner.iter if self._by_iteration else runner.epoch
+        return runner.iter > 0 and self.schedule.first_refresh < done
 
     def _say_schedule(self, runner: Any) -> None:
         if not is_main_process():

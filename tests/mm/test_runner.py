@@ -76,6 +76,23 @@ def test_two_epochs_refresh_then_crops_in_boxes_and_resume(framework, setup, tra
     setup.stop_workers(resumed)
     assert not set(mmengine_checkpoint_globals()) & set(torch.serialization.get_safe_globals())
 
+    # A checkpoint without boxes (saved by a run without the hook) resumed past the warm-up: the hook refreshes
+    # before the first iteration instead of cropping like RandomResizedCrop until the next refresh.
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        saved = torch.load(checkpoint, weights_only=True)
+    del saved["ccrop"]
+    torch.save(saved, tmp_path / "no_boxes.pth")
+    cfg = setup.small_config(framework, coordinate_folder, tmp_path / "no_boxes")
+    cfg.custom_hooks.append(dict(type="CropRecorderHook", force=False))
+    cfg.experiment_name = f"{framework}_no_boxes"
+    cfg.resume = True
+    cfg.load_from = str(tmp_path / "no_boxes.pth")
+    refreshed = train(cfg)
+    recorder3 = next(h for h in refreshed.hooks if type(h).__name__ == "CropRecorderHook")
+    assert recorder3.state_before_train["version"] == 1 and bool((recorder3.state_before_train["counts"] > 0).all())
+    assert [b["version"] for b in recorder3.batches] == [1, 1]
+    setup.stop_workers(refreshed)
+
     # Without the hook's allow-list the same resume is refused by torch's weights-only load.
     cfg = setup.small_config(framework, coordinate_folder, tmp_path / "refused", allow_mmengine_checkpoints=False)
     cfg.experiment_name = f"{framework}_refused"
