@@ -34,7 +34,7 @@ class RefreshSampler(Sampler[int]):
         if place is None or not 0 <= place < world:
             raise ValueError(f"RefreshSampler: rank must be an int in [0, {world}); got {rank!r}")
         self.rank, self.world_size, self.length = place, world, length
-        self.start, self.stop = rank * length // world_size, (rank + 1) * length // world_size
+        self.start, self.stop = place * length // world, (place + 1) * length // world
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.start, self.stop))

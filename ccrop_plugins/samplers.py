@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from scipy.special import betaincinv
 
+from .sizes import real_number
+
 Pair = np.ndarray
 """A ``(top, left)`` pair of pixels: a float64 array of shape ``(2,)``."""
 
@@ -81,10 +83,7 @@ class GaussianSampler:
 
 def _positive(value: float, name: str, hint: str) -> float:
     """``value`` as a float, finite and ``> 0``, else a ``ValueError`` naming ``name`` (bools and text too)."""
-    try:
-        number = None if isinstance(value, (bool, str, bytes)) else float(value)
-    except (TypeError, ValueError):
-        number = None
+    number = real_number(value)
     if number is None or not number > 0 or number == float("inf"):
         shown = repr(value) if number is None else number
         raise ValueError(f"{name} must be a finite number > 0 ({hint}); got {shown}")

@@ -1,4 +1,4 @@
-"""Checked integers: image and crop sizes (an int or a ``(height, width)`` pair), counts, indices."""
+"""Checked numbers: image and crop sizes (an int or a ``(height, width)`` pair), counts, indices, real options."""
 
 from __future__ import annotations
 
@@ -31,6 +31,17 @@ def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
     if height < 1 or width < 1:
         raise ValueError(message)
     return height, width
+
+
+def real_number(value: object) -> float | None:
+    """``value`` as a float if it is a number (``int``, ``float``, numpy, a one-element tensor), else ``None``: bools
+    and text are refused rather than parsed."""
+    if isinstance(value, (bool, str, bytes)):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def integer(value: object) -> int | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
+from ..sizes import real_number
+
 ADAPTIVE_THRESHOLDS = ("mean", "otsu")
 
 
@@ -15,10 +17,7 @@ def check_threshold(threshold: float | str, adaptive: bool = True) -> float | st
             return threshold
         allowed = f" or one of {', '.join(ADAPTIVE_THRESHOLDS)}" if adaptive else ""
         raise ValueError(f"threshold must be a number in [0, 1){allowed}; got {threshold!r}")
-    try:
-        number = None if isinstance(threshold, (bool, bytes)) else float(threshold)
-    except (TypeError, ValueError):
-        number = None
+    number = real_number(threshold)  # text was handled above
     if number is None:
         raise TypeError(f"threshold must be a number in [0, 1); got {threshold!r}")
     if not 0.0 <= number < 1.0:
@@ -31,10 +30,7 @@ def check_fraction(value: float | None, name: str, *, or_none: bool = False) -> 
     anything else (bools and text included)."""
     if value is None and or_none:
         return None
-    try:
-        number = None if isinstance(value, (bool, str, bytes)) else float(value)
-    except (TypeError, ValueError):
-        number = None
+    number = real_number(value)
     if number is None or not 0.0 <= number < 1.0:
         shown = repr(value) if isinstance(value, (str, bytes)) else value
         raise ValueError(f"{name} must lie in [0, 1){' or be None' if or_none else ''}; got {shown}")
