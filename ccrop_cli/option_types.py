@@ -4,6 +4,7 @@ checks of an output file or folder written at the end of a long command."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -62,3 +63,12 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     except OSError as error:
         raise UserError(f"{option} {path} is not a writable folder: {error.strerror or error}") from None
     return path
+
+
+def check_alpha(alpha: float) -> None:
+    """``--alpha`` of the crop centre's ``Beta(alpha, alpha)``: a one-line :class:`UserError` unless finite and > 0."""
+    from ccrop_cli.errors import UserError
+
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise UserError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre; the paper uses "
+                        f"0.1 to 1.0); got {alpha}")

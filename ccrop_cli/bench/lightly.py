@@ -17,7 +17,6 @@ are each side's median epoch in wall time.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import tempfile
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import non_negative_int, positive_int
+from ccrop_cli.option_types import check_alpha, non_negative_int, positive_int
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
 from .rounds import Ratio, Timings, interleaved
@@ -87,8 +86,7 @@ def _cifar_resnet18() -> torch.nn.Module:
 
 def _check_arguments(args: argparse.Namespace) -> None:
     """``--alpha`` and ``--folder`` as one-line errors before any work (the folder read as ``ccrop demo --data`` reads it)."""
-    if not (math.isfinite(args.alpha) and args.alpha > 0):
-        raise UserError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre); got {args.alpha}")
+    check_alpha(args.alpha)
     if args.folder is not None:
         from ccrop_cli.demo.user_data import list_images
 

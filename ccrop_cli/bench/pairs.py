@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import tempfile
 import time
@@ -34,7 +33,7 @@ from torch import Tensor, nn
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
-from ccrop_cli.option_types import check_output_file
+from ccrop_cli.option_types import check_alpha, check_output_file
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
 from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
@@ -239,8 +238,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError("--checkpoint and --no-model exclude each other")
     if args.out is not None:
         check_output_file(args.out, "--out")
-    if not (math.isfinite(args.alpha) and args.alpha > 0):
-        raise UserError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre); got {args.alpha}")
+    check_alpha(args.alpha)
     if args.batch_size < 2 and not args.no_model and args.checkpoint is None:
         raise UserError(f"--batch-size must be at least 2 (SimCLR contrasts each pair with the rest of the batch); "
                         f"got {args.batch_size}")

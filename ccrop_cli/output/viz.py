@@ -22,7 +22,6 @@ RandomResizedCrop and of ``--strategy`` with the stored boxes.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from PIL import Image
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
+from ccrop_cli.option_types import check_alpha
 from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
 from ccrop_cli.output.image_folder import list_image_files
 from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
@@ -79,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("pairs", "images", "pair_images", "display_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
-    if not (math.isfinite(args.alpha) and args.alpha > 0):
-        raise UserError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre; the paper uses "
-                        f"0.1 to 1.0); got {args.alpha}")
+    check_alpha(args.alpha)
     strategy = get_strategy(args.strategy)
     files = list_image_files(args.image_folder)
     store = load_store(args.image_folder, files, args.boxes, args.checkpoint)
