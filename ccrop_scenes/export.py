@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -167,7 +167,7 @@ def load_labels(root: str | Path) -> dict[str, int]:
 
 
 def folder_command(generate: Callable[..., Scenes], prog: str, description: str, argv: list[str] | None = None) -> int:
-    """``python -m <prog> OUT [--images N] [--size S] [--seed S]``: write ``generate``'s scenes as an
+    """``python -m <prog> OUT [--images N] [--size S] [--seed S] [--overwrite]``: write ``generate``'s scenes as an
     image folder with ``annotations.json`` (the command of each generated look)."""
     import argparse
 
@@ -176,10 +176,29 @@ def folder_command(generate: Callable[..., Scenes], prog: str, description: str,
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
+    check_output_folder(parser, args.out, args.overwrite)
     try:
-        write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out)
-    except (ValueError, FileExistsError) as error:  # bad sizes, a folder of other files: one usage line
+        write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out, overwrite=True)
+    except (ValueError, OSError) as error:  # bad sizes, a folder that cannot be written: one usage line
         parser.error(str(error))
     print(f"wrote {args.images} images to {args.out}")
     return 0
+
+
+def add_overwrite_argument(parser: Any) -> None:
+    """The commands' ``--overwrite`` (``write_image_folder``'s ``overwrite=True``)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty OUT (files of the same names are replaced, others kept)")
+
+
+def check_output_folder(parser: Any, out: str, overwrite: bool) -> None:
+    """A command's OUT, before anything is generated: a usage error (``parser.error``, exit 2) for a file, or for a
+    non-empty folder without ``--overwrite`` (the command line's words, not ``write_image_folder``'s)."""
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        parser.error(f"OUT {root} is a file, not a folder; give a folder (created if missing)")
+    if root.is_dir() and any(root.iterdir()) and not overwrite:
+        parser.error(f"OUT {root} is not empty; pass --overwrite to write into it (files of the same names are "
+                     "replaced, others kept), or give a new folder")

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ccrop_scenes.export import ANNOTATIONS_FILE
+from ccrop_scenes.export import ANNOTATIONS_FILE, add_overwrite_argument, check_output_folder
 
 __all__ = ["FOURTH_LOOK_KINDS", "Picture", "generate_fourth_look", "write_fourth_look"]
 
@@ -574,18 +574,21 @@ def _finish(rng: np.random.Generator, canvas: np.ndarray, mode: str) -> tuple[Im
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ccrop_scenes.fourth_look OUT [--images N] [--seed S]``: write the flat image folder."""
+    """``python -m ccrop_scenes.fourth_look OUT [--images N] [--seed S] [--overwrite]``: write the flat image folder."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m ccrop_scenes.fourth_look", description=__doc__.splitlines()[0])
     parser.add_argument("out", help="output folder (flat images with annotations.json)")
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     root = Path(args.out)
-    if root.exists() and any(root.iterdir()):
-        parser.error(f"{root} is not empty")
-    write_fourth_look(generate_fourth_look(args.images, seed=args.seed), root)
+    check_output_folder(parser, args.out, args.overwrite)
+    try:
+        write_fourth_look(generate_fourth_look(args.images, seed=args.seed), root)
+    except (ValueError, OSError) as error:  # a bad count or seed, a folder that cannot be written: one usage line
+        parser.error(str(error))
     print(f"wrote {args.images} images to {root}")
     return 0
 

@@ -78,3 +78,27 @@ def test_folder_round_trip_and_command(tmp_path, pictures):
 def test_bad_arguments_name_the_value(kwargs, word):
     with pytest.raises(ValueError, match=word):
         generate_fourth_look(2, **kwargs)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--images", "0"], "num_images must be a positive integer; got 0"),  # was a ValueError traceback
+    (["--seed", "-1"], "seed"),
+])
+def test_command_bad_values_are_usage_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "out"), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_out_a_file_or_full_folder(tmp_path, capsys):
+    # were a NotADirectoryError traceback, and "is not empty" without a way to write into it
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "a.txt"), "--images", "2"])
+    assert exit_info.value.code == 2 and "a.txt is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--images", "2"])
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main([str(tmp_path), "--images", "2", "--overwrite"]) == 0
+    assert len(load_annotations(tmp_path)) == 2

@@ -69,3 +69,17 @@ def test_command_into_a_folder_of_other_files_is_a_usage_error(tmp_path, capsys)
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path), "--images", "2", "--size", "24"])
     assert exit_info.value.code == 2 and "is not empty" in capsys.readouterr().err
+
+
+def test_command_out_a_file_or_full_folder_names_the_command_line_flag(tmp_path, capsys):
+    # were a NotADirectoryError traceback, and "pass overwrite=True" (a Python argument) to a shell user
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "a.txt"), "--images", "2", "--size", "24"])
+    assert exit_info.value.code == 2 and "a.txt is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--images", "2", "--size", "24"])
+    err = capsys.readouterr().err
+    assert "pass --overwrite" in err and "overwrite=True" not in err
+    assert main([str(tmp_path), "--images", "2", "--size", "24", "--overwrite"]) == 0
+    assert len(load_annotations(tmp_path)) == 2 and (tmp_path / "a.txt").read_text() == "x"
