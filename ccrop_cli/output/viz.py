@@ -39,6 +39,12 @@ from ccrop_plugins import BoxStore
 from ccrop_scenes import ANNOTATIONS_FILE, load_annotations
 
 
+LIMITS = {"pairs": 16, "images": 256, "pair_images": 64, "display_size": 1024}
+"""Upper bounds of the drawing options: pictures a person can look at (``--pairs 2000`` drew for minutes a PNG
+4,000 panels wide; ``--images 10000`` a grid taller than matplotlib's 65,536 pixels; ``--display-size 20000`` held
+1.2 GB per image)."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image_folder", type=Path, help="root/<class>/<image> or root/<image>")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -49,14 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(read with torch.load(weights_only=True): tensors and numbers only, never code)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder for the PNG files")
-    parser.add_argument("--pairs", type=int, default=3, help="view pairs drawn per strategy and image (default 3)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help=f"view pairs drawn per strategy and image (default 3, at most {LIMITS['pairs']})")
     parser.add_argument(
         "--strategy", default="multi", choices=[name for name in STRATEGIES if name != "rrc"],
         help="the ContrastiveCrop strategy drawn beside RandomResizedCrop (default multi)",
     )
-    parser.add_argument("--images", type=int, default=16, help="images in box_sets.png (default 16)")
-    parser.add_argument("--pair-images", type=int, default=4, help="images that get a pairs_<n>.png (default 4)")
-    parser.add_argument("--display-size", type=int, default=128, help="side the images are resized to for drawing")
+    parser.add_argument("--images", type=int, default=16,
+                        help=f"images in box_sets.png (default 16, at most {LIMITS['images']})")
+    parser.add_argument("--pair-images", type=int, default=4,
+                        help=f"images that get a pairs_<n>.png (default 4, at most {LIMITS['pair_images']})")
+    parser.add_argument("--display-size", type=int, default=128,
+                        help=f"side the images are resized to for drawing (default 128, at most {LIMITS['display_size']})")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -76,10 +86,18 @@ def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: P
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("pairs", "images", "pair_images", "display_size"):
+    for name, most in LIMITS.items():
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+        if getattr(args, name) > most:
+            raise UserError(f"--{name.replace('_', '-')} must be at most {most} (a picture to look at); "
+                            f"got {getattr(args, name)}")
     check_alpha(args.alpha)
+    if args.out.resolve().is_relative_to(args.image_folder.resolve()):
+        raise UserError(
+            f"--out {args.out} lies inside the image folder {args.image_folder}: the PNG files would be read as images "
+            "of the folder (one more class) by the next ccrop viz and by training; choose an --out outside it"
+        )
     strategy = get_strategy(args.strategy)
     files = list_image_files(args.image_folder)
     store = load_store(args.image_folder, files, args.boxes, args.checkpoint)

@@ -280,3 +280,22 @@ def test_bench_output_files_are_checked_before_any_work(argv, tmp_path, capsys):
     # a folder (or an unwritable place) was found only when the figures were written, after the whole bench
     assert main([*argv, str(tmp_path)]) == 2
     assert f"{argv[-1]} {tmp_path} is a folder; give a file name" in _one_error_line_of(capsys.readouterr().err, " ".join(argv[:2]))
+
+
+def test_viz_out_inside_the_image_folder_is_refused(folder, tmp_path, capsys):
+    # was accepted: the PNG files landed among the images, and the next run read them as a class of the folder
+    store_file = tmp_path / "boxes.json"
+    export_boxes(_filled_store(4), list_image_files(folder), store_file)
+    for out in (folder / "viz", folder):
+        assert main(["viz", str(folder), "--boxes", str(store_file), "--out", str(out), "--images", "1",
+                     "--pair-images", "1", "--pairs", "1"]) == 2
+        assert "lies inside the image folder" in _one_error_line(capsys, "viz")
+    assert not (folder / "viz").exists() and len(list_image_files(folder)) == 4
+
+
+@pytest.mark.parametrize("option, value", [("--pairs", "17"), ("--images", "257"), ("--pair-images", "65"),
+                                           ("--display-size", "20000")])
+def test_viz_drawing_options_have_an_upper_bound(folder, tmp_path, capsys, option, value):
+    # were accepted: --pairs 2000 drew for minutes a PNG 4,000 panels wide, --display-size 20000 held 1.2 GB an image
+    assert main(["viz", str(folder), "--boxes", "x.json", "--out", str(tmp_path / "viz"), option, value]) == 2
+    assert f"{option} must be at most" in _one_error_line(capsys, "viz")
