@@ -36,11 +36,14 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
       stored colour.
     - Tensors ``(H, W)`` or ``(1, H, W)`` are repeated to ``(3, H, W)``; ``(4, H, W)``
       loses its fourth (alpha) channel; ``(3, H, W)`` is returned as is. A float tensor must
-      hold values in ``[0, 1]`` (torchvision's convention; 0.1 of slack for resampling overshoot).
+      hold values in ``[0, 1]`` (torchvision's convention; 0.1 of slack for resampling overshoot);
+      a ``uint16`` tensor (``torchvision.io.decode_image`` of a 16-bit PNG) is scaled to ``uint8``
+      (``value / 257``), as 16-bit PIL images are.
 
     Raises:
         TypeError: for anything but a PIL image or a tensor.
-        ValueError: for a tensor with another channel count, a float tensor with values outside
+        ValueError: for a tensor with another channel count or an integer dtype other than ``uint8``/``uint16``
+            (``int32``, ``bool``), a float tensor with values outside
             ``[0, 1]`` (``[0, 255]``, or already normalised by the dataset's transform: the views
             would be silently saturated), or a PIL image of mode ``F`` (32-bit float: no fixed range,
             ``convert("RGB")`` makes it black).
@@ -60,7 +63,9 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
             return PILImage.fromarray(np.repeat(gray[..., None], 3, axis=2), mode="RGB")
         return image.convert("RGB")
     if isinstance(image, Tensor):
-        if image.is_floating_point() and image.numel():
+        if image.dtype != torch.uint8 and not image.is_floating_point():  # one comparison on the usual path
+            image = _eight_bit_tensor(image)
+        elif image.is_floating_point() and image.numel():
             low, high = (float(v) for v in torch.aminmax(image.detach()))
             if not (low >= -0.1 and high <= 1.1):  # NaN fails too
                 raise ValueError(
@@ -81,6 +86,17 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
             "allowed: (H, W), (1, H, W), (3, H, W), (4, H, W)"
         )
     raise TypeError(f"expected a PIL image or a tensor (C, H, W); got {type(image).__name__}")
+
+
+def _eight_bit_tensor(image: Tensor) -> Tensor:
+    """A ``uint16`` tensor (``torchvision.io.decode_image`` of a 16-bit PNG) scaled to ``uint8`` as 16-bit PIL images
+    are (``value / 257``); any other integer or bool dtype refused, naming it."""
+    if image.dtype == torch.uint16:
+        return image.to(torch.float32).div_(257.0).round_().to(torch.uint8)
+    raise ValueError(
+        f"cannot make an RGB image from a tensor of dtype {image.dtype}; allowed: torch.uint8, torch.uint16 (16-bit, "
+        "scaled to 8 bits), or a float tensor with values in [0, 1]"
+    )
 
 
 def load_image(path: str | os.PathLike) -> Image:

@@ -108,3 +108,28 @@ def test_the_collate_names_a_dataset_that_normalises(tmp_path):
     collate = CCropCollate(CCropSimCLRTransform(input_size=32, gaussian_blur=0.0), BoxStore(1))
     with pytest.raises(ValueError, match="already normalised"):
         collate([(image, 0, 0)])
+
+
+def test_sixteen_bit_tensors_from_torchvision_io_are_scaled_like_pil(tmp_path):
+    # torchvision.io.decode_image reads a 16-bit PNG as torch.uint16: the collate failed in the worker with
+    # torchvision's "Input type uint16 is not supported", without naming the dtype or the allowed ones.
+    from torchvision.io import decode_image
+
+    from ccrop_lightly import BoxStore, CCropCollate, CCropSimCLRTransform
+
+    values = np.array([[0, 257 * 64], [257 * 128, 65535]], dtype=np.uint16)
+    path = tmp_path / "gray16.png"
+    Image.fromarray(values).save(path)
+    tensor = decode_image(str(path))
+    assert tensor.dtype == torch.uint16
+    rgb = to_rgb(tensor)
+    assert rgb.dtype == torch.uint8 and rgb.shape == (3, 2, 2)
+    assert rgb[0].tolist() == np.asarray(to_rgb(Image.open(path)))[..., 0].tolist() == [[0, 64], [128, 255]]
+    views, _, _ = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(1))([(tensor, 0, 0)])
+    assert [tuple(v.shape) for v in views] == [(1, 3, 8, 8)] * 2
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.bool])
+def test_other_integer_tensors_are_refused_naming_the_dtype(dtype):
+    with pytest.raises(ValueError, match=rf"tensor of dtype {dtype}; allowed: torch.uint8, torch.uint16"):
+        to_rgb(torch.zeros(3, 4, 4, dtype=dtype))
