@@ -17,6 +17,7 @@ from lightly.transforms.gaussian_blur import GaussianBlur
 from lightly.transforms.rotation import random_rotation_transform
 from lightly.transforms.torchvision_v2_compatibility import torchvision_transforms as T
 from lightly.transforms.utils import IMAGENET_NORMALIZE
+import torch
 from PIL.Image import Image
 from torch import Tensor
 from torchvision import transforms as transforms_v1
@@ -24,7 +25,14 @@ from torchvision.transforms import v2 as transforms_v2
 
 from ccrop_plugins import ContrastiveCrop, choose_box, image_size_of
 
+from .image_mode import to_rgb
+
 ImageLike = Image | Tensor
+
+# PIL modes a view's steps take as they are (grayscale: ``Normalize`` spreads it over three channels); any other mode
+# (``P``, ``RGBA``, ``I;16``, ``CMYK``, ``1``...) made colour jitter or ``Normalize`` fail with "image has wrong mode" or
+# a channel mismatch, so it goes through ``to_rgb`` first, as in ``CCropCollate``.
+_VIEW_MODES = ("RGB", "L")
 
 
 class CCropViewTransform:
@@ -33,7 +41,9 @@ class CCropViewTransform:
     Input to this transform:
         PIL image or ``(C, H, W)`` tensor, the sample's box set ``(k, 4)`` (or ``None``
         during warm-up, which crops exactly like ``RandomResizedCrop``) and the index of
-        the box to crop around.
+        the box to crop around. Palette, alpha, 16-bit, CMYK and bilevel PIL images and ``(H, W)``,
+        ``(4, H, W)`` or ``uint16`` tensors are brought to RGB first, as :class:`~ccrop_lightly.CCropCollate`
+        does (:func:`~ccrop_lightly.to_rgb`); RGB and grayscale (``L``) images go in as they are.
 
     Output of this transform:
         Whatever ``transform`` returns for the ``crop.size`` crop (the crop itself if
@@ -69,6 +79,11 @@ class CCropViewTransform:
         """
         if boxes is not None and box_index is None:
             box_index = choose_box(boxes, scores)
+        if isinstance(image, Image):  # called directly, not by CCropCollate: odd modes and layouts as it converts them
+            if image.mode not in _VIEW_MODES:
+                image = to_rgb(image)
+        elif isinstance(image, Tensor) and (image.ndim != 3 or image.shape[0] == 4 or image.dtype == torch.uint16):
+            image = to_rgb(image)
         params = self.crop.make_params(image_size_of(image), boxes, box_index=box_index)
         view = self.crop.apply(image, params)
         return view if self.transform is None else self.transform(view)

@@ -19,6 +19,7 @@ from ccrop_lightly import (
     CCropSimCLRTransform,
     CCropSimCLRViewTransform,
     CCropViewTransform,
+    to_rgb,
 )
 from ccrop_plugins import ContrastiveCrop
 
@@ -106,3 +107,24 @@ def test_bad_views_are_refused():
         CCropSimCLRTransform(scale_reference="object")
     with pytest.raises(ValueError, match="unknown sampler 'betta'"):
         CCropMoCoV2Transform(sampler="betta")
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "LA", "PA", "CMYK", "1", "I;16"])
+def test_views_of_an_odd_pil_mode_are_made_from_its_rgb_image(mode):
+    # called directly (not through CCropCollate): were "image has wrong mode" (colour jitter) or a channel mismatch
+    # in Normalize ("The size of tensor a (4) must match ..."), naming neither the mode nor a remedy
+    image = Image.new("RGB", (24, 20), (10, 200, 30)).convert(mode)
+    boxes = torch.tensor([[0.1, 0.1, 0.9, 0.9]])
+    transform = CCropSimCLRTransform(input_size=8, cj_prob=0.0, random_gray_scale=0.0, gaussian_blur=0.0)
+    torch.manual_seed(0)
+    views = transform(image, boxes)
+    torch.manual_seed(0)
+    expected = transform(to_rgb(image), boxes)
+    assert [tuple(v.shape) for v in views] == [(3, 8, 8)] * 2
+    assert all(torch.equal(a, b) for a, b in zip(views, expected))
+
+
+def test_views_of_four_channel_and_sixteen_bit_tensors():
+    transform = CCropSimCLRTransform(input_size=8)
+    for image in (torch.rand(4, 20, 24), torch.full((1, 20, 24), 40000, dtype=torch.uint16)):
+        assert [tuple(v.shape) for v in transform(image)] == [(3, 8, 8)] * 2
