@@ -140,11 +140,28 @@ class CCropCollate:
             targets.append(target)
             keys.append(key)
         views = [torch.stack([views[v] for views in views_of_batch]) for v in range(len(views_of_batch[0]))]
-        return views, torch.tensor(targets, dtype=torch.long), keys
+        try:
+            target_tensor = torch.tensor(targets, dtype=torch.long)
+        except (TypeError, ValueError, RuntimeError):
+            target_tensor = _bad_targets(targets, keys)
+        return views, target_tensor, keys
 
     def __repr__(self) -> str:
         named = "no filenames" if self.index_of_filename is None else f"{len(self.index_of_filename)} filenames"
         return f"CCropCollate({self.transform!r}, {self.store!r}, {named})"
+
+
+def _bad_targets(targets: list[Any], keys: list[Any]) -> Tensor:
+    """Raise naming the first target that is not an integer class index (the batch's targets tensor failed)."""
+    for position, (target, key) in enumerate(zip(targets, keys)):
+        if isinstance(target, Tensor) and target.numel() == 1 and not target.is_floating_point():
+            continue
+        if isinstance(target, bool) or not isinstance(target, numbers.Integral):
+            raise TypeError(
+                f"batch item {position} (key {key!r}) has target {target!r} of type {type(target).__name__}; expected "
+                "an integer class index (as lightly's MultiViewCollate; use -1 or 0 for unlabelled images)"
+            )
+    raise TypeError(f"the batch's targets {targets[:4]!r}... are not integer class indices")
 
 
 def _check_store_size(store: BoxStore, size: int, what: str) -> None:

@@ -127,3 +127,15 @@ def test_other_bad_items_are_named(quadrant_folder):
     # Integer tensors and numpy integers are indices too.
     views, _, keys = collate([(image, 0, torch.tensor(2)), (image, 1, np.int64(3))])
     assert views[0].shape == (2, 3, 8, 8) and [int(k) for k in keys] == [2, 3]
+
+
+def test_a_target_that_is_not_a_class_index_is_named():
+    # was torch's "too many dimensions 'str'" / "'NoneType' object cannot be interpreted as an integer", naming no item
+    image = Image.new("RGB", (8, 8))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(4))
+    with pytest.raises(TypeError, match=r"batch item 1 \(key 3\) has target 'cat' of type str; expected an integer"):
+        collate([(image, 0, 2), (image, "cat", 3)])
+    with pytest.raises(TypeError, match=r"batch item 0 \(key 2\) has target None of type NoneType"):
+        collate([(image, None, 2)])
+    _, targets, _ = collate([(image, torch.tensor(1), 2), (image, np.int64(0), 3)])
+    assert targets.tolist() == [1, 0]
