@@ -172,7 +172,9 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
         return f" (in the core's words: {self._area_name} is its scale, {self._aspect_name} its ratio)"
 
     def transform(self, results: dict) -> dict:
-        img = results["img"]
+        img = results.get("img")
+        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
+            self._bad_image(img, results)
         found = self._box_set(results)
         if found is None or results.get(BOX_INDEX_KEY, 0) < 0:
             params = self.crop.make_params(img.shape[:2])  # warm-up: RandomResizedCrop
@@ -194,6 +196,17 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
 
     def _img_shape(self, img: np.ndarray) -> tuple[int, ...]:
         return img.shape[:2]
+
+    def _bad_image(self, img: Any, results: dict) -> None:
+        """Raise naming what ``results['img']`` is (missing, a PIL image, a tensor, an array of another rank)."""
+        if "img" not in results:
+            got = f"no 'img' key (keys: {', '.join(sorted(map(str, results)))}); put LoadImageFromFile before it"
+        elif isinstance(img, np.ndarray):
+            got = f"an array of shape {img.shape}"
+        else:
+            got = f"{type(img).__module__}.{type(img).__name__}; a step before it changed the image's type"
+        raise TypeError(f"{self._name()} needs results['img'] as a numpy array (H, W) or (H, W, C), as "
+                        f"LoadImageFromFile makes it; got {got}")
 
     def __repr__(self) -> str:
         return (

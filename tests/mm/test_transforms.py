@@ -155,3 +155,23 @@ def test_chosen_index_means_warm_up_before_boxes_and_stays_inside_a_shorter_set(
     # chosen in warm-up (-1): every view stays a RandomResizedCrop crop even if boxes arrived since
     centres = [_decode(crop({"img": _image(), "sample_idx": 0, "ccrop_box_index": -1})["img"]) for _ in range(40)]
     assert any(top + h / 2 < 16 for top, left, h, w in centres)
+
+
+def test_a_pipeline_without_an_image_array_is_named(tmp_path):
+    # were KeyError: 'img' (no LoadImageFromFile) and AttributeError: 'Image' object has no attribute 'shape'
+    # (an mmpretrain NumpyToPIL before the crop), from a DataLoader worker
+    from mmcv.transforms import Compose
+    from PIL import Image
+
+    Image.fromarray(_image()).save(tmp_path / "a.png")
+    _scope("mmpretrain")
+    crop = dict(type="ContrastiveCrop", scale=16)
+    without_loading = Compose([crop])
+    with pytest.raises(TypeError, match=r"needs results\['img'\] as a numpy array .*got no 'img' key "
+                                        r"\(keys: img_path, sample_idx\); put LoadImageFromFile before it"):
+        without_loading({"img_path": str(tmp_path / "a.png"), "sample_idx": 0})
+    as_pil = Compose([dict(type="LoadImageFromFile"), dict(type="NumpyToPIL", to_rgb=True), crop])
+    with pytest.raises(TypeError, match=r"got PIL.Image.Image; a step before it changed the image's type"):
+        as_pil({"img_path": str(tmp_path / "a.png"), "sample_idx": 0})
+    loaded = Compose([dict(type="LoadImageFromFile"), crop])({"img_path": str(tmp_path / "a.png"), "sample_idx": 0})
+    assert loaded["img"].shape == (16, 16, 3)
