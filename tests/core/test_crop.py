@@ -1,5 +1,7 @@
 """ContrastiveCrop: RandomResizedCrop's sizes, the paper's centre range, Beta offsets, replay, image kinds."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -319,6 +321,19 @@ def test_empty_and_wrong_images():
         crop(torch.zeros(6, 5, dtype=torch.uint8))  # torchvision's resize fails deep inside on (H, W)
     with pytest.raises(TypeError, match="expected a PIL image or a tensor .* got ndarray"):
         crop(np.zeros((4, 4, 3)))
+
+
+def test_a_channels_last_or_channel_less_tensor_is_named():
+    # (H, W, C) was read as (C, H, W): a silent wrong crop (cut along the width and the channels), e.g. of
+    # torch.from_numpy(np.array(pil_image)); (0, H, W) failed inside torch's interpolate ("Non-empty 4D data tensor")
+    crop = ContrastiveCrop(8)
+    for shape in ((20, 24, 3), (20, 24, 1), (20, 24, 4)):
+        with pytest.raises(ValueError, match=rf"shape {re.escape(str(shape))} looks like \(H, W, C\).*pass img.permute\(2, 0, 1\)"):
+            crop(torch.zeros(shape, dtype=torch.uint8), torch.tensor([[0.1, 0.1, 0.9, 0.9]]))
+    with pytest.raises(ValueError, match=r"needs at least one channel; got shape \(0, 20, 24\)"):
+        crop(torch.zeros(0, 20, 24))
+    assert crop(torch.zeros(8, 20, 24)).shape == (8, 8, 8)  # many channels, a wide image: (C, H, W) as before
+    assert crop(torch.zeros(2, 20, 24, 3)).shape == (2, 20, 8, 8)  # a batch is not guessed at
 
 
 def test_constructor_errors():
