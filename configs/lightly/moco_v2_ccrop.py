@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from ccrop_lightly import BoxRefreshCallback, CCropCollate, CCropMoCoV2Transform
 from ccrop_plugins import BoxStore
-from training_options import build_parser, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
+from training_options import build_parser, check_dataset_size, check_folder, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
 
 
 class MoCoV2(pl.LightningModule):
@@ -69,11 +69,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--resume", help="a Lightning checkpoint to resume from (boxes included)")
     args = parse(parser, argv)
     pl.seed_everything(args.seed)
+    check_folder(parser, args)
     if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
         write_generated_scenes(args.folder, args.generate)
     normalize = normalization(args)
 
     dataset = LightlyDataset(str(args.folder))
+    check_dataset_size(parser, args, len(dataset))
     store = BoxStore(len(dataset))
     transform = CCropMoCoV2Transform(
         input_size=args.input_size, min_scale=args.min_scale, cj_strength=args.cj_strength,

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from ccrop_lightly import BoxRefresher, CCropCollate, CCropSimCLRTransform, feature_extractor, make_refresh_loader
 from ccrop_plugins import BoxStore
-from training_options import build_parser, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
+from training_options import build_parser, check_dataset_size, check_folder, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
 
 
 class SimCLR(nn.Module):
@@ -33,13 +33,16 @@ class SimCLR(nn.Module):
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    args = parse(build_parser("SimCLR + ContrastiveCrop (plain PyTorch loop)", temperature=0.5), argv)
+    parser = build_parser("SimCLR + ContrastiveCrop (plain PyTorch loop)", temperature=0.5)
+    args = parse(parser, argv)
     torch.manual_seed(args.seed)
+    check_folder(parser, args)
     if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
         write_generated_scenes(args.folder, args.generate)
     normalize = normalization(args)
 
     dataset = LightlyDataset(str(args.folder))  # no transform: the collate makes the views
+    check_dataset_size(parser, args, len(dataset))
     store = BoxStore(len(dataset))
     transform = CCropSimCLRTransform(
         input_size=args.input_size, min_scale=args.min_scale, cj_strength=args.cj_strength,

@@ -15,6 +15,8 @@ no blur) on an image folder holding CIFAR-10's training images.
 from __future__ import annotations
 
 import argparse
+import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,12 @@ def localizer_options(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _threshold(value: str) -> float | str:
-    return value if value in ("mean", "otsu") else float(value)
+    if value in ("mean", "otsu"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), mean or otsu; got {value!r}") from None
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
@@ -87,7 +94,67 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> arg
                 setattr(args, key, value)
     if args.stages == ["last"]:
         args.stages = None  # feature_extractor's default: the last stage
+    _check(parser, args)
     return args
+
+
+# (option, allowed, test) of the numbers: each bad value is one usage line before any work, not a traceback from
+# torch or torchvision (some only after the first epoch, the --checkpoint one after the whole run).
+_NUMBERS = (
+    ("input_size", "an integer >= 1", lambda v: v >= 1),
+    ("epochs", "an integer >= 1", lambda v: v >= 1),
+    ("batch_size", "an integer >= 2 (the loss contrasts each pair with the rest of the batch; BatchNorm needs two "
+     "samples)", lambda v: v >= 2),
+    ("workers", "an integer >= 0", lambda v: v >= 0),
+    ("warmup_epochs", "an integer >= 0", lambda v: v >= 0),
+    ("interval", "an integer >= 1", lambda v: v >= 1),
+    ("generate", "an integer >= 0", lambda v: v >= 0),
+    ("alpha", "a finite number > 0", lambda v: 0 < v < math.inf),
+    ("min_scale", "a number in (0, 1]", lambda v: 0 < v <= 1),
+    ("cj_strength", "a finite number >= 0", lambda v: 0 <= v < math.inf),
+    ("gaussian_blur", "a probability in [0, 1]", lambda v: 0 <= v <= 1),
+    ("lr", "a finite number >= 0", lambda v: 0 <= v < math.inf),
+    ("momentum", "a finite number >= 0", lambda v: 0 <= v < math.inf),
+    ("weight_decay", "a finite number >= 0", lambda v: 0 <= v < math.inf),
+    ("temperature", "a finite number > 0", lambda v: 0 < v < math.inf),
+    ("memory_bank", "an integer >= 0", lambda v: v >= 0),
+    ("ema", "a number in [0, 1]", lambda v: 0 <= v <= 1),
+    ("devices", "an integer >= 1", lambda v: v >= 1),
+)
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for name, allowed, test in _NUMBERS:
+        value = getattr(args, name, None)
+        if value is not None and not test(value):  # NaN fails every test
+            parser.error(f"--{name.replace('_', '-')} must be {allowed}; got {value}")
+    if isinstance(args.threshold, float) and not 0 <= args.threshold < 1:
+        parser.error(f"--threshold must be a number in [0, 1), or mean / otsu; got {args.threshold}")
+    if args.checkpoint is not None:
+        if args.checkpoint.is_dir():
+            parser.error(f"--checkpoint {args.checkpoint} is a folder; give a file name")
+        try:  # now, not after the whole run
+            args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=args.checkpoint.parent).close()
+        except OSError as error:
+            parser.error(f"--checkpoint {args.checkpoint}: cannot write there: {error.strerror or error}")
+
+
+def check_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One usage line for a FOLDER that is a file, or missing without ``--generate`` (was lightly's traceback)."""
+    if args.folder.exists() and not args.folder.is_dir():
+        parser.error(f"FOLDER {args.folder} is a file; give an image folder")
+    if not args.generate and not args.folder.is_dir():
+        parser.error(f"FOLDER {args.folder} does not exist; give an image folder, or --generate N to write N "
+                     "generated scenes into it")
+
+
+def check_dataset_size(parser: argparse.ArgumentParser, args: argparse.Namespace, count: int) -> None:
+    """One usage line when the folder holds fewer images than one batch: the loader drops the incomplete batch, so
+    no step would run (the loss printed as 0.00000, or Lightning's 'No training batches')."""
+    if count < args.batch_size:
+        parser.error(f"FOLDER {args.folder} holds {count} images, fewer than --batch-size {args.batch_size}: the "
+                     "incomplete last batch is dropped, so no training step would run; lower --batch-size")
 
 
 def normalization(args: argparse.Namespace) -> dict[str, list[float]]:

@@ -53,3 +53,37 @@ def test_small_image_defaults_are_the_measured_setting(configs_on_path):
     assert (args.stages, args.heatmap, args.threshold) == (["layer2"], "distinctiveness", "otsu")
     args = options.parse(options.build_parser("x", temperature=0.5), ["folder", "--stages", "last", "--threshold", "0.1"])
     assert (args.stages, args.threshold) == (None, 0.1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    # were tracebacks from torch / torchvision / lightly, some after the first epoch (--batch-size 1: BatchNorm's
+    # "Expected more than 1 value per channel"), --checkpoint after the whole run
+    (["--batch-size", "1"], "--batch-size must be an integer >= 2"),
+    (["--epochs", "0"], "--epochs must be an integer >= 1; got 0"),
+    (["--cj-strength", "-1"], "--cj-strength must be a finite number >= 0; got -1.0"),
+    (["--temperature", "0"], "--temperature must be a finite number > 0; got 0.0"),
+    (["--gaussian-blur", "2"], "--gaussian-blur must be a probability in [0, 1]; got 2.0"),
+    (["--threshold", "x"], "argument --threshold: expected a number in [0, 1), mean or otsu; got 'x'"),
+    (["--threshold", "1"], "--threshold must be a number in [0, 1), or mean / otsu; got 1.0"),
+    (["--checkpoint", "."], "--checkpoint . is a folder; give a file name"),
+])
+def test_bad_options_are_usage_lines_before_any_work(configs_on_path, tmp_path, capsys, argv, message):
+    options = importlib.import_module("training_options")
+    with pytest.raises(SystemExit) as exit_info:
+        options.parse(options.build_parser("x", temperature=0.5), [str(tmp_path), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["simclr_ccrop", "moco_v2_ccrop"])
+def test_a_folder_smaller_than_one_batch_or_missing_is_a_usage_line(script, configs_on_path, tmp_path, capsys,
+                                                                     monkeypatch):
+    # was silent: drop_last left 0 batches, SimCLR printed "loss: 0.00000" each epoch, Lightning "No training batches"
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(script)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main([str(tmp_path / "scenes"), "--generate", "6", "--batch-size", "8", "--epochs", "1"])
+    assert exit_info.value.code == 2
+    assert "holds 6 images, fewer than --batch-size 8: the incomplete last batch is dropped" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # was lightly's "The input directory ... does not exist!" traceback
+        module.main([str(tmp_path / "missing")])
+    assert "missing does not exist; give an image folder, or --generate N" in capsys.readouterr().err
