@@ -85,9 +85,22 @@ def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
         for module_name in DEFAULT_PLUGINS:  # first, so that nothing a plugin does can hide them
             if plugin_manager.get_plugin(module_name) is None:
                 plugin_manager.register(importlib.import_module(module_name), name=module_name)
-        if os.environ.get(AUTOLOAD_ENV, "").lower() not in ("1", "true", "yes"):
+        if not _autoload_disabled():
             _load_entry_points()
     return plugin_manager
+
+
+def _autoload_disabled() -> bool:
+    """``CCROP_PLUGINS_NO_AUTOLOAD``: ``1``/``true``/``yes`` skip the entry points, unset or ``0``/``false``/``no`` load
+    them; any other value loads them too, with a ``PluginWarning`` naming it (a typo must not pass unnoticed)."""
+    value = os.environ.get(AUTOLOAD_ENV, "")
+    word = value.strip().lower()
+    if word in ("1", "true", "yes"):
+        return True
+    if word not in ("", "0", "false", "no"):
+        warnings.warn(f"ccrop-plugins: {AUTOLOAD_ENV}={value!r} is not one of 1, true, yes (load only the built-ins) "
+                      "or 0, false, no (load installed plugins); loading installed plugins", PluginWarning, stacklevel=3)
+    return False
 
 
 def _load_entry_points() -> None:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -368,3 +369,24 @@ def test_pip_installed_plugin_is_found_by_name(tmp_path):
     with pytest.raises(ValueError, match="unknown localizer 'example_centre'"):
         get_localizer("example_centre")
     np.testing.assert_equal(sorted(registry("sampler")), ["beta", "gaussian", "uniform"])
+
+
+def test_an_unrecognised_autoload_value_warns_and_spaces_are_ignored(fake_distributions, monkeypatch):
+    # 'on', 'ture', ' TRUE ' loaded every installed plugin without a word (only exactly 1/true/yes disabled them)
+    fake_distributions("ccrop-good-fake", "ccrop_good_fake", GOOD_PLUGIN)
+    monkeypatch.setenv(AUTOLOAD_ENV, "on")
+    with pytest.warns(PluginWarning, match=r"CCROP_PLUGINS_NO_AUTOLOAD='on' is not one of 1, true, yes .* or 0, "
+                                           r"false, no .*; loading installed plugins"):
+        fake_distributions.load()
+    assert "fake_edge" in registry("sampler")
+    monkeypatch.setenv(AUTOLOAD_ENV, " TRUE ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fake_distributions.load()
+    assert "fake_edge" not in registry("sampler")
+    for value in ("0", "no", ""):
+        monkeypatch.setenv(AUTOLOAD_ENV, value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fake_distributions.load()
+        assert "fake_edge" in registry("sampler")
