@@ -163,6 +163,9 @@ class ContrastiveCrop:
         if height is None or width is None or height < 1 or width < 1:
             shown = tuple(image_size) if isinstance(image_size, (tuple, list, torch.Size)) else repr(image_size)
             raise ValueError(f"image_size must be a positive (height, width); got {shown}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            hint = " (the scores of store.get(i)? pass them as scores=...)" if isinstance(generator, Tensor) else ""
+            raise TypeError(f"generator must be a torch.Generator or None; got {_type_name(generator)}{hint}")
         if boxes is None:
             return self._warmup_params(height, width, generator)
         return self._box_params(height, width, _box_rows(boxes), generator, scores, box_index)
@@ -247,6 +250,9 @@ class ContrastiveCrop:
         (from :meth:`make_params`) replays that crop exactly."""
         if params is None:
             params = self.make_params(image_size_of(img), boxes, generator, scores=scores, box_index=box_index)
+        elif not isinstance(params, dict):
+            hint = " (the scores of store.get(i)? pass them as scores=...)" if isinstance(params, Tensor) else ""
+            raise TypeError(f"params must be the dict of make_params or None; got {_type_name(params)}{hint}")
         return self.apply(img, params)
 
     def apply(self, img: Image.Image | Tensor, params: CropParams) -> Image.Image | Tensor:
@@ -257,6 +263,11 @@ class ContrastiveCrop:
     def __repr__(self) -> str:
         return (f"ContrastiveCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, sampler={self.sampler!r}, "
                 f"scale_reference={self.scale_reference!r}, interpolation={self.interpolation.value})")
+
+
+def _type_name(value: object) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ in ("builtins", "torch") else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _range(values: Sequence[float], name: str) -> tuple[float, float]:

@@ -10,7 +10,7 @@ from PIL import Image
 from scipy import stats
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 
-from ccrop_plugins import WHOLE_IMAGE, ContrastiveCrop, choose_box, get_sampler, image_size_of
+from ccrop_plugins import WHOLE_IMAGE, BoxSets, BoxStore, ContrastiveCrop, choose_box, get_sampler, image_size_of
 
 BIG = (10_000, 10_000)  # a large image: one pixel of rounding is negligible next to the range
 
@@ -334,6 +334,23 @@ def test_a_channels_last_or_channel_less_tensor_is_named():
         crop(torch.zeros(0, 20, 24))
     assert crop(torch.zeros(8, 20, 24)).shape == (8, 8, 8)  # many channels, a wide image: (C, H, W) as before
     assert crop(torch.zeros(2, 20, 24, 3)).shape == (2, 20, 8, 8)  # a batch is not guessed at
+
+
+def test_a_store_entry_unpacked_into_the_positional_arguments_is_named():
+    # crop.make_params(size, *store.get(i)) put the scores into `generator`: torch's "rand() received an invalid
+    # combination of arguments"; crop(image, *store.get(i)) put them into `params`
+    store = BoxStore(1)
+    store.update([0], BoxSets.from_lists([[[0.1, 0.1, 0.6, 0.7]]]))
+    crop = ContrastiveCrop(8)
+    hint = r"got Tensor \(the scores of store.get\(i\)\? pass them as scores=...\)"
+    with pytest.raises(TypeError, match=rf"generator must be a torch.Generator or None; {hint}"):
+        crop.make_params((20, 20), *store.get(0))
+    with pytest.raises(TypeError, match=rf"params must be the dict of make_params or None; {hint}"):
+        crop(Image.new("RGB", (20, 20)), *store.get(0))
+    with pytest.raises(TypeError, match=r"got numpy.random._generator.Generator"):
+        crop.make_params((20, 20), None, np.random.default_rng(0))
+    boxes, scores = store.get(0)
+    assert crop.make_params((20, 20), boxes, _generator(), scores=scores)["box_index"] == 0
 
 
 def test_constructor_errors():
