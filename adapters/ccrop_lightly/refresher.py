@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, refresh_boxes
+from ccrop_plugins.sizes import checked_int
 
 from .collate import CCropCollate
 from .features import feature_extractor
@@ -141,10 +142,11 @@ class BoxRefresher:
 
     def should_refresh(self, epoch: int) -> bool:
         """Whether :meth:`maybe_refresh` refreshes after (0-based) ``epoch``."""
-        return self.schedule.due(epoch)
+        return self.schedule.due(_epoch(epoch))
 
     def maybe_refresh(self, epoch: int) -> RefreshStats | None:
         """Refresh if the schedule says so after ``epoch``; return the stats, or ``None``."""
+        epoch = _epoch(epoch)
         end = self.schedule.total
         if end is not None and epoch >= end and not self._warned_past_end:
             self._warned_past_end = True
@@ -258,3 +260,8 @@ def _broadcast_buffers(module: nn.Module) -> None:
         if dist.get_backend() == "nccl" and not buffer.is_cuda:
             continue
         dist.broadcast(buffer, src=0)
+
+
+def _epoch(epoch: Any) -> int:
+    """The 0-based epoch that just ended, as an int; ``ValueError`` naming ``epoch`` (not the schedule's ``step``)."""
+    return checked_int(epoch, "epoch (the 0-based epoch that just ended)", 0)

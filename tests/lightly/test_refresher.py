@@ -190,3 +190,13 @@ def test_the_training_loader_or_a_dataset_as_refresh_loader_fail_at_construction
         BoxRefresher(store, _redness(), training, warmup_epochs=1, interval=1)
     with pytest.raises(TypeError, match=r"got the dataset IndexedDataset.*make_refresh_loader"):
         BoxRefresher(store, _redness(), dataset, warmup_epochs=1, interval=1)
+
+
+@pytest.mark.parametrize("epoch", ["1", None, 1.0, -1])
+def test_maybe_refresh_names_an_epoch_that_is_not_an_int(epoch):
+    # '1' / None were "'>=' not supported between instances of 'str' and 'int'"; 1.0 / -1 named the schedule's "step"
+    refresher = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=3)
+    with pytest.raises(ValueError, match=r"epoch \(the 0-based epoch that just ended\) must be an integer >= 0; got "):
+        refresher.maybe_refresh(epoch)
+    assert refresher.store.version == 0
+    assert refresher.maybe_refresh(torch.tensor(0)) is not None  # a one-element integer tensor is an epoch
