@@ -299,3 +299,23 @@ def test_viz_drawing_options_have_an_upper_bound(folder, tmp_path, capsys, optio
     # were accepted: --pairs 2000 drew for minutes a PNG 4,000 panels wide, --display-size 20000 held 1.2 GB an image
     assert main(["viz", str(folder), "--boxes", "x.json", "--out", str(tmp_path / "viz"), option, value]) == 2
     assert f"{option} must be at most" in _one_error_line(capsys, "viz")
+
+
+def test_viz_draws_sixteen_bit_images_as_training_sees_them_and_names_float_images(tmp_path, capsys):
+    # a 16-bit PNG was drawn nearly white (PIL's convert('RGB') clips at 255) while training (ccrop_lightly.to_rgb)
+    # saw it scaled by 1/257; a float TIFF was drawn white too
+    from PIL import Image
+
+    from ccrop_cli.output.viz import _display_image
+
+    root = tmp_path / "images"
+    root.mkdir()
+    values = (np.arange(32 * 32).reshape(32, 32) * 60).astype(np.uint16)
+    Image.fromarray(values).save(root / "a.png")
+    Image.fromarray(np.rint(values / 257).astype(np.uint8)).save(root / "b.png")
+    assert np.abs(_display_image(root, "a.png", 32).astype(int) - _display_image(root, "b.png", 32)).max() <= 1
+    Image.fromarray(values.astype(np.float32)).save(root / "c.tif")
+    store_file = tmp_path / "boxes.json"
+    export_boxes(_filled_store(3), list_image_files(root), store_file)
+    assert main(["viz", str(root), "--boxes", str(store_file), "--out", str(tmp_path / "viz"), "--pair-images", "1"]) == 2
+    assert "cannot draw image c.tif of" in _one_error_line(capsys, "viz")
