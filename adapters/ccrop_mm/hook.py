@@ -132,6 +132,10 @@ class ContrastiveCropHook(Hook):
         for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")):
                 raise ValueError(f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} int or None; got {value!r}")
+        for name, value in (("progress", progress), ("load_boxes", load_boxes),
+                            ("allow_mmengine_checkpoints", allow_mmengine_checkpoints)):
+            if value not in (True, False):  # bool('no') is True: a text value would switch it on
+                raise TypeError(f"ContrastiveCropHook: {name} must be True or False; got {value!r}")
         self.feature_stages = check_stages(feature_stages)
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         self.load_boxes, self.allow_mmengine_checkpoints = bool(load_boxes), bool(allow_mmengine_checkpoints)

@@ -133,3 +133,13 @@ def test_a_misspelt_hook_argument_lists_the_accepted_ones():
     with pytest.raises(TypeError, match=r"ContrastiveCropHook got unknown arguments \['feature_stage', 'warmup_epoch'\]; "
                                         r"it takes warmup_epochs, interval, .*feature_stages"):
         HOOKS.build(dict(type="ContrastiveCropHook", warmup_epoch=5, feature_stage="backbone.layer2"))
+
+
+@pytest.mark.parametrize("key", ["load_boxes", "progress", "allow_mmengine_checkpoints"])
+def test_a_switch_given_as_text_is_refused(key):
+    # load_boxes='no' was bool('no') = True: the boxes of another dataset's checkpoint were restored, silently
+    from mmengine.registry import HOOKS
+
+    with pytest.raises(TypeError, match=rf"ContrastiveCropHook: {key} must be True or False; got 'no'"):
+        HOOKS.build(dict(type="ContrastiveCropHook", **{key: "no"}))
+    assert HOOKS.build(dict(type="ContrastiveCropHook", **{key: False})) is not None
