@@ -219,8 +219,19 @@ class ContrastiveCrop:
         else:
             centre = np.array([(first_top + last_top) / 2, (first_left + last_left) / 2])
             placed = self.sampler(np.array(low), np.array(high), centre, np.array(extent), generator)
-            top, left = float(placed[0]), float(placed[1])
-        return min(max(int(round(top)), 0), max_top), min(max(int(round(left)), 0), max_left)
+            try:  # free on the good path; a plugin's sampler returning something else is named
+                top, left = float(placed[0]), float(placed[1])
+            except (TypeError, ValueError, IndexError, KeyError):
+                raise self._bad_sampler(repr(placed)) from None
+        try:
+            return min(max(int(round(top)), 0), max_top), min(max(int(round(left)), 0), max_left)
+        except (ValueError, OverflowError):  # NaN or inf
+            raise self._bad_sampler(f"a crop at (top, left) = ({top}, {left})") from None
+
+    def _bad_sampler(self, got: str) -> ValueError:
+        return ValueError(f"sampler {self.sampler!r} returned {got}; a centre sampler returns the crop's (top, left) as "
+                          "two finite numbers, its unit_quantile a finite number in [0, 1] "
+                          "(ccrop_plugins.samplers.CentreSampler)")
 
     def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:
         """The region ``scale`` refers to with ``scale_reference="box"``, shrunk so the largest crop is the image."""

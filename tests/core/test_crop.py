@@ -353,6 +353,28 @@ def test_a_store_entry_unpacked_into_the_positional_arguments_is_named():
     assert crop.make_params((20, 20), boxes, _generator(), scores=scores)["box_index"] == 0
 
 
+class _NanQuantile:
+    def __call__(self, low, high, centre, extent, generator=None):
+        return low
+
+    def unit_quantile(self, u):
+        return float("nan")
+
+
+@pytest.mark.parametrize("sampler, got", [
+    (lambda low, high, centre, extent, generator=None: 0.5, "returned 0.5"),  # was "'float' object is not subscriptable"
+    (lambda low, high, centre, extent, generator=None: None, "returned None"),
+    (lambda low, high, centre, extent, generator=None: np.array([1.0]), r"returned array\(\[1.\]\)"),  # IndexError
+    (lambda low, high, centre, extent, generator=None: np.array([np.nan, 0.0]),  # "cannot convert float NaN to integer"
+     r"returned a crop at \(top, left\) = \(nan, 0.0\)"),
+    (_NanQuantile(), r"returned a crop at \(top, left\) = \(nan, nan\)"),
+])
+def test_a_plugin_sampler_returning_something_else_is_named(sampler, got):
+    crop = ContrastiveCrop(8, sampler=sampler)
+    with pytest.raises(ValueError, match=rf"sampler .* {got}; a centre sampler returns the crop's \(top, left\)"):
+        crop.make_params((20, 20), [[0.1, 0.1, 0.5, 0.5]], _generator())
+
+
 def test_constructor_errors():
     with pytest.raises(ValueError, match="unknown scale_reference 'object'; available: image, box"):
         ContrastiveCrop(8, scale_reference="object")
