@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
+from ccrop_plugins.sizes import real_number
 from ccrop_plugins.threads import one_cpu_thread
 
 FOREGROUND_RULES = ("smaller", "peak")
@@ -34,13 +35,15 @@ class NormalizedCut:
 
     def __init__(self, max_objects: int = 3, tau: float = 0.2, max_cut: float = 0.5, max_cells: int = 256,
                  foreground: str = "smaller") -> None:
-        if isinstance(max_objects, bool) or int(max_objects) != max_objects or max_objects < 1:
+        # real_number: None and text are refused by name too (were int()/float() errors naming no option, or '0.2' read)
+        objects, tau_value, cut, cells = (real_number(v) for v in (max_objects, tau, max_cut, max_cells))
+        if objects is None or not objects.is_integer() or objects < 1:
             raise ValueError(f"max_objects of heatmap 'ncut' must be a positive integer; got {max_objects!r}")
-        if not -1.0 <= float(tau) < 1.0:
+        if tau_value is None or not -1.0 <= tau_value < 1.0:
             raise ValueError(f"tau of heatmap 'ncut' must lie in [-1, 1); got {tau!r}")
-        if not 0.0 < float(max_cut) <= 2.0:
+        if cut is None or not 0.0 < cut <= 2.0:
             raise ValueError(f"max_cut of heatmap 'ncut' must lie in (0, 2]; got {max_cut!r}")
-        if isinstance(max_cells, bool) or int(max_cells) != max_cells or max_cells < 4:
+        if cells is None or not cells.is_integer() or cells < 4:
             raise ValueError(f"max_cells of heatmap 'ncut' must be an integer >= 4; got {max_cells!r}")
         if foreground not in FOREGROUND_RULES:
             raise ValueError(f"unknown foreground rule {foreground!r} of heatmap 'ncut'; "

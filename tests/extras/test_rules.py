@@ -52,6 +52,19 @@ def test_ncut_pools_large_maps_and_checks_options():
         heatmaps_from_features(features, method="ncut", options={"objects": 2})
 
 
+@pytest.mark.parametrize("options, shown", [
+    # were int()/float() errors naming no option (TypeError / OverflowError), or a text tau read as a number
+    ({"max_objects": None}, "max_objects of heatmap 'ncut' must be a positive integer; got None"),
+    ({"tau": "0.2"}, r"tau of heatmap 'ncut' must lie in \[-1, 1\); got '0.2'"),
+    ({"max_cut": None}, r"max_cut of heatmap 'ncut' must lie in \(0, 2\]; got None"),
+    ({"max_cells": float("inf")}, "max_cells of heatmap 'ncut' must be an integer >= 4; got inf"),
+])
+def test_ncut_options_that_are_not_numbers_are_named(options, shown):
+    with pytest.raises(ValueError, match=shown):
+        NormalizedCut(**options)
+    assert NormalizedCut(max_objects=2.0).max_objects == 2  # a whole float stays accepted
+
+
 @pytest.mark.parametrize("sign", ["dataset", "image", "border"])
 @pytest.mark.parametrize("flip", [False, True])
 def test_ddt_finds_the_common_object_whatever_the_sign_of_the_component(sign, flip):
