@@ -1,6 +1,7 @@
 """ContrastiveCrop: RandomResizedCrop's sizes, the paper's centre range, Beta offsets, replay, image kinds."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -373,6 +374,17 @@ def test_a_plugin_sampler_returning_something_else_is_named(sampler, got):
     crop = ContrastiveCrop(8, sampler=sampler)
     with pytest.raises(ValueError, match=rf"sampler .* {got}; a centre sampler returns the crop's \(top, left\)"):
         crop.make_params((20, 20), [[0.1, 0.1, 0.5, 0.5]], _generator())
+
+
+def test_alpha_given_to_another_sampler_warns():
+    # was silently ignored: ContrastiveCrop(224, sampler="uniform", alpha=0.1) drew uniform centres
+    with pytest.warns(UserWarning, match=r"alpha=0.1 is an option of sampler 'beta' only; sampler 'uniform' ignores it"):
+        ContrastiveCrop(8, sampler="uniform", alpha=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ContrastiveCrop(8, sampler="uniform")  # the default alpha is no choice
+        ContrastiveCrop(8, sampler="gaussian", sigma=0.2)
+        ContrastiveCrop(8, alpha=0.1)
 
 
 def test_constructor_errors():
