@@ -116,6 +116,11 @@ def import_boxes(path: str | Path, keys: Sequence[str] | None = None) -> BoxStor
     position = {name: index for index, name in enumerate(names)}
     samples: Mapping[str, Any] = document["samples"]
     unknown = [key for key in samples if key not in position]
+    if unknown and keys is None and document.get("keyed_by") not in (None, "index"):
+        raise UserError(
+            f"{path} is keyed by file name (e.g. {unknown[:3]}); pass keys=<the dataset's file names in index order> "
+            "(e.g. ccrop_cli.output.image_folder.list_image_files(folder)) to read it"
+        )
     if unknown:
         raise UserError(
             f"{path} holds boxes for {len(unknown)} samples not in this dataset, e.g. {unknown[:3]}; "

@@ -109,6 +109,16 @@ def test_import_rejects_boxes_of_another_dataset(tmp_path):
         export_boxes(_store(3, [0]), ["a.png", "b.png"], tmp_path / "short.json")
 
 
+def test_import_without_keys_of_a_file_keyed_by_name_says_to_pass_them(tmp_path):
+    # was "holds boxes for 3 samples not in this dataset, e.g. ['a.png', ...]; the dataset has 3 samples, e.g.
+    # ['0', '1', '2']": there was no dataset, only a missing keys= argument
+    path = export_boxes(_store(3, [0]), ["a.png", "b.png", "c.png"], tmp_path / "boxes.json")
+    with pytest.raises(ValueError, match=r"boxes.json is keyed by file name \(e.g. \['a.png', 'b.png', 'c.png'\]\); "
+                                         r"pass keys=<the dataset's file names in index order>"):
+        import_boxes(path)
+    assert len(import_boxes(path, ["a.png", "b.png", "c.png"])) == 3
+
+
 def test_store_found_anywhere_in_a_saved_checkpoint(tmp_path):
     store = _store(6, [1, 4, 5])
     checkpoint = {
