@@ -165,12 +165,18 @@ def _entry(entry: Any, name: str, path: Path) -> tuple[torch.Tensor, torch.Tenso
         return torch.zeros(0, 4), torch.zeros(0)
     try:
         boxes = torch.tensor(entry["boxes"], dtype=torch.float32)
-        scores = torch.tensor(entry["scores"], dtype=torch.float32)
         validate_boxes(boxes, sample=f"{name!r} in {path}")
     except (TypeError, ValueError, RuntimeError) as error:
         raise UserError(f"{where}: {error}" if str(name) not in str(error) else str(error)) from None
+    try:
+        scores = torch.tensor(entry["scores"], dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise UserError(f"{where}: 'scores' must be a list of numbers, one per box; got {str(entry['scores'])[:80]}") from None
     if scores.ndim != 1 or len(scores) != len(boxes):
         raise UserError(f"{where} has {len(boxes)} boxes but {scores.numel()} scores")
+    bad = [value for value in scores.tolist() if not 0.0 <= value < float("inf")]  # also NaN
+    if bad:  # was the store's ValueError "score 0 of sample 0 ...": a traceback in ccrop viz, naming no file
+        raise UserError(f"{where}: scores must be finite and >= 0; got {bad[0]}")
     return boxes, scores
 
 

@@ -319,3 +319,19 @@ def test_viz_draws_sixteen_bit_images_as_training_sees_them_and_names_float_imag
     export_boxes(_filled_store(3), list_image_files(root), store_file)
     assert main(["viz", str(root), "--boxes", str(store_file), "--out", str(tmp_path / "viz"), "--pair-images", "1"]) == 2
     assert "cannot draw image c.tif of" in _one_error_line(capsys, "viz")
+
+
+@pytest.mark.parametrize("scores, shown", [
+    ([float("nan")], "scores must be finite and >= 0; got nan"),  # was the store's ValueError traceback, naming
+    ([-1.0], "scores must be finite and >= 0; got -1.0"),         # "sample 0" and no file
+    (["a"], "'scores' must be a list of numbers, one per box; got ['a']"),  # was "too many dimensions 'str'"
+])
+def test_viz_names_a_bad_score_in_a_box_file(folder, tmp_path, capsys, scores, shown):
+    files = list_image_files(folder)
+    path = export_boxes(_filled_store(4), files, tmp_path / "boxes.json")
+    document = json.loads(path.read_text())
+    document["samples"][files[1]]["scores"] = scores
+    path.write_text(json.dumps(document))
+    assert _viz(folder, tmp_path, "--boxes", str(path)) == 2
+    line = _one_error_line(capsys, "viz")
+    assert f"sample {files[1]!r} in {path}: {shown}" in line
