@@ -12,7 +12,7 @@ Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.output.image_folder.list
 A checkpoint is read with ``torch.load(weights_only=True)`` (see
 :func:`~ccrop_cli.output.box_json.load_store_from_checkpoint`). Bad input (a missing, malformed
 or foreign file, a bad option) ends with one line ``ccrop viz: error: ...`` and exit status 2. When the folder holds an ``annotations.json``
-(as ``ccrop_scenes.write_image_folder`` writes), ground-truth boxes are drawn too.
+(COCO boxes, read as ``ccrop demo --data`` reads them), ground-truth boxes are drawn too.
 
 Writes ``box_sets.png`` (the first ``--images`` images with their boxes) and
 ``pairs_<n>.png`` for the first ``--pair-images`` images: ``--pairs`` view pairs of
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ccrop_cli.demo.user_data import load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
@@ -36,7 +37,6 @@ from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
 from ccrop_cli.output.image_folder import list_image_files
 from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
 from ccrop_plugins import BoxStore
-from ccrop_scenes import ANNOTATIONS_FILE, load_annotations
 
 
 LIMITS = {"pairs": 16, "images": 256, "pair_images": 64, "display_size": 1024}
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
     strategy = get_strategy(args.strategy)
     files = list_image_files(args.image_folder)
     store = load_store(args.image_folder, files, args.boxes, args.checkpoint)
-    annotations = (
-        load_annotations(args.image_folder) if (args.image_folder / ANNOTATIONS_FILE).is_file() else None
-    )
+    # Read as ccrop demo --data reads it (width/height optional, './' or bare file names, named errors): the generated
+    # scenes' reader raised KeyError: 'width' on the demo's documented format.
+    annotations = load_user_annotations(args.image_folder, files)
     args.out.mkdir(parents=True, exist_ok=True)
 
     shown = files[: args.images]
