@@ -124,6 +124,8 @@ class BoxRefresher:
             )
         self.schedule = RefreshSchedule(warmup_epochs, interval, max_epochs)
         check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
+        if device is not None:
+            device = _checked_device(device)
         self.store = store
         self.feature_fn = feature_fn
         self.loader = loader
@@ -216,6 +218,21 @@ def report_refresh(stats: RefreshStats) -> None:
         stats.version, stats.images, stats.mean_boxes, stats.mean_box_area, stats.fallback_fraction,
         stats.images_per_second,
     )
+
+
+def _checked_device(device: torch.device | str | int) -> torch.device:
+    """``device`` as a ``torch.device`` that exists here, checked when the refresher is built (else the first refresh,
+    after the whole warm-up, failed on ``'gpu'`` or on ``'cuda'`` without a GPU)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): {error}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA device is available here (torch.cuda.is_available() is False); "
+                         "use device='cpu' or leave device out (the feature function's own device)")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return parsed
 
 
 def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torch.device | str | None = None) -> bool:

@@ -200,3 +200,14 @@ def test_maybe_refresh_names_an_epoch_that_is_not_an_int(epoch):
         refresher.maybe_refresh(epoch)
     assert refresher.store.version == 0
     assert refresher.maybe_refresh(torch.tensor(0)) is not None  # a one-element integer tensor is an epoch
+
+
+def test_a_device_that_does_not_exist_here_fails_at_construction():
+    # device='gpu' or 'cuda' on a machine without CUDA were accepted and failed at the first refresh, after the warm-up
+    with pytest.raises(ValueError, match=r"device 'gpu' is not a torch device \(e.g. 'cpu', 'cuda'"):
+        _refresher(BoxStore(4), 4, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device 'cuda': no CUDA device is available here"):
+            _refresher(BoxStore(4), 4, device="cuda")
+    refresher = _refresher(BoxStore(4), 4, device="cpu", warmup_epochs=1, interval=1)
+    assert refresher.maybe_refresh(0).images == 4
