@@ -141,13 +141,20 @@ def load_annotations(root: str | Path) -> dict[str, np.ndarray]:
         order (``k`` may be 0 for images without annotations).
     """
     coco = _read_coco(root)
-    by_id = {image["id"]: image for image in coco["images"]}
-    lists: dict[int, list[list[float]]] = {image_id: [] for image_id in by_id}
-    for ann in coco["annotations"]:
-        image = by_id[ann["image_id"]]
-        x, y, w, h = ann["bbox"]
-        width, height = image["width"], image["height"]
-        lists[ann["image_id"]].append([x / width, y / height, (x + w) / width, (y + h) / height])
+    try:
+        by_id = {image["id"]: image for image in coco["images"]}
+        lists: dict[int, list[list[float]]] = {image_id: [] for image_id in by_id}
+        for ann in coco["annotations"]:
+            image = by_id[ann["image_id"]]
+            x, y, w, h = ann["bbox"]
+            width, height = image["width"], image["height"]
+            lists[ann["image_id"]].append([x / width, y / height, (x + w) / width, (y + h) / height])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+        raise ValueError(
+            f"{Path(root) / ANNOTATIONS_FILE} is not a file write_image_folder wrote ({type(error).__name__}: {error}); "
+            "for other COCO files (width/height left out, './' names) use "
+            "ccrop_cli.demo.user_data.load_user_annotations(root, file_names), which names the bad entry"
+        ) from None
     return {
         by_id[image_id]["file_name"]: np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         for image_id, boxes in lists.items()
