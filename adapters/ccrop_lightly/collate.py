@@ -139,7 +139,11 @@ class CCropCollate:
             views_of_batch.append(self.transform(to_rgb(image), boxes, scores))
             targets.append(target)
             keys.append(key)
-        views = [torch.stack([views[v] for views in views_of_batch]) for v in range(len(views_of_batch[0]))]
+        try:
+            views = [torch.stack([views[v] for views in views_of_batch]) for v in range(len(views_of_batch[0]))]
+        except (TypeError, RuntimeError):
+            _bad_views(views_of_batch, keys)
+            raise
         try:
             target_tensor = torch.tensor(targets, dtype=torch.long)
         except (TypeError, ValueError, RuntimeError):
@@ -149,6 +153,23 @@ class CCropCollate:
     def __repr__(self) -> str:
         named = "no filenames" if self.index_of_filename is None else f"{len(self.index_of_filename)} filenames"
         return f"CCropCollate({self.transform!r}, {self.store!r}, {named})"
+
+
+def _bad_views(views_of_batch: list[list[Any]], keys: list[Any]) -> None:
+    """Raise naming the first view that is not a tensor, or of another shape than the same view of item 0."""
+    for position, (views, key) in enumerate(zip(views_of_batch, keys)):
+        for v, view in enumerate(views):
+            if not isinstance(view, Tensor):
+                raise TypeError(
+                    f"view {v} of batch item {position} (key {key!r}) is of type {type(view).__name__}, not a tensor: end each "
+                    "view's transform with ToTensor() (as CCropSimCLRTransform does), so the views can be batched"
+                )
+            first = views_of_batch[0][v]
+            if view.shape != first.shape:
+                raise ValueError(
+                    f"view {v} of batch item {position} (key {key!r}) has shape {tuple(view.shape)} but item 0's has "
+                    f"{tuple(first.shape)}: every item's view {v} must have the same size and channels"
+                )
 
 
 def _bad_targets(targets: list[Any], keys: list[Any]) -> Tensor:

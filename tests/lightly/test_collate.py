@@ -139,3 +139,15 @@ def test_a_target_that_is_not_a_class_index_is_named():
         collate([(image, None, 2)])
     _, targets, _ = collate([(image, torch.tensor(1), 2), (image, np.int64(0), 3)])
     assert targets.tolist() == [1, 0]
+
+
+def test_views_that_are_not_tensors_are_named():
+    # a view transform without ToTensor: torch's "expected Tensor as element 0 in argument 0, but got Image"
+    from ccrop_lightly import CCropMultiViewTransform, CCropViewTransform
+    from ccrop_plugins import ContrastiveCrop
+
+    views = CCropMultiViewTransform([CCropViewTransform(ContrastiveCrop(8)), CCropViewTransform(ContrastiveCrop(8))])
+    image = Image.new("RGB", (16, 16))
+    with pytest.raises(TypeError, match=r"view 0 of batch item 0 \(key 0\) is of type Image, not a tensor: end each "
+                                        r"view's transform with ToTensor\(\)"):
+        CCropCollate(views, BoxStore(2))([(image, 0, 0), (image, 0, 1)])
