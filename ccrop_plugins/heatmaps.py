@@ -7,6 +7,7 @@ backbone stages (:func:`fuse_maps`) and upsamples to the image (docs/plugins.md,
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
@@ -194,6 +195,7 @@ def upsample_bilinear(maps: Tensor, size: tuple[int, int]) -> Tensor:
     return rows @ maps @ cols.T
 
 
+@lru_cache(maxsize=64)  # the same few sizes every batch of a pass
 def _interpolation_matrix(source: int, target: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """``(target, source)`` weights of linear interpolation with half-pixel centres (PyTorch's rule)."""
     position = ((torch.arange(target, dtype=torch.float64) + 0.5) * (source / target) - 0.5).clamp(min=0)
