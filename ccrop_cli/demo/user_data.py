@@ -65,6 +65,20 @@ def list_images(root: Path) -> list[str]:
     entries = list(os.scandir(root))
     folders = sorted(entry.name for entry in entries if entry.is_dir())
     top = sorted(entry.name for entry in entries if entry.is_file() and is_image(entry.name))
+    _check_layout(root, folders, top)
+    _check_walk(root)
+    try:
+        files = list_image_files(root)
+    except UserError:
+        raise UserError(
+            f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and in DIR/<class>/)"
+        ) from None
+    _check_classes(root, folders, files)
+    return files
+
+
+def _check_layout(root: Path, folders: list[str], top: list[str]) -> None:
+    """Images at the top *and* sub-folders: the frameworks would read only the sub-folders."""
     if folders and top:
         raise UserError(
             f"--data {root}: holds {len(top)} images at the top ({', '.join(top[:3])}{', ...' if len(top) > 3 else ''})"
@@ -72,6 +86,10 @@ def list_images(root: Path) -> list[str]:
             " read a folder either flat (DIR/<image>) or by class (DIR/<class>/<image>) and would drop the top-level"
             " images: move them into a sub-folder, or the sub-folders out"
         )
+
+
+def _check_walk(root: Path) -> None:
+    """Links to one of the folder's own ancestors, image names linking to missing files, video files."""
     videos: list[str] = []
     broken: list[str] = []
     for folder, dirs, names in os.walk(root):  # links not followed here; the frameworks follow them
@@ -100,12 +118,10 @@ def list_images(root: Path) -> list[str]:
             " Lightly reads a folder with any video in it as a video dataset of frames (which needs PyAV and"
             " torchvision<=0.25), not as images: move them out of the folder"
         )
-    try:
-        files = list_image_files(root)
-    except UserError:
-        raise UserError(
-            f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and in DIR/<class>/)"
-        ) from None
+
+
+def _check_classes(root: Path, folders: list[str], files: list[str]) -> None:
+    """A class folder without images (hidden ones included): torchvision's ``ImageFolder`` refuses it."""
     used = {name.split("/", 1)[0] for name in files}
     empty = [folder for folder in folders if folder not in used]
     if empty:
@@ -116,7 +132,6 @@ def list_images(root: Path) -> list[str]:
             " remove these folders or put images in them"
             + (f" (hidden folders count as classes too, e.g. {hidden[0]})" if hidden else "")
         )
-    return files
 
 
 def check_images(root: Path, filenames: list[str]) -> None:
