@@ -257,31 +257,8 @@ def _validate(
     size = _as_int("image_size", image_size)
     if size < 16:
         raise ValueError(f"image_size must be >= 16, got {size}")
-    lo_raw, hi_raw = _as_pair("objects_per_image", objects_per_image)
-    lo, hi = _as_int("objects_per_image[0]", lo_raw), _as_int("objects_per_image[1]", hi_raw)
-    if not 1 <= lo <= hi <= _MAX_OBJECTS:
-        raise ValueError(
-            f"objects_per_image must satisfy 1 <= min <= max <= {_MAX_OBJECTS}, "
-            f"got {tuple(objects_per_image)!r}"  # type: ignore[arg-type]
-        )
-    a_lo_raw, a_hi_raw = _as_pair("object_area", object_area)
-    try:
-        a_lo, a_hi = float(a_lo_raw), float(a_hi_raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"object_area must hold two numbers, got {object_area!r}") from None
-    if not (0.0 < a_lo <= a_hi <= 1.0):
-        raise ValueError(f"object_area must satisfy 0 < min <= max <= 1, got {(a_lo, a_hi)!r}")
-    if a_lo * size * size < _MIN_OBJECT_PIXELS:
-        raise ValueError(
-            f"object_area[0] * image_size**2 must be >= {_MIN_OBJECT_PIXELS} pixels, got "
-            f"{a_lo} * {size}**2 = {a_lo * size * size:.1f}; raise object_area[0] to >= "
-            f"{_MIN_OBJECT_PIXELS / size**2:.4f} or image_size"
-        )
-    if hi > 1 and hi * a_lo > _MAX_FILL:
-        raise ValueError(
-            f"objects do not fit: objects_per_image[1] * object_area[0] = {hi} * {a_lo} "
-            f"= {hi * a_lo:.3f} must be <= {_MAX_FILL}"
-        )
+    lo, hi = _objects_per_image(objects_per_image)
+    a_lo, a_hi = _object_area(object_area, size, hi)
     classes = _as_int("num_classes", num_classes)
     if not 1 <= classes <= len(CLASS_NAMES):
         raise ValueError(f"num_classes must be in [1, {len(CLASS_NAMES)}], got {classes}")
@@ -296,6 +273,41 @@ def _validate(
             f"exceeds num_classes = {classes}"
         )
     return _Config(size, (lo, hi), (a_lo, a_hi), classes, bool(mixed_classes))
+
+
+def _objects_per_image(objects_per_image: object) -> tuple[int, int]:
+    """``objects_per_image`` checked: ``1 <= min <= max <= _MAX_OBJECTS``."""
+    lo_raw, hi_raw = _as_pair("objects_per_image", objects_per_image)
+    lo, hi = _as_int("objects_per_image[0]", lo_raw), _as_int("objects_per_image[1]", hi_raw)
+    if not 1 <= lo <= hi <= _MAX_OBJECTS:
+        raise ValueError(
+            f"objects_per_image must satisfy 1 <= min <= max <= {_MAX_OBJECTS}, "
+            f"got {tuple(objects_per_image)!r}"  # type: ignore[arg-type]
+        )
+    return lo, hi
+
+
+def _object_area(object_area: object, size: int, most_objects: int) -> tuple[float, float]:
+    """``object_area`` checked: a range in ``(0, 1]``, objects of at least ``_MIN_OBJECT_PIXELS``, and room for them."""
+    a_lo_raw, a_hi_raw = _as_pair("object_area", object_area)
+    try:
+        a_lo, a_hi = float(a_lo_raw), float(a_hi_raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"object_area must hold two numbers, got {object_area!r}") from None
+    if not (0.0 < a_lo <= a_hi <= 1.0):
+        raise ValueError(f"object_area must satisfy 0 < min <= max <= 1, got {(a_lo, a_hi)!r}")
+    if a_lo * size * size < _MIN_OBJECT_PIXELS:
+        raise ValueError(
+            f"object_area[0] * image_size**2 must be >= {_MIN_OBJECT_PIXELS} pixels, got "
+            f"{a_lo} * {size}**2 = {a_lo * size * size:.1f}; raise object_area[0] to >= "
+            f"{_MIN_OBJECT_PIXELS / size**2:.4f} or image_size"
+        )
+    if most_objects > 1 and most_objects * a_lo > _MAX_FILL:
+        raise ValueError(
+            f"objects do not fit: objects_per_image[1] * object_area[0] = {most_objects} * {a_lo} "
+            f"= {most_objects * a_lo:.3f} must be <= {_MAX_FILL}"
+        )
+    return a_lo, a_hi
 
 
 # --------------------------------------------------------------------------
