@@ -129,13 +129,8 @@ class ContrastiveCropHook(Hook):
             self.image_size = None if image_size is None else height_width(image_size, "image_size")
         except (ValueError, TypeError) as error:
             raise type(error)(f"ContrastiveCropHook: {error}") from None
-        for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")):
-                raise ValueError(f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} int or None; got {value!r}")
-        for name, value in (("progress", progress), ("load_boxes", load_boxes),
-                            ("allow_mmengine_checkpoints", allow_mmengine_checkpoints)):
-            if value not in (True, False):  # bool('no') is True: a text value would switch it on
-                raise TypeError(f"ContrastiveCropHook: {name} must be True or False; got {value!r}")
+        _check_plain_options(batch_size=batch_size, num_workers=num_workers, progress=progress, load_boxes=load_boxes,
+                             allow_mmengine_checkpoints=allow_mmengine_checkpoints)
         self.feature_stages = check_stages(feature_stages)
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         self.load_boxes, self.allow_mmengine_checkpoints = bool(load_boxes), bool(allow_mmengine_checkpoints)
@@ -283,3 +278,12 @@ class ContrastiveCropHook(Hook):
 def _unwrapped(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
+
+def _check_plain_options(batch_size: Any, num_workers: Any, **switches: Any) -> None:
+    """The refresh loader's counts and the hook's on/off options, named when wrong."""
+    for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")):
+            raise ValueError(f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} int or None; got {value!r}")
+    for name, value in switches.items():
+        if value not in (True, False):  # bool('no') is True: a text value would switch it on
+            raise TypeError(f"ContrastiveCropHook: {name} must be True or False; got {value!r}")
