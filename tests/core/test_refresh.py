@@ -160,6 +160,26 @@ def test_progress_bar_and_early_errors(capsys):
     assert store.version == 1
 
 
+@pytest.mark.parametrize("progress", [False, True])
+def test_each_batch_is_freed_before_the_next_one_is_made(progress):
+    """The next forward can reuse a batch's memory (held, it made the forward fault in fresh pages)."""
+    import weakref
+
+    held = []
+
+    def tracked(images):
+        held.append(weakref.ref(images))
+        return images
+
+    def batches():  # keeps no reference itself
+        for start in (0, 4, 8):
+            assert all(ref() is None for ref in held), "the previous batch is still referenced"
+            yield tracked(_blob_images()), torch.arange(start, start + 4)
+
+    stats = refresh_boxes(lambda x: x, batches(), BoxStore(12), progress=progress)
+    assert stats.images == 12
+
+
 # ----------------------------------------------------------------------------- issue 12: nothing silent
 def test_class_labels_instead_of_indices_are_refused_before_the_pass():
     images = torch.rand(16, 1, 16, 16)
