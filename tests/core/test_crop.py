@@ -387,6 +387,14 @@ def test_alpha_given_to_another_sampler_warns():
         ContrastiveCrop(8, alpha=0.1)
 
 
+def test_a_misspelt_sampler_with_alpha_is_only_the_unknown_name():
+    # the alpha warning claimed that the unknown sampler 'betta' ignores alpha, before the error named the misspelling
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^unknown sampler 'betta'; available: beta, gaussian, uniform$"):
+            ContrastiveCrop(8, sampler="betta", alpha=0.5)
+
+
 def test_constructor_errors():
     with pytest.raises(ValueError, match="unknown scale_reference 'object'; available: image, box"):
         ContrastiveCrop(8, scale_reference="object")
