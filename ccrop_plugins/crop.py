@@ -135,7 +135,8 @@ class ContrastiveCrop:
         self.scale_reference = scale_reference
         self.interpolation, self.antialias = _interpolation(interpolation), antialias
         if isinstance(sampler, str):
-            name, sampler = sampler, get_sampler(sampler, **({"alpha": alpha} if sampler == "beta" else {}), **sampler_options)
+            name = sampler
+            sampler = get_sampler(name, **({"alpha": alpha} if name == "beta" else {}), **sampler_options)
             if name != "beta" and alpha != 0.6:  # the default is not a choice; anything else was meant for beta
                 warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is an option of sampler 'beta' only; sampler {name!r} "
                               "ignores it (leave alpha out, or pass its own options, e.g. sigma for 'gaussian')",
