@@ -204,7 +204,7 @@ class CCropSimCLRViewTransform(CCropViewTransform):
             T.ToTensor(),
         ]
         if normalize:
-            steps.append(T.Normalize(mean=normalize["mean"], std=normalize["std"]))
+            steps.append(_normalize_step(normalize))
         super().__init__(crop, T.Compose(steps))
 
 
@@ -326,6 +326,16 @@ class CCropMoCoV2Transform(CCropSimCLRTransform):
             scale_reference=scale_reference,
             max_scale=max_scale,
         )
+
+
+def _normalize_step(normalize: Any) -> Any:
+    """``Normalize`` of lightly's ``{"mean": [...], "std": [...]}`` dict; a ``ValueError`` naming what is missing."""
+    missing = [key for key in ("mean", "std") if key not in normalize] if isinstance(normalize, dict) else None
+    if missing is None or missing:
+        lacks = f" (no {' or '.join(repr(key) for key in missing)})" if missing else ""
+        raise ValueError(f"normalize must be a dict with 'mean' and 'std', as lightly's IMAGENET_NORMALIZE, or None "
+                         f"(no normalisation); got {normalize!r}{lacks}")
+    return T.Normalize(mean=normalize["mean"], std=normalize["std"])
 
 
 def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[float]] | None]:

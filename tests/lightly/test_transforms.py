@@ -128,3 +128,15 @@ def test_views_of_four_channel_and_sixteen_bit_tensors():
     transform = CCropSimCLRTransform(input_size=8)
     for image in (torch.rand(4, 20, 24), torch.full((1, 20, 24), 40000, dtype=torch.uint16)):
         assert [tuple(v.shape) for v in transform(image)] == [(3, 8, 8)] * 2
+
+
+@pytest.mark.parametrize("normalize, lacks", [
+    ({"mean": [0.5, 0.5, 0.5]}, r" \(no 'std'\)$"),
+    ({"std": [0.2] * 3, "average": [0.5] * 3}, r" \(no 'mean'\)$"),
+    ([[0.5] * 3, [0.2] * 3], r"\[\[0.5, 0.5, 0.5\], \[0.2, 0.2, 0.2\]\]$"),
+])
+def test_a_normalize_without_mean_or_std_is_named(normalize, lacks):
+    # was KeyError: 'std' from inside the constructor
+    with pytest.raises(ValueError, match=r"normalize must be a dict with 'mean' and 'std', as lightly's "
+                                         r"IMAGENET_NORMALIZE, or None \(no normalisation\); got .*" + lacks):
+        CCropSimCLRTransform(input_size=32, normalize=normalize)
