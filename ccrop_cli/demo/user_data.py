@@ -121,15 +121,16 @@ def _check_walk(root: Path) -> None:
 
 
 def _check_classes(root: Path, folders: list[str], files: list[str]) -> None:
-    """A class folder without images (hidden ones included): torchvision's ``ImageFolder`` refuses it."""
+    """A class folder without images (hidden ones included): torchvision's ``ImageFolder`` refuses it, MMPretrain's
+    ``CustomDataset`` keeps it as a class without samples (a warning in its log)."""
     used = {name.split("/", 1)[0] for name in files}
     empty = [folder for folder in folders if folder not in used]
     if empty:
         hidden = [folder for folder in empty if folder.startswith(".")]
         raise UserError(
             f"--data {root}: {len(empty)} class folder(s) hold no images: {', '.join(empty[:5])}"
-            f"{', ...' if len(empty) > 5 else ''}; Lightly (torchvision's ImageFolder) refuses a class without images:"
-            " remove these folders or put images in them"
+            f"{', ...' if len(empty) > 5 else ''}; Lightly (torchvision's ImageFolder) refuses a class without images"
+            " and MMPretrain keeps it as a class with no samples: remove these folders or put images in them"
             + (f" (hidden folders count as classes too, e.g. {hidden[0]})" if hidden else "")
         )
 
