@@ -137,29 +137,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _display_image(folder: Path, name: str, size: int) -> np.ndarray:
+    """Image ``name`` of ``folder`` in RGB as training sees it (:func:`ccrop_lightly.to_rgb`: 16-bit images scaled by
+    1/257, 32-bit float ones refused), ``size x size`` pixels; a one-line :class:`UserError` for what cannot be drawn."""
+    from ccrop_lightly import to_rgb  # the Lightly adapter's conversion, imported only when images are drawn
+
     try:
         with Image.open(folder / name) as image:
-            if image.mode == "F":
-                raise UserError(f"cannot draw image {name} of {folder}: PIL mode F (32-bit float, no fixed value range; "
-                                "PIL's convert('RGB') makes it white or black): scale it to 8 bits")
-            rgb = _sixteen_bit_rgb(image) if image.mode in SIXTEEN_BIT_MODES else image.convert("RGB")
+            try:
+                rgb = to_rgb(image)
+            except ValueError as error:
+                raise UserError(f"cannot draw image {name} of {folder}: {error}") from None
+            # Small images (generated scenes) keep their pixels; photos are shrunk smoothly.
+            resample = Image.NEAREST if max(rgb.size) <= size else Image.BILINEAR
+            return np.asarray(rgb.resize((size, size), resample))
     except (OSError, SyntaxError, ValueError) as error:  # truncated, not an image
         if isinstance(error, UserError):
             raise
         raise UserError(f"cannot read image {name} of {folder}: {type(error).__name__}: {error}") from None
-    # Small images (generated scenes) keep their pixels; photos are shrunk smoothly.
-    resample = Image.NEAREST if max(rgb.size) <= size else Image.BILINEAR
-    return np.asarray(rgb.resize((size, size), resample))
-
-
-SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
-"""PIL modes drawn as 16-bit grayscale: ``value / 257``, as ``ccrop_lightly.to_rgb`` gives them to training."""
-
-
-def _sixteen_bit_rgb(image: Image.Image) -> Image.Image:
-    """A 16-bit grayscale image at 8 bits (PIL's ``convert('RGB')`` clips at 255: nearly white)."""
-    gray = np.rint(np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257.0).astype(np.uint8)
-    return Image.fromarray(gray).convert("RGB")
 
 
 def _boxes_of(store: BoxStore, index: int) -> np.ndarray:
