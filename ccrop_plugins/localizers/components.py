@@ -14,6 +14,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..box_sets import BoxSets
+from ..sizes import real_number
 from .threshold import adaptive_thresholds, check_fraction, check_heatmaps, check_max_boxes, check_threshold
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
@@ -259,14 +260,13 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _label_resolution(value: int | None) -> int | None:
     """``value`` as a positive int (``2.0`` too) or ``None``; a ``ValueError`` naming it otherwise."""
-    try:
-        whole = value is None or not isinstance(value, (bool, str, bytes)) and int(value) == value and int(value) >= 1
-    except (TypeError, ValueError, OverflowError):
-        whole = False
-    if not whole:
+    if value is None:
+        return None
+    number = real_number(value)
+    if number is None or not number.is_integer() or number < 1:  # inf and NaN are not integers
         shown = repr(value) if isinstance(value, (str, bytes)) else value
         raise ValueError(f"label_resolution must be a positive integer or None; got {shown}")
-    return None if value is None else int(value)
+    return int(number)
 
 
 def _empty(max_boxes: int) -> BoxSets:
