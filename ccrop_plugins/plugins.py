@@ -153,11 +153,6 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _provider(plugin_name: str) -> str:
-    """The distribution that installed a plugin (built-ins: ``ccrop-plugins``; others: their name)."""
-    return BUILTIN_PROVIDER if plugin_name in DEFAULT_PLUGINS else _entry_point_plugins.get(plugin_name, plugin_name)
-
-
 def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
     entries: dict[str, PluginEntry] = {}
     refused: list[PluginEntry] = []
@@ -168,7 +163,8 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
 
     # pluggy lists trylast impls (the built-ins) first, then the others in registration order.
     for impl in getattr(plugin_manager.hook, KINDS[kind]).get_hookimpls():
-        provider, mine = _provider(impl.plugin_name), {}
+        plugin, mine = impl.plugin_name, {}  # provider: the distribution that installed the plugin
+        provider = BUILTIN_PROVIDER if plugin in DEFAULT_PLUGINS else _entry_point_plugins.get(plugin, plugin)
 
         def register(name: str, factory: Callable[..., Any], provider: str = provider, mine: dict = mine) -> None:
             if not isinstance(name, str) or not name:

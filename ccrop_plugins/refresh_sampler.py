@@ -24,10 +24,9 @@ class RefreshSampler(Sampler[int]):
         length = len(data_source) if isinstance(data_source, Sized) else integer(data_source)
         if length is None or length < 0:
             raise ValueError(f"RefreshSampler: the dataset length must be an int >= 0; got {data_source!r}")
-        if rank is None or world_size is None:
-            initialized = dist.is_available() and dist.is_initialized()
-            rank = rank if rank is not None else (dist.get_rank() if initialized else 0)
-            world_size = world_size if world_size is not None else (dist.get_world_size() if initialized else 1)
+        initialized = dist.is_available() and dist.is_initialized()
+        rank = (dist.get_rank() if initialized else 0) if rank is None else rank
+        world_size = (dist.get_world_size() if initialized else 1) if world_size is None else world_size
         world, place = integer(world_size), integer(rank)  # numpy and tensor integers too; None for anything else
         if world is None or world < 1:
             raise ValueError(f"RefreshSampler: world_size must be an int >= 1; got {world_size!r}")

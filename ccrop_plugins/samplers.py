@@ -15,13 +15,11 @@ Pair = np.ndarray
 
 
 class CentreSampler(Protocol):
-    """Places one crop of a known size: returns its top-left ``(2,)`` inside ``[low, high]``.
-
-    Every argument is a :data:`Pair`: ``low`` and ``high`` bound the top-left (the crop's centre on the box's
-    first / last edge, ``box_edge * H - h / 2``, clamped to ``[0, H - h]``); ``centre`` centres the crop on the
-    box (unclamped); ``extent`` is the box's height and width. Draws come from ``generator`` (or torch's global
-    RNG). A sampler placing each axis at ``low + (high - low) * q(u)``, ``u`` uniform, may define
-    ``unit_quantile(u) -> q(u)``: :class:`~ccrop_plugins.ContrastiveCrop` then draws ``u`` in its one random call.
+    """Places one crop of a known size: returns its top-left ``(2,)`` inside ``[low, high]``, drawing from
+    ``generator`` (or torch's global RNG). Every argument is a :data:`Pair`: ``low`` / ``high`` bound the top-left
+    (``box_edge * H - h / 2`` clamped to ``[0, H - h]``), ``centre`` centres the crop on the box (unclamped),
+    ``extent`` is the box's height and width. Optional: ``unit_quantile(u) -> q(u)`` for samplers placing each axis
+    at ``low + (high - low) * q(u)`` (docs/configuration.md, "Samplers").
     """
 
     def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair,
@@ -42,6 +40,9 @@ class _QuantileSampler:
     def unit_quantile(self, u: float) -> float:
         return float(self._quantiles(u))
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in vars(self).items())})"
+
 
 class BetaSampler(_QuantileSampler):
     """The paper's center-suppressed sampler: ``low + (high - low) * Beta(alpha, alpha)``, by inverse CDF of
@@ -54,15 +55,9 @@ class BetaSampler(_QuantileSampler):
     def _quantiles(self, u: np.ndarray) -> np.ndarray:
         return betaincinv(self.alpha, self.alpha, u)
 
-    def __repr__(self) -> str:
-        return f"BetaSampler(alpha={self.alpha})"
-
 
 class UniformSampler(_QuantileSampler):
     """Uniform over the allowed range (the paper's ablation with ``alpha = 1``)."""
-
-    def __repr__(self) -> str:
-        return "UniformSampler()"
 
 
 class GaussianSampler:
