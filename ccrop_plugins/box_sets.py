@@ -37,15 +37,18 @@ def _as_boxes(boxes: object, what: str) -> Tensor:
         raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
 
 
-def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] | Tensor | None = None) -> None:
-    """Batched :func:`validate_boxes` of padded ``(N, K, 4)`` boxes with ``(N,)`` counts; ``samples`` (N,)
-    names each row's image (its dataset index) in the message, default the row."""
+def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] | Tensor | None = None,
+                      scores: Tensor | None = None) -> None:
+    """Batched :func:`validate_boxes` of padded ``(N, K, 4)`` boxes with ``(N,)`` counts, and of their ``(N, K)``
+    ``scores`` (finite, ``>= 0``) when given; ``samples`` (N,) names each row's image (its dataset index) in the
+    message, default the row."""
+    valid = torch.arange(boxes.shape[1]) < counts[:, None]
     # Per-box problem code (0: none), the first problem of _PROBLEMS that applies.
     code = torch.zeros(boxes.shape[:-1], dtype=torch.int64)
     code[~((boxes[..., 0] < boxes[..., 2]) & (boxes[..., 1] < boxes[..., 3]))] = 3
     code[~((boxes >= 0) & (boxes <= 1)).all(dim=-1)] = 2
     code[~torch.isfinite(boxes).all(dim=-1)] = 1
-    code *= torch.arange(boxes.shape[1]) < counts[:, None]
+    code *= valid
     if code.any():
         i, k = (int(v) for v in code.nonzero()[0])
         sample = i if samples is None else samples[i]
@@ -53,6 +56,12 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
         box = [round(float(v), 4) for v in boxes[i, k]]
         raise ValueError(f"box {k} of sample {sample} {_PROBLEMS[int(code[i, k])]}: {box}; "
                          "boxes are normalised x0, y0, x1, y1 in [0, 1]")
+    if scores is not None:
+        bad = valid & ~(torch.isfinite(scores) & (scores >= 0))
+        if bad.any():
+            i, k = (int(v) for v in bad.nonzero()[0])
+            where = f"image {i}" if samples is None else f"sample {int(samples[i])}"
+            raise ValueError(f"score {k} of {where} must be finite and >= 0; got {float(scores[i, k])}")
 
 
 @dataclass
@@ -73,30 +82,24 @@ class BoxSets:
     fallback: Tensor
 
     def __post_init__(self) -> None:
-        fields = ("boxes", "scores", "counts", "fallback")
-        for field in fields:
+        kinds = {"boxes": "a floating point", "scores": "a floating point", "counts": "an integer", "fallback": "a bool"}
+        for field in kinds:
             if not isinstance(getattr(self, field), Tensor):
                 raise TypeError(f"BoxSets.{field} must be a tensor; got {type(getattr(self, field)).__name__}")
-        integral = not (self.counts.is_floating_point() or self.counts.is_complex() or self.counts.dtype == torch.bool)
-        dtypes_ok = (self.boxes.is_floating_point(), self.scores.is_floating_point(), integral,
-                     self.fallback.dtype == torch.bool)
-        wanted_dtypes = ("a floating point", "a floating point", "an integer", "a bool")
-        for field, ok, wanted in zip(fields, dtypes_ok, wanted_dtypes):
-            if not ok:
-                raise TypeError(f"BoxSets.{field} must have {wanted} dtype; got {getattr(self, field).dtype}")
+        for field, kind in kinds.items():
+            dtype = getattr(self, field).dtype
+            if kind != ("a bool" if dtype == torch.bool else "a floating point" if dtype.is_floating_point
+                        else "a complex" if dtype.is_complex else "an integer"):
+                raise TypeError(f"BoxSets.{field} must have {kind} dtype; got {dtype}")
         if self.scores.ndim != 2:
             raise ValueError(f"BoxSets.scores must have shape (N, K); got {tuple(self.scores.shape)}")
         n, k = self.scores.shape
         if self.boxes.shape != (n, k, 4) or self.counts.shape != (n,) or self.fallback.shape != (n,):
-            shapes = ", ".join(f"{f} {tuple(getattr(self, f).shape)}" for f in fields)
+            shapes = ", ".join(f"{f} {tuple(getattr(self, f).shape)}" for f in kinds)
             raise ValueError(f"inconsistent BoxSets shapes: {shapes}; expected (N, K, 4), (N, K), (N,), (N,)")
         if n and (int(self.counts.min()) < 1 or int(self.counts.max()) > k):
             raise ValueError(f"counts must lie in [1, {k}]; got {self.counts.tolist()}")
-        validate_box_sets(self.boxes, self.counts)
-        bad_scores = (torch.arange(k) < self.counts[:, None]) & ~(torch.isfinite(self.scores) & (self.scores >= 0))
-        if bad_scores.any():
-            i, j = (int(v) for v in bad_scores.nonzero()[0])
-            raise ValueError(f"score {j} of image {i} must be finite and >= 0; got {float(self.scores[i, j])}")
+        validate_box_sets(self.boxes, self.counts, scores=self.scores)
 
     @classmethod
     def from_lists(cls, boxes: list[Tensor], scores: list[Tensor] | None = None, max_boxes: int | None = None

@@ -88,13 +88,8 @@ class BoxStore:
         counts = counts.long().clamp(max=keep)
         boxes = boxes[:, :keep].float()
         scores = scores[:, :keep].float()
-        validate_box_sets(boxes, counts, samples=samples)
+        validate_box_sets(boxes, counts, samples, scores)
         valid = torch.arange(keep) < counts[:, None]
-        bad_scores = valid & ~(torch.isfinite(scores) & (scores >= 0))
-        if bad_scores.any():
-            i, k = (int(v) for v in bad_scores.nonzero()[0])
-            raise ValueError(f"score {k} of sample {int(samples[i])} must be finite and >= 0; "
-                             f"got {float(scores[i, k])}")
         first = torch.where((counts > 0)[:, None], boxes[:, 0], torch.zeros(()))
         padded_boxes = first[:, None].repeat(1, self.max_boxes, 1)
         padded_boxes[:, :keep] = torch.where(valid[..., None], boxes, first[:, None])
