@@ -56,19 +56,15 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     """Localize objects in every image of ``batches`` and write the box sets to ``store`` (every rank ends with the
     same full store, its version increased by one); returns the pass's :class:`RefreshStats`.
 
-    ``feature_fn`` (:data:`FeatureFn`, e.g. :func:`~ccrop_plugins.features.stage_features`; a module runs in eval
-    mode, every submodule's mode restored after) gets the images of ``batches``: ``(images (B, C, H, W), indices
-    (B,))`` of un-augmented images and their dataset indices, under ``torch.distributed`` each rank's shard. The
-    ``heatmap`` rule (a name, a callable or a :class:`HeatmapPipeline`; a rule with dataset statistics applies
-    those of the previous pass over ``store``) and the ``localizer`` (a name or ``heatmaps (N, H, W) -> BoxSets``;
-    ``threshold`` and ``max_boxes``, default the store's, among its options) make the boxes. Every argument's
-    default and allowed values: docs/configuration.md.
+    ``batches`` yields ``(images (B, C, H, W), indices (B,), ...)``, un-augmented, each rank's shard under
+    ``torch.distributed``; ``feature_fn`` (:data:`FeatureFn`; a module runs in eval mode, its modes restored after)
+    -> ``heatmap`` rule (a fitted one applies the previous pass's statistics over ``store``) -> ``localizer``
+    (``heatmaps (N, H, W) -> BoxSets``). Arguments: docs/configuration.md, "refresh_boxes".
 
-    Raises ``ValueError`` for no images in the pass, a batch that is not ``(images, indices, ...)`` or indices that
-    look like class labels, ``IndexError`` for an index outside the store, ``TypeError`` for a store that is not a
-    :class:`BoxStore`, a ``feature_fn`` or ``localizer`` that cannot be called, float indices or a localizer that does
-    not return :class:`BoxSets`. Warns when the feature maps are 1x1 and when every image fell back to the whole-image
-    box.
+    Raises ``ValueError`` (no images, a batch that is not ``(images, indices, ...)``, class labels as indices),
+    ``IndexError`` (an index outside the store), ``TypeError`` (a store, ``feature_fn`` or ``localizer`` of the wrong
+    type, float indices, a localizer not returning :class:`BoxSets`). Warns when the feature maps are 1x1 and when
+    every image fell back to the whole-image box.
     """
     if not isinstance(store, BoxStore):
         raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
