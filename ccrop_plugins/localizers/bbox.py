@@ -34,24 +34,16 @@ class BBoxLocalizer:
         row_max, col_max = _profiles(heatmaps)
         if not bool(torch.isfinite(row_max).all()):  # NaN and +inf survive the max: redo without them
             row_max, col_max = _profiles(zero_non_finite(heatmaps))
-        threshold = self._thresholds(heatmaps)
-        rows = row_max > threshold  # (N, H)
-        cols = col_max > threshold  # (N, W)
+        threshold = self.threshold
+        if isinstance(threshold, str):  # (N, 1) per-image thresholds
+            threshold = torch.from_numpy(adaptive_thresholds(zero_non_finite(heatmaps).numpy(), threshold))[:, None]
+        rows, cols = row_max > threshold, col_max > threshold  # (N, H), (N, W)
         found = rows.any(dim=1)
-        y0, y1 = _first_last(rows)
-        x0, x1 = _first_last(cols)
+        (y0, y1), (x0, x1) = _first_last(rows), _first_last(cols)
         boxes = torch.stack([x0 / width, y0 / height, (x1 + 1) / width, (y1 + 1) / height], dim=1)
-        whole = boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
-        boxes = torch.where(found[:, None], boxes, whole)
+        boxes = torch.where(found[:, None], boxes, boxes.new_tensor([0.0, 0.0, 1.0, 1.0]))
         return BoxSets(boxes=boxes[:, None], scores=torch.ones(n, 1), counts=torch.ones(n, dtype=torch.int64),
                        fallback=~found)
-
-    def _thresholds(self, heatmaps: Tensor) -> Tensor | float:
-        """The fixed ``k``, or ``(N, 1)`` per-image thresholds for an adaptive rule."""
-        if not isinstance(self.threshold, str):
-            return self.threshold
-        maps = zero_non_finite(heatmaps).numpy()
-        return torch.from_numpy(adaptive_thresholds(maps, self.threshold))[:, None]
 
     def __repr__(self) -> str:
         return f"BBoxLocalizer(threshold={self.threshold!r})"
@@ -69,9 +61,8 @@ def _profiles(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
 
 def _first_last(mask: Tensor) -> tuple[Tensor, Tensor]:
     """Index of the first and last ``True`` along dim 1 of ``(N, L)``; 0 where none is set."""
-    length = mask.shape[1]
     weights = mask.to(torch.uint8)
     first = weights.argmax(dim=1)  # argmax returns the first maximal index
-    last = (length - 1) - weights.flip(1).argmax(dim=1)
+    last = (mask.shape[1] - 1) - weights.flip(1).argmax(dim=1)
     found = mask.any(dim=1)
     return first.float() * found, last.float() * found

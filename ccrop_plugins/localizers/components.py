@@ -67,10 +67,8 @@ class ComponentsLocalizer:
         heatmaps = check_heatmaps(heatmaps)
         n, height, width = heatmaps.shape
         if n == 0:
-            return _empty(self.max_boxes)
-        cell = 1
-        if self.label_resolution is not None:
-            cell = math.ceil(max(height, width) / self.label_resolution)
+            return self._box_sets(0, *[np.zeros(0, dtype=np.int64)] * 2, np.zeros((0, 4)), np.zeros(0))
+        cell = 1 if self.label_resolution is None else math.ceil(max(height, width) / self.label_resolution)
         found = _components(heatmaps.cpu().numpy(), cell, self.threshold, self.core_level)
         cells_to_unit = cell / np.array([width, height, width, height])
         boxes = np.minimum(found.extents * cells_to_unit, 1.0)
@@ -78,8 +76,8 @@ class ComponentsLocalizer:
         kept, rank = self._ranked(n, found.image, boxes, area, found.mass)
         image, boxes_kept, mass = found.image[kept], boxes[kept], found.mass[kept]
         if found.cores is not None and len(kept):
-            chosen = (image, rank, boxes_kept, mass)
-            image, rank, boxes_kept, mass = self._with_cores(n, chosen, kept, found, cells_to_unit)
+            image, rank, boxes_kept, mass = self._with_cores(n, (image, rank, boxes_kept, mass), kept, found,
+                                                             cells_to_unit)
         return self._box_sets(n, image, rank, boxes_kept, mass)
 
     def _ranked(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray
@@ -124,8 +122,7 @@ class ComponentsLocalizer:
 
     def _box_sets(self, n: int, image: np.ndarray, rank: np.ndarray, boxes: np.ndarray, mass: np.ndarray) -> BoxSets:
         """Kept boxes (``image``, slot ``rank`` in ``[0, max_boxes)``) -> :class:`BoxSets`."""
-        out_boxes = torch.zeros(n, self.max_boxes, 4)
-        scores = torch.zeros(n, self.max_boxes)
+        out_boxes, scores = torch.zeros(n, self.max_boxes, 4), torch.zeros(n, self.max_boxes)
         out_boxes[image, rank] = torch.from_numpy(boxes).float()
         scores[image, rank] = torch.from_numpy(mass).float()
         counts = torch.from_numpy(np.bincount(image, minlength=n)).long()
@@ -167,7 +164,8 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level:
     """Label the hot cells of ``heat`` ``(N, H, W)`` chunk by chunk, on ``torch.get_num_threads()`` threads
     (per-image thresholds are per chunk too)."""
     n, height, width = heat.shape
-    chunk = max(1, _CHUNK_CELLS // (math.ceil(height / cell) * math.ceil(width / cell)))
+    cells = math.ceil(height / cell) * math.ceil(width / cell)
+    chunk = max(1, _CHUNK_CELLS // cells)
     starts = range(0, n, chunk)
     threads = min(torch.get_num_threads(), len(starts))
 
@@ -181,7 +179,6 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level:
         offsets = np.repeat(np.cumsum([0] + [len(part[0]) for part in parts[:-1]]), [len(part[4]) for part in parts])
         parent, core_extents, core_area, core_mass = core_columns
         cores = _Cores(parent + offsets, core_extents.reshape(-1, 4), core_area, core_mass)
-    cells = math.ceil(height / cell) * math.ceil(width / cell)
     return _Found(image, extents.reshape(-1, 4), area, mass, cells, cores)
 
 
@@ -267,11 +264,6 @@ def _label_resolution(value: int | None) -> int | None:
         shown = repr(value) if isinstance(value, (str, bytes)) else value
         raise ValueError(f"label_resolution must be a positive integer or None; got {shown}")
     return int(number)
-
-
-def _empty(max_boxes: int) -> BoxSets:
-    return BoxSets(torch.zeros(0, max_boxes, 4), torch.zeros(0, max_boxes), torch.zeros(0, dtype=torch.int64),
-                   torch.zeros(0, dtype=torch.bool))
 
 
 def _finite(heat: np.ndarray) -> np.ndarray:
