@@ -1,9 +1,6 @@
-"""Feature maps -> heatmaps in [0, 1] (the paper's semantic-aware localization, step 1).
-
-A *heatmap rule* (a plugin; built-ins in :mod:`ccrop_plugins.heatmap_rules`) reduces features ``(N, C, h, w)``
-to raw maps ``(N, h, w)``, larger meaning "more object". This module normalises each map, fuses several
-backbone stages (:func:`fuse_maps`) and upsamples to the image (docs/plugins.md, "Heatmap rules").
-"""
+"""Feature maps -> heatmaps in [0, 1] (the paper's semantic-aware localization, step 1): a *heatmap rule* (a plugin;
+built-ins in :mod:`ccrop_plugins.heatmap_rules`) reduces features ``(N, C, h, w)`` to raw maps ``(N, h, w)``; each
+map normalised, several stages fused, upsampled to the image (docs/plugins.md, "Heatmap rules")."""
 
 from __future__ import annotations
 
@@ -176,12 +173,10 @@ def heatmaps_from_features(features: Features, size: Sequence[int] | int | None 
                            method: str | HeatmapMethod = "channel_sum",
                            options: Mapping[str, Any] | None = None) -> Tensor:
     """Backbone features ``(N, C, h, w)`` (or ``{stage: (N, C_s, h_s, w_s)}``, fused) -> heatmaps ``(N, H, W)``
-    float32 in ``[0, 1]``, all zeros for maps with non-finite values or no contrast.
-
-    Maps are min-max normalised at feature resolution, then bilinearly upsampled (``align_corners=False``) to
-    ``size`` (``(H, W)`` or one int; ``None`` keeps the finest ``(h, w)``). ``method``: a registered rule name with
-    its ``options``, or a callable ``(N, C, h, w) -> (N, h, w)``; a fitted rule (``ddt``) applies its fallback here
-    (a :class:`HeatmapPipeline` fits it). ``ValueError`` / ``TypeError`` name bad features, sizes, rules or options.
+    float32 in ``[0, 1]``, all zeros for maps with non-finite values or no contrast; ``size``: ``(H, W)`` or one int
+    (``None`` keeps the finest ``(h, w)``); ``method``: a registered rule name with its ``options``, or a callable
+    ``(N, C, h, w) -> (N, h, w)`` (docs/configuration.md; a fitted rule applies its fallback: a
+    :class:`HeatmapPipeline` fits it). ``ValueError`` / ``TypeError`` name bad features, sizes, rules or options.
     """
     return HeatmapPipeline(method, options)(features, size)
 

@@ -25,13 +25,10 @@ def channel_norm(features: Tensor) -> Tensor:
 
 
 def distinctiveness(features: Tensor) -> Tensor:
-    """How far each cell's descriptor lies from the image's background, ``(N, C, h, w) -> (N, h, w)``.
-
-    Each cell scores its distance to the ``k``-th nearest descriptor of the ring of cells one step inside the
-    border, ``k`` being :data:`BORDER_SHARE` of the ring's cells (at most :data:`MAX_RING_CELLS`, evenly spaced):
-    ``M[i, y, x] = kth_r || F[i, :, y, x] - F[i, :, r] ||_2``. Maps with a side under :data:`MIN_BORDER_SIDE`
-    score the distance from the image's mean descriptor instead. The outermost ring is then clipped
-    (:func:`clip_border`); a non-finite descriptor makes its image's map NaN. Why: docs/plugins.md, "Heatmap rules".
+    """How far each cell's descriptor lies from the image's background, ``(N, C, h, w) -> (N, h, w)``: the distance
+    to the ``k``-th nearest descriptor of the ring one cell inside the border (``k``: :data:`BORDER_SHARE` of at most
+    :data:`MAX_RING_CELLS` ring cells); maps with a side under :data:`MIN_BORDER_SIDE` use the image's mean
+    descriptor. Then :func:`clip_border`; a non-finite descriptor makes its image's map NaN (docs/plugins.md).
     """
     n, channels, height, width = features.shape
     if min(height, width) < MIN_BORDER_SIDE:

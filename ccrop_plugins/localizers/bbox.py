@@ -12,17 +12,12 @@ _CHUNK_PIXELS = 1 << 18  # maps reduced per chunk: the column pass reads it from
 
 
 class BBoxLocalizer:
-    """One box per image: the extent of every row and column whose maximum exceeds ``threshold``.
+    """One box per image around every row and column whose maximum exceeds ``threshold`` (the reference rule
+    ``B = L(1[M > k])``, the union of all blobs): rows ``r0..r1`` of an ``H``-row map give ``y0 = r0 / H``,
+    ``y1 = (r1 + 1) / H``. ``threshold``: ``k`` in ``[0, 1)`` (the paper uses 0.1), or ``"mean"`` / ``"otsu"``.
 
-    The reference rule ``B = L(1[M > k])`` (the union of all blobs), for the whole batch at once; rows ``r0..r1``
-    of an ``H``-row map give ``y0 = r0 / H, y1 = (r1 + 1) / H`` (docs/configuration.md, "Localizers").
-
-    Args:
-        threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule, ``"mean"`` or ``"otsu"``
-            (:func:`~ccrop_plugins.localizers.threshold.adaptive_thresholds`).
-
-    Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = 1`` and score 1 (a single box needs
-    no ranking); images with no pixel above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``.
+    Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = 1`` and score 1; images with no pixel
+    above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``.
     """
 
     def __init__(self, threshold: float | str = 0.1) -> None:

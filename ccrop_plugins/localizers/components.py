@@ -31,28 +31,18 @@ _CORE_SHRINK = 0.5  # a component's only core is added if its box is under this 
 
 
 class ComponentsLocalizer:
-    """A set of boxes per image: connected components (8-connectivity) of ``map > threshold``.
+    """A set of boxes per image: connected components (8-connectivity) of ``map > threshold``, one box each
+    (normalised ``x0, y0, x1, y1``) scored by the heatmap mass above the threshold; at most ``max_boxes`` per image,
+    highest score first, components under ``min_area`` dropped unless none would remain.
 
-    Each component gives its bounding box (normalised ``x0, y0, x1, y1``), scored by its heatmap mass above the
-    threshold (the sum of ``map - threshold`` over it). Components under ``min_area`` are dropped unless none would
-    remain; at most ``max_boxes`` are kept, highest score first. With ``core_level``, free slots take boxes of the
-    kept components' *cores* (their parts above ``threshold + core_level * (peak - threshold)``), ranked after every
-    component. An image with no pixel above the threshold gets ``[0, 0, 1, 1]`` and ``fallback = True``; NaN and
-    +-inf pixels count as "no object". Why and how: docs/configuration.md, "Localizers".
+    Args (defaults, allowed values and how each works: docs/configuration.md, "Localizers"; a bad value is a
+    ``ValueError`` / ``TypeError`` naming it): ``threshold`` (``k`` in ``[0, 1)``, or ``"mean"`` / ``"otsu"`` of the
+    cell-centre samples), ``max_boxes`` (``K``), ``min_area`` (a fraction of the image), ``label_resolution`` (maps
+    with a longer side are max-pooled into cells before labelling; ``None``: full resolution), ``core_level``
+    (``None``, or add the kept components' cores: their parts above ``threshold + core_level * (peak - threshold)``).
 
-    Args:
-        threshold: ``k`` in ``[0, 1)`` (the paper uses 0.1), or a per-image rule, ``"mean"`` or ``"otsu"``
-            (64-bin histogram), of the cell-centre samples.
-        max_boxes: ``K``, at most this many boxes per image (default 4).
-        min_area: the smallest component (or core) kept, a fraction of the image (default 0.0025).
-        label_resolution: maps with a side longer than this are max-pooled into cells of
-            ``ceil(side / label_resolution)`` pixels before labelling (a box then exceeds the exact one by less
-            than a cell per side); ``None``: full resolution.
-        core_level: the cores' level between the threshold (0) and each component's peak (1), e.g. 0.3;
-            ``None`` (default): no cores.
-
-    Calling it on heatmaps ``(N, H, W)`` in ``[0, 1]`` returns :class:`BoxSets` with ``K = max_boxes`` (``N = 0``:
-    empty). OpenCV labels when it is installed, ``scipy.ndimage`` otherwise: the same boxes.
+    Calling it on heatmaps ``(N, H, W)`` in ``[0, 1]`` returns :class:`BoxSets` with ``K = max_boxes``; an image with
+    no pixel above the threshold gets ``[0, 0, 1, 1]`` and ``fallback = True``; NaN and +-inf pixels are "no object".
     """
 
     def __init__(self, threshold: float | str = 0.1, max_boxes: int = 4, min_area: float = 0.0025,
