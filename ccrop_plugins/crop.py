@@ -170,8 +170,7 @@ class ContrastiveCrop:
             shown = tuple(image_size) if isinstance(image_size, (tuple, list, torch.Size)) else repr(image_size)
             raise ValueError(f"image_size must be a positive (height, width); got {shown}")
         if generator is not None and not isinstance(generator, torch.Generator):
-            hint = " (the scores of store.get(i)? pass them as scores=...)" if isinstance(generator, Tensor) else ""
-            raise TypeError(f"generator must be a torch.Generator or None; got {_type_name(generator)}{hint}")
+            raise TypeError(f"generator must be a torch.Generator or None; got {_type_name(generator)}")
         if boxes is None:
             return self._warmup_params(height, width, generator)
         return self._box_params(height, width, _box_rows(boxes), generator, scores, box_index)
@@ -268,8 +267,7 @@ class ContrastiveCrop:
         if params is None:
             params = self.make_params(image_size_of(img), boxes, generator, scores=scores, box_index=box_index)
         elif not isinstance(params, dict):
-            hint = " (the scores of store.get(i)? pass them as scores=...)" if isinstance(params, Tensor) else ""
-            raise TypeError(f"params must be the dict of make_params or None; got {_type_name(params)}{hint}")
+            raise TypeError(f"params must be the dict of make_params or None; got {_type_name(params)}")
         return self.apply(img, params)
 
     def apply(self, img: Image.Image | Tensor, params: CropParams) -> Image.Image | Tensor:
@@ -283,8 +281,10 @@ class ContrastiveCrop:
 
 
 def _type_name(value: object) -> str:
+    """The type of a misplaced argument, with a hint for a tensor (``crop(img, *store.get(i))`` passes the scores)."""
     kind = type(value)
-    return kind.__name__ if kind.__module__ in ("builtins", "torch") else f"{kind.__module__}.{kind.__qualname__}"
+    name = kind.__name__ if kind.__module__ in ("builtins", "torch") else f"{kind.__module__}.{kind.__qualname__}"
+    return name + (" (the scores of store.get(i)? pass them as scores=...)" if isinstance(value, Tensor) else "")
 
 
 def _range(values: Sequence[float], name: str) -> tuple[float, float]:

@@ -123,8 +123,7 @@ def _load_entry_points() -> None:
                     _skip_plugin(ep.name, provider, f"the plugin name {ep.name!r} is already used by {first}")
                 continue
             try:
-                plugin = ep.load()
-                plugin_manager.register(plugin, name=ep.name)
+                plugin_manager.register(ep.load(), name=ep.name)
             except Exception as error:
                 _skip_plugin(ep.name, provider, f"cannot load {ep.value!r}: {_describe(error)}")
                 continue
