@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy.special import betaincinv
 
-from .sizes import real_number
+from .sizes import checked_real
 
 Pair = np.ndarray
 """A ``(top, left)`` pair of pixels: a float64 array of shape ``(2,)``."""
@@ -50,7 +50,7 @@ class BetaSampler(_QuantileSampler):
     opposite sides of the object, ``1`` is uniform, ``> 1`` central; ``ValueError`` unless finite and ``> 0``."""
 
     def __init__(self, alpha: float = 0.6) -> None:
-        self.alpha = _positive(alpha, "alpha", "the paper uses 0.1 to 1.0")
+        self.alpha = checked_real(alpha, "alpha", "be a finite number > 0 (the paper uses 0.1 to 1.0)", _positive)
 
     def _quantiles(self, u: np.ndarray) -> np.ndarray:
         return betaincinv(self.alpha, self.alpha, u)
@@ -65,7 +65,7 @@ class GaussianSampler:
     its standard deviation as a fraction of the box's height (for ``top``) and width (for ``left``)."""
 
     def __init__(self, sigma: float = 0.25) -> None:
-        self.sigma = _positive(sigma, "sigma", "a fraction of the box size")
+        self.sigma = checked_real(sigma, "sigma", "be a finite number > 0 (a fraction of the box size)", _positive)
 
     def __call__(self, low: Pair, high: Pair, centre: Pair, extent: Pair,
                  generator: torch.Generator | None = None) -> Pair:
@@ -76,10 +76,5 @@ class GaussianSampler:
         return f"GaussianSampler(sigma={self.sigma})"
 
 
-def _positive(value: float, name: str, hint: str) -> float:
-    """``value`` as a float, finite and ``> 0``, else a ``ValueError`` naming ``name`` (bools and text too)."""
-    number = real_number(value)
-    if number is None or not number > 0 or number == float("inf"):
-        shown = repr(value) if number is None else number
-        raise ValueError(f"{name} must be a finite number > 0 ({hint}); got {shown}")
-    return number
+def _positive(number: float) -> bool:
+    return 0.0 < number < float("inf")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -62,3 +62,15 @@ def checked_int(value: object, name: str, low: int, high: int | None = None, *, 
         return number
     allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
     raise ValueError(f"{name} must be an integer {allowed}{' or None' if or_none else ''}; got {value!r}")
+
+
+def checked_real(value: object, name: str, allowed: str, ok: Callable[[float], bool], *, or_none: bool = False
+                 ) -> float | None:
+    """``value`` as a float for which ``ok`` holds (``None`` kept when ``or_none``), else ``ValueError(f"{name} must
+    {allowed}; got {value}")``; bools and text are refused (text shown quoted), NaN fails every ``ok``."""
+    if value is None and or_none:
+        return None
+    number = real_number(value)
+    if number is None or not ok(number):
+        raise ValueError(f"{name} must {allowed}; got {repr(value) if isinstance(value, (str, bytes)) else value}")
+    return number

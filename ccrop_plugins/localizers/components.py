@@ -14,8 +14,8 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from ..sizes import real_number
-from .threshold import adaptive_thresholds, check_fraction, check_heatmaps, check_max_boxes, check_threshold
+from ..sizes import checked_real
+from .threshold import adaptive_thresholds, check_heatmaps, check_max_boxes, check_threshold
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
     import cv2
@@ -49,9 +49,12 @@ class ComponentsLocalizer:
                  label_resolution: int | None = 64, core_level: float | None = None) -> None:
         self.threshold = check_threshold(threshold)
         self.max_boxes = check_max_boxes(max_boxes)
-        self.min_area = check_fraction(min_area, "min_area")
-        self.label_resolution = _label_resolution(label_resolution)
-        self.core_level = check_fraction(core_level, "core_level", or_none=True)
+        self.min_area = checked_real(min_area, "min_area", "lie in [0, 1)", lambda x: 0.0 <= x < 1.0)
+        resolution = checked_real(label_resolution, "label_resolution", "be a positive integer or None",
+                                  lambda x: x.is_integer() and x >= 1, or_none=True)  # 2.0 too; not inf
+        self.label_resolution = None if resolution is None else int(resolution)
+        self.core_level = checked_real(core_level, "core_level", "lie in [0, 1) or be None", lambda x: 0.0 <= x < 1.0,
+                                       or_none=True)
 
     def __call__(self, heatmaps: Tensor) -> BoxSets:
         heatmaps = check_heatmaps(heatmaps)
@@ -243,17 +246,6 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
                        dtype=np.int64).reshape(-1, 4)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return (labels, *extents.T, area)
-
-
-def _label_resolution(value: int | None) -> int | None:
-    """``value`` as a positive int (``2.0`` too) or ``None``; a ``ValueError`` naming it otherwise."""
-    if value is None:
-        return None
-    number = real_number(value)
-    if number is None or not number.is_integer() or number < 1:  # inf and NaN are not integers
-        shown = repr(value) if isinstance(value, (str, bytes)) else value
-        raise ValueError(f"label_resolution must be a positive integer or None; got {shown}")
-    return int(number)
 
 
 def _finite(heat: np.ndarray) -> np.ndarray:

@@ -25,18 +25,6 @@ def check_threshold(threshold: float | str, adaptive: bool = True) -> float | st
     return number
 
 
-def check_fraction(value: float | None, name: str, *, or_none: bool = False) -> float | None:
-    """``value`` as a float in ``[0, 1)`` (``None`` kept when ``or_none``); a ``ValueError`` naming ``name`` for
-    anything else (bools and text included)."""
-    if value is None and or_none:
-        return None
-    number = real_number(value)
-    if number is None or not 0.0 <= number < 1.0:
-        shown = repr(value) if isinstance(value, (str, bytes)) else value
-        raise ValueError(f"{name} must lie in [0, 1){' or be None' if or_none else ''}; got {shown}")
-    return number
-
-
 def check_max_boxes(max_boxes: int) -> int:
     """``max_boxes`` as a positive int; ``1.5``, ``True`` or ``'2'`` are refused, not rounded."""
     if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)):
