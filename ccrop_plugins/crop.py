@@ -116,12 +116,10 @@ class ContrastiveCrop:
     With a box set, one box is chosen (weighted by score) and the centre sampler places the crop's top-left in the
     paper's range ``box_edge * H - h / 2``, clamped to ``[0, H - h]``. Images keep their mode (grayscale, RGBA).
 
-    Args (types, defaults and allowed values, each refused with a ``ValueError`` / ``TypeError``:
-    docs/configuration.md): ``size`` (output ``(height, width)`` or one int), ``scale`` (the crop's area range, a
-    fraction of the image, or of the box with ``scale_reference="box"``), ``ratio`` (``width / height`` range),
-    ``sampler`` (a registered name or a sampler object), ``alpha`` (the ``beta`` sampler's), ``scale_reference``
-    (``"image"``, the paper's, or ``"box"``), ``interpolation`` and ``antialias`` (torchvision's resize),
-    ``sampler_options`` (the named sampler's other options, ``sigma`` for ``gaussian``).
+    Args: ``size`` (output ``(height, width)`` or one int), ``scale`` (area range, of the image or, with
+    ``scale_reference="box"``, of the box), ``ratio`` (``width / height`` range), ``sampler`` (a registered name with
+    ``alpha`` / ``sampler_options``, or a sampler object), ``interpolation``, ``antialias`` (torchvision's resize);
+    defaults and allowed values, each refused with a ``ValueError`` / ``TypeError``: docs/configuration.md.
     """
 
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.2, 1.0),
