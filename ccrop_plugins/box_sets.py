@@ -82,7 +82,8 @@ class BoxSets:
     fallback: Tensor
 
     def __post_init__(self) -> None:
-        kinds = {"boxes": "a floating point", "scores": "a floating point", "counts": "an integer", "fallback": "a bool"}
+        kinds = {"boxes": "a floating point", "scores": "a floating point", "counts": "an integer",
+                 "fallback": "a bool"}
         for field in kinds:
             if not isinstance(getattr(self, field), Tensor):
                 raise TypeError(f"BoxSets.{field} must be a tensor; got {type(getattr(self, field)).__name__}")

@@ -40,7 +40,8 @@ def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
             raise ValueError(f"a tensor image (..., C, H, W) needs at least one channel; got shape {tuple(img.shape)}")
         if img.ndim == 3 and channels > 4 and width in (1, 3, 4):  # (H, W, C), e.g. torch.from_numpy(np.array(pil))
             raise ValueError(f"a tensor image of shape {tuple(img.shape)} looks like (H, W, C) (else: {width} pixels "
-                             f"wide, {channels} channels); ContrastiveCrop takes (..., C, H, W): pass img.permute(2, 0, 1)")
+                             f"wide, {channels} channels); ContrastiveCrop takes (..., C, H, W): "
+                             "pass img.permute(2, 0, 1)")
     if height < 1 or width < 1:
         raise ValueError(f"cannot crop an empty image of size (height, width) = ({height}, {width})")
     return int(height), int(width)
@@ -232,8 +233,8 @@ class ContrastiveCrop:
             raise self._bad_sampler(f"a crop at (top, left) = ({top}, {left})") from None
 
     def _bad_sampler(self, got: str) -> ValueError:
-        return ValueError(f"sampler {self.sampler!r} returned {got}; a centre sampler returns the crop's (top, left) as "
-                          "two finite numbers, its unit_quantile a finite number in [0, 1] "
+        return ValueError(f"sampler {self.sampler!r} returned {got}; a centre sampler returns the crop's (top, left) "
+                          "as two finite numbers, its unit_quantile a finite number in [0, 1] "
                           "(ccrop_plugins.samplers.CentreSampler)")
 
     def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:

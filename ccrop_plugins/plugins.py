@@ -99,7 +99,8 @@ def _autoload_disabled() -> bool:
         return True
     if word not in ("", "0", "false", "no"):
         warnings.warn(f"ccrop-plugins: {AUTOLOAD_ENV}={value!r} is not one of 1, true, yes (load only the built-ins) "
-                      "or 0, false, no (load installed plugins); loading installed plugins", PluginWarning, stacklevel=3)
+                      "or 0, false, no (load installed plugins); loading installed plugins", PluginWarning,
+                      stacklevel=3)
     return False
 
 
