@@ -60,7 +60,7 @@ class ComponentsLocalizer:
         heatmaps = check_heatmaps(heatmaps)
         n, height, width = heatmaps.shape
         if n == 0:
-            return self._box_sets(0, *[np.zeros(0, dtype=np.int64)] * 2, np.zeros((0, 4)), np.zeros(0))
+            return self._box_sets(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
         cell = 1 if self.label_resolution is None else math.ceil(max(height, width) / self.label_resolution)
         found = _components(heatmaps.cpu().numpy(), cell, self.threshold, self.core_level)
         cells_to_unit = cell / np.array([width, height, width, height])
