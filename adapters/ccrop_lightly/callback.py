@@ -13,10 +13,10 @@ from ccrop_plugins import BoxStore, height_width
 from .collate import CCropCollate
 from .features import feature_extractor
 from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
-from .refresher import BoxRefresher, check_refresh_options
+from .refresher import BoxRefresher, check_refresh_options, logger
 from .schedule import RefreshSchedule
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2 adds last_refresh_epoch; version 1 states (the store alone) still load
 
 
 class BoxRefreshCallback(pl.Callback):
@@ -36,7 +36,10 @@ class BoxRefreshCallback(pl.Callback):
       ``ccrop/fallback_fraction``, ``ccrop/version`` (the logger's epoch-level metrics).
     - Its ``state_dict`` (the store: boxes, scores, counts, version) goes into every
       Lightning checkpoint; resuming (``trainer.fit(..., ckpt_path=...)``) restores it into
-      ``store`` before the first batch, so the resumed run crops from the same boxes.
+      ``store`` before the first batch, so the resumed run crops from the same boxes. A resumed
+      run whose store lags the schedule (a checkpoint saved without this callback, or one whose run
+      ended before a refresh that the resumed, longer run has already passed) refreshes when training
+      starts, with an ``INFO`` line, instead of cropping from no or stale boxes until the next refresh.
     - Under the ``ddp`` strategy (tested; ``ddp_spawn`` untested) each rank localizes its shard (a
       loader sharded by the core's ``RefreshSampler``, built when training starts), the core's
       ``refresh_boxes`` all-gathers, and every rank ends with the same store, equal to a
@@ -120,6 +123,9 @@ class BoxRefreshCallback(pl.Callback):
         self.normalize = normalize
         self.progress = progress
         self.refresher: BoxRefresher | None = None
+        # The epoch after which the store's latest refresh ran (-1: none yet); None: unknown (the store was
+        # filled outside this callback, or restored from a version 1 state).
+        self._last_refresh_epoch: int | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Built here: the process group exists (the loader gets its shard) and so does the
@@ -150,6 +156,23 @@ class BoxRefreshCallback(pl.Callback):
             progress=self.progress,
             **self.refresh_options,
         )
+        self._catch_up(trainer.current_epoch)
+
+    def _catch_up(self, start: int) -> None:
+        """Refresh now if the schedule had a refresh due before epoch ``start`` that the store does not hold."""
+        last = self._last_refresh_epoch
+        if last is None:  # unknown: an empty store lags; filled boxes are trusted
+            last = -1 if self.store.version == 0 else start - 1
+        missed = [epoch for epoch in range(last + 1, start) if self.refresher.should_refresh(epoch)]
+        if not missed:
+            return
+        logger.info(
+            "BoxRefreshCallback: resumed at epoch %d, but the store (version %d) lacks the refresh due after epoch %d "
+            "(a checkpoint saved without this callback, or a run that ended before it); refreshing now",
+            start, self.store.version, missed[-1],
+        )
+        self.refresher.refresh()
+        self._last_refresh_epoch = start - 1
 
     def _feature_fn(self, pl_module: pl.LightningModule) -> Any:
         if callable(self.backbone):
@@ -169,6 +192,7 @@ class BoxRefreshCallback(pl.Callback):
         stats = self.refresher.maybe_refresh(trainer.current_epoch)
         if stats is None:
             return
+        self._last_refresh_epoch = trainer.current_epoch
         # Every rank holds the same, already gathered statistics: no sync needed.
         pl_module.log_dict(
             {f"ccrop/{name}": float(value) for name, value in stats.as_dict().items() if name != "seconds"},
@@ -178,12 +202,14 @@ class BoxRefreshCallback(pl.Callback):
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"state_version": STATE_VERSION, "store": self.store.state_dict()}
+        return {"state_version": STATE_VERSION, "store": self.store.state_dict(),
+                "last_refresh_epoch": self._last_refresh_epoch}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
         self.store.load_state_dict(state_dict["store"])
+        self._last_refresh_epoch = state_dict.get("last_refresh_epoch")
 
 
 def _training_collate(trainer: pl.Trainer) -> CCropCollate | None:

@@ -177,3 +177,63 @@ def test_bad_refresh_options_fail_when_the_callback_is_made(quadrant_folder):
         BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, threshold=2)
     with pytest.raises(ValueError, match="give layer or stages, not both"):
         BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, layer="1", stages="1")
+
+
+class _VersionAtEpochStart(lightning_simclr.TinySimCLR):
+    """Records the store version each training epoch starts with."""
+
+    def __init__(self, store: BoxStore) -> None:
+        super().__init__()
+        self.store = store
+        self.versions: dict[int, int] = {}
+
+    def on_train_epoch_start(self) -> None:
+        self.versions[self.current_epoch] = self.store.version
+
+
+def _fit(tmp_path, dataset, epochs, *, callback=None, ckpt_path=None, store=None):
+    """``epochs`` of TinySimCLR, a checkpoint per epoch in tmp_path/ckpt; returns the module."""
+    store = store if store is not None else BoxStore(len(dataset))
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
+    module = _VersionAtEpochStart(store)
+    trainer = _trainer(tmp_path, epochs, [c for c in (callback, checkpoints) if c is not None], logger=False)
+    trainer.fit(module, lightning_simclr.train_loader(dataset, store), ckpt_path=ckpt_path)
+    return module
+
+
+def test_a_resumed_store_that_lags_the_schedule_is_refreshed_before_the_first_batch(tmp_path, quadrant_folder, caplog):
+    """A resumed run catches up on a refresh its checkpoint lacks: one saved without the callback (ContrastiveCrop
+    turned on later), and one whose run ended before a refresh that the resumed, longer run has passed. Before,
+    both cropped like RandomResizedCrop (or from stale boxes) until the next scheduled refresh, silently."""
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+
+    # A plain checkpoint (no callback) after 2 epochs; resumed with warm-up 1, interval 2: refresh due after epoch 0.
+    _fit(tmp_path / "plain", dataset, 2)
+    store = BoxStore(len(dataset))
+    callback = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=2, batch_size=8)
+    with caplog.at_level("INFO", logger="ccrop_lightly"):
+        module = _fit(tmp_path / "plain_resumed", dataset, 3, callback=callback, store=store,
+                      ckpt_path=str(tmp_path / "plain" / "ckpt" / "epoch=1.ckpt"))
+    assert module.versions == {2: 1} and bool((store.counts > 0).all())
+    assert "resumed at epoch 2, but the store (version 0) lacks the refresh due after epoch 0" in caplog.text
+
+    # A 2-epoch run refreshes after epoch 0 only (never after its last); resumed to 3 epochs, the refresh after
+    # epoch 1 is due: the store catches up (version 2), as a 3-epoch run's would be.
+    store = BoxStore(len(dataset))
+    _fit(tmp_path / "short", dataset, 2, store=store,
+         callback=BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1, batch_size=8))
+    assert store.version == 1
+    store = BoxStore(len(dataset))
+    callback = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1, batch_size=8)
+    module = _fit(tmp_path / "longer", dataset, 3, callback=callback, store=store,
+                  ckpt_path=str(tmp_path / "short" / "ckpt" / "epoch=1.ckpt"))
+    assert module.versions == {2: 2}
+
+    # A checkpoint that holds the boxes of the schedule is not refreshed again (the existing resume test checks
+    # the boxes are identical): resumed within the same 2 epochs, nothing is due.
+    store = BoxStore(len(dataset))
+    callback = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1, batch_size=8)
+    module = _fit(tmp_path / "same", dataset, 2, callback=callback, store=store,
+                  ckpt_path=str(tmp_path / "short" / "ckpt" / "epoch=0.ckpt"))
+    assert module.versions == {1: 1}
