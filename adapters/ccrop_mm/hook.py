@@ -9,10 +9,12 @@ Lifecycle in an mmengine ``Runner.train()``:
    the store is created and attached to its ContrastiveCrop steps before any worker starts
    (``IterBasedTrainLoop`` started its workers already: they are restarted once). Saved
    boxes are restored on ``resume`` only; ``load_from`` loads weights, not another run's boxes. A resumed
-   checkpoint without boxes (saved without this hook) that lies past a refresh is refreshed at once.
+   store that lags the schedule (a checkpoint saved without this hook past a refresh, or one whose run
+   ended before a refresh that the resumed, longer run has passed) is refreshed at once.
 3. After the steps of the core's :class:`~ccrop_plugins.RefreshSchedule` (``every_n_epochs`` /
    ``every_n_train_iters`` from ``warmup``, never after the last): a refresh.
-4. ``before_save_checkpoint``: the store goes into ``checkpoint['ccrop']``.
+4. ``before_save_checkpoint``: the store goes into ``checkpoint['ccrop']``, with the step count of its
+   latest refresh (``refreshed_after``) and whether a failed refresh is pending.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class ContrastiveCropHook(Hook):
         self.last_stats = None
         self._saved: dict[str, Any] | None = None  # checkpoint['ccrop'] and its meta, until before_train
         self._failed: BaseException | None = None  # a refresh error, raised after the checkpoint
+        # Steps (epochs or iterations) done when the store's latest refresh ran: 0 none; None unknown (a checkpoint
+        # saved before this was recorded).
+        self._refreshed_after: int | None = 0
         self._load_window = LoadWindow()
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
 
@@ -165,13 +170,19 @@ class ContrastiveCropHook(Hook):
         self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
         self._features = feature_fn(_unwrapped(runner.model), self.feature_stages)
         self._say_schedule(runner)
-        if self._saved is not None and self._restore(runner, self._saved):
-            self.refresh(runner)  # the checkpoint's own refresh had failed: run it now
-        elif self._saved is None and self._resumed_past_a_refresh(runner):
-            if is_main_process():
-                runner.logger.info("ContrastiveCrop: the resumed checkpoint holds no boxes (saved without "
-                                   "ContrastiveCropHook?) and a refresh was due before it; refreshing now")
-            self.refresh(runner)  # else every crop would be RandomResizedCrop's until the next refresh
+        self._refreshed_after = 0
+        pending = self._saved is not None and self._restore(runner, self._saved)
+        missed = None if pending else self._missed_refresh(runner)
+        if missed is not None and is_main_process():
+            unit = "iteration" if self._by_iteration else "epoch"
+            runner.logger.info(
+                "ContrastiveCrop: the resumed checkpoint holds no boxes (saved without ContrastiveCropHook?) and a "
+                "refresh was due before it; refreshing now" if self._saved is None else
+                f"ContrastiveCrop: the resumed checkpoint's boxes (version {self.store.version}) lack the refresh due "
+                f"after {unit} {missed} (its run ended before it: a longer run resumed?); refreshing now")
+        if pending or missed is not None:  # else every crop would use no or stale boxes until the next refresh
+            self.refresh(runner)
+            self._refreshed_after = self._steps_done(runner)
         self._saved = None
 
     def before_train_epoch(self, runner: Any) -> None:
@@ -192,7 +203,8 @@ class ContrastiveCropHook(Hook):
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         if self.store is not None:
-            checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict(), "refresh_pending": self._failed is not None}
+            checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict(), "refresh_pending": self._failed is not None,
+                                          "refreshed_after": self._refreshed_after}
 
     def after_run(self, runner: Any) -> None:
         self._load_window.close()
@@ -226,6 +238,7 @@ class ContrastiveCropHook(Hook):
     def _refresh_keeping_checkpoint(self, runner: Any, after: str) -> None:
         try:
             self.refresh(runner)
+            self._refreshed_after = self._steps_done(runner) + 1  # called at the end of that step
         except Exception as error:  # noqa: BLE001  raised again after the checkpoint hook has run
             self._failed = error
             runner.logger.error(f"ContrastiveCrop refresh after {after} failed: {error!r}; the boxes stay those of "
@@ -252,12 +265,29 @@ class ContrastiveCropHook(Hook):
                     "warm-up starts afresh (set ContrastiveCropHook(load_boxes=True) to use them)")
             return False
         self.store.load_state_dict(state)
+        if resumed:
+            self._refreshed_after = saved.get("refreshed_after")
         return resumed and bool(saved.get("refresh_pending"))
 
-    def _resumed_past_a_refresh(self, runner: Any) -> bool:
-        """Whether the run resumes after the schedule's first refresh (steps done: iterations or epochs)."""
-        done = runner.iter if self._by_iteration else runner.epoch
-        return runner.iter > 0 and self.schedule.first_refresh < done
+    def _steps_done(self, runner: Any) -> int:
+        return runner.iter if self._by_iteration else runner.epoch
+
+    def _missed_refresh(self, runner: Any) -> int | None:
+        """On resume: the latest refresh of the schedule (in steps done, never after the run's last step) that
+        the restored store lacks, or ``None``. A store of unknown age counts as lagging only when empty."""
+        if runner.iter == 0:  # a fresh run, or load_from: the schedule starts here
+            return None
+        done = self._steps_done(runner)
+        total = runner.max_iters if self._by_iteration else runner.max_epochs
+        first, interval = self.schedule.first_refresh + 1, self.schedule.interval
+        latest = min(done, total - 1)  # no refresh after the last step
+        if latest < first:
+            return None
+        due = first + (latest - first) // interval * interval
+        after = self._refreshed_after
+        if after is None:
+            after = 0 if self.store.version == 0 else done
+        return due if due > after else None
 
     def _say_schedule(self, runner: Any) -> None:
         if not is_main_process():

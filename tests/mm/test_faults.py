@@ -177,3 +177,39 @@ def test_a_failing_refresh_in_an_iteration_loop_keeps_its_checkpoint(setup, trai
         train(cfg)
     saved = torch.load(tmp_path / "iter_2.pth", weights_only=False)
     assert saved["meta"]["iter"] == 2 and saved["ccrop"]["refresh_pending"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", ["epoch", "iteration"])
+def test_a_longer_run_resumed_from_a_finished_one_catches_up_on_the_skipped_refresh(
+        loop, setup, train, coordinate_folder, tmp_path):
+    """A run of 2 epochs (4 iterations) skips the refresh after its last step; resumed with 3 epochs (6 iterations),
+    that refresh is due before the resumed steps, as in an uninterrupted 3-epoch run: it runs before the first
+    iteration (was: the resumed steps cropped from the boxes one interval old, silently)."""
+    def config(name, steps):
+        cfg = _quick(setup, coordinate_folder, tmp_path / name, f"{loop}_{name}")
+        if loop == "iteration":
+            cfg.custom_hooks[0].update(warmup_epochs=2, interval=2)
+            cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2 * steps)
+            cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=2, by_epoch=False)
+        else:
+            cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=steps)
+        return cfg
+
+    short = train(config("short", 2))
+    assert [b["version"] for b in _recorder(short).batches] == [0, 0, 1, 1]  # no refresh after the last step
+
+    cfg = config("longer", 3)
+    cfg.resume, cfg.load_from = True, str(tmp_path / "short" / ("iter_4.pth" if loop == "iteration" else "epoch_2.pth"))
+    longer = train(cfg)
+    assert [b["version"] for b in _recorder(longer).batches] == [2, 2]  # an uninterrupted run's: [0, 0, 1, 1, 2, 2]
+    assert f"lack the refresh due after {loop} {4 if loop == 'iteration' else 2}" in _log(longer)
+    saved = torch.load(tmp_path / "short" / ("iter_4.pth" if loop == "iteration" else "epoch_2.pth"), weights_only=False)
+    # refreshed after epoch 1 (warm-up 1, interval 1) / iteration 2 (warm-up 2, interval 2)
+    assert saved["ccrop"]["refreshed_after"] == (2 if loop == "iteration" else 1)
+    assert saved["ccrop"]["box_store"]["version"] == 1
+
+    # Resumed within its own length, a checkpoint that holds its schedule's boxes is not refreshed again.
+    cfg = config("same", 2)
+    cfg.resume, cfg.load_from = True, str(tmp_path / "short" / ("iter_2.pth" if loop == "iteration" else "epoch_1.pth"))
+    assert [b["version"] for b in _recorder(train(cfg)).batches] == [1, 1]
