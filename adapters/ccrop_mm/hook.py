@@ -19,7 +19,9 @@ Lifecycle in an mmengine ``Runner.train()``:
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import os
 import warnings
 from typing import Any, Sequence
 
@@ -143,6 +145,7 @@ class ContrastiveCropHook(Hook):
         # Steps (epochs or iterations) done when the store's latest refresh ran: 0 none; None unknown (a checkpoint
         # saved before this was recorded).
         self._refreshed_after: int | None = 0
+        self._images_digest: str | None | bool = False  # image_list_digest of the train dataset; False: not yet read
         self._load_window = LoadWindow()
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
 
@@ -170,7 +173,7 @@ class ContrastiveCropHook(Hook):
         self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
         self._features = feature_fn(_unwrapped(runner.model), self.feature_stages)
         self._say_schedule(runner)
-        self._refreshed_after = 0
+        self._refreshed_after, self._images_digest = 0, False
         pending = self._saved is not None and self._restore(runner, self._saved)
         missed = None if pending else self._missed_refresh(runner)
         if missed is not None and is_main_process():
@@ -204,7 +207,7 @@ class ContrastiveCropHook(Hook):
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         if self.store is not None:
             checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict(), "refresh_pending": self._failed is not None,
-                                          "refreshed_after": self._refreshed_after}
+                                          "refreshed_after": self._refreshed_after, "images": self._digest()}
 
     def after_run(self, runner: Any) -> None:
         self._load_window.close()
@@ -264,10 +267,23 @@ class ContrastiveCropHook(Hook):
                     f"(version {state['version']}); ignored, boxes belong to the dataset they were made on: "
                     "warm-up starts afresh (set ContrastiveCropHook(load_boxes=True) to use them)")
             return False
+        digest = saved.get("images")
+        if digest is not None and self._digest() not in (None, digest) and state["num_samples"] == len(self.store):
+            if is_main_process():  # the same count of other files (or another order): each box would land on another image
+                runner.logger.warning(
+                    f"ContrastiveCrop: the checkpoint's boxes were made on another list of images (the same count, "
+                    f"{len(self.store)}, but other files or another order); ignored, they would crop other images' "
+                    "objects: the boxes are made afresh (now, if a refresh was due before this step)")
+            return False
         self.store.load_state_dict(state)
         if resumed:
             self._refreshed_after = saved.get("refreshed_after")
         return resumed and bool(saved.get("refresh_pending"))
+
+    def _digest(self) -> str | None:
+        if self._images_digest is False:
+            self._images_digest = image_list_digest(self._images.dataset)
+        return self._images_digest
 
     def _steps_done(self, runner: Any) -> int:
         return runner.iter if self._by_iteration else runner.epoch
@@ -303,6 +319,22 @@ class ContrastiveCropHook(Hook):
             steps = [s + 1 for s in self.schedule.refresh_steps(total)]
             runner.logger.info(f"ContrastiveCrop: {self.store!r}; refresh after {unit} {steps[:6]}"
                                f"{' ...' if len(steps) > 6 else ''} ({len(steps)} in all)")
+
+
+def image_list_digest(dataset: Any) -> str | None:
+    """A digest of the dataset's image files in index order, named relative to their common folder (so a moved
+    data root keeps it); ``None`` when a sample has no ``img_path``. Read once per run (one pass over the data list)."""
+    paths = []
+    for index in range(len(dataset)):
+        path = dataset.get_data_info(index).get("img_path")
+        if not isinstance(path, str):
+            return None
+        paths.append(path)
+    # the common folder: the common prefix of the first and last path in sorted order, cut at a separator
+    prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
+    cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
+    names = [path[cut:] for path in paths]
+    return hashlib.sha1("\n".join(names).encode()).hexdigest()
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:

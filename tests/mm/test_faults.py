@@ -213,3 +213,34 @@ def test_a_longer_run_resumed_from_a_finished_one_catches_up_on_the_skipped_refr
     cfg = config("same", 2)
     cfg.resume, cfg.load_from = True, str(tmp_path / "short" / ("iter_2.pth" if loop == "iteration" else "epoch_1.pth"))
     assert [b["version"] for b in _recorder(train(cfg)).batches] == [1, 1]
+
+
+@pytest.mark.slow
+def test_resumed_boxes_of_another_list_of_images_are_ignored_and_made_afresh(setup, train, coordinate_folder, tmp_path):
+    """A resume into a folder of the same number of images but other files (one renamed: the order shifts) would
+    give every box to another image, silently (the store checks only the count): the boxes are ignored with a
+    warning and, a refresh being due before the resumed step, made afresh. A moved folder keeps its boxes."""
+    import shutil
+
+    cfg = _quick(setup, coordinate_folder, tmp_path / "run", "digest_first", epochs=2)
+    cfg.custom_hooks[-1]["force"] = True  # the checkpoint of epoch 1 holds FORCED_BOXES on even samples
+    train(cfg)
+    checkpoint = tmp_path / "run" / "epoch_1.pth"
+
+    def resume(folder, name):
+        cfg = _quick(setup, folder, tmp_path / name, name, epochs=2)
+        cfg.resume, cfg.load_from = True, str(checkpoint)
+        runner = train(cfg)
+        return _recorder(runner).state_before_train, _log(runner)
+
+    moved = shutil.copytree(coordinate_folder, tmp_path / "moved")
+    state, log = resume(moved, "digest_moved")
+    assert torch.equal(state["boxes"][0, :2], setup.FORCED_BOXES) and "another list of images" not in log
+
+    renamed = shutil.copytree(coordinate_folder, tmp_path / "renamed")
+    (renamed / "a" / "00.png").rename(renamed / "a" / "99.png")
+    state, log = resume(renamed, "digest_renamed")
+    assert "the checkpoint's boxes were made on another list of images (the same count, 16" in log
+    assert state["version"] == 1 and bool((state["counts"] > 0).all())  # refreshed before the first iteration
+    assert not torch.equal(state["boxes"][0, :2], setup.FORCED_BOXES)
+    assert torch.load(checkpoint, weights_only=False)["ccrop"]["images"] is not None
