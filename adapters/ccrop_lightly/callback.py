@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import warnings
 from typing import Any, Callable, Sequence, Sized
 
 import pytorch_lightning as pl
@@ -12,11 +15,12 @@ from ccrop_plugins import BoxStore, height_width
 
 from .collate import CCropCollate
 from .features import feature_extractor
+from .indexed_dataset import IndexedDataset
 from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
 from .refresher import BoxRefresher, check_refresh_options, logger
 from .schedule import RefreshSchedule
 
-STATE_VERSION = 2  # 2 adds last_refresh_epoch; version 1 states (the store alone) still load
+STATE_VERSION = 2  # 2 adds last_refresh_epoch and images; version 1 states (the store alone) still load
 
 
 class BoxRefreshCallback(pl.Callback):
@@ -40,6 +44,8 @@ class BoxRefreshCallback(pl.Callback):
       run whose store lags the schedule (a checkpoint saved without this callback, or one whose run
       ended before a refresh that the resumed, longer run has already passed) refreshes when training
       starts, with an ``INFO`` line, instead of cropping from no or stale boxes until the next refresh.
+      Boxes saved for another list of image files of the same count (a file renamed, added and
+      removed) are ignored with a warning and made afresh: each would crop another image.
     - Under the ``ddp`` strategy (tested; ``ddp_spawn`` untested) each rank localizes its shard (a
       loader sharded by the core's ``RefreshSampler``, built when training starts), the core's
       ``refresh_boxes`` all-gathers, and every rank ends with the same store, equal to a
@@ -126,6 +132,7 @@ class BoxRefreshCallback(pl.Callback):
         # The epoch after which the store's latest refresh ran (-1: none yet); None: unknown (the store was
         # filled outside this callback, or restored from a version 1 state).
         self._last_refresh_epoch: int | None = None
+        self._images_digest: str | None | bool = False  # image_list_digest(dataset); False: not yet read
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Built here: the process group exists (the loader gets its shard) and so does the
@@ -203,13 +210,45 @@ class BoxRefreshCallback(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"state_version": STATE_VERSION, "store": self.store.state_dict(),
-                "last_refresh_epoch": self._last_refresh_epoch}
+                "last_refresh_epoch": self._last_refresh_epoch, "images": self._digest()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
-        self.store.load_state_dict(state_dict["store"])
+        saved = state_dict.get("images")
+        store = state_dict["store"]
+        if saved is not None and self._digest() not in (None, saved) and store.get("num_samples") == len(self.store):
+            warnings.warn(
+                f"BoxRefreshCallback: the checkpoint's boxes were made on another list of images (the same count, "
+                f"{len(self.dataset)}, but other files or another order); ignored, they would crop other images' "
+                "objects: the boxes are made afresh (when training starts, if a refresh was due before it)",
+                UserWarning,
+                stacklevel=2,
+            )
+            return
+        self.store.load_state_dict(store)
         self._last_refresh_epoch = state_dict.get("last_refresh_epoch")
+
+    def _digest(self) -> str | None:
+        if self._images_digest is False:
+            self._images_digest = image_list_digest(self.dataset)
+        return self._images_digest
+
+
+def image_list_digest(dataset: Any) -> str | None:
+    """A digest of the dataset's image files in index order (``LightlyDataset.get_filenames()``, or the ``samples``
+    of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset`), named relative to their common folder so
+    that a moved folder keeps it; ``None`` for datasets without file names (``CIFAR10``)."""
+    inner = dataset.dataset if isinstance(dataset, IndexedDataset) else dataset
+    if hasattr(inner, "get_filenames"):
+        paths = [str(name) for name in inner.get_filenames()]
+    elif isinstance(getattr(inner, "samples", None), list):
+        paths = [str(sample[0]) for sample in inner.samples]
+    else:
+        return None
+    prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
+    cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
+    return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()
 
 
 def _training_collate(trainer: pl.Trainer) -> CCropCollate | None:

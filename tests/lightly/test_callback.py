@@ -237,3 +237,43 @@ def test_a_resumed_store_that_lags_the_schedule_is_refreshed_before_the_first_ba
     module = _fit(tmp_path / "same", dataset, 2, callback=callback, store=store,
                   ckpt_path=str(tmp_path / "short" / "ckpt" / "epoch=0.ckpt"))
     assert module.versions == {1: 1}
+
+
+def test_resumed_boxes_of_another_list_of_images_are_ignored_and_made_afresh(tmp_path, quadrant_folder, red_box):
+    """ckpt_path into a folder of the same number of images but other files (one renamed: the order shifts) would
+    give every box to another image, silently (the store checks only the count): the boxes are ignored with a
+    warning and, a refresh being due before the resumed epoch, made afresh. A moved folder keeps its boxes."""
+    import shutil
+
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    n = len(dataset)
+    store = BoxStore(n)
+    forced = BoxSets.from_lists([torch.tensor([red_box])] * n)
+
+    def force_red_box(module, epoch: int) -> None:  # after the refresh of epoch 0, before its checkpoint
+        if epoch == 0:
+            store.update(range(n), forced, new_version=False)
+
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
+    trainer = _trainer(tmp_path, 2, [_callback(store, dataset), checkpoints], logger=False)
+    trainer.fit(lightning_simclr.TinySimCLR(on_epoch_end=force_red_box), lightning_simclr.train_loader(dataset, store))
+    red = torch.tensor([red_box]).expand(n, 4)
+
+    def resume(folder: Path) -> BoxStore:
+        images = LightlyDataset(str(folder))
+        resumed_store = BoxStore(n)
+        resumed = _trainer(tmp_path, 2, [_callback(resumed_store, images)], logger=False, enable_checkpointing=False)
+        resumed.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(images, resumed_store),
+                    ckpt_path=str(tmp_path / "ckpt" / "epoch=0.ckpt"))
+        return resumed_store
+
+    moved = resume(shutil.copytree(quadrant_folder, tmp_path / "moved"))
+    assert torch.equal(moved.boxes[:, 0], red)
+
+    renamed = shutil.copytree(quadrant_folder, tmp_path / "renamed")
+    (renamed / "class_0" / "img_00.png").rename(renamed / "class_0" / "img_99.png")
+    with pytest.warns(UserWarning, match=r"boxes were made on another list of images \(the same count, 16"):
+        store = resume(renamed)
+    assert store.version == 1 and bool((store.counts > 0).all())  # refreshed when training started
+    assert not torch.equal(store.boxes[:, 0], red)
