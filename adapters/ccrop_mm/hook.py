@@ -169,7 +169,6 @@ class ContrastiveCropHook(Hook):
         self.store = BoxStore(len(plan.dataset), self.max_boxes)
         for step in plan.store_users:
             step.attach_store(self.store)
-        self._stopped_worker_iterators = restart_started_workers(runner.train_loop)
         self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
         self._features = feature_fn(_unwrapped(runner.model), self.feature_stages)
         self._say_schedule(runner)
@@ -187,6 +186,11 @@ class ContrastiveCropHook(Hook):
             self.refresh(runner)
             self._refreshed_after = self._steps_done(runner)
         self._saved = None
+        # Last: the restarted workers start prefetching at once, so the store must hold the resumed boxes by now.
+        self._stopped_worker_iterators = restart_started_workers(runner.train_loop)
+        if self._stopped_worker_iterators and is_main_process():
+            runner.logger.info("ContrastiveCrop: restarted the train DataLoader workers (the iteration loop started "
+                               "them before the box store existed)")
 
     def before_train_epoch(self, runner: Any) -> None:
         self._raise_failed_refresh()

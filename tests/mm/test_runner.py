@@ -131,3 +131,55 @@ def test_iteration_loop_refreshes_after_warmup_iterations(setup, train, coordina
         saved = torch.load(tmp_path / "iter_2.pth", weights_only=True)["ccrop"]["box_store"]
     final = hook.store.state_dict()
     assert saved["version"] == 1 and all(torch.equal(saved[k], final[k]) for k in ("boxes", "scores", "counts"))
+
+
+@pytest.mark.slow
+def test_iteration_loop_resumed_with_a_refresh_due_crops_in_its_boxes_from_the_first_batch(
+        setup, train, coordinate_folder, tmp_path, monkeypatch):
+    """Resumed at iteration 3 from a checkpoint without boxes (warm-up 2), the hook refreshes in before_train. The
+    workers it restarts (IterBasedTrainLoop started its own before any hook) prefetch at once, 2 workers x 2 batches,
+    of which mmengine skips 3 on resume: they must start after the refresh, else the first trained batch is a
+    warm-up batch (was: 0 of its 8 pairs in a box). The refresh is forced to one top-left box per sample."""
+    import ccrop_mm.hook
+    from ccrop_plugins import BoxSets
+
+    box = torch.tensor([0.0, 0.0, 0.25, 0.25])
+    real_refresh = ccrop_mm.hook.refresh_boxes
+
+    def refresh_to_one_box(features, batches, store, *args, **kwargs):
+        stats = real_refresh(features, batches, store, *args, **kwargs)
+        n = len(store)
+        boxes = box.repeat(n, store.max_boxes, 1)
+        scores = torch.zeros(n, store.max_boxes)
+        scores[:, 0] = 1.0
+        store.update(torch.arange(n), BoxSets(boxes, scores, torch.ones(n, dtype=torch.int64),
+                                              torch.zeros(n, dtype=torch.bool)), new_version=False)
+        return stats
+
+    def config(name, iterations):
+        cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path / name, warmup_iters=2, interval=10)
+        del cfg.custom_hooks[0]["warmup_epochs"]
+        cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iterations)
+        cfg.train_dataloader.sampler = dict(type="InfiniteSampler", shuffle=True)
+        cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=3, by_epoch=False)
+        cfg.custom_hooks.append(dict(type="CropRecorderHook", force=False))
+        cfg.experiment_name = f"prefetch_{name}"
+        return cfg
+
+    train(config("first", 3))
+    with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+        saved = torch.load(tmp_path / "first" / "iter_3.pth", weights_only=True)
+    del saved["ccrop"]  # as saved by a run without the hook
+    torch.save(saved, tmp_path / "no_boxes.pth")
+
+    monkeypatch.setattr(ccrop_mm.hook, "refresh_boxes", refresh_to_one_box)
+    cfg = config("resumed", 5)
+    cfg.resume, cfg.load_from = True, str(tmp_path / "no_boxes.pth")
+    runner = train(cfg)
+    batches = next(h for h in runner.hooks if type(h).__name__ == "CropRecorderHook").batches
+    assert [b["iter"] for b in batches] == [3, 4] and setup.ccrop_hook(runner).store.version == 1
+    for batch in batches:
+        first, second = batch["views"]
+        fits = [setup.crop_fits_box(first[row], box) and setup.crop_fits_box(second[row], box)
+                for row in range(len(batch["indices"]))]
+        assert all(fits), f"iteration {batch['iter'] + 1}: {fits.count(False)} of {len(fits)} pairs outside the box"
