@@ -163,16 +163,21 @@ class BoxRefreshCallback(pl.Callback):
             progress=self.progress,
             **self.refresh_options,
         )
-        self._catch_up(trainer.current_epoch)
+        if self._catch_up(trainer.current_epoch):
+            # Lightning made the epoch's DataLoader iterator before on_train_start, and its workers (and the fetcher's
+            # one batch ahead) have cropped the first batches from the old store: make it again, as setup_data does.
+            fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+            if fetcher is not None:
+                iter(fetcher)
 
-    def _catch_up(self, start: int) -> None:
+    def _catch_up(self, start: int) -> bool:
         """Refresh now if the schedule had a refresh due before epoch ``start`` that the store does not hold."""
         last = self._last_refresh_epoch
         if last is None:  # unknown: an empty store lags; filled boxes are trusted
             last = -1 if self.store.version == 0 else start - 1
         missed = [epoch for epoch in range(last + 1, start) if self.refresher.should_refresh(epoch)]
         if not missed:
-            return
+            return False
         logger.info(
             "BoxRefreshCallback: resumed at epoch %d, but the store (version %d) lacks the refresh due after epoch %d "
             "(a checkpoint saved without this callback, or a run that ended before it); refreshing now",
@@ -180,6 +185,7 @@ class BoxRefreshCallback(pl.Callback):
         )
         self.refresher.refresh()
         self._last_refresh_epoch = start - 1
+        return True
 
     def _feature_fn(self, pl_module: pl.LightningModule) -> Any:
         if callable(self.backbone):

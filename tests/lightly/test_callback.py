@@ -201,12 +201,25 @@ def _fit(tmp_path, dataset, epochs, *, callback=None, ckpt_path=None, store=None
     return module
 
 
-def test_a_resumed_store_that_lags_the_schedule_is_refreshed_before_the_first_batch(tmp_path, quadrant_folder, caplog):
+def test_a_resumed_store_that_lags_the_schedule_is_refreshed_before_the_first_batch(
+        tmp_path, quadrant_folder, caplog, monkeypatch, red_fraction, red_box):
     """A resumed run catches up on a refresh its checkpoint lacks: one saved without the callback (ContrastiveCrop
     turned on later), and one whose run ended before a refresh that the resumed, longer run has passed. Before,
-    both cropped like RandomResizedCrop (or from stale boxes) until the next scheduled refresh, silently."""
+    both cropped like RandomResizedCrop (or from stale boxes) until the next scheduled refresh, silently.
+    Lightning makes the epoch's batches (2 workers x 2, the whole epoch here) before on_train_start: the catch-up
+    refresh makes them again, so every view of the resumed epoch is cut around the new box (forced to red here)."""
+    import ccrop_lightly.refresher
+
     pl.seed_everything(0)
     dataset = LightlyDataset(str(quadrant_folder))
+    real_refresh = ccrop_lightly.refresher.refresh_boxes
+
+    def refresh_to_red(feature_fn, loader, store, **options):
+        stats = real_refresh(feature_fn, loader, store, **options)
+        store.update(range(len(store)), BoxSets.from_lists([torch.tensor([red_box])] * len(store)), new_version=False)
+        return stats
+
+    monkeypatch.setattr(ccrop_lightly.refresher, "refresh_boxes", refresh_to_red)
 
     # A plain checkpoint (no callback) after 2 epochs; resumed with warm-up 1, interval 2: refresh due after epoch 0.
     _fit(tmp_path / "plain", dataset, 2)
@@ -216,6 +229,8 @@ def test_a_resumed_store_that_lags_the_schedule_is_refreshed_before_the_first_ba
         module = _fit(tmp_path / "plain_resumed", dataset, 3, callback=callback, store=store,
                       ckpt_path=str(tmp_path / "plain" / "ckpt" / "epoch=1.ckpt"))
     assert module.versions == {2: 1} and bool((store.counts > 0).all())
+    red = torch.cat([torch.as_tensor(red_fraction(v)) for v in module.seen_views[2]])
+    assert len(red) == 2 * len(dataset) and float(red.min()) >= 0.75
     assert "resumed at epoch 2, but the store (version 0) lacks the refresh due after epoch 0" in caplog.text
 
     # A 2-epoch run refreshes after epoch 0 only (never after its last); resumed to 3 epochs, the refresh after
