@@ -12,6 +12,7 @@ localizes its shard and all ranks hold the same boxes.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--resume", help="a Lightning checkpoint to resume from (boxes included)")
     args = parse(parser, argv)
+    if args.resume is not None and not Path(args.resume).is_file():  # was Lightning's traceback after the set-up
+        parser.error(f"--resume {args.resume}: no such checkpoint file")
     pl.seed_everything(args.seed)
     check_folder(parser, args)
     if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
@@ -93,9 +96,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     callbacks: list[pl.Callback] = [boxes]
     if args.checkpoint:
-        callbacks.append(pl.callbacks.ModelCheckpoint(
+        saver = pl.callbacks.ModelCheckpoint(
             dirpath=args.checkpoint.parent, filename=args.checkpoint.stem, save_last=False, every_n_epochs=1,
-        ))
+        )
+        saver.FILE_EXTENSION = args.checkpoint.suffix or ".ckpt"  # the file is --checkpoint (Lightning adds .ckpt)
+        callbacks.append(saver)
     trainer = pl.Trainer(
         max_epochs=args.epochs, accelerator="auto", devices=args.devices,
         strategy="ddp" if args.devices > 1 else "auto", callbacks=callbacks, logger=pl.loggers.CSVLogger("."),

@@ -87,3 +87,21 @@ def test_a_folder_smaller_than_one_batch_or_missing_is_a_usage_line(script, conf
     with pytest.raises(SystemExit):  # was lightly's "The input directory ... does not exist!" traceback
         module.main([str(tmp_path / "missing")])
     assert "missing does not exist; give an image folder, or --generate N" in capsys.readouterr().err
+
+
+def test_moco_checkpoint_is_the_named_file_and_resumes_with_its_boxes(configs_on_path, tmp_path, capsys, monkeypatch):
+    """--checkpoint run/ck.pt wrote run/ck.ckpt (Lightning's extension), so --resume run/ck.pt, the name given,
+    failed with Lightning's FileNotFoundError traceback after the whole set-up; a missing --resume file is a usage
+    line now, and the checkpoint written is the file named, resumed with its boxes."""
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module("moco_v2_ccrop")
+    checkpoint = tmp_path / "run" / "ck.pt"
+    tiny = [str(tmp_path / "scenes"), *TINY, "--workers", "0", "--no-cifar-stem", "--stages", "layer3"]
+    with pytest.raises(SystemExit) as exit_info:
+        module.main([*tiny, "--resume", str(checkpoint)])
+    assert exit_info.value.code == 2 and f"--resume {checkpoint}: no such checkpoint file" in capsys.readouterr().err
+
+    assert module.main([*tiny, "--checkpoint", str(checkpoint)])["store_version"] == 1
+    assert [p.name for p in checkpoint.parent.iterdir()] == ["ck.pt"]
+    resumed = module.main([*tiny[:4], "3", *tiny[5:], "--checkpoint", str(checkpoint), "--resume", str(checkpoint)])
+    assert resumed["store_version"] == 2  # the restored refresh of epoch 0, and the one after epoch 1
