@@ -15,6 +15,15 @@ Both comparisons run in interleaved rounds (ours, reference, reference, ours, ..
 the median of the per-round ratios with their interquartile range, in wall time and in process
 CPU time side by side (:mod:`ccrop_cli.bench.rounds`). ``--threads 1`` gives the cleanest
 CPU-time figures (idle torch threads spin and count as CPU time).
+
+The refresh row also moves with glibc's allocator: a pass's forwards fault in fresh pages (zeroed
+by the kernel, in system time) as often as the heap's history makes them, and that history differs
+between the two sides and from run to run (measured with ``--threads 1``: 28K-50K faults per pass,
+the sides up to 22K apart, either side ahead, up to 4 % of a pass). Calling ``malloc_trim(0)`` before
+each timed call narrows that gap but does not close it (up to 6.5K apart), so the rounds do not do
+it. For figures without the allocator's part, run the bench with
+``MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_MMAP_THRESHOLD_=1000000000`` in the environment: glibc
+then keeps the memory it frees, and neither side faults.
 """
 
 from __future__ import annotations

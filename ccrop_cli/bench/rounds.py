@@ -10,6 +10,10 @@ with their interquartile range, in two clocks side by side:
   work done and is much less moved by other processes on a shared machine, though not immune
   (caches, memory bandwidth, and idle OpenMP threads that spin: use one torch thread for the
   cleanest CPU figures).
+
+The allocator's state is not reset between calls: the sides run as they would in one process.
+Where that matters (the refresh row of ``ccrop bench mm``) the module says so, with the measured
+effect and the environment setting that removes it.
 """
 
 from __future__ import annotations
