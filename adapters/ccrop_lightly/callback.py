@@ -138,7 +138,14 @@ class BoxRefreshCallback(pl.Callback):
         # Built here: the process group exists (the loader gets its shard) and so does the
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
-        transform = self.transform if self.transform is not None else _training_collate(trainer)
+        collate = _training_collate(trainer)
+        if collate is not None and not _same_store(collate.store, self.store):
+            raise ValueError(
+                f"BoxRefreshCallback refreshes another box store than the one the training DataLoader's CCropCollate "
+                f"reads ({self.store!r} and {collate.store!r}: BoxStore made twice?), so the refreshed boxes would never "
+                "reach the views; give both the same store"
+            )
+        transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
             raise ValueError(
                 "BoxRefreshCallback cannot tell the refresh resolution: the training DataLoader's collate_fn is not a "
@@ -255,6 +262,11 @@ def image_list_digest(dataset: Any) -> str | None:
     prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
     cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
     return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()
+
+
+def _same_store(a: BoxStore, b: BoxStore) -> bool:
+    """The same store, or two handles of its shared memory (a store pickled into a spawned process)."""
+    return a is b or a.counts.untyped_storage().data_ptr() == b.counts.untyped_storage().data_ptr()
 
 
 def _training_collate(trainer: pl.Trainer) -> CCropCollate | None:

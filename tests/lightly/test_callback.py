@@ -162,7 +162,7 @@ def test_named_stage_and_the_views_settings_reach_the_refresh(tmp_path, quadrant
     images = callback.refresher.loader.dataset
     assert images.size == (32, 32) and images.normalize is None  # the collate's CCropSimCLRTransform
 
-    wrong = BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1,
+    wrong = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1,
                                normalize={"mean": [0.5] * 3, "std": [0.5] * 3})
     trainer = _trainer(tmp_path, 1, [wrong], logger=False, enable_checkpointing=False)
     with pytest.raises(ValueError, match="normalize=.* differs from the training views' normalisation None"):
@@ -292,3 +292,16 @@ def test_resumed_boxes_of_another_list_of_images_are_ignored_and_made_afresh(tmp
         store = resume(renamed)
     assert store.version == 1 and bool((store.counts > 0).all())  # refreshed when training started
     assert not torch.equal(store.boxes[:, 0], red)
+
+
+def test_a_callback_and_a_collate_with_two_stores_is_refused_at_train_start(tmp_path, quadrant_folder):
+    """The callback refreshed one BoxStore while the training DataLoader's CCropCollate read another (BoxStore made
+    twice, e.g. once in a DataModule): the refresh logged its boxes but every view stayed RandomResizedCrop's,
+    silently, for the whole run. Refused when training starts, before the first batch."""
+    dataset = LightlyDataset(str(quadrant_folder))
+    callback = _callback(BoxStore(len(dataset)), dataset)
+    trainer = _trainer(tmp_path, 2, [callback], logger=False, enable_checkpointing=False)
+    loader = lightning_simclr.train_loader(dataset, BoxStore(len(dataset)))
+    with pytest.raises(ValueError, match="refreshes another box store than the one the training DataLoader's "
+                                         "CCropCollate reads .*BoxStore made twice"):
+        trainer.fit(lightning_simclr.TinySimCLR(), loader)
