@@ -179,18 +179,9 @@ class BoxRefreshCallback(pl.Callback):
 
     def _catch_up(self, start: int) -> bool:
         """Refresh now if the schedule had a refresh due before epoch ``start`` that the store does not hold."""
-        last = self._last_refresh_epoch
-        if last is None:  # unknown: an empty store lags; filled boxes are trusted
-            last = -1 if self.store.version == 0 else start - 1
-        missed = [epoch for epoch in range(last + 1, start) if self.refresher.should_refresh(epoch)]
-        if not missed:
+        self.refresher._last_refresh_epoch = self._last_refresh_epoch
+        if self.refresher.catch_up(start) is None:
             return False
-        logger.info(
-            "BoxRefreshCallback: resumed at epoch %d, but the store (version %d) lacks the refresh due after epoch %d "
-            "(a checkpoint saved without this callback, or a run that ended before it); refreshing now",
-            start, self.store.version, missed[-1],
-        )
-        self.refresher.refresh()
         self._last_refresh_epoch = start - 1
         return True
 

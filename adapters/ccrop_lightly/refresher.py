@@ -138,6 +138,7 @@ class BoxRefresher:
         self.progress = progress
         self.last_stats: RefreshStats | None = None
         self._warned_past_end = False
+        self._last_refresh_epoch: int | None = None  # after which epoch the store's latest refresh ran; None: unknown
         size = getattr(dataset, "size", None)
         if size is not None:
             warn_if_no_location(feature_fn, size, device)
@@ -158,7 +159,32 @@ class BoxRefresher:
                 UserWarning,
                 stacklevel=2,
             )
-        return self.refresh() if self.should_refresh(epoch) else None
+        if not self.should_refresh(epoch):
+            return None
+        stats = self.refresh()
+        self._last_refresh_epoch = epoch
+        return stats
+
+    def catch_up(self, start_epoch: int) -> RefreshStats | None:
+        """On resume, before epoch ``start_epoch`` (0-based) runs: refresh now if the schedule had a refresh due
+        before it that the store lacks (a checkpoint without boxes, or a run that ended before a refresh that this
+        longer one has passed); return its stats, or ``None``. A store restored by :meth:`load_state_dict` knows
+        its last refresh; one of unknown age counts as lagging only when empty. Collective under
+        ``torch.distributed``, as :meth:`maybe_refresh`."""
+        start = _epoch(start_epoch)
+        last = self._last_refresh_epoch
+        if last is None:
+            last = -1 if self.store.version == 0 else start - 1
+        missed = [epoch for epoch in range(last + 1, start) if self.should_refresh(epoch)]
+        if not missed:
+            return None
+        logger.info(
+            "resumed at epoch %d, but the store (version %d) lacks the refresh due after epoch %d (a checkpoint "
+            "without boxes, or a run that ended before it); refreshing now", start, self.store.version, missed[-1],
+        )
+        stats = self.refresh()
+        self._last_refresh_epoch = start - 1
+        return stats
 
     def refresh(self) -> RefreshStats:
         """Localize every image of the loader now and write the boxes to the store."""
@@ -182,14 +208,16 @@ class BoxRefresher:
         return stats
 
     def state_dict(self) -> dict[str, Any]:
-        """The store's state (boxes, scores, counts, version) for a training checkpoint."""
-        return {"store": self.store.state_dict()}
+        """The store's state (boxes, scores, counts, version) and the epoch of its latest refresh, for a checkpoint."""
+        return {"store": self.store.state_dict(), "last_refresh_epoch": self._last_refresh_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` in place; running workers see it."""
+        """Restore :meth:`state_dict` in place; running workers see it. Then :meth:`catch_up` before the first
+        resumed epoch."""
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
         self.store.load_state_dict(state["store"])
+        self._last_refresh_epoch = state.get("last_refresh_epoch")
 
 
 def check_refresh_options(

@@ -211,3 +211,31 @@ def test_a_device_that_does_not_exist_here_fails_at_construction():
             _refresher(BoxStore(4), 4, device="cuda")
     refresher = _refresher(BoxStore(4), 4, device="cpu", warmup_epochs=1, interval=1)
     assert refresher.maybe_refresh(0).images == 4
+
+
+def test_catch_up_refreshes_a_resumed_store_that_lags_the_schedule(caplog):
+    """A plain loop resumed from a checkpoint without boxes, or a finished run resumed for more epochs (its last
+    epoch skipped the refresh due there): catch_up(start_epoch) refreshes before the first resumed epoch, with an
+    INFO line; a state that holds the schedule's boxes is left alone."""
+    store = BoxStore(4)
+    first = _refresher(store, 4, warmup_epochs=1, interval=1, max_epochs=2)
+    assert [first.maybe_refresh(epoch) is not None for epoch in range(2)] == [True, False]  # never after the last
+    state = first.state_dict()
+    assert state["last_refresh_epoch"] == 0
+
+    longer = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=3)
+    longer.load_state_dict(state)
+    with caplog.at_level(logging.INFO, logger="ccrop_lightly"):
+        stats = longer.catch_up(2)
+    assert stats is not None and longer.store.version == 2 and longer.catch_up(2) is None
+    assert "resumed at epoch 2, but the store (version 1) lacks the refresh due after epoch 1" in caplog.text
+
+    same = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=2)
+    same.load_state_dict(state)
+    assert same.catch_up(2) is None and same.store.version == 1
+
+    no_boxes = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=3)  # e.g. a model-only checkpoint
+    assert no_boxes.catch_up(2) is not None and no_boxes.store.version == 1
+    assert _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1).catch_up(0) is None  # a fresh run
+    with pytest.raises(ValueError, match="epoch"):
+        no_boxes.catch_up(-1)
