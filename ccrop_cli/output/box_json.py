@@ -26,7 +26,9 @@ file order of :func:`ccrop_cli.output.image_folder.list_image_files` (torchvisio
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -225,7 +227,34 @@ def find_store_state(checkpoint: Any) -> dict[str, Any] | None:
     return None
 
 
-def load_store_from_checkpoint(path: str | Path) -> BoxStore:
+def find_images_digest(checkpoint: Any) -> str | None:
+    """The ``images`` digest saved beside a box store state (the Lightning callback's ``store``, the mm hook's
+    ``box_store``) anywhere in ``checkpoint``, or ``None`` (an older checkpoint, or a store saved alone)."""
+    stack = [checkpoint]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, Mapping):
+            beside = [item.get(key) for key in ("store", "box_store")]
+            if isinstance(item.get("images"), str) and any(isinstance(v, Mapping) and STATE_KEYS <= set(v) for v in beside):
+                return item["images"]
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+    return None
+
+
+def names_digest(paths: list[str]) -> str:
+    """The digest the adapters save with the boxes: the image paths in index order, cut at their common folder."""
+    prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
+    cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
+    return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()
+
+
+def load_store_from_checkpoint(path: str | Path, *, files: list[str] | None = None) -> BoxStore:
     """A :class:`BoxStore` from a checkpoint of the Lightning callback, the mm hook, or any
     ``torch.save``'d object that holds a ``BoxStore.state_dict()`` somewhere inside.
 
@@ -235,9 +264,14 @@ def load_store_from_checkpoint(path: str | Path) -> BoxStore:
     MM adapter's scoped allow-list (:mod:`ccrop_mm.checkpoint_globals`, the one its resume
     path uses) admits those few types. Anything else is refused.
 
+    With ``files`` (the image folder's files in index order), boxes saved for another list of images of the same
+    count (the ``images`` digest the adapters save beside the store) are refused: each would be drawn on another
+    image.
+
     Raises:
         UserError: (a ``ValueError``) if the file is missing, is not a torch checkpoint, needs
-            objects outside the allow-list, or holds no valid box store state.
+            objects outside the allow-list, holds no valid box store state, or (with ``files``) holds
+            boxes of another list of images.
     """
     path = Path(path)
     if not path.is_file():
@@ -254,6 +288,12 @@ def load_store_from_checkpoint(path: str | Path) -> BoxStore:
         store.load_state_dict(state)
     except (TypeError, ValueError) as error:
         raise UserError(f"the box store in checkpoint {path} is invalid: {error}") from None
+    digest = find_images_digest(checkpoint)
+    if files is not None and digest is not None and len(files) == len(store) and names_digest(files) != digest:
+        raise UserError(
+            f"the boxes in checkpoint {path} were made on another list of images (the same count, {len(files)}, but "
+            "other files or another order): each would be drawn on another image; give the folder it was trained on"
+        )
     return store
 
 

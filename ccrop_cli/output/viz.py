@@ -76,7 +76,7 @@ def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: P
     if boxes is not None:
         store = import_boxes(boxes, keys=files)
     else:
-        store = load_store_from_checkpoint(checkpoint)
+        store = load_store_from_checkpoint(checkpoint, files=files)
     if len(store) != len(files):
         raise UserError(
             f"the box store holds {len(store)} samples but {folder} has {len(files)} images; "

@@ -165,6 +165,31 @@ def test_viz_draws_boxes_and_pairs_from_json_and_checkpoint(folder, scenes, tmp_
         assert all(_decodes(out / name)[0] > 300 for name in written)
 
 
+def test_viz_refuses_the_boxes_of_another_list_of_images(folder, tmp_path, capsys):
+    """A BoxRefreshCallback checkpoint drawn on a folder of the same count but other files (one renamed: the order
+    shifts) drew each box on another image, silently; the digest the callback saves beside the store (the same as
+    the mm hook's) tells. The folder it was trained on, moved, draws."""
+    import shutil
+
+    from ccrop_lightly.callback import image_list_digest
+
+    files = list_image_files(folder)
+    state = {"store": _store(len(files), list(range(len(files)))).state_dict(),
+             "images": image_list_digest(LightlyDataset(str(folder)))}
+    torch.save({"callbacks": {"BoxRefreshCallback": state}}, tmp_path / "run.ckpt")
+    moved = shutil.copytree(folder, tmp_path / "moved")
+    options = ["--checkpoint", str(tmp_path / "run.ckpt"), "--pairs", "1", "--pair-images", "1", "--images", "2"]
+    assert main(["viz", str(moved), *options, "--out", str(tmp_path / "o1")]) == 0
+
+    renamed = shutil.copytree(folder, tmp_path / "renamed")
+    first = renamed / files[0]
+    first.rename(first.with_name("zz_" + first.name))
+    (renamed / "annotations.json").unlink(missing_ok=True)  # a user's folder: no ground truth to trip over
+    assert main(["viz", str(renamed), *options, "--out", str(tmp_path / "o2")]) == 2
+    assert (f"were made on another list of images (the same count, {len(files)}, but other files or another order)"
+            in capsys.readouterr().err)
+
+
 def test_viz_refuses_a_store_of_another_size(folder, tmp_path, capsys):
     torch.save({"store": BoxStore(3).state_dict()}, tmp_path / "small.ckpt")
     assert main(["viz", str(folder), "--checkpoint", str(tmp_path / "small.ckpt"), "--out", str(tmp_path / "o")]) == 2
