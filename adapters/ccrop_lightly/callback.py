@@ -231,6 +231,9 @@ class BoxRefreshCallback(pl.Callback):
             )
             return
         self.store.load_state_dict(store)
+        if int(store["max_boxes"]) > self.store.max_boxes:
+            logger.info("BoxRefreshCallback: the checkpoint's box sets hold up to %d boxes per image; this store keeps "
+                        "%d: the best of each set until the next refresh", int(store["max_boxes"]), self.store.max_boxes)
         self._last_refresh_epoch = state_dict.get("last_refresh_epoch")
 
     def _digest(self) -> str | None:

@@ -280,6 +280,11 @@ class ContrastiveCropHook(Hook):
                     "objects: the boxes are made afresh (now, if a refresh was due before this step)")
             return False
         self.store.load_state_dict(state)
+        if int(state["max_boxes"]) > self.store.max_boxes and is_main_process():
+            runner.logger.info(
+                f"ContrastiveCrop: the checkpoint's box sets hold up to {state['max_boxes']} boxes per image; this "
+                f"run keeps {self.store.max_boxes} (max_boxes or the localizer changed): the best of each set until "
+                "the next refresh")
         if resumed:
             self._refreshed_after = saved.get("refreshed_after")
         return resumed and bool(saved.get("refresh_pending"))

@@ -305,3 +305,18 @@ def test_a_callback_and_a_collate_with_two_stores_is_refused_at_train_start(tmp_
     with pytest.raises(ValueError, match="refreshes another box store than the one the training DataLoader's "
                                          "CCropCollate reads .*BoxStore made twice"):
         trainer.fit(lightning_simclr.TinySimCLR(), loader)
+
+
+def test_resumed_box_sets_larger_than_the_store_are_cut_with_a_log_line(tmp_path, quadrant_folder, caplog):
+    """ckpt_path with a store of smaller max_boxes keeps the best boxes of each saved set until the next refresh;
+    an INFO line says so (was silent)."""
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))  # max_boxes 4
+    _fit(tmp_path / "four", dataset, 2, store=store, callback=_callback(store, dataset))
+    small = BoxStore(len(dataset), max_boxes=1)
+    with caplog.at_level("INFO", logger="ccrop_lightly"):
+        _fit(tmp_path / "one", dataset, 2, store=small, callback=_callback(small, dataset),
+             ckpt_path=str(tmp_path / "four" / "ckpt" / "epoch=0.ckpt"))
+    assert small.version == 1
+    assert "the checkpoint's box sets hold up to 4 boxes per image; this store keeps 1" in caplog.text

@@ -244,3 +244,15 @@ def test_resumed_boxes_of_another_list_of_images_are_ignored_and_made_afresh(set
     assert state["version"] == 1 and bool((state["counts"] > 0).all())  # refreshed before the first iteration
     assert not torch.equal(state["boxes"][0, :2], setup.FORCED_BOXES)
     assert torch.load(checkpoint, weights_only=False)["ccrop"]["images"] is not None
+
+
+@pytest.mark.slow
+def test_resumed_box_sets_larger_than_max_boxes_are_cut_with_a_log_line(setup, train, coordinate_folder, tmp_path):
+    """A run resumed with a smaller max_boxes (or localizer='bbox') keeps the best boxes of each saved set until the
+    next refresh; the run's log says so (was silent)."""
+    train(_quick(setup, coordinate_folder, tmp_path / "first", "max_boxes_4", epochs=2))  # max_boxes 4
+    cfg = _quick(setup, coordinate_folder, tmp_path / "run", "max_boxes_2", epochs=2, max_boxes=2)
+    cfg.resume, cfg.load_from = True, str(tmp_path / "first" / "epoch_1.pth")
+    runner = train(cfg)
+    assert _recorder(runner).state_before_train["max_boxes"] == 2
+    assert "the checkpoint's box sets hold up to 4 boxes per image; this run keeps 2" in _log(runner)
