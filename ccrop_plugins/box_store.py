@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import hashlib
+import os
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -159,3 +161,12 @@ def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, fl
         raise ValueError(f"box store state: {key} must have shape {shape}; got {tuple(tensor.shape)} "
                          "(truncated or from another store?)")
     return tensor
+
+
+def images_digest(paths: Sequence[str]) -> str:
+    """A digest of the image files a store's rows belong to, ``paths`` in dataset index order, each cut at the
+    files' common folder (a moved folder keeps its digest). The adapters save it beside a store's state: a resumed
+    run whose digest differs holds other images under the same indices (renamed, added or removed files)."""
+    prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
+    cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
+    return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import warnings
 from typing import Any, Callable, Sequence, Sized
 
@@ -11,7 +9,7 @@ import pytorch_lightning as pl
 import torch.distributed as dist
 from torch import nn
 
-from ccrop_plugins import BoxStore, height_width
+from ccrop_plugins import BoxStore, height_width, images_digest
 
 from .collate import CCropCollate
 from .features import feature_extractor
@@ -243,9 +241,9 @@ class BoxRefreshCallback(pl.Callback):
 
 
 def image_list_digest(dataset: Any) -> str | None:
-    """A digest of the dataset's image files in index order (``LightlyDataset.get_filenames()``, or the ``samples``
-    of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset`), named relative to their common folder so
-    that a moved folder keeps it; ``None`` for datasets without file names (``CIFAR10``)."""
+    """:func:`ccrop_plugins.images_digest` of the dataset's image files in index order (``LightlyDataset``'s
+    ``get_filenames()``, or the ``samples`` of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset`);
+    ``None`` for datasets without file names (``CIFAR10``)."""
     inner = dataset.dataset if isinstance(dataset, IndexedDataset) else dataset
     if hasattr(inner, "get_filenames"):
         paths = [str(name) for name in inner.get_filenames()]
@@ -253,9 +251,7 @@ def image_list_digest(dataset: Any) -> str | None:
         paths = [str(sample[0]) for sample in inner.samples]
     else:
         return None
-    prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
-    cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
-    return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()
+    return images_digest(paths)
 
 
 def _same_store(a: BoxStore, b: BoxStore) -> bool:

@@ -19,9 +19,7 @@ Lifecycle in an mmengine ``Runner.train()``:
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import os
 import warnings
 from typing import Any, Sequence
 
@@ -32,7 +30,8 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 from torch import nn
 
-from ccrop_plugins import BoxStore, HeatmapPipeline, RefreshSchedule, get_localizer, height_width, refresh_boxes
+from ccrop_plugins import (BoxStore, HeatmapPipeline, RefreshSchedule, get_localizer, height_width, images_digest,
+                           refresh_boxes)
 
 from .checkpoint_globals import LoadWindow
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
@@ -331,19 +330,10 @@ class ContrastiveCropHook(Hook):
 
 
 def image_list_digest(dataset: Any) -> str | None:
-    """A digest of the dataset's image files in index order, named relative to their common folder (so a moved
-    data root keeps it); ``None`` when a sample has no ``img_path``. Read once per run (one pass over the data list)."""
-    paths = []
-    for index in range(len(dataset)):
-        path = dataset.get_data_info(index).get("img_path")
-        if not isinstance(path, str):
-            return None
-        paths.append(path)
-    # the common folder: the common prefix of the first and last path in sorted order, cut at a separator
-    prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
-    cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
-    names = [path[cut:] for path in paths]
-    return hashlib.sha1("\n".join(names).encode()).hexdigest()
+    """:func:`ccrop_plugins.images_digest` of the dataset's ``img_path`` in index order; ``None`` when a sample has
+    none. Read once per run (one pass over the data list)."""
+    paths = [dataset.get_data_info(index).get("img_path") for index in range(len(dataset))]
+    return images_digest(paths) if all(isinstance(path, str) for path in paths) else None
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:

@@ -26,9 +26,7 @@ file order of :func:`ccrop_cli.output.image_folder.list_image_files` (torchvisio
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -36,7 +34,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ccrop_cli.errors import UserError
-from ccrop_plugins import BoxStore, validate_boxes
+from ccrop_plugins import BoxStore, images_digest, validate_boxes
 
 FORMAT = "ccrop-boxes"
 FORMAT_VERSION = 1
@@ -247,13 +245,6 @@ def find_images_digest(checkpoint: Any) -> str | None:
     return None
 
 
-def names_digest(paths: list[str]) -> str:
-    """The digest the adapters save with the boxes: the image paths in index order, cut at their common folder."""
-    prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
-    cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
-    return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()
-
-
 def load_store_from_checkpoint(path: str | Path, *, files: list[str] | None = None) -> BoxStore:
     """A :class:`BoxStore` from a checkpoint of the Lightning callback, the mm hook, or any
     ``torch.save``'d object that holds a ``BoxStore.state_dict()`` somewhere inside.
@@ -289,7 +280,7 @@ def load_store_from_checkpoint(path: str | Path, *, files: list[str] | None = No
     except (TypeError, ValueError) as error:
         raise UserError(f"the box store in checkpoint {path} is invalid: {error}") from None
     digest = find_images_digest(checkpoint)
-    if files is not None and digest is not None and len(files) == len(store) and names_digest(files) != digest:
+    if files is not None and digest is not None and len(files) == len(store) and images_digest(files) != digest:
         raise UserError(
             f"the boxes in checkpoint {path} were made on another list of images (the same count, {len(files)}, but "
             "other files or another order): each would be drawn on another image; give the folder it was trained on"

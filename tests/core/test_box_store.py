@@ -247,3 +247,13 @@ def test_update_and_load_state_dict_name_arguments_of_the_wrong_type():
         with pytest.raises(TypeError, match=r"box store state must be a dict \(from state_dict\(\)\); got"):
             store.load_state_dict(state)
     assert store.version == 0
+
+
+def test_images_digest_keeps_a_moved_folder_and_tells_other_files_apart():
+    from ccrop_plugins import images_digest
+
+    files = ["/data/a/cats/1.png", "/data/a/dogs/2.png", "/data/a/dogs/3.png"]
+    moved = [path.replace("/data/a/", "/mnt/b/") for path in files]
+    assert images_digest(moved) == images_digest(files)
+    assert images_digest(files[:2] + ["/data/a/dogs/4.png"]) != images_digest(files)  # a renamed file
+    assert images_digest(files[::-1]) != images_digest(files)  # another order: other images under each index
