@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import pickle
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -209,25 +209,27 @@ def find_store_state(checkpoint: Any) -> dict[str, Any] | None:
     Searches dicts, lists and tuples depth-first, so it finds the store whatever key the
     Lightning callback or the mm hook saved it under. Returns ``None`` if there is none.
     """
-    stack = [checkpoint]
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, Mapping):
-            if STATE_KEYS <= set(item):
-                return dict(item)
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, (list, tuple)):
-            stack.extend(reversed(item))
-    return None
+    return _first_nested(checkpoint, lambda item: dict(item) if _is_store_state(item) else None)
 
 
 def find_images_digest(checkpoint: Any) -> str | None:
     """The ``images`` digest saved beside a box store state (the Lightning callback's ``store``, the mm hook's
     ``box_store``) anywhere in ``checkpoint``, or ``None`` (an older checkpoint, or a store saved alone)."""
+
+    def digest_beside_a_store(item: Mapping) -> str | None:
+        beside = any(_is_store_state(item.get(key)) for key in ("store", "box_store"))
+        return item["images"] if beside and isinstance(item.get("images"), str) else None
+
+    return _first_nested(checkpoint, digest_beside_a_store)
+
+
+def _is_store_state(item: Any) -> bool:
+    return isinstance(item, Mapping) and STATE_KEYS <= set(item)
+
+
+def _first_nested(checkpoint: Any, match: Callable[[Mapping], Any]) -> Any:
+    """The first non-``None`` ``match(mapping)`` over the dicts nested in ``checkpoint`` (dicts, lists and tuples,
+    depth-first, each container once), or ``None``."""
     stack = [checkpoint]
     seen: set[int] = set()
     while stack:
@@ -236,9 +238,9 @@ def find_images_digest(checkpoint: Any) -> str | None:
             continue
         seen.add(id(item))
         if isinstance(item, Mapping):
-            beside = [item.get(key) for key in ("store", "box_store")]
-            if isinstance(item.get("images"), str) and any(isinstance(v, Mapping) and STATE_KEYS <= set(v) for v in beside):
-                return item["images"]
+            found = match(item)
+            if found is not None:
+                return found
             stack.extend(reversed(list(item.values())))
         elif isinstance(item, (list, tuple)):
             stack.extend(reversed(item))
