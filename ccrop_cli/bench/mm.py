@@ -18,10 +18,10 @@ CPU-time figures (idle torch threads spin and count as CPU time).
 
 The refresh row also moves with glibc's allocator: a pass's forwards fault in fresh pages (zeroed
 by the kernel, in system time) as often as the heap's history makes them, and that history differs
-between the two sides and from run to run (measured with ``--threads 1``: 28K-50K faults per pass,
-the sides up to 22K apart, either side ahead, up to 4 % of a pass). Calling ``malloc_trim(0)`` before
-each timed call narrows that gap but does not close it (up to 6.5K apart), so the rounds do not do
-it. For figures without the allocator's part, run the bench with
+between the two sides and from run to run (measured: 28K-50K faults per pass, the sides up to 22K
+apart, either side ahead, up to 4 % of a pass). Calling ``malloc_trim(0)`` and ``gc.collect()``
+before each timed call does not close that gap (still up to 19K apart in 3 of 14 runs), so the
+rounds do not do it. For figures without the allocator's part, run the bench with
 ``MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_MMAP_THRESHOLD_=1000000000`` in the environment: glibc
 then keeps the memory it frees, and neither side faults.
 """
