@@ -272,7 +272,7 @@ class ContrastiveCropHook(Hook):
             return False
         digest = saved.get("images")
         if digest is not None and self._digest() not in (None, digest) and state["num_samples"] == len(self.store):
-            if is_main_process():  # the same count of other files (or another order): each box would land on another image
+            if is_main_process():  # the same count of other files, or another order: boxes on other images
                 runner.logger.warning(
                     f"ContrastiveCrop: the checkpoint's boxes were made on another list of images (the same count, "
                     f"{len(self.store)}, but other files or another order); ignored, they would crop other images' "
