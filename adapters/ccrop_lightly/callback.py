@@ -127,9 +127,8 @@ class BoxRefreshCallback(pl.Callback):
         self.normalize = normalize
         self.progress = progress
         self.refresher: BoxRefresher | None = None
-        # The epoch after which the store's latest refresh ran (-1: none yet); None: unknown (the store was
-        # filled outside this callback, or restored from a version 1 state).
-        self._last_refresh_epoch: int | None = None
+        # A restored state's last_refresh_epoch, until on_train_start hands it to the refresher (which keeps it).
+        self._restored_last_refresh: int | None = None
         self._images_digest: str | None | bool = False  # image_list_digest(dataset); False: not yet read
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -168,20 +167,13 @@ class BoxRefreshCallback(pl.Callback):
             progress=self.progress,
             **self.refresh_options,
         )
-        if self._catch_up(trainer.current_epoch):
+        self.refresher.last_refresh_epoch = self._restored_last_refresh
+        if self.refresher.catch_up(trainer.current_epoch) is not None:
             # Lightning made the epoch's DataLoader iterator before on_train_start, and its workers (and the fetcher's
             # one batch ahead) have cropped the first batches from the old store: make it again, as setup_data does.
             fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
             if fetcher is not None:
                 iter(fetcher)
-
-    def _catch_up(self, start: int) -> bool:
-        """Refresh now if the schedule had a refresh due before epoch ``start`` that the store does not hold."""
-        self.refresher._last_refresh_epoch = self._last_refresh_epoch
-        if self.refresher.catch_up(start) is None:
-            return False
-        self._last_refresh_epoch = start - 1
-        return True
 
     def _feature_fn(self, pl_module: pl.LightningModule) -> Any:
         if callable(self.backbone):
@@ -201,7 +193,6 @@ class BoxRefreshCallback(pl.Callback):
         stats = self.refresher.maybe_refresh(trainer.current_epoch)
         if stats is None:
             return
-        self._last_refresh_epoch = trainer.current_epoch
         # Every rank holds the same, already gathered statistics: no sync needed.
         pl_module.log_dict(
             {f"ccrop/{name}": float(value) for name, value in stats.as_dict().items() if name != "seconds"},
@@ -211,8 +202,9 @@ class BoxRefreshCallback(pl.Callback):
         )
 
     def state_dict(self) -> dict[str, Any]:
-        return {"state_version": STATE_VERSION, "store": self.store.state_dict(),
-                "last_refresh_epoch": self._last_refresh_epoch, "images": self._digest()}
+        last = self._restored_last_refresh if self.refresher is None else self.refresher.last_refresh_epoch
+        return {"state_version": STATE_VERSION, "store": self.store.state_dict(), "last_refresh_epoch": last,
+                "images": self._digest()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "store" not in state_dict:
@@ -232,7 +224,9 @@ class BoxRefreshCallback(pl.Callback):
         if int(store["max_boxes"]) > self.store.max_boxes:
             logger.info("BoxRefreshCallback: the checkpoint's box sets hold up to %d boxes per image; this store keeps "
                         "%d: the best of each set until the next refresh", int(store["max_boxes"]), self.store.max_boxes)
-        self._last_refresh_epoch = state_dict.get("last_refresh_epoch")
+        self._restored_last_refresh = state_dict.get("last_refresh_epoch")
+        if self.refresher is not None:
+            self.refresher.last_refresh_epoch = self._restored_last_refresh
 
     def _digest(self) -> str | None:
         if self._images_digest is False:

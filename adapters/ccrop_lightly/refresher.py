@@ -138,7 +138,8 @@ class BoxRefresher:
         self.progress = progress
         self.last_stats: RefreshStats | None = None
         self._warned_past_end = False
-        self._last_refresh_epoch: int | None = None  # after which epoch the store's latest refresh ran; None: unknown
+        # After which epoch the store's latest refresh ran (-1: none yet); None: unknown. Saved by state_dict.
+        self.last_refresh_epoch: int | None = None
         size = getattr(dataset, "size", None)
         if size is not None:
             warn_if_no_location(feature_fn, size, device)
@@ -162,7 +163,7 @@ class BoxRefresher:
         if not self.should_refresh(epoch):
             return None
         stats = self.refresh()
-        self._last_refresh_epoch = epoch
+        self.last_refresh_epoch = epoch
         return stats
 
     def catch_up(self, start_epoch: int) -> RefreshStats | None:
@@ -172,7 +173,7 @@ class BoxRefresher:
         its last refresh; one of unknown age counts as lagging only when empty. Collective under
         ``torch.distributed``, as :meth:`maybe_refresh`."""
         start = _epoch(start_epoch)
-        last = self._last_refresh_epoch
+        last = self.last_refresh_epoch
         if last is None:
             last = -1 if self.store.version == 0 else start - 1
         missed = [epoch for epoch in range(last + 1, start) if self.should_refresh(epoch)]
@@ -183,7 +184,7 @@ class BoxRefresher:
             "without boxes, or a run that ended before it); refreshing now", start, self.store.version, missed[-1],
         )
         stats = self.refresh()
-        self._last_refresh_epoch = start - 1
+        self.last_refresh_epoch = start - 1
         return stats
 
     def refresh(self) -> RefreshStats:
@@ -209,7 +210,7 @@ class BoxRefresher:
 
     def state_dict(self) -> dict[str, Any]:
         """The store's state (boxes, scores, counts, version) and the epoch of its latest refresh, for a checkpoint."""
-        return {"store": self.store.state_dict(), "last_refresh_epoch": self._last_refresh_epoch}
+        return {"store": self.store.state_dict(), "last_refresh_epoch": self.last_refresh_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` in place; running workers see it. Then :meth:`catch_up` before the first
@@ -217,7 +218,7 @@ class BoxRefresher:
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
         self.store.load_state_dict(state["store"])
-        self._last_refresh_epoch = state.get("last_refresh_epoch")
+        self.last_refresh_epoch = state.get("last_refresh_epoch")
 
 
 def check_refresh_options(
