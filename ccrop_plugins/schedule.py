@@ -54,6 +54,16 @@ class RefreshSchedule:
             raise ValueError("refresh_steps needs total (the schedule has none)")
         return list(range(self.first_refresh, end - 1, self.interval))
 
+    def latest_refresh(self, done: int, total: int | None = None) -> int | None:
+        """Steps done at the latest refresh among the first ``done`` steps (a refresh after step ``s`` counts
+        ``s + 1``), in a run of ``total`` steps (default the schedule's; ``None``: no known end), or ``None`` when
+        none ran: what a resumed store must hold."""
+        done, end = checked_int(done, "done", 0), self._end(total, "latest_refresh")
+        last_step = (done if end is None else min(done, end - 1)) - 1  # no refresh after the run's last step
+        if last_step < self.first_refresh:
+            return None
+        return self.first_refresh + (last_step - self.first_refresh) // self.interval * self.interval + 1
+
     def never_refreshes(self, total: int | None = None) -> bool:
         """Whether a run of ``total`` steps (default the schedule's) ends before any refresh (``False`` when no end
         is known): for the "ContrastiveCrop is silently inactive" warnings."""

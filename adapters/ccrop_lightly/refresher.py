@@ -176,12 +176,12 @@ class BoxRefresher:
         last = self.last_refresh_epoch
         if last is None:
             last = -1 if self.store.version == 0 else start - 1
-        missed = [epoch for epoch in range(last + 1, start) if self.should_refresh(epoch)]
-        if not missed:
+        due = self.schedule.latest_refresh(start)  # epochs done at the latest refresh before epoch start
+        if due is None or due <= last + 1:
             return None
         logger.info(
             "resumed at epoch %d, but the store (version %d) lacks the refresh due after epoch %d (a checkpoint "
-            "without boxes, or a run that ended before it); refreshing now", start, self.store.version, missed[-1],
+            "without boxes, or a run that ended before it); refreshing now", start, self.store.version, due - 1,
         )
         stats = self.refresh()
         self.last_refresh_epoch = start - 1

@@ -302,16 +302,11 @@ class ContrastiveCropHook(Hook):
         if runner.iter == 0:  # a fresh run, or load_from: the schedule starts here
             return None
         done = self._steps_done(runner)
-        total = runner.max_iters if self._by_iteration else runner.max_epochs
-        first, interval = self.schedule.first_refresh + 1, self.schedule.interval
-        latest = min(done, total - 1)  # no refresh after the last step
-        if latest < first:
-            return None
-        due = first + (latest - first) // interval * interval
+        due = self.schedule.latest_refresh(done, runner.max_iters if self._by_iteration else runner.max_epochs)
         after = self._refreshed_after
         if after is None:
             after = 0 if self.store.version == 0 else done
-        return due if due > after else None
+        return due if due is not None and due > after else None
 
     def _say_schedule(self, runner: Any) -> None:
         if not is_main_process():

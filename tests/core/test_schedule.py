@@ -87,3 +87,15 @@ def test_it_is_frozen_and_hashable():
     with pytest.raises(AttributeError):
         schedule.warmup = 5  # type: ignore[misc]
     assert schedule == RefreshSchedule(1, 2, 3) and hash(schedule) == hash(RefreshSchedule(1, 2, 3))
+
+
+@pytest.mark.parametrize("warmup, interval, total",
+                         [(0, 1, None), (1, 1, 2), (3, 2, None), (3, 2, 8), (5, 5, 5), (2, 3, 12)])
+def test_latest_refresh_is_the_last_due_step_before_done(warmup, interval, total):
+    schedule = RefreshSchedule(warmup, interval, total)
+    for done in range(16):
+        due = [step + 1 for step in range(done) if schedule.due(step)]
+        assert schedule.latest_refresh(done) == (due[-1] if due else None)
+    if total is not None:  # the run's length given at the call, as the mm hook does
+        assert all(RefreshSchedule(warmup, interval).latest_refresh(done, total) == schedule.latest_refresh(done)
+                   for done in range(16))
