@@ -8,7 +8,8 @@ Lifecycle in an mmengine ``Runner.train()``:
 2. ``before_train``: the train pipeline is read once (:func:`~ccrop_mm.pipeline_walk.read_train_pipeline`),
    the store is created and attached to its ContrastiveCrop steps before any worker starts
    (``IterBasedTrainLoop`` started its workers already: they are restarted once). Saved
-   boxes are restored on ``resume`` only; ``load_from`` loads weights, not another run's boxes. A resumed
+   boxes are restored on ``resume`` only; ``load_from`` loads weights, not another run's boxes. Boxes made on
+   another list of images (another count, or other files) are ignored with a warning and made afresh. A resumed
    store that lags the schedule (a checkpoint saved without this hook past a refresh, or one whose run
    ended before a refresh that the resumed, longer run has passed) is refreshed at once.
 3. After the steps of the core's :class:`~ccrop_plugins.RefreshSchedule` (``every_n_epochs`` /
@@ -145,6 +146,7 @@ class ContrastiveCropHook(Hook):
         # saved before this was recorded).
         self._refreshed_after: int | None = 0
         self._images_digest: str | None | bool = False  # image_list_digest of the train dataset; False: not yet read
+        self._ignored = False  # the checkpoint's boxes were made on other images and were not restored
         self._load_window = LoadWindow()
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
 
@@ -171,16 +173,11 @@ class ContrastiveCropHook(Hook):
         self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
         self._features = feature_fn(_unwrapped(runner.model), self.feature_stages)
         self._say_schedule(runner)
-        self._refreshed_after, self._images_digest = 0, False
+        self._refreshed_after, self._images_digest, self._ignored = 0, False, False
         pending = self._saved is not None and self._restore(runner, self._saved)
         missed = None if pending else self._missed_refresh(runner)
         if missed is not None and is_main_process():
-            unit = "iteration" if self._by_iteration else "epoch"
-            runner.logger.info(
-                "ContrastiveCrop: the resumed checkpoint holds no boxes (saved without ContrastiveCropHook?) and a "
-                "refresh was due before it; refreshing now" if self._saved is None else
-                f"ContrastiveCrop: the resumed checkpoint's boxes (version {self.store.version}) lack the refresh due "
-                f"after {unit} {missed} (its run ended before it: a longer run resumed?); refreshing now")
+            runner.logger.info(self._catch_up_line(missed))
         if pending or missed is not None:  # else every crop would use no or stale boxes until the next refresh
             self.refresh(runner)
             self._refreshed_after = self._steps_done(runner)
@@ -270,13 +267,13 @@ class ContrastiveCropHook(Hook):
                     f"(version {state['version']}); ignored, boxes belong to the dataset they were made on: "
                     "warm-up starts afresh (set ContrastiveCropHook(load_boxes=True) to use them)")
             return False
-        digest = saved.get("images")
-        if digest is not None and self._digest() not in (None, digest) and state["num_samples"] == len(self.store):
-            if is_main_process():  # the same count of other files, or another order: boxes on other images
+        other = self._other_images(state, saved.get("images"))
+        if other is not None:
+            self._ignored = True
+            if is_main_process():
                 runner.logger.warning(
-                    f"ContrastiveCrop: the checkpoint's boxes were made on another list of images (the same count, "
-                    f"{len(self.store)}, but other files or another order); ignored, they would crop other images' "
-                    "objects: the boxes are made afresh (now, if a refresh was due before this step)")
+                    f"ContrastiveCrop: the checkpoint's boxes were made on {other}; ignored, they would crop other "
+                    "images' objects: the boxes are made afresh (now, if a refresh was due before this step)")
             return False
         self.store.load_state_dict(state)
         if int(state["max_boxes"]) > self.store.max_boxes and is_main_process():
@@ -287,6 +284,17 @@ class ContrastiveCropHook(Hook):
         if resumed:
             self._refreshed_after = saved.get("refreshed_after")
         return resumed and bool(saved.get("refresh_pending"))
+
+    def _other_images(self, state: dict[str, Any], digest: str | None) -> str | None:
+        """What the saved boxes were made on when that is not this run's list of images (another count, or the same
+        count of other files or another order), else ``None``. A malformed state is left to the store's checks."""
+        saved = state.get("num_samples")
+        if isinstance(saved, int) and not isinstance(saved, bool) and saved != len(self.store):
+            return f"a dataset of {saved} images, and this one has {len(self.store)} (images added or removed?)"
+        if digest is not None and self._digest() not in (None, digest):
+            return (f"another list of images (the same count, {len(self.store)}, but other files or another "
+                    "order)")
+        return None
 
     def _digest(self) -> str | None:
         if self._images_digest is False:
@@ -307,6 +315,18 @@ class ContrastiveCropHook(Hook):
         if after is None:
             after = 0 if self.store.version == 0 else done
         return due if due is not None and due > after else None
+
+    def _catch_up_line(self, missed: int) -> str:
+        """The log line of a refresh run on resume because the store lacks the one due after step ``missed``."""
+        if self._saved is None:
+            return ("ContrastiveCrop: the resumed checkpoint holds no boxes (saved without ContrastiveCropHook?) and a "
+                    "refresh was due before it; refreshing now")
+        unit = "iteration" if self._by_iteration else "epoch"
+        if self._ignored:
+            return (f"ContrastiveCrop: the checkpoint's boxes were ignored (see above); the refresh due after {unit} "
+                    f"{missed} runs now")
+        return (f"ContrastiveCrop: the resumed checkpoint's boxes (version {self.store.version}) lack the refresh due "
+                f"after {unit} {missed} (its run ended before it: a longer run resumed?); refreshing now")
 
     def _say_schedule(self, runner: Any) -> None:
         if not is_main_process():

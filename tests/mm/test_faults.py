@@ -247,6 +247,36 @@ def test_resumed_boxes_of_another_list_of_images_are_ignored_and_made_afresh(set
 
 
 @pytest.mark.slow
+def test_resumed_boxes_of_a_dataset_of_another_size_are_ignored_and_made_afresh(setup, train, coordinate_folder, tmp_path):
+    """A resume into a folder with an image added (or removed) stopped with the store's ValueError in before_train,
+    while the same count of other files went on: both now warn, naming the two sizes, ignore the saved boxes and,
+    a refresh being due before the resumed step, make them afresh at the new size. Also with load_boxes=True."""
+    import shutil
+
+    cfg = _quick(setup, coordinate_folder, tmp_path / "run", "size_first", epochs=2)
+    train(cfg)
+    checkpoint = tmp_path / "run" / "epoch_1.pth"
+    grown = shutil.copytree(coordinate_folder, tmp_path / "grown")
+    shutil.copy(grown / "a" / "00.png", grown / "a" / "99.png")
+    shrunk = shutil.copytree(coordinate_folder, tmp_path / "shrunk")
+    (shrunk / "a" / "00.png").unlink()
+    for folder, size, hook in ((grown, 17, {}), (shrunk, 15, {}), (grown, 17, {"load_boxes": True})):
+        cfg = _quick(setup, folder, tmp_path / f"{folder.name}{len(hook)}", f"size_{folder.name}{len(hook)}", epochs=2,
+                     **hook)
+        cfg.load_from = str(checkpoint)
+        cfg.resume = not hook
+        runner = train(cfg)
+        state, log = _recorder(runner).state_before_train, _log(runner)
+        assert f"boxes were made on a dataset of 16 images, and this one has {size} (images added or removed?); " \
+               "ignored" in log
+        if hook:  # load_from: no step done, nothing due before the first; warm-up starts afresh
+            assert state["version"] == 0 and len(state["counts"]) == size
+        else:  # refreshed before the first iteration, at the new size
+            assert state["version"] == 1 and len(state["counts"]) == size and bool((state["counts"] > 0).all())
+            assert "the checkpoint's boxes were ignored (see above); the refresh due after epoch 1 runs now" in log
+
+
+@pytest.mark.slow
 def test_resumed_box_sets_larger_than_max_boxes_are_cut_with_a_log_line(setup, train, coordinate_folder, tmp_path):
     """A run resumed with a smaller max_boxes (or localizer='bbox') keeps the best boxes of each saved set until the
     next refresh; the run's log says so (was silent)."""
