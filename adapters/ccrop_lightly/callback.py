@@ -15,7 +15,7 @@ from .collate import CCropCollate
 from .features import feature_extractor
 from .indexed_dataset import IndexedDataset
 from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
-from .refresher import BoxRefresher, check_refresh_options, logger
+from .refresher import BoxRefresher, check_refresh_options, logger, other_images
 from .schedule import RefreshSchedule
 
 STATE_VERSION = 2  # 2 adds last_refresh_epoch and images; version 1 states (the store alone) still load
@@ -42,8 +42,9 @@ class BoxRefreshCallback(pl.Callback):
       run whose store lags the schedule (a checkpoint saved without this callback, or one whose run
       ended before a refresh that the resumed, longer run has already passed) refreshes when training
       starts, with an ``INFO`` line, instead of cropping from no or stale boxes until the next refresh.
-      Boxes saved for another list of image files of the same count (a file renamed, added and
-      removed) are ignored with a warning and made afresh: each would crop another image.
+      Boxes saved for another list of image files (another count: images added or removed; or the same
+      count, a file renamed, added and removed) are ignored with a warning and made afresh: each would
+      crop another image.
     - Under the ``ddp`` strategy (tested; ``ddp_spawn`` untested) each rank localizes its shard (a
       loader sharded by the core's ``RefreshSampler``, built when training starts), the core's
       ``refresh_boxes`` all-gathers, and every rank ends with the same store, equal to a
@@ -209,13 +210,12 @@ class BoxRefreshCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
-        saved = state_dict.get("images")
-        store = state_dict["store"]
-        if saved is not None and self._digest() not in (None, saved) and store.get("num_samples") == len(self.store):
+        saved, store = state_dict.get("images"), state_dict["store"]
+        other = other_images(store, len(self.store), saved is not None and self._digest() not in (None, saved))
+        if other is not None:
             warnings.warn(
-                f"BoxRefreshCallback: the checkpoint's boxes were made on another list of images (the same count, "
-                f"{len(self.dataset)}, but other files or another order); ignored, they would crop other images' "
-                "objects: the boxes are made afresh (when training starts, if a refresh was due before it)",
+                f"BoxRefreshCallback: the checkpoint's boxes were made on {other}; ignored, they would crop other "
+                "images' objects: the boxes are made afresh (when training starts, if a refresh was due before it)",
                 UserWarning,
                 stacklevel=2,
             )

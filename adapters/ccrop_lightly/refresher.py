@@ -214,11 +214,30 @@ class BoxRefresher:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` in place; running workers see it. Then :meth:`catch_up` before the first
-        resumed epoch."""
+        resumed epoch. A state of another number of images (a grown dataset) is ignored with a warning naming both
+        sizes; ``catch_up`` then makes the boxes afresh."""
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
+        other = other_images(state["store"], len(self.store))
+        if other is not None:  # a grown (or shrunk) dataset: train on, with boxes made afresh by catch_up
+            warnings.warn(f"BoxRefresher: the checkpoint's boxes were made on {other}; ignored, they would crop other "
+                          "images' objects: catch_up(start_epoch) makes them afresh if a refresh was due before it",
+                          UserWarning, stacklevel=2)
+            return
         self.store.load_state_dict(state["store"])
         self.last_refresh_epoch = state.get("last_refresh_epoch")
+
+
+def other_images(state: Any, size: int, other_files: bool = False) -> str | None:
+    """What a saved store ``state`` was made on when it is not this dataset of ``size`` images: another count, or,
+    with ``other_files``, the same count of other files (or another order); ``None`` when it fits. Resuming then
+    ignores the boxes (a warning) rather than stopping; a malformed state is left to ``BoxStore.load_state_dict``."""
+    saved = state.get("num_samples") if isinstance(state, dict) else None
+    if isinstance(saved, int) and not isinstance(saved, bool) and saved != size:
+        return f"a dataset of {saved} images, and this one has {size} (images added or removed?)"
+    if other_files:
+        return f"another list of images (the same count, {size}, but other files or another order)"
+    return None
 
 
 def check_refresh_options(

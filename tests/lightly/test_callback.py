@@ -294,6 +294,30 @@ def test_resumed_boxes_of_another_list_of_images_are_ignored_and_made_afresh(tmp
     assert not torch.equal(store.boxes[:, 0], red)
 
 
+def test_resumed_boxes_of_a_dataset_of_another_size_are_ignored_and_made_afresh(tmp_path, quadrant_folder):
+    """ckpt_path into a folder with an image added (or removed) stopped with the store's ValueError while Lightning
+    restored the callback's state; the same count of other files went on. Both now warn, naming the two sizes,
+    ignore the saved boxes and refresh when training starts (a refresh being due before the resumed epoch)."""
+    import shutil
+
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+    _fit(tmp_path / "first", dataset, 2, store=store, callback=_callback(store, dataset))
+    grown = shutil.copytree(quadrant_folder, tmp_path / "grown")
+    shutil.copy(grown / "class_0" / "img_00.png", grown / "class_0" / "img_99.png")
+    shrunk = shutil.copytree(quadrant_folder, tmp_path / "shrunk")
+    (shrunk / "class_0" / "img_00.png").unlink()
+    for folder, size in ((grown, 17), (shrunk, 15)):
+        images = LightlyDataset(str(folder))
+        resumed = BoxStore(len(images))
+        with pytest.warns(UserWarning, match=rf"boxes were made on a dataset of 16 images, and this one has {size} "
+                                             r"\(images added or removed\?\); ignored"):
+            module = _fit(tmp_path / folder.name, images, 2, store=resumed, callback=_callback(resumed, images),
+                          ckpt_path=str(tmp_path / "first" / "ckpt" / "epoch=0.ckpt"))
+        assert module.versions == {1: 1} and bool((resumed.counts > 0).all())  # refreshed before epoch 1's batches
+
+
 def test_a_callback_and_a_collate_with_two_stores_is_refused_at_train_start(tmp_path, quadrant_folder):
     """The callback refreshed one BoxStore while the training DataLoader's CCropCollate read another (BoxStore made
     twice, e.g. once in a DataModule): the refresh logged its boxes but every view stayed RandomResizedCrop's,

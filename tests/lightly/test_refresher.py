@@ -239,3 +239,21 @@ def test_catch_up_refreshes_a_resumed_store_that_lags_the_schedule(caplog):
     assert _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1).catch_up(0) is None  # a fresh run
     with pytest.raises(ValueError, match="epoch"):
         no_boxes.catch_up(-1)
+
+
+def test_a_state_of_another_dataset_size_is_ignored_with_a_warning_and_catch_up_remakes_the_boxes():
+    """A plain loop resumed onto a grown (or shrunk) dataset: load_state_dict stopped with the store's ValueError;
+    now it warns naming both sizes, keeps the new store as it is, and catch_up refreshes when one was due. The
+    store itself still refuses another size."""
+    first = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=3)
+    first.maybe_refresh(0)
+    state = first.state_dict()
+    for size in (6, 3):
+        grown = _refresher(BoxStore(size), size, warmup_epochs=1, interval=1, max_epochs=3)
+        with pytest.warns(UserWarning, match=rf"boxes were made on a dataset of 4 images, and this one has {size} "
+                                             r"\(images added or removed\?\); ignored"):
+            grown.load_state_dict(state)
+        assert grown.store.version == 0 and grown.last_refresh_epoch is None
+        assert grown.catch_up(1) is not None and bool((grown.store.counts > 0).all())
+    with pytest.raises(ValueError, match="holds 4 samples but this store has 6"):
+        BoxStore(6).load_state_dict(state["store"])
