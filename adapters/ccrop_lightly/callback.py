@@ -99,7 +99,7 @@ class BoxRefreshCallback(pl.Callback):
         super().__init__()
         if not isinstance(store, BoxStore):
             raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
-        if len(dataset) > len(store):
+        if len(dataset) != len(store):  # larger: made for another dataset (or an old size), entries never refreshed
             raise ValueError(
                 f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
                 f"create it as BoxStore({len(dataset)})"
@@ -136,7 +136,15 @@ class BoxRefreshCallback(pl.Callback):
         # Built here: the process group exists (the loader gets its shard) and so does the
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
-        collate = _training_collate(trainer)
+        train_loader = _training_loader(trainer)
+        collate = None if train_loader is None else train_loader.collate_fn
+        train_set = getattr(train_loader, "dataset", None)
+        if isinstance(train_set, Sized) and len(train_set) != len(self.dataset):
+            raise ValueError(
+                f"BoxRefreshCallback localizes a dataset of {len(self.dataset)} images but the training DataLoader's "
+                f"dataset has {len(train_set)}: pass the callback the images the training DataLoader reads (without a "
+                "transform), in the same order, and a BoxStore of that size"
+            )
         if collate is not None and not _same_store(collate.store, self.store):
             raise ValueError(
                 f"BoxRefreshCallback refreshes another box store than the one the training DataLoader's CCropCollate "
@@ -253,12 +261,11 @@ def _same_store(a: BoxStore, b: BoxStore) -> bool:
     return a is b or a.counts.untyped_storage().data_ptr() == b.counts.untyped_storage().data_ptr()
 
 
-def _training_collate(trainer: pl.Trainer) -> CCropCollate | None:
-    """The ``CCropCollate`` of the trainer's training DataLoader (or of one of several), if any."""
+def _training_loader(trainer: pl.Trainer) -> Any:
+    """The trainer's training DataLoader (or one of several) whose collate function is a ``CCropCollate``, if any."""
     loaders = trainer.train_dataloader
     candidates = list(loaders.values()) if isinstance(loaders, dict) else list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
     for loader in candidates:
-        collate = getattr(loader, "collate_fn", None)
-        if isinstance(collate, CCropCollate):
-            return collate
+        if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
+            return loader
     return None

@@ -54,7 +54,7 @@ class CCropCollate:
 
     Raises:
         TypeError / ValueError: at construction, for a wrong transform or store, a store
-            smaller than the dataset, or duplicate filenames; while collating (in the
+            of another size than the dataset, or duplicate filenames; while collating (in the
             worker; the DataLoader re-raises it with this message), for an item without a
             key the store knows, naming the item.
     """
@@ -186,7 +186,9 @@ def _bad_targets(targets: list[Any], keys: list[Any]) -> Tensor:
 
 
 def _check_store_size(store: BoxStore, size: int, what: str) -> None:
-    if len(store) < size:
+    """One store entry per dataset index: a smaller store fails at the first index past it, a larger one hides a
+    store made for another dataset (its boxes would crop these images, its extra entries are never refreshed)."""
+    if len(store) != size:
         raise ValueError(
             f"the box store holds {len(store)} samples but {what} has {size}; "
             f"create it as BoxStore({size}) (one entry per dataset index)"

@@ -117,7 +117,7 @@ class BoxRefresher:
         if not callable(feature_fn):
             raise TypeError(f"feature_fn must be callable (images -> feature maps); got {type(feature_fn).__name__}")
         dataset = getattr(loader, "dataset", None)
-        if dataset is not None and hasattr(dataset, "__len__") and len(dataset) > len(store):
+        if dataset is not None and hasattr(dataset, "__len__") and len(dataset) != len(store):
             raise ValueError(
                 f"the refresh loader covers {len(dataset)} samples but the box store holds {len(store)}; "
                 f"create it as BoxStore({len(dataset)})"

@@ -134,10 +134,35 @@ def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_
     assert len({tuple(b.tolist()) for b in expected["boxes"][:, 0]}) > 1
 
 
-def test_store_smaller_than_dataset_is_refused(quadrant_folder):
+def test_store_of_another_size_than_dataset_is_refused(quadrant_folder):
     dataset = LightlyDataset(str(quadrant_folder))
     with pytest.raises(ValueError, match=r"box store holds 8 samples but the dataset has 16.*BoxStore\(16\)"):
         _callback(BoxStore(8), dataset)
+    with pytest.raises(ValueError, match=r"box store holds 32 samples but the dataset has 16.*BoxStore\(16\)"):
+        _callback(BoxStore(32), dataset)  # was accepted silently: half the store never refreshed
+
+
+def test_a_callback_dataset_other_than_the_training_loaders_is_refused_at_train_start(tmp_path, quadrant_folder):
+    """The callback localized one folder (16 images) while the training DataLoader read another (15: an image
+    removed), through the same store and index keys: every view after the removed image was cut around the boxes
+    of the next image, silently. Refused when training starts, before the first batch."""
+    import shutil
+
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    from ccrop_lightly import CCropCollate, IndexedDataset
+
+    shrunk = shutil.copytree(quadrant_folder, tmp_path / "shrunk")
+    (shrunk / "class_0" / "img_00.png").unlink()
+    dataset, training = IndexedDataset(ImageFolder(str(quadrant_folder))), IndexedDataset(ImageFolder(str(shrunk)))
+    store = BoxStore(len(dataset))
+    loader = DataLoader(training, batch_size=4, drop_last=True,
+                        collate_fn=CCropCollate(lightning_simclr.simclr_transform(), store))
+    trainer = _trainer(tmp_path, 2, [_callback(store, dataset)], logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="BoxRefreshCallback localizes a dataset of 16 images but the training "
+                                         "DataLoader's dataset has 15: pass the callback the images"):
+        trainer.fit(lightning_simclr.TinySimCLR(), loader)
 
 
 def test_missing_backbone_attribute_is_named(tmp_path, quadrant_folder):

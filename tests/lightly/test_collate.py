@@ -71,10 +71,13 @@ def test_grayscale_rgba_and_palette_images_become_rgb(tmp_path):
 # -- bad input: errors name the item ----------------------------------------------------------
 
 
-def test_store_smaller_than_dataset_is_refused_at_construction(quadrant_folder):
+def test_store_of_another_size_than_the_dataset_is_refused_at_construction(quadrant_folder):
     dataset = LightlyDataset(str(quadrant_folder))
     with pytest.raises(ValueError, match=r"box store holds 10 samples but the dataset \(LightlyDataset\) has 16.*BoxStore\(16\)"):
         CCropCollate(CCropSimCLRTransform(), BoxStore(10), dataset=dataset)
+    # Larger (a store made for another dataset, or kept from before images were removed) was accepted silently.
+    with pytest.raises(ValueError, match=r"box store holds 20 samples but the dataset \(LightlyDataset\) has 16.*BoxStore\(16\)"):
+        CCropCollate(CCropSimCLRTransform(), BoxStore(20), dataset=dataset)
     with pytest.raises(ValueError, match=r"the list of filenames has 3"):
         CCropCollate(CCropSimCLRTransform(), BoxStore(2), filenames=["a", "b", "c"])
 
@@ -99,7 +102,7 @@ def test_filename_never_seen_surfaces_from_the_worker_with_its_message(quadrant_
     # The DataLoader re-raises the worker's ValueError with the original message.
     dataset = LightlyDataset(str(quadrant_folder))
     Image.new("RGB", (8, 8)).save(tmp_path / "other.png")
-    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(16), dataset=LightlyDataset(str(tmp_path)))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(1), dataset=LightlyDataset(str(tmp_path)))
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate)
     message = r"batch item 0 has filename 'class_0/img_00.png', which is not one of the dataset's 1 filenames \(e.g. 'other.png'\)"
     first_batch_raises(loader, ValueError, message)
@@ -119,7 +122,7 @@ def test_other_bad_items_are_named(quadrant_folder):
     with pytest.raises(ValueError, match=r"holds 2 images, not one: the dataset already applies a multi-view transform"):
         CCropCollate(transform, BoxStore(16), dataset=transformed)([transformed[0]])
     with pytest.raises(ValueError, match=r"filename 'a' appears twice \(indices 0 and 2\)"):
-        CCropCollate(transform, BoxStore(4), filenames=["a", "b", "a"])
+        CCropCollate(transform, BoxStore(3), filenames=["a", "b", "a"])
     with pytest.raises(TypeError, match="transform must be a CCropMultiViewTransform"):
         CCropCollate(SimCLRTransform(), BoxStore(4))
     with pytest.raises(TypeError, match="store must be a ccrop_plugins.BoxStore"):
