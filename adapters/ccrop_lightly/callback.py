@@ -14,9 +14,10 @@ from ccrop_plugins import BoxStore, height_width, images_digest
 from .collate import CCropCollate
 from .features import feature_extractor
 from .indexed_dataset import IndexedDataset
-from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
+from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options, make_refresh_loader
 from .refresher import BoxRefresher, check_refresh_options, logger, other_images
 from .schedule import RefreshSchedule
+from .transforms import _normalize_step
 
 STATE_VERSION = 2  # 2 adds last_refresh_epoch and images; version 1 states (the store alone) still load
 
@@ -110,6 +111,7 @@ class BoxRefreshCallback(pl.Callback):
             raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
         RefreshSchedule(warmup_epochs, interval)  # validate now, not at the first epoch end
         check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
+        _check_loader_settings(batch_size, num_workers, progress, transform, normalize, input_size)
         self.store = store
         self.dataset = dataset
         self.input_size = None if input_size is None else height_width(input_size, "input_size")
@@ -240,6 +242,19 @@ class BoxRefreshCallback(pl.Callback):
         if self._images_digest is False:
             self._images_digest = image_list_digest(self.dataset)
         return self._images_digest
+
+
+def _check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,
+                           input_size: Any) -> None:
+    """The refresh loader's settings, checked when the callback is made (they reach the DataLoader only when
+    training starts, whose messages name neither the callback nor the argument)."""
+    check_loader_options(batch_size, num_workers, "BoxRefreshCallback")
+    if progress not in (True, False):  # bool('no') is True
+        raise TypeError(f"BoxRefreshCallback: progress must be True or False; got {progress!r}")
+    if transform is not None:  # its type, and an explicit normalize that disagrees with it
+        _resolve_settings(input_size, normalize, transform)
+    elif normalize is not _FROM_TRANSFORM and normalize is not None:
+        _normalize_step(normalize)
 
 
 def image_list_digest(dataset: Any) -> str | None:

@@ -98,6 +98,7 @@ def make_refresh_loader(
     rank ends with the full store. ``distributed`` is decided when this is called: build the
     loader after the process group exists (the callback does so in ``setup``).
     """
+    check_loader_options(batch_size, num_workers, "make_refresh_loader")
     size, norm = _resolve_settings(input_size, normalize, transform)
     images = RefreshImages(dataset, size, norm)
     # distributed=None or True: this rank's shard when a process group exists; False: everything.
@@ -111,6 +112,14 @@ def make_refresh_loader(
         persistent_workers=persistent_workers and num_workers > 0,
         drop_last=False,
     )
+
+
+def check_loader_options(batch_size: Any, num_workers: Any, owner: str) -> None:
+    """The refresh loader's ``batch_size`` (an int >= 1) and ``num_workers`` (an int >= 0), named by ``owner`` when
+    wrong; else the DataLoader's own message, which names neither the refresh nor where the value came from."""
+    for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{owner}: {name} of the refresh loader must be an integer >= {low}; got {value!r}")
 
 
 def _resolve_settings(

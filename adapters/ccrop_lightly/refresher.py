@@ -126,6 +126,8 @@ class BoxRefresher:
         check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
         if device is not None:
             device = _checked_device(device)
+        if progress not in (True, False):  # bool('no') is True
+            raise TypeError(f"BoxRefresher: progress must be True or False; got {progress!r}")
         self.store = store
         self.feature_fn = feature_fn
         self.loader = loader

@@ -204,6 +204,24 @@ def test_bad_refresh_options_fail_when_the_callback_is_made(quadrant_folder):
         BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, layer="1", stages="1")
 
 
+@pytest.mark.parametrize("option, value, error, message", [
+    ("batch_size", 0, ValueError, "batch_size of the refresh loader must be an integer >= 1; got 0"),
+    ("batch_size", -4, ValueError, "batch_size of the refresh loader must be an integer >= 1; got -4"),
+    ("batch_size", 8.0, ValueError, "batch_size of the refresh loader must be an integer >= 1; got 8.0"),
+    ("batch_size", True, ValueError, "batch_size of the refresh loader must be an integer >= 1; got True"),
+    ("num_workers", -1, ValueError, "num_workers of the refresh loader must be an integer >= 0; got -1"),
+    ("progress", "no", TypeError, "progress must be True or False; got 'no'"),
+    ("transform", "simclr", TypeError, "transform must be a CCropMultiViewTransform .*; got str"),
+    ("normalize", {"mean": [0.5] * 3}, ValueError, r"normalize must be a dict with 'mean' and 'std'.*\(no 'std'\)"),
+])
+def test_bad_refresh_loader_settings_fail_when_the_callback_is_made(quadrant_folder, option, value, error, message):
+    """They reached the refresh loader only when training started: torch's DataLoader message (``batch_size should
+    be a positive integer value``), naming neither the callback nor the argument; a text progress was on."""
+    dataset = LightlyDataset(str(quadrant_folder))
+    with pytest.raises(error, match=message):
+        BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, **{option: value})
+
+
 class _VersionAtEpochStart(lightning_simclr.TinySimCLR):
     """Records the store version each training epoch starts with."""
 

@@ -96,6 +96,11 @@ def test_bad_arguments_fail_at_construction():
         _refresher(BoxStore(4), 4, interval=0)
     with pytest.raises(TypeError, match="store must be a ccrop_plugins.BoxStore"):
         BoxRefresher(None, _redness(), [], warmup_epochs=1, interval=1)
+    with pytest.raises(TypeError, match="BoxRefresher: progress must be True or False; got 'no'"):
+        _refresher(BoxStore(4), 4, progress="no")  # was: a progress bar (bool('no') is True)
+    with pytest.raises(ValueError, match="make_refresh_loader: batch_size of the refresh loader must be an integer "
+                                         ">= 1; got 0"):
+        make_refresh_loader(_red_quadrant_dataset(4), 16, batch_size=0)
 
 
 def test_a_one_by_one_feature_map_warns_at_construction():
