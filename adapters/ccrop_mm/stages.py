@@ -22,7 +22,7 @@ def check_stages(stages: Stage | Sequence[Stage] | None) -> list[Stage] | None:
     """``stages`` as a list, or ``TypeError`` (the names themselves are checked against the model later)."""
     if stages is None:
         return None
-    items = [stages] if isinstance(stages, (str, int)) else list(stages)
+    items = [stages] if isinstance(stages, (str, int)) else list(stages) if isinstance(stages, Sequence) else []
     if not items or any(isinstance(s, bool) or not isinstance(s, (str, int)) for s in items):
         raise TypeError("ContrastiveCropHook: feature_stages must be a module name ('backbone.layer3'), an "
                         f"out_indices entry (int) or a non-empty list of them; got {stages!r}")

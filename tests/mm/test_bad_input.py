@@ -85,7 +85,7 @@ def test_bad_refresh_image_size_fails_when_the_hook_is_built(image_size):
         HOOKS.build(dict(type="ContrastiveCropHook", image_size=image_size))
 
 
-@pytest.mark.parametrize("feature_stages", [[], True, [1.5], "backbone.layer3.nope"])
+@pytest.mark.parametrize("feature_stages", [[], True, [1.5], 1.5, {"layer3": 1}, "backbone.layer3.nope"])
 def test_bad_feature_stages_fail_before_training(setup, coordinate_folder, tmp_path, feature_stages):
     from mmengine.registry import HOOKS
 
