@@ -36,7 +36,7 @@ from ccrop_plugins import (BoxStore, HeatmapPipeline, RefreshSchedule, get_local
 
 from .checkpoint_globals import LoadWindow
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
-from .pipeline_walk import read_train_pipeline
+from .pipeline_walk import evaluation_store_users, read_train_pipeline
 from .stages import check_stages, feature_fn
 from .worker_restart import restart_started_workers
 
@@ -188,6 +188,12 @@ class ContrastiveCropHook(Hook):
             runner.logger.info("ContrastiveCrop: restarted the train DataLoader workers (the iteration loop started "
                                "them before the box store existed)")
 
+    def before_val(self, runner: Any) -> None:
+        self._say_evaluation_crops(runner, "val")
+
+    def before_test(self, runner: Any) -> None:
+        self._say_evaluation_crops(runner, "test")
+
     def before_train_epoch(self, runner: Any) -> None:
         self._raise_failed_refresh()
 
@@ -327,6 +333,22 @@ class ContrastiveCropHook(Hook):
                     f"{missed} runs now")
         return (f"ContrastiveCrop: the resumed checkpoint's boxes (version {self.store.version}) lack the refresh due "
                 f"after {unit} {missed} (its run ended before it: a longer run resumed?); refreshing now")
+
+    def _say_evaluation_crops(self, runner: Any, mode: str) -> None:
+        """ContrastiveCrop steps in the val/test pipeline get no boxes (they are made for the training images): say
+        so once in the run's log, and mark the steps, whose per-worker warning would blame a missing hook."""
+        loader = getattr(getattr(runner, f"{mode}_loop", None), "dataloader", None)
+        steps = [step for step in evaluation_store_users(getattr(loader, "dataset", None))
+                 if step.store is None and step.evaluation_loader is None]
+        for step in steps:
+            step.evaluation_loader = f"{mode}_dataloader"
+        if steps and is_main_process():
+            names = sorted({type(step).__name__ for step in steps})
+            runner.logger.warning(
+                f"ContrastiveCrop: {', '.join(names)} in {mode}_dataloader.dataset.pipeline gets no boxes (the hook "
+                f"makes them for train_dataloader's images only), so every {mode} crop is a plain RandomResizedCrop "
+                f"crop, random from run to run; use a deterministic crop (e.g. CenterCrop or ResizeEdge) in the {mode} "
+                "pipeline")
 
     def _say_schedule(self, runner: Any) -> None:
         if not is_main_process():

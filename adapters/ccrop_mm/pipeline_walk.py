@@ -140,3 +140,11 @@ def _check_sample_index(dataset: Any) -> None:
             "sample's dataset index in the results (mmengine's BaseDataset.get_data_info adds it; "
             "keep it in a custom get_data_info)"
         )
+
+
+def evaluation_store_users(dataset: Any) -> list[StoreUser]:
+    """The ContrastiveCrop and ChooseContrastiveBox steps of a val/test dataset's pipeline (none without one)."""
+    seen = dataset
+    while not hasattr(seen, "pipeline") and hasattr(seen, "dataset"):
+        seen = seen.dataset
+    return find_instances(getattr(seen, "pipeline", []), StoreUser)

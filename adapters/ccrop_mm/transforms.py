@@ -55,6 +55,8 @@ class StoreUser:
     """
 
     store: BoxStore | None = None
+    # Set by the hook for a step of a val/test pipeline ('val_dataloader'): the run's log said so once.
+    evaluation_loader: str | None = None
     _warned_no_store = False  # once per process (each DataLoader worker is one)
 
     def attach_store(self, store: BoxStore | None) -> None:
@@ -64,7 +66,8 @@ class StoreUser:
     def _box_set(self, results: dict) -> Any:
         """The sample's ``(boxes (k, 4), scores (k,))`` from the store, or ``None`` (warm-up)."""
         if self.store is None:
-            self._warn_no_store()
+            if self.evaluation_loader is None:  # a val/test step: the hook has logged it (boxes are for training)
+                self._warn_no_store()
             return None
         index = results.get("sample_idx")
         if index is None:
@@ -81,7 +84,8 @@ class StoreUser:
         message = (
             f"{type(self).__name__} has no box store: no ContrastiveCropHook is attached to this pipeline, "
             "so every crop is a plain RandomResizedCrop crop for the whole run; add "
-            "dict(type='ContrastiveCropHook', ...) to custom_hooks"
+            "dict(type='ContrastiveCropHook', ...) to custom_hooks (boxes are made for train_dataloader only: in a "
+            "val/test pipeline use a deterministic crop such as CenterCrop)"
         )
         warnings.warn(message, UserWarning, stacklevel=3)
 
