@@ -7,7 +7,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from ccrop_plugins.features import stage_features
+from ccrop_plugins import stage_features
 
 # Layers that follow the last feature map in torchvision classifiers and in lightly's
 # ``nn.Sequential(*list(resnet.children())[:-1])`` backbones.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import warnings
 from typing import Any, Callable, Iterable, Sequence
 
@@ -12,7 +13,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, refresh_boxes
-from ccrop_plugins.sizes import checked_int
 
 from .collate import CCropCollate
 from .features import feature_extractor
@@ -330,5 +330,15 @@ def _broadcast_buffers(module: nn.Module) -> None:
 
 
 def _epoch(epoch: Any) -> int:
-    """The 0-based epoch that just ended, as an int; ``ValueError`` naming ``epoch`` (not the schedule's ``step``)."""
-    return checked_int(epoch, "epoch (the 0-based epoch that just ended)", 0)
+    """The 0-based epoch that just ended, as an int (numpy and one-element integer tensors too); ``ValueError`` naming
+    ``epoch`` (not the schedule's ``step``) for floats, bools, text or a negative number."""
+    number = None
+    inexact = isinstance(epoch, Tensor) and (epoch.dtype == torch.bool or epoch.is_floating_point())
+    if not isinstance(epoch, bool) and not inexact:
+        try:
+            number = operator.index(epoch)
+        except TypeError:
+            pass
+    if number is None or number < 0:
+        raise ValueError(f"epoch (the 0-based epoch that just ended) must be an integer >= 0; got {epoch!r}")
+    return number

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from ccrop_plugins.features import stage_features
+from ccrop_plugins import stage_features
 
 Stage = str | int
 
