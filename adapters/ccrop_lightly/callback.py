@@ -100,6 +100,9 @@ class BoxRefreshCallback(pl.Callback):
         super().__init__()
         if not isinstance(store, BoxStore):
             raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+        if not isinstance(dataset, Sized):
+            raise TypeError(f"dataset must be the training images without augmentation (a map-style dataset with "
+                            f"__len__); got {type(dataset).__name__}")
         if len(dataset) != len(store):  # larger: made for another dataset (or an old size), entries never refreshed
             raise ValueError(
                 f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "

@@ -9,7 +9,7 @@ DataLoader workers exactly where a dataset transform would.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence, Sized
+from typing import Any, Iterable, Sequence, Sized
 from warnings import warn
 
 import torch
@@ -77,12 +77,14 @@ class CCropCollate:
         self.transform = transform
         self.store = store
         if dataset is not None:
+            if not isinstance(dataset, Sized):
+                raise TypeError(f"dataset must be the training dataset (with __len__); got {type(dataset).__name__}")
             _check_store_size(store, len(dataset), f"the dataset ({type(dataset).__name__})")
             if filenames is None and hasattr(dataset, "get_filenames"):
                 filenames = dataset.get_filenames()
         self.index_of_filename: dict[str, int] | None = None
         if filenames is not None:
-            filenames = list(filenames)
+            filenames = _filename_list(filenames)
             _check_store_size(store, len(filenames), "the list of filenames")
             self.index_of_filename = {}
             for index, name in enumerate(filenames):
@@ -183,6 +185,16 @@ def _bad_targets(targets: list[Any], keys: list[Any]) -> Tensor:
                 "an integer class index (as lightly's MultiViewCollate; use -1 or 0 for unlabelled images)"
             )
     raise TypeError(f"the batch's targets {targets[:4]!r}... are not integer class indices")
+
+
+def _filename_list(filenames: Any) -> list[str]:
+    """``filenames`` as a list of str; a single string (read as its characters) or other entries are a mistake."""
+    names = None if isinstance(filenames, (str, bytes)) or not isinstance(filenames, Iterable) else list(filenames)
+    if names is None or not all(isinstance(name, str) for name in names):
+        shown = repr(filenames) if names is None else repr(names[:3])[:-1] + (", ...]" if len(names) > 3 else "]")
+        raise TypeError(f"filenames must be a list of the dataset's filenames (str), in index order, e.g. "
+                        f"dataset.get_filenames(); got {shown}")
+    return names
 
 
 def _check_store_size(store: BoxStore, size: int, what: str) -> None:

@@ -140,6 +140,8 @@ def test_store_of_another_size_than_dataset_is_refused(quadrant_folder):
         _callback(BoxStore(8), dataset)
     with pytest.raises(ValueError, match=r"box store holds 32 samples but the dataset has 16.*BoxStore\(16\)"):
         _callback(BoxStore(32), dataset)  # was accepted silently: half the store never refreshed
+    with pytest.raises(TypeError, match=r"dataset must be the training images .*; got int"):
+        _callback(BoxStore(16), 16)  # was Python's "object of type 'int' has no len()"
 
 
 def test_a_callback_dataset_other_than_the_training_loaders_is_refused_at_train_start(tmp_path, quadrant_folder):

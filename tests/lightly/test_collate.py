@@ -121,6 +121,15 @@ def test_other_bad_items_are_named(quadrant_folder):
     transformed = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=8))
     with pytest.raises(ValueError, match=r"holds 2 images, not one: the dataset already applies a multi-view transform"):
         CCropCollate(transform, BoxStore(16), dataset=transformed)([transformed[0]])
+    # A single string was read as its characters, an unbound get_filenames or a non-dataset failed in Python's words.
+    with pytest.raises(TypeError, match=r"filenames must be a list of the dataset's filenames \(str\).*; got 'abc'"):
+        CCropCollate(transform, BoxStore(3), filenames="abc")
+    with pytest.raises(TypeError, match=r"filenames must be a list .*; got \[1, 2, 3, ...\]"):
+        CCropCollate(transform, BoxStore(4), filenames=[1, 2, 3, 4])
+    with pytest.raises(TypeError, match=r"filenames must be a list .*; got <bound method"):
+        CCropCollate(transform, BoxStore(16), filenames=LightlyDataset(str(quadrant_folder)).get_filenames)
+    with pytest.raises(TypeError, match=r"dataset must be the training dataset \(with __len__\); got int"):
+        CCropCollate(transform, BoxStore(16), dataset=16)
     with pytest.raises(ValueError, match=r"filename 'a' appears twice \(indices 0 and 2\)"):
         CCropCollate(transform, BoxStore(3), filenames=["a", "b", "a"])
     with pytest.raises(TypeError, match="transform must be a CCropMultiViewTransform"):
