@@ -11,6 +11,7 @@ Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]``; see :class:`ccrop_plugins
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Sequence
 
 from lightly.transforms.gaussian_blur import GaussianBlur
@@ -183,6 +184,11 @@ class CCropSimCLRViewTransform(CCropViewTransform):
         scale_reference: str = "image",
         max_scale: float = 1.0,
     ) -> None:
+        _check_view_options(
+            dict(cj_prob=cj_prob, random_gray_scale=random_gray_scale, gaussian_blur=gaussian_blur, vf_prob=vf_prob,
+                 hf_prob=hf_prob, rr_prob=rr_prob),
+            dict(cj_strength=cj_strength, cj_bright=cj_bright, cj_contrast=cj_contrast, cj_sat=cj_sat, cj_hue=cj_hue),
+        )
         crop = ContrastiveCrop(
             input_size, scale=(min_scale, max_scale), sampler=sampler, alpha=alpha, scale_reference=scale_reference
         )
@@ -336,6 +342,20 @@ def _normalize_step(normalize: Any) -> Any:
         raise ValueError(f"normalize must be a dict with 'mean' and 'std', as lightly's IMAGENET_NORMALIZE, or None "
                          f"(no normalisation); got {normalize!r}{lacks}")
     return T.Normalize(mean=normalize["mean"], std=normalize["std"])
+
+
+def _check_view_options(probabilities: dict[str, Any], jitter: dict[str, Any]) -> None:
+    """Probabilities in [0, 1] and colour-jitter factors >= 0 (their hue product at most 0.5), named; torchvision's
+    own messages name ``p`` or ``brightness``, and lightly's blur took any ``prob`` (2 meant always)."""
+    for name, value in probabilities.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
+    for name, value in jitter.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0 (a colour-jitter factor); got {value!r}")
+    if jitter["cj_strength"] * jitter["cj_hue"] > 0.5:
+        raise ValueError(f"cj_strength * cj_hue must be at most 0.5 (torchvision's hue range); got "
+                         f"{jitter['cj_strength']} * {jitter['cj_hue']}")
 
 
 def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[float]] | None]:

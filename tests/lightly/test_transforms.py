@@ -109,6 +109,20 @@ def test_bad_views_are_refused():
         CCropMoCoV2Transform(sampler="betta")
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("cj_prob", 2, r"cj_prob must be a probability in \[0, 1\]; got 2"),  # was torchvision's "`p` should be ..."
+    ("hf_prob", -0.1, r"hf_prob must be a probability in \[0, 1\]; got -0.1"),
+    ("gaussian_blur", 1.5, r"gaussian_blur must be a probability in \[0, 1\]; got 1.5"),  # was accepted: always
+    ("random_gray_scale", True, r"random_gray_scale must be a probability in \[0, 1\]; got True"),
+    ("cj_strength", -1, r"cj_strength must be a number >= 0 \(a colour-jitter factor\); got -1"),  # "brightness"
+    ("cj_hue", 0.7, r"cj_strength \* cj_hue must be at most 0.5 \(torchvision's hue range\); got 1.0 \* 0.7"),
+])
+def test_bad_view_options_are_named(option, value, message):
+    for transform in (CCropSimCLRTransform, CCropMoCoV2Transform):
+        with pytest.raises(ValueError, match=message):
+            transform(input_size=8, **{option: value})
+
+
 @pytest.mark.parametrize("mode", ["P", "RGBA", "LA", "PA", "CMYK", "1", "I;16"])
 def test_views_of_an_odd_pil_mode_are_made_from_its_rgb_image(mode):
     # called directly (not through CCropCollate): were "image has wrong mode" (colour jitter) or a channel mismatch
