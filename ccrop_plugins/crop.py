@@ -65,7 +65,10 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
     if scores is None:
         return None
     array = isinstance(scores, (Tensor, np.ndarray))
-    values = (scores.tolist() if scores.ndim == 1 else None) if array else [float(v) for v in scores]
+    try:
+        values = (scores.tolist() if scores.ndim == 1 else None) if array else [float(v) for v in scores]
+    except (TypeError, ValueError):  # text, None, a number for the whole set
+        raise ValueError(f"scores must be one non-negative number per box, shape ({count},); got {scores!r}") from None
     if values is None or len(values) != count:
         shape = tuple(scores.shape) if array else (len(values),)
         raise ValueError(f"scores must hold one weight per box, shape ({count},); got shape {shape}")

@@ -474,3 +474,12 @@ def test_list_boxes_of_non_numbers_and_non_callable_samplers_are_named():
     for sampler in (None, 5):
         with pytest.raises(TypeError, match=f"sampler must be a registered name or a callable sampler; got"):
             ContrastiveCrop(8, sampler=sampler)
+
+
+@pytest.mark.parametrize("scores", ["ab", 5, [None, 1.0], ["x", "y"]])
+def test_scores_that_are_not_numbers_are_named(scores):
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
+    with pytest.raises(ValueError, match=r"scores must be one non-negative number per box, shape \(2,\); got "):
+        ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
+    with pytest.raises(ValueError, match=r"scores must be one non-negative number per box"):
+        choose_box(boxes, scores)
