@@ -98,16 +98,7 @@ class BoxRefreshCallback(pl.Callback):
         progress: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(store, BoxStore):
-            raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
-        if not isinstance(dataset, Sized):
-            raise TypeError(f"dataset must be the training images without augmentation (a map-style dataset with "
-                            f"__len__); got {type(dataset).__name__}")
-        if len(dataset) != len(store):  # larger: made for another dataset (or an old size), entries never refreshed
-            raise ValueError(
-                f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
-                f"create it as BoxStore({len(dataset)})"
-            )
+        _check_store_and_dataset(store, dataset)
         if not (isinstance(backbone, str) or callable(backbone)):
             raise TypeError(f"backbone must be an attribute name or a function of the module; got {backbone!r}")
         if layer is not None and stages is not None:
@@ -141,21 +132,7 @@ class BoxRefreshCallback(pl.Callback):
         # Built here: the process group exists (the loader gets its shard) and so does the
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
-        train_loader = _training_loader(trainer)
-        collate = None if train_loader is None else train_loader.collate_fn
-        train_set = getattr(train_loader, "dataset", None)
-        if isinstance(train_set, Sized) and len(train_set) != len(self.dataset):
-            raise ValueError(
-                f"BoxRefreshCallback localizes a dataset of {len(self.dataset)} images but the training DataLoader's "
-                f"dataset has {len(train_set)}: pass the callback the images the training DataLoader reads (without a "
-                "transform), in the same order, and a BoxStore of that size"
-            )
-        if collate is not None and not _same_store(collate.store, self.store):
-            raise ValueError(
-                f"BoxRefreshCallback refreshes another box store than the one the training DataLoader's CCropCollate "
-                f"reads ({self.store!r} and {collate.store!r}: BoxStore made twice?), so the refreshed boxes would never "
-                "reach the views; give both the same store"
-            )
+        collate = self._check_training_loader(_training_loader(trainer))
         transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
             raise ValueError(
@@ -188,6 +165,25 @@ class BoxRefreshCallback(pl.Callback):
             fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
             if fetcher is not None:
                 iter(fetcher)
+
+    def _check_training_loader(self, train_loader: Any) -> CCropCollate | None:
+        """The training DataLoader's ``CCropCollate`` (or ``None``), after checking that it reads this callback's
+        store and a dataset of its size: else the refreshed boxes would never reach the views, or crop other images."""
+        train_set = getattr(train_loader, "dataset", None)
+        if isinstance(train_set, Sized) and len(train_set) != len(self.dataset):
+            raise ValueError(
+                f"BoxRefreshCallback localizes a dataset of {len(self.dataset)} images but the training DataLoader's "
+                f"dataset has {len(train_set)}: pass the callback the images the training DataLoader reads (without a "
+                "transform), in the same order, and a BoxStore of that size"
+            )
+        collate = None if train_loader is None else train_loader.collate_fn
+        if collate is not None and not _same_store(collate.store, self.store):
+            raise ValueError(
+                f"BoxRefreshCallback refreshes another box store than the one the training DataLoader's CCropCollate "
+                f"reads ({self.store!r} and {collate.store!r}: BoxStore made twice?), so the refreshed boxes would never "
+                "reach the views; give both the same store"
+            )
+        return collate
 
     def _feature_fn(self, pl_module: pl.LightningModule) -> Any:
         if callable(self.backbone):
@@ -245,6 +241,19 @@ class BoxRefreshCallback(pl.Callback):
         if self._images_digest is False:
             self._images_digest = image_list_digest(self.dataset)
         return self._images_digest
+
+
+def _check_store_and_dataset(store: Any, dataset: Any) -> None:
+    """One store entry per image of ``dataset``: a larger store (made for another dataset, or before images were
+    removed) hides a mismatch as a smaller one fails."""
+    if not isinstance(store, BoxStore):
+        raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"dataset must be the training images without augmentation (a map-style dataset with "
+                        f"__len__); got {type(dataset).__name__}")
+    if len(dataset) != len(store):
+        raise ValueError(f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
+                         f"create it as BoxStore({len(dataset)})")
 
 
 def _check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,
