@@ -53,6 +53,7 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
     ``ValueError`` for an empty set or scores of another length."""
     count = len(boxes)
     weights = _weights(scores, count)
+    _check_generator(generator)
     if count == 1:
         return 0
     return _pick_index(float(torch.rand(1, generator=generator, dtype=torch.float64)), weights, count)
@@ -171,8 +172,7 @@ class ContrastiveCrop:
         if height is None or width is None or height < 1 or width < 1:
             shown = tuple(image_size) if isinstance(image_size, (tuple, list, torch.Size)) else repr(image_size)
             raise ValueError(f"image_size must be a positive (height, width); got {shown}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None; got {_type_name(generator)}")
+        _check_generator(generator)
         if boxes is None:
             return self._warmup_params(height, width, generator)
         return self._box_params(height, width, _box_rows(boxes), generator, scores, box_index)
@@ -280,6 +280,11 @@ class ContrastiveCrop:
     def __repr__(self) -> str:
         return (f"ContrastiveCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, sampler={self.sampler!r}, "
                 f"scale_reference={self.scale_reference!r}, interpolation={self.interpolation.value})")
+
+
+def _check_generator(generator: object) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {_type_name(generator)}")
 
 
 def _type_name(value: object) -> str:

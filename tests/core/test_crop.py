@@ -483,3 +483,12 @@ def test_scores_that_are_not_numbers_are_named(scores):
         ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
     with pytest.raises(ValueError, match=r"scores must be one non-negative number per box"):
         choose_box(boxes, scores)
+
+
+@pytest.mark.parametrize("generator", [5, np.random.default_rng(0)])
+def test_choose_box_names_a_generator_that_is_not_torch_s(generator):
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None; got (int|numpy)"):
+        choose_box(boxes, None, generator)
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None; got int"):
+        choose_box(boxes[:1], None, 5)  # one box: no draw, but the argument is still wrong
