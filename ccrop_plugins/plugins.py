@@ -204,7 +204,7 @@ def registry(kind: str) -> Mapping[str, PluginEntry]:
 def lookup(kind: str, name: str) -> PluginEntry:
     """The entry registered as ``name`` for ``kind``, or a ``ValueError`` listing the available names."""
     entries = registry(kind)
-    if name not in entries:
+    if not isinstance(name, str) or name not in entries:  # a list or dict name is unhashable
         raise ValueError(f"unknown {kind} {name!r}; available: {', '.join(sorted(entries))}")
     return entries[name]
 

@@ -97,6 +97,15 @@ def test_unknown_names_list_the_available_ones():
         registry("samplers")
 
 
+@pytest.mark.parametrize("name", [["bbox"], {"name": "bbox"}, None, 5])
+def test_a_name_that_is_not_text_is_named_with_the_available_ones(name):
+    # a list or dict was "TypeError: unhashable type" from the registry lookup
+    with pytest.raises(ValueError, match=r"^unknown localizer .*; available: bbox, components$"):
+        get_localizer(name)
+    with pytest.raises(ValueError, match=r"^unknown sampler .*; available: beta, gaussian, uniform$"):
+        get_sampler(name)
+
+
 def test_bad_options_list_the_accepted_ones():
     with pytest.raises(TypeError) as error:
         get_localizer("components", treshold=0.2)
