@@ -55,7 +55,7 @@ def adaptive_thresholds(maps: np.ndarray, rule: str, bins: int = 64) -> np.ndarr
     """``(N,)`` float32 per-map thresholds of ``(N, h, w)`` maps in ``[0, 1]``: their mean, or Otsu's (the
     threshold maximising the between-class variance of ``bins`` bins over ``[0, 1]``); a constant map gets 1."""
     n = maps.shape[0]
-    flat = maps.reshape(n, -1)
+    flat = maps.reshape(n, int(np.prod(maps.shape[1:])))  # -1 cannot be inferred for no maps
     if rule == "mean":
         thresholds = np.clip(flat.astype(np.float64), 0.0, 1.0).mean(axis=1)
     elif rule == "otsu":

@@ -255,6 +255,14 @@ def test_components_on_an_empty_batch_give_empty_box_sets():
     assert len(sets) == 0 and sets.boxes.shape == (0, 3, 4) and sets.counts.shape == (0,)
 
 
+@pytest.mark.parametrize("name", ["bbox", "components"])
+@pytest.mark.parametrize("threshold", [0.1, "mean", "otsu"])
+def test_an_empty_batch_gives_empty_box_sets_with_every_threshold(name, threshold):
+    # bbox with 'mean'/'otsu' was numpy's "cannot reshape array of size 0 into shape (0,newaxis)"
+    sets = get_localizer(name, threshold=threshold)(torch.zeros(0, 16, 24))
+    assert len(sets) == 0 and sets.boxes.shape[0] == 0
+
+
 def test_threshold_names():
     with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\) or one of mean, otsu; got 'median'"):
         get_localizer("components", threshold="median")
