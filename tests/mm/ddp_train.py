@@ -1,4 +1,4 @@
-"""One rank of the DDP test: ``python ddp_train.py FRAMEWORK DATA_ROOT WORK_DIR OUT`` with RANK etc. set.
+"""One rank of the DDP test: ``python ddp_train.py FRAMEWORK DATA_ROOT WORK_DIR OUT [RESUME]`` with RANK etc. set.
 
 mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device(LOCAL_RANK)`` before creating
 the process group, which fails on a machine without a GPU. So this CPU worker creates the gloo
@@ -21,10 +21,12 @@ import mm_setup  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 
-def main(framework: str, data_root: str, work_dir: str, out: str) -> None:
+def main(framework: str, data_root: str, work_dir: str, out: str, resume: str | None = None) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     cfg = ddp_config(framework, Path(data_root), Path(work_dir))
+    if resume is not None:  # resume this checkpoint (made by a 1-process run)
+        cfg.resume, cfg.load_from = True, resume
     cfg.launcher = "pytorch"
     cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False)
     cfg.experiment_name = f"ddp_{framework}"
@@ -42,4 +44,4 @@ def ddp_config(framework: str, data_root: Path, work_dir: Path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])
