@@ -14,6 +14,7 @@ the paper's (the convnet's last stage is ``11``).
 Output folder (``--out``, default ``outputs/demo``)::
 
     data/train/...            the generated image folder and annotations.json (not with --data)
+    data/resized/...          with --data: copies of your images, large ones shrunk (ccrop_cli.demo.resized)
     heatmaps.png              images and the trained backbone's heatmaps
     box_sets.png              predicted box sets (red) vs ground truth (green)
     paper_boxes.png           the paper's single box (red) vs ground truth
@@ -33,6 +34,7 @@ from typing import Any
 
 from ccrop_cli.demo.config import MMPRETRAIN, QUICK, DemoConfig, DemoRun
 from ccrop_cli.demo.report import OUTPUT_FILES, write_outputs
+from ccrop_cli.demo.resized import copy_side, resized_copy
 from ccrop_cli.demo.user_data import ANNOTATIONS, check_images, list_images, load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
@@ -171,8 +173,9 @@ def run(args: argparse.Namespace) -> int:
         train_root = Path(config.data)
         names = list_images(train_root)
         check_images(train_root, names)  # errors before training
-        annotations: Any = load_user_annotations(train_root, names)
+        annotations: Any = load_user_annotations(train_root, names)  # boxes normalised by the originals' sizes
         label = f"your images in {train_root}" + ("" if annotations is not None else f" (no {ANNOTATIONS})")
+        train_root, resized = _resized_copy(train_root, names, out, config)
     else:
         setting = get_scene_setting(config.setting)
         label, annotations = setting.label, "generated"
@@ -181,10 +184,24 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     demo_run = _train(args.framework, config, train_root, out, progress=not args.no_progress)
     wall = time.perf_counter() - started
-    report = write_outputs(out, config, args.framework, train_root, demo_run, wall, annotations)
+    report = write_outputs(out, config, args.framework, train_root, demo_run, wall, annotations, resized)
     print((out / "report.md").read_text())
     print(f"pictures and report in {out} ({report['seconds']['total']:.0f} s)")
     return 0
+
+
+def _resized_copy(root: Path, names: list[str], out: Path, config: DemoConfig) -> tuple[Path, str | None]:
+    """The folder both frameworks read: ``root``, or a copy with its large images shrunk (:mod:`.resized`)."""
+    side = copy_side(config)
+    folder, count, seconds = resized_copy(root, names, out, side)
+    if folder == root:
+        return root, None
+    note = (
+        f"resized copies of {count} of {len(names)} images (shortest side over {side} px, shrunk to {side} px; "
+        f"the rest copied as they are) in {folder}" + (f", made in {seconds:.1f} s" if seconds else ", reused")
+    )
+    print(f"ccrop demo: {note}")
+    return folder, note
 
 
 def _train(framework: str, config: DemoConfig, train_root: Path, out: Path, progress: bool) -> DemoRun:

@@ -93,13 +93,14 @@ def union_boxes(box_sets: BoxSets) -> BoxSets:
 
 def write_outputs(
     out: Path, config: DemoConfig, framework: str, train_root: Path, demo_run: DemoRun, wall_seconds: float,
-    annotations: dict[str, np.ndarray] | None | str = "generated",
+    annotations: dict[str, np.ndarray] | None | str = "generated", resized: str | None = None,
 ) -> dict[str, Any]:
     """Pictures, ``report.json`` and ``report.md``; returns the report dict.
 
     ``annotations``: ``"generated"`` reads the generated scenes' ``annotations.json``; a
     user's folder passes its boxes (``{file_name: (k, 4)}``, images not listed are not
-    measured) or ``None`` (no ground truth: box statistics and pictures only).
+    measured) or ``None`` (no ground truth: box statistics and pictures only). ``resized``: with ``--data``, what
+    the demo did to large images (``train_root`` is then that copy), added to both reports.
     """
     if isinstance(annotations, str):
         annotations = load_annotations(train_root)
@@ -130,6 +131,8 @@ def write_outputs(
         "seconds": _time_split(demo_run, wall_seconds),
         "pictures": {key: path.name for key, path in files.items()},
     }
+    if resized is not None:  # only then: the generated scenes' report stays as it was
+        report["resized"] = resized
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(_markdown(report))
     return report
@@ -261,7 +264,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Framework {report['framework']}; data: {report['setting']}; {config['images']} images {size}"
         f"views {config['image_size']} px, refresh at {config['refresh_size']} px; {config['epochs']} epochs "
         f"(warm-up {config['warmup_epochs']}, refresh every {config['interval']}); heatmap {config['heatmap']} "
-        f"at stage {stages}, threshold {config['threshold']}.",
+        f"at stage {stages}, threshold {config['threshold']}."
+        + (f" Trained on {report['resized']}." if "resized" in report else ""),
         "",
         "## Box recall at IoU 0.5 against ground truth, after each refresh (box sets)" if report["pair_quality"]
         else "## Box sets after each refresh (no ground truth)",
