@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -167,6 +167,12 @@ def images_digest(paths: Sequence[str]) -> str:
     """A digest of the image files a store's rows belong to, ``paths`` in dataset index order, each cut at the
     files' common folder (a moved folder keeps its digest). The adapters save it beside a store's state: a resumed
     run whose digest differs holds other images under the same indices (renamed, added or removed files)."""
+    if isinstance(paths, (str, bytes, os.PathLike)) or not isinstance(paths, Iterable):
+        raise TypeError(f"images_digest takes a list of image paths in dataset index order; got {paths!r}")
+    try:
+        paths = [os.fsdecode(path) for path in paths]  # pathlib paths digest as their text
+    except TypeError as error:
+        raise TypeError(f"images_digest: every path must be a str or os.PathLike; {error}") from None
     prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
     cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
     return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()

@@ -257,3 +257,19 @@ def test_images_digest_keeps_a_moved_folder_and_tells_other_files_apart():
     assert images_digest(moved) == images_digest(files)
     assert images_digest(files[:2] + ["/data/a/dogs/4.png"]) != images_digest(files)  # a renamed file
     assert images_digest(files[::-1]) != images_digest(files)  # another order: other images under each index
+
+
+def test_images_digest_takes_pathlib_paths_and_names_what_is_not_a_list_of_paths():
+    from pathlib import Path
+
+    from ccrop_plugins import images_digest
+
+    files = ["/data/a/cats/1.png", "/data/a/dogs/2.png"]
+    assert images_digest([Path(f) for f in files]) == images_digest(files)  # was "'PosixPath' is not subscriptable"
+    for one_path in ("/data/a/cats/1.png", Path("/data/a")):  # a str was digested as a list of characters
+        with pytest.raises(TypeError, match="images_digest takes a list of image paths in dataset index order; got"):
+            images_digest(one_path)
+    with pytest.raises(TypeError, match="images_digest takes a list of image paths"):
+        images_digest(None)
+    with pytest.raises(TypeError, match="images_digest: every path must be a str or os.PathLike; .*int"):
+        images_digest(["/data/a/cats/1.png", 3])
