@@ -18,6 +18,7 @@ from .box_store import BoxStore
 from .eval_mode import eval_mode
 from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages
 from .plugins import get_localizer
+from .sizes import height_width
 from .threads import one_cpu_thread
 
 FeatureFn = Callable[[Tensor], Any]
@@ -73,6 +74,10 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     if not (isinstance(localizer, str) or callable(localizer)):
         raise TypeError("localizer must be a registered name or a callable heatmaps (N, H, W) -> BoxSets; "
                         f"got {type(localizer).__name__}")
+    if not isinstance(batches, Iterable):
+        raise TypeError("batches must be an iterable of (images (B, C, H, W), indices (B,), ...), e.g. a DataLoader; "
+                        f"got {type(batches).__name__}")
+    heatmap_size = None if heatmap_size is None else height_width(heatmap_size, "heatmap_size")
     for what, options in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")

@@ -233,6 +233,12 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
         refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, one_set, progress=False)
     with pytest.raises(TypeError, match="features must be a Tensor .* or a dict of them; got list"):
         refresh_boxes(lambda x: [], [(images, torch.arange(4))], store, progress=False)
+    for batches in (None, 5):  # were "'NoneType' object is not iterable" from the progress bar
+        with pytest.raises(TypeError, match=r"batches must be an iterable of \(images .*, e.g. a DataLoader; got "):
+            refresh_boxes(lambda x: x, batches, store, progress=False)
+    for size, error in ((0, ValueError), ("ab", TypeError), ((8,), ValueError)):  # were checked after a forward
+        with pytest.raises(error, match=r"heatmap_size must be a positive int or \(height, width\)"):
+            refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, heatmap_size=size, progress=False)
     for what in ("localizer_options", "heatmap_options"):
         with pytest.raises(TypeError, match=f"{what} must be a dict of options; got list"):
             refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, progress=False, **{what: [("a", 1)]})
