@@ -201,7 +201,10 @@ def _callable_name(fn: Any) -> str:
 
 def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
     """The batch's dataset indices as int64, checked against the store before any work is done."""
-    indices = torch.as_tensor(raw).reshape(-1).cpu()
+    try:
+        indices = torch.as_tensor(raw).reshape(-1).cpu()
+    except (TypeError, ValueError, RuntimeError):  # text, None, ragged lists
+        raise TypeError(f"the second item of each batch must be integer dataset indices; got {raw!r}") from None
     if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
         raise TypeError(f"the second item of each batch must be integer dataset indices; got {indices.dtype} "
                         f"values such as {indices[:4].tolist()}")

@@ -224,6 +224,9 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
     for batch, got in batches:
         with pytest.raises(ValueError, match=rf"each batch must be \(images \(B, C, H, W\), indices .*; got {got}"):
             refresh_boxes(lambda x: x, [batch], store, progress=False)
+    for indices in (["a", "b", "c", "d"], None, [[0, 1], [2]]):  # were torch.as_tensor's "too many dimensions 'str'"
+        with pytest.raises(TypeError, match="the second item of each batch must be integer dataset indices; got "):
+            refresh_boxes(lambda x: x, [(images, indices)], store, progress=False)
     with pytest.raises(ValueError, match="a batch holds 4 images but 3 indices"):
         refresh_boxes(lambda x: x, [(images, torch.arange(3))], store, progress=False)
     with pytest.raises(ValueError, match=r"localizer .*one_set returned 1 box sets for 4 heatmaps; expected one per"):
