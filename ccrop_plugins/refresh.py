@@ -90,6 +90,8 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     if device is None:
         parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
         device = next((parameter.device for parameter in parameters), torch.device("cpu"))
+    else:
+        device = _checked_device(device)
     refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
                     heatmap_size, device)
     distributed = dist.is_available() and dist.is_initialized()
@@ -191,6 +193,19 @@ def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None)
     if key not in kept:
         kept[key] = HeatmapPipeline(heatmap, options)
     return kept[key]
+
+
+def _checked_device(device: torch.device | str | int) -> torch.device:
+    """``device`` as a ``torch.device`` that exists here (``'gpu'``, or ``'cuda'`` without a GPU, failed at the first
+    batch, after the loader had started)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): {error}") from None
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():  # 0 without a usable GPU
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); use "
+                         "device='cpu' or leave device out (the feature function's own device)")
+    return parsed
 
 
 def _callable_name(fn: Any) -> str:

@@ -242,6 +242,11 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
     for size, error in ((0, ValueError), ("ab", TypeError), ((8,), ValueError)):  # were checked after a forward
         with pytest.raises(error, match=r"heatmap_size must be a positive int or \(height, width\)"):
             refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, heatmap_size=size, progress=False)
+    bad_devices = [("gpu", "is not a torch device"), (f"cuda:{torch.cuda.device_count()}", "CUDA device")]
+    bad_devices += [] if torch.cuda.is_available() else [("cuda", r"this machine has 0 CUDA device\(s\)")]
+    for device, problem in bad_devices:  # were torch's errors at the first batch, after the loader had started
+        with pytest.raises(ValueError, match=rf"device '{device}'.*{problem}"):
+            refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, device=device, progress=False)
     for what in ("localizer_options", "heatmap_options"):
         with pytest.raises(TypeError, match=f"{what} must be a dict of options; got list"):
             refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, progress=False, **{what: [("a", 1)]})
