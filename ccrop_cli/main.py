@@ -41,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
+    group = [command.split()[1] for command in COMMANDS if command.startswith(f"{name} ")]
+    if group and len(argv) > 1 and argv[1] in ("-h", "--help"):  # 'ccrop bench --help': its commands
+        print("\n".join(line for line in _usage().splitlines() if line.startswith(f"  {name} ")))
+        return 0
+    if group and len(argv) == 1:
+        print(f"ccrop {name}: error: name one of: {', '.join(group)} (e.g. 'ccrop {name} {group[0]} --help')",
+              file=sys.stderr)
+        return 2
     if name not in COMMANDS:
         print(f"ccrop: unknown command {' '.join(argv[:2])!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -151,6 +151,16 @@ def test_bad_option_values_are_one_line(folder, tmp_path, capsys):
     assert "--box-scale must be 0 < min <= max" in _one_error_line(capsys, "study")
 
 
+def test_the_bench_group_alone_or_with_help_lists_its_commands(capsys):
+    # both were "ccrop: unknown command 'bench'" / "'bench --help'"
+    assert main(["bench"]) == 2
+    assert _one_error_line(capsys, "bench") == ("ccrop bench: error: name one of: speed, pairs, lightly, localize, mm "
+                                                "(e.g. 'ccrop bench speed --help')")
+    assert main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("  bench speed ") and "  bench mm " in out
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch):
     def broken(args):
         raise KeyError("a bug, not a user error")
