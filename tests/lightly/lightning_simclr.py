@@ -81,7 +81,7 @@ def train_loader(dataset: LightlyDataset, store: BoxStore, batch_size: int = 4) 
     )
 
 
-def main(folder: str, out_dir: str) -> None:
+def main(folder: str, out_dir: str, ckpt_path: str | None = None) -> None:
     out = Path(out_dir)
     pl.seed_everything(0)
     dataset = LightlyDataset(folder)
@@ -98,7 +98,7 @@ def main(folder: str, out_dir: str) -> None:
         max_epochs=2, accelerator="cpu", devices=2, num_nodes=1, strategy="ddp", callbacks=[callback],
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
     )
-    trainer.fit(TinySimCLR(on_epoch_end=save_backbone), train_loader(dataset, store))
+    trainer.fit(TinySimCLR(on_epoch_end=save_backbone), train_loader(dataset, store), ckpt_path=ckpt_path)
     torch.save(store.state_dict(), out / f"store_rank{trainer.global_rank}.pt")
     sampler = callback.refresher.loader.sampler
     info = {"world_size": trainer.world_size, "sampler": type(sampler).__name__, "shard": len(sampler)}
@@ -106,4 +106,4 @@ def main(folder: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

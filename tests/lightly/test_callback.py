@@ -92,14 +92,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_folder):
+def _ddp_fit(folder: Path, out: Path, *ckpt_path: str) -> list[str]:
+    """lightning_simclr.py's 2-epoch fit on 2 gloo ranks (strategy='ddp'); returns each rank's output."""
     env = {
         **os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
-        "NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parent),
+        "NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+            [str(SCRIPT.parent), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     ranks = [
         subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(scenes_folder), str(tmp_path)],
+            [sys.executable, str(SCRIPT), str(folder), str(out), *ckpt_path],
             env={**env, "LOCAL_RANK": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for rank in range(2)
@@ -113,6 +115,11 @@ def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_
                 process.wait()
     for rank, (process, output) in enumerate(zip(ranks, outputs)):
         assert process.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
+    return outputs
+
+
+def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_folder):
+    _ddp_fit(scenes_folder, tmp_path)
     runs = [json.loads((tmp_path / f"run_rank{r}.json").read_text()) for r in range(2)]
     assert runs[0] == runs[1] == {"world_size": 2, "sampler": "RefreshSampler", "shard": 8}
     stores = [torch.load(tmp_path / f"store_rank{r}.pt", weights_only=True) for r in range(2)]
@@ -132,6 +139,29 @@ def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_
     assert torch.allclose(stores[0]["scores"], expected["scores"], rtol=1e-5, atol=1e-6)
     # Not trivially equal: the scenes give different box sets.
     assert len({tuple(b.tolist()) for b in expected["boxes"][:, 0]}) > 1
+
+
+def test_ddp_ranks_resumed_onto_a_grown_dataset_ignore_the_saved_boxes_and_refresh_alike(tmp_path, scenes_folder):
+    """A 1-process checkpoint of 16 images resumed by 2 ddp ranks onto the folder with an image added: each rank
+    ignores the saved boxes with the warning (was the store's ValueError on every rank), the catch-up refresh runs on
+    both, and both end with the same store of 17 images."""
+    import shutil
+
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(scenes_folder))
+    store = BoxStore(len(dataset))
+    _fit(tmp_path / "first", dataset, 2, store=store, callback=_callback(store, dataset))  # refreshed after epoch 0
+    grown = shutil.copytree(scenes_folder, tmp_path / "grown")
+    first_image = sorted(p for p in grown.rglob("*.png"))[0]
+    shutil.copy(first_image, first_image.with_name("zz_copy.png"))
+    outputs = _ddp_fit(grown, tmp_path, str(tmp_path / "first" / "ckpt" / "epoch=0.ckpt"))
+    for output in outputs:
+        assert "boxes were made on a dataset of 16 images, and this one has 17" in output
+    stores = [torch.load(tmp_path / f"store_rank{r}.pt", weights_only=True) for r in range(2)]
+    for state in stores:
+        assert state["num_samples"] == 17 and state["version"] == 1 and bool((state["counts"] > 0).all())
+    for key in ("boxes", "scores", "counts"):
+        assert torch.equal(stores[0][key], stores[1][key]), key
 
 
 def test_store_of_another_size_than_dataset_is_refused(quadrant_folder):
