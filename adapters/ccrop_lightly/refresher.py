@@ -201,7 +201,7 @@ class BoxRefresher:
                 localizer=self.localizer,
                 heatmap=self.heatmap,
                 heatmap_options=self.heatmap_options or None,
-                threshold=self.threshold,
+                threshold=self.threshold if isinstance(self.localizer, str) else None,  # a callable has its own
                 localizer_options=self.localizer_options or None,
                 device=self.device,
                 progress=self.progress,
@@ -253,6 +253,10 @@ def check_refresh_options(
     threshold fails when the refresher (or callback) is made, not after the warm-up epochs."""
     if isinstance(localizer, str):
         get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
+    elif localizer_options:  # a callable localizer is already configured: the options would go nowhere
+        raise TypeError(f"localizer_options {sorted(localizer_options)} are for a named localizer; the localizer "
+                        f"{getattr(localizer, '__name__', type(localizer).__name__)} is a callable already configured "
+                        "(pass get_localizer(name, **options), or the name and localizer_options)")
     if isinstance(heatmap, str):
         HeatmapPipeline(heatmap, heatmap_options)
 

@@ -264,3 +264,16 @@ def test_a_state_of_another_dataset_size_is_ignored_with_a_warning_and_catch_up_
         assert grown.catch_up(1) is not None and bool((grown.store.counts > 0).all())
     with pytest.raises(ValueError, match="holds 4 samples but this store has 6"):
         BoxStore(6).load_state_dict(state["store"])
+
+
+def test_a_callable_localizer_gets_no_threshold_and_refuses_localizer_options():
+    """A configured localizer (get_localizer('bbox', threshold=0.5)) has its own threshold: the refresher no longer
+    hands the core its default threshold with it (the core refuses that combination), and localizer_options,
+    which would go nowhere, are refused when the refresher is made (were ignored, silently)."""
+    from ccrop_plugins import get_localizer
+
+    store = BoxStore(4, max_boxes=2)
+    stats = _refresher(store, 4, localizer=get_localizer("bbox", threshold=0.5)).refresh()
+    assert stats.mean_boxes == 1.0 and torch.allclose(store.get(3)[0], torch.tensor([[0.5, 0.5, 1.0, 1.0]]))
+    with pytest.raises(TypeError, match=r"localizer_options \['min_area'\] are for a named localizer"):
+        _refresher(BoxStore(4), 4, localizer=get_localizer("bbox"), localizer_options={"min_area": 0.1})
