@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +161,15 @@ def test_the_bench_group_alone_or_with_help_lists_its_commands(capsys):
     assert main(["bench", "--help"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("  bench speed ") and "  bench mm " in out
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback():
+    # 'ccrop plugins | head -1' printed a BrokenPipeError traceback
+    process = subprocess.Popen([sys.executable, "-m", "ccrop_cli.main", "plugins"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader leaves before the command writes
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
