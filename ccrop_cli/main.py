@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as error:  # sizes beyond this machine: numpy's or torch's text names them
+        if isinstance(error, RuntimeError) and not any(t in str(error) for t in ("can't allocate memory", "out of memory")):
+            raise
+        print(f"{parser.prog}: error: not enough memory for these sizes ({str(error).strip() or 'MemoryError'}); use "
+              "smaller image sizes, fewer images or a smaller batch", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # 'ccrop plugins | head': the reader has gone; no traceback, and none at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

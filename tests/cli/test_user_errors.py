@@ -172,12 +172,35 @@ def test_output_into_a_closed_pipe_ends_without_a_traceback():
     assert process.wait(timeout=120) == 1 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
 
 
+@pytest.mark.parametrize("error", [
+    MemoryError("Unable to allocate 6.98 TiB for an array with shape (256, 100000, 100000, 3) and data type uint8"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                 "tried to allocate 120000000000 bytes. Error code 12 (Cannot allocate memory)"),
+])
+def test_sizes_beyond_the_memory_are_one_line(monkeypatch, capsys, error):
+    # 'ccrop bench pairs --image-size 100000', 'ccrop study --image-size 100000': numpy's and torch's tracebacks
+    def too_big(args):
+        raise error
+
+    monkeypatch.setattr("ccrop_cli.plugins_command.run", too_big)
+    assert main(["plugins"]) == 2
+    line = _one_error_line(capsys, "plugins")
+    assert "not enough memory for these sizes (" in line and str(error)[:30] in line and "use smaller image sizes" in line
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch):
     def broken(args):
         raise KeyError("a bug, not a user error")
 
     monkeypatch.setattr("ccrop_cli.plugins_command.run", broken)
     with pytest.raises(KeyError, match="a bug"):
+        main_module.main(["plugins"])
+
+    def other_runtime_error(args):
+        raise RuntimeError("Given groups=1, weight of size [4, 3, 3, 3]")
+
+    monkeypatch.setattr("ccrop_cli.plugins_command.run", other_runtime_error)
+    with pytest.raises(RuntimeError, match="Given groups=1"):
         main_module.main(["plugins"])
 
 
