@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as error:  # sizes beyond this machine: numpy's or torch's text names them
-        if isinstance(error, RuntimeError) and not any(t in str(error) for t in ("can't allocate memory", "out of memory")):
+        memory = ("can't allocate memory", "out of memory")  # torch's CPU allocator, CUDA
+        if isinstance(error, RuntimeError) and not any(text in str(error) for text in memory):
             raise
         print(f"{parser.prog}: error: not enough memory for these sizes ({str(error).strip() or 'MemoryError'}); use "
               "smaller image sizes, fewer images or a smaller batch", file=sys.stderr)
