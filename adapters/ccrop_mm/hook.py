@@ -21,6 +21,7 @@ Lifecycle in an mmengine ``Runner.train()``:
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from typing import Any, Sequence
 
@@ -367,10 +368,10 @@ class ContrastiveCropHook(Hook):
 
 
 def image_list_digest(dataset: Any) -> str | None:
-    """:func:`ccrop_plugins.images_digest` of the dataset's ``img_path`` in index order; ``None`` when a sample has
-    none. Read once per run (one pass over the data list)."""
+    """:func:`ccrop_plugins.images_digest` of the dataset's ``img_path`` (text or ``pathlib``) in index order; ``None``
+    when a sample has none. Read once per run (one pass over the data list)."""
     paths = [dataset.get_data_info(index).get("img_path") for index in range(len(dataset))]
-    return images_digest(paths) if all(isinstance(path, str) for path in paths) else None
+    return images_digest(paths) if all(isinstance(path, (str, os.PathLike)) for path in paths) else None
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:

@@ -246,6 +246,23 @@ def test_resumed_boxes_of_another_list_of_images_are_ignored_and_made_afresh(set
     assert torch.load(checkpoint, weights_only=False)["ccrop"]["images"] is not None
 
 
+def test_a_dataset_of_pathlib_image_paths_has_an_images_digest(tmp_path):
+    """A custom dataset whose img_path are pathlib paths had no digest (None: boxes of other files not checked)."""
+    class Images:
+        def __init__(self, names, kind):
+            self.paths = [kind(tmp_path / "data" / name) for name in names]
+
+        def __len__(self):
+            return len(self.paths)
+
+        def get_data_info(self, index):
+            return {"img_path": self.paths[index], "sample_idx": index}
+
+    digest = ccrop_mm.hook.image_list_digest
+    assert digest(Images(["a.png", "b.png"], Path)) == digest(Images(["a.png", "b.png"], str)) is not None
+    assert digest(Images(["a.png", "b.png"], Path)) != digest(Images(["a.png", "c.png"], Path))
+
+
 @pytest.mark.slow
 def test_resumed_boxes_of_a_dataset_of_another_size_are_ignored_and_made_afresh(setup, train, coordinate_folder, tmp_path):
     """A resume into a folder with an image added (or removed) stopped with the store's ValueError in before_train,
