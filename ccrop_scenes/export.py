@@ -190,6 +190,9 @@ def folder_command(generate: Callable[..., Scenes], prog: str, description: str,
         write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out, overwrite=True)
     except (ValueError, OSError) as error:  # bad sizes, a folder that cannot be written: one usage line
         parser.error(str(error))
+    except MemoryError as error:  # --size 100000: numpy's text names the array
+        parser.error(f"{args.images} images of {args.size} px do not fit in memory ({error}); use fewer --images or "
+                     "a smaller --size")
     print(f"wrote {args.images} images to {args.out}")
     return 0
 
