@@ -295,7 +295,7 @@ class ContrastiveCropHook(Hook):
     def _other_images(self, state: dict[str, Any], digest: str | None) -> str | None:
         """What the saved boxes were made on when that is not this run's list of images (another count, or the same
         count of other files or another order), else ``None``. A malformed state is left to the store's checks."""
-        saved = state.get("num_samples")
+        saved = state.get("num_samples") if isinstance(state, dict) else None
         if isinstance(saved, int) and not isinstance(saved, bool) and saved != len(self.store):
             return f"a dataset of {saved} images, and this one has {len(self.store)} (images added or removed?)"
         if digest is not None and self._digest() not in (None, digest):
