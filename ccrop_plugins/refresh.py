@@ -82,6 +82,9 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
     name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
+    if not isinstance(localizer, str) and (threshold is not None or localizer_options):  # would be ignored
+        raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer {name} is an "
+                        "object: build it with its options (get_localizer(name, threshold=...))")
     if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's
         options = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(localizer_options or {})}
         if threshold is not None:

@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
+from ccrop_plugins import BoxSets, BoxStore, get_localizer, refresh_boxes
 
 sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: the ranks' entry point
 import distributed_refresh  # noqa: E402
@@ -247,6 +247,11 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
     for device, problem in bad_devices:  # were torch's errors at the first batch, after the loader had started
         with pytest.raises(ValueError, match=rf"device '{device}'.*{problem}"):
             refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, device=device, progress=False)
+    for options in ({"threshold": 0.5}, {"localizer_options": {"min_area": 0.1}}):  # were silently ignored
+        with pytest.raises(TypeError, match=r"threshold and localizer_options need a localizer given by name; "
+                                            r"localizer .*BBoxLocalizer is an object"):
+            refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, get_localizer("bbox"), progress=False,
+                          **options)
     for what in ("localizer_options", "heatmap_options"):
         with pytest.raises(TypeError, match=f"{what} must be a dict of options; got list"):
             refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, progress=False, **{what: [("a", 1)]})
