@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import platform
 import tempfile
 import time
@@ -231,6 +232,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
     for name in ("images", "pairs_per_image", "image_size", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
+    if args.image_size < 16:  # the scenes' smallest side
+        raise UserError(f"--image-size must be at least 16 (the generated scenes' smallest side); "
+                        f"got {args.image_size}")
+    if args.workers < 0:
+        raise UserError(f"--workers must be an integer >= 0 (0: load in the main process); got {args.workers}")
     bad = [k for k in args.thresholds if not 0.0 <= k < 1.0]
     if bad:
         raise UserError(f"--thresholds must lie in [0, 1); got {bad}")
@@ -250,6 +256,10 @@ def _load_backbone(path: Path) -> nn.Module:
         loaded = torch.load(path, map_location="cpu", weights_only=False)
     except OSError as error:
         raise UserError(f"--checkpoint {path}: {error.strerror or error}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, ImportError) as error:
+        raise UserError(f"--checkpoint {path} cannot be read as a torch.save'd nn.Module ({type(error).__name__}: "
+                        f"{error}); save the backbone with torch.save(model, file), its class importable here"
+                        ) from None
     if not isinstance(loaded, nn.Module):
         raise UserError(
             f"--checkpoint {path} holds a {type(loaded).__name__}; expected a torch.save'd backbone "

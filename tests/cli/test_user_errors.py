@@ -293,9 +293,22 @@ def _one_error_line_of(err: str, command: str) -> str:
     return lines[-1]
 
 
+@pytest.mark.parametrize("content", [b"", b"not a pickle", b"\x80\x04garbage"])
+def test_bench_pairs_names_a_checkpoint_that_is_not_a_saved_module(tmp_path, capsys, content):
+    # were torch.load's UnpicklingError / EOFError tracebacks
+    path = tmp_path / "backbone.pt"
+    path.write_bytes(content)
+    assert main(["bench", "pairs", "--quick", "--checkpoint", str(path)]) == 2
+    line = _one_error_line_of(capsys.readouterr().err, "bench pairs")
+    assert f"--checkpoint {path} cannot be read as a torch.save'd nn.Module (" in line
+
+
 @pytest.mark.parametrize("argv, message", [
     (["bench", "pairs", "--quick", "--no-model", "--alpha", "0"], "--alpha must be a finite number > 0"),
     (["bench", "pairs", "--quick", "--batch-size", "1"], "--batch-size must be at least 2"),
+    # were the scenes' ValueError and DataLoader's traceback
+    (["bench", "pairs", "--quick", "--image-size", "8"], "--image-size must be at least 16 (the generated scenes'"),
+    (["bench", "pairs", "--quick", "--workers", "-1"], "--workers must be an integer >= 0"),
     (["bench", "lightly", "--images", "8", "--repeats", "1", "--alpha", "-1"], "--alpha must be a finite number > 0"),
     (["bench", "lightly", "--repeats", "1", "--folder", "missing-folder"], "--folder missing-folder: not a folder"),
 ])
