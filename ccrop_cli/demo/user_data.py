@@ -170,12 +170,18 @@ def check_images(root: Path, filenames: list[str]) -> None:
             raise UserError(f"--data {root}: {len(found)} file(s) {problem}: {shown}")
 
 
-def load_user_annotations(root: Path, filenames: list[str]) -> dict[str, np.ndarray] | None:
+def load_user_annotations(
+    root: Path, filenames: list[str], absent: list[str] | None = None
+) -> dict[str, np.ndarray] | None:
     """Ground-truth boxes of ``root/annotations.json``, or ``None`` when the folder has none.
 
     Args:
         root: the image folder.
-        filenames: its images (from :func:`list_images`); every ``file_name`` must be one of them.
+        filenames: its images (from :func:`list_images`); every ``file_name`` must be one of them, unless:
+        absent: a list (``ccrop demo``): ``images`` entries whose ``file_name`` is no image of ``root`` (a folder
+            made of part of a labelled set, with the whole set's annotations) are skipped with their
+            annotations, and their file names appended here; it is still an error when *no* entry names an image
+            of ``root`` (file names of another layout, not a part of the set).
 
     Returns:
         ``{file_name: (k, 4) float32 boxes}``, normalised ``x0, y0, x1, y1`` clipped to the
@@ -198,14 +204,15 @@ def load_user_annotations(root: Path, filenames: list[str]) -> dict[str, np.ndar
     for key in ("images", "annotations"):
         if not isinstance(coco.get(key), list):
             raise UserError(f"{path}: '{key}' must be a list; got {_kind(coco.get(key))}")
-    sizes = _image_sizes(path, coco["images"], Path(root), set(filenames))
-    boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id in sizes}
+    sizes = _image_sizes(path, coco["images"], Path(root), set(filenames), absent)
+    boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id, entry in sizes.items() if entry is not None}
     for position, ann in enumerate(coco["annotations"]):
         image_id, box = _annotation(path, position, ann, sizes)
-        boxes[image_id].append(box)
+        if image_id in boxes:  # else an annotation of a skipped (absent) image
+            boxes[image_id].append(box)
     return {
         name: np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
-        for image_id, (name, _, _) in sizes.items()
+        for image_id, (name, _, _) in ((image_id, sizes[image_id]) for image_id in boxes)
     }
 
 
@@ -213,9 +220,13 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
-def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[Any, tuple[str, int, int]]:
-    """``{id: (file_name, width, height)}`` of the ``images`` entries, checked."""
-    sizes: dict[Any, tuple[str, int, int]] = {}
+def _image_sizes(
+    path: Path, images: list, root: Path, known: set[str], absent: list[str] | None = None
+) -> dict[Any, tuple[str, int, int]]:
+    """``{id: (file_name, width, height)}`` of the ``images`` entries, checked; ids of ``absent`` files map to
+    ``None`` (see :func:`load_user_annotations`)."""
+    sizes: dict[Any, Any] = {}
+    first_absent: UserError | None = None
     entry_of: dict[str, tuple[int, Any]] = {}  # file_name -> (position, id) of its entry
     by_base: dict[str, list[str]] = {}
     for known_name in sorted(known):
@@ -229,7 +240,15 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
             raise UserError(f"{where}: 'id' must be an integer or a string; got {image_id!r}")
         if image_id in sizes:
             raise UserError(f"{where}: id {image_id!r} is used twice")
-        name = _match_file_name(where, name, root, known, by_base)
+        try:
+            name = _match_file_name(where, name, root, known, by_base)
+        except _NotInFolder as error:
+            if absent is None:
+                raise
+            first_absent = first_absent or UserError(str(error))
+            absent.append(name)
+            sizes[image_id] = None
+            continue
         if name in entry_of:  # one box list per file: the other entry's boxes would be dropped
             first, first_id = entry_of[name]
             raise UserError(
@@ -252,6 +271,11 @@ def _image_sizes(path: Path, images: list, root: Path, known: set[str]) -> dict[
                 " give the file's size and boxes in its pixels"
             )
         sizes[image_id] = (name, int(width), int(height))
+    if first_absent is not None and len(entry_of) == 0:
+        raise UserError(
+            f"{first_absent}; none of the {len(images)} entries of 'images' names an image of the folder (file names"
+            " of another layout?)"
+        )
     return sizes
 
 
@@ -275,7 +299,11 @@ def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base
             f"{where}: file_name {name!r} matches {len(found)} images ({', '.join(found[:3])}"
             f"{', ...' if len(found) > 3 else ''}); give its path relative to {root}"
         )
-    raise UserError(f"{where}: file_name {name!r} is not an image under {root}")
+    raise _NotInFolder(f"{where}: file_name {name!r} is not an image under {root}")
+
+
+class _NotInFolder(UserError):
+    """A ``file_name`` that names no image of the folder (skipped when the caller allows absent files)."""
 
 
 def _annotation(path: Path, position: int, ann: Any, sizes: dict) -> tuple[Any, list[float]]:
@@ -286,6 +314,8 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict) -> tuple[Any, 
     image_id, bbox = ann["image_id"], ann["bbox"]
     if image_id not in sizes:
         raise UserError(f"{where}: image_id {image_id!r} is not the id of any entry of 'images'")
+    if sizes[image_id] is None:  # an image not in the folder (skipped): its boxes are not checked
+        return image_id, []
     if (
         not isinstance(bbox, list)
         or len(bbox) != 4

@@ -268,3 +268,37 @@ def test_a_link_to_a_missing_image_is_a_user_error(tmp_path):
     (tmp_path / "z.png").unlink()
     (tmp_path / "z.png").symlink_to(tmp_path / "0.png")  # a working link stays an image
     assert list_images(tmp_path) == ["0.png", "1.png", "z.png"]
+
+
+def test_the_demo_skips_annotations_of_images_not_in_the_folder(tmp_path, capsys, monkeypatch):
+    # A folder made of part of a labelled set (e.g. 500 COCO images with the whole set's annotations): every entry
+    # of an absent file was an error ("file_name 'zz.png' is not an image under DIR") before any training.
+    import ccrop_cli.demo.command as command
+    from ccrop_cli.main import main
+
+    data = _folder(tmp_path / "data", ["a.png", "b.png"], size=(40, 20))
+    coco = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "gone.png", "width": 9, "height": 9},
+                       {"id": 3, "file_name": "other/zz.png"}],
+            "annotations": [{"image_id": 1, "bbox": [10, 5, 20, 10]}, {"image_id": 2, "bbox": [1, 1, 0, 0]},
+                            {"image_id": 3, "bbox": [0, 0, 5, 5]}]}
+    (data / "annotations.json").write_text(json.dumps(coco))
+    absent: list[str] = []
+    boxes = load_user_annotations(data, list_images(data), absent)
+    assert absent == ["gone.png", "other/zz.png"] and sorted(boxes) == ["a.png"]
+    assert boxes["a.png"] == pytest.approx(np.array([[0.25, 0.25, 0.75, 0.75]]))
+    with pytest.raises(UserError, match=r"images\[1\]: file_name 'gone.png' is not an image under"):
+        load_user_annotations(data, list_images(data))  # other callers (viz, bench localize): still an error
+
+    def reached(*args, **kwargs):
+        raise KeyboardInterrupt("training starts")
+
+    monkeypatch.setattr(command, "_train", reached)
+    with pytest.raises(KeyboardInterrupt):
+        main(["demo", "--quick", "--data", str(data), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert "annotations.json lists 2 image(s) that are not in" in capsys.readouterr().out
+
+    coco["images"] = coco["images"][1:]  # no entry names an image of the folder: file names of another layout
+    coco["annotations"] = coco["annotations"][1:]
+    (data / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(UserError, match=r"images\[0\]: file_name 'gone.png' is not an image under .*none of the 2"):
+        load_user_annotations(data, list_images(data), [])
