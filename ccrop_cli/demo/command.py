@@ -173,13 +173,10 @@ def run(args: argparse.Namespace) -> int:
         train_root = Path(config.data)
         names = list_images(train_root)
         check_images(train_root, names)  # errors before training
-        absent: list[str] = []
-        annotations: Any = load_user_annotations(train_root, names, absent)  # normalised by the originals' sizes
-        if absent:
-            print(
-                f"ccrop demo: {ANNOTATIONS} lists {len(absent)} image(s) that are not in {train_root} "
-                f"({', '.join(absent[:3])}{', ...' if len(absent) > 3 else ''}): skipped, with their boxes"
-            )
+        notes: list[str] = []
+        annotations: Any = load_user_annotations(train_root, names, notes)  # normalised by the originals' sizes
+        for note in notes:
+            print(f"ccrop demo: {note}")
         label = f"your images in {train_root}" + ("" if annotations is not None else f" (no {ANNOTATIONS})")
         train_root, resized = _resized_copy(train_root, names, out, config)
     else:

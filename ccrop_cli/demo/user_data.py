@@ -171,17 +171,18 @@ def check_images(root: Path, filenames: list[str]) -> None:
 
 
 def load_user_annotations(
-    root: Path, filenames: list[str], absent: list[str] | None = None
+    root: Path, filenames: list[str], notes: list[str] | None = None
 ) -> dict[str, np.ndarray] | None:
     """Ground-truth boxes of ``root/annotations.json``, or ``None`` when the folder has none.
 
     Args:
         root: the image folder.
         filenames: its images (from :func:`list_images`); every ``file_name`` must be one of them, unless:
-        absent: a list (``ccrop demo``): ``images`` entries whose ``file_name`` is no image of ``root`` (a folder
-            made of part of a labelled set, with the whole set's annotations) are skipped with their
-            annotations, and their file names appended here; it is still an error when *no* entry names an image
-            of ``root`` (file names of another layout, not a part of the set).
+        notes: a list (``ccrop demo``): ``images`` entries whose ``file_name`` is no image of ``root`` (a folder
+            made of part of a labelled set, with the whole set's annotations) are then skipped with their
+            annotations (still an error when *no* entry names an image of ``root``: file names of another layout);
+            a line saying so is appended here, and one for boxes reaching more than 1 px past their image (clipped,
+            as always; many such boxes suggest ``[x0, y0, x1, y1]`` boxes written as ``bbox``).
 
     Returns:
         ``{file_name: (k, 4) float32 boxes}``, normalised ``x0, y0, x1, y1`` clipped to the
@@ -204,12 +205,23 @@ def load_user_annotations(
     for key in ("images", "annotations"):
         if not isinstance(coco.get(key), list):
             raise UserError(f"{path}: '{key}' must be a list; got {_kind(coco.get(key))}")
+    absent: list[str] | None = None if notes is None else []
     sizes = _image_sizes(path, coco["images"], Path(root), set(filenames), absent)
     boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id, entry in sizes.items() if entry is not None}
+    past: list[str] = []  # boxes reaching past their image
     for position, ann in enumerate(coco["annotations"]):
-        image_id, box = _annotation(path, position, ann, sizes)
+        image_id, box = _annotation(path, position, ann, sizes, past)
         if image_id in boxes:  # else an annotation of a skipped (absent) image
             boxes[image_id].append(box)
+    if notes is not None and absent:
+        notes.append(f"{ANNOTATIONS} lists {len(absent)} image(s) that are not in {root} ({', '.join(absent[:3])}"
+                     f"{', ...' if len(absent) > 3 else ''}): skipped, with their boxes")
+    if notes is not None and past:
+        measured = sum(len(b) for b in boxes.values())
+        notes.append(
+            f"{ANNOTATIONS}: {len(past)} of {measured} boxes reach more than 1 px past their image (e.g. {past[0]}) and "
+            "were clipped to it; 'bbox' is [x, y, w, h] in pixels (boxes written as [x0, y0, x1, y1] look like this)"
+        )
     return {
         name: np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
         for image_id, (name, _, _) in ((image_id, sizes[image_id]) for image_id in boxes)
@@ -306,8 +318,9 @@ class _NotInFolder(UserError):
     """A ``file_name`` that names no image of the folder (skipped when the caller allows absent files)."""
 
 
-def _annotation(path: Path, position: int, ann: Any, sizes: dict) -> tuple[Any, list[float]]:
-    """``(image_id, normalised x0, y0, x1, y1)`` of one annotation, checked and clipped."""
+def _annotation(path: Path, position: int, ann: Any, sizes: dict, past: list[str]) -> tuple[Any, list[float]]:
+    """``(image_id, normalised x0, y0, x1, y1)`` of one annotation, checked and clipped (noted in ``past`` when it
+    reached more than 1 px past the image)."""
     where = f"{path}: annotations[{position}]"
     if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
         raise UserError(f"{where} must be an object with 'image_id' and 'bbox'; got {ann!r:.80}")
@@ -326,6 +339,8 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict) -> tuple[Any, 
     if w <= 0 or h <= 0:
         raise UserError(f"{where}: 'bbox' [x, y, w, h] needs w > 0 and h > 0; got {bbox}")
     _, width, height = sizes[image_id]
+    if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
+        past.append(f"annotations[{position}] {bbox} in a {width}x{height} image")
     box = [max(x, 0.0) / width, max(y, 0.0) / height, min(x + w, width) / width, min(y + h, height) / height]
     if box[0] >= box[2] or box[1] >= box[3]:
         raise UserError(f"{where}: 'bbox' {bbox} lies outside its {width}x{height} image")

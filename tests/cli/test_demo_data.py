@@ -282,9 +282,11 @@ def test_the_demo_skips_annotations_of_images_not_in_the_folder(tmp_path, capsys
             "annotations": [{"image_id": 1, "bbox": [10, 5, 20, 10]}, {"image_id": 2, "bbox": [1, 1, 0, 0]},
                             {"image_id": 3, "bbox": [0, 0, 5, 5]}]}
     (data / "annotations.json").write_text(json.dumps(coco))
-    absent: list[str] = []
-    boxes = load_user_annotations(data, list_images(data), absent)
-    assert absent == ["gone.png", "other/zz.png"] and sorted(boxes) == ["a.png"]
+    notes: list[str] = []
+    boxes = load_user_annotations(data, list_images(data), notes)
+    assert notes == [f"annotations.json lists 2 image(s) that are not in {data} (gone.png, other/zz.png): skipped, "
+                     "with their boxes"]
+    assert sorted(boxes) == ["a.png"]
     assert boxes["a.png"] == pytest.approx(np.array([[0.25, 0.25, 0.75, 0.75]]))
     with pytest.raises(UserError, match=r"images\[1\]: file_name 'gone.png' is not an image under"):
         load_user_annotations(data, list_images(data))  # other callers (viz, bench localize): still an error
@@ -302,3 +304,29 @@ def test_the_demo_skips_annotations_of_images_not_in_the_folder(tmp_path, capsys
     (data / "annotations.json").write_text(json.dumps(coco))
     with pytest.raises(UserError, match=r"images\[0\]: file_name 'gone.png' is not an image under .*none of the 2"):
         load_user_annotations(data, list_images(data), [])
+
+
+def test_the_demo_names_boxes_reaching_past_their_image(tmp_path, capsys, monkeypatch):
+    # [x0, y0, x1, y1] boxes written as COCO's [x, y, w, h] reach past the image and were clipped without a word.
+    import ccrop_cli.demo.command as command
+    from ccrop_cli.main import main
+
+    data = _folder(tmp_path / "data", ["a.png", "b.png"], size=(40, 20))
+    coco = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}],
+            "annotations": [{"image_id": 1, "bbox": [10, 5, 20, 10]}, {"image_id": 1, "bbox": [-0.5, 0, 40.9, 20]},
+                            {"image_id": 2, "bbox": [20, 10, 30, 15]}]}  # x0, y0, x1, y1 = 20, 10, 30, 15
+    (data / "annotations.json").write_text(json.dumps(coco))
+    notes: list[str] = []
+    boxes = load_user_annotations(data, list_images(data), notes)
+    assert boxes["b.png"] == pytest.approx(np.array([[0.5, 0.5, 1.0, 1.0]]))  # clipped, as before
+    assert notes == ["annotations.json: 1 of 3 boxes reach more than 1 px past their image (e.g. annotations[2] "
+                     "[20, 10, 30, 15] in a 40x20 image) and were clipped to it; 'bbox' is [x, y, w, h] in pixels "
+                     "(boxes written as [x0, y0, x1, y1] look like this)"]
+
+    def reached(*args, **kwargs):
+        raise KeyboardInterrupt("training starts")
+
+    monkeypatch.setattr(command, "_train", reached)
+    with pytest.raises(KeyboardInterrupt):
+        main(["demo", "--quick", "--data", str(data), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert "ccrop demo: annotations.json: 1 of 3 boxes reach more than 1 px past" in capsys.readouterr().out
