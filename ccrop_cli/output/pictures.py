@@ -215,9 +215,9 @@ def _rectangle(ax: Axes, box: np.ndarray, width: int, height: int, colour: str, 
 def _cut(image: np.ndarray, view: Sequence[float]) -> np.ndarray:
     height, width = image.shape[:2]
     x0, y0, x1, y1 = _as_boxes([view])[0]
-    top, bottom = int(round(y0 * height)), max(int(round(y1 * height)), int(round(y0 * height)) + 1)
-    left, right = int(round(x0 * width)), max(int(round(x1 * width)), int(round(x0 * width)) + 1)
-    return image[top:bottom, left:right]
+    # At least one pixel, inside the picture (a view at the edge of a tiny picture rounded to an empty slice).
+    top, left = min(int(round(y0 * height)), height - 1), min(int(round(x0 * width)), width - 1)
+    return image[top : max(int(round(y1 * height)), top + 1), left : max(int(round(x1 * width)), left + 1)]
 
 
 def _blank(ax: Axes) -> None:

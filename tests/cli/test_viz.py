@@ -79,6 +79,14 @@ def test_pictures_are_png_files_that_decode(tmp_path, scenes):
         draw_heatmaps(scenes.images, heat[:3], tmp_path / "bad.png")
 
 
+def test_a_view_at_the_edge_of_a_one_pixel_picture_is_drawn(tmp_path):
+    # ccrop viz --display-size 1: a view whose corner rounded to the picture's edge was an empty slice (numpy's
+    # "zero-size array to reduction operation minimum" in imshow)
+    pixel = np.full((1, 1, 3), 200, dtype=np.uint8)
+    pairs = {"RandomResizedCrop": [([0.6, 0.6, 1.0, 1.0], [0.0, 0.0, 0.4, 0.4])]}
+    assert _decodes(draw_view_pairs(pixel, pairs, tmp_path / "pairs.png"))[0] > 0
+
+
 def test_json_round_trip_by_file_name_and_by_index(tmp_path):
     store = _store(5, [0, 2, 3])
     keys = [f"c/{i}.png" for i in range(5)]
