@@ -20,12 +20,17 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0, "an integer >= 0")
 
 
-def _int_at_least(text: str, low: int, what: str) -> int:
+def seed(text: str) -> int:
+    """A random seed: an integer in [0, 2**63) (torch.Generator.manual_seed overflows beyond)."""
+    return _int_at_least(text, 0, "an integer in [0, 2**63)", high=2**63 - 1)
+
+
+def _int_at_least(text: str, low: int, what: str, high: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
-    if value < low:
+    if value < low or high is not None and value > high:
         raise argparse.ArgumentTypeError(f"expected {what}; got {value}")
     return value
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
-from ccrop_cli.option_types import check_alpha, check_output_file
+from ccrop_cli.option_types import check_alpha, check_output_file, seed
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
 from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also measure multi-box with these crop-area ranges relative to the box (oracle boxes only), e.g. 1,4 2,6",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test (about 20 s)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--progress", action="store_true", help="show pre-training progress bars")
 

@@ -32,7 +32,7 @@ from ccrop_cli.demo.user_data import load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
-from ccrop_cli.option_types import check_alpha
+from ccrop_cli.option_types import check_alpha, seed
 from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
 from ccrop_cli.output.image_folder import list_image_files
 from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--display-size", type=int, default=128,
                         help=f"side the images are resized to for drawing (default 128, at most {LIMITS['display_size']})")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0)
 
 
 def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: Path | None) -> BoxStore:
