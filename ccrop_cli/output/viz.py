@@ -32,7 +32,7 @@ from ccrop_cli.demo.user_data import load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
-from ccrop_cli.option_types import check_alpha, seed
+from ccrop_cli.option_types import check_alpha, check_output_folder, seed
 from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
 from ccrop_cli.output.image_folder import list_image_files
 from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
@@ -98,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
             f"--out {args.out} lies inside the image folder {args.image_folder}: the PNG files would be read as images "
             "of the folder (one more class) by the next ccrop viz and by training; choose an --out outside it"
         )
+    check_output_folder(args.out)  # a file of that name was mkdir's FileExistsError traceback
     strategy = get_strategy(args.strategy)
     files = list_image_files(args.image_folder)
     store = load_store(args.image_folder, files, args.boxes, args.checkpoint)
     # Read as ccrop demo --data reads it (width/height optional, './' or bare file names, named errors): the generated
     # scenes' reader raised KeyError: 'width' on the demo's documented format.
     annotations = load_user_annotations(args.image_folder, files)
-    args.out.mkdir(parents=True, exist_ok=True)
 
     shown = files[: args.images]
     images = np.stack([_display_image(args.image_folder, name, args.display_size) for name in shown])

@@ -343,6 +343,12 @@ def test_bench_output_files_are_checked_before_any_work(argv, tmp_path, capsys):
     assert f"{argv[-1]} {tmp_path} is a folder; give a file name" in _one_error_line_of(capsys.readouterr().err, " ".join(argv[:2]))
 
 
+def test_viz_out_that_is_a_file_is_one_line(folder, tmp_path, capsys):
+    (tmp_path / "taken").write_text("x")  # was mkdir's FileExistsError traceback after reading the store
+    assert main(["viz", str(folder), "--boxes", str(tmp_path / "b.json"), "--out", str(tmp_path / "taken")]) == 2
+    assert f"--out {tmp_path / 'taken'} is not a writable folder" in _one_error_line(capsys, "viz")
+
+
 def test_viz_out_inside_the_image_folder_is_refused(folder, tmp_path, capsys):
     # was accepted: the PNG files landed among the images, and the next run read them as a class of the folder
     store_file = tmp_path / "boxes.json"
