@@ -50,8 +50,8 @@ def resized_copy(root: Path, names: list[str], out: Path, side: int) -> tuple[Pa
         how many images were shrunk, and the time the copy took (0 when reused or not made).
 
     Raises:
-        UserError: ``out/data/resized`` exists but was not made by the demo (it is never removed then), or
-            ``root`` lies inside it.
+        UserError: ``out/data/resized`` exists but was not made by the demo (it is never removed then),
+            ``root`` lies inside it, or the copy cannot be written.
     """
     sizes = {}
     for name in names:
@@ -81,9 +81,12 @@ def resized_copy(root: Path, names: list[str], out: Path, side: int) -> tuple[Pa
             "writes its resized copy of --data there: remove it or choose another --out"
         )
     started = time.perf_counter()
-    for name in names:
-        _copy(root / name, folder / name, sizes[name], side)
-    manifest_path.write_text(json.dumps(manifest, indent=1))  # last: an interrupted copy is made again
+    try:
+        for name in names:
+            _copy(root / name, folder / name, sizes[name], side)
+        manifest_path.write_text(json.dumps(manifest, indent=1))  # last: an interrupted copy is made again
+    except OSError as error:  # a full disk, or OUT/data a file
+        raise UserError(f"--out {out}: cannot write the resized copy of --data in {folder}: {error}") from None
     return folder, len(large), time.perf_counter() - started
 
 

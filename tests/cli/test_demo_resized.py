@@ -83,6 +83,16 @@ def test_a_foreign_folder_where_the_copy_goes_is_refused_not_removed(tmp_path):
     assert (out / COPY_FOLDER / "mine.txt").read_text() == "keep"
 
 
+def test_a_copy_that_cannot_be_written_is_a_user_error(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "out"
+    _image(data / "a.jpg", (200, 150))
+    _image(data / "b.jpg", (200, 150))
+    out.mkdir()
+    (out / "data").write_text("a file where the copy's folder goes")
+    with pytest.raises(UserError, match="cannot write the resized copy of --data in"):
+        resized_copy(data, list_images(data), out, side=64)
+
+
 def test_data_inside_the_copy_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     data = out / COPY_FOLDER
@@ -94,14 +104,16 @@ def test_data_inside_the_copy_folder_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_on_large_images_trains_on_the_copy_and_measures_the_users_boxes(tmp_path):
+@pytest.mark.parametrize("framework", ["lightly", "mmpretrain"])
+def test_demo_on_large_images_trains_on_the_copy_and_measures_the_users_boxes(tmp_path, framework):
     from ccrop_cli.main import main
     from ccrop_scenes import write_image_folder
     from ccrop_scenes.second_look import generate_second_look
 
     data, out = tmp_path / "data", tmp_path / "out"
     write_image_folder(generate_second_look(24, image_size=128, seed=0), data)  # --quick: views 32, refresh 48
-    assert main(["demo", "--quick", "--data", str(data), "--out", str(out), "--no-progress"]) == 0
+    args = ["demo", "--quick", "--framework", framework, "--data", str(data), "--out", str(out), "--no-progress"]
+    assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["resized"].startswith("resized copies of 24 of 24 images") and str(out / COPY_FOLDER) in report["resized"]
     assert "Trained on resized copies of 24 of 24 images" in (out / "report.md").read_text()
