@@ -136,7 +136,9 @@ class ContrastiveCrop:
         if scale_reference not in SCALE_REFERENCES:
             raise ValueError(f"unknown scale_reference {scale_reference!r}; available: {', '.join(SCALE_REFERENCES)}")
         self.scale_reference = scale_reference
-        self.interpolation, self.antialias = _interpolation(interpolation), antialias
+        if not isinstance(antialias, (bool, np.bool_)):  # 'no' or 0.0 would be passed on as truthy or falsy
+            raise TypeError(f"antialias must be True or False; got {antialias!r}")
+        self.interpolation, self.antialias = _interpolation(interpolation), bool(antialias)
         if isinstance(sampler, str):
             name = sampler
             sampler = get_sampler(name, **({"alpha": alpha} if name == "beta" else {}), **sampler_options)

@@ -423,6 +423,10 @@ def test_constructor_errors():
     with pytest.raises(TypeError, match="need a sampler name, not an object"):
         ContrastiveCrop(8, sampler=lambda *a: a[0], sigma=0.3)
     assert ContrastiveCrop(8, interpolation="nearest").interpolation == InterpolationMode.NEAREST
+    for bad in ("no", None, 0):  # 'no' was taken as True
+        with pytest.raises(TypeError, match=f"antialias must be True or False; got {bad!r}"):
+            ContrastiveCrop(8, antialias=bad)
+    assert ContrastiveCrop(8, antialias=np.bool_(False)).antialias is False
 
 
 def test_box_reference_on_a_whole_image_box_still_varies_the_crop():
