@@ -103,6 +103,9 @@ class HeatmapPipeline:
 
     def finalize(self, totals: Mapping[str | None, Mapping[str, Tensor]]) -> None:
         """Give each stage's rule its summed statistics."""
+        if not isinstance(totals, Mapping) or totals and not self.fits:  # were AttributeErrors of list / function
+            raise TypeError(f"finalize takes the summed statistics of fit, {{stage: {{name: tensor}}}}, of a heatmap "
+                            f"with dataset statistics; got {type(totals).__name__} for {_method_name(self.method)}")
         for stage, statistics in totals.items():
             self.rule(stage).finalize(dict(statistics))
 

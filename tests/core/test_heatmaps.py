@@ -152,3 +152,13 @@ def test_normalizing_no_maps_or_empty_maps_gives_zeros():
     for shape in [(0, 3, 3), (2, 0, 4)]:
         out = normalize_maps(torch.rand(shape, dtype=torch.float64))
         assert out.shape == shape and out.dtype == torch.float32
+
+
+def test_finalize_of_statistics_a_rule_cannot_take_is_named():
+    from ccrop_plugins import HeatmapPipeline
+
+    pipeline = HeatmapPipeline("channel_sum")
+    pipeline.finalize(pipeline.fit(torch.rand(2, 3, 4, 4)))  # a rule without statistics: fit gives {}, a no-op
+    for totals, got in (({None: {"count": torch.tensor(2.0)}}, "dict"), ([1], "list")):  # were AttributeErrors
+        with pytest.raises(TypeError, match=rf"finalize takes the summed statistics of fit, .*; got {got} for "):
+            pipeline.finalize(totals)
