@@ -20,6 +20,16 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0, "an integer >= 0")
 
 
+MAX_SIDE = 1024
+"""The largest image side the commands take: their generated scenes and views at their batch sizes (a typo such as
+``--crop-size 100000`` exhausted the memory, or the kernel killed the process)."""
+
+
+def side(text: str) -> int:
+    """An image side in pixels, 1 to :data:`MAX_SIDE`."""
+    return _int_at_least(text, 1, f"a side in pixels from 1 to {MAX_SIDE}", high=MAX_SIDE)
+
+
 def seed(text: str) -> int:
     """A random seed: an integer in [0, 2**63) (torch.Generator.manual_seed overflows beyond)."""
     return _int_at_least(text, 0, "an integer in [0, 2**63)", high=2**63 - 1)

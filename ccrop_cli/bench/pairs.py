@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
-from ccrop_cli.option_types import check_alpha, check_output_file, seed
+from ccrop_cli.option_types import check_alpha, check_output_file, seed, side
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
 from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
@@ -62,7 +62,7 @@ GOAL_SETTING = SETTINGS[1].name
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=256, help="scenes per setting (default 256)")
     parser.add_argument("--pairs-per-image", type=int, default=8, help="view pairs per image and strategy (default 8)")
-    parser.add_argument("--image-size", type=int, default=64, help="scene side in pixels (default 64)")
+    parser.add_argument("--image-size", type=side, default=64, help="scene side in pixels (default 64)")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre (default 0.6)")
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[0.1, 0.5],

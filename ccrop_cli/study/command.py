@@ -45,7 +45,7 @@ from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, Refres
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.experiment.strategies import CropStrategy
-from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int
+from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int, side
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
@@ -221,7 +221,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="box sources of the box strategies: learned (localizer), oracle (ground truth; the ceiling)",
     )
     parser.add_argument("--device", default=None, help="cpu (default) or cuda (bfloat16 autocast)")
-    parser.add_argument("--eval-size", type=positive_int, default=None, help="evaluation image size (default: the scenes' own)")
+    parser.add_argument("--eval-size", type=side, default=None, help="evaluation image size (default: the scenes' own)")
     parser.add_argument("--cj-strength", type=float, default=None, help="colour-jitter strength of the views")
     parser.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="crop area range relative to the box, for multi-box")
@@ -234,9 +234,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=positive_int, default=None)
     parser.add_argument("--train-images", type=positive_int, default=None)
     parser.add_argument("--test-images", type=positive_int, default=None)
-    parser.add_argument("--image-size", type=positive_int, default=None, help="training view size in pixels")
-    parser.add_argument("--refresh-size", type=positive_int, default=None, help="image size for the box refresh")
-    parser.add_argument("--scene-size", type=positive_int, default=None, help="generated image size in pixels")
+    parser.add_argument("--image-size", type=side, default=None, help="training view size in pixels")
+    parser.add_argument("--refresh-size", type=side, default=None, help="image size for the box refresh")
+    parser.add_argument("--scene-size", type=side, default=None, help="generated image size in pixels")
     parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument(
         "--threshold", type=_threshold, default=None, help="localizer threshold k: a number (paper: 0.1), otsu or mean"

@@ -242,6 +242,11 @@ def test_mmpretrain_demo_refuses_unknown_stages_before_training(tmp_path, capsys
     (["bench", "mm", "--seed", "99999999999999999999"], "argument --seed: expected an integer in [0, 2**63); got 9999"),
     (["bench", "pairs", "--seed", "-1"], "argument --seed: expected an integer in [0, 2**63); got -1"),
     (["viz", "folder", "--boxes", "b.json", "--out", "o", "--seed", str(2**64)], "argument --seed: expected an integer"),
+    # sizes that exhausted the memory (bench mm --crop-size 100000 was killed by the kernel), or ran for ever
+    (["bench", "mm", "--crop-size", "100000"], "argument --crop-size: expected a side in pixels from 1 to 1024; got 100000"),
+    (["bench", "lightly", "--input-size", "5000"], "argument --input-size: expected a side in pixels from 1 to 1024"),
+    (["study", "--image-size", "100000"], "argument --image-size: expected a side in pixels from 1 to 1024"),
+    (["bench", "pairs", "--image-size", "2000"], "argument --image-size: expected a side in pixels from 1 to 1024"),
 ])
 def test_bench_counts_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:  # argparse's exit, before anything runs
