@@ -40,6 +40,7 @@ FORMAT = "ccrop-boxes"
 FORMAT_VERSION = 1
 STATE_KEYS = frozenset({"num_samples", "max_boxes", "version", "boxes", "scores", "counts"})
 """The keys of :meth:`ccrop_plugins.BoxStore.state_dict`, searched for in checkpoints."""
+MAX_STORE_BOXES = 127  # BoxStore keeps counts as int8
 
 
 def export_boxes(store: BoxStore, keys: Sequence[str] | None, path: str | Path) -> Path:
@@ -185,6 +186,9 @@ def _store_from_entries(
 ) -> BoxStore:
     """A store of ``count`` samples holding ``entries`` (index -> boxes, scores)."""
     max_boxes = max([_integer_field(document, "max_boxes", path, 1), 1, *(len(boxes) for boxes, _ in entries.values())])
+    if max_boxes > MAX_STORE_BOXES:  # was int8's "value cannot be converted to type int8_t without overflow"
+        raise UserError(f"{path} has {max_boxes} boxes per sample ('max_boxes' or the longest 'boxes' list); a box "
+                        f"store holds at most {MAX_STORE_BOXES} per sample")
     # Built as a state dict so that BoxStore.load_state_dict validates the store and sets the version.
     state = {
         "num_samples": count,

@@ -114,6 +114,17 @@ def test_a_box_file_without_samples_says_so(folder, tmp_path, capsys):
     assert "nosamples.json has no 'samples' mapping" in _one_error_line(capsys, "viz")
 
 
+@pytest.mark.parametrize("document", [
+    {"samples": {"00_disc/00000.png": {"boxes": [[0.0, 0.0, 1.0, 1.0]] * 200, "scores": [1.0] * 200}}},  # int8 overflow
+    {"max_boxes": 500, "samples": {"00_disc/00000.png": {"boxes": [[0.0, 0.0, 1.0, 1.0]], "scores": [1.0]}}},  # store's
+])
+def test_a_box_file_with_more_boxes_than_a_store_holds_is_one_line(folder, tmp_path, capsys, document):
+    (tmp_path / "many.json").write_text(json.dumps({"format": "ccrop-boxes", **document}))
+    assert _viz(folder, tmp_path, "--boxes", str(tmp_path / "many.json")) == 2
+    line = _one_error_line(capsys, "viz")
+    assert "many.json has " in line and "boxes per sample" in line and "a box store holds at most 127" in line
+
+
 def test_a_bad_box_is_named_by_its_file_name(folder, tmp_path, capsys):
     files = list_image_files(folder)
     path = export_boxes(_filled_store(len(files)), files, tmp_path / "boxes.json")
