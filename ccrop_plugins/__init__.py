@@ -7,7 +7,7 @@ parameters are pixels ``top, left, height, width``.
 """
 
 from .box_sets import WHOLE_IMAGE, BoxSets, validate_boxes
-from .box_store import BoxStore, images_digest
+from .box_store import BoxStore, images_digest, other_images
 from .crop import ContrastiveCrop, CropParams, choose_box, image_size_of
 from .features import StageFeatures, stage_features
 from .heatmaps import HeatmapPipeline, heatmaps_from_features
@@ -22,8 +22,8 @@ from .sizes import height_width
 __version__ = "0.1.0"
 
 __all__ = [  # grouped as imported above
-    "WHOLE_IMAGE", "BoxSets", "validate_boxes", "BoxStore", "images_digest", "ContrastiveCrop", "CropParams",
-    "choose_box", "image_size_of", "StageFeatures", "stage_features", "HeatmapPipeline", "heatmaps_from_features",
-    "hookimpl", "ENTRY_POINT_GROUP", "get_heatmap", "get_localizer", "get_sampler", "list_plugins", "RefreshStats",
-    "refresh_boxes", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
+    "WHOLE_IMAGE", "BoxSets", "validate_boxes", "BoxStore", "images_digest", "other_images", "ContrastiveCrop",
+    "CropParams", "choose_box", "image_size_of", "StageFeatures", "stage_features", "HeatmapPipeline",
+    "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP", "get_heatmap", "get_localizer", "get_sampler",
+    "list_plugins", "RefreshStats", "refresh_boxes", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
 ]

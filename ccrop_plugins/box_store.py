@@ -176,3 +176,17 @@ def images_digest(paths: Sequence[str]) -> str:
     prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
     cut = max(prefix.rfind("/"), prefix.rfind(os.sep)) + 1
     return hashlib.sha1("\n".join(path[cut:] for path in paths).encode()).hexdigest()
+
+
+def other_images(state: Any, num_samples: int, saved_digest: str | None = None, digest: str | None = None
+                 ) -> str | None:
+    """What a saved :meth:`BoxStore.state_dict` ``state`` was made on when it is not this dataset of ``num_samples``
+    images (:func:`images_digest` ``digest``, the saved one ``saved_digest``): another count, or the same count of
+    other files or another order; ``None`` when it fits or cannot tell (a malformed state is left to
+    :meth:`BoxStore.load_state_dict`). The adapters then ignore the saved boxes with a warning and make them afresh."""
+    saved = integer(state.get("num_samples")) if isinstance(state, Mapping) else None
+    if saved is not None and saved != num_samples:
+        return f"a dataset of {saved} images, and this one has {num_samples} (images added or removed?)"
+    if None not in (saved_digest, digest) and saved_digest != digest:
+        return f"another list of images (the same count, {num_samples}, but other files or another order)"
+    return None

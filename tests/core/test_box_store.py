@@ -273,3 +273,15 @@ def test_images_digest_takes_pathlib_paths_and_names_what_is_not_a_list_of_paths
         images_digest(None)
     with pytest.raises(TypeError, match="images_digest: every path must be a str or os.PathLike; .*int"):
         images_digest(["/data/a/cats/1.png", 3])
+
+
+def test_other_images_names_another_count_or_another_list_of_files():
+    from ccrop_plugins import other_images
+
+    assert other_images({"num_samples": 4}, 6) == "a dataset of 4 images, and this one has 6 (images added or removed?)"
+    assert other_images({"num_samples": 4}, 4, "a", "b") == (
+        "another list of images (the same count, 4, but other files or another order)")
+    assert other_images({"num_samples": 4}, 4, "a", None) is None  # cannot tell
+    assert other_images({"num_samples": 4}, 4, "a", "a") is None
+    assert other_images({}, 4) is None and other_images("garbage", 4) is None  # left to load_state_dict
+    assert other_images({"num_samples": True}, 4) is None
