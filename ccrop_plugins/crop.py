@@ -53,7 +53,8 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
     ``ValueError`` for an empty set or scores of another length."""
     count = len(boxes)
     weights = _weights(scores, count)
-    _check_generator(generator)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise _bad_generator(generator)
     if count == 1:
         return 0
     return _pick_index(float(torch.rand(1, generator=generator, dtype=torch.float64)), weights, count)
@@ -174,7 +175,8 @@ class ContrastiveCrop:
         if height is None or width is None or height < 1 or width < 1:
             shown = tuple(image_size) if isinstance(image_size, (tuple, list, torch.Size)) else repr(image_size)
             raise ValueError(f"image_size must be a positive (height, width); got {shown}")
-        _check_generator(generator)
+        if generator is not None and not isinstance(generator, torch.Generator):  # the hot path: no call
+            raise _bad_generator(generator)
         if boxes is None:
             return self._warmup_params(height, width, generator)
         return self._box_params(height, width, _box_rows(boxes), generator, scores, box_index)
@@ -284,9 +286,8 @@ class ContrastiveCrop:
                 f"scale_reference={self.scale_reference!r}, interpolation={self.interpolation.value})")
 
 
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {_type_name(generator)}")
+def _bad_generator(generator: object) -> TypeError:
+    return TypeError(f"generator must be a torch.Generator or None; got {_type_name(generator)}")
 
 
 def _type_name(value: object) -> str:
