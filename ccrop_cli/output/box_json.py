@@ -300,12 +300,16 @@ def _load_weights_only(path: Path) -> Any:
     try:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception:  # not a zip checkpoint: torch.load below says what it is
-        needed = []
-    allowed = _mmengine_globals(path) if any(name.startswith("mmengine.") for name in needed) else []
+        needed = None
+    allowed = _mmengine_globals(path) if any(name.startswith("mmengine.") for name in needed or ()) else []
     try:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        if needed is None:  # neither torch.save's zip nor a pickle it reads: garbage, not "objects" it needs
+            lines = [line for line in str(error).splitlines() if line.strip() and "Check the documentation" not in line]
+            raise UserError(f"{path} is not a readable torch checkpoint ({lines[-1][:200] if lines else error}); "
+                            "expected a file written by torch.save") from None
         refused = [name for name in needed if not name.startswith(("mmengine.", "numpy.", "builtins.getattr"))]
         if refused or not needed:
             what = ", ".join(refused) if refused else str(error).strip().splitlines()[-1][:200]

@@ -96,6 +96,10 @@ def test_a_file_that_is_no_checkpoint_is_named(folder, tmp_path, capsys):
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     assert _viz(folder, tmp_path, "--checkpoint", str(tmp_path / "notes.ckpt")) == 2
     assert "notes.ckpt" in _one_error_line(capsys, "viz")
+    (tmp_path / "garbage.pt").write_bytes(b"\x80\x04garbage")  # a pickle header: was "it needs objects that a box
+    assert _viz(folder, tmp_path, "--checkpoint", str(tmp_path / "garbage.pt")) == 2  # checkpoint does not hold"
+    line = _one_error_line(capsys, "viz")
+    assert "garbage.pt is not a readable torch checkpoint (" in line and "needs objects" not in line
     assert _viz(folder, tmp_path, "--checkpoint", str(tmp_path / "missing.ckpt")) == 2
     assert "missing.ckpt is not a file" in _one_error_line(capsys, "viz")
 
