@@ -274,6 +274,16 @@ class ContrastiveCrop:
             params = self.make_params(image_size_of(img), boxes, generator, scores=scores, box_index=box_index)
         elif not isinstance(params, dict):
             raise TypeError(f"params must be the dict of make_params or None; got {_type_name(params)}")
+        else:  # a replay: the crop must lie in this image (outside, PIL and torch pad with black, silently)
+            height, width = image_size_of(img)
+            try:
+                top, left, h, w = (params[key] for key in ("top", "left", "height", "width"))
+                fits = 0 <= top and 0 <= left and 1 <= h and 1 <= w and top + h <= height and left + w <= width
+            except (KeyError, TypeError):
+                fits = False
+            if not fits:
+                raise ValueError(f"params {params} are no crop of this image of (height, width) = ({height}, {width}); "
+                                 "replay the top, left, height and width that make_params drew for its size")
         return self.apply(img, params)
 
     def apply(self, img: Image.Image | Tensor, params: CropParams) -> Image.Image | Tensor:

@@ -496,3 +496,18 @@ def test_choose_box_names_a_generator_that_is_not_torch_s(generator):
         choose_box(boxes, None, generator)
     with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None; got int"):
         choose_box(boxes[:1], None, 5)  # one box: no draw, but the argument is still wrong
+
+
+def test_params_replayed_on_an_image_they_do_not_fit_are_named():
+    # a crop drawn for a 100 x 100 image replayed on a 20 x 20 one was padded with black, silently (PIL and torch)
+    crop = ContrastiveCrop(8)
+    params = crop.make_params((100, 100), torch.tensor([[0.5, 0.5, 1.0, 1.0]]), _generator())
+    for image in (Image.new("RGB", (20, 20)), torch.ones(3, 20, 20)):
+        with pytest.raises(ValueError, match=r"params \{'top': .*\} are no crop of this image of \(height, width\) = "
+                                             r"\(20, 20\); replay the top, left, height and width that make_params"):
+            crop(image, params=params)
+    for bad in ({"top": -5, "left": 0, "height": 10, "width": 10}, {"top": 0}, {"top": "0", "left": 0, "height": 1,
+                                                                              "width": 1}):
+        with pytest.raises(ValueError, match="are no crop of this image"):
+            crop(torch.ones(3, 20, 20), params=bad)
+    assert crop(torch.ones(3, 100, 100), params=params).shape == (3, 8, 8)
