@@ -104,6 +104,12 @@ def test_stages_that_are_not_names_are_refused(stages):
     in_order = ("layer1", "layer2")
     assert stage_features(Net(), in_order).stages == stage_features(Net(), iter(in_order)).stages == in_order
 
+@pytest.mark.parametrize("stop_early", ["no", None, 0])
+def test_stop_early_that_is_not_a_bool_is_refused(stop_early):
+    with pytest.raises(TypeError, match=f"stop_early must be True or False; got {stop_early!r}"):  # 'no' was True
+        stage_features(Net(), "layer1", stop_early=stop_early)
+
+
 def test_tuple_output_gives_its_last_item():
     class Multi(nn.Module):
         def __init__(self):
