@@ -60,7 +60,7 @@ from ccrop_cli.experiment.pair_quality import (
 )
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
-from ccrop_cli.option_types import check_output_file, non_negative_int, positive_int
+from ccrop_cli.option_types import check_output_file, non_negative_int, positive_int, seed
 
 # Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
 # "stride 1+2" is ``ccrop demo``'s default (``--stages 2 5``: the stride-1 and stride-2 stages, fused).
@@ -116,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"generated data kinds (default: multi-small single {SECOND_LOOK}; also {THIRD_LOOK})")
     parser.add_argument("--data", nargs="*", default=[], metavar="DIR",
                         help="image folders with annotations.json (COCO style) to measure as well")
-    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
     parser.add_argument("--checkpoints", default=None, metavar="DIR",
                         help="backbone state_dicts DIR/<kind>_s<seed>.pt: loaded when present, else trained and saved")
     parser.add_argument("--rules", nargs="+", default=list(RULES), help=f"heatmap rules (default: {' '.join(RULES)})")

@@ -77,7 +77,8 @@ def test_data_without_annotations_is_refused(tmp_path, capsys):
     assert "annotations.json" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("option", [["--rules", "foo"], ["--thresholds", "2"], ["--images", "0"], ["--seeds", "-1"]])
+@pytest.mark.parametrize("option", [["--rules", "foo"], ["--thresholds", "2"], ["--images", "0"], ["--seeds", "-1"],
+                                    ["--seeds", str(2**64)]])
 def test_bad_options_are_one_line_errors_before_any_work(option, capsys):
     try:
         code = main(["bench", "localize", "--quick", *option])
