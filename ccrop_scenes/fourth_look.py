@@ -45,6 +45,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ccrop_scenes.export import ANNOTATIONS_FILE, add_overwrite_argument, check_output_folder
+from ccrop_scenes.generator import _as_int, _as_pair
+from ccrop_scenes.second_look import _check_shared
 
 __all__ = ["FOURTH_LOOK_KINDS", "Picture", "generate_fourth_look", "write_fourth_look"]
 
@@ -101,16 +103,10 @@ def generate_fourth_look(
     Raises:
         ValueError: for an argument outside its range.
     """
-    if int(num_images) != num_images or num_images < 1:
-        raise ValueError(f"num_images must be a positive integer; got {num_images!r}")
-    if not 16 <= sides[0] <= sides[1]:
+    _check_shared(num_images, objects_per_image, object_area, seed)
+    low, high = (_as_int(f"sides[{i}]", v) for i, v in enumerate(_as_pair("sides", sides)))
+    if not 16 <= low <= high:
         raise ValueError(f"sides must satisfy 16 <= min <= max; got {sides!r}")
-    if not 1 <= objects_per_image[0] <= objects_per_image[1] <= 8:
-        raise ValueError(f"objects_per_image must satisfy 1 <= min <= max <= 8; got {objects_per_image!r}")
-    if not 0 < object_area[0] <= object_area[1] <= 0.5:
-        raise ValueError(f"object_area must satisfy 0 < min <= max <= 0.5; got {object_area!r}")
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 4]))
     pictures = []
     for _ in range(num_images):

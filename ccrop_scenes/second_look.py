@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from ccrop_scenes.generator import Scenes
+from ccrop_scenes.generator import Scenes, _as_int, _as_pair
 
 __all__ = ["SECOND_LOOK_CLASSES", "generate_second_look"]
 
@@ -87,16 +87,27 @@ def _generate(
 
 
 def _validate(num_images: int, image_size: int, objects: tuple[int, int], area: tuple[float, float], seed: int) -> None:
-    if int(num_images) != num_images or num_images < 1:
-        raise ValueError(f"num_images must be a positive integer; got {num_images!r}")
-    if int(image_size) != image_size or image_size < 16:
+    _check_shared(num_images, objects, area, seed)
+    if _as_int("image_size", image_size) < 16:
         raise ValueError(f"image_size must be an integer >= 16; got {image_size!r}")
-    low, high = objects
+
+
+def _check_shared(num_images: int, objects: tuple[int, int], area: tuple[float, float], seed: int) -> None:
+    """The arguments the looks share, as ``ValueError`` naming them: text, ``None``, a bool or a lone number too
+    (were ``int()``'s and unpacking errors, or ``True`` taken as one image)."""
+    if _as_int("num_images", num_images) < 1:
+        raise ValueError(f"num_images must be a positive integer; got {num_images!r}")
+    low, high = (_as_int(f"objects_per_image[{i}]", v) for i, v in enumerate(_as_pair("objects_per_image", objects)))
     if not (1 <= low <= high <= 8):
         raise ValueError(f"objects_per_image must satisfy 1 <= min <= max <= 8; got {objects!r}")
-    if not (0 < area[0] <= area[1] <= 0.5):
+    pair = _as_pair("object_area", area)
+    try:
+        a_low, a_high = (float(v) for v in pair)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"object_area must hold two numbers, got {area!r}") from None
+    if not (0 < a_low <= a_high <= 0.5):
         raise ValueError(f"object_area must satisfy 0 < min <= max <= 0.5; got {area!r}")
-    if int(seed) != seed or seed < 0:
+    if _as_int("seed", seed) < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
 
 

@@ -102,3 +102,14 @@ def test_command_out_a_file_or_full_folder(tmp_path, capsys):
     assert "pass --overwrite" in capsys.readouterr().err
     assert main([str(tmp_path), "--images", "2", "--overwrite"]) == 0
     assert len(load_annotations(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_images": True}, "num_images must be an integer, got True"),  # was one picture, silently
+    ({"num_images": 2, "seed": "a"}, "seed must be an integer, got 'a'"),  # was int()'s "invalid literal"
+    ({"num_images": 2, "objects_per_image": 3}, r"objects_per_image must be a \(min, max\) pair, got 3"),
+    ({"num_images": 2, "sides": 64}, r"sides must be a \(min, max\) pair, got 64"),
+])
+def test_arguments_that_are_not_numbers_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_fourth_look(**kwargs)

@@ -46,6 +46,20 @@ def test_bad_arguments_name_the_value(kwargs, word):
         generate_second_look(2, **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    # were int()'s "invalid literal", "int() argument must be ... not 'NoneType'", "an integer is required",
+    # "cannot unpack non-iterable int object"
+    ({"num_images": None}, "num_images must be an integer, got None"),
+    ({"num_images": True}, "num_images must be an integer, got True"),
+    ({"num_images": 2, "seed": "a"}, "seed must be an integer, got 'a'"),
+    ({"num_images": 2, "objects_per_image": 3}, r"objects_per_image must be a \(min, max\) pair, got 3"),
+    ({"num_images": 2, "object_area": ("a", 0.1)}, "object_area must hold two numbers"),
+])
+def test_arguments_that_are_not_numbers_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_second_look(**kwargs)
+
+
 def test_command_writes_a_folder(tmp_path):
     from ccrop_scenes.second_look import main
 
