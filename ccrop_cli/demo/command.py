@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         train_root, resized = _resized_copy(train_root, names, out, config)
     else:
         setting = get_scene_setting(config.setting)
-        label, annotations = setting.label, "generated"
+        label, annotations, resized = setting.label, "generated", None
         train_root = write_split(setting, out / "data" / "train", config.images, config.scene_size, seed=config.seed)
     print(f"ccrop demo: {label}, {config.images} images, {config.epochs} epochs, framework {args.framework}")
     started = time.perf_counter()
