@@ -27,6 +27,7 @@ file order of :func:`ccrop_cli.output.image_folder.list_image_files` (torchvisio
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -338,7 +339,10 @@ def _mmengine_globals(path: Path) -> list[Any]:
 def _checked_keys(keys: Sequence[str] | None, count: int) -> list[str]:
     if keys is None:
         return [str(i) for i in range(count)]
-    keys = [str(k) for k in keys]
+    if isinstance(keys, (str, bytes)) or not all(isinstance(k, (str, os.PathLike)) for k in keys):
+        # one string was read as its characters, ints as file names '1', '2' that import then misread
+        raise TypeError(f"keys must be a list of file names (str), one per dataset index, or None; got {keys!r:.80}")
+    keys = [os.fspath(k) for k in keys]
     if len(keys) != count:
         raise ValueError(f"got {len(keys)} keys for a store of {count} samples; give one file name per sample")
     if len(set(keys)) != len(keys):

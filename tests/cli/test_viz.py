@@ -106,6 +106,13 @@ def test_json_round_trip_by_file_name_and_by_index(tmp_path):
     _assert_same_store(import_boxes(by_index), store)
 
 
+@pytest.mark.parametrize("keys", ["abc", [1, 2, 3], [None, "b", "c"]])
+def test_export_names_keys_that_are_not_file_names(tmp_path, keys):
+    # "abc" was written as the keys 'a', 'b', 'c' (a string read as its characters); ints as '1', '2', '3'
+    with pytest.raises(TypeError, match="keys must be a list of file names"):
+        export_boxes(_store(3, [0, 1, 2]), keys, tmp_path / "boxes.json")
+
+
 def test_import_rejects_boxes_of_another_dataset(tmp_path):
     path = export_boxes(_store(3, [0]), ["a.png", "b.png", "c.png"], tmp_path / "boxes.json")
     with pytest.raises(ValueError, match="not in this dataset"):
