@@ -13,7 +13,8 @@ The folder is ``DIR/<class>/<image>`` or flat (``DIR/<image>``); file names are 
 normalised by them). ``file_name`` is the path relative to ``DIR``; a bare file name
 (``"001.png"``) or a path with the exporting tool's own prefix (``"./cats/001.png"``,
 ``"export/images/cats/001.png"``) names the one image of ``DIR`` whose path it ends like (several: an error). Every problem is a :class:`UserError` that names the
-file, the entry and what is wrong.
+file, the entry and what is wrong. ``ccrop demo`` skips the entries (and boxes) of files that are not in ``DIR`` (a
+folder made of part of a labelled set) and says so; boxes reaching past their image are clipped, and the demo names them.
 
 Only the files both frameworks read are images here (``IMAGE_EXTENSIONS``, torchvision's list; a ``.gif``
 is ignored, as Lightly ignores it). :func:`check_images` refuses, before any training, what the two
