@@ -1,4 +1,4 @@
-"""What the built-in localizers share: threshold, max_boxes and input checks."""
+"""What the built-in localizers share: threshold and input checks, adaptive thresholds."""
 
 from __future__ import annotations
 
@@ -10,28 +10,19 @@ from ..sizes import real_number
 ADAPTIVE_THRESHOLDS = ("mean", "otsu")
 
 
-def check_threshold(threshold: float | str, adaptive: bool = True) -> float | str:
-    """``threshold`` as a float in ``[0, 1)`` (or an adaptive rule name when allowed), or raise."""
+def check_threshold(threshold: float | str) -> float | str:
+    """``threshold`` as a float in ``[0, 1)`` or an adaptive rule name, or raise."""
     if isinstance(threshold, str):
-        if adaptive and threshold in ADAPTIVE_THRESHOLDS:
+        if threshold in ADAPTIVE_THRESHOLDS:
             return threshold
-        allowed = f" or one of {', '.join(ADAPTIVE_THRESHOLDS)}" if adaptive else ""
-        raise ValueError(f"threshold must be a number in [0, 1){allowed}; got {threshold!r}")
+        raise ValueError(f"threshold must be a number in [0, 1) or one of {', '.join(ADAPTIVE_THRESHOLDS)}; "
+                         f"got {threshold!r}")
     number = real_number(threshold)  # text was handled above
     if number is None:
         raise TypeError(f"threshold must be a number in [0, 1); got {threshold!r}")
     if not 0.0 <= number < 1.0:
         raise ValueError(f"threshold must lie in [0, 1); got {number}")
     return number
-
-
-def check_max_boxes(max_boxes: int) -> int:
-    """``max_boxes`` as a positive int; ``1.5``, ``True`` or ``'2'`` are refused, not rounded."""
-    if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)):
-        raise TypeError(f"max_boxes must be a positive integer; got {max_boxes!r} ({type(max_boxes).__name__})")
-    if int(max_boxes) < 1:
-        raise ValueError(f"max_boxes must be a positive integer; got {max_boxes}")
-    return int(max_boxes)
 
 
 def check_heatmaps(heatmaps: Tensor) -> Tensor:
