@@ -22,19 +22,24 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
     """Raise ``ValueError`` unless every row of ``boxes`` (k, 4) (a tensor, array or list of ``[x0, y0, x1, y1]``)
     is finite, inside ``[0, 1]`` and not inverted or empty; ``sample`` names the image in the message."""
     boxes = _as_boxes(boxes, f"boxes of sample {sample}")
-    if boxes.ndim != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"boxes of sample {sample} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}")
     validate_box_sets(boxes[None], torch.tensor([len(boxes)]), samples=[sample])
 
 
-def _as_boxes(boxes: object, what: str) -> Tensor:
-    """``boxes`` as a float tensor, or ``ValueError`` naming ``what`` (a ragged list, text, ...)."""
+def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False) -> Tensor:
+    """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: any empty one as ``(0, 4)``), or ``ValueError`` naming
+    ``what`` (a ragged list, text, another shape, ...)."""
     if isinstance(boxes, Tensor):
-        return boxes if boxes.is_floating_point() else boxes.float()
-    try:
-        return torch.as_tensor(boxes, dtype=torch.float32)
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
+        boxes = boxes if boxes.is_floating_point() else boxes.float()
+    else:
+        try:
+            boxes = torch.as_tensor(boxes, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; "
+                             f"got {boxes!r}") from None
+    boxes = boxes.reshape(0, 4) if empty_ok and boxes.numel() == 0 else boxes
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"{what} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}")
+    return boxes
 
 
 def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] | Tensor | None = None,
@@ -111,11 +116,7 @@ class BoxSets:
         if max_boxes is not None:
             max_boxes = checked_int(max_boxes, "max_boxes", 1, or_none=True)
         n = len(boxes)
-        boxes = [_as_boxes(entry, f"boxes of image {i}") for i, entry in enumerate(boxes)]
-        boxes = [b.reshape(0, 4) if b.numel() == 0 else b for b in boxes]
-        for i, b in enumerate(boxes):
-            if b.ndim != 2 or b.shape[-1] != 4:
-                raise ValueError(f"boxes of image {i} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(b.shape)}")
+        boxes = [_as_boxes(entry, f"boxes of image {i}", empty_ok=True) for i, entry in enumerate(boxes)]
         if scores is not None:
             if len(scores) != n:
                 raise ValueError(f"got {len(scores)} score lists for {n} box lists")
