@@ -26,16 +26,13 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
 
 
 def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False) -> Tensor:
-    """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: any empty one as ``(0, 4)``), or ``ValueError`` naming
+    """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: an empty one as ``(0, 4)``), or ``ValueError`` naming
     ``what`` (a ragged list, text, another shape, ...)."""
-    if isinstance(boxes, Tensor):
-        boxes = boxes if boxes.is_floating_point() else boxes.float()
-    else:
-        try:
-            boxes = torch.as_tensor(boxes, dtype=torch.float32)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; "
-                             f"got {boxes!r}") from None
+    floating = isinstance(boxes, Tensor) and boxes.is_floating_point()
+    try:
+        boxes = boxes if floating else torch.as_tensor(boxes, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
     boxes = boxes.reshape(0, 4) if empty_ok and boxes.numel() == 0 else boxes
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"{what} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}")
