@@ -82,15 +82,17 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     for what, options in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
-    name = repr(localizer) if isinstance(localizer, str) else _callable_name(localizer)
-    if not isinstance(localizer, str) and (threshold is not None or localizer_options):  # would be ignored
-        raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer {name} is an "
-                        "object: build it with its options (get_localizer(name, threshold=...))")
+    qualname = getattr(localizer, "__qualname__", None) or type(localizer).__qualname__
+    module = getattr(localizer, "__module__", None) or type(localizer).__module__
+    name = repr(localizer) if isinstance(localizer, str) else f"{module}.{qualname}" if module else qualname
     if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's
         options = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(localizer_options or {})}
         if threshold is not None:
             options["threshold"] = threshold
         localizer = get_localizer(localizer, **options)
+    elif threshold is not None or localizer_options:  # would be ignored
+        raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer {name} is an "
+                        "object: build it with its options (get_localizer(name, threshold=...))")
     if device is None:
         parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
         device = next((parameter.device for parameter in parameters), torch.device("cpu"))
@@ -210,12 +212,6 @@ def _checked_device(device: torch.device | str | int) -> torch.device:
         raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); use "
                          "device='cpu' or leave device out (the feature function's own device)")
     return parsed
-
-
-def _callable_name(fn: Any) -> str:
-    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    module = getattr(fn, "__module__", None) or type(fn).__module__
-    return f"{module}.{name}" if module else name
 
 
 def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
