@@ -224,10 +224,10 @@ def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
         raise TypeError(f"the second item of each batch must be integer dataset indices; got {indices.dtype} "
                         f"values such as {indices[:4].tolist()}")
     indices = indices.long()
-    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= len(store)):
-        bad = int(indices.max()) if int(indices.max()) >= len(store) else int(indices.min())
-        raise IndexError(f"sample index {bad} is outside the box store of {len(store)} samples; the second item of "
-                         "each batch must be the image's dataset index")
+    outside = indices[(indices < 0) | (indices >= len(store))]
+    if len(outside):
+        raise IndexError(f"sample index {int(outside[0])} is outside the box store of {len(store)} samples; the "
+                         "second item of each batch must be the image's dataset index")
     _check_distinct(indices)
     return indices
 
