@@ -17,13 +17,15 @@ from ccrop_cli.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("ccrop_cli.plugins_command", "list heatmap methods, localizers and samplers with their providers"),
-    "demo": ("ccrop_cli.demo.command", "generate scenes, pre-train SimCLR with ContrastiveCrop, write pictures and a report"),
+    "demo": ("ccrop_cli.demo.command",
+             "generate scenes, pre-train SimCLR with ContrastiveCrop, write pictures and a report"),
     "viz": ("ccrop_cli.output.viz", "draw box sets and sampled view pairs for an image folder and a box store"),
     "study": ("ccrop_cli.study.command", "pre-train with each crop strategy over seeds; linear probe and kNN accuracy"),
     "bench speed": ("ccrop_cli.bench.speed", "crop and localizer speed vs torchvision and the reference rule"),
     "bench pairs": ("ccrop_cli.bench.pairs", "pair quality of each crop strategy against ground-truth boxes"),
     "bench lightly": ("ccrop_cli.bench.lightly", "Lightly collate and refresh throughput vs lightly's own"),
-    "bench localize": ("ccrop_cli.bench.localize", "box recall of every heatmap rule x stage x threshold on scenes with ground truth"),
+    "bench localize": ("ccrop_cli.bench.localize",
+                       "box recall of every heatmap rule x stage x threshold on scenes with ground truth"),
     "bench mm": ("ccrop_cli.bench.mm", "MMPretrain pipeline and refresh throughput vs RandomResizedCrop"),
 }
 

@@ -37,8 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=side, default=64, help="side of the generated images (default 64)")
     parser.add_argument("--input-size", type=side, default=32, help="view and refresh resolution (default 32)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader workers for both sides (default 2)")
-    parser.add_argument("--repeats", type=positive_int, default=7, help="timed epochs per side, interleaved (default 7)")
+    parser.add_argument("--workers", type=non_negative_int, default=2,
+                        help="DataLoader workers for both sides (default 2)")
+    parser.add_argument("--repeats", type=positive_int, default=7,
+                        help="timed epochs per side, interleaved (default 7)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads in the main process")
     parser.add_argument("--alpha", type=float, default=0.1)
 
@@ -85,7 +87,8 @@ def _cifar_resnet18() -> torch.nn.Module:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    """``--alpha`` and ``--folder`` as one-line errors before any work (the folder read as ``ccrop demo --data`` reads it)."""
+    """``--alpha`` and ``--folder`` as one-line errors before any work (the folder read as ``ccrop demo --data``
+    reads it)."""
     check_alpha(args.alpha)
     if args.folder is not None:
         from ccrop_cli.demo.user_data import list_images
@@ -164,7 +167,8 @@ def _time_collate(plain: Any, folder: Path, store: BoxStore, args: argparse.Name
     from ccrop_lightly import CCropCollate, CCropSimCLRTransform
 
     ours = DataLoader(
-        plain, collate_fn=CCropCollate(CCropSimCLRTransform(input_size=args.input_size, alpha=args.alpha), store, dataset=plain),
+        plain, collate_fn=CCropCollate(CCropSimCLRTransform(input_size=args.input_size, alpha=args.alpha), store,
+                                       dataset=plain),
         **_loader_options(args),
     )
     theirs = DataLoader(

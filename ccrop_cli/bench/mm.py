@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         _print_row(f"refresh: refresh_boxes / bare no-grad forward to {args.stage or 'the last stage'} (ResNet-18, "
                    f"{args.refresh_images} images of {args.refresh_size} px, batch {args.batch_size}, "
                    f"{args.heatmap}, {args.localizer}, threshold {args.threshold}"
-                   f"{'' if args.core_level is None else f', core_level {args.core_level}'})", refresh, "refresh", "forward",
+                   f"{'' if args.core_level is None else f', core_level {args.core_level}'})",
+                   refresh, "refresh", "forward",
                    ">= 0.95 (issue 9: >= 0.80)", args.refresh_images, "images/s")
     return 0
 

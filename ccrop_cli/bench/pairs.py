@@ -32,7 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.experiment.pair_quality import box_precision, box_recall, oracle_box_sets, pair_quality, sample_view_pairs
+from ccrop_cli.experiment.pair_quality import (box_precision, box_recall, oracle_box_sets, pair_quality,
+                                               sample_view_pairs)
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
 from ccrop_cli.option_types import check_alpha, check_output_file, seed, side
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
@@ -287,7 +288,8 @@ def _measure_setting(
     }
     if variants:
         entry["oracle"].update(
-            measure_strategies(scenes, oracle_sets(scenes, variants), args.pairs_per_image, args.alpha, args.seed, variants)
+            measure_strategies(scenes, oracle_sets(scenes, variants), args.pairs_per_image, args.alpha, args.seed,
+                               variants)
         )
     if args.no_model:
         return entry

@@ -188,7 +188,8 @@ def _bbox_rows(args: argparse.Namespace) -> list[Row]:
 
 
 def _components_rows(args: argparse.Namespace) -> list[Row]:
-    """components throughput at 224x224: pooled (default) and exact labelling, Otsu's threshold, and the demo's cores."""
+    """components throughput at 224x224: pooled (default) and exact labelling, Otsu's threshold, and the demo's
+    cores."""
     maps = _maps(256, 7, 224, args.seed + 1)
     pooled = get_localizer("components")
     exact = get_localizer("components", label_resolution=None)

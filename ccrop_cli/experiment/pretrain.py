@@ -219,12 +219,13 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}; available: {', '.join(BACKBONES)}")
-        _check_positive(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size, interval=self.interval)
+        _check_positive(image_size=self.image_size, epochs=self.epochs, batch_size=self.batch_size,
+                        interval=self.interval)
         if self.refresh_size is not None:
             _check_positive(refresh_size=self.refresh_size)
         if self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2 (SimCLR contrasts each pair with the rest of the batch, and "
-                             f"BatchNorm needs two samples); got {self.batch_size}")
+            raise ValueError("batch_size must be at least 2 (SimCLR contrasts each pair with the rest of the batch, "
+                             f"and BatchNorm needs two samples); got {self.batch_size}")
         if int(self.warmup_epochs) != self.warmup_epochs or self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be an integer >= 0; got {self.warmup_epochs!r}")
         if isinstance(self.threshold, str):
@@ -313,7 +314,8 @@ def _with_overrides(config: PretrainConfig, overrides: dict[str, Any]) -> Pretra
     known = {f.name for f in fields(PretrainConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise TypeError(f"pretrain_simclr() got unknown options {unknown}; PretrainConfig fields: {', '.join(sorted(known))}")
+        raise TypeError(f"pretrain_simclr() got unknown options {unknown}; "
+                        f"PretrainConfig fields: {', '.join(sorted(known))}")
     return replace(config, **overrides) if overrides else config
 
 
@@ -366,11 +368,13 @@ def _build(data_root: Path, strategy: CropStrategy, config: PretrainConfig) -> _
     return _Training(dataset, store, loader, model, feature_dim, refresher, optimizer, scheduler, criterion)
 
 
-def _train_epoch(training: _Training, epoch: int, epochs: int, result: PretrainResult, progress: bool, label: str) -> None:
+def _train_epoch(training: _Training, epoch: int, epochs: int, result: PretrainResult, progress: bool,
+                 label: str) -> None:
     """One pass over the loader; adds the epoch's time, mean loss and view count to ``result``."""
     started = time.perf_counter()
     total, batches = 0.0, 0
-    bar = tqdm(training.loader, desc=f"{label} epoch {epoch + 1}/{epochs}", unit="batch", leave=False, disable=not progress)
+    bar = tqdm(training.loader, desc=f"{label} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+               disable=not progress)
     device = next(training.model.parameters()).device
     for (view_a, view_b), _targets, _keys in bar:
         view_a, view_b = view_a.to(device, non_blocking=True), view_b.to(device, non_blocking=True)

@@ -108,7 +108,8 @@ def import_boxes(path: str | Path, keys: Sequence[str] | None = None) -> BoxStor
         if keys is not None and len(keys) != count:
             raise UserError(
                 f"{path} is keyed by index and holds {count} samples, but the dataset has {len(keys)}; "
-                "export the boxes keyed by file name (export_boxes(store, files, path)) or use the dataset they were made for"
+                "export the boxes keyed by file name (export_boxes(store, files, path)) or use the dataset they were "
+                "made for"
             )
         names = [str(i) for i in range(count)]
     else:
@@ -161,8 +162,10 @@ def _integer_field(document: Mapping[str, Any], name: str, path: Path, default: 
 def _entry(entry: Any, name: str, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """``(boxes (k, 4), scores (k,))`` of one sample's entry, validated; the sample named by ``name``."""
     where = f"sample {name!r} in {path}"
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("boxes"), list) or not isinstance(entry.get("scores"), list):
-        raise UserError(f"{where} must be {{'boxes': [[x0, y0, x1, y1], ...], 'scores': [s, ...]}}; got {str(entry)[:80]}")
+    if (not isinstance(entry, Mapping) or not isinstance(entry.get("boxes"), list)
+            or not isinstance(entry.get("scores"), list)):
+        raise UserError(f"{where} must be {{'boxes': [[x0, y0, x1, y1], ...], 'scores': [s, ...]}}; "
+                        f"got {str(entry)[:80]}")
     if not entry["boxes"]:
         return torch.zeros(0, 4), torch.zeros(0)
     try:
@@ -173,7 +176,8 @@ def _entry(entry: Any, name: str, path: Path) -> tuple[torch.Tensor, torch.Tenso
     try:
         scores = torch.tensor(entry["scores"], dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError):
-        raise UserError(f"{where}: 'scores' must be a list of numbers, one per box; got {str(entry['scores'])[:80]}") from None
+        raise UserError(f"{where}: 'scores' must be a list of numbers, one per box; "
+                        f"got {str(entry['scores'])[:80]}") from None
     if scores.ndim != 1 or len(scores) != len(boxes):
         raise UserError(f"{where} has {len(boxes)} boxes but {scores.numel()} scores")
     bad = [value for value in scores.tolist() if not 0.0 <= value < float("inf")]  # also NaN
@@ -317,11 +321,13 @@ def _load_weights_only(path: Path) -> Any:
             raise UserError(
                 f"refused to load checkpoint {path}: it needs objects that a box checkpoint does not hold ({what}); "
                 "only tensors, numbers, strings, containers and mmengine's logging buffers are loaded, so no code "
-                "runs. Save the store alone (torch.save(store.state_dict(), file)) or pass --boxes with export_boxes' JSON"
+                "runs. Save the store alone (torch.save(store.state_dict(), file)) or pass --boxes with "
+                "export_boxes' JSON"
             ) from None
         raise UserError(f"refused to load checkpoint {path}: {str(error).strip().splitlines()[-1][:300]}") from None
     except (RuntimeError, EOFError, OSError) as error:
-        raise UserError(f"{path} is not a readable torch checkpoint: {str(error).strip().splitlines()[0][:200]}") from None
+        raise UserError(f"{path} is not a readable torch checkpoint: "
+                        f"{str(error).strip().splitlines()[0][:200]}") from None
 
 
 def _mmengine_globals(path: Path) -> list[Any]:

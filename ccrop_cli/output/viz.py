@@ -11,8 +11,9 @@ Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.output.image_folder.list
 ``export_boxes(store, None, path)`` writes) must hold one box set per image of the folder.
 A checkpoint is read with ``torch.load(weights_only=True)`` (see
 :func:`~ccrop_cli.output.box_json.load_store_from_checkpoint`). Bad input (a missing, malformed
-or foreign file, a bad option) ends with one line ``ccrop viz: error: ...`` and exit status 2. When the folder holds an ``annotations.json``
-(COCO boxes, read as ``ccrop demo --data`` reads them), ground-truth boxes are drawn too.
+or foreign file, a bad option) ends with one line ``ccrop viz: error: ...`` and exit status 2. When the folder
+holds an ``annotations.json`` (COCO boxes, read as ``ccrop demo --data`` reads them), ground-truth boxes are
+drawn too.
 
 Writes ``box_sets.png`` (the first ``--images`` images with their boxes) and
 ``pairs_<n>.png`` for the first ``--pair-images`` images: ``--pairs`` view pairs of
@@ -66,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pair-images", type=int, default=4,
                         help=f"images that get a pairs_<n>.png (default 4, at most {LIMITS['pair_images']})")
     parser.add_argument("--display-size", type=int, default=128,
-                        help=f"side the images are resized to for drawing (default 128, at most {LIMITS['display_size']})")
+                        help="side the images are resized to for drawing "
+                             f"(default 128, at most {LIMITS['display_size']})")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre")
     parser.add_argument("--seed", type=seed, default=0)
 
@@ -138,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _display_image(folder: Path, name: str, size: int) -> np.ndarray:
     """Image ``name`` of ``folder`` in RGB as training sees it (:func:`ccrop_lightly.to_rgb`: 16-bit images scaled by
-    1/257, 32-bit float ones refused), ``size x size`` pixels; a one-line :class:`UserError` for what cannot be drawn."""
+    1/257, 32-bit float ones refused), ``size x size`` pixels; a one-line :class:`UserError` for what cannot be
+    drawn."""
     from ccrop_lightly import to_rgb  # the Lightly adapter's conversion, imported only when images are drawn
 
     try:

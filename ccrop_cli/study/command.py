@@ -151,14 +151,16 @@ class StudyConfig:
                                 object_area=setting.object_area, mixed_classes=setting.mixed_classes,
                                 num_classes=NUM_CLASSES)
             except ValueError as error:
-                raise ValueError(f"--scene-size {self.scene_size} is too small for the {name} scenes ({error})") from None
+                raise ValueError(f"--scene-size {self.scene_size} is too small for the {name} scenes "
+                                 f"({error})") from None
         for name in self.strategies:
             get_strategy(name)
         if self.seeds < 1:
             raise ValueError(f"--seeds must be a positive integer; got {self.seeds}")
         for name in ("train_images", "test_images"):  # labels are balanced: fewer images leave a class folder empty
             if getattr(self, name) < NUM_CLASSES:
-                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} is fewer than the scenes' {NUM_CLASSES} "
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} is fewer than the scenes' "
+                                 f"{NUM_CLASSES} "
                                  f"classes: every class folder needs an image (torchvision's ImageFolder refuses an "
                                  f"empty one); use at least {NUM_CLASSES}")
         if self.batch_size > self.train_images:
@@ -171,7 +173,8 @@ class StudyConfig:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"--device must be cpu, cuda or cuda:N; got {self.device!r}")
         if self.device != "cpu" and not torch.cuda.is_available():
-            raise ValueError(f"--device {self.device}: no CUDA device is available here (torch.cuda.is_available() is False)")
+            raise ValueError(f"--device {self.device}: no CUDA device is available here "
+                             "(torch.cuda.is_available() is False)")
         self.pretrain_config(0)  # sizes, schedule, threshold and stage names as every run checks them, before any work
         box_strategies = [name for name in self.strategies if get_strategy(name).uses_boxes]
         if box_strategies and RefreshSchedule(self.warmup_epochs, self.interval).never_refreshes(self.epochs):
@@ -225,7 +228,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cj-strength", type=float, default=None, help="colour-jitter strength of the views")
     parser.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="crop area range relative to the box, for multi-box")
-    parser.add_argument("--seeds", type=positive_int, default=None, help=f"seeds per strategy (default {defaults.seeds})")
+    parser.add_argument("--seeds", type=positive_int, default=None,
+                        help=f"seeds per strategy (default {defaults.seeds})")
     parser.add_argument("--settings", nargs="+", default=None, choices=list(SCENE_SETTINGS), help="scene settings")
     parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES), help="crop strategies")
     parser.add_argument("--backbone", default=None, choices=["convnet", "resnet18"])
@@ -241,7 +245,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold", type=_threshold, default=None, help="localizer threshold k: a number (paper: 0.1), otsu or mean"
     )
-    parser.add_argument("--heatmap", default=None, help="heatmap rule of the learned boxes (default distinctiveness; paper: channel_sum)")
+    parser.add_argument("--heatmap", default=None,
+                        help="heatmap rule of the learned boxes (default distinctiveness; paper: channel_sum)")
     parser.add_argument(
         "--stages", nargs="+", default=None,
         help="backbone stages (module names) of the learned boxes' heatmaps (default 5, the stride-2 stage; "
@@ -314,7 +319,8 @@ def _read_results(results_file: Path) -> dict[str, Any]:
     try:
         saved = json.loads(results_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:  # e.g. a write cut short
-        raise UserError(f"{results_file} is not valid JSON ({error}); remove it, or start afresh with --fresh") from None
+        raise UserError(f"{results_file} is not valid JSON ({error}); remove it, or start afresh with "
+                        "--fresh") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("runs", []), list):
         raise UserError(f"{results_file} is not a study's results file; remove it, or start afresh with --fresh")
     return saved
@@ -333,7 +339,8 @@ def _saved_runs(
         if not results_file.exists():
             raise UserError(f"--report-only needs {results_file}; run the study first")
         saved = _read_results(results_file)
-        config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items() if k in _FIELDS})
+        config = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()
+                                if k in _FIELDS})
         return config, saved["runs"], saved.get("random_init", []), saved.get("command", command)
     if results_file.exists() and not args.fresh:
         saved = _read_results(results_file)
@@ -388,7 +395,8 @@ def _run_missing(
                 ):
                     continue
                 print(
-                    f"[{time.perf_counter() - started:7.0f} s] {setting_name} / {strategy_name} ({boxes} boxes) / seed {seed}",
+                    f"[{time.perf_counter() - started:7.0f} s] {setting_name} / {strategy_name} ({boxes} boxes) "
+                    f"/ seed {seed}",
                     flush=True,
                 )
                 runs.append(_one_run(config, setting_name, strategy_name, boxes, seed, train_root, test_root, gt, args))
@@ -434,8 +442,10 @@ def _one_run(
     }
     print(
         f"    {_figures(accuracy.as_dict())}  "
-        f"train {result.train_seconds:.0f} s ({result.views_per_second:.0f} views/s)  refresh {result.refresh_seconds:.1f} s"
-        + (f"  recall {refreshes[-1]['box_recall']:.2f}  fp {refreshes[-1]['false_positive_rate']:.2f}" if refreshes else ""),
+        f"train {result.train_seconds:.0f} s ({result.views_per_second:.0f} views/s)  "
+        f"refresh {result.refresh_seconds:.1f} s"
+        + (f"  recall {refreshes[-1]['box_recall']:.2f}  fp {refreshes[-1]['false_positive_rate']:.2f}"
+           if refreshes else ""),
         flush=True,
     )
     return run
@@ -478,7 +488,8 @@ def _pair_quality(
     generator = torch.Generator().manual_seed(10_000 + seed)
     sets = box_sets if box_sets is not None else [None] * len(gt)
     size = (config.scene_size, config.scene_size)
-    views_a, views_b, index = sample_view_pairs(config.strategy(strategy), size, sets, PAIRS_PER_IMAGE, generator, config.alpha)
+    views_a, views_b, index = sample_view_pairs(config.strategy(strategy), size, sets, PAIRS_PER_IMAGE, generator,
+                                                config.alpha)
     return pair_quality(views_a, views_b, index, gt).as_dict()
 
 

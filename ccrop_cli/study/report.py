@@ -165,7 +165,8 @@ def _header_lines(config: Any, command: str) -> list[str]:
         f"{config.train_images} train / {config.test_images} held-out test images per setting, "
         f"{config.epochs} epochs (warm-up {config.warmup_epochs}, refresh every {config.interval}), "
         f"batch {config.batch_size}, learned boxes: heatmap {getattr(config, 'heatmap', 'channel_sum')} of stage(s) "
-        f"{', '.join(getattr(config, 'stages', None) or ('last',))}, threshold k = {config.threshold}, alpha = {config.alpha}, "
+        f"{', '.join(getattr(config, 'stages', None) or ('last',))}, threshold k = {config.threshold}, "
+        f"alpha = {config.alpha}, "
         f"colour jitter strength {getattr(config, 'cj_strength', 0.5)}, "
         f"box-scale crops {box_scale[0]:g}-{box_scale[1]:g}x "
         f"the box, {config.seeds} seed(s), device {getattr(config, 'device', 'cpu')}. "
@@ -187,7 +188,8 @@ def _results_lines(
     rows = summarise(runs, config)
     lines = [
         "| setting | strategy | " + " | ".join(title for _, title in METRICS)
-        + " | box recall@0.5 (last refresh) | false-positive pairs (last refresh; oracle boxes) | train s | refresh s |",
+        + " | box recall@0.5 (last refresh) | false-positive pairs (last refresh; oracle boxes)"
+        + " | train s | refresh s |",
         "|---|---|" + "---|" * (len(METRICS) + 4),
     ]
     for setting in config.settings:
@@ -245,7 +247,8 @@ def _per_seed_lines(config: Any, runs: list[Run]) -> list[str]:
             group = sorted(runs_of(runs, setting, strategy, boxes), key=lambda r: r["seed"])
             if group:
                 values = ", ".join(
-                    " / ".join("-" if _value(r, k) is None else f"{_value(r, k):.1f}" for k in ("object", "map", "linear"))
+                    " / ".join("-" if _value(r, k) is None else f"{_value(r, k):.1f}"
+                               for k in ("object", "map", "linear"))
                     for r in group
                 )
                 lines.append(f"- {setting}, {strategy} ({boxes} boxes): {values}")
@@ -280,7 +283,8 @@ def _accuracy_plot(path: Path, config: Any, runs: list[Run]) -> Path:
         x = np.arange(len(present))
         for m_index, (key, title) in enumerate(metrics):
             offset = (m_index - (len(metrics) - 1) / 2) * width
-            values = [[v for v in (_value(r, key) for r in runs_of(runs, setting, *var)) if v is not None] for var in present]
+            values = [[v for v in (_value(r, key) for r in runs_of(runs, setting, *var)) if v is not None]
+                      for var in present]
             stats_ = [_mean_std(v) if v else (np.nan, 0.0) for v in values]
             ax.bar(x + offset, [m for m, _ in stats_], width, yerr=[s for _, s in stats_], capsize=2, label=title)
             for i, seeds in enumerate(values):  # every seed as a dot: the spread is part of the result
