@@ -207,7 +207,8 @@ def _checked_device(device: torch.device | str | int) -> torch.device:
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): {error}") from None
+        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): "
+                         f"{error}") from None
     if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():  # 0 without a usable GPU
         raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); use "
                          "device='cpu' or leave device out (the feature function's own device)")
