@@ -151,7 +151,8 @@ def load_annotations(root: str | Path) -> dict[str, np.ndarray]:
             lists[ann["image_id"]].append([x / width, y / height, (x + w) / width, (y + h) / height])
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
         raise ValueError(
-            f"{Path(root) / ANNOTATIONS_FILE} is not a file write_image_folder wrote ({type(error).__name__}: {error}); "
+            f"{Path(root) / ANNOTATIONS_FILE} is not a file write_image_folder wrote "
+            f"({type(error).__name__}: {error}); "
             "for other COCO files (width/height left out, './' names) use "
             "ccrop_cli.demo.user_data.load_user_annotations(root, file_names), which names the bad entry"
         ) from None

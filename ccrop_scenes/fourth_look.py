@@ -170,10 +170,12 @@ def _picture(rng: np.random.Generator, width: int, height: int, count: int, area
     if not boxes:  # everything hidden or too thin: draw the picture again
         return _picture(rng, width, height, count, area)
     image, extension, encoded = _finish(rng, canvas, mode)
-    return Picture(image, np.asarray(boxes, dtype=np.int64), np.asarray(categories, dtype=np.int64), mask, extension, encoded)
+    return Picture(image, np.asarray(boxes, dtype=np.int64), np.asarray(categories, dtype=np.int64), mask, extension,
+                   encoded)
 
 
-def _layout(rng: np.random.Generator, width: int, height: int, count: int, area: tuple[float, float]) -> list[np.ndarray]:
+def _layout(rng: np.random.Generator, width: int, height: int, count: int, area: tuple[float, float]
+            ) -> list[np.ndarray]:
     """Up to ``count`` layout boxes (pixels, may run up to a quarter of their side off the edge)."""
     placed: list[np.ndarray] = []
     for _ in range(count * 30):
@@ -340,7 +342,8 @@ def _landscape(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     clouds = []
     for _ in range(int(rng.integers(0, 4))):
         cx, cy, r = rng.uniform(0, width), rng.uniform(0, 0.35 * height), rng.uniform(4, 12)
-        clouds += [("poly", _ellipse(cx + dx * r, cy + rng.uniform(-0.3, 0.3) * r, r * rng.uniform(0.6, 1.0), r * 0.6), 1)
+        clouds += [("poly", _ellipse(cx + dx * r, cy + rng.uniform(-0.3, 0.3) * r, r * rng.uniform(0.6, 1.0),
+                                     r * 0.6), 1)
                    for dx in (-1, 0, 1)]
     if clouds:
         canvas = canvas + (1 - canvas) * 0.85 * _coverage(width, height, clouds)[..., None]

@@ -83,7 +83,8 @@ def _generate(
         count = int(rng.integers(objects_per_image[0], objects_per_image[1] + 1))
         images[i], masks[i], image_boxes = scene(rng, image_size, int(labels[i]), count, object_area)
         boxes.append(image_boxes)
-    return Scenes(images=images, labels=labels.astype(np.int64), boxes=boxes, class_names=list(class_names), masks=masks)
+    return Scenes(images=images, labels=labels.astype(np.int64), boxes=boxes, class_names=list(class_names),
+                  masks=masks)
 
 
 def _validate(num_images: int, image_size: int, objects: tuple[int, int], area: tuple[float, float], seed: int) -> None:
@@ -265,7 +266,8 @@ def _finish(rng: np.random.Generator, canvas: np.ndarray) -> np.ndarray:
     """A light box blur (sometimes), sensor noise, then ``uint8``."""
     if rng.random() < 0.5:
         padded = np.pad(canvas, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        blurred = sum(padded[dy:dy + canvas.shape[0], dx:dx + canvas.shape[1]] for dy in range(3) for dx in range(3)) / 9
+        blurred = sum(padded[dy:dy + canvas.shape[0], dx:dx + canvas.shape[1]]
+                      for dy in range(3) for dx in range(3)) / 9
         canvas = 0.5 * canvas + 0.5 * blurred
     canvas = canvas + rng.normal(0, rng.uniform(0.005, 0.03), size=canvas.shape)
     return np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8)

@@ -216,7 +216,8 @@ def _shift(alpha: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """``alpha`` moved by ``(dx, dy)`` pixels (zeros shifted in), blurred a little: a soft shadow."""
     out = np.zeros_like(alpha)
     h, w = alpha.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = alpha[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = alpha[max(-dy, 0):h - max(dy, 0),
+                                                                      max(-dx, 0):w - max(dx, 0)]
     padded = np.pad(out, 1, mode="edge")
     return sum(padded[a:a + h, b:b + w] for a in range(3) for b in range(3)) / 9
 

@@ -121,6 +121,7 @@ def test_data_reads_annotations_as_the_demo_does(tmp_path):
 def test_malformed_data_annotations_are_one_line_before_any_work(tmp_path, capsys):
     coco = {"images": [{"id": 1, "file_name": "cats/a.png"}], "annotations": [{"image_id": 1, "bbox": "10,10,20,20"}]}
     folder = _user_folder(tmp_path, coco)
-    assert main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "--rules", "channel_sum", "--data", str(folder)]) == 2
+    assert main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "--rules", "channel_sum",
+                 "--data", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "annotations[0]: 'bbox' must be [x, y, w, h]" in err and "Traceback" not in err

@@ -110,7 +110,8 @@ def _folder(tmp_path, images):
         coco["images"].append({"id": index, "file_name": name, "width": array.shape[1], "height": array.shape[0]})
         for (x0, y0, x1, y1), c in objects:
             coco["annotations"].append(
-                {"id": len(coco["annotations"]), "image_id": index, "category_id": c, "bbox": [x0, y0, x1 - x0, y1 - y0]}
+                {"id": len(coco["annotations"]), "image_id": index, "category_id": c,
+                 "bbox": [x0, y0, x1 - x0, y1 - y0]}
             )
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     return tmp_path

@@ -93,7 +93,8 @@ def test_vectorised_figures_equal_the_per_pair_definitions():
         gt.append(np.concatenate([low, low + rng.uniform(0.05, 0.3, size=(count, 2))], axis=1).astype(np.float32))
     def views(p):
         low = rng.uniform(0, 0.6, size=(p, 2))
-        return torch.tensor(np.concatenate([low, low + rng.uniform(0.1, 0.4, size=(p, 2))], axis=1), dtype=torch.float32)
+        return torch.tensor(np.concatenate([low, low + rng.uniform(0.1, 0.4, size=(p, 2))], axis=1),
+                            dtype=torch.float32)
     views_a, views_b = views(400), views(400)
     index = torch.tensor(rng.integers(0, 40, size=400))
     q = pair_quality(views_a, views_b, index, gt)

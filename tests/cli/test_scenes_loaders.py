@@ -15,7 +15,8 @@ from ccrop_scenes import generate_scenes, load_annotations, load_labels, write_i
 
 @pytest.fixture(scope="module")
 def scene_folder(tmp_path_factory) -> Path:
-    scenes = generate_scenes(30, image_size=32, objects_per_image=(1, 3), object_area=(0.03, 0.1), num_classes=5, seed=3)
+    scenes = generate_scenes(30, image_size=32, objects_per_image=(1, 3), object_area=(0.03, 0.1), num_classes=5,
+                             seed=3)
     return write_image_folder(scenes, tmp_path_factory.mktemp("scenes"))
 
 
@@ -39,7 +40,8 @@ def test_lightly_torchvision_and_mmpretrain_agree_on_files_and_labels(scene_fold
 
 
 def test_loaded_pixels_equal_the_generated_images(scene_folder):
-    scenes = generate_scenes(30, image_size=32, objects_per_image=(1, 3), object_area=(0.03, 0.1), num_classes=5, seed=3)
+    scenes = generate_scenes(30, image_size=32, objects_per_image=(1, 3), object_area=(0.03, 0.1), num_classes=5,
+                             seed=3)
     dataset = LightlyDataset(str(scene_folder))
     for position, name in enumerate(dataset.get_filenames()[:5]):
         index = int(Path(name).stem)

@@ -64,7 +64,8 @@ def test_quick_study_runs_every_variant_and_writes_table_and_plots(tmp_path):
 
 @pytest.mark.slow
 def test_a_study_with_more_seeds_resumes_from_the_runs_it_has(tmp_path):
-    argv = ["study", "--quick", "--out", str(tmp_path), "--no-progress", "--settings", "mixed-small", "--strategies", "rrc"]
+    argv = ["study", "--quick", "--out", str(tmp_path), "--no-progress", "--settings", "mixed-small",
+            "--strategies", "rrc"]
     assert main(argv) == 0
     first = json.loads((tmp_path / "results.json").read_text())["runs"]
     assert main([*argv, "--seeds", "2"]) == 0
@@ -128,9 +129,11 @@ def test_presets_and_options_are_validated(tmp_path, capsys):
     assert gpu.backbone == "resnet18" and gpu.epochs >= 100 and gpu.device == "cuda"
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--threshold", "otsu", "--heatmap", "distinctiveness", "--stages", "5", "--boxes", "oracle"])
+    args = parser.parse_args(["--threshold", "otsu", "--heatmap", "distinctiveness", "--stages", "5",
+                              "--boxes", "oracle"])
     config = config_from_args(args)
-    assert (config.threshold, config.heatmap, config.stages, config.boxes) == ("otsu", "distinctiveness", ("5",), ("oracle",))
+    assert (config.threshold, config.heatmap, config.stages, config.boxes) == ("otsu", "distinctiveness", ("5",),
+                                                                               ("oracle",))
     assert config.pretrain_config(0, "oracle").box_source == "oracle"
     # bad option values end as one line `ccrop study: error: ...` with exit status 2
     assert main(["study", "--quick", "--batch-size", "64", "--out", str(tmp_path)]) == 2
@@ -169,13 +172,15 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
     "options, message",
     [
         # a whole study of box strategies that never refresh: every run was RandomResizedCrop's
-        (["--warmup-epochs", "2"], "--epochs 2 and --warmup-epochs 2, interval 1: the box strategies (multi-box) never refresh"),
+        (["--warmup-epochs", "2"],
+         "--epochs 2 and --warmup-epochs 2, interval 1: the box strategies (multi-box) never refresh"),
         # BatchNorm's "Expected more than 1 value per channel when training" traceback in the first step
         (["--batch-size", "1"], "batch_size must be at least 2"),
         # a class folder without images: torchvision's "Found no valid file for the classes ..." traceback
         (["--test-images", "4"], "--test-images 4 is fewer than the scenes' 10 classes"),
         # the scene generator's ValueError traceback after the option checks
-        (["--scene-size", "20"], "--scene-size 20 is too small for the mixed-small scenes (object_area[0] * image_size**2"),
+        (["--scene-size", "20"],
+         "--scene-size 20 is too small for the mixed-small scenes (object_area[0] * image_size**2"),
         # torchvision's "If brightness is a single number, it must be non negative" traceback
         (["--cj-strength", "-1"], "cj_strength must be a number >= 0; got -1.0"),
     ],

@@ -45,7 +45,8 @@ def _one_error_line(capsys, command: str) -> str:
 
 
 def _viz(folder: Path, tmp_path: Path, *source: str) -> int:
-    return main(["viz", str(folder), *source, "--out", str(tmp_path / "viz"), "--pairs", "1", "--pair-images", "1", "--images", "2"])
+    return main(["viz", str(folder), *source, "--out", str(tmp_path / "viz"), "--pairs", "1", "--pair-images", "1",
+                 "--images", "2"])
 
 
 class _Payload:
@@ -200,7 +201,8 @@ def test_sizes_beyond_the_memory_are_one_line(monkeypatch, capsys, error):
     monkeypatch.setattr("ccrop_cli.plugins_command.run", too_big)
     assert main(["plugins"]) == 2
     line = _one_error_line(capsys, "plugins")
-    assert "not enough memory for these sizes (" in line and str(error)[:30] in line and "use smaller image sizes" in line
+    assert "not enough memory for these sizes (" in line and str(error)[:30] in line
+    assert "use smaller image sizes" in line
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
@@ -256,9 +258,11 @@ def test_mmpretrain_demo_refuses_unknown_stages_before_training(tmp_path, capsys
     # were torch's "Overflow when unpacking long long" after the work began, or negative seeds taken
     (["bench", "mm", "--seed", "99999999999999999999"], "argument --seed: expected an integer in [0, 2**63); got 9999"),
     (["bench", "pairs", "--seed", "-1"], "argument --seed: expected an integer in [0, 2**63); got -1"),
-    (["viz", "folder", "--boxes", "b.json", "--out", "o", "--seed", str(2**64)], "argument --seed: expected an integer"),
+    (["viz", "folder", "--boxes", "b.json", "--out", "o", "--seed", str(2**64)],
+     "argument --seed: expected an integer"),
     # sizes that exhausted the memory (bench mm --crop-size 100000 was killed by the kernel), or ran for ever
-    (["bench", "mm", "--crop-size", "100000"], "argument --crop-size: expected a side in pixels from 1 to 1024; got 100000"),
+    (["bench", "mm", "--crop-size", "100000"],
+     "argument --crop-size: expected a side in pixels from 1 to 1024; got 100000"),
     (["bench", "lightly", "--input-size", "5000"], "argument --input-size: expected a side in pixels from 1 to 1024"),
     (["study", "--image-size", "100000"], "argument --image-size: expected a side in pixels from 1 to 1024"),
     (["bench", "pairs", "--image-size", "2000"], "argument --image-size: expected a side in pixels from 1 to 1024"),
@@ -350,7 +354,8 @@ def test_bench_lightly_folder_with_an_empty_class_is_one_line(tmp_path, capsys):
     for name in ("0.png", "1.png"):
         Image.new("RGB", (32, 32)).save(tmp_path / "a" / name)
     assert main(["bench", "lightly", "--repeats", "1", "--folder", str(tmp_path)]) == 2
-    assert "class folder(s) hold no images: .ipynb_checkpoints" in _one_error_line_of(capsys.readouterr().err, "bench lightly")
+    line = _one_error_line_of(capsys.readouterr().err, "bench lightly")
+    assert "class folder(s) hold no images: .ipynb_checkpoints" in line
 
 
 @pytest.mark.parametrize("argv", [
@@ -360,7 +365,8 @@ def test_bench_lightly_folder_with_an_empty_class_is_one_line(tmp_path, capsys):
 def test_bench_output_files_are_checked_before_any_work(argv, tmp_path, capsys):
     # a folder (or an unwritable place) was found only when the figures were written, after the whole bench
     assert main([*argv, str(tmp_path)]) == 2
-    assert f"{argv[-1]} {tmp_path} is a folder; give a file name" in _one_error_line_of(capsys.readouterr().err, " ".join(argv[:2]))
+    line = _one_error_line_of(capsys.readouterr().err, " ".join(argv[:2]))
+    assert f"{argv[-1]} {tmp_path} is a folder; give a file name" in line
 
 
 def test_viz_out_that_is_a_file_is_one_line(folder, tmp_path, capsys):
@@ -404,7 +410,8 @@ def test_viz_draws_sixteen_bit_images_as_training_sees_them_and_names_float_imag
     Image.fromarray(values.astype(np.float32)).save(root / "c.tif")
     store_file = tmp_path / "boxes.json"
     export_boxes(_filled_store(3), list_image_files(root), store_file)
-    assert main(["viz", str(root), "--boxes", str(store_file), "--out", str(tmp_path / "viz"), "--pair-images", "1"]) == 2
+    assert main(["viz", str(root), "--boxes", str(store_file), "--out", str(tmp_path / "viz"),
+                 "--pair-images", "1"]) == 2
     assert "cannot draw image c.tif of" in _one_error_line(capsys, "viz")
 
 

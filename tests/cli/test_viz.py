@@ -66,7 +66,8 @@ def test_pictures_are_png_files_that_decode(tmp_path, scenes):
         _decodes(
             draw_view_pairs(
                 scenes.images[0],
-                {"RandomResizedCrop": [([0, 0, 0.5, 0.5], [0.2, 0.2, 1, 1])], "multi": [([0, 0, 1, 1], [0.1, 0, 0.9, 1])]},
+                {"RandomResizedCrop": [([0, 0, 0.5, 0.5], [0.2, 0.2, 1, 1])],
+                 "multi": [([0, 0, 1, 1], [0.1, 0, 0.9, 1])]},
                 tmp_path / "pairs.png",
                 ground_truth=scenes.boxes[0],
             )

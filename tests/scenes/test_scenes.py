@@ -284,6 +284,6 @@ def test_load_annotations_of_another_coco_file_says_which_reader_to_use(tmp_path
 
     coco = {"images": [{"id": 0, "file_name": "./a.png"}], "annotations": [{"image_id": 0, "bbox": [1, 1, 4, 4]}]}
     (tmp_path / "annotations.json").write_text(json_module.dumps(coco))
-    with pytest.raises(ValueError, match=r"annotations.json is not a file write_image_folder wrote \(KeyError: 'width'\); "
-                                         r"for other COCO files .*load_user_annotations"):
+    with pytest.raises(ValueError, match=r"annotations.json is not a file write_image_folder wrote "
+                                         r"\(KeyError: 'width'\); for other COCO files .*load_user_annotations"):
         load_annotations(tmp_path)

@@ -29,7 +29,8 @@ def test_boxes_are_tight_boxes_of_the_visible_masks():
 
 def test_some_images_are_grayscale():
     images = generate_third_look(24, image_size=24, seed=0).images.astype(int)
-    gray = [(np.abs(im[..., 0] - im[..., 1]).max() <= 3) and (np.abs(im[..., 1] - im[..., 2]).max() <= 3) for im in images]
+    gray = [(np.abs(im[..., 0] - im[..., 1]).max() <= 3) and (np.abs(im[..., 1] - im[..., 2]).max() <= 3)
+            for im in images]
     assert 0 < sum(gray) < len(gray)
 
 
@@ -42,7 +43,8 @@ def test_image_folder_round_trip_and_command(tmp_path):
     assert len(load_annotations(tmp_path / "b")) == 3
 
 
-@pytest.mark.parametrize("kwargs, word", [({"image_size": 8}, "image_size"), ({"object_area": (0.0, 0.1)}, "object_area")])
+@pytest.mark.parametrize("kwargs, word", [({"image_size": 8}, "image_size"),
+                                          ({"object_area": (0.0, 0.1)}, "object_area")])
 def test_bad_arguments_name_the_value(kwargs, word):
     with pytest.raises(ValueError, match=word):
         generate_third_look(2, **kwargs)
