@@ -67,7 +67,8 @@ def test_padding_rows_are_not_validated():
 
 def test_shape_and_count_errors():
     with pytest.raises(ValueError, match="inconsistent BoxSets shapes"):
-        BoxSets(torch.zeros(2, 1, 4), torch.ones(2, 2), torch.ones(2, dtype=torch.int64), torch.zeros(2, dtype=torch.bool))
+        BoxSets(torch.zeros(2, 1, 4), torch.ones(2, 2), torch.ones(2, dtype=torch.int64),
+                torch.zeros(2, dtype=torch.bool))
     whole = torch.tensor([[[0.0, 0.0, 1.0, 1.0]]])
     with pytest.raises(ValueError, match=r"counts must lie in \[1, 1\]"):
         BoxSets(whole, torch.ones(1, 1), torch.tensor([0]), torch.zeros(1, dtype=torch.bool))
@@ -109,7 +110,8 @@ def test_from_lists_refuses_wrong_shapes_and_short_scores():
 
 def test_fields_must_be_tensors():
     with pytest.raises(TypeError, match="BoxSets.boxes must be a tensor; got list"):
-        BoxSets([[[0.1, 0.1, 0.5, 0.5]]], torch.ones(1, 1), torch.ones(1, dtype=torch.int64), torch.zeros(1, dtype=torch.bool))
+        BoxSets([[[0.1, 0.1, 0.5, 0.5]]], torch.ones(1, 1), torch.ones(1, dtype=torch.int64),
+                torch.zeros(1, dtype=torch.bool))
 
 
 @pytest.mark.parametrize(

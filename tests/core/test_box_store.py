@@ -21,7 +21,8 @@ def _sets(n, k=2, seed=0):
     """``n`` random valid box sets with 1..k boxes each, scores best first."""
     generator = torch.Generator().manual_seed(seed)
     corners = torch.rand(n, k, 2, 2, generator=generator).sort(dim=2).values  # (x, y) low/high
-    boxes = torch.stack([corners[..., 0, 0], corners[..., 0, 1], corners[..., 1, 0] + 1e-3, corners[..., 1, 1] + 1e-3], dim=-1)
+    boxes = torch.stack([corners[..., 0, 0], corners[..., 0, 1], corners[..., 1, 0] + 1e-3, corners[..., 1, 1] + 1e-3],
+                        dim=-1)
     boxes = boxes.clamp(0, 1)
     scores = torch.rand(n, k, generator=generator).sort(dim=1, descending=True).values
     counts = torch.randint(1, k + 1, (n,), generator=generator)
@@ -67,7 +68,8 @@ def test_update_get_padding_and_versions():
     store = BoxStore(5, max_boxes=2)
     assert store.version == 0 and store.get(3) is None and len(store) == 5
     three = BoxSets.from_lists(
-        [torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.1, 0.1, 0.2, 0.2]]), torch.tensor([[0.2, 0.2, 0.4, 0.4]])],
+        [torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.1, 0.1, 0.2, 0.2]]),
+         torch.tensor([[0.2, 0.2, 0.4, 0.4]])],
         scores=[torch.tensor([3.0, 2.0, 1.0]), torch.tensor([0.5])],
     )
     store.update([3, 1], three)
@@ -193,14 +195,20 @@ def _set_item(key, index, value):
         (_set_item("counts", 1, -1), ValueError, r"count of sample 1 must lie in \[0, 2\]; got -1"),
         (_set_item("counts", 1, 3), ValueError, r"count of sample 1 must lie in \[0, 2\]; got 3"),
         (_set_item("boxes", (2, 0), torch.tensor([0.5, 0.5, 0.4, 0.9])), ValueError, "box 0 of sample 2 is inverted"),
-        (_set_item("boxes", (3, 0), torch.tensor([0.0, 0.0, 1.5, 1.0])), ValueError, r"box 0 of sample 3 lies outside \[0, 1\]"),
-        (_set_item("boxes", (0, 0), torch.tensor([0.0, float("nan"), 0.5, 1.0])), ValueError, "box 0 of sample 0 is not finite"),
+        (_set_item("boxes", (3, 0), torch.tensor([0.0, 0.0, 1.5, 1.0])), ValueError,
+         r"box 0 of sample 3 lies outside \[0, 1\]"),
+        (_set_item("boxes", (0, 0), torch.tensor([0.0, float("nan"), 0.5, 1.0])), ValueError,
+         "box 0 of sample 0 is not finite"),
         (_set_item("scores", (0, 0), -1.0), ValueError, "score 0 of sample 0 must be finite and >= 0; got -1.0"),
-        (lambda s: s.__setitem__("boxes", s["boxes"][:3]), ValueError, r"boxes must have shape \(4, 2, 4\); got \(3, 2, 4\) \(truncated"),
-        (lambda s: s.__setitem__("scores", s["scores"][:, :1]), ValueError, r"scores must have shape \(4, 2\); got \(4, 1\)"),
+        (lambda s: s.__setitem__("boxes", s["boxes"][:3]), ValueError,
+         r"boxes must have shape \(4, 2, 4\); got \(3, 2, 4\) \(truncated"),
+        (lambda s: s.__setitem__("scores", s["scores"][:, :1]), ValueError,
+         r"scores must have shape \(4, 2\); got \(4, 1\)"),
         (lambda s: s.__setitem__("counts", s["counts"][:2]), ValueError, r"counts must have shape \(4,\); got \(2,\)"),
-        (lambda s: s.__setitem__("counts", s["counts"].float()), TypeError, "counts must have an integer dtype; got torch.float32"),
-        (lambda s: s.__setitem__("boxes", s["boxes"].long()), TypeError, "boxes must have a floating point dtype; got torch.int64"),
+        (lambda s: s.__setitem__("counts", s["counts"].float()), TypeError,
+         "counts must have an integer dtype; got torch.float32"),
+        (lambda s: s.__setitem__("boxes", s["boxes"].long()), TypeError,
+         "boxes must have a floating point dtype; got torch.int64"),
         (_set("boxes", "abc"), TypeError, "boxes must be a tensor; got str"),
         (_set("max_boxes", 1.5), ValueError, r"max_boxes must be an integer in \[1, 127\]; got 1.5"),
         (_set("max_boxes", 3), ValueError, r"boxes must have shape \(4, 3, 4\); got \(4, 2, 4\)"),
@@ -211,7 +219,8 @@ def _set_item(key, index, value):
 def test_a_bad_state_is_refused_and_leaves_the_store_unchanged(change, error, message):
     store = _filled_store()
     store.update([1], _sets(1, seed=3), new_version=False)  # the live store differs from the state
-    before = {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in store.state_dict().items()}
+    before = {key: value.clone() if isinstance(value, torch.Tensor) else value
+              for key, value in store.state_dict().items()}
     state = _corrupt(change)
     if error is None:
         store.load_state_dict(state)

@@ -97,11 +97,13 @@ def test_scale_reference_box_draws_areas_relative_to_the_box():
     ranged = ContrastiveCrop(32, scale=(0.2, 1.0), scale_reference="box")
     image_ranged = ContrastiveCrop(32, scale=(0.2, 1.0))
     generator = _generator(3)
-    box_areas = np.array([(p["height"] * p["width"]) for p in (ranged.make_params((1000, 1000), boxes, generator) for _ in range(500))])
+    box_areas = np.array([(p["height"] * p["width"])
+                          for p in (ranged.make_params((1000, 1000), boxes, generator) for _ in range(500))])
     fractions = box_areas / (200 * 400)
     assert fractions.min() >= 0.19 and fractions.max() <= 1.02
     assert stats.kstest(fractions.clip(0.2, 1.0), stats.uniform(0.2, 0.8).cdf).pvalue > 0.001
-    image_areas = np.array([(p["height"] * p["width"]) for p in (image_ranged.make_params((1000, 1000), boxes, generator) for _ in range(500))])
+    image_areas = np.array([(p["height"] * p["width"])
+                            for p in (image_ranged.make_params((1000, 1000), boxes, generator) for _ in range(500))])
     assert image_areas.min() >= 0.19 * 1000 * 1000  # relative to the image: much larger crops
     # a box smaller than a pixel still gives a valid crop
     tiny = ranged.make_params((50, 50), torch.tensor([[0.5, 0.5, 0.505, 0.505]]), generator)
@@ -119,7 +121,8 @@ def test_choose_box_frequencies_follow_scores():
     assert stats.chisquare(picks, n * np.array([0.4, 0.35, 0.25])).pvalue < 1e-4  # power
     # make_params draws its box the same way
     crop = ContrastiveCrop(16)
-    made = np.bincount([crop.make_params((64, 64), boxes, generator, scores=scores)["box_index"] for _ in range(n)], minlength=3)
+    made = np.bincount([crop.make_params((64, 64), boxes, generator, scores=scores)["box_index"] for _ in range(n)],
+                       minlength=3)
     assert stats.chisquare(made, n * np.array([0.5, 0.3, 0.2])).pvalue > 0.01
     # no scores, zero or non-finite scores: uniform
     for weights in (None, torch.zeros(3), torch.tensor([1.0, float("nan"), 1.0])):
@@ -181,7 +184,8 @@ def test_boxes_of_the_wrong_shape_are_named(boxes, message):
 def test_boxes_as_a_list_or_array_are_accepted_like_a_tensor():
     crop = ContrastiveCrop(16)
     rows = [[0.1, 0.2, 0.6, 0.9], [0.5, 0.0, 1.0, 0.5]]
-    expected = crop.make_params((80, 60), torch.tensor(rows, dtype=torch.float64), _generator(3), scores=torch.tensor([1.0, 3.0]))
+    expected = crop.make_params((80, 60), torch.tensor(rows, dtype=torch.float64), _generator(3),
+                                scores=torch.tensor([1.0, 3.0]))
     assert crop.make_params((80, 60), rows, _generator(3), scores=[1.0, 3.0]) == expected
     assert crop.make_params((80, 60), np.array(rows), _generator(3), scores=np.array([1.0, 3.0])) == expected
 
@@ -207,8 +211,10 @@ class _PlainBeta:
 
 @pytest.mark.parametrize("sampler", ["beta", "uniform"])
 def test_the_fast_sampler_path_gives_the_same_crops_as_the_sampler_call(sampler):
-    fast = ContrastiveCrop(16, sampler=sampler, alpha=0.3) if sampler == "beta" else ContrastiveCrop(16, sampler=sampler)
-    plain_sampler = _PlainBeta(0.3) if sampler == "beta" else (lambda low, high, c, e, g=None: get_sampler("uniform")(low, high, c, e, g))
+    fast = (ContrastiveCrop(16, sampler=sampler, alpha=0.3) if sampler == "beta"
+            else ContrastiveCrop(16, sampler=sampler))
+    plain_sampler = (_PlainBeta(0.3) if sampler == "beta"
+                     else (lambda low, high, c, e, g=None: get_sampler("uniform")(low, high, c, e, g)))
     plain = ContrastiveCrop(16, sampler=plain_sampler)
     assert fast._quantile is not None and plain._quantile is None
     boxes = torch.tensor([[0.1, 0.1, 0.6, 0.7], [0.4, 0.3, 0.9, 0.8]])
@@ -222,7 +228,8 @@ def test_the_fast_sampler_path_gives_the_same_crops_as_the_sampler_call(sampler)
 # ----------------------------------------------------------------------------- warm-up: boxes=None
 @pytest.mark.parametrize(
     "size, scale, ratio",
-    [((375, 500), (0.2, 1.0), (3 / 4, 4 / 3)), ((32, 32), (0.08, 1.0), (3 / 4, 4 / 3)), ((10, 300), (0.9, 1.0), (3 / 4, 4 / 3))],
+    [((375, 500), (0.2, 1.0), (3 / 4, 4 / 3)), ((32, 32), (0.08, 1.0), (3 / 4, 4 / 3)),
+     ((10, 300), (0.9, 1.0), (3 / 4, 4 / 3))],
 )
 def test_without_boxes_equals_random_resized_crop_under_the_same_seed(size, scale, ratio):
     crop = ContrastiveCrop(16, scale=scale, ratio=ratio, alpha=0.1)
@@ -248,13 +255,15 @@ def test_without_boxes_sizes_and_positions_follow_random_resized_crop():
     size, n = (375, 500), 1500
     crop = ContrastiveCrop(224, alpha=0.1)  # alpha < 1 must not push warm-up crops into corners
     generator = _generator(11)
-    ours = np.array([[p[k] for k in ("top", "left", "height", "width")] for p in (crop.make_params(size, None, generator) for _ in range(n))])
+    ours = np.array([[p[k] for k in ("top", "left", "height", "width")]
+                     for p in (crop.make_params(size, None, generator) for _ in range(n))])
     torch.manual_seed(12)
     image = torch.empty(3, *size)
     theirs = np.array([RandomResizedCrop.get_params(image, [0.2, 1.0], [3 / 4, 4 / 3]) for _ in range(n)])
     for column in range(4):
         assert stats.ks_2samp(ours[:, column], theirs[:, column]).pvalue > 0.001
-    boxed = np.array([[p["top"], p["left"]] for p in (crop.make_params(size, torch.tensor([WHOLE_IMAGE]), generator) for _ in range(n))])
+    boxed = np.array([[p["top"], p["left"]]
+                      for p in (crop.make_params(size, torch.tensor([WHOLE_IMAGE]), generator) for _ in range(n))])
     assert min(stats.ks_2samp(boxed[:, c], theirs[:, c]).pvalue for c in range(2)) < 1e-4  # power
 
 
@@ -262,9 +271,12 @@ def test_without_boxes_sizes_and_positions_follow_random_resized_crop():
 def test_same_seed_same_crops():
     crop = ContrastiveCrop(16)
     boxes = torch.tensor([[0.1, 0.1, 0.6, 0.7], [0.4, 0.3, 0.9, 0.8]])
-    first = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0])) for g in [_generator(5)] for _ in range(30)]
-    again = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0])) for g in [_generator(5)] for _ in range(30)]
-    other = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0])) for g in [_generator(6)] for _ in range(30)]
+    first = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0]))
+             for g in [_generator(5)] for _ in range(30)]
+    again = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0]))
+             for g in [_generator(5)] for _ in range(30)]
+    other = [crop.make_params((120, 90), boxes, g, scores=torch.tensor([1.0, 2.0]))
+             for g in [_generator(6)] for _ in range(30)]
     assert first == again and first != other
     torch.manual_seed(0)
     global_first = [crop.make_params((120, 90), boxes) for _ in range(5)]
@@ -279,7 +291,8 @@ def test_replay_with_params():
     params = crop.make_params(image_size_of(image), boxes, _generator(9))
     seeded = crop(image, boxes, generator=_generator(9))
     replayed = crop(image, params=params)
-    manual = TF.resized_crop(image, params["top"], params["left"], params["height"], params["width"], [20, 24], InterpolationMode.BILINEAR, antialias=True)
+    manual = TF.resized_crop(image, params["top"], params["left"], params["height"], params["width"], [20, 24],
+                             InterpolationMode.BILINEAR, antialias=True)
     assert np.array_equal(np.asarray(seeded), np.asarray(replayed))
     assert np.array_equal(np.asarray(replayed), np.asarray(manual))
     assert replayed.size == (24, 20)
@@ -298,14 +311,17 @@ def test_pil_modes_and_small_images(mode, image_size):
         assert 0 <= params["left"] <= image_size[0] - params["width"]
 
 
-@pytest.mark.parametrize("shape, dtype", [((3, 20, 15), torch.uint8), ((1, 20, 15), torch.float32), ((2, 3, 8, 6), torch.float32)])
+@pytest.mark.parametrize("shape, dtype", [((3, 20, 15), torch.uint8), ((1, 20, 15), torch.float32),
+                                          ((2, 3, 8, 6), torch.float32)])
 def test_tensor_images(shape, dtype):
     image = (torch.rand(shape, generator=_generator()) * 200).to(dtype)
     crop = ContrastiveCrop((16, 12))
     out = crop(image, torch.tensor([[0.0, 0.0, 0.5, 1.0]]), generator=_generator())
     assert out.shape == (*shape[:-2], 16, 12) and out.dtype == dtype
     params = crop.make_params(image.shape[-2:], None, _generator())
-    torch.testing.assert_close(crop(image, params=params), TF.resized_crop(image, params["top"], params["left"], params["height"], params["width"], [16, 12], antialias=True))
+    torch.testing.assert_close(crop(image, params=params),
+                               TF.resized_crop(image, params["top"], params["left"], params["height"], params["width"],
+                                               [16, 12], antialias=True))
 
 
 def test_empty_and_wrong_images():
@@ -329,7 +345,8 @@ def test_a_channels_last_or_channel_less_tensor_is_named():
     # torch.from_numpy(np.array(pil_image)); (0, H, W) failed inside torch's interpolate ("Non-empty 4D data tensor")
     crop = ContrastiveCrop(8)
     for shape in ((20, 24, 3), (20, 24, 1), (20, 24, 4)):
-        with pytest.raises(ValueError, match=rf"shape {re.escape(str(shape))} looks like \(H, W, C\).*pass img.permute\(2, 0, 1\)"):
+        with pytest.raises(ValueError, match=rf"shape {re.escape(str(shape))} looks like \(H, W, C\)"
+                                             r".*pass img.permute\(2, 0, 1\)"):
             crop(torch.zeros(shape, dtype=torch.uint8), torch.tensor([[0.1, 0.1, 0.9, 0.9]]))
     with pytest.raises(ValueError, match=r"needs at least one channel; got shape \(0, 20, 24\)"):
         crop(torch.zeros(0, 20, 24))
@@ -363,7 +380,8 @@ class _NanQuantile:
 
 
 @pytest.mark.parametrize("sampler, got", [
-    (lambda low, high, centre, extent, generator=None: 0.5, "returned 0.5"),  # was "'float' object is not subscriptable"
+    # was "'float' object is not subscriptable"
+    (lambda low, high, centre, extent, generator=None: 0.5, "returned 0.5"),
     (lambda low, high, centre, extent, generator=None: None, "returned None"),
     (lambda low, high, centre, extent, generator=None: np.array([1.0]), r"returned array\(\[1.\]\)"),  # IndexError
     (lambda low, high, centre, extent, generator=None: np.array([np.nan, 0.0]),  # "cannot convert float NaN to integer"
@@ -378,7 +396,8 @@ def test_a_plugin_sampler_returning_something_else_is_named(sampler, got):
 
 def test_alpha_given_to_another_sampler_warns():
     # was silently ignored: ContrastiveCrop(224, sampler="uniform", alpha=0.1) drew uniform centres
-    with pytest.warns(UserWarning, match=r"alpha=0.1 is an option of sampler 'beta' only; sampler 'uniform' ignores it"):
+    with pytest.warns(UserWarning,
+                      match=r"alpha=0.1 is an option of sampler 'beta' only; sampler 'uniform' ignores it"):
         ContrastiveCrop(8, sampler="uniform", alpha=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -435,7 +454,8 @@ def test_box_reference_on_a_whole_image_box_still_varies_the_crop():
     generator = torch.Generator().manual_seed(0)
     whole = torch.tensor([WHOLE_IMAGE])
     areas = torch.tensor(
-        [p["height"] * p["width"] / 100**2 for p in (crop.make_params((100, 100), whole, generator) for _ in range(400))]
+        [p["height"] * p["width"] / 100**2
+         for p in (crop.make_params((100, 100), whole, generator) for _ in range(400))]
     )
     assert areas.min() >= 0.24 and areas.max() <= 1.0
     assert (areas > 0.98).float().mean() < 0.1  # not the image every time
@@ -457,7 +477,8 @@ def test_box_reference_without_boxes_treats_the_image_as_the_box():
 
 
 @pytest.mark.parametrize("size, shown", [(3, "3"), ((10, 10, 3), r"\(10, 10, 3\)"), ((10.5, 10), r"\(10.5, 10\)"),
-                                         ("ab", "'ab'"), ((float("inf"), 10), r"\(inf, 10\)"), ((True, 4), r"\(True, 4\)")])
+                                         ("ab", "'ab'"), ((float("inf"), 10), r"\(inf, 10\)"),
+                                         ((True, 4), r"\(True, 4\)")])
 def test_image_size_must_be_a_pair_of_ints_not_cut_or_truncated(size, shown):
     with pytest.raises(ValueError, match=rf"image_size must be a positive \(height, width\); got {shown}$"):
         ContrastiveCrop(8).make_params(size, torch.tensor([[0.1, 0.1, 0.5, 0.5]]))

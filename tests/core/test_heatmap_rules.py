@@ -16,7 +16,8 @@ from ccrop_plugins.heatmap_rules.basic import clip_border
 from ccrop_plugins.heatmaps import normalize_maps
 
 sys.path.insert(0, str(Path(__file__).parent))  # feature_scenes
-from feature_scenes import SIZE, C, assert_every_object_outlined, boxes_of, ddt_dataset, degenerate, descriptors  # noqa: E402
+from feature_scenes import (SIZE, C, assert_every_object_outlined, boxes_of, ddt_dataset, degenerate,  # noqa: E402
+                            descriptors)
 from feature_scenes import exact, scene  # noqa: E402
 
 

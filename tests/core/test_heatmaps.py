@@ -29,7 +29,8 @@ def test_channel_sum_min_max_at_feature_resolution():
 def test_upsampling_is_bilinear_after_normalisation():
     features = _features()
     maps = heatmaps_from_features(features, size=(16, 24))
-    expected = F.interpolate(heatmaps_from_features(features)[:, None], size=(16, 24), mode="bilinear", align_corners=False)
+    expected = F.interpolate(heatmaps_from_features(features)[:, None], size=(16, 24), mode="bilinear",
+                             align_corners=False)
     torch.testing.assert_close(maps, expected[:, 0].clamp(0, 1))
     assert heatmaps_from_features(features, size=8).shape == (3, 8, 8)
     assert 0.0 <= float(maps.min()) and float(maps.max()) <= 1.0
@@ -80,7 +81,8 @@ def test_bad_feature_shape():
         heatmaps_from_features(torch.zeros(3, 4, 4))
 
 
-@pytest.mark.parametrize("source, target", [((7, 7), (224, 224)), ((4, 4), (32, 32)), ((2, 3), (64, 50)), ((1, 1), (8, 8)), ((8, 8), (4, 4))])
+@pytest.mark.parametrize("source, target", [((7, 7), (224, 224)), ((4, 4), (32, 32)), ((2, 3), (64, 50)),
+                                            ((1, 1), (8, 8)), ((8, 8), (4, 4))])
 def test_matrix_upsampling_equals_torch_bilinear(source, target):
     from ccrop_plugins.heatmaps import upsample_bilinear
 
@@ -117,7 +119,8 @@ def test_a_heatmap_method_returning_4d_maps_is_refused_by_name():
     def keep_channels(features):
         return features
 
-    with pytest.raises(ValueError, match=r"heatmap method .*keep_channels returned \(3, 5, 4, 6\); expected maps \(N, h, w\) = \(3, 4, 6\)"):
+    with pytest.raises(ValueError, match=r"heatmap method .*keep_channels returned \(3, 5, 4, 6\); "
+                                         r"expected maps \(N, h, w\) = \(3, 4, 6\)"):
         heatmaps_from_features(_features(), method=keep_channels)
     with pytest.raises(ValueError, match=r"returned list"):
         heatmaps_from_features(_features(), method=lambda f: [1])

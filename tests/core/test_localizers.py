@@ -118,7 +118,8 @@ def test_pooled_boxes_contain_the_exact_box_within_one_cell(size, resolution):
         assert len(exact_boxes) == len(pooled_boxes) == len(blobs)
         tolerance = torch.tensor([cell / width, cell / height, cell / width, cell / height])
         for box in exact_boxes:
-            containing = [p for p in pooled_boxes if (p[:2] <= box[:2] + 1e-6).all() and (p[2:] >= box[2:] - 1e-6).all()]
+            containing = [p for p in pooled_boxes
+                          if (p[:2] <= box[:2] + 1e-6).all() and (p[2:] >= box[2:] - 1e-6).all()]
             assert len(containing) >= 1, f"no pooled box contains {box.tolist()}"
             excess = torch.cat([box[:2] - containing[0][:2], containing[0][2:] - box[2:]])
             assert (excess < tolerance - 1e-6).all(), (box.tolist(), containing[0].tolist(), cell)
@@ -149,7 +150,8 @@ def test_max_boxes_keeps_the_heaviest_ranked_by_mass():
     size = (60, 60)
     # Five blobs; mass above the threshold 0.1 = area * (value - 0.1): 9*0.9=8.1, 16*0.4=6.4, 4*0.8=3.2,
     # 25*0.7=17.5, 1*0.85=0.85
-    blobs = [(0, 0, 3, 3, 1.0), (10, 10, 14, 14, 0.5), (30, 0, 32, 2, 0.9), (40, 40, 45, 45, 0.8), (55, 55, 56, 56, 0.95)]
+    blobs = [(0, 0, 3, 3, 1.0), (10, 10, 14, 14, 0.5), (30, 0, 32, 2, 0.9), (40, 40, 45, 45, 0.8),
+             (55, 55, 56, 56, 0.95)]
     heat = blob_map(size, blobs)[None]
     sets = get_localizer("components", max_boxes=3, min_area=0.0, label_resolution=None)(heat)
     assert sets.max_boxes == 3 and sets.counts.tolist() == [3]
@@ -243,7 +245,7 @@ def test_options_that_are_not_numbers_are_named_not_converted(bad, shown):
         get_localizer("components", label_resolution=float("inf"))
     assert get_localizer("components", label_resolution=2.0, min_area=np.float32(0.5)).label_resolution == 2
 
-# ----------------------------------------------------------------------------- issue 12, adaptive thresholds, speed paths
+# ------------------------------------------------------------------------ issue 12, adaptive thresholds, speed paths
 @pytest.mark.parametrize("bad", [1.5, True, "2", None])
 def test_max_boxes_must_be_an_integer_not_rounded(bad):
     with pytest.raises((TypeError, ValueError), match=r"max_boxes must be a positive integer; got"):
@@ -301,7 +303,8 @@ def test_the_papers_box_takes_a_per_image_threshold_too(rule):
     torch.testing.assert_close(sets[1][0], torch.tensor([exact_box(4, 4, 12, 12, size)]))
 
 
-@pytest.mark.parametrize("size, resolution", [((64, 64), 16), ((64, 64), 32), ((64, 64), 8), ((60, 60), 20), ((62, 50), 16)])
+@pytest.mark.parametrize("size, resolution",
+                         [((64, 64), 16), ((64, 64), 32), ((64, 64), 8), ((60, 60), 20), ((62, 50), 16)])
 def test_pooled_paths_agree_with_max_pooling(size, resolution):
     """The word-packed pooling (cells of 2, 4, 8 px), the generic one and a plain max-pool give the same cells."""
     generator = torch.Generator().manual_seed(7)
@@ -316,7 +319,8 @@ def test_pooled_paths_agree_with_max_pooling(size, resolution):
         labels, count = ndimage.label(pooled[i].numpy(), structure=np_ones3())
         assert int(sets.counts[i]) == max(count, 1)
         expected = sorted(
-            [min(s[1].start * cell / size[1], 1), min(s[0].start * cell / size[0], 1), min(s[1].stop * cell / size[1], 1), min(s[0].stop * cell / size[0], 1)]
+            [min(s[1].start * cell / size[1], 1), min(s[0].start * cell / size[0], 1),
+             min(s[1].stop * cell / size[1], 1), min(s[0].stop * cell / size[0], 1)]
             for s in ndimage.find_objects(labels)
         )
         torch.testing.assert_close(torch.tensor(sorted(sets[i][0].tolist())), torch.tensor(expected))
@@ -377,7 +381,8 @@ def test_a_soft_halo_adds_its_core_and_a_flat_blob_adds_nothing():
     flat = blob_map(size, [(5, 5, 25, 25, 0.8)])
     sets = get_localizer("components", label_resolution=None, core_level=0.3)(torch.stack([halo, flat]))
     assert sets.counts.tolist() == [2, 1]
-    torch.testing.assert_close(sets[0][0], torch.tensor([exact_box(5, 5, 35, 35, size), exact_box(16, 18, 24, 26, size)]))
+    torch.testing.assert_close(sets[0][0],
+                               torch.tensor([exact_box(5, 5, 35, 35, size), exact_box(16, 18, 24, 26, size)]))
     torch.testing.assert_close(sets[1][0], torch.tensor([exact_box(5, 5, 25, 25, size)]))
 
 

@@ -91,7 +91,8 @@ def test_unknown_names_list_the_available_ones():
         get_sampler("betta")
     with pytest.raises(ValueError, match="^unknown localizer 'box'; available: bbox, components$"):
         get_localizer("box")
-    with pytest.raises(ValueError, match=r"^unknown heatmap 'cam'; available: ([a-z_]+, )*channel_norm, channel_sum(, [a-z_]+)*$"):
+    with pytest.raises(ValueError,
+                       match=r"^unknown heatmap 'cam'; available: ([a-z_]+, )*channel_norm, channel_sum(, [a-z_]+)*$"):
         get_heatmap("cam")
     with pytest.raises(ValueError, match="unknown plugin kind 'samplers'; available: heatmap, localizer, sampler"):
         registry("samplers")
@@ -113,7 +114,8 @@ def test_bad_options_list_the_accepted_ones():
         "localizer 'components' (from ccrop-plugins) does not accept options ['treshold']; "
         "accepted: threshold, max_boxes, min_area, label_resolution, core_level"
     )
-    with pytest.raises(TypeError, match=r"sampler 'uniform' \(from ccrop-plugins\) does not accept options \['alpha'\]; accepted: none"):
+    with pytest.raises(TypeError, match=r"sampler 'uniform' \(from ccrop-plugins\) does not accept options "
+                                        r"\['alpha'\]; accepted: none"):
         get_sampler("uniform", alpha=0.5)
     with pytest.raises(TypeError, match=r"does not accept options \['alpah'\]; accepted: alpha$"):
         get_sampler("beta", alpah=0.6, alpha=0.5)  # only the unknown option is named, not the accepted alpha
@@ -151,7 +153,8 @@ def _no_plugin_leaks():
 
 
 def test_a_duplicate_name_is_refused_for_the_later_plugin_only(duplicate_plugin):
-    with pytest.warns(PluginWarning, match="refused sampler 'beta' of duplicate-plugin: sampler 'beta' is already registered by ccrop-plugins"):
+    with pytest.warns(PluginWarning, match="refused sampler 'beta' of duplicate-plugin: "
+                                           "sampler 'beta' is already registered by ccrop-plugins"):
         assert isinstance(get_sampler("beta"), BetaSampler)  # the built-in is kept
     assert isinstance(get_sampler("uniform"), UniformSampler)
     assert get_localizer("bbox") is not None  # other kinds are unaffected
@@ -173,9 +176,11 @@ def test_the_other_names_of_a_plugin_with_a_duplicate_still_work():
 
 
 def test_bad_registrations_are_refused_naming_the_provider():
-    with _plugin(BadNamePlugin(), "bad-name-plugin"), pytest.warns(PluginWarning, match="refused localizer '' of bad-name-plugin: invalid name ''"):
+    with _plugin(BadNamePlugin(), "bad-name-plugin"), \
+            pytest.warns(PluginWarning, match="refused localizer '' of bad-name-plugin: invalid name ''"):
         assert get_localizer("bbox") is not None
-        assert ("localizer", "", "bad-name-plugin") in [(e.kind, e.name, e.provider) for e in list_plugins(True) if e.broken]
+        broken = [(e.kind, e.name, e.provider) for e in list_plugins(True) if e.broken]
+        assert ("localizer", "", "bad-name-plugin") in broken
 
 
 class RaisingPlugin:
@@ -186,7 +191,9 @@ class RaisingPlugin:
 
 
 def test_a_hook_that_raises_registers_nothing_and_the_rest_works():
-    with _plugin(RaisingPlugin(), "raising"), pytest.warns(PluginWarning, match="raising: its ccrop_register_samplers hook raised RuntimeError: half-way"):
+    with _plugin(RaisingPlugin(), "raising"), \
+            pytest.warns(PluginWarning,
+                         match="raising: its ccrop_register_samplers hook raised RuntimeError: half-way"):
         assert sorted(registry("sampler")) == ["beta", "gaussian", "uniform"]
 
 
@@ -271,7 +278,8 @@ def fake_distributions(tmp_path, monkeypatch):
 def test_a_plugin_that_raises_on_import_is_skipped_and_the_rest_works(fake_distributions):
     fake_distributions("ccrop-broken-fake", "ccrop_broken_fake", "raise ImportError('needs torch 9')")
     fake_distributions("ccrop-good-fake", "ccrop_good_fake", GOOD_PLUGIN)
-    with pytest.warns(PluginWarning, match=r"skipped plugin 'ccrop_broken_fake' of distribution ccrop-broken-fake: cannot load 'ccrop_broken_fake': ImportError: needs torch 9"):
+    with pytest.warns(PluginWarning, match=r"skipped plugin 'ccrop_broken_fake' of distribution ccrop-broken-fake: "
+                                           r"cannot load 'ccrop_broken_fake': ImportError: needs torch 9"):
         fake_distributions.load()
     assert sorted(registry("sampler")) == ["beta", "fake_edge", "gaussian", "uniform"]
     assert registry("sampler")["fake_edge"].provider == "ccrop-good-fake"
@@ -298,7 +306,8 @@ def test_a_misspelled_hook_skips_that_plugin(fake_distributions):
             register("typo", object)
         """,
     )
-    with pytest.warns(PluginWarning, match="ccrop-typo-fake: unknown hook 'ccrop_register_sampler'; available: .*ccrop_register_samplers"):
+    with pytest.warns(PluginWarning, match="ccrop-typo-fake: unknown hook 'ccrop_register_sampler'; "
+                                           "available: .*ccrop_register_samplers"):
         fake_distributions.load()
     assert sorted(registry("sampler")) == ["beta", "gaussian", "uniform"]
     assert plugin_manager.get_plugin("ccrop_typo_fake") is None
@@ -307,7 +316,8 @@ def test_a_misspelled_hook_skips_that_plugin(fake_distributions):
 def test_an_installed_plugin_reusing_a_builtin_name_loses_that_name_only(fake_distributions):
     fake_distributions("ccrop-good-fake", "ccrop_good_fake", GOOD_PLUGIN + '    register("beta", Edge)\n')
     fake_distributions.load()
-    with pytest.warns(PluginWarning, match="refused sampler 'beta' of ccrop-good-fake: sampler 'beta' is already registered by ccrop-plugins"):
+    with pytest.warns(PluginWarning, match="refused sampler 'beta' of ccrop-good-fake: "
+                                           "sampler 'beta' is already registered by ccrop-plugins"):
         assert isinstance(get_sampler("beta"), BetaSampler)
     assert registry("sampler")["fake_edge"].provider == "ccrop-good-fake"
 
@@ -322,8 +332,10 @@ def test_ccrop_plugins_command_lists_broken_plugins(fake_distributions, capsys):
     assert ["sampler", "fake_edge", "ccrop-good-fake"] in [line.split() for line in lines]
     broken = [line for line in lines if "BROKEN" in line]
     assert len(broken) == 2
-    assert broken[0].split()[:3] == ["plugin", "ccrop_broken_fake", "ccrop-broken-fake"] and "ImportError: needs torch 9" in broken[0]
-    assert broken[1].split()[:3] == ["sampler", "beta", "ccrop-good-fake"] and "already registered by ccrop-plugins" in broken[1]
+    assert broken[0].split()[:3] == ["plugin", "ccrop_broken_fake", "ccrop-broken-fake"]
+    assert "ImportError: needs torch 9" in broken[0]
+    assert broken[1].split()[:3] == ["sampler", "beta", "ccrop-good-fake"]
+    assert "already registered by ccrop-plugins" in broken[1]
 
 
 def test_ccrop_plugins_command(capsys):

@@ -86,7 +86,8 @@ def test_refresh_with_a_plain_function_gives_exact_boxes_and_statistics():
     images = _blob_images()
     batches = [(images[:2], torch.tensor([5, 2])), (images[2:], torch.tensor([0, 7]))]
     store = BoxStore(8, max_boxes=2)
-    stats = refresh_boxes(lambda x: x, batches, store, localizer="components", localizer_options={"min_area": 0.0}, progress=False)
+    stats = refresh_boxes(lambda x: x, batches, store, localizer="components", localizer_options={"min_area": 0.0},
+                          progress=False)
     assert store.version == stats.version == 1
     torch.testing.assert_close(store.get(5)[0], torch.tensor([[2 / 16, 4 / 16, 10 / 16, 8 / 16]]))
     torch.testing.assert_close(store.get(2)[0], torch.tensor([[8 / 16, 10 / 16, 1.0, 1.0], [0.0, 0.0, 4 / 16, 4 / 16]]))
@@ -98,13 +99,15 @@ def test_refresh_with_a_plain_function_gives_exact_boxes_and_statistics():
     areas = [8 * 4 / 256, 48 / 256, 16 / 256, 1.0, 16 / 256]
     assert stats.mean_box_area == pytest.approx(sum(areas) / 5)
     assert stats.images_per_second > 0
-    assert set(stats.as_dict()) == {"images", "seconds", "images_per_second", "mean_boxes", "mean_box_area", "fallback_fraction", "version"}
+    assert set(stats.as_dict()) == {"images", "seconds", "images_per_second", "mean_boxes", "mean_box_area",
+                                    "fallback_fraction", "version"}
 
 
 def test_bbox_threshold_heatmap_size_tuple_features_and_callable_localizer():
     images = _blob_images()
     store = BoxStore(4, max_boxes=4)
-    stats = refresh_boxes(lambda x: (None, x), [(images, torch.arange(4))], store, localizer="bbox", threshold=0.6, heatmap_size=(32, 32), progress=False)
+    stats = refresh_boxes(lambda x: (None, x), [(images, torch.arange(4))], store, localizer="bbox", threshold=0.6,
+                          heatmap_size=(32, 32), progress=False)
     # threshold 0.6 drops the 0.5 square of image 1; one box per image
     assert store.get(1)[0].shape == (1, 4)
     torch.testing.assert_close(store.get(1)[0], torch.tensor([[0.0, 0.0, 4 / 16, 4 / 16]]), atol=1 / 32, rtol=0)
@@ -209,7 +212,8 @@ def test_a_localizer_returning_a_tensor_is_named():
         return torch.zeros(len(maps), 4)
 
     with pytest.raises(TypeError, match=r"localizer .*tensor_localizer returned Tensor; expected BoxSets"):
-        refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], BoxStore(4), localizer=tensor_localizer, progress=False)
+        refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], BoxStore(4), localizer=tensor_localizer,
+                      progress=False)
 
 
 def test_bad_arguments_and_batches_are_named_before_any_work():
@@ -262,8 +266,10 @@ def test_a_heatmap_method_returning_4d_maps_is_named():
     def keeps_channels(features):
         return features[:, :1]
 
-    with pytest.raises(ValueError, match=r"heatmap method .*keeps_channels returned \(4, 1, 16, 16\); expected maps \(N, h, w\)"):
-        refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], BoxStore(4), heatmap=keeps_channels, progress=False)
+    with pytest.raises(ValueError, match=r"heatmap method .*keeps_channels returned \(4, 1, 16, 16\); "
+                                         r"expected maps \(N, h, w\)"):
+        refresh_boxes(lambda x: x, [(_blob_images(), torch.arange(4))], BoxStore(4), heatmap=keeps_channels,
+                      progress=False)
 
 
 def test_one_by_one_maps_and_an_all_fallback_pass_warn_with_the_numbers():
@@ -286,7 +292,9 @@ def test_dict_features_of_two_stages_and_heatmap_options(extras_plugin):
 
     refresh_boxes(two_stages, [(images, torch.arange(4))], store, localizer_options={"min_area": 0.0}, progress=False)
     torch.testing.assert_close(store.get(0)[0], torch.tensor([[2 / 16, 4 / 16, 10 / 16, 8 / 16]]))
-    with pytest.raises(TypeError, match=r"heatmap 'channel_sum' \(from ccrop-plugins\) takes no options; got \['sign'\]"):
+    with pytest.raises(TypeError,
+                       match=r"heatmap 'channel_sum' \(from ccrop-plugins\) takes no options; got \['sign'\]"):
         refresh_boxes(two_stages, [(images, torch.arange(4))], store, heatmap_options={"sign": "image"}, progress=False)
-    refresh_boxes(two_stages, [(images, torch.arange(4))], store, heatmap="ddt", heatmap_options={"sign": "image"}, progress=False)
+    refresh_boxes(two_stages, [(images, torch.arange(4))], store, heatmap="ddt", heatmap_options={"sign": "image"},
+                  progress=False)
     assert store.version == 2

@@ -13,7 +13,8 @@ def test_shards_cover_every_index_once(length, world_size):
     shards = [list(RefreshSampler(length, rank=r, world_size=world_size)) for r in range(world_size)]
     assert sorted(i for shard in shards for i in shard) == list(range(length))
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
-    assert [len(RefreshSampler(length, rank=r, world_size=world_size)) for r in range(world_size)] == list(map(len, shards))
+    lengths = [len(RefreshSampler(length, rank=r, world_size=world_size)) for r in range(world_size)]
+    assert lengths == list(map(len, shards))
 
 
 def test_without_distributed_it_is_the_whole_dataset_in_order():

@@ -78,7 +78,8 @@ def test_bad_options(value):
 
 @pytest.mark.parametrize("value, shown", [(True, "True"), ("0.5", "'0.5'"), (None, "None"), ([0.5], r"\[0.5\]")])
 def test_options_that_are_not_numbers_are_named_not_converted(value, shown):
-    with pytest.raises(ValueError, match=rf"alpha must be a finite number > 0 \(the paper uses 0.1 to 1.0\); got {shown}$"):
+    with pytest.raises(ValueError, match=r"alpha must be a finite number > 0 \(the paper uses 0.1 to 1.0\); "
+                                         rf"got {shown}$"):
         get_sampler("beta", alpha=value)
     with pytest.raises(ValueError, match=rf"sigma must be a finite number > 0 .*; got {shown}$"):
         get_sampler("gaussian", sigma=value)

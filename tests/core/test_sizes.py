@@ -11,7 +11,8 @@ from ccrop_plugins import height_width
 
 @pytest.mark.parametrize(
     "size, expected",
-    [(32, (32, 32)), ((24, 32), (24, 32)), ([5, 7], (5, 7)), (np.int64(8), (8, 8)), (torch.tensor(9), (9, 9)), (np.array([3, 4]), (3, 4))],
+    [(32, (32, 32)), ((24, 32), (24, 32)), ([5, 7], (5, 7)), (np.int64(8), (8, 8)), (torch.tensor(9), (9, 9)),
+     (np.array([3, 4]), (3, 4))],
 )
 def test_accepted_sizes(size, expected):
     result = height_width(size, "size")

@@ -16,7 +16,8 @@ from ccrop_plugins.plugins import ENTRY_POINT_GROUP, registry
 
 
 def test_the_entry_point_is_in_the_installed_metadata():
-    (entry_point,) = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == "ccrop_extras"]
+    (entry_point,) = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+                      if ep.name == "ccrop_extras"]
     assert entry_point.value == "ccrop_extras.plugin"
     assert entry_point.dist.metadata["Name"] == "ccrop-plugins"
 
@@ -50,7 +51,8 @@ def test_autoload_finds_ddt_and_ncut_and_the_core_alone_does_not_import_them(tmp
 
 def test_without_autoload_ddt_is_unknown_and_the_error_lists_the_available_names():
     assert "ddt" not in registry("heatmap")  # this module does not take the extras_plugin fixture
-    with pytest.raises(ValueError, match="unknown heatmap 'ddt'; available: channel_norm, channel_sum, distinctiveness$"):
+    with pytest.raises(ValueError,
+                       match="unknown heatmap 'ddt'; available: channel_norm, channel_sum, distinctiveness$"):
         get_heatmap("ddt")
 
 
@@ -62,6 +64,7 @@ def test_the_fixture_registers_the_plugin_as_its_entry_point_would(extras_plugin
 def test_docs_plugins_md_shows_the_plugin_module_as_it_is():
     """docs/plugins.md presents ccrop_extras/plugin.py as the real example: its code lines, in order."""
     root = Path(__file__).parents[2]
-    block = re.search(r"```python\n# ccrop_extras/plugin.py\n(.*?)```", (root / "docs" / "plugins.md").read_text(), re.S)
+    block = re.search(r"```python\n# ccrop_extras/plugin.py\n(.*?)```", (root / "docs" / "plugins.md").read_text(),
+                      re.S)
     source = (root / "ccrop_extras" / "plugin.py").read_text().split("from __future__ import annotations\n", 1)[1]
     assert [line for line in block.group(1).splitlines() if line] == [line for line in source.splitlines() if line]

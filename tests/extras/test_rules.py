@@ -12,7 +12,8 @@ from ccrop_plugins import BoxStore, HeatmapPipeline, get_localizer, heatmaps_fro
 from ccrop_plugins.heatmap_rules import distinctiveness
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "core"))  # feature_scenes
-from feature_scenes import C, assert_every_object_outlined, boxes_of, ddt_dataset, degenerate, descriptors, exact  # noqa: E402
+from feature_scenes import (C, assert_every_object_outlined, boxes_of, ddt_dataset, degenerate,  # noqa: E402
+                            descriptors, exact)
 from feature_scenes import scene, three_object_scenes  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("extras_plugin")
@@ -48,7 +49,8 @@ def test_ncut_pools_large_maps_and_checks_options():
     ]:
         with pytest.raises(ValueError, match=message):
             NormalizedCut(**options)
-    with pytest.raises(TypeError, match=r"heatmap 'ncut' .* does not accept options \['objects'\]; accepted: max_objects"):
+    with pytest.raises(TypeError,
+                       match=r"heatmap 'ncut' .* does not accept options \['objects'\]; accepted: max_objects"):
         heatmaps_from_features(features, method="ncut", options={"objects": 2})
 
 
@@ -102,7 +104,8 @@ def test_ddt_statistics_add_up_and_fallback_before_fitting():
     assert abs(float(rule.component @ top)) == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="fitted on 12 channels; got features with 5"):
         rule(torch.randn(1, 5, 4, 4))
-    with pytest.raises(ValueError, match="unknown sign rule 'up' of heatmap 'ddt'; available: dataset, image, border, none"):
+    with pytest.raises(ValueError,
+                       match="unknown sign rule 'up' of heatmap 'ddt'; available: dataset, image, border, none"):
         DatasetPCA(sign="up")
 
 
@@ -112,14 +115,15 @@ def test_refresh_fits_ddt_on_the_pass_and_applies_it_on_the_next():
     store = BoxStore(16, max_boxes=2)
     options = {"threshold": 0.5, "min_area": 0.0, "label_resolution": None}
     refresh_boxes(lambda x: x, batches, store, heatmap="ddt", localizer_options=options, progress=False)
-    fitted = [pipeline for key, pipeline in __import__("ccrop_plugins.refresh", fromlist=["_PIPELINES"])._PIPELINES[store].items()]
+    pipelines = __import__("ccrop_plugins.refresh", fromlist=["_PIPELINES"])._PIPELINES
+    fitted = [pipeline for key, pipeline in pipelines[store].items()]
     assert len(fitted) == 1 and fitted[0].rules[None].fitted  # statistics of pass 1, kept with the store
     refresh_boxes(lambda x: x, batches, store, heatmap="ddt", localizer_options=options, progress=False)
     for i, blob in enumerate(blobs):
         assert store.get(i)[0].tolist() == [exact(*blob)]
     other = BoxStore(16, max_boxes=2)  # another store starts unfitted
     refresh_boxes(lambda x: x, batches[:1], other, heatmap="ddt", localizer_options=options, progress=False)
-    assert list(__import__("ccrop_plugins.refresh", fromlist=["_PIPELINES"])._PIPELINES[other].values())[0].rules[None].fitted
+    assert list(pipelines[other].values())[0].rules[None].fitted
 
 
 @pytest.mark.parametrize("method", ["ddt", "ncut"])
@@ -127,7 +131,8 @@ def test_degenerate_maps_are_finite_and_carry_no_location_when_constant_or_non_f
     features = degenerate()
     pipeline = HeatmapPipeline(method)
     if pipeline.fits:
-        pipeline.finalize({None: pipeline.fit(torch.randn(4, C, 8, 8, generator=torch.Generator().manual_seed(3)))[None]})
+        fitted = pipeline.fit(torch.randn(4, C, 8, 8, generator=torch.Generator().manual_seed(3)))
+        pipeline.finalize({None: fitted[None]})
     maps = pipeline(features, size=16)
     assert maps.shape == (5, 16, 16) and torch.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1
