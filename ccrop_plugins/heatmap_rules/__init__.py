@@ -8,10 +8,7 @@ __all__ = ["channel_norm", "channel_sum", "distinctiveness"]
 
 def __getattr__(name: str) -> type:
     """The old path of ``DatasetPCA`` and ``NormalizedCut``, now in the ``ccrop_extras`` plugin; loaded on use only."""
-    if name == "DatasetPCA":
-        from ccrop_extras.ddt import DatasetPCA
-        return DatasetPCA
-    if name == "NormalizedCut":
-        from ccrop_extras.ncut import NormalizedCut
-        return NormalizedCut
+    if name in ("DatasetPCA", "NormalizedCut"):
+        import ccrop_extras
+        return getattr(ccrop_extras, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

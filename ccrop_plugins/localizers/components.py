@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -169,7 +170,8 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level:
     def work(start: int) -> tuple[np.ndarray, ...]:
         return _chunk_components(heat[start : start + chunk], cell, threshold, start, core_level)
 
-    parts = list(_executor(threads).map(work, starts)) if threads > 1 else [work(start) for start in starts]
+    pool = _executor(os.getpid(), threads) if threads > 1 else None
+    parts = list(pool.map(work, starts)) if pool else [work(start) for start in starts]
     image, extents, area, mass, *core_columns = (np.concatenate(column) for column in zip(*parts))
     cores = None
     if core_level is not None:  # a core's parent: chunk-local component index -> batch index
@@ -271,15 +273,9 @@ def _centre_samples(heat: np.ndarray, cell: int) -> np.ndarray:
     return heat[:, rows][:, :, cols]
 
 
-_EXECUTORS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _executor(threads: int) -> ThreadPoolExecutor:
-    # Keyed by process id too: a forked child (a DataLoader worker) must not reuse the parent's pool (no threads).
-    key = (os.getpid(), threads)
-    if key not in _EXECUTORS:
-        _EXECUTORS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ccrop-components")
-    return _EXECUTORS[key]
+@lru_cache(maxsize=None)  # keyed by process id: a forked child (a DataLoader worker) must not reuse the parent's pool
+def _executor(process_id: int, threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ccrop-components")
 
 
 def _pool_flags(hot: np.ndarray, cell: int) -> np.ndarray:
