@@ -9,13 +9,13 @@ import pytorch_lightning as pl
 import torch.distributed as dist
 from torch import nn
 
-from ccrop_plugins import BoxStore, height_width, images_digest
+from ccrop_plugins import BoxStore, height_width, images_digest, other_images
 
 from .collate import CCropCollate
 from .features import feature_extractor
 from .indexed_dataset import IndexedDataset
 from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options, make_refresh_loader
-from .refresher import BoxRefresher, check_refresh_options, logger, other_images
+from .refresher import BoxRefresher, check_refresh_options, logger
 from .schedule import RefreshSchedule
 from .transforms import _normalize_step
 
@@ -220,7 +220,7 @@ class BoxRefreshCallback(pl.Callback):
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
         saved, store = state_dict.get("images"), state_dict["store"]
-        other = other_images(store, len(self.store), saved is not None and self._digest() not in (None, saved))
+        other = other_images(store, len(self.store), saved, None if saved is None else self._digest())
         if other is not None:
             warnings.warn(
                 f"BoxRefreshCallback: the checkpoint's boxes were made on {other}; ignored, they would crop other "

@@ -12,7 +12,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, refresh_boxes
+from ccrop_plugins import (BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, other_images,
+                           refresh_boxes)
 
 from .collate import CCropCollate
 from .features import feature_extractor
@@ -228,18 +229,6 @@ class BoxRefresher:
             return
         self.store.load_state_dict(state["store"])
         self.last_refresh_epoch = state.get("last_refresh_epoch")
-
-
-def other_images(state: Any, size: int, other_files: bool = False) -> str | None:
-    """What a saved store ``state`` was made on when it is not this dataset of ``size`` images: another count, or,
-    with ``other_files``, the same count of other files (or another order); ``None`` when it fits. Resuming then
-    ignores the boxes (a warning) rather than stopping; a malformed state is left to ``BoxStore.load_state_dict``."""
-    saved = state.get("num_samples") if isinstance(state, dict) else None
-    if isinstance(saved, int) and not isinstance(saved, bool) and saved != size:
-        return f"a dataset of {saved} images, and this one has {size} (images added or removed?)"
-    if other_files:
-        return f"another list of images (the same count, {size}, but other files or another order)"
-    return None
 
 
 def check_refresh_options(

@@ -33,7 +33,7 @@ from mmengine.runner import IterBasedTrainLoop
 from torch import nn
 
 from ccrop_plugins import (BoxStore, HeatmapPipeline, RefreshSchedule, get_localizer, height_width, images_digest,
-                           refresh_boxes)
+                           other_images, refresh_boxes)
 
 from .checkpoint_globals import LoadWindow
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
@@ -274,7 +274,8 @@ class ContrastiveCropHook(Hook):
                     f"(version {state['version']}); ignored, boxes belong to the dataset they were made on: "
                     "warm-up starts afresh (set ContrastiveCropHook(load_boxes=True) to use them)")
             return False
-        other = self._other_images(state, saved.get("images"))
+        digest = saved.get("images")  # the digest of this run's images is read only when the checkpoint has one
+        other = other_images(state, len(self.store), digest, None if digest is None else self._digest())
         if other is not None:
             self._ignored = True
             if is_main_process():
@@ -291,17 +292,6 @@ class ContrastiveCropHook(Hook):
         if resumed:
             self._refreshed_after = saved.get("refreshed_after")
         return resumed and bool(saved.get("refresh_pending"))
-
-    def _other_images(self, state: dict[str, Any], digest: str | None) -> str | None:
-        """What the saved boxes were made on when that is not this run's list of images (another count, or the same
-        count of other files or another order), else ``None``. A malformed state is left to the store's checks."""
-        saved = state.get("num_samples") if isinstance(state, dict) else None
-        if isinstance(saved, int) and not isinstance(saved, bool) and saved != len(self.store):
-            return f"a dataset of {saved} images, and this one has {len(self.store)} (images added or removed?)"
-        if digest is not None and self._digest() not in (None, digest):
-            return (f"another list of images (the same count, {len(self.store)}, but other files or another "
-                    "order)")
-        return None
 
     def _digest(self) -> str | None:
         if self._images_digest is False:
