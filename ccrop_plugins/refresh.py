@@ -82,22 +82,8 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     for what, options in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
-    qualname = getattr(localizer, "__qualname__", None) or type(localizer).__qualname__
-    module = getattr(localizer, "__module__", None) or type(localizer).__module__
-    name = repr(localizer) if isinstance(localizer, str) else f"{module}.{qualname}" if module else qualname
-    if isinstance(localizer, str):  # a named localizer: max_boxes defaults to the store's
-        options = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(localizer_options or {})}
-        if threshold is not None:
-            options["threshold"] = threshold
-        localizer = get_localizer(localizer, **options)
-    elif threshold is not None or localizer_options:  # would be ignored
-        raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer {name} is an "
-                        "object: build it with its options (get_localizer(name, threshold=...))")
-    if device is None:
-        parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
-        device = next((parameter.device for parameter in parameters), torch.device("cpu"))
-    else:
-        device = _checked_device(device)
+    localizer, name = _built_localizer(localizer, store, threshold, localizer_options)
+    device = _checked_device(device, feature_fn)
     refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
                     heatmap_size, device)
     distributed = dist.is_available() and dist.is_initialized()
@@ -201,9 +187,30 @@ def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None)
     return kept[key]
 
 
-def _checked_device(device: torch.device | str | int) -> torch.device:
+def _built_localizer(localizer: str | Callable[[Tensor], BoxSets], store: BoxStore, threshold: float | str | None,
+                     options: Mapping[str, Any] | None) -> tuple[Callable[[Tensor], BoxSets], str]:
+    """The localizer and its name for messages: a named one built with ``options`` (``max_boxes`` defaulting to the
+    store's, but for ``bbox``) and ``threshold``; an object as it is (options for it would be ignored: refused)."""
+    if isinstance(localizer, str):
+        built = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(options or {})}
+        if threshold is not None:
+            built["threshold"] = threshold
+        return get_localizer(localizer, **built), repr(localizer)
+    qualname = getattr(localizer, "__qualname__", None) or type(localizer).__qualname__
+    module = getattr(localizer, "__module__", None) or type(localizer).__module__
+    name = f"{module}.{qualname}" if module else qualname
+    if threshold is not None or options:
+        raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer {name} is an "
+                        "object: build it with its options (get_localizer(name, threshold=...))")
+    return localizer, name
+
+
+def _checked_device(device: torch.device | str | int | None, feature_fn: FeatureFn) -> torch.device:
     """``device`` as a ``torch.device`` that exists here (``'gpu'``, or ``'cuda'`` without a GPU, failed at the first
-    batch, after the loader had started)."""
+    batch, after the loader had started); ``None``: the parameters' device of a module ``feature_fn``, else CPU."""
+    if device is None:
+        parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
+        return next((parameter.device for parameter in parameters), torch.device("cpu"))
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:
