@@ -103,26 +103,15 @@ class BoxRefresher:
     ) -> None:
         if not isinstance(store, BoxStore):
             raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
-        # Both would fail only at the first refresh, after the whole warm-up.
-        if isinstance(loader, Dataset):
-            raise TypeError(f"loader must yield batches (images, indices); got the dataset {type(loader).__name__}: "
-                            "pass make_refresh_loader(dataset, transform=transform)")
-        if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
-            raise TypeError("loader is the training loader (its collate_fn is CCropCollate, which yields augmented "
-                            "views); the refresh needs the plain images: "
-                            "make_refresh_loader(dataset, transform=transform)")
+        _check_loader(loader, store)
         if stages is not None:
             if not isinstance(feature_fn, nn.Module):
-                raise TypeError(f"with stages, feature_fn must be the backbone (an nn.Module); got {type(feature_fn).__name__}")
+                raise TypeError("with stages, feature_fn must be the backbone (an nn.Module); "
+                                f"got {type(feature_fn).__name__}")
             feature_fn = feature_extractor(feature_fn, stages=stages)
         if not callable(feature_fn):
             raise TypeError(f"feature_fn must be callable (images -> feature maps); got {type(feature_fn).__name__}")
         dataset = getattr(loader, "dataset", None)
-        if dataset is not None and hasattr(dataset, "__len__") and len(dataset) != len(store):
-            raise ValueError(
-                f"the refresh loader covers {len(dataset)} samples but the box store holds {len(store)}; "
-                f"create it as BoxStore({len(dataset)})"
-            )
         self.schedule = RefreshSchedule(warmup_epochs, interval, max_epochs)
         check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
         if device is not None:
@@ -261,6 +250,24 @@ def report_refresh(stats: RefreshStats) -> None:
         stats.version, stats.images, stats.mean_boxes, stats.mean_box_area, stats.fallback_fraction,
         stats.images_per_second,
     )
+
+
+def _check_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) -> None:
+    """Refuse a dataset or the training loader as the refresh loader, and a loader of another size than ``store``:
+    each would fail only at the first refresh, after the whole warm-up."""
+    if isinstance(loader, Dataset):
+        raise TypeError(f"loader must yield batches (images, indices); got the dataset {type(loader).__name__}: "
+                        "pass make_refresh_loader(dataset, transform=transform)")
+    if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
+        raise TypeError("loader is the training loader (its collate_fn is CCropCollate, which yields augmented "
+                        "views); the refresh needs the plain images: "
+                        "make_refresh_loader(dataset, transform=transform)")
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and hasattr(dataset, "__len__") and len(dataset) != len(store):
+        raise ValueError(
+            f"the refresh loader covers {len(dataset)} samples but the box store holds {len(store)}; "
+            f"create it as BoxStore({len(dataset)})"
+        )
 
 
 def _checked_device(device: torch.device | str | int) -> torch.device:
