@@ -180,8 +180,8 @@ class BoxRefreshCallback(pl.Callback):
         if collate is not None and not _same_store(collate.store, self.store):
             raise ValueError(
                 f"BoxRefreshCallback refreshes another box store than the one the training DataLoader's CCropCollate "
-                f"reads ({self.store!r} and {collate.store!r}: BoxStore made twice?), so the refreshed boxes would never "
-                "reach the views; give both the same store"
+                f"reads ({self.store!r} and {collate.store!r}: BoxStore made twice?), so the refreshed boxes would "
+                "never reach the views; give both the same store"
             )
         return collate
 
@@ -199,7 +199,9 @@ class BoxRefreshCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.refresher is None:
-            raise RuntimeError("BoxRefreshCallback.on_train_start did not run; add the callback to the Trainer before fit")
+            raise RuntimeError(
+                "BoxRefreshCallback.on_train_start did not run; add the callback to the Trainer before fit"
+            )
         stats = self.refresher.maybe_refresh(trainer.current_epoch)
         if stats is None:
             return
@@ -232,7 +234,8 @@ class BoxRefreshCallback(pl.Callback):
         self.store.load_state_dict(store)
         if int(store["max_boxes"]) > self.store.max_boxes:
             logger.info("BoxRefreshCallback: the checkpoint's box sets hold up to %d boxes per image; this store keeps "
-                        "%d: the best of each set until the next refresh", int(store["max_boxes"]), self.store.max_boxes)
+                        "%d: the best of each set until the next refresh",
+                        int(store["max_boxes"]), self.store.max_boxes)
         self._restored_last_refresh = state_dict.get("last_refresh_epoch")
         if self.refresher is not None:
             self.refresher.last_refresh_epoch = self._restored_last_refresh
@@ -291,7 +294,11 @@ def _same_store(a: BoxStore, b: BoxStore) -> bool:
 def _training_loader(trainer: pl.Trainer) -> Any:
     """The trainer's training DataLoader (or one of several) whose collate function is a ``CCropCollate``, if any."""
     loaders = trainer.train_dataloader
-    candidates = list(loaders.values()) if isinstance(loaders, dict) else list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
+    candidates = (
+        list(loaders.values()) if isinstance(loaders, dict)
+        else list(loaders) if isinstance(loaders, (list, tuple))
+        else [loaders]
+    )
     for loader in candidates:
         if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
             return loader

@@ -163,8 +163,9 @@ def _bad_views(views_of_batch: list[list[Any]], keys: list[Any]) -> None:
         for v, view in enumerate(views):
             if not isinstance(view, Tensor):
                 raise TypeError(
-                    f"view {v} of batch item {position} (key {key!r}) is of type {type(view).__name__}, not a tensor: end each "
-                    "view's transform with ToTensor() (as CCropSimCLRTransform does), so the views can be batched"
+                    f"view {v} of batch item {position} (key {key!r}) is of type {type(view).__name__}, not a tensor: "
+                    "end each view's transform with ToTensor() (as CCropSimCLRTransform does), so the views can be "
+                    "batched"
                 )
             first = views_of_batch[0][v]
             if view.shape != first.shape:

@@ -38,7 +38,11 @@ class IndexedDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         item = read_item(self.dataset, index)
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
-            size = f"a {type(item).__name__} of {len(item)} items" if isinstance(item, (tuple, list)) else type(item).__name__
+            size = (
+                f"a {type(item).__name__} of {len(item)} items"
+                if isinstance(item, (tuple, list))
+                else type(item).__name__
+            )
             raise ValueError(
                 f"item {index} of {type(self.dataset).__name__} is {size}; IndexedDataset expects (image, target) pairs"
             )

@@ -36,7 +36,9 @@ class RefreshImages(Dataset):
         normalize: ``{"mean": [...], "std": [...]}`` as the training views use, or ``None``.
     """
 
-    def __init__(self, dataset: Any, input_size: int | Sequence[int], normalize: Normalize | None = IMAGENET_NORMALIZE) -> None:
+    def __init__(
+        self, dataset: Any, input_size: int | Sequence[int], normalize: Normalize | None = IMAGENET_NORMALIZE
+    ) -> None:
         if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
             raise TypeError(f"dataset must be map-style (with __len__ and __getitem__); got {type(dataset).__name__}")
         self.dataset = dataset
@@ -130,9 +132,13 @@ def _resolve_settings(
             raise TypeError(
                 "make_refresh_loader needs the training transform (transform=...) or input_size; got neither"
             )
-        return input_size, IMAGENET_NORMALIZE if normalize is _FROM_TRANSFORM else normalize  # type: ignore[return-value]
+        return (  # type: ignore[return-value]
+            input_size, IMAGENET_NORMALIZE if normalize is _FROM_TRANSFORM else normalize
+        )
     size_of_views, normalize_of_views = refresh_settings(transform)
-    if normalize is not _FROM_TRANSFORM and not _same_normalize(normalize, normalize_of_views):  # type: ignore[arg-type]
+    if normalize is not _FROM_TRANSFORM and not _same_normalize(
+        normalize, normalize_of_views  # type: ignore[arg-type]
+    ):
         raise ValueError(
             f"normalize={normalize!r} differs from the training views' normalisation {normalize_of_views!r}; "
             "the refresh must see the images as the views do: leave normalize out to take the transform's"

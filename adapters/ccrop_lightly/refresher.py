@@ -276,7 +276,9 @@ def _checked_device(device: torch.device | str | int) -> torch.device:
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): {error}") from None
+        raise ValueError(
+            f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): {error}"
+        ) from None
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: no CUDA device is available here (torch.cuda.is_available() is False); "
                          "use device='cpu' or leave device out (the feature function's own device)")
@@ -307,7 +309,11 @@ def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torc
         maps = {"": output[-1]}
     else:
         maps = {"": output}
-    flat = [name for name, tensor in maps.items() if isinstance(tensor, Tensor) and tensor.ndim == 4 and tensor.shape[-2:].numel() == 1]
+    flat = [
+        name
+        for name, tensor in maps.items()
+        if isinstance(tensor, Tensor) and tensor.ndim == 4 and tensor.shape[-2:].numel() == 1
+    ]
     if not flat:
         return False
     where = "the feature map" if flat == [""] else f"the feature map of stage(s) {', '.join(map(repr, flat))}"

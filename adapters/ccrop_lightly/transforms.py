@@ -31,8 +31,8 @@ from .image_mode import to_rgb
 ImageLike = Image | Tensor
 
 # PIL modes a view's steps take as they are (grayscale: ``Normalize`` spreads it over three channels); any other mode
-# (``P``, ``RGBA``, ``I;16``, ``CMYK``, ``1``...) made colour jitter or ``Normalize`` fail with "image has wrong mode" or
-# a channel mismatch, so it goes through ``to_rgb`` first, as in ``CCropCollate``.
+# (``P``, ``RGBA``, ``I;16``, ``CMYK``, ``1``...) made colour jitter or ``Normalize`` fail with "image has wrong mode"
+# or a channel mismatch, so it goes through ``to_rgb`` first, as in ``CCropCollate``.
 _VIEW_MODES = ("RGB", "L")
 
 
@@ -367,7 +367,11 @@ def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[fl
     size; the normalisation is the ``Normalize`` step found in the view's transform
     (``None`` when it has none).
     """
-    view = getattr(transform, "transform", None) if not isinstance(transform, (CCropMultiViewTransform, CCropViewTransform)) else transform
+    view = (
+        getattr(transform, "transform", None)
+        if not isinstance(transform, (CCropMultiViewTransform, CCropViewTransform))
+        else transform
+    )
     if isinstance(view, CCropMultiViewTransform):
         view = view.transforms[0]
     if not isinstance(view, CCropViewTransform):

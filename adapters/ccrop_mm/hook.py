@@ -116,7 +116,9 @@ class ContrastiveCropHook(Hook):
         try:
             self.schedule = RefreshSchedule(warmup, interval)
         except ValueError as error:
-            raise ValueError(f"ContrastiveCropHook({self._warmup_name}={warmup!r}, interval={interval!r}): {error}") from None
+            raise ValueError(
+                f"ContrastiveCropHook({self._warmup_name}={warmup!r}, interval={interval!r}): {error}"
+            ) from None
         if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or not 1 <= max_boxes <= 127:
             raise ValueError(f"ContrastiveCropHook: max_boxes must be an int in [1, 127]; got {max_boxes!r}")
         for name, value in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
@@ -203,17 +205,20 @@ class ContrastiveCropHook(Hook):
 
     def after_train_epoch(self, runner: Any) -> None:
         s = self.schedule
-        if not self._by_iteration and self.every_n_epochs(runner, s.interval, s.warmup) and not self.is_last_train_epoch(runner):
+        if (not self._by_iteration and self.every_n_epochs(runner, s.interval, s.warmup)
+                and not self.is_last_train_epoch(runner)):
             self._refresh_keeping_checkpoint(runner, f"epoch {runner.epoch + 1}")
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         s = self.schedule
-        if self._by_iteration and self.every_n_train_iters(runner, s.interval, s.warmup) and not self.is_last_train_iter(runner):
+        if (self._by_iteration and self.every_n_train_iters(runner, s.interval, s.warmup)
+                and not self.is_last_train_iter(runner)):
             self._refresh_keeping_checkpoint(runner, f"iteration {runner.iter + 1}")
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         if self.store is not None:
-            checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict(), "refresh_pending": self._failed is not None,
+            checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict(),
+                                          "refresh_pending": self._failed is not None,
                                           "refreshed_after": self._refreshed_after, "images": self._digest()}
 
     def after_run(self, runner: Any) -> None:
@@ -226,8 +231,11 @@ class ContrastiveCropHook(Hook):
         model = _unwrapped(runner.model)
         normalise = Normaliser(getattr(model, "data_preprocessor", None))
         device = next(model.parameters()).device
-        loader = extraction_loader(self._images, self.batch_size or runner.train_dataloader.batch_size or 32,
-                                   runner.train_dataloader.num_workers if self.num_workers is None else self.num_workers)
+        loader = extraction_loader(
+            self._images,
+            self.batch_size or runner.train_dataloader.batch_size or 32,
+            runner.train_dataloader.num_workers if self.num_workers is None else self.num_workers,
+        )
         batches = ((normalise(images, device), indices) for images, indices in loader)
         with warnings.catch_warnings(record=True) as caught:  # the core's warnings, into the run's log
             warnings.simplefilter("always")
@@ -371,8 +379,13 @@ def _unwrapped(model: nn.Module) -> nn.Module:
 def _check_plain_options(batch_size: Any, num_workers: Any, **switches: Any) -> None:
     """The refresh loader's counts and the hook's on/off options, named when wrong."""
     for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")):
-            raise ValueError(f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} int or None; got {value!r}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")
+        ):
+            raise ValueError(
+                f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} "
+                f"int or None; got {value!r}"
+            )
     for name, value in switches.items():
         if value not in (True, False):  # bool('no') is True: a text value would switch it on
             raise TypeError(f"ContrastiveCropHook: {name} must be True or False; got {value!r}")

@@ -45,7 +45,9 @@ def _module_name(model: nn.Module, stage: Stage) -> str:
     if isinstance(stage, str):
         return f"backbone.{stage}" if stage not in modules and f"backbone.{stage}" in modules else stage
     backbone: Any = model.backbone
-    layers = getattr(backbone, "res_layers", None) or [f"layers.{i}" for i in range(len(getattr(backbone, "layers", [])))]
+    layers = getattr(backbone, "res_layers", None) or [
+        f"layers.{i}" for i in range(len(getattr(backbone, "layers", [])))
+    ]
     if not -len(layers) <= stage < len(layers):
         raise ValueError(f"ContrastiveCropHook: feature_stages entry {stage} is not an out_indices entry of "
                          f"{type(backbone).__name__} ({len(layers)} stages: {list(layers)}); name the module instead")

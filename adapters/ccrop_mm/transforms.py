@@ -134,7 +134,9 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
         if misplaced:
             raise TypeError(f"{self._name()} got unexpected arguments {misplaced}; {self.accepted_arguments()}")
         if max_attempts != 10:
-            raise ValueError(f"{self._name()}: max_attempts must be 10 (RandomResizedCrop's tries); got {max_attempts!r}")
+            raise ValueError(
+                f"{self._name()}: max_attempts must be 10 (RandomResizedCrop's tries); got {max_attempts!r}"
+            )
         if interpolation not in INTERPOLATIONS:
             raise ValueError(
                 f"{self._name()}: unknown interpolation {interpolation!r}; available: {', '.join(INTERPOLATIONS)}"
@@ -171,7 +173,9 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
     def _core_names(self, message: str) -> str:
         """Which of this flavour's arguments a core error's ``scale``/``ratio`` range is, if they are named otherwise
         (not for other errors: under mmpretrain ``scale`` is the output size, which the core calls ``size``)."""
-        if self._area_name == "scale" or not message.startswith(("scale must be an increasing", "ratio must be an increasing")):
+        if self._area_name == "scale" or not message.startswith(
+            ("scale must be an increasing", "ratio must be an increasing")
+        ):
             return ""
         return f" (in the core's words: {self._area_name} is its scale, {self._aspect_name} its ratio)"
 
@@ -305,7 +309,9 @@ def build_contrastive_crop(**kwargs: Any) -> BaseContrastiveCrop:
     try:
         inspect.signature(flavour).bind(**kwargs)
     except TypeError as error:
-        raise TypeError(f"ContrastiveCrop under default scope {name!r}: {error}; {flavour.accepted_arguments()}") from None
+        raise TypeError(
+            f"ContrastiveCrop under default scope {name!r}: {error}; {flavour.accepted_arguments()}"
+        ) from None
     try:
         return flavour(**kwargs)
     except TypeError as error:

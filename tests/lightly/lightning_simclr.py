@@ -35,7 +35,11 @@ def tiny_backbone() -> nn.Sequential:
     layers: list[nn.Module] = []
     channels = [3, 16, 32, 64, 64]
     for stage, (cin, cout) in enumerate(zip(channels, channels[1:])):
-        layers += [nn.Conv2d(cin, cout, 3, stride=1 if stage == 0 else 2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+        layers += [
+            nn.Conv2d(cin, cout, 3, stride=1 if stage == 0 else 2, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+        ]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
 
 

@@ -73,10 +73,12 @@ def test_grayscale_rgba_and_palette_images_become_rgb(tmp_path):
 
 def test_store_of_another_size_than_the_dataset_is_refused_at_construction(quadrant_folder):
     dataset = LightlyDataset(str(quadrant_folder))
-    with pytest.raises(ValueError, match=r"box store holds 10 samples but the dataset \(LightlyDataset\) has 16.*BoxStore\(16\)"):
+    with pytest.raises(ValueError,
+                       match=r"box store holds 10 samples but the dataset \(LightlyDataset\) has 16.*BoxStore\(16\)"):
         CCropCollate(CCropSimCLRTransform(), BoxStore(10), dataset=dataset)
     # Larger (a store made for another dataset, or kept from before images were removed) was accepted silently.
-    with pytest.raises(ValueError, match=r"box store holds 20 samples but the dataset \(LightlyDataset\) has 16.*BoxStore\(16\)"):
+    with pytest.raises(ValueError,
+                       match=r"box store holds 20 samples but the dataset \(LightlyDataset\) has 16.*BoxStore\(16\)"):
         CCropCollate(CCropSimCLRTransform(), BoxStore(20), dataset=dataset)
     with pytest.raises(ValueError, match=r"the list of filenames has 3"):
         CCropCollate(CCropSimCLRTransform(), BoxStore(2), filenames=["a", "b", "c"])
@@ -94,7 +96,8 @@ def test_index_outside_a_smaller_store_is_named(quadrant_folder):
     dataset = IndexedDataset(ImageFolder(str(quadrant_folder)))
     collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(12))  # no dataset given: checked per item
     assert collate([dataset[11]])[2] == [11]
-    with pytest.raises(ValueError, match=r"batch item 1 has index 12, outside the box store of 12 samples \(allowed: 0 to 11\)"):
+    with pytest.raises(ValueError,
+                       match=r"batch item 1 has index 12, outside the box store of 12 samples \(allowed: 0 to 11\)"):
         collate([dataset[11], dataset[12]])
 
 
@@ -104,7 +107,8 @@ def test_filename_never_seen_surfaces_from_the_worker_with_its_message(quadrant_
     Image.new("RGB", (8, 8)).save(tmp_path / "other.png")
     collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(1), dataset=LightlyDataset(str(tmp_path)))
     loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate)
-    message = r"batch item 0 has filename 'class_0/img_00.png', which is not one of the dataset's 1 filenames \(e.g. 'other.png'\)"
+    message = (r"batch item 0 has filename 'class_0/img_00.png', which is not one of the dataset's 1 filenames "
+               r"\(e.g. 'other.png'\)")
     first_batch_raises(loader, ValueError, message)
 
 
@@ -119,7 +123,8 @@ def test_other_bad_items_are_named(quadrant_folder):
     with pytest.raises(TypeError, match=r"has key True of type bool"):
         collate([(image, 0, True)])
     transformed = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=8))
-    with pytest.raises(ValueError, match=r"holds 2 images, not one: the dataset already applies a multi-view transform"):
+    with pytest.raises(ValueError,
+                       match=r"holds 2 images, not one: the dataset already applies a multi-view transform"):
         CCropCollate(transform, BoxStore(16), dataset=transformed)([transformed[0]])
     # A single string was read as its characters, an unbound get_filenames or a non-dataset failed in Python's words.
     with pytest.raises(TypeError, match=r"filenames must be a list of the dataset's filenames \(str\).*; got 'abc'"):

@@ -51,7 +51,9 @@ def test_small_image_defaults_are_the_measured_setting(configs_on_path):
     options = importlib.import_module("training_options")
     args = options.parse(options.build_parser("x", temperature=0.5), ["folder"])
     assert (args.stages, args.heatmap, args.threshold) == (["layer2"], "distinctiveness", "otsu")
-    args = options.parse(options.build_parser("x", temperature=0.5), ["folder", "--stages", "last", "--threshold", "0.1"])
+    args = options.parse(
+        options.build_parser("x", temperature=0.5), ["folder", "--stages", "last", "--threshold", "0.1"]
+    )
     assert (args.stages, args.threshold) == (None, 0.1)
 
 

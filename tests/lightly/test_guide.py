@@ -206,7 +206,9 @@ EXAMPLES = {"simclr": "examples/pytorch/simclr.py", "lightning": "examples/pytor
 def test_the_diff_applied_to_lightlys_own_example_runs(name, monkeypatch, tmp_path):
     original = (Path(os.environ["CCROP_LIGHTLY_REPO"]) / EXAMPLES[name]).read_text()
     (diff,) = _blocks("diff", name)
-    program = _apply(original, diff).replace('device = "cuda" if torch.cuda.is_available() else "cpu"', 'device = "cpu"')
+    program = _apply(original, diff).replace(
+        'device = "cuda" if torch.cuda.is_available() else "cpu"', 'device = "cpu"'
+    )
     namespace = _run(program, name, monkeypatch, tmp_path)
     assert namespace["store"].version == 1
 

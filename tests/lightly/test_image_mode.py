@@ -34,7 +34,8 @@ def test_tensor_layouts():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match=r"shape \(2, 4, 5\); allowed: \(H, W\), \(1, H, W\), \(3, H, W\), \(4, H, W\)"):
+    with pytest.raises(ValueError,
+                       match=r"shape \(2, 4, 5\); allowed: \(H, W\), \(1, H, W\), \(3, H, W\), \(4, H, W\)"):
         to_rgb(torch.rand(2, 4, 5))
     with pytest.raises(TypeError, match="got ndarray"):
         to_rgb(np.zeros((4, 4, 3)))
@@ -78,7 +79,8 @@ def test_read_item_names_the_file_of_image_folder_and_lightly_datasets(tmp_path)
     _truncated_jpeg(folder / "zz_broken.jpg")
     for dataset in (ImageFolder(str(tmp_path / "images")), LightlyDataset(str(tmp_path / "images"))):
         assert read_item(dataset, 0)[0].size == (8, 8)
-        with pytest.raises(OSError, match=r"cannot read image '.*zz_broken\.jpg' \(sample 1 of \w+\): OSError: image file is truncated"):
+        with pytest.raises(OSError, match=r"cannot read image '.*zz_broken\.jpg' \(sample 1 of \w+\): "
+                                          r"OSError: image file is truncated"):
             read_item(dataset, 1)
 
 

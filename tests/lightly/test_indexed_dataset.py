@@ -19,7 +19,8 @@ def test_adds_the_index(quadrant_folder):
 def test_bad_datasets_and_items():
     with pytest.raises(TypeError, match="map-style dataset.*got int"):
         IndexedDataset(3)
-    with pytest.raises(ValueError, match=r"item 1 of list is a tuple of 4 items; IndexedDataset expects \(image, target\) pairs"):
+    with pytest.raises(ValueError,
+                       match=r"item 1 of list is a tuple of 4 items; IndexedDataset expects \(image, target\) pairs"):
         IndexedDataset([("a", 0), ("b", 0, "x", "y")])[1]
 
 

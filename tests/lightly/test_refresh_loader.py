@@ -44,7 +44,8 @@ def test_loader_covers_the_dataset_in_order(quadrant_folder):
 
 def test_bad_inputs_are_named(quadrant_folder):
     transformed = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=8))
-    with pytest.raises(ValueError, match="item 0 of LightlyDataset holds 2 images: the dataset applies a multi-view transform"):
+    with pytest.raises(ValueError,
+                       match="item 0 of LightlyDataset holds 2 images: the dataset applies a multi-view transform"):
         RefreshImages(transformed, 8)[0]
     with pytest.raises(ValueError, match="input_size must be a positive int or \\(height, width\\); got 0"):
         RefreshImages([], 0)

@@ -84,7 +84,8 @@ def test_state_dict_round_trip():
 
 
 def test_bad_arguments_fail_at_construction():
-    with pytest.raises(ValueError, match=r"refresh loader covers 8 samples but the box store holds 6; create it as BoxStore\(8\)"):
+    with pytest.raises(ValueError,
+                       match=r"refresh loader covers 8 samples but the box store holds 6; create it as BoxStore\(8\)"):
         _refresher(BoxStore(6), 8)
     with pytest.raises(ValueError, match=r"covers 8 samples but the box store holds 10; create it as BoxStore\(8\)"):
         _refresher(BoxStore(10), 8)  # was accepted: two entries never refreshed

@@ -50,7 +50,9 @@ def _seed(seed: int) -> None:
     random.seed(seed)
 
 
-@pytest.mark.parametrize("ours, theirs", [(CCropSimCLRTransform, SimCLRTransform), (CCropMoCoV2Transform, MoCoV2Transform)])
+@pytest.mark.parametrize(
+    "ours, theirs", [(CCropSimCLRTransform, SimCLRTransform), (CCropMoCoV2Transform, MoCoV2Transform)]
+)
 def test_without_boxes_the_views_equal_lightlys_for_equal_seeds(ours, theirs):
     image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (48, 40, 3), dtype=np.uint8))
     ours, theirs = ours(input_size=32), theirs(input_size=32)
@@ -71,7 +73,9 @@ def _two_region_image() -> Image.Image:
 
 def test_all_views_of_a_sample_crop_around_the_same_box():
     crop = ContrastiveCrop(16, scale=(0.3, 0.6), scale_reference="box", alpha=0.1)
-    views = CCropMultiViewTransform([CCropViewTransform(crop, T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True)]))] * 3)
+    views = CCropMultiViewTransform(
+        [CCropViewTransform(crop, T.Compose([T.ToImage(), T.ToDtype(torch.float32, scale=True)]))] * 3
+    )
     boxes = torch.tensor([[0.05, 0.3, 0.35, 0.7], [0.65, 0.3, 0.95, 0.7]])  # one in each half
     image = _two_region_image()
     torch.manual_seed(0)

@@ -22,7 +22,8 @@ def test_versions_outside_the_range_are_refused_in_one_line(version):
         check_lightly_version(version)
     message = str(error.value)
     assert message == (
-        f"ccrop_lightly supports lightly{SUPPORTED_LIGHTLY}; found lightly {version}: pip install 'lightly{SUPPORTED_LIGHTLY}'"
+        f"ccrop_lightly supports lightly{SUPPORTED_LIGHTLY}; found lightly {version}: "
+        f"pip install 'lightly{SUPPORTED_LIGHTLY}'"
     )
     assert "\n" not in message
 
@@ -54,7 +55,8 @@ def test_import_fails_with_that_line_before_lightly_is_imported():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.splitlines() == [
-        f"ERROR ccrop_lightly supports lightly{SUPPORTED_LIGHTLY}; found lightly 1.4.0: pip install 'lightly{SUPPORTED_LIGHTLY}'",
+        f"ERROR ccrop_lightly supports lightly{SUPPORTED_LIGHTLY}; found lightly 1.4.0: "
+        f"pip install 'lightly{SUPPORTED_LIGHTLY}'",
         "lightly imported: False",
     ]
 

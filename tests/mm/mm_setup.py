@@ -208,7 +208,9 @@ def check_crops(batches: list[dict[str, Any]], refreshed_state: dict[str, Any]) 
                 boxes = refreshed_state["boxes"][index, :count]
             shared = [k for k, box in enumerate(boxes)
                       if crop_fits_box(first[row], box) and crop_fits_box(second[row], box)]
-            assert shared, f"iteration {batch['iter'] + 1}: the views of sample {index} share no box of {boxes.tolist()}"
+            assert shared, (
+                f"iteration {batch['iter'] + 1}: the views of sample {index} share no box of {boxes.tolist()}"
+            )
             if index % 2 == 0:
                 chosen.update(shared)
             pairs += 1

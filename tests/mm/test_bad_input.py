@@ -105,7 +105,8 @@ def test_random_step_before_the_box_choice_is_refused(setup, coordinate_folder, 
     pipeline = cfg.train_dataloader.dataset.pipeline
     pipeline.insert(1, dict(type="RandomFlip", prob=0.5))
     runner = Runner.from_cfg(cfg)
-    with pytest.raises(ValueError, match=r"RandomFlip comes before ContrastiveCrop/ChooseContrastiveBox.*move RandomFlip into the view pipeline"):
+    with pytest.raises(ValueError, match=r"RandomFlip comes before ContrastiveCrop/ChooseContrastiveBox"
+                                         r".*move RandomFlip into the view pipeline"):
         runner.train()
     assert runner.message_hub.get_info("iter", 0) == 0
 
@@ -114,7 +115,8 @@ def test_random_step_before_the_box_choice_is_refused(setup, coordinate_folder, 
     "heatmap, options, message",
     [
         ("channel_sum", dict(sgn=1), r"ContrastiveCropHook: heatmap 'channel_sum' .*takes no options; got \['sgn'\]"),
-        ("distinctiveness", dict(sign=1), r"ContrastiveCropHook: heatmap 'distinctiveness' .*takes no options; got \['sign'\]"),
+        ("distinctiveness", dict(sign=1),
+         r"ContrastiveCropHook: heatmap 'distinctiveness' .*takes no options; got \['sign'\]"),
         ("distinctiveness", "sign", r"ContrastiveCropHook: heatmap_options must be a dict .*or None; got 'sign'"),
     ],
 )
@@ -130,7 +132,8 @@ def test_a_misspelt_hook_argument_lists_the_accepted_ones():
     # was Python's "__init__() got an unexpected keyword argument 'warmup_epoch'", without the accepted names
     from mmengine.registry import HOOKS
 
-    with pytest.raises(TypeError, match=r"ContrastiveCropHook got unknown arguments \['feature_stage', 'warmup_epoch'\]; "
+    with pytest.raises(TypeError, match=r"ContrastiveCropHook got unknown arguments "
+                                        r"\['feature_stage', 'warmup_epoch'\]; "
                                         r"it takes warmup_epochs, interval, .*feature_stages"):
         HOOKS.build(dict(type="ContrastiveCropHook", warmup_epoch=5, feature_stage="backbone.layer2"))
 

@@ -20,7 +20,9 @@ _built_models: set[str] = set()
 
 def test_every_framework_has_configs():
     names = {(p.parent.name, p.name.split("_")[0]) for p in CONFIGS}
-    assert {("mmpretrain", "simclr"), ("mmpretrain", "mocov2"), ("mmselfsup", "simclr"), ("mmselfsup", "mocov2")} <= names
+    assert {
+        ("mmpretrain", "simclr"), ("mmpretrain", "mocov2"), ("mmselfsup", "simclr"), ("mmselfsup", "mocov2")
+    } <= names
     assert sum("multiobj" in p.name for p in CONFIGS) >= 6
 
 
@@ -41,8 +43,9 @@ def test_config_loads_and_builds(path):
         assert hook.localizer_name == "components" and find_instances(pipeline, ChooseContrastiveBox)
     paper = {"simclr": (0.1, 100, 500), "mocov2": (0.6, 20, 100)}[path.name.split("_")[0]]
     if "cpu" not in path.name:
-        assert (crops[0].crop.sampler.alpha, hook.schedule.warmup, hook.schedule.interval, cfg.train_cfg.max_epochs) == (
-            paper[0], paper[1], paper[1], paper[2])
+        assert (
+            crops[0].crop.sampler.alpha, hook.schedule.warmup, hook.schedule.interval, cfg.train_cfg.max_epochs
+        ) == (paper[0], paper[1], paper[1], paper[2])
         assert crops[0].crop.scale == (0.2, 1.0) and hook.localizer.threshold == 0.1
     else:  # the small-image configs use the measured setting (docs/benchmarks/localize.md)
         assert hook.heatmap == "distinctiveness" and hook.localizer.threshold == "otsu"

@@ -74,14 +74,18 @@ def test_load_from_loads_weights_not_another_datasets_boxes(setup, train, coordi
 
 
 @pytest.mark.slow
-def test_a_failing_refresh_keeps_its_checkpoint_and_resume_redoes_it(setup, train, coordinate_folder, tmp_path, monkeypatch):
+def test_a_failing_refresh_keeps_its_checkpoint_and_resume_redoes_it(
+    setup, train, coordinate_folder, tmp_path, monkeypatch
+):
     def broken(*args, **kwargs):
         raise OSError("disk gone")
 
     cfg = _quick(setup, coordinate_folder, tmp_path / "run", "broken_refresh", epochs=2)
     with monkeypatch.context() as patch:
         patch.setattr(ccrop_mm.hook, "refresh_boxes", broken)
-        with pytest.raises(RuntimeError, match=r"ContrastiveCrop refresh failed \(OSError\('disk gone'\)\).*resume") as error:
+        with pytest.raises(
+            RuntimeError, match=r"ContrastiveCrop refresh failed \(OSError\('disk gone'\)\).*resume"
+        ) as error:
             train(cfg)
     assert isinstance(error.value.__cause__, OSError)
     checkpoint = tmp_path / "run" / "epoch_1.pth"  # saved although the refresh after epoch 1 raised
@@ -164,7 +168,9 @@ def test_the_core_warnings_of_a_refresh_reach_the_run_log_once():
 
 
 @pytest.mark.slow
-def test_a_failing_refresh_in_an_iteration_loop_keeps_its_checkpoint(setup, train, coordinate_folder, tmp_path, monkeypatch):
+def test_a_failing_refresh_in_an_iteration_loop_keeps_its_checkpoint(
+    setup, train, coordinate_folder, tmp_path, monkeypatch
+):
     def broken(*args, **kwargs):
         raise ValueError("bad heatmap")
 
@@ -204,7 +210,9 @@ def test_a_longer_run_resumed_from_a_finished_one_catches_up_on_the_skipped_refr
     longer = train(cfg)
     assert [b["version"] for b in _recorder(longer).batches] == [2, 2]  # an uninterrupted run's: [0, 0, 1, 1, 2, 2]
     assert f"lack the refresh due after {loop} {4 if loop == 'iteration' else 2}" in _log(longer)
-    saved = torch.load(tmp_path / "short" / ("iter_4.pth" if loop == "iteration" else "epoch_2.pth"), weights_only=False)
+    saved = torch.load(
+        tmp_path / "short" / ("iter_4.pth" if loop == "iteration" else "epoch_2.pth"), weights_only=False
+    )
     # refreshed after epoch 1 (warm-up 1, interval 1) / iteration 2 (warm-up 2, interval 2)
     assert saved["ccrop"]["refreshed_after"] == (2 if loop == "iteration" else 1)
     assert saved["ccrop"]["box_store"]["version"] == 1
@@ -264,7 +272,9 @@ def test_a_dataset_of_pathlib_image_paths_has_an_images_digest(tmp_path):
 
 
 @pytest.mark.slow
-def test_resumed_boxes_of_a_dataset_of_another_size_are_ignored_and_made_afresh(setup, train, coordinate_folder, tmp_path):
+def test_resumed_boxes_of_a_dataset_of_another_size_are_ignored_and_made_afresh(
+    setup, train, coordinate_folder, tmp_path
+):
     """A resume into a folder with an image added (or removed) stopped with the store's ValueError in before_train,
     while the same count of other files went on: both now warn, naming the two sizes, ignore the saved boxes and,
     a refresh being due before the resumed step, make them afresh at the new size. Also with load_boxes=True."""

@@ -27,7 +27,9 @@ def _warmup_misses(setup, batches):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_two_epochs_refresh_then_crops_in_boxes_and_resume(framework, setup, train, coordinate_folder, tmp_path, monkeypatch):
+def test_two_epochs_refresh_then_crops_in_boxes_and_resume(
+    framework, setup, train, coordinate_folder, tmp_path, monkeypatch
+):
     cfg = setup.small_config(framework, coordinate_folder, tmp_path / "run")
     cfg.custom_hooks.append(dict(type="CropRecorderHook"))
     cfg.experiment_name = f"{framework}_first"

@@ -18,7 +18,9 @@ def test_refresh_steps_are_the_core_schedules(warmup, interval, total, by_iterat
     hook = ContrastiveCropHook(warmup_epochs=warmup, interval=interval)
     hook._by_iteration = by_iteration
     refreshed = []
-    hook._refresh_keeping_checkpoint = lambda runner, after: refreshed.append(runner.iter if by_iteration else runner.epoch)
+    hook._refresh_keeping_checkpoint = lambda runner, after: refreshed.append(
+        runner.iter if by_iteration else runner.epoch
+    )
     for step in range(total):
         runner = SimpleNamespace(epoch=step, iter=step, max_epochs=total, max_iters=total)
         if by_iteration:

@@ -42,8 +42,12 @@ def test_contrastive_crop_takes_the_arguments_of_the_scope():
 
 def test_warm_up_crops_follow_the_frameworks_random_resized_crop():
     _scope("mmpretrain")
-    ours = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.2, 1.0), interpolation="nearest"))
-    theirs = TRANSFORMS.build(dict(type="RandomResizedCrop", scale=32, crop_ratio_range=(0.2, 1.0), interpolation="nearest"))
+    ours = TRANSFORMS.build(
+        dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.2, 1.0), interpolation="nearest")
+    )
+    theirs = TRANSFORMS.build(
+        dict(type="RandomResizedCrop", scale=32, crop_ratio_range=(0.2, 1.0), interpolation="nearest")
+    )
     torch.manual_seed(0)
     np.random.seed(0)
     a = np.array([_decode(ours({"img": _image(), "sample_idx": 0})["img"]) for _ in range(600)])
@@ -90,7 +94,8 @@ def test_missing_sample_idx_is_named():
     "scope, arguments, accepted",
     [
         # mmselfsup-style arguments under the mmpretrain scope (was: "got multiple values for argument 'size'")
-        ("mmpretrain", dict(size=32, scale=(0.2, 1.0), ratio=(0.75, 1.33)), r"unexpected arguments \['ratio', 'size'\]"),
+        ("mmpretrain", dict(size=32, scale=(0.2, 1.0), ratio=(0.75, 1.33)),
+         r"unexpected arguments \['ratio', 'size'\]"),
         # antialias is a torchvision option; mmcv.imresize has none (was: silently ignored)
         ("mmpretrain", dict(scale=32, antialias=False), r"unexpected arguments \['antialias'\]"),
         ("mmselfsup", dict(size=32, crop_ratio_range=(0.2, 1.0)), r"unexpected arguments \['crop_ratio_range'\]"),
@@ -107,7 +112,8 @@ def test_arguments_of_the_other_flavour_name_the_accepted_ones(scope, arguments,
 
 def test_a_misspelt_argument_is_a_type_error_listing_the_accepted_ones():
     _scope("mmpretrain")
-    with pytest.raises(TypeError, match=r"does not know, \['alhpa'\], to sampler 'beta'.*PretrainContrastiveCrop takes scale"):
+    with pytest.raises(TypeError,
+                       match=r"does not know, \['alhpa'\], to sampler 'beta'.*PretrainContrastiveCrop takes scale"):
         TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, alhpa=0.5))
     crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, sampler="gaussian", sigma=0.3))  # a real option
     assert crop.crop.sampler.sigma == 0.3
@@ -132,7 +138,8 @@ def test_a_crop_without_a_hook_warns_once(monkeypatch):
     monkeypatch.setattr(StoreUser, "_warned_no_store", False)
     _scope("mmpretrain")
     crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=16))
-    with pytest.warns(UserWarning, match=r"no ContrastiveCropHook is attached.*RandomResizedCrop crop for the whole run"):
+    with pytest.warns(UserWarning,
+                      match=r"no ContrastiveCropHook is attached.*RandomResizedCrop crop for the whole run"):
         crop({"img": _image(), "sample_idx": 0})
     import warnings
 
@@ -144,7 +151,9 @@ def test_a_crop_without_a_hook_warns_once(monkeypatch):
 def test_chosen_index_means_warm_up_before_boxes_and_stays_inside_a_shorter_set():
     _scope("mmpretrain")
     store = BoxStore(1, max_boxes=2)
-    crop = TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.05, 0.1), interpolation="nearest"))
+    crop = TRANSFORMS.build(
+        dict(type="ContrastiveCrop", scale=32, crop_ratio_range=(0.05, 0.1), interpolation="nearest")
+    )
     crop.attach_store(store)
     store.update([0], BoxSets(torch.tensor([[[0.75, 0.75, 1.0, 1.0], [0.75, 0.75, 1.0, 1.0]]]), torch.ones(1, 2),
                               torch.tensor([1]), torch.zeros(1, dtype=torch.bool)))

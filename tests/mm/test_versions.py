@@ -24,12 +24,19 @@ def _pretend(monkeypatch, **found):
 
 @pytest.mark.parametrize(
     "distribution, found",
-    [("mmengine", "0.9.1"), ("mmengine", "0.11.0"), ("mmpretrain", "1.3.0"), ("mmselfsup", "2.0.0rc0"), ("mmengine", "x")],
+    [
+        ("mmengine", "0.9.1"),
+        ("mmengine", "0.11.0"),
+        ("mmpretrain", "1.3.0"),
+        ("mmselfsup", "2.0.0rc0"),
+        ("mmengine", "x"),
+    ],
 )
 def test_a_framework_outside_the_range_stops_the_import_with_one_line(monkeypatch, distribution, found):
     _pretend(monkeypatch, **{distribution: found})
     allowed = re.escape(versions.SUPPORTED[distribution])
-    with pytest.raises(ImportError, match=rf"^ccrop_mm supports {distribution}{allowed}, found {distribution} {re.escape(found)};"):
+    with pytest.raises(ImportError, match=rf"^ccrop_mm supports {distribution}{allowed}, "
+                                          rf"found {distribution} {re.escape(found)};"):
         importlib.reload(ccrop_mm)  # the package's import runs the check before anything else
     with pytest.raises(ImportError) as error:
         versions.check_versions()
