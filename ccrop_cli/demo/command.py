@@ -46,8 +46,10 @@ FRAMEWORKS = ("lightly", "mmpretrain")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoConfig()
     parser.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
-    parser.add_argument("--quick", action="store_true", help="a tiny run for tests: 64 images, 2 epochs (well under a minute)")
-    parser.add_argument("--framework", default="lightly", choices=FRAMEWORKS, help="training framework (default: lightly)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny run for tests: 64 images, 2 epochs (well under a minute)")
+    parser.add_argument("--framework", default="lightly", choices=FRAMEWORKS,
+                        help="training framework (default: lightly)")
     parser.add_argument("--setting", default=None, choices=list(SCENE_SETTINGS),
                         help=f"scene setting (default: {defaults.setting})")
     parser.add_argument(
@@ -64,10 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your image folder (DIR/<class>/<image> or flat) instead of generated scenes; "
                              "DIR/annotations.json (COCO boxes), if present, is measured against")
     parser.add_argument("--threshold", type=_threshold, default=None,
-                        help=f"localizer threshold: k in [0, 1) or otsu/mean per image (default {defaults.threshold}; paper: 0.1)")
-    parser.add_argument("--heatmap", default=None, help=f"heatmap rule (default {defaults.heatmap}; paper: channel_sum)")
+                        help=f"localizer threshold: k in [0, 1) or otsu/mean per image "
+                             f"(default {defaults.threshold}; paper: 0.1)")
+    parser.add_argument("--heatmap", default=None,
+                        help=f"heatmap rule (default {defaults.heatmap}; paper: channel_sum)")
     parser.add_argument("--stages", nargs="+", default=None,
-                        help=f"backbone stage(s) of the heatmap (default {' '.join(defaults.stages)}: stride 1 and 2, fused; "
+                        help=f"backbone stage(s) of the heatmap "
+                             f"(default {' '.join(defaults.stages)}: stride 1 and 2, fused; "
                              f"mmpretrain: {' '.join(MMPRETRAIN['stages'])}); several are fused")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -27,9 +27,9 @@ class DemoConfig:
             (``otsu``, ``mean``); heatmap: the heatmap rule; stages: the backbone stage(s) the
             heatmap is made from (``("2", "5")``: the convnet's stride-1 and stride-2 stages, fused by
             the geometric mean, from the same forward; ``backbone.layer1`` and ``backbone.layer2``,
-            the same strides, for the mmpretrain ResNet-18 with the CIFAR stem). The defaults are the best setting measured on four kinds of data
-            (docs/benchmarks/localize.md); the paper's setting is ``threshold=0.1,
-            heatmap="channel_sum"`` and the last stage.
+            the same strides, for the mmpretrain ResNet-18 with the CIFAR stem). The defaults are the best
+            setting measured on four kinds of data (docs/benchmarks/localize.md); the paper's setting is
+            ``threshold=0.1, heatmap="channel_sum"`` and the last stage.
         alpha: ``Beta(alpha, alpha)`` of the crop centre.
         seed: data and training seed.
         num_workers: DataLoader workers (persistent).
@@ -53,7 +53,9 @@ class DemoConfig:
     num_workers: int = 2
 
 
-QUICK = dict(images=64, scene_size=48, image_size=32, refresh_size=48, epochs=2, warmup_epochs=1, interval=1, batch_size=32)
+QUICK = dict(
+    images=64, scene_size=48, image_size=32, refresh_size=48, epochs=2, warmup_epochs=1, interval=1, batch_size=32
+)
 # A ResNet-18 through the Runner is about 4x slower per view than the convnet: fewer images and
 # epochs keep the mmpretrain demo at a few minutes (measured: about 53 s per 1,000-image epoch).
 MMPRETRAIN = dict(images=500, epochs=6, warmup_epochs=2, interval=2, stages=("backbone.layer1", "backbone.layer2"))

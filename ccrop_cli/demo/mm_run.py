@@ -80,7 +80,9 @@ def build_config(config: DemoConfig, train_root: Path, work_dir: Path, progress:
     cfg.model.backbone.update(base_channels=BASE_CHANNELS)
     cfg.model.neck.update(in_channels=8 * BASE_CHANNELS, hid_channels=8 * BASE_CHANNELS)
     cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=config.epochs)
-    cfg.param_scheduler = [dict(type="CosineAnnealingLR", T_max=config.epochs, by_epoch=True, begin=0, end=config.epochs)]
+    cfg.param_scheduler = [
+        dict(type="CosineAnnealingLR", T_max=config.epochs, by_epoch=True, begin=0, end=config.epochs)
+    ]
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=config.epochs, max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type="LoggerHook", interval=max(1, config.images // config.batch_size))
     cfg.custom_hooks = [

@@ -38,7 +38,8 @@ PAIRS_PER_IMAGE = 4
 PICTURE_IMAGES = 16
 PICTURE_STRATEGIES = ("rrc", "paper", "multi", "multi-box")
 OUTPUT_FILES = (
-    "heatmaps.png", "box_sets.png", "paper_boxes.png", "view_pairs.png", "view_pairs_oracle.png", "report.json", "report.md",
+    "heatmaps.png", "box_sets.png", "paper_boxes.png", "view_pairs.png", "view_pairs_oracle.png",
+    "report.json", "report.md",
 )
 """What :func:`write_outputs` writes into the output folder."""
 
@@ -124,7 +125,8 @@ def write_outputs(
         "final_box_stats": _box_stats(final["multi"]),
         "final_box_recall": _final_recall(final, gt, measured),
         "final_object_hit_rate": (
-            object_hit_rate([box_lists(final["multi"])[i] for i in measured], [gt[i] for i in measured]) if measured else None
+            object_hit_rate([box_lists(final["multi"])[i] for i in measured], [gt[i] for i in measured])
+            if measured else None
         ),
         "pair_quality": _pair_quality_table(final, gt, measured, images.shape[1], config) if measured else None,
         "epoch_losses": demo_run.epoch_losses,
@@ -159,7 +161,9 @@ def _final_recall(final: dict[str, BoxSets], gt: list | None, measured: list[int
     recall: dict[str, float | None] = {}
     for label, name in (("multi (box sets)", "multi"), ("paper (one box)", "paper")):
         boxes = box_lists(final[name])
-        recall[label] = box_recall([boxes[i] for i in measured], [gt[i] for i in measured], iou=0.5) if measured else None
+        recall[label] = (
+            box_recall([boxes[i] for i in measured], [gt[i] for i in measured], iou=0.5) if measured else None
+        )
     return recall
 
 
@@ -185,7 +189,9 @@ def _pictures(
     files["view_pairs"] = pictures.draw_view_pairs(images[pick], pairs, out / "view_pairs.png", ground_truth=truth)
     if truth is not None and len(truth):
         # The same with ground-truth boxes: what each strategy does once the localizer finds the objects.
-        oracle = _view_pairs(images[pick], lambda name, strategy: oracle_box_sets([truth], strategy), generator, config.alpha)
+        oracle = _view_pairs(
+            images[pick], lambda name, strategy: oracle_box_sets([truth], strategy), generator, config.alpha
+        )
         files["view_pairs_oracle"] = pictures.draw_view_pairs(
             images[pick], oracle, out / "view_pairs_oracle.png", ground_truth=truth
         )
@@ -236,7 +242,9 @@ def _pair_quality_table(
 def _quality(strategy: str, sets: list | None, gt: list[np.ndarray], size: int, alpha: float) -> dict[str, float]:
     generator = torch.Generator().manual_seed(0)
     sets = sets if sets is not None else [None] * len(gt)
-    views_a, views_b, index = sample_view_pairs(get_strategy(strategy), (size, size), sets, PAIRS_PER_IMAGE, generator, alpha)
+    views_a, views_b, index = sample_view_pairs(
+        get_strategy(strategy), (size, size), sets, PAIRS_PER_IMAGE, generator, alpha
+    )
     return pair_quality(views_a, views_b, index, gt).as_dict()
 
 
@@ -279,8 +287,9 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| {r['mean_box_area']:.2f} | {r['fallback_fraction']:.2f} | {r['seconds']:.1f} |"
         )
     stats = report["final_box_stats"]
-    lines += ["", f"Final model: {stats['mean_boxes']:.2f} boxes per image, mean box area {stats['mean_box_area']:.2f}, "
-              f"fallback (no box found) {stats['fallback_fraction']:.2f}."]
+    lines += ["", f"Final model: {stats['mean_boxes']:.2f} boxes per image, "
+                  f"mean box area {stats['mean_box_area']:.2f}, "
+                  f"fallback (no box found) {stats['fallback_fraction']:.2f}."]
     lines += _markdown_truth(report) + _markdown_time(report, seconds)
     return "\n".join(lines)
 
@@ -306,7 +315,8 @@ def _markdown_truth(report: dict[str, Any]) -> list[str]:
         o, p = values["oracle"], values["predicted"]
         lines.append(
             f"| {values['label']} | {o['false_positive_rate']:.2f} / {p['false_positive_rate']:.2f} "
-            f"| {o['object_coverage']:.2f} / {p['object_coverage']:.2f} | {o['pair_spread']:.2f} / {p['pair_spread']:.2f} "
+            f"| {o['object_coverage']:.2f} / {p['object_coverage']:.2f} "
+            f"| {o['pair_spread']:.2f} / {p['pair_spread']:.2f} "
             f"| {o['object_share']:.2f} / {p['object_share']:.2f} |"
         )
     return lines

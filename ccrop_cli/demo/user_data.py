@@ -12,9 +12,10 @@ The folder is ``DIR/<class>/<image>`` or flat (``DIR/<image>``); file names are 
 (they are then read from the image file; declared, they must have the file's shape, at any scale: boxes are
 normalised by them). ``file_name`` is the path relative to ``DIR``; a bare file name
 (``"001.png"``) or a path with the exporting tool's own prefix (``"./cats/001.png"``,
-``"export/images/cats/001.png"``) names the one image of ``DIR`` whose path it ends like (several: an error). Every problem is a :class:`UserError` that names the
-file, the entry and what is wrong. ``ccrop demo`` skips the entries (and boxes) of files that are not in ``DIR`` (a
-folder made of part of a labelled set) and says so; boxes reaching past their image are clipped, and the demo names them.
+``"export/images/cats/001.png"``) names the one image of ``DIR`` whose path it ends like (several: an error).
+Every problem is a :class:`UserError` that names the file, the entry and what is wrong. ``ccrop demo`` skips the
+entries (and boxes) of files that are not in ``DIR`` (a folder made of part of a labelled set) and says so; boxes
+reaching past their image are clipped, and the demo names them.
 
 Only the files both frameworks read are images here (``IMAGE_EXTENSIONS``, torchvision's list; a ``.gif``
 is ignored, as Lightly ignores it). :func:`check_images` refuses, before any training, what the two
@@ -102,8 +103,9 @@ def _check_walk(root: Path) -> None:
             target = os.path.realpath(link)
             if link.is_symlink() and (here == target or here.startswith(target + os.sep)):  # the folder or an ancestor
                 raise UserError(
-                    f"--data {root}: {link.relative_to(root).as_posix()} links back to a folder above it; the frameworks "
-                    "follow links, so its images would be listed again and again (up to the system's link depth): "
+                    f"--data {root}: {link.relative_to(root).as_posix()} links back to a folder above it; "
+                    "the frameworks follow links, so its images would be listed again and again (up to the system's "
+                    "link depth): "
                     "remove the link"
                 )
     if broken:
@@ -115,7 +117,8 @@ def _check_walk(root: Path) -> None:
     videos.sort()
     if videos:
         raise UserError(
-            f"--data {root}: holds {len(videos)} video file(s) ({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''});"
+            f"--data {root}: holds {len(videos)} video file(s) "
+            f"({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''});"
             " Lightly reads a folder with any video in it as a video dataset of frames (which needs PyAV and"
             " torchvision<=0.25), not as images: move them out of the folder"
         )
@@ -140,8 +143,8 @@ def check_images(root: Path, filenames: list[str]) -> None:
     """Open and decode every image (a JPEG at 1/8 scale); refuse what the frameworks would read differently.
 
     Raises:
-        UserError: naming the files (the first few) that cannot be opened or decoded (truncated), have more than 8 bits per
-            channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), or carry an EXIF rotation
+        UserError: naming the files (the first few) that cannot be opened or decoded (truncated), have more than 8
+            bits per channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), or carry an EXIF rotation
             (save them upright, e.g. with ``PIL.ImageOps.exif_transpose``).
     """
     unreadable, deep, rotated = [], [], []
@@ -220,8 +223,9 @@ def load_user_annotations(
     if notes is not None and past:
         measured = sum(len(b) for b in boxes.values())
         notes.append(
-            f"{ANNOTATIONS}: {len(past)} of {measured} boxes reach more than 1 px past their image (e.g. {past[0]}) and "
-            "were clipped to it; 'bbox' is [x, y, w, h] in pixels (boxes written as [x0, y0, x1, y1] look like this)"
+            f"{ANNOTATIONS}: {len(past)} of {measured} boxes reach more than 1 px past their image "
+            f"(e.g. {past[0]}) and were clipped to it; 'bbox' is [x, y, w, h] in pixels (boxes written as "
+            "[x0, y0, x1, y1] look like this)"
         )
     return {
         name: np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
@@ -273,7 +277,8 @@ def _image_sizes(
             file_width, file_height = opened.size
         width, height = image.get("width", file_width), image.get("height", file_height)
         if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in (width, height)
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in (width, height)
         ):
             raise UserError(f"{where}: 'width' and 'height' must be positive finite numbers; got {width!r}, {height!r}")
         # Boxes are normalised by the declared size: a uniformly resized image keeps them, another shape does not.

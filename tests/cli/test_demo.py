@@ -16,7 +16,9 @@ PICTURES = ("heatmaps.png", "box_sets.png", "paper_boxes.png", "view_pairs.png",
 def _fractions(report: dict) -> list[float]:
     values = [report["seconds"]["refresh_share"]]
     for refresh in report["refreshes"]:
-        values += [refresh["box_recall"], refresh["box_precision"], refresh["mean_box_area"], refresh["fallback_fraction"]]
+        values += [
+            refresh["box_recall"], refresh["box_precision"], refresh["mean_box_area"], refresh["fallback_fraction"]
+        ]
     values += list(report["final_box_recall"].values())
     for strategy in report["pair_quality"].values():
         for source in ("oracle", "predicted"):

@@ -46,7 +46,8 @@ def test_no_images_or_no_folder_is_a_user_error(tmp_path):
 
 def test_annotations_are_normalised_and_sizes_read_from_files(tmp_path):
     _folder(tmp_path, ["cats/a.png", "dogs/b.png"])
-    coco = {"images": [{"id": 7, "file_name": "cats/a.png"}, {"id": "b", "file_name": "dogs/b.png", "width": 40, "height": 20}],
+    coco = {"images": [{"id": 7, "file_name": "cats/a.png"},
+                       {"id": "b", "file_name": "dogs/b.png", "width": 40, "height": 20}],
             "annotations": [{"image_id": 7, "bbox": [10, 5, 20, 10]}, {"image_id": 7, "bbox": [30, 10, 20, 20]}]}
     (tmp_path / "annotations.json").write_text(json.dumps(coco))
     boxes = load_user_annotations(tmp_path, list_images(tmp_path))
@@ -137,7 +138,9 @@ def test_demo_with_malformed_annotations_stops_before_training(tmp_path, capsys)
     from ccrop_cli.main import main
 
     data = _folder(tmp_path / "data", ["a.png", "b.png"])
-    (data / "annotations.json").write_text('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1}]}')
+    (data / "annotations.json").write_text(
+        '{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1}]}'
+    )
     assert main(["demo", "--quick", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "annotations.json" in err and "annotations[0] must be an object with 'image_id' and 'bbox'" in err

@@ -80,5 +80,6 @@ def test_a_truncated_jpeg_is_refused_before_training(tmp_path):
     encoded = io.BytesIO()
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(encoded, "JPEG")
     (tmp_path / "cut.jpg").write_bytes(encoded.getvalue()[: len(encoded.getvalue()) // 2])
-    with pytest.raises(UserError, match=r"1 file\(s\) cannot be read as images: cut\.jpg \(OSError: image file is truncated"):
+    with pytest.raises(UserError,
+                       match=r"1 file\(s\) cannot be read as images: cut\.jpg \(OSError: image file is truncated"):
         check_images(tmp_path, list_images(tmp_path))

@@ -115,7 +115,8 @@ def test_demo_on_large_images_trains_on_the_copy_and_measures_the_users_boxes(tm
     args = ["demo", "--quick", "--framework", framework, "--data", str(data), "--out", str(out), "--no-progress"]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["resized"].startswith("resized copies of 24 of 24 images") and str(out / COPY_FOLDER) in report["resized"]
+    assert (report["resized"].startswith("resized copies of 24 of 24 images")
+            and str(out / COPY_FOLDER) in report["resized"])
     assert "Trained on resized copies of 24 of 24 images" in (out / "report.md").read_text()
     assert report["config"]["data"] == str(data)
     assert report["pair_quality"]["multi"]["oracle"]["pairs"] == 24 * 4
