@@ -26,7 +26,16 @@ from torch.utils.data import DataLoader
 
 from ccrop_lightly import BoxRefreshCallback, CCropCollate, CCropMoCoV2Transform
 from ccrop_plugins import BoxStore
-from training_options import build_parser, check_dataset_size, check_folder, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
+from training_options import (
+    build_parser,
+    check_dataset_size,
+    check_folder,
+    localizer_options,
+    normalization,
+    parse,
+    resnet18_backbone,
+    write_generated_scenes,
+)
 
 
 class MoCoV2(pl.LightningModule):
@@ -58,7 +67,9 @@ class MoCoV2(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        optimizer = torch.optim.SGD(
+            self.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
         return [optimizer], [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, self.epochs)]
 
 

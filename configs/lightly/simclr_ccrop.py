@@ -19,7 +19,16 @@ from torch.utils.data import DataLoader
 
 from ccrop_lightly import BoxRefresher, CCropCollate, CCropSimCLRTransform, feature_extractor, make_refresh_loader
 from ccrop_plugins import BoxStore
-from training_options import build_parser, check_dataset_size, check_folder, localizer_options, normalization, parse, resnet18_backbone, write_generated_scenes
+from training_options import (
+    build_parser,
+    check_dataset_size,
+    check_folder,
+    localizer_options,
+    normalization,
+    parse,
+    resnet18_backbone,
+    write_generated_scenes,
+)
 
 
 class SimCLR(nn.Module):

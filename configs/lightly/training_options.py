@@ -71,7 +71,8 @@ def build_parser(description: str, temperature: float) -> argparse.ArgumentParse
 
 
 def localizer_options(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The box sets' cores (``core_level=0.3``, as ``ccrop demo``) for ``components``; the paper's ``bbox`` takes none."""
+    """The box sets' cores (``core_level=0.3``, as ``ccrop demo``) for ``components``; the paper's ``bbox`` takes
+    none."""
     return {"core_level": 0.3} if args.localizer == "components" else None
 
 
