@@ -182,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
             results[kind] = summarise(per_seed)
             print(format_table(kind, results[kind], args.seeds, args.top), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps({"config": asdict(config), "seeds": args.seeds, "results": results}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"config": asdict(config), "seeds": args.seeds, "results": results}, indent=1)
+        )
     return 0
 
 
@@ -201,7 +203,9 @@ def load_kind(kind: str, seed: int, config: BenchConfig, scratch: Path) -> DataK
     generated = kind in KINDS
     filenames = sorted(boxes) if generated else sorted(boxes)[: config.images]
     images = np.stack([_load_image(root / name, config.scene_size) for name in filenames])
-    return DataKind(kind if generated else Path(kind).name, root, filenames, images, [boxes[name] for name in filenames])
+    return DataKind(
+        kind if generated else Path(kind).name, root, filenames, images, [boxes[name] for name in filenames]
+    )
 
 
 def _user_boxes(root: Path) -> dict[str, np.ndarray]:
@@ -277,7 +281,9 @@ def _pair_figures(sets: list | None, gt: list[np.ndarray], size: int, alpha: flo
     return figures[0].false_positive_rate, figures[1].object_share
 
 
-def score_boxes(boxes: list[Tensor], scores: list[Tensor], gt: list[np.ndarray], size: int, alpha: float) -> dict[str, float]:
+def score_boxes(
+    boxes: list[Tensor], scores: list[Tensor], gt: list[np.ndarray], size: int, alpha: float
+) -> dict[str, float]:
     """Every figure but speed for one image set's predicted box sets."""
     fp_pairs, share_box = _pair_figures(list(zip(boxes, scores)), gt, size, alpha)
     return {
@@ -312,8 +318,13 @@ def measure(backbone: nn.Module, data: DataKind, config: BenchConfig, rules: Seq
                 rows[f"{rule} | {stage} | {threshold}"] = row
     fp, share = _pair_figures(None, data.gt, size, config.alpha)
     rows["reference | RandomResizedCrop"] = {"fp_pairs": fp, "share_box": share}
-    oracle = [(b, s) for b, s in (x or (torch.zeros(0, 4), torch.zeros(0)) for x in oracle_box_sets(data.gt, get_strategy("multi")))]
-    rows["reference | ground-truth boxes"] = score_boxes([b for b, _ in oracle], [s for _, s in oracle], data.gt, size, config.alpha)
+    oracle = [
+        (b, s)
+        for b, s in (x or (torch.zeros(0, 4), torch.zeros(0)) for x in oracle_box_sets(data.gt, get_strategy("multi")))
+    ]
+    rows["reference | ground-truth boxes"] = score_boxes(
+        [b for b, _ in oracle], [s for _, s in oracle], data.gt, size, config.alpha
+    )
     return rows
 
 
@@ -350,7 +361,8 @@ def format_table(kind: str, rows: dict[str, dict[str, list[float]]], seeds: Sequ
     for name, r in measured:
         rule, stage, threshold = name.split(" | ")
         lines.append(
-            f"| {rule} | {stage} | {threshold} | {_cell(r['recall'])} | {_cell(r['precision'])} | {_cell(r['hit_rate'])} "
+            f"| {rule} | {stage} | {threshold} | {_cell(r['recall'])} | {_cell(r['precision'])} "
+            f"| {_cell(r['hit_rate'])} "
             f"| {_cell(r['boxes_per_image'], 1)} | {r['maps_per_second'][0]:,.0f} | {_cell(r['fp_pairs'])} "
             f"| {_cell(r['share_box'])} |"
         )
