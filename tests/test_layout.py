@@ -8,6 +8,8 @@ Two checks, both fast:
 - a static check of the ``import`` statements (``ast``), also those inside functions, so a cycle
   hidden behind a lazy import is found too: the module graph has no cycle, and no core module
   (``ccrop_plugins``) nor the extras plugin (``ccrop_extras``) imports a framework, an adapter or a program.
+
+And no line of the Python files (packages, adapters, configs, scripts, tests) is longer than 120 characters.
 """
 
 from __future__ import annotations
@@ -214,7 +216,9 @@ def bad_tree(tmp_path: Path) -> dict[str, Path]:
         "ccrop_plugins/crop.py": "def crop():\n    from . import heatmaps  # lazy, still a cycle\n",
         "ccrop_plugins/heatmaps.py": "from ccrop_plugins.crop import crop\nimport mmengine.config\n",
         "ccrop_plugins/scenes.py": "from ccrop_scenes import generate\n",
-        "ccrop_plugins/plot.py": "import typing\nif typing.TYPE_CHECKING:\n    import ccrop_cli\nfrom ccrop_scenes import x\n",
+        "ccrop_plugins/plot.py": (
+            "import typing\nif typing.TYPE_CHECKING:\n    import ccrop_cli\nfrom ccrop_scenes import x\n"
+        ),
         "ccrop_cli/__init__.py": "",
         "ccrop_cli/demo.py": "from ccrop_cli import demo_mm\n",
         "ccrop_cli/demo_mm.py": "from .demo import Config\n",
@@ -236,3 +240,50 @@ def test_the_checks_find_cycles_and_forbidden_imports(bad_tree):
         "ccrop_plugins.heatmaps -> mmengine.config",
         "ccrop_plugins.plot -> ccrop_scenes.x",
     ]
+
+
+# -- line length ---------------------------------------------------------------------------------
+MAX_LINE = 120
+# The folders of Python code: the packages, the adapters, the configs, the scripts and the tests.
+CODE_FOLDERS = ("ccrop_plugins", "ccrop_extras", "ccrop_scenes", "ccrop_cli", "adapters", "configs", "scripts", "tests")
+
+
+def python_files(root: Path = REPO) -> list[Path]:
+    """The ``.py`` files of ``CODE_FOLDERS`` that git tracks (every one there when git or the repository is absent,
+    e.g. in an unpacked source archive)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--", *CODE_FOLDERS], cwd=root, capture_output=True,
+                                text=True, check=True, timeout=60).stdout.split("\0")
+    except (OSError, subprocess.SubprocessError):
+        listed = []
+    paths = [root / name for name in listed if name.endswith(".py") and (root / name).is_file()]
+    if not paths:
+        paths = [path for folder in CODE_FOLDERS for path in (root / folder).rglob("*.py")]
+    return sorted(paths)
+
+
+def long_lines(paths: list[Path], root: Path = REPO, limit: int = MAX_LINE) -> list[str]:
+    """``path:line (N chars)`` for every line of ``paths`` longer than ``limit`` characters."""
+    found = []
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+            width = len(line.rstrip("\r"))
+            if width > limit:
+                found.append(f"{path.relative_to(root).as_posix()}:{number} ({width} chars)")
+    return found
+
+
+def test_no_line_is_longer_than_120_characters():
+    files = python_files()
+    assert REPO / "tests" / "test_layout.py" in files and REPO / "ccrop_plugins" / "__init__.py" in files
+    too_long = long_lines(files)
+    assert not too_long, f"{len(too_long)} line(s) over {MAX_LINE} characters; wrap them:\n" + "\n".join(too_long)
+
+
+def test_the_line_check_names_each_long_line(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "a.py").write_text("x = 1\n" + "y = '" + "a" * 116 + "'\n" + "z = '" + "b" * 114 + "'\r\n")
+    (tmp_path / "configs" / "notes.txt").write_text("c" * 200)  # not Python
+    files = python_files(tmp_path)  # not a git repository: the folders' files
+    assert files == [tmp_path / "configs" / "a.py"]
+    assert long_lines(files, tmp_path) == ["configs/a.py:2 (122 chars)"]  # line 3: 120 and its "\r"
