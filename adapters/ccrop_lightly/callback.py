@@ -9,13 +9,12 @@ import pytorch_lightning as pl
 import torch.distributed as dist
 from torch import nn
 
-from ccrop_plugins import BoxStore, height_width, images_digest, other_images
+from ccrop_plugins import BoxStore, height_width, other_images
 
 from .collate import CCropCollate
 from .features import feature_extractor
-from .indexed_dataset import IndexedDataset
 from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options, make_refresh_loader
-from .refresher import BoxRefresher, check_refresh_options, logger
+from .refresher import BoxRefresher, check_refresh_options, image_list_digest, logger
 from .schedule import RefreshSchedule
 from .transforms import _normalize_step
 
@@ -270,20 +269,6 @@ def _check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, tra
         _resolve_settings(input_size, normalize, transform)
     elif normalize is not _FROM_TRANSFORM and normalize is not None:
         _normalize_step(normalize)
-
-
-def image_list_digest(dataset: Any) -> str | None:
-    """:func:`ccrop_plugins.images_digest` of the dataset's image files in index order (``LightlyDataset``'s
-    ``get_filenames()``, or the ``samples`` of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset`);
-    ``None`` for datasets without file names (``CIFAR10``)."""
-    inner = dataset.dataset if isinstance(dataset, IndexedDataset) else dataset
-    if hasattr(inner, "get_filenames"):
-        paths = [str(name) for name in inner.get_filenames()]
-    elif isinstance(getattr(inner, "samples", None), list):
-        paths = [str(sample[0]) for sample in inner.samples]
-    else:
-        return None
-    return images_digest(paths)
 
 
 def _same_store(a: BoxStore, b: BoxStore) -> bool:

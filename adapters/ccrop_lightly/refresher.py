@@ -12,11 +12,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ccrop_plugins import (BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, other_images,
-                           refresh_boxes)
+from ccrop_plugins import (BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, images_digest,
+                           other_images, refresh_boxes)
 
 from .collate import CCropCollate
 from .features import feature_extractor
+from .indexed_dataset import IndexedDataset
+from .refresh_loader import RefreshImages
 from .schedule import RefreshSchedule
 
 FeatureFn = Callable[[Tensor], Any]
@@ -132,6 +134,7 @@ class BoxRefresher:
         self._warned_past_end = False
         # After which epoch the store's latest refresh ran (-1: none yet); None: unknown. Saved by state_dict.
         self.last_refresh_epoch: int | None = None
+        self._images_digest: str | None | bool = False  # image_list_digest of the loader's dataset; False: not yet read
         size = getattr(dataset, "size", None)
         if size is not None:
             warn_if_no_location(feature_fn, size, device)
@@ -201,16 +204,20 @@ class BoxRefresher:
         return stats
 
     def state_dict(self) -> dict[str, Any]:
-        """The store's state (boxes, scores, counts, version) and the epoch of its latest refresh, for a checkpoint."""
-        return {"store": self.store.state_dict(), "last_refresh_epoch": self.last_refresh_epoch}
+        """The store's state (boxes, scores, counts, version), the epoch of its latest refresh and the digest of the
+        loader's image files (:func:`image_list_digest`; ``None`` without file names), for a checkpoint."""
+        return {"store": self.store.state_dict(), "last_refresh_epoch": self.last_refresh_epoch,
+                "images": self._digest()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` in place; running workers see it. Then :meth:`catch_up` before the first
-        resumed epoch. A state of another number of images (a grown dataset) is ignored with a warning naming both
-        sizes; ``catch_up`` then makes the boxes afresh."""
+        resumed epoch. A state of another number of images (a grown dataset), or of the same number of other files
+        (another folder, renamed files), is ignored with a warning naming it; ``catch_up`` then makes the boxes
+        afresh."""
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
-        other = other_images(state["store"], len(self.store))
+        saved = state.get("images")
+        other = other_images(state["store"], len(self.store), saved, None if saved is None else self._digest())
         if other is not None:  # a grown (or shrunk) dataset: train on, with boxes made afresh by catch_up
             warnings.warn(f"BoxRefresher: the checkpoint's boxes were made on {other}; ignored, they would crop other "
                           "images' objects: catch_up(start_epoch) makes them afresh if a refresh was due before it",
@@ -218,6 +225,28 @@ class BoxRefresher:
             return
         self.store.load_state_dict(state["store"])
         self.last_refresh_epoch = state.get("last_refresh_epoch")
+
+
+    def _digest(self) -> str | None:
+        if self._images_digest is False:
+            self._images_digest = image_list_digest(getattr(self.loader, "dataset", None))
+        return self._images_digest
+
+
+def image_list_digest(dataset: Any) -> str | None:
+    """:func:`ccrop_plugins.images_digest` of the dataset's image files in index order (``LightlyDataset``'s
+    ``get_filenames()``, or the ``samples`` of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset` or
+    a refresh loader's ``RefreshImages``); ``None`` for datasets without file names (``CIFAR10``)."""
+    inner = dataset
+    while isinstance(inner, (IndexedDataset, RefreshImages)):
+        inner = inner.dataset
+    if hasattr(inner, "get_filenames"):
+        paths = [str(name) for name in inner.get_filenames()]
+    elif isinstance(getattr(inner, "samples", None), list):
+        paths = [str(sample[0]) for sample in inner.samples]
+    else:
+        return None
+    return images_digest(paths)
 
 
 def check_refresh_options(

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from lightly.data import LightlyDataset
+
 from ccrop_lightly import BoxRefresher, IndexedDataset, feature_extractor, make_refresh_loader
 from ccrop_plugins import BoxStore
 
@@ -265,6 +267,43 @@ def test_a_state_of_another_dataset_size_is_ignored_with_a_warning_and_catch_up_
         assert grown.catch_up(1) is not None and bool((grown.store.counts > 0).all())
     with pytest.raises(ValueError, match="holds 4 samples but this store has 6"):
         BoxStore(6).load_state_dict(state["store"])
+
+
+def _quadrant_folder(root, names: str) -> LightlyDataset:
+    """A folder of ``len(names)`` red-quadrant images named ``<letter>.png`` (as :func:`_red_quadrant_dataset`)."""
+    root.mkdir()
+    for i, name in enumerate(names):
+        image = np.zeros((32, 32, 3), dtype=np.uint8)
+        row, col = divmod(i % 4, 2)
+        image[row * 16 : (row + 1) * 16, col * 16 : (col + 1) * 16, 0] = 255
+        Image.fromarray(image).save(root / f"{name}.png")
+    return LightlyDataset(str(root))
+
+
+def test_a_state_of_other_files_of_the_same_count_is_ignored_and_a_moved_folder_is_not(tmp_path):
+    """A plain loop resumed onto another folder of as many images: the boxes went onto other images, silently (the
+    refresher's state had no digest of the files). Now it warns and catch_up remakes them; the same files in a moved
+    folder keep their boxes."""
+
+    def refresher(dataset: LightlyDataset) -> BoxRefresher:
+        loader = make_refresh_loader(dataset, 16, batch_size=4, normalize=None)
+        return BoxRefresher(BoxStore(4), _redness(), loader, warmup_epochs=1, interval=1, max_epochs=3)
+
+    first = refresher(_quadrant_folder(tmp_path / "a", "abcd"))
+    first.maybe_refresh(0)
+    state = first.state_dict()
+    assert isinstance(state["images"], str)
+    moved = refresher(_quadrant_folder(tmp_path / "moved", "abcd"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        moved.load_state_dict(state)
+    assert moved.store.version == 1 and moved.last_refresh_epoch == 0
+    other = refresher(_quadrant_folder(tmp_path / "other", "efgh"))
+    with pytest.warns(UserWarning, match=r"boxes were made on another list of images \(the same count, 4, but other "
+                                         r"files or another order\); ignored"):
+        other.load_state_dict(state)
+    assert other.store.version == 0 and other.last_refresh_epoch is None
+    assert other.catch_up(1) is not None and bool((other.store.counts > 0).all())
 
 
 def test_a_callable_localizer_gets_no_threshold_and_refuses_localizer_options():
