@@ -65,6 +65,8 @@ class BoxStore:
         count one refresh; ``IndexError`` / ``TypeError`` / ``ValueError`` for bad indices, boxes or scores."""
         if not isinstance(box_sets, BoxSets):
             raise TypeError(f"box_sets must be a ccrop_plugins.BoxSets; got {type(box_sets).__name__}")
+        if new_version not in (True, False):  # bool('no') is True: 'no' would count a refresh
+            raise TypeError(f"new_version must be True or False; got {new_version!r}")
         try:
             indices = torch.as_tensor(indices).reshape(-1)
         except (TypeError, ValueError, RuntimeError):

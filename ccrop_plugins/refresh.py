@@ -75,6 +75,8 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     if not (isinstance(localizer, str) or callable(localizer)):
         raise TypeError("localizer must be a registered name or a callable heatmaps (N, H, W) -> BoxSets; "
                         f"got {type(localizer).__name__}")
+    if progress not in (True, False):  # bool('no') is True: 'no' would show the bar
+        raise TypeError(f"progress must be True or False; got {progress!r}")
     if not isinstance(batches, Iterable):
         raise TypeError("batches must be an iterable of (images (B, C, H, W), indices (B,), ...), e.g. a DataLoader; "
                         f"got {type(batches).__name__}")

@@ -252,6 +252,9 @@ def test_update_and_load_state_dict_name_arguments_of_the_wrong_type():
         store.update([0], None)
     with pytest.raises(TypeError, match="sample indices must be integers; got 'ab'"):
         store.update("ab", _sets(2))
+    for flag in ("no", None, 2):  # 'no' counted a refresh
+        with pytest.raises(TypeError, match=f"new_version must be True or False; got {flag!r}"):
+            store.update([0, 1], _sets(2), new_version=flag)
     for state in (None, [1]):
         with pytest.raises(TypeError, match=r"box store state must be a dict \(from state_dict\(\)\); got"):
             store.load_state_dict(state)

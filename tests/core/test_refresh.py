@@ -240,6 +240,9 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
         refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, one_set, progress=False)
     with pytest.raises(TypeError, match="features must be a Tensor .* or a dict of them; got list"):
         refresh_boxes(lambda x: [], [(images, torch.arange(4))], store, progress=False)
+    for flag in ("no", None, 0.5):  # 'no' showed the bar
+        with pytest.raises(TypeError, match=f"progress must be True or False; got {flag!r}"):
+            refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, progress=flag)
     for batches in (None, 5):  # were "'NoneType' object is not iterable" from the progress bar
         with pytest.raises(TypeError, match=r"batches must be an iterable of \(images .*, e.g. a DataLoader; got "):
             refresh_boxes(lambda x: x, batches, store, progress=False)
