@@ -13,7 +13,7 @@ from .features import StageFeatures, stage_features
 from .heatmaps import HeatmapPipeline, heatmaps_from_features
 from .hookspecs import hookimpl
 from .plugins import ENTRY_POINT_GROUP, get_heatmap, get_localizer, get_sampler, list_plugins
-from .refresh import RefreshStats, refresh_boxes
+from .refresh import RefreshStats, checked_device, refresh_boxes
 from .refresh_sampler import RefreshSampler
 from .schedule import RefreshSchedule
 from .eval_mode import eval_mode
@@ -25,5 +25,6 @@ __all__ = [  # grouped as imported above
     "WHOLE_IMAGE", "BoxSets", "validate_boxes", "BoxStore", "images_digest", "other_images", "ContrastiveCrop",
     "CropParams", "choose_box", "image_size_of", "StageFeatures", "stage_features", "HeatmapPipeline",
     "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP", "get_heatmap", "get_localizer", "get_sampler",
-    "list_plugins", "RefreshStats", "refresh_boxes", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
+    "list_plugins", "RefreshStats", "checked_device", "refresh_boxes", "RefreshSampler", "RefreshSchedule",
+    "eval_mode", "height_width",
 ]

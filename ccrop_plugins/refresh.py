@@ -85,7 +85,7 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
     localizer, name = _built_localizer(localizer, store, threshold, localizer_options)
-    device = _checked_device(device, feature_fn)
+    device = _default_device(feature_fn) if device is None else checked_device(device)
     refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
                     heatmap_size, device)
     distributed = dist.is_available() and dist.is_initialized()
@@ -207,21 +207,27 @@ def _built_localizer(localizer: str | Callable[[Tensor], BoxSets], store: BoxSto
     return localizer, name
 
 
-def _checked_device(device: torch.device | str | int | None, feature_fn: FeatureFn) -> torch.device:
-    """``device`` as a ``torch.device`` that exists here (``'gpu'``, or ``'cuda'`` without a GPU, failed at the first
-    batch, after the loader had started); ``None``: the parameters' device of a module ``feature_fn``, else CPU."""
-    if device is None:
-        parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
-        return next((parameter.device for parameter in parameters), torch.device("cpu"))
+def checked_device(device: torch.device | str | int) -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine, or a ``ValueError`` naming it (``'gpu'``, or
+    ``'cuda'`` without a GPU, fail only at the first batch otherwise: check where the device is configured)."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): "
                          f"{error}") from None
-    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():  # 0 without a usable GPU
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); use "
-                         "device='cpu' or leave device out (the feature function's own device)")
+    count = torch.cuda.device_count()  # 0 without a usable GPU
+    if parsed.type == "cuda" and (parsed.index or 0) >= count:
+        where = f"this machine has {count} CUDA device(s)"
+        where = f"no CUDA device is available here ({where})" if count == 0 else where
+        raise ValueError(f"device {device!r}: {where}; use device='cpu' or leave device out (the feature function's "
+                         "own device)")
     return parsed
+
+
+def _default_device(feature_fn: FeatureFn) -> torch.device:
+    """The parameters' device of a module ``feature_fn``, else the CPU."""
+    parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
+    return next((parameter.device for parameter in parameters), torch.device("cpu"))
 
 
 def _batch_indices(raw: Any, store: BoxStore) -> Tensor:

@@ -12,8 +12,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ccrop_plugins import (BoxSets, BoxStore, HeatmapPipeline, RefreshStats, eval_mode, get_localizer, images_digest,
-                           other_images, refresh_boxes)
+from ccrop_plugins import (BoxSets, BoxStore, HeatmapPipeline, RefreshStats, checked_device, eval_mode, get_localizer,
+                           images_digest, other_images, refresh_boxes)
 
 from .collate import CCropCollate
 from .features import feature_extractor
@@ -117,7 +117,7 @@ class BoxRefresher:
         self.schedule = RefreshSchedule(warmup_epochs, interval, max_epochs)
         check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
         if device is not None:
-            device = _checked_device(device)
+            device = checked_device(device)
         if progress not in (True, False):  # bool('no') is True
             raise TypeError(f"BoxRefresher: progress must be True or False; got {progress!r}")
         self.store = store
@@ -297,23 +297,6 @@ def _check_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) -> None:
             f"the refresh loader covers {len(dataset)} samples but the box store holds {len(store)}; "
             f"create it as BoxStore({len(dataset)})"
         )
-
-
-def _checked_device(device: torch.device | str | int) -> torch.device:
-    """``device`` as a ``torch.device`` that exists here, checked when the refresher is built (else the first refresh,
-    after the whole warm-up, failed on ``'gpu'`` or on ``'cuda'`` without a GPU)."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(
-            f"device {device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1', 'mps'): {error}"
-        ) from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available here (torch.cuda.is_available() is False); "
-                         "use device='cpu' or leave device out (the feature function's own device)")
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return parsed
 
 
 def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torch.device | str | None = None) -> bool:
