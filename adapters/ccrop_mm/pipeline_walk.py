@@ -117,9 +117,7 @@ def _is_random(step: Any) -> bool:
 
 
 def _pipeline_owner(dataset: Any) -> Any:
-    seen = dataset
-    while not hasattr(seen, "pipeline") and hasattr(seen, "dataset"):
-        seen = seen.dataset
+    seen = _innermost_with_pipeline(dataset)
     if not hasattr(seen, "pipeline"):
         raise TypeError(
             f"ContrastiveCropHook cannot find the pipeline of {type(dataset).__name__}; "
@@ -144,7 +142,11 @@ def _check_sample_index(dataset: Any) -> None:
 
 def evaluation_store_users(dataset: Any) -> list[StoreUser]:
     """The ContrastiveCrop and ChooseContrastiveBox steps of a val/test dataset's pipeline (none without one)."""
-    seen = dataset
-    while not hasattr(seen, "pipeline") and hasattr(seen, "dataset"):
-        seen = seen.dataset
-    return find_instances(getattr(seen, "pipeline", []), StoreUser)
+    return find_instances(getattr(_innermost_with_pipeline(dataset), "pipeline", []), StoreUser)
+
+
+def _innermost_with_pipeline(dataset: Any) -> Any:
+    """``dataset``, or the dataset inside its wrappers (``RepeatDataset``...) that holds a pipeline."""
+    while not hasattr(dataset, "pipeline") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    return dataset
