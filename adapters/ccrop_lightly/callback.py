@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Sequence, Sized
 
 import pytorch_lightning as pl
 import torch.distributed as dist
 from torch import nn
 
-from ccrop_plugins import BoxStore, height_width, other_images
+from ccrop_plugins import BoxStore, height_width
 
 from .collate import CCropCollate
 from .features import feature_extractor
 from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options, make_refresh_loader
-from .refresher import BoxRefresher, check_refresh_options, image_list_digest, logger
+from .refresher import BoxRefresher, check_refresh_options, image_list_digest, restore_store
 from .schedule import RefreshSchedule
 from .transforms import _normalize_step
 
@@ -220,21 +219,10 @@ class BoxRefreshCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
-        saved, store = state_dict.get("images"), state_dict["store"]
-        other = other_images(store, len(self.store), saved, None if saved is None else self._digest())
-        if other is not None:
-            warnings.warn(
-                f"BoxRefreshCallback: the checkpoint's boxes were made on {other}; ignored, they would crop other "
-                "images' objects: the boxes are made afresh (when training starts, if a refresh was due before it)",
-                UserWarning,
-                stacklevel=2,
-            )
+        if not restore_store(self.store, state_dict["store"], state_dict.get("images"), self._digest,
+                             "BoxRefreshCallback",
+                             "the boxes are made afresh (when training starts, if a refresh was due before it)"):
             return
-        self.store.load_state_dict(store)
-        if int(store["max_boxes"]) > self.store.max_boxes:
-            logger.info("BoxRefreshCallback: the checkpoint's box sets hold up to %d boxes per image; this store keeps "
-                        "%d: the best of each set until the next refresh",
-                        int(store["max_boxes"]), self.store.max_boxes)
         self._restored_last_refresh = state_dict.get("last_refresh_epoch")
         if self.refresher is not None:
             self.refresher.last_refresh_epoch = self._restored_last_refresh

@@ -216,21 +216,33 @@ class BoxRefresher:
         afresh."""
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
-        saved = state.get("images")
-        other = other_images(state["store"], len(self.store), saved, None if saved is None else self._digest())
-        if other is not None:  # a grown (or shrunk) dataset: train on, with boxes made afresh by catch_up
-            warnings.warn(f"BoxRefresher: the checkpoint's boxes were made on {other}; ignored, they would crop other "
-                          "images' objects: catch_up(start_epoch) makes them afresh if a refresh was due before it",
-                          UserWarning, stacklevel=2)
-            return
-        self.store.load_state_dict(state["store"])
-        self.last_refresh_epoch = state.get("last_refresh_epoch")
+        if restore_store(self.store, state["store"], state.get("images"), self._digest, "BoxRefresher",
+                         "catch_up(start_epoch) makes them afresh if a refresh was due before it"):
+            self.last_refresh_epoch = state.get("last_refresh_epoch")
 
 
     def _digest(self) -> str | None:
         if self._images_digest is False:
             self._images_digest = image_list_digest(getattr(self.loader, "dataset", None))
         return self._images_digest
+
+
+def restore_store(store: BoxStore, state: dict[str, Any], saved_digest: str | None,
+                  digest: Callable[[], str | None], owner: str, remade: str) -> bool:
+    """Load a saved store ``state`` into ``store``, unless it was made on other images (another count, or the same
+    count of other files: :func:`ccrop_plugins.other_images` against ``digest()``, read only when the checkpoint has a
+    digest): then warn, naming ``owner`` and how the boxes are ``remade``, and return ``False``. A saved set larger
+    than ``store.max_boxes`` keeps its best boxes, with an ``INFO`` line."""
+    other = other_images(state, len(store), saved_digest, None if saved_digest is None else digest())
+    if other is not None:
+        warnings.warn(f"{owner}: the checkpoint's boxes were made on {other}; ignored, they would crop other images' "
+                      f"objects: {remade}", UserWarning, stacklevel=3)
+        return False
+    store.load_state_dict(state)
+    if int(state["max_boxes"]) > store.max_boxes:
+        logger.info("%s: the checkpoint's box sets hold up to %d boxes per image; this store keeps %d: the best of "
+                    "each set until the next refresh", owner, int(state["max_boxes"]), store.max_boxes)
+    return True
 
 
 def image_list_digest(dataset: Any) -> str | None:
