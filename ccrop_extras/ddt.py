@@ -51,6 +51,11 @@ class DatasetPCA:
 
     def finalize(self, totals: dict[str, Tensor]) -> None:
         """Set the mean and the oriented first principal component from the summed statistics."""
+        expected = ["count", "sum", "outer"] + (["distinct_sum", "distinct_weighted"] if self.sign == "dataset" else [])
+        missing = [key for key in expected if key not in totals]
+        if missing:
+            raise ValueError(f"heatmap 'ddt' (sign={self.sign!r}): the statistics lack {missing}; expected "
+                             f"{', '.join(expected)} (the sums of fit)")
         count = float(totals["count"])
         if count < 2:
             return  # nothing fitted: keep the previous statistics (or the fallback)

@@ -112,9 +112,15 @@ class BoxSets:
         becomes :data:`WHOLE_IMAGE`."""
         if max_boxes is not None:
             max_boxes = checked_int(max_boxes, "max_boxes", 1, or_none=True)
+        if not hasattr(boxes, "__len__"):  # None, a number, a generator
+            raise TypeError("BoxSets.from_lists takes a list of (k_i, 4) box tensors, arrays or lists, one per image; "
+                            f"got {boxes!r}")
         n = len(boxes)
         boxes = [_as_boxes(entry, f"boxes of image {i}", empty_ok=True) for i, entry in enumerate(boxes)]
         if scores is not None:
+            if not hasattr(scores, "__len__"):
+                raise TypeError("scores must be a list of (k_i,) score tensors, arrays or lists, one per image, or None; "
+                                f"got {scores!r}")
             if len(scores) != n:
                 raise ValueError(f"got {len(scores)} score lists for {n} box lists")
             try:

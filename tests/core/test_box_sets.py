@@ -108,6 +108,15 @@ def test_from_lists_refuses_wrong_shapes_and_short_scores():
     assert lists.counts.tolist() == [1, 1] and lists.fallback.tolist() == [False, True]
 
 
+@pytest.mark.parametrize("boxes", [None, 3, iter([])])
+def test_from_lists_names_the_list_it_takes(boxes):
+    with pytest.raises(TypeError, match=r"BoxSets.from_lists takes a list of \(k_i, 4\) box tensors, arrays or lists, "
+                       r"one per image; got "):
+        BoxSets.from_lists(boxes)
+    with pytest.raises(TypeError, match=r"scores must be a list of \(k_i,\) score tensors, arrays or lists, one per "
+                       r"image, or None; got "):
+        BoxSets.from_lists([[[0.1, 0.1, 0.2, 0.2]]], scores=boxes if boxes is not None else 2.0)
+
 def test_fields_must_be_tensors():
     with pytest.raises(TypeError, match="BoxSets.boxes must be a tensor; got list"):
         BoxSets([[[0.1, 0.1, 0.5, 0.5]]], torch.ones(1, 1), torch.ones(1, dtype=torch.int64),

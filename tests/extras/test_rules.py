@@ -109,6 +109,20 @@ def test_ddt_statistics_add_up_and_fallback_before_fitting():
         DatasetPCA(sign="up")
 
 
+@pytest.mark.parametrize("sign", ["dataset", "none"])
+def test_ddt_finalize_names_missing_statistics(sign):
+    rule = DatasetPCA(sign=sign)
+    totals = rule.fit(torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)))
+    expected = ", ".join(totals)  # what fit returns for this sign rule
+    for missing in totals:
+        partial = {key: value for key, value in totals.items() if key != missing}
+        with pytest.raises(ValueError, match=rf"heatmap 'ddt' \(sign={sign!r}\): the statistics lack \['{missing}'\];"
+                           rf" expected {expected} \(the sums of fit\)"):
+            rule.finalize(partial)
+    assert not rule.fitted
+    rule.finalize(totals)
+    assert rule.fitted
+
 def test_refresh_fits_ddt_on_the_pass_and_applies_it_on_the_next():
     features, blobs = ddt_dataset(count=16)
     batches = [(features[:8], torch.arange(8)), (features[8:], torch.arange(8, 16))]
