@@ -119,8 +119,8 @@ class BoxSets:
         boxes = [_as_boxes(entry, f"boxes of image {i}", empty_ok=True) for i, entry in enumerate(boxes)]
         if scores is not None:
             if not hasattr(scores, "__len__"):
-                raise TypeError("scores must be a list of (k_i,) score tensors, arrays or lists, one per image, or None; "
-                                f"got {scores!r}")
+                raise TypeError("scores must be a list of (k_i,) score tensors, arrays or lists, one per image, or "
+                                f"None; got {scores!r}")
             if len(scores) != n:
                 raise ValueError(f"got {len(scores)} score lists for {n} box lists")
             try:
