@@ -20,7 +20,6 @@ Lifecycle in an mmengine ``Runner.train()``:
 
 from __future__ import annotations
 
-import inspect
 import os
 import warnings
 from typing import Any, Sequence
@@ -32,11 +31,11 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 from torch import nn
 
-from ccrop_plugins import (BoxStore, HeatmapPipeline, RefreshSchedule, get_localizer, height_width, images_digest,
-                           other_images, refresh_boxes)
+from ccrop_plugins import BoxStore, images_digest, other_images, refresh_boxes
 
 from .checkpoint_globals import LoadWindow
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
+from .hook_options import check_plain_options, checked_max_boxes, checked_rules, checked_schedule, refuse_unknown
 from .pipeline_walk import evaluation_store_users, read_train_pipeline
 from .stages import check_stages, feature_fn
 from .worker_restart import restart_started_workers
@@ -103,41 +102,14 @@ class ContrastiveCropHook(Hook):
         load_boxes: bool = False,
         **unknown: Any,
     ) -> None:
-        if unknown:  # a misspelt config key: name the accepted ones (Python's own error does not)
-            accepted = [name for name in inspect.signature(type(self).__init__).parameters
-                        if name not in ("self", "unknown")]
-            raise TypeError(f"ContrastiveCropHook got unknown arguments {sorted(unknown)}; "
-                            f"it takes {', '.join(accepted)}")
-        if warmup_epochs is not None and warmup_iters is not None:
-            raise ValueError(f"ContrastiveCropHook: give warmup_epochs or warmup_iters, not both; got "
-                             f"warmup_epochs={warmup_epochs!r}, warmup_iters={warmup_iters!r}")
-        self._warmup_name = "warmup_iters" if warmup_iters is not None else "warmup_epochs"
-        warmup = warmup_iters if warmup_iters is not None else 100 if warmup_epochs is None else warmup_epochs
-        try:
-            self.schedule = RefreshSchedule(warmup, interval)
-        except ValueError as error:
-            raise ValueError(
-                f"ContrastiveCropHook({self._warmup_name}={warmup!r}, interval={interval!r}): {error}"
-            ) from None
-        if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or not 1 <= max_boxes <= 127:
-            raise ValueError(f"ContrastiveCropHook: max_boxes must be an int in [1, 127]; got {max_boxes!r}")
-        for name, value in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
-            if value is not None and not isinstance(value, dict):
-                raise TypeError(f"ContrastiveCropHook: {name} must be a dict of the rule's options (e.g. "
-                                f"dict(core_level=0.3)) or None; got {value!r}")
+        refuse_unknown(type(self), unknown)
+        self.schedule, self._warmup_name = checked_schedule(warmup_epochs, warmup_iters, interval)
         self.localizer_name, self.heatmap, self.heatmap_options = localizer, heatmap, heatmap_options
-        self.max_boxes = 1 if localizer == "bbox" else max_boxes
-        try:
-            options = {"threshold": threshold, **(localizer_options or {})}
-            if localizer != "bbox":  # the single-box rule has no max_boxes; every set-valued one does
-                options.setdefault("max_boxes", max_boxes)
-            self.localizer = get_localizer(localizer, **options)
-            HeatmapPipeline(heatmap, heatmap_options)  # the rule and its options, checked now, not after the warm-up
-            self.image_size = None if image_size is None else height_width(image_size, "image_size")
-        except (ValueError, TypeError) as error:
-            raise type(error)(f"ContrastiveCropHook: {error}") from None
-        _check_plain_options(batch_size=batch_size, num_workers=num_workers, progress=progress, load_boxes=load_boxes,
-                             allow_mmengine_checkpoints=allow_mmengine_checkpoints)
+        self.max_boxes = checked_max_boxes(localizer, max_boxes)
+        self.localizer, self.image_size = checked_rules(localizer, threshold, max_boxes, localizer_options, heatmap,
+                                                        heatmap_options, image_size)
+        check_plain_options(batch_size=batch_size, num_workers=num_workers, progress=progress, load_boxes=load_boxes,
+                            allow_mmengine_checkpoints=allow_mmengine_checkpoints)
         self.feature_stages = check_stages(feature_stages)
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
         self.load_boxes, self.allow_mmengine_checkpoints = bool(load_boxes), bool(allow_mmengine_checkpoints)
@@ -375,17 +347,3 @@ def image_list_digest(dataset: Any) -> str | None:
 def _unwrapped(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
-
-def _check_plain_options(batch_size: Any, num_workers: Any, **switches: Any) -> None:
-    """The refresh loader's counts and the hook's on/off options, named when wrong."""
-    for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")
-        ):
-            raise ValueError(
-                f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} "
-                f"int or None; got {value!r}"
-            )
-    for name, value in switches.items():
-        if value not in (True, False):  # bool('no') is True: a text value would switch it on
-            raise TypeError(f"ContrastiveCropHook: {name} must be True or False; got {value!r}")

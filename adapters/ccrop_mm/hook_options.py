@@ -1,0 +1,71 @@
+"""The checks of ``ContrastiveCropHook``'s options, run when the config builds the hook: a bad value is named, with
+what is allowed, before training starts rather than at the first refresh after the warm-up."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+from ccrop_plugins import HeatmapPipeline, RefreshSchedule, get_localizer, height_width
+
+
+def refuse_unknown(hook_class: type, unknown: dict[str, Any]) -> None:
+    """A misspelt config key: name the accepted ones (Python's own error does not)."""
+    if unknown:
+        accepted = [name for name in inspect.signature(hook_class.__init__).parameters
+                    if name not in ("self", "unknown")]
+        raise TypeError(f"ContrastiveCropHook got unknown arguments {sorted(unknown)}; "
+                        f"it takes {', '.join(accepted)}")
+
+
+def checked_schedule(warmup_epochs: Any, warmup_iters: Any, interval: Any) -> tuple[RefreshSchedule, str]:
+    """The schedule and the name its warm-up was given by (``warmup_epochs``, the default, or ``warmup_iters``)."""
+    if warmup_epochs is not None and warmup_iters is not None:
+        raise ValueError(f"ContrastiveCropHook: give warmup_epochs or warmup_iters, not both; got "
+                         f"warmup_epochs={warmup_epochs!r}, warmup_iters={warmup_iters!r}")
+    warmup_name = "warmup_iters" if warmup_iters is not None else "warmup_epochs"
+    warmup = warmup_iters if warmup_iters is not None else 100 if warmup_epochs is None else warmup_epochs
+    try:
+        return RefreshSchedule(warmup, interval), warmup_name
+    except ValueError as error:
+        raise ValueError(f"ContrastiveCropHook({warmup_name}={warmup!r}, interval={interval!r}): {error}") from None
+
+
+def checked_max_boxes(localizer: str, max_boxes: Any) -> int:
+    """The boxes kept per image: ``max_boxes``, or 1 for the single-box ``bbox`` rule."""
+    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or not 1 <= max_boxes <= 127:
+        raise ValueError(f"ContrastiveCropHook: max_boxes must be an int in [1, 127]; got {max_boxes!r}")
+    return 1 if localizer == "bbox" else max_boxes
+
+
+def checked_rules(localizer: str, threshold: Any, max_boxes: int, localizer_options: Any, heatmap: str,
+                  heatmap_options: Any, image_size: int | Sequence[int] | None) -> tuple[Any, tuple | None]:
+    """The localizer, built now (the heatmap rule and its options are checked too), and the refresh's image size."""
+    for name, value in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"ContrastiveCropHook: {name} must be a dict of the rule's options (e.g. "
+                            f"dict(core_level=0.3)) or None; got {value!r}")
+    try:
+        options = {"threshold": threshold, **(localizer_options or {})}
+        if localizer != "bbox":  # the single-box rule has no max_boxes; every set-valued one does
+            options.setdefault("max_boxes", max_boxes)
+        built = get_localizer(localizer, **options)
+        HeatmapPipeline(heatmap, heatmap_options)  # the rule and its options, checked now, not after the warm-up
+        return built, None if image_size is None else height_width(image_size, "image_size")
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"ContrastiveCropHook: {error}") from None
+
+
+def check_plain_options(batch_size: Any, num_workers: Any, **switches: Any) -> None:
+    """The refresh loader's counts and the hook's on/off options, named when wrong."""
+    for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")
+        ):
+            raise ValueError(
+                f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} "
+                f"int or None; got {value!r}"
+            )
+    for name, value in switches.items():
+        if value not in (True, False):  # bool('no') is True: a text value would switch it on
+            raise TypeError(f"ContrastiveCropHook: {name} must be True or False; got {value!r}")
