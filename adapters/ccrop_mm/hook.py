@@ -21,27 +21,24 @@ Lifecycle in an mmengine ``Runner.train()``:
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
-from torch import nn
 
-from ccrop_plugins import BoxStore, images_digest, other_images, refresh_boxes
+from ccrop_plugins import BoxStore, images_digest, other_images
 
 from .checkpoint_globals import LoadWindow
-from .extraction import ExtractionDataset, Normaliser, extraction_loader
+from .extraction import ExtractionDataset
 from .hook_options import check_plain_options, checked_max_boxes, checked_rules, checked_schedule, refuse_unknown
 from .pipeline_walk import evaluation_store_users, read_train_pipeline
+from .refresh_pass import run_refresh, unwrapped
 from .stages import check_stages, feature_fn
 from .worker_restart import restart_started_workers
 
 CHECKPOINT_KEY = "ccrop"
-SCALAR_PREFIX = "train/ccrop_"
 
 
 @HOOKS.register_module()
@@ -146,7 +143,7 @@ class ContrastiveCropHook(Hook):
         for step in plan.store_users:
             step.attach_store(self.store)
         self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
-        self._features = feature_fn(_unwrapped(runner.model), self.feature_stages)
+        self._features = feature_fn(unwrapped(runner.model), self.feature_stages)
         self._say_schedule(runner)
         self._refreshed_after, self._images_digest, self._ignored = 0, False, False
         pending = self._saved is not None and self._restore(runner, self._saved)
@@ -200,30 +197,9 @@ class ContrastiveCropHook(Hook):
     # -- the refresh ------------------------------------------------------------------------------
     def refresh(self, runner: Any) -> None:
         """Localize every training image with the current model and update the store (all ranks)."""
-        model = _unwrapped(runner.model)
-        normalise = Normaliser(getattr(model, "data_preprocessor", None))
-        device = next(model.parameters()).device
-        loader = extraction_loader(
-            self._images,
-            self.batch_size or runner.train_dataloader.batch_size or 32,
-            runner.train_dataloader.num_workers if self.num_workers is None else self.num_workers,
-        )
-        batches = ((normalise(images, device), indices) for images, indices in loader)
-        with warnings.catch_warnings(record=True) as caught:  # the core's warnings, into the run's log
-            warnings.simplefilter("always")
-            stats = refresh_boxes(self._features, batches, self.store, self.localizer, self.heatmap,
-                                  heatmap_options=self.heatmap_options, device=device, progress=self.progress)
-        self.last_stats = stats
-        scalars = {"mean_boxes": stats.mean_boxes, "mean_box_area": stats.mean_box_area,
-                   "fallback_fraction": stats.fallback_fraction, "refresh_seconds": stats.seconds,
-                   "box_version": float(stats.version)}
-        for name, value in scalars.items():
-            runner.message_hub.update_scalar(SCALAR_PREFIX + name, value)
-        if is_main_process():
-            runner.logger.info("ContrastiveCrop refresh " + ", ".join(f"{k}={v:.4g}" for k, v in scalars.items())
-                               + f", images={stats.images}, images_per_second={stats.images_per_second:.1f}")
-            for caught_warning in {str(w.message): w for w in caught}.values():
-                runner.logger.warning(f"ContrastiveCrop refresh: {caught_warning.message}")
+        self.last_stats = run_refresh(runner, self._images, self._features, self.store, self.localizer,
+                                      heatmap=self.heatmap, heatmap_options=self.heatmap_options,
+                                      batch_size=self.batch_size, num_workers=self.num_workers, progress=self.progress)
 
     def _refresh_keeping_checkpoint(self, runner: Any, after: str) -> None:
         try:
@@ -342,8 +318,4 @@ def image_list_digest(dataset: Any) -> str | None:
     when a sample has none. Read once per run (one pass over the data list)."""
     paths = [dataset.get_data_info(index).get("img_path") for index in range(len(dataset))]
     return images_digest(paths) if all(isinstance(path, (str, os.PathLike)) for path in paths) else None
-
-
-def _unwrapped(model: nn.Module) -> nn.Module:
-    return model.module if is_model_wrapper(model) else model
 

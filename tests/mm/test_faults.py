@@ -11,6 +11,7 @@ import torch
 from mmcv.transforms import LoadImageFromFile
 
 import ccrop_mm.hook
+import ccrop_mm.refresh_pass
 from ccrop_mm.extraction import ExtractionDataset, extraction_loader
 from ccrop_plugins import BoxSets, BoxStore
 
@@ -82,7 +83,7 @@ def test_a_failing_refresh_keeps_its_checkpoint_and_resume_redoes_it(
 
     cfg = _quick(setup, coordinate_folder, tmp_path / "run", "broken_refresh", epochs=2)
     with monkeypatch.context() as patch:
-        patch.setattr(ccrop_mm.hook, "refresh_boxes", broken)
+        patch.setattr(ccrop_mm.refresh_pass, "refresh_boxes", broken)
         with pytest.raises(
             RuntimeError, match=r"ContrastiveCrop refresh failed \(OSError\('disk gone'\)\).*resume"
         ) as error:
@@ -178,7 +179,7 @@ def test_a_failing_refresh_in_an_iteration_loop_keeps_its_checkpoint(
     del cfg.custom_hooks[0]["warmup_epochs"]
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=4)
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=2, by_epoch=False)
-    monkeypatch.setattr(ccrop_mm.hook, "refresh_boxes", broken)
+    monkeypatch.setattr(ccrop_mm.refresh_pass, "refresh_boxes", broken)
     with pytest.raises(RuntimeError, match=r"refresh failed \(ValueError\('bad heatmap'\)\)"):
         train(cfg)
     saved = torch.load(tmp_path / "iter_2.pth", weights_only=False)

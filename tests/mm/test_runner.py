@@ -142,11 +142,11 @@ def test_iteration_loop_resumed_with_a_refresh_due_crops_in_its_boxes_from_the_f
     workers it restarts (IterBasedTrainLoop started its own before any hook) prefetch at once, 2 workers x 2 batches,
     of which mmengine skips 3 on resume: they must start after the refresh, else the first trained batch is a
     warm-up batch (was: 0 of its 8 pairs in a box). The refresh is forced to one top-left box per sample."""
-    import ccrop_mm.hook
+    import ccrop_mm.refresh_pass
     from ccrop_plugins import BoxSets
 
     box = torch.tensor([0.0, 0.0, 0.25, 0.25])
-    real_refresh = ccrop_mm.hook.refresh_boxes
+    real_refresh = ccrop_mm.refresh_pass.refresh_boxes
 
     def refresh_to_one_box(features, batches, store, *args, **kwargs):
         stats = real_refresh(features, batches, store, *args, **kwargs)
@@ -174,7 +174,7 @@ def test_iteration_loop_resumed_with_a_refresh_due_crops_in_its_boxes_from_the_f
     del saved["ccrop"]  # as saved by a run without the hook
     torch.save(saved, tmp_path / "no_boxes.pth")
 
-    monkeypatch.setattr(ccrop_mm.hook, "refresh_boxes", refresh_to_one_box)
+    monkeypatch.setattr(ccrop_mm.refresh_pass, "refresh_boxes", refresh_to_one_box)
     cfg = config("resumed", 5)
     cfg.resume, cfg.load_from = True, str(tmp_path / "no_boxes.pth")
     runner = train(cfg)
