@@ -18,8 +18,7 @@ STATE_KEYS = ("num_samples", "max_boxes", "version", "boxes", "scores", "counts"
 class BoxStore:
     """Box sets for ``num_samples`` dataset indices, at most ``max_boxes`` each, in shared memory.
 
-    A store in a dataset (or collate function) travels into DataLoader workers by handle (``fork`` and
-    ``spawn``), and running workers see an :meth:`update` from their next batch (docs/configuration.md).
+    DataLoader workers read it by handle and see an :meth:`update` from their next batch (docs/configuration.md).
     Tensors: ``boxes`` float32 ``(N, K, 4)`` (normalised ``x0, y0, x1, y1``), ``scores`` float32 ``(N, K)``,
     ``counts`` int8 ``(N,)``. ``ValueError`` for a size that is not an integer ``>= 1`` (``max_boxes <= 127``).
     """

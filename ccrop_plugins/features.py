@@ -16,9 +16,8 @@ class StageFeatures(nn.Module):
     (a tuple or list output: its last item) in the order of ``stages``, dotted submodule names (the ``module.`` of a
     DDP model may be left out). ``stop_early``: end the forward after the deepest stage (docs/configuration.md).
 
-    Raises ``TypeError`` for a model that is not a module or stages that are not names, ``ValueError`` for no,
-    repeated or unknown stage names (listing valid ones) and for a stage output that is not ``(B, C, h, w)``,
-    ``RuntimeError`` for a stage the forward did not run.
+    A bad model, stage name (unknown: valid ones listed) or stage output is a ``TypeError`` / ``ValueError`` naming
+    it; a stage the forward did not run, a ``RuntimeError``.
     """
 
     def __init__(self, model: nn.Module, stages: str | Sequence[str], stop_early: bool = True) -> None:

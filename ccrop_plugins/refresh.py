@@ -62,11 +62,8 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     -> ``heatmap`` rule (a fitted one applies the previous pass's statistics over ``store``) -> ``localizer``
     (``heatmaps (N, H, W) -> BoxSets``). Arguments: docs/configuration.md, "refresh_boxes".
 
-    Raises ``ValueError`` (no images, a batch that is not ``(images, indices, ...)``, class labels as indices, a
-    device this machine lacks), ``IndexError`` (an index outside the store), ``TypeError`` (a store, ``batches``,
-    ``feature_fn`` or ``localizer`` of the wrong type, ``threshold`` / ``localizer_options`` with a localizer object,
-    non-integer indices, a localizer not returning :class:`BoxSets`). Warns when the feature maps are 1x1 and when
-    every image fell back to the whole-image box.
+    A bad argument or batch is a ``TypeError`` / ``ValueError`` naming it (an index outside the store: ``IndexError``),
+    the store unchanged; warns when the feature maps are 1x1 and when every image fell back to the whole-image box.
     """
     if not isinstance(store, BoxStore):
         raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
