@@ -177,13 +177,17 @@ def run(args: argparse.Namespace) -> int:
     if config.data is not None:
         train_root = Path(config.data)
         names = list_images(train_root)
-        check_images(train_root, names)  # errors before training
-        notes: list[str] = []
+        turned = check_images(train_root, names, upright=True)  # errors before training
+        notes: list[str] = [] if not turned else [
+            f"{len(turned)} image(s) carry an EXIF orientation ({', '.join(list(turned)[:3])}"
+            f"{', ...' if len(turned) > 3 else ''}): trained on, drawn and measured upright, as viewers show them;"
+            f" the width/height and boxes of {ANNOTATIONS} are taken in the upright image's pixels"
+        ]
         annotations: Any = load_user_annotations(train_root, names, notes)  # normalised by the originals' sizes
         for note in notes:
             print(f"ccrop demo: {note}")
         label = f"your images in {train_root}" + ("" if annotations is not None else f" (no {ANNOTATIONS})")
-        train_root, resized = _resized_copy(train_root, names, out, config)
+        train_root, resized = _resized_copy(train_root, names, out, config, len(turned))
     else:
         setting = get_scene_setting(config.setting)
         label, annotations, resized = setting.label, "generated", None
@@ -198,15 +202,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resized_copy(root: Path, names: list[str], out: Path, config: DemoConfig) -> tuple[Path, str | None]:
-    """The folder both frameworks read: ``root``, or a copy with its large images shrunk (:mod:`.resized`)."""
+def _resized_copy(root: Path, names: list[str], out: Path, config: DemoConfig, turned: int) -> tuple[Path, str | None]:
+    """The folder both frameworks read: ``root``, or a copy with its large images shrunk and its ``turned`` images
+    (EXIF orientation) upright (:mod:`.resized`)."""
     side = copy_side(config)
     folder, count, seconds = resized_copy(root, names, out, side)
     if folder == root:
         return root, None
     note = (
         f"resized copies of {count} of {len(names)} images (shortest side over {side} px, shrunk to {side} px; "
-        f"the rest copied as they are) in {folder}" + (f", made in {seconds:.1f} s" if seconds else ", reused")
+        + (f"{turned} with an EXIF orientation written upright; " if turned else "")
+        + f"the rest copied as they are) in {folder}" + (f", made in {seconds:.1f} s" if seconds else ", reused")
     )
     print(f"ccrop demo: {note}")
     return folder, note

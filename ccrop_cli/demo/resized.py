@@ -7,9 +7,12 @@ shortest side exceeds ``side`` (:func:`copy_side`: twice the larger of the view 
 the defaults) shrunk uniformly to that shortest side, converted to RGB as Lightly's loader converts it
 (PNG data, under the image's own name, so names and dataset-index order stay those of ``DIR``); smaller
 images are copied byte for byte. A uniform resize keeps the normalised boxes of ``DIR/annotations.json``
-(they are read from ``DIR``, against the original sizes). A folder with no image larger than ``side`` is
-used as it is (nothing is copied). ``OUT/data/resized.json`` records the source files (size, mtime) and
-``side``: a later run into the same ``OUT`` reuses a matching copy.
+(they are read from ``DIR``, against the original sizes). Images with an EXIF orientation (phone photos) are
+written upright (``PIL.ImageOps.exif_transpose``, whatever their size), as they are shown and as
+:mod:`ccrop_cli.demo.user_data` reads their boxes: OpenCV (MMPretrain) would turn them, PIL (Lightly) would not.
+A folder with no image larger than ``side`` and none turned is used as it is (nothing is copied).
+``OUT/data/resized.json`` records the source files (size, mtime) and ``side``: a later run into the same
+``OUT`` reuses a matching copy.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import shutil
 import time
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ccrop_cli.demo.config import DemoConfig
+from ccrop_cli.demo.user_data import TURNING, exif_orientation
 from ccrop_cli.errors import UserError
 
 COPY_FOLDER = Path("data") / "resized"
@@ -46,19 +50,22 @@ def resized_copy(root: Path, names: list[str], out: Path, side: int) -> tuple[Pa
         out: the demo's output folder; side: the copies' shortest side in pixels.
 
     Returns:
-        ``(folder, resized, seconds)``: the folder (``root`` when no image's shortest side exceeds ``side``),
-        how many images were shrunk, and the time the copy took (0 when reused or not made).
+        ``(folder, resized, seconds)``: the folder (``root`` when no image's shortest side exceeds ``side`` and
+        none has an EXIF orientation), how many images were shrunk, and the time the copy took (0 when reused or
+        not made).
 
     Raises:
         UserError: ``out/data/resized`` exists but was not made by the demo (it is never removed then),
             ``root`` lies inside it, or the copy cannot be written.
     """
-    sizes = {}
+    sizes, turned = {}, set()
     for name in names:
         with Image.open(root / name) as image:
             sizes[name] = image.size
+            if exif_orientation(image) != 1:
+                turned.add(name)
     large = [name for name in names if min(sizes[name]) > side]
-    if not large:
+    if not large and not turned:
         return root, 0, 0.0
     folder, manifest_path = out / COPY_FOLDER, out / MANIFEST
     if root.resolve().is_relative_to(folder.resolve()):
@@ -66,7 +73,8 @@ def resized_copy(root: Path, names: list[str], out: Path, side: int) -> tuple[Pa
             f"--data {root} lies inside {folder}, where the demo writes its resized copy of --data: give the "
             "original folder, or another --out"
         )
-    manifest = {"source": str(root.resolve()), "side": side, "files": {name: _stamp(root / name) for name in names}}
+    manifest = {"source": str(root.resolve()), "side": side, "upright": True,  # copies before it were not
+                "files": {name: _stamp(root / name) for name in names}}
     if folder.is_dir() and manifest_path.is_file():
         try:
             if json.loads(manifest_path.read_text()) == manifest:
@@ -83,7 +91,7 @@ def resized_copy(root: Path, names: list[str], out: Path, side: int) -> tuple[Pa
     started = time.perf_counter()
     try:
         for name in names:
-            _copy(root / name, folder / name, sizes[name], side)
+            _copy(root / name, folder / name, sizes[name], side, name in turned)
         manifest_path.write_text(json.dumps(manifest, indent=1))  # last: an interrupted copy is made again
     except OSError as error:  # a full disk, or OUT/data a file
         raise UserError(f"--out {out}: cannot write the resized copy of --data in {folder}: {error}") from None
@@ -95,15 +103,20 @@ def _stamp(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _copy(source: Path, target: Path, size: tuple[int, int], side: int) -> None:
-    """``source`` shrunk to shortest side ``side`` (RGB, PNG data), or copied as it is when not larger."""
+def _copy(source: Path, target: Path, size: tuple[int, int], side: int, turned: bool) -> None:
+    """``source`` upright (when ``turned``: it has an EXIF orientation) and shrunk to shortest side ``side`` (RGB,
+    PNG data), or copied as it is when neither."""
     target.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
-    if min(width, height) <= side:
+    if min(width, height) <= side and not turned:
         shutil.copyfile(source, target)
         return
-    scale = side / min(width, height)
-    new_size = (max(side, round(width * scale)), max(side, round(height * scale)))
+    scale = min(1.0, side / min(width, height))
+    new_size = (max(side, round(width * scale)), max(side, round(height * scale))) if scale < 1 else size
     with Image.open(source) as image:
+        sideways = exif_orientation(image) in TURNING
         image.draft("RGB", new_size)  # a JPEG decodes at 1/2, 1/4 or 1/8 scale, no smaller than new_size
-        image.convert("RGB").resize(new_size, Image.LANCZOS).save(target, format="PNG", compress_level=1)
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+    if scale < 1:
+        upright = upright.resize(new_size[::-1] if sideways else new_size, Image.LANCZOS)
+    upright.save(target, format="PNG", compress_level=1)

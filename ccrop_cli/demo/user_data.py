@@ -20,9 +20,13 @@ reaching past their image are clipped, and the demo names them.
 Only the files both frameworks read are images here (``IMAGE_EXTENSIONS``, torchvision's list; a ``.gif``
 is ignored, as Lightly ignores it). :func:`check_images` refuses, before any training, what the two
 frameworks' loaders would read differently: 16- and 32-bit images (PIL turns them nearly white, OpenCV
-scales them) and images with an EXIF rotation (OpenCV turns them upright, PIL does not, so boxes would
-not match). Grayscale and palette images become RGB; RGBA images lose their alpha channel (each pixel
+scales them). Grayscale and palette images become RGB; RGBA images lose their alpha channel (each pixel
 keeps its colour), as in both frameworks' loaders.
+
+Images with an EXIF orientation (phone photos: OpenCV turns them upright, PIL does not) are taken upright,
+as phones, viewers, browsers and labelling tools show them: ``ccrop demo`` trains on, refreshes, draws and
+measures upright copies (:mod:`ccrop_cli.demo.resized`, ``PIL.ImageOps.exif_transpose``), and the
+``width``/``height`` and boxes of ``annotations.json`` are those of the upright image (:func:`upright_size`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ ANNOTATIONS = "annotations.json"
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 """PIL modes of at most 8 bits per channel, which both frameworks' loaders turn into the same RGB."""
 _EXIF_ORIENTATION = 0x0112
+TURNING = (5, 6, 7, 8)
+"""EXIF orientations that turn the image by 90 degrees (width and height swap when it is shown upright)."""
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mpg", ".hevc", ".m4v", ".webm", ".mpeg")
 """Lightly's video extensions (``lightly.data._helpers.VIDEO_EXTENSIONS``, any case): one such file anywhere
 under the folder makes ``LightlyDataset`` a video dataset."""
@@ -139,29 +145,50 @@ def _check_classes(root: Path, folders: list[str], files: list[str]) -> None:
         )
 
 
-def check_images(root: Path, filenames: list[str]) -> None:
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an open image: 2-8 when it is shown turned or mirrored, else 1 (none, or a value
+    outside 1-8, which ``PIL.ImageOps.exif_transpose`` and OpenCV ignore too)."""
+    orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    return orientation if orientation in range(2, 9) else 1
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an open image as it is shown, after its EXIF orientation (see the module docstring)."""
+    width, height = image.size
+    return (height, width) if exif_orientation(image) in TURNING else (width, height)
+
+
+def check_images(root: Path, filenames: list[str], upright: bool = False) -> dict[str, int]:
     """Open and decode every image (a JPEG at 1/8 scale); refuse what the frameworks would read differently.
+
+    Args:
+        upright: whether the caller turns images with an EXIF orientation upright for both frameworks
+            (``ccrop demo``'s copy, :mod:`ccrop_cli.demo.resized`); else they are refused.
+
+    Returns:
+        ``{file name: EXIF orientation (2-8)}`` of the images shown turned or mirrored.
 
     Raises:
         UserError: naming the files (the first few) that cannot be opened or decoded (truncated), have more than 8
             bits per channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), or carry an EXIF rotation
-            (save them upright, e.g. with ``PIL.ImageOps.exif_transpose``).
+            and ``upright`` is false (save them upright, e.g. with ``PIL.ImageOps.exif_transpose``).
     """
-    unreadable, deep, rotated = [], [], []
+    unreadable, deep, turned = [], [], {}
     for name in filenames:
         try:
             with Image.open(Path(root) / name) as image:
                 if image.mode not in EIGHT_BIT_MODES:
                     deep.append(f"{name} (mode {image.mode})")
-                orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-                if orientation not in (None, 1):
-                    rotated.append(f"{name} (orientation {orientation})")
+                orientation = exif_orientation(image)
+                if orientation != 1:
+                    turned[name] = orientation
                 # Decode the pixels too: a truncated file opens, then PIL (Lightly) fails in a worker while
                 # OpenCV (MMPretrain) reads it with a grey tail. A JPEG decodes at 1/8 scale (fast).
                 image.draft("RGB", (image.width // 8 + 1, image.height // 8 + 1))
                 image.load()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             unreadable.append(f"{name} ({type(error).__name__}: {error})")
+    rotated = [] if upright else [f"{name} (orientation {value})" for name, value in turned.items()]
     for found, problem in (
         (unreadable, "cannot be read as images"),
         (deep, f"have more than 8 bits per channel (allowed modes: {', '.join(EIGHT_BIT_MODES)}); convert them "
@@ -172,6 +199,7 @@ def check_images(root: Path, filenames: list[str]) -> None:
         if found:
             shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
             raise UserError(f"--data {root}: {len(found)} file(s) {problem}: {shown}")
+    return turned
 
 
 def load_user_annotations(
@@ -274,7 +302,7 @@ def _image_sizes(
             )
         entry_of[name] = (position, image_id)
         with Image.open(root / name) as opened:
-            file_width, file_height = opened.size
+            (file_width, file_height), orientation = upright_size(opened), exif_orientation(opened)
         width, height = image.get("width", file_width), image.get("height", file_height)
         if not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
@@ -283,11 +311,10 @@ def _image_sizes(
             raise UserError(f"{where}: 'width' and 'height' must be positive finite numbers; got {width!r}, {height!r}")
         # Boxes are normalised by the declared size: a uniformly resized image keeps them, another shape does not.
         if abs(file_width / width - file_height / height) > 1.0 / width + 1.0 / height:
-            raise UserError(
-                f"{where}: width x height {width}x{height} is not the shape of {name} ({file_width}x{file_height}):"
-                " its boxes would land elsewhere on the image (was it cropped, padded or turned after labelling?);"
-                " give the file's size and boxes in its pixels"
-            )
+            raise UserError(f"{where}: width x height {width}x{height} is not the shape of {name} "
+                            f"({file_width}x{file_height}{_shown_turned(orientation)}): its boxes would land elsewhere"
+                            " on the image (was it cropped, padded or turned after labelling?); give the"
+                            f"{' upright' if orientation != 1 else ''} image's size and boxes in its pixels")
         sizes[image_id] = (name, int(width), int(height))
     if first_absent is not None and len(entry_of) == 0:
         raise UserError(
@@ -295,6 +322,12 @@ def _image_sizes(
             " of another layout?)"
         )
     return sizes
+
+
+def _shown_turned(orientation: int) -> str:
+    if orientation == 1:
+        return ""
+    return f" as shown: its EXIF orientation {orientation} turns or mirrors the stored pixels, as phones and viewers do"
 
 
 def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base: dict[str, list[str]]) -> str:

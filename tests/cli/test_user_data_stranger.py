@@ -1,0 +1,116 @@
+"""``ccrop demo --data`` on a stranger's folder: phone photos, odd files and annotations written by other tools."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ccrop_cli.demo.resized import COPY_FOLDER, resized_copy
+from ccrop_cli.demo.user_data import check_images, list_images, load_user_annotations
+from ccrop_cli.errors import UserError
+from ccrop_cli.main import main
+
+
+def _folder(root: Path, count: int = 3, size: tuple[int, int] = (40, 32)) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(root / f"img{index}.png")
+    return root
+
+
+def _phone_photo(path: Path, orientation: int = 6) -> np.ndarray:
+    """A 60x30 JPEG (left third white) whose EXIF orientation turns it; returns the stored pixels."""
+    pixels = np.zeros((30, 60, 3), dtype=np.uint8)
+    pixels[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    return pixels
+
+
+# -- EXIF orientation (phone photos) -------------------------------------------------------------------------------
+def test_turned_images_are_named_and_refused_unless_the_caller_writes_them_upright(tmp_path):
+    _folder(tmp_path)
+    _phone_photo(tmp_path / "phone.jpg", 6)
+    _phone_photo(tmp_path / "odd.jpg", 0)  # an invalid value: ignored by PIL's exif_transpose and OpenCV alike
+    names = list_images(tmp_path)
+    with pytest.raises(UserError, match=r"1 file\(s\) carry an EXIF rotation.*phone\.jpg \(orientation 6\)"):
+        check_images(tmp_path, names)  # ccrop bench localize trains on the folder itself
+    assert check_images(tmp_path, names, upright=True) == {"phone.jpg": 6}
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_the_copy_holds_turned_images_upright_as_opencv_reads_the_original(tmp_path, orientation):
+    import cv2
+
+    data, out = _folder(tmp_path / "data"), tmp_path / "out"
+    _phone_photo(data / "phone.jpg", orientation)
+    folder, resized, _ = resized_copy(data, list_images(data), out, side=64)  # small images: copied for it alone
+    assert folder == out / COPY_FOLDER and resized == 0
+    seen_by_opencv = cv2.imread(str(data / "phone.jpg"), cv2.IMREAD_COLOR)[..., ::-1]  # MMPretrain's reading
+    with Image.open(folder / "phone.jpg") as copy:
+        assert copy.getexif().get(0x0112) is None
+        upright = np.asarray(copy.convert("RGB"))  # Lightly's reading
+    assert upright.shape == seen_by_opencv.shape == ((30, 60, 3) if orientation == 3 else (60, 30, 3))
+    assert np.abs(upright.astype(int) - seen_by_opencv).mean() < 2
+    assert cv2.imread(str(folder / "phone.jpg"), cv2.IMREAD_COLOR).shape == upright.shape
+    assert (folder / "img0.png").read_bytes() == (data / "img0.png").read_bytes()
+
+
+def test_a_large_turned_image_is_shrunk_upright(tmp_path):
+    data, out = _folder(tmp_path / "data"), tmp_path / "out"
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(data / "big.jpg", exif=exif)
+    folder, resized, _ = resized_copy(data, list_images(data), out, side=64)
+    with Image.open(folder / "big.jpg") as copy:
+        assert resized == 1 and copy.size == (64, 96)  # upright 200x300, shortest side 64
+
+
+def test_annotations_of_a_turned_image_are_in_its_upright_pixels(tmp_path):
+    _folder(tmp_path)
+    _phone_photo(tmp_path / "phone.jpg", 6)  # stored 60x30, shown 30x60
+    entry = {"id": 1, "file_name": "phone.jpg"}
+    coco = {"images": [entry], "annotations": [{"image_id": 1, "bbox": [0, 0, 30, 30]}]}
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path))
+    assert boxes["phone.jpg"] == pytest.approx(np.array([[0.0, 0.0, 1.0, 0.5]]))
+    entry.update(width=30, height=60)  # the upright size: accepted
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    assert load_user_annotations(tmp_path, list_images(tmp_path))["phone.jpg"] == pytest.approx(boxes["phone.jpg"])
+    entry.update(width=60, height=30)  # the stored size (a tool that ignored the orientation)
+    (tmp_path / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(UserError, match=r"60x30 is not the shape of phone\.jpg \(30x60 as shown: its EXIF orientation 6"
+                                        r".*give the upright image's size"):
+        load_user_annotations(tmp_path, list_images(tmp_path))
+
+
+class _Stop(Exception):
+    """Raised instead of training: the test needs what the demo did before it."""
+
+
+def test_the_demo_trains_on_upright_copies_of_turned_images(tmp_path, monkeypatch, capsys):
+    import ccrop_cli.demo.command as command
+
+    data = _folder(tmp_path / "data")
+    _phone_photo(data / "phone.jpg", 6)
+    seen = {}
+
+    def train(framework, config, train_root, out, progress):
+        seen["root"] = train_root
+        raise _Stop
+
+    monkeypatch.setattr(command, "_train", train)
+    with pytest.raises(_Stop):
+        main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
+    assert seen["root"] == tmp_path / "out" / COPY_FOLDER
+    with Image.open(seen["root"] / "phone.jpg") as copy:
+        assert copy.size == (30, 60)
+    log = capsys.readouterr().out
+    assert "1 image(s) carry an EXIF orientation (phone.jpg): trained on, drawn and measured upright" in log
+    assert "1 with an EXIF orientation written upright" in log
