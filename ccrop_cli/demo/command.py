@@ -166,6 +166,8 @@ def check_writable(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = getattr(args, "data", None)
+    if data == "":  # Path("") is the current folder: `--data "$DIR"` with DIR unset would train on it
+        raise UserError("--data is empty; give your image folder (DIR/<class>/<image> or DIR/<image>), e.g. --data .")
     if data is not None and out.resolve().is_relative_to(Path(data).resolve()):
         raise UserError(
             f"--out {args.out} lies inside --data {data}: the demo's pictures (and MMPretrain's work_dir) would "

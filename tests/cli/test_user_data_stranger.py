@@ -114,3 +114,13 @@ def test_the_demo_trains_on_upright_copies_of_turned_images(tmp_path, monkeypatc
     log = capsys.readouterr().out
     assert "1 image(s) carry an EXIF orientation (phone.jpg): trained on, drawn and measured upright" in log
     assert "1 with an EXIF orientation written upright" in log
+
+
+# -- the --data argument -------------------------------------------------------------------------------------------
+def test_an_empty_data_argument_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, capsys):
+    # `ccrop demo --data "$DIR"` with DIR unset: Path("") is the current folder, which was used silently.
+    _folder(tmp_path / "here")
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["demo", "--data", "", "--out", str(tmp_path / "out"), "--quick", "--no-progress"]) == 2
+    assert "--data is empty; give your image folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
