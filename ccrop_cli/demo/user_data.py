@@ -227,7 +227,7 @@ def load_user_annotations(
     if not path.is_file():
         return None
     try:
-        coco = json.loads(path.read_text())
+        coco = json.loads(path.read_text(encoding="utf-8-sig"))  # JSON is UTF-8; Windows tools write a BOM
     except json.JSONDecodeError as error:
         raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
     except (OSError, UnicodeDecodeError) as error:

@@ -124,3 +124,18 @@ def test_an_empty_data_argument_is_refused_not_read_as_the_current_folder(tmp_pa
     assert main(["demo", "--data", "", "--out", str(tmp_path / "out"), "--quick", "--no-progress"]) == 2
     assert "--data is empty; give your image folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# -- annotations.json written by other tools -----------------------------------------------------------------------
+def _write_coco(root: Path, coco: dict, prefix: bytes = b"") -> None:
+    (root / "annotations.json").write_bytes(prefix + json.dumps(coco, ensure_ascii=False).encode("utf-8"))
+
+
+def test_annotations_with_a_byte_order_mark_are_read(tmp_path):
+    # Windows tools (PowerShell's Out-File, Notepad's "UTF-8 with BOM") start the file with one: json refused it.
+    _folder(tmp_path)
+    (tmp_path / "img0.png").rename(tmp_path / "chat é.png")
+    coco = {"images": [{"id": 1, "file_name": "chat é.png"}], "annotations": [{"image_id": 1, "bbox": [0, 0, 20, 16]}]}
+    _write_coco(tmp_path, coco, prefix=b"\xef\xbb\xbf")
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path))
+    assert boxes["chat é.png"] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
