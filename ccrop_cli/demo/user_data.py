@@ -214,7 +214,8 @@ def load_user_annotations(
             made of part of a labelled set, with the whole set's annotations) are then skipped with their
             annotations (still an error when *no* entry names an image of ``root``: file names of another layout);
             a line saying so is appended here, and one for boxes reaching more than 1 px past their image (clipped,
-            as always; many such boxes suggest ``[x0, y0, x1, y1]`` boxes written as ``bbox``).
+            as always; many such boxes suggest ``[x0, y0, x1, y1]`` boxes written as ``bbox``), and one for the
+            boxes not measured (always left out): crowd regions (``iscrowd`` 1; as in COCO's evaluation).
 
     Returns:
         ``{file_name: (k, 4) float32 boxes}``, normalised ``x0, y0, x1, y1`` clipped to the
@@ -240,25 +241,35 @@ def load_user_annotations(
     absent: list[str] | None = None if notes is None else []
     sizes = _image_sizes(path, coco["images"], Path(root), set(filenames), absent)
     boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id, entry in sizes.items() if entry is not None}
-    past: list[str] = []  # boxes reaching past their image
+    found: dict[str, list[str]] = {"past": [], "crowd": []}  # boxes clipped / not measured
     for position, ann in enumerate(coco["annotations"]):
-        image_id, box = _annotation(path, position, ann, sizes, past)
-        if image_id in boxes:  # else an annotation of a skipped (absent) image
+        image_id, box = _annotation(path, position, ann, sizes, found)
+        if image_id in boxes and box is not None:  # else a box not measured, or of a skipped (absent) image
             boxes[image_id].append(box)
-    if notes is not None and absent:
-        notes.append(f"{ANNOTATIONS} lists {len(absent)} image(s) that are not in {root} ({', '.join(absent[:3])}"
-                     f"{', ...' if len(absent) > 3 else ''}): skipped, with their boxes")
-    if notes is not None and past:
-        measured = sum(len(b) for b in boxes.values())
-        notes.append(
-            f"{ANNOTATIONS}: {len(past)} of {measured} boxes reach more than 1 px past their image "
-            f"(e.g. {past[0]}) and were clipped to it; 'bbox' is [x, y, w, h] in pixels (boxes written as "
-            "[x0, y0, x1, y1] look like this)"
-        )
+    if notes is not None:
+        notes += _box_notes(root, absent or [], found, sum(len(b) for b in boxes.values()))
     return {
         name: np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
         for image_id, (name, _, _) in ((image_id, sizes[image_id]) for image_id in boxes)
     }
+
+
+def _box_notes(root: Path, absent: list[str], found: dict[str, list[str]], measured: int) -> list[str]:
+    """The log lines of :func:`load_user_annotations`: entries skipped, boxes clipped or not measured."""
+    notes = []
+    if absent:
+        notes.append(f"{ANNOTATIONS} lists {len(absent)} image(s) that are not in {root} ({', '.join(absent[:3])}"
+                     f"{', ...' if len(absent) > 3 else ''}): skipped, with their boxes")
+    if found["past"]:
+        notes.append(
+            f"{ANNOTATIONS}: {len(found['past'])} of {measured} boxes reach more than 1 px past their image "
+            f"(e.g. {found['past'][0]}) and were clipped to it; 'bbox' is [x, y, w, h] in pixels (boxes written as "
+            "[x0, y0, x1, y1] look like this)"
+        )
+    if found["crowd"]:
+        notes.append(f"{ANNOTATIONS}: {len(found['crowd'])} crowd annotation(s) (iscrowd 1, e.g. {found['crowd'][0]})"
+                     " are not measured: one box around many objects, which COCO's evaluation ignores too")
+    return notes
 
 
 def _kind(value: Any) -> str:
@@ -357,9 +368,10 @@ class _NotInFolder(UserError):
     """A ``file_name`` that names no image of the folder (skipped when the caller allows absent files)."""
 
 
-def _annotation(path: Path, position: int, ann: Any, sizes: dict, past: list[str]) -> tuple[Any, list[float]]:
-    """``(image_id, normalised x0, y0, x1, y1)`` of one annotation, checked and clipped (noted in ``past`` when it
-    reached more than 1 px past the image)."""
+def _annotation(path: Path, position: int, ann: Any, sizes: dict, found: dict) -> tuple[Any, list[float] | None]:
+    """``(image_id, normalised x0, y0, x1, y1)`` of one annotation, checked and clipped (noted in ``found["past"]``
+    when it reached more than 1 px past the image); the box is ``None`` for a crowd region (``iscrowd`` 1, noted in
+    ``found["crowd"]``): not measured, as in COCO's evaluation."""
     where = f"{path}: annotations[{position}]"
     if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
         raise UserError(f"{where} must be an object with 'image_id' and 'bbox'; got {ann!r:.80}")
@@ -367,7 +379,7 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict, past: list[str
     if image_id not in sizes:
         raise UserError(f"{where}: image_id {image_id!r} is not the id of any entry of 'images'")
     if sizes[image_id] is None:  # an image not in the folder (skipped): its boxes are not checked
-        return image_id, []
+        return image_id, None
     if (
         not isinstance(bbox, list)
         or len(bbox) != 4
@@ -377,9 +389,12 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict, past: list[str
     x, y, w, h = (float(v) for v in bbox)
     if w <= 0 or h <= 0:
         raise UserError(f"{where}: 'bbox' [x, y, w, h] needs w > 0 and h > 0; got {bbox}")
+    if ann.get("iscrowd") in (1, True):
+        found["crowd"].append(f"annotations[{position}] {bbox}")
+        return image_id, None
     _, width, height = sizes[image_id]
     if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
-        past.append(f"annotations[{position}] {bbox} in a {width}x{height} image")
+        found["past"].append(f"annotations[{position}] {bbox} in a {width}x{height} image")
     box = [max(x, 0.0) / width, max(y, 0.0) / height, min(x + w, width) / width, min(y + h, height) / height]
     if box[0] >= box[2] or box[1] >= box[3]:
         raise UserError(f"{where}: 'bbox' {bbox} lies outside its {width}x{height} image")

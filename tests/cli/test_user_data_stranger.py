@@ -139,3 +139,21 @@ def test_annotations_with_a_byte_order_mark_are_read(tmp_path):
     _write_coco(tmp_path, coco, prefix=b"\xef\xbb\xbf")
     boxes = load_user_annotations(tmp_path, list_images(tmp_path))
     assert boxes["chat é.png"] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
+
+
+def _coco_of_three(boxes: list[dict]) -> dict:
+    return {"images": [{"id": i, "file_name": f"img{i}.png"} for i in range(3)],
+            "annotations": [dict(ann, image_id=ann.get("image_id", 0)) for ann in boxes]}
+
+
+def test_crowd_regions_are_not_measured_and_the_log_says_so(tmp_path):
+    # COCO's evaluation ignores iscrowd 1 boxes (one box around many objects); they were counted as objects.
+    _folder(tmp_path)
+    _write_coco(tmp_path, _coco_of_three([{"bbox": [0, 0, 40, 32], "iscrowd": 1}, {"bbox": [0, 0, 20, 16], "iscrowd": 0},
+                                          {"image_id": 1, "bbox": [0, 0, 10, 8], "iscrowd": 1}]))
+    notes = []
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path), notes)
+    assert boxes["img0.png"] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
+    assert boxes["img1.png"].shape == (0, 4)
+    assert notes == ["annotations.json: 2 crowd annotation(s) (iscrowd 1, e.g. annotations[0] [0, 0, 40, 32]) are not "
+                     "measured: one box around many objects, which COCO's evaluation ignores too"]
