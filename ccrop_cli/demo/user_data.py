@@ -215,7 +215,8 @@ def load_user_annotations(
             annotations (still an error when *no* entry names an image of ``root``: file names of another layout);
             a line saying so is appended here, and one for boxes reaching more than 1 px past their image (clipped,
             as always; many such boxes suggest ``[x0, y0, x1, y1]`` boxes written as ``bbox``), and one for the
-            boxes not measured (always left out): crowd regions (``iscrowd`` 1; as in COCO's evaluation).
+            boxes not measured (always left out): crowd regions (``iscrowd`` 1; as in COCO's evaluation) and boxes of
+            zero width or height.
 
     Returns:
         ``{file_name: (k, 4) float32 boxes}``, normalised ``x0, y0, x1, y1`` clipped to the
@@ -241,7 +242,7 @@ def load_user_annotations(
     absent: list[str] | None = None if notes is None else []
     sizes = _image_sizes(path, coco["images"], Path(root), set(filenames), absent)
     boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id, entry in sizes.items() if entry is not None}
-    found: dict[str, list[str]] = {"past": [], "crowd": []}  # boxes clipped / not measured
+    found: dict[str, list[str]] = {"past": [], "crowd": [], "empty": []}  # boxes clipped / not measured
     for position, ann in enumerate(coco["annotations"]):
         image_id, box = _annotation(path, position, ann, sizes, found)
         if image_id in boxes and box is not None:  # else a box not measured, or of a skipped (absent) image
@@ -269,6 +270,9 @@ def _box_notes(root: Path, absent: list[str], found: dict[str, list[str]], measu
     if found["crowd"]:
         notes.append(f"{ANNOTATIONS}: {len(found['crowd'])} crowd annotation(s) (iscrowd 1, e.g. {found['crowd'][0]})"
                      " are not measured: one box around many objects, which COCO's evaluation ignores too")
+    if found["empty"]:
+        notes.append(f"{ANNOTATIONS}: {len(found['empty'])} box(es) of zero width or height (e.g. "
+                     f"{found['empty'][0]}) are not measured: they cover no object")
     return notes
 
 
@@ -370,8 +374,8 @@ class _NotInFolder(UserError):
 
 def _annotation(path: Path, position: int, ann: Any, sizes: dict, found: dict) -> tuple[Any, list[float] | None]:
     """``(image_id, normalised x0, y0, x1, y1)`` of one annotation, checked and clipped (noted in ``found["past"]``
-    when it reached more than 1 px past the image); the box is ``None`` for a crowd region (``iscrowd`` 1, noted in
-    ``found["crowd"]``): not measured, as in COCO's evaluation."""
+    when it reached more than 1 px past the image); the box is ``None`` for a crowd region (``iscrowd`` 1) or a box of
+    zero width or height (noted in ``found["crowd"]``, ``found["empty"]``): not measured, as in COCO's evaluation."""
     where = f"{path}: annotations[{position}]"
     if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
         raise UserError(f"{where} must be an object with 'image_id' and 'bbox'; got {ann!r:.80}")
@@ -387,10 +391,10 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict, found: dict) -
     ):
         raise UserError(f"{where}: 'bbox' must be [x, y, w, h], four finite numbers in pixels; got {bbox!r:.80}")
     x, y, w, h = (float(v) for v in bbox)
-    if w <= 0 or h <= 0:
+    if w < 0 or h < 0:
         raise UserError(f"{where}: 'bbox' [x, y, w, h] needs w > 0 and h > 0; got {bbox}")
-    if ann.get("iscrowd") in (1, True):
-        found["crowd"].append(f"annotations[{position}] {bbox}")
+    if w == 0 or h == 0 or ann.get("iscrowd") in (1, True):  # exporters write empty boxes for unlabelled points
+        found["empty" if w == 0 or h == 0 else "crowd"].append(f"annotations[{position}] {bbox}")
         return image_id, None
     _, width, height = sizes[image_id]
     if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:

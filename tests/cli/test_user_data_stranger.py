@@ -157,3 +157,17 @@ def test_crowd_regions_are_not_measured_and_the_log_says_so(tmp_path):
     assert boxes["img1.png"].shape == (0, 4)
     assert notes == ["annotations.json: 2 crowd annotation(s) (iscrowd 1, e.g. annotations[0] [0, 0, 40, 32]) are not "
                      "measured: one box around many objects, which COCO's evaluation ignores too"]
+
+
+def test_boxes_of_zero_width_or_height_are_not_measured_and_the_log_says_so(tmp_path):
+    # Labelling tools export a click without a drag as [x, y, 0, 0]: one such box refused the whole file.
+    _folder(tmp_path)
+    _write_coco(tmp_path, _coco_of_three([{"bbox": [5, 5, 0, 10]}, {"bbox": [0, 0, 20, 16]}, {"bbox": [3, 4, 0, 0]}]))
+    notes = []
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path), notes)
+    assert boxes["img0.png"] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
+    assert notes == ["annotations.json: 2 box(es) of zero width or height (e.g. annotations[0] [5, 5, 0, 10]) are not "
+                     "measured: they cover no object"]
+    _write_coco(tmp_path, _coco_of_three([{"bbox": [5, 5, -2, 10]}]))  # a negative size is still an error
+    with pytest.raises(UserError, match=r"annotations\[0\]: 'bbox' \[x, y, w, h\] needs w > 0 and h > 0"):
+        load_user_annotations(tmp_path, list_images(tmp_path))
