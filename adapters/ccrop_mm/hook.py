@@ -1,44 +1,36 @@
 """``ContrastiveCropHook``: owns the box store, refreshes it on the paper's schedule, checkpoints it.
 
-Lifecycle in an mmengine ``Runner.train()``:
-
-0. ``before_run``: under torch >= 2.6 mmengine's own ``torch.load`` gets the allow-list of
-   :mod:`ccrop_mm.checkpoint_globals` until the checkpoint is loaded.
-1. ``after_load_checkpoint``: the saved boxes are kept aside.
-2. ``before_train``: the train pipeline is read once (:func:`~ccrop_mm.pipeline_walk.read_train_pipeline`),
-   the store is created and attached to its ContrastiveCrop steps before any worker starts
-   (``IterBasedTrainLoop`` started its workers already: they are restarted once). Saved
-   boxes are restored on ``resume`` only; ``load_from`` loads weights, not another run's boxes. Boxes made on
-   another list of images (another count, or other files) are ignored with a warning and made afresh. A resumed
-   store that lags the schedule (a checkpoint saved without this hook past a refresh, or one whose run
-   ended before a refresh that the resumed, longer run has passed) is refreshed at once.
-3. After the steps of the core's :class:`~ccrop_plugins.RefreshSchedule` (``every_n_epochs`` /
-   ``every_n_train_iters`` from ``warmup``, never after the last): a refresh.
-4. ``before_save_checkpoint``: the store goes into ``checkpoint['ccrop']``, with the step count of its
-   latest refresh (``refreshed_after``) and whether a failed refresh is pending.
+The class reads as its life cycle in an mmengine ``Runner.train()``; each concern is a module of its own: the
+constructor's checks (:mod:`~ccrop_mm.hook_options`), torch's weights-only load of the checkpoint
+(``checkpoint_globals``), the train pipeline's ContrastiveCrop steps (``pipeline_walk``), the boxes in checkpoints,
+their restore on resume and the refresh a resumed store lacks (``checkpoint_boxes``), the schedule in epochs or
+iterations (``schedule_steps``), one refresh pass (``refresh_pass``), crops in val/test pipelines
+(``evaluation_crops``) and the workers an iteration loop started before the store existed (``worker_restart``).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-from mmengine.runner import IterBasedTrainLoop
 
-from ccrop_plugins import BoxStore, images_digest, other_images
+from ccrop_plugins import BoxStore
 
+from .checkpoint_boxes import (CHECKPOINT_KEY, checkpoint_entry, image_list_digest, lazy_images_digest, resume_boxes,
+                               saved_boxes)
 from .checkpoint_globals import LoadWindow
+from .evaluation_crops import say_evaluation_crops
 from .extraction import ExtractionDataset
 from .hook_options import check_plain_options, checked_max_boxes, checked_rules, checked_schedule, refuse_unknown
-from .pipeline_walk import evaluation_store_users, read_train_pipeline
+from .pipeline_walk import read_train_pipeline
 from .refresh_pass import run_refresh, unwrapped
+from .schedule_steps import counts_iterations, say_schedule, steps_done
 from .stages import check_stages, feature_fn
 from .worker_restart import restart_started_workers
 
-CHECKPOINT_KEY = "ccrop"
+__all__ = ["CHECKPOINT_KEY", "ContrastiveCropHook", "image_list_digest"]
 
 
 @HOOKS.register_module()
@@ -117,12 +109,10 @@ class ContrastiveCropHook(Hook):
         # Steps (epochs or iterations) done when the store's latest refresh ran: 0 none; None unknown (a checkpoint
         # saved before this was recorded).
         self._refreshed_after: int | None = 0
-        self._images_digest: str | None | bool = False  # image_list_digest of the train dataset; False: not yet read
-        self._ignored = False  # the checkpoint's boxes were made on other images and were not restored
         self._load_window = LoadWindow()
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
 
-    # -- mmengine hook points -------------------------------------------------------------------
+    # -- mmengine hook points, in the order a run meets them -----------------------------------
     def before_run(self, runner: Any) -> None:
         if self.allow_mmengine_checkpoints:  # the runner loads its checkpoint next
             self._load_window.open()
@@ -130,30 +120,14 @@ class ContrastiveCropHook(Hook):
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         self._load_window.close()
         if CHECKPOINT_KEY in checkpoint:
-            self._saved = {**checkpoint[CHECKPOINT_KEY], "meta": checkpoint.get("meta", {})}
+            self._saved = saved_boxes(checkpoint)
 
     def before_train(self, runner: Any) -> None:
         self._load_window.close()  # loading is over by now, with or without a checkpoint
-        self._by_iteration = isinstance(runner.train_loop, IterBasedTrainLoop)
-        if self._warmup_name == "warmup_iters" and not self._by_iteration:
-            raise ValueError(f"ContrastiveCropHook: warmup_iters is for IterBasedTrainLoop; the train loop is "
-                             f"{type(runner.train_loop).__name__}, so use warmup_epochs")
-        plan = read_train_pipeline(runner.train_dataloader.dataset, several_boxes=self.max_boxes > 1)
-        self.store = BoxStore(len(plan.dataset), self.max_boxes)
-        for step in plan.store_users:
-            step.attach_store(self.store)
-        self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
-        self._features = feature_fn(unwrapped(runner.model), self.feature_stages)
-        self._say_schedule(runner)
-        self._refreshed_after, self._images_digest, self._ignored = 0, False, False
-        pending = self._saved is not None and self._restore(runner, self._saved)
-        missed = None if pending else self._missed_refresh(runner)
-        if missed is not None and is_main_process():
-            runner.logger.info(self._catch_up_line(missed))
-        if pending or missed is not None:  # else every crop would use no or stale boxes until the next refresh
-            self.refresh(runner)
-            self._refreshed_after = self._steps_done(runner)
-        self._saved = None
+        self._by_iteration = counts_iterations(runner, self._warmup_name)
+        self._attach_store(runner)
+        say_schedule(runner, self.schedule, self._warmup_name, self._by_iteration, self.store)
+        self._resume(runner)
         # Last: the restarted workers start prefetching at once, so the store must hold the resumed boxes by now.
         self._stopped_worker_iterators = restart_started_workers(runner.train_loop)
         if self._stopped_worker_iterators and is_main_process():
@@ -161,10 +135,10 @@ class ContrastiveCropHook(Hook):
                                "them before the box store existed)")
 
     def before_val(self, runner: Any) -> None:
-        self._say_evaluation_crops(runner, "val")
+        say_evaluation_crops(runner, "val")
 
     def before_test(self, runner: Any) -> None:
-        self._say_evaluation_crops(runner, "test")
+        say_evaluation_crops(runner, "test")
 
     def before_train_epoch(self, runner: Any) -> None:
         self._raise_failed_refresh()
@@ -186,9 +160,8 @@ class ContrastiveCropHook(Hook):
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         if self.store is not None:
-            checkpoint[CHECKPOINT_KEY] = {"box_store": self.store.state_dict(),
-                                          "refresh_pending": self._failed is not None,
-                                          "refreshed_after": self._refreshed_after, "images": self._digest()}
+            checkpoint[CHECKPOINT_KEY] = checkpoint_entry(self.store, self._failed is not None, self._refreshed_after,
+                                                          self._digest())
 
     def after_run(self, runner: Any) -> None:
         self._load_window.close()
@@ -204,7 +177,7 @@ class ContrastiveCropHook(Hook):
     def _refresh_keeping_checkpoint(self, runner: Any, after: str) -> None:
         try:
             self.refresh(runner)
-            self._refreshed_after = self._steps_done(runner) + 1  # called at the end of that step
+            self._refreshed_after = steps_done(runner, self._by_iteration) + 1  # called at the end of that step
         except Exception as error:  # noqa: BLE001  raised again after the checkpoint hook has run
             self._failed = error
             runner.logger.error(f"ContrastiveCrop refresh after {after} failed: {error!r}; the boxes stay those of "
@@ -217,105 +190,22 @@ class ContrastiveCropHook(Hook):
             raise RuntimeError(f"ContrastiveCrop refresh failed ({error!r}); the checkpoint of that step was "
                                "saved with the previous boxes: fix the cause and resume from it") from error
 
-    # -- checkpoints, schedule ----------------------------------------------------------------------
-    def _restore(self, runner: Any, saved: dict[str, Any]) -> bool:
-        """Restore saved boxes on resume (or with ``load_boxes``); return whether a refresh is pending."""
-        meta = saved.get("meta") or {}
-        resumed = runner.iter > 0 and (meta.get("epoch"), meta.get("iter")) == (runner.epoch, runner.iter)
-        state = saved["box_store"]
-        if not (resumed or self.load_boxes):
-            if is_main_process():
-                runner.logger.info(
-                    f"ContrastiveCrop: the load_from checkpoint holds boxes of {state['num_samples']} images "
-                    f"(version {state['version']}); ignored, boxes belong to the dataset they were made on: "
-                    "warm-up starts afresh (set ContrastiveCropHook(load_boxes=True) to use them)")
-            return False
-        digest = saved.get("images")  # the digest of this run's images is read only when the checkpoint has one
-        other = other_images(state, len(self.store), digest, None if digest is None else self._digest())
-        if other is not None:
-            self._ignored = True
-            if is_main_process():
-                runner.logger.warning(
-                    f"ContrastiveCrop: the checkpoint's boxes were made on {other}; ignored, they would crop other "
-                    "images' objects: the boxes are made afresh (now, if a refresh was due before this step)")
-            return False
-        self.store.load_state_dict(state)
-        if int(state["max_boxes"]) > self.store.max_boxes and is_main_process():
-            runner.logger.info(
-                f"ContrastiveCrop: the checkpoint's box sets hold up to {state['max_boxes']} boxes per image; this "
-                f"run keeps {self.store.max_boxes} (max_boxes or the localizer changed): the best of each set until "
-                "the next refresh")
-        if resumed:
-            self._refreshed_after = saved.get("refreshed_after")
-        return resumed and bool(saved.get("refresh_pending"))
+    # -- before_train's parts -----------------------------------------------------------------------
+    def _attach_store(self, runner: Any) -> None:
+        """Read the train pipeline, give its ContrastiveCrop steps a new store, prepare the refresh's input."""
+        plan = read_train_pipeline(runner.train_dataloader.dataset, several_boxes=self.max_boxes > 1)
+        self.store = BoxStore(len(plan.dataset), self.max_boxes)
+        for step in plan.store_users:
+            step.attach_store(self.store)
+        self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
+        self._features = feature_fn(unwrapped(runner.model), self.feature_stages)
+        self._digest = lazy_images_digest(plan.dataset)  # read when a checkpoint is loaded or saved
 
-    def _digest(self) -> str | None:
-        if self._images_digest is False:
-            self._images_digest = image_list_digest(self._images.dataset)
-        return self._images_digest
-
-    def _steps_done(self, runner: Any) -> int:
-        return runner.iter if self._by_iteration else runner.epoch
-
-    def _missed_refresh(self, runner: Any) -> int | None:
-        """On resume: the latest refresh of the schedule (in steps done, never after the run's last step) that
-        the restored store lacks, or ``None``. A store of unknown age counts as lagging only when empty."""
-        if runner.iter == 0:  # a fresh run, or load_from: the schedule starts here
-            return None
-        done = self._steps_done(runner)
-        due = self.schedule.latest_refresh(done, runner.max_iters if self._by_iteration else runner.max_epochs)
-        after = self._refreshed_after
-        if after is None:
-            after = 0 if self.store.version == 0 else done
-        return due if due is not None and due > after else None
-
-    def _catch_up_line(self, missed: int) -> str:
-        """The log line of a refresh run on resume because the store lacks the one due after step ``missed``."""
-        if self._saved is None:
-            return ("ContrastiveCrop: the resumed checkpoint holds no boxes (saved without ContrastiveCropHook?) and a "
-                    "refresh was due before it; refreshing now")
-        unit = "iteration" if self._by_iteration else "epoch"
-        if self._ignored:
-            return (f"ContrastiveCrop: the checkpoint's boxes were ignored (see above); the refresh due after {unit} "
-                    f"{missed} runs now")
-        return (f"ContrastiveCrop: the resumed checkpoint's boxes (version {self.store.version}) lack the refresh due "
-                f"after {unit} {missed} (its run ended before it: a longer run resumed?); refreshing now")
-
-    def _say_evaluation_crops(self, runner: Any, mode: str) -> None:
-        """ContrastiveCrop steps in the val/test pipeline get no boxes (they are made for the training images): say
-        so once in the run's log, and mark the steps, whose per-worker warning would blame a missing hook."""
-        loader = getattr(getattr(runner, f"{mode}_loop", None), "dataloader", None)
-        steps = [step for step in evaluation_store_users(getattr(loader, "dataset", None))
-                 if step.store is None and step.evaluation_loader is None]
-        for step in steps:
-            step.evaluation_loader = f"{mode}_dataloader"
-        if steps and is_main_process():
-            names = sorted({type(step).__name__ for step in steps})
-            runner.logger.warning(
-                f"ContrastiveCrop: {', '.join(names)} in {mode}_dataloader.dataset.pipeline gets no boxes (the hook "
-                f"makes them for train_dataloader's images only), so every {mode} crop is a plain RandomResizedCrop "
-                f"crop, random from run to run; use a deterministic crop (e.g. CenterCrop or ResizeEdge) in the {mode} "
-                "pipeline")
-
-    def _say_schedule(self, runner: Any) -> None:
-        if not is_main_process():
-            return
-        unit, total = ("iterations", runner.max_iters) if self._by_iteration else ("epochs", runner.max_epochs)
-        if self.schedule.never_refreshes(total):
-            runner.logger.warning(
-                f"ContrastiveCropHook never refreshes in this run: {self._warmup_name}={self.schedule.warmup}, "
-                f"interval={self.schedule.interval} and {total} {unit} (no refresh after the last); every crop is "
-                f"RandomResizedCrop's. Lower {self._warmup_name} (and interval) so that a refresh falls before "
-                f"the last of the {total} {unit}")
-        else:
-            steps = [s + 1 for s in self.schedule.refresh_steps(total)]
-            runner.logger.info(f"ContrastiveCrop: {self.store!r}; refresh after {unit} {steps[:6]}"
-                               f"{' ...' if len(steps) > 6 else ''} ({len(steps)} in all)")
-
-
-def image_list_digest(dataset: Any) -> str | None:
-    """:func:`ccrop_plugins.images_digest` of the dataset's ``img_path`` (text or ``pathlib``) in index order; ``None``
-    when a sample has none. Read once per run (one pass over the data list)."""
-    paths = [dataset.get_data_info(index).get("img_path") for index in range(len(dataset))]
-    return images_digest(paths) if all(isinstance(path, (str, os.PathLike)) for path in paths) else None
-
+    def _resume(self, runner: Any) -> None:
+        """Restore the checkpoint's boxes where they belong to this run; refresh now if one is pending or missed."""
+        self._refreshed_after, refresh_now = resume_boxes(runner, self._saved, self.store, self.schedule,
+                                                          self._by_iteration, self.load_boxes, self._digest)
+        if refresh_now:  # else every crop would use no or stale boxes until the next refresh
+            self.refresh(runner)
+            self._refreshed_after = steps_done(runner, self._by_iteration)
+        self._saved = None
