@@ -106,9 +106,7 @@ class ContrastiveCropHook(Hook):
         self.last_stats = None
         self._saved: dict[str, Any] | None = None  # checkpoint['ccrop'] and its meta, until before_train
         self._failed: BaseException | None = None  # a refresh error, raised after the checkpoint
-        # Steps (epochs or iterations) done when the store's latest refresh ran: 0 none; None unknown (a checkpoint
-        # saved before this was recorded).
-        self._refreshed_after: int | None = 0
+        self._refreshed_after: int | None = 0  # steps done at the latest refresh: 0 none, None unknown (old checkpoint)
         self._load_window = LoadWindow()
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
 
