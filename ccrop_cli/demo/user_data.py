@@ -35,6 +35,7 @@ import json
 import math
 import os
 import posixpath
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,9 @@ def list_images(root: Path) -> list[str]:
             (the frameworks would read only the sub-folders and silently drop the top-level images), or has a
             class folder without images (hidden ones such as ``.ipynb_checkpoints`` included: torchvision's
             ``ImageFolder`` refuses it), holds a video file (``LightlyDataset`` would read videos, not images), a
-            link to one of its own folders (the frameworks follow links: its images would repeat), or an image name
-            that links to a missing file (Lightly lists it, then fails on it).
+            link to one of its own folders (the frameworks follow links: its images would repeat), an image name
+            that links to a missing file (Lightly lists it, then fails on it), or macOS metadata files with an image
+            name (AppleDouble ``._*`` files, a ``__MACOSX`` folder: the frameworks would list them as images).
     """
     root = Path(root)
     if not root.is_dir():
@@ -73,8 +75,8 @@ def list_images(root: Path) -> list[str]:
     entries = list(os.scandir(root))
     folders = sorted(entry.name for entry in entries if entry.is_dir())
     top = sorted(entry.name for entry in entries if entry.is_file() and is_image(entry.name))
+    _check_walk(root)  # first: a __MACOSX folder beside the images is named as such, not as a class folder
     _check_layout(root, folders, top)
-    _check_walk(root)
     try:
         files = list_image_files(root)
     except UserError:
@@ -97,13 +99,17 @@ def _check_layout(root: Path, folders: list[str], top: list[str]) -> None:
 
 
 def _check_walk(root: Path) -> None:
-    """Links to one of the folder's own ancestors, image names linking to missing files, video files."""
+    """Links to one of the folder's own ancestors, image names linking to missing files, video files, macOS
+    metadata files."""
     videos: list[str] = []
     broken: list[str] = []
+    apple: list[str] = []
     for folder, dirs, names in os.walk(root):  # links not followed here; the frameworks follow them
         videos += [Path(folder, n).relative_to(root).as_posix() for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
         broken += [Path(folder, n).relative_to(root).as_posix() for n in names
                    if is_image(n) and not os.path.exists(Path(folder, n))]  # a link to nothing
+        apple += [Path(folder, n).relative_to(root).as_posix() for n in names
+                  if n.startswith("._") and is_image(n) and _is_apple_double(Path(folder, n))]
         here = os.path.realpath(folder)
         for link in (Path(folder, name) for name in dirs):
             target = os.path.realpath(link)
@@ -120,6 +126,7 @@ def _check_walk(root: Path) -> None:
             f"{', ...' if len(broken) > 3 else ''}; Lightly lists them as images (and fails on them in a worker):"
             " remove them or restore their targets"
         )
+    _refuse_apple_double(root, sorted(apple))
     videos.sort()
     if videos:
         raise UserError(
@@ -127,6 +134,28 @@ def _check_walk(root: Path) -> None:
             f"({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''});"
             " Lightly reads a folder with any video in it as a video dataset of frames (which needs PyAV and"
             " torchvision<=0.25), not as images: move them out of the folder"
+        )
+
+
+def _is_apple_double(path: Path) -> bool:
+    """Whether ``path`` is an AppleDouble file (a Mac's metadata of file ``X``, written as ``._X`` on disks and in zip
+    files without Mac metadata): it starts with the format's magic number."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) == b"\x00\x05\x16\x07"
+    except OSError:
+        return False
+
+
+def _refuse_apple_double(root: Path, apple: list[str]) -> None:
+    if apple:
+        macosx = any(name.split("/", 1)[0] == "__MACOSX" for name in apple)
+        raise UserError(
+            f"--data {root}: {len(apple)} macOS metadata file(s) with an image name: {', '.join(apple[:3])}"
+            f"{', ...' if len(apple) > 3 else ''}; a Mac writes one ('._' + the file's name) beside each file it"
+            " copies onto a non-Mac disk or into a zip file: they hold no image, but both frameworks would list them as"
+            f" images. Delete them: find {shlex.quote(str(root))} -name '._*' -delete"
+            + (f"; rm -r {shlex.quote(str(root / '__MACOSX'))}" if macosx else "")
         )
 
 

@@ -171,3 +171,23 @@ def test_boxes_of_zero_width_or_height_are_not_measured_and_the_log_says_so(tmp_
     _write_coco(tmp_path, _coco_of_three([{"bbox": [5, 5, -2, 10]}]))  # a negative size is still an error
     with pytest.raises(UserError, match=r"annotations\[0\]: 'bbox' \[x, y, w, h\] needs w > 0 and h > 0"):
         load_user_annotations(tmp_path, list_images(tmp_path))
+
+
+# -- files that are not images -------------------------------------------------------------------------------------
+_APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60)
+
+
+def test_macos_metadata_files_are_named_with_the_command_that_removes_them(tmp_path):
+    # A folder copied from a Mac onto a USB disk, or unzipped: '._IMG_1.JPG' beside IMG_1.JPG, a __MACOSX folder.
+    data = _folder(tmp_path / "my photos")
+    (data / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")  # no image name: ignored, as the frameworks ignore it
+    assert list_images(data) == ["img0.png", "img1.png", "img2.png"]
+    (data / "._img0.png").write_bytes(_APPLE_DOUBLE)
+    with pytest.raises(UserError, match=r"1 macOS metadata file\(s\) with an image name: \._img0\.png; .* Delete them:"
+                                        r" find '.*my photos' -name '\._\*' -delete$"):
+        list_images(data)
+    (data / "._img0.png").unlink()
+    (data / "__MACOSX").mkdir()
+    (data / "__MACOSX" / "._img1.png").write_bytes(_APPLE_DOUBLE)  # named as such, not as a class folder
+    with pytest.raises(UserError, match=r"__MACOSX/\._img1\.png; .*; rm -r '.*my photos/__MACOSX'$"):
+        list_images(data)
