@@ -410,7 +410,9 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict, found: dict) -
         raise UserError(f"{where} must be an object with 'image_id' and 'bbox'; got {ann!r:.80}")
     image_id, bbox = ann["image_id"], ann["bbox"]
     if image_id not in sizes:
-        raise UserError(f"{where}: image_id {image_id!r} is not the id of any entry of 'images'")
+        twin = next((known for known in sizes if str(known) == str(image_id)), None)  # 1 and "1" differ in JSON
+        raise UserError(f"{where}: image_id {image_id!r} is not the id of any entry of 'images'" + (
+            "" if twin is None else f" (an entry has id {twin!r}, a {type(twin).__name__}: write both ids alike)"))
     if sizes[image_id] is None:  # an image not in the folder (skipped): its boxes are not checked
         return image_id, None
     if (

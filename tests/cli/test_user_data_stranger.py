@@ -149,7 +149,8 @@ def _coco_of_three(boxes: list[dict]) -> dict:
 def test_crowd_regions_are_not_measured_and_the_log_says_so(tmp_path):
     # COCO's evaluation ignores iscrowd 1 boxes (one box around many objects); they were counted as objects.
     _folder(tmp_path)
-    _write_coco(tmp_path, _coco_of_three([{"bbox": [0, 0, 40, 32], "iscrowd": 1}, {"bbox": [0, 0, 20, 16], "iscrowd": 0},
+    _write_coco(tmp_path, _coco_of_three([{"bbox": [0, 0, 40, 32], "iscrowd": 1},
+                                          {"bbox": [0, 0, 20, 16], "iscrowd": 0},
                                           {"image_id": 1, "bbox": [0, 0, 10, 8], "iscrowd": 1}]))
     notes = []
     boxes = load_user_annotations(tmp_path, list_images(tmp_path), notes)
@@ -191,3 +192,13 @@ def test_macos_metadata_files_are_named_with_the_command_that_removes_them(tmp_p
     (data / "__MACOSX" / "._img1.png").write_bytes(_APPLE_DOUBLE)  # named as such, not as a class folder
     with pytest.raises(UserError, match=r"__MACOSX/\._img1\.png; .*; rm -r '.*my photos/__MACOSX'$"):
         list_images(data)
+
+
+def test_an_image_id_of_another_type_than_the_entry_names_it(tmp_path):
+    # Tools that write ids as strings in one list and numbers in the other: "image_id 1 is not the id" was all it said.
+    _folder(tmp_path)
+    _write_coco(tmp_path, {"images": [{"id": "1", "file_name": "img0.png"}],
+                           "annotations": [{"image_id": 1, "bbox": [0, 0, 4, 4]}]})
+    with pytest.raises(UserError, match=r"annotations\[0\]: image_id 1 is not the id of any entry of 'images' "
+                                        r"\(an entry has id '1', a str: write both ids alike\)"):
+        load_user_annotations(tmp_path, list_images(tmp_path))
