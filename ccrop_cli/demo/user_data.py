@@ -257,17 +257,7 @@ def load_user_annotations(
     path = Path(root) / ANNOTATIONS
     if not path.is_file():
         return None
-    try:
-        coco = json.loads(path.read_text(encoding="utf-8-sig"))  # JSON is UTF-8; Windows tools write a BOM
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot be read ({error})") from None
-    if not isinstance(coco, dict):
-        raise UserError(f"{path}: expected an object with 'images' and 'annotations'; got {type(coco).__name__}")
-    for key in ("images", "annotations"):
-        if not isinstance(coco.get(key), list):
-            raise UserError(f"{path}: '{key}' must be a list; got {_kind(coco.get(key))}")
+    coco = _read_coco(path)
     absent: list[str] | None = None if notes is None else []
     sizes = _image_sizes(path, coco["images"], Path(root), set(filenames), absent)
     boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id, entry in sizes.items() if entry is not None}
@@ -282,6 +272,31 @@ def load_user_annotations(
         name: np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
         for image_id, (name, _, _) in ((image_id, sizes[image_id]) for image_id in boxes)
     }
+
+
+def _read_coco(path: Path) -> dict[str, Any]:
+    """The object of ``annotations.json``, with its ``images`` and ``annotations`` lists (``annotations`` left out:
+    an image-info file, as COCO's test sets ship, lists no objects)."""
+    try:
+        coco = json.loads(path.read_text(encoding="utf-8-sig"))  # JSON is UTF-8; Windows tools write a BOM
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot be read ({error})") from None
+    if not isinstance(coco, dict):
+        raise UserError(f"{path}: expected an object with 'images' and 'annotations'; got {type(coco).__name__}")
+    if "images" not in coco:
+        raise UserError(
+            f"{path}: no 'images' list (keys: {', '.join(map(repr, list(coco)[:5])) or 'none'}"
+            f"{', ...' if len(coco) > 5 else ''}); the demo reads COCO detection"
+            ' files: {"images": [{"id": 1, "file_name": "a.jpg"}, ...], "annotations": [{"image_id": 1, "bbox": '
+            '[x, y, w, h]}, ...]}'
+        )
+    coco.setdefault("annotations", [])
+    for key in ("images", "annotations"):
+        if not isinstance(coco.get(key), list):
+            raise UserError(f"{path}: '{key}' must be a list; got {_kind(coco.get(key))}")
+    return coco
 
 
 def _box_notes(root: Path, absent: list[str], found: dict[str, list[str]], measured: int) -> list[str]:

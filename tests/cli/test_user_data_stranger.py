@@ -202,3 +202,14 @@ def test_an_image_id_of_another_type_than_the_entry_names_it(tmp_path):
     with pytest.raises(UserError, match=r"annotations\[0\]: image_id 1 is not the id of any entry of 'images' "
                                         r"\(an entry has id '1', a str: write both ids alike\)"):
         load_user_annotations(tmp_path, list_images(tmp_path))
+
+
+def test_annotations_without_images_name_the_format_and_an_image_info_file_lists_no_objects(tmp_path):
+    _folder(tmp_path)
+    _write_coco(tmp_path, {"annotations": [{"image_id": 0, "bbox": [0, 0, 4, 4]}], "categories": []})
+    with pytest.raises(UserError, match=r"no 'images' list \(keys: 'annotations', 'categories'\); the demo reads COCO "
+                                        r"detection files: \{\"images\": \[\{\"id\": 1, \"file_name\""):
+        load_user_annotations(tmp_path, list_images(tmp_path))
+    _write_coco(tmp_path, {"images": [{"id": 0, "file_name": "img0.png"}]})  # as COCO's test-set image_info files
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path))
+    assert list(boxes) == ["img0.png"] and boxes["img0.png"].shape == (0, 4)
