@@ -334,7 +334,7 @@ def _image_sizes(
     entry_of: dict[str, tuple[int, Any]] = {}  # file_name -> (position, id) of its entry
     by_base: dict[str, list[str]] = {}
     for known_name in sorted(known):
-        by_base.setdefault(posixpath.basename(known_name), []).append(known_name)
+        by_base.setdefault(posixpath.basename(known_name).lower(), []).append(known_name)
     for position, image in enumerate(images):
         where = f"{path}: images[{position}]"
         if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
@@ -391,17 +391,19 @@ def _shown_turned(orientation: int) -> str:
 
 def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base: dict[str, list[str]]) -> str:
     """The image of DIR that ``file_name`` names: the path relative to DIR (``./`` allowed), else the one image
-    whose path ends like ``file_name`` (a bare file name, or a path of the exporting tool's own root)."""
+    whose path ends like ``file_name`` (a bare file name, or a path of the exporting tool's own root), in the same
+    case or else in any case (names written on macOS or Windows, whose disks ignore case: ``IMG_1.jpg`` for
+    ``IMG_1.JPG``). ``by_base``: the images by lower-case file name."""
     if name in known:
         return name
     normal = posixpath.normpath(name) if name else name
     if normal in known:
         return normal
-    found = [
-        candidate
-        for candidate in by_base.get(posixpath.basename(normal), [])
-        if normal.endswith("/" + candidate) or candidate.endswith("/" + normal)
-    ]
+    candidates = by_base.get(posixpath.basename(normal).lower(), [])
+    for fold in (str, str.lower):  # the same case first
+        found = [candidate for candidate in candidates if _ends_alike(fold(normal), fold(candidate))]
+        if found:
+            break
     if len(found) == 1:
         return found[0]
     if found:
@@ -410,6 +412,11 @@ def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base
             f"{', ...' if len(found) > 3 else ''}); give its path relative to {root}"
         )
     raise _NotInFolder(f"{where}: file_name {name!r} is not an image under {root}")
+
+
+def _ends_alike(path: str, other: str) -> bool:
+    """Whether one path ends with the other (whole names: ``x/a.png`` and ``a.png``, not ``ba.png``)."""
+    return path == other or path.endswith("/" + other) or other.endswith("/" + path)
 
 
 class _NotInFolder(UserError):

@@ -213,3 +213,20 @@ def test_annotations_without_images_name_the_format_and_an_image_info_file_lists
     _write_coco(tmp_path, {"images": [{"id": 0, "file_name": "img0.png"}]})  # as COCO's test-set image_info files
     boxes = load_user_annotations(tmp_path, list_images(tmp_path))
     assert list(boxes) == ["img0.png"] and boxes["img0.png"].shape == (0, 4)
+
+
+def test_a_file_name_in_another_case_names_the_image_when_only_one_matches(tmp_path):
+    # Labelled on macOS or Windows, whose disks ignore case: the entry was skipped as "not in DIR", with its boxes.
+    for name in ("Cats/IMG_1.JPG", "Cats/IMG_2.JPG", "dogs/a.png", "dogs/A.PNG"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (40, 20)).save(tmp_path / name, format="PNG")
+    _write_coco(tmp_path, {"images": [{"id": 1, "file_name": "cats/img_1.jpg"}, {"id": 2, "file_name": "IMG_2.jpg"},
+                                      {"id": 3, "file_name": "a.png"}],  # the same case wins
+                           "annotations": [{"image_id": 1, "bbox": [0, 0, 20, 10]}]})
+    notes = []
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path), notes)
+    assert sorted(boxes) == ["Cats/IMG_1.JPG", "Cats/IMG_2.JPG", "dogs/a.png"] and notes == []
+    assert boxes["Cats/IMG_1.JPG"] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
+    _write_coco(tmp_path, {"images": [{"id": 1, "file_name": "dogs/a.Png"}], "annotations": []})
+    with pytest.raises(UserError, match=r"file_name 'dogs/a.Png' matches 2 images \(dogs/A.PNG, dogs/a.png\)"):
+        load_user_annotations(tmp_path, list_images(tmp_path))
