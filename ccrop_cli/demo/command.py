@@ -35,7 +35,7 @@ from typing import Any
 from ccrop_cli.demo.config import MMPRETRAIN, QUICK, DemoConfig, DemoRun
 from ccrop_cli.demo.report import OUTPUT_FILES, write_outputs
 from ccrop_cli.demo.resized import copy_side, resized_copy
-from ccrop_cli.demo.user_data import ANNOTATIONS, check_images, list_images, load_user_annotations
+from ccrop_cli.demo.user_data import ANNOTATIONS, check_images, ignored_pictures, list_images, load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.option_types import check_output_folder
@@ -186,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
             f" the width/height and boxes of {ANNOTATIONS} are taken in the upright image's pixels"
         ]
         annotations: Any = load_user_annotations(train_root, names, notes)  # normalised by the originals' sizes
-        for note in notes:
-            print(f"ccrop demo: {note}")
+        for note in [ignored_pictures(train_root), *notes]:
+            if note is not None:
+                print(f"ccrop demo: {note}")
         label = f"your images in {train_root}" + ("" if annotations is not None else f" (no {ANNOTATIONS})")
         train_root, resized = _resized_copy(train_root, names, out, config, len(turned))
     else:

@@ -36,6 +36,7 @@ import math
 import os
 import posixpath
 import shlex
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,33 @@ TURNING = (5, 6, 7, 8)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mpg", ".hevc", ".m4v", ".webm", ".mpeg")
 """Lightly's video extensions (``lightly.data._helpers.VIDEO_EXTENSIONS``, any case): one such file anywhere
 under the folder makes ``LightlyDataset`` a video dataset."""
+
+
+OTHER_PICTURE_EXTENSIONS = (
+    ".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".svg", ".ico", ".psd", ".tga", ".exr", ".hdr",
+    ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf",
+)
+"""Picture formats that neither framework reads as images of a folder (not in torchvision's list; any case): phone
+photos in HEIC, raw camera files, animations. Ignored as the frameworks ignore them, and named
+(:func:`ignored_pictures`)."""
+
+
+def ignored_pictures(root: Path) -> str | None:
+    """A line naming the pictures under ``root`` that are not images of the folder (``OTHER_PICTURE_EXTENSIONS``:
+    ``.HEIC`` phone photos, raw camera files), or ``None``: they are left out of training and of the report."""
+    found = sorted(
+        Path(folder, name).relative_to(root).as_posix()
+        for folder, _dirs, names in os.walk(root)
+        for name in names
+        if name.lower().endswith(OTHER_PICTURE_EXTENSIONS)
+    )
+    if not found:
+        return None
+    counts = ", ".join(f"{ext} {count}" for ext, count in Counter(posixpath.splitext(n)[1] for n in found).items())
+    return (
+        f"{len(found)} picture(s) in formats neither framework reads ({counts}; e.g. {found[0]}) are left out: "
+        "convert them to JPEG or PNG to use them"
+    )
 
 
 def list_images(root: Path) -> list[str]:
@@ -80,8 +108,10 @@ def list_images(root: Path) -> list[str]:
     try:
         files = list_image_files(root)
     except UserError:
+        others = ignored_pictures(root)
         raise UserError(
             f"--data {root}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)} in DIR and in DIR/<class>/)"
+            + ("" if others is None else f"; {others}")
         ) from None
     _check_classes(root, folders, files)
     return files

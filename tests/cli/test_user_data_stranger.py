@@ -230,3 +230,24 @@ def test_a_file_name_in_another_case_names_the_image_when_only_one_matches(tmp_p
     _write_coco(tmp_path, {"images": [{"id": 1, "file_name": "dogs/a.Png"}], "annotations": []})
     with pytest.raises(UserError, match=r"file_name 'dogs/a.Png' matches 2 images \(dogs/A.PNG, dogs/a.png\)"):
         load_user_annotations(tmp_path, list_images(tmp_path))
+
+
+def test_pictures_neither_framework_reads_are_named_not_dropped_silently(tmp_path, monkeypatch, capsys):
+    import ccrop_cli.demo.command as command
+    from ccrop_cli.demo.user_data import ignored_pictures
+
+    data = tmp_path / "phone"
+    data.mkdir()
+    for name in ("IMG_1.HEIC", "IMG_2.HEIC", "loop.gif"):
+        (data / name).write_bytes(b"\x00" * 16)  # iPhone photos, an animation: not in torchvision's extensions
+    (data / "notes.txt").write_text("not a picture: not named")
+    with pytest.raises(UserError, match=r"no images found \(looked for .*\); 3 picture\(s\) in formats neither "
+                                        r"framework reads \(.HEIC 2, .gif 1; e.g. IMG_1.HEIC\) are left out: convert"):
+        list_images(data)
+    _folder(data)
+    assert list_images(data) == ["img0.png", "img1.png", "img2.png"]
+    assert ignored_pictures(data).startswith("3 picture(s)")
+    monkeypatch.setattr(command, "_train", lambda *args, **kwargs: (_ for _ in ()).throw(_Stop()))
+    with pytest.raises(_Stop):
+        main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
+    assert "ccrop demo: 3 picture(s) in formats neither framework reads (.HEIC 2, .gif 1" in capsys.readouterr().out
