@@ -4,7 +4,8 @@ Blocks preceded by ``<!-- guide-test: NAME -->`` are the guide's changes to Ligh
 ``NAME`` (``simclr``: ``examples/pytorch/simclr.py``; ``lightning``:
 ``examples/pytorch_lightning/simclr.py``). Lightly's example is not copied into this project, so
 its unchanged lines are stood in for by a skeleton written here (the same model, data and loop
-structure); the guide's blocks fill the skeleton's slots, in order. Blocks preceded by
+structure); the guide's blocks fill the skeleton's slots, in order (``multiview``, the multi-crop block, runs on
+its own over the same dataset). Blocks preceded by
 ``<!-- guide-diff: NAME -->`` are the guide's diffs against Lightly's files: every line they add
 must be a line of the tested blocks, so the diff cannot drift from the code that runs.
 
@@ -36,6 +37,9 @@ TINY = {
                "warmup_epochs=4": "warmup_epochs=1", "interval=2": "interval=1"},
     "lightning": {"batch_size=256": "batch_size=8", "num_workers=8": "num_workers=2", "max_epochs=10": "max_epochs=2",
                   "warmup_epochs=4": "warmup_epochs=1", "interval=2": "interval=1"},
+    # Another mean than the transforms' default, so that the refresh loader's can only come from the block's views.
+    "multiview": {"ContrastiveCrop(224": "ContrastiveCrop(32", "ContrastiveCrop(96": "ContrastiveCrop(16",
+                  "mean=[0.485, 0.456, 0.406]": "mean=[0.5, 0.5, 0.5]"},
 }
 SILENT = ".*(1 x 1|1x1|never refreshes).*"  # a guide followed literally must not trigger these
 
@@ -187,6 +191,21 @@ def test_the_plain_loop_guide_trains_refreshes_and_reads_the_boxes(monkeypatch, 
 def test_the_lightning_guide_trains_and_refreshes(monkeypatch, tmp_path):
     namespace = _run(_lightning_program(), "lightning", monkeypatch, tmp_path)
     assert namespace["store"].version == 1 and namespace["trainer"].callback_metrics["ccrop/version"] == 1
+
+
+def test_the_multi_crop_block_makes_its_views_and_the_refresh_reads_the_global_view():
+    """The BYOL / multi-crop block, on the plain loop's dataset and store: 8 views of two sizes, refresh as view 0."""
+    from ccrop_lightly import BoxStore, IndexedDataset
+
+    (block,) = _blocks("test", "multiview")
+    dataset = IndexedDataset(GeneratedCIFAR10("datasets/cifar10"))
+    namespace = {"dataset": dataset, "store": BoxStore(len(dataset))}
+    exec(compile(_tiny(block, "multiview"), "docs/lightly.md (multiview)", "exec"), namespace)  # noqa: S102
+    views, targets, keys = namespace["collate_fn"]([dataset[index] for index in range(4)])
+    assert [tuple(view.shape) for view in views] == [(4, 3, 32, 32)] * 2 + [(4, 3, 16, 16)] * 6
+    assert keys == [0, 1, 2, 3] and targets.shape == (4,)
+    refresh_images = namespace["refresh_loader"].dataset
+    assert refresh_images.size == (32, 32) and refresh_images.normalize["mean"] == [0.5, 0.5, 0.5]
 
 
 @pytest.mark.parametrize("name, program", [("simclr", _simclr_program), ("lightning", _lightning_program)])
