@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--images", type=int, default=None,
         help=f"training images (default: {defaults.images}; {MMPRETRAIN['images']} with --framework mmpretrain)",
     )
-    parser.add_argument("--data", default=None, metavar="DIR",
+    parser.add_argument("--data", default=None, metavar="DIR", type=os.path.expanduser,  # the shell leaves --data=~/x
                         help="your image folder (DIR/<class>/<image> or flat) instead of generated scenes; "
                              "DIR/annotations.json (COCO boxes), if present, is measured against")
     parser.add_argument("--threshold", type=_threshold, default=None,

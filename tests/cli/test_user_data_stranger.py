@@ -251,3 +251,21 @@ def test_pictures_neither_framework_reads_are_named_not_dropped_silently(tmp_pat
     with pytest.raises(_Stop):
         main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
     assert "ccrop demo: 3 picture(s) in formats neither framework reads (.HEIC 2, .gif 1" in capsys.readouterr().out
+
+
+def test_a_home_folder_written_with_a_tilde_after_the_equals_sign_is_found(tmp_path, monkeypatch):
+    # The shell expands `--data ~/photos` but leaves `--data=~/photos` as it is: "not a folder" before.
+    import ccrop_cli.demo.command as command
+
+    _folder(tmp_path / "photos")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    seen = {}
+
+    def train(framework, config, train_root, out, progress):
+        seen["root"] = train_root
+        raise _Stop
+
+    monkeypatch.setattr(command, "_train", train)
+    with pytest.raises(_Stop):
+        main(["demo", "--data=~/photos", "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
+    assert seen["root"] == tmp_path / "photos"
