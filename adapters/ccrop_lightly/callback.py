@@ -15,7 +15,7 @@ from .features import feature_extractor
 from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options, make_refresh_loader
 from .refresher import BoxRefresher, check_refresh_options, image_list_digest, restore_store
 from .schedule import RefreshSchedule
-from .transforms import _normalize_step
+from .view_options import normalize_step
 
 STATE_VERSION = 2  # 2 adds last_refresh_epoch and images; version 1 states (the store alone) still load
 
@@ -256,7 +256,7 @@ def _check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, tra
     if transform is not None:  # its type, and an explicit normalize that disagrees with it
         _resolve_settings(input_size, normalize, transform)
     elif normalize is not _FROM_TRANSFORM and normalize is not None:
-        _normalize_step(normalize)
+        normalize_step(normalize)
 
 
 def _same_store(a: BoxStore, b: BoxStore) -> bool:

@@ -18,7 +18,7 @@ from torch import Tensor
 from ccrop_plugins import BoxStore
 
 from .image_mode import to_rgb
-from .transforms import CCropMultiViewTransform
+from .multi_view import CCropMultiViewTransform
 
 SampleKey = int | str
 """What identifies a sample: its dataset index, or its filename as ``LightlyDataset`` gives it."""

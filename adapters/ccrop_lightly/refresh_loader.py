@@ -13,7 +13,7 @@ from torchvision.transforms import v2 as T
 from ccrop_plugins import RefreshSampler, height_width
 
 from .image_mode import read_item, to_rgb
-from .transforms import refresh_settings
+from .view_settings import refresh_settings
 
 Normalize = dict[str, Sequence[float]]
 _FROM_TRANSFORM = object()  # "normalize not given": take the training transform's, else ImageNet's

@@ -1,0 +1,45 @@
+"""What the refresh pass takes from the training views: their size and their normalisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torchvision import transforms as transforms_v1
+from torchvision.transforms import v2 as transforms_v2
+
+from .multi_view import CCropMultiViewTransform
+from .view_transform import CCropViewTransform
+
+
+def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[float]] | None]:
+    """The ``(height, width)`` and normalisation the refresh pass should use for ``transform``.
+
+    ``transform`` is a :class:`CCropMultiViewTransform` (its first view counts: the global
+    view of a multi-crop), a :class:`CCropViewTransform`, or a collate function holding one
+    as ``.transform`` (:class:`~ccrop_lightly.CCropCollate`). The size is the view's crop
+    size; the normalisation is the ``Normalize`` step found in the view's transform
+    (``None`` when it has none).
+    """
+    view = (
+        getattr(transform, "transform", None)
+        if not isinstance(transform, (CCropMultiViewTransform, CCropViewTransform))
+        else transform
+    )
+    if isinstance(view, CCropMultiViewTransform):
+        view = view.transforms[0]
+    if not isinstance(view, CCropViewTransform):
+        raise TypeError(
+            "transform must be a CCropMultiViewTransform (CCropSimCLRTransform, ...), a CCropViewTransform or a "
+            f"CCropCollate; got {type(transform).__name__}"
+        )
+    return view.crop.size, _find_normalize(view.transform)
+
+
+def _find_normalize(transform: Any) -> dict[str, list[float]] | None:
+    if isinstance(transform, (transforms_v1.Normalize, transforms_v2.Normalize)):
+        return {"mean": [float(v) for v in transform.mean], "std": [float(v) for v in transform.std]}
+    for step in getattr(transform, "transforms", None) or []:
+        found = _find_normalize(step)
+        if found is not None:
+            return found
+    return None
