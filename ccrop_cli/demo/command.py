@@ -45,7 +45,8 @@ FRAMEWORKS = ("lightly", "mmpretrain")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoConfig()
-    parser.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    parser.add_argument("--out", default="outputs/demo", type=os.path.expanduser,  # the shell leaves --out=~/x
+                        help="output folder (default: outputs/demo)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny run for tests: 64 images, 2 epochs (well under a minute)")
     parser.add_argument("--framework", default="lightly", choices=FRAMEWORKS,

@@ -269,3 +269,17 @@ def test_a_home_folder_written_with_a_tilde_after_the_equals_sign_is_found(tmp_p
     with pytest.raises(_Stop):
         main(["demo", "--data=~/photos", "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
     assert seen["root"] == tmp_path / "photos"
+
+
+def test_an_output_folder_written_with_a_tilde_after_the_equals_sign_goes_home(tmp_path, monkeypatch):
+    # `--out=~/demo` made a folder named '~' in the current folder (one `rm -r ~` away from a disaster).
+    import ccrop_cli.demo.command as command
+
+    _folder(tmp_path / "photos")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(command, "_train", lambda *args, **kwargs: (_ for _ in ()).throw(_Stop()))
+    with pytest.raises(_Stop):
+        main(["demo", "--data", str(tmp_path / "photos"), "--out=~/demo", "--quick", "--no-progress"])
+    assert (tmp_path / "demo").is_dir() and not (tmp_path / "here" / "~").exists()
