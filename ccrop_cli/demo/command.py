@@ -213,9 +213,10 @@ def _resized_copy(root: Path, names: list[str], out: Path, config: DemoConfig, t
     folder, count, seconds = resized_copy(root, names, out, side)
     if folder == root:
         return root, None
+    upright = f"{turned} with an EXIF orientation written upright; " if turned else ""
     note = (
-        f"resized copies of {count} of {len(names)} images (shortest side over {side} px, shrunk to {side} px; "
-        + (f"{turned} with an EXIF orientation written upright; " if turned else "")
+        (f"resized copies of {count} of {len(names)} images (shortest side over {side} px, shrunk to {side} px; "
+         f"{upright}" if count else f"copies of {len(names)} images ({upright}")
         + f"the rest copied as they are) in {folder}" + (f", made in {seconds:.1f} s" if seconds else ", reused")
     )
     print(f"ccrop demo: {note}")

@@ -108,12 +108,14 @@ def test_the_demo_trains_on_upright_copies_of_turned_images(tmp_path, monkeypatc
     monkeypatch.setattr(command, "_train", train)
     with pytest.raises(_Stop):
         main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
-    assert seen["root"] == tmp_path / "out" / COPY_FOLDER
+    folder = tmp_path / "out" / COPY_FOLDER
+    assert seen["root"] == folder
     with Image.open(seen["root"] / "phone.jpg") as copy:
         assert copy.size == (30, 60)
     log = capsys.readouterr().out
     assert "1 image(s) carry an EXIF orientation (phone.jpg): trained on, drawn and measured upright" in log
-    assert "1 with an EXIF orientation written upright" in log
+    assert f"copies of 4 images (1 with an EXIF orientation written upright; the rest copied as they are) in {folder}" \
+        in log
 
 
 # -- the --data argument -------------------------------------------------------------------------------------------
