@@ -14,7 +14,8 @@ the paper's (the convnet's last stage is ``11``).
 Output folder (``--out``, default ``outputs/demo``)::
 
     data/train/...            the generated image folder and annotations.json (not with --data)
-    data/resized/...          with --data: copies of your images, large ones shrunk (ccrop_cli.demo.resized)
+    data/resized/...          with --data: copies of your images, large ones shrunk, phone photos with an EXIF
+                              orientation upright (ccrop_cli.demo.resized)
     heatmaps.png              images and the trained backbone's heatmaps
     box_sets.png              predicted box sets (red) vs ground truth (green)
     paper_boxes.png           the paper's single box (red) vs ground truth
