@@ -36,7 +36,14 @@ from typing import Any
 from ccrop_cli.demo.config import MMPRETRAIN, QUICK, DemoConfig, DemoRun
 from ccrop_cli.demo.report import OUTPUT_FILES, write_outputs
 from ccrop_cli.demo.resized import copy_side, resized_copy
-from ccrop_cli.demo.user_data import ANNOTATIONS, check_images, ignored_pictures, list_images, load_user_annotations
+from ccrop_cli.demo.user_data import (
+    ANNOTATIONS,
+    check_images,
+    check_listable,
+    ignored_pictures,
+    list_images,
+    load_user_annotations,
+)
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.option_types import check_output_folder
@@ -182,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         train_root = Path(config.data)
         names = list_images(train_root)
         turned = check_images(train_root, names, upright=True)  # errors before training
+        if args.framework == "mmpretrain":
+            check_listable(train_root, names)
         notes: list[str] = [] if not turned else [
             f"{len(turned)} image(s) carry an EXIF orientation ({', '.join(list(turned)[:3])}"
             f"{', ...' if len(turned) > 3 else ''}): trained on, drawn and measured upright, as viewers show them;"

@@ -261,6 +261,31 @@ def check_images(root: Path, filenames: list[str], upright: bool = False) -> dic
     return turned
 
 
+def check_listable(root: Path, filenames: list[str]) -> None:
+    """Refuse names that cannot be one line of a UTF-8 list of images (``--framework mmpretrain`` hands its
+    ``CustomDataset`` such a list): names in another encoding (a Latin-1 ``caf\xe9.jpg`` from an old zip file or
+    Windows share) or with a line break.
+
+    Raises:
+        UserError: naming the first few (as Python escapes them) and how to rename them.
+    """
+    odd = [name for name in filenames if "\n" in name or "\r" in name or not _is_utf8(name)]
+    if odd:
+        raise UserError(
+            f"--data {root}: {len(odd)} file name(s) are not one line of UTF-8: {', '.join(map(ascii, odd[:3]))}"
+            f"{', ...' if len(odd) > 3 else ''}; MMPretrain reads the images from a UTF-8 list, one name a line: rename"
+            " them (e.g. convmv -f latin1 -t utf-8 -r --notest DIR), or use --framework lightly"
+        )
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")  # a name of other bytes decodes to lone surrogates, which do not encode
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def load_user_annotations(
     root: Path, filenames: list[str], notes: list[str] | None = None
 ) -> dict[str, np.ndarray] | None:

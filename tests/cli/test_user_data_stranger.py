@@ -285,3 +285,26 @@ def test_an_output_folder_written_with_a_tilde_after_the_equals_sign_goes_home(t
     with pytest.raises(_Stop):
         main(["demo", "--data", str(tmp_path / "photos"), "--out=~/demo", "--quick", "--no-progress"])
     assert (tmp_path / "demo").is_dir() and not (tmp_path / "here" / "~").exists()
+
+
+def test_file_names_mmpretrain_cannot_list_are_refused_before_training(tmp_path, capsys):
+    # A Latin-1 name (an old zip file, a Windows share) was a UnicodeEncodeError traceback from writing
+    # MMPretrain's list of images; a name with a line break would have been read as two names.
+    import os
+
+    from ccrop_cli.demo.user_data import check_listable
+
+    data = _folder(tmp_path / "data")
+    latin1 = Path(os.fsdecode(os.fsencode(data) + b"/caf\xe9.png"))
+    latin1.write_bytes((data / "img0.png").read_bytes())
+    names = list_images(data)
+    args = ["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--quick", "--no-progress"]
+    assert main([*args, "--framework", "mmpretrain"]) == 2
+    error = capsys.readouterr().err
+    assert "1 file name(s) are not one line of UTF-8: 'caf\\udce9.png'; MMPretrain reads" in error
+    assert "or use --framework lightly" in error and not (tmp_path / "out" / "mm_work_dir").exists()
+    latin1.unlink()
+    (data / "two\nlines.png").write_bytes((data / "img0.png").read_bytes())
+    with pytest.raises(UserError, match=r"1 file name\(s\) are not one line of UTF-8: 'two\\nlines.png'"):
+        check_listable(data, list_images(data))
+    check_listable(data, [name for name in names if name.startswith("img")])
