@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from torch import Tensor, nn
 
 from ccrop_plugins import stage_features
+
+FeatureFn = Callable[[Tensor], Any]
+"""What the refresh pass localizes with: images ``(B, 3, H, W)`` -> features ``(B, C, h, w)`` (or named stages)."""
 
 # Layers that follow the last feature map in torchvision classifiers and in lightly's
 # ``nn.Sequential(*list(resnet.children())[:-1])`` backbones.

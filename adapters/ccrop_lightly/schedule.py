@@ -1,9 +1,13 @@
-"""The core's refresh schedule under the epoch names Lightly code uses, and its build-time warning."""
+"""The core's refresh schedule under the epoch names Lightly code uses, its build-time warning, the epoch check."""
 
 from __future__ import annotations
 
+import operator
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
 
 from ccrop_plugins import RefreshSchedule as _StepSchedule
 
@@ -70,3 +74,18 @@ def warn_if_never_refreshes(schedule: _StepSchedule, stacklevel: int = 2) -> boo
         stacklevel=stacklevel,
     )
     return True
+
+
+def checked_epoch(epoch: Any) -> int:
+    """The 0-based epoch that just ended, as an int (numpy and one-element integer tensors too); ``ValueError`` naming
+    ``epoch`` (not the schedule's ``step``) for floats, bools, text or a negative number."""
+    number = None
+    inexact = isinstance(epoch, Tensor) and (epoch.dtype == torch.bool or epoch.is_floating_point())
+    if not isinstance(epoch, bool) and not inexact:
+        try:
+            number = operator.index(epoch)
+        except TypeError:
+            pass
+    if number is None or number < 0:
+        raise ValueError(f"epoch (the 0-based epoch that just ended) must be an integer >= 0; got {epoch!r}")
+    return number

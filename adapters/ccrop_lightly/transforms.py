@@ -25,15 +25,8 @@ from .simclr_view import CCropSimCLRViewTransform
 from .view_settings import refresh_settings
 from .view_transform import CCropViewTransform, ImageLike
 
-__all__ = [
-    "CCropMoCoV2Transform",
-    "CCropMultiViewTransform",
-    "CCropSimCLRTransform",
-    "CCropSimCLRViewTransform",
-    "CCropViewTransform",
-    "ImageLike",
-    "refresh_settings",
-]
+__all__ = ["CCropMoCoV2Transform", "CCropMultiViewTransform", "CCropSimCLRTransform", "CCropSimCLRViewTransform",
+           "CCropViewTransform", "ImageLike", "refresh_settings"]
 
 
 class CCropSimCLRTransform(CCropMultiViewTransform):

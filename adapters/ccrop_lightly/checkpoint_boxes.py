@@ -1,0 +1,111 @@
+"""The box store in checkpoints: what is saved, what a resume restores, and the refresh it lacks.
+
+A saved state holds ``store`` (the store's ``state_dict``: boxes, scores, counts, version),
+``last_refresh_epoch`` (after which 0-based epoch the store's latest refresh ran; ``None``: unknown) and
+``images`` (the digest of the image files, :func:`image_list_digest`; ``None`` without file names). States
+of the store alone (the callback's version 1) still load. Boxes made on another list of images (another
+count, or other files) are ignored with a warning and made afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Callable, Iterable
+
+from ccrop_plugins import BoxStore, RefreshSchedule, RefreshStats, images_digest, other_images
+
+from .indexed_dataset import IndexedDataset
+from .refresh_loader import RefreshImages
+from .schedule import checked_epoch
+
+logger = logging.getLogger("ccrop_lightly")
+
+
+class RefresherCheckpoint:
+    """:class:`~ccrop_lightly.BoxRefresher`'s checkpoint half: ``state_dict``, ``load_state_dict`` and the
+    catch-up refresh on resume. It uses the refresher's ``store``, ``schedule``, ``loader`` and ``refresh()``."""
+
+    store: BoxStore
+    schedule: RefreshSchedule
+    loader: Iterable[Any]
+    refresh: Callable[[], RefreshStats]
+    last_refresh_epoch: int | None
+    _images_digest: str | None | bool
+
+    def catch_up(self, start_epoch: int) -> RefreshStats | None:
+        """On resume, before epoch ``start_epoch`` (0-based) runs: refresh now if the schedule had a refresh due
+        before it that the store lacks (a checkpoint without boxes, or a run that ended before a refresh that this
+        longer one has passed); return its stats, or ``None``. A store restored by :meth:`load_state_dict` knows
+        its last refresh; one of unknown age counts as lagging only when empty. Collective under
+        ``torch.distributed``, as :meth:`maybe_refresh`."""
+        start = checked_epoch(start_epoch)
+        last = self.last_refresh_epoch
+        if last is None:
+            last = -1 if self.store.version == 0 else start - 1
+        due = self.schedule.latest_refresh(start)  # epochs done at the latest refresh before epoch start
+        if due is None or due <= last + 1:
+            return None
+        logger.info(
+            "resumed at epoch %d, but the store (version %d) lacks the refresh due after epoch %d (a checkpoint "
+            "without boxes, or a run that ended before it); refreshing now", start, self.store.version, due - 1,
+        )
+        stats = self.refresh()
+        self.last_refresh_epoch = start - 1
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        """The store's state (boxes, scores, counts, version), the epoch of its latest refresh and the digest of the
+        loader's image files (:func:`image_list_digest`; ``None`` without file names), for a checkpoint."""
+        return {"store": self.store.state_dict(), "last_refresh_epoch": self.last_refresh_epoch,
+                "images": self._digest()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` in place; running workers see it. Then :meth:`catch_up` before the first
+        resumed epoch. A state of another number of images (a grown dataset), or of the same number of other files
+        (another folder, renamed files), is ignored with a warning naming it; ``catch_up`` then makes the boxes
+        afresh."""
+        if "store" not in state:
+            raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
+        if restore_store(self.store, state["store"], state.get("images"), self._digest, "BoxRefresher",
+                         "catch_up(start_epoch) makes them afresh if a refresh was due before it"):
+            self.last_refresh_epoch = state.get("last_refresh_epoch")
+
+    def _digest(self) -> str | None:
+        if self._images_digest is False:
+            self._images_digest = image_list_digest(getattr(self.loader, "dataset", None))
+        return self._images_digest
+
+
+def restore_store(store: BoxStore, state: dict[str, Any], saved_digest: str | None,
+                  digest: Callable[[], str | None], owner: str, remade: str) -> bool:
+    """Load a saved store ``state`` into ``store``, unless it was made on other images (another count, or the same
+    count of other files: :func:`ccrop_plugins.other_images` against ``digest()``, read only when the checkpoint has a
+    digest): then warn, naming ``owner`` and how the boxes are ``remade``, and return ``False``. A saved set larger
+    than ``store.max_boxes`` keeps its best boxes, with an ``INFO`` line."""
+    other = other_images(state, len(store), saved_digest, None if saved_digest is None else digest())
+    if other is not None:
+        warnings.warn(f"{owner}: the checkpoint's boxes were made on {other}; ignored, they would crop other images' "
+                      f"objects: {remade}", UserWarning, stacklevel=3)
+        return False
+    store.load_state_dict(state)
+    if int(state["max_boxes"]) > store.max_boxes:
+        logger.info("%s: the checkpoint's box sets hold up to %d boxes per image; this store keeps %d: the best of "
+                    "each set until the next refresh", owner, int(state["max_boxes"]), store.max_boxes)
+    return True
+
+
+def image_list_digest(dataset: Any) -> str | None:
+    """:func:`ccrop_plugins.images_digest` of the dataset's image files in index order (``LightlyDataset``'s
+    ``get_filenames()``, or the ``samples`` of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset` or
+    a refresh loader's ``RefreshImages``); ``None`` for datasets without file names (``CIFAR10``)."""
+    inner = dataset
+    while isinstance(inner, (IndexedDataset, RefreshImages)):
+        inner = inner.dataset
+    if hasattr(inner, "get_filenames"):
+        paths = [str(name) for name in inner.get_filenames()]
+    elif isinstance(getattr(inner, "samples", None), list):
+        paths = [str(sample[0]) for sample in inner.samples]
+    else:
+        return None
+    return images_digest(paths)

@@ -1,0 +1,66 @@
+"""The refresh options of :class:`~ccrop_lightly.BoxRefresher` and the Lightning callback, checked when they are made.
+
+Each would otherwise fail only at the first refresh, after the whole warm-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, get_localizer
+
+from .collate import CCropCollate
+from .features import FeatureFn, feature_extractor
+
+
+def checked_feature_fn(feature_fn: Any, stages: str | Sequence[str] | None) -> FeatureFn:
+    """``feature_fn``, or with ``stages`` ``feature_extractor(feature_fn, stages=stages)`` of the backbone; a
+    ``TypeError`` naming it when it is no backbone (with stages) or not callable."""
+    if stages is not None:
+        if not isinstance(feature_fn, nn.Module):
+            raise TypeError("with stages, feature_fn must be the backbone (an nn.Module); "
+                            f"got {type(feature_fn).__name__}")
+        feature_fn = feature_extractor(feature_fn, stages=stages)
+    if not callable(feature_fn):
+        raise TypeError(f"feature_fn must be callable (images -> feature maps); got {type(feature_fn).__name__}")
+    return feature_fn
+
+
+def check_refresh_options(
+    threshold: float | str,
+    localizer: str | Callable[[Tensor], BoxSets],
+    heatmap: str | Callable[[Tensor], Tensor],
+    heatmap_options: dict[str, Any] | None,
+    localizer_options: dict[str, Any] | None,
+) -> None:
+    """Build the named localizer and heatmap rule once, so that a misspelt name, a bad option or
+    threshold fails when the refresher (or callback) is made, not after the warm-up epochs."""
+    if isinstance(localizer, str):
+        get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
+    elif localizer_options:  # a callable localizer is already configured: the options would go nowhere
+        raise TypeError(f"localizer_options {sorted(localizer_options)} are for a named localizer; the localizer "
+                        f"{getattr(localizer, '__name__', type(localizer).__name__)} is a callable already configured "
+                        "(pass get_localizer(name, **options), or the name and localizer_options)")
+    if isinstance(heatmap, str):
+        HeatmapPipeline(heatmap, heatmap_options)
+
+
+def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) -> None:
+    """Refuse a dataset or the training loader as the refresh loader, and a loader of another size than ``store``:
+    each would fail only at the first refresh, after the whole warm-up."""
+    if isinstance(loader, Dataset):
+        raise TypeError(f"loader must yield batches (images, indices); got the dataset {type(loader).__name__}: "
+                        "pass make_refresh_loader(dataset, transform=transform)")
+    if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
+        raise TypeError("loader is the training loader (its collate_fn is CCropCollate, which yields augmented "
+                        "views); the refresh needs the plain images: "
+                        "make_refresh_loader(dataset, transform=transform)")
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and hasattr(dataset, "__len__") and len(dataset) != len(store):
+        raise ValueError(
+            f"the refresh loader covers {len(dataset)} samples but the box store holds {len(store)}; "
+            f"create it as BoxStore({len(dataset)})"
+        )
