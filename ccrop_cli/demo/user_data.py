@@ -229,15 +229,16 @@ def check_images(root: Path, filenames: list[str], upright: bool = False) -> dic
 
     Raises:
         UserError: naming the files (the first few) that cannot be opened or decoded (truncated), have more than 8
-            bits per channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), or carry an EXIF rotation
+            bits per channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), are in another colour space
+            (``LAB``: PIL and OpenCV make different RGB of it), or carry an EXIF rotation
             and ``upright`` is false (save them upright, e.g. with ``PIL.ImageOps.exif_transpose``).
     """
-    unreadable, deep, turned = [], [], {}
+    unreadable, deep, other, turned = [], [], [], {}
     for name in filenames:
         try:
             with Image.open(Path(root) / name) as image:
                 if image.mode not in EIGHT_BIT_MODES:
-                    deep.append(f"{name} (mode {image.mode})")
+                    (deep if image.mode[0] in "IF" else other).append(f"{name} (mode {image.mode})")
                 orientation = exif_orientation(image)
                 if orientation != 1:
                     turned[name] = orientation
@@ -252,6 +253,8 @@ def check_images(root: Path, filenames: list[str], upright: bool = False) -> dic
         (unreadable, "cannot be read as images"),
         (deep, f"have more than 8 bits per channel (allowed modes: {', '.join(EIGHT_BIT_MODES)}); convert them "
                "to 8-bit RGB or grayscale"),
+        (other, f"are in a colour space the two frameworks' loaders turn into RGB differently (allowed modes: "
+                f"{', '.join(EIGHT_BIT_MODES)}); convert them to RGB"),
         (rotated, "carry an EXIF rotation that the two frameworks' loaders apply differently; save them upright "
                   "(e.g. PIL.ImageOps.exif_transpose)"),
     ):

@@ -308,3 +308,12 @@ def test_file_names_mmpretrain_cannot_list_are_refused_before_training(tmp_path,
     with pytest.raises(UserError, match=r"1 file name\(s\) are not one line of UTF-8: 'two\\nlines.png'"):
         check_listable(data, list_images(data))
     check_listable(data, [name for name in names if name.startswith("img")])
+
+
+def test_a_lab_image_is_refused_for_its_colour_space_not_its_bit_depth(tmp_path):
+    # 8 bits per channel, but PIL and OpenCV make different RGB of it; the error blamed "more than 8 bits".
+    _folder(tmp_path)
+    Image.new("RGB", (30, 20), (200, 30, 60)).convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(UserError, match=r"1 file\(s\) are in a colour space the two frameworks' loaders turn into RGB "
+                                        r"differently \(allowed modes: 1, L, .*\); convert them to RGB: lab.tif"):
+        check_images(tmp_path, list_images(tmp_path))
