@@ -6,16 +6,17 @@ from typing import Any, Callable, Sequence, Sized
 
 import pytorch_lightning as pl
 import torch.distributed as dist
-from torch import nn
 
 from ccrop_plugins import BoxStore, height_width
 
-from .collate import CCropCollate
-from .features import feature_extractor
-from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options, make_refresh_loader
-from .refresher import BoxRefresher, check_refresh_options, image_list_digest, restore_store
+from .checkpoint_boxes import image_list_digest, restore_store
+from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
+from .refresh_options import check_loader_settings, check_refresh_options, check_store_and_dataset
+from .refresher import BoxRefresher
 from .schedule import RefreshSchedule
-from .view_options import normalize_step
+from .train_start import module_feature_fn, training_collate
+
+__all__ = ["STATE_VERSION", "BoxRefreshCallback", "image_list_digest"]
 
 STATE_VERSION = 2  # 2 adds last_refresh_epoch and images; version 1 states (the store alone) still load
 
@@ -96,14 +97,14 @@ class BoxRefreshCallback(pl.Callback):
         progress: bool = False,
     ) -> None:
         super().__init__()
-        _check_store_and_dataset(store, dataset)
+        check_store_and_dataset(store, dataset)
         if not (isinstance(backbone, str) or callable(backbone)):
             raise TypeError(f"backbone must be an attribute name or a function of the module; got {backbone!r}")
         if layer is not None and stages is not None:
             raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
         RefreshSchedule(warmup_epochs, interval)  # validate now, not at the first epoch end
         check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
-        _check_loader_settings(batch_size, num_workers, progress, transform, normalize, input_size)
+        check_loader_settings(batch_size, num_workers, progress, transform, normalize, input_size)
         self.store = store
         self.dataset = dataset
         self.input_size = None if input_size is None else height_width(input_size, "input_size")
@@ -130,7 +131,7 @@ class BoxRefreshCallback(pl.Callback):
         # Built here: the process group exists (the loader gets its shard) and so does the
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
-        collate = self._check_training_loader(_training_loader(trainer))
+        collate = training_collate(trainer, self.dataset, self.store)
         transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
             raise ValueError(
@@ -148,7 +149,7 @@ class BoxRefreshCallback(pl.Callback):
         )
         self.refresher = BoxRefresher(
             self.store,
-            self._feature_fn(pl_module),
+            module_feature_fn(pl_module, self.backbone, self.layer, self.stages),
             loader,
             warmup_epochs=self.warmup_epochs,
             interval=self.interval,
@@ -163,37 +164,6 @@ class BoxRefreshCallback(pl.Callback):
             fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
             if fetcher is not None:
                 iter(fetcher)
-
-    def _check_training_loader(self, train_loader: Any) -> CCropCollate | None:
-        """The training DataLoader's ``CCropCollate`` (or ``None``), after checking that it reads this callback's
-        store and a dataset of its size: else the refreshed boxes would never reach the views, or crop other images."""
-        train_set = getattr(train_loader, "dataset", None)
-        if isinstance(train_set, Sized) and len(train_set) != len(self.dataset):
-            raise ValueError(
-                f"BoxRefreshCallback localizes a dataset of {len(self.dataset)} images but the training DataLoader's "
-                f"dataset has {len(train_set)}: pass the callback the images the training DataLoader reads (without a "
-                "transform), in the same order, and a BoxStore of that size"
-            )
-        collate = None if train_loader is None else train_loader.collate_fn
-        if collate is not None and not _same_store(collate.store, self.store):
-            raise ValueError(
-                f"BoxRefreshCallback refreshes another box store than the one the training DataLoader's CCropCollate "
-                f"reads ({self.store!r} and {collate.store!r}: BoxStore made twice?), so the refreshed boxes would "
-                "never reach the views; give both the same store"
-            )
-        return collate
-
-    def _feature_fn(self, pl_module: pl.LightningModule) -> Any:
-        if callable(self.backbone):
-            return self.backbone(pl_module)
-        module = getattr(pl_module, self.backbone, None)
-        if not isinstance(module, nn.Module):
-            children = ", ".join(name for name, _ in pl_module.named_children()) or "none"
-            raise ValueError(
-                f"{type(pl_module).__name__} has no nn.Module attribute {self.backbone!r} to localize with; "
-                f"its submodules: {children}; pass backbone=<attribute name> or a function of the module"
-            )
-        return feature_extractor(module, self.layer, self.stages)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.refresher is None:
@@ -232,47 +202,3 @@ class BoxRefreshCallback(pl.Callback):
             self._images_digest = image_list_digest(self.dataset)
         return self._images_digest
 
-
-def _check_store_and_dataset(store: Any, dataset: Any) -> None:
-    """One store entry per image of ``dataset``: a larger store (made for another dataset, or before images were
-    removed) hides a mismatch as a smaller one fails."""
-    if not isinstance(store, BoxStore):
-        raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
-    if not isinstance(dataset, Sized):
-        raise TypeError(f"dataset must be the training images without augmentation (a map-style dataset with "
-                        f"__len__); got {type(dataset).__name__}")
-    if len(dataset) != len(store):
-        raise ValueError(f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
-                         f"create it as BoxStore({len(dataset)})")
-
-
-def _check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,
-                           input_size: Any) -> None:
-    """The refresh loader's settings, checked when the callback is made (they reach the DataLoader only when
-    training starts, whose messages name neither the callback nor the argument)."""
-    check_loader_options(batch_size, num_workers, "BoxRefreshCallback")
-    if progress not in (True, False):  # bool('no') is True
-        raise TypeError(f"BoxRefreshCallback: progress must be True or False; got {progress!r}")
-    if transform is not None:  # its type, and an explicit normalize that disagrees with it
-        _resolve_settings(input_size, normalize, transform)
-    elif normalize is not _FROM_TRANSFORM and normalize is not None:
-        normalize_step(normalize)
-
-
-def _same_store(a: BoxStore, b: BoxStore) -> bool:
-    """The same store, or two handles of its shared memory (a store pickled into a spawned process)."""
-    return a is b or a.counts.untyped_storage().data_ptr() == b.counts.untyped_storage().data_ptr()
-
-
-def _training_loader(trainer: pl.Trainer) -> Any:
-    """The trainer's training DataLoader (or one of several) whose collate function is a ``CCropCollate``, if any."""
-    loaders = trainer.train_dataloader
-    candidates = (
-        list(loaders.values()) if isinstance(loaders, dict)
-        else list(loaders) if isinstance(loaders, (list, tuple))
-        else [loaders]
-    )
-    for loader in candidates:
-        if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
-            return loader
-    return None

@@ -5,7 +5,7 @@ Each would otherwise fail only at the first refresh, after the whole warm-up.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, Sized
 
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -14,6 +14,8 @@ from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, get_localizer
 
 from .collate import CCropCollate
 from .features import FeatureFn, feature_extractor
+from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options
+from .view_options import normalize_step
 
 
 def checked_feature_fn(feature_fn: Any, stages: str | Sequence[str] | None) -> FeatureFn:
@@ -64,3 +66,29 @@ def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) ->
             f"the refresh loader covers {len(dataset)} samples but the box store holds {len(store)}; "
             f"create it as BoxStore({len(dataset)})"
         )
+
+
+def check_store_and_dataset(store: Any, dataset: Any) -> None:
+    """One store entry per image of ``dataset``: a larger store (made for another dataset, or before images were
+    removed) hides a mismatch as a smaller one fails."""
+    if not isinstance(store, BoxStore):
+        raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"dataset must be the training images without augmentation (a map-style dataset with "
+                        f"__len__); got {type(dataset).__name__}")
+    if len(dataset) != len(store):
+        raise ValueError(f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
+                         f"create it as BoxStore({len(dataset)})")
+
+
+def check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,
+                           input_size: Any) -> None:
+    """The refresh loader's settings, checked when the callback is made (they reach the DataLoader only when
+    training starts, whose messages name neither the callback nor the argument)."""
+    check_loader_options(batch_size, num_workers, "BoxRefreshCallback")
+    if progress not in (True, False):  # bool('no') is True
+        raise TypeError(f"BoxRefreshCallback: progress must be True or False; got {progress!r}")
+    if transform is not None:  # its type, and an explicit normalize that disagrees with it
+        _resolve_settings(input_size, normalize, transform)
+    elif normalize is not _FROM_TRANSFORM and normalize is not None:
+        normalize_step(normalize)
