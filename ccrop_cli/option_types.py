@@ -1,5 +1,5 @@
-"""argparse types for counts, so that ``--rounds 0`` is a one-line usage error, not a traceback, and the
-checks of an output file or folder written at the end of a long command."""
+"""argparse types for counts, so that ``--rounds 0`` is a one-line usage error, not a traceback, for paths
+(:func:`user_path`), and the checks of an output file or folder written at the end of a long command."""
 
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ def _int_at_least(text: str, low: int, what: str, high: int | None = None) -> in
     if value < low or high is not None and value > high:
         raise argparse.ArgumentTypeError(f"expected {what}; got {value}")
     return value
+
+
+def user_path(text: str) -> Path:
+    """A file or folder option, with ``~`` for the home folder: the shell expands ``--out ~/x`` but leaves
+    ``--out=~/x`` (and a quoted ``"~/x"``) as it is, which made a folder named ``~`` in the current folder."""
+    return Path(os.path.expanduser(text))
 
 
 def check_output_file(path: str | os.PathLike, option: str) -> Path:

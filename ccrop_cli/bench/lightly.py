@@ -25,14 +25,14 @@ from typing import Any, Callable
 import torch
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import check_alpha, non_negative_int, positive_int, side
+from ccrop_cli.option_types import check_alpha, non_negative_int, positive_int, side, user_path
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
 from .rounds import Ratio, Timings, interleaved
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--folder", type=Path, help="an image folder to use (default: generate scenes)")
+    parser.add_argument("--folder", type=user_path, help="an image folder to use (default: generate scenes)")
     parser.add_argument("--images", type=positive_int, default=512, help="generated images (default 512)")
     parser.add_argument("--image-size", type=side, default=64, help="side of the generated images (default 64)")
     parser.add_argument("--input-size", type=side, default=32, help="view and refresh resolution (default 32)")

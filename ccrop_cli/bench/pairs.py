@@ -35,7 +35,7 @@ from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import (box_precision, box_recall, oracle_box_sets, pair_quality,
                                                sample_view_pairs)
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
-from ccrop_cli.option_types import check_alpha, check_output_file, seed, side
+from ccrop_cli.option_types import check_alpha, check_output_file, seed, side, user_path
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
 from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for pre-training (default 2)")
     parser.add_argument(
-        "--checkpoint", type=Path, default=None,
+        "--checkpoint", type=user_path, default=None,
         help="a torch.save'd backbone nn.Module (images -> features) used for both settings instead of "
         "pre-training; read with torch.load(weights_only=False): trusted files only",
     )
@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test (about 20 s)")
     parser.add_argument("--seed", type=seed, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--out", type=user_path, default=None, help="write the results as JSON here")
     parser.add_argument("--progress", action="store_true", help="show pre-training progress bars")
 
 

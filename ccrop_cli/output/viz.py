@@ -33,7 +33,7 @@ from ccrop_cli.demo.user_data import load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
-from ccrop_cli.option_types import check_alpha, check_output_folder, seed
+from ccrop_cli.option_types import check_alpha, check_output_folder, seed, user_path
 from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
 from ccrop_cli.output.image_folder import list_image_files
 from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
@@ -47,15 +47,15 @@ LIMITS = {"pairs": 16, "images": 256, "pair_images": 64, "display_size": 1024}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image_folder", type=Path, help="root/<class>/<image> or root/<image>")
+    parser.add_argument("image_folder", type=user_path, help="root/<class>/<image> or root/<image>")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--boxes", type=Path, help="a box JSON file written by export_boxes")
+    source.add_argument("--boxes", type=user_path, help="a box JSON file written by export_boxes")
     source.add_argument(
-        "--checkpoint", type=Path,
+        "--checkpoint", type=user_path,
         help="a checkpoint holding a BoxStore.state_dict(), e.g. the Lightning callback's or the mm hook's "
         "(read with torch.load(weights_only=True): tensors and numbers only, never code)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="output folder for the PNG files")
+    parser.add_argument("--out", type=user_path, required=True, help="output folder for the PNG files")
     parser.add_argument("--pairs", type=int, default=3,
                         help=f"view pairs drawn per strategy and image (default 3, at most {LIMITS['pairs']})")
     parser.add_argument(

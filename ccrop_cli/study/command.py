@@ -45,7 +45,7 @@ from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, Refres
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.experiment.strategies import CropStrategy
-from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int, side
+from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int, side, user_path
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
@@ -213,7 +213,7 @@ QUICK = PRESETS["quick"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = StudyConfig()
-    parser.add_argument("--out", default="outputs/study", help="output folder (default: outputs/study)")
+    parser.add_argument("--out", default="outputs/study", type=user_path, help="output folder (default: outputs/study)")
     parser.add_argument("--quick", action="store_true", help="a tiny study for tests: 32 images, 2 epochs, 1 seed")
     parser.add_argument(
         "--preset", default=None, choices=list(PRESETS),
