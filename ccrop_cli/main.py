@@ -28,6 +28,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "box recall of every heatmap rule x stage x threshold on scenes with ground truth"),
     "bench mm": ("ccrop_cli.bench.mm", "MMPretrain pipeline and refresh throughput vs RandomResizedCrop"),
 }
+# What an extra installs that a command imports: without it, one line naming the extra instead of a traceback.
+EXTRAS = {"matplotlib": "demo", "sklearn": "demo", "lightly": "lightly", "pytorch_lightning": "lightly",
+          "mmengine": "mmpretrain", "mmcv": "mmpretrain", "mmpretrain": "mmpretrain", "mmselfsup": "mmselfsup"}
+
+
+def _missing_extra(error: ModuleNotFoundError) -> str | None:
+    """``needs X, which is not installed: pip install 'ccrop-plugins[extra]'`` for a module of an extra, else None."""
+    top = (error.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return None
+    return f"needs {top}, which is not installed: pip install 'ccrop-plugins[{EXTRAS[top]}]'"
 
 
 def _usage() -> str:
@@ -56,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ccrop: unknown command {' '.join(argv[:2])!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:  # 'ccrop viz' without the demo extra: say which, not a traceback
+        if _missing_extra(error) is None:
+            raise
+        print(f"ccrop {name}: error: {_missing_extra(error)}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog=f"ccrop {name}", description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(argv[len(name.split()) :])
@@ -66,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         return status
     except UserError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:  # a framework imported on use ('ccrop demo --framework mmpretrain')
+        if _missing_extra(error) is None:
+            raise
+        print(f"{parser.prog}: error: {_missing_extra(error)}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as error:  # sizes beyond this machine: numpy's or torch's text names them
         memory = ("can't allocate memory", "out of memory")  # torch's CPU allocator, CUDA
