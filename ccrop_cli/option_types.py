@@ -47,7 +47,11 @@ def _int_at_least(text: str, low: int, what: str, high: int | None = None) -> in
 
 def user_path(text: str) -> Path:
     """A file or folder option, with ``~`` for the home folder: the shell expands ``--out ~/x`` but leaves
-    ``--out=~/x`` (and a quoted ``"~/x"``) as it is, which made a folder named ``~`` in the current folder."""
+    ``--out=~/x`` (and a quoted ``"~/x"``) as it is, which made a folder named ``~`` in the current folder. An empty
+    path is refused: ``Path("")`` is the current folder, where a script's ``--out "$OUT"`` with OUT unset wrote."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path (an unset variable in \"$DIR\"?); give a file or folder, e.g. "
+                                         ". for the current folder")
     return Path(os.path.expanduser(text))
 
 

@@ -46,14 +46,14 @@ from ccrop_cli.demo.user_data import (
 )
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
-from ccrop_cli.option_types import check_output_folder
+from ccrop_cli.option_types import check_output_folder, user_path
 
 FRAMEWORKS = ("lightly", "mmpretrain")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoConfig()
-    parser.add_argument("--out", default="outputs/demo", type=os.path.expanduser,  # the shell leaves --out=~/x
+    parser.add_argument("--out", default="outputs/demo", type=user_path,
                         help="output folder (default: outputs/demo)")
     parser.add_argument("--quick", action="store_true",
                         help="a tiny run for tests: 64 images, 2 epochs (well under a minute)")
@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--images", type=int, default=None,
         help=f"training images (default: {defaults.images}; {MMPRETRAIN['images']} with --framework mmpretrain)",
     )
-    parser.add_argument("--data", default=None, metavar="DIR", type=os.path.expanduser,  # the shell leaves --data=~/x
+    parser.add_argument("--data", default=None, metavar="DIR", type=user_path,
                         help="your image folder (DIR/<class>/<image> or flat) instead of generated scenes; "
                              "DIR/annotations.json (COCO boxes), if present, is measured against")
     parser.add_argument("--threshold", type=_threshold, default=None,
@@ -175,8 +175,6 @@ def check_writable(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = getattr(args, "data", None)
-    if data == "":  # Path("") is the current folder: `--data "$DIR"` with DIR unset would train on it
-        raise UserError("--data is empty; give your image folder (DIR/<class>/<image> or DIR/<image>), e.g. --data .")
     if data is not None and out.resolve().is_relative_to(Path(data).resolve()):
         raise UserError(
             f"--out {args.out} lies inside --data {data}: the demo's pictures (and MMPretrain's work_dir) would "

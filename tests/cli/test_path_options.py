@@ -56,3 +56,12 @@ def test_viz_reads_and_writes_home_folders_written_with_a_tilde(tmp_path, monkey
     argv = ["viz", "~/images", "--boxes=~/boxes.json", "--out=~/viz", "--images", "2", "--pair-images", "1"]
     assert main(argv) == 0, capsys.readouterr().err
     assert (tmp_path / "viz" / "box_sets.png").is_file() and not (tmp_path / "here" / "~").exists()
+
+
+@pytest.mark.parametrize("command, others, option, dest", PATH_OPTIONS)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(command, others, option, dest, capsys):
+    # `--out "$OUT"` with OUT unset: Path("") is the current folder, where viz and study wrote their files.
+    with pytest.raises(SystemExit) as exit_info:
+        _parser(command).parse_args([*others, option, ""])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: empty path (an unset variable in \"$DIR\"?)" in capsys.readouterr().err
