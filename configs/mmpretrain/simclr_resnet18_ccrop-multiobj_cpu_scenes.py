@@ -1,6 +1,11 @@
 # A small CPU run on an image folder in ImageFolder layout (data_root/<class>/<image>; e.g. the project's
 # generated scenes, 32-64 px images; labels are not used):
 # ResNet-18 (CIFAR stem), 32 px views, box sets, gloo for multi-process runs. Minutes on a laptop.
+#   from mmengine.config import Config; from mmengine.runner import Runner
+#   cfg = Config.fromfile('configs/mmpretrain/simclr_resnet18_ccrop-multiobj_cpu_scenes.py')
+#   cfg.train_dataloader.dataset.data_root = 'path/to/images'; cfg.work_dir = 'work_dirs/cpu_scenes'
+#   Runner.from_cfg(cfg).train()
+# or, with openmim installed (no extra installs it):
 #   mim train mmpretrain configs/mmpretrain/simclr_resnet18_ccrop-multiobj_cpu_scenes.py \
 #       --cfg-options train_dataloader.dataset.data_root=path/to/images
 # No paper figure: a smoke-size run for CPUs.

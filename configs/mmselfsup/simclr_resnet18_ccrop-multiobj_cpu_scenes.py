@@ -1,5 +1,10 @@
 # MMSelfSup: a small CPU run on an image folder in ImageFolder layout (data_root/<class>/<image>;
 # e.g. the project's generated scenes, 32-64 px images; labels are not used).
+#   from mmengine.config import Config; from mmengine.runner import Runner
+#   cfg = Config.fromfile('configs/mmselfsup/simclr_resnet18_ccrop-multiobj_cpu_scenes.py')
+#   cfg.train_dataloader.dataset.data_root = 'path/to/images'; cfg.work_dir = 'work_dirs/cpu_scenes'
+#   Runner.from_cfg(cfg).train()
+# or, with openmim installed (no extra installs it):
 #   mim train mmselfsup configs/mmselfsup/simclr_resnet18_ccrop-multiobj_cpu_scenes.py \
 #       --cfg-options train_dataloader.dataset.data_root=path/to/images
 # No paper figure: a smoke-size run for CPUs.
