@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ccrop_plugins import BoxStore
 
+from .batch_items import raise_for_targets, raise_for_views, unpack_item
 from .image_mode import to_rgb
 from .multi_view import CCropMultiViewTransform
 
@@ -135,7 +136,7 @@ class CCropCollate:
             return [], torch.tensor(targets, dtype=torch.long), keys
         views_of_batch: list[list[Any]] = []
         for position, item in enumerate(batch):
-            image, target, key = _unpack(item, position)
+            image, target, key = unpack_item(item, position)
             entry = self.store.get(self.index_of(key, position))
             boxes, scores = (None, None) if entry is None else entry
             views_of_batch.append(self.transform(to_rgb(image), boxes, scores))
@@ -144,48 +145,17 @@ class CCropCollate:
         try:
             views = [torch.stack([views[v] for views in views_of_batch]) for v in range(len(views_of_batch[0]))]
         except (TypeError, RuntimeError):
-            _bad_views(views_of_batch, keys)
+            raise_for_views(views_of_batch, keys)
             raise
         try:
             target_tensor = torch.tensor(targets, dtype=torch.long)
         except (TypeError, ValueError, RuntimeError):
-            target_tensor = _bad_targets(targets, keys)
+            target_tensor = raise_for_targets(targets, keys)
         return views, target_tensor, keys
 
     def __repr__(self) -> str:
         named = "no filenames" if self.index_of_filename is None else f"{len(self.index_of_filename)} filenames"
         return f"CCropCollate({self.transform!r}, {self.store!r}, {named})"
-
-
-def _bad_views(views_of_batch: list[list[Any]], keys: list[Any]) -> None:
-    """Raise naming the first view that is not a tensor, or of another shape than the same view of item 0."""
-    for position, (views, key) in enumerate(zip(views_of_batch, keys)):
-        for v, view in enumerate(views):
-            if not isinstance(view, Tensor):
-                raise TypeError(
-                    f"view {v} of batch item {position} (key {key!r}) is of type {type(view).__name__}, not a tensor: "
-                    "end each view's transform with ToTensor() (as CCropSimCLRTransform does), so the views can be "
-                    "batched"
-                )
-            first = views_of_batch[0][v]
-            if view.shape != first.shape:
-                raise ValueError(
-                    f"view {v} of batch item {position} (key {key!r}) has shape {tuple(view.shape)} but item 0's has "
-                    f"{tuple(first.shape)}: every item's view {v} must have the same size and channels"
-                )
-
-
-def _bad_targets(targets: list[Any], keys: list[Any]) -> Tensor:
-    """Raise naming the first target that is not an integer class index (the batch's targets tensor failed)."""
-    for position, (target, key) in enumerate(zip(targets, keys)):
-        if isinstance(target, Tensor) and target.numel() == 1 and not target.is_floating_point():
-            continue
-        if isinstance(target, bool) or not isinstance(target, numbers.Integral):
-            raise TypeError(
-                f"batch item {position} (key {key!r}) has target {target!r} of type {type(target).__name__}; expected "
-                "an integer class index (as lightly's MultiViewCollate; use -1 or 0 for unlabelled images)"
-            )
-    raise TypeError(f"the batch's targets {targets[:4]!r}... are not integer class indices")
 
 
 def _filename_list(filenames: Any) -> list[str]:
@@ -206,19 +176,3 @@ def _check_store_size(store: BoxStore, size: int, what: str) -> None:
             f"the box store holds {len(store)} samples but {what} has {size}; "
             f"create it as BoxStore({size}) (one entry per dataset index)"
         )
-
-
-def _unpack(item: Any, position: int) -> tuple[Any, Any, Any]:
-    if not isinstance(item, (tuple, list)) or len(item) != 3:
-        got = f"{type(item).__name__} of {len(item)} items" if isinstance(item, (tuple, list)) else type(item).__name__
-        raise ValueError(
-            f"batch item {position} is a {got}; expected (image, target, index or filename): "
-            "use lightly's LightlyDataset, or wrap the dataset in ccrop_lightly.IndexedDataset"
-        )
-    image, target, key = item
-    if isinstance(image, (tuple, list)):
-        raise ValueError(
-            f"batch item {position} (key {key!r}) holds {len(image)} images, not one: the dataset already "
-            "applies a multi-view transform; build it without a transform, CCropCollate makes the views"
-        )
-    return image, target, key
