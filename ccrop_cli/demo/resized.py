@@ -26,7 +26,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from ccrop_cli.demo.config import DemoConfig
-from ccrop_cli.demo.user_data import TURNING, exif_orientation
+from ccrop_cli.demo.upright import TURNING, exif_orientation
 from ccrop_cli.errors import UserError
 
 COPY_FOLDER = Path("data") / "resized"
