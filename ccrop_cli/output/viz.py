@@ -15,6 +15,11 @@ or foreign file, a bad option) ends with one line ``ccrop viz: error: ...`` and 
 holds an ``annotations.json`` (COCO boxes, read as ``ccrop demo --data`` reads them), ground-truth boxes are
 drawn too.
 
+Images with an EXIF orientation (phone photos) are drawn as the box store saw them, which depends on the loader
+that trained it: ``--exif stored`` (Lightly reads the stored pixels with PIL) or ``--exif upright`` (MMPretrain
+reads them upright with OpenCV, as viewers show them). Without ``--exif``, such images among those drawn are a
+one-line error that says so; the ground truth (upright, as ``annotations.json`` gives it) is drawn in either frame.
+
 Writes ``box_sets.png`` (the first ``--images`` images with their boxes) and
 ``pairs_<n>.png`` for the first ``--pair-images`` images: ``--pairs`` view pairs of
 RandomResizedCrop and of ``--strategy`` with the stored boxes.
@@ -27,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
+from ccrop_cli.demo.upright import boxes_to_stored, orientations, upright_size
 from ccrop_cli.demo.user_data import load_user_annotations
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
@@ -71,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default 128, at most {LIMITS['display_size']})")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre")
     parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument(
+        "--exif", choices=("stored", "upright"), default=None,
+        help="images with an EXIF orientation (phone photos): draw their stored pixels, as Lightly (PIL) trains on "
+        "them, or upright, as MMPretrain (OpenCV) does; needed only when the images drawn have one",
+    )
 
 
 def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: Path | None) -> BoxStore:
@@ -103,22 +114,25 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out)  # a file of that name was mkdir's FileExistsError traceback
     strategy = get_strategy(args.strategy)
     files = list_image_files(args.image_folder)
+    upright, turned = _exif_frame(args, files)
     store = load_store(args.image_folder, files, args.boxes, args.checkpoint)
     # Read as ccrop demo --data reads it (width/height optional, './' or bare file names, named errors): the generated
     # scenes' reader raised KeyError: 'width' on the demo's documented format.
     annotations = load_user_annotations(args.image_folder, files)
 
     shown = files[: args.images]
-    images = np.stack([_display_image(args.image_folder, name, args.display_size) for name in shown])
+    images = np.stack([_display_image(args.image_folder, name, args.display_size, upright) for name in shown])
     predicted = [_boxes_of(store, index) for index in range(len(shown))]
-    truth = None if annotations is None else [annotations.get(name, np.zeros((0, 4))) for name in shown]
+    truth = None if annotations is None else [_truth(annotations, name, turned, upright) for name in shown]
+    truth = None if truth is None else [np.zeros((0, 4)) if boxes is None else boxes for boxes in truth]
     written = [draw_box_sets(images, predicted, truth, args.out / "box_sets.png", titles=shown)]
 
     generator = torch.Generator().manual_seed(args.seed)
     for index, name in enumerate(files[: args.pair_images]):
-        picture = _display_image(args.image_folder, name, args.display_size)
+        picture = _display_image(args.image_folder, name, args.display_size, upright)
         with Image.open(args.image_folder / name) as opened:
-            size = (opened.height, opened.width)
+            width, height = upright_size(opened) if upright else opened.size
+        size = (height, width)
         box_set = store.get(index)
         pairs = {}
         for row_strategy in (get_strategy("rrc"), strategy):
@@ -129,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 picture,
                 pairs,
                 args.out / f"pairs_{index}.png",
-                ground_truth=None if annotations is None else annotations.get(name),
+                ground_truth=None if annotations is None else _truth(annotations, name, turned, upright),
             )
         )
     print(f"ccrop viz: {len(files)} images, box store version {store.version}; wrote:")
@@ -138,16 +152,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _display_image(folder: Path, name: str, size: int) -> np.ndarray:
+def _exif_frame(args: argparse.Namespace, files: list[str]) -> tuple[bool, dict[str, int]]:
+    """Whether to draw the images upright (``--exif upright``), and ``{name: EXIF orientation}`` of the images drawn
+    that have one; without ``--exif`` they are refused: the box store's frame depends on the loader that trained."""
+    turned = orientations(args.image_folder, files[: max(args.images, args.pair_images)])
+    if turned and args.exif is None:
+        named = ", ".join(f"{name} (orientation {value})" for name, value in list(turned.items())[:3])
+        named += ", ..." if len(turned) > 3 else ""
+        raise UserError(
+            f"{len(turned)} of the images to draw carry an EXIF orientation ({named})"
+            "; the box store's boxes are in the pixels its training read: the stored ones with Lightly (PIL), the"
+            " upright ones with MMPretrain (OpenCV). Say which to draw: --exif stored or --exif upright"
+        )
+    return args.exif == "upright", turned
+
+
+def _truth(annotations: dict[str, np.ndarray], name: str, turned: dict[str, int], upright: bool) -> np.ndarray | None:
+    """The ground-truth boxes of ``name`` (upright, as ``annotations.json`` gives them) in the frame drawn."""
+    boxes = annotations.get(name)
+    if boxes is None or upright or name not in turned:
+        return boxes
+    return boxes_to_stored(boxes, turned[name])
+
+
+def _display_image(folder: Path, name: str, size: int, upright: bool = False) -> np.ndarray:
     """Image ``name`` of ``folder`` in RGB as training sees it (:func:`ccrop_lightly.to_rgb`: 16-bit images scaled by
-    1/257, 32-bit float ones refused), ``size x size`` pixels; a one-line :class:`UserError` for what cannot be
-    drawn."""
+    1/257, 32-bit float ones refused; turned by its EXIF orientation when ``upright``), ``size x size`` pixels; a
+    one-line :class:`UserError` for what cannot be drawn."""
     from ccrop_lightly import to_rgb  # the Lightly adapter's conversion, imported only when images are drawn
 
     try:
         with Image.open(folder / name) as image:
             try:
-                rgb = to_rgb(image)
+                rgb = to_rgb(ImageOps.exif_transpose(image) if upright else image)
             except ValueError as error:
                 raise UserError(f"cannot draw image {name} of {folder}: {error}") from None
             # Small images (generated scenes) keep their pixels; photos are shrunk smoothly.
