@@ -60,7 +60,7 @@ from ccrop_cli.experiment.pair_quality import (
 )
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
-from ccrop_cli.option_types import check_output_file, non_negative_int, positive_int, seed
+from ccrop_cli.option_types import check_output_file, non_negative_int, positive_int, seed, user_path
 
 # Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
 # "stride 1+2" is ``ccrop demo``'s default (``--stages 2 5``: the stride-1 and stride-2 stages, fused).
@@ -114,10 +114,10 @@ class DataKind:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", nargs="*", default=["multi-small", "single", SECOND_LOOK], choices=list(KINDS),
                         help=f"generated data kinds (default: multi-small single {SECOND_LOOK}; also {THIRD_LOOK})")
-    parser.add_argument("--data", nargs="*", default=[], metavar="DIR",
+    parser.add_argument("--data", nargs="*", type=user_path, default=[], metavar="DIR",
                         help="image folders with annotations.json (COCO style) to measure as well")
     parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--checkpoints", default=None, metavar="DIR",
+    parser.add_argument("--checkpoints", type=user_path, default=None, metavar="DIR",
                         help="backbone state_dicts DIR/<kind>_s<seed>.pt: loaded when present, else trained and saved")
     parser.add_argument("--rules", nargs="+", default=list(RULES), help=f"heatmap rules (default: {' '.join(RULES)})")
     parser.add_argument("--thresholds", nargs="+", type=_threshold, default=None,
@@ -128,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"pre-training epochs (default {BenchConfig.epochs})")
     parser.add_argument("--backbone", default="convnet", choices=list(STAGES))
     parser.add_argument("--quick", action="store_true", help="a tiny run for tests (24 images, 1 epoch, 2 thresholds)")
-    parser.add_argument("--json", default=None, metavar="FILE", help="also write every figure to FILE")
+    parser.add_argument("--json", type=user_path, default=None, metavar="FILE", help="also write every figure to FILE")
     parser.add_argument("--top", type=non_negative_int, default=12, help="rows per table, best recall first (0: all)")
 
 
@@ -225,7 +225,7 @@ def _load_image(path: Path, size: int) -> np.ndarray:
     return np.asarray(image)
 
 
-def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints: str | None) -> nn.Module:
+def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints: str | Path | None) -> nn.Module:
     """The SimCLR backbone of ``data`` and ``seed``: loaded from ``checkpoints`` or pre-trained (and saved)."""
     backbone, _ = build_backbone(config.backbone, seed)
     path = Path(checkpoints) / f"{data.name}_s{seed}.pt" if checkpoints else None
