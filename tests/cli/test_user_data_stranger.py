@@ -94,11 +94,10 @@ class _Stop(Exception):
     """Raised instead of training: the test needs what the demo did before it."""
 
 
-def test_the_demo_trains_on_upright_copies_of_turned_images(tmp_path, monkeypatch, capsys):
+def _train_root(monkeypatch, argv: list[str]) -> Path:
+    """Run ``ccrop demo argv`` up to its training and return the folder it would train on."""
     import ccrop_cli.demo.command as command
 
-    data = _folder(tmp_path / "data")
-    _phone_photo(data / "phone.jpg", 6)
     seen = {}
 
     def train(framework, config, train_root, out, progress):
@@ -107,10 +106,17 @@ def test_the_demo_trains_on_upright_copies_of_turned_images(tmp_path, monkeypatc
 
     monkeypatch.setattr(command, "_train", train)
     with pytest.raises(_Stop):
-        main(["demo", "--data", str(data), "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
+        main(["demo", *argv, "--quick", "--no-progress"])
+    return seen["root"]
+
+
+def test_the_demo_trains_on_upright_copies_of_turned_images(tmp_path, monkeypatch, capsys):
+    data = _folder(tmp_path / "data")
+    _phone_photo(data / "phone.jpg", 6)
+    root = _train_root(monkeypatch, ["--data", str(data), "--out", str(tmp_path / "out")])
     folder = tmp_path / "out" / COPY_FOLDER
-    assert seen["root"] == folder
-    with Image.open(seen["root"] / "phone.jpg") as copy:
+    assert root == folder
+    with Image.open(root / "phone.jpg") as copy:
         assert copy.size == (30, 60)
     log = capsys.readouterr().out
     assert "1 image(s) carry an EXIF orientation (phone.jpg): trained on, drawn and measured upright" in log
@@ -259,20 +265,9 @@ def test_pictures_neither_framework_reads_are_named_not_dropped_silently(tmp_pat
 
 def test_a_home_folder_written_with_a_tilde_after_the_equals_sign_is_found(tmp_path, monkeypatch):
     # The shell expands `--data ~/photos` but leaves `--data=~/photos` as it is: "not a folder" before.
-    import ccrop_cli.demo.command as command
-
     _folder(tmp_path / "photos")
     monkeypatch.setenv("HOME", str(tmp_path))
-    seen = {}
-
-    def train(framework, config, train_root, out, progress):
-        seen["root"] = train_root
-        raise _Stop
-
-    monkeypatch.setattr(command, "_train", train)
-    with pytest.raises(_Stop):
-        main(["demo", "--data=~/photos", "--out", str(tmp_path / "out"), "--quick", "--no-progress"])
-    assert seen["root"] == tmp_path / "photos"
+    assert _train_root(monkeypatch, ["--data=~/photos", "--out", str(tmp_path / "out")]) == tmp_path / "photos"
 
 
 def test_an_output_folder_written_with_a_tilde_after_the_equals_sign_goes_home(tmp_path, monkeypatch):
