@@ -37,6 +37,9 @@ BOX_INDEX_KEY = "ccrop_box_index"
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 BACKENDS = ("cv2", "pillow")
+PILLOW_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")  # mmcv's pillow backend has no 'area'
+# What ``mmcv.imresize`` resizes (cv2: OpenCV's resize with every interpolation; pillow: 8-bit only).
+IMAGE_DTYPES = {"cv2": ("uint8", "uint16", "int16", "float32", "float64"), "pillow": ("uint8",)}
 
 # Arguments of the core crop and of either flavour: given to the wrong flavour they are a
 # mistake, not a sampler option (``size`` under mmpretrain, ``antialias`` anywhere).
@@ -143,6 +146,9 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
             )
         if backend not in BACKENDS:
             raise ValueError(f"{self._name()}: unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        if backend == "pillow" and interpolation not in PILLOW_INTERPOLATIONS:
+            raise ValueError(f"{self._name()}: interpolation {interpolation!r} is not one of backend 'pillow' "
+                             f"({', '.join(PILLOW_INTERPOLATIONS)}); use backend='cv2' for it")
         try:
             self.crop = ContrastiveCrop(
                 height_width(size, self._size_name), scale=area_range, ratio=aspect_range, sampler=sampler,
@@ -181,8 +187,12 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = results.get("img")
-        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
+        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or 0 in img.shape[:2] or (
+            img.dtype.name not in IMAGE_DTYPES[self.backend] or self.backend == "pillow" and img.shape[2:] > (4,)
+        ):
             self._bad_image(img, results)
+        if self.backend == "pillow" and img.ndim == 3 and img.shape[2] == 1:
+            img = img[..., 0]  # PIL has no (H, W, 1) image; cv2 returns such a view (h, w) as well
         found = self._box_set(results)
         if found is None or results.get(BOX_INDEX_KEY, 0) < 0:
             params = self.crop.make_params(img.shape[:2])  # warm-up: RandomResizedCrop
@@ -209,8 +219,13 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
         """Raise naming what ``results['img']`` is (missing, a PIL image, a tensor, an array of another rank)."""
         if "img" not in results:
             got = f"no 'img' key (keys: {', '.join(sorted(map(str, results)))}); put LoadImageFromFile before it"
+        elif isinstance(img, np.ndarray) and img.ndim in (2, 3) and 0 not in img.shape[:2]:
+            cv2_takes = img.dtype.name in IMAGE_DTYPES["cv2"]
+            got = (f"{img.dtype} {img.shape}; backend {self.backend!r} resizes "
+                   f"{', '.join(IMAGE_DTYPES[self.backend])}{' of up to 4 channels' * (self.backend == 'pillow')} "
+                   + ("(use backend='cv2')" if cv2_takes else "(convert it, e.g. img.astype(np.float32))"))
         elif isinstance(img, np.ndarray):
-            got = f"an array of shape {img.shape}"
+            got = f"an array of shape {img.shape}{' (an empty image)' if img.size == 0 else ''}"
         else:
             got = f"{type(img).__module__}.{type(img).__name__}; a step before it changed the image's type"
         raise TypeError(f"{self._name()} needs results['img'] as a numpy array (H, W) or (H, W, C), as "

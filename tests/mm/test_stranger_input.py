@@ -1,0 +1,63 @@
+"""A stranger's config and images: each bad input is a clear error naming it (or a documented fallback),
+not an mmcv / OpenCV / torch error from a DataLoader worker or the first refresh after the warm-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mmengine.registry import TRANSFORMS, DefaultScope
+
+
+def _crop(**options):
+    DefaultScope.get_instance(f"stranger_{np.random.randint(1 << 30)}", scope_name="mmpretrain")
+    return TRANSFORMS.build(dict(type="ContrastiveCrop", scale=16, **options))
+
+
+def _image(dtype="uint8", channels=3):
+    shape = (20, 24) if channels is None else (20, 24, channels)
+    return np.random.default_rng(0).integers(0, 200, shape).astype(dtype)
+
+
+def test_an_interpolation_the_pillow_backend_lacks_is_refused_when_built():
+    # was KeyError: 'area' from mmcv.imresize at the first crop, in a DataLoader worker
+    with pytest.raises(ValueError, match=r"interpolation 'area' is not one of backend 'pillow' "
+                                         r"\(nearest, bilinear, bicubic, lanczos\); use backend='cv2'"):
+        _crop(backend="pillow", interpolation="area")
+    assert _crop(backend="cv2", interpolation="area")({"img": _image(), "sample_idx": 0})["img"].shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize(
+    "backend, dtype, channels, message",
+    [
+        ("pillow", "float32", 3, r"got float32 \(20, 24, 3\); backend 'pillow' resizes uint8 of up to 4 channels "
+                                 r"\(use backend='cv2'\)"),
+        ("pillow", "uint16", 3, r"got uint16 .*backend 'pillow' resizes uint8"),
+        ("pillow", "uint8", 5, r"got uint8 \(20, 24, 5\); backend 'pillow' resizes uint8 of up to 4 channels"),
+        ("cv2", "bool", 3, r"got bool .*backend 'cv2' resizes uint8, uint16, int16, float32, float64 \(convert it"),
+        ("cv2", "int64", 3, r"got int64"),  # nearest made int32 of it, silently; bilinear: an OpenCV assertion
+        ("cv2", "float16", None, r"got float16"),
+    ],
+)
+def test_an_image_the_resize_backend_cannot_take_is_named(backend, dtype, channels, message):
+    # was mmcv's "AssertionError: Pillow backend only support uint8 type" / "Cannot handle this data type" or
+    # OpenCV's "(-215:Assertion failed) func != 0 in function 'resize'", from a DataLoader worker
+    crop = _crop(backend=backend, interpolation="nearest")
+    with pytest.raises(TypeError, match=r"ContrastiveCrop \(PretrainContrastiveCrop\) needs .*; " + message):
+        crop({"img": _image(dtype, channels), "sample_idx": 0})
+
+
+def test_an_empty_image_is_named():
+    # was the core's "image_size must be a positive (height, width); got (0, 24)", a name the config does not use
+    with pytest.raises(TypeError, match=r"got an array of shape \(0, 24, 3\) \(an empty image\)"):
+        _crop()({"img": _image()[:0], "sample_idx": 0})
+
+
+@pytest.mark.parametrize("backend", ["cv2", "pillow"])
+@pytest.mark.parametrize("dtype, channels", [("uint8", None), ("uint8", 1), ("uint8", 4), ("uint16", 3),
+                                             ("float32", 3)])
+def test_images_the_loaders_make_are_cropped_alike_by_both_backends(backend, dtype, channels):
+    # grayscale (2-D, or (H, W, 1)), RGBA, 16-bit ('unchanged'), to_float32; (H, W, 1) failed under pillow
+    if backend == "pillow" and dtype != "uint8":
+        return
+    out = _crop(backend=backend)({"img": _image(dtype, channels), "sample_idx": 0})["img"]
+    assert out.dtype == np.dtype(dtype) and out.shape == (16, 16) + ((channels,) if channels not in (None, 1) else ())
