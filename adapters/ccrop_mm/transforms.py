@@ -40,6 +40,8 @@ BACKENDS = ("cv2", "pillow")
 PILLOW_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")  # mmcv's pillow backend has no 'area'
 # What ``mmcv.imresize`` resizes (cv2: OpenCV's resize with every interpolation; pillow: 8-bit only).
 IMAGE_DTYPES = {"cv2": ("uint8", "uint16", "int16", "float32", "float64"), "pillow": ("uint8",)}
+CROPPED_KEY = "ccrop_cropped"
+"""Results key a ContrastiveCrop sets on its view: a second one on the same view would cut the crop again."""
 
 # Arguments of the core crop and of either flavour: given to the wrong flavour they are a
 # mistake, not a sampler option (``size`` under mmpretrain, ``antialias`` anywhere).
@@ -191,6 +193,10 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
             img.dtype.name not in IMAGE_DTYPES[self.backend] or self.backend == "pillow" and img.shape[2:] > (4,)
         ):
             self._bad_image(img, results)
+        if results.get(CROPPED_KEY):
+            raise ValueError(f"{self._name()} got an image a ContrastiveCrop has already cut: one view pipeline (or "
+                             "the train pipeline above MultiView) holds two; the second would place its crop with "
+                             "boxes of the whole image inside the first's crop. Keep one ContrastiveCrop per view")
         if self.backend == "pillow" and img.ndim == 3 and img.shape[2] == 1:
             img = img[..., 0]  # PIL has no (H, W, 1) image; cv2 returns such a view (h, w) as well
         found = self._box_set(results)
@@ -210,6 +216,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
             patch, (self.size[1], self.size[0]), interpolation=self.interpolation, backend=self.backend
         )
         results["img_shape"] = self._img_shape(results["img"])
+        results[CROPPED_KEY] = True
         return results
 
     def _img_shape(self, img: np.ndarray) -> tuple[int, ...]:

@@ -61,3 +61,17 @@ def test_images_the_loaders_make_are_cropped_alike_by_both_backends(backend, dty
         return
     out = _crop(backend=backend)({"img": _image(dtype, channels), "sample_idx": 0})["img"]
     assert out.dtype == np.dtype(dtype) and out.shape == (16, 16) + ((channels,) if channels not in (None, 1) else ())
+
+
+def test_a_second_contrastive_crop_on_one_view_is_refused():
+    # was a silent wrong crop: the second placed its crop inside the first's with the boxes of the whole image
+    from mmcv.transforms import Compose
+
+    crop = dict(type="ContrastiveCrop", scale=16, crop_ratio_range=(0.5, 1.0))
+    DefaultScope.get_instance(f"stranger_{np.random.randint(1 << 30)}", scope_name="mmpretrain")
+    twice = Compose([crop, dict(type="RandomFlip", prob=0.5), crop])
+    with pytest.raises(ValueError, match=r"got an image a ContrastiveCrop has already cut: one view pipeline .*holds "
+                                         r"two.*Keep one ContrastiveCrop per view"):
+        twice({"img": _image(), "sample_idx": 0})
+    views = TRANSFORMS.build(dict(type="MultiView", num_views=[1, 1], transforms=[[crop], [dict(crop, scale=8)]]))
+    assert [v.shape for v in views({"img": _image(), "sample_idx": 0})["img"]] == [(16, 16, 3), (8, 8, 3)]
