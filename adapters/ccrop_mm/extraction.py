@@ -79,8 +79,8 @@ class Normaliser:
 
     def __call__(self, images: Tensor, device: torch.device) -> Tensor:
         images = images.to(device, non_blocking=True).float()
-        if self.to_rgb and images.shape[1] == 3:
-            images = images.flip(1)
+        if self.to_rgb and images.shape[1] >= 3:  # as the preprocessors: channels [2, 1, 0] (an RGBA's alpha dropped)
+            images = images[:, [2, 1, 0]]
         if self.mean is not None and self.std is not None:
             images = (images - self.mean.to(device).view(1, -1, 1, 1)) / self.std.to(device).view(1, -1, 1, 1)
         return images

@@ -75,3 +75,18 @@ def test_a_second_contrastive_crop_on_one_view_is_refused():
         twice({"img": _image(), "sample_idx": 0})
     views = TRANSFORMS.build(dict(type="MultiView", num_views=[1, 1], transforms=[[crop], [dict(crop, scale=8)]]))
     assert [v.shape for v in views({"img": _image(), "sample_idx": 0})["img"]] == [(16, 16, 3), (8, 8, 3)]
+
+
+def test_the_refresh_reads_rgba_images_as_the_data_preprocessor_does():
+    # LoadImageFromFile(color_type='unchanged') of RGBA PNGs: training runs (the preprocessor's channels [2, 1, 0]
+    # drop the alpha); the refresh failed after the whole warm-up with torch's "The size of tensor a (4) must match
+    # the size of tensor b (3)"
+    import torch
+    from mmpretrain.models import SelfSupDataPreprocessor
+
+    from ccrop_mm.extraction import Normaliser
+
+    preprocessor = SelfSupDataPreprocessor(mean=[120.0, 110.0, 100.0], std=[50.0, 60.0, 70.0], to_rgb=True)
+    rgba = torch.from_numpy(_image(channels=4)).permute(2, 0, 1)[None].contiguous()
+    trained_on = preprocessor({"inputs": [rgba], "data_samples": None})["inputs"][0]
+    assert torch.allclose(Normaliser(preprocessor)(rgba, torch.device("cpu")), trained_on)
