@@ -19,6 +19,7 @@ from ccrop_plugins import BoxStore
 
 from .batch_items import raise_for_targets, raise_for_views, unpack_item
 from .image_mode import to_rgb
+from .indexed_dataset import check_index_keys
 from .multi_view import CCropMultiViewTransform
 
 SampleKey = int | str
@@ -81,6 +82,7 @@ class CCropCollate:
             if not isinstance(dataset, Sized):
                 raise TypeError(f"dataset must be the training dataset (with __len__); got {type(dataset).__name__}")
             _check_store_size(store, len(dataset), f"the dataset ({type(dataset).__name__})")
+            check_index_keys(dataset, "CCropCollate")
             if filenames is None and hasattr(dataset, "get_filenames"):
                 filenames = dataset.get_filenames()
         self.index_of_filename: dict[str, int] | None = None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sized
 
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from .image_mode import read_item
 
@@ -51,3 +52,39 @@ class IndexedDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"IndexedDataset({type(self.dataset).__name__}, {len(self)} samples)"
+
+
+def check_index_keys(dataset: Any, owner: str) -> None:
+    """Refuse an :class:`IndexedDataset` inside a ``Subset`` or ``ConcatDataset``: it keys each item by its own index,
+    not the outer dataset's, so the store's entries would not be the images' (a ``ConcatDataset`` keys two images 0).
+    """
+    found = _indexed_inside(dataset)
+    if found is not None:
+        raise ValueError(
+            f"{owner}: the dataset is a {found} of IndexedDataset, whose keys are the inner dataset's indices, not "
+            f"the {found}'s (a ConcatDataset gives two images key 0; a Subset keys past its length), so images would "
+            f"get other images' boxes; wrap the outer dataset instead: IndexedDataset({found}(...))"
+        )
+
+
+def _indexed_inside(dataset: Any) -> str | None:
+    """The name of the ``Subset`` / ``ConcatDataset`` above an ``IndexedDataset`` in ``dataset``, or ``None``."""
+    if not isinstance(dataset, (Subset, ConcatDataset)):
+        return None
+    children = [dataset.dataset] if isinstance(dataset, Subset) else dataset.datasets
+    for child in children:
+        if isinstance(child, IndexedDataset) or _indexed_inside(child) is not None:
+            return type(dataset).__name__
+    return None
+
+
+def check_item_key(item: Any, index: int, dataset: Any) -> None:
+    """An item ``(image, target, key)`` with an integer ``key`` must be sample ``index``: the collate function keys
+    the store by ``key``, the refresh pass by the position ``index``; a mismatch gives images other images' boxes."""
+    key = item[2] if isinstance(item, (tuple, list)) and len(item) == 3 else None
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool) and int(key) != index:
+        raise ValueError(
+            f"item {index} of {type(dataset).__name__} carries index {int(key)}: CCropCollate keys the box store by "
+            f"the item's index, the refresh by its position {index}, so images would get other images' boxes; the "
+            "third item must be the sample's position in this dataset (wrap the outermost dataset in IndexedDataset)"
+        )

@@ -13,6 +13,7 @@ from torchvision.transforms import v2 as T
 from ccrop_plugins import RefreshSampler, height_width
 
 from .image_mode import read_item, to_rgb
+from .indexed_dataset import check_index_keys, check_item_key
 from .view_settings import refresh_settings
 
 Normalize = dict[str, Sequence[float]]
@@ -41,6 +42,7 @@ class RefreshImages(Dataset):
     ) -> None:
         if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
             raise TypeError(f"dataset must be map-style (with __len__ and __getitem__); got {type(dataset).__name__}")
+        check_index_keys(dataset, "the refresh loader")
         self.dataset = dataset
         self.size = height_width(input_size, "input_size")
         self.normalize = normalize
@@ -59,6 +61,7 @@ class RefreshImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         item = read_item(self.dataset, index)
+        check_item_key(item, index, self.dataset)
         image = item[0] if isinstance(item, (tuple, list)) else item
         if isinstance(image, (tuple, list)):
             raise ValueError(

@@ -14,6 +14,7 @@ from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, get_localizer
 
 from .collate import CCropCollate
 from .features import FeatureFn, feature_extractor
+from .indexed_dataset import check_index_keys
 from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options
 from .view_options import normalize_step
 
@@ -79,6 +80,7 @@ def check_store_and_dataset(store: Any, dataset: Any) -> None:
     if len(dataset) != len(store):
         raise ValueError(f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
                          f"create it as BoxStore({len(dataset)})")
+    check_index_keys(dataset, "BoxRefreshCallback")
 
 
 def check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,

@@ -1,0 +1,55 @@
+"""Bad input a stranger adapting Lightly's examples gives the adapter: a clear error when it is made, not a crash in
+a DataLoader worker or a silent wrong crop (docs/failure_modes.md, Lightly adapter)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset, Subset
+
+from ccrop_lightly import BoxStore, CCropCollate, CCropSimCLRTransform, IndexedDataset, RefreshImages
+from ccrop_lightly import make_refresh_loader
+
+
+class Plain(Dataset):
+    """``(image, 0)`` items of 32 px, as torchvision's datasets give them."""
+
+    def __init__(self, size: int, offset: int = 0) -> None:
+        self.size, self.offset = size, offset
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int):
+        return Image.new("RGB", (32, 32), (self.offset + index, 0, 0)), 0
+
+
+@pytest.mark.parametrize("wrapper", ["ConcatDataset", "Subset"])
+def test_an_indexed_dataset_inside_a_concat_or_subset_is_refused(wrapper):
+    # ConcatDataset([IndexedDataset(a), IndexedDataset(b)]) keys b's images 0, 1, ... as a's: silently a's boxes.
+    parts = [IndexedDataset(Plain(4)), IndexedDataset(Plain(4, 100))]
+    dataset = ConcatDataset(parts) if wrapper == "ConcatDataset" else Subset(parts[0], [1, 2])
+    transform = CCropSimCLRTransform(input_size=32)
+    store = BoxStore(len(dataset))
+    with pytest.raises(ValueError, match=rf"a {wrapper} of IndexedDataset.*IndexedDataset\({wrapper}\(\.\.\.\)\)"):
+        CCropCollate(transform, store, dataset=dataset)
+    with pytest.raises(ValueError, match=rf"the refresh loader: the dataset is a {wrapper} of IndexedDataset"):
+        make_refresh_loader(dataset, transform=transform)
+    from ccrop_lightly import BoxRefreshCallback
+
+    with pytest.raises(ValueError, match=rf"BoxRefreshCallback: the dataset is a {wrapper} of IndexedDataset"):
+        BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1)
+    # the right order: one index over the whole
+    outer = IndexedDataset(ConcatDataset([Plain(4), Plain(4, 100)]))
+    assert [outer[i][2] for i in range(8)] == list(range(8))
+    CCropCollate(transform, BoxStore(8), dataset=outer)
+    assert len(make_refresh_loader(outer, transform=transform).dataset) == 8
+
+
+def test_the_refresh_refuses_an_item_index_that_is_not_its_position():
+    class Ids(Plain):  # a dataset's own ids (COCO's image_id) as the third item
+        def __getitem__(self, index):
+            return (*super().__getitem__(index), index + 10)
+
+    with pytest.raises(ValueError, match="item 1 of Ids carries index 11: CCropCollate keys the box store"):
+        RefreshImages(Ids(4), 32)[1]
