@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +18,8 @@ def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torc
 
     A 1 x 1 map (a standard ResNet at 32 px) has no location: every heatmap is constant and
     every box the whole image. Returns ``True`` when it warned. A ``feature_fn`` that fails on
-    the blank image is left alone here: the refresh will report its error.
+    the blank image is left alone here: the refresh will report its error. One that returns no map
+    (a pooled ``(B, C)`` embedding, a tuple ending in one) raises a ``ValueError`` now, not after the warm-up.
     """
     height, width = int(size[0]), int(size[1])
     if device is None:
@@ -35,6 +36,7 @@ def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torc
         maps = {"": output[-1]}
     else:
         maps = {"": output}
+    _raise_for_non_maps(maps, output, (height, width))
     flat = [
         name
         for name, tensor in maps.items()
@@ -52,3 +54,18 @@ def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torc
         stacklevel=3,
     )
     return True
+
+
+def _raise_for_non_maps(maps: dict[str, Any], output: Any, size: tuple[int, int]) -> None:
+    """A ``ValueError`` when a tensor the refresh would localize with is not a ``(B, C, h, w)`` map."""
+    for name, tensor in maps.items():
+        if isinstance(tensor, Tensor) and tensor.ndim != 4:
+            what = (f"stage {name!r} of its output" if name else
+                    "the last item of its tuple (the one the refresh localizes with)"
+                    if isinstance(output, (tuple, list)) else "its output")
+            raise ValueError(
+                f"feature_fn gives no feature map for a (1, 3, {size[0]}, {size[1]}) image: {what} has shape "
+                f"{tuple(tensor.shape)}, not (B, C, h, w) (a pooled embedding?); localize with the backbone's maps: "
+                "feature_extractor(backbone) (drops pooling and head), stages='layer4', or a function returning the "
+                "map (lambda images: backbone(images)[0] for a backbone that returns (maps, embedding))"
+            )

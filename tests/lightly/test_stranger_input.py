@@ -53,3 +53,32 @@ def test_the_refresh_refuses_an_item_index_that_is_not_its_position():
 
     with pytest.raises(ValueError, match="item 1 of Ids carries index 11: CCropCollate keys the box store"):
         RefreshImages(Ids(4), 32)[1]
+
+
+@pytest.mark.parametrize("returns", ["embedding", "tuple"])
+def test_a_feature_fn_without_maps_is_refused_when_the_refresher_is_made(returns):
+    # Before: accepted; the first refresh, after the whole warm-up, failed with the core's
+    # "features must have shape (N, C, h, w); got (2, 8)".
+    import torch
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher
+
+    class Backbone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+
+        def forward(self, images):
+            maps = self.conv(images)
+            return maps.mean((2, 3)) if returns == "embedding" else (maps, maps.mean((2, 3)))
+
+    dataset = IndexedDataset(Plain(4))
+    loader = make_refresh_loader(dataset, transform=CCropSimCLRTransform(input_size=32))
+    what = "its output" if returns == "embedding" else "the last item of its tuple"
+    with pytest.raises(ValueError, match=rf"gives no feature map for a \(1, 3, 32, 32\) image: {what}.*\(1, 8\)"):
+        BoxRefresher(BoxStore(4), Backbone(), loader, warmup_epochs=1, interval=1, max_epochs=3)
+    model = Backbone()
+    refresher = BoxRefresher(BoxStore(4), (lambda x: model(x)[0]) if returns == "tuple" else model.conv, loader,
+                             warmup_epochs=1, interval=1, max_epochs=3)
+    assert refresher.maybe_refresh(0) is not None and torch.is_tensor(refresher.store.get(0)[0])
