@@ -27,7 +27,7 @@ from .hook_options import check_plain_options, checked_max_boxes, checked_rules,
 from .pipeline_walk import read_train_pipeline
 from .refresh_pass import run_refresh, unwrapped
 from .schedule_steps import counts_iterations, say_schedule, steps_done
-from .stages import check_stages, feature_fn
+from .stages import check_stages, check_stages_run, feature_fn
 from .worker_restart import restart_started_workers
 
 __all__ = ["CHECKPOINT_KEY", "ContrastiveCropHook", "image_list_digest"]
@@ -197,6 +197,8 @@ class ContrastiveCropHook(Hook):
             step.attach_store(self.store)
         self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
         self._features = feature_fn(unwrapped(runner.model), self.feature_stages)
+        mean = getattr(getattr(unwrapped(runner.model), "data_preprocessor", None), "mean", None)
+        check_stages_run(self._features, self.feature_stages, self._images.size, 3 if mean is None else mean.numel())
         self._digest = lazy_images_digest(plan.dataset)  # read when a checkpoint is loaded or saved
 
     def _resume(self, runner: Any) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
 from torch import nn
 
-from ccrop_plugins import stage_features
+from ccrop_plugins import eval_mode, stage_features
 
 Stage = str | int
 
@@ -38,6 +39,22 @@ def feature_fn(model: nn.Module, stages: list[Stage] | None) -> nn.Module:
     if all(name.startswith("backbone.") for name in names):  # run the backbone alone, not the model's forward
         return stage_features(model.backbone, [name[len("backbone."):] for name in names])
     return stage_features(model, names)
+
+
+def check_stages_run(features: nn.Module, stages: list[Stage] | None, size: Sequence[int], channels: int) -> None:
+    """Run the named stages once on a blank image before training: a stage the forward never runs (the neck, the
+    head: SimCLR's feature forward is its backbone's) or one without feature maps fails now, not at the first
+    refresh after the warm-up. The backbone's own output (``stages=None``) is the refresh's to check."""
+    if stages is None:
+        return
+    device = next(features.parameters()).device
+    blank = torch.zeros(1, channels, int(size[0]), int(size[1]), device=device)
+    try:
+        with eval_mode(features), torch.no_grad():
+            features(blank)
+    except (RuntimeError, ValueError) as error:
+        raise type(error)(f"ContrastiveCropHook: feature_stages={stages!r}, run once on a blank "
+                          f"{tuple(blank.shape)} image before training: {error}") from None
 
 
 def _module_name(model: nn.Module, stage: Stage) -> str:

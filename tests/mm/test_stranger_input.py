@@ -90,3 +90,20 @@ def test_the_refresh_reads_rgba_images_as_the_data_preprocessor_does():
     rgba = torch.from_numpy(_image(channels=4)).permute(2, 0, 1)[None].contiguous()
     trained_on = preprocessor({"inputs": [rgba], "data_samples": None})["inputs"][0]
     assert torch.allclose(Normaliser(preprocessor)(rgba, torch.device("cpu")), trained_on)
+
+
+@pytest.mark.parametrize("stage, error, message", [
+    ("neck", RuntimeError, r"stages \['neck'\] were not run by the forward of SimCLR"),
+    ("backbone.layer4.1.conv2.weight", ValueError, r"unknown stage"),  # a parameter, not a module (already named)
+])
+def test_a_stage_the_refresh_forward_never_runs_fails_before_training(setup, coordinate_folder, tmp_path, stage, error,
+                                                                       message):
+    # 'neck' (or 'head', 'data_preprocessor') was accepted, then the first refresh after the whole warm-up failed
+    from mmengine.runner import Runner
+
+    cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path, feature_stages=stage)
+    cfg.train_dataloader.num_workers, cfg.train_dataloader.persistent_workers = 0, False
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(error, match=message):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran
