@@ -45,6 +45,10 @@ def checked_rules(localizer: str, threshold: Any, max_boxes: int, localizer_opti
         if value is not None and not isinstance(value, dict):
             raise TypeError(f"ContrastiveCropHook: {name} must be a dict of the rule's options (e.g. "
                             f"dict(core_level=0.3)) or None; got {value!r}")
+    given = (localizer_options or {}).get("max_boxes", max_boxes)
+    if localizer != "bbox" and given != max_boxes:  # the store keeps max_boxes: the rest would be cut, silently
+        raise ValueError(f"ContrastiveCropHook: max_boxes={max_boxes!r} and localizer_options max_boxes={given!r} "
+                         "disagree; give max_boxes once, as the hook's own argument (it sizes the box store)")
     try:
         options = {"threshold": threshold, **(localizer_options or {})}
         if localizer != "bbox":  # the single-box rule has no max_boxes; every set-valued one does

@@ -107,3 +107,16 @@ def test_a_stage_the_refresh_forward_never_runs_fails_before_training(setup, coo
     with pytest.raises(error, match=message):
         runner.train()
     assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran
+
+
+def test_max_boxes_given_twice_must_agree():
+    # localizer_options=dict(max_boxes=8) with the default max_boxes=4: the localizer made 8 boxes and the store of 4
+    # kept the first 4 of each set, silently
+    from mmengine.registry import HOOKS
+
+    with pytest.raises(ValueError, match=r"ContrastiveCropHook: max_boxes=4 and localizer_options max_boxes=8 "
+                                         r"disagree; give max_boxes once, as the hook's own argument"):
+        HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", localizer_options=dict(max_boxes=8)))
+    hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", max_boxes=8,
+                            localizer_options=dict(max_boxes=8)))
+    assert hook.max_boxes == 8
