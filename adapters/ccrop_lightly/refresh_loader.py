@@ -14,6 +14,7 @@ from ccrop_plugins import RefreshSampler, height_width
 
 from .image_mode import read_item, to_rgb
 from .indexed_dataset import check_index_keys, check_item_key
+from .view_options import normalize_step
 from .view_settings import refresh_settings
 
 Normalize = dict[str, Sequence[float]]
@@ -48,7 +49,7 @@ class RefreshImages(Dataset):
         self.normalize = normalize
         steps: list[Any] = [T.Resize(self.size, antialias=True), T.ToImage(), T.ToDtype(torch.float32, scale=True)]
         if normalize:
-            steps.append(T.Normalize(mean=list(normalize["mean"]), std=list(normalize["std"])))
+            steps.append(normalize_step(normalize))
         self.transform = T.Compose(steps)
 
     @property

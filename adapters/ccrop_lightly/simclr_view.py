@@ -11,7 +11,7 @@ from lightly.transforms.utils import IMAGENET_NORMALIZE
 
 from ccrop_plugins import ContrastiveCrop
 
-from .view_options import check_view_options, normalize_step
+from .view_options import check_sigmas, check_view_options, normalize_step
 from .view_transform import CCropViewTransform
 
 
@@ -73,6 +73,7 @@ class CCropSimCLRViewTransform(CCropViewTransform):
                  hf_prob=hf_prob, rr_prob=rr_prob),
             dict(cj_strength=cj_strength, cj_bright=cj_bright, cj_contrast=cj_contrast, cj_sat=cj_sat, cj_hue=cj_hue),
         )
+        check_sigmas(sigmas)
         crop = ContrastiveCrop(
             input_size, scale=(min_scale, max_scale), sampler=sampler, alpha=alpha, scale_reference=scale_reference
         )

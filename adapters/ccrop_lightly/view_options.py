@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -15,7 +16,30 @@ def normalize_step(normalize: Any) -> Any:
         lacks = f" (no {' or '.join(repr(key) for key in missing)})" if missing else ""
         raise ValueError(f"normalize must be a dict with 'mean' and 'std', as lightly's IMAGENET_NORMALIZE, or None "
                          f"(no normalisation); got {normalize!r}{lacks}")
-    return T.Normalize(mean=normalize["mean"], std=normalize["std"])
+    mean, std = (_numbers(normalize[key]) for key in ("mean", "std"))
+    if mean is None or std is None or len(mean) != len(std) or len(mean) not in (1, 3) or min(std) <= 0:
+        raise ValueError(f"normalize needs 'mean' and 'std' of 3 numbers (one per RGB channel; or 1 for all), each std "
+                         f"> 0, as lightly's IMAGENET_NORMALIZE; got mean={normalize['mean']!r}, std={normalize['std']!r}")
+    return T.Normalize(mean=mean, std=std)
+
+
+def _numbers(values: Any) -> list[float] | None:
+    """``values`` as a list of finite floats, or ``None`` when it is not a sequence of finite real numbers."""
+    if isinstance(values, numbers.Real):
+        values = [values]
+    try:
+        floats = [float(v) for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+    except TypeError:  # not iterable
+        return None
+    return floats if len(floats) == len(list(values)) and all(math.isfinite(v) for v in floats) else None
+
+
+def check_sigmas(sigmas: Any) -> None:
+    """Lightly's blur draws its sigma uniformly from ``sigmas``: a ``(low, high)`` pair with ``0 <= low <= high``."""
+    pair = None if isinstance(sigmas, (str, bytes)) else _numbers(sigmas)
+    if pair is None or len(pair) != 2 or not 0 <= pair[0] <= pair[1]:
+        raise ValueError(f"sigmas must be the blur's (low, high) sigma range with 0 <= low <= high, e.g. lightly's "
+                         f"(0.1, 2); got {sigmas!r}")
 
 
 def check_view_options(probabilities: dict[str, Any], jitter: dict[str, Any]) -> None:

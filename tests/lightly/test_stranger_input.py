@@ -82,3 +82,24 @@ def test_a_feature_fn_without_maps_is_refused_when_the_refresher_is_made(returns
     refresher = BoxRefresher(BoxStore(4), (lambda x: model(x)[0]) if returns == "tuple" else model.conv, loader,
                              warmup_epochs=1, interval=1, max_epochs=3)
     assert refresher.maybe_refresh(0) is not None and torch.is_tensor(refresher.store.get(0)[0])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(normalize={"mean": [0.5, 0.5], "std": [0.2, 0.2]}), r"'mean' and 'std' of 3 numbers .*got mean=\[0.5, 0.5\]"),
+        (dict(normalize={"mean": [0.5] * 3, "std": [0.2, 0.0, 0.2]}), r"each std > 0"),
+        (dict(normalize={"mean": [0.5] * 3, "std": [float("nan")] * 3}), r"each std > 0"),
+        (dict(sigmas=1, gaussian_blur=1.0), r"sigmas must be the blur's \(low, high\) sigma range.*got 1"),
+        (dict(sigmas=(-1, 2)), r"sigmas must be .* 0 <= low <= high"),
+        (dict(sigmas=(2, 0.1)), r"got \(2, 0.1\)"),
+    ],
+)
+def test_view_options_of_wrong_shape_or_range_are_named_when_the_transform_is_made(options, message):
+    # Before: accepted; torchvision's "std evaluated to zero" / a channel mismatch / "'int' object is not
+    # subscriptable" in the DataLoader worker, or a negative / reversed sigma range used silently.
+    with pytest.raises(ValueError, match=message):
+        CCropSimCLRTransform(input_size=32, **options)
+    if "normalize" in options:
+        with pytest.raises(ValueError, match=message):
+            make_refresh_loader(IndexedDataset(Plain(4)), 32, normalize=options["normalize"])
