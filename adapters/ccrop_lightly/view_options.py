@@ -18,8 +18,9 @@ def normalize_step(normalize: Any) -> Any:
                          f"(no normalisation); got {normalize!r}{lacks}")
     mean, std = (_numbers(normalize[key]) for key in ("mean", "std"))
     if mean is None or std is None or len(mean) != len(std) or len(mean) not in (1, 3) or min(std) <= 0:
-        raise ValueError(f"normalize needs 'mean' and 'std' of 3 numbers (one per RGB channel; or 1 for all), each std "
-                         f"> 0, as lightly's IMAGENET_NORMALIZE; got mean={normalize['mean']!r}, std={normalize['std']!r}")
+        raise ValueError(f"normalize needs 'mean' and 'std' of 3 numbers (one per RGB channel; or 1 for all), "
+                         f"each std > 0, as lightly's IMAGENET_NORMALIZE; got mean={normalize['mean']!r}, "
+                         f"std={normalize['std']!r}")
     return T.Normalize(mean=mean, std=std)
 
 

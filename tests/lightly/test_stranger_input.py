@@ -87,7 +87,7 @@ def test_a_feature_fn_without_maps_is_refused_when_the_refresher_is_made(returns
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(normalize={"mean": [0.5, 0.5], "std": [0.2, 0.2]}), r"'mean' and 'std' of 3 numbers .*got mean=\[0.5, 0.5\]"),
+        (dict(normalize={"mean": [0.5, 0.5], "std": [0.2, 0.2]}), r"'std' of 3 numbers .*got mean=\[0.5, 0.5\]"),
         (dict(normalize={"mean": [0.5] * 3, "std": [0.2, 0.0, 0.2]}), r"each std > 0"),
         (dict(normalize={"mean": [0.5] * 3, "std": [float("nan")] * 3}), r"each std > 0"),
         (dict(sigmas=1, gaussian_blur=1.0), r"sigmas must be the blur's \(low, high\) sigma range.*got 1"),
