@@ -225,7 +225,9 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
     def _bad_image(self, img: Any, results: dict) -> None:
         """Raise naming what ``results['img']`` is (missing, a PIL image, a tensor, an array of another rank)."""
         if "img" not in results:
-            got = f"no 'img' key (keys: {', '.join(sorted(map(str, results)))}); put LoadImageFromFile before it"
+            got = f"no 'img' key (keys: {', '.join(sorted(map(str, results)))}); " + (
+                "PackInputs came before it: put ContrastiveCrop before PackInputs" if "inputs" in results else
+                "put LoadImageFromFile before it")
         elif isinstance(img, np.ndarray) and img.ndim in (2, 3) and 0 not in img.shape[:2]:
             cv2_takes = img.dtype.name in IMAGE_DTYPES["cv2"]
             got = (f"{img.dtype} {img.shape}; backend {self.backend!r} resizes "

@@ -120,3 +120,14 @@ def test_max_boxes_given_twice_must_agree():
     hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", max_boxes=8,
                             localizer_options=dict(max_boxes=8)))
     assert hook.max_boxes == 8
+
+
+def test_a_crop_after_pack_inputs_says_so():
+    # was "...got no 'img' key (keys: data_samples, inputs); put LoadImageFromFile before it", though it was there
+    from mmcv.transforms import Compose
+
+    DefaultScope.get_instance(f"stranger_{np.random.randint(1 << 30)}", scope_name="mmpretrain")
+    packed_first = Compose([dict(type="PackInputs"), dict(type="ContrastiveCrop", scale=16)])
+    with pytest.raises(TypeError, match=r"got no 'img' key \(keys: data_samples, inputs\); PackInputs came before "
+                                        r"it: put ContrastiveCrop before PackInputs"):
+        packed_first({"img": _image(), "sample_idx": 0})
