@@ -70,8 +70,11 @@ class CCropViewTransform:
         if isinstance(image, Image):  # called directly, not by CCropCollate: odd modes and layouts as it converts them
             if image.mode not in _VIEW_MODES:
                 image = to_rgb(image)
-        elif isinstance(image, Tensor) and (image.ndim != 3 or image.shape[0] == 4 or image.dtype == torch.uint16):
+        elif isinstance(image, Tensor) and (image.ndim != 3 or image.shape[0] not in (1, 3)
+                                            or image.dtype == torch.uint16):
             image = to_rgb(image)
+        elif not isinstance(image, Tensor):
+            image = to_rgb(image)  # a numpy array or a path: named, with the way to fix it
         params = self.crop.make_params(image_size_of(image), boxes, box_index=box_index)
         view = self.crop.apply(image, params)
         return view if self.transform is None else self.transform(view)

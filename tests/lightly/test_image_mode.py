@@ -37,7 +37,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError,
                        match=r"shape \(2, 4, 5\); allowed: \(H, W\), \(1, H, W\), \(3, H, W\), \(4, H, W\)"):
         to_rgb(torch.rand(2, 4, 5))
-    with pytest.raises(TypeError, match="got ndarray"):
+    with pytest.raises(TypeError, match=r"got a numpy array of shape \(4, 4, 3\) \(float64\)"):
         to_rgb(np.zeros((4, 4, 3)))
 
 

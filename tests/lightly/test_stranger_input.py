@@ -103,3 +103,26 @@ def test_view_options_of_wrong_shape_or_range_are_named_when_the_transform_is_ma
     if "normalize" in options:
         with pytest.raises(ValueError, match=message):
             make_refresh_loader(IndexedDataset(Plain(4)), 32, normalize=options["normalize"])
+
+
+def test_numpy_and_channels_last_images_are_named_with_the_fix_in_the_worker_and_the_direct_call():
+    # Before: "expected a PIL image or a tensor (C, H, W); got ndarray" (no way out named); an (H, W, C) tensor's
+    # error named no permute; a (2, H, W) tensor given to the transform directly: Normalize's size mismatch.
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    class Arrays(Plain):
+        def __getitem__(self, index):
+            return np.zeros((32, 32, 3), np.uint8), 0
+
+    transform = CCropSimCLRTransform(input_size=32)
+    dataset = IndexedDataset(Arrays(4))
+    loader = DataLoader(dataset, batch_size=2, num_workers=1,
+                        collate_fn=CCropCollate(transform, BoxStore(4), dataset=dataset))
+    with pytest.raises(TypeError, match=r"numpy array of shape \(32, 32, 3\) \(uint8\): return PIL.Image.fromarray"):
+        next(iter(loader))
+    with pytest.raises(ValueError, match=r"looks like \(H, W, C\): pass image.permute\(2, 0, 1\)"):
+        CCropCollate(transform, BoxStore(4))([(torch.zeros(32, 32, 3, dtype=torch.uint8), 0, 0)])
+    with pytest.raises(ValueError, match=r"tensor of shape \(2, 32, 32\); allowed: \(H, W\), \(1, H, W\)"):
+        transform(torch.rand(2, 32, 32))
