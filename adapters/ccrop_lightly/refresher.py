@@ -161,6 +161,14 @@ class BoxRefresher(RefresherCheckpoint):
 
     def refresh(self) -> RefreshStats:
         """Localize every image of the loader now and write the boxes to the store."""
+        dataset = getattr(self.loader, "dataset", None)
+        if dataset is not None and hasattr(dataset, "__len__") and len(dataset) != len(self.store):
+            raise ValueError(
+                f"BoxRefresher: the refresh loader's dataset now has {len(dataset)} images, the box store "
+                f"{len(self.store)}: the dataset changed size during training (images added or removed?), so its "
+                "indices no longer match the store's; keep the image list fixed for the run (restart with a new "
+                "BoxStore, refresh loader and DataLoader after changing it)"
+            )
         if isinstance(self.feature_fn, nn.Module) and dist.is_available() and dist.is_initialized():
             _broadcast_buffers(self.feature_fn)
         with eval_mode(self.feature_fn):

@@ -126,3 +126,19 @@ def test_numpy_and_channels_last_images_are_named_with_the_fix_in_the_worker_and
         CCropCollate(transform, BoxStore(4))([(torch.zeros(32, 32, 3, dtype=torch.uint8), 0, 0)])
     with pytest.raises(ValueError, match=r"tensor of shape \(2, 32, 32\); allowed: \(H, W\), \(1, H, W\)"):
         transform(torch.rand(2, 32, 32))
+
+
+def test_a_dataset_that_changes_size_during_training_stops_the_refresh():
+    # Before: the refresh localized the first 4 images silently (the sampler keeps its length) and the collate
+    # failed at index 4 with "size the store to the dataset", which it was.
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher
+
+    images = Plain(4)
+    loader = make_refresh_loader(IndexedDataset(images), transform=CCropSimCLRTransform(input_size=32))
+    refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1,
+                             max_epochs=3)
+    images.size = 5
+    with pytest.raises(ValueError, match="dataset now has 5 images, the box store 4: the dataset changed size"):
+        refresher.maybe_refresh(0)
