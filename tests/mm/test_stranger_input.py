@@ -3,6 +3,8 @@ not an mmcv / OpenCV / torch error from a DataLoader worker or the first refresh
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from mmengine.registry import TRANSFORMS, DefaultScope
@@ -131,3 +133,28 @@ def test_a_crop_after_pack_inputs_says_so():
     with pytest.raises(TypeError, match=r"got no 'img' key \(keys: data_samples, inputs\); PackInputs came before "
                                         r"it: put ContrastiveCrop before PackInputs"):
         packed_first({"img": _image(), "sample_idx": 0})
+
+
+def test_a_refresh_on_nan_features_names_them(setup, coordinate_folder, tmp_path):
+    # documented fallback: every box the whole image; the log named neither NaN nor the model, only
+    # "no heatmap had contrast or a cell above the threshold; check the stage, the heatmap rule and the threshold"
+    from mmengine.registry import MODELS
+    from mmengine.runner import Runner
+    from mmpretrain.models import ResNet_CIFAR
+
+    @MODELS.register_module(force=True)
+    class NaNResNetCIFAR(ResNet_CIFAR):
+        def forward(self, x):
+            return tuple(out * float("nan") for out in super().forward(x))
+
+    cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path)
+    cfg.model.backbone.type = "NaNResNetCIFAR"
+    cfg.experiment_name = f"nan_features_{tmp_path.name}"  # mmengine reuses the logger (and file) of a same name
+    cfg.train_dataloader.num_workers, cfg.train_dataloader.persistent_workers = 0, False
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = setup.ccrop_hook(runner)
+    assert hook.last_stats.fallback_fraction == 1.0 and hook.store.version == 1
+    log = Path(runner.logger.log_file).read_text()
+    assert ("the features of 16 of the 16 images this process localized hold NaN or inf (a diverged model?" in log
+            and "their boxes are the whole image" in log)
