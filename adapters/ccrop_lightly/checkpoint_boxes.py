@@ -65,6 +65,10 @@ class RefresherCheckpoint:
         resumed epoch. A state of another number of images (a grown dataset), or of the same number of other files
         (another folder, renamed files), is ignored with a warning naming it; ``catch_up`` then makes the boxes
         afresh."""
+        if not isinstance(state, dict):  # checkpoint.get("ccrop") of a checkpoint saved without it
+            raise TypeError(f"BoxRefresher.load_state_dict needs the dict of refresher.state_dict(); got "
+                            f"{type(state).__name__} (a checkpoint saved without it? skip the load and call "
+                            "catch_up(start_epoch))")
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
         if restore_store(self.store, state["store"], state.get("images"), self._digest, "BoxRefresher",

@@ -142,3 +142,15 @@ def test_a_dataset_that_changes_size_during_training_stops_the_refresh():
     images.size = 5
     with pytest.raises(ValueError, match="dataset now has 5 images, the box store 4: the dataset changed size"):
         refresher.maybe_refresh(0)
+
+
+def test_loading_a_missing_refresher_state_names_it():
+    # Before: "argument of type 'NoneType' is not iterable" (checkpoint.get("ccrop") of a checkpoint without it).
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher
+
+    loader = make_refresh_loader(IndexedDataset(Plain(4)), transform=CCropSimCLRTransform(input_size=32))
+    refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1)
+    with pytest.raises(TypeError, match=r"needs the dict of refresher.state_dict\(\); got NoneType .*catch_up"):
+        refresher.load_state_dict(None)
