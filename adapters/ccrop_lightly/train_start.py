@@ -10,6 +10,7 @@ from torch import nn
 
 from ccrop_plugins import BoxStore
 
+from .checkpoint_boxes import image_list_digest
 from .collate import CCropCollate
 from .features import feature_extractor
 
@@ -25,6 +26,13 @@ def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore) -> CC
             f"BoxRefreshCallback localizes a dataset of {len(dataset)} images but the training DataLoader's "
             f"dataset has {len(train_set)}: pass the callback the images the training DataLoader reads (without a "
             "transform), in the same order, and a BoxStore of that size"
+        )
+    ours = image_list_digest(dataset)
+    if isinstance(train_set, Sized) and ours is not None and image_list_digest(train_set) not in (None, ours):
+        raise ValueError(
+            f"BoxRefreshCallback localizes other files than the training DataLoader reads (the same count, "
+            f"{len(dataset)}, but other names or another order), so every view would be cut around another image's "
+            "boxes: pass the callback the images the training DataLoader reads (without a transform), in the same order"
         )
     collate = None if train_loader is None else train_loader.collate_fn
     if collate is not None and not _same_store(collate.store, store):

@@ -197,6 +197,27 @@ def test_a_callback_dataset_other_than_the_training_loaders_is_refused_at_train_
         trainer.fit(lightning_simclr.TinySimCLR(), loader)
 
 
+def test_a_callback_dataset_of_other_files_of_the_same_count_is_refused_at_train_start(tmp_path, quadrant_folder):
+    """As above with one image renamed (16 and 16 images, another order): the size check passed, so every view after
+    the renamed image was cut around another image's boxes, silently. Refused when training starts."""
+    import shutil
+
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    from ccrop_lightly import CCropCollate, IndexedDataset
+
+    renamed = shutil.copytree(quadrant_folder, tmp_path / "renamed")
+    (renamed / "class_0" / "img_00.png").rename(renamed / "class_0" / "zz.png")
+    dataset, training = IndexedDataset(ImageFolder(str(quadrant_folder))), IndexedDataset(ImageFolder(str(renamed)))
+    store = BoxStore(len(dataset))
+    loader = DataLoader(training, batch_size=4, drop_last=True,
+                        collate_fn=CCropCollate(lightning_simclr.simclr_transform(), store))
+    trainer = _trainer(tmp_path, 2, [_callback(store, dataset)], logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match=r"localizes other files than the training DataLoader reads \(the same count"):
+        trainer.fit(lightning_simclr.TinySimCLR(), loader)
+
+
 def test_missing_backbone_attribute_is_named(tmp_path, quadrant_folder):
     dataset = LightlyDataset(str(quadrant_folder))
     store = BoxStore(len(dataset))
