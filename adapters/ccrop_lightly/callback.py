@@ -103,7 +103,7 @@ class BoxRefreshCallback(pl.Callback):
         if layer is not None and stages is not None:
             raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
         RefreshSchedule(warmup_epochs, interval)  # validate now, not at the first epoch end
-        check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
+        check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options, store)
         check_loader_settings(batch_size, num_workers, progress, transform, normalize, input_size)
         self.store = store
         self.dataset = dataset

@@ -38,9 +38,16 @@ def check_refresh_options(
     heatmap: str | Callable[[Tensor], Tensor],
     heatmap_options: dict[str, Any] | None,
     localizer_options: dict[str, Any] | None,
+    store: BoxStore | None = None,
 ) -> None:
     """Build the named localizer and heatmap rule once, so that a misspelt name, a bad option or
-    threshold fails when the refresher (or callback) is made, not after the warm-up epochs."""
+    threshold fails when the refresher (or callback) is made, not after the warm-up epochs. A ``max_boxes`` option
+    other than the ``store``'s is refused: the store would keep only its first boxes of each set, silently."""
+    given = (localizer_options or {}).get("max_boxes")
+    if store is not None and given is not None and given != store.max_boxes:
+        raise ValueError(f"localizer_options max_boxes={given!r} and the box store's max_boxes={store.max_boxes} "
+                         f"disagree: the store keeps at most {store.max_boxes} boxes per image; give it once, as "
+                         "BoxStore(num_samples, max_boxes=...) (the localizer takes the store's)")
     if isinstance(localizer, str):
         get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
     elif localizer_options:  # a callable localizer is already configured: the options would go nowhere

@@ -113,7 +113,7 @@ class BoxRefresher(RefresherCheckpoint):
         check_refresh_loader(loader, store)
         feature_fn = checked_feature_fn(feature_fn, stages)
         self.schedule = RefreshSchedule(warmup_epochs, interval, max_epochs)
-        check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options)
+        check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options, store)
         if device is not None:
             device = checked_device(device)
         if progress not in (True, False):  # bool('no') is True

@@ -154,3 +154,22 @@ def test_loading_a_missing_refresher_state_names_it():
     refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1)
     with pytest.raises(TypeError, match=r"needs the dict of refresher.state_dict\(\); got NoneType .*catch_up"):
         refresher.load_state_dict(None)
+
+
+def test_a_localizer_max_boxes_other_than_the_stores_is_refused():
+    # Before: 8 boxes per image made, the store of 2 kept its first 2 of each set, silently.
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher, BoxRefreshCallback
+
+    dataset = IndexedDataset(Plain(4))
+    loader = make_refresh_loader(dataset, transform=CCropSimCLRTransform(input_size=32))
+    message = r"localizer_options max_boxes=8 and the box store's max_boxes=2 disagree"
+    with pytest.raises(ValueError, match=message):
+        BoxRefresher(BoxStore(4, max_boxes=2), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1,
+                     localizer_options={"max_boxes": 8})
+    with pytest.raises(ValueError, match=message):
+        BoxRefreshCallback(BoxStore(4, max_boxes=2), dataset, warmup_epochs=1, interval=1,
+                           localizer_options={"max_boxes": 8})
+    BoxRefresher(BoxStore(4, max_boxes=2), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1,
+                 localizer_options={"max_boxes": 2})
