@@ -14,6 +14,7 @@ from warnings import warn
 
 import torch
 from torch import Tensor
+from torch.utils.data import ConcatDataset, Subset
 
 from ccrop_plugins import BoxStore
 
@@ -50,8 +51,8 @@ class CCropCollate:
         transform: the views, e.g. :class:`~ccrop_lightly.CCropSimCLRTransform`.
         store: the box store, sized to the dataset (``BoxStore(len(dataset))``).
         dataset: the training dataset; checked against the store size, and, when it has
-            ``get_filenames()`` (``LightlyDataset``), used for the filename -> index map
-            (filename ``i`` of that list is dataset index ``i``).
+            ``get_filenames()`` (``LightlyDataset``, also inside a ``Subset`` or ``ConcatDataset``), used for the
+            filename -> index map (filename ``i`` of that list is dataset index ``i``).
         filenames: the dataset's filenames in index order, if ``dataset`` does not give them.
 
     Raises:
@@ -83,8 +84,8 @@ class CCropCollate:
                 raise TypeError(f"dataset must be the training dataset (with __len__); got {type(dataset).__name__}")
             _check_store_size(store, len(dataset), f"the dataset ({type(dataset).__name__})")
             check_index_keys(dataset, "CCropCollate")
-            if filenames is None and hasattr(dataset, "get_filenames"):
-                filenames = dataset.get_filenames()
+            if filenames is None:
+                filenames = _dataset_filenames(dataset)
         self.index_of_filename: dict[str, int] | None = None
         if filenames is not None:
             filenames = _filename_list(filenames)
@@ -94,7 +95,8 @@ class CCropCollate:
                 if name in self.index_of_filename:
                     raise ValueError(
                         f"filename {name!r} appears twice (indices {self.index_of_filename[name]} and {index}); "
-                        "filenames must identify samples uniquely"
+                        "filenames must identify samples uniquely (a ConcatDataset of folders with the same "
+                        "names? wrap it: IndexedDataset(ConcatDataset([...])), whose keys are indices)"
                     )
                 self.index_of_filename[name] = index
 
@@ -168,6 +170,20 @@ def _filename_list(filenames: Any) -> list[str]:
         raise TypeError(f"filenames must be a list of the dataset's filenames (str), in index order, e.g. "
                         f"dataset.get_filenames(); got {shown}")
     return names
+
+
+def _dataset_filenames(dataset: Any) -> list[str] | None:
+    """The filenames of ``dataset`` in index order: ``LightlyDataset.get_filenames()``, also through ``Subset`` and
+    ``ConcatDataset`` (whose items keep the inner filename as key); ``None`` for datasets without filenames."""
+    if hasattr(dataset, "get_filenames"):
+        return dataset.get_filenames()
+    if isinstance(dataset, Subset):
+        inner = _dataset_filenames(dataset.dataset)
+        return None if inner is None else [inner[int(i)] for i in dataset.indices]
+    if isinstance(dataset, ConcatDataset):
+        parts = [_dataset_filenames(part) for part in dataset.datasets]
+        return None if any(part is None for part in parts) else [name for part in parts for name in part]
+    return None
 
 
 def _check_store_size(store: BoxStore, size: int, what: str) -> None:

@@ -173,3 +173,29 @@ def test_a_localizer_max_boxes_other_than_the_stores_is_refused():
                            localizer_options={"max_boxes": 8})
     BoxRefresher(BoxStore(4, max_boxes=2), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1,
                  localizer_options={"max_boxes": 2})
+
+
+def test_a_subset_or_concat_of_lightly_datasets_is_keyed_by_its_own_positions(tmp_path):
+    # Before: "batch item 0 is keyed by filename '4.png', but this collate function knows no filenames; pass
+    # ... filenames=dataset.get_filenames()", whose list (of the whole folder) then failed the store size check.
+    import numpy as np
+    import torch
+    from lightly.data import LightlyDataset
+    from torch.utils.data import DataLoader
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(tmp_path / folder / f"{i}.png")
+    whole = LightlyDataset(str(tmp_path / "a"))
+    subset = Subset(whole, [4, 1, 3])
+    transform = CCropSimCLRTransform(input_size=32)
+    collate = CCropCollate(transform, BoxStore(3), dataset=subset)
+    assert [collate.index_of(name) for name in ("4.png", "1.png", "3.png")] == [0, 1, 2]
+    refresh = make_refresh_loader(subset, transform=transform).dataset
+    assert torch.equal(refresh[0][0], RefreshImages(whole, 32)[4][0])  # the refresh's position 0 is 4.png too
+    views, _, keys = next(iter(DataLoader(subset, batch_size=3, shuffle=True, collate_fn=collate)))
+    assert sorted(keys) == ["1.png", "3.png", "4.png"] and views[0].shape == (3, 3, 32, 32)
+    twice = ConcatDataset([whole, LightlyDataset(str(tmp_path / "b"))])
+    with pytest.raises(ValueError, match=r"appears twice .*wrap it: IndexedDataset\(ConcatDataset"):
+        CCropCollate(transform, BoxStore(10), dataset=twice)
