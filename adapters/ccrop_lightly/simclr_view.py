@@ -88,7 +88,7 @@ class CCropSimCLRViewTransform(CCropViewTransform):
         steps: list[Callable[[Any], Any]] = [
             T.RandomHorizontalFlip(p=hf_prob),
             T.RandomVerticalFlip(p=vf_prob),
-            random_rotation_transform(rr_prob=rr_prob, rr_degrees=rr_degrees),
+            _rotation(rr_prob, rr_degrees),
             T.RandomApply([jitter], p=cj_prob),
             T.RandomGrayscale(p=random_gray_scale),
             GaussianBlur(sigmas=sigmas, prob=gaussian_blur),
@@ -97,3 +97,12 @@ class CCropSimCLRViewTransform(CCropViewTransform):
         if normalize:
             steps.append(normalize_step(normalize))
         super().__init__(crop, T.Compose(steps))
+
+
+def _rotation(rr_prob: float, rr_degrees: Any) -> Any:
+    """Lightly's random rotation; torchvision's error about ``degrees`` named as the option ``rr_degrees``."""
+    try:
+        return random_rotation_transform(rr_prob=rr_prob, rr_degrees=rr_degrees)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"rr_degrees must be None (90-degree turns), a number >= 0 (-x to x) or a (low, high) pair; "
+                         f"got {rr_degrees!r} ({error})") from error

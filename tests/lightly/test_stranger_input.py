@@ -199,3 +199,11 @@ def test_a_subset_or_concat_of_lightly_datasets_is_keyed_by_its_own_positions(tm
     twice = ConcatDataset([whole, LightlyDataset(str(tmp_path / "b"))])
     with pytest.raises(ValueError, match=r"appears twice .*wrap it: IndexedDataset\(ConcatDataset"):
         CCropCollate(transform, BoxStore(10), dataset=twice)
+
+
+@pytest.mark.parametrize("degrees", [-5, "a", (1, 2, 3)])
+def test_a_bad_rotation_range_is_named_as_rr_degrees(degrees):
+    # Before: torchvision's "If degrees is a single number, it must be positive." (no rr_degrees named).
+    with pytest.raises(ValueError, match=r"rr_degrees must be None \(90-degree turns\), a number >= 0"):
+        CCropSimCLRTransform(input_size=32, rr_prob=0.5, rr_degrees=degrees)
+    CCropSimCLRTransform(input_size=32, rr_prob=0.5, rr_degrees=(-10, 10))
