@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import itertools
+import uuid
+
 import numpy as np
 import pytest
 from mmengine.registry import TRANSFORMS, DefaultScope
 
+_SCOPES = itertools.count()
+
+
+def _mmpretrain_scope():
+    """A new current default scope 'mmpretrain' (mmengine makes the latest *created* instance current)."""
+    DefaultScope.get_instance(f"stranger_{uuid.uuid4().hex}_{next(_SCOPES)}", scope_name="mmpretrain")
+
 
 def _crop(**options):
-    DefaultScope.get_instance(f"stranger_{np.random.randint(1 << 30)}", scope_name="mmpretrain")
+    _mmpretrain_scope()
     return TRANSFORMS.build(dict(type="ContrastiveCrop", scale=16, **options))
 
 
@@ -70,7 +80,7 @@ def test_a_second_contrastive_crop_on_one_view_is_refused():
     from mmcv.transforms import Compose
 
     crop = dict(type="ContrastiveCrop", scale=16, crop_ratio_range=(0.5, 1.0))
-    DefaultScope.get_instance(f"stranger_{np.random.randint(1 << 30)}", scope_name="mmpretrain")
+    _mmpretrain_scope()
     twice = Compose([crop, dict(type="RandomFlip", prob=0.5), crop])
     with pytest.raises(ValueError, match=r"got an image a ContrastiveCrop has already cut: one view pipeline .*holds "
                                          r"two.*Keep one ContrastiveCrop per view"):
@@ -104,6 +114,7 @@ def test_a_stage_the_refresh_forward_never_runs_fails_before_training(setup, coo
     from mmengine.runner import Runner
 
     cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path, feature_stages=stage)
+    cfg.experiment_name = f"stage_{tmp_path.name}"  # else two Runners of one second share mmengine's instances
     cfg.train_dataloader.num_workers, cfg.train_dataloader.persistent_workers = 0, False
     runner = Runner.from_cfg(cfg)
     with pytest.raises(error, match=message):
@@ -128,7 +139,7 @@ def test_a_crop_after_pack_inputs_says_so():
     # was "...got no 'img' key (keys: data_samples, inputs); put LoadImageFromFile before it", though it was there
     from mmcv.transforms import Compose
 
-    DefaultScope.get_instance(f"stranger_{np.random.randint(1 << 30)}", scope_name="mmpretrain")
+    _mmpretrain_scope()
     packed_first = Compose([dict(type="PackInputs"), dict(type="ContrastiveCrop", scale=16)])
     with pytest.raises(TypeError, match=r"got no 'img' key \(keys: data_samples, inputs\); PackInputs came before "
                                         r"it: put ContrastiveCrop before PackInputs"):
