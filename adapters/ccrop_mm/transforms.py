@@ -361,6 +361,13 @@ class ChooseContrastiveBox(StoreUser, BaseTransform):
       the first refresh (then every view crops as RandomResizedCrop).
     """
 
+    def __init__(self, **arguments: Any) -> None:
+        if arguments:  # e.g. max_boxes: Python's "takes no arguments" does not say whose option it is
+            raise TypeError(f"ChooseContrastiveBox takes no arguments; got {sorted(arguments)} (the boxes are made "
+                            "by ContrastiveCropHook: give max_boxes, localizer, ... to it in custom_hooks; the crop's "
+                            "options to ContrastiveCrop)")
+        super().__init__()
+
     def transform(self, results: dict) -> dict:
         found = self._box_set(results)
         results[BOX_INDEX_KEY] = -1 if found is None else choose_box(*found)

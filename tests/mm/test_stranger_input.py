@@ -169,3 +169,11 @@ def test_a_refresh_on_nan_features_names_them(setup, coordinate_folder, tmp_path
     log = Path(runner.logger.log_file).read_text()
     assert ("the features of 16 of the 16 images this process localized hold NaN or inf (a diverged model?" in log
             and "their boxes are the whole image" in log)
+
+
+def test_arguments_to_the_box_choice_say_whose_options_they_are():
+    # was Python's "ChooseContrastiveBox() takes no arguments"
+    with pytest.raises(TypeError, match=r"ChooseContrastiveBox takes no arguments; got \['max_boxes'\] \(the boxes "
+                                        r"are made by ContrastiveCropHook: give max_boxes, localizer"):
+        TRANSFORMS.build(dict(type="ChooseContrastiveBox", max_boxes=2))
+    assert TRANSFORMS.build(dict(type="ChooseContrastiveBox"))({"sample_idx": 0})["ccrop_box_index"] == -1
