@@ -9,6 +9,7 @@ contiguous, nothing repeated). An image that fails to load is named by its file.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import mmcv
@@ -48,8 +49,11 @@ class ExtractionDataset(Dataset):
         except Exception as error:  # a truncated JPEG says "Truncated File Read" without the file
             kind = next(k for k in (OSError, ValueError, RuntimeError) if isinstance(error, k) or k is RuntimeError)
             raise kind(f"ContrastiveCrop refresh: cannot load {source} (sample {index}): {error}") from error
-        if results is None:
-            raise ValueError(f"ContrastiveCrop refresh: the pipeline head dropped {source} (sample {index})")
+        if results is None:  # LoadImageFromFile(ignore_empty=True) of a missing file: training draws another sample
+            warnings.warn(f"ContrastiveCrop refresh: the pipeline head dropped {source} (sample {index}; "
+                          "LoadImageFromFile(ignore_empty=True)?): localized as a blank image; training never crops "
+                          "it (mmengine's dataset draws another sample instead)", UserWarning, stacklevel=2)
+            results = {"img": np.zeros((*self.size, 3), np.uint8)}
         img = np.ascontiguousarray(results["img"])
         if img.ndim == 2:
             img = img[..., None]

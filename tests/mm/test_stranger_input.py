@@ -177,3 +177,23 @@ def test_arguments_to_the_box_choice_say_whose_options_they_are():
                                         r"are made by ContrastiveCropHook: give max_boxes, localizer"):
         TRANSFORMS.build(dict(type="ChooseContrastiveBox", max_boxes=2))
     assert TRANSFORMS.build(dict(type="ChooseContrastiveBox"))({"sample_idx": 0})["ccrop_box_index"] == -1
+
+
+def test_an_image_the_loader_ignores_is_a_blank_image_to_the_refresh(setup, object_folder, tmp_path):
+    # LoadImageFromFile(ignore_empty=True) and a listed file that is missing: training draws another sample, and the
+    # refresh after the warm-up stopped the run with "the pipeline head dropped .../missing.png (sample 15)" (again
+    # on every resume)
+    from mmengine.runner import Runner
+
+    listing = tmp_path / "images.txt"
+    listing.write_text("".join(f"a/{i:02d}.png 0\n" for i in range(15)) + "a/missing.png 0\n")
+    cfg = setup.small_config("mmpretrain", object_folder, tmp_path)
+    cfg.experiment_name = f"ignore_empty_{tmp_path.name}"
+    cfg.train_dataloader.dataset.ann_file = str(listing)
+    cfg.train_dataloader.dataset.pipeline[0]["ignore_empty"] = True
+    cfg.train_dataloader.num_workers, cfg.train_dataloader.persistent_workers = 0, False
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = setup.ccrop_hook(runner)
+    assert runner.iter == 4 and hook.store.version == 1 and hook.last_stats.images == 16
+    assert "the pipeline head dropped" in Path(runner.logger.log_file).read_text()
