@@ -22,7 +22,9 @@ from .batch_items import raise_for_targets, raise_for_views, unpack_item
 from .image_mode import to_rgb
 from .indexed_dataset import check_index_keys
 from .multi_view import CCropMultiViewTransform
+from .view_transform import CCropViewTransform
 
+_PRESETS = ("SimCLRTransform", "MoCoV2Transform", "SimCLRViewTransform")  # lightly's, with a CCrop twin
 SampleKey = int | str
 """What identifies a sample: its dataset index, or its filename as ``LightlyDataset`` gives it."""
 
@@ -73,7 +75,7 @@ class CCropCollate:
         if not isinstance(transform, CCropMultiViewTransform):
             raise TypeError(
                 "transform must be a CCropMultiViewTransform (CCropSimCLRTransform, CCropMoCoV2Transform, ...); "
-                f"got {type(transform).__name__}"
+                f"got {type(transform).__name__}{_instead(transform)}"
             )
         if not isinstance(store, BoxStore):
             raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
@@ -160,6 +162,17 @@ class CCropCollate:
     def __repr__(self) -> str:
         named = "no filenames" if self.index_of_filename is None else f"{len(self.index_of_filename)} filenames"
         return f"CCropCollate({self.transform!r}, {self.store!r}, {named})"
+
+
+def _instead(transform: Any) -> str:
+    """What to pass instead of a lightly transform (which cannot crop around boxes) or of a single view."""
+    if isinstance(transform, CCropViewTransform):
+        return ": a single view; pass CCropMultiViewTransform([view, view]) for a pair cut around the same box"
+    name = type(transform).__name__
+    if type(transform).__module__.startswith("lightly") and name in _PRESETS:
+        return (f": lightly's {name} cannot crop around boxes; use ccrop_lightly's CCrop{name}, which takes the same "
+                "arguments (plus alpha, sampler, scale_reference)")
+    return ""
 
 
 def _filename_list(filenames: Any) -> list[str]:

@@ -207,3 +207,17 @@ def test_a_bad_rotation_range_is_named_as_rr_degrees(degrees):
     with pytest.raises(ValueError, match=r"rr_degrees must be None \(90-degree turns\), a number >= 0"):
         CCropSimCLRTransform(input_size=32, rr_prob=0.5, rr_degrees=degrees)
     CCropSimCLRTransform(input_size=32, rr_prob=0.5, rr_degrees=(-10, 10))
+
+
+def test_a_lightly_transform_or_a_single_view_given_to_the_collate_names_what_to_pass():
+    # Before: "transform must be a CCropMultiViewTransform (...); got SimCLRTransform" (Lightly's example's transform).
+    from lightly.transforms import MoCoV2Transform, SimCLRTransform
+
+    from ccrop_lightly import CCropSimCLRViewTransform
+
+    for lightly_transform, ours in ((SimCLRTransform(input_size=32), "CCropSimCLRTransform"),
+                                    (MoCoV2Transform(input_size=32), "CCropMoCoV2Transform")):
+        with pytest.raises(TypeError, match=rf"cannot crop around boxes; use ccrop_lightly's {ours}, which takes"):
+            CCropCollate(lightly_transform, BoxStore(2))
+    with pytest.raises(TypeError, match=r"a single view; pass CCropMultiViewTransform\(\[view, view\]\)"):
+        CCropCollate(CCropSimCLRViewTransform(input_size=32), BoxStore(2))
