@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 from typing import Any, Sized
 
+from PIL.Image import Image
+from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from .image_mode import read_item
@@ -23,7 +25,8 @@ class IndexedDataset(Dataset):
 
     Args:
         dataset: a map-style dataset with ``__len__`` and ``__getitem__``; each item must be
-            ``(image, target)`` or ``(image, target, filename)``.
+            ``(image, target)``, ``(image, target, filename)`` or a bare image (target 0, as ``LightlyDataset``
+            gives unlabelled images).
     """
 
     def __init__(self, dataset: Any) -> None:
@@ -38,14 +41,18 @@ class IndexedDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
         item = read_item(self.dataset, index)
+        if isinstance(item, (Image, Tensor)):  # an unlabelled dataset's bare image: target 0, as LightlyDataset's
+            return item, 0, int(index)
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
             size = (
                 f"a {type(item).__name__} of {len(item)} items"
                 if isinstance(item, (tuple, list))
+                else f"a dict with keys {sorted(map(str, item))}" if isinstance(item, dict)
                 else type(item).__name__
             )
             raise ValueError(
-                f"item {index} of {type(self.dataset).__name__} is {size}; IndexedDataset expects (image, target) pairs"
+                f"item {index} of {type(self.dataset).__name__} is {size}; IndexedDataset expects (image, target) "
+                "pairs (or a bare image): return (image, label) from the dataset's __getitem__"
             )
         image, target = item[0], item[1]
         return image, target, int(index)

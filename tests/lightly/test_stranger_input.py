@@ -221,3 +221,22 @@ def test_a_lightly_transform_or_a_single_view_given_to_the_collate_names_what_to
             CCropCollate(lightly_transform, BoxStore(2))
     with pytest.raises(TypeError, match=r"a single view; pass CCropMultiViewTransform\(\[view, view\]\)"):
         CCropCollate(CCropSimCLRViewTransform(input_size=32), BoxStore(2))
+
+
+def test_an_unlabelled_dataset_of_bare_images_trains_and_a_dict_item_is_named():
+    # Before: "item 0 of Bare is Image; IndexedDataset expects (image, target) pairs" for a dataset of bare images
+    # (RefreshImages took them already); a dict item named no keys.
+    from torch.utils.data import DataLoader
+
+    class Bare(Plain):
+        def __getitem__(self, index):
+            return super().__getitem__(index)[0]
+
+    dataset = IndexedDataset(Bare(4))
+    assert dataset[2][1:] == (0, 2)
+    collate = CCropCollate(CCropSimCLRTransform(input_size=32), BoxStore(4), dataset=dataset)
+    views, targets, keys = next(iter(DataLoader(dataset, batch_size=4, shuffle=True, drop_last=True,
+                                                collate_fn=collate)))
+    assert views[0].shape == (4, 3, 32, 32) and targets.tolist() == [0] * 4 and sorted(keys) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"item 0 of list is a dict with keys \['image', 'label'\]; .*return \(image"):
+        IndexedDataset([{"image": Image.new("RGB", (32, 32)), "label": 1}])[0]
