@@ -89,10 +89,12 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     first = next(i for i, step in enumerate(steps) if find_instances(step, StoreUser))
     first_crop = next(i for i, step in enumerate(steps) if find_instances(step, BaseContrastiveCrop))
     if several_boxes and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
+        wrapped = next((type(s).__name__ for s in steps if find_instances(s, ChooseContrastiveBox)), None)
         raise ValueError(
             "ContrastiveCropHook keeps several boxes per image, so both views must crop around the same "
             "one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline "
-            "(or use localizer='bbox' / max_boxes=1)"
+            + (f"as a step of its own, not inside {wrapped} (there each view chooses its own box, or some samples "
+               "none) " if wrapped else "") + "(or use localizer='bbox' / max_boxes=1)"
         )
     for step in steps[:first]:
         random = next((item for item in iter_transforms(step) if _is_random(item)), None)

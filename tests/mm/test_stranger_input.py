@@ -197,3 +197,22 @@ def test_an_image_the_loader_ignores_is_a_blank_image_to_the_refresh(setup, obje
     hook = setup.ccrop_hook(runner)
     assert runner.iter == 4 and hook.store.version == 1 and hook.last_stats.images == 16
     assert "the pipeline head dropped" in Path(runner.logger.log_file).read_text()
+
+
+@pytest.mark.parametrize("where", ["RandomApply", "MultiView"])
+def test_a_wrapped_box_choice_is_named(setup, coordinate_folder, tmp_path, where):
+    # was "put dict(type='ChooseContrastiveBox') before MultiView", though the config had it (wrapped)
+    from mmengine.runner import Runner
+
+    cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path)
+    cfg.experiment_name = f"wrapped_choice_{tmp_path.name}"
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    choice = pipeline.pop(1)
+    if where == "RandomApply":
+        pipeline.insert(1, dict(type="RandomApply", transforms=[choice], prob=0.5))
+    else:
+        next(s for s in pipeline if s["type"] == "MultiView")["transforms"][0].insert(0, choice)
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=rf"before MultiView in the train pipeline as a step of its own, not inside "
+                                         rf"{where} \(there each view chooses its own box, or some samples none\)"):
+        runner.train()
