@@ -81,19 +81,23 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
             return image.expand(3, -1, -1)
         if image.ndim == 3 and image.shape[0] == 4:
             return image[:3]
-        channels_last = image.ndim == 3 and image.shape[-1] in (1, 3, 4)
-        raise ValueError(
-            f"cannot make an RGB image from a tensor of shape {tuple(image.shape)}; "
-            "allowed: (H, W), (1, H, W), (3, H, W), (4, H, W)"
-            + ("; it looks like (H, W, C): pass image.permute(2, 0, 1)" if channels_last else "")
-        )
-    if isinstance(image, np.ndarray):
-        raise TypeError(
-            f"expected a PIL image or a tensor (C, H, W); got a numpy array of shape {image.shape} ({image.dtype}): "
-            "return PIL.Image.fromarray(array) from the dataset (an (H, W, 3) uint8 array; OpenCV's are BGR: "
-            "array[..., ::-1] first) or a tensor, torch.from_numpy(array).permute(2, 0, 1)"
-        )
-    raise TypeError(f"expected a PIL image or a tensor (C, H, W); got {type(image).__name__}")
+        raise ValueError(f"cannot make an RGB image from a tensor of shape {tuple(image.shape)}; allowed: (H, W), "
+                         f"(1, H, W), (3, H, W), (4, H, W){_channels_last(image)}")
+    raise TypeError(f"expected a PIL image or a tensor (C, H, W); got {_type_of(image)}")
+
+
+def _channels_last(image: Tensor) -> str:
+    return "; it looks like (H, W, C): pass image.permute(2, 0, 1)" if image.ndim == 3 and image.shape[-1] in (
+        1, 3, 4) else ""
+
+
+def _type_of(image: Any) -> str:
+    """The type of a non-image, with the way from a numpy array (an array dataset) to an image."""
+    if not isinstance(image, np.ndarray):
+        return type(image).__name__
+    return (f"a numpy array of shape {image.shape} ({image.dtype}): return PIL.Image.fromarray(array) from the dataset "
+            "(an (H, W, 3) uint8 array; OpenCV's are BGR: array[..., ::-1] first) or a tensor, "
+            "torch.from_numpy(array).permute(2, 0, 1)")
 
 
 def _eight_bit_tensor(image: Tensor) -> Tensor:
