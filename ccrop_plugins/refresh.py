@@ -279,7 +279,8 @@ def _warn_degenerate(grids: set[tuple[Any, int, int]], stats: RefreshStats, imag
     if stats.fallback_fraction >= 1.0:
         warnings.warn(f"refresh_boxes: all {stats.images} images fell back to the whole-image box "
                       f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
-                      "the threshold; check the stage, the heatmap rule and the threshold", UserWarning, stacklevel=3)
+                      "the threshold; check the stage, the heatmap rule and the threshold, and that the features are "
+                      "finite (NaN or inf: a diverged model?)", UserWarning, stacklevel=3)
 
 
 def _concatenate(indices: Sequence[Tensor], sets: Sequence[BoxSets], max_boxes: int) -> tuple[Tensor, BoxSets]:

@@ -301,3 +301,11 @@ def test_dict_features_of_two_stages_and_heatmap_options(extras_plugin):
     refresh_boxes(two_stages, [(images, torch.arange(4))], store, heatmap="ddt", heatmap_options={"sign": "image"},
                   progress=False)
     assert store.version == 2
+
+
+def test_a_pass_on_non_finite_features_names_them_as_a_cause():
+    # A diverged model gives NaN features: every box falls back, and the warning named only the stage, rule, threshold.
+    store = BoxStore(2)
+    batches = [(torch.zeros(2, 3, 8, 8), torch.arange(2))]
+    with pytest.warns(UserWarning, match=r"all 2 images fell back .* that the features are finite \(NaN or inf"):
+        refresh_boxes(lambda images: torch.full((len(images), 4, 4, 4), float("nan")), batches, store, threshold=0.1)
