@@ -41,7 +41,8 @@ class ContrastiveCropHook(Hook):
         warmup_epochs: epochs of plain RandomResizedCrop before the first refresh (paper: 100 on
             CIFAR, 20 on ImageNet; default 100). Iterations under ``IterBasedTrainLoop``.
         interval: epochs (iterations) between refreshes after warm-up.
-        threshold: the heatmap threshold ``k`` (paper: 0.1); ``components`` also takes ``'otsu'``/``'mean'``.
+        threshold: the heatmap threshold ``k`` in ``[0, 1)`` (paper: 0.1), or ``'otsu'``/``'mean'`` (one per image;
+            either localizer).
         localizer: ``bbox`` (the paper's single box), ``components`` (box sets) or a plugin's.
         max_boxes: boxes kept per image (``bbox`` keeps 1).
         heatmap: a registered heatmap rule (``channel_sum`` is the paper's).
