@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ccrop_cli.demo.upright import exif_orientation, upright_size
-from ccrop_cli.errors import UserError
+from ccrop_cli.errors import UserError, some_names
 
 ANNOTATIONS = "annotations.json"
 
@@ -106,8 +106,8 @@ def _box_notes(root: Path, absent: list[str], found: dict[str, list[str]], measu
     """The log lines of :func:`load_user_annotations`: entries skipped, boxes clipped or not measured."""
     notes = []
     if absent:
-        notes.append(f"{ANNOTATIONS} lists {len(absent)} image(s) that are not in {root} ({', '.join(absent[:3])}"
-                     f"{', ...' if len(absent) > 3 else ''}): skipped, with their boxes")
+        notes.append(f"{ANNOTATIONS} lists {len(absent)} image(s) that are not in {root} ({some_names(absent)}): "
+                     "skipped, with their boxes")
     if found["past"]:
         notes.append(
             f"{ANNOTATIONS}: {len(found['past'])} of {measured} boxes reach more than 1 px past their image "
@@ -211,8 +211,8 @@ def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base
         return found[0]
     if found:
         raise UserError(
-            f"{where}: file_name {name!r} matches {len(found)} images ({', '.join(found[:3])}"
-            f"{', ...' if len(found) > 3 else ''}); give its path relative to {root}"
+            f"{where}: file_name {name!r} matches {len(found)} images ({some_names(found)}); "
+            f"give its path relative to {root}"
         )
     raise _NotInFolder(f"{where}: file_name {name!r} is not an image under {root}")
 

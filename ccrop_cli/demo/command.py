@@ -44,7 +44,7 @@ from ccrop_cli.demo.user_data import (
     list_images,
     load_user_annotations,
 )
-from ccrop_cli.errors import UserError
+from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.option_types import check_output_folder, user_path
 
@@ -190,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
         if args.framework == "mmpretrain":
             check_listable(train_root, names)
         notes: list[str] = [] if not turned else [
-            f"{len(turned)} image(s) carry an EXIF orientation ({', '.join(list(turned)[:3])}"
-            f"{', ...' if len(turned) > 3 else ''}): trained on, drawn and measured upright, as viewers show them;"
+            f"{len(turned)} image(s) carry an EXIF orientation ({some_names(list(turned))}): "
+            "trained on, drawn and measured upright, as viewers show them;"
             f" the width/height and boxes of {ANNOTATIONS} are taken in the upright image's pixels"
         ]
         annotations: Any = load_user_annotations(train_root, names, notes)  # normalised by the originals' sizes

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from ccrop_cli.demo.upright import exif_orientation
-from ccrop_cli.errors import UserError
+from ccrop_cli.errors import UserError, some_names
 
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 """PIL modes of at most 8 bits per channel, which both frameworks' loaders turn into the same RGB."""
@@ -78,9 +78,9 @@ def check_listable(root: Path, filenames: list[str]) -> None:
     odd = [name for name in filenames if "\n" in name or "\r" in name or not _is_utf8(name)]
     if odd:
         raise UserError(
-            f"--data {root}: {len(odd)} file name(s) are not one line of UTF-8: {', '.join(map(ascii, odd[:3]))}"
-            f"{', ...' if len(odd) > 3 else ''}; MMPretrain reads the images from a UTF-8 list, one name a line: rename"
-            " them (e.g. convmv -f latin1 -t utf-8 -r --notest DIR), or use --framework lightly"
+            f"--data {root}: {len(odd)} file name(s) are not one line of UTF-8: "
+            f"{some_names([ascii(name) for name in odd])}; MMPretrain reads the images from a UTF-8 list, one name a "
+            "line: rename them (e.g. convmv -f latin1 -t utf-8 -r --notest DIR), or use --framework lightly"
         )
 
 

@@ -15,7 +15,7 @@ import shlex
 from collections import Counter
 from pathlib import Path
 
-from ccrop_cli.errors import UserError
+from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.output.image_folder import IMAGE_EXTENSIONS, is_image, list_image_files
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mpg", ".hevc", ".m4v", ".webm", ".mpeg")
@@ -87,8 +87,8 @@ def _check_layout(root: Path, folders: list[str], top: list[str]) -> None:
     """Images at the top *and* sub-folders: the frameworks would read only the sub-folders."""
     if folders and top:
         raise UserError(
-            f"--data {root}: holds {len(top)} images at the top ({', '.join(top[:3])}{', ...' if len(top) > 3 else ''})"
-            f" and sub-folders ({', '.join(folders[:3])}{', ...' if len(folders) > 3 else ''}); Lightly and MMPretrain"
+            f"--data {root}: holds {len(top)} images at the top ({some_names(top)}) and sub-folders "
+            f"({some_names(folders)}); Lightly and MMPretrain"
             " read a folder either flat (DIR/<image>) or by class (DIR/<class>/<image>) and would drop the top-level"
             " images: move them into a sub-folder, or the sub-folders out"
         )
@@ -118,8 +118,8 @@ def _check_walk(root: Path) -> None:
                 )
     if broken:
         raise UserError(
-            f"--data {root}: {len(broken)} link(s) to missing files: {', '.join(sorted(broken)[:3])}"
-            f"{', ...' if len(broken) > 3 else ''}; Lightly lists them as images (and fails on them in a worker):"
+            f"--data {root}: {len(broken)} link(s) to missing files: {some_names(sorted(broken))};"
+            " Lightly lists them as images (and fails on them in a worker):"
             " remove them or restore their targets"
         )
     _refuse_apple_double(root, sorted(apple))
@@ -127,7 +127,7 @@ def _check_walk(root: Path) -> None:
     if videos:
         raise UserError(
             f"--data {root}: holds {len(videos)} video file(s) "
-            f"({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''});"
+            f"({some_names(videos)});"
             " Lightly reads a folder with any video in it as a video dataset of frames (which needs PyAV and"
             " torchvision<=0.25), not as images: move them out of the folder"
         )
@@ -147,8 +147,8 @@ def _refuse_apple_double(root: Path, apple: list[str]) -> None:
     if apple:
         macosx = any(name.split("/", 1)[0] == "__MACOSX" for name in apple)
         raise UserError(
-            f"--data {root}: {len(apple)} macOS metadata file(s) with an image name: {', '.join(apple[:3])}"
-            f"{', ...' if len(apple) > 3 else ''}; a Mac writes one ('._' + the file's name) beside each file it"
+            f"--data {root}: {len(apple)} macOS metadata file(s) with an image name: {some_names(apple)};"
+            " a Mac writes one ('._' + the file's name) beside each file it"
             " copies onto a non-Mac disk or into a zip file: they hold no image, but both frameworks would list them as"
             f" images. Delete them: find {shlex.quote(str(root))} -name '._*' -delete"
             + (f"; rm -r {shlex.quote(str(root / '__MACOSX'))}" if macosx else "")

@@ -36,7 +36,7 @@ from PIL import Image, ImageOps
 
 from ccrop_cli.demo.upright import boxes_to_stored, orientations, upright_size
 from ccrop_cli.demo.user_data import load_user_annotations
-from ccrop_cli.errors import UserError
+from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.option_types import check_alpha, check_output_folder, seed, user_path
@@ -157,8 +157,7 @@ def _exif_frame(args: argparse.Namespace, files: list[str]) -> tuple[bool, dict[
     that have one; without ``--exif`` they are refused: the box store's frame depends on the loader that trained."""
     turned = orientations(args.image_folder, files[: max(args.images, args.pair_images)])
     if turned and args.exif is None:
-        named = ", ".join(f"{name} (orientation {value})" for name, value in list(turned.items())[:3])
-        named += ", ..." if len(turned) > 3 else ""
+        named = some_names([f"{name} (orientation {value})" for name, value in turned.items()])
         raise UserError(
             f"{len(turned)} of the images to draw carry an EXIF orientation ({named})"
             "; the box store's boxes are in the pixels its training read: the stored ones with Lightly (PIL), the"
