@@ -62,8 +62,7 @@ def check_images(root: Path, filenames: list[str], upright: bool = False) -> dic
                   "(e.g. PIL.ImageOps.exif_transpose)"),
     ):
         if found:
-            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-            raise UserError(f"--data {root}: {len(found)} file(s) {problem}: {shown}")
+            raise UserError(f"--data {root}: {len(found)} file(s) {problem}: {some_names(found)}")
     return turned
 
 

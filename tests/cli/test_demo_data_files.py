@@ -57,7 +57,7 @@ def test_unreadable_files_are_named_and_many_are_counted(tmp_path):
     _folder(tmp_path)
     for index in range(5):
         (tmp_path / f"broken{index}.png").write_bytes(b"not a png")
-    with pytest.raises(UserError, match=r"5 file\(s\) cannot be read as images: broken0\.png .* and 2 more"):
+    with pytest.raises(UserError, match=r"5 file\(s\) cannot be read as images: broken0\.png .*, \.\.\.$"):
         check_images(tmp_path, list_images(tmp_path))
 
 
