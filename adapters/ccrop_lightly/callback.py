@@ -10,7 +10,7 @@ import torch.distributed as dist
 from ccrop_plugins import BoxStore, height_width
 
 from .checkpoint_boxes import image_list_digest, restore_store
-from .refresh_loader import _FROM_TRANSFORM, make_refresh_loader
+from .refresh_loader import FROM_TRANSFORM, make_refresh_loader
 from .refresh_options import check_loader_settings, check_refresh_options, check_store_and_dataset
 from .refresher import BoxRefresher
 from .schedule import RefreshSchedule
@@ -93,7 +93,7 @@ class BoxRefreshCallback(pl.Callback):
         batch_size: int = 256,
         num_workers: int = 0,
         transform: Any = None,
-        normalize: dict[str, list[float]] | None | object = _FROM_TRANSFORM,
+        normalize: dict[str, list[float]] | None | object = FROM_TRANSFORM,
         progress: bool = False,
     ) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ from .view_options import normalize_step
 from .view_settings import refresh_settings
 
 Normalize = dict[str, Sequence[float]]
-_FROM_TRANSFORM = object()  # "normalize not given": take the training transform's, else ImageNet's
+FROM_TRANSFORM = object()  # "normalize not given": take the training transform's, else ImageNet's
 
 
 class RefreshImages(Dataset):
@@ -79,7 +79,7 @@ def make_refresh_loader(
     transform: Any = None,
     batch_size: int = 256,
     num_workers: int = 0,
-    normalize: Normalize | None | object = _FROM_TRANSFORM,
+    normalize: Normalize | None | object = FROM_TRANSFORM,
     distributed: bool | None = None,
     persistent_workers: bool = False,
 ) -> DataLoader:
@@ -105,7 +105,7 @@ def make_refresh_loader(
     loader after the process group exists (the callback does so in ``setup``).
     """
     check_loader_options(batch_size, num_workers, "make_refresh_loader")
-    size, norm = _resolve_settings(input_size, normalize, transform)
+    size, norm = loader_settings(input_size, normalize, transform)
     images = RefreshImages(dataset, size, norm)
     # distributed=None or True: this rank's shard when a process group exists; False: everything.
     sampler = RefreshSampler(images, rank=0, world_size=1) if distributed is False else RefreshSampler(images)
@@ -128,19 +128,22 @@ def check_loader_options(batch_size: Any, num_workers: Any, owner: str) -> None:
             raise ValueError(f"{owner}: {name} of the refresh loader must be an integer >= {low}; got {value!r}")
 
 
-def _resolve_settings(
+def loader_settings(
     input_size: int | Sequence[int] | None, normalize: Any, transform: Any
 ) -> tuple[int | Sequence[int], Normalize | None]:
+    """The refresh loader's ``(input size, normalisation)``: with ``transform``, its views' (``input_size`` wins
+    for the size; an explicit ``normalize`` must match theirs), else ``input_size`` and ``normalize`` (ImageNet's
+    when not given)."""
     if transform is None:
         if input_size is None:
             raise TypeError(
                 "make_refresh_loader needs the training transform (transform=...) or input_size; got neither"
             )
         return (  # type: ignore[return-value]
-            input_size, IMAGENET_NORMALIZE if normalize is _FROM_TRANSFORM else normalize
+            input_size, IMAGENET_NORMALIZE if normalize is FROM_TRANSFORM else normalize
         )
     size_of_views, normalize_of_views = refresh_settings(transform)
-    if normalize is not _FROM_TRANSFORM and not _same_normalize(
+    if normalize is not FROM_TRANSFORM and not _same_normalize(
         normalize, normalize_of_views  # type: ignore[arg-type]
     ):
         raise ValueError(

@@ -15,7 +15,7 @@ from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, get_localizer
 from .collate import CCropCollate
 from .features import FeatureFn, feature_extractor
 from .indexed_dataset import check_index_keys
-from .refresh_loader import _FROM_TRANSFORM, _resolve_settings, check_loader_options
+from .refresh_loader import FROM_TRANSFORM, check_loader_options, loader_settings
 from .view_options import normalize_step
 
 
@@ -98,6 +98,6 @@ def check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, tran
     if progress not in (True, False):  # bool('no') is True
         raise TypeError(f"BoxRefreshCallback: progress must be True or False; got {progress!r}")
     if transform is not None:  # its type, and an explicit normalize that disagrees with it
-        _resolve_settings(input_size, normalize, transform)
-    elif normalize is not _FROM_TRANSFORM and normalize is not None:
+        loader_settings(input_size, normalize, transform)
+    elif normalize is not FROM_TRANSFORM and normalize is not None:
         normalize_step(normalize)
