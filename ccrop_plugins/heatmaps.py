@@ -119,6 +119,13 @@ class HeatmapPipeline:
         return normalize_maps(raw)
 
 
+def features_to_localize(output: Any) -> Any:
+    """What :func:`~ccrop_plugins.refresh_boxes` localizes with from a feature function's ``output``: a tuple's or
+    list's last item (a backbone's ``out_indices`` stages, or ``(maps, embedding)``), else ``output`` itself, maps
+    ``(N, C, h, w)`` or ``{stage: maps}``. Unchecked (the refresh checks it); the adapters' probes read the same."""
+    return output[-1] if isinstance(output, (tuple, list)) and output else output
+
+
 def as_stages(features: Features) -> dict[str | None, Tensor]:
     """``features`` as ``{stage: (N, C, h, w)}`` (``None`` for a single tensor), checked."""
     if isinstance(features, Tensor):

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .box_sets import BoxSets
 from .box_store import BoxStore
 from .eval_mode import eval_mode
-from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages
+from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages, features_to_localize
 from .plugins import get_localizer
 from .sizes import height_width
 from .threads import one_cpu_thread
@@ -131,8 +131,7 @@ class _Pass:
         if len(indices) != len(images):
             raise ValueError(f"a batch holds {len(images)} images but {len(indices)} indices (one dataset index each)")
         self.image_size = tuple(images.shape[-2:])
-        features = self.feature_fn(images.to(self.device, non_blocking=True))
-        features = features[-1] if isinstance(features, (tuple, list)) and features else features
+        features = features_to_localize(self.feature_fn(images.to(self.device, non_blocking=True)))
         stages = as_stages(features)
         self.grids.update((stage, *values.shape[-2:]) for stage, values in stages.items())
         if self.pipeline.fits:  # matrix products: worth torch's threads

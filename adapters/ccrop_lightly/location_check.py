@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from ccrop_plugins import eval_mode
+from ccrop_plugins import eval_mode, features_to_localize
 
 from .features import FeatureFn
 
@@ -30,12 +30,8 @@ def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torc
             output = feature_fn(torch.zeros(1, 3, height, width, device=device))
     except Exception:  # noqa: BLE001 - a probe only; the refresh raises the real error with context
         return False
-    if isinstance(output, dict):
-        maps = dict(output)
-    elif isinstance(output, (tuple, list)) and output:
-        maps = {"": output[-1]}
-    else:
-        maps = {"": output}
+    features = features_to_localize(output)
+    maps = dict(features) if isinstance(features, dict) else {"": features}
     _raise_for_non_maps(maps, output, (height, width))
     flat = [
         name

@@ -15,7 +15,7 @@ from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
-from ccrop_plugins import BoxStore, RefreshStats, refresh_boxes
+from ccrop_plugins import BoxStore, RefreshStats, features_to_localize, refresh_boxes
 
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
 
@@ -59,8 +59,8 @@ def run_refresh(runner: Any, images: ExtractionDataset, features: nn.Module, sto
 
 
 class NonFiniteCount(nn.Module):
-    """``features`` (shared), counting the images whose feature maps hold NaN or inf (the maps the core reads:
-    a tuple's last item, every stage of a dict)."""
+    """``features`` (shared), counting the images whose feature maps hold NaN or inf (the maps the core reads,
+    :func:`ccrop_plugins.features_to_localize`: a tuple's last item, every stage of a dict)."""
 
     def __init__(self, features: nn.Module) -> None:
         super().__init__()
@@ -68,8 +68,8 @@ class NonFiniteCount(nn.Module):
 
     def forward(self, images: Tensor) -> Any:
         output = self.features(images)
-        maps = output.values() if isinstance(output, dict) else [
-            output[-1] if isinstance(output, (tuple, list)) and output else output]
+        localized = features_to_localize(output)
+        maps = localized.values() if isinstance(localized, dict) else [localized]
         bad = torch.zeros(len(images), dtype=torch.bool, device=images.device)
         for tensor in maps:
             if isinstance(tensor, Tensor) and tensor.ndim >= 2 and len(tensor) == len(images):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ccrop_plugins import heatmaps_from_features
+from ccrop_plugins import features_to_localize, heatmaps_from_features
 from ccrop_plugins.heatmaps import channel_norm, channel_sum, normalize_maps
 
 
@@ -165,3 +165,12 @@ def test_finalize_of_statistics_a_rule_cannot_take_is_named():
     for totals, got in (({None: {"count": torch.tensor(2.0)}}, "dict"), ([1], "list")):  # were AttributeErrors
         with pytest.raises(TypeError, match=rf"finalize takes the summed statistics of fit, .*; got {got} for "):
             pipeline.finalize(totals)
+
+
+def test_features_to_localize_takes_a_tuples_last_item_as_the_refresh_does():
+    maps, embedding = torch.rand(2, 4, 3, 3), torch.rand(2, 4)
+    assert features_to_localize((embedding, maps)) is maps  # out_indices stages: the deepest last
+    assert features_to_localize([maps]) is maps
+    stages = {"layer3": maps}
+    assert features_to_localize(stages) is stages and features_to_localize((embedding, stages)) is stages
+    assert features_to_localize(maps) is maps and features_to_localize(()) == ()
