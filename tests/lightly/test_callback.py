@@ -174,10 +174,25 @@ def test_store_of_another_size_than_dataset_is_refused(quadrant_folder):
         _callback(BoxStore(16), 16)  # was Python's "object of type 'int' has no len()"
 
 
-def test_a_callback_dataset_other_than_the_training_loaders_is_refused_at_train_start(tmp_path, quadrant_folder):
-    """The callback localized one folder (16 images) while the training DataLoader read another (15: an image
-    removed), through the same store and index keys: every view after the removed image was cut around the boxes
-    of the next image, silently. Refused when training starts, before the first batch."""
+def _removed(folder):
+    (folder / "class_0" / "img_00.png").unlink()
+
+
+def _renamed(folder):
+    (folder / "class_0" / "img_00.png").rename(folder / "class_0" / "zz.png")
+
+
+@pytest.mark.parametrize("change, message", [
+    (_removed, "BoxRefreshCallback localizes a dataset of 16 images but the training DataLoader's dataset has 15: "
+               "pass the callback the images"),
+    (_renamed, r"localizes other files than the training DataLoader reads \(the same count"),
+])
+def test_a_callback_dataset_other_than_the_training_loaders_is_refused_at_train_start(tmp_path, quadrant_folder,
+                                                                                      change, message):
+    """The callback localized one folder (16 images) while the training DataLoader read another, through the same
+    store and index keys: with an image removed (15), or one renamed (16 and 16, another order), every view after it
+    was cut around another image's boxes, silently (the size check passed the renamed one). Refused when training
+    starts, before the first batch."""
     import shutil
 
     from torch.utils.data import DataLoader
@@ -185,36 +200,14 @@ def test_a_callback_dataset_other_than_the_training_loaders_is_refused_at_train_
 
     from ccrop_lightly import CCropCollate, IndexedDataset
 
-    shrunk = shutil.copytree(quadrant_folder, tmp_path / "shrunk")
-    (shrunk / "class_0" / "img_00.png").unlink()
-    dataset, training = IndexedDataset(ImageFolder(str(quadrant_folder))), IndexedDataset(ImageFolder(str(shrunk)))
+    changed = shutil.copytree(quadrant_folder, tmp_path / "changed")
+    change(changed)
+    dataset, training = IndexedDataset(ImageFolder(str(quadrant_folder))), IndexedDataset(ImageFolder(str(changed)))
     store = BoxStore(len(dataset))
     loader = DataLoader(training, batch_size=4, drop_last=True,
                         collate_fn=CCropCollate(lightning_simclr.simclr_transform(), store))
     trainer = _trainer(tmp_path, 2, [_callback(store, dataset)], logger=False, enable_checkpointing=False)
-    with pytest.raises(ValueError, match="BoxRefreshCallback localizes a dataset of 16 images but the training "
-                                         "DataLoader's dataset has 15: pass the callback the images"):
-        trainer.fit(lightning_simclr.TinySimCLR(), loader)
-
-
-def test_a_callback_dataset_of_other_files_of_the_same_count_is_refused_at_train_start(tmp_path, quadrant_folder):
-    """As above with one image renamed (16 and 16 images, another order): the size check passed, so every view after
-    the renamed image was cut around another image's boxes, silently. Refused when training starts."""
-    import shutil
-
-    from torch.utils.data import DataLoader
-    from torchvision.datasets import ImageFolder
-
-    from ccrop_lightly import CCropCollate, IndexedDataset
-
-    renamed = shutil.copytree(quadrant_folder, tmp_path / "renamed")
-    (renamed / "class_0" / "img_00.png").rename(renamed / "class_0" / "zz.png")
-    dataset, training = IndexedDataset(ImageFolder(str(quadrant_folder))), IndexedDataset(ImageFolder(str(renamed)))
-    store = BoxStore(len(dataset))
-    loader = DataLoader(training, batch_size=4, drop_last=True,
-                        collate_fn=CCropCollate(lightning_simclr.simclr_transform(), store))
-    trainer = _trainer(tmp_path, 2, [_callback(store, dataset)], logger=False, enable_checkpointing=False)
-    with pytest.raises(ValueError, match=r"localizes other files than the training DataLoader reads \(the same count"):
+    with pytest.raises(ValueError, match=message):
         trainer.fit(lightning_simclr.TinySimCLR(), loader)
 
 
