@@ -221,12 +221,11 @@ def _resized_copy(root: Path, names: list[str], out: Path, config: DemoConfig, t
     folder, count, seconds = resized_copy(root, names, out, side)
     if folder == root:
         return root, None
-    upright = f"{turned} with an EXIF orientation written upright; " if turned else ""
-    note = (
-        (f"resized copies of {count} of {len(names)} images (shortest side over {side} px, shrunk to {side} px; "
-         f"{upright}" if count else f"copies of {len(names)} images ({upright}")
-        + f"the rest copied as they are) in {folder}" + (f", made in {seconds:.1f} s" if seconds else ", reused")
-    )
+    head = (f"resized copies of {count} of {len(names)} images" if count else f"copies of {len(names)} images")
+    details = [f"shortest side over {side} px, shrunk to {side} px"] if count else []
+    details += [f"{turned} with an EXIF orientation written upright"] if turned else []
+    details += ["the rest copied as they are"] if count < len(names) else []
+    note = f"{head} ({'; '.join(details)}) in {folder}" + (f", made in {seconds:.1f} s" if seconds else ", reused")
     print(f"ccrop demo: {note}")
     return folder, note
 

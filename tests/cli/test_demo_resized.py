@@ -123,3 +123,20 @@ def test_demo_on_large_images_trains_on_the_copy_and_measures_the_users_boxes(tm
     assert 0.0 <= report["final_box_recall"]["multi (box sets)"] <= 1.0
     with Image.open(out / COPY_FOLDER / list_images(data)[0]) as image:
         assert image.size == (96, 96)
+
+
+@pytest.mark.parametrize("sizes, detail", [
+    ([(300, 200), (200, 300)], "(shortest side over 128 px, shrunk to 128 px) in"),  # all shrunk: no "rest"
+    ([(300, 200), (64, 64)], "(shortest side over 128 px, shrunk to 128 px; the rest copied as they are) in"),
+])
+def test_the_copy_note_says_the_rest_is_copied_only_when_there_is_a_rest(tmp_path, capsys, sizes, detail):
+    # "resized copies of 400 of 400 images (...; the rest copied as they are)" spoke of a rest there was not.
+    from ccrop_cli.demo.command import _resized_copy
+    from ccrop_cli.demo.config import DemoConfig
+
+    data = tmp_path / "data"
+    for index, size in enumerate(sizes):
+        _image(data / f"img{index}.png", size)
+    folder, note = _resized_copy(data, list_images(data), tmp_path / "out", DemoConfig(), turned=0)
+    count = sum(min(size) > 128 for size in sizes)
+    assert note.startswith(f"resized copies of {count} of 2 images {detail} {folder}, made in ")
