@@ -101,7 +101,7 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
                          mean_boxes=float(box_sets.counts.float().mean()),
                          mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
                          fallback_fraction=float(box_sets.fallback.float().mean()), version=store.version)
-    _warn_degenerate(refresh.grids, stats, refresh.image_size)
+    _warn_degenerate(refresh, stats)
     return stats
 
 
@@ -121,6 +121,8 @@ class _Pass:
     totals: dict[Any, dict[str, Tensor]] = field(default_factory=dict)
     grids: set[tuple[Any, int, int]] = field(default_factory=set)
     image_size: tuple[int, ...] = ()
+    non_finite: int = 0  # images of this rank whose features hold NaN or inf
+    seen: int = 0  # images of this rank
 
     def localize(self, batch: Sequence[Tensor]) -> None:
         """One batch: images -> features -> heatmaps -> box sets, kept with the batch's indices."""
@@ -134,6 +136,10 @@ class _Pass:
         features = features_to_localize(self.feature_fn(images.to(self.device, non_blocking=True)))
         stages = as_stages(features)
         self.grids.update((stage, *values.shape[-2:]) for stage, values in stages.items())
+        # One float32 sum per image and stage (no overflow from half precision): NaN and inf in a map stay in its sum.
+        sums = [values.sum(dim=(1, 2, 3), dtype=torch.float32) for values in stages.values()]
+        self.non_finite += int((~torch.isfinite(torch.stack(sums))).any(dim=0).sum())
+        self.seen += len(images)
         if self.pipeline.fits:  # matrix products: worth torch's threads
             for stage, statistics in self.pipeline.fit(features).items():
                 target = self.totals.setdefault(stage, {})
@@ -268,11 +274,11 @@ def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[s
     return out
 
 
-def _warn_degenerate(grids: set[tuple[Any, int, int]], stats: RefreshStats, image_size: tuple[int, ...]) -> None:
-    tiny = sorted(str(stage) for stage, h, w in grids if h * w == 1)
+def _warn_degenerate(refresh: _Pass, stats: RefreshStats) -> None:
+    tiny = sorted(str(stage) for stage, h, w in refresh.grids if h * w == 1)
     if tiny:
         where = ", ".join("feature maps" if s == "None" else f"maps of stage {s!r}" for s in tiny)
-        warnings.warn(f"refresh_boxes: the {where} are 1x1 for {image_size} images, so every box is the whole "
+        warnings.warn(f"refresh_boxes: the {where} are 1x1 for {refresh.image_size} images, so every box is the whole "
                       "image; take an earlier stage (ccrop_plugins.stage_features), larger images, or a backbone "
                       "with less downsampling", UserWarning, stacklevel=3)
     if stats.fallback_fraction >= 1.0:
@@ -280,6 +286,11 @@ def _warn_degenerate(grids: set[tuple[Any, int, int]], stats: RefreshStats, imag
                       f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
                       "the threshold; check the stage, the heatmap rule and the threshold, and that the features are "
                       "finite (NaN or inf: a diverged model?)", UserWarning, stacklevel=3)
+    if refresh.non_finite:
+        warnings.warn(f"refresh_boxes: the features of {refresh.non_finite} of the {refresh.seen} images this process "
+                      "localized hold NaN or inf (a diverged model? check the loss and the learning rate); their "
+                      "heatmaps carry no location, so their boxes are the whole image (a RandomResizedCrop crop) "
+                      "until a refresh on finite features", UserWarning, stacklevel=3)
 
 
 def _concatenate(indices: Sequence[Tensor], sets: Sequence[BoxSets], max_boxes: int) -> tuple[Tensor, BoxSets]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import torch
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
-from torch import Tensor, nn
+from torch import nn
 
-from ccrop_plugins import BoxStore, RefreshStats, features_to_localize, refresh_boxes
+from ccrop_plugins import BoxStore, RefreshStats, refresh_boxes
 
 from .extraction import ExtractionDataset, Normaliser, extraction_loader
 
@@ -43,39 +42,12 @@ def run_refresh(runner: Any, images: ExtractionDataset, features: nn.Module, sto
         runner.train_dataloader.num_workers if num_workers is None else num_workers,
     )
     batches = ((normalise(batch, device), indices) for batch, indices in loader)
-    counted = NonFiniteCount(features)
     with warnings.catch_warnings(record=True) as caught:  # the core's warnings, into the run's log
         warnings.simplefilter("always")
-        stats = refresh_boxes(counted, batches, store, localizer, heatmap,
+        stats = refresh_boxes(features, batches, store, localizer, heatmap,
                               heatmap_options=heatmap_options, device=device, progress=progress)
     _log_refresh(runner, stats, caught)
-    if counted.bad and is_main_process():
-        runner.logger.warning(
-            f"ContrastiveCrop refresh: the features of {counted.bad} of the {counted.seen} images this process "
-            "localized hold NaN or inf (a diverged model? check the loss and the learning rate); their heatmaps "
-            "carry no location, so their boxes are the whole image (a RandomResizedCrop crop) until a refresh "
-            "on finite features")
     return stats
-
-
-class NonFiniteCount(nn.Module):
-    """``features`` (shared), counting the images whose feature maps hold NaN or inf (the maps the core reads,
-    :func:`ccrop_plugins.features_to_localize`: a tuple's last item, every stage of a dict)."""
-
-    def __init__(self, features: nn.Module) -> None:
-        super().__init__()
-        self.features, self.bad, self.seen = features, 0, 0
-
-    def forward(self, images: Tensor) -> Any:
-        output = self.features(images)
-        localized = features_to_localize(output)
-        maps = localized.values() if isinstance(localized, dict) else [localized]
-        bad = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        for tensor in maps:
-            if isinstance(tensor, Tensor) and tensor.ndim >= 2 and len(tensor) == len(images):
-                bad |= ~torch.isfinite(tensor).flatten(1).all(1)
-        self.bad, self.seen = self.bad + int(bad.sum()), self.seen + len(images)
-        return output
 
 
 def _log_refresh(runner: Any, stats: RefreshStats, caught: list[warnings.WarningMessage]) -> None:

@@ -309,3 +309,18 @@ def test_a_pass_on_non_finite_features_names_them_as_a_cause():
     batches = [(torch.zeros(2, 3, 8, 8), torch.arange(2))]
     with pytest.warns(UserWarning, match=r"all 2 images fell back .* that the features are finite \(NaN or inf"):
         refresh_boxes(lambda images: torch.full((len(images), 4, 4, 4), float("nan")), batches, store, threshold=0.1)
+
+
+def test_images_with_non_finite_features_are_counted_in_a_warning():
+    # Was counted by the MM adapter alone (a wrapper around its feature function); now the pass counts, for both.
+    store = BoxStore(2)
+    batches = [(torch.rand(2, 3, 8, 8), torch.arange(2))]
+
+    def features(images):
+        maps = torch.rand(len(images), 4, 4, 4)
+        maps[1, 0, 0, 0] = float("inf")
+        return maps
+
+    with pytest.warns(UserWarning, match=r"refresh_boxes: the features of 1 of the 2 images this process localized "
+                                         r"hold NaN or inf \(a diverged model\?"):
+        refresh_boxes(features, batches, store, threshold=0.1)
