@@ -168,6 +168,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
         self.size = self.crop.size  # (height, width)
         self.interpolation = interpolation
         self.backend = backend
+        self._image_types = tuple(np.dtype(name).type for name in IMAGE_DTYPES[backend])  # per image: no .name
 
     @classmethod
     def accepted_arguments(cls) -> str:
@@ -190,7 +191,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
     def transform(self, results: dict) -> dict:
         img = results.get("img")
         if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or 0 in img.shape[:2] or (
-            img.dtype.name not in IMAGE_DTYPES[self.backend] or self.backend == "pillow" and img.shape[2:] > (4,)
+            img.dtype.type not in self._image_types or self.backend == "pillow" and img.shape[2:] > (4,)
         ):
             self._bad_image(img, results)
         if results.get(CROPPED_KEY):
