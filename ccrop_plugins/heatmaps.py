@@ -111,11 +111,13 @@ class HeatmapPipeline:
 
     def _stage_map(self, stage: str | None, features: Tensor) -> Tensor:
         raw = self.rule(stage)(features.detach().float())
-        if not isinstance(raw, Tensor) or raw.ndim != 3 or raw.shape[0] != features.shape[0] or min(raw.shape[1:]) < 1:
-            got = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
+        expected = (features.shape[0], *features.shape[-2:])  # the features' own grid: another one would be stretched
+        if not isinstance(raw, Tensor) or raw.shape != expected or raw.is_complex():
+            got = type(raw).__name__ if not isinstance(raw, Tensor) else f"{tuple(raw.shape)}" + (
+                f" of dtype {raw.dtype}" if raw.is_complex() else "")
             where = f" of stage {stage!r}" if stage is not None else ""
             raise ValueError(f"heatmap method {_method_name(self.method)}{where} returned {got}; "
-                             f"expected maps (N, h, w) = {(features.shape[0], *features.shape[-2:])}")
+                             f"expected maps (N, h, w) = {expected} (real numbers on the features' grid)")
         return normalize_maps(raw)
 
 
