@@ -123,6 +123,11 @@ class ContrastiveCropHook(Hook):
 
     def before_train(self, runner: Any) -> None:
         self._load_window.close()  # loading is over by now, with or without a checkpoint
+        count = sum(isinstance(hook, ContrastiveCropHook) for hook in runner.hooks)
+        if count > 1:  # each would refresh a store of its own; the crops would read the one attached last
+            raise ValueError(f"ContrastiveCropHook: the runner holds {count} ContrastiveCropHooks (custom_hooks lists "
+                             f"it {count} times?); each would refresh its own boxes (a pass over every image each) and "
+                             "the crops would read only the last one's, with its options: keep one")
         self._by_iteration = counts_iterations(runner, self._warmup_name)
         self._attach_store(runner)
         say_schedule(runner, self.schedule, self._warmup_name, self._by_iteration, self.store)
