@@ -73,7 +73,13 @@ class HeatmapPipeline:
         self.method, self.options = method, dict(options or {})
         self.rules: dict[str | None, HeatmapMethod] = {}
         # Whether the rule has dataset statistics; a bad name or option fails here, before any pass.
-        self.fits = is_fitted_rule(build_heatmap(method, self.options))
+        rule = build_heatmap(method, self.options)
+        self.fits = is_fitted_rule(rule)
+        half = [name for name in ("fit", "finalize") if callable(getattr(rule, name, None))]
+        if len(half) == 1:  # e.g. 'finalise': the rule would apply its fallback on every pass, silently
+            raise TypeError(f"heatmap rule {_method_name(method)} has {half[0]} but no "
+                            f"{'finalize' if half == ['fit'] else 'fit'}; a rule with dataset statistics defines both, "
+                            "fit(features) -> {name: tensor} and finalize(totals) (docs/plugins.md)")
 
     def rule(self, stage: str | None) -> HeatmapMethod:
         """The rule instance of ``stage`` (built on first use)."""

@@ -1,9 +1,18 @@
 """A third-party plugin author's mistakes, met with a clear error or a documented fallback (helper P2's probe)."""
 
+import datetime
+import os
+import re
+import socket
+from pathlib import Path
+
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
-from ccrop_plugins import heatmaps_from_features
+from ccrop_plugins import BoxStore, RefreshSampler, heatmaps_from_features, hookimpl, refresh_boxes
+from ccrop_plugins.plugins import load_plugins, plugin_manager
 
 
 def _features(n: int = 2, h: int = 5, w: int = 6) -> torch.Tensor:
@@ -27,3 +36,97 @@ def test_a_heatmap_rule_of_another_real_dtype_gives_float32_maps_in_0_1(dtype):
     maps = heatmaps_from_features(_features(), size=(10, 12), method=lambda f: (f.sum(1) * 4).to(dtype))
     assert maps.dtype == torch.float32 and maps.shape == (2, 10, 12)
     assert float(maps.min()) >= 0 and float(maps.max()) <= 1
+
+
+# Rules with dataset statistics (docs/plugins.md, "Rules with dataset statistics"), as a plugin author writes them.
+
+class FarFromMean:
+    """docs/plugins.md's example rule."""
+
+    def __init__(self) -> None:
+        self.mean = None
+        self.finalized = 0
+
+    def fit(self, features):
+        cells = features.double().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        return {"count": torch.tensor(float(len(cells))), "sum": cells.sum(0)}
+
+    def finalize(self, totals):
+        self.mean, self.finalized = totals["sum"] / totals["count"], self.finalized + 1
+
+    def __call__(self, features):
+        mean = features.mean((0, 2, 3)) if self.mean is None else self.mean.to(features)
+        return (features - mean[:, None, None]).norm(dim=1)
+
+
+class Finalise(FarFromMean):
+    """British spelling: finalize is missing."""
+
+    finalize = None
+
+    def finalise(self, totals):
+        self.mean = totals["sum"] / totals["count"]
+
+
+class NaNStatistics(FarFromMean):
+    def fit(self, features):
+        return {"count": torch.tensor(float("nan")), "sum": torch.zeros(features.shape[1], dtype=torch.float64)}
+
+
+class FloatCount(FarFromMean):
+    def fit(self, features):
+        return {"count": float(features.shape[0])}
+
+
+class GrowingSum(FarFromMean):
+    calls = 0
+
+    def fit(self, features):
+        type(self).calls += 1
+        return {"sum": torch.ones(1 if type(self).calls == 1 else features.shape[1])}
+
+
+class RankKeys(FarFromMean):
+    def fit(self, features):
+        return {**super().fit(features), **({"extra": torch.ones(3)} if dist.get_rank() == 1 else {})}
+
+
+class StatisticsPlugin:
+    @hookimpl
+    def ccrop_register_heatmaps(self, register):
+        for name, rule in (("far", FarFromMean), ("finalise", Finalise), ("nan_statistics", NaNStatistics),
+                           ("float_count", FloatCount), ("growing_sum", GrowingSum), ("rank_keys", RankKeys)):
+            register(name, rule)
+
+
+@pytest.fixture(scope="module")
+def statistics_plugin():
+    load_plugins()
+    plugin_manager.register(StatisticsPlugin(), name="statistics-plugin")
+    yield
+    plugin_manager.unregister(name="statistics-plugin")
+
+
+def _batches(count: int = 4, size: int = 2):
+    generator = torch.Generator().manual_seed(1)
+    return [(torch.rand(size, 3, 16, 16, generator=generator), torch.arange(i, i + size)) for i in range(0, count, size)]
+
+
+def _feature_fn(images):
+    return torch.rand(len(images), 8, 4, 4, generator=torch.Generator().manual_seed(len(images)))
+
+
+def _pipeline(store):
+    from ccrop_plugins.refresh import _PIPELINES
+
+    (pipeline,) = _PIPELINES[store].values()
+    return pipeline
+
+
+def test_a_rule_with_fit_but_no_finalize_is_refused_before_the_pass(statistics_plugin):
+    # was: not a fitted rule (fit and finalize are both needed), so it applied its fallback on every pass, silently
+    store = BoxStore(4)
+    with pytest.raises(TypeError, match=r"heatmap rule 'finalise' has fit but no finalize; a rule with dataset "
+                                        r"statistics defines both"):
+        refresh_boxes(_feature_fn, _batches(), store, heatmap="finalise", progress=False)
+    assert store.version == 0
