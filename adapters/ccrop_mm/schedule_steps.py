@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmengine.dist import is_main_process
+from mmengine.dist import get_world_size, is_main_process
 from mmengine.runner import IterBasedTrainLoop
 
 from ccrop_plugins import BoxStore, RefreshSchedule
@@ -40,6 +40,15 @@ def say_schedule(runner: Any, schedule: RefreshSchedule, warmup_name: str, by_it
         steps = [s + 1 for s in schedule.refresh_steps(total)]
         runner.logger.info(f"ContrastiveCrop: {store!r}; refresh after {unit} {steps[:6]}"
                            f"{' ...' if len(steps) > 6 else ''} ({len(steps)} in all)")
+        if by_iteration and warmup_name == "warmup_epochs":  # an epoch config's values, read as iterations
+            batch = getattr(runner.train_dataloader, "batch_size", None) or 1
+            runner.logger.warning(
+                f"ContrastiveCropHook: under IterBasedTrainLoop warmup_epochs={schedule.warmup} and interval="
+                f"{schedule.interval} count iterations, not epochs: a refresh (a pass over all {len(store)} images) "
+                f"after iteration {steps[0]}, then every {schedule.interval} iterations ({len(steps)} in all); an "
+                f"epoch of {len(store)} images is {-(-len(store) // (batch * get_world_size()))} iterations at "
+                f"batch_size {batch} x {get_world_size()} process(es). Give the counts in iterations as warmup_iters="
+                "... (and interval) to say that iterations are meant")
 
 
 def missed_refresh(runner: Any, schedule: RefreshSchedule, by_iteration: bool, store: BoxStore,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from mmengine.runner import Runner
 
@@ -21,3 +23,40 @@ def test_two_hooks_are_refused_before_training(setup, coordinate_folder, tmp_pat
     with pytest.raises(ValueError, match=r"the runner holds 2 ContrastiveCropHooks .*keep one"):
         runner.train()
     assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize("warmup, said", [("warmup_epochs", True), ("warmup_iters", False)])
+def test_an_iteration_loop_says_that_warmup_epochs_counts_iterations(setup, coordinate_folder, tmp_path, warmup,
+                                                                      said):
+    # An epoch config switched to IterBasedTrainLoop refreshed every `interval` iterations, said only by the
+    # list of refresh iterations; named warmup_iters, the counts are meant as iterations: nothing more to say.
+    cfg = _config(setup, coordinate_folder, tmp_path, interval=1)
+    cfg.custom_hooks[0].pop("warmup_epochs")
+    cfg.custom_hooks[0][warmup] = 1
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2)
+    runner = Runner.from_cfg(cfg)
+    records = _Records()
+    runner.logger.addHandler(records)
+    runner.call_hook("before_run")
+    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
+    try:
+        next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook").before_train(runner)
+    finally:
+        runner.logger.removeHandler(records)
+        setup.stop_workers(runner)
+    warned = [line for line in records.lines if "count iterations, not epochs" in line]
+    assert bool(warned) == said
+    if said:
+        assert ("warmup_epochs=1 and interval=1 count iterations, not epochs: a refresh (a pass over all 16 images) "
+                "after iteration 1" in warned[0])
+        assert "an epoch of 16 images is 2 iterations at batch_size 8" in warned[0]
+        assert "warmup_iters=" in warned[0]
