@@ -102,10 +102,19 @@ class HeatmapPipeline:
         return fused if size is None or tuple(fused.shape[-2:]) == size else upsample_bilinear(fused, size).clamp_(0, 1)
 
     def fit(self, features: Features) -> dict[str | None, dict[str, Tensor]]:
-        """Each fitted stage rule's statistics of this batch (empty for rules without ``fit``)."""
-        return {stage: {key: value.detach() for key, value in rule.fit(values.detach().float()).items()}
-                for stage, values in as_stages(features).items()
-                if is_fitted_rule(rule := self.rule(stage)) and values.shape[0]}
+        """Each fitted stage rule's statistics of this batch (empty for rules without ``fit``); ``TypeError`` unless the
+        rule's ``fit`` returns ``{name: tensor}``."""
+        out = {}
+        for stage, values in as_stages(features).items():
+            if is_fitted_rule(rule := self.rule(stage)) and values.shape[0]:
+                statistics = rule.fit(values.detach().float())
+                if not isinstance(statistics, Mapping) or not all(isinstance(v, Tensor) for v in statistics.values()):
+                    got = {k: type(v).__name__ for k, v in statistics.items()} if isinstance(statistics, Mapping) \
+                        else type(statistics).__name__
+                    raise TypeError(f"the fit of heatmap rule {_method_name(self.method)} returned {got}; expected "
+                                    "{name: tensor}, sums that add up over batches and ranks (docs/plugins.md)")
+                out[stage] = {key: value.detach() for key, value in statistics.items()}
+        return out
 
     def finalize(self, totals: Mapping[str | None, Mapping[str, Tensor]]) -> None:
         """Give each stage's rule its summed statistics."""

@@ -143,6 +143,10 @@ class _Pass:
         if self.pipeline.fits:  # matrix products: worth torch's threads
             for stage, statistics in self.pipeline.fit(features).items():
                 target = self.totals.setdefault(stage, {})
+                if target and _layout(target) != _layout(statistics):  # a sum would broadcast or drop a batch
+                    raise ValueError(f"the fit statistics of heatmap rule {self.pipeline.method!r} changed between "
+                                     f"batches: {_layout(target)}, then {_layout(statistics)} (name: shape, dtype); "
+                                     "every batch must give the same names and shapes")
                 for key, value in statistics.items():
                     target[key] = target[key] + value if key in target else value.clone()
         with one_cpu_thread(next(iter(stages.values())).device):
@@ -260,6 +264,11 @@ def _check_distinct(indices: Tensor) -> None:
         raise ValueError(f"refresh_boxes got {len(indices)} images but only {distinct} distinct indices "
                          f"(e.g. {indices[:8].tolist()}): the second item of each batch must be the image's dataset "
                          "index, not its class label; make the dataset return (image, index)")
+
+
+def _layout(statistics: Mapping[str, Tensor]) -> dict[str, tuple]:
+    """``{name: (shape, dtype)}`` of fit statistics: what must agree between batches and ranks."""
+    return {key: (tuple(value.shape), value.dtype) for key, value in sorted(statistics.items())}
 
 
 def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[str, Tensor]]:

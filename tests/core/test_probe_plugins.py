@@ -130,3 +130,18 @@ def test_a_rule_with_fit_but_no_finalize_is_refused_before_the_pass(statistics_p
                                         r"statistics defines both"):
         refresh_boxes(_feature_fn, _batches(), store, heatmap="finalise", progress=False)
     assert store.version == 0
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("float_count", r"TypeError: the fit of heatmap rule 'float_count' returned \{'count': 'float'\}; expected "
+                    r"\{name: tensor\}"),
+    ("growing_sum", r"ValueError: the fit statistics of heatmap rule 'growing_sum' changed between batches: "
+                    r"\{'sum': \(\(1,\), torch.float32\)\}, then \{'sum': \(\(8,\), torch.float32\)\}"),
+])
+def test_fit_statistics_that_are_no_tensors_or_change_shape_are_named(statistics_plugin, rule, message):
+    # was: AttributeError: 'float' object has no attribute 'detach'; a (1,) sum broadcast into the (8,) ones, silently
+    store = BoxStore(4)
+    with pytest.raises((TypeError, ValueError)) as error:
+        refresh_boxes(_feature_fn, _batches(), store, heatmap=rule, progress=False)
+    assert re.match(message, f"{type(error.value).__name__}: {error.value}")
+    assert store.version == 0
