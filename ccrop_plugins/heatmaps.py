@@ -4,6 +4,7 @@ map normalised, several stages fused, upsampled to the image (docs/plugins.md, "
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -122,6 +123,13 @@ class HeatmapPipeline:
             raise TypeError(f"finalize takes the summed statistics of fit, {{stage: {{name: tensor}}}}, of a heatmap "
                             f"with dataset statistics; got {type(totals).__name__} for {_method_name(self.method)}")
         for stage, statistics in totals.items():
+            broken = sorted(k for k, v in statistics.items() if not bool(torch.isfinite(v.float()).all()))
+            if broken:  # applied, every map would be NaN: the whole image for every image, with no word of why
+                where = "" if stage is None else f" of stage {stage!r}"
+                warnings.warn(f"heatmap rule {_method_name(self.method)}{where}: its summed fit statistics {broken} hold "
+                              "NaN or inf; not applied, the rule keeps its previous statistics (before its first fit, "
+                              "its fallback)", UserWarning, stacklevel=2)
+                continue
             self.rule(stage).finalize(dict(statistics))
 
     def _stage_map(self, stage: str | None, features: Tensor) -> Tensor:

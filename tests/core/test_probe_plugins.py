@@ -145,3 +145,17 @@ def test_fit_statistics_that_are_no_tensors_or_change_shape_are_named(statistics
         refresh_boxes(_feature_fn, _batches(), store, heatmap=rule, progress=False)
     assert re.match(message, f"{type(error.value).__name__}: {error.value}")
     assert store.version == 0
+
+
+def test_non_finite_fit_statistics_are_not_applied_and_named(statistics_plugin):
+    # was: finalized with NaN, so every map of the next pass was NaN and every image fell back to the whole image,
+    # with a warning blaming the features
+    store = BoxStore(4)
+    with pytest.warns(UserWarning, match=r"heatmap rule 'nan_statistics': its summed fit statistics \['count'\] hold "
+                                         r"NaN or inf; not applied, the rule keeps its previous statistics"):
+        refresh_boxes(_feature_fn, _batches(), store, heatmap="nan_statistics", progress=False)
+    rule = _pipeline(store).rules[None]
+    assert rule.mean is None and rule.finalized == 0
+    with pytest.warns(UserWarning, match="not applied"):
+        stats = refresh_boxes(_feature_fn, _batches(), store, heatmap="nan_statistics", progress=False)
+    assert stats.fallback_fraction < 1 and store.version == 2
