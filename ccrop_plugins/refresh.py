@@ -165,11 +165,13 @@ class _Pass:
         """Every rank's box sets into the store and the summed statistics to the rule; the pass's box sets."""
         indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
         totals = self.totals
-        if world_size > 1:
+        if world_size > 1:  # the statistics' layout travels with the boxes: a rank without images still sums
             gathered: list[Any] = [None] * world_size
-            dist.all_gather_object(gathered, (indices, box_sets))
-            indices, box_sets = _concatenate(*zip(*gathered), max(s.max_boxes for _, s in gathered))
-            totals = _all_reduce_totals(totals)
+            layout = {stage: _layout(statistics) for stage, statistics in totals.items()}
+            dist.all_gather_object(gathered, (indices, box_sets, layout))
+            indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered],
+                                             max(g[1].max_boxes for g in gathered))
+            totals = _all_reduce_totals(totals, [g[2] for g in gathered])
         if len(indices) == 0:
             raise ValueError("refresh_boxes got no images: the batches were empty (an empty dataset, or a loader "
                              "with drop_last=True and fewer images than one batch); the store is unchanged")
@@ -271,13 +273,19 @@ def _layout(statistics: Mapping[str, Tensor]) -> dict[str, tuple]:
     return {key: (tuple(value.shape), value.dtype) for key, value in sorted(statistics.items())}
 
 
-def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]]) -> dict[Any, dict[str, Tensor]]:
-    """Sum fitted statistics over ranks (every rank holds the same stages and keys)."""
-    if not totals:
+def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]], layouts: list[dict]) -> dict[Any, dict[str, Tensor]]:
+    """Sum fitted statistics over ranks, one ``all_reduce`` per tensor in the same order on every rank; a rank that
+    fitted nothing (no images) adds zeros of the others' layout. Ranks whose layouts differ: ``ValueError`` on all."""
+    fitted = [layout for layout in layouts if layout]
+    if not fitted:
         return totals
+    if any(layout != fitted[0] for layout in fitted):  # one all_reduce per tensor would mismatch: a hang or abort
+        raise ValueError(f"the fit statistics of the heatmap rule differ between ranks: {layouts} "
+                         "({stage: {name: (shape, dtype)}} per rank); every rank's fit must give the same names and shapes")
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    out = {stage: {key: value.to(device) for key, value in sorted(totals[stage].items())}
-           for stage in sorted(totals, key=str)}
+    out = {stage: {key: totals[stage][key].to(device) if stage in totals else torch.zeros(shape, dtype=dtype,
+                                                                                           device=device)
+                   for key, (shape, dtype) in fitted[0][stage].items()} for stage in sorted(fitted[0], key=str)}
     for value in (value for summed in out.values() for value in summed.values()):
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return out

@@ -159,3 +159,46 @@ def test_non_finite_fit_statistics_are_not_applied_and_named(statistics_plugin):
     with pytest.warns(UserWarning, match="not applied"):
         stats = refresh_boxes(_feature_fn, _batches(), store, heatmap="nan_statistics", progress=False)
     assert stats.fallback_fraction < 1 and store.version == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _gloo_rank(rank, port, out, heatmap):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=20))
+    try:
+        # 'far': one image over two ranks, rank 0 localizes none (RefreshSampler gives it an empty shard)
+        count = 1 if heatmap == "far" else 2
+        images = torch.rand(count, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+        shard = list(RefreshSampler(count))
+        store = BoxStore(count)
+        try:
+            refresh_boxes(_feature_fn, [(images[shard], torch.tensor(shard))] if shard else [], store,
+                          heatmap=heatmap, progress=False)
+            rule = _pipeline(store).rules[None]
+            result = {"mean": rule.mean, "finalized": rule.finalized, "version": store.version}
+        except ValueError as error:
+            result = {"error": str(error)}
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("heatmap", ["far", "rank_keys"])
+def test_fitted_statistics_under_two_gloo_ranks_one_without_images(statistics_plugin, tmp_path, heatmap):
+    # was: the rank without images skipped its all_reduce and never finalized, the other waited in its all_reduce
+    # (a collective mismatch: 'Connection closed by peer', or a hang); rank-dependent names aborted gloo (SIGABRT)
+    mp.start_processes(_gloo_rank, args=(_free_port(), str(tmp_path), heatmap), nprocs=2, join=True,
+                       start_method="fork")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    if heatmap == "far":
+        assert [r["finalized"] for r in ranks] == [1, 1] and [r["version"] for r in ranks] == [1, 1]
+        torch.testing.assert_close(ranks[0]["mean"], ranks[1]["mean"])
+    else:
+        for r in ranks:
+            assert r["error"].startswith("the fit statistics of the heatmap rule differ between ranks")
