@@ -158,6 +158,11 @@ class _Pass:
         if len(box_sets) != len(images):
             raise ValueError(f"localizer {self.localizer_name} returned {len(box_sets)} box sets for {len(images)} "
                              "heatmaps; expected one per image")
+        if box_sets.max_boxes > self.store.max_boxes:  # the store keeps the first boxes: make them the best-scored
+            order = torch.where(torch.arange(box_sets.max_boxes) < box_sets.counts[:, None], box_sets.scores.float(),
+                                -1.0).argsort(dim=1, descending=True, stable=True)
+            box_sets = BoxSets(box_sets.boxes.gather(1, order[..., None].expand(-1, -1, 4)),
+                               box_sets.scores.gather(1, order), box_sets.counts, box_sets.fallback)
         self.sets.append(box_sets)
         self.indices.append(indices)
 

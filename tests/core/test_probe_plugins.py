@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ccrop_plugins import BoxStore, RefreshSampler, heatmaps_from_features, hookimpl, refresh_boxes
+from ccrop_plugins import BoxSets, BoxStore, RefreshSampler, heatmaps_from_features, hookimpl, refresh_boxes
 from ccrop_plugins.plugins import load_plugins, plugin_manager
 
 
@@ -202,3 +202,32 @@ def test_fitted_statistics_under_two_gloo_ranks_one_without_images(statistics_pl
     else:
         for r in ranks:
             assert r["error"].startswith("the fit statistics of the heatmap rule differ between ranks")
+
+
+# Localizers
+
+
+def _raster_order(heatmaps):
+    """Eight boxes in raster order with rising scores: the best last (against BoxSets' 'best first')."""
+    boxes = [[0.1 * i, 0.0, 0.1 * i + 0.2, 0.5] for i in range(8)]
+    return BoxSets.from_lists([boxes] * len(heatmaps), [[float(i) for i in range(8)]] * len(heatmaps))
+
+
+class RasterPlugin:
+    @hookimpl
+    def ccrop_register_localizers(self, register):
+        register("raster", lambda **options: _raster_order)
+
+
+def test_a_localizer_returning_more_boxes_than_the_store_keeps_keeps_the_best_scored():
+    # was: the store kept the first four boxes (scores 0, 1, 2, 3) and dropped the four best, silently
+    load_plugins()
+    plugin_manager.register(RasterPlugin(), name="raster-plugin")
+    try:
+        store = BoxStore(4, max_boxes=4)
+        refresh_boxes(_feature_fn, _batches(), store, localizer="raster", progress=False)
+    finally:
+        plugin_manager.unregister(name="raster-plugin")
+    boxes, scores = store.get(3)
+    assert scores.tolist() == [7.0, 6.0, 5.0, 4.0]
+    torch.testing.assert_close(boxes[0], torch.tensor([0.7, 0.0, 0.9, 0.5]))
