@@ -64,13 +64,16 @@ class RefresherCheckpoint:
         """Restore :meth:`state_dict` in place; running workers see it. Then :meth:`catch_up` before the first
         resumed epoch. A state of another number of images (a grown dataset), or of the same number of other files
         (another folder, renamed files), is ignored with a warning naming it; ``catch_up`` then makes the boxes
-        afresh."""
+        afresh. A store's own ``state_dict()`` loads too (of unknown age: filled boxes are trusted by ``catch_up``; its
+        image files unchecked)."""
         if not isinstance(state, dict):  # checkpoint.get("ccrop") of a checkpoint saved without it
             raise TypeError(f"BoxRefresher.load_state_dict needs the dict of refresher.state_dict(); got "
                             f"{type(state).__name__} (a checkpoint saved without it? skip the load and call "
                             "catch_up(start_epoch))")
+        if "store" not in state and {"boxes", "counts"} <= set(state):  # store.state_dict(), as simclr_ccrop.py saved
+            state = {"store": state, "last_refresh_epoch": None, "images": None}  # of unknown age, files unchecked
         if "store" not in state:
-            raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)}")
+            raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)} (save refresher.state_dict())")
         if restore_store(self.store, state["store"], state.get("images"), self._digest, "BoxRefresher",
                          "catch_up(start_epoch) makes them afresh if a refresh was due before it"):
             self.last_refresh_epoch = state.get("last_refresh_epoch")
