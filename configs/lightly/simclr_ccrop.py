@@ -5,10 +5,14 @@
 
 Compared with lightly's ``examples/pytorch/simclr.py`` the dataset has no transform, a
 ``BoxStore`` is created, the collate function is ``CCropCollate(CCropSimCLRTransform(...))``,
-and ``refresher.maybe_refresh(epoch)`` runs after each epoch.
+and ``refresher.maybe_refresh(epoch)`` runs after each epoch. ``--checkpoint FILE`` saves the model, optimizer,
+schedule and ``refresher.state_dict()`` after every epoch; ``--resume FILE`` continues from it.
 """
 
 from __future__ import annotations
+
+import argparse
+from pathlib import Path
 
 import torch
 from lightly.data import LightlyDataset
@@ -43,7 +47,10 @@ class SimCLR(nn.Module):
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = build_parser("SimCLR + ContrastiveCrop (plain PyTorch loop)", temperature=0.5)
+    parser.add_argument("--resume", type=Path, help="a --checkpoint file of this script to continue from (boxes "
+                        "included; raise --epochs to train longer)")
     args = parse(parser, argv)
+    resumed = _read_checkpoint(parser, args.resume) if args.resume is not None else None
     torch.manual_seed(args.seed)
     check_folder(parser, args)
     if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
@@ -79,8 +86,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     print(f"{len(dataset)} images, {len(dataloader)} batches per epoch, refresh after epochs "
           f"{refresher.schedule.refresh_epochs()} (0-based)")
+    start = 0
+    if resumed is not None:  # the boxes too: the refresher checks they are this folder's and catches up if one lags
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        refresher.load_state_dict(resumed["box_store"])
+        start = resumed["epoch"]
+        refresher.catch_up(start)
     avg_loss = float("nan")
-    for epoch in range(args.epochs):
+    for epoch in range(start, args.epochs):
         total_loss = 0.0
         for (x0, x1), _, _ in dataloader:
             loss = criterion(model(x0.to(device)), model(x1.to(device)))
@@ -96,9 +111,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             f"area {stats.mean_box_area:.2f}, fallback {stats.fallback_fraction:.2f}"
         )
         print(f"epoch: {epoch:>02}, loss: {avg_loss:.5f}{refreshed}")
-    if args.checkpoint:
-        torch.save({"model": model.state_dict(), "box_store": store.state_dict()}, args.checkpoint)
+        if args.checkpoint:  # every epoch: a stopped run resumes from its last one
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                        "scheduler": scheduler.state_dict(), "box_store": refresher.state_dict()}, args.checkpoint)
     return {"loss": avg_loss, "store_version": store.version}
+
+
+def _read_checkpoint(parser: argparse.ArgumentParser, path: Path) -> dict:
+    """The --resume file, or one usage line: a missing file, or one this script did not write."""
+    if not path.is_file():
+        parser.error(f"--resume {path}: no such checkpoint file")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [key for key in ("model", "optimizer", "scheduler", "epoch", "box_store") if key not in checkpoint]
+    if missing:
+        parser.error(f"--resume {path}: not a checkpoint of this script (it lacks {', '.join(missing)})")
+    return checkpoint
 
 
 if __name__ == "__main__":

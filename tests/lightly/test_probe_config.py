@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
 from ccrop_lightly import BoxRefresher
 from ccrop_plugins import BoxSets, BoxStore
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "lightly"
+TINY = ["--generate", "16", "--batch-size", "8", "--warmup-epochs", "1", "--interval", "1", "--workers", "0",
+        "--no-cifar-stem", "--input-size", "32", "--stages", "layer3"]
 
 
 def test_a_stores_own_state_loads_into_the_refresher():
@@ -21,3 +30,26 @@ def test_a_stores_own_state_loads_into_the_refresher():
     refresher.load_state_dict(saved.state_dict())
     assert store.version == 1 and torch.equal(store.get(3)[0], one[3])
     assert refresher.catch_up(2) is None  # filled boxes of unknown age are trusted
+
+
+def test_the_plain_loop_script_checkpoints_every_epoch_and_resumes_with_its_boxes(tmp_path, monkeypatch, capsys):
+    # The script saved the model and store.state_dict() once, after the whole run, and had no --resume: a stopped
+    # run was lost, and the saved boxes carried neither their image list nor their refresh epoch.
+    monkeypatch.syspath_prepend(str(CONFIGS))
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module("simclr_ccrop")
+    checkpoint = tmp_path / "run" / "ck.pt"
+    folder = str(tmp_path / "scenes")
+    assert module.main([folder, *TINY, "--epochs", "2", "--checkpoint", str(checkpoint)])["store_version"] == 1
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["epoch"] == 2 and saved["box_store"]["last_refresh_epoch"] == 0
+    assert isinstance(saved["box_store"]["images"], str)  # the files' digest: boxes resumed elsewhere are ignored
+    # A longer run: the refresh skipped after the first run's last epoch runs on resume, before epoch 2.
+    resumed = module.main([folder, *TINY, "--epochs", "3", "--checkpoint", str(checkpoint), "--resume", str(checkpoint)])
+    assert resumed["store_version"] == 2 and torch.load(checkpoint, weights_only=True)["epoch"] == 3
+    assert "epoch: 02" in capsys.readouterr().out
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(SystemExit):
+        module.main([folder, *TINY, "--resume", str(tmp_path / "other.pt")])
+    assert "not a checkpoint of this script (it lacks optimizer, scheduler, epoch, box_store)" in capsys.readouterr().err
+    sys.modules.pop("simclr_ccrop", None)
