@@ -45,11 +45,13 @@ def test_the_plain_loop_script_checkpoints_every_epoch_and_resumes_with_its_boxe
     assert saved["epoch"] == 2 and saved["box_store"]["last_refresh_epoch"] == 0
     assert isinstance(saved["box_store"]["images"], str)  # the files' digest: boxes resumed elsewhere are ignored
     # A longer run: the refresh skipped after the first run's last epoch runs on resume, before epoch 2.
-    resumed = module.main([folder, *TINY, "--epochs", "3", "--checkpoint", str(checkpoint), "--resume", str(checkpoint)])
+    again = ["--epochs", "3", "--checkpoint", str(checkpoint), "--resume", str(checkpoint)]
+    resumed = module.main([folder, *TINY, *again])
     assert resumed["store_version"] == 2 and torch.load(checkpoint, weights_only=True)["epoch"] == 3
     assert "epoch: 02" in capsys.readouterr().out
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(SystemExit):
         module.main([folder, *TINY, "--resume", str(tmp_path / "other.pt")])
-    assert "not a checkpoint of this script (it lacks optimizer, scheduler, epoch, box_store)" in capsys.readouterr().err
+    lacks = "not a checkpoint of this script (it lacks optimizer, scheduler, epoch, box_store)"
+    assert lacks in capsys.readouterr().err
     sys.modules.pop("simclr_ccrop", None)
