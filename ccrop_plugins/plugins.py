@@ -133,14 +133,19 @@ def _load_entry_points() -> None:
 
 
 def _check_hooks(name: str, provider: str) -> None:
-    """Unregister plugin ``name`` if it implements a hook that does not exist (a misspelling)."""
+    """Unregister plugin ``name`` if it implements a hook that does not exist (a misspelling), or none at all (a hook
+    function without ``@hookimpl``, or marked by another project's marker: pluggy ignores it)."""
     plugin = plugin_manager.get_plugin(name)
-    unknown = [caller.name for caller in plugin_manager.get_hookcallers(plugin) or () if not caller.has_spec()
+    callers = plugin_manager.get_hookcallers(plugin) or []
+    unknown = [caller.name for caller in callers if not caller.has_spec()
                and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())]
-    if unknown:
+    plain = sorted(attribute for attribute in dir(plugin) if attribute.startswith("ccrop_register"))
+    error = (f"unknown hook {unknown[0]!r}" if unknown else None if callers else
+             f"{plain[0]} is not marked with @ccrop_plugins.hookimpl" if plain else "it implements no hook")
+    if error:
         plugin_manager.unregister(name=name)
         del _entry_point_plugins[name]
-        _skip_plugin(name, provider, f"unknown hook {unknown[0]!r}; available: {', '.join(KINDS.values())}")
+        _skip_plugin(name, provider, f"{error}; available: {', '.join(KINDS.values())}")
 
 
 def _skip_plugin(name: str, provider: str, error: str) -> None:

@@ -1,9 +1,13 @@
 """A third-party plugin author's mistakes, met with a clear error or a documented fallback (helper P2's probe)."""
 
 import datetime
+import importlib
 import os
 import re
 import socket
+import sys
+import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ccrop_plugins import BoxSets, BoxStore, RefreshSampler, heatmaps_from_features, hookimpl, refresh_boxes
-from ccrop_plugins.plugins import load_plugins, plugin_manager
+from ccrop_plugins import list_plugins
+from ccrop_plugins.plugins import PluginWarning, load_plugins, plugin_manager, registry
 
 
 def _features(n: int = 2, h: int = 5, w: int = 6) -> torch.Tensor:
@@ -231,3 +236,67 @@ def test_a_localizer_returning_more_boxes_than_the_store_keeps_keeps_the_best_sc
     boxes, scores = store.get(3)
     assert scores.tolist() == [7.0, 6.0, 5.0, 4.0]
     torch.testing.assert_close(boxes[0], torch.tensor([0.7, 0.0, 0.9, 0.5]))
+
+
+# Entry points (fake distributions on sys.path, as tests/core/test_plugins.py builds them)
+
+SAMPLER = """
+import pluggy
+hookimpl = pluggy.HookimplMarker("ccrop_plugins")
+
+class Edge:
+    def __call__(self, low, high, centre, extent, generator=None):
+        return low
+"""
+
+
+@pytest.fixture
+def distribution(tmp_path, monkeypatch):
+    """``distribution(module, source, entry=None)``: a distribution 'ccrop-probe-<module>' whose ccrop_plugins entry
+    point names ``entry`` (default: the module); then ``distribution.load()`` loads the group (autoload on)."""
+    modules = []
+
+    def add(module, source, entry=None):
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+        info = tmp_path / f"ccrop_probe_{module}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: ccrop-probe-{module}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[ccrop_plugins]\n{module} = {entry or module}\n")
+        modules.append(module)
+
+    def load():
+        importlib.invalidate_caches()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_plugins(reload=True)
+            for kind in ("heatmap", "localizer", "sampler"):
+                registry(kind)
+        return [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("CCROP_PLUGINS_NO_AUTOLOAD", raising=False)
+    add.load = load
+    try:
+        yield add
+    finally:
+        monkeypatch.setenv("CCROP_PLUGINS_NO_AUTOLOAD", "1")
+        load_plugins(reload=True)
+        for module in modules:
+            sys.modules.pop(module, None)
+
+
+@pytest.mark.parametrize("source, error", [
+    ('def ccrop_register_samplers(register):\n    register("undecorated", Edge)\n',
+     "ccrop_register_samplers is not marked with @ccrop_plugins.hookimpl"),
+    ('marker = pluggy.HookimplMarker("ccrop-plugins")\n\n@marker\ndef ccrop_register_samplers(register):\n'
+     '    register("other_marker", Edge)\n', "ccrop_register_samplers is not marked with @ccrop_plugins.hookimpl"),
+    ("", "it implements no hook"),
+])
+def test_a_plugin_whose_hooks_pluggy_ignores_is_skipped_by_name(distribution, source, error):
+    # was: loaded, registering nothing, with no warning and nothing in `ccrop plugins`: the user's sampler='undecorated'
+    # was 'unknown sampler' with no hint why
+    distribution("quiet", SAMPLER + source)
+    messages = distribution.load()
+    assert any(f"skipped plugin 'quiet' of distribution ccrop-probe-quiet: {error}; available: ccrop_register_heatmaps"
+               in message for message in messages), messages
+    assert [e.name for e in list_plugins(include_broken=True) if e.broken] == ["quiet"]
