@@ -126,9 +126,9 @@ class HeatmapPipeline:
             broken = sorted(k for k, v in statistics.items() if not bool(torch.isfinite(v.float()).all()))
             if broken:  # applied, every map would be NaN: the whole image for every image, with no word of why
                 where = "" if stage is None else f" of stage {stage!r}"
-                warnings.warn(f"heatmap rule {_method_name(self.method)}{where}: its summed fit statistics {broken} hold "
-                              "NaN or inf; not applied, the rule keeps its previous statistics (before its first fit, "
-                              "its fallback)", UserWarning, stacklevel=2)
+                warnings.warn(f"heatmap rule {_method_name(self.method)}{where}: its summed fit statistics {broken} "
+                              "hold NaN or inf; not applied, the rule keeps its previous statistics (before its first "
+                              "fit, its fallback)", UserWarning, stacklevel=2)
                 continue
             self.rule(stage).finalize(dict(statistics))
 

@@ -286,7 +286,8 @@ def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]], layouts: list[dict]
         return totals
     if any(layout != fitted[0] for layout in fitted):  # one all_reduce per tensor would mismatch: a hang or abort
         raise ValueError(f"the fit statistics of the heatmap rule differ between ranks: {layouts} "
-                         "({stage: {name: (shape, dtype)}} per rank); every rank's fit must give the same names and shapes")
+                         "({stage: {name: (shape, dtype)}} per rank); every rank's fit must give the same names and "
+                         "shapes")
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     out = {stage: {key: totals[stage][key].to(device) if stage in totals else torch.zeros(shape, dtype=dtype,
                                                                                            device=device)
