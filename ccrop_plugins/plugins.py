@@ -225,11 +225,23 @@ def build(kind: str, name: str, options: dict[str, Any]) -> Any:
         kinds = {p.name: p.kind for p in signature.parameters.values()}
         accepted = [p for p, k in kinds.items() if k in (k.POSITIONAL_OR_KEYWORD, k.KEYWORD_ONLY)]
         unknown = [] if inspect.Parameter.VAR_KEYWORD in kinds.values() else sorted(set(options) - set(accepted))
+        required = [p.name for p in signature.parameters.values() if p.default is p.empty and p.name not in options
+                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if required:  # e.g. the localizer function itself registered instead of its factory
+            raise TypeError(f"{kind} {name!r} (from {entry.provider}) cannot be built from options {sorted(options)}: "
+                            f"its factory requires {required}{f' and does not accept {unknown}' if unknown else ''}; "
+                            f"a {kind} is registered as a factory of its options "
+                            f"that returns the {kind} (a class, or register({name!r}, lambda **options: {kind}))"
+                            ) from None
         raise TypeError(f"{kind} {name!r} (from {entry.provider}) does not accept options "
                         f"{unknown or sorted(options)}; accepted: {', '.join(accepted) or 'none'}") from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
-    return entry.factory(**options)  # type: ignore[misc]
+    built = entry.factory(**options)  # type: ignore[misc]
+    if not callable(built):  # would fail later: in a DataLoader worker, or after a pass's forward
+        raise TypeError(f"{kind} {name!r} (from {entry.provider}): its factory returned {type(built).__name__}, "
+                        f"not a callable {kind}")
+    return built
 
 
 def get_heatmap(name: str) -> Callable:

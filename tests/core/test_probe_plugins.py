@@ -15,7 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ccrop_plugins import BoxSets, BoxStore, RefreshSampler, heatmaps_from_features, hookimpl, refresh_boxes
+from ccrop_plugins import (BoxSets, BoxStore, ContrastiveCrop, RefreshSampler, heatmaps_from_features, hookimpl,
+                           refresh_boxes)
 from ccrop_plugins import list_plugins
 from ccrop_plugins.plugins import PluginWarning, load_plugins, plugin_manager, registry
 
@@ -114,7 +115,8 @@ def statistics_plugin():
 
 def _batches(count: int = 4, size: int = 2):
     generator = torch.Generator().manual_seed(1)
-    return [(torch.rand(size, 3, 16, 16, generator=generator), torch.arange(i, i + size)) for i in range(0, count, size)]
+    return [(torch.rand(size, 3, 16, 16, generator=generator), torch.arange(i, i + size))
+            for i in range(0, count, size)]
 
 
 def _feature_fn(images):
@@ -300,3 +302,57 @@ def test_a_plugin_whose_hooks_pluggy_ignores_is_skipped_by_name(distribution, so
     assert any(f"skipped plugin 'quiet' of distribution ccrop-probe-quiet: {error}; available: ccrop_register_heatmaps"
                in message for message in messages), messages
     assert [e.name for e in list_plugins(include_broken=True) if e.broken] == ["quiet"]
+
+
+def _locate_centre(heatmaps):
+    return BoxSets.from_lists([[[0.25, 0.25, 0.75, 0.75]]] * len(heatmaps))
+
+
+class Midpoint:
+    def __call__(self, low, high, centre, extent, generator=None):
+        return (low + high) / 2
+
+
+class FactoryMistakesPlugin:
+    @hookimpl
+    def ccrop_register_localizers(self, register):
+        register("bare_localizer", _locate_centre)  # the localizer itself, not a factory of its options
+        register("builds_a_number", lambda **options: 42)
+
+    @hookimpl
+    def ccrop_register_samplers(self, register):
+        register("sampler_instance", Midpoint())  # an instance, not the class
+        register("builds_none", lambda **options: None)
+
+
+@pytest.fixture
+def factory_mistakes():
+    load_plugins()
+    plugin_manager.register(FactoryMistakesPlugin(), name="factory-mistakes")
+    yield
+    plugin_manager.unregister(name="factory-mistakes")
+
+
+def test_a_localizer_or_sampler_registered_instead_of_its_factory_is_named(factory_mistakes):
+    # was: "localizer 'bare_localizer' (from factory-mistakes) does not accept options []; accepted: heatmaps"
+    with pytest.raises(TypeError, match=r"localizer 'bare_localizer' \(from factory-mistakes\) cannot be built from "
+                                        r"options \['max_boxes'\]: its factory requires \['heatmaps'\] and does "
+                                        r"not accept \['max_boxes'\]; a localizer is registered as a factory of its "
+                                        r"options that returns the localizer"):
+        refresh_boxes(_feature_fn, _batches(), BoxStore(4), localizer="bare_localizer", progress=False)
+    with pytest.raises(TypeError, match=r"sampler 'sampler_instance' .* requires \['low', 'high', 'centre', "
+                                        r"'extent'\]"):
+        ContrastiveCrop(8, sampler="sampler_instance")
+
+
+def test_a_factory_that_builds_no_callable_is_named_when_built(factory_mistakes):
+    # was: the crop blamed the user ('sampler must be a registered name or a callable sampler; got NoneType'), and
+    # the refresh failed after the first forward with "'int' object is not callable"
+    with pytest.raises(TypeError, match=r"^sampler 'builds_none' \(from factory-mistakes\): its factory returned "
+                                        r"NoneType, not a callable sampler$"):
+        ContrastiveCrop(8, sampler="builds_none")
+    calls = []
+    with pytest.raises(TypeError, match=r"^localizer 'builds_a_number' .* returned int, not a callable localizer$"):
+        refresh_boxes(lambda images: calls.append(1) or _feature_fn(images), _batches(), BoxStore(4),
+                      localizer="builds_a_number", progress=False)
+    assert calls == []  # before any forward
