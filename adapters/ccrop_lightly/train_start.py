@@ -3,6 +3,7 @@ against the callback's store and dataset) and the module's backbone to localize 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Sized
 
 import pytorch_lightning as pl
@@ -34,6 +35,14 @@ def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore) -> CC
             f"{len(dataset)}, but other names or another order), so every view would be cut around another image's "
             "boxes: pass the callback the images the training DataLoader reads (without a transform), in the same order"
         )
+    if train_loader is None:  # the refreshed boxes would reach no view, silently
+        found = sorted({_name(getattr(loader, "collate_fn", None)) for loader in _loaders(trainer)}) or ["no loader"]
+        warnings.warn(
+            f"BoxRefreshCallback: the training DataLoader's collate_fn is not a CCropCollate (got {', '.join(found)}), "
+            "so no view reads the boxes it refreshes: every view is the dataset transform's own crop (ContrastiveCrop "
+            "inactive, unless that collate_fn calls a CCropCollate of this store); build the dataset without a "
+            "transform and pass collate_fn=CCropCollate(<a CCrop transform>, store, dataset=dataset)",
+            UserWarning, stacklevel=3)
     collate = None if train_loader is None else train_loader.collate_fn
     if collate is not None and not _same_store(collate.store, store):
         raise ValueError(
@@ -66,15 +75,19 @@ def _same_store(a: BoxStore, b: BoxStore) -> bool:
     return a is b or a.counts.untyped_storage().data_ptr() == b.counts.untyped_storage().data_ptr()
 
 
+def _loaders(trainer: pl.Trainer) -> list[Any]:
+    loaders = trainer.train_dataloader
+    return (list(loaders.values()) if isinstance(loaders, dict) else list(loaders) if isinstance(loaders, (list, tuple))
+            else [] if loaders is None else [loaders])
+
+
+def _name(function: Any) -> str:
+    return getattr(function, "__name__", type(function).__name__)
+
+
 def _training_loader(trainer: pl.Trainer) -> Any:
     """The trainer's training DataLoader (or one of several) whose collate function is a ``CCropCollate``, if any."""
-    loaders = trainer.train_dataloader
-    candidates = (
-        list(loaders.values()) if isinstance(loaders, dict)
-        else list(loaders) if isinstance(loaders, (list, tuple))
-        else [loaders]
-    )
-    for loader in candidates:
+    for loader in _loaders(trainer):
         if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
             return loader
     return None

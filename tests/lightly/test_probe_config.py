@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -55,3 +56,34 @@ def test_the_plain_loop_script_checkpoints_every_epoch_and_resumes_with_its_boxe
     lacks = "not a checkpoint of this script (it lacks optimizer, scheduler, epoch, box_store)"
     assert lacks in capsys.readouterr().err
     sys.modules.pop("simclr_ccrop", None)
+
+
+def test_a_callback_whose_boxes_no_view_reads_warns_when_training_starts(quadrant_folder, tmp_path):
+    # lightly's own transform in the dataset and the default collate (the callback added, the collate not changed):
+    # the boxes were refreshed and read by no view, so ContrastiveCrop was inactive without a word.
+    import pytorch_lightning as pl
+    from lightly.data import LightlyDataset
+    from lightly.transforms import SimCLRTransform
+    from torch.utils.data import DataLoader
+
+    from ccrop_lightly import BoxRefreshCallback
+
+    views = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=32, normalize=None))
+    plain = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(plain))
+    callback = BoxRefreshCallback(store, plain, input_size=32, warmup_epochs=1, interval=1, batch_size=8,
+                                  normalize=None)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, callbacks=[callback], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_train_batches=1, default_root_dir=str(tmp_path))
+    with pytest.warns(UserWarning, match=r"collate_fn is not a CCropCollate \(got default_collate\), so no view reads "
+                                         r"the boxes it refreshes.*collate_fn=CCropCollate\("):
+        trainer.fit(_tiny_simclr(), DataLoader(views, batch_size=4, drop_last=True))
+
+
+def _tiny_simclr():
+    spec = importlib.util.spec_from_file_location("lightning_simclr", Path(__file__).with_name("lightning_simclr.py"))
+    module = sys.modules.setdefault("lightning_simclr", importlib.util.module_from_spec(spec))
+    if not hasattr(module, "TinySimCLR"):
+        spec.loader.exec_module(module)
+    return module.TinySimCLR()
