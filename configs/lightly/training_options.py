@@ -131,6 +131,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error(f"--{name.replace('_', '-')} must be {allowed}; got {value}")
     if isinstance(args.threshold, float) and not 0 <= args.threshold < 1:
         parser.error(f"--threshold must be a number in [0, 1), or mean / otsu; got {args.threshold}")
+    _check_refresh_names(parser, args)
     if args.checkpoint is not None:
         if args.checkpoint.is_dir():
             parser.error(f"--checkpoint {args.checkpoint} is a folder; give a file name")
@@ -139,6 +140,24 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             tempfile.TemporaryFile(dir=args.checkpoint.parent).close()
         except OSError as error:
             parser.error(f"--checkpoint {args.checkpoint}: cannot write there: {error.strerror or error}")
+
+
+def _check_refresh_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--localizer, --heatmap and --stages, checked by the code that takes them: a usage line naming the value and
+    the allowed ones (was a traceback; the MoCo script's --stages only once Lightning had set up)."""
+    from ccrop_lightly import feature_extractor
+    from ccrop_plugins import HeatmapPipeline, get_localizer
+
+    checks = (
+        ("localizer", lambda: get_localizer(args.localizer, **(localizer_options(args) or {}))),
+        ("heatmap", lambda: HeatmapPipeline(args.heatmap, None)),
+        ("stages", lambda: feature_extractor(resnet18_backbone(args.cifar_stem), stages=args.stages)),
+    )
+    for name, check in checks:
+        try:
+            check()
+        except (ValueError, TypeError) as error:
+            parser.error(f"--{name}: {error}")
 
 
 def check_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

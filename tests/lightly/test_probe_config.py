@@ -87,3 +87,19 @@ def _tiny_simclr():
     if not hasattr(module, "TinySimCLR"):
         spec.loader.exec_module(module)
     return module.TinySimCLR()
+
+
+@pytest.mark.parametrize("argv, message", [
+    # were tracebacks, MoCo's --stages only after Lightning's set-up (BoxRefreshCallback's on_train_start)
+    (["--localizer", "component"], "--localizer: unknown localizer 'component'; available: bbox, components"),
+    (["--heatmap", "chanel_sum"], "--heatmap: unknown heatmap 'chanel_sum'; available: channel_norm, channel_sum"),
+    (["--stages", "layer5"], "--stages: unknown stage 'layer5' of Sequential; valid names are dotted submodule names "
+                             "such as: conv1, bn1, relu, maxpool, layer1, layer2, layer3, layer4"),
+    (["--stages", "layer4", "layer4"], "--stages: stage names must be unique; got ['layer4', 'layer4']"),
+])
+def test_bad_refresh_names_of_the_scripts_are_usage_lines(monkeypatch, tmp_path, capsys, argv, message):
+    monkeypatch.syspath_prepend(str(CONFIGS))
+    options = importlib.import_module("training_options")
+    with pytest.raises(SystemExit) as exit_info:
+        options.parse(options.build_parser("x", temperature=0.5), [str(tmp_path), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
