@@ -16,6 +16,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from .plugins import get_sampler
+from .samplers import check_sampler
 from .sizes import height_width, integer
 
 CropParams = dict[str, int]
@@ -151,6 +152,7 @@ class ContrastiveCrop:
             raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object")
         if not callable(sampler):
             raise TypeError(f"sampler must be a registered name or a callable sampler; got {type(sampler).__name__}")
+        check_sampler(sampler)  # once here, not in a DataLoader worker
         self.sampler = sampler
         self._log_ratio = tuple(float(v) for v in torch.log(torch.tensor(self.ratio)))
         quantile = getattr(sampler, "unit_quantile", None)  # low + (high - low) * q(u): u from the crop's call
@@ -234,6 +236,7 @@ class ContrastiveCrop:
                 top, left = float(placed[0]), float(placed[1])
             except (TypeError, ValueError, IndexError, KeyError):
                 raise self._bad_sampler(repr(placed)) from None
+            top, left = min(max(top, low[0]), high[0]), min(max(left, low[1]), high[1])  # its range; NaN stays NaN
         try:
             return min(max(int(round(top)), 0), max_top), min(max(int(round(left)), 0), max_left)
         except (ValueError, OverflowError):  # NaN or inf

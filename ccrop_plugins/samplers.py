@@ -76,5 +76,27 @@ class GaussianSampler:
         return f"GaussianSampler(sigma={self.sigma})"
 
 
+def check_sampler(sampler: CentreSampler) -> None:
+    """Call ``sampler`` once on a fixed range with its own generator (``ContrastiveCrop`` does, when built):
+    ``ValueError`` naming it unless it returns a ``(top, left)`` pair inside ``[low, high]`` and its ``unit_quantile``,
+    if any, a number in ``[0, 1]``; what it raises is named too."""
+    low, high = np.array([10.0, 20.0]), np.array([30.0, 50.0])
+    try:
+        placed = sampler(low, high, (low + high) / 2, np.array([40.0, 60.0]), torch.Generator().manual_seed(0))
+        quantile = getattr(sampler, "unit_quantile", None)
+        q = float(quantile(0.5)) if callable(quantile) else 0.5
+        pair = np.asarray(placed, dtype=np.float64)
+    except Exception as error:
+        raise ValueError(f"sampler {sampler!r} failed a first call, sampler(low, high, centre, extent, generator) with "
+                         f"low={low.tolist()}, high={high.tolist()} (then unit_quantile(0.5)): "
+                         f"{type(error).__name__}: {error} (ccrop_plugins.samplers.CentreSampler)") from error
+    inside = pair.shape == (2,) and bool(np.all(low <= pair) and np.all(pair <= high))
+    if not inside or not 0 <= q <= 1:
+        got = f"unit_quantile(0.5) = {q}" if inside else repr(placed)
+        raise ValueError(f"sampler {sampler!r} returned {got}; a centre sampler returns the crop's (top, left) inside "
+                         f"[low, high] (here low={low.tolist()}, high={high.tolist()}), its unit_quantile a number in "
+                         "[0, 1] (ccrop_plugins.samplers.CentreSampler)")
+
+
 def _positive(number: float) -> bool:
     return 0.0 < number < float("inf")

@@ -10,6 +10,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -356,3 +357,52 @@ def test_a_factory_that_builds_no_callable_is_named_when_built(factory_mistakes)
         refresh_boxes(lambda images: calls.append(1) or _feature_fn(images), _batches(), BoxStore(4),
                       localizer="builds_a_number", progress=False)
     assert calls == []  # before any forward
+
+
+# Samplers
+
+
+class _Quantile:
+    def __init__(self, q):
+        self.q = q
+
+    def __call__(self, low, high, centre, extent, generator=None):
+        return low
+
+    def unit_quantile(self, u):
+        return self.q
+
+
+@pytest.mark.parametrize("sampler, got", [
+    (lambda low, high, centre, extent, generator=None: np.array([0.0, 1e6]), r"returned array\(\[ +0., 1000000.\]\)"),
+    (lambda low, high, centre, extent, generator=None: np.array([15.0, 25.0, 7.0]),
+     r"returned array\(\[15., 25.,  7.\]\)"),
+    (_Quantile(5.0), r"returned unit_quantile\(0.5\) = 5.0"),
+    (_Quantile(np.array([0.5, 0.5])), r"failed a first call, .*TypeError: only length-1 arrays"),
+    (lambda: (0, 0), r"failed a first call, .*TypeError: .* takes 0 positional arguments"),
+])
+def test_a_bad_sampler_is_named_when_the_crop_is_built(sampler, got):
+    # was: out of [low, high] clamped to the image only (a crop that need not touch the box), a third value ignored,
+    # a unit_quantile of 5 clamped, and raw TypeErrors, all from make_params, i.e. inside a DataLoader worker
+    with pytest.raises(ValueError, match=rf"^sampler .* {got}"):
+        ContrastiveCrop(8, sampler=sampler)
+
+
+class _GoesBad:
+    """Fine on check_sampler's range, then ``value`` for every other call."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, low, high, centre, extent, generator=None):
+        return (low + high) / 2 if low[0] == 10.0 and high[1] == 50.0 else np.array([self.value, self.value])
+
+
+def test_a_sampler_that_leaves_its_range_later_is_clamped_to_the_range_or_named():
+    box = [[0.45, 0.45, 0.55, 0.55]]  # 100 px image: the crop's top-left lies within a few px of 50 - size / 2
+    crop = ContrastiveCrop(8, sampler=_GoesBad(0.0), scale=(0.01, 0.01), ratio=(1, 1))
+    params = crop.make_params((100, 100), box, torch.Generator().manual_seed(0))
+    assert params["height"] == 10 and params["top"] == params["left"] == 40  # low: 45 - 5 (was 0, the image's edge)
+    crop = ContrastiveCrop(8, sampler=_GoesBad(float("nan")))
+    with pytest.raises(ValueError, match=r"returned a crop at \(top, left\) = \(nan, nan\)"):
+        crop.make_params((100, 100), box, torch.Generator().manual_seed(0))
