@@ -52,8 +52,8 @@ class TrainPipeline:
         dataset: the dataset that owns the pipeline (inside wrappers such as ``RepeatDataset``);
             ``sample_idx`` indexes it, so the store is sized to it.
         store_users: every ContrastiveCrop and ChooseContrastiveBox step, however nested.
-        head: the top-level steps before the first of them (normally ``LoadImageFromFile``):
-            the refresh pass loads its un-augmented images with them.
+        head: the top-level steps before the first ContrastiveCrop, ``ChooseContrastiveBox`` left out (normally
+            ``LoadImageFromFile``): the refresh pass loads its un-augmented images with them.
         crop_size: ``(height, width)`` output of the first ContrastiveCrop.
         backend: that crop's ``mmcv.imresize`` backend.
     """
@@ -86,8 +86,10 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             "replace RandomResizedCrop in the view pipeline with dict(type='ContrastiveCrop', ...) "
             "(or remove the hook)"
         )
-    first = next(i for i, step in enumerate(steps) if find_instances(step, StoreUser))
     first_crop = next(i for i, step in enumerate(steps) if find_instances(step, BaseContrastiveCrop))
+    # The refresh sees the image as the crop does: every step before it but the box choice, which leaves it unchanged
+    # (and may come first: it reads only sample_idx).
+    head = [step for step in steps[:first_crop] if not isinstance(step, ChooseContrastiveBox)]
     if several_boxes and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
         wrapped = next((type(s).__name__ for s in steps if find_instances(s, ChooseContrastiveBox)), None)
         raise ValueError(
@@ -96,7 +98,7 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             + (f"as a step of its own, not inside {wrapped} (there each view chooses its own box, or some samples "
                "none) " if wrapped else "") + "(or use localizer='bbox' / max_boxes=1)"
         )
-    for step in steps[:first]:
+    for step in head:
         random = next((item for item in iter_transforms(step) if _is_random(item)), None)
         if random is not None:
             raise ValueError(
@@ -107,7 +109,7 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
                 "pipeline, after ContrastiveCrop"
             )
     _check_sample_index(dataset)
-    return TrainPipeline(dataset, find_instances(steps, StoreUser), steps[:first], crops[0].size, crops[0].backend)
+    return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend)
 
 
 def _is_random(step: Any) -> bool:

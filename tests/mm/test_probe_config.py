@@ -60,3 +60,41 @@ def test_an_iteration_loop_says_that_warmup_epochs_counts_iterations(setup, coor
                 "after iteration 1" in warned[0])
         assert "an epoch of 16 images is 2 iterations at batch_size 8" in warned[0]
         assert "warmup_iters=" in warned[0]
+
+
+def _pipeline(cfg, order):
+    """The train pipeline's top-level steps in ``order`` (type names; a new name is a step without arguments)."""
+    steps = {step["type"]: step for step in cfg.train_dataloader.dataset.pipeline}
+    cfg.train_dataloader.dataset.pipeline = [steps.get(name, dict(type=name)) for name in order]
+
+
+def _started(cfg, setup):
+    """A Runner with its hook's before_train run (no iteration), and the hook."""
+    runner = Runner.from_cfg(cfg)
+    runner.call_hook("before_run")
+    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
+    hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
+    hook.before_train(runner)
+    return runner, hook
+
+
+def test_a_box_choice_before_the_image_is_loaded_refreshes(setup, coordinate_folder, tmp_path):
+    # ChooseContrastiveBox needs only sample_idx; put first, it cut the refresh's loading steps off: training ran the
+    # whole warm-up, then the refresh failed with KeyError('img') and stopped the run.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    _pipeline(cfg, ["ChooseContrastiveBox", "LoadImageFromFile", "MultiView", "PackInputs"])
+    runner, hook = _started(cfg, setup)
+    hook.refresh(runner)
+    assert hook.store.version == 1 and hook.last_stats.images == 16
+
+
+def test_a_random_step_between_the_box_choice_and_the_crop_is_refused(setup, coordinate_folder, tmp_path):
+    # The refresh localized the unflipped image while the views were cut from the flipped one: a silent wrong crop.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    _pipeline(cfg, ["LoadImageFromFile", "ChooseContrastiveBox", "RandomFlip", "MultiView", "PackInputs"])
+    cfg.train_dataloader.dataset.pipeline[2]["prob"] = 0.5
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"RandomFlip comes before ContrastiveCrop/ChooseContrastiveBox .*move "
+                                         r"RandomFlip into the view pipeline, after ContrastiveCrop"):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0
