@@ -184,10 +184,13 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
                 mine[name] = PluginEntry(kind, name, factory, provider)
 
         try:
-            impl.function(**({"register": register} if "register" in impl.argnames else {}))
+            returned = impl.function(**({"register": register} if "register" in impl.argnames else {}))
         except Exception as error:  # keep none of a hook that failed half-way
             refuse("*", provider, f"its {KINDS[kind]} hook raised {_describe(error)}")
             continue
+        if returned is not None and not mine:  # e.g. a dict of names: registers nothing, silently
+            refuse("*", provider, f"its {KINDS[kind]} hook returned {type(returned).__name__} and registered nothing; "
+                   "a hook calls register(name, factory) once per name")
         entries.update(mine)
     return entries, refused
 

@@ -406,3 +406,22 @@ def test_a_sampler_that_leaves_its_range_later_is_clamped_to_the_range_or_named(
     crop = ContrastiveCrop(8, sampler=_GoesBad(float("nan")))
     with pytest.raises(ValueError, match=r"returned a crop at \(top, left\) = \(nan, nan\)"):
         crop.make_params((100, 100), box, torch.Generator().manual_seed(0))
+
+
+class ReturningPlugin:
+    @hookimpl
+    def ccrop_register_samplers(self, register):
+        return {"returned": Midpoint}  # instead of register("returned", Midpoint)
+
+
+def test_a_hook_that_returns_its_names_instead_of_registering_them_is_named():
+    # was: nothing registered and no warning; sampler='returned' was only 'unknown'
+    load_plugins()
+    plugin_manager.register(ReturningPlugin(), name="returning-plugin")
+    try:
+        with pytest.warns(PluginWarning, match=r"refused sampler '\*' of returning-plugin: its ccrop_register_samplers "
+                                               r"hook returned dict and registered nothing; a hook calls "
+                                               r"register\(name, factory\) once per name"):
+            assert sorted(registry("sampler")) == ["beta", "gaussian", "uniform"]
+    finally:
+        plugin_manager.unregister(name="returning-plugin")
