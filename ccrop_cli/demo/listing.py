@@ -61,7 +61,8 @@ def list_images(root: Path) -> list[str]:
             ``ImageFolder`` refuses it), holds a video file (``LightlyDataset`` would read videos, not images), a
             link to one of its own folders (the frameworks follow links: its images would repeat), an image name
             that links to a missing file (Lightly lists it, then fails on it), or macOS metadata files with an image
-            name (AppleDouble ``._*`` files, a ``__MACOSX`` folder: the frameworks would list them as images).
+            name (AppleDouble ``._*`` files, a ``__MACOSX`` folder: the frameworks would list them as images), or a
+            Synology ``@eaDir`` folder (its thumbnails would be listed as images, or it as a class).
     """
     root = Path(root)
     if not root.is_dir():
@@ -95,12 +96,14 @@ def _check_layout(root: Path, folders: list[str], top: list[str]) -> None:
 
 
 def _check_walk(root: Path) -> None:
-    """Links to one of the folder's own ancestors, image names linking to missing files, video files, macOS
-    metadata files."""
+    """Synology ``@eaDir`` folders, links to one of the folder's own ancestors, image names linking to missing files,
+    video files, macOS metadata files."""
     videos: list[str] = []
     broken: list[str] = []
     apple: list[str] = []
+    synology: list[str] = []
     for folder, dirs, names in os.walk(root):  # links not followed here; the frameworks follow them
+        synology += [Path(folder, "@eaDir").relative_to(root).as_posix()] if "@eaDir" in dirs else []
         videos += [Path(folder, n).relative_to(root).as_posix() for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
         broken += [Path(folder, n).relative_to(root).as_posix() for n in names
                    if is_image(n) and not os.path.exists(Path(folder, n))]  # a link to nothing
@@ -116,6 +119,12 @@ def _check_walk(root: Path) -> None:
                     "link depth): "
                     "remove the link"
                 )
+    if synology:
+        raise UserError(
+            f"--data {root}: {len(synology)} Synology @eaDir folder(s): {some_names(sorted(synology))}; a Synology NAS"
+            " writes thumbnails (SYNOPHOTO_THUMB_*.jpg) into them, which both frameworks would list as images (or as a"
+            f" class). Delete them: find {shlex.quote(str(root))} -name @eaDir -type d -prune -exec rm -r {{}} +"
+        )
     if broken:
         raise UserError(
             f"--data {root}: {len(broken)} link(s) to missing files: {some_names(sorted(broken))};"

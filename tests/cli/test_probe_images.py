@@ -1,0 +1,36 @@
+"""``ccrop demo --data`` on folders as NAS boxes, phones and other tools leave them (session 11 probe)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ccrop_cli.demo.user_data import list_images
+from ccrop_cli.errors import UserError
+
+
+def _image(path: Path, side: int = 32) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("layout", ["classes", "flat"])
+def test_synology_thumbnail_folders_are_named_with_the_command_that_removes_them(tmp_path, layout):
+    # A folder on a Synology NAS: DIR/<class>/@eaDir/<image>/SYNOPHOTO_THUMB_*.jpg beside every image. Before: the
+    # thumbnails were listed (and trained on, by both frameworks) as more images of the class, silently; in a flat
+    # folder the demo blamed the user's layout ('holds 2 images at the top ... and sub-folders (@eaDir)').
+    data = tmp_path / "nas photos"
+    inner = data / "cats" if layout == "classes" else data
+    _image(inner / "a.png")
+    _image(inner / "@eaDir" / "a.png" / "SYNOPHOTO_THUMB_S.jpg", 8)
+    where = "cats/@eaDir" if layout == "classes" else "@eaDir"
+    with pytest.raises(UserError, match=rf"1 Synology @eaDir folder\(s\): {where}; a Synology NAS writes thumbnails "
+                                        rf".*Delete them: find '.*nas photos' -name @eaDir -type d -prune -exec rm -r"):
+        list_images(data)
+    (inner / "@eaDir" / "a.png" / "SYNOPHOTO_THUMB_S.jpg").unlink()
+    (inner / "@eaDir" / "a.png").rmdir()
+    (inner / "@eaDir").rmdir()
+    assert list_images(data) == (["cats/a.png"] if layout == "classes" else ["a.png"])
