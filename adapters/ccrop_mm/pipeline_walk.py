@@ -8,12 +8,14 @@ wherever a config puts it, without importing any framework's wrapper classes.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from .transforms import BaseContrastiveCrop, ChooseContrastiveBox, StoreUser
 
 _CHILD_ATTRIBUTES = ("transforms", "pipelines", "transform", "pipeline")
+_GEOMETRIC = re.compile("Flip|Crop|Rotat|Resize|Affine|Shear|Translate|Pad|Perspective|Elastic|Scale")
 
 
 def iter_transforms(root: Any) -> Iterator[Any]:
@@ -98,18 +100,41 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             + (f"as a step of its own, not inside {wrapped} (there each view chooses its own box, or some samples "
                "none) " if wrapped else "") + "(or use localizer='bbox' / max_boxes=1)"
         )
-    for step in head:
-        random = next((item for item in iter_transforms(step) if _is_random(item)), None)
-        if random is not None:
-            raise ValueError(
-                f"{type(random).__name__} comes before ContrastiveCrop/ChooseContrastiveBox in "
-                "train_dataloader.dataset.pipeline: the refresh pass reuses the steps before them, so it "
-                "would localize objects in randomly changed images (flipped, cropped) and the boxes would "
-                f"not fit the images the views are cut from; move {type(random).__name__} into the view "
-                "pipeline, after ContrastiveCrop"
-            )
+    random, in_view = _random_before_a_crop(steps)
+    if random is not None and not in_view:
+        raise ValueError(
+            f"{type(random).__name__} comes before ContrastiveCrop/ChooseContrastiveBox in "
+            "train_dataloader.dataset.pipeline: the refresh pass reuses the steps before them, so it "
+            "would localize objects in randomly changed images (flipped, cropped) and the boxes would "
+            f"not fit the images the views are cut from; move {type(random).__name__} into the view "
+            "pipeline, after ContrastiveCrop"
+        )
+    if random is not None:
+        raise ValueError(
+            f"{type(random).__name__} comes before ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
+            "train_dataloader.dataset.pipeline: the boxes are made on the images without it, so a view it changed "
+            f"(flipped, cropped) would be cut around boxes that do not fit it; move {type(random).__name__} after "
+            "ContrastiveCrop"
+        )
     _check_sample_index(dataset)
     return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend)
+
+
+def _random_before_a_crop(steps: list[Any]) -> tuple[Any, bool]:
+    """The first random step before a ContrastiveCrop in its sequence (the top-level steps, or a ``Compose`` such as a
+    MultiView view; branches of MultiView and RandomChoice are not a sequence) and whether it is nested, or ``None``.
+    In a view only a geometric one counts (colour changes leave the boxes right); steps holding a box choice are left
+    out (it reads only ``sample_idx``)."""
+    sequences = [steps] + [list(item.transforms) for item in iter_transforms(steps) if type(item).__name__ == "Compose"]
+    for index, sequence in enumerate(sequences):
+        crop_at = next((i for i, step in enumerate(sequence) if find_instances(step, BaseContrastiveCrop)), 0)
+        for step in sequence[:crop_at]:
+            found = (item for item in iter_transforms(step) if _is_random(item) and not find_instances(item, StoreUser)
+                     and (index == 0 or _GEOMETRIC.search(type(item).__name__)))
+            random = next(found, None)
+            if random is not None:
+                return random, index > 0
+    return None, False
 
 
 def _is_random(step: Any) -> bool:

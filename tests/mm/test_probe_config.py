@@ -98,3 +98,28 @@ def test_a_random_step_between_the_box_choice_and_the_crop_is_refused(setup, coo
                                          r"RandomFlip into the view pipeline, after ContrastiveCrop"):
         runner.train()
     assert runner.message_hub.get_info("iter", 0) == 0
+
+
+def _view_steps_before_the_crop(cfg, steps):
+    multiview = next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
+    multiview["transforms"] = [[*steps, *multiview["transforms"][0]]]
+
+
+def test_a_flip_before_the_crop_in_a_view_is_refused(setup, coordinate_folder, tmp_path):
+    # Accepted before: boxes of the unflipped image cut the flipped half of the views, a silent wrong crop.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    _view_steps_before_the_crop(cfg, [dict(type="RandomFlip", prob=0.5)])
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"RandomFlip comes before ContrastiveCrop in a view pipeline .*boxes that do "
+                                         r"not fit it; move RandomFlip after ContrastiveCrop"):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0
+
+
+def test_a_colour_change_before_the_crop_in_a_view_is_fine(setup, coordinate_folder, tmp_path):
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    jitter = dict(type="ColorJitter", brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
+    _view_steps_before_the_crop(cfg, [dict(type="RandomApply", transforms=[jitter], prob=0.8),
+                                      dict(type="RandomGrayscale", prob=0.2, keep_channels=True)])
+    _, hook = _started(cfg, setup)
+    assert hook.store is not None
