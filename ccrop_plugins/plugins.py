@@ -124,7 +124,12 @@ def _load_entry_points() -> None:
                     _skip_plugin(ep.name, provider, f"the plugin name {ep.name!r} is already used by {first}")
                 continue
             try:
-                plugin_manager.register(ep.load(), name=ep.name)
+                plugin = ep.load()
+                if plugin_manager.is_registered(plugin):  # pluggy's own message lists every plugin registered
+                    _skip_plugin(ep.name, provider, f"{ep.value!r} is already loaded as plugin "
+                                 f"{plugin_manager.get_name(plugin)!r} (one entry point per plugin module is enough)")
+                    continue
+                plugin_manager.register(plugin, name=ep.name)
             except Exception as error:
                 _skip_plugin(ep.name, provider, f"cannot load {ep.value!r}: {_describe(error)}")
                 continue

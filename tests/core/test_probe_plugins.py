@@ -259,12 +259,12 @@ def distribution(tmp_path, monkeypatch):
     point names ``entry`` (default: the module); then ``distribution.load()`` loads the group (autoload on)."""
     modules = []
 
-    def add(module, source, entry=None):
+    def add(module, source, entry=None, also=""):
         (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
         info = tmp_path / f"ccrop_probe_{module}-0.1.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: ccrop-probe-{module}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(f"[ccrop_plugins]\n{module} = {entry or module}\n")
+        (info / "entry_points.txt").write_text(f"[ccrop_plugins]\n{module} = {entry or module}\n{also}")
         modules.append(module)
 
     def load():
@@ -425,3 +425,14 @@ def test_a_hook_that_returns_its_names_instead_of_registering_them_is_named():
             assert sorted(registry("sampler")) == ["beta", "gaussian", "uniform"]
     finally:
         plugin_manager.unregister(name="returning-plugin")
+
+
+def test_two_entry_points_naming_one_plugin_module_are_named_in_one_line(distribution):
+    # was: "cannot load 'twice': ValueError: Plugin already registered under a different name: twice_again=<module
+    # ...> {...}", pluggy's message with every registered plugin
+    distribution("twice", SAMPLER + '@hookimpl\ndef ccrop_register_samplers(register):\n    register("twice", Edge)\n',
+                 also="twice_again = twice\n")
+    messages = distribution.load()
+    assert messages == ["ccrop-plugins: skipped plugin 'twice_again' of distribution ccrop-probe-twice: 'twice' is "
+                        "already loaded as plugin 'twice' (one entry point per plugin module is enough)"]
+    assert "twice" in registry("sampler")
