@@ -94,11 +94,13 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     head = [step for step in steps[:first_crop] if not isinstance(step, ChooseContrastiveBox)]
     if several_boxes and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
         wrapped = next((type(s).__name__ for s in steps if find_instances(s, ChooseContrastiveBox)), None)
+        where = ("" if wrapped is None else "(it comes after the step that cuts the views now) "
+                 if wrapped == ChooseContrastiveBox.__name__ else f"as a step of its own, not inside {wrapped} "
+                 "(there each view chooses its own box, or some samples none) ")
         raise ValueError(
             "ContrastiveCropHook keeps several boxes per image, so both views must crop around the same "
-            "one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline "
-            + (f"as a step of its own, not inside {wrapped} (there each view chooses its own box, or some samples "
-               "none) " if wrapped else "") + "(or use localizer='bbox' / max_boxes=1)"
+            f"one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline {where}"
+            "(or use localizer='bbox' / max_boxes=1)"
         )
     random, in_view = _random_before_a_crop(steps)
     if random is not None and not in_view:

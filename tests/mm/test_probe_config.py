@@ -123,3 +123,13 @@ def test_a_colour_change_before_the_crop_in_a_view_is_fine(setup, coordinate_fol
                                       dict(type="RandomGrayscale", prob=0.2, keep_channels=True)])
     _, hook = _started(cfg, setup)
     assert hook.store is not None
+
+
+def test_a_box_choice_after_multiview_is_named_as_such(setup, coordinate_folder, tmp_path):
+    # The refusal said "as a step of its own, not inside ChooseContrastiveBox": it named the step as its own wrapper.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    _pipeline(cfg, ["LoadImageFromFile", "MultiView", "ChooseContrastiveBox", "PackInputs"])
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"put dict\(type='ChooseContrastiveBox'\) before MultiView in the train "
+                                         r"pipeline \(it comes after the step that cuts the views now\) \(or use"):
+        runner.train()
