@@ -63,6 +63,9 @@ def resume_boxes(runner: Any, saved: dict[str, Any] | None, store: BoxStore, sch
         pending one, or one the schedule had due that the store lacks, which is logged).
     """
     restored = Restored(0, False, False) if saved is None else _restore(runner, saved, store, load_boxes, digest)
+    if saved is None and load_boxes and runner.iter == 0 and is_main_process():  # asked for boxes, got none
+        runner.logger.warning("ContrastiveCropHook(load_boxes=True) found no boxes to load (no load_from, or its "
+                              "checkpoint was saved without ContrastiveCropHook): the warm-up starts afresh")
     if restored.pending:
         return restored.refreshed_after, True
     missed = missed_refresh(runner, schedule, by_iteration, store, restored.refreshed_after)

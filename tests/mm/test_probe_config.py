@@ -133,3 +133,19 @@ def test_a_box_choice_after_multiview_is_named_as_such(setup, coordinate_folder,
     with pytest.raises(ValueError, match=r"put dict\(type='ChooseContrastiveBox'\) before MultiView in the train "
                                          r"pipeline \(it comes after the step that cuts the views now\) \(or use"):
         runner.train()
+
+
+def test_load_boxes_without_boxes_to_load_says_so(setup, coordinate_folder, tmp_path):
+    # load_boxes=True with no load_from (or one saved without the hook) started the warm-up without a word.
+    cfg = _config(setup, coordinate_folder, tmp_path, load_boxes=True)
+    runner = Runner.from_cfg(cfg)
+    records = _Records()
+    runner.logger.addHandler(records)
+    try:
+        runner.call_hook("before_run")
+        runner.train_loop  # noqa: B018
+        next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook").before_train(runner)
+    finally:
+        runner.logger.removeHandler(records)
+    assert any("ContrastiveCropHook(load_boxes=True) found no boxes to load (no load_from, or its checkpoint was "
+               "saved without ContrastiveCropHook): the warm-up starts afresh" in line for line in records.lines)
