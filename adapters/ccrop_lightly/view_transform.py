@@ -30,8 +30,9 @@ class CCropViewTransform:
         PIL image or ``(C, H, W)`` tensor, the sample's box set ``(k, 4)`` (or ``None``
         during warm-up, which crops exactly like ``RandomResizedCrop``) and the index of
         the box to crop around. Palette, alpha, 16-bit, CMYK and bilevel PIL images and ``(H, W)``,
-        ``(4, H, W)`` or ``uint16`` tensors are brought to RGB first, as :class:`~ccrop_lightly.CCropCollate`
-        does (:func:`~ccrop_lightly.to_rgb`); RGB and grayscale (``L``) images go in as they are.
+        ``(4, H, W)``, ``uint16`` and float tensors are brought to RGB first, as :class:`~ccrop_lightly.CCropCollate`
+        does (:func:`~ccrop_lightly.to_rgb`: a float tensor outside ``[0, 1]``, a ``bool`` or ``int32`` one is a
+        ``ValueError``); RGB and grayscale (``L``) images and ``uint8`` ``(1 or 3, H, W)`` tensors go in as they are.
 
     Output of this transform:
         Whatever ``transform`` returns for the ``crop.size`` crop (the crop itself if
@@ -71,7 +72,7 @@ class CCropViewTransform:
             if image.mode not in _VIEW_MODES:
                 image = to_rgb(image)
         elif isinstance(image, Tensor) and (image.ndim != 3 or image.shape[0] not in (1, 3)
-                                            or image.dtype == torch.uint16):
+                                            or image.dtype != torch.uint8):  # float: its range checked (25 us)
             image = to_rgb(image)
         elif not isinstance(image, Tensor):
             image = to_rgb(image)  # a numpy array or a path: named, with the way to fix it
