@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--resume", type=Path, help="a --checkpoint file of this script to continue from (boxes "
                         "included; raise --epochs to train longer)")
     args = parse(parser, argv)
-    resumed = _read_checkpoint(parser, args.resume) if args.resume is not None else None
+    resumed = _read_checkpoint(parser, args.resume, args.epochs) if args.resume is not None else None
     torch.manual_seed(args.seed)
     check_folder(parser, args)
     if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
@@ -117,14 +117,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return {"loss": avg_loss, "store_version": store.version}
 
 
-def _read_checkpoint(parser: argparse.ArgumentParser, path: Path) -> dict:
-    """The --resume file, or one usage line: a missing file, or one this script did not write."""
+def _read_checkpoint(parser: argparse.ArgumentParser, path: Path, epochs: int) -> dict:
+    """The --resume file, or one usage line: a missing file, one this script did not write, or one whose run has
+    done --epochs already."""
     if not path.is_file():
         parser.error(f"--resume {path}: no such checkpoint file")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  (not a torch file: pickle, zip and torch's own errors)
+        parser.error(f"--resume {path}: not a checkpoint of this script ({type(error).__name__})")
     missing = [key for key in ("model", "optimizer", "scheduler", "epoch", "box_store") if key not in checkpoint]
     if missing:
         parser.error(f"--resume {path}: not a checkpoint of this script (it lacks {', '.join(missing)})")
+    if checkpoint["epoch"] >= epochs:
+        parser.error(f"--resume {path}: its run has done {checkpoint['epoch']} epochs, so --epochs {epochs} trains "
+                     "none more; raise --epochs")
     return checkpoint
 
 

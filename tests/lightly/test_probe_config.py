@@ -55,6 +55,13 @@ def test_the_plain_loop_script_checkpoints_every_epoch_and_resumes_with_its_boxe
         module.main([folder, *TINY, "--resume", str(tmp_path / "other.pt")])
     lacks = "not a checkpoint of this script (it lacks optimizer, scheduler, epoch, box_store)"
     assert lacks in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit):
+        module.main([folder, *TINY, "--resume", str(tmp_path / "notes.txt")])
+    assert "notes.txt: not a checkpoint of this script (" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        module.main([folder, *TINY, "--epochs", "3", "--resume", str(checkpoint)])
+    assert "its run has done 3 epochs, so --epochs 3 trains none more; raise --epochs" in capsys.readouterr().err
     sys.modules.pop("simclr_ccrop", None)
 
 
