@@ -191,7 +191,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
     def transform(self, results: dict) -> dict:
         img = results.get("img")
         if not isinstance(img, np.ndarray) or img.ndim not in (2, 3) or 0 in img.shape[:2] or (
-            img.dtype.type not in self._image_types or self.backend == "pillow" and img.shape[2:] > (4,)
+            img.dtype.type not in self._image_types or img.shape[2:] > (4,) and self._channels_refused(img)
         ):
             self._bad_image(img, results)
         if results.get(CROPPED_KEY):
@@ -223,12 +223,30 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
     def _img_shape(self, img: np.ndarray) -> tuple[int, ...]:
         return img.shape[:2]
 
+    def _channels_refused(self, img: np.ndarray) -> str:
+        """Why an ``(H, W, C)`` image of more than 4 channels cannot be cut, or ``''``: it looks like ``(C, H, W)``,
+        or this resize takes no such image (pillow; OpenCV's 'area' up to 4 channels, any resize up to 512)."""
+        channels = img.shape[2]
+        if img.shape[0] in (1, 3, 4):  # (C, H, W) by mistake: cut along height and width, silently
+            return (f"it looks like (C, H, W) (else: {img.shape[0]} pixels high, {channels} channels): "
+                    "pass img.transpose(1, 2, 0)")
+        if self.backend == "pillow":
+            return "backend 'pillow' resizes uint8 of up to 4 channels (use backend='cv2')"
+        if self.interpolation == "area" or channels > 512:
+            most = 4 if self.interpolation == "area" else 512
+            return (f"OpenCV's resize with interpolation {self.interpolation!r} takes up to {most} channels"
+                    + (" (use interpolation='bilinear')" if most == 4 else ""))
+        return ""
+
     def _bad_image(self, img: Any, results: dict) -> None:
         """Raise naming what ``results['img']`` is (missing, a PIL image, a tensor, an array of another rank)."""
         if "img" not in results:
             got = f"no 'img' key (keys: {', '.join(sorted(map(str, results)))}); " + (
                 "PackInputs came before it: put ContrastiveCrop before PackInputs" if "inputs" in results else
                 "put LoadImageFromFile before it")
+        elif isinstance(img, np.ndarray) and img.ndim == 3 and 0 not in img.shape[:2] and img.shape[2] > 4 and (
+                img.dtype.type in self._image_types or img.shape[0] in (1, 3, 4)):
+            got = f"{img.dtype} {img.shape}; {self._channels_refused(img)}"
         elif isinstance(img, np.ndarray) and img.ndim in (2, 3) and 0 not in img.shape[:2]:
             cv2_takes = img.dtype.name in IMAGE_DTYPES["cv2"]
             got = (f"{img.dtype} {img.shape}; backend {self.backend!r} resizes "
