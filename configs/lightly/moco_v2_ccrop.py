@@ -12,6 +12,7 @@ localizes its shard and all ranks hold the same boxes.
 from __future__ import annotations
 
 import copy
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse(parser, argv)
     if args.resume is not None and not Path(args.resume).is_file():  # was Lightning's traceback after the set-up
         parser.error(f"--resume {args.resume}: no such checkpoint file")
+    if args.resume is not None and not zipfile.is_zipfile(args.resume):  # torch.save writes a zip archive
+        parser.error(f"--resume {args.resume}: not a checkpoint (a file torch.save wrote, e.g. by --checkpoint)")
     pl.seed_everything(args.seed)
     check_folder(parser, args)
     if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):

@@ -110,3 +110,14 @@ def test_bad_refresh_names_of_the_scripts_are_usage_lines(monkeypatch, tmp_path,
     with pytest.raises(SystemExit) as exit_info:
         options.parse(options.build_parser("x", temperature=0.5), [str(tmp_path), *argv])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_moco_script_names_a_resume_file_that_is_no_checkpoint(monkeypatch, tmp_path, capsys):
+    # Was Lightning's traceback after the set-up, torch's weights-only error suggesting weights_only=False.
+    monkeypatch.syspath_prepend(str(CONFIGS))
+    module = importlib.import_module("moco_v2_ccrop")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(SystemExit) as exit_info:
+        module.main([str(tmp_path / "scenes"), *TINY, "--resume", str(tmp_path / "notes.txt")])
+    assert exit_info.value.code == 2
+    assert "notes.txt: not a checkpoint (a file torch.save wrote, e.g. by --checkpoint)" in capsys.readouterr().err
