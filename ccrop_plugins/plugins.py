@@ -223,8 +223,8 @@ def lookup(kind: str, name: str) -> PluginEntry:
 
 
 def build(kind: str, name: str, options: dict[str, Any]) -> Any:
-    """``factory(**options)`` of ``name``; options it does not take are a ``TypeError`` naming them (the unknown
-    ones; all of them when none is unknown, e.g. a required one is missing) and listing the accepted ones."""
+    """``factory(**options)`` of ``name``; options it does not take are a ``TypeError`` naming the unknown ones (else
+    all of them), the accepted ones and those it requires; it must build a callable (else ``TypeError``)."""
     entry = lookup(kind, name)
     try:
         signature = inspect.signature(entry.factory)  # type: ignore[arg-type]  (working entries have one)
@@ -234,15 +234,12 @@ def build(kind: str, name: str, options: dict[str, Any]) -> Any:
         accepted = [p for p, k in kinds.items() if k in (k.POSITIONAL_OR_KEYWORD, k.KEYWORD_ONLY)]
         unknown = [] if inspect.Parameter.VAR_KEYWORD in kinds.values() else sorted(set(options) - set(accepted))
         required = [p.name for p in signature.parameters.values() if p.default is p.empty and p.name not in options
-                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        if required:  # e.g. the localizer function itself registered instead of its factory
-            raise TypeError(f"{kind} {name!r} (from {entry.provider}) cannot be built from options {sorted(options)}: "
-                            f"its factory requires {required}{f' and does not accept {unknown}' if unknown else ''}; "
-                            f"a {kind} is registered as a factory of its options "
-                            f"that returns the {kind} (a class, or register({name!r}, lambda **options: {kind}))"
-                            ) from None
-        raise TypeError(f"{kind} {name!r} (from {entry.provider}) does not accept options "
-                        f"{unknown or sorted(options)}; accepted: {', '.join(accepted) or 'none'}") from None
+                    and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # a missing option, or a call's argument
+        problem = f"does not accept options {unknown}" if unknown else f"cannot be built from options {sorted(options)}"
+        raise TypeError(f"{kind} {name!r} (from {entry.provider}) {problem}; accepted: {', '.join(accepted) or 'none'}"
+                        + (f"; it requires {required} (if they are the {kind}'s call arguments, the {kind} itself was "
+                           f"registered instead of a factory of its options: a class, or lambda **options: {kind})"
+                           if required else "")) from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
     built = entry.factory(**options)  # type: ignore[misc]

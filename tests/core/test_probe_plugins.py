@@ -324,6 +324,7 @@ class FactoryMistakesPlugin:
     def ccrop_register_samplers(self, register):
         register("sampler_instance", Midpoint())  # an instance, not the class
         register("builds_none", lambda **options: None)
+        register("needs_width", lambda width: Midpoint())  # a factory with a required option
 
 
 @pytest.fixture
@@ -336,14 +337,21 @@ def factory_mistakes():
 
 def test_a_localizer_or_sampler_registered_instead_of_its_factory_is_named(factory_mistakes):
     # was: "localizer 'bare_localizer' (from factory-mistakes) does not accept options []; accepted: heatmaps"
-    with pytest.raises(TypeError, match=r"localizer 'bare_localizer' \(from factory-mistakes\) cannot be built from "
-                                        r"options \['max_boxes'\]: its factory requires \['heatmaps'\] and does "
-                                        r"not accept \['max_boxes'\]; a localizer is registered as a factory of its "
-                                        r"options that returns the localizer"):
+    with pytest.raises(TypeError, match=r"localizer 'bare_localizer' \(from factory-mistakes\) does not accept "
+                                        r"options \['max_boxes'\]; accepted: heatmaps; it requires \['heatmaps'\] "
+                                        r"\(if they are the localizer's call arguments, the localizer itself was "
+                                        r"registered instead of a factory of its options"):
         refresh_boxes(_feature_fn, _batches(), BoxStore(4), localizer="bare_localizer", progress=False)
     with pytest.raises(TypeError, match=r"sampler 'sampler_instance' .* requires \['low', 'high', 'centre', "
                                         r"'extent'\]"):
         ContrastiveCrop(8, sampler="sampler_instance")
+    # a genuine option misspelt or left out is named as such first (was, for a moment: 'registered instead of ...')
+    with pytest.raises(TypeError, match=r"'needs_width' .* does not accept options \['widht'\]; accepted: width; "
+                                        r"it requires \['width'\]"):
+        ContrastiveCrop(8, sampler="needs_width", widht=3)
+    with pytest.raises(TypeError, match=r"'needs_width' .* cannot be built from options \[\]; accepted: width; it "
+                                        r"requires \['width'\]"):
+        ContrastiveCrop(8, sampler="needs_width")
 
 
 def test_a_factory_that_builds_no_callable_is_named_when_built(factory_mistakes):
