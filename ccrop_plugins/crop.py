@@ -16,7 +16,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from .plugins import get_sampler
-from .samplers import check_sampler
+from .samplers import check_sampler, sampler_error
 from .sizes import height_width, integer
 
 CropParams = dict[str, int]
@@ -235,17 +235,12 @@ class ContrastiveCrop:
             try:  # free on the good path; a plugin's sampler returning something else is named
                 top, left = float(placed[0]), float(placed[1])
             except (TypeError, ValueError, IndexError, KeyError):
-                raise self._bad_sampler(repr(placed)) from None
+                raise sampler_error(self.sampler, repr(placed)) from None
             top, left = min(max(top, low[0]), high[0]), min(max(left, low[1]), high[1])  # its range; NaN stays NaN
         try:
             return min(max(int(round(top)), 0), max_top), min(max(int(round(left)), 0), max_left)
         except (ValueError, OverflowError):  # NaN or inf
-            raise self._bad_sampler(f"a crop at (top, left) = ({top}, {left})") from None
-
-    def _bad_sampler(self, got: str) -> ValueError:
-        return ValueError(f"sampler {self.sampler!r} returned {got}; a centre sampler returns the crop's (top, left) "
-                          "as two finite numbers, its unit_quantile a finite number in [0, 1] "
-                          "(ccrop_plugins.samplers.CentreSampler)")
+            raise sampler_error(self.sampler, f"a crop at (top, left) = ({top}, {left})") from None
 
     def _box_reference(self, box_h: float, box_w: float, height: int, width: int) -> tuple[float, float]:
         """The region ``scale`` refers to with ``scale_reference="box"``, shrunk so the largest crop is the image."""

@@ -92,10 +92,15 @@ def check_sampler(sampler: CentreSampler) -> None:
                          f"{type(error).__name__}: {error} (ccrop_plugins.samplers.CentreSampler)") from error
     inside = pair.shape == (2,) and bool(np.all(low <= pair) and np.all(pair <= high))
     if not inside or not 0 <= q <= 1:
-        got = f"unit_quantile(0.5) = {q}" if inside else repr(placed)
-        raise ValueError(f"sampler {sampler!r} returned {got}; a centre sampler returns the crop's (top, left) inside "
-                         f"[low, high] (here low={low.tolist()}, high={high.tolist()}), its unit_quantile a number in "
-                         "[0, 1] (ccrop_plugins.samplers.CentreSampler)")
+        raise sampler_error(sampler, f"unit_quantile(0.5) = {q}" if inside else repr(placed),
+                            f" (here low={low.tolist()}, high={high.tolist()})")
+
+
+def sampler_error(sampler: CentreSampler, got: str, where: str = "") -> ValueError:
+    """The ``ValueError`` of a centre sampler that returned ``got`` (``where``: the range it was given)."""
+    return ValueError(f"sampler {sampler!r} returned {got}; a centre sampler returns the crop's (top, left) inside "
+                      f"[low, high]{where} as two finite numbers, its unit_quantile a number in [0, 1] "
+                      "(ccrop_plugins.samplers.CentreSampler)")
 
 
 def _positive(number: float) -> bool:
