@@ -59,10 +59,10 @@ def list_images(root: Path) -> list[str]:
             (the frameworks would read only the sub-folders and silently drop the top-level images), or has a
             class folder without images (hidden ones such as ``.ipynb_checkpoints`` included: torchvision's
             ``ImageFolder`` refuses it), holds a video file (``LightlyDataset`` would read videos, not images), a
-            link to one of its own folders (the frameworks follow links: its images would repeat), an image name
-            that links to a missing file (Lightly lists it, then fails on it), or macOS metadata files with an image
-            name (AppleDouble ``._*`` files, a ``__MACOSX`` folder: the frameworks would list them as images), or a
-            Synology ``@eaDir`` folder (its thumbnails would be listed as images, or it as a class).
+            link to one of its own folders or an ancestor (the frameworks follow links: its images would repeat), an
+            image name that links to a missing file (Lightly lists it, then fails on it), or macOS metadata files with
+            an image name (AppleDouble ``._*`` files, a ``__MACOSX`` folder: the frameworks would list them as
+            images), or a Synology ``@eaDir`` folder (its thumbnails would be listed as images, or it as a class).
     """
     root = Path(root)
     if not root.is_dir():
@@ -96,12 +96,13 @@ def _check_layout(root: Path, folders: list[str], top: list[str]) -> None:
 
 
 def _check_walk(root: Path) -> None:
-    """Synology ``@eaDir`` folders, links to one of the folder's own ancestors, image names linking to missing files,
-    video files, macOS metadata files."""
+    """Synology ``@eaDir`` folders, links to one of the folder's own ancestors or to another folder of ``root``,
+    image names linking to missing files, video files, macOS metadata files."""
     videos: list[str] = []
     broken: list[str] = []
     apple: list[str] = []
     synology: list[str] = []
+    top = os.path.realpath(root)
     for folder, dirs, names in os.walk(root):  # links not followed here; the frameworks follow them
         synology += [Path(folder, "@eaDir").relative_to(root).as_posix()] if "@eaDir" in dirs else []
         videos += [Path(folder, n).relative_to(root).as_posix() for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
@@ -118,6 +119,12 @@ def _check_walk(root: Path) -> None:
                     "the frameworks follow links, so its images would be listed again and again (up to the system's "
                     "link depth): "
                     "remove the link"
+                )
+            if link.is_symlink() and (target == top or target.startswith(top + os.sep)):  # a folder of DIR itself
+                raise UserError(
+                    f"--data {root}: {link.relative_to(root).as_posix()} links to "
+                    f"{Path(target).relative_to(top).as_posix()}, a folder of DIR itself; the frameworks follow links, "
+                    "so its images would be listed twice (or, with a link back, again and again): remove the link"
                 )
     if synology:
         raise UserError(

@@ -34,3 +34,26 @@ def test_synology_thumbnail_folders_are_named_with_the_command_that_removes_them
     (inner / "@eaDir" / "a.png").rmdir()
     (inner / "@eaDir").rmdir()
     assert list_images(data) == (["cats/a.png"] if layout == "classes" else ["a.png"])
+
+
+def test_a_link_to_another_folder_of_the_data_is_named_not_listed_again(tmp_path):
+    # cats/dogs -> ../dogs (and dogs/cats -> ../cats): the frameworks follow links, so dogs' images were listed again
+    # as cats/dogs/... (with both links, 82 names for 2 files, up to the system's link depth), silently; only a link
+    # to the folder itself or an ancestor was refused.
+    import os
+
+    for name in ("cats/a.png", "dogs/b.png"):
+        _image(tmp_path / name)
+    os.symlink("../dogs", tmp_path / "cats" / "dogs")
+    with pytest.raises(UserError, match=r"cats/dogs links to dogs, a folder of DIR itself; the frameworks follow "
+                                        r"links, so its images would be listed twice .*: remove the link"):
+        list_images(tmp_path)
+    os.symlink("../cats", tmp_path / "dogs" / "cats")
+    with pytest.raises(UserError, match=r"links to (cats|dogs), a folder of DIR itself"):
+        list_images(tmp_path)
+    (tmp_path / "cats" / "dogs").unlink()
+    (tmp_path / "dogs" / "cats").unlink()
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere"
+    _image(elsewhere / "c.png")
+    os.symlink(elsewhere, tmp_path / "cats" / "more")  # a folder outside DIR: still followed, as documented
+    assert list_images(tmp_path) == ["cats/a.png", "cats/more/c.png", "dogs/b.png"]
