@@ -126,7 +126,8 @@ def _read_checkpoint(parser: argparse.ArgumentParser, path: Path, epochs: int) -
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001  (not a torch file: pickle, zip and torch's own errors)
         parser.error(f"--resume {path}: not a checkpoint of this script ({type(error).__name__})")
-    missing = [key for key in ("model", "optimizer", "scheduler", "epoch", "box_store") if key not in checkpoint]
+    missing = [key for key in ("model", "optimizer", "scheduler", "epoch", "box_store")
+               if not isinstance(checkpoint, dict) or key not in checkpoint]  # a saved tensor: 'in' would raise
     if missing:
         parser.error(f"--resume {path}: not a checkpoint of this script (it lacks {', '.join(missing)})")
     if checkpoint["epoch"] >= epochs:

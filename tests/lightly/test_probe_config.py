@@ -55,6 +55,10 @@ def test_the_plain_loop_script_checkpoints_every_epoch_and_resumes_with_its_boxe
         module.main([folder, *TINY, "--resume", str(tmp_path / "other.pt")])
     lacks = "not a checkpoint of this script (it lacks optimizer, scheduler, epoch, box_store)"
     assert lacks in capsys.readouterr().err
+    torch.save(torch.ones(3), tmp_path / "tensor.pt")  # was: RuntimeError: Tensor.__contains__ only supports Tensor
+    with pytest.raises(SystemExit):
+        module.main([folder, *TINY, "--resume", str(tmp_path / "tensor.pt")])
+    assert "tensor.pt: not a checkpoint of this script (it lacks model, optimizer" in capsys.readouterr().err
     (tmp_path / "notes.txt").write_text("not a checkpoint")
     with pytest.raises(SystemExit):
         module.main([folder, *TINY, "--resume", str(tmp_path / "notes.txt")])
