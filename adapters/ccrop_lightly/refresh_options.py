@@ -48,7 +48,7 @@ def check_refresh_options(
         raise ValueError(f"localizer_options max_boxes={given!r} and the box store's max_boxes={store.max_boxes} "
                          f"disagree: the store keeps at most {store.max_boxes} boxes per image; give it once, as "
                          "BoxStore(num_samples, max_boxes=...) (the localizer takes the store's)")
-    if isinstance(localizer, str) or not callable(localizer):  # None, 3, ['bbox']: the core names them
+    if not callable(localizer):  # a name; None, 3, ['bbox']: the core names them
         get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
     elif localizer_options:  # a callable localizer is already configured: the options would go nowhere
         raise TypeError(f"localizer_options {sorted(localizer_options)} are for a named localizer; the localizer "
