@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -60,9 +61,10 @@ def list_images(root: Path) -> list[str]:
             class folder without images (hidden ones such as ``.ipynb_checkpoints`` included: torchvision's
             ``ImageFolder`` refuses it), holds a video file (``LightlyDataset`` would read videos, not images), a
             link to one of its own folders or an ancestor (the frameworks follow links: its images would repeat), an
-            image name that links to a missing file (Lightly lists it, then fails on it), or macOS metadata files with
-            an image name (AppleDouble ``._*`` files, a ``__MACOSX`` folder: the frameworks would list them as
-            images), or a Synology ``@eaDir`` folder (its thumbnails would be listed as images, or it as a class).
+            image name that links to a missing file (Lightly lists it, then fails on it) or is a named pipe or device
+            (reading it would wait for ever), or macOS metadata files with an image name (AppleDouble ``._*`` files,
+            a ``__MACOSX`` folder: the frameworks would list them as images), or a Synology ``@eaDir`` folder (its
+            thumbnails would be listed as images, or it as a class).
     """
     root = Path(root)
     if not root.is_dir():
@@ -97,17 +99,20 @@ def _check_layout(root: Path, folders: list[str], top: list[str]) -> None:
 
 def _check_walk(root: Path) -> None:
     """Synology ``@eaDir`` folders, links to one of the folder's own ancestors or to another folder of ``root``,
-    image names linking to missing files, video files, macOS metadata files."""
+    image names that are pipes or devices or link to missing files, video files, macOS metadata files."""
     videos: list[str] = []
     broken: list[str] = []
+    special: list[str] = []
     apple: list[str] = []
     synology: list[str] = []
     top = os.path.realpath(root)
     for folder, dirs, names in os.walk(root):  # links not followed here; the frameworks follow them
         synology += [Path(folder, "@eaDir").relative_to(root).as_posix()] if "@eaDir" in dirs else []
         videos += [Path(folder, n).relative_to(root).as_posix() for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
-        broken += [Path(folder, n).relative_to(root).as_posix() for n in names
-                   if is_image(n) and not os.path.exists(Path(folder, n))]  # a link to nothing
+        for name in filter(is_image, names):  # one stat each: a link to nothing, a pipe or device (open() waits)
+            kind = _file_kind(Path(folder, name))
+            if kind is None or not stat.S_ISREG(kind):
+                (broken if kind is None else special).append(Path(folder, name).relative_to(root).as_posix())
         apple += [Path(folder, n).relative_to(root).as_posix() for n in names
                   if n.startswith("._") and is_image(n) and _is_apple_double(Path(folder, n))]
         here = os.path.realpath(folder)
@@ -132,6 +137,11 @@ def _check_walk(root: Path) -> None:
             " writes thumbnails (SYNOPHOTO_THUMB_*.jpg) into them, which both frameworks would list as images (or as a"
             f" class). Delete them: find {shlex.quote(str(root))} -name @eaDir -type d -prune -exec rm -r {{}} +"
         )
+    if special:
+        raise UserError(
+            f"--data {root}: {len(special)} image name(s) are not regular files (a named pipe, socket or device): "
+            f"{some_names(sorted(special))}; reading one would wait for ever: remove them"
+        )
     if broken:
         raise UserError(
             f"--data {root}: {len(broken)} link(s) to missing files: {some_names(sorted(broken))};"
@@ -147,6 +157,14 @@ def _check_walk(root: Path) -> None:
             " Lightly reads a folder with any video in it as a video dataset of frames (which needs PyAV and"
             " torchvision<=0.25), not as images: move them out of the folder"
         )
+
+
+def _file_kind(path: Path) -> int | None:
+    """``st_mode`` of what ``path`` names (links followed), or ``None`` for a link to a missing file."""
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
 
 
 def _is_apple_double(path: Path) -> bool:

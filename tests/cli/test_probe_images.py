@@ -57,3 +57,17 @@ def test_a_link_to_another_folder_of_the_data_is_named_not_listed_again(tmp_path
     _image(elsewhere / "c.png")
     os.symlink(elsewhere, tmp_path / "cats" / "more")  # a folder outside DIR: still followed, as documented
     assert list_images(tmp_path) == ["cats/a.png", "cats/more/c.png", "dogs/b.png"]
+
+
+def test_an_image_name_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path):
+    # DIR/c/p.jpg made by mkfifo: check_images' open() (and both frameworks' loaders) waited for a writer for ever.
+    import os
+
+    _image(tmp_path / "c" / "a.png")
+    os.mkfifo(tmp_path / "c" / "p.jpg")
+    with pytest.raises(UserError, match=r"1 image name\(s\) are not regular files \(a named pipe, socket or device\): "
+                                        r"c/p.jpg; reading one would wait for ever: remove them"):
+        list_images(tmp_path)
+    (tmp_path / "c" / "p.jpg").unlink()
+    os.symlink("a.png", tmp_path / "c" / "b.png")  # a link to an image is an image
+    assert list_images(tmp_path) == ["c/a.png", "c/b.png"]
