@@ -17,8 +17,9 @@ drawn too.
 
 Images with an EXIF orientation (phone photos) are drawn as the box store saw them, which depends on the loader
 that trained it: ``--exif stored`` (Lightly reads the stored pixels with PIL) or ``--exif upright`` (MMPretrain
-reads them upright with OpenCV, as viewers show them). Without ``--exif``, such images among those drawn are a
-one-line error that says so; the ground truth (upright, as ``annotations.json`` gives it) is drawn in either frame.
+reads JPEG and PNG files upright with OpenCV, as viewers show them; OpenCV ignores a WebP file's orientation, so
+draw those ``stored``). Without ``--exif``, such images among those drawn are a one-line error that says so; the
+ground truth (upright, as ``annotations.json`` gives it) is drawn in either frame.
 
 Writes ``box_sets.png`` (the first ``--images`` images with their boxes) and
 ``pairs_<n>.png`` for the first ``--pair-images`` images: ``--pairs`` view pairs of
@@ -80,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--exif", choices=("stored", "upright"), default=None,
         help="images with an EXIF orientation (phone photos): draw their stored pixels, as Lightly (PIL) trains on "
-        "them, or upright, as MMPretrain (OpenCV) does; needed only when the images drawn have one",
+        "them, or upright, as MMPretrain (OpenCV) reads JPEG and PNG; needed only when the images drawn have one",
     )
 
 
