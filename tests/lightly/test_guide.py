@@ -123,12 +123,12 @@ accelerator = "cpu"
 
 
 class GeneratedCIFAR10(torch.utils.data.Dataset):
-    """``torchvision.datasets.CIFAR10``'s signature over 24 generated 32 px scenes (nothing downloaded)."""
+    """``torchvision.datasets.CIFAR10``'s signature over 16 generated 32 px scenes (2 batches of 8)."""
 
     def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
         from ccrop_scenes import generate_scenes
 
-        scenes = generate_scenes(24, image_size=32, num_classes=2, seed=0)
+        scenes = generate_scenes(16, image_size=32, num_classes=2, seed=0)
         self.images, self.labels, self.transform = scenes.images, scenes.labels, transform
 
     def __len__(self):
