@@ -198,6 +198,8 @@ def test_a_longer_run_resumed_from_a_finished_one_catches_up_on_the_skipped_refr
         if loop == "iteration":
             cfg.custom_hooks[0].update(warmup_epochs=2, interval=2)
             cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2 * steps)
+            # mmengine's advice for iteration loops; a DefaultSampler's end (2 batches) costs a 2 s sleep per restart
+            cfg.train_dataloader.sampler = dict(type="InfiniteSampler", shuffle=True)
             cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=2, by_epoch=False)
         else:
             cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=steps)
