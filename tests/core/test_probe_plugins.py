@@ -86,11 +86,11 @@ class FloatCount(FarFromMean):
 
 
 class GrowingSum(FarFromMean):
-    calls = 0
+    calls = 0  # per instance: a pass's rule, not the class (a rerun in one process starts again at 1)
 
     def fit(self, features):
-        type(self).calls += 1
-        return {"sum": torch.ones(1 if type(self).calls == 1 else features.shape[1])}
+        self.calls += 1
+        return {"sum": torch.ones(1 if self.calls == 1 else features.shape[1])}
 
 
 class RankKeys(FarFromMean):
