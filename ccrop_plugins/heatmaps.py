@@ -123,7 +123,7 @@ class HeatmapPipeline:
             raise TypeError(f"finalize takes the summed statistics of fit, {{stage: {{name: tensor}}}}, of a heatmap "
                             f"with dataset statistics; got {type(totals).__name__} for {_method_name(self.method)}")
         for stage, statistics in totals.items():
-            broken = sorted(k for k, v in statistics.items() if not bool(torch.isfinite(v.float()).all()))
+            broken = sorted(k for k, v in statistics.items() if not torch.isfinite(torch.as_tensor(v).float()).all())
             if broken:  # applied, every map would be NaN: the whole image for every image, with no word of why
                 where = "" if stage is None else f" of stage {stage!r}"
                 warnings.warn(f"heatmap rule {_method_name(self.method)}{where}: its summed fit statistics {broken} "

@@ -169,6 +169,16 @@ def test_non_finite_fit_statistics_are_not_applied_and_named(statistics_plugin):
     assert stats.fallback_fraction < 1 and store.version == 2
 
 
+
+def test_finalize_given_numbers_passes_them_to_the_rule():
+    # HeatmapPipeline.finalize is public: the NaN check of a8935c9 called .float() on each value, so a caller's
+    # {'count': 4.0} was AttributeError: 'float' object has no attribute 'float' (before it, the rule took it)
+    from ccrop_plugins import HeatmapPipeline
+
+    pipeline = HeatmapPipeline(FarFromMean())
+    pipeline.finalize({None: {"count": 4.0, "sum": torch.full((8,), 2.0)}})
+    torch.testing.assert_close(pipeline.rule(None).mean, torch.full((8,), 0.5))
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
