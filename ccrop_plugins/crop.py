@@ -287,8 +287,9 @@ class ContrastiveCrop:
     def apply(self, img: Image.Image | Tensor, params: CropParams) -> Image.Image | Tensor:
         """Crop ``params`` out of ``img`` and resize it to ``size``."""
         flat = isinstance(img, Tensor) and img.ndim > 4  # torchvision resizes up to (B, C, H, W): flatten the rest
-        out = TF.resized_crop(img.flatten(0, -4) if flat else img, *(params[k] for k in ("top", "left", "height",
-                              "width")), list(self.size), self.interpolation, antialias=self.antialias)
+        box = (params["top"], params["left"], params["height"], params["width"])
+        out = TF.resized_crop(img.flatten(0, -4) if flat else img, *box, list(self.size), self.interpolation,
+                              antialias=self.antialias)
         return out.unflatten(0, img.shape[:-3]) if flat else out
 
     def __repr__(self) -> str:
