@@ -118,6 +118,7 @@ def _ddp_fit(folder: Path, out: Path, *ckpt_path: str) -> list[str]:
     return outputs
 
 
+@pytest.mark.xdist_group("ddp")  # one xdist worker runs the DDP tests, one at a time
 def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_folder):
     _ddp_fit(scenes_folder, tmp_path)
     runs = [json.loads((tmp_path / f"run_rank{r}.json").read_text()) for r in range(2)]
@@ -141,6 +142,7 @@ def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_
     assert len({tuple(b.tolist()) for b in expected["boxes"][:, 0]}) > 1
 
 
+@pytest.mark.xdist_group("ddp")  # one xdist worker runs the DDP tests, one at a time
 def test_ddp_ranks_resumed_onto_a_grown_dataset_ignore_the_saved_boxes_and_refresh_alike(tmp_path, scenes_folder):
     """A 1-process checkpoint of 16 images resumed by 2 ddp ranks onto the folder with an image added: each rank
     ignores the saved boxes with the warning (was the store's ValueError on every rank), the catch-up refresh runs on

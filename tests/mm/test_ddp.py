@@ -54,6 +54,7 @@ def _wait(procs, log_files) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ddp")  # one xdist worker runs the DDP tests, one at a time
 @pytest.mark.parametrize("framework", ["mmpretrain", "mmselfsup"])
 def test_two_ranks_hold_the_one_process_store(framework, setup, train, object_folder, tmp_path):
     procs, log_files, outs = _start_ranks(setup, framework, object_folder, tmp_path)
@@ -82,6 +83,7 @@ def test_two_ranks_hold_the_one_process_store(framework, setup, train, object_fo
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ddp")  # one xdist worker runs the DDP tests, one at a time
 def test_two_ranks_resumed_onto_a_grown_dataset_ignore_the_saved_boxes_and_refresh_alike(
         setup, train, object_folder, tmp_path):
     """A 1-process checkpoint of 16 images resumed by 2 gloo ranks onto the folder with an image added: every rank
