@@ -207,6 +207,7 @@ def _gloo_rank(rank, port, out, heatmap):
         dist.destroy_process_group()
 
 
+@pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker
 @pytest.mark.parametrize("heatmap", ["far", "rank_keys"])
 def test_fitted_statistics_under_two_gloo_ranks_one_without_images(statistics_plugin, tmp_path, heatmap):
     # was: the rank without images skipped its all_reduce and never finalized, the other waited in its all_reduce

@@ -35,6 +35,7 @@ def gloo_runs(tmp_path_factory, extras_plugin):
     return out
 
 
+@pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker
 def test_two_gloo_ranks_end_with_the_same_store_as_one_process(gloo_runs):
     tmp_path = gloo_runs
     single = torch.load(tmp_path / "rank0_of_1_channel_sum.pt", weights_only=True)
@@ -57,6 +58,7 @@ def test_two_gloo_ranks_end_with_the_same_store_as_one_process(gloo_runs):
             assert rank["stats"][key] == pytest.approx(ranks[0]["stats"][key])
 
 
+@pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker
 def test_dataset_statistics_of_ddt_are_summed_over_gloo_ranks(gloo_runs):
     """12 images (no padding duplicates): two ranks fit the same mean and component as one process,
     and the second pass, which applies them, gives the same store."""
