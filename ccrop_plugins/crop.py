@@ -39,10 +39,10 @@ def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
         channels, height, width = img.shape[-3:]
         if channels < 1:
             raise ValueError(f"a tensor image (..., C, H, W) needs at least one channel; got shape {tuple(img.shape)}")
-        if img.ndim == 3 and channels > 4 and width in (1, 3, 4):  # (H, W, C), e.g. torch.from_numpy(np.array(pil))
-            raise ValueError(f"a tensor image of shape {tuple(img.shape)} looks like (H, W, C) (else: {width} pixels "
-                             f"wide, {channels} channels); ContrastiveCrop takes (..., C, H, W): "
-                             "pass img.permute(2, 0, 1)")
+        if channels > 4 and width in (1, 3, 4):  # (..., H, W, C), e.g. torch.from_numpy(np.array(pil))
+            raise ValueError(f"a tensor image of shape {tuple(img.shape)} looks like (..., H, W, C) (else: {width} "
+                             f"pixels wide, {channels} channels); ContrastiveCrop takes (..., C, H, W): "
+                             f"pass img.{'permute(2, 0, 1)' if img.ndim == 3 else 'movedim(-1, -3)'}")
     if height < 1 or width < 1:
         raise ValueError(f"cannot crop an empty image of size (height, width) = ({height}, {width})")
     return int(height), int(width)

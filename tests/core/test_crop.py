@@ -345,13 +345,13 @@ def test_a_channels_last_or_channel_less_tensor_is_named():
     # torch.from_numpy(np.array(pil_image)); (0, H, W) failed inside torch's interpolate ("Non-empty 4D data tensor")
     crop = ContrastiveCrop(8)
     for shape in ((20, 24, 3), (20, 24, 1), (20, 24, 4)):
-        with pytest.raises(ValueError, match=rf"shape {re.escape(str(shape))} looks like \(H, W, C\)"
+        with pytest.raises(ValueError, match=rf"shape {re.escape(str(shape))} looks like \(\.\.\., H, W, C\)"
                                              r".*pass img.permute\(2, 0, 1\)"):
             crop(torch.zeros(shape, dtype=torch.uint8), torch.tensor([[0.1, 0.1, 0.9, 0.9]]))
     with pytest.raises(ValueError, match=r"needs at least one channel; got shape \(0, 20, 24\)"):
         crop(torch.zeros(0, 20, 24))
     assert crop(torch.zeros(8, 20, 24)).shape == (8, 8, 8)  # many channels, a wide image: (C, H, W) as before
-    assert crop(torch.zeros(2, 20, 24, 3)).shape == (2, 20, 8, 8)  # a batch is not guessed at
+    assert crop(torch.zeros(2, 8, 20, 24)).shape == (2, 8, 8, 8)  # a batch (B, C, H, W) of many channels
 
 
 def test_a_store_entry_unpacked_into_the_positional_arguments_is_named():
