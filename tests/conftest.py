@@ -40,3 +40,22 @@ def extras_plugin():
         yield plugin
     finally:
         plugin_manager.unregister(plugin)
+
+
+@pytest.fixture(scope="module")
+def docs_plugin():
+    """docs/plugins.md's example plugin (tests/docs_plugin_example.py: heatmap ``far_from_mean``, localizer ``peak``,
+    sampler ``edge``), registered as an installed plugin would be; unregistered after the module."""
+    import importlib.util
+    from pathlib import Path
+
+    from ccrop_plugins.plugins import load_plugins, plugin_manager
+
+    path = Path(__file__).with_name("docs_plugin_example.py")
+    spec = importlib.util.spec_from_file_location("docs_plugin_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    load_plugins()
+    plugin_manager.register(example.DocsPlugin(), name="docs-plugin")
+    yield example
+    plugin_manager.unregister(name="docs-plugin")
