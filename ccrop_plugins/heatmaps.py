@@ -75,8 +75,8 @@ class HeatmapPipeline:
         self.rules: dict[str | None, HeatmapMethod] = {}
         # Whether the rule has dataset statistics; a bad name or option fails here, before any pass.
         rule = build_heatmap(method, self.options)
-        self.fits = is_fitted_rule(rule)
         half = [name for name in ("fit", "finalize") if callable(getattr(rule, name, None))]
+        self.fits = len(half) == 2  # is_fitted_rule(rule)
         if len(half) == 1:  # e.g. 'finalise': the rule would apply its fallback on every pass, silently
             raise TypeError(f"heatmap rule {_method_name(method)} has {half[0]} but no "
                             f"{'finalize' if half == ['fit'] else 'fit'}; a rule with dataset statistics defines both, "
