@@ -15,7 +15,12 @@ from typing import Any, Iterator
 from .transforms import BaseContrastiveCrop, ChooseContrastiveBox, StoreUser
 
 _CHILD_ATTRIBUTES = ("transforms", "pipelines", "transform", "pipeline")
-_GEOMETRIC = re.compile("Flip|Crop|Rotat|Resize|Affine|Shear|Translate|Pad|Perspective|Elastic|Scale")
+# Steps that move what lies where in the image, so a normalised box of the image before them does not fit it after.
+# Resizing the whole image (Resize, ResizeEdge, RandomResize) keeps a normalised box where it was: not listed.
+_MOVES = re.compile("Flip|Crop|Rotat|Affine|Shear|Translate|Pad|Perspective|Elastic")
+# torchvision's automatic augmentations: fixed sets of operations that include shear, translation and rotation.
+_TORCHVISION_AUGMENTS = ("AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix")
+_RESIZED_CROP = re.compile("ResizedCrop|EfficientNetRandomCrop")
 
 
 def iter_transforms(root: Any) -> Iterator[Any]:
@@ -32,6 +37,8 @@ def iter_transforms(root: Any) -> Iterator[Any]:
         if isinstance(item, (list, tuple)):
             children = list(item)
         else:
+            if _is_torchvision(getattr(item, "t", None)):  # mmpretrain's 'torchvision/...' wrapper holds it in .t
+                children.append(item.t)
             for name in _CHILD_ATTRIBUTES:
                 child = getattr(item, name, None)
                 if isinstance(child, (list, tuple)):
@@ -77,7 +84,8 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
 
     Raises:
         ValueError / TypeError: no ContrastiveCrop, a missing ``ChooseContrastiveBox``, a random
-            step before the ContrastiveCrop steps, no ``sample_idx`` or no pipeline at all.
+            step before the ContrastiveCrop steps, a step that moves image content before ContrastiveCrop in a view
+            or a RandomResizedCrop after it (:func:`_misplaced_step`), no ``sample_idx`` or no pipeline at all.
     """
     dataset = _pipeline_owner(dataset)
     steps = list(getattr(dataset.pipeline, "transforms", dataset.pipeline))
@@ -102,49 +110,102 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             f"one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline {where}"
             "(or use localizer='bbox' / max_boxes=1)"
         )
-    random, in_view = _random_before_a_crop(steps)
-    if random is not None and not in_view:
-        raise ValueError(
-            f"{type(random).__name__} comes before ContrastiveCrop/ChooseContrastiveBox in "
-            "train_dataloader.dataset.pipeline: the refresh pass reuses the steps before them, so it "
-            "would localize objects in randomly changed images (flipped, cropped) and the boxes would "
-            f"not fit the images the views are cut from; move {type(random).__name__} into the view "
-            "pipeline, after ContrastiveCrop"
-        )
-    if random is not None:
-        raise ValueError(
-            f"{type(random).__name__} comes before ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
-            "train_dataloader.dataset.pipeline: the boxes are made on the images without it, so a view it changed "
-            f"(flipped, cropped) would be cut around boxes that do not fit it; move {type(random).__name__} after "
-            "ContrastiveCrop"
-        )
+    _check_step_order(steps)
     _check_sample_index(dataset)
     return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend)
 
 
-def _random_before_a_crop(steps: list[Any]) -> tuple[Any, bool]:
-    """The first random step before a ContrastiveCrop in its sequence (the top-level steps, or a ``Compose`` such as a
-    MultiView view; branches of MultiView and RandomChoice are not a sequence) and whether it is nested, or ``None``.
-    In a view only a geometric one counts (colour changes leave the boxes right); steps holding a box choice are left
-    out (it reads only ``sample_idx``)."""
+def _check_step_order(steps: list[Any]) -> None:
+    """Refuse a step whose place makes the boxes miss the image they cut (see :func:`_misplaced_step`)."""
+    found = _misplaced_step(steps)
+    if found is None:
+        return
+    step, where = found
+    name = _step_name(step)
+    if where == "top":
+        raise ValueError(
+            f"{name} comes before ContrastiveCrop/ChooseContrastiveBox in "
+            "train_dataloader.dataset.pipeline: the refresh pass reuses the steps before them, so it "
+            "would localize objects in randomly changed images (flipped, cropped) and the boxes would "
+            f"not fit the images the views are cut from; move {name} into the view "
+            "pipeline, after ContrastiveCrop"
+        )
+    if where == "after":
+        raise ValueError(
+            f"{name} comes after ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
+            f"train_dataloader.dataset.pipeline: it would cut ContrastiveCrop's crop again (a random part of it), "
+            f"silently undoing the box-aware crop; ContrastiveCrop replaces {name} and takes its arguments: "
+            f"remove {name}"
+        )
+    if _is_random(step):
+        raise ValueError(
+            f"{name} comes before ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
+            "train_dataloader.dataset.pipeline: the boxes are made on the images without it, so a view it changed "
+            f"(flipped, cropped) would be cut around boxes that do not fit it; move {name} after ContrastiveCrop"
+        )
+    raise ValueError(
+        f"{name} comes before ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
+        "train_dataloader.dataset.pipeline: the refresh pass makes the boxes on the images without it (it reuses "
+        f"only the steps before MultiView), so every view would be cut around boxes that do not fit the image "
+        f"{name} made (cropped, padded, flipped); move {name} before MultiView (the refresh then sees it too) "
+        "or after ContrastiveCrop (resizing the whole image, Resize or ResizeEdge, may stay: the boxes are "
+        "normalised)"
+    )
+
+
+def _misplaced_step(steps: list[Any]) -> tuple[Any, str] | None:
+    """The first step whose place makes the boxes miss and where it is ('top', 'view', 'after'), or ``None``.
+
+    Each sequence is read: the top-level steps, and every ``Compose`` (a MultiView view); the branches of MultiView and
+    RandomChoice are not one sequence. Before the first ContrastiveCrop of the top-level steps (what the refresh
+    reuses) a random step is refused (``'top'``). Before it in a nested sequence, a step that moves image content
+    (crop, pad, flip, rotation...), random or not, is refused (``'view'``): the refresh does not see it; colour changes
+    and resizing the whole image leave the normalised boxes right. After it in the same sequence, a
+    RandomResizedCrop would cut the crop again (``'after'``). Steps holding a box step are left out (the box choice
+    reads only ``sample_idx``).
+    """
     sequences = [steps] + [list(item.transforms) for item in iter_transforms(steps) if type(item).__name__ == "Compose"]
     for index, sequence in enumerate(sequences):
-        crop_at = next((i for i, step in enumerate(sequence) if find_instances(step, BaseContrastiveCrop)), 0)
+        crop_at = next((i for i, step in enumerate(sequence) if find_instances(step, BaseContrastiveCrop)), None)
+        if crop_at is None:
+            continue
         for step in sequence[:crop_at]:
-            found = (item for item in iter_transforms(step) if _is_random(item) and not find_instances(item, StoreUser)
-                     and (index == 0 or _GEOMETRIC.search(type(item).__name__)))
-            random = next(found, None)
-            if random is not None:
-                return random, index > 0
-    return None, False
+            for item in iter_transforms(step):
+                if find_instances(item, StoreUser):
+                    continue
+                if index == 0 and _is_random(item):
+                    return item, "top"
+                if index > 0 and _moves_content(item):
+                    return item, "view"
+        for step in sequence[crop_at + 1 :]:
+            again = next((item for item in iter_transforms(step) if _RESIZED_CROP.search(type(item).__name__)), None)
+            if again is not None:
+                return again, "after"
+    return None
+
+
+def _step_name(step: Any) -> str:
+    """A step's name as a config writes its type: ``RandomFlip``, ``torchvision/RandomHorizontalFlip``."""
+    kind = type(step).__name__
+    return f"torchvision/{kind}" if _is_torchvision(step) else kind
+
+
+def _is_torchvision(step: Any) -> bool:
+    return step is not None and type(step).__module__.startswith("torchvision.transforms")
+
+
+def _moves_content(step: Any) -> bool:
+    kind = type(step).__name__
+    return bool(_MOVES.search(kind)) or (_is_torchvision(step) and kind in _TORCHVISION_AUGMENTS)
 
 
 def _is_random(step: Any) -> bool:
-    """mmcv marks random transforms with ``@cache_randomness``; the rest are named ``Random*`` or take a ``prob``."""
+    """mmcv marks random transforms with ``@cache_randomness``; the rest are named ``Random*`` or take a ``prob``;
+    torchvision's draw with ``get_params`` (``ColorJitter``, ``GaussianBlur``) or are its automatic augmentations."""
     kind = type(step)
     return bool(getattr(kind, "_methods_with_randomness", None)) or kind.__name__.startswith("Random") or (
         hasattr(step, "prob") and not isinstance(step, (list, tuple))
-    )
+    ) or (_is_torchvision(step) and (hasattr(kind, "get_params") or kind.__name__ in _TORCHVISION_AUGMENTS))
 
 
 def _pipeline_owner(dataset: Any) -> Any:
