@@ -12,14 +12,12 @@ ADAPTIVE_THRESHOLDS = ("mean", "otsu")
 
 def check_threshold(threshold: float | str) -> float | str:
     """``threshold`` as a float in ``[0, 1)`` or an adaptive rule name, or raise."""
-    if isinstance(threshold, str):
-        if threshold in ADAPTIVE_THRESHOLDS:
-            return threshold
-        raise ValueError(f"threshold must be a number in [0, 1) or one of {', '.join(ADAPTIVE_THRESHOLDS)}; "
-                         f"got {threshold!r}")
-    number = real_number(threshold)  # text was handled above
+    if isinstance(threshold, str) and threshold in ADAPTIVE_THRESHOLDS:
+        return threshold
+    number = real_number(threshold)  # None for text, bools, lists
     if number is None:
-        raise TypeError(f"threshold must be a number in [0, 1); got {threshold!r}")
+        raise (ValueError if isinstance(threshold, str) else TypeError)(
+            f"threshold must be a number in [0, 1) or one of {', '.join(ADAPTIVE_THRESHOLDS)}; got {threshold!r}")
     if not 0.0 <= number < 1.0:
         raise ValueError(f"threshold must lie in [0, 1); got {number}")
     return number

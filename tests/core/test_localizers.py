@@ -8,6 +8,7 @@ import torch
 from scipy import ndimage
 
 from ccrop_plugins import get_localizer, heatmaps_from_features
+from ccrop_plugins.localizers import ComponentsLocalizer
 
 
 def reference_bbox(heatmap: torch.Tensor, threshold: float):
@@ -270,6 +271,11 @@ def test_threshold_names():
         get_localizer("components", threshold="median")
     with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\) or one of mean, otsu; got 'median'"):
         get_localizer("bbox", threshold="median")
+    for bad in ([0.1], None, True):  # not a number: the rule names were left out of this TypeError
+        with pytest.raises(TypeError, match=r"threshold must be a number in \[0, 1\) or one of mean, otsu; got "):
+            ComponentsLocalizer(threshold=bad)
+        with pytest.raises(TypeError, match=r"or one of mean, otsu; got "):
+            get_localizer("components", threshold=bad)
 
 
 @pytest.mark.parametrize("rule", ["mean", "otsu"])
