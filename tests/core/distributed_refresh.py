@@ -1,14 +1,16 @@
-"""One rank of a refresh_boxes run (started by torch.multiprocessing.start_processes from test_refresh.py).
+"""One rank of a refresh_boxes run, and :func:`run_ranks`, which forks the ranks of the core's gloo tests.
 
-test_refresh.py puts this folder on ``sys.path`` and forks the ranks.
+test_refresh.py and test_refresh_faults.py put this folder on ``sys.path``.
 """
 
 from __future__ import annotations
 
-import os
+import time
 from pathlib import Path
 
+import pytest
 import torch
+import torch.multiprocessing as mp
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -83,15 +85,30 @@ def register_extras() -> None:
         plugin_manager.register(plugin, name="ccrop_extras")
 
 
-def run_rank(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    """Entry point of ``torch.multiprocessing.start_processes``: join a gloo group on 127.0.0.1, then refresh."""
+def run_rank(rank: int, init_method: str, out_dir: str) -> None:
+    """Entry point of :func:`run_ranks`: join a gloo group of two, then refresh."""
     register_extras()
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2)
     try:
         for heatmap, count in RUNS:
-            refresh(rank, world_size, out_dir, heatmap, count)
+            refresh(rank, 2, out_dir, heatmap, count)
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def run_ranks(entry, out: Path, *args, nprocs: int = 2, limit: float = 60.0) -> None:
+    """Fork ``nprocs`` ranks of ``entry(rank, init_method, str(out), *args)``, which join their gloo group through a
+    file in ``out`` (no free port to pick, then lose to another process before the ranks bind it); a rank's error
+    fails the test, and so do ranks still running after ``limit`` seconds (killed: a hang fails, never waits).
+
+    Forked, not spawned: what is tested is the process group, and a spawned rank would first spend seconds starting
+    an interpreter and importing torch."""
+    context = mp.start_processes(entry, args=(f"file://{out / 'process_group'}", str(out), *args), nprocs=nprocs,
+                                 join=False, start_method="fork")
+    deadline = time.monotonic() + limit
+    while not context.join(timeout=max(deadline - time.monotonic(), 0.1)):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the {nprocs} ranks of {entry.__name__} did not end within {limit} s")

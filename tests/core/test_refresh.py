@@ -1,12 +1,10 @@
 """refresh_boxes: images -> features -> heatmaps -> box sets -> store, on one rank and on two (gloo)."""
 
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch import nn
 
 from ccrop_plugins import BoxSets, BoxStore, get_localizer, refresh_boxes
@@ -15,23 +13,13 @@ sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: the ranks
 import distributed_refresh  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gloo_runs(tmp_path_factory, extras_plugin):
-    """One process, then two gloo ranks (one start for both runs of distributed_refresh.RUNS).
-
-    The ranks are forked: what is tested is the process group, and a spawned rank would first spend
-    seconds starting an interpreter and importing torch."""
+    """One process, then two forked gloo ranks (one start for both runs of distributed_refresh.RUNS)."""
     out = tmp_path_factory.mktemp("gloo")
     for heatmap, count in distributed_refresh.RUNS:
         distributed_refresh.refresh(0, 1, str(out), heatmap, count)
-    mp.start_processes(distributed_refresh.run_rank, args=(2, _free_port(), str(out)), nprocs=2, join=True,
-                       start_method="fork")
+    distributed_refresh.run_ranks(distributed_refresh.run_rank, out)
     return out
 
 
