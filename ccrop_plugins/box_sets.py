@@ -25,17 +25,18 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
     validate_box_sets(boxes[None], torch.tensor([len(boxes)]), samples=[sample])
 
 
-def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False) -> Tensor:
-    """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: an empty one as ``(0, 4)``), or ``ValueError`` naming
-    ``what`` (a ragged list, text, another shape, ...)."""
+def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: an empty one as ``(0, 4)``; a float tensor keeps its
+    dtype), or ``ValueError`` naming ``what`` (a ragged list, text, another shape, ...)."""
     floating = isinstance(boxes, Tensor) and boxes.is_floating_point()
     try:
-        boxes = boxes if floating else torch.as_tensor(boxes, dtype=torch.float32)
+        boxes = boxes if floating else torch.as_tensor(boxes, dtype=dtype)
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
     boxes = boxes.reshape(0, 4) if empty_ok and boxes.numel() == 0 else boxes
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"{what} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}")
+        one = " (one box? pass [[x0, y0, x1, y1]])" if boxes.shape == (4,) else ""
+        raise ValueError(f"{what} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}{one}")
     return boxes
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
+from .box_sets import _as_boxes
 from .plugins import get_sampler
 from .samplers import check_sampler, sampler_error
 from .sizes import height_width, integer
@@ -88,32 +89,19 @@ def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
     return min(int(u * count), count - 1)
 
 
-_BOXES_ARE = "boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]"
-
-
 def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
     """Every box of a ``(k, 4)`` tensor, array or list as checked floats (plain Python: cheaper for a few boxes)."""
-    if isinstance(boxes, (Tensor, np.ndarray)):
-        if boxes.ndim != 2 or boxes.shape[-1] != 4:
-            one = " (one box? pass [[x0, y0, x1, y1]])" if boxes.ndim == 1 else ""
-            raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}{one}")
-        rows, from_list = boxes.tolist(), False
-    else:
-        try:
-            rows, from_list = [list(row) for row in boxes], True
-        except TypeError:
-            raise ValueError(f"{_BOXES_ARE}; got {boxes!r}") from None
-        if any(len(row) != 4 for row in rows):
-            lengths = [len(r) for r in rows]
-            raise ValueError(f"boxes must have shape (k, 4) as x0, y0, x1, y1; got rows of lengths {lengths}")
+    if not (isinstance(boxes, (Tensor, np.ndarray)) and boxes.ndim == 2 and boxes.shape[-1] == 4):
+        boxes = _as_boxes(boxes, "boxes", empty_ok=True, dtype=torch.float64)  # a list; a shape or type named
+    rows = boxes.tolist()
     try:
         for index, (x0, y0, x1, y1) in enumerate(rows):
             if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
                 raise ValueError(f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
                                  "(finite, inside [0, 1], x0 < x1, y0 < y1)")
-        return [[float(value) for value in row] for row in rows] if from_list else rows
-    except (TypeError, RuntimeError):  # a value that is not a number (text, None, a tensor of several values)
-        raise ValueError(f"{_BOXES_ARE}; got {boxes!r}") from None
+        return rows
+    except TypeError:  # an array of values that are not numbers (text, None)
+        raise ValueError(f"boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
 
 
 class ContrastiveCrop:

@@ -80,7 +80,7 @@ def test_shape_and_count_errors():
     "boxes, message",
     [
         (torch.zeros(2, 3), r"boxes of sample None must have shape \(k, 4\) as x0, y0, x1, y1; got \(2, 3\)"),
-        ([0.1, 0.1, 0.5, 0.5], r"got \(4,\)"),
+        ([0.1, 0.1, 0.5, 0.5], r"got \(4,\) \(one box\? pass \[\[x0, y0, x1, y1\]\]\)"),
         ([[0.1, 0.1, 0.5], [0.1, 0.1, 0.5, 0.6]], r"boxes of sample None must be a \(k, 4\) tensor, array or list"),
         ("abc", r"must be a \(k, 4\) tensor, array or list of \[x0, y0, x1, y1\]; got 'abc'"),
     ],
