@@ -136,6 +136,9 @@ class _Pass:
             got = [type(item).__name__ for item in batch] if isinstance(batch, (tuple, list)) else type(batch).__name__
             raise ValueError(f"each batch must be (images (B, C, H, W), indices (B,), ...); got {got}")
         images, indices = batch[0], _batch_indices(batch[1], self.store)
+        if images.ndim != 4 or images.shape[1] > 4 and images.shape[-1] in (1, 3, 4):  # else an error inside the model
+            last = " (channels last? pass images.permute(0, 3, 1, 2))" if images.ndim == 4 else ""
+            raise ValueError(f"the images of each batch must be (B, C, H, W); got {tuple(images.shape)}{last}")
         if len(indices) != len(images):
             raise ValueError(f"a batch holds {len(images)} images but {len(indices)} indices (one dataset index each)")
         self.image_size = tuple(images.shape[-2:])

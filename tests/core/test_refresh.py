@@ -255,6 +255,19 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
     assert store.version == 0
 
 
+def test_images_without_a_channel_axis_or_channels_last_are_named():
+    # were the model's own error (conv2d: 'expected input[1, 4, 16, 16] to have 3 channels, but got 4 channels'), or
+    # a (3, H, W) batch taken as one image of 3 channels: 'features must have shape (N, C, h, w); got (8, 14, 14)'
+    torch.manual_seed(0)
+    conv, store = nn.Conv2d(3, 8, 3), BoxStore(4)
+    for shape in ((4, 16, 16), (3, 16, 16), (4, 16, 16, 3)):
+        last = r" \(channels last\? pass images.permute\(0, 3, 1, 2\)\)" if len(shape) == 4 else ""
+        with pytest.raises(ValueError, match=rf"^the images of each batch must be \(B, C, H, W\); got "
+                                             rf"\({', '.join(map(str, shape))}\){last}$"):
+            refresh_boxes(conv, [(torch.rand(*shape), torch.arange(shape[0]))], store, progress=False)
+    assert store.version == 0
+
+
 def test_a_heatmap_method_returning_4d_maps_is_named():
     def keeps_channels(features):
         return features[:, :1]
