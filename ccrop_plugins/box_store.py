@@ -24,10 +24,7 @@ class BoxStore:
     """
 
     def __init__(self, num_samples: int, max_boxes: int = 4) -> None:
-        number = integer(num_samples)
-        if number is None or number < 1:
-            raise ValueError(f"num_samples must be a positive integer (the dataset length); got {num_samples!r}")
-        self.num_samples = number
+        self.num_samples = checked_int(num_samples, "num_samples (the dataset length)", 1)
         self.max_boxes = checked_int(max_boxes, "max_boxes", 1, 127)
         self.boxes = torch.zeros(self.num_samples, self.max_boxes, 4).share_memory_()
         self.scores = torch.zeros(self.num_samples, self.max_boxes).share_memory_()
@@ -42,16 +39,31 @@ class BoxStore:
     def __len__(self) -> int:
         return self.num_samples
 
-    def _check_index(self, index: int) -> int:
-        """``index`` (an integer of any kind) as an int; ``IndexError`` naming it and the store size,
+    def _check_index(self, index: int, hint: str = "size the store to the dataset") -> int:
+        """``index`` (an integer of any kind) as an int; ``IndexError`` naming it, the store size and ``hint``,
         ``TypeError`` for a float or bool (never truncated to another sample)."""
         number = integer(index)
         if number is None:
             raise TypeError(f"sample index must be an integer; got {index!r} ({type(index).__name__})")
         if not 0 <= number < self.num_samples:
             raise IndexError(f"sample index {number} is outside the box store of {self.num_samples} samples "
-                             f"(allowed: 0 to {self.num_samples - 1}); size the store to the dataset")
+                             f"(allowed: 0 to {self.num_samples - 1}); {hint}")
         return number
+
+    def checked_indices(self, indices: Any, must: str = "sample indices must be integers",
+                        hint: str = "size the store to the dataset") -> Tensor:
+        """Sample ``indices`` (M,) of any integer kind as int64 on the CPU; ``TypeError(f"{must}; got ...")`` for
+        floats, bools or text (never truncated), ``IndexError`` naming the first outside the store and ``hint``."""
+        try:
+            values = torch.as_tensor(indices).reshape(-1).cpu()
+        except (TypeError, ValueError, RuntimeError):  # text, None, ragged lists
+            raise TypeError(f"{must}; got {indices!r}") from None
+        if values.numel() and (values.dtype == torch.bool or values.is_floating_point() or values.is_complex()):
+            raise TypeError(f"{must}; got {values.dtype} values such as {values[:4].tolist()}")
+        outside = values[(values < 0) | (values >= self.num_samples)]
+        if len(outside):
+            self._check_index(int(outside[0]), hint)
+        return values.long()
 
     def get(self, index: int) -> tuple[Tensor, Tensor] | None:
         """``(boxes (k, 4), scores (k,))`` of sample ``index``, best first, or ``None`` before it has any."""
@@ -66,18 +78,9 @@ class BoxStore:
             raise TypeError(f"box_sets must be a ccrop_plugins.BoxSets; got {type(box_sets).__name__}")
         if new_version not in (True, False):  # bool('no') is True: 'no' would count a refresh
             raise TypeError(f"new_version must be True or False; got {new_version!r}")
-        try:
-            indices = torch.as_tensor(indices).reshape(-1)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"sample indices must be integers; got {indices!r}") from None
-        if indices.numel() and (indices.dtype == torch.bool or indices.is_floating_point() or indices.is_complex()):
-            raise TypeError(f"sample indices must be integers; got dtype {indices.dtype}")
-        indices = indices.long()
+        indices = self.checked_indices(indices)
         if len(indices) != len(box_sets):
             raise ValueError(f"got {len(indices)} indices for {len(box_sets)} box sets")
-        bad = (indices < 0) | (indices >= self.num_samples)
-        if bad.any():
-            self._check_index(int(indices[bad][0]))
         boxes, scores, counts = self._padded(box_sets.boxes, box_sets.scores, box_sets.counts, indices)
         # Boxes before counts, padding rows repeating the first box: a concurrent reader always gets valid boxes.
         self.boxes[indices], self.scores[indices], self.counts[indices] = boxes, scores, counts
