@@ -63,7 +63,9 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     (``heatmaps (N, H, W) -> BoxSets``). Arguments: docs/configuration.md, "refresh_boxes".
 
     A bad argument or batch is a ``TypeError`` / ``ValueError`` naming it (an index outside the store: ``IndexError``),
-    the store unchanged; warns when the feature maps are 1x1 and when every image fell back to the whole-image box.
+    the store unchanged (by any error of the pass; under ``torch.distributed`` one rank's error is raised on every
+    rank, the others' a ``RuntimeError`` naming it); warns when the feature maps are 1x1 and when every image fell
+    back to the whole-image box.
     """
     if not isinstance(store, BoxStore):
         raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
