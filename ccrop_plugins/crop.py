@@ -18,7 +18,7 @@ from torchvision.transforms import InterpolationMode
 from .box_sets import _as_boxes
 from .plugins import get_sampler
 from .samplers import check_sampler, sampler_error
-from .sizes import height_width, integer
+from .sizes import height_width, integer, real_number
 
 CropParams = dict[str, int]
 """``dict(top, left, height, width, box_index)`` in pixels; ``box_index`` is -1 without boxes."""
@@ -303,10 +303,9 @@ def _range(values: Sequence[float], name: str) -> tuple[float, float]:
         raise TypeError(f"{allowed}; got {values!r}")
     if len(values) != 2:
         raise ValueError(f"{allowed}; got {tuple(values)!r} ({len(values)} values)")
-    try:
-        low, high = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise TypeError(f"{allowed}; got {tuple(values)!r}") from None
+    low, high = (real_number(v) for v in values)  # text and bools are refused, not parsed
+    if low is None or high is None:
+        raise TypeError(f"{allowed}; got {tuple(values)!r}")
     if not (math.isfinite(low) and math.isfinite(high)) or low > high or low <= 0:
         raise ValueError(f"{allowed}; got {tuple(values)}")
     return low, high

@@ -15,7 +15,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from ..sizes import checked_real
+from ..sizes import checked_real, integer
 from .threshold import adaptive_thresholds, check_heatmaps, check_threshold
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
@@ -49,11 +49,10 @@ class ComponentsLocalizer:
     def __init__(self, threshold: float | str = 0.1, max_boxes: int = 4, min_area: float = 0.0025,
                  label_resolution: int | None = 64, core_level: float | None = None) -> None:
         self.threshold = check_threshold(threshold)
-        if isinstance(max_boxes, bool) or not isinstance(max_boxes, (int, np.integer)):  # 1.5, True, '2': not rounded
-            raise TypeError(f"max_boxes must be a positive integer; got {max_boxes!r} ({type(max_boxes).__name__})")
-        if int(max_boxes) < 1:
-            raise ValueError(f"max_boxes must be a positive integer; got {max_boxes}")
-        self.max_boxes = int(max_boxes)
+        self.max_boxes = integer(max_boxes)  # None for 1.5, True, '2': never rounded
+        if self.max_boxes is None or self.max_boxes < 1:
+            raise (TypeError if self.max_boxes is None else ValueError)(
+                f"max_boxes must be a positive integer; got {max_boxes!r} ({type(max_boxes).__name__})")
         self.min_area = checked_real(min_area, "min_area", "lie in [0, 1)", lambda x: 0.0 <= x < 1.0)
         resolution = checked_real(label_resolution, "label_resolution", "be a positive integer or None",
                                   lambda x: x.is_integer() and x >= 1, or_none=True)  # 2.0 too; not inf

@@ -436,6 +436,10 @@ def test_constructor_errors():
         ContrastiveCrop(8, scale="ab")
     with pytest.raises(TypeError, match=r"ratio must be an increasing pair .*; got \('a', 1\)"):
         ContrastiveCrop(8, ratio=("a", 1))
+    for text_or_bool in (("0.2", "1.0"), (True, 1)):  # were parsed, where every other real option refuses them
+        with pytest.raises(TypeError, match=r"scale must be an increasing pair of positive numbers \(low, high\); got"):
+            ContrastiveCrop(8, scale=text_or_bool)
+    assert ContrastiveCrop(8, scale=(np.float32(0.5), torch.tensor(1.0)), ratio=np.array([1, 2])).scale == (0.5, 1.0)
     with pytest.raises(ValueError, match="unknown sampler 'betta'; available: beta, gaussian, uniform"):
         ContrastiveCrop(8, sampler="betta")
     with pytest.raises(TypeError, match=r"sampler 'beta' .*does not accept options .*'sigma'\]; accepted: alpha"):
