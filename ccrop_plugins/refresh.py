@@ -83,25 +83,27 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     for what, options in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
-    localizer, name = _built_localizer(localizer, store, threshold, localizer_options)
-    device = _default_device(feature_fn) if device is None else checked_device(device)
-    refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
-                    heatmap_size, device)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    started = time.perf_counter()
-    bar = tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False)
-    error = None
-    with eval_mode(feature_fn), torch.no_grad(), bar:
-        try:
+    refresh, error = None, None
+    try:  # under torch.distributed an error (also a plugin or a device one node lacks) is carried to the gather
+        localizer, name = _built_localizer(localizer, store, threshold, localizer_options)
+        device = _default_device(feature_fn) if device is None else checked_device(device)
+        refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
+                        heatmap_size, device)
+        started = time.perf_counter()
+        bar = tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False)
+        with eval_mode(feature_fn), torch.no_grad(), bar:
             for batch in batches:  # not through the bar, which would hold each batch while the next one is made
                 refresh.localize(batch)
                 del batch  # freed before the next batch is made, so the next forward can reuse its memory
                 bar.update()
-        except Exception as raised:  # under torch.distributed: carried to the gather, where the other ranks wait
-            if world_size == 1:
-                raise
-            error = raised
+    except Exception as raised:
+        if world_size == 1:
+            raise
+        error = raised
+    if refresh is None:  # this rank failed before its pass began: the others learn it at the gather
+        _gather(world_size, error)
     box_sets = refresh.write(world_size, error)
     seconds, count = time.perf_counter() - started, len(box_sets)
     rate = count / seconds if seconds > 0 else float("inf")
@@ -172,11 +174,19 @@ class _Pass:
         self.sets.append(box_sets)
         self.indices.append(indices)
 
+    def _share(self) -> tuple[Tensor, BoxSets, dict]:
+        """This rank's indices and box sets, and the layout of its statistics (a rank without images sums zeros)."""
+        return (*_concatenate(self.indices, self.sets, self.store.max_boxes),
+                {stage: _layout(statistics) for stage, statistics in self.totals.items()})
+
     def write(self, world_size: int, error: Exception | None = None) -> BoxSets:
         """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store: a
         raising ``finalize`` leaves the store unchanged. Returns the pass's box sets."""
         if world_size > 1:
-            indices, box_sets, totals = self._gather(world_size, error)
+            gathered = _gather(world_size, error, self._share)
+            indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered],
+                                             max(g[1].max_boxes for g in gathered))
+            totals = _all_reduce_totals(self.totals, [g[2] for g in gathered])
         else:
             (indices, box_sets), totals = _concatenate(self.indices, self.sets, self.store.max_boxes), self.totals
         if len(indices) == 0:
@@ -193,35 +203,33 @@ class _Pass:
         self.store.update(indices, box_sets)
         return box_sets
 
-    def _gather(self, world_size: int, error: Exception | None) -> tuple[Tensor, BoxSets, dict]:
-        """Every rank's indices and box sets, and the statistics summed over ranks. The statistics' layout travels
-        with the boxes (a rank without images still sums), and so does a rank's ``error``, as text: every rank
-        raises (that rank its own error, the others a ``RuntimeError`` naming it) instead of waiting for ever."""
-        mine: Any = None
-        if error is None:
-            try:
-                indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
-                mine = (indices, box_sets, {stage: _layout(statistics) for stage, statistics in self.totals.items()})
-            except Exception as raised:
-                error = raised
-        gathered: list[Any] = [None] * world_size
+
+def _gather(world_size: int, error: Exception | None, part: Callable[[], tuple] | None = None) -> list[tuple]:
+    """Every rank's ``part()`` (its share of the pass). This rank's ``error`` (or ``part``'s) travels in its place, as
+    text: then every rank raises, that rank its own error, the others a ``RuntimeError`` naming it and the error,
+    instead of waiting in the gather for ever."""
+    mine: Any = None
+    if error is None:
         try:
-            dist.all_gather_object(gathered, f"{type(error).__name__}: {error}" if error is not None else mine)
-        except Exception:  # a peer died, or timed out: this rank's own error, if any, is the one to read
-            if error is None:
-                raise
-            raise error
-        if error is not None:
-            error.add_note(f"refresh_boxes: raised on rank {dist.get_rank()} of {world_size}; every rank stops the "
-                           "pass, the box store unchanged")
-            raise error
-        failed = [f"on rank {rank} of {world_size}: {g}" for rank, g in enumerate(gathered) if isinstance(g, str)]
-        if failed:
-            raise RuntimeError(f"refresh_boxes failed {'; '.join(failed)}; every rank stops the pass, the box store "
-                               "unchanged")
-        indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered],
-                                         max(g[1].max_boxes for g in gathered))
-        return indices, box_sets, _all_reduce_totals(self.totals, [g[2] for g in gathered])
+            mine = part()
+        except Exception as raised:
+            error = raised
+    gathered: list[Any] = [None] * world_size
+    try:
+        dist.all_gather_object(gathered, f"{type(error).__name__}: {error}" if error is not None else mine)
+    except Exception:  # a peer died, or timed out: this rank's own error, if any, is the one to read
+        if error is None:
+            raise
+        raise error
+    if error is not None:
+        error.add_note(f"refresh_boxes: raised on rank {dist.get_rank()} of {world_size}; every rank stops the pass, "
+                       "the box store unchanged")
+        raise error
+    failed = [f"on rank {rank} of {world_size}: {g}" for rank, g in enumerate(gathered) if isinstance(g, str)]
+    if failed:
+        raise RuntimeError(f"refresh_boxes failed {'; '.join(failed)}; every rank stops the pass, the box store "
+                           "unchanged")
+    return gathered
 
 
 def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None) -> HeatmapPipeline:

@@ -71,7 +71,7 @@ def _slow(images):
     return images
 
 
-SCENARIOS = ("localizer", "fit", "batch", "finalize", "good")
+SCENARIOS = ("localizer", "fit", "batch", "setup", "finalize", "good")
 
 
 def _rank(rank: int, init_method: str, out: str) -> None:
@@ -87,8 +87,9 @@ def _rank(rank: int, init_method: str, out: str) -> None:
             rule = CountingRule(fit_fails_on=0 if scenario == "fit" else None, finalize_fails=scenario == "finalize")
             try:
                 features = _slow if rank == 0 and scenario == "localizer" else (lambda x: x)
+                missing = f"cuda:{torch.cuda.device_count()}" if scenario == "setup" and rank == 1 else None
                 refresh_boxes(features, _batches(rank, scenario), store, _localizer(rank, scenario),
-                              HeatmapPipeline(rule), progress=False)
+                              HeatmapPipeline(rule), device=missing, progress=False)
                 error = None
             except Exception as raised:  # noqa: BLE001 - recorded for the test
                 error = [type(raised).__name__, str(raised), getattr(raised, "__notes__", [])]
@@ -114,6 +115,7 @@ def fault_runs(tmp_path_factory):
     ("localizer", 1, "ValueError", "localizer broke on rank 1"),  # before rank 0 has done its batches
     ("fit", 0, "ValueError", "fit broke on rank 0"),  # after rank 1 has done its batches
     ("batch", 1, "IndexError", "sample index 12 is outside the box store of 10 samples"),
+    ("setup", 1, "ValueError", "device 'cuda:"),  # before the pass, e.g. a node with fewer GPUs (or a plugin less)
 ])
 def test_an_error_on_one_rank_is_raised_on_every_rank_naming_it(fault_runs, scenario, failing, raised, message):
     # was: the failing rank raised alone; the other waited in all_gather_object until the process group's timeout
