@@ -290,18 +290,8 @@ def _default_device(feature_fn: FeatureFn) -> torch.device:
 
 def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
     """The batch's dataset indices as int64, checked against the store before any work is done."""
-    try:
-        indices = torch.as_tensor(raw).reshape(-1).cpu()
-    except (TypeError, ValueError, RuntimeError):  # text, None, ragged lists
-        raise TypeError(f"the second item of each batch must be integer dataset indices; got {raw!r}") from None
-    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-        raise TypeError(f"the second item of each batch must be integer dataset indices; got {indices.dtype} "
-                        f"values such as {indices[:4].tolist()}")
-    indices = indices.long()
-    outside = indices[(indices < 0) | (indices >= len(store))]
-    if len(outside):
-        raise IndexError(f"sample index {int(outside[0])} is outside the box store of {len(store)} samples; the "
-                         "second item of each batch must be the image's dataset index")
+    indices = store.checked_indices(raw, "the second item of each batch must be integer dataset indices",
+                                    "the second item of each batch must be the image's dataset index")
     _check_distinct(indices)
     return indices
 
