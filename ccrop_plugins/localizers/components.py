@@ -34,13 +34,9 @@ _CORE_SHRINK = 0.5  # a component's only core is added if its box is under this 
 class ComponentsLocalizer:
     """A set of boxes per image: connected components (8-connectivity) of ``map > threshold``, one box each
     (normalised ``x0, y0, x1, y1``) scored by the heatmap mass above the threshold; at most ``max_boxes`` per image,
-    highest score first, components under ``min_area`` dropped unless none would remain.
-
-    Args (defaults, allowed values and how each works: docs/configuration.md, "Localizers"; a bad value is a
-    ``ValueError`` / ``TypeError`` naming it): ``threshold`` (``k`` in ``[0, 1)``, or ``"mean"`` / ``"otsu"`` of the
-    cell-centre samples), ``max_boxes`` (``K``), ``min_area`` (a fraction of the image), ``label_resolution`` (maps
-    with a longer side are max-pooled into cells before labelling; ``None``: full resolution), ``core_level``
-    (``None``, or add the kept components' cores: their parts above ``threshold + core_level * (peak - threshold)``).
+    highest score first, components under ``min_area`` dropped unless none would remain. The options ``threshold``,
+    ``max_boxes`` (``K``), ``min_area``, ``label_resolution`` and ``core_level`` (defaults, allowed values and how each
+    works: docs/configuration.md, "Localizers"): a bad value is a ``ValueError`` / ``TypeError`` naming it.
 
     Calling it on heatmaps ``(N, H, W)`` in ``[0, 1]`` returns :class:`BoxSets` with ``K = max_boxes``; an image with
     no pixel above the threshold gets ``[0, 0, 1, 1]`` and ``fallback = True``; NaN and +-inf pixels are "no object".
@@ -71,11 +67,10 @@ class ComponentsLocalizer:
         boxes = np.minimum(found.extents * cells_to_unit, 1.0)
         area = found.area / found.cells_per_image
         kept, rank = self._ranked(n, found.image, boxes, area, found.mass)
-        image, boxes_kept, mass = found.image[kept], boxes[kept], found.mass[kept]
+        chosen = (found.image[kept], rank, boxes[kept], found.mass[kept])
         if found.cores is not None and len(kept):
-            image, rank, boxes_kept, mass = self._with_cores(n, (image, rank, boxes_kept, mass), kept, found,
-                                                             cells_to_unit)
-        return self._box_sets(n, image, rank, boxes_kept, mass)
+            chosen = self._with_cores(n, chosen, kept, found, boxes, cells_to_unit)
+        return self._box_sets(n, *chosen)
 
     def _ranked(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -88,26 +83,24 @@ class ComponentsLocalizer:
         rank = np.arange(len(order)) - np.searchsorted(image[order], np.arange(n))[image[order]]
         return order[rank < self.max_boxes], rank[rank < self.max_boxes]
 
-    def _with_cores(self, n: int, chosen: tuple[np.ndarray, ...], kept_index: np.ndarray, found: _Found,
-                    cells_to_unit: np.ndarray) -> tuple[np.ndarray, ...]:
-        """``chosen`` (``image, rank, boxes, mass`` of the kept components) with the cores of those components
-        in the free slots of their images (see the class docstring)."""
+    def _with_cores(self, n: int, chosen: tuple[np.ndarray, ...], kept: np.ndarray, found: _Found,
+                    found_boxes: np.ndarray, cells_to_unit: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``chosen`` (``image, rank, boxes, mass`` of the ``kept`` components of ``found``, whose boxes are
+        ``found_boxes``) with the cores of those components in the free slots of their images (docs/configuration.md,
+        "Localizers")."""
         image, rank, boxes, mass = chosen
         cores = found.cores
-        kept = np.zeros(len(found.image), dtype=bool)
-        kept[kept_index] = True
         parent, core_mass = cores.parent, cores.mass
         strongest = np.zeros(len(found.image))
         np.maximum.at(strongest, parent, core_mass)
         strong = core_mass >= _CORE_SHARE * strongest[parent]
         per_parent = np.bincount(parent[strong], minlength=len(found.image))
         core_boxes = np.minimum(cores.extents * cells_to_unit, 1.0)
-        parent_boxes = np.minimum(found.extents * cells_to_unit, 1.0)
-        size = (core_boxes[:, 2] - core_boxes[:, 0]) * (core_boxes[:, 3] - core_boxes[:, 1])
-        parent_size = (parent_boxes[:, 2] - parent_boxes[:, 0]) * (parent_boxes[:, 3] - parent_boxes[:, 1])
+        size, parent_size = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) for b in (core_boxes, found_boxes))
         several = per_parent[parent] >= 2
         smaller = (per_parent[parent] == 1) & (size < _CORE_SHRINK * parent_size[parent])
-        child = strong & kept[parent] & (several | smaller) & (cores.area / found.cells_per_image >= self.min_area)
+        large = cores.area / found.cells_per_image >= self.min_area
+        child = strong & np.isin(parent, kept) & (several | smaller) & large
         child_image, child_boxes, child_mass = found.image[parent[child]], core_boxes[child], core_mass[child]
         order = np.lexsort((child_boxes[:, 0], child_boxes[:, 1], -child_mass, child_image))
         child_image, child_boxes, child_mass = child_image[order], child_boxes[order], child_mass[order]
