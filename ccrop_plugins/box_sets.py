@@ -87,14 +87,13 @@ class BoxSets:
     def __post_init__(self) -> None:
         kinds = {"boxes": "a floating point", "scores": "a floating point", "counts": "an integer",
                  "fallback": "a bool"}
-        for field in kinds:
-            if not isinstance(getattr(self, field), Tensor):
-                raise TypeError(f"BoxSets.{field} must be a tensor; got {type(getattr(self, field)).__name__}")
         for field, kind in kinds.items():
-            dtype = getattr(self, field).dtype
-            if kind != ("a bool" if dtype == torch.bool else "a floating point" if dtype.is_floating_point
-                        else "a complex" if dtype.is_complex else "an integer"):
-                raise TypeError(f"BoxSets.{field} must have {kind} dtype; got {dtype}")
+            value = getattr(self, field)
+            if not isinstance(value, Tensor):
+                raise TypeError(f"BoxSets.{field} must be a tensor; got {type(value).__name__}")
+            if kind != ("a bool" if value.dtype == torch.bool else "a floating point" if value.is_floating_point()
+                        else "a complex" if value.is_complex() else "an integer"):
+                raise TypeError(f"BoxSets.{field} must have {kind} dtype; got {value.dtype}")
         if self.scores.ndim != 2:
             raise ValueError(f"BoxSets.scores must have shape (N, K); got {tuple(self.scores.shape)}")
         n, k = self.scores.shape

@@ -72,8 +72,7 @@ class GaussianSampler:
         noise = torch.randn(low.shape, generator=generator, dtype=torch.float64).numpy()
         return np.clip(centre + self.sigma * extent * noise, low, high)
 
-    def __repr__(self) -> str:
-        return f"GaussianSampler(sigma={self.sigma})"
+    __repr__ = _QuantileSampler.__repr__  # GaussianSampler(sigma=0.25)
 
 
 def check_sampler(sampler: CentreSampler) -> None:
