@@ -110,8 +110,7 @@ class BoxSets:
         """Pad a list of ``(k_i, 4)`` box tensors, arrays or lists (and ``(k_i,)`` scores, one per box, default 1)
         into a ``BoxSets``, keeping the first ``max_boxes`` (an int ``>= 1`` or ``None``: all) of each; an empty entry
         becomes :data:`WHOLE_IMAGE`."""
-        if max_boxes is not None:
-            max_boxes = checked_int(max_boxes, "max_boxes", 1, or_none=True)
+        max_boxes = checked_int(max_boxes, "max_boxes", 1, or_none=True)
         if not hasattr(boxes, "__len__"):  # None, a number, a generator
             raise TypeError("BoxSets.from_lists takes a list of (k_i, 4) box tensors, arrays or lists, one per image; "
                             f"got {boxes!r}")

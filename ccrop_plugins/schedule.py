@@ -31,8 +31,7 @@ class RefreshSchedule:
         warmup_name, interval_name, total_name = self.argument_names
         object.__setattr__(self, "warmup", checked_int(self.warmup, warmup_name, 0))
         object.__setattr__(self, "interval", checked_int(self.interval, interval_name, 1))
-        if self.total is not None:
-            object.__setattr__(self, "total", checked_int(self.total, total_name, 1, or_none=True))
+        object.__setattr__(self, "total", checked_int(self.total, total_name, 1, or_none=True))
 
     def due(self, step: int) -> bool:
         """Whether to refresh at the end of (0-based) ``step``."""

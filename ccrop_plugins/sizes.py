@@ -55,10 +55,10 @@ def integer(value: object) -> int | None:
         return None
 
 
-def checked_int(value: object, name: str, low: int, high: int | None = None, *, or_none: bool = False) -> int:
-    """``value`` as an int in ``[low, high]``, or ``ValueError`` naming ``name``, the range and the value."""
+def checked_int(value: object, name: str, low: int, high: int | None = None, *, or_none: bool = False) -> int | None:
+    """``value`` as an int in ``[low, high]`` (``None`` kept if ``or_none``), or ``ValueError`` naming ``name``."""
     number = integer(value)
-    if number is not None and number >= low and (high is None or number <= high):
+    if number is not None and number >= low and (high is None or number <= high) or value is None and or_none:
         return number
     allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
     raise ValueError(f"{name} must be an integer {allowed}{' or None' if or_none else ''}; got {value!r}")
