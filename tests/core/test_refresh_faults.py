@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,11 +58,11 @@ def _batches(rank: int, scenario: str) -> list:
 
 def _localizer(rank: int, scenario: str):
     components = get_localizer("components", max_boxes=2)
-    if scenario != "localizer" or rank != 1:
+    if (scenario, rank) not in (("localizer", 1), ("peer_dies", 0)):
         return components
 
     def broken(heatmaps):
-        raise ValueError("localizer broke on rank 1")
+        raise ValueError(f"localizer broke on rank {rank}")
 
     return broken
 
@@ -71,7 +72,7 @@ def _slow(images):
     return images
 
 
-SCENARIOS = ("localizer", "fit", "batch", "setup", "finalize", "good")
+SCENARIOS = ("localizer", "fit", "batch", "setup", "finalize", "good", "peer_dies")  # rank 1 dies in the last
 
 
 def _rank(rank: int, init_method: str, out: str) -> None:
@@ -87,6 +88,7 @@ def _rank(rank: int, init_method: str, out: str) -> None:
             rule = CountingRule(fit_fails_on=0 if scenario == "fit" else None, finalize_fails=scenario == "finalize")
             try:
                 features = _slow if rank == 0 and scenario == "localizer" else (lambda x: x)
+                features = (lambda x: os._exit(0)) if (scenario, rank) == ("peer_dies", 1) else features
                 missing = f"cuda:{torch.cuda.device_count()}" if scenario == "setup" and rank == 1 else None
                 refresh_boxes(features, _batches(rank, scenario), store, _localizer(rank, scenario),
                               HeatmapPipeline(rule), device=missing, progress=False)
@@ -137,6 +139,14 @@ def test_after_a_failed_pass_the_ranks_stay_in_step(fault_runs):
         assert rank["finalize"]["error"][:2] == ["ZeroDivisionError", "finalize broke"]
         assert rank["finalize"]["version"] == 0 and rank["finalize"]["boxes"] == [0] * 10
         assert rank["good"] == {"error": None, "version": 1, "count": 8.0, "boxes": [1] * 8 + [0] * 2}
+
+
+@pytest.mark.xdist_group("ddp")
+def test_a_failing_rank_whose_peer_died_raises_its_own_error(fault_runs):
+    # the gather fails (the peer closed its connection; or a timeout while the others localize): this rank's error is
+    # still the one raised, the gather's as its context
+    assert fault_runs[0]["peer_dies"]["error"] == ["ValueError", "localizer broke on rank 0", []]
+    assert "peer_dies" not in fault_runs[1]
 
 
 def test_a_raising_finalize_leaves_the_store_unchanged_and_says_so():
