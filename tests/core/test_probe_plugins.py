@@ -2,9 +2,7 @@
 
 import datetime
 import importlib
-import os
 import re
-import socket
 import sys
 import textwrap
 import warnings
@@ -14,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from ccrop_plugins import (BoxSets, BoxStore, ContrastiveCrop, RefreshSampler, heatmaps_from_features, hookimpl,
                            refresh_boxes)
 from ccrop_plugins import list_plugins
 from ccrop_plugins.plugins import PluginWarning, load_plugins, plugin_manager, registry
+
+sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: run_ranks
+from distributed_refresh import run_ranks  # noqa: E402
 
 
 def _features(n: int = 2, h: int = 5, w: int = 6) -> torch.Tensor:
@@ -179,16 +179,10 @@ def test_finalize_given_numbers_passes_them_to_the_rule():
     pipeline.finalize({None: {"count": 4.0, "sum": torch.full((8,), 2.0)}})
     torch.testing.assert_close(pipeline.rule(None).mean, torch.full((8,), 0.5))
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _gloo_rank(rank, port, out, heatmap):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _gloo_rank(rank, init_method, out, heatmap):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=20))
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2,
+                            timeout=datetime.timedelta(seconds=20))
     try:
         # 'far': one image over two ranks, rank 0 localizes none (RefreshSampler gives it an empty shard)
         count = 1 if heatmap == "far" else 2
@@ -212,8 +206,7 @@ def _gloo_rank(rank, port, out, heatmap):
 def test_fitted_statistics_under_two_gloo_ranks_one_without_images(statistics_plugin, tmp_path, heatmap):
     # was: the rank without images skipped its all_reduce and never finalized, the other waited in its all_reduce
     # (a collective mismatch: 'Connection closed by peer', or a hang); rank-dependent names aborted gloo (SIGABRT)
-    mp.start_processes(_gloo_rank, args=(_free_port(), str(tmp_path), heatmap), nprocs=2, join=True,
-                       start_method="fork")
+    run_ranks(_gloo_rank, tmp_path, heatmap)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     if heatmap == "far":
         assert [r["finalized"] for r in ranks] == [1, 1] and [r["version"] for r in ranks] == [1, 1]
