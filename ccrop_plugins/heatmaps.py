@@ -198,8 +198,8 @@ def normalize_maps(maps: Tensor) -> Tensor:
     flat = maps.reshape(maps.shape[0], -1).float()
     finite = torch.isfinite(flat).all(dim=1)
     flat = torch.where(finite[:, None], flat, torch.zeros_like(flat))
-    low = flat.min(dim=1, keepdim=True).values
-    span = flat.max(dim=1, keepdim=True).values - low
+    low, high = flat.aminmax(dim=1, keepdim=True)
+    span = high - low
     scaled = (flat - low) / torch.where(span > 0, span, torch.ones_like(span))
     return (scaled * (finite & (span[:, 0] > 0))[:, None]).reshape(maps.shape)
 

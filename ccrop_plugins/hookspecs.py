@@ -1,7 +1,8 @@
 """The extension points: one ``register`` hook per kind of plugin (docs/plugins.md).
 
-Each hook receives a ``register(name, factory)`` callback; the host owns naming, the provider's name and duplicate
-checks. A factory is called with the user's options (``get_localizer("components", threshold=0.2)``).
+Each hook receives a ``register(name, factory)`` callback to call once per name, a name unique across all plugins;
+the host owns naming, the provider's name and duplicate checks. A factory is called with the user's options
+(``get_localizer("components", threshold=0.2)``).
 """
 
 from __future__ import annotations
@@ -20,23 +21,14 @@ Register = Callable[[str, Callable[..., Any]], None]
 def ccrop_register_heatmaps(register: Register) -> None:
     """Register heatmap rules: ``register(name, rule)``, ``rule`` a function ``features (N, C, h, w) -> maps (N, h,
     w)`` (larger: "more object"; no options) or a class built with the options; an instance with ``fit`` /
-    ``finalize`` is fitted on the refresh pass (:class:`~ccrop_plugins.heatmaps.FittedHeatmap`).
-
-    :param register: call once per rule; the name must be unique across all plugins.
-    """
+    ``finalize`` is fitted on the refresh pass (:class:`~ccrop_plugins.heatmaps.FittedHeatmap`)."""
 
 
 @hookspec
 def ccrop_register_localizers(register: Register) -> None:
-    """Register localizers: ``register(name, factory)``; ``factory(**options)(heatmaps (N, H, W)) -> BoxSets``.
-
-    :param register: call once per localizer; the name must be unique across all plugins.
-    """
+    """Register localizers: ``register(name, factory)``; ``factory(**options)(heatmaps (N, H, W)) -> BoxSets``."""
 
 
 @hookspec
 def ccrop_register_samplers(register: Register) -> None:
-    """Register centre samplers: ``register(name, factory)``; ``factory(**options)`` is a ``CentreSampler``.
-
-    :param register: call once per sampler; the name must be unique across all plugins.
-    """
+    """Register centre samplers: ``register(name, factory)``; ``factory(**options)`` is a ``CentreSampler``."""
