@@ -19,7 +19,7 @@ from torch.utils.data import ConcatDataset, Subset
 from ccrop_plugins import BoxStore
 
 from .batch_items import raise_for_targets, raise_for_views, unpack_item
-from .image_mode import to_rgb
+from .image_mode import name_unreadable_files, to_rgb
 from .indexed_dataset import check_index_keys
 from .multi_view import CCropMultiViewTransform
 from .view_transform import CCropViewTransform
@@ -54,7 +54,9 @@ class CCropCollate:
         store: the box store, sized to the dataset (``BoxStore(len(dataset))``).
         dataset: the training dataset; checked against the store size, and, when it has
             ``get_filenames()`` (``LightlyDataset``, also inside a ``Subset`` or ``ConcatDataset``), used for the
-            filename -> index map (filename ``i`` of that list is dataset index ``i``).
+            filename -> index map (filename ``i`` of that list is dataset index ``i``). Its image folders'
+            loaders are wrapped so that a file they cannot decode is named
+            (:func:`~ccrop_lightly.image_mode.name_unreadable_files`; the dataset reads before the collate).
         filenames: the dataset's filenames in index order, if ``dataset`` does not give them.
 
     Raises:
@@ -86,6 +88,7 @@ class CCropCollate:
                 raise TypeError(f"dataset must be the training dataset (with __len__); got {type(dataset).__name__}")
             _check_store_size(store, len(dataset), f"the dataset ({type(dataset).__name__})")
             check_index_keys(dataset, "CCropCollate")
+            name_unreadable_files(dataset)  # LightlyDataset reads before the collate: its worker error names no file
             if filenames is None:
                 filenames = _dataset_filenames(dataset)
         self.index_of_filename: dict[str, int] | None = None

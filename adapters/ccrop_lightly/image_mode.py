@@ -16,6 +16,7 @@ import torch
 from PIL import Image as PILImage
 from PIL.Image import Image
 from torch import Tensor
+from torch.utils.data import ConcatDataset
 
 T = TypeVar("T")
 
@@ -127,6 +128,65 @@ def load_image(path: str | os.PathLike) -> Image:
     return image
 
 
+class UnreadableImageError(OSError):
+    """Raised by :class:`FileNamingLoader`, naming the file; ``path`` and ``reason`` (the reader's own message) let
+    :func:`read_item` add the sample index (they stay in the process that raised it; one argument, the message, as
+    torch re-raises a worker's error)."""
+
+    path = reason = ""
+
+
+class FileNamingLoader:
+    """An image folder's loader (``loader(path) -> image``) whose read errors name the file.
+
+    Picklable (a class, not a closure), so DataLoader workers started by ``spawn`` get it too.
+    """
+
+    def __init__(self, loader: Callable[[str], Any]) -> None:
+        self.loader = loader
+
+    def __call__(self, path: str) -> Any:
+        try:
+            return self.loader(path)
+        except (OSError, SyntaxError) as error:
+            if "cannot read image" in str(error):  # already named (load_image)
+                raise
+            reason = f"{type(error).__name__}: {error}"
+            named = UnreadableImageError(f"cannot read image {os.fspath(path)!r}: {reason}")
+            named.path, named.reason = os.fspath(path), reason
+            raise named from error
+
+    def __repr__(self) -> str:
+        return f"FileNamingLoader({getattr(self.loader, '__name__', self.loader)!r})"
+
+
+def name_unreadable_files(dataset: Any) -> None:
+    """Make the image folders in ``dataset`` name a file they cannot decode (a truncated JPEG), in place.
+
+    A plain ``LightlyDataset`` reads its images in the DataLoader worker before the collate
+    function sees them, and PIL's message (``image file is truncated``) names no file. This wraps
+    the ``loader`` of each image folder found (``LightlyDataset``'s folder, torchvision's
+    ``ImageFolder``; also inside ``Subset`` / ``ConcatDataset``) in :class:`FileNamingLoader`;
+    the images are read as before. ``IndexedDataset`` names the file itself and is left as is.
+    """
+    from .indexed_dataset import IndexedDataset  # imports this module
+
+    if isinstance(dataset, IndexedDataset):
+        return
+    if isinstance(dataset, ConcatDataset):
+        for part in dataset.datasets:
+            name_unreadable_files(part)
+        return
+    loader = getattr(dataset, "loader", None)
+    if callable(loader) and hasattr(dataset, "samples"):  # torchvision's / lightly's DatasetFolder
+        if not isinstance(loader, FileNamingLoader):
+            dataset.loader = FileNamingLoader(loader)
+        return
+    inner = getattr(dataset, "dataset", None)  # LightlyDataset's folder, a Subset's dataset
+    if inner is not None and inner is not dataset:
+        name_unreadable_files(inner)
+
+
 def read_item(dataset: Any, index: int, read: Callable[[Any, int], T] | None = None) -> T:
     """``dataset[index]``; an image that cannot be decoded raises an ``OSError`` naming its file.
 
@@ -137,6 +197,9 @@ def read_item(dataset: Any, index: int, read: Callable[[Any, int], T] | None = N
     try:
         return dataset[index] if read is None else read(dataset, index)
     except (OSError, SyntaxError) as error:
+        if isinstance(error, UnreadableImageError) and error.path:  # named by a wrapped loader (name_unreadable_files): add the sample
+            raise OSError(f"cannot read image {error.path!r} (sample {index} of {type(dataset).__name__}): "
+                          f"{error.reason}") from error.__cause__
         if "cannot read image" in str(error):  # already named (load_image)
             raise
         raise OSError(
@@ -159,4 +222,4 @@ def _source_of(dataset: Any, index: int) -> str:
     return f"#{index}"
 
 
-__all__ = ["load_image", "read_item", "to_rgb"]
+__all__ = ["FileNamingLoader", "UnreadableImageError", "load_image", "name_unreadable_files", "read_item", "to_rgb"]

@@ -48,3 +48,35 @@ def test_a_truncated_image_is_named_in_the_training_loader(tmp_path, first_batch
     loader = DataLoader(IndexedDataset(ImageFolder(str(tmp_path / "images"))), batch_size=2, num_workers=1,
                         collate_fn=lambda batch: batch)
     first_batch_raises(loader, OSError, r"cannot read image '.*cats/b\.jpg' \(sample 1 of ImageFolder\)")
+
+
+@pytest.mark.parametrize("subset", [False, True])
+def test_a_truncated_image_of_a_plain_lightly_dataset_is_named(tmp_path, first_batch_raises, subset):
+    # A LightlyDataset without IndexedDataset reads its images in the worker before the collate function: the
+    # worker's error was PIL's "image file is truncated (..)", naming no file. CCropCollate(dataset=...) now wraps the
+    # folder's loader; the images read as before, and the refresh loader still adds the sample index.
+    import numpy as np
+    from lightly.data import LightlyDataset
+    from PIL import Image
+    from torch.utils.data import DataLoader, Subset
+
+    from ccrop_lightly import CCropCollate, CCropSimCLRTransform, make_refresh_loader
+    from ccrop_plugins import BoxStore
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(folder / "a.png")
+    noise = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noise).save(folder / "b.jpg", quality=90)
+    data = (folder / "b.jpg").read_bytes()
+    (folder / "b.jpg").write_bytes(data[: len(data) // 2])
+    lightly_dataset = LightlyDataset(str(folder))
+    before = lightly_dataset[0][0].tobytes()
+    dataset = Subset(lightly_dataset, [1, 0]) if subset else lightly_dataset
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(2), dataset=dataset)
+    assert lightly_dataset[0][0].tobytes() == before  # read as before
+    loader = DataLoader(dataset, batch_size=2, num_workers=1, persistent_workers=True, collate_fn=collate)
+    first_batch_raises(loader, OSError, r"cannot read image '.*images/b\.jpg': OSError: image file is truncated")
+    refresh = make_refresh_loader(lightly_dataset, 8, batch_size=2, num_workers=0)
+    first_batch_raises(refresh, OSError, r"cannot read image '.*images/b\.jpg' \(sample 1 of LightlyDataset\): "
+                                         r"OSError: image file is truncated")
