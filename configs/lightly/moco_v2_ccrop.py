@@ -11,6 +11,7 @@ localizes its shard and all ranks hold the same boxes.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import zipfile
 from pathlib import Path
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         parser.error(f"--resume {args.resume}: no such checkpoint file")
     if args.resume is not None and not zipfile.is_zipfile(args.resume):  # torch.save writes a zip archive
         parser.error(f"--resume {args.resume}: not a checkpoint (a file torch.save wrote, e.g. by --checkpoint)")
+    if args.resume is not None:
+        _check_resume(parser, args.resume, args.epochs)
     pl.seed_everything(args.seed)
     check_folder(parser, args)
     if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
@@ -123,6 +126,27 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = MoCoV2(resnet18_backbone(args.cifar_stem), args)
     trainer.fit(model, dataloader, ckpt_path=args.resume)
     return {"loss": float(trainer.callback_metrics.get("train_loss", float("nan"))), "store_version": store.version}
+
+
+def _check_resume(parser: argparse.ArgumentParser, path: str, epochs: int) -> None:
+    """One usage line for a --resume file that is no Lightning checkpoint (the SimCLR script's: Lightning's KeyError
+    after the whole set-up), or whose run has done --epochs already (Lightning loads it and stops, without a word)."""
+    try:  # mmap: the weights are not read, only the counters
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # noqa: BLE001  (pickle, zip and torch's own errors)
+        parser.error(f"--resume {path}: not a checkpoint of this script ({type(error).__name__})")
+    missing = [key for key in ("state_dict", "epoch", "loops")
+               if not isinstance(checkpoint, dict) or key not in checkpoint]  # a saved tensor: 'in' would raise
+    if missing:
+        parser.error(f"--resume {path}: not a Lightning checkpoint of this script (it lacks {', '.join(missing)}; "
+                     "a --checkpoint file of simclr_ccrop.py resumes with that script)")
+    # Lightning's count of the epochs it ran to the end; a checkpoint saved at an epoch's end counts that epoch.
+    progress = checkpoint["loops"].get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    done = int(progress.get("processed", checkpoint["epoch"] + 1))
+    if done >= epochs:
+        parser.error(f"--resume {path}: its run has done {done} epochs (checkpoint epoch {checkpoint['epoch']}, "
+                     f"0-based), so --epochs {epochs} trains none more (Lightning would stop at once, without a "
+                     "word); raise --epochs")
 
 
 if __name__ == "__main__":

@@ -105,5 +105,20 @@ def test_moco_checkpoint_is_the_named_file_and_resumes_with_its_boxes(configs_on
 
     assert module.main([*tiny, "--checkpoint", str(checkpoint)])["store_version"] == 1
     assert [p.name for p in checkpoint.parent.iterdir()] == ["ck.pt"]
+    # --epochs at or below the checkpoint's: Lightning loaded it and stopped at once, without a word.
+    for epochs in ("2", "1"):
+        with pytest.raises(SystemExit) as exit_info:
+            module.main([*tiny[:4], epochs, *tiny[5:], "--resume", str(checkpoint)])
+        assert exit_info.value.code == 2 and (f"--resume {checkpoint}: its run has done 2 epochs (checkpoint epoch 1, "
+                                              f"0-based), so --epochs {epochs} trains none more") in capsys.readouterr().err
+    # A --checkpoint file of the SimCLR script: Lightning's KeyError after the whole set-up.
+    import torch
+
+    simclr = tmp_path / "simclr.pt"
+    torch.save({"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 2, "box_store": {}}, simclr)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main([*tiny, "--resume", str(simclr)])
+    assert exit_info.value.code == 2 and (f"--resume {simclr}: not a Lightning checkpoint of this script (it lacks "
+                                          "state_dict, loops") in capsys.readouterr().err
     resumed = module.main([*tiny[:4], "3", *tiny[5:], "--checkpoint", str(checkpoint), "--resume", str(checkpoint)])
     assert resumed["store_version"] == 2  # the restored refresh of epoch 0, and the one after epoch 1
