@@ -158,7 +158,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
             )
         except TypeError as error:
             if not sampler_options:
-                raise type(error)(f"{self._name()}: {error}") from None
+                raise type(error)(f"{self._name()}: {error}{self._core_names(str(error))}") from None
             raise TypeError(
                 f"{self._name()} passed the arguments it does not know, {sorted(sampler_options)}, to sampler "
                 f"{sampler!r}, which refused them ({error}); {self.accepted_arguments()}"

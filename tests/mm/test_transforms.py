@@ -132,6 +132,17 @@ def test_bad_values_name_this_flavours_argument():
         TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, scale_reference="boxx"))
 
 
+@pytest.mark.parametrize("arguments", [dict(crop_ratio_range=0.5), dict(crop_ratio_range="0.2,1"),
+                                       dict(aspect_ratio_range=1.0)])
+def test_a_range_given_as_one_value_names_this_flavours_argument(arguments):
+    # A number or a text where a (low, high) pair goes is the core's TypeError; it said "scale must be an increasing
+    # pair" without the mapping, which under mmpretrain reads as the output size (scale=32, which was right).
+    _scope("mmpretrain")
+    with pytest.raises(TypeError, match=r"must be an increasing pair .*\(in the core's words: crop_ratio_range is its "
+                                        r"scale, aspect_ratio_range its ratio\)"):
+        TRANSFORMS.build(dict(type="ContrastiveCrop", scale=32, **arguments))
+
+
 def test_a_crop_without_a_hook_warns_once(monkeypatch):
     from ccrop_mm.transforms import StoreUser
 
