@@ -197,7 +197,7 @@ def read_item(dataset: Any, index: int, read: Callable[[Any, int], T] | None = N
     try:
         return dataset[index] if read is None else read(dataset, index)
     except (OSError, SyntaxError) as error:
-        if isinstance(error, UnreadableImageError) and error.path:  # named by a wrapped loader (name_unreadable_files): add the sample
+        if isinstance(error, UnreadableImageError) and error.path:  # named by name_unreadable_files' loader: + sample
             raise OSError(f"cannot read image {error.path!r} (sample {index} of {type(dataset).__name__}): "
                           f"{error.reason}") from error.__cause__
         if "cannot read image" in str(error):  # already named (load_image)

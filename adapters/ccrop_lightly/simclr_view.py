@@ -74,9 +74,12 @@ class CCropSimCLRViewTransform(CCropViewTransform):
             dict(cj_strength=cj_strength, cj_bright=cj_bright, cj_contrast=cj_contrast, cj_sat=cj_sat, cj_hue=cj_hue),
         )
         check_sigmas(sigmas)
-        crop = ContrastiveCrop(
-            input_size, scale=(min_scale, max_scale), sampler=sampler, alpha=alpha, scale_reference=scale_reference
-        )
+        try:
+            crop = ContrastiveCrop(
+                input_size, scale=(min_scale, max_scale), sampler=sampler, alpha=alpha, scale_reference=scale_reference
+            )
+        except (TypeError, ValueError) as error:
+            raise type(error)(_option_names(str(error), min_scale, max_scale)) from None
         jitter = T.ColorJitter(
             brightness=cj_strength * cj_bright,
             contrast=cj_strength * cj_contrast,
@@ -97,6 +100,17 @@ class CCropSimCLRViewTransform(CCropViewTransform):
         if normalize:
             steps.append(normalize_step(normalize))
         super().__init__(crop, T.Compose(steps))
+
+
+def _option_names(message: str, min_scale: Any, max_scale: Any) -> str:
+    """The core crop's error in this transform's option names: its ``size`` is ``input_size``, its ``scale`` the pair
+    ``(min_scale, max_scale)`` (the core's "scale must be ... got (0, 1.0)" named no option of this transform)."""
+    if message.startswith("size must be"):
+        return "input_size" + message[len("size"):]
+    if message.startswith("scale must be"):
+        return (f"min_scale and max_scale (the crop's area range) must be finite numbers with "
+                f"0 < min_scale <= max_scale; got min_scale={min_scale!r}, max_scale={max_scale!r}")
+    return message
 
 
 def _rotation(rr_prob: float, rr_degrees: Any) -> Any:

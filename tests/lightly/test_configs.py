@@ -109,8 +109,8 @@ def test_moco_checkpoint_is_the_named_file_and_resumes_with_its_boxes(configs_on
     for epochs in ("2", "1"):
         with pytest.raises(SystemExit) as exit_info:
             module.main([*tiny[:4], epochs, *tiny[5:], "--resume", str(checkpoint)])
-        assert exit_info.value.code == 2 and (f"--resume {checkpoint}: its run has done 2 epochs (checkpoint epoch 1, "
-                                              f"0-based), so --epochs {epochs} trains none more") in capsys.readouterr().err
+        said = f"--resume {checkpoint}: its run has done 2 epochs (checkpoint epoch 1, 0-based), so --epochs {epochs}"
+        assert exit_info.value.code == 2 and f"{said} trains none more" in capsys.readouterr().err
     # A --checkpoint file of the SimCLR script: Lightning's KeyError after the whole set-up.
     import torch
 

@@ -127,6 +127,22 @@ def test_bad_view_options_are_named(option, value, message):
             transform(input_size=8, **{option: value})
 
 
+@pytest.mark.parametrize("option, value, error, message", [
+    ("min_scale", 0, ValueError, r"min_scale and max_scale \(the crop's area range\) must be finite numbers with "
+                                 r"0 < min_scale <= max_scale; got min_scale=0, max_scale=1.0$"),
+    ("min_scale", 1.5, ValueError, r"0 < min_scale <= max_scale; got min_scale=1.5, max_scale=1.0$"),
+    ("min_scale", "0.08", TypeError, r"0 < min_scale <= max_scale; got min_scale='0.08', max_scale=1.0$"),
+    ("input_size", 0, ValueError, r"^input_size must be a positive int or \(height, width\); got 0$"),
+    ("input_size", 16.5, TypeError, r"^input_size must be a positive int or \(height, width\); got 16.5$"),
+])
+def test_bad_crop_options_are_named_as_the_transform_names_them(option, value, error, message):
+    # The core's "scale must be an increasing pair ...; got (0, 1.0)" / "size must be ..." named no option of these
+    # transforms (they take min_scale, max_scale and input_size).
+    for transform in (CCropSimCLRTransform, CCropMoCoV2Transform):
+        with pytest.raises(error, match=message):
+            transform(**{"input_size": 8, option: value})
+
+
 @pytest.mark.parametrize("mode", ["P", "RGBA", "LA", "PA", "CMYK", "1", "I;16"])
 def test_views_of_an_odd_pil_mode_are_made_from_its_rgb_image(mode):
     # called directly (not through CCropCollate): were "image has wrong mode" (colour jitter) or a channel mismatch
