@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ccrop {name}: error: name one of: {', '.join(group)} (e.g. 'ccrop {name} {group[0]} --help')",
               file=sys.stderr)
         return 2
-    if name not in COMMANDS:
-        print(f"ccrop: unknown command {' '.join(argv[:2])!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
+    if name not in COMMANDS:  # 'bench foo' names the group's command; 'demoo --quick' only the command
+        unknown = " ".join(argv[:2]) if any(command.startswith(f"{argv[0]} ") for command in COMMANDS) else argv[0]
+        print(f"ccrop: unknown command {unknown!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module_name, help_text = COMMANDS[name]
     try:

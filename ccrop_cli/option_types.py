@@ -35,6 +35,14 @@ def seed(text: str) -> int:
     return _int_at_least(text, 0, "an integer in [0, 2**63)", high=2**63 - 1)
 
 
+def numpy_seed(text: str) -> int:
+    """A random seed that also seeds NumPy's global generator (``np.random.seed``, as mmengine does): an integer in
+    [0, 2**31). NumPy takes at most 2**32 - 1, and mmengine seeds each DataLoader worker with the seed plus the
+    worker's index, so a seed near 2**32 failed in a worker; 2**31 leaves room for them."""
+    return _int_at_least(text, 0, "an integer in [0, 2**31) (it also seeds NumPy, which takes at most 2**32 - 1)",
+                         high=2**31 - 1)
+
+
 def _int_at_least(text: str, low: int, what: str, high: int | None = None) -> int:
     try:
         value = int(text)

@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import positive_int, seed, side
+from ccrop_cli.option_types import numpy_seed, positive_int, side
 
 from .rounds import Ratio, Timings, interleaved
 
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--same-draws", action=argparse.BooleanOptionalAction, default=True,
                         help="both pipelines draw the same flips/jitters/blurs in a round (default: yes)")
     parser.add_argument("--only", choices=("pipeline", "refresh"), default=None, help="run one comparison only")
-    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--seed", type=numpy_seed, default=0)
 
 
 class _SameDraws:

@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"backbone stage(s) of the heatmap "
                              f"(default {' '.join(defaults.stages)}: stride 1 and 2, fused; "
                              f"mmpretrain: {' '.join(MMPRETRAIN['stages'])}); several are fused")
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="data and training seed, in [0, 2**31) (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -115,6 +115,9 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
             raise UserError(f"--{name} must be a positive integer; got {getattr(config, name)}")
     if config.seed < 0:
         raise UserError(f"--seed must be an integer >= 0; got {config.seed}")
+    if config.seed >= 2**31:  # torch's generators overflow past 2**63, NumPy (mmengine's seeding) past 2**32 - 1
+        raise UserError(f"--seed must be an integer in [0, 2**31) (it seeds torch, NumPy and each DataLoader "
+                        f"worker); got {config.seed}")
     if config.warmup_epochs < 0:
         raise UserError(f"--warmup-epochs must be an integer >= 0; got {config.warmup_epochs}")
     if not isinstance(config.threshold, str) and not 0.0 <= config.threshold < 1.0:

@@ -237,6 +237,10 @@ class PretrainConfig:
             raise ValueError(f"alpha must be positive; got {self.alpha}")
         if not self.cj_strength >= 0:  # NaN too
             raise ValueError(f"cj_strength must be a number >= 0; got {self.cj_strength}")
+        try:  # the view steps' own checks (hue jitter within torchvision's range), before any data is made
+            CCropSimCLRViewTransform(input_size=self.image_size, cj_strength=self.cj_strength, gaussian_blur=0.0)
+        except ValueError as error:
+            raise ValueError(f"cj_strength {self.cj_strength} makes no valid view steps: {error}") from None
         if self.box_source not in ("learned", "oracle"):
             raise ValueError(f"unknown box source {self.box_source!r}; available: learned, oracle")
         if self.stages:  # an unknown name fails here, before any data is made or read

@@ -54,9 +54,17 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
     """Generate ``num_images`` scenes of ``setting`` and write them as an image folder at ``root``.
 
     A folder already written with the same arguments is reused (its ``scenes.json`` records
-    them); a folder it wrote with other arguments is replaced. Raises ``FileExistsError``
-    for a non-empty folder it did not write.
+    them); a folder it wrote with other arguments is replaced. The scenes are written into
+    ``<root>.partial`` and renamed to ``root`` once complete, so a run stopped while writing
+    (Ctrl-C, a full disk) leaves no half-written ``root``: the next run removes the partial
+    folder and writes again.
+
+    Raises:
+        UserError: for a non-empty ``root`` it did not write (no ``scenes.json``), or one that cannot be
+            written (a full disk, a file where a folder goes), naming it.
     """
+    from ccrop_cli.errors import UserError
+
     root = Path(root)
     recipe = {"setting": asdict(setting), "num_images": num_images, "image_size": image_size, "seed": seed}
     recipe_file = root / "scenes.json"
@@ -65,8 +73,12 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
             return root
     if recipe_file.exists():
         shutil.rmtree(root)  # written by us with other arguments: stale images must not remain
-    elif root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} holds files not written by ccrop; choose an empty output folder")
+    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise UserError(f"{root} holds files that ccrop did not write (it has no {recipe_file.name}); remove it or "
+                        "choose another output folder")
+    partial = root.with_name(root.name + ".partial")
+    if partial.exists():  # a write of ours that was stopped
+        shutil.rmtree(partial)
     scenes = generate_scenes(
         num_images,
         image_size=image_size,
@@ -76,6 +88,12 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
         mixed_classes=setting.mixed_classes,
         num_classes=NUM_CLASSES,
     )
-    write_image_folder(scenes, root, overwrite=True)
-    recipe_file.write_text(json.dumps(recipe, indent=1))
+    try:
+        write_image_folder(scenes, partial, overwrite=True)
+        (partial / recipe_file.name).write_text(json.dumps(recipe, indent=1))
+        if root.exists():
+            root.rmdir()  # empty (checked above)
+        partial.rename(root)
+    except OSError as error:  # a full disk, a file where a folder goes
+        raise UserError(f"cannot write the generated scenes to {root}: {error.strerror or error}") from None
     return root

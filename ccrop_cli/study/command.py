@@ -170,6 +170,14 @@ class StudyConfig:
                 raise ValueError(f"unknown box source {source!r}; available: {', '.join(BOX_SOURCES)}")
         if not 0 < self.box_scale[0] <= self.box_scale[1]:
             raise ValueError(f"--box-scale must be 0 < min <= max; got {tuple(self.box_scale)}")
+        if self.box_scale[1] == float("inf"):
+            raise ValueError(f"--box-scale must be finite (a crop's area relative to the box); got "
+                             f"{tuple(self.box_scale)}")
+        for name in self.strategies:  # each crop as every run builds it (scale, alpha), before any data is made
+            try:
+                self.strategy(name).make_crop(self.image_size, alpha=self.alpha)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"strategy {name}: {error}") from None
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"--device must be cpu, cuda or cuda:N; got {self.device!r}")
         if self.device != "cpu" and not torch.cuda.is_available():

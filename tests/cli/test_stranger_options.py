@@ -1,0 +1,103 @@
+"""Odd option values and interrupted runs of the ``ccrop`` commands, tried as a new user would (session 12).
+
+Each ends as one line ``ccrop <cmd>: error: ...`` (or argparse's usage line) before any work, or, for a run
+stopped while it wrote its scenes, in a clean restart.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ccrop_cli.errors import UserError
+from ccrop_cli.experiment import scene_settings
+from ccrop_cli.experiment.scene_settings import get_scene_setting, write_split
+from ccrop_cli.main import main
+
+
+def _one_error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ccrop {command}: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", str(2**32)])
+def test_demo_seed_beyond_the_generators_is_one_line(tmp_path, capsys, value):
+    # Before: torch's 'Overflow when unpacking long long' (or NumPy's 'Seed must be between 0 and 2**32 - 1' under
+    # --framework mmpretrain) as a traceback, after the scenes were written.
+    assert main(["demo", "--quick", "--seed", value, "--out", str(tmp_path / "demo")]) == 2
+    line = _one_error_line(capsys, "demo")
+    assert f"--seed must be an integer in [0, 2**31)" in line and value in line
+    assert not (tmp_path / "demo" / "data").exists()
+
+
+def test_bench_mm_seed_numpy_cannot_take_is_a_usage_line(capsys):
+    # Before: accepted up to 2**63, then np.random.seed's 'Seed must be between 0 and 2**32 - 1' traceback.
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "mm", "--seed", str(2**32)])
+    assert stopped.value.code == 2
+    assert f"argument --seed: expected an integer in [0, 2**31)" in capsys.readouterr().err
+
+
+def test_scene_write_stopped_midway_is_written_again(tmp_path, monkeypatch):
+    setting = get_scene_setting("multi-small")
+    root = tmp_path / "data" / "train"
+    real_write = scene_settings.write_image_folder
+
+    def write_then_stop(*args, **kwargs):  # every image written, then Ctrl-C before the recipe
+        real_write(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scene_settings, "write_image_folder", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        write_split(setting, root, 12, 32, seed=0)
+    monkeypatch.setattr(scene_settings, "write_image_folder", real_write)
+    # Before: FileExistsError 'holds files not written by ccrop' on every later run with this --out.
+    assert write_split(setting, root, 12, 32, seed=0) == root
+    assert json.loads((root / "scenes.json").read_text())["num_images"] == 12
+    assert len(json.loads((root / "annotations.json").read_text())["images"]) == 12
+    assert not (tmp_path / "data" / "train.partial").exists()
+
+
+def test_demo_out_whose_scene_folder_holds_other_files_is_one_line(tmp_path, capsys):
+    out = tmp_path / "demo"
+    (out / "data" / "train").mkdir(parents=True)
+    (out / "data" / "train" / "notes.txt").write_text("mine")
+    # Before: FileExistsError traceback.
+    assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 2
+    line = _one_error_line(capsys, "demo")
+    assert f"{out / 'data' / 'train'} holds files that ccrop did not write" in line
+    assert (out / "data" / "train" / "notes.txt").read_text() == "mine"
+
+
+def test_scene_folder_under_a_file_is_a_user_error(tmp_path):
+    (tmp_path / "data").write_text("a file where the demo puts its folder")
+    with pytest.raises(UserError, match="cannot write the generated scenes to"):
+        write_split(get_scene_setting("single"), tmp_path / "data" / "train", 12, 32, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--box-scale", "1", "inf"], "--box-scale must be finite"),
+        (["--cj-strength", "inf"], "cj_strength inf makes no valid view steps: "),
+        (["--cj-strength", "3"], "cj_strength 3.0 makes no valid view steps: cj_strength * cj_hue must be at most"),
+        (["--alpha", "inf"], "strategy "),
+    ],
+)
+def test_study_options_the_crop_or_views_refuse_are_one_line_before_any_work(tmp_path, capsys, option, message):
+    # Before: the core's ValueError traceback, after the scenes were written (box scale: while measuring the
+    # oracle pairs; colour jitter: when the first run built its views).
+    out = tmp_path / "study"
+    assert main(["study", "--quick", "--no-progress", "--out", str(out), *option]) == 2
+    assert message in _one_error_line(capsys, "study")
+    assert not (out / "data").exists()
+
+
+@pytest.mark.parametrize(("argv", "named"), [(["demoo", "--quick"], "'demoo'"), (["bench", "sped"], "'bench sped'")])
+def test_unknown_command_names_only_the_command(capsys, argv, named):
+    # Before: "unknown command 'demoo --quick'", the option taken for part of the command.
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"ccrop: unknown command {named}; available: plugins, demo")
