@@ -1,8 +1,9 @@
 """A tiny Lightly SimCLR LightningModule for the callback tests, and the DDP run as a script.
 
-Run as a script (one process per rank, started by ``test_callback.py`` with the
-``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE``, ``NODE_RANK`` and ``LOCAL_RANK`` variables
-of an externally launched Lightning ``ddp`` job)::
+Run as a script (one process per rank, started by ``test_callback.py`` with the ``WORLD_SIZE``,
+``NODE_RANK`` and ``LOCAL_RANK`` variables of an externally launched Lightning ``ddp`` job, and
+``CCROP_TEST_INIT_METHOD=file://...``: the ranks join their gloo group through that file, before
+Lightning, which then uses the group; without it, Lightning's ``MASTER_ADDR``/``MASTER_PORT``)::
 
     python lightning_simclr.py IMAGE_FOLDER OUT_DIR
 
@@ -14,6 +15,7 @@ rank, and ``backbone_epoch0.pt`` (rank 0's feature extractor at the refresh).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -87,6 +89,10 @@ def train_loader(dataset: LightlyDataset, store: BoxStore, batch_size: int = 4) 
 
 def main(folder: str, out_dir: str, ckpt_path: str | None = None) -> None:
     out = Path(out_dir)
+    init_method = os.environ.get("CCROP_TEST_INIT_METHOD")
+    if init_method:  # a file, not a free port picked by the test, which another process may take before the ranks bind
+        torch.distributed.init_process_group("gloo", init_method=init_method, rank=int(os.environ["LOCAL_RANK"]),
+                                             world_size=int(os.environ["WORLD_SIZE"]))
     pl.seed_everything(0)
     dataset = LightlyDataset(folder)
     store = BoxStore(len(dataset))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,16 +85,11 @@ def test_fit_logs_refresh_and_resume_restores_identical_boxes(tmp_path, quadrant
     assert len(red) == 2 * (n // 4) * 4 and float(red.min()) >= 0.75
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_fit(folder: Path, out: Path, *ckpt_path: str) -> list[str]:
-    """lightning_simclr.py's 2-epoch fit on 2 gloo ranks (strategy='ddp'); returns each rank's output."""
+    """lightning_simclr.py's 2-epoch fit on 2 gloo ranks (strategy='ddp'); returns each rank's output. The ranks join
+    their group through a file in ``out`` (no free port to pick, then lose to another process before they bind it)."""
     env = {
-        **os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2",
+        **os.environ, "CCROP_TEST_INIT_METHOD": f"file://{out / 'process_group'}", "WORLD_SIZE": "2",
         "NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
             [str(SCRIPT.parent), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
