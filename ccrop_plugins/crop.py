@@ -70,8 +70,8 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
         return None
     array = isinstance(scores, (Tensor, np.ndarray))
     try:
-        values = (scores.tolist() if scores.ndim == 1 else None) if array else [float(v) for v in scores]
-    except (TypeError, ValueError):  # text, None, a number for the whole set
+        values = None if array and scores.ndim != 1 else [float(v) for v in (scores.tolist() if array else scores)]
+    except (TypeError, ValueError):  # text, None, complex (in a list or an array), a number for the whole set
         raise ValueError(f"scores must be one non-negative number per box, shape ({count},); got {scores!r}") from None
     if values is None or len(values) != count:
         shape = tuple(scores.shape) if array else (len(values),)

@@ -506,7 +506,8 @@ def test_list_boxes_of_non_numbers_and_non_callable_samplers_are_named():
             ContrastiveCrop(8, sampler=sampler)
 
 
-@pytest.mark.parametrize("scores", ["ab", 5, [None, 1.0], ["x", "y"]])
+@pytest.mark.parametrize("scores", ["ab", 5, [None, 1.0], ["x", "y"], np.array(["x", "y"]), np.array([None, 1.0]),
+                                    torch.tensor([1 + 1j, 2j])])  # the arrays were a TypeError deep in the draw
 def test_scores_that_are_not_numbers_are_named(scores):
     boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
     with pytest.raises(ValueError, match=r"scores must be one non-negative number per box, shape \(2,\); got "):
