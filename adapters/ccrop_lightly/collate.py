@@ -19,8 +19,8 @@ from torch.utils.data import ConcatDataset, Subset
 from ccrop_plugins import BoxStore
 
 from .batch_items import raise_for_targets, raise_for_views, unpack_item
-from .image_mode import name_unreadable_files, to_rgb
-from .indexed_dataset import check_index_keys
+from .image_mode import to_rgb
+from .indexed_dataset import check_index_keys, name_unreadable_files
 from .multi_view import CCropMultiViewTransform
 from .view_transform import CCropViewTransform
 
@@ -56,7 +56,7 @@ class CCropCollate:
             ``get_filenames()`` (``LightlyDataset``, also inside a ``Subset`` or ``ConcatDataset``), used for the
             filename -> index map (filename ``i`` of that list is dataset index ``i``). Its image folders'
             loaders are wrapped so that a file they cannot decode is named
-            (:func:`~ccrop_lightly.image_mode.name_unreadable_files`; the dataset reads before the collate).
+            (:func:`~ccrop_lightly.indexed_dataset.name_unreadable_files`; the dataset reads before the collate).
         filenames: the dataset's filenames in index order, if ``dataset`` does not give them.
 
     Raises:

@@ -16,7 +16,6 @@ import torch
 from PIL import Image as PILImage
 from PIL.Image import Image
 from torch import Tensor
-from torch.utils.data import ConcatDataset
 
 T = TypeVar("T")
 
@@ -160,33 +159,6 @@ class FileNamingLoader:
         return f"FileNamingLoader({getattr(self.loader, '__name__', self.loader)!r})"
 
 
-def name_unreadable_files(dataset: Any) -> None:
-    """Make the image folders in ``dataset`` name a file they cannot decode (a truncated JPEG), in place.
-
-    A plain ``LightlyDataset`` reads its images in the DataLoader worker before the collate
-    function sees them, and PIL's message (``image file is truncated``) names no file. This wraps
-    the ``loader`` of each image folder found (``LightlyDataset``'s folder, torchvision's
-    ``ImageFolder``; also inside ``Subset`` / ``ConcatDataset``) in :class:`FileNamingLoader`;
-    the images are read as before. ``IndexedDataset`` names the file itself and is left as is.
-    """
-    from .indexed_dataset import IndexedDataset  # imports this module
-
-    if isinstance(dataset, IndexedDataset):
-        return
-    if isinstance(dataset, ConcatDataset):
-        for part in dataset.datasets:
-            name_unreadable_files(part)
-        return
-    loader = getattr(dataset, "loader", None)
-    if callable(loader) and hasattr(dataset, "samples"):  # torchvision's / lightly's DatasetFolder
-        if not isinstance(loader, FileNamingLoader):
-            dataset.loader = FileNamingLoader(loader)
-        return
-    inner = getattr(dataset, "dataset", None)  # LightlyDataset's folder, a Subset's dataset
-    if inner is not None and inner is not dataset:
-        name_unreadable_files(inner)
-
-
 def read_item(dataset: Any, index: int, read: Callable[[Any, int], T] | None = None) -> T:
     """``dataset[index]``; an image that cannot be decoded raises an ``OSError`` naming its file.
 
@@ -222,4 +194,4 @@ def _source_of(dataset: Any, index: int) -> str:
     return f"#{index}"
 
 
-__all__ = ["FileNamingLoader", "UnreadableImageError", "load_image", "name_unreadable_files", "read_item", "to_rgb"]
+__all__ = ["FileNamingLoader", "UnreadableImageError", "load_image", "read_item", "to_rgb"]

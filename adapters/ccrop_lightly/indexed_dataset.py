@@ -9,7 +9,7 @@ from PIL.Image import Image
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .image_mode import read_item
+from .image_mode import FileNamingLoader, read_item
 
 
 class IndexedDataset(Dataset):
@@ -95,3 +95,28 @@ def check_item_key(item: Any, index: int, dataset: Any) -> None:
             f"the item's index, the refresh by its position {index}, so images would get other images' boxes; the "
             "third item must be the sample's position in this dataset (wrap the outermost dataset in IndexedDataset)"
         )
+
+
+def name_unreadable_files(dataset: Any) -> None:
+    """Make the image folders in ``dataset`` name a file they cannot decode (a truncated JPEG), in place.
+
+    A plain ``LightlyDataset`` reads its images in the DataLoader worker before the collate
+    function sees them, and PIL's message (``image file is truncated``) names no file. This wraps
+    the ``loader`` of each image folder found (``LightlyDataset``'s folder, torchvision's
+    ``ImageFolder``; also inside ``Subset`` / ``ConcatDataset``) in :class:`~ccrop_lightly.image_mode.FileNamingLoader`;
+    the images are read as before. ``IndexedDataset`` names the file itself and is left as is.
+    """
+    if isinstance(dataset, IndexedDataset):
+        return
+    if isinstance(dataset, ConcatDataset):
+        for part in dataset.datasets:
+            name_unreadable_files(part)
+        return
+    loader = getattr(dataset, "loader", None)
+    if callable(loader) and hasattr(dataset, "samples"):  # torchvision's / lightly's DatasetFolder
+        if not isinstance(loader, FileNamingLoader):
+            dataset.loader = FileNamingLoader(loader)
+        return
+    inner = getattr(dataset, "dataset", None)  # LightlyDataset's folder, a Subset's dataset
+    if inner is not None and inner is not dataset:
+        name_unreadable_files(inner)
