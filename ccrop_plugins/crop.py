@@ -193,7 +193,7 @@ class ContrastiveCrop:
         uniforms = torch.rand(self._draws, generator=generator, dtype=torch.float64).tolist()
         if box_index is None:
             box_index = 0 if count == 1 else _pick_index(uniforms[0], weights, count)
-        elif isinstance(box_index, bool) or not isinstance(box_index, (int, np.integer)) or not 0 <= box_index < count:
+        elif (number := integer(box_index)) is None or not 0 <= number < count:  # 1.0 and True too, never truncated
             raise ValueError(f"box_index {box_index!r} is outside the box set of {count} boxes "
                              f"(an int in [0, {count}))")
         box = box_list[box_index]

@@ -142,6 +142,8 @@ def test_box_index_is_used_for_pair_consistent_views():
     for bad in (2, -1, 1.0, True):
         with pytest.raises(ValueError, match=rf"box_index {bad!r} is outside the box set of 2 boxes"):
             crop.make_params((100, 100), boxes, box_index=bad)
+    for index in (np.int64(1), torch.tensor(1)):  # an integer of any kind, as the store's indices (was "outside")
+        assert crop.make_params((100, 100), boxes, box_index=index)["box_index"] == 1
     assert not hasattr(crop, "choose_box")  # one way to choose: the module's choose_box
 
 
