@@ -179,12 +179,12 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
     call, :func:`_label_maps`), then, with a ``core_level``, ``parent, extents, area, mass`` of their cores
     (``parent`` indexes this chunk's components)."""
     heat = _finite(heat)
-    centres = _centre_samples(heat, cell)
+    centres = heat if cell == 1 else _centre_samples(heat, cell)
     if isinstance(threshold, str):
         threshold = adaptive_thresholds(centres, threshold)[:, None, None]
     else:
         threshold = np.float32(threshold)  # compared in the maps' float32, as the per-image thresholds
-    labels, image, extents, area = _label_maps(_pool_flags(heat > threshold, cell))
+    labels, image, extents, area = _label_maps(heat > threshold if cell == 1 else _pool_flags(heat > threshold, cell))
     # Mass above the threshold: each hot cell adds max(centre sample, threshold) less the threshold (a pooled hot
     # cell whose centre is not above it adds 0). Cold cells are label 0 and dropped.
     weights = centres if cell == 1 else np.maximum(centres, threshold)
@@ -255,8 +255,6 @@ def _finite(heat: np.ndarray) -> np.ndarray:
 
 def _centre_samples(heat: np.ndarray, cell: int) -> np.ndarray:
     """``(N, h, w)``: the heatmap at the centre pixel of every ``cell x cell`` block (partial blocks count)."""
-    if cell == 1:
-        return heat
     _, height, width = heat.shape
     if height % cell == 0 and width % cell == 0:
         return heat[:, cell // 2 :: cell, cell // 2 :: cell]
@@ -272,8 +270,6 @@ def _executor(process_id: int, threads: int) -> ThreadPoolExecutor:
 
 def _pool_flags(hot: np.ndarray, cell: int) -> np.ndarray:
     """``(N, H, W)`` bool -> ``(N, ceil(H / cell), ceil(W / cell))``: any flag set in the cell."""
-    if cell == 1:
-        return hot
     n, height, width = hot.shape
     if cell in _WORDS and height % cell == 0 and width % cell == 0:
         # A row of ``cell`` flags is one word: nonzero iff any flag is set. OR the cell's rows.
