@@ -192,7 +192,7 @@ class _Pass:
         if len(indices) == 0:
             raise ValueError("refresh_boxes got no images: the batches were empty (an empty dataset, or a loader "
                              "with drop_last=True and fewer images than one batch); the store is unchanged")
-        _check_distinct(indices)
+        _check_distinct(indices, world_size - 1)
         if self.pipeline.fits:
             try:
                 self.pipeline.finalize(totals)
@@ -296,13 +296,13 @@ def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
     return indices
 
 
-def _check_distinct(indices: Tensor) -> None:
-    """Refuse class labels passed as indices: at most half as many distinct values as images (from 8 images; a
-    padded ``DistributedSampler`` repeats at most ``world_size - 1``)."""
+def _check_distinct(indices: Tensor, padding: int = 0) -> None:
+    """Refuse class labels passed as indices: at most half as many distinct values as images (from 8 images), not
+    counting the ``padding`` repeats of a padded ``DistributedSampler`` (at most ``world_size - 1`` in a pass)."""
     if len(indices) < 8:
         return
     distinct = int(indices.unique().numel())
-    if distinct * 2 <= len(indices):
+    if distinct * 2 <= len(indices) - padding:
         raise ValueError(f"refresh_boxes got {len(indices)} images but only {distinct} distinct indices "
                          f"(e.g. {indices[:8].tolist()}): the second item of each batch must be the image's dataset "
                          "index, not its class label; make the dataset return (image, index)")

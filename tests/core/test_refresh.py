@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ccrop_plugins import BoxSets, BoxStore, get_localizer, refresh_boxes
 
@@ -60,6 +62,30 @@ def test_dataset_statistics_of_ddt_are_summed_over_gloo_ranks(gloo_runs):
         assert saved["state"]["version"] == single["state"]["version"] == 2
         assert torch.equal(saved["state"]["counts"], single["state"]["counts"])
         torch.testing.assert_close(saved["state"]["boxes"], single["state"]["boxes"])
+
+
+def _tiny_dataset_rank(rank, init_method, out):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=8)
+    try:
+        dataset = distributed_refresh.IndexedImages(4)
+        sampler = DistributedSampler(dataset, num_replicas=8, rank=rank, shuffle=False)
+        store = BoxStore(4)
+        try:
+            result = refresh_boxes(lambda x: x, DataLoader(dataset, sampler=sampler), store, progress=False).images
+        except ValueError as error:
+            result = str(error)
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker
+def test_a_padded_distributed_sampler_over_more_ranks_than_twice_the_images_is_no_label_error(tmp_path):
+    # 4 images over 8 ranks: DistributedSampler pads to 8, [0, 1, 2, 3, 0, 1, 2, 3]; was 'refresh_boxes got 8 images
+    # but only 4 distinct indices ...: not its class label' on every rank (the repeats of the padding were counted)
+    distributed_refresh.run_ranks(_tiny_dataset_rank, tmp_path, nprocs=8)
+    assert [torch.load(tmp_path / f"rank{r}.pt") for r in range(8)] == [8] * 8
 
 
 def _blob_images():
