@@ -122,35 +122,29 @@ def _check_step_order(steps: list[Any]) -> None:
         return
     step, where = found
     name = _step_name(step)
+    view = "a view pipeline (MultiView's, or a Compose) of train_dataloader.dataset.pipeline"
     if where == "top":
-        raise ValueError(
-            f"{name} comes before ContrastiveCrop/ChooseContrastiveBox in "
-            "train_dataloader.dataset.pipeline: the refresh pass reuses the steps before them, so it "
-            "would localize objects in randomly changed images (flipped, cropped) and the boxes would "
-            f"not fit the images the views are cut from; move {name} into the view "
-            "pipeline, after ContrastiveCrop"
-        )
-    if where == "after":
-        raise ValueError(
-            f"{name} comes after ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
-            f"train_dataloader.dataset.pipeline: it would cut ContrastiveCrop's crop again (a random part of it), "
-            f"silently undoing the box-aware crop; ContrastiveCrop replaces {name} and takes its arguments: "
-            f"remove {name}"
-        )
-    if _is_random(step):
-        raise ValueError(
-            f"{name} comes before ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
-            "train_dataloader.dataset.pipeline: the boxes are made on the images without it, so a view it changed "
-            f"(flipped, cropped) would be cut around boxes that do not fit it; move {name} after ContrastiveCrop"
-        )
-    raise ValueError(
-        f"{name} comes before ContrastiveCrop in a view pipeline (MultiView's, or a Compose) of "
-        "train_dataloader.dataset.pipeline: the refresh pass makes the boxes on the images without it (it reuses "
-        f"only the steps before MultiView), so every view would be cut around boxes that do not fit the image "
-        f"{name} made (cropped, padded, flipped); move {name} before MultiView (the refresh then sees it too) "
-        "or after ContrastiveCrop (resizing the whole image, Resize or ResizeEdge, may stay: the boxes are "
-        "normalised)"
-    )
+        said = (f"{name} comes before ContrastiveCrop/ChooseContrastiveBox in train_dataloader.dataset.pipeline: the "
+                "refresh pass reuses the steps before them, so it would localize objects in randomly changed images "
+                "(flipped, cropped) and the boxes would not fit the images the views are cut from")
+        advice = f"move {name} into the view pipeline, after ContrastiveCrop"
+    elif where == "after":
+        said = (f"{name} comes after ContrastiveCrop in {view}: it would cut ContrastiveCrop's crop again (a random "
+                "part of it), silently undoing the box-aware crop")
+        advice = ""
+    elif _is_random(step):
+        said = (f"{name} comes before ContrastiveCrop in {view}: the boxes are made on the images without it, so a "
+                "view it changed (flipped, cropped) would be cut around boxes that do not fit it")
+        advice = f"move {name} after ContrastiveCrop"
+    else:
+        said = (f"{name} comes before ContrastiveCrop in {view}: the refresh pass makes the boxes on the images "
+                f"without it (it reuses only the steps before MultiView), so every view would be cut around boxes "
+                f"that do not fit the image {name} made (cropped, padded, flipped)")
+        advice = (f"move {name} before MultiView (the refresh then sees it too) or after ContrastiveCrop (resizing "
+                  "the whole image, Resize or ResizeEdge, may stay: the boxes are normalised)")
+    if _RESIZED_CROP.search(type(step).__name__) or not advice:  # left in beside ContrastiveCrop: moving it is no fix
+        advice = f"ContrastiveCrop replaces {name} and takes its arguments: remove {name}"
+    raise ValueError(f"{said}; {advice}")
 
 
 def _misplaced_step(steps: list[Any]) -> tuple[Any, str] | None:

@@ -213,6 +213,20 @@ def test_a_random_resized_crop_left_after_the_crop_is_refused(setup, coordinate_
                                   rf"crop again .*remove {name}")
 
 
+@pytest.mark.parametrize("where", ["view", "top"])
+def test_a_random_resized_crop_left_before_the_crop_is_to_be_removed(setup, coordinate_folder, tmp_path, where):
+    # Refused before as a random step, with the advice to move it after ContrastiveCrop, where it cuts the crop again.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    if where == "view":
+        _view_steps_before_the_crop(cfg, [dict(type="RandomResizedCrop", scale=32)])
+        said = r"RandomResizedCrop comes before ContrastiveCrop in a view pipeline .*boxes that do not fit it"
+    else:
+        cfg.train_dataloader.dataset.pipeline.insert(1, dict(type="RandomResizedCrop", scale=32))
+        said = r"RandomResizedCrop comes before ContrastiveCrop/ChooseContrastiveBox .*the views are cut from"
+    advice = r"; ContrastiveCrop replaces RandomResizedCrop and takes its arguments: remove RandomResizedCrop$"
+    _refused_before_training(cfg, said + advice)
+
+
 def test_steps_that_keep_the_boxes_right_are_accepted(setup, coordinate_folder, tmp_path):
     # RandomResize in a view was refused as 'geometric' (Resize was in the pattern), though scaling the whole image
     # keeps a normalised box in place. A fixed centre crop before MultiView is fine: the refresh reuses it.
