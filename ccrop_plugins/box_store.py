@@ -157,8 +157,7 @@ def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, fl
         tensor = torch.as_tensor(state[key])
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"box store state: {key} must be a tensor; got {type(state[key]).__name__}") from None
-    integral = not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
-    if not (tensor.is_floating_point() if floating else integral):
+    if tensor.is_floating_point() != floating or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"box store state: {key} must have {'a floating point' if floating else 'an integer'} dtype; "
                         f"got {tensor.dtype}")
     if tuple(tensor.shape) != shape:
