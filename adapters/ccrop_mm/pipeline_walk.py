@@ -100,6 +100,7 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     # The refresh sees the image as the crop does: every step before it but the box choice, which leaves it unchanged
     # (and may come first: it reads only sample_idx).
     head = [step for step in steps[:first_crop] if not isinstance(step, ChooseContrastiveBox)]
+    _check_loading(steps[first_crop], head)
     if several_boxes and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
         wrapped = next((type(s).__name__ for s in steps if find_instances(s, ChooseContrastiveBox)), None)
         where = ("" if wrapped is None else "(it comes after the step that cuts the views now) "
@@ -113,6 +114,22 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     _check_step_order(steps)
     _check_sample_index(dataset)
     return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend)
+
+
+def _check_loading(crop_step: Any, head: list[Any]) -> None:
+    """Refuse a loading step (``LoadImageFromFile``) inside the step that holds the first ContrastiveCrop (each view
+    loading its image) when none comes before it: the refresh loads its images with ``head`` alone."""
+    if any(type(step).__name__.startswith("Load") for step in head):
+        return
+    load = next((item for item in iter_transforms(crop_step) if type(item).__name__.startswith("Load")), None)
+    if load is not None:
+        name, holder = _step_name(load), type(crop_step).__name__
+        raise ValueError(
+            f"{name} is inside {holder} in train_dataloader.dataset.pipeline, and no step before {holder} loads the "
+            f"image: the refresh pass loads the un-augmented images with the top-level steps before {holder}, so it "
+            f"would get none (KeyError('img') at the first refresh, after the warm-up); move {name} before {holder} "
+            "(it then loads each image once for all its views)"
+        )
 
 
 def _check_step_order(steps: list[Any]) -> None:

@@ -227,6 +227,18 @@ def test_a_random_resized_crop_left_before_the_crop_is_to_be_removed(setup, coor
     _refused_before_training(cfg, said + advice)
 
 
+def test_loading_the_image_in_each_view_is_refused_before_training(setup, coordinate_folder, tmp_path):
+    # LoadImageFromFile moved into the view pipeline (each view loads its image): the whole warm-up trained, then the
+    # refresh, which loads with the top-level steps before MultiView, failed with KeyError('img') and stopped the run.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    cfg.train_dataloader.dataset.pipeline = [step for step in pipeline if step["type"] != "LoadImageFromFile"]
+    _view_steps_before_the_crop(cfg, [dict(type="LoadImageFromFile")])
+    _refused_before_training(cfg, r"LoadImageFromFile is inside MultiView in train_dataloader.dataset.pipeline, "
+                                  r"and no step before MultiView loads the image: .*move LoadImageFromFile before "
+                                  r"MultiView")
+
+
 def test_steps_that_keep_the_boxes_right_are_accepted(setup, coordinate_folder, tmp_path):
     # RandomResize in a view was refused as 'geometric' (Resize was in the pattern), though scaling the whole image
     # keeps a normalised box in place. A fixed centre crop before MultiView is fine: the refresh reuses it.
