@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence, Sized
 
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from lightly.data import LightlyDataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, get_localizer
 
 from .collate import CCropCollate
 from .features import FeatureFn, feature_extractor
-from .indexed_dataset import check_index_keys
+from .indexed_dataset import IndexedDataset, check_index_keys
 from .refresh_loader import FROM_TRANSFORM, check_loader_options, loader_settings
 from .view_options import normalize_step
 
@@ -68,11 +69,34 @@ def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) ->
                         "views); the refresh needs the plain images: "
                         "make_refresh_loader(dataset, transform=transform)")
     dataset = getattr(loader, "dataset", None)
+    labelled = _labelled_items(dataset)
+    if labelled is not None:
+        raise TypeError(
+            f"the refresh loader reads {labelled}, whose items are (image, target, ...): the second item of each batch "
+            "would be the class label, not the image's dataset index, so the boxes would go to other images (or the "
+            "images would not batch); pass make_refresh_loader(dataset, transform=transform), which yields "
+            "(images, indices)"
+        )
     if dataset is not None and hasattr(dataset, "__len__") and len(dataset) != len(store):
         raise ValueError(
             f"the refresh loader covers {len(dataset)} samples but the box store holds {len(store)}; "
             f"create it as BoxStore({len(dataset)})"
         )
+
+
+def _labelled_items(dataset: Any) -> str | None:
+    """The name of ``dataset`` (or of the dataset inside its ``Subset`` / ``ConcatDataset``) when it is one whose items
+    are ``(image, target, ...)`` by definition: torchvision's datasets (``ImageFolder``, ``CIFAR10``), lightly's
+    ``LightlyDataset``, :class:`~ccrop_lightly.IndexedDataset`; ``None`` for any other (a dataset of one's own may
+    yield ``(image, index)``)."""
+    if isinstance(dataset, (Subset, ConcatDataset)):
+        parts = [dataset.dataset] if isinstance(dataset, Subset) else dataset.datasets
+        found = next((name for name in map(_labelled_items, parts) if name is not None), None)
+        return None if found is None else f"a {type(dataset).__name__} of {found}"
+    if isinstance(dataset, (LightlyDataset, IndexedDataset)) or type(dataset).__module__.startswith(
+            "torchvision.datasets"):
+        return type(dataset).__name__
+    return None
 
 
 def check_store_and_dataset(store: Any, dataset: Any) -> None:

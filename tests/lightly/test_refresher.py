@@ -317,3 +317,23 @@ def test_a_callable_localizer_gets_no_threshold_and_refuses_localizer_options():
     assert stats.mean_boxes == 1.0 and torch.allclose(store.get(3)[0], torch.tensor([[0.5, 0.5, 1.0, 1.0]]))
     with pytest.raises(TypeError, match=r"localizer_options \['min_area'\] are for a named localizer"):
         _refresher(BoxStore(4), 4, localizer=get_localizer("bbox"), localizer_options={"min_area": 0.1})
+
+
+@pytest.mark.parametrize("wrap", ["ImageFolder", "IndexedDataset", "LightlyDataset", "Subset"])
+def test_a_refresh_loader_over_a_labelled_dataset_is_refused_when_made(quadrant_folder, wrap):
+    # DataLoader(ImageFolder(root, transform=ToTensor())) as the refresh loader: its batches are (images, targets), and
+    # the targets were taken as dataset indices, at the first refresh (after the warm-up): refused there by the core
+    # from 8 images on (few distinct indices), silently wrong below (4 images of one class: all boxes to image 0).
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    to_tensor = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
+    folder = ImageFolder(str(quadrant_folder), transform=to_tensor)
+    dataset = {"ImageFolder": folder, "IndexedDataset": IndexedDataset(folder), "Subset": Subset(folder, range(16)),
+               "LightlyDataset": LightlyDataset(str(quadrant_folder), transform=to_tensor)}[wrap]
+    name = "a Subset of ImageFolder" if wrap == "Subset" else wrap
+    with pytest.raises(TypeError, match=rf"the refresh loader reads {name}, whose items are \(image, target, \.\.\.\): "
+                                        r"the second item of each batch would be the class label, not the image's "
+                                        r"dataset index.*pass make_refresh_loader\(dataset, transform=transform\)"):
+        BoxRefresher(BoxStore(16), _redness(), DataLoader(dataset, batch_size=8), warmup_epochs=1, interval=1)
