@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -60,7 +61,14 @@ from ccrop_cli.experiment.pair_quality import (
 )
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
-from ccrop_cli.option_types import check_output_file, non_negative_int, positive_int, seed, user_path
+from ccrop_cli.option_types import (
+    check_output_file,
+    check_output_folder,
+    non_negative_int,
+    positive_int,
+    seed,
+    user_path,
+)
 
 # Stage names of ccrop_cli.experiment.backbones' Sequential models: the ReLU ending each stride.
 # "stride 1+2" is ``ccrop demo``'s default (``--stages 2 5``: the stride-1 and stride-2 stages, fused).
@@ -160,6 +168,14 @@ def _check_inputs(args: argparse.Namespace) -> None:
             raise UserError(f"--rules: {error.args[0] if error.args else error}") from None
     for folder in args.data:
         _user_boxes(Path(folder))  # the folder, its images and annotations.json, as `ccrop demo --data` reads them
+    if not args.settings and not args.data:
+        raise UserError(f"nothing to measure: --settings is empty and no --data is given; name settings "
+                        f"({', '.join(KINDS)}) or image folders with annotations.json")
+    repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+    if repeated:  # measured twice, the mean and spread would count one seed as two
+        raise UserError(f"--seeds lists {', '.join(map(str, repeated))} more than once; give each seed once")
+    if args.checkpoints is not None:
+        check_output_folder(args.checkpoints, "--checkpoints")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -230,7 +246,15 @@ def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints
     backbone, _ = build_backbone(config.backbone, seed)
     path = Path(checkpoints) / f"{data.name}_s{seed}.pt" if checkpoints else None
     if path is not None and path.is_file():
-        backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (RuntimeError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError) as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+            reason = " ".join(lines[:2])  # torch's 'Error(s) in loading state_dict ...:' and its first mismatch
+            reason = reason if len(reason) <= 200 else reason[:197] + "..."
+            raise UserError(f"--checkpoints: {path} is no {config.backbone} backbone's state_dict ({reason}); it was "
+                            "saved by a run with another --backbone, or is damaged: remove it (it is trained and saved "
+                            "again) or give another --checkpoints folder") from None
         return backbone.eval()
     from ccrop_cli.experiment.pretrain import pretrain_simclr
 
@@ -239,9 +263,11 @@ def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints
         epochs=config.epochs, batch_size=min(config.batch_size, len(data.filenames)), seed=seed,
         num_workers=1, progress=False,
     )
-    if path is not None:
+    if path is not None:  # written whole, then renamed: a run stopped while saving leaves no damaged file
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(result.backbone.state_dict(), path)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(result.backbone.state_dict(), partial)
+        os.replace(partial, path)
     return result.backbone.eval()
 
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment import scene_settings
@@ -101,3 +102,40 @@ def test_unknown_command_names_only_the_command(capsys, argv, named):
     # Before: "unknown command 'demoo --quick'", the option taken for part of the command.
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith(f"ccrop: unknown command {named}; available: plugins, demo")
+
+
+def _localize(*options: str) -> int:
+    return main(["bench", "localize", "--quick", "--rules", "channel_sum", "--settings", "single", "--seeds", "0", *options])
+
+
+def test_bench_localize_checkpoint_of_another_backbone_or_damaged_is_one_line(tmp_path, capsys):
+    from ccrop_cli.experiment.backbones import build_backbone
+
+    checkpoints = tmp_path / "ck"
+    checkpoints.mkdir()
+    torch.save(build_backbone("convnet", 0)[0].state_dict(), checkpoints / "single_s0.pt")
+    # Before: load_state_dict's 'Missing key(s) ...' traceback (the file name holds no backbone).
+    assert _localize("--checkpoints", str(checkpoints), "--backbone", "resnet18") == 2
+    line = _one_error_line(capsys, "bench localize")
+    assert f"--checkpoints: {checkpoints / 'single_s0.pt'} is no resnet18 backbone's state_dict" in line
+    assert "Missing key(s)" in line
+    (checkpoints / "single_s0.pt").write_bytes(b"PK\x03\x04 cut short")  # a save stopped midway
+    assert _localize("--checkpoints", str(checkpoints)) == 2  # before: PytorchStreamReader's traceback
+    assert "is no convnet backbone's state_dict" in _one_error_line(capsys, "bench localize")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--seeds", "1", "0", "1"], "--seeds lists 1 more than once; give each seed once"),
+        (["--settings"], "nothing to measure: --settings is empty and no --data is given"),
+        (["--checkpoints", "FILE"], "--checkpoints FILE is not a writable folder"),
+    ],
+)
+def test_bench_localize_options_that_measure_wrongly_or_nothing_are_one_line(tmp_path, capsys, options, message):
+    # Before: seed 1 measured twice and counted as two seeds (spread 0.00); an empty --settings printed nothing and
+    # exited 0; a --checkpoints file: mkdir's FileExistsError traceback after the first model was trained.
+    (tmp_path / "FILE").write_text("not a folder")
+    options = [str(tmp_path / "FILE") if option == "FILE" else option for option in options]
+    assert main(["bench", "localize", "--quick", "--rules", "channel_sum", *options]) == 2
+    assert message.replace("FILE", str(tmp_path / "FILE")) in _one_error_line(capsys, "bench localize")
