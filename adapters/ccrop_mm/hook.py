@@ -198,6 +198,11 @@ class ContrastiveCropHook(Hook):
     def _attach_store(self, runner: Any) -> None:
         """Read the train pipeline, give its ContrastiveCrop steps a new store, prepare the refresh's input."""
         plan = read_train_pipeline(runner.train_dataloader.dataset, several_boxes=self.max_boxes > 1)
+        if plan.plain_views:  # one view of each pair box-aware: an ablation, or a view left unconverted
+            runner.logger.warning(
+                f"ContrastiveCrop: {', '.join(plan.plain_views)} crops with RandomResizedCrop, not ContrastiveCrop, "
+                "so those views ignore the boxes (only the other views of each pair are cut around them); replace "
+                "it with dict(type='ContrastiveCrop', ...) as in the other view pipeline, unless that is intended")
         self.store = BoxStore(len(plan.dataset), self.max_boxes)
         for step in plan.store_users:
             step.attach_store(self.store)

@@ -65,6 +65,8 @@ class TrainPipeline:
             ``LoadImageFromFile``): the refresh pass loads its un-augmented images with them.
         crop_size: ``(height, width)`` output of the first ContrastiveCrop.
         backend: that crop's ``mmcv.imresize`` backend.
+        plain_views: the view pipelines (of ``MultiView``) that crop with a RandomResizedCrop and no
+            ContrastiveCrop, e.g. ``'view pipeline 2 of MultiView (RandomResizedCrop)'``: their views ignore the boxes.
     """
 
     dataset: Any
@@ -72,6 +74,7 @@ class TrainPipeline:
     head: list[Any]
     crop_size: tuple[int, int]
     backend: str
+    plain_views: list[str]
 
 
 def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
@@ -113,7 +116,22 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
         )
     _check_step_order(steps)
     _check_sample_index(dataset)
-    return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend)
+    return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend,
+                         _plain_views(steps))
+
+
+def _plain_views(steps: list[Any]) -> list[str]:
+    """The view pipelines of a ``MultiView`` (``pipelines``) holding a RandomResizedCrop and no ContrastiveCrop."""
+    found = []
+    for owner in iter_transforms(steps):
+        views = getattr(owner, "pipelines", None)
+        if not isinstance(views, (list, tuple)) or not find_instances(owner, BaseContrastiveCrop):
+            continue
+        for number, view in enumerate(views, 1):
+            crop = next((item for item in iter_transforms(view) if _RESIZED_CROP.search(type(item).__name__)), None)
+            if crop is not None and not find_instances(view, BaseContrastiveCrop):
+                found.append(f"view pipeline {number} of {type(owner).__name__} ({_step_name(crop)})")
+    return found
 
 
 def _check_loading(crop_step: Any, head: list[Any]) -> None:

@@ -239,6 +239,31 @@ def test_loading_the_image_in_each_view_is_refused_before_training(setup, coordi
                                   r"MultiView")
 
 
+@pytest.mark.parametrize("second_view, warned", [("RandomResizedCrop", True), ("ContrastiveCrop", False)])
+def test_a_view_pipeline_left_with_random_resized_crop_is_logged(setup, coordinate_folder, tmp_path, second_view,
+                                                                 warned):
+    # Two view pipelines, only the first converted: every pair had one view cut around no box, without a word.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    multiview = next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
+    crop, *rest = multiview["transforms"][0]
+    other = dict(type="RandomResizedCrop", scale=32) if second_view == "RandomResizedCrop" else crop
+    multiview.update(num_views=[1, 1], transforms=[[crop, *rest], [other, *rest]])
+    runner = Runner.from_cfg(cfg)
+    records = _Records()
+    runner.logger.addHandler(records)
+    try:
+        runner.call_hook("before_run")
+        runner.train_loop  # noqa: B018
+        next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook").before_train(runner)
+    finally:
+        runner.logger.removeHandler(records)
+    said = [line for line in records.lines if "ignore the boxes" in line]
+    assert bool(said) == warned
+    if warned:
+        assert said[0].startswith("ContrastiveCrop: view pipeline 2 of MultiView (RandomResizedCrop) crops with "
+                                  "RandomResizedCrop, not ContrastiveCrop, so those views ignore the boxes")
+
+
 def test_steps_that_keep_the_boxes_right_are_accepted(setup, coordinate_folder, tmp_path):
     # RandomResize in a view was refused as 'geometric' (Resize was in the pattern), though scaling the whole image
     # keeps a normalised box in place. A fixed centre crop before MultiView is fine: the refresh reuses it.
