@@ -12,7 +12,8 @@ written upright (``PIL.ImageOps.exif_transpose``, whatever their size), as they 
 :mod:`ccrop_cli.demo.user_data` reads their boxes: OpenCV (MMPretrain) would turn them, PIL (Lightly) would not.
 A folder with no image larger than ``side`` and none turned is used as it is (nothing is copied).
 ``OUT/data/resized.json`` records the source files (size, mtime) and ``side``: a later run into the same
-``OUT`` reuses a matching copy.
+``OUT`` reuses a matching copy. The copy is written into ``OUT/data/resized.partial`` and renamed once complete, so a
+run stopped while copying (Ctrl-C) leaves no half copy: the next run makes it again.
 """
 
 from __future__ import annotations
@@ -89,10 +90,14 @@ def resized_copy(root: Path, names: list[str], out: Path, side: int) -> tuple[Pa
             "writes its resized copy of --data there: remove it or choose another --out"
         )
     started = time.perf_counter()
+    partial = folder.with_name(folder.name + ".partial")  # renamed once complete: a stopped copy is made again
     try:
+        if partial.exists():
+            shutil.rmtree(partial)
         for name in names:
-            _copy(root / name, folder / name, sizes[name], side, name in turned)
-        manifest_path.write_text(json.dumps(manifest, indent=1))  # last: an interrupted copy is made again
+            _copy(root / name, partial / name, sizes[name], side, name in turned)
+        partial.rename(folder)
+        manifest_path.write_text(json.dumps(manifest, indent=1))
     except OSError as error:  # a full disk, or OUT/data a file
         raise UserError(f"--out {out}: cannot write the resized copy of --data in {folder}: {error}") from None
     return folder, len(large), time.perf_counter() - started

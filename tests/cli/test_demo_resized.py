@@ -83,6 +83,31 @@ def test_a_foreign_folder_where_the_copy_goes_is_refused_not_removed(tmp_path):
     assert (out / COPY_FOLDER / "mine.txt").read_text() == "keep"
 
 
+def test_a_copy_stopped_midway_is_made_again(tmp_path, monkeypatch):
+    from ccrop_cli.demo import resized
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    for index in range(3):
+        _image(data / f"img{index}.jpg", (200, 150), seed=index)
+    names = list_images(data)
+    real_copy, copied = resized._copy, []
+
+    def copy_then_stop(*args):  # Ctrl-C after the first image
+        if copied:
+            raise KeyboardInterrupt
+        copied.append(real_copy(*args))
+
+    monkeypatch.setattr(resized, "_copy", copy_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        resized_copy(data, names, out, side=64)
+    monkeypatch.setattr(resized, "_copy", real_copy)
+    # Before: 'OUT/data/resized exists but was not made by ccrop demo' on every later run with this --out.
+    folder, count, seconds = resized_copy(data, names, out, side=64)
+    assert folder == out / COPY_FOLDER and count == 3 and seconds > 0
+    assert list_images(folder) == names and (out / MANIFEST).is_file()
+    assert not (out / "data" / "resized.partial").exists()
+
+
 def test_a_copy_that_cannot_be_written_is_a_user_error(tmp_path):
     data, out = tmp_path / "data", tmp_path / "out"
     _image(data / "a.jpg", (200, 150))
