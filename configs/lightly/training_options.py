@@ -122,6 +122,8 @@ _NUMBERS = (
     ("memory_bank", "an integer >= 0", lambda v: v >= 0),
     ("ema", "a number in [0, 1]", lambda v: 0 <= v <= 1),
     ("devices", "an integer >= 1", lambda v: v >= 1),
+    # Lightning's seed_everything seeds numpy, whose seeds are 32-bit: -1 was numpy's traceback after the set-up.
+    ("seed", "an integer in [0, 4294967295] (numpy's seed range; Lightning seeds numpy)", lambda v: 0 <= v < 2**32),
 )
 
 

@@ -68,6 +68,9 @@ def test_small_image_defaults_are_the_measured_setting(configs_on_path):
     (["--threshold", "x"], "argument --threshold: expected a number in [0, 1), mean or otsu; got 'x'"),
     (["--threshold", "1"], "--threshold must be a number in [0, 1), or mean / otsu; got 1.0"),
     (["--checkpoint", "."], "--checkpoint . is a folder; give a file name"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 4294967295] (numpy's seed range; Lightning seeds numpy); "
+                       "got -1"),  # was numpy's "ValueError: -1 is not in bounds" traceback from seed_everything
+    (["--seed", "4294967296"], "--seed must be an integer in [0, 4294967295]"),
 ])
 def test_bad_options_are_usage_lines_before_any_work(configs_on_path, tmp_path, capsys, argv, message):
     options = importlib.import_module("training_options")
