@@ -31,10 +31,15 @@ from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 from .rounds import Ratio, Timings, interleaved
 
 
+IMAGES, IMAGE_SIZE = 512, 64
+"""The generated scenes' count and side when no ``--folder`` is given."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folder", type=user_path, help="an image folder to use (default: generate scenes)")
-    parser.add_argument("--images", type=positive_int, default=512, help="generated images (default 512)")
-    parser.add_argument("--image-size", type=side, default=64, help="side of the generated images (default 64)")
+    parser.add_argument("--images", type=positive_int, default=None, help=f"generated images (default {IMAGES})")
+    parser.add_argument("--image-size", type=side, default=None,
+                        help=f"side of the generated images (default {IMAGE_SIZE})")
     parser.add_argument("--input-size", type=side, default=32, help="view and refresh resolution (default 32)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--workers", type=non_negative_int, default=2,
@@ -90,6 +95,17 @@ def _check_arguments(args: argparse.Namespace) -> None:
     """``--alpha`` and ``--folder`` as one-line errors before any work (the folder read as ``ccrop demo --data``
     reads it)."""
     check_alpha(args.alpha)
+    if args.folder is not None and (args.images is not None or args.image_size is not None):
+        raise UserError("--images and --image-size size the generated scenes; they do not apply with --folder "
+                        "(every image of the folder is used)")
+    if args.folder is None:
+        from ccrop_scenes import generate_scenes
+
+        try:  # the generator's own size check, on one tiny scene
+            generate_scenes(1, image_size=args.image_size or IMAGE_SIZE, objects_per_image=(1, 3),
+                            object_area=(0.05, 0.15), seed=0)
+        except ValueError as error:
+            raise UserError(f"--image-size {args.image_size}: {error}") from None
     if args.folder is not None:
         from ccrop_cli.demo.user_data import list_images
 
@@ -110,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         folder, true_boxes = args.folder, None
         if folder is None:
             folder = Path(scratch) / "scenes"
-            true_boxes = _write_scenes(folder, args.images, args.image_size)
+            true_boxes = _write_scenes(folder, args.images or IMAGES, args.image_size or IMAGE_SIZE)
         plain = LightlyDataset(str(folder))
         count = len(plain)
         print(f"ccrop bench lightly: {count} images from {folder}, input {args.input_size} px, "

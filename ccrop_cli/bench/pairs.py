@@ -127,6 +127,8 @@ def box_scale_variants(ranges: list[str]) -> dict[str, CropStrategy]:
             raise UserError(f"--box-scales takes LOW,HIGH pairs such as 1,4; got {text!r}") from None
         if not 0 < low <= high:
             raise UserError(f"--box-scales range {text!r} must satisfy 0 < LOW <= HIGH")
+        if high == float("inf"):  # the crop refused it only once the first setting's scenes were drawn
+            raise UserError(f"--box-scales range {text!r} must be finite (a crop's area relative to the box)")
         base = STRATEGIES["multi-box"]
         name = f"multi-box scale {low:g}-{high:g}"
         variants[name] = replace(base, name=name, label=f"{base.label}, area {low:g}-{high:g} x box", scale=(low, high))

@@ -139,3 +139,27 @@ def test_bench_localize_options_that_measure_wrongly_or_nothing_are_one_line(tmp
     options = [str(tmp_path / "FILE") if option == "FILE" else option for option in options]
     assert main(["bench", "localize", "--quick", "--rules", "channel_sum", *options]) == 2
     assert message.replace("FILE", str(tmp_path / "FILE")) in _one_error_line(capsys, "bench localize")
+
+
+def test_bench_pairs_infinite_box_scale_is_one_line_before_any_work(capsys):
+    # Before: the core crop's 'scale must be an increasing pair ...' traceback, after the first scenes were drawn.
+    assert main(["bench", "pairs", "--no-model", "--images", "16", "--box-scales", "1,inf"]) == 2
+    assert "--box-scales range '1,inf' must be finite" in _one_error_line(capsys, "bench pairs")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--image-size", "8"], "--image-size 8: image_size must be >= 16"),
+        (["--folder", "FOLDER", "--images", "5"], "--images and --image-size size the generated scenes; they do not "
+                                                  "apply with --folder"),
+    ],
+)
+def test_bench_lightly_scene_sizes_are_checked_before_any_work(tmp_path, capsys, options, message):
+    # Before: the scene generator's 'image_size must be >= 16' traceback; --images silently ignored with --folder.
+    from ccrop_scenes import generate_scenes, write_image_folder
+
+    folder = write_image_folder(generate_scenes(4, image_size=32, seed=0), tmp_path / "folder")
+    options = [str(folder) if option == "FOLDER" else option for option in options]
+    assert main(["bench", "lightly", "--repeats", "1", "--workers", "0", *options]) == 2
+    assert message in _one_error_line(capsys, "bench lightly")
