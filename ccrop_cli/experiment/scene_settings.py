@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
     elif root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise UserError(f"{root} holds files that ccrop did not write (it has no {recipe_file.name}); remove it or "
                         "choose another output folder")
+    _check_memory(num_images, image_size)
     partial = root.with_name(root.name + ".partial")
     if partial.exists():  # a write of ours that was stopped
         shutil.rmtree(partial)
@@ -97,3 +99,30 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
     except OSError as error:  # a full disk, a file where a folder goes
         raise UserError(f"cannot write the generated scenes to {root}: {error.strerror or error}") from None
     return root
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable`` of ``/proc/meminfo``; else free pages), or
+    None where neither can be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(num_images: int, image_size: int) -> None:
+    """Scenes are generated in memory before they are written (RGB images and their object masks, 4 bytes a pixel):
+    a count that cannot fit is refused before the allocation, which the system would otherwise grant lazily and then
+    fill until it kills the process (``--images 1000000000``)."""
+    from ccrop_cli.errors import UserError
+
+    need, available = num_images * image_size**2 * 4, available_memory()
+    if available is not None and need > available:
+        raise UserError(f"{num_images} scenes of {image_size} px need {need / 2**30:.1f} GiB of memory while they are "
+                        f"generated, more than the {available / 2**30:.1f} GiB available here: use fewer images")

@@ -163,3 +163,12 @@ def test_bench_lightly_scene_sizes_are_checked_before_any_work(tmp_path, capsys,
     options = [str(folder) if option == "FOLDER" else option for option in options]
     assert main(["bench", "lightly", "--repeats", "1", "--workers", "0", *options]) == 2
     assert message in _one_error_line(capsys, "bench lightly")
+
+
+def test_demo_images_beyond_the_memory_is_one_line_before_generating(tmp_path, capsys):
+    # Before: the scenes were allocated lazily (12 TB for 10**9 scenes of 64 px) and rendered until the system ran
+    # out of memory, or a MemoryError traceback.
+    assert main(["demo", "--images", str(10**9), "--no-progress", "--out", str(tmp_path / "demo")]) == 2
+    line = _one_error_line(capsys, "demo")
+    assert "1000000000 scenes of 64 px need 15258.8 GiB of memory while they are generated, more than the" in line
+    assert not (tmp_path / "demo" / "data" / "train").exists()
