@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -548,7 +549,9 @@ def _save(
         "random_init": baselines,
         "runs": runs,
     }
-    path.write_text(json.dumps(payload, indent=1))
+    partial = path.with_name(path.name + ".partial")  # written whole, then renamed: a study stopped while saving
+    partial.write_text(json.dumps(payload, indent=1))  # keeps its last results.json, every finished run in it
+    os.replace(partial, path)
 
 
 def _command(args: argparse.Namespace) -> str:

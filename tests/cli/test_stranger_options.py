@@ -172,3 +172,24 @@ def test_demo_images_beyond_the_memory_is_one_line_before_generating(tmp_path, c
     line = _one_error_line(capsys, "demo")
     assert "1000000000 scenes of 64 px need 15258.8 GiB of memory while they are generated, more than the" in line
     assert not (tmp_path / "demo" / "data" / "train").exists()
+
+
+def test_study_stopped_while_saving_keeps_its_results(tmp_path, monkeypatch):
+    from ccrop_cli.study import command as study
+
+    results = tmp_path / "results.json"
+    config = study.StudyConfig(**study.QUICK)
+    study._save(results, config, [{"seed": 0}], {}, [], "ccrop study --quick")
+    real_write = Path.write_text
+
+    def write_half_then_stop(self, text, *args, **kwargs):  # Ctrl-C in the middle of the write
+        real_write(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", write_half_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        study._save(results, config, [{"seed": 0}, {"seed": 1}], {}, [], "ccrop study --quick")
+    monkeypatch.setattr(Path, "write_text", real_write)
+    # Before: results.json cut in half, so the next run stopped with 'is not valid JSON ... start afresh with --fresh'
+    # and every finished run was lost.
+    assert json.loads(results.read_text())["runs"] == [{"seed": 0}]
