@@ -309,7 +309,11 @@ def run(args: argparse.Namespace) -> int:
     results_file = out / "results.json"
     config, runs, baselines, command = _saved_runs(args, config, results_file)
     started = time.perf_counter()
-    splits, oracle = _write_splits(config, out)
+    saved_oracle = _read_results(results_file).get("oracle_false_positive_rate") if args.report_only else None
+    if saved_oracle:  # --report-only: the figures of results.json, no scenes generated
+        splits, oracle = {}, saved_oracle
+    else:
+        splits, oracle = _write_splits(config, out)
 
     def save() -> None:  # after every run: an interrupted study resumes where it stopped
         _save(results_file, config, runs, oracle, baselines, command)

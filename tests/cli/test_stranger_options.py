@@ -193,3 +193,16 @@ def test_study_stopped_while_saving_keeps_its_results(tmp_path, monkeypatch):
     # Before: results.json cut in half, so the next run stopped with 'is not valid JSON ... start afresh with --fresh'
     # and every finished run was lost.
     assert json.loads(results.read_text())["runs"] == [{"seed": 0}]
+
+
+def test_study_report_only_generates_no_scenes(tmp_path, capsys):
+    # docs/results.md: copy a study's JSON to DIR/results.json, then `ccrop study --out DIR --report-only`. Before:
+    # it generated the study's 900 scenes into DIR/data to measure the oracle pair rates that results.json holds.
+    saved = json.loads((Path(__file__).parents[2] / "docs" / "study_results_ceiling_final.json").read_text())
+    (tmp_path / "results.json").write_text(json.dumps(saved))
+    assert main(["study", "--out", str(tmp_path), "--report-only"]) == 0
+    assert not (tmp_path / "data").exists()
+    table = (tmp_path / "results.md").read_text()
+    assert "| mixed-small | RandomResizedCrop | 71.0 +- 2.2 | 40.4 +- 1.3 |" in table
+    assert json.loads((tmp_path / "results.json").read_text())["oracle_false_positive_rate"] == \
+        saved["oracle_false_positive_rate"]
