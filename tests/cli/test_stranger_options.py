@@ -206,3 +206,16 @@ def test_study_report_only_generates_no_scenes(tmp_path, capsys):
     assert "| mixed-small | RandomResizedCrop | 71.0 +- 2.2 | 40.4 +- 1.3 |" in table
     assert json.loads((tmp_path / "results.json").read_text())["oracle_false_positive_rate"] == \
         saved["oracle_false_positive_rate"]
+
+
+def test_ctrl_c_is_one_line_with_the_shells_status(monkeypatch, capsys):
+    def run(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ccrop_cli.plugins_command.run", run)
+    try:
+        status = main(["plugins"])
+    except KeyboardInterrupt:  # the old code: its traceback through ccrop_cli.main
+        pytest.fail("KeyboardInterrupt escaped ccrop's main")
+    assert status == 130
+    assert capsys.readouterr().err == "\nccrop plugins: interrupted\n"
