@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: not enough memory for these sizes ({str(error).strip() or 'MemoryError'}); use "
               "smaller image sizes, fewer images or a smaller batch", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT; what was saved stays (a study
-        print(f"\n{parser.prog}: interrupted", file=sys.stderr)  # resumes from results.json, the demo reuses its scenes)
+    except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT; what was saved stays (a study
+        print(f"\n{parser.prog}: interrupted", file=sys.stderr)  # resumes, the demo reuses its scenes)
         return 130
     except BrokenPipeError:  # 'ccrop plugins | head': the reader has gone; no traceback, and none at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

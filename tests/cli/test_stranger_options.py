@@ -105,7 +105,8 @@ def test_unknown_command_names_only_the_command(capsys, argv, named):
 
 
 def _localize(*options: str) -> int:
-    return main(["bench", "localize", "--quick", "--rules", "channel_sum", "--settings", "single", "--seeds", "0", *options])
+    return main(["bench", "localize", "--quick", "--rules", "channel_sum", "--settings", "single", "--seeds", "0",
+                 *options])
 
 
 def test_bench_localize_checkpoint_of_another_backbone_or_damaged_is_one_line(tmp_path, capsys):

@@ -256,7 +256,8 @@ def test_mmpretrain_demo_refuses_unknown_stages_before_training(tmp_path, capsys
     (["bench", "lightly", "--batch-size", "0"], "argument --batch-size: expected a positive integer; got 0"),
     (["bench", "speed", "--seed", "x"], "argument --seed: expected an integer in [0, 2**63); got 'x'"),
     # were torch's "Overflow when unpacking long long" after the work began, or negative seeds taken
-    (["bench", "mm", "--seed", "99999999999999999999"], "argument --seed: expected an integer in [0, 2**31) (it also seeds NumPy"),
+    (["bench", "mm", "--seed", "99999999999999999999"],
+     "argument --seed: expected an integer in [0, 2**31) (it also seeds NumPy"),
     (["bench", "pairs", "--seed", "-1"], "argument --seed: expected an integer in [0, 2**63); got -1"),
     (["viz", "folder", "--boxes", "b.json", "--out", "o", "--seed", str(2**64)],
      "argument --seed: expected an integer"),
