@@ -285,10 +285,10 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
-    if args.settings:
-        overrides["settings"] = tuple(args.settings)
+    if args.settings:  # each once, as --boxes: a name given twice printed its rows of the tables again and again
+        overrides["settings"] = tuple(dict.fromkeys(args.settings))
     if args.strategies:
-        overrides["strategies"] = tuple(args.strategies)
+        overrides["strategies"] = tuple(dict.fromkeys(args.strategies))
     if getattr(args, "boxes", None):
         overrides["boxes"] = tuple(dict.fromkeys(args.boxes))
     if getattr(args, "stages", None):

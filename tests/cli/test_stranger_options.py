@@ -220,3 +220,17 @@ def test_ctrl_c_is_one_line_with_the_shells_status(monkeypatch, capsys):
         pytest.fail("KeyboardInterrupt escaped ccrop's main")
     assert status == 130
     assert capsys.readouterr().err == "\nccrop plugins: interrupted\n"
+
+
+def test_study_settings_and_strategies_named_twice_count_once():
+    import argparse
+
+    from ccrop_cli.study import command as study
+
+    parser = argparse.ArgumentParser()
+    study.add_arguments(parser)
+    config = study.config_from_args(parser.parse_args(
+        ["--quick", "--settings", "single", "single", "--strategies", "rrc", "multi-box", "rrc"]))
+    # Before: ('single', 'single') and ('rrc', 'multi-box', 'rrc'): each run trained once, but results.md printed
+    # the RandomResizedCrop row 4 times per setting, and the setting's block twice.
+    assert config.settings == ("single",) and config.strategies == ("rrc", "multi-box")
