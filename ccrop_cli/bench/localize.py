@@ -179,6 +179,9 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    for name in ("settings", "rules", "thresholds", "data"):  # a name given twice: measured and printed twice
+        if getattr(args, name):
+            setattr(args, name, list(dict.fromkeys(getattr(args, name))))
     _check_inputs(args)
     if args.json:
         check_output_file(args.json, "--json")

@@ -234,3 +234,12 @@ def test_study_settings_and_strategies_named_twice_count_once():
     # Before: ('single', 'single') and ('rrc', 'multi-box', 'rrc'): each run trained once, but results.md printed
     # the RandomResizedCrop row 4 times per setting, and the setting's block twice.
     assert config.settings == ("single",) and config.strategies == ("rrc", "multi-box")
+
+
+def test_bench_localize_names_given_twice_are_measured_once(capsys):
+    assert main(["bench", "localize", "--quick", "--seeds", "0", "--settings", "single", "single", "--rules",
+                 "channel_sum", "channel_sum", "--thresholds", "0.1", "0.1"]) == 0
+    out = capsys.readouterr().out
+    # Before: the setting was trained on, measured and printed twice (10 rows, not 5); each rule twice per table.
+    assert out.count("### single") == 1
+    assert len([line for line in out.splitlines() if line.startswith("| channel_sum |")]) == 5  # one per stage
