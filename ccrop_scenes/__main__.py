@@ -1,4 +1,5 @@
-"""``python -m ccrop_scenes OUT [--images N] [--size S] [--seed S] [--overwrite]``: the demo's scenes as an image folder.
+"""``python -m ccrop_scenes OUT [--images N] [--size S] [--seed S] [--overwrite]``: the demo's scenes as an
+image folder.
 
 The scenes of ``ccrop demo`` (its default ``multi-small`` setting): 2-4 small objects of one class, 3-8 % of the image
 each, on cluttered backgrounds, written as ``OUT/<class>/<index>.png`` with a COCO-style ``OUT/annotations.json``
