@@ -67,6 +67,14 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
             raise ValueError(f"score {k} of {where} must be finite and >= 0; got {float(scores[i, k])}")
 
 
+def best_first(boxes: Tensor, scores: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+    """``boxes`` (N, K, 4) and ``scores`` (N, K) with each row's first ``counts[i]`` boxes in order of score, best
+    first (stable: ties keep their order), the padding after them; scores must be ``>= 0``."""
+    order = torch.where(torch.arange(boxes.shape[1]) < counts[:, None], scores, -1.0).argsort(dim=1, descending=True,
+                                                                                               stable=True)
+    return boxes.gather(1, order[..., None].expand(-1, -1, 4)), scores.gather(1, order)
+
+
 @dataclass
 class BoxSets:
     """Box sets for a batch of ``N`` images, padded to ``K`` boxes each; ``box_sets[i]`` is image ``i``'s

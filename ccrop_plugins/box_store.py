@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .box_sets import BoxSets, validate_box_sets
+from .box_sets import BoxSets, best_first, validate_box_sets
 from .sizes import checked_int, integer
 
 STATE_KEYS = ("num_samples", "max_boxes", "version", "boxes", "scores", "counts")
@@ -91,10 +91,10 @@ class BoxStore:
         """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the sample in
         ``samples`` (M,)) as the store's rows: the best ``max_boxes``, padding repeating the first box, score 0."""
         keep = min(boxes.shape[1], self.max_boxes)
-        counts = counts.long().clamp(max=keep)
-        boxes = boxes[:, :keep].float()
-        scores = scores[:, :keep].float()
+        boxes, scores, counts = boxes.float(), scores.float(), counts.long()
         validate_box_sets(boxes, counts, samples, scores)
+        boxes, scores = best_first(boxes, scores, counts)  # stable: sorted rows are kept as they are
+        boxes, scores, counts = boxes[:, :keep], scores[:, :keep], counts.clamp(max=keep)
         valid = torch.arange(keep) < counts[:, None]
         first = torch.where((counts > 0)[:, None], boxes[:, 0], torch.zeros(()))
         padded_boxes = first[:, None].repeat(1, self.max_boxes, 1)

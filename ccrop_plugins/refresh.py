@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .box_sets import BoxSets
+from .box_sets import BoxSets, best_first
 from .box_store import BoxStore
 from .eval_mode import eval_mode
 from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages, features_to_localize
@@ -351,20 +351,13 @@ def _warn_degenerate(refresh: _Pass, stats: RefreshStats) -> None:
                       "until a refresh on finite features", UserWarning, stacklevel=3)
 
 
-def _best_first(box_sets: BoxSets) -> BoxSets:
-    """``box_sets`` with each image's boxes in order of score, best first (a localizer need not sort them)."""
-    order = torch.where(torch.arange(box_sets.max_boxes) < box_sets.counts[:, None], box_sets.scores.float(),
-                        -1.0).argsort(dim=1, descending=True, stable=True)
-    return BoxSets(box_sets.boxes.gather(1, order[..., None].expand(-1, -1, 4)), box_sets.scores.gather(1, order),
-                   box_sets.counts, box_sets.fallback)
-
-
 def _concatenate(indices: Sequence[Tensor], sets: Sequence[BoxSets], max_boxes: int) -> tuple[Tensor, BoxSets]:
     """Join per-batch box sets, padded (or cut) to a common ``K <= max_boxes``."""
     if not sets:
         return torch.zeros(0, dtype=torch.int64), BoxSets.from_lists([])
     k = min(max(s.max_boxes for s in sets), max_boxes)
-    sets = [_best_first(s) if s.max_boxes > k else s for s in sets]  # the cut keeps the first k: make them the best
+    sets = [BoxSets(*best_first(s.boxes, s.scores, s.counts), s.counts, s.fallback) if s.max_boxes > k else s
+            for s in sets]  # the cut keeps the first k: make them the best (a localizer need not sort them)
 
     def joined(name: str) -> Tensor:  # (N, K, ...) cut or zero-padded to (N, k, ...)
         parts = [getattr(s, name)[:, :k] for s in sets]

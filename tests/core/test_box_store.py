@@ -297,3 +297,25 @@ def test_other_images_names_another_count_or_another_list_of_files():
     assert other_images({"num_samples": 4}, 4, "a", "a") is None
     assert other_images({}, 4) is None and other_images("garbage", 4) is None  # left to load_state_dict
     assert other_images({"num_samples": True}, 4) is None
+
+
+def test_update_and_load_keep_the_best_max_boxes_by_score_not_the_first():
+    """A direct caller's unsorted sets with more than max_boxes boxes: the best ones are kept, best first; ties keep
+    their order (sorted input is stored as it is)."""
+    boxes = torch.tensor([[[0.0, 0.0, 0.1, 0.1], [0.2, 0.2, 0.3, 0.3], [0.4, 0.4, 0.5, 0.5], [0.6, 0.6, 0.7, 0.7]],
+                          [[0.0, 0.0, 0.1, 0.1], [0.2, 0.2, 0.3, 0.3], [0.4, 0.4, 0.5, 0.5], [0.6, 0.6, 0.7, 0.7]]])
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.7], [1.0, 1.0, 1.0, 1.0]])
+    sets = BoxSets(boxes, scores, torch.tensor([4, 3]), torch.zeros(2, dtype=torch.bool))
+    store = BoxStore(2, max_boxes=2)
+    store.update([0, 1], sets)
+    kept, kept_scores = store.get(0)
+    assert kept_scores.tolist() == pytest.approx([0.9, 0.7]) and kept.tolist() == boxes[0, [1, 3]].tolist()
+    assert store.get(1)[0].tolist() == boxes[1, :2].tolist()  # ties: the first ones, as before
+    state = {"num_samples": 2, "max_boxes": 4, "version": 3, "boxes": boxes, "scores": scores,
+             "counts": torch.tensor([4, 3])}
+    loaded = BoxStore(2, max_boxes=2)
+    loaded.load_state_dict(state)
+    assert loaded.get(0)[1].tolist() == pytest.approx([0.9, 0.7]) and loaded.get(0)[0].tolist() == kept.tolist()
+    bigger = BoxStore(2, max_boxes=4)  # no cut: still stored best first, as get() promises
+    bigger.update([0, 1], sets)
+    assert bigger.get(0)[1].tolist() == pytest.approx([0.9, 0.7, 0.5, 0.1])
