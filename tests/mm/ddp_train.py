@@ -1,13 +1,16 @@
-"""One rank of the DDP test: ``python ddp_train.py FRAMEWORK DATA_ROOT WORK_DIR OUT [RESUME]`` with RANK etc. set.
+"""One rank of the DDP test: ``python ddp_train.py FRAMEWORK DATA_ROOT WORK_DIR OUT [RESUME]`` with RANK,
+WORLD_SIZE, LOCAL_RANK and ``CCROP_TEST_INIT_METHOD=file://...`` set: the ranks join their gloo group through that file
+(no free port for the test to pick, then lose to another process before rank 0 binds it).
 
 mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device(LOCAL_RANK)`` before creating
 the process group, which fails on a machine without a GPU. So this CPU worker creates the gloo
-group from the same environment variables first; ``Runner(launcher='pytorch')`` then finds it
+group first (through the file); ``Runner(launcher='pytorch')`` then finds it
 initialised and goes on as a distributed run (DDP-wrapped model, sharded DefaultSampler).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 def main(framework: str, data_root: str, work_dir: str, out: str, resume: str | None = None) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", init_method=os.environ["CCROP_TEST_INIT_METHOD"],
+                            rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
     cfg = ddp_config(framework, Path(data_root), Path(work_dir))
     if resume is not None:  # resume this checkpoint (made by a 1-process run)
         cfg.resume, cfg.load_from = True, resume

@@ -232,8 +232,11 @@ def stop_workers(runner: Any) -> None:
             worker_iterator._shutdown_workers()
 
 
-def ddp_env(rank: int, world_size: int, port: int) -> dict[str, str]:
-    env = dict(os.environ)
+def ddp_env(rank: int, world_size: int, init_method: str) -> dict[str, str]:
+    """Environment of one rank of ddp_train.py: it joins its gloo group through ``init_method`` (a ``file://`` path
+    in the test's folder), given as ``CCROP_TEST_INIT_METHOD``. No ``MASTER_ADDR``/``MASTER_PORT``, not even inherited:
+    a free port picked by the test can be taken by another process before rank 0 binds it."""
+    env = {key: value for key, value in os.environ.items() if key not in ("MASTER_ADDR", "MASTER_PORT")}
     env.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+               CCROP_TEST_INIT_METHOD=init_method, OMP_NUM_THREADS="1")
     return env

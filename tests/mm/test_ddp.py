@@ -3,7 +3,6 @@ equal to a 1-process run of the same config (lr 0 and frozen BN statistics keep 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +13,10 @@ import torch
 WORKER = Path(__file__).with_name("ddp_train.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_ranks(setup, framework: str, folder: Path, tmp_path: Path, *resume: str):
-    """Two gloo ranks of ddp_train.py; returns (processes, their log files, their store files)."""
-    port = _free_port()
+    """Two gloo ranks of ddp_train.py, which join their group through a file in ``tmp_path`` (no port to pick, then
+    lose to another process before rank 0 binds it); returns (processes, their log files, their store files)."""
+    init_method = f"file://{tmp_path / 'process_group'}"
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(2)]
     log_files = [tmp_path / f"rank{rank}.log" for rank in range(2)]  # files: a full pipe would stall a rank
     procs = []
@@ -30,7 +24,7 @@ def _start_ranks(setup, framework: str, folder: Path, tmp_path: Path, *resume: s
         with log_files[rank].open("w") as log:
             procs.append(subprocess.Popen(
                 [sys.executable, str(WORKER), framework, str(folder), str(tmp_path / "ddp"), str(outs[rank]), *resume],
-                env=setup.ddp_env(rank, 2, port), stdout=log, stderr=subprocess.STDOUT,
+                env=setup.ddp_env(rank, 2, init_method), stdout=log, stderr=subprocess.STDOUT,
             ))
     return procs, log_files, outs
 
