@@ -34,6 +34,29 @@ class _Records(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+def _before_train(runner):
+    """Run ``runner`` up to its hook's before_train (before_run, the loop built as runner.train() does; no iteration);
+    returns the ContrastiveCropHook."""
+    runner.call_hook("before_run")
+    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
+    hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
+    hook.before_train(runner)
+    return hook
+
+
+def _logged_before_train(cfg, setup) -> list[str]:
+    """The lines the runner's logger gave from before_run to the end of the hook's before_train (no iteration)."""
+    runner = Runner.from_cfg(cfg)
+    records = _Records()
+    runner.logger.addHandler(records)
+    try:
+        _before_train(runner)
+    finally:
+        runner.logger.removeHandler(records)
+        setup.stop_workers(runner)
+    return records.lines
+
+
 @pytest.mark.parametrize("warmup, said", [("warmup_epochs", True), ("warmup_iters", False)])
 def test_an_iteration_loop_says_that_warmup_epochs_counts_iterations(setup, coordinate_folder, tmp_path, warmup,
                                                                       said):
@@ -43,17 +66,7 @@ def test_an_iteration_loop_says_that_warmup_epochs_counts_iterations(setup, coor
     cfg.custom_hooks[0].pop("warmup_epochs")
     cfg.custom_hooks[0][warmup] = 1
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2)
-    runner = Runner.from_cfg(cfg)
-    records = _Records()
-    runner.logger.addHandler(records)
-    runner.call_hook("before_run")
-    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
-    try:
-        next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook").before_train(runner)
-    finally:
-        runner.logger.removeHandler(records)
-        setup.stop_workers(runner)
-    warned = [line for line in records.lines if "count iterations, not epochs" in line]
+    warned = [line for line in _logged_before_train(cfg, setup) if "count iterations, not epochs" in line]
     assert bool(warned) == said
     if said:
         assert ("warmup_epochs=1 and interval=1 count iterations, not epochs: a refresh (a pass over all 16 images) "
@@ -71,11 +84,7 @@ def _pipeline(cfg, order):
 def _started(cfg, setup):
     """A Runner with its hook's before_train run (no iteration), and the hook."""
     runner = Runner.from_cfg(cfg)
-    runner.call_hook("before_run")
-    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
-    hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
-    hook.before_train(runner)
-    return runner, hook
+    return runner, _before_train(runner)
 
 
 def test_a_box_choice_before_the_image_is_loaded_refreshes(setup, coordinate_folder, tmp_path):
@@ -138,17 +147,9 @@ def test_a_box_choice_after_multiview_is_named_as_such(setup, coordinate_folder,
 def test_load_boxes_without_boxes_to_load_says_so(setup, coordinate_folder, tmp_path):
     # load_boxes=True with no load_from (or one saved without the hook) started the warm-up without a word.
     cfg = _config(setup, coordinate_folder, tmp_path, load_boxes=True)
-    runner = Runner.from_cfg(cfg)
-    records = _Records()
-    runner.logger.addHandler(records)
-    try:
-        runner.call_hook("before_run")
-        runner.train_loop  # noqa: B018
-        next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook").before_train(runner)
-    finally:
-        runner.logger.removeHandler(records)
     assert any("ContrastiveCropHook(load_boxes=True) found no boxes to load (no load_from, or its checkpoint was "
-               "saved without ContrastiveCropHook): the warm-up starts afresh" in line for line in records.lines)
+               "saved without ContrastiveCropHook): the warm-up starts afresh" in line
+               for line in _logged_before_train(cfg, setup))
 
 
 def _refused_before_training(cfg, message):
@@ -248,16 +249,7 @@ def test_a_view_pipeline_left_with_random_resized_crop_is_logged(setup, coordina
     crop, *rest = multiview["transforms"][0]
     other = dict(type="RandomResizedCrop", scale=32) if second_view == "RandomResizedCrop" else crop
     multiview.update(num_views=[1, 1], transforms=[[crop, *rest], [other, *rest]])
-    runner = Runner.from_cfg(cfg)
-    records = _Records()
-    runner.logger.addHandler(records)
-    try:
-        runner.call_hook("before_run")
-        runner.train_loop  # noqa: B018
-        next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook").before_train(runner)
-    finally:
-        runner.logger.removeHandler(records)
-    said = [line for line in records.lines if "ignore the boxes" in line]
+    said = [line for line in _logged_before_train(cfg, setup) if "ignore the boxes" in line]
     assert bool(said) == warned
     if warned:
         assert said[0].startswith("ContrastiveCrop: view pipeline 2 of MultiView (RandomResizedCrop) crops with "
