@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .heatmap_rules import channel_norm, channel_sum, distinctiveness  # noqa: F401  (re-exported)
-from .plugins import build, lookup
+from .plugins import get_heatmap
 from .sizes import height_width
 
 HeatmapMethod = Callable[[Tensor], Tensor]
@@ -41,16 +41,11 @@ def is_fitted_rule(rule: object) -> bool:
 
 
 def build_heatmap(method: str | HeatmapMethod, options: Mapping[str, Any] | None = None) -> HeatmapMethod:
-    """The heatmap rule ``method``: a callable, or a registered name (a registered *function* is the rule itself
-    and takes no options; a registered *class* is built with ``options``); ``TypeError`` for a bad option."""
+    """The heatmap rule ``method``: a callable as it is (no ``options``), or a registered name built by
+    :func:`ccrop_plugins.get_heatmap` with ``options``; ``TypeError`` for a bad option."""
     options = dict(options or {})
     if isinstance(method, str):
-        entry = lookup("heatmap", method)
-        if isinstance(entry.factory, type):
-            return build("heatmap", method, options)
-        if options:
-            raise TypeError(f"heatmap {method!r} (from {entry.provider}) takes no options; got {sorted(options)}")
-        return entry.factory
+        return get_heatmap(method, **options)
     if not callable(method):
         raise TypeError(f"heatmap must be a registered name or a callable; got {type(method).__name__}")
     if options:

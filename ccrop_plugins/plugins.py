@@ -249,9 +249,15 @@ def build(kind: str, name: str, options: dict[str, Any]) -> Any:
     return built
 
 
-def get_heatmap(name: str) -> Callable:
-    """The heatmap method ``name``: ``fn(features (N, C, h, w)) -> maps (N, h, w)``."""
-    return lookup("heatmap", name).factory  # type: ignore[return-value]
+def get_heatmap(name: str, **options: Any) -> Callable:
+    """The heatmap rule ``name``: ``rule(features (N, C, h, w)) -> maps (N, h, w)``. A registered *function* is the
+    rule itself and takes no options; a registered *class* is built with ``options``; ``TypeError`` for a bad option."""
+    entry = lookup("heatmap", name)
+    if isinstance(entry.factory, type):
+        return build("heatmap", name, options)
+    if options:
+        raise TypeError(f"heatmap {name!r} (from {entry.provider}) takes no options; got {sorted(options)}")
+    return entry.factory  # type: ignore[return-value]
 
 
 def get_localizer(name: str, **options: Any) -> Callable:

@@ -411,3 +411,36 @@ def test_an_unrecognised_autoload_value_warns_and_spaces_are_ignored(fake_distri
             warnings.simplefilter("error")
             fake_distributions.load()
         assert "fake_edge" in registry("sampler")
+
+
+class ScaledSum:
+    """A heatmap rule class: the channel sum times ``scale``."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def __call__(self, features):
+        return features.sum(dim=1) * self.scale
+
+
+class HeatmapClassPlugin:
+    @hookimpl
+    def ccrop_register_heatmaps(self, register):
+        register("scaled_sum", ScaledSum)
+
+
+def test_get_heatmap_builds_a_registered_class_with_options_and_returns_a_function_as_it_is():
+    """As get_localizer / get_sampler: a usable rule, never the class itself (before: ScaledSum, no options)."""
+    features = torch.arange(24.0).reshape(1, 2, 3, 4)
+    with _plugin(HeatmapClassPlugin(), "heatmap-class-plugin"):
+        rule = get_heatmap("scaled_sum", scale=2.0)
+        assert isinstance(rule, ScaledSum) and rule.scale == 2.0
+        torch.testing.assert_close(rule(features), features.sum(dim=1) * 2)
+        assert isinstance(get_heatmap("scaled_sum"), ScaledSum)
+        with pytest.raises(TypeError, match=r"heatmap 'scaled_sum' \(from heatmap-class-plugin\) does not accept "
+                                            r"options \['sigma'\]; accepted: scale"):
+            get_heatmap("scaled_sum", sigma=1.0)
+    channel_sum = get_heatmap("channel_sum")
+    torch.testing.assert_close(channel_sum(features), features.sum(dim=1))
+    with pytest.raises(TypeError, match=r"heatmap 'channel_sum' \(from ccrop-plugins\) takes no options; got \['x'\]"):
+        get_heatmap("channel_sum", x=1)
