@@ -65,8 +65,9 @@ class TrainPipeline:
             ``LoadImageFromFile``): the refresh pass loads its un-augmented images with them.
         crop_size: ``(height, width)`` output of the first ContrastiveCrop.
         backend: that crop's ``mmcv.imresize`` backend.
-        plain_views: the view pipelines (of ``MultiView``) that crop with a RandomResizedCrop and no
-            ContrastiveCrop, e.g. ``'view pipeline 2 of MultiView (RandomResizedCrop)'``: their views ignore the boxes.
+        plain_views: the view pipelines (of ``MultiView``) and the branches (of ``RandomChoice``) that crop with a
+            RandomResizedCrop and no ContrastiveCrop beside ones that crop with ContrastiveCrop, e.g.
+            ``'view pipeline 2 of MultiView (RandomResizedCrop)'``: their views ignore the boxes.
     """
 
     dataset: Any
@@ -121,16 +122,22 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
 
 
 def _plain_views(steps: list[Any]) -> list[str]:
-    """The view pipelines of a ``MultiView`` (``pipelines``) holding a RandomResizedCrop and no ContrastiveCrop."""
+    """Where views are cut by a RandomResizedCrop instead of ContrastiveCrop, beside views that ContrastiveCrop cuts:
+    the view pipelines of a ``MultiView`` (``pipelines``) and the branches of a ``RandomChoice`` (mmcv's, or
+    torchvision's through ``torchvision/RandomChoice``; ``transforms``) that hold a RandomResizedCrop and no
+    ContrastiveCrop, e.g. ``'view pipeline 2 of MultiView (RandomResizedCrop)'``,
+    ``'branch 2 of RandomChoice (torchvision/RandomResizedCrop)'``."""
     found = []
     for owner in iter_transforms(steps):
-        views = getattr(owner, "pipelines", None)
+        views, kind = getattr(owner, "pipelines", None), "view pipeline"
+        if type(owner).__name__ == "RandomChoice":  # its transforms are alternatives, not one sequence
+            views, kind = getattr(owner, "transforms", None), "branch"
         if not isinstance(views, (list, tuple)) or not find_instances(owner, BaseContrastiveCrop):
             continue
         for number, view in enumerate(views, 1):
             crop = next((item for item in iter_transforms(view) if _RESIZED_CROP.search(type(item).__name__)), None)
             if crop is not None and not find_instances(view, BaseContrastiveCrop):
-                found.append(f"view pipeline {number} of {type(owner).__name__} ({_step_name(crop)})")
+                found.append(f"{kind} {number} of {_step_name(owner)} ({_step_name(crop)})")
     return found
 
 

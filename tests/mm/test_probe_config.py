@@ -256,6 +256,37 @@ def test_a_view_pipeline_left_with_random_resized_crop_is_logged(setup, coordina
                                   "RandomResizedCrop, not ContrastiveCrop, so those views ignore the boxes")
 
 
+@pytest.mark.parametrize("other, name", [([dict(type="RandomResizedCrop", scale=32)], "RandomResizedCrop"),
+                                         (_torchvision("RandomResizedCrop", size=32),
+                                          "torchvision/RandomResizedCrop")])
+def test_a_random_choice_branch_left_with_random_resized_crop_is_logged(setup, coordinate_folder, tmp_path, other,
+                                                                        name):
+    # RandomChoice between ContrastiveCrop and RandomResizedCrop in a view: the views of the second branch were cut
+    # around no box without a word (only MultiView's view pipelines were judged, not a RandomChoice's branches).
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    multiview = next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
+    crop, *rest = multiview["transforms"][0]
+    multiview["transforms"] = [[dict(type="RandomChoice", transforms=[[crop], other]), *rest]]
+    said = [line for line in _logged_before_train(cfg, setup) if "ignore the boxes" in line]
+    assert said and said[0].startswith(f"ContrastiveCrop: branch 2 of RandomChoice ({name}) crops with "
+                                       "RandomResizedCrop, not ContrastiveCrop, so those views ignore the boxes")
+
+
+@pytest.mark.parametrize("wrapper", [dict(type="RandomApply", transforms=[dict(type="RandomResizedCrop", scale=32)],
+                                          prob=0.5),
+                                     dict(type="RandomChoice", transforms=[[dict(type="RandomResizedCrop", scale=32)],
+                                                                           [dict(type="RandomFlip", prob=1.0)]])])
+def test_a_random_resized_crop_inside_a_wrapper_after_the_crop_is_refused(setup, coordinate_folder, tmp_path,
+                                                                          wrapper):
+    # Inside RandomApply or a RandomChoice branch, it cuts ContrastiveCrop's crop again as surely as written plainly.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    multiview = next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
+    crop, *rest = multiview["transforms"][0]
+    multiview["transforms"] = [[crop, wrapper, *rest]]
+    _refused_before_training(cfg, r"RandomResizedCrop comes after ContrastiveCrop in a view pipeline .*cut "
+                                  r"ContrastiveCrop's crop again .*remove RandomResizedCrop")
+
+
 def test_steps_that_keep_the_boxes_right_are_accepted(setup, coordinate_folder, tmp_path):
     # RandomResize in a view was refused as 'geometric' (Resize was in the pattern), though scaling the whole image
     # keeps a normalised box in place. A fixed centre crop before MultiView is fine: the refresh reuses it.
