@@ -132,7 +132,7 @@ class ContrastiveCrop:
         if isinstance(sampler, str):
             name = sampler
             sampler = get_sampler(name, **({"alpha": alpha} if name == "beta" else {}), **sampler_options)
-            if name != "beta" and alpha != 0.6:  # the default is not a choice; anything else was meant for beta
+            if name != "beta" and real_number(alpha) != 0.6:  # the default is no choice; an array is no number either
                 warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is an option of sampler 'beta' only; sampler {name!r} "
                               "ignores it (leave alpha out, or pass its own options, e.g. sigma for 'gaussian')",
                               UserWarning, stacklevel=2)

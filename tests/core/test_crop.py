@@ -409,6 +409,18 @@ def test_alpha_given_to_another_sampler_warns():
         ContrastiveCrop(8, alpha=0.1)
 
 
+def test_an_array_alpha_is_named_not_numpys_ambiguous_truth_value():
+    # before: numpy's "The truth value of an array with more than one element is ambiguous" from alpha != 0.6
+    with pytest.warns(UserWarning, match=r"alpha=array\(\[0.5, 0.7\]\) is an option of sampler 'beta' only; "
+                                         "sampler 'gaussian' ignores it"):
+        ContrastiveCrop(8, sampler="gaussian", alpha=np.array([0.5, 0.7]))
+    with pytest.raises(ValueError, match=r"^alpha must be a finite number > 0 .*; got \[0.5 0.7\]$"):
+        ContrastiveCrop(8, alpha=np.array([0.5, 0.7]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ContrastiveCrop(8, sampler="uniform", alpha=np.float64(0.6))  # the default, as a numpy number
+
+
 def test_a_misspelt_sampler_with_alpha_is_only_the_unknown_name():
     # the alpha warning claimed that the unknown sampler 'betta' ignores alpha, before the error named the misspelling
     with warnings.catch_warnings():
