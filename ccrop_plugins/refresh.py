@@ -241,10 +241,19 @@ def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None)
     if not isinstance(heatmap, str):
         return HeatmapPipeline(heatmap, options)
     kept = _PIPELINES.setdefault(store, {})
-    key = (heatmap, repr(sorted((options or {}).items())))
+    key = (heatmap, _option_key(sorted((options or {}).items())))
     if key not in kept:
         kept[key] = HeatmapPipeline(heatmap, options)
     return kept[key]
+
+
+def _option_key(value: Any) -> Any:
+    """A key equal only for equal options: numbers, text and ``None`` by type and value, lists and tuples item by
+    item, anything else (a tensor, an array) by identity (the kept pipeline holds it: its id is not reused)."""
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(_option_key(item) for item in value)
+    plain = value is None or isinstance(value, (str, bytes, int, float, complex))
+    return (type(value), value) if plain else (id, id(value))
 
 
 def _built_localizer(localizer: str | Callable[[Tensor], BoxSets], store: BoxStore, threshold: float | str | None,

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import pluggy
 import pytest
 import torch
 import torch.distributed as dist
@@ -10,6 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ccrop_plugins import BoxSets, BoxStore, get_localizer, refresh_boxes
+from ccrop_plugins.plugins import load_plugins, plugin_manager
+from ccrop_plugins.refresh import _PIPELINES
 
 sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: the ranks' entry point
 import distributed_refresh  # noqa: E402
@@ -353,3 +356,43 @@ def test_images_with_non_finite_features_are_counted_in_a_warning():
     with pytest.warns(UserWarning, match=r"refresh_boxes: the features of 1 of the 2 images this process localized "
                                          r"hold NaN or inf \(a diverged model\?"):
         refresh_boxes(features, batches, store, threshold=0.1)
+
+
+class ChannelWeights:
+    """A heatmap rule class with a tensor option: the features' channels weighted by ``weights`` (C,)."""
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        self.weights = weights
+
+    def __call__(self, features):
+        return torch.einsum("nchw,c->nhw", features, self.weights)
+
+
+class ChannelWeightsPlugin:
+    @pluggy.HookimplMarker("ccrop_plugins")
+    def ccrop_register_heatmaps(self, register):
+        register("channel_weights", ChannelWeights)
+
+
+def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline():
+    """Two 2000-element weight tensors that differ in the middle print alike ('...'): the store's kept pipelines were
+    keyed by that repr, so the second pass reused the rule built with the first weights (the first object's box)."""
+    features = torch.zeros(1, 2000, 8, 8)
+    features[0, 1000, :3, :3] = 1.0  # channel 1000: an object top-left
+    features[0, 999, 5:, 5:] = 1.0  # channel 999: an object bottom-right
+    first, second = torch.zeros(2000), torch.zeros(2000)
+    first[1000], second[999] = 1.0, 1.0
+    assert repr(first) == repr(second)
+    store = BoxStore(1, max_boxes=1)
+    load_plugins()
+    plugin_manager.register(ChannelWeightsPlugin(), name="channel-weights-plugin")
+    try:
+        for weights, box in ((first, [0.0, 0.0, 3 / 8, 3 / 8]), (second, [5 / 8, 5 / 8, 1.0, 1.0]),
+                             (first, [0.0, 0.0, 3 / 8, 3 / 8])):
+            refresh_boxes(lambda images: features, [(torch.zeros(1, 3, 8, 8), torch.arange(1))], store,
+                          heatmap="channel_weights", heatmap_options={"weights": weights}, localizer="bbox",
+                          threshold=0.5, progress=False)
+            torch.testing.assert_close(store.get(0)[0], torch.tensor([box]))
+        assert len(_PIPELINES[store]) == 2  # the same tensor object again: its pipeline is kept
+    finally:
+        plugin_manager.unregister(name="channel-weights-plugin")
