@@ -32,11 +32,11 @@ from training_options import (
     build_parser,
     check_dataset_size,
     check_folder,
+    generate_if_asked,
     localizer_options,
     normalization,
     parse,
     resnet18_backbone,
-    write_generated_scenes,
 )
 
 
@@ -90,8 +90,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         _check_resume(parser, args.resume, args.epochs)
     pl.seed_everything(args.seed)
     check_folder(parser, args)
-    if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
-        write_generated_scenes(args.folder, args.generate)
+    generate_if_asked(parser, args)
     normalize = normalization(args)
 
     dataset = LightlyDataset(str(args.folder))

@@ -27,11 +27,11 @@ from training_options import (
     build_parser,
     check_dataset_size,
     check_folder,
+    generate_if_asked,
     localizer_options,
     normalization,
     parse,
     resnet18_backbone,
-    write_generated_scenes,
 )
 
 
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     resumed = _read_checkpoint(parser, args.resume, args.epochs) if args.resume is not None else None
     torch.manual_seed(args.seed)
     check_folder(parser, args)
-    if args.generate and (not args.folder.exists() or not any(args.folder.iterdir())):
-        write_generated_scenes(args.folder, args.generate)
+    generate_if_asked(parser, args)
     normalize = normalization(args)
 
     dataset = LightlyDataset(str(args.folder))  # no transform: the collate makes the views

@@ -174,6 +174,28 @@ def check_folder(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
                      "generated scenes into it")
 
 
+def generate_if_asked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--generate N``: write N generated scenes into FOLDER when it holds no file; keep them when it holds just what
+    an earlier ``--generate N`` wrote there (``CLASS/00000.png`` to ``CLASS/{N-1:05d}.png``, nothing else), so the
+    same command runs again (``--resume``) on the same scenes; any other file is one usage line naming FOLDER and
+    how many files it holds. Before, a FOLDER holding any file was used as it was, silently: a user's images, the
+    scenes of another ``--generate`` count, or a run stopped while it wrote them."""
+    if not args.generate:
+        return
+    files = sorted(path for path in args.folder.rglob("*") if path.is_file()) if args.folder.is_dir() else []
+    if not files:
+        write_generated_scenes(args.folder, args.generate)
+        return
+    names = [path.relative_to(args.folder) for path in files]
+    indices = sorted(int(name.stem) for name in names
+                     if len(name.parts) == 2 and name.suffix == ".png" and name.stem.isdigit() and len(name.stem) == 5)
+    if len(names) == args.generate and indices == list(range(args.generate)):
+        return  # the scenes of an earlier --generate N: the generator is seeded, so they are the ones it would write
+    parser.error(f"--generate {args.generate}: FOLDER {args.folder} is not empty: it holds {len(files)} file(s), not "
+                 f"the {args.generate} scenes --generate {args.generate} writes, and training would read them; give "
+                 "a new or empty folder, or leave out --generate to train on what it holds")
+
+
 def check_dataset_size(parser: argparse.ArgumentParser, args: argparse.Namespace, count: int) -> None:
     """One usage line when the folder holds fewer images than one batch: the loader drops the incomplete batch, so
     no step would run (the loss printed as 0.00000, or Lightning's 'No training batches')."""

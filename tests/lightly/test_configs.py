@@ -94,6 +94,48 @@ def test_a_folder_smaller_than_one_batch_or_missing_is_a_usage_line(script, conf
     assert "missing does not exist; give an image folder, or --generate N" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("script", ["simclr_ccrop", "moco_v2_ccrop"])
+def test_generate_into_a_folder_holding_other_files_is_a_usage_line(script, configs_on_path, tmp_path, capsys,
+                                                                      monkeypatch):
+    # --generate N into a folder holding files trained on them as they were, without a word: another count's scenes
+    # (here 16 for --generate 24), a user's images, a run stopped while it wrote its scenes.
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(script)
+    folder = tmp_path / "scenes"
+    importlib.import_module("training_options").write_generated_scenes(folder, 16)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main([str(folder), "--generate", "24", "--batch-size", "8", "--epochs", "1", "--workers", "0"])
+    assert exit_info.value.code == 2
+    assert (f"--generate 24: FOLDER {folder} is not empty: it holds 16 file(s), not the 24 scenes --generate 24 "
+            "writes, and training would read them; give a new or empty folder, or leave out --generate"
+            in capsys.readouterr().err)
+
+
+def test_generate_keeps_its_own_scenes_and_refuses_any_other_file(configs_on_path, tmp_path, capsys):
+    """The same --generate N again (a --resume) keeps the N scenes it wrote, untouched; one more file, or one
+    missing, is the usage line."""
+    options = importlib.import_module("training_options")
+    parser = options.build_parser("x", temperature=0.5)
+    folder = tmp_path / "scenes"
+    folder.mkdir()  # an empty folder is written into
+    args = options.parse(parser, [str(folder), "--generate", "4"])
+    options.generate_if_asked(parser, args)
+    written = {path: path.stat().st_mtime_ns for path in folder.rglob("*.png")}
+    assert len(written) == 4
+    options.generate_if_asked(parser, args)
+    assert {path: path.stat().st_mtime_ns for path in folder.rglob("*.png")} == written
+    extra = folder / "notes.txt"
+    extra.write_text("mine")
+    with pytest.raises(SystemExit):
+        options.generate_if_asked(parser, args)
+    assert f"FOLDER {folder} is not empty: it holds 5 file(s), not the 4 scenes" in capsys.readouterr().err
+    extra.unlink()
+    next(iter(written)).unlink()  # a run stopped while it wrote them
+    with pytest.raises(SystemExit):
+        options.generate_if_asked(parser, args)
+    assert "it holds 3 file(s), not the 4 scenes" in capsys.readouterr().err
+
+
 def test_moco_checkpoint_is_the_named_file_and_resumes_with_its_boxes(configs_on_path, tmp_path, capsys, monkeypatch):
     """--checkpoint run/ck.pt wrote run/ck.ckpt (Lightning's extension), so --resume run/ck.pt, the name given,
     failed with Lightning's FileNotFoundError traceback after the whole set-up; a missing --resume file is a usage
