@@ -113,6 +113,21 @@ def test_bad_views_are_refused():
         CCropMoCoV2Transform(sampler="betta")
 
 
+@pytest.mark.parametrize("transform, where", [
+    (T.Compose([T.RandomHorizontalFlip(), T.RandomResizedCrop(8)]), r"RandomResizedCrop \(in Compose\)"),
+    (T.Compose([T.RandomApply([T.RandomResizedCrop(8)], p=0.5)]), r"RandomResizedCrop \(in Compose > RandomApply\)"),
+    (T.RandomChoice([T.RandomResizedCrop(8), T.RandomHorizontalFlip()]), r"RandomResizedCrop \(in RandomChoice\)"),
+    (SimCLRViewTransform(input_size=8), r"RandomResizedCrop \(in SimCLRViewTransform > Compose\)"),  # lightly's view
+])
+def test_a_random_resized_crop_in_the_view_steps_is_refused(transform, where):
+    # Accepted before: every view was a random crop of ContrastiveCrop's crop, the box-aware crop silently undone
+    # (e.g. lightly's own SimCLRViewTransform given as the steps after the crop).
+    with pytest.raises(ValueError, match=rf"transform holds {where}: after ContrastiveCrop it would cut the crop again"
+                                         r".*remove it from transform"):
+        CCropViewTransform(ContrastiveCrop(8), transform)
+    CCropViewTransform(ContrastiveCrop(8), T.Compose([T.RandomHorizontalFlip(), T.ToImage()]))  # no crop: accepted
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("cj_prob", 2, r"cj_prob must be a probability in \[0, 1\]; got 2"),  # was torchvision's "`p` should be ..."
     ("hf_prob", -0.1, r"hf_prob must be a probability in \[0, 1\]; got -0.1"),
