@@ -35,11 +35,6 @@ class FittedHeatmap(Protocol):
     def __call__(self, features: Tensor) -> Tensor: ...
 
 
-def is_fitted_rule(rule: object) -> bool:
-    """Whether ``rule`` follows :class:`FittedHeatmap` (has ``fit`` and ``finalize``)."""
-    return callable(getattr(rule, "fit", None)) and callable(getattr(rule, "finalize", None))
-
-
 def build_heatmap(method: str | HeatmapMethod, options: Mapping[str, Any] | None = None) -> HeatmapMethod:
     """The heatmap rule ``method``: a callable as it is (no ``options``), or a registered name built by
     :func:`ccrop_plugins.get_heatmap` with ``options``; ``TypeError`` for a bad option."""
@@ -71,7 +66,7 @@ class HeatmapPipeline:
         # Whether the rule has dataset statistics; a bad name or option fails here, before any pass.
         rule = build_heatmap(method, self.options)
         half = [name for name in ("fit", "finalize") if callable(getattr(rule, name, None))]
-        self.fits = len(half) == 2  # is_fitted_rule(rule)
+        self.fits = len(half) == 2  # a FittedHeatmap; every stage's rule is built alike
         if len(half) == 1:  # e.g. 'finalise': the rule would apply its fallback on every pass, silently
             raise TypeError(f"heatmap rule {_method_name(method)} has {half[0]} but no "
                             f"{'finalize' if half == ['fit'] else 'fit'}; a rule with dataset statistics defines both, "
@@ -102,7 +97,8 @@ class HeatmapPipeline:
         rule's ``fit`` returns ``{name: tensor}``."""
         out = {}
         for stage, values in as_stages(features).items():
-            if is_fitted_rule(rule := self.rule(stage)) and values.shape[0]:
+            rule = self.rule(stage)
+            if self.fits and values.shape[0]:
                 statistics = rule.fit(values.detach().float())
                 if not isinstance(statistics, Mapping) or not all(isinstance(v, Tensor) for v in statistics.values()):
                     got = {k: type(v).__name__ for k, v in statistics.items()} if isinstance(statistics, Mapping) \
