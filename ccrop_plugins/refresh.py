@@ -184,8 +184,7 @@ class _Pass:
         raising ``finalize`` leaves the store unchanged. Returns the pass's box sets."""
         if world_size > 1:
             gathered = _gather(world_size, error, self._share)
-            indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered],
-                                             max(g[1].max_boxes for g in gathered))
+            indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered], self.store.max_boxes)
             totals = _all_reduce_totals(self.totals, [g[2] for g in gathered])
         else:
             (indices, box_sets), totals = _concatenate(self.indices, self.sets, self.store.max_boxes), self.totals
