@@ -28,10 +28,8 @@ class RefreshSchedule:
     argument_names: ClassVar[tuple[str, str, str]] = ("warmup", "interval", "total")
 
     def __post_init__(self) -> None:
-        warmup_name, interval_name, total_name = self.argument_names
-        object.__setattr__(self, "warmup", checked_int(self.warmup, warmup_name, 0))
-        object.__setattr__(self, "interval", checked_int(self.interval, interval_name, 1))
-        object.__setattr__(self, "total", checked_int(self.total, total_name, 1, or_none=True))
+        for field, name, low in zip(("warmup", "interval", "total"), self.argument_names, (0, 1, 1)):
+            object.__setattr__(self, field, checked_int(getattr(self, field), name, low, or_none=field == "total"))
 
     def due(self, step: int) -> bool:
         """Whether to refresh at the end of (0-based) ``step``."""
