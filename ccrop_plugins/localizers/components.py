@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..box_sets import BoxSets
 from ..sizes import checked_real, integer
-from .threshold import adaptive_thresholds, check_heatmaps, check_threshold
+from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, zero_non_finite
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
     import cv2
@@ -61,6 +61,8 @@ class ComponentsLocalizer:
         n, height, width = heatmaps.shape
         if n == 0:
             return self._box_sets(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
+        if not bool(torch.isfinite(heatmaps.amax())):  # NaN and +inf survive the max: they are "no object"
+            heatmaps = zero_non_finite(heatmaps)
         cell = 1 if self.label_resolution is None else math.ceil(max(height, width) / self.label_resolution)
         found = _components(heatmaps.cpu().numpy(), cell, self.threshold, self.core_level)
         cells_to_unit = cell / np.array([width, height, width, height])
@@ -178,7 +180,6 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
     """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`; one labelling
     call, :func:`_label_maps`), then, with a ``core_level``, ``parent, extents, area, mass`` of their cores
     (``parent`` indexes this chunk's components)."""
-    heat = _finite(heat)
     centres = heat if cell == 1 else _centre_samples(heat, cell)
     if isinstance(threshold, str):
         threshold = adaptive_thresholds(centres, threshold)[:, None, None]
@@ -244,13 +245,6 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
                        dtype=np.int64).reshape(-1, 4)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return (labels, *extents.T, area)
-
-
-def _finite(heat: np.ndarray) -> np.ndarray:
-    """``heat`` with NaN and +-inf set to 0 (a copy only when there are any): they are "no object"."""
-    if np.isfinite(heat.max()):  # NaN and +inf survive the max; -inf alone does not matter but is cleaned too
-        return heat
-    return np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _centre_samples(heat: np.ndarray, cell: int) -> np.ndarray:
