@@ -22,6 +22,7 @@ from .batch_items import raise_for_targets, raise_for_views, unpack_item
 from .image_mode import to_rgb
 from .indexed_dataset import check_index_keys, name_unreadable_files
 from .multi_view import CCropMultiViewTransform
+from .transform_walk import check_dataset_transform
 from .view_transform import CCropViewTransform
 
 _PRESETS = ("SimCLRTransform", "MoCoV2Transform", "SimCLRViewTransform")  # lightly's, with a CCrop twin
@@ -61,7 +62,8 @@ class CCropCollate:
 
     Raises:
         TypeError / ValueError: at construction, for a wrong transform or store, a store
-            of another size than the dataset, or duplicate filenames; while collating (in the
+            of another size than the dataset, duplicate filenames, or a dataset whose own transform moves image
+            content at random (:func:`~ccrop_lightly.transform_walk.check_dataset_transform`); while collating (in the
             worker; the DataLoader re-raises it with this message), for an item without a
             key the store knows, naming the item.
     """
@@ -88,6 +90,7 @@ class CCropCollate:
                 raise TypeError(f"dataset must be the training dataset (with __len__); got {type(dataset).__name__}")
             _check_store_size(store, len(dataset), f"the dataset ({type(dataset).__name__})")
             check_index_keys(dataset, "CCropCollate")
+            check_dataset_transform(dataset, "CCropCollate")
             name_unreadable_files(dataset)  # LightlyDataset reads before the collate: its worker error names no file
             if filenames is None:
                 filenames = _dataset_filenames(dataset)

@@ -5,7 +5,6 @@ Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]``; see :class:`ccrop_plugins
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import torch
@@ -15,6 +14,7 @@ from torch import Tensor
 from ccrop_plugins import ContrastiveCrop, choose_box, image_size_of
 
 from .image_mode import to_rgb
+from .transform_walk import RESIZED_CROP, find_step
 
 ImageLike = Image | Tensor
 
@@ -22,34 +22,6 @@ ImageLike = Image | Tensor
 # (``P``, ``RGBA``, ``I;16``, ``CMYK``, ``1``...) made colour jitter or ``Normalize`` fail with "image has wrong mode"
 # or a channel mismatch, so it goes through ``to_rgb`` first, as in ``CCropCollate``.
 _VIEW_MODES = ("RGB", "L")
-
-
-# What a per-view transform keeps its steps in: torchvision's Compose / RandomApply / RandomChoice / RandomOrder (v1
-# and v2: ``transforms``), lightly's view transforms (``transform``).
-_CHILD_ATTRIBUTES = ("transforms", "transform")
-
-
-def _resized_crop_in(transform: Any) -> str | None:
-    """Where a ``RandomResizedCrop`` (any class so named: torchvision's v1 and v2) lies in ``transform``, however
-    nested, e.g. ``'RandomResizedCrop (in Compose > RandomApply)'``; ``None`` if none does."""
-    seen: set[int] = set()
-    stack: list[tuple[Any, tuple[str, ...]]] = [(transform, ())]
-    while stack:
-        item, path = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        name = type(item).__name__
-        if "ResizedCrop" in name:
-            return f"{name} (in {' > '.join(path)})" if path else name
-        if isinstance(item, (list, tuple, torch.nn.ModuleList, torch.nn.Sequential)):
-            stack.extend((child, path) for child in item)
-            continue
-        for attribute in _CHILD_ATTRIBUTES:
-            child = getattr(item, attribute, None)
-            if isinstance(child, (list, tuple)) or (callable(child) and not inspect.isroutine(child)):
-                stack.append((child, (*path, name)))
-    return None
 
 
 class CCropViewTransform:
@@ -78,7 +50,7 @@ class CCropViewTransform:
             raise TypeError(f"crop must be a ccrop_plugins.ContrastiveCrop; got {type(crop).__name__}")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None; got {type(transform).__name__}")
-        again = _resized_crop_in(transform)
+        again = find_step(transform, RESIZED_CROP)
         if again is not None:
             raise ValueError(
                 f"transform holds {again}: after ContrastiveCrop it would cut the crop again (a random part of it), "

@@ -1,0 +1,67 @@
+"""Find a step by its class name inside a torchvision or lightly transform, however nested.
+
+torchvision's ``Compose``, ``RandomApply``, ``RandomChoice``, ``RandomOrder`` (v1 and v2) keep their steps in
+``transforms``; lightly's view transforms keep a ``Compose`` in ``transform``; ``nn.Sequential`` holds modules.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any
+
+import torch
+
+_CHILD_ATTRIBUTES = ("transforms", "transform")
+# Random steps that move what lies where in the image: after them a normalised box of the image no longer fits it.
+RANDOM_GEOMETRY = re.compile(r"^Random\w*(Crop|Flip|Rotation|Affine|Perspective|ZoomOut)$|^(RandAugment|AutoAugment|"
+                             r"TrivialAugmentWide|AugMix|ElasticTransform|ScaleJitter)$")
+RESIZED_CROP = re.compile("ResizedCrop")
+
+
+def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
+    """The first step of ``transform`` (depth first) whose class name matches ``pattern``, named with where it lies,
+    e.g. ``'RandomResizedCrop (in Compose > RandomApply)'``; ``None`` if none matches."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[str, ...]]] = [(transform, ())]
+    while stack:
+        item, path = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        name = type(item).__name__
+        if pattern.search(name):
+            return f"{name} (in {' > '.join(path)})" if path else name
+        if isinstance(item, (list, tuple, torch.nn.ModuleList, torch.nn.Sequential)):
+            stack.extend((child, path) for child in reversed(list(item)))
+            continue
+        for attribute in _CHILD_ATTRIBUTES:
+            child = getattr(item, attribute, None)
+            if isinstance(child, (list, tuple)) or (callable(child) and not inspect.isroutine(child)):
+                stack.append((child, (*path, name)))
+    return None
+
+
+def check_dataset_transform(dataset: Any, who: str) -> None:
+    """Refuse a training dataset whose own transform moves image content at random (``RandomResizedCrop``, a flip,
+    a rotation, lightly's ``SimCLRTransform``...), looked up through ``Subset``, ``ConcatDataset``,
+    ``IndexedDataset`` and ``LightlyDataset``: ``who`` would cut each changed image around boxes the refresh made on
+    another draw of it. Fixed steps (``Resize``, ``ToTensor``) change every read alike, so the boxes still fit."""
+    seen: set[int] = set()
+    stack = [dataset]
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        step = find_step(getattr(item, "transform", None), RANDOM_GEOMETRY)
+        if step is not None:
+            raise ValueError(
+                f"{who}: the dataset's own transform holds {step}, which changes each image at random before {who} "
+                "crops it (and the refresh localizes another draw), so the boxes would not fit the images they cut; "
+                "build the dataset without a transform (fixed steps such as Resize may stay) and put the random "
+                "steps in the views, after the crop (CCropSimCLRTransform's options, or CCropViewTransform(crop, "
+                "transform))"
+            )
+        stack.append(getattr(item, "dataset", None))
+        stack.extend(getattr(item, "datasets", None) or [])
