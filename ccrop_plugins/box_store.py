@@ -93,7 +93,8 @@ class BoxStore:
         keep = min(boxes.shape[1], self.max_boxes)
         boxes, scores, counts = boxes.float(), scores.float(), counts.long()
         validate_box_sets(boxes, counts, samples, scores)
-        boxes, scores = best_first(boxes, scores, counts)  # stable: sorted rows are kept as they are
+        if boxes.shape[1] > keep:  # the cut keeps the best (a stable sort); uncut rows keep their order, as given
+            boxes, scores = best_first(boxes, scores, counts)
         boxes, scores, counts = boxes[:, :keep], scores[:, :keep], counts.clamp(max=keep)
         valid = torch.arange(keep) < counts[:, None]
         first = torch.where((counts > 0)[:, None], boxes[:, 0], torch.zeros(()))

@@ -301,7 +301,7 @@ def test_other_images_names_another_count_or_another_list_of_files():
 
 def test_update_and_load_keep_the_best_max_boxes_by_score_not_the_first():
     """A direct caller's unsorted sets with more than max_boxes boxes: the best ones are kept, best first; ties keep
-    their order (sorted input is stored as it is)."""
+    their order (sorted input is stored as it is), and sets that are not cut are stored as given."""
     boxes = torch.tensor([[[0.0, 0.0, 0.1, 0.1], [0.2, 0.2, 0.3, 0.3], [0.4, 0.4, 0.5, 0.5], [0.6, 0.6, 0.7, 0.7]],
                           [[0.0, 0.0, 0.1, 0.1], [0.2, 0.2, 0.3, 0.3], [0.4, 0.4, 0.5, 0.5], [0.6, 0.6, 0.7, 0.7]]])
     scores = torch.tensor([[0.1, 0.9, 0.5, 0.7], [1.0, 1.0, 1.0, 1.0]])
@@ -316,6 +316,6 @@ def test_update_and_load_keep_the_best_max_boxes_by_score_not_the_first():
     loaded = BoxStore(2, max_boxes=2)
     loaded.load_state_dict(state)
     assert loaded.get(0)[1].tolist() == pytest.approx([0.9, 0.7]) and loaded.get(0)[0].tolist() == kept.tolist()
-    bigger = BoxStore(2, max_boxes=4)  # no cut: still stored best first, as get() promises
+    bigger = BoxStore(2, max_boxes=4)  # no cut: the order as given (components' cores follow their components)
     bigger.update([0, 1], sets)
-    assert bigger.get(0)[1].tolist() == pytest.approx([0.9, 0.7, 0.5, 0.1])
+    assert bigger.get(0)[1].tolist() == pytest.approx([0.1, 0.9, 0.5, 0.7])
