@@ -6,6 +6,7 @@ import time
 import warnings
 import weakref
 from dataclasses import asdict, dataclass, field
+from numbers import Number
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -251,7 +252,7 @@ def _option_key(value: Any) -> Any:
     item, anything else (a tensor, an array) by identity (the kept pipeline holds it: its id is not reused)."""
     if isinstance(value, (tuple, list)):
         return type(value), tuple(_option_key(item) for item in value)
-    plain = value is None or isinstance(value, (str, bytes, int, float, complex))
+    plain = value is None or isinstance(value, (str, bytes, Number))  # numpy numbers too
     return (type(value), value) if plain else (id, id(value))
 
 
