@@ -2,9 +2,10 @@
 
 :func:`check_images` refuses what the two frameworks' loaders would read differently: 16- and 32-bit images
 (PIL turns them nearly white, OpenCV scales them), other colour spaces, and (unless the caller turns them
-upright) images with an EXIF orientation. Grayscale and palette images become RGB; RGBA images lose their alpha
-channel (each pixel keeps its colour), as in both frameworks' loaders. :func:`check_listable` refuses file names
-MMPretrain's list of images cannot hold.
+upright) images with an EXIF orientation; and images under :data:`MIN_SIDE` pixels on a side, too small to
+localise anything in. Grayscale and palette images become RGB; RGBA images lose their alpha channel (each pixel
+keeps its colour), as in both frameworks' loaders. :func:`check_listable` refuses file names MMPretrain's list of
+images cannot hold.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from ccrop_cli.errors import UserError, some_names
 EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")
 """PIL modes of at most 8 bits per channel, which both frameworks' loaders turn into the same RGB."""
 
+MIN_SIDE = 16
+"""The smallest image side (pixels) taken: the generated scenes' smallest. A view of 20 % of a 16 px image is about
+7 px wide; a 1x1 or 200x1 image has no object to localise and its views are one stretched pixel (the demo ran on
+them and wrote a report of meaningless boxes)."""
+
 
 def check_images(root: Path, filenames: list[str], upright: bool = False) -> dict[str, int]:
     """Open and decode every image (a JPEG at 1/8 scale); refuse what the frameworks would read differently.
@@ -32,16 +38,19 @@ def check_images(root: Path, filenames: list[str], upright: bool = False) -> dic
 
     Raises:
         UserError: naming the files (the first few) that cannot be opened or decoded (truncated), have more than 8
-            bits per channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), are in another colour space
+            bits per channel (PIL mode ``I;16``, ``I``, ``F``; convert them to 8 bits), have a side under
+            :data:`MIN_SIDE` pixels, are in another colour space
             (``LAB``: PIL and OpenCV make different RGB of it), or carry an EXIF rotation
             and ``upright`` is false (save them upright, e.g. with ``PIL.ImageOps.exif_transpose``).
     """
-    unreadable, deep, other, turned = [], [], [], {}
+    unreadable, deep, other, small, turned = [], [], [], [], {}
     for name in filenames:
         try:
             with Image.open(Path(root) / name) as image:
                 if image.mode not in EIGHT_BIT_MODES:
                     (deep if image.mode[0] in "IF" else other).append(f"{name} (mode {image.mode})")
+                if min(image.size) < MIN_SIDE:
+                    small.append(f"{name} ({image.width}x{image.height} px)")
                 orientation = exif_orientation(image)
                 if orientation != 1:
                     turned[name] = orientation
@@ -54,6 +63,8 @@ def check_images(root: Path, filenames: list[str], upright: bool = False) -> dic
     rotated = [] if upright else [f"{name} (orientation {value})" for name, value in turned.items()]
     for found, problem in (
         (unreadable, "cannot be read as images"),
+        (small, f"are smaller than {MIN_SIDE} px on a side (the smallest taken: a smaller image has no object to "
+                f"localise, its views are a few stretched pixels); remove them or use larger images"),
         (deep, f"have more than 8 bits per channel (allowed modes: {', '.join(EIGHT_BIT_MODES)}); convert them "
                "to 8-bit RGB or grayscale"),
         (other, f"are in a colour space the two frameworks' loaders turn into RGB differently (allowed modes: "

@@ -314,3 +314,22 @@ def test_a_lab_image_is_refused_for_its_colour_space_not_its_bit_depth(tmp_path)
     with pytest.raises(UserError, match=r"1 file\(s\) are in a colour space the two frameworks' loaders turn into RGB "
                                         r"differently \(allowed modes: 1, L, .*\); convert them to RGB: lab.tif"):
         check_images(tmp_path, list_images(tmp_path))
+
+
+# -- image sizes ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(1, 1), (200, 1), (15, 40)])
+def test_an_image_under_16_pixels_on_a_side_is_refused_with_its_size(tmp_path, size, capsys):
+    # A 1x1 (or 200x1) image has no object to localise: the demo trained on such a folder and wrote a report of
+    # meaningless boxes, without a word.
+    data = _folder(tmp_path / "data")
+    _folder(tmp_path / "data" / "tiny", count=1, size=size)
+    (tmp_path / "data" / "tiny" / "img0.png").rename(tmp_path / "data" / "icon.png")
+    (tmp_path / "data" / "tiny").rmdir()
+    with pytest.raises(UserError, match=rf"1 file\(s\) are smaller than 16 px on a side .*: icon.png "
+                                        rf"\({size[0]}x{size[1]} px\)"):
+        check_images(data, list_images(data))  # ccrop bench localize --data too
+    assert main(["demo", "--quick", "--no-progress", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert "icon.png" in capsys.readouterr().err and not (tmp_path / "out" / "report.md").exists()
+    check_images(data, [name for name in list_images(data) if name != "icon.png"])
+    _folder(tmp_path / "edge", count=2, size=(16, 300))
+    check_images(tmp_path / "edge", list_images(tmp_path / "edge"))  # 16 px is taken
