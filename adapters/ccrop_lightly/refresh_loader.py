@@ -14,6 +14,7 @@ from ccrop_plugins import RefreshSampler, height_width
 
 from .image_mode import read_item, to_rgb
 from .indexed_dataset import check_index_keys, check_item_key
+from .transform_walk import check_dataset_transform
 from .view_options import normalize_step
 from .view_settings import refresh_settings
 
@@ -33,7 +34,8 @@ class RefreshImages(Dataset):
     be decoded raises an ``OSError`` naming its file.
 
     Args:
-        dataset: the training dataset, built *without* a transform.
+        dataset: the training dataset, built *without* a transform (one that moves content at random is a
+            ``ValueError``: :func:`~ccrop_lightly.transform_walk.check_dataset_transform`).
         input_size: ``S`` or ``(H, W)`` the image is resized to.
         normalize: ``{"mean": [...], "std": [...]}`` as the training views use, or ``None``.
     """
@@ -44,6 +46,7 @@ class RefreshImages(Dataset):
         if not (isinstance(dataset, Sized) and hasattr(dataset, "__getitem__")):
             raise TypeError(f"dataset must be map-style (with __len__ and __getitem__); got {type(dataset).__name__}")
         check_index_keys(dataset, "the refresh loader")
+        check_dataset_transform(dataset, "the refresh loader")
         self.dataset = dataset
         self.size = height_width(input_size, "input_size")
         self.normalize = normalize

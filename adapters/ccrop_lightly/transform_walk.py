@@ -45,8 +45,9 @@ def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
 def check_dataset_transform(dataset: Any, who: str) -> None:
     """Refuse a training dataset whose own transform moves image content at random (``RandomResizedCrop``, a flip,
     a rotation, lightly's ``SimCLRTransform``...), looked up through ``Subset``, ``ConcatDataset``,
-    ``IndexedDataset`` and ``LightlyDataset``: ``who`` would cut each changed image around boxes the refresh made on
-    another draw of it. Fixed steps (``Resize``, ``ToTensor``) change every read alike, so the boxes still fit."""
+    ``IndexedDataset`` and ``LightlyDataset``: each view would be cut around boxes the refresh made on another draw of
+    its image. ``who`` (``CCropCollate``, ``the refresh loader``) begins the message. Fixed steps (``Resize``,
+    ``ToTensor``) change every read alike, so the boxes still fit."""
     seen: set[int] = set()
     stack = [dataset]
     while stack:
@@ -57,8 +58,9 @@ def check_dataset_transform(dataset: Any, who: str) -> None:
         step = find_step(getattr(item, "transform", None), RANDOM_GEOMETRY)
         if step is not None:
             raise ValueError(
-                f"{who}: the dataset's own transform holds {step}, which changes each image at random before {who} "
-                "crops it (and the refresh localizes another draw), so the boxes would not fit the images they cut; "
+                f"{who}: the dataset's own transform holds {step}, which changes each image at random on every "
+                "read (the refresh localizes one draw, the views are cut from another), so the boxes would not fit "
+                "the images they cut; "
                 "build the dataset without a transform (fixed steps such as Resize may stay) and put the random "
                 "steps in the views, after the crop (CCropSimCLRTransform's options, or CCropViewTransform(crop, "
                 "transform))"

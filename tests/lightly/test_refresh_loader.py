@@ -8,6 +8,7 @@ from lightly.data import LightlyDataset
 from lightly.transforms import SimCLRTransform
 from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision import transforms as T
 
 from ccrop_lightly import (
     BoxStore,
@@ -42,11 +43,30 @@ def test_loader_covers_the_dataset_in_order(quadrant_folder):
     assert indices.tolist() == list(range(16))
 
 
+class _TwoViews:
+    """Two views per item, made without a ``transform`` attribute (a custom multi-view dataset)."""
+
+    def __init__(self, images: LightlyDataset) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[list[Image.Image], int, int]:
+        image = self.images[index][0]
+        return [image, image], 0, index
+
+
 def test_bad_inputs_are_named(quadrant_folder):
     transformed = LightlyDataset(str(quadrant_folder), transform=SimCLRTransform(input_size=8))
     with pytest.raises(ValueError,
-                       match="item 0 of LightlyDataset holds 2 images: the dataset applies a multi-view transform"):
-        RefreshImages(transformed, 8)[0]
+                       match="item 0 of _TwoViews holds 2 images: the dataset applies a multi-view transform"):
+        RefreshImages(_TwoViews(LightlyDataset(str(quadrant_folder))), 8)[0]
+    # A dataset whose own transform moves content at random: its boxes would fit none of the views (was accepted).
+    for random_steps in (transformed, LightlyDataset(str(quadrant_folder), transform=T.RandomHorizontalFlip())):
+        with pytest.raises(ValueError, match=r"the refresh loader: the dataset's own transform holds Random\w+.*, "
+                                             r"which changes each image at random on every read"):
+            RefreshImages(random_steps, 8)
     with pytest.raises(ValueError, match="input_size must be a positive int or \\(height, width\\); got 0"):
         RefreshImages([], 0)
     with pytest.raises(TypeError, match="map-style"):
