@@ -7,7 +7,7 @@ from typing import Iterator, Sized
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from .sizes import integer
+from .sizes import checked_int
 
 
 class RefreshSampler(Sampler[int]):
@@ -21,17 +21,13 @@ class RefreshSampler(Sampler[int]):
     """
 
     def __init__(self, data_source: Sized | int, *, rank: int | None = None, world_size: int | None = None) -> None:
-        length = len(data_source) if isinstance(data_source, Sized) else integer(data_source)
-        if length is None or length < 0:
-            raise ValueError(f"RefreshSampler: the dataset length must be an int >= 0; got {data_source!r}")
+        length = len(data_source) if isinstance(data_source, Sized) else data_source
+        length = checked_int(length, "RefreshSampler: the dataset length", 0)  # numpy and tensor integers too
         initialized = dist.is_available() and dist.is_initialized()
         rank = (dist.get_rank() if initialized else 0) if rank is None else rank
         world_size = (dist.get_world_size() if initialized else 1) if world_size is None else world_size
-        world, place = integer(world_size), integer(rank)  # numpy and tensor integers too; None for anything else
-        if world is None or world < 1:
-            raise ValueError(f"RefreshSampler: world_size must be an int >= 1; got {world_size!r}")
-        if place is None or not 0 <= place < world:
-            raise ValueError(f"RefreshSampler: rank must be an int in [0, {world}); got {rank!r}")
+        world = checked_int(world_size, "RefreshSampler: world_size", 1)
+        place = checked_int(rank, "RefreshSampler: rank", 0, world - 1)
         self.rank, self.world_size, self.length = place, world, length
         self.start, self.stop = place * length // world, (place + 1) * length // world
 

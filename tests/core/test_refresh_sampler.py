@@ -24,8 +24,8 @@ def test_without_distributed_it_is_the_whole_dataset_in_order():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(rank=2, world_size=2), r"rank must be an int in \[0, 2\); got 2"),
-        (dict(rank=0, world_size=0), "world_size must be an int >= 1; got 0"),
+        (dict(rank=2, world_size=2), r"rank must be an integer in \[0, 1\]; got 2"),
+        (dict(rank=0, world_size=0), "world_size must be an integer >= 1; got 0"),
         (dict(rank=-1, world_size=2), "got -1"),
     ],
 )
@@ -41,9 +41,9 @@ def test_numpy_and_tensor_integers_are_ints_and_floats_or_bools_are_not():
     sampler = RefreshSampler(np.int64(10), rank=np.int64(1), world_size=torch.tensor(2))
     assert (list(sampler), sampler.rank, sampler.world_size) == ([5, 6, 7, 8, 9], 1, 2)
     assert type(sampler.rank) is int and type(sampler.world_size) is int
-    for kwargs, message in [(dict(rank=0, world_size=2.0), "world_size must be an int >= 1; got 2.0"),
-                            (dict(rank=True, world_size=2), r"rank must be an int in \[0, 2\); got True")]:
+    for kwargs, message in [(dict(rank=0, world_size=2.0), "world_size must be an integer >= 1; got 2.0"),
+                            (dict(rank=True, world_size=2), r"rank must be an integer in \[0, 1\]; got True")]:
         with pytest.raises(ValueError, match=message):
             RefreshSampler(10, **kwargs)
-    with pytest.raises(ValueError, match="the dataset length must be an int >= 0; got 10.0"):
+    with pytest.raises(ValueError, match="the dataset length must be an integer >= 0; got 10.0"):
         RefreshSampler(10.0)
