@@ -38,9 +38,8 @@ class FittedHeatmap(Protocol):
 def build_heatmap(method: str | HeatmapMethod, options: Mapping[str, Any] | None = None) -> HeatmapMethod:
     """The heatmap rule ``method``: a callable as it is (no ``options``), or a registered name built by
     :func:`ccrop_plugins.get_heatmap` with ``options``; ``TypeError`` for a bad option."""
-    options = dict(options or {})
     if isinstance(method, str):
-        return get_heatmap(method, **options)
+        return get_heatmap(method, **(options or {}))
     if not callable(method):
         raise TypeError(f"heatmap must be a registered name or a callable; got {type(method).__name__}")
     if options:
