@@ -176,26 +176,95 @@ def load_labels(root: str | Path) -> dict[str, int]:
 
 def folder_command(generate: Callable[..., Scenes], prog: str, description: str, argv: list[str] | None = None) -> int:
     """``python -m <prog> OUT [--images N] [--size S] [--seed S] [--overwrite]``: write ``generate``'s scenes as an
-    image folder with ``annotations.json`` (the command of each generated look)."""
+    image folder with ``annotations.json`` (the command of each generated look). Bad values are one usage line that
+    names the option (exit status 2)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
-    parser.add_argument("out", help="output folder (an image folder with annotations.json)")
-    parser.add_argument("--images", type=int, default=400)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    add_out_argument(parser, "output folder (an image folder with annotations.json)")
+    parser.add_argument("--images", type=count_option, default=400, help="scenes to write (default 400)")
+    parser.add_argument("--size", type=size_option, default=64, help="image side in pixels, 16 to 1024 (default 64)")
+    add_seed_argument(parser)
     add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     check_output_folder(parser, args.out, args.overwrite)
     try:
+        generate(1, image_size=args.size, seed=args.seed)  # the sizes' checks, before the long part
+    except ValueError as error:
+        parser.error(_too_small(generate, args.size, error))
+    try:
         write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out, overwrite=True)
-    except (ValueError, OSError) as error:  # bad sizes, a folder that cannot be written: one usage line
+    except (ValueError, OSError) as error:  # a folder that cannot be written: one usage line
         parser.error(str(error))
-    except MemoryError as error:  # --size 100000: numpy's text names the array
+    except MemoryError as error:  # --size 1024 --images 100000: numpy's text names the array
         parser.error(f"{args.images} images of {args.size} px do not fit in memory ({error}); use fewer --images or "
                      "a smaller --size")
     print(f"wrote {args.images} images to {args.out}")
     return 0
+
+
+MAX_SIZE = 1024
+"""The largest ``--size`` of the commands (the ``ccrop`` commands' largest image side)."""
+
+
+def count_option(text: str) -> int:
+    """``--images``: an integer >= 1 (argparse type; its error names the option)."""
+    return _int_option(text, 1, None, "a positive integer")
+
+
+def size_option(text: str) -> int:
+    """``--size``: an image side in pixels, 16 (the generator's smallest) to :data:`MAX_SIZE`."""
+    return _int_option(text, 16, MAX_SIZE, f"an image side in pixels from 16 to {MAX_SIZE}")
+
+
+def seed_option(text: str) -> int:
+    """``--seed``: an integer >= 0."""
+    return _int_option(text, 0, None, "an integer >= 0")
+
+
+def out_option(text: str) -> Path:
+    """``OUT``: a folder, ``~`` expanded (a quoted ``"~/x"`` made a folder named ``~``); an empty path (a script's
+    ``"$OUT"`` with OUT unset) is refused: ``Path("")`` is the current folder, which ``--overwrite`` filled."""
+    import argparse
+    import os
+
+    if not text:
+        raise argparse.ArgumentTypeError("empty path (an unset variable in \"$OUT\"?); give a folder, e.g. scenes")
+    return Path(os.path.expanduser(text))
+
+
+def add_out_argument(parser: Any, help_text: str) -> None:
+    """The commands' ``OUT`` (:func:`out_option`)."""
+    parser.add_argument("out", type=out_option, help=help_text)
+
+
+def add_seed_argument(parser: Any) -> None:
+    """The commands' ``--seed`` (:func:`seed_option`)."""
+    parser.add_argument("--seed", type=seed_option, default=0, help="random seed, an integer >= 0 (default 0)")
+
+
+def _int_option(text: str, low: int, high: int | None, what: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {what}; got {value}")
+    return value
+
+
+def _too_small(generate: Callable[..., Scenes], size: int, error: ValueError) -> str:
+    """The generator's refusal of ``--size`` in the command's words: the smallest size its objects fit."""
+    for larger in range(size + 1, MAX_SIZE + 1):
+        try:
+            generate(1, image_size=larger, seed=0)
+        except ValueError:
+            continue
+        return (f"--size {size} is too small for these scenes' smallest objects; the smallest --size taken is "
+                f"{larger} ({str(error).split(';')[0]})")
+    return f"--size {size}: {error}"
 
 
 def add_overwrite_argument(parser: Any) -> None:

@@ -44,7 +44,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ccrop_scenes.export import ANNOTATIONS_FILE, add_overwrite_argument, check_output_folder
+from ccrop_scenes.export import (
+    ANNOTATIONS_FILE,
+    add_out_argument,
+    add_overwrite_argument,
+    add_seed_argument,
+    check_output_folder,
+    count_option,
+)
 from ccrop_scenes.generator import _as_int, _as_pair
 from ccrop_scenes.second_look import _check_shared
 
@@ -577,9 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m ccrop_scenes.fourth_look", description=__doc__.splitlines()[0])
-    parser.add_argument("out", help="output folder (flat images with annotations.json)")
-    parser.add_argument("--images", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=0)
+    add_out_argument(parser, "output folder (flat images with annotations.json)")
+    parser.add_argument("--images", type=count_option, default=400, help="scenes to write (default 400)")
+    add_seed_argument(parser)
     add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     root = Path(args.out)

@@ -81,7 +81,7 @@ def test_bad_arguments_name_the_value(kwargs, word):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--images", "0"], "num_images must be a positive integer; got 0"),  # was a ValueError traceback
+    (["--images", "0"], "argument --images: expected a positive integer; got 0"),  # was a ValueError traceback
     (["--seed", "-1"], "seed"),
 ])
 def test_command_bad_values_are_usage_errors(tmp_path, capsys, argv, message):

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
+
 from ccrop_cli.experiment.scene_settings import get_scene_setting
+from ccrop_scenes import load_annotations
 from ccrop_scenes.__main__ import MULTI_SMALL, main
 
 
@@ -26,4 +29,30 @@ def test_module_runs_and_bad_values_are_one_usage_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "ccrop_scenes", str(tmp_path / "s"), "--size", "16"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith("python -m ccrop_scenes: error: object_area[0]")
+    assert done.stderr.strip().splitlines()[-1].startswith("python -m ccrop_scenes: error: --size 16 is too small")
+
+
+@pytest.mark.parametrize("argv, message", [
+    # a script's "$OUT" with OUT unset: Path("") is the current folder, which --overwrite filled with class folders
+    (["", "--images", "2", "--overwrite"], 'argument out: empty path (an unset variable in "$OUT"?)'),
+    (["OUT", "--images", "-3"], "argument --images: expected a positive integer; got -3"),  # was 'num_images ...'
+    (["OUT", "--images", "2", "--seed", "-1"], "argument --seed: expected an integer >= 0; got -1"),
+    (["OUT", "--size", "4000"], "argument --size: expected an image side in pixels from 16 to 1024; got 4000"),
+    # was 'object_area[0] * image_size**2 must be >= 16 pixels ...; raise object_area[0] ... or image_size'
+    (["OUT", "--size", "17"], "--size 17 is too small for these scenes' smallest objects; the smallest --size taken "
+                              "is 24"),
+])
+def test_usage_errors_name_the_command_line_option(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "out") if item == "OUT" else item for item in argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_quoted_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    # The shell expands ~/scenes, not "~/scenes" nor OUT=~/scenes in a script's "$OUT": a folder named '~' was made.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["~/scenes", "--images", "2", "--size", "24"]) == 0
+    assert len(load_annotations(tmp_path / "home" / "scenes")) == 2 and not (tmp_path / "~").exists()

@@ -68,10 +68,10 @@ def test_command_writes_a_folder(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--images", "0"], "num_images must be a positive integer; got 0"),
-    (["--size", "8"], "image_size must be an integer >= 16; got 8"),
-    # 600 TB, beyond any address space: were numpy's MemoryError traceback
-    (["--images", "2", "--size", "10000000"], "2 images of 10000000 px do not fit in memory (Unable to allocate"),
+    (["--images", "0"], "argument --images: expected a positive integer; got 0"),
+    (["--size", "8"], "argument --size: expected an image side in pixels from 16 to 1024; got 8"),
+    (["--images", "2", "--size", "10000000"], "argument --size: expected an image side in pixels from 16 to 1024; "
+                                              "got 10000000"),  # was numpy's MemoryError traceback
 ])
 def test_command_bad_values_are_usage_errors(tmp_path, capsys, argv, message):
     # were ValueError tracebacks from the generator
