@@ -14,14 +14,15 @@ import torch
 
 _CHILD_ATTRIBUTES = ("transforms", "transform")
 # Random steps that move what lies where in the image: after them a normalised box of the image no longer fits it.
-RANDOM_GEOMETRY = re.compile(r"^Random\w*(Crop|Flip|Rotation|Affine|Perspective|ZoomOut)$|^(RandAugment|AutoAugment|"
+# (Also lightly's RandomRotate, RandomRotateDegrees, RandomResizedCropWithLocation, RandomResizedCropAndFlip.)
+RANDOM_GEOMETRY = re.compile(r"^Random\w*(Crop|Flip|Rotat|Affine|Perspective|ZoomOut)|^(RandAugment|AutoAugment|"
                              r"TrivialAugmentWide|AugMix|ElasticTransform|ScaleJitter)$")
 RESIZED_CROP = re.compile("ResizedCrop")
 
 
 def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
-    """The first step of ``transform`` (depth first) whose class name matches ``pattern``, named with where it lies,
-    e.g. ``'RandomResizedCrop (in Compose > RandomApply)'``; ``None`` if none matches."""
+    """The first step of ``transform`` (depth first) whose class, or a base class, has a name matching ``pattern``,
+    named with where it lies, e.g. ``'RandomResizedCrop (in Compose > RandomApply)'``; ``None`` if none matches."""
     seen: set[int] = set()
     stack: list[tuple[Any, tuple[str, ...]]] = [(transform, ())]
     while stack:
@@ -30,7 +31,7 @@ def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
             continue
         seen.add(id(item))
         name = type(item).__name__
-        if pattern.search(name):
+        if any(pattern.search(kind.__name__) for kind in type(item).__mro__):  # a subclass of a matching step too
             return f"{name} (in {' > '.join(path)})" if path else name
         if isinstance(item, (list, tuple, torch.nn.ModuleList, torch.nn.Sequential)):
             stack.extend((child, path) for child in reversed(list(item)))

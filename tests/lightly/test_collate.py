@@ -10,6 +10,7 @@ import torch
 from lightly.data import LightlyDataset
 from lightly.data.multi_view_collate import MultiViewCollate  # the path of both 1.5 and 1.6
 from lightly.transforms import SimCLRTransform
+from lightly.transforms.rotation import RandomRotate
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchvision import transforms as T
@@ -174,6 +175,8 @@ def test_views_that_are_not_tensors_are_named():
 @pytest.mark.parametrize("steps, where", [
     (lambda: T.Compose([T.RandomResizedCrop(32), T.ToTensor()]), r"RandomResizedCrop \(in Compose\)"),
     (lambda: T.RandomHorizontalFlip(), r"RandomHorizontalFlip"),
+    (lambda: RandomRotate(prob=0.5), r"RandomRotate"),  # lightly's own rotation, named unlike torchvision's
+    (lambda: type("MyCrop", (T.RandomResizedCrop,), {})(32), r"MyCrop"),  # a subclass, under a name of its own
     (lambda: SimCLRTransform(input_size=8),
      r"RandomResizedCrop \(in SimCLRTransform > SimCLRViewTransform > Compose\)"),
 ])
