@@ -154,15 +154,14 @@ class _Pass:
         sums = [values.sum(dim=(1, 2, 3), dtype=torch.float32) for values in stages.values()]
         self.non_finite += int((~torch.isfinite(torch.stack(sums))).any(dim=0).sum())
         self.seen += len(images)
-        if self.pipeline.fits:  # matrix products: worth torch's threads
-            for stage, statistics in self.pipeline.fit(features).items():
-                target = self.totals.setdefault(stage, {})
-                if target and _layout(target) != _layout(statistics):  # a sum would broadcast or drop a batch
-                    raise ValueError(f"the fit statistics of heatmap rule {self.pipeline.method!r} changed between "
-                                     f"batches: {_layout(target)}, then {_layout(statistics)} (name: shape, dtype); "
-                                     "every batch must give the same names and shapes")
-                for key, value in statistics.items():
-                    target[key] = target[key] + value if key in target else value.clone()
+        for stage, statistics in self.pipeline.fit(features).items():  # none unless it fits; on torch's threads
+            target = self.totals.setdefault(stage, {})
+            if target and _layout(target) != _layout(statistics):  # a sum would broadcast or drop a batch
+                raise ValueError(f"the fit statistics of heatmap rule {self.pipeline.method!r} changed between "
+                                 f"batches: {_layout(target)}, then {_layout(statistics)} (name: shape, dtype); "
+                                 "every batch must give the same names and shapes")
+            for key, value in statistics.items():
+                target[key] = target[key] + value if key in target else value.clone()
         with one_cpu_thread(next(iter(stages.values())).device):
             size = self.heatmap_size if self.heatmap_size is not None else images.shape[-2:]
             box_sets = self.localizer(self.pipeline(features, size=size).cpu())
