@@ -192,13 +192,12 @@ class _Pass:
             raise ValueError("refresh_boxes got no images: the batches were empty (an empty dataset, or a loader "
                              "with drop_last=True and fewer images than one batch); the store is unchanged")
         _check_distinct(indices, world_size - 1)
-        if self.pipeline.fits:
-            try:
-                self.pipeline.finalize(totals)
-            except Exception as raised:
-                raised.add_note(f"refresh_boxes: the heatmap rule's finalize raised; the box store is unchanged "
-                                f"(version {self.store.version})")
-                raise
+        try:  # nothing to give a rule without statistics
+            self.pipeline.finalize(totals)
+        except Exception as raised:
+            raised.add_note(f"refresh_boxes: the heatmap rule's finalize raised; the box store is unchanged "
+                            f"(version {self.store.version})")
+            raise
         self.store.update(indices, box_sets)
         return box_sets
 
