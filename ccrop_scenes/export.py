@@ -193,14 +193,30 @@ def folder_command(generate: Callable[..., Scenes], prog: str, description: str,
     except ValueError as error:
         parser.error(_too_small(generate, args.size, error))
     try:
-        write_image_folder(generate(args.images, image_size=args.size, seed=args.seed), args.out, overwrite=True)
+        scenes = generate(args.images, image_size=args.size, seed=args.seed)
+        write_image_folder(scenes, args.out, overwrite=True)
+        left_out = _remove_empty_class_folders(Path(args.out), scenes.class_names)
     except (ValueError, OSError) as error:  # a folder that cannot be written: one usage line
         parser.error(str(error))
     except MemoryError as error:  # --size 1024 --images 100000: numpy's text names the array
         parser.error(f"{args.images} images of {args.size} px do not fit in memory ({error}); use fewer --images or "
                      "a smaller --size")
     print(f"wrote {args.images} images to {args.out}")
+    if left_out:
+        print(f"note: {len(left_out)} of {len(scenes.class_names)} classes drew no image ({', '.join(left_out)}); "
+              "their empty folders are left out (image-folder readers such as Lightly's refuse a class folder "
+              "without images), so such a reader numbers the classes present from 0; the labels in "
+              f"{ANNOTATIONS_FILE} keep the generator's numbers. More --images draw every class")
     return 0
+
+
+def _remove_empty_class_folders(root: Path, class_names: list[str]) -> list[str]:
+    """Remove the class folders :func:`write_image_folder` made for classes that drew no image (``--images 6`` of
+    10 classes); return their names. ``ccrop demo --data`` and torchvision's ``ImageFolder`` refuse such a folder."""
+    empty = [name for name in class_names if (root / name).is_dir() and not any((root / name).iterdir())]
+    for name in empty:
+        (root / name).rmdir()
+    return empty
 
 
 MAX_SIZE = 1024

@@ -56,3 +56,15 @@ def test_a_quoted_tilde_is_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["~/scenes", "--images", "2", "--size", "24"]) == 0
     assert len(load_annotations(tmp_path / "home" / "scenes")) == 2 and not (tmp_path / "~").exists()
+
+
+def test_classes_that_drew_no_image_get_no_empty_folder(tmp_path, capsys):
+    # --images 6 of 10 classes: four empty class folders were written, which the folder's own next step refused
+    # (ccrop demo --data: 'class folder(s) hold no images'; torchvision's ImageFolder: 'Found no valid file').
+    from ccrop_cli.demo.user_data import list_images
+
+    assert main([str(tmp_path / "s"), "--images", "6", "--size", "32", "--seed", "0"]) == 0
+    folders = [path for path in (tmp_path / "s").iterdir() if path.is_dir()]
+    assert 0 < len(folders) < 10 and all(any(folder.iterdir()) for folder in folders)
+    assert len(list_images(tmp_path / "s")) == 6 and len(load_annotations(tmp_path / "s")) == 6
+    assert f"note: {10 - len(folders)} of 10 classes drew no image" in capsys.readouterr().out
