@@ -82,7 +82,8 @@ class BoxSets:
 
     Attributes:
         boxes: ``(N, K, 4)`` float, normalised ``x0, y0, x1, y1``; rows past ``counts[i]`` are padding.
-        scores: ``(N, K)`` float, non-negative, best first; padding rows are 0.
+        scores: ``(N, K)`` float, non-negative, in the localizer's order (the built-ins: highest first, but
+            ``components``' cores after every component); padding rows are 0.
         counts: ``(N,)`` integer (int64 from the built-ins), number of valid boxes per image, each in ``[1, K]``.
         fallback: ``(N,)`` bool, ``True`` where nothing was found and the set is :data:`WHOLE_IMAGE`.
     """

@@ -66,7 +66,8 @@ class BoxStore:
         return values.long()
 
     def get(self, index: int) -> tuple[Tensor, Tensor] | None:
-        """``(boxes (k, 4), scores (k,))`` of sample ``index``, best first, or ``None`` before it has any."""
+        """``(boxes (k, 4), scores (k,))`` of sample ``index`` in the localizer's order, or ``None`` before it has
+        any."""
         index = self._check_index(index)
         count = int(self.counts[index])
         return (self.boxes[index, :count].clone(), self.scores[index, :count].clone()) if count else None

@@ -52,7 +52,7 @@ def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
 def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Generator | None = None) -> int:
     """The index of one box of ``boxes`` ``(k, 4)``, drawn with probability proportional to ``scores`` ``(k,)``
     (``None``, all zero or non-finite: uniform; no draw when ``k == 1``); adapters pass it to every view of a sample.
-    ``ValueError`` for an empty set or scores of another length."""
+    ``ValueError`` for an empty set, scores of another length or a negative finite score."""
     count = len(boxes)
     weights = _weights(scores, count)
     if generator is not None and not isinstance(generator, torch.Generator):
@@ -63,7 +63,8 @@ def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Gen
 
 
 def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float] | None:
-    """``scores`` as a list of ``count`` floats; ``ValueError`` for an empty set or lengths that differ."""
+    """``scores`` as a list of ``count`` floats; ``ValueError`` for an empty set, lengths that differ or a negative
+    finite score."""
     if count == 0:
         raise ValueError("cannot choose a box from an empty set")
     if scores is None:
@@ -76,6 +77,8 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
     if values is None or len(values) != count:
         shape = tuple(scores.shape) if array else (len(values),)
         raise ValueError(f"scores must hold one weight per box, shape ({count},); got shape {shape}")
+    if any(-math.inf < value < 0 for value in values):  # a store's scores are >= 0; clamped, -1 would never be drawn
+        raise ValueError(f"scores must be >= 0 (box weights; non-finite ones mean a uniform choice); got {values}")
     return values
 
 

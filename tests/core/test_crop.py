@@ -1,5 +1,6 @@
 """ContrastiveCrop: RandomResizedCrop's sizes, the paper's centre range, Beta offsets, replay, image kinds."""
 
+import math
 import re
 import warnings
 
@@ -528,6 +529,23 @@ def test_scores_that_are_not_numbers_are_named(scores):
         ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
     with pytest.raises(ValueError, match=r"scores must be one non-negative number per box"):
         choose_box(boxes, scores)
+
+
+@pytest.mark.parametrize("scores", [[-1.0, 5.0], np.array([-2.0, -1.0]), torch.tensor([0.5, -1e-3])])
+def test_negative_scores_are_refused_not_clamped(scores):
+    # A box set refuses them (validate_box_sets); the crop clamped them to 0, so -1 was silently never drawn.
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
+    with pytest.raises(ValueError, match=r"scores must be >= 0 .*; got \[-?[0-9]"):
+        ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
+    with pytest.raises(ValueError, match=r"scores must be >= 0"):
+        choose_box(boxes, scores)
+
+
+def test_non_finite_scores_still_choose_uniformly():
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
+    generator = torch.Generator().manual_seed(0)
+    picks = [choose_box(boxes, torch.tensor([math.nan, 1.0]), generator) for _ in range(400)]
+    assert stats.binomtest(sum(picks), len(picks), 0.5).pvalue > 1e-3
 
 
 @pytest.mark.parametrize("generator", [5, np.random.default_rng(0)])
