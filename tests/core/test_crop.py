@@ -194,12 +194,24 @@ def test_boxes_as_a_list_or_array_are_accepted_like_a_tensor():
     assert crop.make_params((80, 60), np.array(rows), _generator(3), scores=np.array([1.0, 3.0])) == expected
 
 
-@pytest.mark.parametrize("scores", [torch.tensor([1.0]), torch.tensor([1.0, 1.0, 1.0]), torch.ones(2, 1), [2.0]])
-def test_scores_must_match_the_boxes(scores):
+# Text and complex arrays were a TypeError deep in the draw; negative scores were clamped to 0 (never drawn).
+_NOT_NUMBERS = r"scores must be one non-negative number per box, shape \(2,\); got "
+_OTHER_LENGTH = r"scores must hold one weight per box, shape \(2,\); got shape"
+_NEGATIVE = r"scores must be >= 0 .*; got \[-?[0-9]"
+
+
+@pytest.mark.parametrize(("scores", "message"), [
+    *((scores, _OTHER_LENGTH) for scores in (torch.tensor([1.0]), torch.tensor([1.0, 1.0, 1.0]), torch.ones(2, 1),
+                                             [2.0])),
+    *((scores, _NOT_NUMBERS) for scores in ("ab", 5, [None, 1.0], ["x", "y"], np.array(["x", "y"]),
+                                            np.array([None, 1.0]), torch.tensor([1 + 1j, 2j]))),
+    *((scores, _NEGATIVE) for scores in ([-1.0, 5.0], np.array([-2.0, -1.0]), torch.tensor([0.5, -1e-3]))),
+])
+def test_bad_scores_are_named(scores, message):
     boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
-    with pytest.raises(ValueError, match=r"scores must hold one weight per box, shape \(2,\); got shape"):
+    with pytest.raises(ValueError, match=message):
         ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
-    with pytest.raises(ValueError, match=r"scores must hold one weight per box"):
+    with pytest.raises(ValueError, match=message):
         choose_box(boxes, scores)
 
 
@@ -519,26 +531,6 @@ def test_list_boxes_of_non_numbers_and_non_callable_samplers_are_named():
     for sampler in (None, 5):
         with pytest.raises(TypeError, match=f"sampler must be a registered name or a callable sampler; got"):
             ContrastiveCrop(8, sampler=sampler)
-
-
-@pytest.mark.parametrize("scores", ["ab", 5, [None, 1.0], ["x", "y"], np.array(["x", "y"]), np.array([None, 1.0]),
-                                    torch.tensor([1 + 1j, 2j])])  # the arrays were a TypeError deep in the draw
-def test_scores_that_are_not_numbers_are_named(scores):
-    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
-    with pytest.raises(ValueError, match=r"scores must be one non-negative number per box, shape \(2,\); got "):
-        ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
-    with pytest.raises(ValueError, match=r"scores must be one non-negative number per box"):
-        choose_box(boxes, scores)
-
-
-@pytest.mark.parametrize("scores", [[-1.0, 5.0], np.array([-2.0, -1.0]), torch.tensor([0.5, -1e-3])])
-def test_negative_scores_are_refused_not_clamped(scores):
-    # A box set refuses them (validate_box_sets); the crop clamped them to 0, so -1 was silently never drawn.
-    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.5, 0.5, 0.9, 0.9]])
-    with pytest.raises(ValueError, match=r"scores must be >= 0 .*; got \[-?[0-9]"):
-        ContrastiveCrop(16).make_params((100, 100), boxes, scores=scores)
-    with pytest.raises(ValueError, match=r"scores must be >= 0"):
-        choose_box(boxes, scores)
 
 
 def test_non_finite_scores_still_choose_uniformly():
