@@ -20,6 +20,18 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0, "an integer >= 0")
 
 
+def max_workers() -> int:
+    """The most DataLoader workers a command starts: 4 per CPU core, at least 8 (the study's gpu preset)."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
+def workers(text: str) -> int:
+    """DataLoader workers, 0 (the main process) to :func:`max_workers`: ``--num-workers 1000`` started a thousand
+    processes (torch only warned that they 'may make the DataLoader slow or freeze') on a machine of a few cores."""
+    return _int_at_least(text, 0, f"an integer from 0 (load in the main process) to {max_workers()} (4 per CPU core "
+                                  f"of this machine, at least 8; more only compete for the cores)", high=max_workers())
+
+
 MAX_SIDE = 1024
 """The largest image side the commands take: their generated scenes and views at their batch sizes (a typo such as
 ``--crop-size 100000`` exhausted the memory, or the kernel killed the process)."""

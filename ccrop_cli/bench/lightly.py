@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import check_alpha, non_negative_int, positive_int, side, user_path
+from ccrop_cli.option_types import check_alpha, positive_int, side, user_path, workers
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
 from .rounds import Ratio, Timings, interleaved
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"side of the generated images (default {IMAGE_SIZE})")
     parser.add_argument("--input-size", type=side, default=32, help="view and refresh resolution (default 32)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--workers", type=non_negative_int, default=2,
+    parser.add_argument("--workers", type=workers, default=2,
                         help="DataLoader workers for both sides (default 2)")
     parser.add_argument("--repeats", type=positive_int, default=7,
                         help="timed epochs per side, interleaved (default 7)")

@@ -35,7 +35,7 @@ from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import (box_precision, box_recall, oracle_box_sets, pair_quality,
                                                sample_view_pairs)
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
-from ccrop_cli.option_types import check_alpha, check_output_file, seed, side, user_path
+from ccrop_cli.option_types import check_alpha, check_output_file, seed, side, user_path, workers
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
 from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, default=4, help="SimCLR epochs of the model per setting (default 4)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for pre-training (default 2)")
+    parser.add_argument("--workers", type=workers, default=2,
+                        help="DataLoader workers for pre-training (default 2), at most 4 per CPU core")
     parser.add_argument(
         "--checkpoint", type=user_path, default=None,
         help="a torch.save'd backbone nn.Module (images -> features) used for both settings instead of "

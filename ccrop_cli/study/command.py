@@ -46,7 +46,7 @@ from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, Refres
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.experiment.strategies import CropStrategy
-from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int, side, user_path
+from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int, side, user_path, workers
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
@@ -262,7 +262,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'last': the last stage, the paper's)",
     )
     parser.add_argument("--alpha", type=float, default=None, help="Beta(alpha, alpha) of the crop centre")
-    parser.add_argument("--num-workers", type=non_negative_int, default=None)
+    parser.add_argument("--num-workers", type=workers, default=None,
+                        help="DataLoader workers (default 2), at most 4 per CPU core")
     parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
     parser.add_argument(
         "--report-only", action="store_true", help="only rewrite results.md and the plots from results.json"

@@ -243,3 +243,23 @@ def test_bench_localize_names_given_twice_are_measured_once(capsys):
     # Before: the setting was trained on, measured and printed twice (10 rows, not 5); each rule twice per table.
     assert out.count("### single") == 1
     assert len([line for line in out.splitlines() if line.startswith("| channel_sum |")]) == 5  # one per stage
+
+
+@pytest.mark.parametrize("argv", [
+    ["study", "--quick", "--num-workers", "1000"],
+    ["bench", "pairs", "--quick", "--workers", "1000"],
+    ["bench", "lightly", "--repeats", "1", "--workers", "1000"],
+    ["bench", "pairs", "--quick", "--workers", "-1"],  # was a one-line UserError after parsing (tests/cli/test_user_errors)
+])
+def test_a_thousand_dataloader_workers_is_a_usage_line(tmp_path, capsys, argv):
+    # Before: accepted; torch only warned that 1000 worker processes 'may make the DataLoader slow or freeze' and
+    # started them (each a process with its copy of the scenes) on a machine of 2 cores.
+    from ccrop_cli.option_types import max_workers
+
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, *(["--out", str(tmp_path / "out")] if argv[0] == "study" else [])])
+    assert stopped.value.code == 2
+    option = argv[-2]
+    assert (f"argument {option}: expected an integer from 0 (load in the main process) to {max_workers()} (4 per CPU "
+            f"core of this machine, at least 8; more only compete for the cores); got {argv[-1]}") in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -337,7 +337,6 @@ def test_bench_pairs_names_a_checkpoint_that_is_not_a_saved_module(tmp_path, cap
     (["bench", "pairs", "--quick", "--batch-size", "1"], "--batch-size must be at least 2"),
     # were the scenes' ValueError and DataLoader's traceback
     (["bench", "pairs", "--quick", "--image-size", "8"], "--image-size must be at least 16 (the generated scenes'"),
-    (["bench", "pairs", "--quick", "--workers", "-1"], "--workers must be an integer >= 0"),
     (["bench", "lightly", "--images", "8", "--repeats", "1", "--alpha", "-1"], "--alpha must be a finite number > 0"),
     (["bench", "lightly", "--repeats", "1", "--folder", "missing-folder"], "--folder missing-folder: not a folder"),
 ])
