@@ -249,7 +249,7 @@ def test_bench_localize_names_given_twice_are_measured_once(capsys):
     ["study", "--quick", "--num-workers", "1000"],
     ["bench", "pairs", "--quick", "--workers", "1000"],
     ["bench", "lightly", "--repeats", "1", "--workers", "1000"],
-    ["bench", "pairs", "--quick", "--workers", "-1"],  # was a one-line UserError after parsing (tests/cli/test_user_errors)
+    ["bench", "pairs", "--quick", "--workers", "-1"],  # was a UserError after parsing (tests/cli/test_user_errors)
 ])
 def test_a_thousand_dataloader_workers_is_a_usage_line(tmp_path, capsys, argv):
     # Before: accepted; torch only warned that 1000 worker processes 'may make the DataLoader slow or freeze' and
@@ -261,5 +261,6 @@ def test_a_thousand_dataloader_workers_is_a_usage_line(tmp_path, capsys, argv):
     assert stopped.value.code == 2
     option = argv[-2]
     assert (f"argument {option}: expected an integer from 0 (load in the main process) to {max_workers()} (4 per CPU "
-            f"core of this machine, at least 8; more only compete for the cores); got {argv[-1]}") in capsys.readouterr().err
+            f"core of this machine, at least 8; more only compete for the cores); got {argv[-1]}"
+            ) in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
