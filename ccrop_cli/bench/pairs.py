@@ -60,17 +60,25 @@ SETTINGS = (
 GOAL_SETTING = SETTINGS[1].name
 
 
+DEFAULTS = dict(images=256, pairs_per_image=8, epochs=4, batch_size=128)
+"""The sizes of a full run."""
+QUICK = dict(images=64, pairs_per_image=4, epochs=1, batch_size=32)
+"""``--quick``'s sizes (each only where not given: ``--quick --epochs 3`` trains 3 epochs; it trained 1)."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", type=int, default=256, help="scenes per setting (default 256)")
-    parser.add_argument("--pairs-per-image", type=int, default=8, help="view pairs per image and strategy (default 8)")
+    parser.add_argument("--images", type=int, default=None, help="scenes per setting (default 256; --quick: 64)")
+    parser.add_argument("--pairs-per-image", type=int, default=None,
+                        help="view pairs per image and strategy (default 8; --quick: 4)")
     parser.add_argument("--image-size", type=side, default=64, help="scene side in pixels (default 64)")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre (default 0.6)")
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[0.1, 0.5],
         help="heatmap thresholds k for the model's boxes (default: 0.1, the paper's, and 0.5)",
     )
-    parser.add_argument("--epochs", type=int, default=4, help="SimCLR epochs of the model per setting (default 4)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="SimCLR epochs of the model per setting (default 4; --quick: 1)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default 128; --quick: 32")
     parser.add_argument("--workers", type=workers, default=2,
                         help="DataLoader workers for pre-training (default 2), at most 4 per CPU core")
     parser.add_argument(
@@ -83,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--box-scales", nargs="*", default=[], metavar="LOW,HIGH",
         help="also measure multi-box with these crop-area ranges relative to the box (oracle boxes only), e.g. 1,4 2,6",
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke test (about 20 s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes for a smoke test (about 20 s); sizes given explicitly are kept")
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--out", type=user_path, default=None, help="write the results as JSON here")
     parser.add_argument("--progress", action="store_true", help="show pre-training progress bars")
@@ -229,10 +238,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    """``--quick`` sizes, then every size positive and every threshold in ``[0, 1)``."""
-    if args.quick:
-        args.images, args.pairs_per_image, args.epochs = min(args.images, 64), min(args.pairs_per_image, 4), 1
-        args.batch_size = min(args.batch_size, 32)
+    """The sizes not given (``--quick``'s or the defaults: an explicit size is kept, as in ``ccrop demo --quick``),
+    then every size positive and every threshold in ``[0, 1)``."""
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     for name in ("images", "pairs_per_image", "image_size", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")

@@ -56,3 +56,20 @@ def test_rrc_does_not_depend_on_the_box_source(quick_results):
 def test_bad_threshold_is_rejected_before_any_work(capsys):
     assert main(["bench", "pairs", "--quick", "--thresholds", "1.5"]) == 2
     assert capsys.readouterr().err.strip() == "ccrop bench pairs: error: --thresholds must lie in [0, 1); got [1.5]"
+
+
+def test_quick_keeps_the_sizes_given_explicitly():
+    # --quick --epochs 3 trained 1 epoch (and capped --images at 64, --pairs-per-image at 4, --batch-size at 32)
+    # without a word; ccrop demo, study and bench localize keep an explicit size over --quick.
+    import argparse
+
+    from ccrop_cli.bench import pairs
+
+    parser = argparse.ArgumentParser()
+    pairs.add_arguments(parser)
+    args = parser.parse_args(["--quick", "--epochs", "3", "--images", "100", "--pairs-per-image", "6"])
+    pairs._check_arguments(args)
+    assert (args.epochs, args.images, args.pairs_per_image, args.batch_size) == (3, 100, 6, 32)
+    args = parser.parse_args([])
+    pairs._check_arguments(args)
+    assert (args.epochs, args.images, args.pairs_per_image, args.batch_size) == (4, 256, 8, 128)
