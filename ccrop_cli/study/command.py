@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
@@ -174,6 +175,16 @@ class StudyConfig:
         if self.box_scale[1] == float("inf"):
             raise ValueError(f"--box-scale must be finite (a crop's area relative to the box); got "
                              f"{tuple(self.box_scale)}")
+        # The options the study's users type, named as they type them (were 'strategy rrc: alpha ...',
+        # 'cj_strength ...', 'threshold ...', from the pieces that check them again below).
+        if not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise ValueError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre; the paper "
+                             f"uses 0.1 to 1.0); got {self.alpha}")
+        if not (math.isfinite(self.cj_strength) and self.cj_strength >= 0):
+            raise ValueError(f"--cj-strength must be a finite number >= 0 (the colour jitter of the SimCLR views; "
+                             f"default 0.5); got {self.cj_strength}")
+        if not isinstance(self.threshold, str) and not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"--threshold must lie in [0, 1) (or be otsu/mean); got {self.threshold}")
         for name in self.strategies:  # each crop as every run builds it (scale, alpha), before any data is made
             try:
                 self.strategy(name).make_crop(self.image_size, alpha=self.alpha)
@@ -184,7 +195,15 @@ class StudyConfig:
         if self.device != "cpu" and not torch.cuda.is_available():
             raise ValueError(f"--device {self.device}: no CUDA device is available here "
                              "(torch.cuda.is_available() is False)")
-        self.pretrain_config(0)  # sizes, schedule, threshold and stage names as every run checks them, before any work
+        try:  # sizes, schedule, threshold and stage names as every run checks them, before any work
+            self.pretrain_config(0)
+        except ValueError as error:  # 'batch_size must be at least 2': named as the option the user typed
+            text = str(error)
+            for name in ("batch_size", "cj_strength", "image_size", "refresh_size", "warmup_epochs", "epochs"):
+                if text.startswith(name):
+                    text = f"--{name.replace('_', '-')}{text[len(name):]}"
+                    break
+            raise ValueError(text) from None
         box_strategies = [name for name in self.strategies if get_strategy(name).uses_boxes]
         if box_strategies and RefreshSchedule(self.warmup_epochs, self.interval).never_refreshes(self.epochs):
             raise ValueError(

@@ -175,14 +175,19 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
         (["--warmup-epochs", "2"],
          "--epochs 2 and --warmup-epochs 2, interval 1: the box strategies (multi-box) never refresh"),
         # BatchNorm's "Expected more than 1 value per channel when training" traceback in the first step
-        (["--batch-size", "1"], "batch_size must be at least 2"),
+        (["--batch-size", "1"], "--batch-size must be at least 2"),
         # a class folder without images: torchvision's "Found no valid file for the classes ..." traceback
         (["--test-images", "4"], "--test-images 4 is fewer than the scenes' 10 classes"),
         # the scene generator's ValueError traceback after the option checks
         (["--scene-size", "20"],
          "--scene-size 20 is too small for the mixed-small scenes (object_area[0] * image_size**2"),
         # torchvision's "If brightness is a single number, it must be non negative" traceback
-        (["--cj-strength", "-1"], "cj_strength must be a number >= 0; got -1.0"),
+        (["--cj-strength", "-1"], "--cj-strength must be a finite number >= 0 (the colour jitter of the SimCLR views"),
+        # the pieces' words, not the options': 'cj_strength ...', 'strategy rrc: alpha ...', 'threshold ...'
+        (["--cj-strength", "inf"], "--cj-strength must be a finite number >= 0 (the colour jitter of the SimCLR views"),
+        (["--cj-strength", "3"], "--cj-strength 3.0 makes no valid view steps"),
+        (["--alpha", "inf"], "--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre"),
+        (["--threshold", "1.5"], "--threshold must lie in [0, 1) (or be otsu/mean); got 1.5"),
     ],
 )
 def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
