@@ -32,6 +32,14 @@ def workers(text: str) -> int:
                                   f"of this machine, at least 8; more only compete for the cores)", high=max_workers())
 
 
+def threads(text: str) -> int:
+    """torch threads of a benchmark, 1 to the CPU cores (``os.cpu_count()``): ``--threads 2000`` started 4,000
+    threads (two pools) on 2 cores, timing their contention instead of the code."""
+    cores = os.cpu_count() or 1
+    return _int_at_least(text, 1, f"an integer from 1 to {cores} (the CPU cores of this machine; more threads only "
+                                  f"contend for them)", high=cores)
+
+
 MAX_SIDE = 1024
 """The largest image side the commands take: their generated scenes and views at their batch sizes (a typo such as
 ``--crop-size 100000`` exhausted the memory, or the kernel killed the process)."""

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import check_alpha, positive_int, side, user_path, workers
+from ccrop_cli.option_types import check_alpha, positive_int, side, threads, user_path, workers
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
 from .rounds import Ratio, Timings, interleaved
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DataLoader workers for both sides (default 2)")
     parser.add_argument("--repeats", type=positive_int, default=7,
                         help="timed epochs per side, interleaved (default 7)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads in the main process")
+    parser.add_argument("--threads", type=threads, default=None, help="torch threads in the main process")
     parser.add_argument("--alpha", type=float, default=0.1)
 
 

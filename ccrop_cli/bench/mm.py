@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import numpy_seed, positive_int, side
+from ccrop_cli.option_types import numpy_seed, positive_int, side, threads
 
 from .rounds import Ratio, Timings, interleaved
 
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="components' core_level (the configs' box sets use 0.3; default: none)")
     parser.add_argument("--stage", default=None,
                         help="backbone stage of the refresh features, e.g. layer3 (default: its last output)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--threads", type=threads, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--same-draws", action=argparse.BooleanOptionalAction, default=True,
                         help="both pipelines draw the same flips/jitters/blurs in a round (default: yes)")
     parser.add_argument("--only", choices=("pipeline", "refresh"), default=None, help="run one comparison only")

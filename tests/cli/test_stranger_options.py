@@ -264,3 +264,21 @@ def test_a_thousand_dataloader_workers_is_a_usage_line(tmp_path, capsys, argv):
             f"core of this machine, at least 8; more only compete for the cores); got {argv[-1]}"
             ) in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("module", ["ccrop_cli.bench.speed", "ccrop_cli.bench.lightly", "ccrop_cli.bench.mm"])
+def test_more_torch_threads_than_cores_is_a_usage_line(module, capsys):
+    # Before: --threads 2000 was taken: bench speed ran with 4,001 threads on 2 cores, timing their contention.
+    import argparse
+    import importlib
+    import os
+
+    parser = argparse.ArgumentParser(prog="ccrop bench")
+    importlib.import_module(module).add_arguments(parser)
+    cores = os.cpu_count()
+    assert parser.parse_args(["--threads", str(cores)]).threads == cores
+    with pytest.raises(SystemExit) as stopped:
+        parser.parse_args(["--threads", str(cores + 1)])
+    assert stopped.value.code == 2
+    assert (f"argument --threads: expected an integer from 1 to {cores} (the CPU cores of this machine; more threads "
+            f"only contend for them); got {cores + 1}") in capsys.readouterr().err
