@@ -109,10 +109,21 @@ def write(root: Path, images: int, seed: int) -> None:
     (root / "annotations.json").write_text(json.dumps(coco))
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--images", type=int, default=600)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    """The command line; bad values are one usage line (exit status 2) before anything is written."""
+    from ccrop_scenes.export import count_option, out_option, seed_option  # the looks' own option types
+
+    parser = argparse.ArgumentParser(prog="scripts/fifth_look.py", description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=out_option, help="a new (or empty) folder; created if missing")
+    parser.add_argument("--images", type=count_option, default=600, help="images to write (default 600)")
+    parser.add_argument("--seed", type=seed_option, default=0, help="random seed, an integer >= 0 (default 0)")
+    args = parser.parse_args(argv)
+    if args.root.exists() and not args.root.is_dir():
+        parser.error(f"ROOT {args.root} is a file, not a folder; name a new folder")
     write(args.root, args.images, args.seed)
+    print(f"wrote {args.images} images to {args.root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
