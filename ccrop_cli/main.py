@@ -45,7 +45,7 @@ def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: ccrop COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    lines += ["", "Run 'ccrop COMMAND --help' for the options of one command."]
+    lines += ["", "Run 'ccrop COMMAND --help' for the options of one command; 'ccrop --version' for the version."]
     return "\n".join(lines)
 
 
@@ -53,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):  # was "unknown command '--version'"
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"ccrop {version('ccrop-plugins')} (ccrop-plugins; Python {sys.version.split()[0]})")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            print("ccrop (ccrop-plugins, not installed: no version recorded)")
         return 0
     name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
     group = [command.split()[1] for command in COMMANDS if command.startswith(f"{name} ")]

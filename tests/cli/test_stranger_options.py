@@ -282,3 +282,12 @@ def test_more_torch_threads_than_cores_is_a_usage_line(module, capsys):
     assert stopped.value.code == 2
     assert (f"argument --threads: expected an integer from 1 to {cores} (the CPU cores of this machine; more threads "
             f"only contend for them); got {cores + 1}") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_is_printed_not_an_unknown_command(flag, capsys):
+    # Before: "ccrop: unknown command '--version'; available: plugins, demo, ..." and exit status 2.
+    from importlib.metadata import version
+
+    assert main([flag]) == 0
+    assert capsys.readouterr().out.startswith(f"ccrop {version('ccrop-plugins')} (ccrop-plugins; Python ")
