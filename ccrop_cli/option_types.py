@@ -109,6 +109,8 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     from ccrop_cli.errors import UserError
 
     path = Path(path)
+    if path.exists() and not path.is_dir():  # mkdir's reason, 'File exists', read as if the folder were fine
+        raise UserError(f"{option} {path} is not a writable folder: it is a file; give a folder (created if missing)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):

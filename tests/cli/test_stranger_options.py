@@ -291,3 +291,19 @@ def test_version_is_printed_not_an_unknown_command(flag, capsys):
 
     assert main([flag]) == 0
     assert capsys.readouterr().out.startswith(f"ccrop {version('ccrop-plugins')} (ccrop-plugins; Python ")
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--quick", "--out", "FILE"],
+    ["viz", "IMAGES", "--boxes", "BOXES", "--out", "FILE"],
+    ["study", "--quick", "--out", "FILE"],
+])
+def test_an_out_that_is_a_file_says_so(tmp_path, capsys, argv):
+    # Before: '--out F is not a writable folder: File exists' (mkdir's reason), which reads as if the folder were fine.
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "images").mkdir()
+    names = {"FILE": str(tmp_path / "file"), "IMAGES": str(tmp_path / "images"), "BOXES": str(tmp_path / "b.json")}
+    assert main([names.get(item, item) for item in argv]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert (f"--out {tmp_path / 'file'} is not a writable folder: it is a file; give a folder (created if missing)"
+            in line)
