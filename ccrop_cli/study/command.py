@@ -51,6 +51,8 @@ from ccrop_cli.option_types import check_output_folder, non_negative_int, positi
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
+MIN_STUDY_SIDE = 16
+"""The smallest ``--image-size``, ``--refresh-size`` and ``--eval-size``: the generated scenes' smallest side."""
 #: Per setting: the training folder, the test folder and the training ground-truth boxes.
 Splits = dict[str, tuple[Path, Path, list[np.ndarray]]]
 
@@ -175,6 +177,12 @@ class StudyConfig:
         if self.box_scale[1] == float("inf"):
             raise ValueError(f"--box-scale must be finite (a crop's area relative to the box); got "
                              f"{tuple(self.box_scale)}")
+        for name in ("image_size", "refresh_size", "eval_size"):  # --image-size 1 trained on 1-pixel views and
+            value = getattr(self, name)                              # reported their accuracies without a word
+            if value is not None and value < MIN_STUDY_SIDE:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least {MIN_STUDY_SIDE} px (the generated "
+                                 f"scenes' smallest side; a smaller view or heatmap holds no object to learn or "
+                                 f"find); got {value}")
         # The options the study's users type, named as they type them (were 'strategy rrc: alpha ...',
         # 'cj_strength ...', 'threshold ...', from the pieces that check them again below).
         if not (math.isfinite(self.alpha) and self.alpha > 0):

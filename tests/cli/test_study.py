@@ -188,6 +188,10 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
         (["--cj-strength", "3"], "--cj-strength 3.0 makes no valid view steps"),
         (["--alpha", "inf"], "--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre"),
         (["--threshold", "1.5"], "--threshold must lie in [0, 1) (or be otsu/mean); got 1.5"),
+        # trained on 1-pixel views (or refreshed / evaluated at 8 px) and reported the accuracies without a word
+        (["--image-size", "1"], "--image-size must be at least 16 px (the generated scenes' smallest side; "),
+        (["--refresh-size", "8"], "--refresh-size must be at least 16 px"),
+        (["--eval-size", "15"], "--eval-size must be at least 16 px"),
     ],
 )
 def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
