@@ -59,7 +59,7 @@ from ccrop_cli.experiment.pair_quality import (
     pair_quality,
     sample_view_pairs,
 )
-from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
+from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
 from ccrop_cli.option_types import (
     check_output_file,
@@ -166,8 +166,17 @@ def _check_inputs(args: argparse.Namespace) -> None:
             HeatmapPipeline(rule)
         except (KeyError, ValueError) as error:
             raise UserError(f"--rules: {error.args[0] if error.args else error}") from None
+    images = args.images if args.images is not None else (QUICK["images"] if args.quick else BenchConfig.images)
+    if args.settings and images < NUM_CLASSES:  # torchvision's 'Found no valid file for the classes ...' traceback
+        raise UserError(f"--images {images} is fewer than the generated scenes' {NUM_CLASSES} classes: every class "
+                        f"folder needs an image (torchvision's ImageFolder refuses an empty one); use at least "
+                        f"{NUM_CLASSES}")
     for folder in args.data:
-        _user_boxes(Path(folder))  # the folder, its images and annotations.json, as `ccrop demo --data` reads them
+        # the folder, its images and annotations.json, as `ccrop demo --data` reads them
+        measured = min(len(_user_boxes(Path(folder))), images)
+        if measured < 2:  # pretrain_simclr's 'batch_size must be at least 2' traceback
+            raise UserError(f"--data {folder}: {measured} image to pre-train on and measure (--images {images}); "
+                            "SimCLR contrasts each view pair with the rest of a batch: needs at least 2")
     if not args.settings and not args.data:
         raise UserError(f"nothing to measure: --settings is empty and no --data is given; name settings "
                         f"({', '.join(KINDS)}) or image folders with annotations.json")

@@ -307,3 +307,20 @@ def test_an_out_that_is_a_file_says_so(tmp_path, capsys, argv):
     line = _one_error_line(capsys, argv[0])
     assert (f"--out {tmp_path / 'file'} is not a writable folder: it is a file; give a folder (created if missing)"
             in line)
+
+
+@pytest.mark.parametrize("argv, message", [
+    # torchvision's 'FileNotFoundError: Found no valid file for the classes 02_triangle, ...' traceback
+    (["--images", "9", "--settings", "single"], "--images 9 is fewer than the generated scenes' 10 classes: every "
+                                                "class folder needs an image"),
+    # pretrain_simclr's 'ValueError: batch_size must be at least 2' traceback
+    (["--images", "1", "--settings", "--data", "DATA"], "1 image to pre-train on and measure (--images 1); SimCLR "
+                                                        "contrasts each view pair with the rest of a batch"),
+])
+def test_bench_localize_too_few_images_is_one_line_before_any_work(tmp_path, capsys, argv, message):
+    from ccrop_scenes import generate_scenes, write_image_folder
+
+    data = write_image_folder(generate_scenes(3, image_size=32, num_classes=3, seed=0), tmp_path / "data")
+    argv = [str(data) if item == "DATA" else item for item in argv]
+    assert main(["bench", "localize", "--quick", "--seeds", "0", "--rules", "channel_sum", *argv]) == 2
+    assert message in _one_error_line(capsys, "bench localize")
