@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.pair_quality import (box_precision, box_recall, oracle_box_sets, pair_quality,
                                                sample_view_pairs)
+from ccrop_cli.experiment.scene_settings import NUM_CLASSES
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
 from ccrop_cli.option_types import check_alpha, check_output_file, seed, side, user_path, workers
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
@@ -262,6 +263,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if args.batch_size < 2 and not args.no_model and args.checkpoint is None:
         raise UserError(f"--batch-size must be at least 2 (SimCLR contrasts each pair with the rest of the batch); "
                         f"got {args.batch_size}")
+    if args.images < NUM_CLASSES and not args.no_model and args.checkpoint is None:  # SimCLR's image folder
+        raise UserError(f"--images {args.images} is fewer than the scenes' {NUM_CLASSES} classes: pre-training reads "
+                        f"them as an image folder, and every class folder needs an image; use at least {NUM_CLASSES} "
+                        f"(or --no-model)")
 
 
 def _load_backbone(path: Path) -> nn.Module:

@@ -324,3 +324,12 @@ def test_bench_localize_too_few_images_is_one_line_before_any_work(tmp_path, cap
     argv = [str(data) if item == "DATA" else item for item in argv]
     assert main(["bench", "localize", "--quick", "--seeds", "0", "--rules", "channel_sum", *argv]) == 2
     assert message in _one_error_line(capsys, "bench localize")
+
+
+@pytest.mark.parametrize("images", ["1", "9"])
+def test_bench_pairs_fewer_images_than_classes_is_one_line_before_any_work(capsys, images):
+    # Before: pretrain's 'batch_size must be at least 2' (1) and torchvision's 'Found no valid file for the classes
+    # 03_ring, ...' (3, 9) tracebacks, after the oracle boxes were measured. --no-model needs no class folders.
+    assert main(["bench", "pairs", "--quick", "--images", images]) == 2
+    assert (f"--images {images} is fewer than the scenes' 10 classes: pre-training reads them as an image folder"
+            in _one_error_line(capsys, "bench pairs"))
