@@ -83,9 +83,9 @@ def test_scene_folder_under_a_file_is_a_user_error(tmp_path):
     ("option", "message"),
     [
         (["--box-scale", "1", "inf"], "--box-scale must be finite"),
-        (["--cj-strength", "inf"], "cj_strength inf makes no valid view steps: "),
-        (["--cj-strength", "3"], "cj_strength 3.0 makes no valid view steps: cj_strength * cj_hue must be at most"),
-        (["--alpha", "inf"], "strategy "),
+        (["--cj-strength", "inf"], "--cj-strength must be a finite number >= 0 "),  # 0a7d25f: named as typed
+        (["--cj-strength", "3"], "--cj-strength 3.0 makes no valid view steps: cj_strength * cj_hue must be at most"),
+        (["--alpha", "inf"], "--alpha must be a finite number > 0 "),
     ],
 )
 def test_study_options_the_crop_or_views_refuse_are_one_line_before_any_work(tmp_path, capsys, option, message):
