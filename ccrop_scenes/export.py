@@ -188,6 +188,11 @@ def folder_command(generate: Callable[..., Scenes], prog: str, description: str,
     add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     check_output_folder(parser, args.out, args.overwrite)
+    need, available = args.images * args.size**2 * 4, available_memory()  # RGB images and masks: 4 bytes a pixel
+    if available is not None and need > available:  # else granted lazily, then filled until the system kills it
+        parser.error(f"{args.images} images of {args.size} px need {need / 2**30:.1f} GiB of memory while they are "
+                     f"generated, more than the {available / 2**30:.1f} GiB available here; use fewer --images or a "
+                     "smaller --size")
     try:
         generate(1, image_size=args.size, seed=args.seed)  # the sizes' checks, before the long part
     except ValueError as error:
@@ -217,6 +222,17 @@ def _remove_empty_class_folders(root: Path, class_names: list[str]) -> list[str]
     for name in empty:
         (root / name).rmdir()
     return empty
+
+
+def available_memory() -> int | None:
+    """Bytes available to a new allocation (``MemAvailable`` of ``/proc/meminfo``), or None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 MAX_SIZE = 1024

@@ -68,3 +68,17 @@ def test_classes_that_drew_no_image_get_no_empty_folder(tmp_path, capsys):
     assert 0 < len(folders) < 10 and all(any(folder.iterdir()) for folder in folders)
     assert len(list_images(tmp_path / "s")) == 6 and len(load_annotations(tmp_path / "s")) == 6
     assert f"note: {10 - len(folders)} of 10 classes drew no image" in capsys.readouterr().out
+
+
+def test_images_beyond_the_memory_are_one_usage_line_before_generating(tmp_path, monkeypatch, capsys):
+    # Before: the arrays were granted lazily (np.empty) and filled until the system killed the process (7000 images
+    # of 1024 px need 27 GiB); only a count beyond the whole address space was a MemoryError line.
+    from ccrop_scenes import export
+
+    monkeypatch.setattr(export, "available_memory", lambda: 2**20)  # this machine with 1 MiB free
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "s"), "--images", "100", "--size", "64"])
+    assert exit_info.value.code == 2
+    assert ("100 images of 64 px need 0.0 GiB of memory while they are generated, more than the 0.0 GiB available "
+            "here; use fewer --images or a smaller --size") in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
