@@ -29,6 +29,7 @@ file stem is the image's index in the ``Scenes``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -225,14 +226,18 @@ def _remove_empty_class_folders(root: Path, class_names: list[str]) -> list[str]
 
 
 def available_memory() -> int | None:
-    """Bytes available to a new allocation (``MemAvailable`` of ``/proc/meminfo``), or None where it cannot be read."""
+    """Bytes of memory available to a new allocation (``MemAvailable`` of ``/proc/meminfo``; else free pages), or
+    None where neither can be read."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 MAX_SIZE = 1024

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ccrop_scenes import ANNOTATIONS_FILE, generate_scenes, write_image_folder
+from ccrop_scenes.export import available_memory
 
 
 @dataclass(frozen=True)
@@ -99,21 +99,6 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
     except OSError as error:  # a full disk, a file where a folder goes
         raise UserError(f"cannot write the generated scenes to {root}: {error.strerror or error}") from None
     return root
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (``MemAvailable`` of ``/proc/meminfo``; else free pages), or
-    None where neither can be read."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def _check_memory(num_images: int, image_size: int) -> None:
