@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 import weakref
@@ -9,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from numbers import Number
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -240,18 +242,56 @@ def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None)
         return HeatmapPipeline(heatmap, options)
     kept = _PIPELINES.setdefault(store, {})
     key = (heatmap, _option_key(sorted((options or {}).items())))
-    if key not in kept:
-        kept[key] = HeatmapPipeline(heatmap, options)
+    if key not in kept:  # built on copies of its tensors and arrays: contents changed in place later get a new key
+        kept[key] = HeatmapPipeline(heatmap, options if options is None else _snapshot(dict(options)))
     return kept[key]
 
 
 def _option_key(value: Any) -> Any:
-    """A key equal only for equal options: numbers, text and ``None`` by type and value, lists and tuples item by
-    item, anything else (a tensor, an array) by identity (the kept pipeline holds it: its id is not reused)."""
+    """A key equal only for equal options: numbers, text and ``None`` by type and value; lists, tuples and dicts item
+    by item; tensors and numpy arrays by value (type, shape, dtype, a tensor's device and a digest of their bytes), so
+    a tensor rebuilt with the same contents for every pass keeps its pipeline and a fitted rule's statistics; anything
+    else (a module, an object array, a sparse tensor) by identity (the kept pipeline holds it: its id is not reused).
+    """
     if isinstance(value, (tuple, list)):
         return type(value), tuple(_option_key(item) for item in value)
+    if isinstance(value, dict):
+        return type(value), tuple((_option_key(k), _option_key(v)) for k, v in sorted(value.items(), key=_key_text))
     plain = value is None or isinstance(value, (str, bytes, Number))  # numpy numbers too
-    return (type(value), value) if plain else (id, id(value))
+    if plain:
+        return type(value), value
+    contents = _contents(value)
+    return (id, id(value)) if contents is None else (type(value), *contents)
+
+
+def _key_text(item: tuple[Any, Any]) -> str:
+    return repr(item[0])
+
+
+def _contents(value: Any) -> tuple | None:
+    """A tensor's shape, dtype, device and BLAKE2 digest of its bytes (an array's: shape, dtype, digest); ``None``
+    for anything else, or values whose bytes cannot be read (sparse, quantized or meta tensors, object arrays)."""
+    try:
+        if isinstance(value, Tensor):
+            data = value.detach().cpu().resolve_conj().resolve_neg().contiguous().reshape(-1).view(torch.uint8)
+            return tuple(value.shape), value.dtype, str(value.device), hashlib.blake2b(data.numpy()).hexdigest()
+        if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+            return value.shape, value.dtype, hashlib.blake2b(np.ascontiguousarray(value)).hexdigest()
+    except (RuntimeError, TypeError, ValueError, NotImplementedError):
+        return None
+    return None
+
+
+def _snapshot(value: Any) -> Any:
+    """``value`` with its tensors and numpy arrays copied (also inside plain lists, tuples and dicts), so a kept
+    pipeline's options keep the contents its key was made from."""
+    if type(value) in (list, tuple):
+        return type(value)(_snapshot(item) for item in value)
+    if type(value) is dict:
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, (Tensor, np.ndarray)) and _contents(value) is not None:  # else keyed by identity: kept as is
+        return value.detach().clone() if isinstance(value, Tensor) else value.copy()
+    return value
 
 
 def _built_localizer(localizer: str | Callable[[Tensor], BoxSets], store: BoxStore, threshold: float | str | None,
