@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, zero_non_finite
+from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, constant_maps, zero_non_finite
 
 _CHUNK_PIXELS = 1 << 18  # maps reduced per chunk: the column pass reads it from cache (1.5x faster at 224 px)
 
@@ -17,7 +17,8 @@ class BBoxLocalizer:
     ``y1 = (r1 + 1) / H``. ``threshold``: ``k`` in ``[0, 1)`` (the paper uses 0.1), or ``"mean"`` / ``"otsu"``.
 
     Calling it on heatmaps ``(N, H, W)`` returns :class:`BoxSets` with ``K = 1`` and score 1; images with no pixel
-    above the threshold get ``[0, 0, 1, 1]`` and ``fallback = True``.
+    above the threshold, or a constant map (any value), get ``[0, 0, 1, 1]`` and ``fallback = True``; NaN and +-inf
+    pixels are 0.
     """
 
     def __init__(self, threshold: float | str = 0.1) -> None:
@@ -28,12 +29,13 @@ class BBoxLocalizer:
         n, height, width = heatmaps.shape
         row_max, col_max = _profiles(heatmaps)
         if not bool(torch.isfinite(row_max).all()):  # NaN and +inf survive the max: redo without them
-            row_max, col_max = _profiles(zero_non_finite(heatmaps))
+            heatmaps = zero_non_finite(heatmaps)
+            row_max, col_max = _profiles(heatmaps)
         threshold = self.threshold
         if isinstance(threshold, str):  # (N, 1) per-image thresholds
             threshold = torch.from_numpy(adaptive_thresholds(zero_non_finite(heatmaps).numpy(), threshold))[:, None]
         rows, cols = row_max > threshold, col_max > threshold  # (N, H), (N, W)
-        found = rows.any(dim=1)
+        found = rows.any(dim=1) & ~constant_maps(heatmaps, rows.all(dim=1) & cols.all(dim=1))  # a constant map: none
         (y0, y1), (x0, x1) = _first_last(rows), _first_last(cols)
         boxes = torch.stack([x0 / width, y0 / height, (x1 + 1) / width, (y1 + 1) / height], dim=1)
         boxes = torch.where(found[:, None], boxes, boxes.new_tensor([0.0, 0.0, 1.0, 1.0]))

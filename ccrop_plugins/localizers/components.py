@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..box_sets import BoxSets
 from ..sizes import checked_real, integer
-from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, zero_non_finite
+from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, constant_maps, zero_non_finite
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
     import cv2
@@ -39,7 +39,8 @@ class ComponentsLocalizer:
     works: docs/configuration.md, "Localizers"): a bad value is a ``ValueError`` / ``TypeError`` naming it.
 
     Calling it on heatmaps ``(N, H, W)`` in ``[0, 1]`` returns :class:`BoxSets` with ``K = max_boxes``; an image with
-    no pixel above the threshold gets ``[0, 0, 1, 1]`` and ``fallback = True``; NaN and +-inf pixels are "no object".
+    no pixel above the threshold, or a constant map (any value), gets ``[0, 0, 1, 1]`` and ``fallback = True``; NaN
+    and +-inf pixels are "no object" (0).
     """
 
     def __init__(self, threshold: float | str = 0.1, max_boxes: int = 4, min_area: float = 0.0025,
@@ -72,6 +73,11 @@ class ComponentsLocalizer:
         chosen = (found.image[kept], rank, boxes[kept], found.mass[kept])
         if found.cores is not None and len(kept):
             chosen = self._with_cores(n, chosen, kept, found, boxes, cells_to_unit)
+        whole = np.zeros(n, dtype=bool)
+        whole[found.image[found.area == found.cells_per_image]] = True  # one component of every cell
+        constant = constant_maps(heatmaps, torch.from_numpy(whole)).numpy()
+        if constant.any():  # nothing to localize: their boxes go, so they fall back to the whole image
+            chosen = tuple(column[~constant[chosen[0]]] for column in chosen)
         return self._box_sets(n, *chosen)
 
     def _ranked(self, n: int, image: np.ndarray, boxes: np.ndarray, area: np.ndarray, mass: np.ndarray

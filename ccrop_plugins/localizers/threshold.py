@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ..sizes import real_number
@@ -38,6 +39,19 @@ def check_heatmaps(heatmaps: Tensor) -> Tensor:
 def zero_non_finite(heatmaps: Tensor) -> Tensor:
     """A copy of ``heatmaps`` with NaN and +-inf set to 0: such pixels are 'no object'."""
     return heatmaps.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def constant_maps(heatmaps: Tensor, candidates: Tensor) -> Tensor:
+    """``(N,)`` bool: which ``candidates`` (``(N,)`` bool) of ``heatmaps`` ``(N, H, W)``, their NaN and +inf pixels
+    already 0, are constant (min = max, whatever the value): nothing to localize, so the whole-image box with
+    ``fallback = True``, as for a map with no pixel above the threshold. Only the candidates are read: the maps a
+    localizer boxed whole (a constant map above the threshold is hot everywhere; a -inf pixel, 0 or not, makes a
+    candidate's min differ from its max above the threshold)."""
+    constant = torch.zeros_like(candidates)
+    if bool(candidates.any()):
+        low, high = heatmaps[candidates.to(heatmaps.device)].flatten(1).aminmax(dim=1)
+        constant[candidates] = (low == high).to(constant.device)
+    return constant
 
 
 def adaptive_thresholds(maps: np.ndarray, rule: str, bins: int = 64) -> np.ndarray:
