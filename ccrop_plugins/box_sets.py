@@ -22,7 +22,7 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
     """Raise ``ValueError`` unless every row of ``boxes`` (k, 4) (a tensor, array or list of ``[x0, y0, x1, y1]``)
     is finite, inside ``[0, 1]`` and not inverted or empty; ``sample`` names the image in the message."""
     boxes = _as_boxes(boxes, f"boxes of sample {sample}")
-    validate_box_sets(boxes[None], torch.tensor([len(boxes)]), samples=[sample])
+    validate_box_sets(boxes[None], torch.tensor([len(boxes)], device=boxes.device), samples=[sample])
 
 
 def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -45,9 +45,9 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
     """Batched :func:`validate_boxes` of padded ``(N, K, 4)`` boxes with ``(N,)`` counts, and of their ``(N, K)``
     ``scores`` (finite, ``>= 0``) when given; ``samples`` (N,) names each row's image (its dataset index) in the
     message, default the row."""
-    valid = torch.arange(boxes.shape[1]) < counts[:, None]
+    valid = torch.arange(boxes.shape[1], device=counts.device) < counts[:, None]  # boxes on a GPU too
     # Per-box problem code (0: none), the first problem of _PROBLEMS that applies.
-    code = torch.zeros(boxes.shape[:-1], dtype=torch.int64)
+    code = torch.zeros(boxes.shape[:-1], dtype=torch.int64, device=boxes.device)
     code[~((boxes[..., 0] < boxes[..., 2]) & (boxes[..., 1] < boxes[..., 3]))] = 3
     code[~((boxes >= 0) & (boxes <= 1)).all(dim=-1)] = 2
     code[~torch.isfinite(boxes).all(dim=-1)] = 1
@@ -70,8 +70,8 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
 def best_first(boxes: Tensor, scores: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
     """``boxes`` (N, K, 4) and ``scores`` (N, K) with each row's first ``counts[i]`` boxes in order of score, best
     first (stable: ties keep their order), the padding after them; scores must be ``>= 0``."""
-    order = torch.where(torch.arange(boxes.shape[1]) < counts[:, None], scores, -1.0).argsort(dim=1, descending=True,
-                                                                                               stable=True)
+    padding = torch.arange(boxes.shape[1], device=counts.device) >= counts[:, None]
+    order = torch.where(padding, -1.0, scores).argsort(dim=1, descending=True, stable=True)
     return boxes.gather(1, order[..., None].expand(-1, -1, 4)), scores.gather(1, order)
 
 
@@ -162,4 +162,4 @@ class BoxSets:
     def areas(self) -> Tensor:
         """``(N, K)`` box areas as fractions of the image; 0 for padding rows."""
         wh = (self.boxes[..., 2:] - self.boxes[..., :2]).clamp_min(0)
-        return wh.prod(-1) * (torch.arange(self.max_boxes) < self.counts[:, None])
+        return wh.prod(-1) * (torch.arange(self.max_boxes, device=self.counts.device) < self.counts[:, None])

@@ -92,7 +92,7 @@ class BoxStore:
         """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the sample in
         ``samples`` (M,)) as the store's rows: the best ``max_boxes``, padding repeating the first box, score 0."""
         keep = min(boxes.shape[1], self.max_boxes)
-        boxes, scores, counts = boxes.float(), scores.float(), counts.long()
+        boxes, scores, counts = boxes.float().cpu(), scores.float().cpu(), counts.long().cpu()  # a GPU's box sets too
         validate_box_sets(boxes, counts, samples, scores)
         if boxes.shape[1] > keep:  # the cut keeps the best (a stable sort); uncut rows keep their order, as given
             boxes, scores = best_first(boxes, scores, counts)
@@ -118,6 +118,10 @@ class BoxStore:
         missing = set(STATE_KEYS) - set(state)
         if missing:
             raise KeyError(f"box store state lacks {sorted(missing)}")
+        if integer(state["num_samples"]) is None:  # '4' or 4.0 is no count of another dataset: name the type
+            raise ValueError(f"box store state holds {state['num_samples']!r} samples but this store has "
+                             f"{self.num_samples}: num_samples must be an integer >= 1 (the dataset length); got "
+                             f"{type(state['num_samples']).__name__}")
         if integer(state["num_samples"]) != self.num_samples:
             raise ValueError(f"box store state holds {state['num_samples']!r} samples but this store has "
                              f"{self.num_samples}; was the checkpoint made on another dataset?")
@@ -159,6 +163,11 @@ def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, fl
         tensor = torch.as_tensor(state[key])
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"box store state: {key} must be a tensor; got {type(state[key]).__name__}") from None
+    try:  # a checkpoint loaded onto a GPU (mmengine's resume maps it to the current device): the store's rows are CPU
+        tensor = tensor.cpu()
+    except (NotImplementedError, RuntimeError):  # the meta device: no values to restore
+        raise TypeError(f"box store state: {key} holds no values (a tensor on device {tensor.device}); "
+                        "load the checkpoint with its data, e.g. torch.load(path, map_location='cpu')") from None
     if tensor.is_floating_point() != floating or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"box store state: {key} must have {'a floating point' if floating else 'an integer'} dtype; "
                         f"got {tensor.dtype}")

@@ -24,6 +24,10 @@ CropParams = dict[str, int]
 """``dict(top, left, height, width, box_index)`` in pixels; ``box_index`` is -1 without boxes."""
 
 SCALE_REFERENCES = ("image", "box")
+TENSOR_INTERPOLATIONS = (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EXACT, InterpolationMode.BILINEAR,
+                         InterpolationMode.BICUBIC)
+"""The interpolations torchvision resizes tensor images with (``box``, ``hamming``, ``lanczos``: PIL images only)."""
+_FLOAT32 = torch.finfo(torch.float32)  # scale and ratio are drawn in float32, as RandomResizedCrop draws them
 _BOX_PATH_DRAWS = 1 + 2 * 10  # one torch.rand per view: 1 for the box, 2 per size try (+2 with a unit_quantile)
 
 
@@ -279,8 +283,16 @@ class ContrastiveCrop:
         """Crop ``params`` out of ``img`` and resize it to ``size``."""
         flat = isinstance(img, Tensor) and img.ndim > 4  # torchvision resizes up to (B, C, H, W): flatten the rest
         box = (params["top"], params["left"], params["height"], params["width"])
-        out = TF.resized_crop(img.flatten(0, -4) if flat else img, *box, list(self.size), self.interpolation,
-                              antialias=self.antialias)
+        try:
+            out = TF.resized_crop(img.flatten(0, -4) if flat else img, *box, list(self.size), self.interpolation,
+                                  antialias=self.antialias)
+        except (NotImplementedError, ValueError) as error:  # checked only on failure: free on the hot path
+            if isinstance(img, Tensor) and self.interpolation not in TENSOR_INTERPOLATIONS:
+                allowed = ", ".join(mode.value for mode in TENSOR_INTERPOLATIONS)
+                raise ValueError(f"interpolation {self.interpolation.value!r} resizes PIL images only; torchvision "
+                                 f"cannot resize a tensor image with it (allowed for tensors: {allowed}): choose one "
+                                 "of those, or crop PIL images") from error
+            raise
         return out.unflatten(0, img.shape[:-3]) if flat else out
 
     def __repr__(self) -> str:
@@ -311,6 +323,9 @@ def _range(values: Sequence[float], name: str) -> tuple[float, float]:
         raise TypeError(f"{allowed}; got {tuple(values)!r}")
     if not (math.isfinite(low) and math.isfinite(high)) or low > high or low <= 0:
         raise ValueError(f"{allowed}; got {tuple(values)}")
+    if low < _FLOAT32.tiny or high > _FLOAT32.max:  # float32 draws: 0 (log -inf) or inf, then NaN / overflow per view
+        raise ValueError(f"{allowed} between {_FLOAT32.tiny:.4g} and {_FLOAT32.max:.4g} (drawn in float32, as "
+                         f"RandomResizedCrop draws them); got {tuple(values)}")
     return low, high
 
 

@@ -1,0 +1,87 @@
+"""Bad input found by trying the public API as a new user (session 14, helper R): each fails on the code before."""
+
+import re
+
+import pytest
+import torch
+from PIL import Image
+
+from ccrop_plugins import BoxSets, BoxStore, ContrastiveCrop
+
+BOXES = [[0.1, 0.2, 0.6, 0.7]]
+TENSOR_INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
+
+
+@pytest.mark.parametrize("mode", ["box", "hamming", "lanczos"])
+@pytest.mark.parametrize("shape", [(3, 20, 24), (2, 3, 20, 24), (2, 2, 1, 20, 24)])
+def test_a_tensor_image_with_an_interpolation_of_pil_images_only_is_named(mode, shape):
+    crop = ContrastiveCrop(8, interpolation=mode)  # fine for PIL images: built without a word
+    assert crop(Image.new("RGB", (24, 20)), BOXES).size == (8, 8)
+    allowed = ", ".join(TENSOR_INTERPOLATIONS)
+    with pytest.raises(ValueError, match=rf"interpolation '{mode}' resizes PIL images only; .*\(allowed for tensors: "
+                                         rf"{allowed}\)"):
+        crop(torch.rand(shape, generator=torch.Generator().manual_seed(0)), BOXES)
+
+
+def test_tensor_interpolations_still_crop_tensors():
+    image = torch.rand(3, 20, 24, generator=torch.Generator().manual_seed(0))
+    for mode in TENSOR_INTERPOLATIONS:
+        assert ContrastiveCrop(8, interpolation=mode)(image, BOXES).shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize("option, values", [("scale", (1.0, 1e308)), ("scale", (1e-320, 1e-310)),
+                                            ("ratio", (1e38, 1e39)), ("ratio", (1e-320, 1e-310))])
+def test_scale_or_ratio_outside_float32_is_refused_when_built(option, values):
+    # Before: built, then every view failed in make_params (in a DataLoader worker): "to is out of bounds for float",
+    # "cannot convert float infinity to integer", "cannot convert float NaN to integer".
+    with pytest.raises(ValueError, match=rf"{option} must be an increasing pair of positive numbers \(low, high\) "
+                                         r"between 1\.175e-38 and 3\.403e\+38 .*; got " + re.escape(str(values))):
+        ContrastiveCrop(8, **{option: values})
+
+
+def test_ordinary_scale_and_ratio_give_the_crops_of_before():
+    crop = ContrastiveCrop(8, scale=(0.08, 1.0), ratio=(0.5, 2.0))
+    for boxes in (None, BOXES):
+        generator = torch.Generator().manual_seed(3)
+        params = [crop.make_params((40, 60), boxes, generator) for _ in range(3)]
+        again = torch.Generator().manual_seed(3)
+        assert params == [crop.make_params((40, 60), boxes, again) for _ in range(3)]
+    assert ContrastiveCrop(8, scale=(1.0, 1.0), ratio=(1.0, 1.0)).make_params((10, 10), BOXES)["height"] == 10
+
+
+def _store_state():
+    store = BoxStore(3, max_boxes=2)
+    store.update(torch.arange(3), BoxSets.from_lists([BOXES, [[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]], []]))
+    return store.state_dict()
+
+
+@pytest.mark.parametrize("key", ["boxes", "scores", "counts"])
+def test_a_state_without_values_names_its_key(key):
+    state = _store_state()
+    state[key] = torch.empty_like(state[key], device="meta")
+    store = BoxStore(3, max_boxes=2)
+    with pytest.raises(TypeError, match=rf"box store state: {key} holds no values \(a tensor on device meta\); "
+                                        r"load the checkpoint with its data"):
+        store.load_state_dict(state)  # before: torch's "Tensor on device meta is not on the expected device cpu!"
+    assert store.version == 0 and int(store.counts.sum()) == 0
+
+
+@pytest.mark.parametrize("value", ["3", 3.0, None])
+def test_a_state_whose_num_samples_is_no_integer_says_so(value):
+    state = _store_state()
+    state["num_samples"] = value
+    with pytest.raises(ValueError, match=rf"holds {value!r} samples but this store has 3: num_samples must be an "
+                                         rf"integer >= 1 \(the dataset length\); got {type(value).__name__}$"):
+        BoxStore(3, max_boxes=2).load_state_dict(state)  # before: "...; was the checkpoint made on another dataset?"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: a checkpoint mapped to CUDA")
+def test_a_state_and_box_sets_on_a_gpu_are_restored():
+    # mmengine's runner.resume(map_location='default') maps a checkpoint's tensors to the current GPU.
+    state = _store_state()
+    store = BoxStore(3, max_boxes=2)
+    store.load_state_dict({k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in state.items()})
+    assert all(torch.equal(store.state_dict()[k], state[k]) for k in ("boxes", "scores", "counts"))
+    sets = BoxSets.from_lists([BOXES])
+    store.update([1], BoxSets(sets.boxes.cuda(), sets.scores.cuda(), sets.counts.cuda(), sets.fallback.cuda()))
+    assert torch.equal(store.get(1)[0], torch.tensor(BOXES))
