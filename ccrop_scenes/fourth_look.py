@@ -58,6 +58,7 @@ from ccrop_scenes.second_look import _check_shared
 __all__ = ["FOURTH_LOOK_KINDS", "Picture", "generate_fourth_look", "write_fourth_look"]
 
 FOURTH_LOOK_KINDS: tuple[str, ...] = ("clipart", "textured", "holed", "thin", "silhouette")
+_MAX_SIDE = 128  # the command's largest width or height (generate_fourth_look's default sides)
 _SS = 3  # supersampling factor of the coverage drawings
 _MAX_OVERLAP = 0.35  # intersection / smaller layout box between two objects
 _MIN_VISIBLE = 10  # pixels
@@ -91,7 +92,7 @@ class Picture:
 def generate_fourth_look(
     num_images: int,
     *,
-    sides: tuple[int, int] = (72, 128),
+    sides: tuple[int, int] = (72, _MAX_SIDE),
     objects_per_image: tuple[int, int] = (1, 6),
     object_area: tuple[float, float] = (0.01, 0.30),
     seed: int = 0,
@@ -591,10 +592,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.out)
     check_output_folder(parser, args.out, args.overwrite)
+    from ccrop_scenes.export import available_memory  # looked up at each call (tests set a small one)
+
+    # Every picture is held until the folder is written: its decoded image (up to 4 bytes a pixel), its mask and
+    # its file's bytes, about 65 KiB each measured (mean side 100 px), at most 8 bytes a pixel of the largest side.
+    need, available = args.images * _MAX_SIDE**2 * 8, available_memory()
+    if available is not None and need > available:  # else the list grows until the system kills the process
+        parser.error(f"{args.images} images of up to {_MAX_SIDE} px need {need / 2**30:.1f} GiB of memory while they "
+                     f"are generated, more than the {available / 2**30:.1f} GiB available here; use fewer --images")
     try:
         write_fourth_look(generate_fourth_look(args.images, seed=args.seed), root)
     except (ValueError, OSError) as error:  # a bad count or seed, a folder that cannot be written: one usage line
         parser.error(str(error))
+    except MemoryError as error:
+        parser.error(f"{args.images} images of up to {_MAX_SIDE} px do not fit in memory ({error}); use fewer --images")
     print(f"wrote {args.images} images to {root}")
     return 0
 

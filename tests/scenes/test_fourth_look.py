@@ -113,3 +113,19 @@ def test_command_out_a_file_or_full_folder(tmp_path, capsys):
 def test_arguments_that_are_not_numbers_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_fourth_look(**kwargs)
+
+
+def test_images_beyond_the_memory_are_one_usage_line_before_generating(tmp_path, monkeypatch, capsys):
+    # Before: no check, unlike the other looks' commands; every picture is held until the folder is written, so a
+    # count beyond the memory grew the list until the system killed the process.
+    from ccrop_scenes import export
+
+    monkeypatch.setattr(export, "available_memory", lambda: 2**20)  # this machine with 1 MiB free
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "s"), "--images", "100"])
+    assert exit_info.value.code == 2
+    assert ("100 images of up to 128 px need 0.0 GiB of memory while they are generated, more than the 0.0 GiB "
+            "available here; use fewer --images") in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    monkeypatch.setattr(export, "available_memory", lambda: None)  # unknown (no /proc/meminfo): no check
+    assert main([str(tmp_path / "t"), "--images", "2"]) == 0
