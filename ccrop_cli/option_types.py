@@ -50,6 +50,20 @@ def side(text: str) -> int:
     return _int_at_least(text, 1, f"a side in pixels from 1 to {MAX_SIDE}", high=MAX_SIDE)
 
 
+MIN_SIDE = 16
+"""The smallest view or image side the commands take: the generated scenes' smallest, and the smallest image
+``ccrop demo`` and ``ccrop bench localize`` read (``ccrop_cli.demo.image_checks``); a smaller view holds no object to
+learn or find."""
+
+
+def view_side(text: str) -> int:
+    """A view or image side in pixels, :data:`MIN_SIDE` to :data:`MAX_SIDE`: ``ccrop bench lightly --input-size 1``
+    and ``ccrop bench mm --crop-size 1`` timed 1-pixel views and printed their ratios without a word."""
+    return _int_at_least(text, MIN_SIDE, f"a side in pixels from {MIN_SIDE} to {MAX_SIDE} (under {MIN_SIDE} px, "
+                                         f"the smallest image the commands read, a view holds no object)",
+                         high=MAX_SIDE)
+
+
 def seed(text: str) -> int:
     """A random seed: an integer in [0, 2**63) (torch.Generator.manual_seed overflows beyond)."""
     return _int_at_least(text, 0, "an integer in [0, 2**63)", high=2**63 - 1)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import check_alpha, positive_int, side, threads, user_path, workers
+from ccrop_cli.option_types import check_alpha, positive_int, side, threads, user_path, view_side, workers
 from ccrop_plugins import BoxSets, BoxStore, refresh_boxes
 
 from .rounds import Ratio, Timings, interleaved
@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=positive_int, default=None, help=f"generated images (default {IMAGES})")
     parser.add_argument("--image-size", type=side, default=None,
                         help=f"side of the generated images (default {IMAGE_SIZE})")
-    parser.add_argument("--input-size", type=side, default=32, help="view and refresh resolution (default 32)")
+    parser.add_argument("--input-size", type=view_side, default=32,
+                        help="view and refresh resolution, 16 to 1024 (default 32)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--workers", type=workers, default=2,
                         help="DataLoader workers for both sides (default 2)")

@@ -36,19 +36,21 @@ import torch
 from torch.utils.data import Dataset
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.option_types import numpy_seed, positive_int, side, threads
+from ccrop_cli.option_types import numpy_seed, positive_int, threads, view_side
 
 from .rounds import Ratio, Timings, interleaved
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=positive_int, default=64, help="number of distinct source images")
-    parser.add_argument("--image-size", type=side, nargs=2, default=(375, 500), metavar=("H", "W"))
-    parser.add_argument("--crop-size", type=side, default=224)
+    parser.add_argument("--image-size", type=view_side, nargs=2, default=(375, 500), metavar=("H", "W"),
+                        help="source image height and width, 16 to 1024 px (default 375 500)")
+    parser.add_argument("--crop-size", type=view_side, default=224, help="view side, 16 to 1024 px (default 224)")
     parser.add_argument("--samples", type=positive_int, default=100, help="pipeline calls per variant and round")
     parser.add_argument("--rounds", type=positive_int, default=9,
                         help="interleaved rounds (median of the per-round ratios reported)")
-    parser.add_argument("--refresh-size", type=side, default=64, help="refresh image size (px)")
+    parser.add_argument("--refresh-size", type=view_side, default=64,
+                        help="refresh image size, 16 to 1024 px (default 64)")
     parser.add_argument("--refresh-images", type=positive_int, default=256)
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--localizer", default="components")

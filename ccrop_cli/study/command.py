@@ -203,6 +203,7 @@ class StudyConfig:
         if self.device != "cpu" and not torch.cuda.is_available():
             raise ValueError(f"--device {self.device}: no CUDA device is available here "
                              "(torch.cuda.is_available() is False)")
+        self._check_stages()
         try:  # sizes, schedule, threshold and stage names as every run checks them, before any work
             self.pretrain_config(0)
         except ValueError as error:  # 'batch_size must be at least 2': named as the option the user typed
@@ -223,6 +224,22 @@ class StudyConfig:
             HeatmapPipeline(self.heatmap)
         except (KeyError, ValueError) as error:
             raise ValueError(f"--heatmap: {error.args[0] if error.args else error}") from None
+
+    def _check_stages(self) -> None:
+        """``--stages`` named as typed, with the backbone's stages (``--stages ''`` was the core's "a stage name must
+        be a non-empty dotted module name; got ''", without the option or the names it takes)."""
+        if not self.stages:
+            return
+        modules = [name for name, _ in build_backbone(self.backbone, 0)[0].named_modules() if name]
+        nested = next((name for name in modules if "." in name), None)
+        allowed = (f"the {self.backbone} backbone's stages are {', '.join(n for n in modules if '.' not in n)}"
+                   + (f" (or dotted submodules such as {nested})" if nested else "")
+                   + ", or last alone (the last stage, the paper's)")
+        for stage in self.stages:
+            if not stage.strip():
+                raise ValueError(f"--stages: an empty stage name ({stage!r}); {allowed}")
+            if stage not in modules:
+                raise ValueError(f"--stages: unknown stage {stage!r}; {allowed}")
 
 
 BOX_SOURCES = ("learned", "oracle")

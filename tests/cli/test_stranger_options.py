@@ -166,6 +166,26 @@ def test_bench_lightly_scene_sizes_are_checked_before_any_work(tmp_path, capsys,
     assert message in _one_error_line(capsys, "bench lightly")
 
 
+@pytest.mark.parametrize("argv", [
+    ["bench", "lightly", "--input-size", "1", "--repeats", "1", "--workers", "0", "--images", "8", "--batch-size", "4"],
+    ["bench", "mm", "--crop-size", "1", "--only", "pipeline", "--samples", "2", "--rounds", "1", "--images", "2"],
+    ["bench", "mm", "--refresh-size", "8", "--only", "refresh", "--refresh-images", "4", "--batch-size", "2",
+     "--rounds", "1"],
+    ["bench", "mm", "--image-size", "15", "500", "--only", "pipeline", "--samples", "2", "--rounds", "1",
+     "--images", "2"],
+])
+def test_bench_views_under_16_px_are_one_usage_line(capsys, argv):
+    # Before: 1-pixel views (1-pixel refresh images) were timed and their ratios printed without a word, while the
+    # demo and bench localize refuse images under 16 px.
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    option, value = next((a, b) for a, b in zip(argv, argv[1:]) if a.endswith("-size"))
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == (f"ccrop {' '.join(argv[:2])}: error: argument {option}: expected a side in pixels from 16 to 1024 "
+                    f"(under 16 px, the smallest image the commands read, a view holds no object); got {value}")
+
+
 def test_demo_images_beyond_the_memory_is_one_line_before_generating(tmp_path, capsys):
     # Before: the scenes were allocated lazily (12 TB for 10**9 scenes of 64 px) and rendered until the system ran
     # out of memory, or a MemoryError traceback.

@@ -192,6 +192,9 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
         (["--image-size", "1"], "--image-size must be at least 16 px (the generated scenes' smallest side; "),
         (["--refresh-size", "8"], "--refresh-size must be at least 16 px"),
         (["--eval-size", "15"], "--eval-size must be at least 16 px"),
+        # the core's "a stage name must be a non-empty dotted module name; got ''": neither the option nor the names
+        (["--stages", ""], "--stages: an empty stage name (''); the convnet backbone's stages are 0, 1, 2, 3, 4, 5,"),
+        (["--stages", "99"], "--stages: unknown stage '99'; the convnet backbone's stages are 0, 1, 2,"),
     ],
 )
 def test_option_values_that_used_to_fail_late_are_one_line_before_any_work(tmp_path, capsys, options, message):
