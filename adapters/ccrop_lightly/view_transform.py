@@ -14,7 +14,7 @@ from torch import Tensor
 from ccrop_plugins import ContrastiveCrop, choose_box, image_size_of
 
 from .image_mode import to_rgb
-from .transform_walk import RESIZED_CROP, find_step
+from .transform_walk import RESIZED_CROP, find_step, warn_optional_crops
 
 ImageLike = Image | Tensor
 
@@ -57,6 +57,9 @@ class CCropViewTransform:
                 "silently undoing the box-aware crop; ContrastiveCrop replaces RandomResizedCrop and takes its size, "
                 "scale and ratio: remove it from transform"
             )
+        warn_optional_crops(transform, "CCropViewTransform: transform",
+                            "the view's ContrastiveCrop is the crop argument, which cuts every view around the box; "
+                            "remove the one in transform (it cuts that crop again, without boxes)")
         self.crop = crop
         self.transform = transform
 

@@ -8,6 +8,7 @@ wherever a config puts it, without importing any framework's wrapper classes.
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -117,8 +118,51 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
         )
     _check_step_order(steps)
     _check_sample_index(dataset)
+    _warn_optional_crops(steps)
     return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend,
                          _plain_views(steps))
+
+
+def optional_crops(steps: Any) -> list[str]:
+    """Every ContrastiveCrop of ``steps`` (any of its classes, named as configs write it) inside a ``RandomApply``
+    (mmcv's ``prob``, torchvision's ``p``) below 1, named with where it lies and that probability, e.g.
+    ``'ContrastiveCrop (in MultiView > Compose > RandomApply, prob=0.5)'``: in the other draws the crop is skipped,
+    so the view is the whole image, not a crop around the box."""
+    found = []
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(steps, ())]
+    while stack:
+        item, owners = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, BaseContrastiveCrop):
+            chances = [_chance(owner) for owner in owners if type(owner).__name__ == "RandomApply"]
+            chances = [chance for chance in chances if chance is not None and chance < 1]
+            if chances:
+                names = [type(owner).__name__ for owner in owners]  # mmcv keeps RandomApply's list as a Compose
+                path = " > ".join(name for i, name in enumerate(names) if not (i and names[i - 1] == "RandomApply"
+                                                                               and name == "Compose"))
+                found.append(f"ContrastiveCrop (in {path}, prob={min(chances):g})")
+            continue
+        if isinstance(item, (list, tuple)):
+            stack.extend((child, owners) for child in reversed(item))
+            continue
+        children = [item.t] if _is_torchvision(getattr(item, "t", None)) else []
+        for name in _CHILD_ATTRIBUTES:
+            child = getattr(item, name, None)
+            if isinstance(child, (list, tuple)):
+                children.extend(child)
+            elif child is not None and not inspect.isroutine(child):
+                children.append(child)
+        stack.extend((child, (*owners, item)) for child in reversed(children))
+    return found
+
+
+def _chance(step: Any) -> float | None:
+    """A ``RandomApply``'s probability: mmcv's ``prob``, torchvision's ``p``."""
+    value = getattr(step, "prob", getattr(step, "p", None))
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _plain_views(steps: list[Any]) -> list[str]:
@@ -139,6 +183,19 @@ def _plain_views(steps: list[Any]) -> list[str]:
             if crop is not None and not find_instances(view, BaseContrastiveCrop):
                 found.append(f"{kind} {number} of {_step_name(owner)} ({_step_name(crop)})")
     return found
+
+
+def _warn_optional_crops(steps: list[Any]) -> None:
+    """Log (a warning in the run's log, once: the pipeline is read once before training) every ContrastiveCrop that a
+    ``RandomApply`` skips at random (:func:`optional_crops`): those views were the whole image, without a word
+    (images of the crop's size, CIFAR's 32 px, stack with the cut views)."""
+    from mmengine.logging import print_log
+
+    for found in optional_crops(steps):
+        chance = float(found.rsplit("prob=", 1)[1].rstrip(")"))
+        print_log(f"ContrastiveCrop: {found} is skipped in {1 - chance:.0%} of the draws, so those views are the whole "
+                  "image, not a crop around the box; put ContrastiveCrop outside RandomApply (as its own step of the "
+                  "view pipeline; RandomApply may keep the other steps)", logger="current", level=logging.WARNING)
 
 
 def _check_loading(crop_step: Any, head: list[Any]) -> None:

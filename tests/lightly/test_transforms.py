@@ -11,6 +11,7 @@ import torch
 from lightly.transforms import MoCoV2Transform, SimCLRTransform, SimCLRViewTransform
 from PIL import Image
 from scipy.stats import binomtest
+from torchvision import transforms as transforms_v1
 from torchvision.transforms import v2 as T
 
 from ccrop_lightly import (
@@ -126,6 +127,43 @@ def test_a_random_resized_crop_in_the_view_steps_is_refused(transform, where):
                                          r".*remove it from transform"):
         CCropViewTransform(ContrastiveCrop(8), transform)
     CCropViewTransform(ContrastiveCrop(8), T.Compose([T.RandomHorizontalFlip(), T.ToImage()]))  # no crop: accepted
+
+
+@pytest.mark.parametrize("apply", [T.RandomApply, transforms_v1.RandomApply])
+def test_a_contrastive_crop_inside_random_apply_warns_naming_where(apply, recwarn):
+    # Accepted without a word (torchvision v2 and v1): the crop inside RandomApply(p=0.3) ran in 30 % of the draws.
+    with pytest.warns(UserWarning) as caught:
+        CCropViewTransform(ContrastiveCrop(8), T.Compose([apply([ContrastiveCrop(8)], p=0.3), T.ToImage()]))
+    said = [str(w.message) for w in caught if "RandomApply" in str(w.message)]
+    assert said == ["CCropViewTransform: transform holds ContrastiveCrop (in Compose > RandomApply, p=0.3): in 70% of "
+                    "the draws RandomApply skips it, so the image goes on uncut by it, silently; the view's "
+                    "ContrastiveCrop is the crop argument, which cuts every view around the box; remove the one in "
+                    "transform (it cuts that crop again, without boxes)"]
+    recwarn.clear()
+    CCropViewTransform(ContrastiveCrop(8), T.Compose([apply([ContrastiveCrop(8)], p=1.0), T.ToImage()]))  # always
+    CCropViewTransform(ContrastiveCrop(8), T.Compose([apply([T.ColorJitter(0.4)], p=0.3), T.ToImage()]))
+    assert not [w for w in recwarn if "RandomApply" in str(w.message)]
+
+
+def test_a_contrastive_crop_inside_random_apply_in_the_dataset_transform_warns():
+    # The dataset's own transform skipped its crop in half the reads, and cut the others without boxes, silently.
+    from ccrop_lightly import CCropCollate
+    from ccrop_plugins import BoxStore
+
+    class Images(torch.utils.data.Dataset):
+        transform = T.RandomApply([ContrastiveCrop(8)], p=0.5)
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, index: int):
+            return Image.new("RGB", (16, 16)), 0, index
+
+    view = CCropViewTransform(ContrastiveCrop(8), T.ToImage())
+    with pytest.warns(UserWarning, match=r"^CCropCollate: the dataset's own transform holds ContrastiveCrop \(in "
+                                         r"RandomApply, p=0\.5\): in 50% of the draws RandomApply skips it.*remove it "
+                                         r"from the dataset's transform"):
+        CCropCollate(CCropMultiViewTransform([view]), BoxStore(4), dataset=Images())
 
 
 @pytest.mark.parametrize("option, value, message", [

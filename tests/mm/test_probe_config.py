@@ -301,3 +301,21 @@ def test_steps_that_keep_the_boxes_right_are_accepted(setup, coordinate_folder, 
     assert hook.store.version == 1 and hook.last_stats.images == 16
     views = runner.train_dataloader.dataset[3]["inputs"]  # the real pipeline, with the refreshed boxes
     assert [tuple(view.shape) for view in views] == [(3, 32, 32)] * 2
+
+
+@pytest.mark.parametrize("prob, warned", [(0.5, True), (1.0, False)])
+def test_a_contrastive_crop_inside_random_apply_is_logged(setup, coordinate_folder, tmp_path, prob, warned):
+    # RandomApply(prob=0.5) around ContrastiveCrop: half the views were the whole image, not a crop around the box,
+    # without a word (images of the crop's size stack with the cut views).
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    multiview = next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
+    crop, *rest = multiview["transforms"][0]
+    multiview["transforms"] = [[dict(type="RandomApply", transforms=[crop], prob=prob), *rest]]
+    said = [line for line in _logged_before_train(cfg, setup) if "RandomApply" in line]
+    assert len(said) == int(warned)
+    if warned:
+        assert said[0].startswith("ContrastiveCrop: ContrastiveCrop (in MultiView > Compose > RandomApply, prob=0.5) "
+                                  "is skipped in 50% of the draws, so those views are the whole image, not a crop "
+                                  "around the box; ")
+        assert said[0].endswith("put ContrastiveCrop outside RandomApply (as its own step of the view pipeline; "
+                                "RandomApply may keep the other steps)")
