@@ -145,6 +145,10 @@ class ContrastiveCrop:
                               UserWarning, stacklevel=2)
         elif sampler_options:
             raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object")
+        elif real_number(alpha) != 0.6:  # the object keeps its own options: a given alpha would be dropped silently
+            warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is ignored with a sampler object ({sampler!r}), which "
+                          "keeps its own options: build the object with it (e.g. BetaSampler(alpha=...)), or pass "
+                          "sampler='beta' with alpha", UserWarning, stacklevel=2)
         if not callable(sampler):
             raise TypeError(f"sampler must be a registered name or a callable sampler; got {type(sampler).__name__}")
         check_sampler(sampler)  # once here, not in a DataLoader worker

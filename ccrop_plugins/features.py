@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 from torch import Tensor, nn
 
 
@@ -31,8 +32,8 @@ class StageFeatures(nn.Module):
             raise ValueError("stage_features needs at least one stage name; got none")
         if len(set(stages)) != len(stages):
             raise ValueError(f"stage names must be unique; got {stages}")
-        if not isinstance(stop_early, bool):  # 'no' was taken as True
-            raise TypeError(f"stop_early must be True or False; got {stop_early!r}")
+        if not isinstance(stop_early, (bool, np.bool_)):  # 'no' was taken as True; numpy's bools are bools
+            raise TypeError(f"stop_early must be True or False; got {stop_early!r} ({type(stop_early).__name__})")
         self.model, self.stages, self.stop_early = model, tuple(stages), bool(stop_early)
         self._paths = {stage: _resolve(model, stage) for stage in self.stages}
 

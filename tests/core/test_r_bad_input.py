@@ -1,12 +1,14 @@
 """Bad input found by trying the public API as a new user (session 14, helper R): each fails on the code before."""
 
 import re
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from ccrop_plugins import BoxSets, BoxStore, ContrastiveCrop
+from ccrop_plugins import BoxSets, BoxStore, ContrastiveCrop, stage_features
 
 BOXES = [[0.1, 0.2, 0.6, 0.7]]
 TENSOR_INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
@@ -85,3 +87,23 @@ def test_a_state_and_box_sets_on_a_gpu_are_restored():
     sets = BoxSets.from_lists([BOXES])
     store.update([1], BoxSets(sets.boxes.cuda(), sets.scores.cuda(), sets.counts.cuda(), sets.fallback.cuda()))
     assert torch.equal(store.get(1)[0], torch.tensor(BOXES))
+
+
+def test_alpha_with_a_sampler_object_warns_that_it_is_ignored():
+    from ccrop_plugins.samplers import BetaSampler
+
+    with pytest.warns(UserWarning, match=r"alpha=0\.1 is ignored with a sampler object \(BetaSampler\(alpha=0\.6\)\), "
+                                         r"which keeps its own options"):
+        crop = ContrastiveCrop(8, sampler=BetaSampler(), alpha=0.1)  # before: alpha dropped without a word
+    assert crop.sampler.alpha == 0.6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default alpha is no choice: nothing to say
+        ContrastiveCrop(8, sampler=BetaSampler(alpha=0.1))
+        ContrastiveCrop(8, sampler=BetaSampler(alpha=0.1), alpha=0.6)
+
+
+def test_stop_early_takes_numpy_bools_and_names_the_type_of_others():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 3))
+    assert stage_features(model, "0", stop_early=np.bool_(False)).stop_early is False  # before: "got True"
+    with pytest.raises(TypeError, match=r"stop_early must be True or False; got 'no' \(str\)"):
+        stage_features(model, "0", stop_early="no")
