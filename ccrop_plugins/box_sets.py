@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,6 +17,17 @@ WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 """The box of the whole image, normalised ``x0, y0, x1, y1``: the fallback when nothing is found."""
 
 _PROBLEMS = {1: "is not finite", 2: "lies outside [0, 1]", 3: "is inverted or empty (need x0 < x1 and y0 < y1)"}
+
+
+def box_hint(box: Sequence[float]) -> str:
+    """Why a refused ``box`` ``[x0, y0, x1, y1]`` may be in another form: pixels, or ``[x, y, width, height]``
+    (COCO's ``bbox``); ``""`` when neither fits. Called on the error path only."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if all(math.isfinite(v) and v >= 0 for v in box) and max(x0, y0, x1, y1) > 1:
+        return " (in pixels? divide x0, x1 by the image's width and y0, y1 by its height)"
+    if 0 <= min(box) and max(box) <= 1 and (x1 <= x0 or y1 <= y0) and x0 + x1 <= 1 and y0 + y1 <= 1:
+        return " ([x, y, width, height], as COCO's bbox? pass [x, y, x + width, y + height])"
+    return ""
 
 
 def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object = None) -> None:
@@ -58,7 +70,7 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
         sample = int(sample) if isinstance(sample, Tensor) else sample
         box = [round(float(v), 4) for v in boxes[i, k]]
         raise ValueError(f"box {k} of sample {sample} {_PROBLEMS[int(code[i, k])]}: {box}; "
-                         "boxes are normalised x0, y0, x1, y1 in [0, 1]")
+                         f"boxes are normalised x0, y0, x1, y1 in [0, 1]{box_hint(box)}")
     if scores is not None:
         bad = valid & ~(torch.isfinite(scores) & (scores >= 0))
         if bad.any():

@@ -15,7 +15,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
-from .box_sets import _as_boxes
+from .box_sets import _as_boxes, box_hint
 from .plugins import get_sampler
 from .samplers import check_sampler, sampler_error
 from .sizes import height_width, integer, real_number
@@ -105,7 +105,7 @@ def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[li
         for index, (x0, y0, x1, y1) in enumerate(rows):
             if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):  # also false for NaN
                 raise ValueError(f"box {index} {[x0, y0, x1, y1]} is not a valid normalised x0, y0, x1, y1 box "
-                                 "(finite, inside [0, 1], x0 < x1, y0 < y1)")
+                                 f"(finite, inside [0, 1], x0 < x1, y0 < y1){box_hint([x0, y0, x1, y1])}")
         return rows
     except TypeError:  # an array of values that are not numbers (text, None)
         raise ValueError(f"boxes must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None

@@ -107,3 +107,22 @@ def test_stop_early_takes_numpy_bools_and_names_the_type_of_others():
     assert stage_features(model, "0", stop_early=np.bool_(False)).stop_early is False  # before: "got True"
     with pytest.raises(TypeError, match=r"stop_early must be True or False; got 'no' \(str\)"):
         stage_features(model, "0", stop_early="no")
+
+
+@pytest.mark.parametrize("box, hint", [
+    ([2.0, 3.0, 10.0, 12.0], r"\(in pixels\? divide x0, x1 by the image's width and y0, y1 by its height\)"),
+    ([0.5, 0.1, 0.2, 0.3], r"\(\[x, y, width, height\], as COCO's bbox\? pass \[x, y, x \+ width, y \+ height\]\)"),
+])
+def test_a_box_in_pixels_or_as_x_y_width_height_is_named_as_such(box, hint):
+    with pytest.raises(ValueError, match=r"is not a valid normalised x0, y0, x1, y1 box \(.*\) " + hint):
+        ContrastiveCrop(8).make_params((20, 20), [box])
+    with pytest.raises(ValueError, match=r"boxes are normalised x0, y0, x1, y1 in \[0, 1\] " + hint):
+        BoxSets.from_lists([[box]])
+
+
+@pytest.mark.parametrize("box", [[-1.0, 0.0, 1.0, 1.0], [0.2, 0.2, 0.9, 0.1], [float("nan"), 0.0, 1.0, 1.0]])
+def test_other_bad_boxes_get_no_hint(box):
+    with pytest.raises(ValueError, match=r"x0 < x1, y0 < y1\)$"):
+        ContrastiveCrop(8).make_params((20, 20), [box])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]$"):
+        BoxSets.from_lists([[box]])
