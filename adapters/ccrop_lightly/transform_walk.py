@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import warnings
 from typing import Any, Iterator
 
 import torch
@@ -19,6 +18,10 @@ _CHILD_ATTRIBUTES = ("transforms", "transform")
 RANDOM_GEOMETRY = re.compile(r"^Random\w*(Crop|Flip|Rotat|Affine|Perspective|ZoomOut)|^(RandAugment|AutoAugment|"
                              r"TrivialAugmentWide|AugMix|ElasticTransform|ScaleJitter)$")
 RESIZED_CROP = re.compile("ResizedCrop")
+# A ContrastiveCrop belongs in one place only, a view's ``crop`` argument (it cuts the view around a box). Anywhere
+# else (in the view's steps after it, in the dataset's own transform; inside RandomApply or not) it is a second
+# random crop, made without boxes, so the box is lost: refused.
+CONTRASTIVE_CROP = re.compile("^ContrastiveCrop$")
 
 
 def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
@@ -28,24 +31,6 @@ def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
         if _matches(item, pattern):
             return _where(item, owners)
     return None
-
-
-def optional_crops(transform: Any) -> list[str]:
-    """Every ContrastiveCrop of ``transform`` inside a ``RandomApply`` (torchvision v1 or v2) whose ``p`` is below 1,
-    named with where it lies and that ``p``, e.g. ``'ContrastiveCrop (in Compose > RandomApply, p=0.5)'``: in the
-    other draws the step is skipped, so the image goes on uncut."""
-    found = []
-    for item, owners in _walk(transform, CONTRASTIVE_CROP):
-        if not _matches(item, CONTRASTIVE_CROP):
-            continue
-        chances = [float(owner.p) for owner in owners if type(owner).__name__ == "RandomApply"
-                   and isinstance(getattr(owner, "p", None), (int, float)) and owner.p < 1]
-        if chances:
-            found.append(f"{_where(item, owners)[:-1]}, p={min(chances):g})")
-    return found
-
-
-CONTRASTIVE_CROP = re.compile("^ContrastiveCrop$")
 
 
 def _matches(item: Any, pattern: re.Pattern[str]) -> bool:
@@ -79,21 +64,12 @@ def _walk(transform: Any, stop: re.Pattern[str]) -> Iterator[tuple[Any, tuple[An
                 stack.append((child, (*owners, item)))
 
 
-def warn_optional_crops(transform: Any, where: str, advice: str, stacklevel: int = 3) -> None:
-    """Warn (``UserWarning``, once per message) about every ContrastiveCrop of ``transform`` that a ``RandomApply``
-    skips at random (:func:`optional_crops`); ``where`` names the transform, ``advice`` what to do."""
-    for found in optional_crops(transform):
-        chance = found.rsplit("p=", 1)[1].rstrip(")")
-        warnings.warn(f"{where} holds {found}: in {1 - float(chance):.0%} of the draws RandomApply skips it, so the "
-                      f"image goes on uncut by it, silently; {advice}", UserWarning, stacklevel=stacklevel)
-
-
 def check_dataset_transform(dataset: Any, who: str) -> None:
     """Refuse a training dataset whose own transform moves image content at random (``RandomResizedCrop``, a flip,
-    a rotation, lightly's ``SimCLRTransform``...), looked up through ``Subset``, ``ConcatDataset``,
-    ``IndexedDataset`` and ``LightlyDataset``: each view would be cut around boxes the refresh made on another draw of
-    its image. ``who`` (``CCropCollate``, ``the refresh loader``) begins the message. Fixed steps (``Resize``,
-    ``ToTensor``) change every read alike, so the boxes still fit."""
+    a rotation, lightly's ``SimCLRTransform``, a ``ContrastiveCrop``, inside ``RandomApply`` or not...), looked up
+    through ``Subset``, ``ConcatDataset``, ``IndexedDataset`` and ``LightlyDataset``: each view would be cut around
+    boxes the refresh made on another draw of its image. ``who`` (``CCropCollate``, ``the refresh loader``) begins
+    the message. Fixed steps (``Resize``, ``ToTensor``) change every read alike, so the boxes still fit."""
     seen: set[int] = set()
     stack = [dataset]
     while stack:
@@ -101,9 +77,16 @@ def check_dataset_transform(dataset: Any, who: str) -> None:
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        warn_optional_crops(getattr(item, "transform", None), f"{who}: the dataset's own transform",
-                            "remove it from the dataset's transform (build the dataset without one): the views' own "
-                            "ContrastiveCrop cuts every image around its box", stacklevel=4)
+        crop = find_step(getattr(item, "transform", None), CONTRASTIVE_CROP)
+        if crop is not None:
+            raise ValueError(
+                f"{who}: the dataset's own transform holds {crop}, which cuts each image at random, without boxes, "
+                "on every read, before the views' own ContrastiveCrop (a second random crop: the refresh localizes "
+                "one draw, the views are cut from another), so the boxes would not fit the images they cut; "
+                "build the dataset without a transform (fixed steps such as Resize may stay): the views' "
+                "ContrastiveCrop (CCropSimCLRTransform's, or CCropViewTransform's crop argument) cuts every image "
+                "around its box"
+            )
         step = find_step(getattr(item, "transform", None), RANDOM_GEOMETRY)
         if step is not None:
             raise ValueError(

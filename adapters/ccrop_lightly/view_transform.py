@@ -14,7 +14,7 @@ from torch import Tensor
 from ccrop_plugins import ContrastiveCrop, choose_box, image_size_of
 
 from .image_mode import to_rgb
-from .transform_walk import RESIZED_CROP, find_step, warn_optional_crops
+from .transform_walk import CONTRASTIVE_CROP, RESIZED_CROP, find_step
 
 ImageLike = Image | Tensor
 
@@ -42,7 +42,8 @@ class CCropViewTransform:
     Args:
         crop: the crop; its ``size``, ``scale`` and sampler define the view.
         transform: applied to the cropped image, e.g. a torchvision ``Compose`` of flips,
-            colour jitter, ``ToTensor`` and ``Normalize``.
+            colour jitter, ``ToTensor`` and ``Normalize``. A ``RandomResizedCrop`` or a ``ContrastiveCrop`` in it,
+            however nested (``RandomApply`` with any ``p`` too), is a ``ValueError``: it would cut the view again.
     """
 
     def __init__(self, crop: ContrastiveCrop, transform: Callable[[Any], Any] | None = None) -> None:
@@ -57,9 +58,13 @@ class CCropViewTransform:
                 "silently undoing the box-aware crop; ContrastiveCrop replaces RandomResizedCrop and takes its size, "
                 "scale and ratio: remove it from transform"
             )
-        warn_optional_crops(transform, "CCropViewTransform: transform",
-                            "the view's ContrastiveCrop is the crop argument, which cuts every view around the box; "
-                            "remove the one in transform (it cuts that crop again, without boxes)")
+        again = find_step(transform, CONTRASTIVE_CROP)
+        if again is not None:
+            raise ValueError(
+                f"transform holds {again}: after the view's crop it would cut the crop again (a random part of it, "
+                "made without boxes), silently losing the box the view was cut around; the view's ContrastiveCrop is "
+                "the crop argument: remove this one from transform"
+            )
         self.crop = crop
         self.transform = transform
 

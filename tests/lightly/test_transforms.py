@@ -129,41 +129,58 @@ def test_a_random_resized_crop_in_the_view_steps_is_refused(transform, where):
     CCropViewTransform(ContrastiveCrop(8), T.Compose([T.RandomHorizontalFlip(), T.ToImage()]))  # no crop: accepted
 
 
-@pytest.mark.parametrize("apply", [T.RandomApply, transforms_v1.RandomApply])
-def test_a_contrastive_crop_inside_random_apply_warns_naming_where(apply, recwarn):
-    # Accepted without a word (torchvision v2 and v1): the crop inside RandomApply(p=0.3) ran in 30 % of the draws.
-    with pytest.warns(UserWarning) as caught:
-        CCropViewTransform(ContrastiveCrop(8), T.Compose([apply([ContrastiveCrop(8)], p=0.3), T.ToImage()]))
-    said = [str(w.message) for w in caught if "RandomApply" in str(w.message)]
-    assert said == ["CCropViewTransform: transform holds ContrastiveCrop (in Compose > RandomApply, p=0.3): in 70% of "
-                    "the draws RandomApply skips it, so the image goes on uncut by it, silently; the view's "
-                    "ContrastiveCrop is the crop argument, which cuts every view around the box; remove the one in "
-                    "transform (it cuts that crop again, without boxes)"]
-    recwarn.clear()
-    CCropViewTransform(ContrastiveCrop(8), T.Compose([apply([ContrastiveCrop(8)], p=1.0), T.ToImage()]))  # always
-    CCropViewTransform(ContrastiveCrop(8), T.Compose([apply([T.ColorJitter(0.4)], p=0.3), T.ToImage()]))
-    assert not [w for w in recwarn if "RandomApply" in str(w.message)]
+@pytest.mark.parametrize("steps, where", [
+    (lambda v: v.Compose([v.RandomHorizontalFlip(), ContrastiveCrop(8)]), r"ContrastiveCrop \(in Compose\)"),
+    (lambda v: ContrastiveCrop(8), r"ContrastiveCrop"),  # the crop itself given as the steps
+    (lambda v: v.Compose([v.RandomApply([ContrastiveCrop(8)], p=0.3)]),
+     r"ContrastiveCrop \(in Compose > RandomApply\)"),  # 4eee589: a warning; now refused, as RandomResizedCrop
+    (lambda v: v.RandomApply([ContrastiveCrop(8)], p=1.0), r"ContrastiveCrop \(in RandomApply\)"),
+    (lambda v: v.RandomChoice([v.Compose([ContrastiveCrop(8)]), v.RandomHorizontalFlip()]),
+     r"ContrastiveCrop \(in RandomChoice > Compose\)"),
+])
+@pytest.mark.parametrize("v", [T, transforms_v1], ids=["v2", "v1"])
+def test_a_contrastive_crop_in_the_view_steps_is_refused(v, steps, where, recwarn):
+    # Accepted before (silently, or with a warning inside RandomApply with p < 1): the view was cut around its box by
+    # the crop argument, then cut again at random without boxes, so the box was lost, as with RandomResizedCrop.
+    with pytest.raises(ValueError, match=rf"^transform holds {where}: after the view's crop it would cut the crop "
+                                         r"again \(a random part of it, made without boxes\), silently losing the "
+                                         r"box the view was cut around; the view's ContrastiveCrop is the crop "
+                                         r"argument: remove this one from transform$"):
+        CCropViewTransform(ContrastiveCrop(8), steps(v))
+    CCropViewTransform(ContrastiveCrop(8), v.Compose([v.RandomApply([v.ColorJitter(0.4)], p=0.3)]))  # accepted
+    assert not [w for w in recwarn if "ContrastiveCrop" in str(w.message)]
 
 
-def test_a_contrastive_crop_inside_random_apply_in_the_dataset_transform_warns():
-    # The dataset's own transform skipped its crop in half the reads, and cut the others without boxes, silently.
-    from ccrop_lightly import CCropCollate
+@pytest.mark.parametrize("steps, where", [
+    (lambda v: v.Compose([v.Resize(16), ContrastiveCrop(8)]), r"ContrastiveCrop \(in Compose\)"),
+    (lambda v: ContrastiveCrop(8), r"ContrastiveCrop"),
+    (lambda v: v.RandomApply([ContrastiveCrop(8)], p=0.5), r"ContrastiveCrop \(in RandomApply\)"),  # was a warning
+])
+@pytest.mark.parametrize("v", [T, transforms_v1], ids=["v2", "v1"])
+def test_a_contrastive_crop_in_the_dataset_transform_is_refused(v, steps, where):
+    # Accepted before (silently, or with a warning inside RandomApply with p < 1): each read was cut at random without
+    # boxes before the views' own ContrastiveCrop, so the refresh's boxes fit no view's image.
+    from ccrop_lightly import CCropCollate, make_refresh_loader
     from ccrop_plugins import BoxStore
 
     class Images(torch.utils.data.Dataset):
-        transform = T.RandomApply([ContrastiveCrop(8)], p=0.5)
+        def __init__(self, transform) -> None:
+            self.transform = transform
 
         def __len__(self) -> int:
             return 4
 
         def __getitem__(self, index: int):
-            return Image.new("RGB", (16, 16)), 0, index
+            return self.transform(Image.new("RGB", (16, 16))), 0, index
 
     view = CCropViewTransform(ContrastiveCrop(8), T.ToImage())
-    with pytest.warns(UserWarning, match=r"^CCropCollate: the dataset's own transform holds ContrastiveCrop \(in "
-                                         r"RandomApply, p=0\.5\): in 50% of the draws RandomApply skips it.*remove it "
-                                         r"from the dataset's transform"):
-        CCropCollate(CCropMultiViewTransform([view]), BoxStore(4), dataset=Images())
+    message = (rf"the dataset's own transform holds {where}, which cuts each image at random, without boxes, on "
+               r"every read, before the views' own ContrastiveCrop .*build the dataset without a transform")
+    with pytest.raises(ValueError, match="^CCropCollate: " + message):
+        CCropCollate(CCropMultiViewTransform([view]), BoxStore(4), dataset=Images(steps(v)))
+    with pytest.raises(ValueError, match="^the refresh loader: " + message):
+        make_refresh_loader(Images(steps(v)), 8)
+    CCropCollate(CCropMultiViewTransform([view]), BoxStore(4), dataset=Images(v.Resize(16)))  # fixed: accepted
 
 
 @pytest.mark.parametrize("option, value, message", [
