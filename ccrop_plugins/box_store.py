@@ -26,10 +26,16 @@ class BoxStore:
     def __init__(self, num_samples: int, max_boxes: int = 4) -> None:
         self.num_samples = checked_int(num_samples, "num_samples (the dataset length)", 1)
         self.max_boxes = checked_int(max_boxes, "max_boxes", 1, 127)
-        self.boxes = torch.zeros(self.num_samples, self.max_boxes, 4).share_memory_()
-        self.scores = torch.zeros(self.num_samples, self.max_boxes).share_memory_()
-        self.counts = torch.zeros(self.num_samples, dtype=torch.int8).share_memory_()
-        self._version = torch.zeros(1, dtype=torch.int64).share_memory_()
+        try:
+            self.boxes = torch.zeros(self.num_samples, self.max_boxes, 4).share_memory_()
+            self.scores = torch.zeros(self.num_samples, self.max_boxes).share_memory_()
+            self.counts = torch.zeros(self.num_samples, dtype=torch.int8).share_memory_()
+            self._version = torch.zeros(1, dtype=torch.int64).share_memory_()
+        except RuntimeError as error:  # a small /dev/shm (Docker's default is 64 MiB): torch's message names no size
+            raise RuntimeError(f"{self!r} needs {_shared_bytes(self.num_samples, self.max_boxes) / 2**20:.1f} MiB of "
+                               f"shared memory{_shm_free()}, which torch could not allocate ({error}); give the "
+                               "machine or container more (docker run --shm-size=1g), or use a smaller max_boxes"
+                               ) from error
 
     @property
     def version(self) -> int:
@@ -154,7 +160,22 @@ class BoxStore:
                 "mean_box_area": float(areas.mean())}
 
     def __repr__(self) -> str:
-        return f"BoxStore(num_samples={self.num_samples}, max_boxes={self.max_boxes}, version={self.version})"
+        version = f", version={self.version}" if hasattr(self, "_version") else ""  # not yet when allocation failed
+        return f"BoxStore(num_samples={self.num_samples}, max_boxes={self.max_boxes}{version})"
+
+
+def _shared_bytes(num_samples: int, max_boxes: int) -> int:
+    """The shared memory of a store: float32 boxes (N, K, 4) and scores (N, K), int8 counts (N,), an int64 version."""
+    return num_samples * (max_boxes * 5 * 4 + 1) + 8
+
+
+def _shm_free() -> str:
+    """`` (/dev/shm has N MiB free)`` where that folder exists, else ``""`` (error messages only)."""
+    try:
+        stats = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):  # no /dev/shm (macOS, Windows)
+        return ""
+    return f" (/dev/shm has {stats.f_bavail * stats.f_frsize / 2**20:.1f} MiB free)"
 
 
 def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, floating: bool) -> Tensor:

@@ -1,6 +1,8 @@
 """Bad input found by trying the public API as a new user (session 14, helper R): each fails on the code before."""
 
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -126,3 +128,22 @@ def test_other_bad_boxes_get_no_hint(box):
         ContrastiveCrop(8).make_params((20, 20), [box])
     with pytest.raises(ValueError, match=r"in \[0, 1\]$"):
         BoxSets.from_lists([[box]])
+
+
+def test_a_store_larger_than_the_shared_memory_names_its_size_and_the_remedy():
+    # A file size limit makes torch's shared-memory file fail as a full /dev/shm does (Docker's 64 MiB default).
+    code = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "from ccrop_plugins import BoxStore\n"
+        "assert len(BoxStore(1000)) == 1000\n"
+        "BoxStore(100000, max_boxes=4)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"RuntimeError: BoxStore\(num_samples=100000, max_boxes=4\) needs 7\.7 MiB of shared memory"
+                        r"( \(/dev/shm has [0-9.]+ MiB free\))?, which torch could not allocate \(.+\); give the "
+                        r"machine or container more \(docker run --shm-size=1g\), or use a smaller max_boxes",
+                        last), last
