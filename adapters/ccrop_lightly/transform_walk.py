@@ -77,25 +77,23 @@ def check_dataset_transform(dataset: Any, who: str) -> None:
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        crop = find_step(getattr(item, "transform", None), CONTRASTIVE_CROP)
-        if crop is not None:
-            raise ValueError(
-                f"{who}: the dataset's own transform holds {crop}, which cuts each image at random, without boxes, "
-                "on every read, before the views' own ContrastiveCrop (a second random crop: the refresh localizes "
-                "one draw, the views are cut from another), so the boxes would not fit the images they cut; "
-                "build the dataset without a transform (fixed steps such as Resize may stay): the views' "
-                "ContrastiveCrop (CCropSimCLRTransform's, or CCropViewTransform's crop argument) cuts every image "
-                "around its box"
-            )
-        step = find_step(getattr(item, "transform", None), RANDOM_GEOMETRY)
+        transform = getattr(item, "transform", None)
+        crop = find_step(transform, CONTRASTIVE_CROP)
+        step = crop or find_step(transform, RANDOM_GEOMETRY)
         if step is not None:
+            if crop:
+                what = ("cuts each image at random, without boxes, on every read, before the views' own "
+                        "ContrastiveCrop (a second random crop: ")
+                fix = (": the views' ContrastiveCrop (CCropSimCLRTransform's, or CCropViewTransform's crop "
+                       "argument) cuts every image around its box")
+            else:
+                what = "changes each image at random on every read ("
+                fix = (" and put the random steps in the views, after the crop (CCropSimCLRTransform's options, "
+                       "or CCropViewTransform(crop, transform))")
             raise ValueError(
-                f"{who}: the dataset's own transform holds {step}, which changes each image at random on every "
-                "read (the refresh localizes one draw, the views are cut from another), so the boxes would not fit "
-                "the images they cut; "
-                "build the dataset without a transform (fixed steps such as Resize may stay) and put the random "
-                "steps in the views, after the crop (CCropSimCLRTransform's options, or CCropViewTransform(crop, "
-                "transform))"
+                f"{who}: the dataset's own transform holds {step}, which {what}the refresh localizes one draw, the "
+                "views are cut from another), so the boxes would not fit the images they cut; build the dataset "
+                f"without a transform (fixed steps such as Resize may stay){fix}"
             )
         stack.append(getattr(item, "dataset", None))
         stack.extend(getattr(item, "datasets", None) or [])
