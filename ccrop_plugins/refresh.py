@@ -68,7 +68,10 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     A bad argument or batch is a ``TypeError`` / ``ValueError`` naming it (an index outside the store: ``IndexError``),
     the store unchanged (by any error of the pass; under ``torch.distributed`` one rank's error is raised on every
     rank, the others' a ``RuntimeError`` naming it); warns when the feature maps are 1x1 and when every image fell
-    back to the whole-image box.
+    back to the whole-image box, and when the pass covered fewer distinct images than the store holds (a loader with
+    ``drop_last=True``, a ``Subset`` or a sampler that skips images: the others keep their boxes, none before a first
+    pass). Under ``torch.distributed`` that count is the union of every rank's indices and every rank warns alike
+    (one warning per pass and rank; under ``-W error`` all ranks raise, after the store is written).
     """
     if not isinstance(store, BoxStore):
         raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
@@ -136,6 +139,7 @@ class _Pass:
     image_size: tuple[int, ...] = ()
     non_finite: int = 0  # images of this rank whose features hold NaN or inf
     seen: int = 0  # images of this rank
+    missing: Tensor | None = None  # store indices no rank localized in this pass (set by write)
 
     def localize(self, batch: Sequence[Tensor]) -> None:
         """One batch: images -> features -> heatmaps -> box sets, kept with the batch's indices."""
@@ -201,6 +205,9 @@ class _Pass:
                             f"(version {self.store.version})")
             raise
         self.store.update(indices, box_sets)
+        covered = torch.zeros(self.store.num_samples, dtype=torch.bool)  # once per pass, all ranks' indices
+        covered[indices] = True
+        self.missing = (~covered).nonzero().flatten()
         return box_sets
 
 
@@ -391,6 +398,17 @@ def _warn_degenerate(refresh: _Pass, stats: RefreshStats) -> None:
                       f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
                       "the threshold; check the stage, the heatmap rule and the threshold, and that the features are "
                       "finite (NaN or inf: a diverged model?)", UserWarning, stacklevel=3)
+    missing = refresh.missing
+    if missing is not None and len(missing):
+        total = refresh.store.num_samples
+        shown = ", ".join(map(str, missing[:5].tolist())) + (", ..." if len(missing) > 5 else "")
+        warnings.warn(f"refresh_boxes: this pass localized {total - len(missing)} of the store's {total} images "
+                      f"(distinct indices, all ranks together); the other {len(missing)} (indices {shown}) keep the "
+                      "boxes they had, none before a first pass (the whole-image box: a RandomResizedCrop crop for "
+                      "the whole run if every pass skips them). Likely causes: a loader with drop_last=True, a Subset, "
+                      "or a sampler that skips images; refresh with an un-shuffled loader over the whole dataset with "
+                      "drop_last=False (under torch.distributed: RefreshSampler, one shard per rank)",
+                      UserWarning, stacklevel=3)
     if refresh.non_finite:
         warnings.warn(f"refresh_boxes: the features of {refresh.non_finite} of the {refresh.seen} images this process "
                       "localized hold NaN or inf (a diverged model? check the loss and the learning rate); their "

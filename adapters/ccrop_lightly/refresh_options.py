@@ -59,8 +59,9 @@ def check_refresh_options(
 
 
 def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) -> None:
-    """Refuse a dataset or the training loader as the refresh loader, and a loader of another size than ``store``:
-    each would fail only at the first refresh, after the whole warm-up."""
+    """Refuse a dataset or the training loader as the refresh loader, a loader of another size than ``store`` (each
+    would fail only at the first refresh, after the whole warm-up) and one with ``drop_last=True`` (its last partial
+    batch would never be localized: those images would keep the warm-up's whole-image crops for the whole run)."""
     if isinstance(loader, Dataset):
         raise TypeError(f"loader must yield batches (images, indices); got the dataset {type(loader).__name__}: "
                         "pass make_refresh_loader(dataset, transform=transform)")
@@ -68,6 +69,12 @@ def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) ->
         raise TypeError("loader is the training loader (its collate_fn is CCropCollate, which yields augmented "
                         "views); the refresh needs the plain images: "
                         "make_refresh_loader(dataset, transform=transform)")
+    if getattr(loader, "drop_last", False) is True:  # refused on every rank alike, dropping or not
+        raise ValueError(
+            "the refresh loader has drop_last=True: each refresh would skip its last partial batch, whose images "
+            "keep the warm-up's whole-image crops (RandomResizedCrop) for the whole run; build it with "
+            "drop_last=False, or pass make_refresh_loader(dataset, transform=transform)"
+        )
     dataset = getattr(loader, "dataset", None)
     labelled = _labelled_items(dataset)
     if labelled is not None:
