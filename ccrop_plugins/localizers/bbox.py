@@ -35,7 +35,8 @@ class BBoxLocalizer:
         if isinstance(threshold, str):  # (N, 1) per-image thresholds
             threshold = torch.from_numpy(adaptive_thresholds(zero_non_finite(heatmaps).numpy(), threshold))[:, None]
         rows, cols = row_max > threshold, col_max > threshold  # (N, H), (N, W)
-        found = rows.any(dim=1) & ~constant_maps(heatmaps, rows.all(dim=1) & cols.all(dim=1))  # a constant map: none
+        flat = (row_max.amin(dim=1) == row_max.amax(dim=1)) & (col_max.amin(dim=1) == col_max.amax(dim=1))
+        found = rows.any(dim=1) & ~constant_maps(heatmaps, flat & rows.all(dim=1))  # a constant map: none
         (y0, y1), (x0, x1) = _first_last(rows), _first_last(cols)
         boxes = torch.stack([x0 / width, y0 / height, (x1 + 1) / width, (y1 + 1) / height], dim=1)
         boxes = torch.where(found[:, None], boxes, boxes.new_tensor([0.0, 0.0, 1.0, 1.0]))
