@@ -153,7 +153,12 @@ class _Pass:
         if len(indices) != len(images):
             raise ValueError(f"a batch holds {len(images)} images but {len(indices)} indices (one dataset index each)")
         self.image_size = tuple(images.shape[-2:])
-        features = features_to_localize(self.feature_fn(images.to(self.device, non_blocking=True)))
+        try:
+            features = self.feature_fn(images.to(self.device, non_blocking=True))
+        except Exception as error:  # e.g. torch's "Input type (c10::Half) and bias type (float) should be the same"
+            error.add_note(_images_note(images, self.device))
+            raise
+        features = features_to_localize(features)
         stages = as_stages(features)
         self.grids.update((stage, *values.shape[-2:]) for stage, values in stages.items())
         # One float32 sum per image and stage (no overflow from half precision): NaN and inf in a map stay in its sum.
@@ -211,6 +216,20 @@ class _Pass:
         return box_sets
 
 
+def _images_note(images: Tensor, device: torch.device | str) -> str:
+    """What the feature function was given, for an error raised inside it (a dtype the model cannot take)."""
+    return (f"refresh_boxes: raised by the feature function on a batch of images of shape {tuple(images.shape)}, "
+            f"dtype {images.dtype}, on {images.device} (moved to {device}); the refresh loader must yield float "
+            "images (B, C, H, W) as the model takes them, e.g. ToTensor() or ToImage() + ToDtype(torch.float32, "
+            "scale=True), not uint8, int64, float16 or float64 ones for a float32 model")
+
+
+def _as_text(error: Exception) -> str:
+    """``error`` as the other ranks read it: type, message and notes (joined with '; ')."""
+    notes = getattr(error, "__notes__", None) or []
+    return "; ".join([f"{type(error).__name__}: {error}", *map(str, notes)])
+
+
 def _gather(world_size: int, error: Exception | None, part: Callable[[], tuple] | None = None) -> list[tuple]:
     """Every rank's ``part()`` (its share of the pass). This rank's ``error`` (or ``part``'s) travels in its place, as
     text: then every rank raises, that rank its own error, the others a ``RuntimeError`` naming it and the error,
@@ -223,7 +242,7 @@ def _gather(world_size: int, error: Exception | None, part: Callable[[], tuple] 
             error = raised
     gathered: list[Any] = [None] * world_size
     try:
-        dist.all_gather_object(gathered, f"{type(error).__name__}: {error}" if error is not None else mine)
+        dist.all_gather_object(gathered, _as_text(error) if error is not None else mine)
     except Exception:  # a peer died, or timed out: this rank's own error, if any, is the one to read
         if error is None:
             raise
