@@ -149,6 +149,8 @@ class CCropCollate:
         views_of_batch: list[list[Any]] = []
         for position, item in enumerate(batch):
             image, target, key = unpack_item(item, position)
+            if getattr(image, "dtype", None) is torch.bfloat16:  # one attribute read; else a TypeError deep in lightly
+                raise ValueError(_bfloat16(key, position))
             entry = self.store.get(self.index_of(key, position))
             boxes, scores = (None, None) if entry is None else entry
             views_of_batch.append(self.transform(to_rgb(image), boxes, scores))
@@ -168,6 +170,13 @@ class CCropCollate:
     def __repr__(self) -> str:
         named = "no filenames" if self.index_of_filename is None else f"{len(self.index_of_filename)} filenames"
         return f"CCropCollate({self.transform!r}, {self.store!r}, {named})"
+
+
+def _bfloat16(key: Any, position: int) -> str:
+    return (f"the image of sample {key!r} (batch position {position}) is a torch.bfloat16 tensor, which lightly's "
+            "transforms cannot take (torchvision's to_pil_image refuses it); allowed: a PIL image or a tensor of "
+            "torch.uint8, torch.uint16, torch.float16, torch.float32 or torch.float64: return image.float() "
+            "from the dataset")
 
 
 def _instead(transform: Any) -> str:
