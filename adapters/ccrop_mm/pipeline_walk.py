@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from mmengine.logging import print_log
+
 from .transforms import BaseContrastiveCrop, ChooseContrastiveBox, StoreUser
 
 _CHILD_ATTRIBUTES = ("transforms", "pipelines", "transform", "pipeline")
@@ -26,27 +28,32 @@ _RESIZED_CROP = re.compile("ResizedCrop|EfficientNetRandomCrop")
 
 def iter_transforms(root: Any) -> Iterator[Any]:
     """Yield ``root`` and every transform nested in it, depth first, each object once."""
+    return (item for item, _ in _walk(root))
+
+
+def _walk(root: Any) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """:func:`iter_transforms` with the transforms that hold each one (outermost first; plain lists left out)."""
     seen: set[int] = set()
-    stack = [root]
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(root, ())]
     while stack:
-        item = stack.pop()
+        item, owners = stack.pop()
         if id(item) in seen:
             continue
         seen.add(id(item))
-        yield item
-        children: list[Any] = []
+        yield item, owners
         if isinstance(item, (list, tuple)):
-            children = list(item)
-        else:
-            if _is_torchvision(getattr(item, "t", None)):  # mmpretrain's 'torchvision/...' wrapper holds it in .t
-                children.append(item.t)
-            for name in _CHILD_ATTRIBUTES:
-                child = getattr(item, name, None)
-                if isinstance(child, (list, tuple)):
-                    children.extend(child)
-                elif child is not None and not inspect.isroutine(child):
-                    children.append(child)  # a nested Compose, not a bound method
-        stack.extend(reversed(children))
+            stack.extend((child, owners) for child in reversed(item))
+            continue
+        children: list[Any] = []
+        if _is_torchvision(getattr(item, "t", None)):  # mmpretrain's 'torchvision/...' wrapper holds it in .t
+            children.append(item.t)
+        for name in _CHILD_ATTRIBUTES:
+            child = getattr(item, name, None)
+            if isinstance(child, (list, tuple)):
+                children.extend(child)
+            elif child is not None and not inspect.isroutine(child):
+                children.append(child)  # a nested Compose, not a bound method
+        stack.extend((child, (*owners, item)) for child in reversed(children))
 
 
 def find_instances(root: Any, kind: type | tuple[type, ...]) -> list[Any]:
@@ -123,39 +130,22 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
                          _plain_views(steps))
 
 
-def optional_crops(steps: Any) -> list[str]:
-    """Every ContrastiveCrop of ``steps`` (any of its classes, named as configs write it) inside a ``RandomApply``
-    (mmcv's ``prob``, torchvision's ``p``) below 1, named with where it lies and that probability, e.g.
-    ``'ContrastiveCrop (in MultiView > Compose > RandomApply, prob=0.5)'``: in the other draws the crop is skipped,
-    so the view is the whole image, not a crop around the box."""
+def _optional_crops(steps: Any) -> list[tuple[str, float]]:
+    """Every ContrastiveCrop of ``steps`` (any of its classes) inside a ``RandomApply`` (mmcv's ``prob``,
+    torchvision's ``p``) below 1: where it lies, named as configs write it (``'ContrastiveCrop (in MultiView >
+    Compose > RandomApply, prob=0.5)'``), and that probability. In the other draws the crop is skipped, so the view is
+    the whole image, not a crop around the box."""
     found = []
-    seen: set[int] = set()
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(steps, ())]
-    while stack:
-        item, owners = stack.pop()
-        if id(item) in seen:
+    for item, owners in _walk(steps):
+        if not isinstance(item, BaseContrastiveCrop):
             continue
-        seen.add(id(item))
-        if isinstance(item, BaseContrastiveCrop):
-            chances = [_chance(owner) for owner in owners if type(owner).__name__ == "RandomApply"]
-            chances = [chance for chance in chances if chance is not None and chance < 1]
-            if chances:
-                names = [type(owner).__name__ for owner in owners]  # mmcv keeps RandomApply's list as a Compose
-                path = " > ".join(name for i, name in enumerate(names) if not (i and names[i - 1] == "RandomApply"
-                                                                               and name == "Compose"))
-                found.append(f"ContrastiveCrop (in {path}, prob={min(chances):g})")
-            continue
-        if isinstance(item, (list, tuple)):
-            stack.extend((child, owners) for child in reversed(item))
-            continue
-        children = [item.t] if _is_torchvision(getattr(item, "t", None)) else []
-        for name in _CHILD_ATTRIBUTES:
-            child = getattr(item, name, None)
-            if isinstance(child, (list, tuple)):
-                children.extend(child)
-            elif child is not None and not inspect.isroutine(child):
-                children.append(child)
-        stack.extend((child, (*owners, item)) for child in reversed(children))
+        chances = [_chance(owner) for owner in owners if type(owner).__name__ == "RandomApply"]
+        chances = [chance for chance in chances if chance is not None and chance < 1]
+        if chances:
+            names = [type(owner).__name__ for owner in owners]  # mmcv keeps RandomApply's list as a Compose
+            path = " > ".join(name for i, name in enumerate(names) if not (i and names[i - 1] == "RandomApply"
+                                                                           and name == "Compose"))
+            found.append((f"ContrastiveCrop (in {path}, prob={min(chances):g})", min(chances)))
     return found
 
 
@@ -187,12 +177,9 @@ def _plain_views(steps: list[Any]) -> list[str]:
 
 def _warn_optional_crops(steps: list[Any]) -> None:
     """Log (a warning in the run's log, once: the pipeline is read once before training) every ContrastiveCrop that a
-    ``RandomApply`` skips at random (:func:`optional_crops`): those views were the whole image, without a word
+    ``RandomApply`` skips at random (:func:`_optional_crops`): those views were the whole image, without a word
     (images of the crop's size, CIFAR's 32 px, stack with the cut views)."""
-    from mmengine.logging import print_log
-
-    for found in optional_crops(steps):
-        chance = float(found.rsplit("prob=", 1)[1].rstrip(")"))
+    for found, chance in _optional_crops(steps):
         print_log(f"ContrastiveCrop: {found} is skipped in {1 - chance:.0%} of the draws, so those views are the whole "
                   "image, not a crop around the box; put ContrastiveCrop outside RandomApply (as its own step of the "
                   "view pipeline; RandomApply may keep the other steps)", logger="current", level=logging.WARNING)
