@@ -6,7 +6,9 @@ test_refresh.py and test_refresh_faults.py put this folder on ``sys.path``.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -85,16 +87,24 @@ def register_extras() -> None:
         plugin_manager.register(plugin, name="ccrop_extras")
 
 
+@contextmanager
+def gloo_group(rank: int, init_method: str, world_size: int = 2) -> Iterator[None]:
+    """This process as ``rank`` of a gloo group of ``world_size`` (one torch thread), left when the block ends."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
 def run_rank(rank: int, init_method: str, out_dir: str) -> None:
     """Entry point of :func:`run_ranks`: join a gloo group of two, then refresh."""
     register_extras()
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2)
-    try:
+    with gloo_group(rank, init_method):
         for heatmap, count in RUNS:
             refresh(rank, 2, out_dir, heatmap, count)
         dist.barrier()
-    finally:
-        dist.destroy_process_group()
 
 
 def run_ranks(entry, out: Path, *args, nprocs: int = 2, limit: float = 60.0) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ccrop_plugins import BoxStore, refresh_boxes
@@ -60,16 +59,12 @@ def test_a_subset_and_a_skipping_sampler_warn_and_a_shuffled_full_loader_does_no
 def _rank(rank, init_method, out):
     """11 images over 2 ranks (DistributedSampler: one padded duplicate): once each rank's whole shard, once with
     drop_last=True, batches of 4 (rank 0 keeps 0, 2, 4, 6; rank 1 keeps 1, 3, 5, 7)."""
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2)
-    try:
+    with distributed_refresh.gloo_group(rank, init_method):
         dataset = distributed_refresh.IndexedImages()
         sampler = DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=False)
         results = [_refresh(DataLoader(dataset, batch_size=4, sampler=sampler, drop_last=drop_last),
                             BoxStore(len(dataset)))[1] for drop_last in (False, True)]
         torch.save(results, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -45,9 +44,7 @@ def test_float32_images_refresh_as_before():
 
 def _rank(rank, init_method, out):
     """Rank 1 yields uint8 images: every rank raises, rank 0's RuntimeError carries rank 1's note as text."""
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2)
-    try:
+    with distributed_refresh.gloo_group(rank, init_method):
         images = _images(torch.uint8 if rank == 1 else torch.float32)
         try:
             refresh_boxes(_model(), [(images, torch.arange(4) + 4 * rank)], BoxStore(8), progress=False)
@@ -55,8 +52,6 @@ def _rank(rank, init_method, out):
         except Exception as raised:  # noqa: BLE001 - recorded for the test
             error = [type(raised).__name__, str(raised), getattr(raised, "__notes__", [])]
         torch.save(error, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker
