@@ -5,6 +5,7 @@ test_refresh.py and test_refresh_faults.py put this folder on ``sys.path``.
 
 from __future__ import annotations
 
+import datetime
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,10 +89,12 @@ def register_extras() -> None:
 
 
 @contextmanager
-def gloo_group(rank: int, init_method: str, world_size: int = 2) -> Iterator[None]:
-    """This process as ``rank`` of a gloo group of ``world_size`` (one torch thread), left when the block ends."""
+def gloo_group(rank: int, init_method: str, world_size: int = 2, timeout: float | None = None) -> Iterator[None]:
+    """This process as ``rank`` of a gloo group of ``world_size`` (one torch thread; collectives time out after
+    ``timeout`` seconds, torch's default if ``None``), left when the block ends."""
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world_size,
+                            timeout=None if timeout is None else datetime.timedelta(seconds=timeout))
     try:
         yield
     finally:

@@ -1,6 +1,5 @@
 """A third-party plugin author's mistakes, met with a clear error or a documented fallback (helper P2's probe)."""
 
-import datetime
 import importlib
 import re
 import sys
@@ -19,7 +18,7 @@ from ccrop_plugins import list_plugins
 from ccrop_plugins.plugins import PluginWarning, load_plugins, plugin_manager, registry
 
 sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: run_ranks
-from distributed_refresh import run_ranks  # noqa: E402
+from distributed_refresh import gloo_group, run_ranks  # noqa: E402
 
 
 def _features(n: int = 2, h: int = 5, w: int = 6) -> torch.Tensor:
@@ -180,10 +179,7 @@ def test_finalize_given_numbers_passes_them_to_the_rule():
     torch.testing.assert_close(pipeline.rule(None).mean, torch.full((8,), 0.5))
 
 def _gloo_rank(rank, init_method, out, heatmap):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2,
-                            timeout=datetime.timedelta(seconds=20))
-    try:
+    with gloo_group(rank, init_method, timeout=20):
         # 'far': one image over two ranks, rank 0 localizes none (RefreshSampler gives it an empty shard)
         count = 1 if heatmap == "far" else 2
         images = torch.rand(count, 3, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -197,8 +193,6 @@ def _gloo_rank(rank, init_method, out, heatmap):
         except ValueError as error:
             result = {"error": str(error)}
         torch.save(result, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker

@@ -6,7 +6,6 @@ from pathlib import Path
 import pluggy
 import pytest
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -68,9 +67,7 @@ def test_dataset_statistics_of_ddt_are_summed_over_gloo_ranks(gloo_runs):
 
 
 def _tiny_dataset_rank(rank, init_method, out):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=8)
-    try:
+    with distributed_refresh.gloo_group(rank, init_method, world_size=8):
         dataset = distributed_refresh.IndexedImages(4)
         sampler = DistributedSampler(dataset, num_replicas=8, rank=rank, shuffle=False)
         store = BoxStore(4)
@@ -79,8 +76,6 @@ def _tiny_dataset_rank(rank, init_method, out):
         except ValueError as error:
             result = str(error)
         torch.save(result, Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.xdist_group("ddp")  # with the other multi-process tests, on one xdist worker

@@ -1,6 +1,5 @@
 """refresh_boxes when something raises: on one rank of two (gloo), in the rule's finalize, and what the store keeps."""
 
-import datetime
 import json
 import os
 import sys
@@ -14,7 +13,7 @@ import torch.distributed as dist
 from ccrop_plugins import BoxStore, HeatmapPipeline, get_localizer, refresh_boxes
 
 sys.path.insert(0, str(Path(__file__).parent))
-from distributed_refresh import run_ranks  # noqa: E402
+from distributed_refresh import gloo_group, run_ranks  # noqa: E402
 
 TIMEOUT = 8  # seconds of the ranks' process group: the old code's hang ends there, as a gloo timeout
 
@@ -78,11 +77,8 @@ SCENARIOS = ("localizer", "fit", "batch", "setup", "finalize", "good", "peer_die
 def _rank(rank: int, init_method: str, out: str) -> None:
     """Each scenario's outcome on this rank into ``out/rank{rank}.json``: the error's type, text and notes (or
     None) and the store's version; then wait for the other rank's file (a program that goes on) and leave."""
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=2,
-                            timeout=datetime.timedelta(seconds=TIMEOUT))
     outcomes = {}
-    try:
+    with gloo_group(rank, init_method, timeout=TIMEOUT):
         for scenario in SCENARIOS:
             store = BoxStore(10, max_boxes=2)
             rule = CountingRule(fit_fails_on=0 if scenario == "fit" else None, finalize_fails=scenario == "finalize")
@@ -101,8 +97,6 @@ def _rank(rank: int, init_method: str, out: str) -> None:
         deadline = time.monotonic() + 2 * TIMEOUT
         while not Path(out, f"rank{1 - rank}.json").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
