@@ -32,14 +32,16 @@ def box_hint(box: Sequence[float]) -> str:
 
 def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object = None) -> None:
     """Raise ``ValueError`` unless every row of ``boxes`` (k, 4) (a tensor, array or list of ``[x0, y0, x1, y1]``)
-    is finite, inside ``[0, 1]`` and not inverted or empty; ``sample`` names the image in the message."""
+    is finite, inside ``[0, 1]`` and not inverted or empty (bools: ``TypeError``); ``sample`` names the image."""
     boxes = _as_boxes(boxes, f"boxes of sample {sample}")
     validate_box_sets(boxes[None], torch.tensor([len(boxes)], device=boxes.device), samples=[sample])
 
 
 def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
     """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: an empty one as ``(0, 4)``; a float tensor keeps its
-    dtype), or ``ValueError`` naming ``what`` (a ragged list, text, another shape, ...)."""
+    dtype), or ``ValueError`` naming ``what`` (a ragged list, text, another shape, ...); ``TypeError`` for bools."""
+    if str(getattr(boxes, "dtype", None)) in ("torch.bool", "bool"):  # a tensor or array of True / False: a mask
+        raise TypeError(f"{what} must have a floating point or integer dtype (x0, y0, x1, y1); got {boxes.dtype}")
     floating = isinstance(boxes, Tensor) and boxes.is_floating_point()
     try:
         boxes = boxes if floating else torch.as_tensor(boxes, dtype=dtype)

@@ -29,6 +29,7 @@ TENSOR_INTERPOLATIONS = (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EX
 """The interpolations torchvision resizes tensor images with (``box``, ``hamming``, ``lanczos``: PIL images only)."""
 _FLOAT32 = torch.finfo(torch.float32)  # scale and ratio are drawn in float32, as RandomResizedCrop draws them
 _BOX_PATH_DRAWS = 1 + 2 * 10  # one torch.rand per view: 1 for the box, 2 per size try (+2 with a unit_quantile)
+_BOOL = frozenset((torch.bool, np.dtype(bool)))  # True / False are no coordinates or weights: a set, one hash per view
 
 
 def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
@@ -74,6 +75,8 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
     if scores is None:
         return None
     array = isinstance(scores, (Tensor, np.ndarray))
+    if array and scores.dtype in _BOOL:  # float(True) is 1.0: a mask passed as scores would weigh the choice
+        raise TypeError(f"scores must have a floating point or integer dtype (one weight per box); got {scores.dtype}")
     try:
         values = None if array and scores.ndim != 1 else [float(v) for v in (scores.tolist() if array else scores)]
     except (TypeError, ValueError):  # text, None, complex (in a list or an array), a number for the whole set
@@ -98,8 +101,9 @@ def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
 
 def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[list[float]]:
     """Every box of a ``(k, 4)`` tensor, array or list as checked floats (plain Python: cheaper for a few boxes)."""
-    if not (isinstance(boxes, (Tensor, np.ndarray)) and boxes.ndim == 2 and boxes.shape[-1] == 4):
-        boxes = _as_boxes(boxes, "boxes", empty_ok=True, dtype=torch.float64)  # a list; a shape or type named
+    if not (isinstance(boxes, (Tensor, np.ndarray)) and boxes.ndim == 2 and boxes.shape[-1] == 4
+            and boxes.dtype not in _BOOL):
+        boxes = _as_boxes(boxes, "boxes", empty_ok=True, dtype=torch.float64)  # a list; a shape, type or bool named
     rows = boxes.tolist()
     try:
         for index, (x0, y0, x1, y1) in enumerate(rows):
