@@ -55,10 +55,10 @@ def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.
 
 
 def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] | Tensor | None = None,
-                      scores: Tensor | None = None) -> None:
+                      scores: Tensor | None = None, given: Tensor | None = None) -> None:
     """Batched :func:`validate_boxes` of padded ``(N, K, 4)`` boxes with ``(N,)`` counts, and of their ``(N, K)``
     ``scores`` (finite, ``>= 0``) when given; ``samples`` (N,) names each row's image (its dataset index) in the
-    message, default the row."""
+    message, default the row; ``given``: float32 ``boxes`` as given before the cast (names a box the cast empties)."""
     valid = torch.arange(boxes.shape[1], device=counts.device) < counts[:, None]  # boxes on a GPU too
     # Per-box problem code (0: none), the first problem of _PROBLEMS that applies.
     code = torch.zeros(boxes.shape[:-1], dtype=torch.int64, device=boxes.device)
@@ -71,6 +71,10 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
         sample = i if samples is None else samples[i]
         sample = int(sample) if isinstance(sample, Tensor) else sample
         box = [round(float(v), 4) for v in boxes[i, k]]
+        if given is not None and code[i, k] == 3 and (x := given[i, k].tolist())[0] < x[2] and x[1] < x[3]:
+            raise ValueError(f"box {k} of sample {sample} {x} ({given.dtype}) collapses to the empty box {box} when "
+                             "stored as float32 (the box store's dtype, resolution about 1.2e-07 near 1, half that "
+                             "near 0.5): an empty box cannot be sampled; widen it or leave it out")
         raise ValueError(f"box {k} of sample {sample} {_PROBLEMS[int(code[i, k])]}: {box}; "
                          f"boxes are normalised x0, y0, x1, y1 in [0, 1]{box_hint(box)}")
     if scores is not None:

@@ -98,8 +98,8 @@ class BoxStore:
         """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the sample in
         ``samples`` (M,)) as the store's rows: the best ``max_boxes``, padding repeating the first box, score 0."""
         keep = min(boxes.shape[1], self.max_boxes)
-        boxes, scores, counts = boxes.float().cpu(), scores.float().cpu(), counts.long().cpu()  # a GPU's box sets too
-        validate_box_sets(boxes, counts, samples, scores)
+        given, boxes, scores, counts = boxes, boxes.float().cpu(), scores.float().cpu(), counts.long().cpu()  # GPU too
+        validate_box_sets(boxes, counts, samples, scores, given)
         if boxes.shape[1] > keep:  # the cut keeps the best (a stable sort); uncut rows keep their order, as given
             boxes, scores = best_first(boxes, scores, counts)
         boxes, scores, counts = boxes[:, :keep], scores[:, :keep], counts.clamp(max=keep)
