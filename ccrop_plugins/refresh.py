@@ -156,7 +156,7 @@ class _Pass:
         try:
             features = self.feature_fn(images.to(self.device, non_blocking=True))
         except Exception as error:  # e.g. torch's "Input type (c10::Half) and bias type (float) should be the same"
-            error.add_note(_images_note(images, self.device))
+            error.add_note(_images_note(images, self.device, self.feature_fn))
             raise
         features = features_to_localize(features)
         stages = as_stages(features)
@@ -216,12 +216,15 @@ class _Pass:
         return box_sets
 
 
-def _images_note(images: Tensor, device: torch.device | str) -> str:
-    """What the feature function was given, for an error raised inside it (a dtype the model cannot take)."""
+def _images_note(images: Tensor, device: torch.device | str, feature_fn: FeatureFn) -> str:
+    """What the feature function was given, for an error raised inside it; the float-images hint only where the
+    images' dtype may be the cause: not floating point, or not that of a module's first parameter."""
+    parameter = next(feature_fn.parameters(), None) if isinstance(feature_fn, nn.Module) else None
+    cause = not images.is_floating_point() or parameter is not None and parameter.dtype != images.dtype
     return (f"refresh_boxes: raised by the feature function on a batch of images of shape {tuple(images.shape)}, "
-            f"dtype {images.dtype}, on {images.device} (moved to {device}); the refresh loader must yield float "
+            f"dtype {images.dtype}, on {images.device} (moved to {device})" + ("; the refresh loader must yield float "
             "images (B, C, H, W) as the model takes them, e.g. ToTensor() or ToImage() + ToDtype(torch.float32, "
-            "scale=True), not uint8, int64, float16 or float64 ones for a float32 model")
+            "scale=True), not uint8, int64, float16 or float64 ones for a float32 model" if cause else ""))
 
 
 def _as_text(error: Exception) -> str:
