@@ -110,14 +110,14 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
         error = raised
     if refresh is None:  # this rank failed before its pass began: the others learn it at the gather
         _gather(world_size, error)
-    box_sets = refresh.write(world_size, error)
+    box_sets, missing = refresh.write(world_size, error)
     seconds, count = time.perf_counter() - started, len(box_sets)
     rate = count / seconds if seconds > 0 else float("inf")
     stats = RefreshStats(images=count, seconds=seconds, images_per_second=rate,
                          mean_boxes=float(box_sets.counts.float().mean()),
                          mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
                          fallback_fraction=float(box_sets.fallback.float().mean()), version=store.version)
-    _warn_degenerate(refresh, stats)
+    _warn_degenerate(refresh, stats, missing)
     return stats
 
 
@@ -139,7 +139,6 @@ class _Pass:
     image_size: tuple[int, ...] = ()
     non_finite: int = 0  # images of this rank whose features hold NaN or inf
     seen: int = 0  # images of this rank
-    missing: Tensor | None = None  # store indices no rank localized in this pass (set by write)
 
     def localize(self, batch: Sequence[Tensor]) -> None:
         """One batch: images -> features -> heatmaps -> box sets, kept with the batch's indices."""
@@ -190,9 +189,9 @@ class _Pass:
         return (*_concatenate(self.indices, self.sets, self.store.max_boxes),
                 {stage: _layout(statistics) for stage, statistics in self.totals.items()})
 
-    def write(self, world_size: int, error: Exception | None = None) -> BoxSets:
+    def write(self, world_size: int, error: Exception | None = None) -> tuple[BoxSets, Tensor]:
         """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store: a
-        raising ``finalize`` leaves the store unchanged. Returns the pass's box sets."""
+        raising ``finalize`` leaves the store unchanged. Returns the box sets and the store indices no rank covered."""
         if world_size > 1:
             gathered = _gather(world_size, error, self._share)
             indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered], self.store.max_boxes)
@@ -212,8 +211,7 @@ class _Pass:
         self.store.update(indices, box_sets)
         covered = torch.zeros(self.store.num_samples, dtype=torch.bool)  # once per pass, all ranks' indices
         covered[indices] = True
-        self.missing = (~covered).nonzero().flatten()
-        return box_sets
+        return box_sets, (~covered).nonzero().flatten()
 
 
 def _images_note(images: Tensor, device: torch.device | str, feature_fn: FeatureFn) -> str:
@@ -269,27 +267,28 @@ def _pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None)
         return heatmap
     if not isinstance(heatmap, str):
         return HeatmapPipeline(heatmap, options)
-    kept = _PIPELINES.setdefault(store, {})
-    key = (heatmap, _option_key(sorted((options or {}).items())))
+    kept, readable = _PIPELINES.setdefault(store, {}), set()
+    key = (heatmap, _option_key(sorted((options or {}).items()), readable))
     if key not in kept:  # built on copies of its tensors and arrays: contents changed in place later get a new key
-        kept[key] = HeatmapPipeline(heatmap, options if options is None else _snapshot(dict(options)))
+        kept[key] = HeatmapPipeline(heatmap, options if options is None else _snapshot(dict(options), readable))
     return kept[key]
 
 
-def _option_key(value: Any) -> Any:
+def _option_key(value: Any, readable: set[int]) -> Any:
     """A key equal only for equal options: numbers, text and ``None`` by type and value; lists, tuples and dicts item
     by item; tensors and numpy arrays by value (type, shape, dtype, a tensor's device and a digest of their bytes), so
     a tensor rebuilt with the same contents for every pass keeps its pipeline and a fitted rule's statistics; anything
     else (a module, an object array, a sparse tensor) by identity (the kept pipeline holds it: its id is not reused).
-    """
+    Adds the ids of the tensors and arrays keyed by value to ``readable``."""
     if isinstance(value, (tuple, list)):
-        return type(value), tuple(_option_key(item) for item in value)
+        return type(value), tuple(_option_key(item, readable) for item in value)
     if isinstance(value, dict):
-        return type(value), tuple((_option_key(k), _option_key(v)) for k, v in sorted(value.items(), key=_key_text))
+        return type(value), _option_key(sorted(value.items(), key=_key_text), readable)
     plain = value is None or isinstance(value, (str, bytes, Number))  # numpy numbers too
     if plain:
         return type(value), value
-    contents = _contents(value)
+    if (contents := _contents(value)) is not None:  # keyed by value: _snapshot copies it
+        readable.add(id(value))
     return (id, id(value)) if contents is None else (type(value), *contents)
 
 
@@ -311,14 +310,14 @@ def _contents(value: Any) -> tuple | None:
     return None
 
 
-def _snapshot(value: Any) -> Any:
-    """``value`` with its tensors and numpy arrays copied (also inside plain lists, tuples and dicts), so a kept
-    pipeline's options keep the contents its key was made from."""
+def _snapshot(value: Any, readable: set[int]) -> Any:
+    """``value`` with its tensors and numpy arrays whose id is in ``readable`` (keyed by value) copied (also inside
+    plain lists, tuples and dicts), so a kept pipeline's options keep the contents its key was made from."""
     if type(value) in (list, tuple):
-        return type(value)(_snapshot(item) for item in value)
+        return type(value)(_snapshot(item, readable) for item in value)
     if type(value) is dict:
-        return {k: _snapshot(v) for k, v in value.items()}
-    if isinstance(value, (Tensor, np.ndarray)) and _contents(value) is not None:  # else keyed by identity: kept as is
+        return {k: _snapshot(v, readable) for k, v in value.items()}
+    if isinstance(value, (Tensor, np.ndarray)) and id(value) in readable:  # else keyed by identity: kept as is
         return value.detach().clone() if isinstance(value, Tensor) else value.copy()
     return value
 
@@ -408,7 +407,7 @@ def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]], layouts: list[dict]
     return out
 
 
-def _warn_degenerate(refresh: _Pass, stats: RefreshStats) -> None:
+def _warn_degenerate(refresh: _Pass, stats: RefreshStats, missing: Tensor) -> None:
     tiny = sorted(str(stage) for stage, h, w in refresh.grids if h * w == 1)
     if tiny:
         where = ", ".join("feature maps" if s == "None" else f"maps of stage {s!r}" for s in tiny)
@@ -420,8 +419,7 @@ def _warn_degenerate(refresh: _Pass, stats: RefreshStats) -> None:
                       f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "
                       "the threshold; check the stage, the heatmap rule and the threshold, and that the features are "
                       "finite (NaN or inf: a diverged model?)", UserWarning, stacklevel=3)
-    missing = refresh.missing
-    if missing is not None and len(missing):
+    if len(missing):
         total = refresh.store.num_samples
         shown = ", ".join(map(str, missing[:5].tolist())) + (", ..." if len(missing) > 5 else "")
         warnings.warn(f"refresh_boxes: this pass localized {total - len(missing)} of the store's {total} images "

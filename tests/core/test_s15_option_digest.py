@@ -1,0 +1,48 @@
+"""A new kept heatmap pipeline reads each tensor option's bytes once: the key's digest also decides which options
+the pipeline gets copies of (``_snapshot`` had digested every tensor option a second time)."""
+
+import pluggy
+import pytest
+import torch
+
+import ccrop_plugins.refresh as refresh
+from ccrop_plugins import BoxStore
+from ccrop_plugins.plugins import load_plugins, plugin_manager
+
+
+class Weighted:
+    def __init__(self, weights, extra=None) -> None:
+        self.weights = weights
+
+    def __call__(self, features):
+        return torch.einsum("nchw,c->nhw", features, self.weights)
+
+
+class WeightedPlugin:
+    @pluggy.HookimplMarker("ccrop_plugins")
+    def ccrop_register_heatmaps(self, register):
+        register("s15_weighted", Weighted)
+
+
+@pytest.fixture
+def weighted_rule():
+    load_plugins()
+    plugin_manager.register(WeightedPlugin(), name="s15-weighted-plugin")
+    try:
+        yield
+    finally:
+        plugin_manager.unregister(name="s15-weighted-plugin")
+
+
+def test_each_tensor_option_is_digested_once_and_the_pipeline_keeps_copies(weighted_rule, monkeypatch):
+    digested = []
+    contents = refresh._contents
+    monkeypatch.setattr(refresh, "_contents", lambda value: digested.append(value) or contents(value))
+    store, weights, meta = BoxStore(1), torch.tensor([1.0, 0.0]), torch.empty(2, device="meta")
+    pipeline = refresh._pipeline_for(store, "s15_weighted", {"weights": weights, "extra": [meta]})
+    assert len(digested) == 2  # was 4: the weights and the meta tensor digested again by _snapshot
+    kept = pipeline.options
+    assert kept["weights"] is not weights and torch.equal(kept["weights"], weights)  # a copy, keyed by value
+    assert kept["extra"][0] is meta  # no bytes to read: keyed by identity, kept as is
+    assert refresh._pipeline_for(store, "s15_weighted", {"weights": torch.tensor([1.0, 0.0]), "extra": [meta]}) \
+        is pipeline and len(digested) == 4
