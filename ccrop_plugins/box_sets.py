@@ -58,7 +58,7 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
                       scores: Tensor | None = None, given: Tensor | None = None) -> None:
     """Batched :func:`validate_boxes` of padded ``(N, K, 4)`` boxes with ``(N,)`` counts, and of their ``(N, K)``
     ``scores`` (finite, ``>= 0``) when given; ``samples`` (N,) names each row's image (its dataset index) in the
-    message, default the row; ``given``: float32 ``boxes`` as given before the cast (names a box the cast empties)."""
+    message, default the row; ``given``: ``boxes`` as given, before their float32 cast (to name a box it empties)."""
     valid = torch.arange(boxes.shape[1], device=counts.device) < counts[:, None]  # boxes on a GPU too
     # Per-box problem code (0: none), the first problem of _PROBLEMS that applies.
     code = torch.zeros(boxes.shape[:-1], dtype=torch.int64, device=boxes.device)
