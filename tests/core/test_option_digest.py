@@ -21,17 +21,17 @@ class Weighted:
 class WeightedPlugin:
     @pluggy.HookimplMarker("ccrop_plugins")
     def ccrop_register_heatmaps(self, register):
-        register("s15_weighted", Weighted)
+        register("digest_weighted", Weighted)
 
 
 @pytest.fixture
 def weighted_rule():
     load_plugins()
-    plugin_manager.register(WeightedPlugin(), name="s15-weighted-plugin")
+    plugin_manager.register(WeightedPlugin(), name="digest-weighted-plugin")
     try:
         yield
     finally:
-        plugin_manager.unregister(name="s15-weighted-plugin")
+        plugin_manager.unregister(name="digest-weighted-plugin")
 
 
 def test_each_tensor_option_is_digested_once_and_the_pipeline_keeps_copies(weighted_rule, monkeypatch):
@@ -39,10 +39,10 @@ def test_each_tensor_option_is_digested_once_and_the_pipeline_keeps_copies(weigh
     contents = refresh._contents
     monkeypatch.setattr(refresh, "_contents", lambda value: digested.append(value) or contents(value))
     store, weights, meta = BoxStore(1), torch.tensor([1.0, 0.0]), torch.empty(2, device="meta")
-    pipeline = refresh._pipeline_for(store, "s15_weighted", {"weights": weights, "extra": [meta]})
+    pipeline = refresh._pipeline_for(store, "digest_weighted", {"weights": weights, "extra": [meta]})
     assert len(digested) == 2  # was 4: the weights and the meta tensor digested again by _snapshot
     kept = pipeline.options
     assert kept["weights"] is not weights and torch.equal(kept["weights"], weights)  # a copy, keyed by value
     assert kept["extra"][0] is meta  # no bytes to read: keyed by identity, kept as is
-    assert refresh._pipeline_for(store, "s15_weighted", {"weights": torch.tensor([1.0, 0.0]), "extra": [meta]}) \
+    assert refresh._pipeline_for(store, "digest_weighted", {"weights": torch.tensor([1.0, 0.0]), "extra": [meta]}) \
         is pipeline and len(digested) == 4

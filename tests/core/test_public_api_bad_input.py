@@ -1,4 +1,4 @@
-"""Bad input found by trying the public API as a new user (session 14, helper R): each fails on the code before."""
+"""Bad input found by trying the public API as a new user: each fails on the code before."""
 
 import re
 import subprocess
