@@ -3,6 +3,7 @@ the ``extras_plugin`` fixture), small thread pools."""
 
 import gc
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -35,11 +36,8 @@ def extras_plugin():
     if plugin_manager.is_registered(plugin):
         yield plugin
         return
-    plugin_manager.register(plugin, name="ccrop_extras")
-    try:
+    with _registered_plugin(plugin, "ccrop_extras"):
         yield plugin
-    finally:
-        plugin_manager.unregister(plugin)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +47,30 @@ def docs_plugin():
     import importlib.util
     from pathlib import Path
 
-    from ccrop_plugins.plugins import load_plugins, plugin_manager
-
     path = Path(__file__).with_name("docs_plugin_example.py")
     spec = importlib.util.spec_from_file_location("docs_plugin_example", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
+    with _registered_plugin(example.DocsPlugin(), "docs-plugin"):
+        yield example
+
+
+@contextmanager
+def _registered_plugin(plugin, name):
+    """``plugin`` registered as ``name`` inside the block, as an installed plugin is registered (the tests turn
+    autoload off); unregistered when the block ends, also when it raises."""
+    from ccrop_plugins.plugins import load_plugins, plugin_manager
+
     load_plugins()
-    plugin_manager.register(example.DocsPlugin(), name="docs-plugin")
-    yield example
-    plugin_manager.unregister(name="docs-plugin")
+    plugin_manager.register(plugin, name=name)
+    try:
+        yield plugin
+    finally:
+        plugin_manager.unregister(plugin)
+
+
+@pytest.fixture(scope="session")
+def registered_plugin():
+    """The context manager ``registered_plugin(plugin, name)`` for tests and fixtures of any scope:
+    ``with registered_plugin(MyPlugin(), "my-plugin"): ...``."""
+    return _registered_plugin

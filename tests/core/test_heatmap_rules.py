@@ -134,20 +134,16 @@ def test_degenerate_maps_are_finite_and_carry_no_location_when_constant_or_non_f
         assert found.tolist() == [[3 / 8, 3 / 8, 5 / 8, 5 / 8]]
 
 
-def test_the_fitted_rule_example_of_docs_plugins_md_works_as_a_third_party_plugin():
+def test_the_fitted_rule_example_of_docs_plugins_md_works_as_a_third_party_plugin(registered_plugin):
     """The example in docs/plugins.md, executed as written, registered like an installed plugin."""
     import re
     import types
-
-    from ccrop_plugins.plugins import load_plugins, plugin_manager
 
     text = (Path(__file__).parents[2] / "docs" / "plugins.md").read_text()
     code = re.search(r"(# my_package/ccrop_plugin.py: a \"far.*?)```", text, re.S).group(1)
     module = types.ModuleType("far_from_mean_plugin")
     exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
-    load_plugins()
-    plugin_manager.register(module, name="far_from_mean_plugin")
-    try:
+    with registered_plugin(module, "far_from_mean_plugin"):
         features, blobs = ddt_dataset(count=8)
         store = BoxStore(8, max_boxes=1)
         options = {"threshold": 0.5, "min_area": 0.0, "label_resolution": None}
@@ -155,5 +151,3 @@ def test_the_fitted_rule_example_of_docs_plugins_md_works_as_a_third_party_plugi
             refresh_boxes(lambda x: x, [(features, torch.arange(8))], store, heatmap="far_from_mean",
                           heatmap_options={"power": 2.0}, localizer_options=options, progress=False)
         assert [store.get(i)[0].tolist() for i in range(8)] == [[exact(*blob)] for blob in blobs]
-    finally:
-        plugin_manager.unregister(name="far_from_mean_plugin")

@@ -7,7 +7,6 @@ import torch
 
 import ccrop_plugins.refresh as refresh
 from ccrop_plugins import BoxStore
-from ccrop_plugins.plugins import load_plugins, plugin_manager
 
 
 class Weighted:
@@ -25,13 +24,9 @@ class WeightedPlugin:
 
 
 @pytest.fixture
-def weighted_rule():
-    load_plugins()
-    plugin_manager.register(WeightedPlugin(), name="digest-weighted-plugin")
-    try:
+def weighted_rule(registered_plugin):
+    with registered_plugin(WeightedPlugin(), "digest-weighted-plugin"):
         yield
-    finally:
-        plugin_manager.unregister(name="digest-weighted-plugin")
 
 
 def test_each_tensor_option_is_digested_once_and_the_pipeline_keeps_copies(weighted_rule, monkeypatch):

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from ccrop_plugins import BoxStore, refresh_boxes
-from ccrop_plugins.plugins import load_plugins, plugin_manager
 from ccrop_plugins.refresh import _PIPELINES
 
 
@@ -39,13 +38,9 @@ class FittedChannelWeightsPlugin:
 
 
 @pytest.fixture
-def fitted_rule():
-    load_plugins()
-    plugin_manager.register(FittedChannelWeightsPlugin(), name="fitted-channel-weights-plugin")
-    try:
+def fitted_rule(registered_plugin):
+    with registered_plugin(FittedChannelWeightsPlugin(), "fitted-channel-weights-plugin"):
         yield
-    finally:
-        plugin_manager.unregister(name="fitted-channel-weights-plugin")
 
 
 FEATURES = torch.zeros(1, 3, 8, 8)

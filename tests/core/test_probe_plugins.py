@@ -15,7 +15,7 @@ import torch.distributed as dist
 from ccrop_plugins import (BoxSets, BoxStore, ContrastiveCrop, RefreshSampler, heatmaps_from_features, hookimpl,
                            refresh_boxes)
 from ccrop_plugins import list_plugins
-from ccrop_plugins.plugins import PluginWarning, load_plugins, plugin_manager, registry
+from ccrop_plugins.plugins import PluginWarning, load_plugins, registry
 
 sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: run_ranks
 from distributed_refresh import gloo_group, run_ranks  # noqa: E402
@@ -106,11 +106,9 @@ class StatisticsPlugin:
 
 
 @pytest.fixture(scope="module")
-def statistics_plugin():
-    load_plugins()
-    plugin_manager.register(StatisticsPlugin(), name="statistics-plugin")
-    yield
-    plugin_manager.unregister(name="statistics-plugin")
+def statistics_plugin(registered_plugin):
+    with registered_plugin(StatisticsPlugin(), "statistics-plugin"):
+        yield
 
 
 def _batches(count: int = 4, size: int = 2):
@@ -225,15 +223,11 @@ class RasterPlugin:
         register("raster", lambda **options: _raster_order)
 
 
-def test_a_localizer_returning_more_boxes_than_the_store_keeps_keeps_the_best_scored():
+def test_a_localizer_returning_more_boxes_than_the_store_keeps_keeps_the_best_scored(registered_plugin):
     # was: the store kept the first four boxes (scores 0, 1, 2, 3) and dropped the four best, silently
-    load_plugins()
-    plugin_manager.register(RasterPlugin(), name="raster-plugin")
-    try:
+    with registered_plugin(RasterPlugin(), "raster-plugin"):
         store = BoxStore(4, max_boxes=4)
         refresh_boxes(_feature_fn, _batches(), store, localizer="raster", progress=False)
-    finally:
-        plugin_manager.unregister(name="raster-plugin")
     boxes, scores = store.get(3)
     assert scores.tolist() == [7.0, 6.0, 5.0, 4.0]
     torch.testing.assert_close(boxes[0], torch.tensor([0.7, 0.0, 0.9, 0.5]))
@@ -326,11 +320,9 @@ class FactoryMistakesPlugin:
 
 
 @pytest.fixture
-def factory_mistakes():
-    load_plugins()
-    plugin_manager.register(FactoryMistakesPlugin(), name="factory-mistakes")
-    yield
-    plugin_manager.unregister(name="factory-mistakes")
+def factory_mistakes(registered_plugin):
+    with registered_plugin(FactoryMistakesPlugin(), "factory-mistakes"):
+        yield
 
 
 def test_a_localizer_or_sampler_registered_instead_of_its_factory_is_named(factory_mistakes):
@@ -420,17 +412,13 @@ class ReturningPlugin:
         return {"returned": Midpoint}  # instead of register("returned", Midpoint)
 
 
-def test_a_hook_that_returns_its_names_instead_of_registering_them_is_named():
+def test_a_hook_that_returns_its_names_instead_of_registering_them_is_named(registered_plugin):
     # was: nothing registered and no warning; sampler='returned' was only 'unknown'
-    load_plugins()
-    plugin_manager.register(ReturningPlugin(), name="returning-plugin")
-    try:
+    with registered_plugin(ReturningPlugin(), "returning-plugin"):
         with pytest.warns(PluginWarning, match=r"refused sampler '\*' of returning-plugin: its ccrop_register_samplers "
                                                r"hook returned dict and registered nothing; a hook calls "
                                                r"register\(name, factory\) once per name"):
             assert sorted(registry("sampler")) == ["beta", "gaussian", "uniform"]
-    finally:
-        plugin_manager.unregister(name="returning-plugin")
 
 
 def test_two_entry_points_naming_one_plugin_module_are_named_in_one_line(distribution):

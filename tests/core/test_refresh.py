@@ -10,7 +10,6 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ccrop_plugins import BoxSets, BoxStore, get_localizer, refresh_boxes
-from ccrop_plugins.plugins import load_plugins, plugin_manager
 from ccrop_plugins.refresh import _PIPELINES
 
 sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: the ranks' entry point
@@ -369,7 +368,7 @@ class ChannelWeightsPlugin:
         register("channel_weights", ChannelWeights)
 
 
-def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline():
+def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline(registered_plugin):
     """Two 2000-element weight tensors that differ in the middle print alike ('...'): the store's kept pipelines were
     keyed by that repr, so the second pass reused the rule built with the first weights (the first object's box)."""
     features = torch.zeros(1, 2000, 8, 8)
@@ -379,9 +378,7 @@ def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline
     first[1000], second[999] = 1.0, 1.0
     assert repr(first) == repr(second)
     store = BoxStore(1, max_boxes=1)
-    load_plugins()
-    plugin_manager.register(ChannelWeightsPlugin(), name="channel-weights-plugin")
-    try:
+    with registered_plugin(ChannelWeightsPlugin(), "channel-weights-plugin"):
         for weights, box in ((first, [0.0, 0.0, 3 / 8, 3 / 8]), (second, [5 / 8, 5 / 8, 1.0, 1.0]),
                              (first, [0.0, 0.0, 3 / 8, 3 / 8])):
             refresh_boxes(lambda images: features, [(torch.zeros(1, 3, 8, 8), torch.arange(1))], store,
@@ -389,5 +386,3 @@ def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline
                           threshold=0.5, progress=False)
             torch.testing.assert_close(store.get(0)[0], torch.tensor([box]))
         assert len(_PIPELINES[store]) == 2  # the same tensor object again: its pipeline is kept
-    finally:
-        plugin_manager.unregister(name="channel-weights-plugin")

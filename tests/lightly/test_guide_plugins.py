@@ -15,22 +15,17 @@ import torch
 
 from ccrop_lightly import BoxRefresher, BoxStore
 from ccrop_plugins import ENTRY_POINT_GROUP, ContrastiveCrop, get_localizer, get_sampler, list_plugins
-from ccrop_plugins.plugins import load_plugins, plugin_manager
 
 GUIDE = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
 
 
 @pytest.fixture
-def guide_plugin():
+def guide_plugin(registered_plugin):
     code = re.search(r"```python\n(# my_package/ccrop_plugin.py\n.*?)```", GUIDE, re.S).group(1)
     module = types.ModuleType("my_package.ccrop_plugin")
     exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)  # noqa: S102
-    load_plugins()
-    plugin_manager.register(module, name="my-package")
-    try:
+    with registered_plugin(module, "my-package"):
         yield module
-    finally:
-        plugin_manager.unregister(module)
 
 
 def test_the_entry_point_table_names_the_group_and_the_module():
