@@ -40,8 +40,8 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
 def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
     """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: an empty one as ``(0, 4)``; a float tensor keeps its
     dtype), or ``ValueError`` naming ``what`` (a ragged list, text, another shape, ...); ``TypeError`` for bools."""
-    if str(getattr(boxes, "dtype", None)) in ("torch.bool", "bool"):  # a tensor or array of True / False: a mask
-        raise TypeError(f"{what} must have a floating point or integer dtype (x0, y0, x1, y1); got {boxes.dtype}")
+    if _is_bool(boxes):  # a tensor, array or list of True / False: a mask
+        raise TypeError(f"{what} must have a floating point or integer dtype (x0, y0, x1, y1); got {dtype_of(boxes)}")
     floating = isinstance(boxes, Tensor) and boxes.is_floating_point()
     try:
         boxes = boxes if floating else torch.as_tensor(boxes, dtype=dtype)
@@ -52,6 +52,21 @@ def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.
         one = " (one box? pass [[x0, y0, x1, y1]])" if boxes.shape == (4,) else ""
         raise ValueError(f"{what} must have shape (k, 4) as x0, y0, x1, y1; got {tuple(boxes.shape)}{one}")
     return boxes
+
+
+def dtype_of(values: object) -> object:
+    """The dtype of a tensor or array, the dtype torch infers for a list or tuple (``torch.bool`` for one of only
+    ``True`` / ``False``), else ``None``."""
+    if isinstance(values, (list, tuple)):
+        try:
+            return torch.as_tensor(values).dtype
+        except (TypeError, ValueError, RuntimeError):  # ragged, text: the caller's conversion names it
+            return None
+    return getattr(values, "dtype", None)
+
+
+def _is_bool(values: object) -> bool:
+    return str(dtype_of(values)) in ("torch.bool", "bool")
 
 
 def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] | Tensor | None = None,
@@ -82,7 +97,9 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
         if bad.any():
             i, k = (int(v) for v in bad.nonzero()[0])
             where = f"image {i}" if samples is None else f"sample {int(samples[i])}"
-            raise ValueError(f"score {k} of {where} must be finite and >= 0; got {float(scores[i, k])}")
+            score = float(scores[i, k])
+            stored = " (stored as float32: a score above about 3.4e38 becomes inf)" if math.isinf(score) else ""
+            raise ValueError(f"score {k} of {where} must be finite and >= 0; got {score}{stored}")
 
 
 def best_first(boxes: Tensor, scores: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
@@ -149,6 +166,9 @@ class BoxSets:
                                 f"None; got {scores!r}")
             if len(scores) != n:
                 raise ValueError(f"got {len(scores)} score lists for {n} box lists")
+            if bools := [i for i, s in enumerate(scores) if _is_bool(s)]:
+                raise TypeError(f"scores of image {bools[0]} must have a floating point or integer dtype (one weight "
+                                f"per box); got {dtype_of(scores[bools[0]])}")
             try:
                 scores = [torch.as_tensor(s, dtype=torch.float32).reshape(-1) for s in scores]
             except (TypeError, ValueError, RuntimeError):

@@ -15,7 +15,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
-from .box_sets import _as_boxes, box_hint
+from .box_sets import _as_boxes, box_hint, dtype_of
 from .plugins import get_sampler
 from .samplers import check_sampler, sampler_error
 from .sizes import height_width, integer, real_number
@@ -75,8 +75,8 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
     if scores is None:
         return None
     array = isinstance(scores, (Tensor, np.ndarray))
-    if array and scores.dtype in _BOOL:  # float(True) is 1.0: a mask passed as scores would weigh the choice
-        raise TypeError(f"scores must have a floating point or integer dtype (one weight per box); got {scores.dtype}")
+    if (dtype := scores.dtype if array else dtype_of(scores)) in _BOOL:  # float(True) is 1.0: a mask would weigh
+        raise TypeError(f"scores must have a floating point or integer dtype (one weight per box); got {dtype}")
     try:
         values = None if array and scores.ndim != 1 else [float(v) for v in (scores.tolist() if array else scores)]
     except (TypeError, ValueError):  # text, None, complex (in a list or an array), a number for the whole set

@@ -43,3 +43,24 @@ def test_integer_and_float_boxes_and_scores_draw_the_same_crops_as_before():
         params = crop.make_params((16, 16), boxes, torch.Generator().manual_seed(0), scores=scores)
         assert params == crop.make_params((16, 16), torch.tensor([[0.0, 0.0, 1.0, 1.0]]),
                                           torch.Generator().manual_seed(0))
+
+
+def test_plain_lists_of_bools_are_refused_as_bool_tensors_are():
+    """A list of only True / False (torch infers bool) was converted to 0.0 / 1.0: the mask drew the whole image."""
+    boxes = [[0.1, 0.1, 0.5, 0.5], [0.4, 0.4, 0.9, 0.9]]
+    with pytest.raises(TypeError, match=r"^boxes must have a floating point or integer dtype .*; got torch\.bool$"):
+        ContrastiveCrop(8).make_params((16, 16), MASK, torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="boxes of sample 3 must have a floating point or integer dtype"):
+        validate_boxes(MASK, sample=3)
+    with pytest.raises(TypeError, match=r"scores must have a floating point or integer dtype \(one weight per box\)"):
+        choose_box(torch.tensor(boxes), [True, False])
+    for scores in ([True, False], np.array([True, False]), torch.tensor([True, False])):
+        with pytest.raises(TypeError, match=r"^scores of image 1 must have a floating point or integer dtype"):
+            BoxSets.from_lists([boxes, boxes], [[1.0, 2.0], scores])
+
+
+def test_lists_of_numbers_next_to_the_bool_check_keep_their_values():
+    sets = BoxSets.from_lists([[[0, 0, 1, 1]], [[0.25, 0.5, 0.75, 1.0]]], [[3], [0.5]])
+    assert sets.boxes.tolist() == [[[0.0, 0.0, 1.0, 1.0]], [[0.25, 0.5, 0.75, 1.0]]]
+    assert sets.scores.tolist() == [[3.0], [0.5]]
+    assert choose_box(torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.4, 0.4, 0.9, 0.9]]), [0, 1]) == 1

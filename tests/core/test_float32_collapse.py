@@ -51,3 +51,16 @@ def test_float64_boxes_wider_than_float32_resolves_are_stored():
     store = BoxStore(8, max_boxes=2)
     store.update(torch.tensor([3, 5]), _sets([0.5, 0.1, 0.5 + 1e-6, 0.5]))
     assert store.version == 1 and store.get(5)[0][0, 2] > store.get(5)[0][0, 0]
+
+
+def test_a_float64_score_beyond_float32_says_the_store_keeps_float32():
+    """A finite float64 score above float32's range became inf in the store: 'must be finite; got inf' blamed a
+    score the caller gave as finite."""
+    boxes = _boxes([0.1, 0.1, 0.5, 0.5])
+    scores = torch.tensor([[1.0, 1.0], [1e300, 1.0]], dtype=torch.float64)
+    sets = BoxSets(boxes, scores, torch.tensor([2, 2]), torch.zeros(2, dtype=torch.bool))  # finite: accepted
+    store = BoxStore(8, max_boxes=2)
+    with pytest.raises(ValueError, match=r"^score 0 of sample 5 must be finite and >= 0; got inf \(stored as float32: "
+                                         r"a score above about 3\.4e38 becomes inf\)$"):
+        store.update(torch.tensor([3, 5]), sets)
+    assert store.version == 0
