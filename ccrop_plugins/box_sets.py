@@ -98,7 +98,7 @@ def validate_box_sets(boxes: Tensor, counts: Tensor, samples: Sequence[object] |
             i, k = (int(v) for v in bad.nonzero()[0])
             where = f"image {i}" if samples is None else f"sample {int(samples[i])}"
             score = float(scores[i, k])
-            stored = " (stored as float32: a score above about 3.4e38 becomes inf)" if math.isinf(score) else ""
+            stored = " (stored as float32: a score above about 3.4e38 becomes inf)" if score == math.inf else ""
             raise ValueError(f"score {k} of {where} must be finite and >= 0; got {score}{stored}")
 
 
