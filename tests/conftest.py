@@ -5,6 +5,7 @@ import gc
 import os
 from contextlib import contextmanager
 
+import pluggy
 import pytest
 
 os.environ.setdefault("CCROP_PLUGINS_NO_AUTOLOAD", "1")
@@ -74,3 +75,21 @@ def registered_plugin():
     """The context manager ``registered_plugin(plugin, name)`` for tests and fixtures of any scope:
     ``with registered_plugin(MyPlugin(), "my-plugin"): ...``."""
     return _registered_plugin
+
+
+class _HeatmapPlugin:
+    """A plugin that registers one heatmap rule, ``factory``, as ``name``."""
+
+    def __init__(self, name, factory) -> None:
+        self.name, self.factory = name, factory
+
+    @pluggy.HookimplMarker("ccrop_plugins")
+    def ccrop_register_heatmaps(self, register):
+        register(self.name, self.factory)
+
+
+@pytest.fixture(scope="session")
+def registered_heatmap():
+    """The context manager ``registered_heatmap(name, factory)``: a plugin registering the heatmap rule ``factory``
+    as ``name`` inside the block (see ``registered_plugin``)."""
+    return lambda name, factory: _registered_plugin(_HeatmapPlugin(name, factory), f"{name}-plugin")

@@ -145,7 +145,8 @@ def _optional_crops(steps: Any) -> list[tuple[str, float]]:
             names = [type(owner).__name__ for owner in owners]  # mmcv keeps RandomApply's list as a Compose
             path = " > ".join(name for i, name in enumerate(names) if not (i and names[i - 1] == "RandomApply"
                                                                            and name == "Compose"))
-            found.append((f"ContrastiveCrop (in {path}, prob={min(chances):g})", min(chances)))
+            chance = min(chances)
+            found.append((f"ContrastiveCrop (in {path}, prob={chance:g})", chance))
     return found
 
 

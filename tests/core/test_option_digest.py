@@ -1,7 +1,6 @@
 """A new kept heatmap pipeline reads each tensor option's bytes once: the key's digest also decides which options
 the pipeline gets copies of (``_snapshot`` had digested every tensor option a second time)."""
 
-import pluggy
 import pytest
 import torch
 
@@ -17,15 +16,9 @@ class Weighted:
         return torch.einsum("nchw,c->nhw", features, self.weights)
 
 
-class WeightedPlugin:
-    @pluggy.HookimplMarker("ccrop_plugins")
-    def ccrop_register_heatmaps(self, register):
-        register("digest_weighted", Weighted)
-
-
 @pytest.fixture
-def weighted_rule(registered_plugin):
-    with registered_plugin(WeightedPlugin(), "digest-weighted-plugin"):
+def weighted_rule(registered_heatmap):
+    with registered_heatmap("digest_weighted", Weighted):
         yield
 
 

@@ -1,7 +1,6 @@
 """refresh_boxes keeps one heatmap pipeline per store and options: tensor and array options are compared by value."""
 
 import numpy as np
-import pluggy
 import pytest
 import torch
 
@@ -31,15 +30,9 @@ class FittedChannelWeights:
         return torch.einsum("nchw,c->nhw", features, self._weights())
 
 
-class FittedChannelWeightsPlugin:
-    @pluggy.HookimplMarker("ccrop_plugins")
-    def ccrop_register_heatmaps(self, register):
-        register("fitted_channel_weights", FittedChannelWeights)
-
-
 @pytest.fixture
-def fitted_rule(registered_plugin):
-    with registered_plugin(FittedChannelWeightsPlugin(), "fitted-channel-weights-plugin"):
+def fitted_rule(registered_heatmap):
+    with registered_heatmap("fitted_channel_weights", FittedChannelWeights):
         yield
 
 

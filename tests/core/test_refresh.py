@@ -3,7 +3,6 @@
 import sys
 from pathlib import Path
 
-import pluggy
 import pytest
 import torch
 from torch import nn
@@ -362,13 +361,7 @@ class ChannelWeights:
         return torch.einsum("nchw,c->nhw", features, self.weights)
 
 
-class ChannelWeightsPlugin:
-    @pluggy.HookimplMarker("ccrop_plugins")
-    def ccrop_register_heatmaps(self, register):
-        register("channel_weights", ChannelWeights)
-
-
-def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline(registered_plugin):
+def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline(registered_heatmap):
     """Two 2000-element weight tensors that differ in the middle print alike ('...'): the store's kept pipelines were
     keyed by that repr, so the second pass reused the rule built with the first weights (the first object's box)."""
     features = torch.zeros(1, 2000, 8, 8)
@@ -378,7 +371,7 @@ def test_heatmap_options_that_differ_inside_a_long_tensor_get_their_own_pipeline
     first[1000], second[999] = 1.0, 1.0
     assert repr(first) == repr(second)
     store = BoxStore(1, max_boxes=1)
-    with registered_plugin(ChannelWeightsPlugin(), "channel-weights-plugin"):
+    with registered_heatmap("channel_weights", ChannelWeights):
         for weights, box in ((first, [0.0, 0.0, 3 / 8, 3 / 8]), (second, [5 / 8, 5 / 8, 1.0, 1.0]),
                              (first, [0.0, 0.0, 3 / 8, 3 / 8])):
             refresh_boxes(lambda images: features, [(torch.zeros(1, 3, 8, 8), torch.arange(1))], store,
