@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -55,14 +56,20 @@ def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.
 
 
 def dtype_of(values: object) -> object:
-    """The dtype of a tensor or array, the dtype torch infers for a list or tuple (``torch.bool`` for one of only
-    ``True`` / ``False``), else ``None``."""
+    """The dtype of a tensor or array, the dtype torch infers for a list or tuple (``torch.bool`` for one holding
+    ``True`` or ``False`` anywhere: a mask, or a flag among numbers, is no coordinate or weight), else ``None``."""
     if isinstance(values, (list, tuple)):
+        if _holds_bool(values):  # torch reads [True, 0.5] as floats
+            return torch.bool
         try:
             return torch.as_tensor(values).dtype
         except (TypeError, ValueError, RuntimeError):  # ragged, text: the caller's conversion names it
             return None
     return getattr(values, "dtype", None)
+
+
+def _holds_bool(values: list | tuple) -> bool:
+    return any(_holds_bool(v) if isinstance(v, (list, tuple)) else isinstance(v, (bool, np.bool_)) for v in values)
 
 
 def _is_bool(values: object) -> bool:

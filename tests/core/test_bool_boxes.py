@@ -64,3 +64,26 @@ def test_lists_of_numbers_next_to_the_bool_check_keep_their_values():
     assert sets.boxes.tolist() == [[[0.0, 0.0, 1.0, 1.0]], [[0.25, 0.5, 0.75, 1.0]]]
     assert sets.scores.tolist() == [[3.0], [0.5]]
     assert choose_box(torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.4, 0.4, 0.9, 0.9]]), [0, 1]) == 1
+
+
+@pytest.mark.parametrize("boxes", [[[0, 0, True, 1]], [[0.1, 0.1, 0.5, 0.5], (0.2, np.bool_(False), 0.6, 0.6)]],
+                         ids=["flag-among-ints", "numpy-bool-in-a-tuple"])
+def test_lists_mixing_bools_with_numbers_are_refused_as_bool_lists_are(boxes):
+    """torch infers float for ``[0, 0, True, 1]``: True was read as 1.0, the box drawn as ``[0, 0, 1, 1]``."""
+    with pytest.raises(TypeError, match=r"^boxes must have a floating point or integer dtype .*; got torch\.bool$"):
+        ContrastiveCrop(8).make_params((16, 16), boxes, torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="boxes of sample 0 must have a floating point or integer dtype"):
+        validate_boxes(boxes, sample=0)
+    with pytest.raises(TypeError, match="boxes of image 0 must have a floating point or integer dtype"):
+        BoxSets.from_lists([boxes])
+
+
+def test_scores_mixing_bools_with_numbers_are_refused():
+    boxes = [[0.1, 0.1, 0.5, 0.5], [0.4, 0.4, 0.9, 0.9]]
+    match = r"scores must have a floating point or integer dtype \(one weight per box\); got torch\.bool$"
+    with pytest.raises(TypeError, match=match):
+        choose_box(torch.tensor(boxes), [0.5, True])
+    with pytest.raises(TypeError, match=match):
+        ContrastiveCrop(8).make_params((16, 16), boxes, torch.Generator().manual_seed(0), scores=[1, False])
+    with pytest.raises(TypeError, match="^scores of image 0 must have a floating point or integer dtype"):
+        BoxSets.from_lists([boxes], [[2.0, True]])
