@@ -137,6 +137,10 @@ class ContrastiveCrop:
         if scale_reference not in SCALE_REFERENCES:
             raise ValueError(f"unknown scale_reference {scale_reference!r}; available: {', '.join(SCALE_REFERENCES)}")
         self.scale_reference = scale_reference
+        if scale_reference == "image" and self.scale[1] > 1:  # never fits: RandomResizedCrop's centred fallback
+            percent = " (in percent? (8, 100) is (0.08, 1.0))" if self.scale[0] >= 1 else ""
+            raise ValueError(f"scale must be at most 1 with scale_reference='image': it is a fraction of the image's "
+                             f"area, and a larger crop falls back to a centred one{percent}; got {self.scale}")
         if not isinstance(antialias, (bool, np.bool_)):  # 'no' or 0.0 would be passed on as truthy or falsy
             raise TypeError(f"antialias must be True or False; got {antialias!r}")
         self.interpolation, self.antialias = _interpolation(interpolation), bool(antialias)

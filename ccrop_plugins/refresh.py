@@ -329,6 +329,9 @@ def _built_localizer(localizer: str | Callable[[Tensor], BoxSets], store: BoxSto
     if isinstance(localizer, str):
         built = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(options or {})}
         if threshold is not None:
+            if "threshold" in built and not _equal(built["threshold"], threshold):  # one would be dropped, silently
+                raise ValueError(f"threshold={threshold!r} and localizer_options threshold={built['threshold']!r} "
+                                 "disagree; give the threshold once")
             built["threshold"] = threshold
         return get_localizer(localizer, **built), repr(localizer)
     qualname = getattr(localizer, "__qualname__", None) or type(localizer).__qualname__
@@ -338,6 +341,13 @@ def _built_localizer(localizer: str | Callable[[Tensor], BoxSets], store: BoxSto
         raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer {name} is an "
                         "object: build it with its options (get_localizer(name, threshold=...))")
     return localizer, name
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # an array or a tensor: the localizer names it
+        return a is b
 
 
 def checked_device(device: torch.device | str | int) -> torch.device:

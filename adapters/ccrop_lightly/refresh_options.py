@@ -49,13 +49,24 @@ def check_refresh_options(
         raise ValueError(f"localizer_options max_boxes={given!r} and the box store's max_boxes={store.max_boxes} "
                          f"disagree: the store keeps at most {store.max_boxes} boxes per image; give it once, as "
                          "BoxStore(num_samples, max_boxes=...) (the localizer takes the store's)")
+    given = (localizer_options or {}).get("threshold", threshold)
+    if not _equal(given, threshold):  # one of them would be dropped, silently
+        raise ValueError(f"threshold={threshold!r} and localizer_options threshold={given!r} disagree; give the "
+                         "threshold once, as the refresher's own argument")
     if not callable(localizer):  # a name; None, 3, ['bbox']: the core names them
-        get_localizer(localizer, threshold=threshold, **(localizer_options or {}))
+        get_localizer(localizer, **{**(localizer_options or {}), "threshold": threshold})
     elif localizer_options:  # a callable localizer is already configured: the options would go nowhere
         raise TypeError(f"localizer_options {sorted(localizer_options)} are for a named localizer; the localizer "
                         f"{getattr(localizer, '__name__', type(localizer).__name__)} is a callable already configured "
                         "(pass get_localizer(name, **options), or the name and localizer_options)")
     HeatmapPipeline(heatmap, heatmap_options)  # a name or a callable; None and a list are refused by the core
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # an array or a tensor: the localizer names it
+        return a is b
 
 
 def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) -> None:

@@ -147,3 +147,31 @@ def test_a_store_larger_than_the_shared_memory_names_its_size_and_the_remedy():
                         r"( \(/dev/shm has [0-9.]+ MiB free\))?, which torch could not allocate \(.+\); give the "
                         r"machine or container more \(docker run --shm-size=1g\), or use a smaller max_boxes",
                         last), last
+
+
+@pytest.mark.parametrize("scale, percent", [((8, 100), True), ((0.08, 1.5), False), ((1.0, 2.0), True)])
+def test_a_scale_above_the_image_is_refused_when_built(scale, percent):
+    # Before: built; every draw above 1 fell back to RandomResizedCrop's centred crop, the boxes ignored (with
+    # (8, 100), a percent range, every view was the whole image).
+    hint = r" \(in percent\? \(8, 100\) is \(0\.08, 1\.0\)\)" if percent else ""
+    with pytest.raises(ValueError, match=rf"^scale must be at most 1 with scale_reference='image': .*a larger crop "
+                                         rf"falls back to a centred one{hint}; got \({scale[0]:g}\.?0?, "):
+        ContrastiveCrop(8, scale=scale)
+    crop = ContrastiveCrop(8, scale=(1.0, 4.0), scale_reference="box")  # of the box: larger than it is the point
+    assert crop.make_params((32, 32), BOXES, torch.Generator().manual_seed(0))["height"] <= 32
+
+
+def test_a_threshold_given_twice_must_agree():
+    from ccrop_plugins import refresh_boxes
+
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    batches = [(images, torch.arange(4))]
+    store = BoxStore(4)
+    with pytest.raises(ValueError, match=r"threshold=0\.3 and localizer_options threshold=0\.5 disagree; give the "
+                                         r"threshold once"):  # was: 0.3 used, 0.5 dropped without a word
+        refresh_boxes(torch.nn.Conv2d(3, 4, 3), batches, store, threshold=0.3, localizer_options={"threshold": 0.5},
+                      progress=False)
+    assert store.version == 0
+    refresh_boxes(torch.nn.Conv2d(3, 4, 3), batches, store, threshold=np.float32(0.5),
+                  localizer_options={"threshold": float(np.float32(0.5))}, progress=False)
+    assert store.version == 1

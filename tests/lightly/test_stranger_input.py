@@ -175,6 +175,30 @@ def test_a_localizer_max_boxes_other_than_the_stores_is_refused():
                  localizer_options={"max_boxes": 2})
 
 
+
+def test_a_threshold_given_twice_must_agree():
+    # Before: Python's "get_localizer() got multiple values for keyword argument 'threshold'" when made, for any
+    # localizer_options threshold (the refresher's own default 0.1 counts as given).
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher, BoxRefreshCallback
+
+    dataset = IndexedDataset(Plain(4))
+    loader = make_refresh_loader(dataset, transform=CCropSimCLRTransform(input_size=32))
+    for given in ({"threshold": 0.3}, {}):
+        message = rf"threshold={given.get('threshold', 0.1)} and localizer_options threshold=0\.5 disagree; give " \
+                  r"the threshold once, as the refresher's own argument"
+        with pytest.raises(ValueError, match=message):
+            BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1,
+                         localizer_options={"threshold": 0.5}, **given)
+        with pytest.raises(ValueError, match=message):
+            BoxRefreshCallback(BoxStore(4), dataset, warmup_epochs=1, interval=1, localizer_options={"threshold": 0.5},
+                               **given)
+    refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=0, interval=1,
+                             threshold="otsu", localizer_options={"threshold": "otsu"})
+    refresher.refresh()
+    assert refresher.store.version == 1
+
 def test_a_subset_or_concat_of_lightly_datasets_is_keyed_by_its_own_positions(tmp_path):
     # Before: "batch item 0 is keyed by filename '4.png', but this collate function knows no filenames; pass
     # ... filenames=dataset.get_filenames()", whose list (of the whole folder) then failed the store size check.
