@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, NamedTuple
+from numbers import Integral
+from typing import Any, Callable, Mapping, NamedTuple
 
 from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
 
 from ccrop_plugins import BoxStore, RefreshSchedule, images_digest, other_images
 
@@ -32,8 +34,22 @@ def checkpoint_entry(store: BoxStore, refresh_pending: bool, refreshed_after: in
 
 
 def saved_boxes(checkpoint: dict) -> dict[str, Any]:
-    """``checkpoint['ccrop']`` with the checkpoint's ``meta`` (its epoch and iteration), kept until ``before_train``."""
-    return {**checkpoint[CHECKPOINT_KEY], "meta": checkpoint.get("meta", {})}
+    """``checkpoint['ccrop']`` with the checkpoint's ``meta`` (its epoch and iteration), kept until ``before_train``;
+    an entry the hook did not write (another type, no ``box_store``, a ``refreshed_after`` that is no int, a
+    ``refresh_pending`` that is no bool) is a ``TypeError`` naming the key and its value."""
+    entry, what = checkpoint[CHECKPOINT_KEY], f"ContrastiveCropHook: the checkpoint's {CHECKPOINT_KEY!r} entry"
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("box_store"), Mapping):
+        got = (f"{type(entry).__name__} {entry!r:.80}" if not isinstance(entry, Mapping) else
+               f"box_store={entry['box_store']!r:.80}" if "box_store" in entry else f"keys {sorted(map(str, entry))}")
+        raise TypeError(f"{what} must be the dict the hook saves, with keys box_store (BoxStore.state_dict()), "
+                        f"refresh_pending, refreshed_after and images; got {got}")
+    after, pending = entry.get("refreshed_after"), entry.get("refresh_pending", False)
+    if after is not None and (not isinstance(after, Integral) or isinstance(after, bool)):
+        raise TypeError(f"{what}: refreshed_after must be an int (the steps done at the latest refresh) or None; "
+                        f"got {after!r}")
+    if pending not in (True, False):  # bool('no') is True: a refresh would run unasked
+        raise TypeError(f"{what}: refresh_pending must be True or False; got {pending!r}")
+    return {**entry, "meta": checkpoint.get("meta", {})}
 
 
 def image_list_digest(dataset: Any) -> str | None:
@@ -83,8 +99,8 @@ def _restore(runner: Any, saved: dict[str, Any], store: BoxStore, load_boxes: bo
     if not (resumed or load_boxes):
         if is_main_process():
             runner.logger.info(
-                f"ContrastiveCrop: the load_from checkpoint holds boxes of {state['num_samples']} images "
-                f"(version {state['version']}); ignored, boxes belong to the dataset they were made on: "
+                f"ContrastiveCrop: the load_from checkpoint holds boxes of {state.get('num_samples')} images "
+                f"(version {state.get('version')}); ignored, boxes belong to the dataset they were made on: "
                 "warm-up starts afresh (set ContrastiveCropHook(load_boxes=True) to use them)")
         return Restored(0, False, False)
     saved_digest = saved.get("images")  # the digest of this run's images is read only when the checkpoint has one
@@ -95,7 +111,11 @@ def _restore(runner: Any, saved: dict[str, Any], store: BoxStore, load_boxes: bo
                 f"ContrastiveCrop: the checkpoint's boxes were made on {other}; ignored, they would crop other "
                 "images' objects: the boxes are made afresh (now, if a refresh was due before this step)")
         return Restored(0, False, True)
-    store.load_state_dict(state)
+    try:
+        store.load_state_dict(state)
+    except (KeyError, TypeError, ValueError) as error:  # the core's message, said to be the checkpoint's
+        raise type(error)(f"ContrastiveCropHook: the checkpoint's boxes ({CHECKPOINT_KEY!r} entry, box_store) "
+                          f"cannot be restored: {error.args[0] if error.args else error}") from error
     if int(state["max_boxes"]) > store.max_boxes and is_main_process():
         runner.logger.info(
             f"ContrastiveCrop: the checkpoint's box sets hold up to {state['max_boxes']} boxes per image; this "
@@ -104,6 +124,18 @@ def _restore(runner: Any, saved: dict[str, Any], store: BoxStore, load_boxes: bo
     if not resumed:
         return Restored(0, False, False)
     return Restored(saved.get("refreshed_after"), bool(saved.get("refresh_pending")), False)
+
+
+def warn_checkpoint_first(runner: Any, hook: Any) -> None:
+    """Log a warning when ``hook`` runs after the ``CheckpointHook`` (a ``priority`` below its ``VERY_LOW``): each
+    checkpoint is saved before its step's refresh, so it holds the boxes one refresh behind (a resume from it runs
+    that refresh again)."""
+    saver = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+    if saver is not None and runner.hooks.index(hook) > runner.hooks.index(saver) and is_main_process():
+        runner.logger.warning(
+            f"ContrastiveCropHook(priority={hook.priority!r}) runs after CheckpointHook (priority={saver.priority!r}), "
+            "so each checkpoint is saved before its step's refresh and holds the boxes one refresh behind (a resume "
+            "from it refreshes again first); leave the hook's priority at 'NORMAL', or any above CheckpointHook's")
 
 
 def _catch_up_line(missed: int, had_boxes: bool, ignored: bool, store: BoxStore, by_iteration: bool) -> str:

@@ -55,8 +55,8 @@ class ExtractionDataset(Dataset):
                           "it (mmengine's dataset draws another sample instead)", UserWarning, stacklevel=2)
             results = {"img": np.zeros((*self.size, 3), np.uint8)}
         img = np.ascontiguousarray(results["img"])
-        if img.ndim == 2:
-            img = img[..., None]
+        if img.ndim == 3 and img.shape[2] == 1:  # PIL has no (H, W, 1) image; cv2 returns (h, w) for it as well
+            img = img[..., 0]
         img = mmcv.imresize(img, (self.size[1], self.size[0]), interpolation="bilinear", backend=self.backend)
         if img.ndim == 2:
             img = img[..., None]

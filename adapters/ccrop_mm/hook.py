@@ -19,11 +19,12 @@ from mmengine.registry import HOOKS
 from ccrop_plugins import BoxStore
 
 from .checkpoint_boxes import (CHECKPOINT_KEY, checkpoint_entry, image_list_digest, lazy_images_digest, resume_boxes,
-                               saved_boxes)
+                               saved_boxes, warn_checkpoint_first)
 from .checkpoint_globals import LoadWindow
 from .evaluation_crops import say_evaluation_crops
 from .extraction import ExtractionDataset
-from .hook_options import check_plain_options, checked_max_boxes, checked_rules, checked_schedule, refuse_unknown
+from .hook_options import (check_switches, checked_loader_sizes, checked_max_boxes, checked_rules, checked_schedule,
+                           refuse_unknown)
 from .pipeline_walk import read_train_pipeline
 from .refresh_pass import run_refresh, unwrapped
 from .schedule_steps import counts_iterations, say_schedule, steps_done
@@ -98,10 +99,10 @@ class ContrastiveCropHook(Hook):
         self.max_boxes = checked_max_boxes(localizer, max_boxes)
         self.localizer, self.image_size = checked_rules(localizer, threshold, max_boxes, localizer_options, heatmap,
                                                         heatmap_options, image_size)
-        check_plain_options(batch_size=batch_size, num_workers=num_workers, progress=progress, load_boxes=load_boxes,
-                            allow_mmengine_checkpoints=allow_mmengine_checkpoints)
+        check_switches(progress=progress, load_boxes=load_boxes, allow_mmengine_checkpoints=allow_mmengine_checkpoints)
         self.feature_stages = check_stages(feature_stages)
-        self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
+        self.batch_size, self.num_workers = checked_loader_sizes(batch_size, num_workers)
+        self.progress = progress
         self.load_boxes, self.allow_mmengine_checkpoints = bool(load_boxes), bool(allow_mmengine_checkpoints)
         self.store: BoxStore | None = None
         self.last_stats = None
@@ -128,6 +129,7 @@ class ContrastiveCropHook(Hook):
             raise ValueError(f"ContrastiveCropHook: the runner holds {count} ContrastiveCropHooks (custom_hooks lists "
                              f"it {count} times?); each would refresh its own boxes (a pass over every image each) and "
                              "the crops would read only the last one's, with its options: keep one")
+        warn_checkpoint_first(runner, self)
         self._by_iteration = counts_iterations(runner, self._warmup_name)
         self._attach_store(runner)
         say_schedule(runner, self.schedule, self._warmup_name, self._by_iteration, self.store)

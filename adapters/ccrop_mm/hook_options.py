@@ -4,6 +4,7 @@ what is allowed, before training starts rather than at the first refresh after t
 from __future__ import annotations
 
 import inspect
+from numbers import Integral
 from typing import Any, Sequence
 
 from ccrop_plugins import HeatmapPipeline, RefreshSchedule, get_localizer, height_width
@@ -33,9 +34,14 @@ def checked_schedule(warmup_epochs: Any, warmup_iters: Any, interval: Any) -> tu
 
 def checked_max_boxes(localizer: str, max_boxes: Any) -> int:
     """The boxes kept per image: ``max_boxes``, or 1 for the single-box ``bbox`` rule."""
-    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or not 1 <= max_boxes <= 127:
+    if _count(max_boxes) is None or not 1 <= max_boxes <= 127:
         raise ValueError(f"ContrastiveCropHook: max_boxes must be an int in [1, 127]; got {max_boxes!r}")
-    return 1 if localizer == "bbox" else max_boxes
+    return 1 if localizer == "bbox" else int(max_boxes)
+
+
+def _count(value: Any) -> int | None:
+    """``value`` as an int if it is an integer of any kind (numpy's too), not a bool; else ``None``."""
+    return int(value) if isinstance(value, Integral) and not isinstance(value, bool) else None
 
 
 def checked_rules(localizer: str, threshold: Any, max_boxes: int, localizer_options: Any, heatmap: str,
@@ -49,6 +55,10 @@ def checked_rules(localizer: str, threshold: Any, max_boxes: int, localizer_opti
     if localizer != "bbox" and given != max_boxes:  # the store keeps max_boxes: the rest would be cut, silently
         raise ValueError(f"ContrastiveCropHook: max_boxes={max_boxes!r} and localizer_options max_boxes={given!r} "
                          "disagree; give max_boxes once, as the hook's own argument (it sizes the box store)")
+    given = (localizer_options or {}).get("threshold", threshold)
+    if not _same(given, threshold):  # one of them would be dropped, silently
+        raise ValueError(f"ContrastiveCropHook: threshold={threshold!r} and localizer_options threshold={given!r} "
+                         "disagree; give threshold once, as the hook's own argument")
     try:
         options = {"threshold": threshold, **(localizer_options or {})}
         if localizer != "bbox":  # the single-box rule has no max_boxes; every set-valued one does
@@ -60,16 +70,28 @@ def checked_rules(localizer: str, threshold: Any, max_boxes: int, localizer_opti
         raise type(error)(f"ContrastiveCropHook: {error}") from None
 
 
-def check_plain_options(batch_size: Any, num_workers: Any, **switches: Any) -> None:
-    """The refresh loader's counts and the hook's on/off options, named when wrong."""
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # an array or a tensor: the localizer names it
+        return a is b
+
+
+def checked_loader_sizes(batch_size: Any, num_workers: Any) -> tuple[int | None, int | None]:
+    """The refresh loader's ``batch_size`` and ``num_workers`` as ints (numpy integers too), or ``None``."""
+    checked = []
     for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < (name == "batch_size")
-        ):
+        if value is not None and (_count(value) is None or value < (name == "batch_size")):
             raise ValueError(
                 f"ContrastiveCropHook: {name} must be a {'positive' if name == 'batch_size' else 'non-negative'} "
                 f"int or None; got {value!r}"
             )
+        checked.append(None if value is None else int(value))
+    return checked[0], checked[1]
+
+
+def check_switches(**switches: Any) -> None:
+    """The hook's on/off options, named when not ``True`` / ``False``."""
     for name, value in switches.items():
         if value not in (True, False):  # bool('no') is True: a text value would switch it on
             raise TypeError(f"ContrastiveCropHook: {name} must be True or False; got {value!r}")

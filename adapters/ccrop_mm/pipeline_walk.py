@@ -109,6 +109,7 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             "(or remove the hook)"
         )
     first_crop = next(i for i, step in enumerate(steps) if find_instances(step, BaseContrastiveCrop))
+    _check_not_after_views(steps[:first_crop])
     # The refresh sees the image as the crop does: every step before it but the box choice, which leaves it unchanged
     # (and may come first: it reads only sample_idx).
     head = [step for step in steps[:first_crop] if not isinstance(step, ChooseContrastiveBox)]
@@ -184,6 +185,18 @@ def _warn_optional_crops(steps: list[Any]) -> None:
         print_log(f"ContrastiveCrop: {found} is skipped in {1 - chance:.0%} of the draws, so those views are the whole "
                   "image, not a crop around the box; put ContrastiveCrop outside RandomApply (as its own step of the "
                   "view pipeline; RandomApply may keep the other steps)", logger="current", level=logging.WARNING)
+
+
+def _check_not_after_views(head: list[Any]) -> None:
+    """Refuse ContrastiveCrop after a ``MultiView`` (a step with view ``pipelines``): it would get the list of views
+    (a ``TypeError`` in a DataLoader worker, or a misplaced-step error naming a view's flip)."""
+    views = next((step for step in head if isinstance(getattr(step, "pipelines", None), (list, tuple))), None)
+    if views is not None:
+        name = _step_name(views)
+        raise ValueError(f"ContrastiveCrop comes after {name} in train_dataloader.dataset.pipeline: {name} has made "
+                         "the list of views by then, and ContrastiveCrop cuts one image; put it inside the view "
+                         f"pipeline of {name} (transforms=[[dict(type='ContrastiveCrop', ...), ...]]) in place of "
+                         "RandomResizedCrop")
 
 
 def _check_loading(crop_step: Any, head: list[Any]) -> None:

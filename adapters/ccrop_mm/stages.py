@@ -27,6 +27,11 @@ def check_stages(stages: Stage | Sequence[Stage] | None) -> list[Stage] | None:
     if not items or any(isinstance(s, bool) or not isinstance(s, (str, int)) for s in items):
         raise TypeError("ContrastiveCropHook: feature_stages must be a module name ('backbone.layer3'), an "
                         f"out_indices entry (int) or a non-empty list of them; got {stages!r}")
+    repeated = next((s for i, s in enumerate(items) if s in items[:i]), None)
+    if "" in items or repeated is not None:
+        problem = "an empty module name" if "" in items else f"{repeated!r} twice"
+        raise ValueError(f"ContrastiveCropHook: feature_stages={stages!r} holds {problem}; name each stage once, as "
+                         "a module name ('backbone.layer3') or an out_indices entry (int)")
     return items
 
 
@@ -36,9 +41,12 @@ def feature_fn(model: nn.Module, stages: list[Stage] | None) -> nn.Module:
     if stages is None:
         return model.backbone
     names = [_module_name(model, stage) for stage in stages]
-    if all(name.startswith("backbone.") for name in names):  # run the backbone alone, not the model's forward
-        return stage_features(model.backbone, [name[len("backbone."):] for name in names])
-    return stage_features(model, names)
+    try:
+        if all(name.startswith("backbone.") for name in names):  # run the backbone alone, not the model's forward
+            return stage_features(model.backbone, [name[len("backbone."):] for name in names])
+        return stage_features(model, names)
+    except (TypeError, ValueError) as error:  # e.g. 1 and 'layer2': the same module twice
+        raise type(error)(f"ContrastiveCropHook: feature_stages={stages!r} (modules {names}): {error}") from None
 
 
 def check_stages_run(features: nn.Module, stages: list[Stage] | None, size: Sequence[int], channels: int) -> None:

@@ -183,7 +183,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
         """Which of this flavour's arguments a core error's ``scale``/``ratio`` range is, if they are named otherwise
         (not for other errors: under mmpretrain ``scale`` is the output size, which the core calls ``size``)."""
         if self._area_name == "scale" or not message.startswith(
-            ("scale must be an increasing", "ratio must be an increasing")
+            ("scale must be an increasing", "scale must be at most 1", "ratio must be an increasing")
         ):
             return ""
         return f" (in the core's words: {self._area_name} is its scale, {self._aspect_name} its ratio)"
@@ -254,6 +254,9 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
                    + ("(use backend='cv2')" if cv2_takes else "(convert it, e.g. img.astype(np.float32))"))
         elif isinstance(img, np.ndarray):
             got = f"an array of shape {img.shape}{' (an empty image)' if img.size == 0 else ''}"
+        elif isinstance(img, list):  # MultiView's views: the crop is one step too late
+            got = ("a list (MultiView's views?): put ContrastiveCrop inside MultiView's view pipeline, in place of "
+                   "RandomResizedCrop")
         else:
             got = f"{type(img).__module__}.{type(img).__name__}; a step before it changed the image's type"
         raise TypeError(f"{self._name()} needs results['img'] as a numpy array (H, W) or (H, W, C), as "

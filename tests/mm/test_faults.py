@@ -316,3 +316,62 @@ def test_resumed_box_sets_larger_than_max_boxes_are_cut_with_a_log_line(setup, t
     runner = train(cfg)
     assert _recorder(runner).state_before_train["max_boxes"] == 2
     assert "the checkpoint's box sets hold up to 4 boxes per image; this run keeps 2" in _log(runner)
+
+
+class _Infos:
+    """A dataset of ready images: ``get_data_info`` gives ``img`` itself (the refresh's head is then empty)."""
+
+    def __init__(self, *images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def get_data_info(self, index):
+        return {"img": self.images[index], "img_path": f"{index}.png", "sample_idx": index}
+
+
+@pytest.mark.parametrize("backend", ["pillow", "cv2"])
+def test_grayscale_images_are_resized_for_the_refresh_by_either_backend(backend):
+    # LoadImageFromFile(color_type='grayscale') with ContrastiveCrop(backend='pillow'): training cropped them, then the
+    # refresh after the warm-up stopped the run with PIL's "Cannot handle this data type: (1, 1, 1), |u1".
+    gray = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30)
+    images = ExtractionDataset(_Infos(gray, gray[..., None]), [], (8, 12), backend)
+    for index in range(2):
+        image, sample = images[index]
+        assert tuple(image.shape) == (1, 8, 12) and image.dtype == torch.uint8 and sample == index
+    assert torch.equal(images[0][0], images[1][0])
+
+
+@pytest.mark.parametrize("entry, message", [
+    (None, r" must be the dict the hook saves, with keys box_store \(BoxStore.state_dict\(\)\), refresh_pending, "
+           r"refreshed_after and images; got NoneType None$"),
+    ({}, r" must be the dict the hook saves, .*; got keys \[\]$"),
+    ({"box_store": [1]}, r" must be the dict the hook saves, .*; got box_store=\[1\]$"),
+    ({"box_store": {}, "refreshed_after": "x"}, r": refreshed_after must be an int \(the steps done at the latest "
+                                                r"refresh\) or None; got 'x'$"),
+    ({"box_store": {}, "refreshed_after": 1.5}, r": refreshed_after must be an int .*; got 1.5$"),
+    ({"box_store": {}, "refresh_pending": "no"}, r": refresh_pending must be True or False; got 'no'$"),
+])
+def test_a_checkpoint_entry_the_hook_did_not_write_is_named(entry, message):
+    # Before: "'NoneType' object is not a mapping", KeyError('box_store'), "'>' not supported between instances of
+    # 'int' and 'str'" deep in the resume; refresh_pending='no' ran a refresh unasked.
+    from ccrop_mm.checkpoint_boxes import saved_boxes
+
+    with pytest.raises(TypeError, match=r"^ContrastiveCropHook: the checkpoint's 'ccrop' entry" + message):
+        saved_boxes({"ccrop": entry, "meta": {}})
+    assert saved_boxes({"ccrop": {"box_store": {}, "refreshed_after": np.int64(2)}})["meta"] == {}
+
+
+def test_a_checkpoint_box_store_the_core_refuses_is_named_as_the_checkpoints(setup, train, coordinate_folder,
+                                                                            tmp_path):
+    # The core's "box store state lacks ['max_boxes']" did not say it came from the checkpoint's boxes.
+    path = _box_checkpoint(tmp_path / "boxes.pth", setup.NUM_IMAGES)
+    checkpoint = torch.load(path, weights_only=False)
+    del checkpoint["ccrop"]["box_store"]["max_boxes"]
+    torch.save(checkpoint, path)
+    cfg = _quick(setup, coordinate_folder, tmp_path / "run", "broken_state", load_boxes=True)
+    cfg.load_from = str(path)
+    with pytest.raises(KeyError, match=r"ContrastiveCropHook: the checkpoint's boxes \('ccrop' entry, box_store\) "
+                                        r"cannot be restored: box store state lacks \['max_boxes'\]"):
+        train(cfg)

@@ -319,3 +319,32 @@ def test_a_contrastive_crop_inside_random_apply_is_logged(setup, coordinate_fold
                                   "around the box; ")
         assert said[0].endswith("put ContrastiveCrop outside RandomApply (as its own step of the view pipeline; "
                                 "RandomApply may keep the other steps)")
+
+
+@pytest.mark.parametrize("view_steps", [[dict(type="RandomFlip", prob=0.5)], [dict(type="Resize", scale=32)]],
+                         ids=["flip", "resize"])
+def test_a_crop_after_multiview_is_refused_before_training(setup, coordinate_folder, tmp_path, view_steps):
+    # It got MultiView's list of views: with a flip in the views the refusal blamed the flip ("move RandomFlip into
+    # the view pipeline", where it was); with a resize only, the first batch failed in a DataLoader worker.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    multiview = next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
+    crop = multiview["transforms"][0][0]
+    multiview["transforms"] = [view_steps]
+    _pipeline(cfg, ["LoadImageFromFile", "ChooseContrastiveBox", "MultiView", "PackInputs"])
+    cfg.train_dataloader.dataset.pipeline.insert(3, crop)
+    _refused_before_training(cfg, r"^ContrastiveCrop comes after MultiView in train_dataloader.dataset.pipeline: "
+                                  r"MultiView has made the list of views by then, and ContrastiveCrop cuts one image; "
+                                  r"put it inside the view pipeline of MultiView \(transforms=\[\[dict\(type='Contrastiv"
+                                  r"eCrop', \.\.\.\), \.\.\.\]\]\) in place of RandomResizedCrop$")
+
+
+@pytest.mark.parametrize("priority, warned", [("LOWEST", True), ("NORMAL", False)])
+def test_a_hook_that_runs_after_the_checkpoint_hook_is_logged(setup, coordinate_folder, tmp_path, priority, warned):
+    # priority='LOWEST' (mmengine takes it from the hook's dict): each checkpoint was saved before its step's refresh,
+    # so it held the boxes one refresh behind, without a word.
+    cfg = _config(setup, coordinate_folder, tmp_path, priority=priority)
+    said = [line for line in _logged_before_train(cfg, setup) if "runs after CheckpointHook" in line]
+    assert said == ([f"ContrastiveCropHook(priority='{priority}') runs after CheckpointHook (priority='VERY_LOW'), so "
+                     "each checkpoint is saved before its step's refresh and holds the boxes one refresh behind (a "
+                     "resume from it refreshes again first); leave the hook's priority at 'NORMAL', or any above "
+                     "CheckpointHook's"] if warned else [])

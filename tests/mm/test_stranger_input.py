@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import itertools
+import re
 import uuid
 
 import numpy as np
@@ -134,6 +135,61 @@ def test_max_boxes_given_twice_must_agree():
                             localizer_options=dict(max_boxes=8)))
     assert hook.max_boxes == 8
 
+
+
+@pytest.mark.parametrize("given, options", [("'otsu'", dict(threshold="otsu", localizer_options=dict(threshold=0.3))),
+                                            ("0.1", dict(localizer_options=dict(threshold=0.5)))])
+def test_a_threshold_given_twice_must_agree(given, options):
+    # Before: the localizer_options threshold won and the hook's own was dropped, without a word.
+    from mmengine.registry import HOOKS
+
+    other = options["localizer_options"]["threshold"]
+    with pytest.raises(ValueError, match=rf"ContrastiveCropHook: threshold={given} and localizer_options "
+                                         rf"threshold={other} disagree; give threshold once, as the hook's own argument"):
+        HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", **options))
+    hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", threshold="otsu",
+                            localizer_options=dict(threshold="otsu")))
+    assert hook.localizer.threshold == "otsu"
+
+
+def test_numpy_integer_counts_are_taken_as_ints():
+    # max_boxes, batch_size and num_workers of np.int64 were refused as "must be an int ...; got 4", naming a value
+    # that looks allowed (warmup_epochs, interval and the crop's sizes took them).
+    from mmengine.registry import HOOKS
+
+    hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", max_boxes=np.int64(3),
+                            batch_size=np.int64(8), num_workers=np.int32(0)))
+    assert (hook.max_boxes, hook.batch_size, hook.num_workers) == (3, 8, 0)
+    assert all(type(value) is int for value in (hook.max_boxes, hook.batch_size, hook.num_workers))
+    with pytest.raises(ValueError, match=r"max_boxes must be an int in \[1, 127\]; got (np\.)?True_?$"):
+        HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", max_boxes=np.bool_(True)))
+
+
+@pytest.mark.parametrize("stages, problem", [("", "an empty module name"), ((1, 1), "1 twice"),
+                                             (["layer2", "layer2"], "'layer2' twice")])
+def test_an_empty_or_repeated_stage_is_refused_when_the_hook_is_built(stages, problem):
+    # Built, then refused in before_train by the core's bare "stage names must be unique; got ['layer2', 'layer2']"
+    # (for (1, 1): names the user never wrote) or "a stage name must be a non-empty dotted module name".
+    from mmengine.registry import HOOKS
+
+    with pytest.raises(ValueError, match=rf"^ContrastiveCropHook: feature_stages={re.escape(repr(stages))} holds "
+                                         rf"{re.escape(problem)}; name each stage once"):
+        HOOKS.build(dict(type="ContrastiveCropHook", feature_stages=stages))
+
+
+def test_a_crop_range_in_percent_is_refused_when_built():
+    # Before: built; every draw fell back to the whole image (an area above the image's), the boxes ignored.
+    with pytest.raises(ValueError, match=r"scale must be at most 1 with scale_reference='image': .*\(in percent\? "
+                                         r"\(8, 100\) is \(0\.08, 1\.0\)\); got \(8\.0, 100\.0\) \(in the core's words: "
+                                         r"crop_ratio_range is its scale"):
+        _crop(crop_ratio_range=(8, 100))
+
+
+def test_a_crop_given_multiviews_list_says_where_it_belongs():
+    # Was "got builtins.list; a step before it changed the image's type".
+    with pytest.raises(TypeError, match=r"got a list \(MultiView's views\?\): put ContrastiveCrop inside MultiView's "
+                                        r"view pipeline, in place of RandomResizedCrop"):
+        _crop()(dict(img=[_image(), _image()], sample_idx=0))
 
 def test_a_crop_after_pack_inputs_says_so():
     # was "...got no 'img' key (keys: data_samples, inputs); put LoadImageFromFile before it", though it was there
