@@ -334,8 +334,8 @@ def test_a_crop_after_multiview_is_refused_before_training(setup, coordinate_fol
     cfg.train_dataloader.dataset.pipeline.insert(3, crop)
     _refused_before_training(cfg, r"^ContrastiveCrop comes after MultiView in train_dataloader.dataset.pipeline: "
                                   r"MultiView has made the list of views by then, and ContrastiveCrop cuts one image; "
-                                  r"put it inside the view pipeline of MultiView \(transforms=\[\[dict\(type='Contrastiv"
-                                  r"eCrop', \.\.\.\), \.\.\.\]\]\) in place of RandomResizedCrop$")
+                                  r"put it inside the view pipeline of MultiView \(transforms=\[\[dict\(type="
+                                  r"'ContrastiveCrop', \.\.\.\), \.\.\.\]\]\) in place of RandomResizedCrop$")
 
 
 @pytest.mark.parametrize("priority, warned", [("LOWEST", True), ("NORMAL", False)])

@@ -145,7 +145,8 @@ def test_a_threshold_given_twice_must_agree(given, options):
 
     other = options["localizer_options"]["threshold"]
     with pytest.raises(ValueError, match=rf"ContrastiveCropHook: threshold={given} and localizer_options "
-                                         rf"threshold={other} disagree; give threshold once, as the hook's own argument"):
+                                         rf"threshold={other} disagree; give threshold once, as the hook's own "
+                                         r"argument"):
         HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", **options))
     hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", threshold="otsu",
                             localizer_options=dict(threshold="otsu")))
@@ -180,8 +181,8 @@ def test_an_empty_or_repeated_stage_is_refused_when_the_hook_is_built(stages, pr
 def test_a_crop_range_in_percent_is_refused_when_built():
     # Before: built; every draw fell back to the whole image (an area above the image's), the boxes ignored.
     with pytest.raises(ValueError, match=r"scale must be at most 1 with scale_reference='image': .*\(in percent\? "
-                                         r"\(8, 100\) is \(0\.08, 1\.0\)\); got \(8\.0, 100\.0\) \(in the core's words: "
-                                         r"crop_ratio_range is its scale"):
+                                         r"\(8, 100\) is \(0\.08, 1\.0\)\); got \(8\.0, 100\.0\) \(in the core's "
+                                         r"words: crop_ratio_range is its scale"):
         _crop(crop_ratio_range=(8, 100))
 
 
