@@ -13,6 +13,9 @@ from .box_sets import BoxSets, best_first, validate_box_sets
 from .sizes import checked_int, integer
 
 STATE_KEYS = ("num_samples", "max_boxes", "version", "boxes", "scores", "counts")
+MAX_BOXES = 127  # counts are int8
+# Unsigned dtypes torch cannot compare (numpy's uint16 / uint32 / uint64 indices): read as Python ints.
+_WIDE_UNSIGNED = frozenset(getattr(torch, f"uint{bits}") for bits in (16, 32, 64) if hasattr(torch, f"uint{bits}"))
 
 
 class BoxStore:
@@ -25,7 +28,7 @@ class BoxStore:
 
     def __init__(self, num_samples: int, max_boxes: int = 4) -> None:
         self.num_samples = checked_int(num_samples, "num_samples (the dataset length)", 1)
-        self.max_boxes = checked_int(max_boxes, "max_boxes", 1, 127)
+        self.max_boxes = checked_int(max_boxes, "max_boxes", 1, MAX_BOXES)
         try:
             self.boxes = torch.zeros(self.num_samples, self.max_boxes, 4).share_memory_()
             self.scores = torch.zeros(self.num_samples, self.max_boxes).share_memory_()
@@ -66,6 +69,11 @@ class BoxStore:
             raise TypeError(f"{must}; got {indices!r}") from None
         if values.numel() and (values.dtype == torch.bool or values.is_floating_point() or values.is_complex()):
             raise TypeError(f"{must}; got {values.dtype} values such as {values[:4].tolist()}")
+        if values.dtype in _WIDE_UNSIGNED:  # as int64 (a value past it is past the store too)
+            numbers = values.tolist()
+            if (past := next((number for number in numbers if number >= self.num_samples), None)) is not None:
+                self._check_index(past, hint)
+            values = torch.tensor(numbers, dtype=torch.int64)
         outside = values[(values < 0) | (values >= self.num_samples)]
         if len(outside):
             self._check_index(int(outside[0]), hint)
@@ -131,7 +139,7 @@ class BoxStore:
         if integer(state["num_samples"]) != self.num_samples:
             raise ValueError(f"box store state holds {state['num_samples']!r} samples but this store has "
                              f"{self.num_samples}; was the checkpoint made on another dataset?")
-        k = checked_int(state["max_boxes"], "box store state: max_boxes", 1, 127)
+        k = checked_int(state["max_boxes"], "box store state: max_boxes", 1, MAX_BOXES)
         version = checked_int(state["version"], "box store state: version", 0)
         n = self.num_samples
         boxes, scores, counts = (_state_tensor(state, key, shape, floating=key != "counts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from bisect import bisect_right
@@ -45,7 +46,7 @@ def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
         channels, height, width = img.shape[-3:]
         if channels < 1:
             raise ValueError(f"a tensor image (..., C, H, W) needs at least one channel; got shape {tuple(img.shape)}")
-        if channels > 4 and width in (1, 3, 4):  # (..., H, W, C), e.g. torch.from_numpy(np.array(pil))
+        if channels > 4 and width in (1, 2, 3, 4):  # (..., H, W, C), e.g. torch.from_numpy(np.array(pil)), LA: 2
             raise ValueError(f"a tensor image of shape {tuple(img.shape)} looks like (..., H, W, C) (else: {width} "
                              f"pixels wide, {channels} channels); ContrastiveCrop takes (..., C, H, W): "
                              f"pass img.{'permute(2, 0, 1)' if img.ndim == 3 else 'movedim(-1, -3)'}")
@@ -57,8 +58,9 @@ def image_size_of(img: Image.Image | Tensor) -> tuple[int, int]:
 def choose_box(boxes: Tensor, scores: Tensor | None = None, generator: torch.Generator | None = None) -> int:
     """The index of one box of ``boxes`` ``(k, 4)``, drawn with probability proportional to ``scores`` ``(k,)``
     (``None``, all zero or non-finite: uniform; no draw when ``k == 1``); adapters pass it to every view of a sample.
-    ``ValueError`` for an empty set, scores of another length or a negative finite score."""
-    count = len(boxes)
+    ``ValueError`` for an empty set, boxes of another shape (as :meth:`ContrastiveCrop.make_params`), scores of
+    another length or a negative finite score."""
+    count = len(_box_rows(boxes))
     weights = _weights(scores, count)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise _bad_generator(generator)
@@ -75,6 +77,8 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
     if scores is None:
         return None
     array = isinstance(scores, (Tensor, np.ndarray))
+    if not (array or isinstance(scores, (list, tuple))):  # a set's order is not the boxes'; a dict's keys, digits
+        raise ValueError(f"scores must be one non-negative number per box, shape ({count},); got {scores!r}")
     if (dtype := scores.dtype if array else dtype_of(scores)) in _BOOL:  # float(True) is 1.0: a mask would weigh
         raise TypeError(f"scores must have a floating point or integer dtype (one weight per box); got {dtype}")
     try:
@@ -146,13 +150,19 @@ class ContrastiveCrop:
         self.interpolation, self.antialias = _interpolation(interpolation), bool(antialias)
         if isinstance(sampler, str):
             name = sampler
-            sampler = get_sampler(name, **({"alpha": alpha} if name == "beta" else {}), **sampler_options)
+            try:
+                sampler = get_sampler(name, **({"alpha": alpha} if name == "beta" else {}), **sampler_options)
+            except TypeError as error:  # a misspelt argument of the crop (min_scale, scal) lands among the options
+                if not sampler_options:
+                    raise
+                raise TypeError(f"{error}; ContrastiveCrop's own arguments: {_own_arguments()}") from None
             if name != "beta" and real_number(alpha) != 0.6:  # the default is no choice; an array is no number either
                 warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is an option of sampler 'beta' only; sampler {name!r} "
                               "ignores it (leave alpha out, or pass its own options, e.g. sigma for 'gaussian')",
                               UserWarning, stacklevel=2)
         elif sampler_options:
-            raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object")
+            raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object "
+                            f"(ContrastiveCrop's own arguments: {_own_arguments()})")
         elif real_number(alpha) != 0.6:  # the object keeps its own options: a given alpha would be dropped silently
             warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is ignored with a sampler object ({sampler!r}), which "
                           "keeps its own options: build the object with it (e.g. BetaSampler(alpha=...)), or pass "
@@ -310,6 +320,11 @@ class ContrastiveCrop:
     def __repr__(self) -> str:
         return (f"ContrastiveCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, sampler={self.sampler!r}, "
                 f"scale_reference={self.scale_reference!r}, interpolation={self.interpolation.value})")
+
+
+def _own_arguments() -> str:
+    """ContrastiveCrop's named arguments, for an unknown one taken as a sampler option (error path only)."""
+    return ", ".join(name for name in inspect.signature(ContrastiveCrop).parameters if name != "sampler_options")
 
 
 def _bad_generator(generator: object) -> TypeError:

@@ -191,6 +191,10 @@ def normalize_maps(maps: Tensor) -> Tensor:
     low, high = flat.aminmax(dim=1, keepdim=True)
     span = high - low
     scaled = (flat - low) / torch.where(span > 0, span, torch.ones_like(span))
+    wide = torch.isinf(span[:, 0])  # finite maps whose max - min overflows float32 (NaN above): scaled in float64
+    if wide.any():
+        low64 = low[wide].double()
+        scaled[wide] = ((flat[wide].double() - low64) / (high[wide].double() - low64)).float()
     return (scaled * (finite & (span[:, 0] > 0))[:, None]).reshape(maps.shape)
 
 

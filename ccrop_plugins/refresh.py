@@ -146,7 +146,7 @@ class _Pass:
             got = [type(item).__name__ for item in batch] if isinstance(batch, (tuple, list)) else type(batch).__name__
             raise ValueError(f"each batch must be (images (B, C, H, W), indices (B,), ...); got {got}")
         images, indices = batch[0], _batch_indices(batch[1], self.store)
-        if images.ndim != 4 or images.shape[1] > 4 and images.shape[-1] in (1, 3, 4):  # else an error inside the model
+        if images.ndim != 4 or images.shape[1] > 4 and images.shape[-1] in (1, 2, 3, 4):  # else the model's error
             last = " (channels last? pass images.permute(0, 3, 1, 2))" if images.ndim == 4 else ""
             raise ValueError(f"the images of each batch must be (B, C, H, W); got {tuple(images.shape)}{last}")
         if len(indices) != len(images):
@@ -352,7 +352,8 @@ def _equal(a: Any, b: Any) -> bool:
 
 def checked_device(device: torch.device | str | int) -> torch.device:
     """``device`` as a ``torch.device`` that exists on this machine, or a ``ValueError`` naming it (``'gpu'``, or
-    ``'cuda'`` without a GPU, fail only at the first batch otherwise: check where the device is configured)."""
+    ``'cuda'`` / ``'mps'`` without one, fail only at the first batch otherwise: check where the device is
+    configured)."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:
@@ -364,6 +365,9 @@ def checked_device(device: torch.device | str | int) -> torch.device:
         where = f"no CUDA device is available here ({where})" if count == 0 else where
         raise ValueError(f"device {device!r}: {where}; use device='cpu' or leave device out (the feature function's "
                          "own device)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():  # e.g. a Mac's config run on Linux
+        raise ValueError(f"device {device!r}: no MPS device (Apple's GPU) is available here; use device='cpu' or "
+                         "leave device out (the feature function's own device)")
     return parsed
 
 
@@ -382,9 +386,9 @@ def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
 
 
 def _check_distinct(indices: Tensor, padding: int = 0) -> None:
-    """Refuse class labels passed as indices: at most half as many distinct values as images (from 8 images), not
+    """Refuse class labels passed as indices: at most half as many distinct values as images (from 4 images), not
     counting the ``padding`` repeats of a padded ``DistributedSampler`` (at most ``world_size - 1`` in a pass)."""
-    if len(indices) < 8:
+    if len(indices) < 4:
         return
     distinct = int(indices.unique().numel())
     if distinct * 2 <= len(indices) - padding:

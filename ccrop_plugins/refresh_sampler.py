@@ -21,7 +21,8 @@ class RefreshSampler(Sampler[int]):
     """
 
     def __init__(self, data_source: Sized | int, *, rank: int | None = None, world_size: int | None = None) -> None:
-        length = len(data_source) if isinstance(data_source, Sized) else data_source
+        text = isinstance(data_source, (str, bytes))  # '10' is no length: len('10') would be 2
+        length = len(data_source) if isinstance(data_source, Sized) and not text else data_source
         length = checked_int(length, "RefreshSampler: the dataset length", 0)  # numpy and tensor integers too
         initialized = dist.is_available() and dist.is_initialized()
         rank = (dist.get_rank() if initialized else 0) if rank is None else rank

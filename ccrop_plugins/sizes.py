@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping, Set
 from typing import Callable, Sequence
 
 import torch
@@ -16,7 +17,7 @@ def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
     message = f"{name} must be a positive int or (height, width); got {size!r}"
     if integer(size) is not None:
         values: tuple = (size, size)
-    elif isinstance(size, (str, bytes, bool)):
+    elif isinstance(size, (str, bytes, bool, Set, Mapping)):  # a set or dict has no (height, width) order
         raise TypeError(message)
     else:
         try:

@@ -5,7 +5,7 @@ Each would otherwise fail only at the first refresh, after the whole warm-up.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence, Sized
+from typing import Any, Callable, Iterable, Iterator, Sequence, Sized
 
 from torch import Tensor, nn
 from lightly.data import LightlyDataset
@@ -76,6 +76,10 @@ def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) ->
     if isinstance(loader, Dataset):
         raise TypeError(f"loader must yield batches (images, indices); got the dataset {type(loader).__name__}: "
                         "pass make_refresh_loader(dataset, transform=transform)")
+    if isinstance(loader, Iterator) and iter(loader) is loader:  # the second refresh would find it empty
+        raise TypeError(f"loader must be read afresh at every refresh (a DataLoader or a list of batches); got a "
+                        f"one-shot iterator ({type(loader).__name__}), empty after the first refresh: pass "
+                        "make_refresh_loader(dataset, transform=transform)")
     if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
         raise TypeError("loader is the training loader (its collate_fn is CCropCollate, which yields augmented "
                         "views); the refresh needs the plain images: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from numbers import Real
 from typing import Any, Callable
 
 from lightly.transforms.gaussian_blur import GaussianBlur
@@ -114,9 +116,15 @@ def _option_names(message: str, min_scale: Any, max_scale: Any) -> str:
 
 
 def _rotation(rr_prob: float, rr_degrees: Any) -> Any:
-    """Lightly's random rotation; torchvision's error about ``degrees`` named as the option ``rr_degrees``."""
+    """Lightly's random rotation; torchvision's error about ``degrees`` named as the option ``rr_degrees``, and a
+    range torchvision takes but cannot draw from (inverted, NaN, inf: an error in every DataLoader worker) refused."""
+    allowed = "rr_degrees must be None (90-degree turns), a number >= 0 (-x to x) or a (low, high) pair"
     try:
-        return random_rotation_transform(rr_prob=rr_prob, rr_degrees=rr_degrees)
+        rotation = random_rotation_transform(rr_prob=rr_prob, rr_degrees=rr_degrees)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"rr_degrees must be None (90-degree turns), a number >= 0 (-x to x) or a (low, high) pair; "
-                         f"got {rr_degrees!r} ({error})") from error
+        raise ValueError(f"{allowed}; got {rr_degrees!r} ({error})") from error
+    if rr_degrees is not None:  # torchvision took it: a number >= 0 (or NaN) or a pair of numbers
+        low, high = (-float(rr_degrees), float(rr_degrees)) if isinstance(rr_degrees, Real) else map(float, rr_degrees)
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ValueError(f"{allowed}, finite, with low <= high; got {rr_degrees!r}")
+    return rotation

@@ -6,8 +6,9 @@ It follows COCO detection conventions::
      "annotations": [{"image_id": 0, "bbox": [x, y, w, h]}, ...]}
 
 ``bbox`` is in pixels (top-left corner, width, height); ``width``/``height`` may be left out
-(they are then read from the image file; declared, they must have the file's shape, at any scale: boxes are
-normalised by them). ``file_name`` is the path relative to ``DIR``; a bare file name
+(they are then read from the image file; declared, whole numbers of pixels, they must have the file's shape, at any
+scale: boxes are normalised by them); ``image_id`` is an integer or a string, ``iscrowd`` (optional) 0 or 1.
+``file_name`` is the path relative to ``DIR``; a bare file name
 (``"001.png"``) or a path with the exporting tool's own prefix (``"./cats/001.png"``,
 ``"export/images/cats/001.png"``) names the one image of ``DIR`` whose path it ends like (several: an error).
 Every problem is a :class:`UserError` that names the file, the entry and what is wrong. ``ccrop demo`` skips the
@@ -166,11 +167,12 @@ def _image_sizes(
         with Image.open(root / name) as opened:
             (file_width, file_height), orientation = upright_size(opened), exif_orientation(opened)
         width, height = image.get("width", file_width), image.get("height", file_height)
-        if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-            for v in (width, height)
+        if not all(  # 0.5 (a normalised size) divided by zero as int(0.5); 48.5 was cut to 48
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 1
+            and float(v).is_integer() for v in (width, height)
         ):
-            raise UserError(f"{where}: 'width' and 'height' must be positive finite numbers; got {width!r}, {height!r}")
+            raise UserError(f"{where}: 'width' and 'height' must be whole numbers of pixels >= 1; got {width!r}, "
+                            f"{height!r}")
         # Boxes are normalised by the declared size: a uniformly resized image keeps them, another shape does not.
         if abs(file_width / width - file_height / height) > 1.0 / width + 1.0 / height:
             raise UserError(f"{where}: width x height {width}x{height} is not the shape of {name} "
@@ -234,6 +236,12 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict, found: dict) -
     if not isinstance(ann, dict) or "image_id" not in ann or "bbox" not in ann:
         raise UserError(f"{where} must be an object with 'image_id' and 'bbox'; got {ann!r:.80}")
     image_id, bbox = ann["image_id"], ann["bbox"]
+    if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):  # a list: unhashable; True matched id 1
+        raise UserError(f"{where}: 'image_id' must be an integer or a string (the id of an entry of 'images'); "
+                        f"got {image_id!r:.80}")
+    if ann.get("iscrowd", 0) not in (0, 1):  # "1" was read as not crowd
+        raise UserError(f"{where}: 'iscrowd' must be 0 or 1 (1: a crowd region, not measured); "
+                        f"got {ann['iscrowd']!r:.80}")
     if image_id not in sizes:
         twin = next((known for known in sizes if str(known) == str(image_id)), None)  # 1 and "1" differ in JSON
         raise UserError(f"{where}: image_id {image_id!r} is not the id of any entry of 'images'" + (

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 
 from ..box_sets import BoxSets
-from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, constant_maps, zero_non_finite
+from .threshold import (adaptive_thresholds, check_heatmaps, check_range, check_threshold, constant_maps,
+                        zero_non_finite)
 
 _CHUNK_PIXELS = 1 << 18  # maps reduced per chunk: the column pass reads it from cache (1.5x faster at 224 px)
 
@@ -31,6 +32,8 @@ class BBoxLocalizer:
         if not bool(torch.isfinite(row_max).all()):  # NaN and +inf survive the max: redo without them
             heatmaps = zero_non_finite(heatmaps)
             row_max, col_max = _profiles(heatmaps)
+        if n:  # one more reduction per batch
+            check_range(heatmaps, *heatmaps.aminmax())
         threshold = self.threshold
         if isinstance(threshold, str):  # (N, 1) per-image thresholds
             threshold = torch.from_numpy(adaptive_thresholds(zero_non_finite(heatmaps).numpy(), threshold))[:, None]

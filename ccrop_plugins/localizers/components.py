@@ -15,8 +15,10 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..box_sets import BoxSets
+from ..box_store import MAX_BOXES
 from ..sizes import checked_real, integer
-from .threshold import adaptive_thresholds, check_heatmaps, check_threshold, constant_maps, zero_non_finite
+from .threshold import (adaptive_thresholds, check_heatmaps, check_range, check_threshold, constant_maps,
+                        zero_non_finite)
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
     import cv2
@@ -50,6 +52,8 @@ class ComponentsLocalizer:
         if self.max_boxes is None or self.max_boxes < 1:
             raise (TypeError if self.max_boxes is None else ValueError)(
                 f"max_boxes must be a positive integer; got {max_boxes!r} ({type(max_boxes).__name__})")
+        if self.max_boxes > MAX_BOXES:  # (N, max_boxes, 4) per batch: 2**40 failed in the allocator, unnamed
+            raise ValueError(f"max_boxes must be at most {MAX_BOXES} (the box store's limit); got {max_boxes!r}")
         self.min_area = checked_real(min_area, "min_area", "lie in [0, 1)", lambda x: 0.0 <= x < 1.0)
         resolution = checked_real(label_resolution, "label_resolution", "be a positive integer or None",
                                   lambda x: x.is_integer() and x >= 1, or_none=True)  # 2.0 too; not inf
@@ -62,8 +66,11 @@ class ComponentsLocalizer:
         n, height, width = heatmaps.shape
         if n == 0:
             return self._box_sets(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
-        if not bool(torch.isfinite(heatmaps.amax())):  # NaN and +inf survive the max: they are "no object"
+        low, high = heatmaps.aminmax()
+        if not bool(torch.isfinite(high)):  # NaN and +inf survive the max: they are "no object"
             heatmaps = zero_non_finite(heatmaps)
+            low, high = heatmaps.aminmax()
+        check_range(heatmaps, low, high)
         cell = 1 if self.label_resolution is None else math.ceil(max(height, width) / self.label_resolution)
         found = _components(heatmaps.cpu().numpy(), cell, self.threshold, self.core_level)
         cells_to_unit = cell / np.array([width, height, width, height])

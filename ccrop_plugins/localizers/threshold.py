@@ -9,6 +9,7 @@ from torch import Tensor
 from ..sizes import real_number
 
 ADAPTIVE_THRESHOLDS = ("mean", "otsu")
+_RANGE_TOLERANCE = 0.1  # past [0, 1] by float error or an offset (a resize, half precision, + 0.05): no raw scale
 
 
 def check_threshold(threshold: float | str) -> float | str:
@@ -34,6 +35,21 @@ def check_heatmaps(heatmaps: Tensor) -> Tensor:
     if min(heatmaps.shape[-2:]) < 1:
         raise ValueError(f"heatmaps must be at least 1x1; got {tuple(heatmaps.shape)}")
     return heatmaps.detach().float().contiguous()
+
+
+def check_range(heatmaps: Tensor, low: Tensor, high: Tensor) -> None:
+    """Refuse maps (their NaN and +inf pixels already 0) with contrast outside ``[0, 1]`` (raw channel sums, a rule's
+    unnormalised output): every pixel would be above the threshold, the whole image boxed as found. ``low``, ``high``:
+    the batch's min and max (one reduction); constant maps of any value stay (nothing to localize: the fallback)."""
+    if low >= -_RANGE_TOLERANCE and high <= 1 + _RANGE_TOLERANCE:
+        return
+    lows, highs = zero_non_finite(heatmaps).flatten(1).aminmax(dim=1)  # -inf pixels are 0 too
+    bad = ((lows < -_RANGE_TOLERANCE) | (highs > 1 + _RANGE_TOLERANCE)) & (lows < highs)
+    if bad.any():
+        index = int(bad.nonzero()[0])
+        raise ValueError(f"heatmap {index} spans [{float(lows[index]):.4g}, {float(highs[index]):.4g}]; localizers "
+                         "take heatmaps in [0, 1] (larger: more object), as heatmaps_from_features makes them: pass "
+                         "the features through it, or normalise each map to [0, 1]")
 
 
 def zero_non_finite(heatmaps: Tensor) -> Tensor:

@@ -79,7 +79,22 @@ def test_without_annotations_gives_none(tmp_path):
          r"images\[1\]: file_name 'a.png' is also images\[0\] \(id 1\)"),
         # 1e400 parses as inf: int(inf) raised OverflowError
         ('{"images": [{"id": 1, "file_name": "a.png", "width": 1e400, "height": 20}], "annotations": []}',
-         r"'width' and 'height' must be positive finite numbers; got inf, 20"),
+         r"'width' and 'height' must be whole numbers of pixels >= 1; got inf, 20"),
+        # a size in (0, 1) (normalised) was int() 0: ZeroDivisionError; 40.5 was cut to 40, silently
+        ('{"images": [{"id": 1, "file_name": "a.png", "width": 0.5, "height": 0.25}], "annotations": '
+         '[{"image_id": 1, "bbox": [0, 0, 0.1, 0.1]}]}',
+         r"images\[0\]: 'width' and 'height' must be whole numbers of pixels >= 1; got 0.5, 0.25"),
+        ('{"images": [{"id": 1, "file_name": "a.png", "width": 40.5, "height": 20}], "annotations": []}',
+         r"images\[0\]: 'width' and 'height' must be whole numbers of pixels >= 1; got 40.5, 20"),
+        # an image_id that is a list or dict: TypeError unhashable; true matched the id 1
+        *((f'{{"images": [{{"id": 1, "file_name": "a.png"}}], "annotations": [{{"image_id": {image_id}, '
+           '"bbox": [0, 0, 1, 1]}]}', rf"annotations\[0\]: 'image_id' must be an integer or a string \(the id of an "
+           rf"entry of 'images'\); got {shown}")
+          for image_id, shown in (("[1]", r"\[1\]"), ('{"id": 1}', r"\{'id': 1\}"), ("true", "True"))),
+        # "1" was read as not crowd: the region measured as one object
+        ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, "bbox": [0, 0, 1, 1], '
+         '"iscrowd": "1"}]}', r"annotations\[0\]: 'iscrowd' must be 0 or 1 \(1: a crowd region, not measured\); "
+         "got '1'"),
     ],
 )
 def test_malformed_annotations_name_the_file_and_the_problem(tmp_path, text, message):

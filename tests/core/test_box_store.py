@@ -319,3 +319,16 @@ def test_update_and_load_keep_the_best_max_boxes_by_score_not_the_first():
     bigger = BoxStore(2, max_boxes=4)  # no cut: the order as given (components' cores follow their components)
     bigger.update([0, 1], sets)
     assert bigger.get(0)[1].tolist() == pytest.approx([0.1, 0.9, 0.5, 0.7])
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64])
+def test_unsigned_indices_are_taken_and_checked(dtype):
+    # were torch's '"lt_cpu" not implemented for 'UInt32'' (numpy uint indices, e.g. from a dataset's own arrays)
+    store = BoxStore(4)
+    store.update(np.array([1, 3], dtype=dtype), _sets(2))
+    assert [store.get(i) is not None for i in range(4)] == [False, True, False, True]
+    assert store.checked_indices(np.array([2], dtype=dtype)).dtype == torch.int64
+    big = np.iinfo(dtype).max
+    with pytest.raises(IndexError, match=rf"sample index {big} is outside the box store of 4 samples"):
+        store.update(np.array([0, big], dtype=dtype), _sets(2))
+    assert store.version == 1

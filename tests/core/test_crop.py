@@ -562,3 +562,50 @@ def test_params_replayed_on_an_image_they_do_not_fit_are_named():
         with pytest.raises(ValueError, match="are no crop of this image"):
             crop(torch.ones(3, 20, 20), params=bad)
     assert crop(torch.ones(3, 100, 100), params=params).shape == (3, 8, 8)
+
+
+def test_a_channels_last_grayscale_alpha_tensor_is_named():
+    # (H, W, 2), torch.from_numpy(np.array(pil_LA)): cropped as 30 channels of a 2-pixel-wide image, silently
+    with pytest.raises(ValueError, match=r"shape \(30, 40, 2\) looks like \(\.\.\., H, W, C\) \(else: 2 pixels wide, "
+                                         r"30 channels\).*pass img.permute\(2, 0, 1\)"):
+        ContrastiveCrop(16)(torch.zeros(30, 40, 2, dtype=torch.uint8), [[0.1, 0.1, 0.6, 0.6]])
+    assert ContrastiveCrop(8)(torch.zeros(2, 20, 24)).shape == (2, 8, 8)  # (C, H, W) grayscale + alpha: as before
+
+
+@pytest.mark.parametrize("scores", [{5.0, 1.0}, {0: 9.0, 1: 1.0}, "91"], ids=["set", "dict", "text"])
+def test_scores_that_are_no_sequence_are_refused(scores):
+    # were weights without a word: a set in its own order ({5.0, 1.0} iterates as 1.0, 5.0), a dict's keys, digits
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+    match = r"scores must be one non-negative number per box, shape \(2,\); got "
+    with pytest.raises(ValueError, match=match):
+        choose_box(boxes, scores, _generator())
+    with pytest.raises(ValueError, match=match):
+        ContrastiveCrop(16).make_params((32, 32), boxes, _generator(), scores=scores)
+    assert choose_box(boxes, (9.0, 1.0), _generator()) in (0, 1)  # a tuple, as a list
+
+
+@pytest.mark.parametrize("boxes, message", [
+    (torch.tensor([0.1, 0.1, 0.5, 0.5]), r"shape \(k, 4\) as x0, y0, x1, y1; got \(4,\) \(one box\? pass \[\["),
+    (torch.rand(1, 3, 4), r"shape \(k, 4\) as x0, y0, x1, y1; got \(1, 3, 4\)$"),
+    (torch.rand(2, 3), r"shape \(k, 4\) as x0, y0, x1, y1; got \(2, 3\)$"),
+    ([[5.0, 5.0, 1.0, 1.0]] * 3, r"box 0 \[5.0, 5.0, 1.0, 1.0\] is not a valid normalised x0, y0, x1, y1 box"),
+    (None, r"boxes must be a \(k, 4\) tensor, array or list of \[x0, y0, x1, y1\]; got None"),
+], ids=["one-box", "batch", "three-columns", "invalid", "none"])
+def test_choose_box_checks_the_boxes_as_make_params(boxes, message):
+    # were an index without a word ((4,): one in [0, 4)), or Python's "object of type 'NoneType' has no len()"
+    with pytest.raises(ValueError, match=message):
+        choose_box(boxes, generator=_generator())
+    if boxes is not None:  # None is make_params' warm-up
+        with pytest.raises(ValueError, match=message):
+            ContrastiveCrop(16).make_params((32, 32), boxes, _generator())
+
+
+@pytest.mark.parametrize("option", ["min_scale", "scal", "interpolation_mode"])
+def test_a_misspelt_crop_argument_names_the_crops_own_arguments(option):
+    # was blamed on the sampler alone: "sampler 'beta' ... does not accept options ['min_scale']; accepted: alpha"
+    with pytest.raises(TypeError, match=rf"does not accept options \['{option}'\]; accepted: alpha; ContrastiveCrop's "
+                                        r"own arguments: size, scale, ratio, sampler, alpha, scale_reference, "
+                                        r"interpolation, antialias$"):
+        ContrastiveCrop(32, **{option: 0.2})
+    with pytest.raises(TypeError, match=r"need a sampler name, not an object \(ContrastiveCrop's own arguments: size,"):
+        ContrastiveCrop(32, sampler=get_sampler("beta"), **{option: 0.2})

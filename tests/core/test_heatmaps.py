@@ -174,3 +174,14 @@ def test_features_to_localize_takes_a_tuples_last_item_as_the_refresh_does():
     stages = {"layer3": maps}
     assert features_to_localize(stages) is stages and features_to_localize((embedding, stages)) is stages
     assert features_to_localize(maps) is maps and features_to_localize(()) == ()
+
+
+def test_finite_features_spanning_more_than_float32_give_no_nan():
+    # max - min overflowed to inf: NaN pixels (documented: never NaN), the hottest cell read as 0
+    features = torch.zeros(2, 1, 4, 4)
+    features[0, 0, 0, 0], features[0, 0, 3, 3] = 2e38, -2e38
+    features[1, 0, 1, 1] = 1.0
+    maps = heatmaps_from_features(features)
+    assert not maps.isnan().any()
+    assert (maps[0, 0, 0], maps[0, 3, 3], maps[0, 1, 1]) == (1.0, 0.0, 0.5)
+    assert torch.equal(maps[1], heatmaps_from_features(features[1:])[0])  # an ordinary map beside it: as before

@@ -416,3 +416,27 @@ def test_cores_are_the_same_on_threads_and_chunks_and_checked():
     for bad in (1.0, -0.1, True):
         with pytest.raises(ValueError, match="core_level must lie in"):
             get_localizer("components", core_level=bad)
+
+
+@pytest.mark.parametrize("name", ["bbox", "components"])
+def test_heatmaps_with_contrast_outside_0_1_are_refused_naming_their_range(name):
+    # raw maps (background 3, object 10) were boxed whole as found (fallback False): every pixel above the threshold
+    raw = torch.full((2, 16, 16), 3.0)
+    raw[1, 4:8, 4:10] = 10.0
+    with pytest.raises(ValueError, match=r"^heatmap 1 spans \[3, 10\]; localizers take heatmaps in \[0, 1\] .*"
+                                         r"heatmaps_from_features"):
+        get_localizer(name)(raw)
+    # as before: a constant map of any value, float error or an offset within 0.1, -inf / NaN pixels (as 0)
+    maps = torch.zeros(4, 16, 16)
+    maps[0] = 3.0
+    maps[1, 4:8, 4:8], maps[2, 4:8, 4:8], maps[3, 4:8, 4:8] = 1.05, 1.0, 1.0
+    maps[2, 0, 0], maps[3, 0, 0] = -math.inf, math.nan
+    assert get_localizer(name)(maps).fallback.tolist() == [True, False, False, False]
+
+
+def test_max_boxes_above_the_store_limit_is_refused_when_built():
+    # 2**40 was taken, then failed allocating (N, 2**40, 4) boxes at the first call
+    with pytest.raises(ValueError, match=r"^max_boxes must be at most 127 \(the box store's limit\); "
+                                         r"got 1099511627776$"):
+        get_localizer("components", max_boxes=2**40)
+    assert get_localizer("components", max_boxes=127).max_boxes == 127

@@ -47,3 +47,9 @@ def test_numpy_and_tensor_integers_are_ints_and_floats_or_bools_are_not():
             RefreshSampler(10, **kwargs)
     with pytest.raises(ValueError, match="the dataset length must be an integer >= 0; got 10.0"):
         RefreshSampler(10.0)
+
+
+def test_a_length_given_as_text_is_refused():
+    # RefreshSampler('10') read len('10'): a shard of a 2-image dataset
+    with pytest.raises(ValueError, match=r"RefreshSampler: the dataset length must be an integer >= 0; got '10'"):
+        RefreshSampler("10")

@@ -37,3 +37,10 @@ def test_accepted_sizes(size, expected):
 def test_refused_sizes_name_the_argument_and_the_value(size, error, message):
     with pytest.raises(error, match=message):
         height_width(size, "crop size")
+
+
+@pytest.mark.parametrize("size", [{24, 16}, {24: 1, 16: 2}], ids=["set", "dict"])
+def test_an_unordered_size_is_refused(size):
+    # a set was read in its own order, not the caller's ({40, 8} gave (40, 8) or (8, 40)); a dict as its keys
+    with pytest.raises(TypeError, match=r"size must be a positive int or \(height, width\); got \{24"):
+        height_width(size, "size")

@@ -337,3 +337,16 @@ def test_a_refresh_loader_over_a_labelled_dataset_is_refused_when_made(quadrant_
                                         r"the second item of each batch would be the class label, not the image's "
                                         r"dataset index.*pass make_refresh_loader\(dataset, transform=transform\)"):
         BoxRefresher(BoxStore(16), _redness(), DataLoader(dataset, batch_size=8), warmup_epochs=1, interval=1)
+
+
+@pytest.mark.parametrize("one_shot", [lambda b: (x for x in b), iter, lambda b: map(tuple, b)],
+                         ids=["generator", "iter", "map"])
+def test_a_one_shot_loader_is_refused_when_the_refresher_is_made(one_shot):
+    # the first refresh read it, the second found it empty: "refresh_boxes got no images ... drop_last=True"
+    batches = [(torch.rand(2, 3, 16, 16), torch.arange(2))]
+    with pytest.raises(TypeError, match=r"loader must be read afresh at every refresh \(a DataLoader or a list of "
+                                        r"batches\); got a one-shot iterator \(\w+\), empty after the first refresh: "
+                                        r"pass make_refresh_loader"):
+        BoxRefresher(BoxStore(2), nn.Conv2d(3, 4, 3, padding=1), one_shot(batches), warmup_epochs=1, interval=1)
+    refresher = BoxRefresher(BoxStore(2), nn.Conv2d(3, 4, 3, padding=1), batches, warmup_epochs=0, interval=1)
+    assert refresher.refresh() is not None and refresher.refresh() is not None  # a list: read again

@@ -264,3 +264,12 @@ def test_an_unlabelled_dataset_of_bare_images_trains_and_a_dict_item_is_named():
     assert views[0].shape == (4, 3, 32, 32) and targets.tolist() == [0] * 4 and sorted(keys) == [0, 1, 2, 3]
     with pytest.raises(ValueError, match=r"item 0 of list is a dict with keys \['image', 'label'\]; .*return \(image"):
         IndexedDataset([{"image": Image.new("RGB", (32, 32)), "label": 1}])[0]
+
+
+@pytest.mark.parametrize("degrees", [(10, 5), float("nan"), float("inf"), (0, float("nan"))])
+def test_an_inverted_or_non_finite_rotation_range_is_refused_when_made(degrees):
+    # was built, then torch's "uniform_ expects to return a [from, to) range" in every DataLoader worker
+    with pytest.raises(ValueError, match=r"rr_degrees must be None \(90-degree turns\), a number >= 0 \(-x to x\) or a "
+                                         r"\(low, high\) pair, finite, with low <= high; got"):
+        CCropSimCLRTransform(input_size=16, rr_prob=1.0, rr_degrees=degrees)
+    CCropSimCLRTransform(input_size=16, rr_prob=1.0, rr_degrees=(5, 5))  # one angle: a valid range
