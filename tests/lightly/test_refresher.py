@@ -343,7 +343,7 @@ def test_a_refresh_loader_over_a_labelled_dataset_is_refused_when_made(quadrant_
                          ids=["generator", "iter", "map"])
 def test_a_one_shot_loader_is_refused_when_the_refresher_is_made(one_shot):
     # the first refresh read it, the second found it empty: "refresh_boxes got no images ... drop_last=True"
-    batches = [(torch.rand(2, 3, 16, 16), torch.arange(2))]
+    batches = [(torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.arange(2))]
     with pytest.raises(TypeError, match=r"loader must be read afresh at every refresh \(a DataLoader or a list of "
                                         r"batches\); got a one-shot iterator \(\w+\), empty after the first refresh: "
                                         r"pass make_refresh_loader"):
