@@ -32,8 +32,8 @@ class BBoxLocalizer:
         if not bool(torch.isfinite(row_max).all()):  # NaN and +inf survive the max: redo without them
             heatmaps = zero_non_finite(heatmaps)
             row_max, col_max = _profiles(heatmaps)
-        if n:  # one more reduction per batch
-            check_range(heatmaps, *heatmaps.aminmax())
+        if n:
+            check_range(heatmaps, row_max.max())
         threshold = self.threshold
         if isinstance(threshold, str):  # (N, 1) per-image thresholds
             threshold = torch.from_numpy(adaptive_thresholds(zero_non_finite(heatmaps).numpy(), threshold))[:, None]

@@ -66,11 +66,11 @@ class ComponentsLocalizer:
         n, height, width = heatmaps.shape
         if n == 0:
             return self._box_sets(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
-        low, high = heatmaps.aminmax()
+        high = heatmaps.amax()
         if not bool(torch.isfinite(high)):  # NaN and +inf survive the max: they are "no object"
             heatmaps = zero_non_finite(heatmaps)
-            low, high = heatmaps.aminmax()
-        check_range(heatmaps, low, high)
+            high = heatmaps.amax()
+        check_range(heatmaps, high)
         cell = 1 if self.label_resolution is None else math.ceil(max(height, width) / self.label_resolution)
         found = _components(heatmaps.cpu().numpy(), cell, self.threshold, self.core_level)
         cells_to_unit = cell / np.array([width, height, width, height])

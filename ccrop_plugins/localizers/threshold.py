@@ -37,14 +37,14 @@ def check_heatmaps(heatmaps: Tensor) -> Tensor:
     return heatmaps.detach().float().contiguous()
 
 
-def check_range(heatmaps: Tensor, low: Tensor, high: Tensor) -> None:
-    """Refuse maps (their NaN and +inf pixels already 0) with contrast outside ``[0, 1]`` (raw channel sums, a rule's
-    unnormalised output): every pixel would be above the threshold, the whole image boxed as found. ``low``, ``high``:
-    the batch's min and max (one reduction); constant maps of any value stay (nothing to localize: the fallback)."""
-    if low >= -_RANGE_TOLERANCE and high <= 1 + _RANGE_TOLERANCE:
+def check_range(heatmaps: Tensor, high: Tensor) -> None:
+    """Refuse maps (their NaN and +inf pixels already 0) with contrast above 1 (raw channel sums, a rule's
+    unnormalised output): every pixel would be above the threshold, the whole image boxed as found. ``high``: the
+    batch's maximum, which the localizer reads anyway; constant maps of any value stay (the fallback)."""
+    if high <= 1 + _RANGE_TOLERANCE:
         return
-    lows, highs = zero_non_finite(heatmaps).flatten(1).aminmax(dim=1)  # -inf pixels are 0 too
-    bad = ((lows < -_RANGE_TOLERANCE) | (highs > 1 + _RANGE_TOLERANCE)) & (lows < highs)
+    lows, highs = zero_non_finite(heatmaps).flatten(1).aminmax(dim=1)  # the error path: -inf pixels are 0 too
+    bad = (highs > 1 + _RANGE_TOLERANCE) & (lows < highs)
     if bad.any():
         index = int(bad.nonzero()[0])
         raise ValueError(f"heatmap {index} spans [{float(lows[index]):.4g}, {float(highs[index]):.4g}]; localizers "
