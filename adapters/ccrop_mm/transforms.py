@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from numbers import Integral
 from typing import Any, Sequence
 
 import mmcv
@@ -200,12 +201,14 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
                              "boxes of the whole image inside the first's crop. Keep one ContrastiveCrop per view")
         if self.backend == "pillow" and img.ndim == 3 and img.shape[2] == 1:
             img = img[..., 0]  # PIL has no (H, W, 1) image; cv2 returns such a view (h, w) as well
-        found = self._box_set(results)
-        if found is None or results.get(BOX_INDEX_KEY, 0) < 0:
+        found, index = self._box_set(results), results.get(BOX_INDEX_KEY)
+        if index is not None and (not isinstance(index, Integral) or isinstance(index, bool)):
+            raise TypeError(f"{self._name()}: results[{BOX_INDEX_KEY!r}] must be the int ChooseContrastiveBox writes "
+                            f"(-1: no boxes yet); got {index!r} ({type(index).__name__})")
+        if found is None or index is not None and index < 0:
             params = self.crop.make_params(img.shape[:2])  # warm-up: RandomResizedCrop
         else:
             boxes, scores = found
-            index = results.get(BOX_INDEX_KEY)
             if index is not None:  # a refresh may have landed since the choice: stay inside the set
                 index = min(index, len(boxes) - 1)
             params = self.crop.make_params(img.shape[:2], boxes, scores=scores, box_index=index)

@@ -192,6 +192,16 @@ def test_a_crop_given_multiviews_list_says_where_it_belongs():
                                         r"view pipeline, in place of RandomResizedCrop"):
         _crop()(dict(img=[_image(), _image()], sample_idx=0))
 
+
+@pytest.mark.parametrize("index", ["0", 0.0, True])
+def test_a_box_index_that_is_no_int_is_named(index):
+    # '0' was "'<' not supported between instances of 'str' and 'int'" (None too: now no choice, as the key absent);
+    # 0.0 and True were taken
+    with pytest.raises(TypeError, match=r"results\['ccrop_box_index'\] must be the int ChooseContrastiveBox writes "
+                                        r"\(-1: no boxes yet\); got "):
+        _crop()(dict(img=_image(), sample_idx=0, ccrop_box_index=index))
+    assert _crop()(dict(img=_image(), sample_idx=0, ccrop_box_index=np.int64(-1)))["img"].shape == (16, 16, 3)
+
 def test_a_crop_after_pack_inputs_says_so():
     # was "...got no 'img' key (keys: data_samples, inputs); put LoadImageFromFile before it", though it was there
     from mmcv.transforms import Compose
