@@ -184,16 +184,24 @@ class _Pass:
         self.sets.append(box_sets)
         self.indices.append(indices)
 
-    def _share(self) -> tuple[Tensor, BoxSets, dict]:
-        """This rank's indices and box sets, and the layout of its statistics (a rank without images sums zeros)."""
+    def _share(self) -> tuple[Tensor, BoxSets, dict, tuple[int, int]]:
+        """This rank's indices and box sets, the layout of its statistics (a rank without images sums zeros) and its
+        store's size."""
         return (*_concatenate(self.indices, self.sets, self.store.max_boxes),
-                {stage: _layout(statistics) for stage, statistics in self.totals.items()})
+                {stage: _layout(statistics) for stage, statistics in self.totals.items()},
+                (self.store.num_samples, self.store.max_boxes))
 
     def write(self, world_size: int, error: Exception | None = None) -> tuple[BoxSets, Tensor]:
         """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store: a
         raising ``finalize`` leaves the store unchanged. Returns the box sets and the store indices no rank covered."""
         if world_size > 1:
             gathered = _gather(world_size, error, self._share)
+            if len({g[3] for g in gathered}) > 1:  # the ranks would end with different stores
+                shown = "; ".join(f"rank {rank}: {g[3][0]} images, max_boxes {g[3][1]}"
+                                  for rank, g in enumerate(gathered))
+                raise ValueError(f"refresh_boxes: the ranks' box stores differ ({shown}); every rank must refresh a "
+                                 "store of the same dataset length and max_boxes (one dataset, sharded by rank); the "
+                                 "stores are unchanged")
             indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered], self.store.max_boxes)
             totals = _all_reduce_totals(self.totals, [g[2] for g in gathered])
         else:

@@ -71,7 +71,9 @@ def _slow(images):
     return images
 
 
-SCENARIOS = ("localizer", "fit", "batch", "setup", "finalize", "good", "peer_dies")  # rank 1 dies in the last
+SCENARIOS = ("localizer", "fit", "batch", "setup", "finalize", "good", "sizes", "max_boxes", "peer_dies")  # rank 1
+# dies in the last; in "sizes" and "max_boxes" rank 1's store is of another dataset length / max_boxes
+STORES = {("sizes", 1): (12, 2), ("max_boxes", 1): (10, 3)}
 
 
 def _rank(rank: int, init_method: str, out: str) -> None:
@@ -80,7 +82,7 @@ def _rank(rank: int, init_method: str, out: str) -> None:
     outcomes = {}
     with gloo_group(rank, init_method, timeout=TIMEOUT):
         for scenario in SCENARIOS:
-            store = BoxStore(10, max_boxes=2)
+            store = BoxStore(*STORES.get((scenario, rank), (10, 2)))
             rule = CountingRule(fit_fails_on=0 if scenario == "fit" else None, finalize_fails=scenario == "finalize")
             try:
                 features = _slow if rank == 0 and scenario == "localizer" else (lambda x: x)
@@ -124,6 +126,21 @@ def test_an_error_on_one_rank_is_raised_on_every_rank_naming_it(fault_runs, scen
     assert mine["error"][2] == [f"refresh_boxes: raised on rank {failing} of 2; every rank stops the pass, the box "
                                 "store unchanged"]
     assert mine["version"] == other["version"] == 0 and mine["count"] is other["count"] is None
+
+
+@pytest.mark.xdist_group("ddp")
+@pytest.mark.parametrize("scenario, shown", [
+    ("sizes", "rank 0: 10 images, max_boxes 2; rank 1: 12 images, max_boxes 2"),
+    ("max_boxes", "rank 0: 10 images, max_boxes 2; rank 1: 10 images, max_boxes 3"),
+])
+def test_ranks_whose_stores_differ_are_refused_on_every_rank(fault_runs, scenario, shown):
+    # Both ranks returned: the stores ended different (another length: some images never localized on one rank, the
+    # same index holding another image's boxes; another max_boxes: 3 boxes on one rank, 1 on the other).
+    for outcome in (fault_runs[rank][scenario] for rank in range(2)):
+        assert outcome["error"][:2] == ["ValueError", f"refresh_boxes: the ranks' box stores differ ({shown}); every "
+                                        "rank must refresh a store of the same dataset length and max_boxes (one "
+                                        "dataset, sharded by rank); the stores are unchanged"]
+        assert outcome["version"] == 0
 
 
 @pytest.mark.xdist_group("ddp")
