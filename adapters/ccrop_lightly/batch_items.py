@@ -26,6 +26,17 @@ def unpack_item(item: Any, position: int) -> tuple[Any, Any, Any]:
     return image, target, key
 
 
+def raise_for_one_sample(batch: Any) -> None:
+    """Raise when ``batch`` is one ``(image, target, key)`` sample, not a list of them (a DataLoader with
+    ``batch_size=None`` hands the collate function each sample alone); else return, for :func:`unpack_item`."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[2], (str, numbers.Integral, Tensor)):
+        raise ValueError(
+            f"CCropCollate got one sample (image of type {type(batch[0]).__name__}, target {batch[1]!r}, key "
+            f"{batch[2]!r}), not a list of samples: the DataLoader has batch_size=None (automatic batching off)? give "
+            "it a batch_size: DataLoader(dataset, batch_size=..., collate_fn=CCropCollate(...))"
+        )
+
+
 def raise_for_views(views_of_batch: list[list[Any]], keys: list[Any]) -> None:
     """Raise naming the first view that is not a tensor, or of another shape than the same view of item 0."""
     for position, (views, key) in enumerate(zip(views_of_batch, keys)):

@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from ccrop_plugins import BoxStore, height_width
 
-from .checkpoint_boxes import image_list_digest, restore_store
+from .checkpoint_boxes import checked_last_refresh, image_list_digest, restore_store
 from .refresh_loader import FROM_TRANSFORM, make_refresh_loader
 from .refresh_options import check_loader_settings, check_refresh_options, check_store_and_dataset
 from .refresher import BoxRefresher
@@ -104,7 +104,8 @@ class BoxRefreshCallback(pl.Callback):
             raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
         RefreshSchedule(warmup_epochs, interval)  # validate now, not at the first epoch end
         check_refresh_options(threshold, localizer, heatmap, heatmap_options, localizer_options, store)
-        check_loader_settings(batch_size, num_workers, progress, transform, normalize, input_size)
+        batch_size, num_workers = check_loader_settings(batch_size, num_workers, progress, transform, normalize,
+                                                        input_size)
         self.store = store
         self.dataset = dataset
         self.input_size = None if input_size is None else height_width(input_size, "input_size")
@@ -189,11 +190,12 @@ class BoxRefreshCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
+        last = checked_last_refresh(state_dict.get("last_refresh_epoch"), "BoxRefreshCallback")
         if not restore_store(self.store, state_dict["store"], state_dict.get("images"), self._digest,
                              "BoxRefreshCallback",
                              "the boxes are made afresh (when training starts, if a refresh was due before it)"):
             return
-        self._restored_last_refresh = state_dict.get("last_refresh_epoch")
+        self._restored_last_refresh = last
         if self.refresher is not None:
             self.refresher.last_refresh_epoch = self._restored_last_refresh
 

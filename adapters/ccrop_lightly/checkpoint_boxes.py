@@ -10,8 +10,12 @@ count, or other files) are ignored with a warning and made afresh.
 from __future__ import annotations
 
 import logging
+import operator
 import warnings
 from typing import Any, Callable, Iterable
+
+import numpy as np
+from torch.utils.data import ConcatDataset, Subset
 
 from ccrop_plugins import BoxStore, RefreshSchedule, RefreshStats, images_digest, other_images
 
@@ -37,10 +41,17 @@ class RefresherCheckpoint:
         """On resume, before epoch ``start_epoch`` (0-based) runs: refresh now if the schedule had a refresh due
         before it that the store lacks (a checkpoint without boxes, or a run that ended before a refresh that this
         longer one has passed); return its stats, or ``None``. A store restored by :meth:`load_state_dict` knows
-        its last refresh; one of unknown age counts as lagging only when empty. Collective under
-        ``torch.distributed``, as :meth:`maybe_refresh`."""
-        start = checked_epoch(start_epoch)
+        its last refresh; one of unknown age counts as lagging only when empty; one restored with a refresh after
+        ``start_epoch`` or later (a state of a later point, or another run) is of unknown age too, and refreshed (if
+        one was due) with a warning. Collective under ``torch.distributed``, as :meth:`maybe_refresh`."""
+        start = checked_epoch(start_epoch, "start_epoch (the 0-based epoch about to start)")
         last = self.last_refresh_epoch
+        if last is not None and last >= start:  # a refresh after an epoch not yet run: the store's age is unknown
+            warnings.warn(f"catch_up(start_epoch={start}): the restored last_refresh_epoch={last} is at or past the "
+                          "epoch about to start (a state saved later in the run, or by another run?); the store's age "
+                          "is unknown: it is refreshed now if the schedule had a refresh due before this epoch",
+                          UserWarning, stacklevel=2)
+            self.last_refresh_epoch, last = None, -1
         if last is None:
             last = -1 if self.store.version == 0 else start - 1
         due = self.schedule.latest_refresh(start)  # epochs done at the latest refresh before epoch start
@@ -74,14 +85,35 @@ class RefresherCheckpoint:
             state = {"store": state, "last_refresh_epoch": None, "images": None}  # of unknown age, files unchecked
         if "store" not in state:
             raise KeyError(f"refresher state lacks 'store'; got keys {sorted(state)} (save refresher.state_dict())")
+        last = checked_last_refresh(state.get("last_refresh_epoch"), "BoxRefresher")
         if restore_store(self.store, state["store"], state.get("images"), self._digest, "BoxRefresher",
                          "catch_up(start_epoch) makes them afresh if a refresh was due before it"):
-            self.last_refresh_epoch = state.get("last_refresh_epoch")
+            self.last_refresh_epoch = last
 
     def _digest(self) -> str | None:
         if self._images_digest is False:
             self._images_digest = image_list_digest(getattr(self.loader, "dataset", None))
         return self._images_digest
+
+
+def checked_last_refresh(value: Any, owner: str) -> int | None:
+    """A saved state's ``last_refresh_epoch`` as ``None`` (unknown) or a plain int >= -1 (numpy ints too); a
+    ``TypeError`` (text, a float, a bool) or ``ValueError`` (below -1) naming the key, the value and ``owner``."""
+    if value is None:
+        return None
+    number = None
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            pass
+    if number is None or number < -1:
+        raise (TypeError if number is None else ValueError)(
+            f"{owner}: the state's last_refresh_epoch must be None (unknown) or an integer >= -1 (the 0-based epoch "
+            f"after which the store's latest refresh ran; -1: none yet); got {value!r} ({type(value).__name__}): "
+            "not a state saved by state_dict()?"
+        )
+    return number
 
 
 def restore_store(store: BoxStore, state: dict[str, Any], saved_digest: str | None,
@@ -104,15 +136,26 @@ def restore_store(store: BoxStore, state: dict[str, Any], saved_digest: str | No
 
 def image_list_digest(dataset: Any) -> str | None:
     """:func:`ccrop_plugins.images_digest` of the dataset's image files in index order (``LightlyDataset``'s
-    ``get_filenames()``, or the ``samples`` of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset` or
-    a refresh loader's ``RefreshImages``); ``None`` for datasets without file names (``CIFAR10``)."""
+    ``get_filenames()``, or the ``samples`` of a torchvision ``ImageFolder``, also inside :class:`IndexedDataset`, a
+    refresh loader's ``RefreshImages``, a ``Subset`` (its indices' files, in its order) or a ``ConcatDataset`` (its
+    parts' files, one after another)); ``None`` for datasets without file names (``CIFAR10``)."""
+    paths = _image_paths(dataset)
+    return None if paths is None else images_digest(paths)
+
+
+def _image_paths(dataset: Any) -> list[str] | None:
+    """The image files of ``dataset`` in index order (see :func:`image_list_digest`); ``None`` without file names."""
     inner = dataset
     while isinstance(inner, (IndexedDataset, RefreshImages)):
         inner = inner.dataset
     if hasattr(inner, "get_filenames"):
-        paths = [str(name) for name in inner.get_filenames()]
-    elif isinstance(getattr(inner, "samples", None), list):
-        paths = [str(sample[0]) for sample in inner.samples]
-    else:
-        return None
-    return images_digest(paths)
+        return [str(name) for name in inner.get_filenames()]
+    if isinstance(getattr(inner, "samples", None), list):
+        return [str(sample[0]) for sample in inner.samples]
+    if isinstance(inner, Subset):
+        paths = _image_paths(inner.dataset)
+        return None if paths is None else [paths[int(i)] for i in inner.indices]
+    if isinstance(inner, ConcatDataset):
+        parts = [_image_paths(part) for part in inner.datasets]
+        return None if any(part is None for part in parts) else [path for part in parts for path in part]
+    return None

@@ -18,7 +18,7 @@ from torch.utils.data import ConcatDataset, Subset
 
 from ccrop_plugins import BoxStore
 
-from .batch_items import raise_for_targets, raise_for_views, unpack_item
+from .batch_items import raise_for_one_sample, raise_for_targets, raise_for_views, unpack_item
 from .image_mode import to_rgb
 from .indexed_dataset import check_index_keys, name_unreadable_files
 from .multi_view import CCropMultiViewTransform
@@ -92,8 +92,10 @@ class CCropCollate:
             check_index_keys(dataset, "CCropCollate")
             check_dataset_transform(dataset, "CCropCollate")
             name_unreadable_files(dataset)  # LightlyDataset reads before the collate: its worker error names no file
-            if filenames is None:
-                filenames = _dataset_filenames(dataset)
+            own = _dataset_filenames(dataset)
+            if filenames is not None and own is not None:
+                _check_same_filenames(_filename_list(filenames), own, dataset)
+            filenames = own if filenames is None else filenames
         self.index_of_filename: dict[str, int] | None = None
         if filenames is not None:
             filenames = _filename_list(filenames)
@@ -146,6 +148,8 @@ class CCropCollate:
         if len(batch) == 0:
             warn("CCropCollate received an empty batch.")
             return [], torch.tensor(targets, dtype=torch.long), keys
+        if not isinstance(batch[0], (tuple, list)):  # no sample: unpack_item refuses it; one sample instead?
+            raise_for_one_sample(batch)
         views_of_batch: list[list[Any]] = []
         for position, item in enumerate(batch):
             image, target, key = unpack_item(item, position)
@@ -212,6 +216,23 @@ def _dataset_filenames(dataset: Any) -> list[str] | None:
         parts = [_dataset_filenames(part) for part in dataset.datasets]
         return None if any(part is None for part in parts) else [name for part in parts for name in part]
     return None
+
+
+def _check_same_filenames(given: list[str], own: list[str], dataset: Any) -> None:
+    """``filenames=`` must be the dataset's own list (filename ``i`` is dataset index ``i``): else every item keyed by a
+    name whose place differs would be cropped around another image's boxes (the refresh localizes the dataset)."""
+    if given == own:
+        return
+    first = next((i for i, (a, b) in enumerate(zip(given, own)) if a != b), min(len(given), len(own)))
+
+    def at(names: list[str]) -> str:
+        return repr(names[first]) if first < len(names) else f"none (it has {len(names)} names)"
+
+    raise ValueError(
+        f"filenames differ from the dataset's own ({type(dataset).__name__}, {len(own)} filenames) at index {first}: "
+        f"{at(given)}, the dataset's {at(own)} (another order, or another dataset?), so items would be cropped around "
+        "other images' boxes; filename i must be dataset index i: leave filenames out, the dataset gives them"
+    )
 
 
 def _check_store_size(store: BoxStore, size: int, what: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Sequence, Sized
 
+import numpy as np
 import torch
 from lightly.transforms.utils import IMAGENET_NORMALIZE
 from torch import Tensor
@@ -107,28 +109,46 @@ def make_refresh_loader(
     rank ends with the full store. ``distributed`` is decided when this is called: build the
     loader after the process group exists (the callback does so in ``setup``).
     """
-    check_loader_options(batch_size, num_workers, "make_refresh_loader")
+    batch_size, num_workers = check_loader_options(batch_size, num_workers, "make_refresh_loader")
+    if distributed not in (True, False, None):  # bool('no') is True
+        raise TypeError(f"make_refresh_loader: distributed must be True, False or None (detect); got {distributed!r}")
+    if persistent_workers not in (True, False):
+        raise TypeError(f"make_refresh_loader: persistent_workers must be True or False; got {persistent_workers!r}")
     size, norm = loader_settings(input_size, normalize, transform)
     images = RefreshImages(dataset, size, norm)
     # distributed=None or True: this rank's shard when a process group exists; False: everything.
-    sampler = RefreshSampler(images, rank=0, world_size=1) if distributed is False else RefreshSampler(images)
+    everything = distributed is not None and not distributed  # False, numpy's False too
+    sampler = RefreshSampler(images, rank=0, world_size=1) if everything else RefreshSampler(images)
     return DataLoader(
         images,
         batch_size=batch_size,
         shuffle=False,
         sampler=sampler,
         num_workers=num_workers,
-        persistent_workers=persistent_workers and num_workers > 0,
+        persistent_workers=bool(persistent_workers) and num_workers > 0,
         drop_last=False,
     )
 
 
-def check_loader_options(batch_size: Any, num_workers: Any, owner: str) -> None:
-    """The refresh loader's ``batch_size`` (an int >= 1) and ``num_workers`` (an int >= 0), named by ``owner`` when
-    wrong; else the DataLoader's own message, which names neither the refresh nor where the value came from."""
+def check_loader_options(batch_size: Any, num_workers: Any, owner: str) -> tuple[int, int]:
+    """The refresh loader's ``batch_size`` (an int >= 1) and ``num_workers`` (an int >= 0) as plain ints (numpy ints
+    too), named by ``owner`` when wrong; else the DataLoader's own message, which names neither the refresh nor where
+    the value came from."""
+    numbers = []
     for name, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        number = None if isinstance(value, (bool, np.bool_)) else _integer(value)
+        if number is None or number < low:
             raise ValueError(f"{owner}: {name} of the refresh loader must be an integer >= {low}; got {value!r}")
+        numbers.append(number)
+    return numbers[0], numbers[1]
+
+
+def _integer(value: Any) -> int | None:
+    """``value`` as a plain int when it is an integer (``int``, numpy's), else ``None``."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def loader_settings(

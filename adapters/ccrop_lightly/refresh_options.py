@@ -136,13 +136,15 @@ def check_store_and_dataset(store: Any, dataset: Any) -> None:
 
 
 def check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,
-                           input_size: Any) -> None:
+                           input_size: Any) -> tuple[int, int]:
     """The refresh loader's settings, checked when the callback is made (they reach the DataLoader only when
-    training starts, whose messages name neither the callback nor the argument)."""
-    check_loader_options(batch_size, num_workers, "BoxRefreshCallback")
+    training starts, whose messages name neither the callback nor the argument); ``(batch_size, num_workers)`` as
+    plain ints."""
+    sizes = check_loader_options(batch_size, num_workers, "BoxRefreshCallback")
     if progress not in (True, False):  # bool('no') is True
         raise TypeError(f"BoxRefreshCallback: progress must be True or False; got {progress!r}")
     if transform is not None:  # its type, and an explicit normalize that disagrees with it
         loader_settings(input_size, normalize, transform)
     elif normalize is not FROM_TRANSFORM and normalize is not None:
         normalize_step(normalize)
+    return sizes

@@ -76,9 +76,10 @@ def warn_if_never_refreshes(schedule: _StepSchedule, stacklevel: int = 2) -> boo
     return True
 
 
-def checked_epoch(epoch: Any) -> int:
-    """The 0-based epoch that just ended, as an int (numpy and one-element integer tensors too); ``ValueError`` naming
-    ``epoch`` (not the schedule's ``step``) for floats, bools, text or a negative number."""
+def checked_epoch(epoch: Any, name: str = "epoch (the 0-based epoch that just ended)") -> int:
+    """The 0-based epoch that just ended (or the one ``name`` says), as an int (numpy and one-element integer tensors
+    too); ``ValueError`` naming it by ``name`` (not the schedule's ``step``) for floats, bools, text or a negative
+    number."""
     number = None
     inexact = isinstance(epoch, Tensor) and (epoch.dtype == torch.bool or epoch.is_floating_point())
     if not isinstance(epoch, bool) and not inexact:
@@ -87,5 +88,5 @@ def checked_epoch(epoch: Any) -> int:
         except TypeError:
             pass
     if number is None or number < 0:
-        raise ValueError(f"epoch (the 0-based epoch that just ended) must be an integer >= 0; got {epoch!r}")
+        raise ValueError(f"{name} must be an integer >= 0; got {epoch!r}")
     return number

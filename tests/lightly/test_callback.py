@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,6 +208,32 @@ def test_a_callback_dataset_other_than_the_training_loaders_is_refused_at_train_
         trainer.fit(lightning_simclr.TinySimCLR(), loader)
 
 
+@pytest.mark.parametrize("subset_side", ["callback", "training"])
+def test_a_subset_in_another_order_than_the_training_loaders_dataset_is_refused_at_train_start(
+        tmp_path, quadrant_folder, subset_side):
+    """BoxRefreshCallback(store, Subset(ds, reversed)) with the training DataLoader over ds (or the reverse) trained
+    without a word, localizing image 15 into the store entry image 0 is cropped with: image_list_digest was None for a
+    Subset, so the file check never ran. Now a Subset (and a ConcatDataset) is digested by its files, in its order."""
+    from torch.utils.data import ConcatDataset, Subset
+
+    from ccrop_lightly.callback import image_list_digest
+
+    dataset = LightlyDataset(str(quadrant_folder))
+    names = dataset.get_filenames()
+    reversed_ = Subset(dataset, list(range(15, -1, -1)))
+    one_by_one = ConcatDataset([Subset(dataset, [i]) for i in range(15, -1, -1)])
+    assert image_list_digest(reversed_) == image_list_digest(one_by_one)
+    assert image_list_digest(Subset(dataset, range(16))) == image_list_digest(dataset) != image_list_digest(reversed_)
+    assert names[0] == "class_0/img_00.png"
+    ours, theirs = (reversed_, dataset) if subset_side == "callback" else (dataset, reversed_)
+    store = BoxStore(16)
+    trainer = _trainer(tmp_path, 2, [_callback(store, ours)], logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match=r"localizes other files than the training DataLoader reads \(the same count, "
+                                         r"16, but other names or another order\)"):
+        trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(theirs, store))
+    assert store.version == 0
+
+
 def test_missing_backbone_attribute_is_named(tmp_path, quadrant_folder):
     dataset = LightlyDataset(str(quadrant_folder))
     store = BoxStore(len(dataset))
@@ -262,6 +289,32 @@ def test_bad_refresh_loader_settings_fail_when_the_callback_is_made(quadrant_fol
     dataset = LightlyDataset(str(quadrant_folder))
     with pytest.raises(error, match=message):
         BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, **{option: value})
+
+
+def test_numpy_integer_loader_sizes_are_taken_as_ints(quadrant_folder):
+    """batch_size=np.int64(8) was "batch_size of the refresh loader must be an integer >= 1; got 8"."""
+    import numpy as np
+
+    dataset = LightlyDataset(str(quadrant_folder))
+    callback = BoxRefreshCallback(BoxStore(16), dataset, warmup_epochs=1, interval=1, batch_size=np.int64(8),
+                                  num_workers=np.int32(0))
+    assert (callback.batch_size, callback.num_workers) == (8, 0) and type(callback.batch_size) is int
+
+
+@pytest.mark.parametrize("last, error", [("x", TypeError), (1.5, TypeError), (True, TypeError), (-2, ValueError)])
+def test_a_state_whose_last_refresh_epoch_is_no_epoch_is_refused_at_load(quadrant_folder, last, error):
+    """'x' was accepted and failed in the catch-up refresh with "can only concatenate str (not "int") to str"; 1.5
+    silently skipped the refresh due."""
+    import numpy as np
+
+    dataset = LightlyDataset(str(quadrant_folder))
+    callback = _callback(BoxStore(16), dataset)
+    state = {**callback.state_dict(), "last_refresh_epoch": last}
+    with pytest.raises(error, match=rf"BoxRefreshCallback: the state's last_refresh_epoch must be None \(unknown\) or "
+                                    rf"an integer >= -1 .*; got {re.escape(repr(last))} "):
+        callback.load_state_dict(state)
+    callback.load_state_dict({**state, "last_refresh_epoch": np.int64(3)})
+    assert callback.state_dict()["last_refresh_epoch"] == 3 and type(callback._restored_last_refresh) is int
 
 
 class _VersionAtEpochStart(lightning_simclr.TinySimCLR):

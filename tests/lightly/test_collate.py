@@ -86,6 +86,32 @@ def test_store_of_another_size_than_the_dataset_is_refused_at_construction(quadr
         CCropCollate(CCropSimCLRTransform(), BoxStore(2), filenames=["a", "b", "c"])
 
 
+def test_filenames_other_than_the_datasets_own_are_refused(quadrant_folder):
+    """CCropCollate(dataset=ds, filenames=<another order>) let the filenames win, silently: sample 'class_0/img_00.png'
+    was cropped with store entry 15, which the refresh (over ds) fills from another image."""
+    dataset = LightlyDataset(str(quadrant_folder))
+    names = dataset.get_filenames()
+    transform, store = CCropSimCLRTransform(input_size=8), BoxStore(16)
+    with pytest.raises(ValueError, match=r"filenames differ from the dataset's own \(LightlyDataset, 16 filenames\) at "
+                                         r"index 0: 'class_1/img_15.png', the dataset's 'class_0/img_00.png' "
+                                         r"\(another order, or another dataset\?\)"):
+        CCropCollate(transform, store, dataset=dataset, filenames=names[::-1])
+    with pytest.raises(ValueError, match=r"at index 15: none \(it has 15 names\), the dataset's 'class_1/img_15.png'"):
+        CCropCollate(transform, store, dataset=dataset, filenames=names[:-1])
+    assert CCropCollate(transform, store, dataset=dataset, filenames=tuple(names)).index_of(names[3]) == 3
+
+
+def test_a_dataloader_without_automatic_batching_is_named(quadrant_folder):
+    """DataLoader(batch_size=None) hands the collate one sample: it was "batch item 0 is a Image; expected (image,
+    target, index or filename): use lightly's LightlyDataset, ...", blaming the dataset."""
+    dataset = LightlyDataset(str(quadrant_folder))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(16), dataset=dataset)
+    with pytest.raises(ValueError, match=r"CCropCollate got one sample \(image of type Image, target 0, key "
+                                         r"'class_0/img_00.png'\), not a list of samples: the DataLoader has "
+                                         r"batch_size=None \(automatic batching off\)\? give it a batch_size"):
+        next(iter(DataLoader(dataset, batch_size=None, collate_fn=collate)))
+
+
 def test_item_without_index_is_named(quadrant_folder):
     dataset = ImageFolder(str(quadrant_folder))  # (image, target) items: no key
     collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(len(dataset)))

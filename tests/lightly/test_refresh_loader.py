@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from lightly.data import LightlyDataset
@@ -71,6 +72,21 @@ def test_bad_inputs_are_named(quadrant_folder):
         RefreshImages([], 0)
     with pytest.raises(TypeError, match="map-style"):
         RefreshImages(iter([]), 8)
+
+
+def test_numpy_integer_sizes_are_ints_and_switches_must_be_bools(quadrant_folder):
+    """batch_size=np.int64(8) was "batch_size of the refresh loader must be an integer >= 1; got 8";
+    persistent_workers='no' was read as True and distributed='no' accepted."""
+    dataset = LightlyDataset(str(quadrant_folder))
+    loader = make_refresh_loader(dataset, 8, batch_size=np.int64(8), num_workers=np.int64(1), persistent_workers=True,
+                                 distributed=np.False_)
+    assert type(loader.batch_size) is int and loader.batch_size == 8 and loader.persistent_workers is True
+    assert len(next(iter(loader))[1]) == 8
+    with pytest.raises(TypeError, match=r"make_refresh_loader: persistent_workers must be True or False; got 'no'"):
+        make_refresh_loader(dataset, 8, num_workers=1, persistent_workers="no")
+    with pytest.raises(TypeError, match=r"make_refresh_loader: distributed must be True, False or None \(detect\); "
+                                        r"got 'no'"):
+        make_refresh_loader(dataset, 8, distributed="no")
 
 
 def test_a_custom_normalize_of_the_transform_reaches_the_refresh(quadrant_folder):

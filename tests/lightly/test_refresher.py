@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import numpy as np
@@ -249,6 +250,38 @@ def test_catch_up_refreshes_a_resumed_store_that_lags_the_schedule(caplog):
     assert _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1).catch_up(0) is None  # a fresh run
     with pytest.raises(ValueError, match="epoch"):
         no_boxes.catch_up(-1)
+
+
+@pytest.mark.parametrize("last, error", [("x", TypeError), (1.5, TypeError), (np.True_, TypeError), (-2, ValueError)])
+def test_a_state_whose_last_refresh_epoch_is_no_epoch_is_refused_at_load(last, error):
+    """'x' was accepted and failed in catch_up with "can only concatenate str (not "int") to str"; 1.5 silently
+    skipped the refresh due. The store is left as it was."""
+    first = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=4)
+    first.maybe_refresh(0)
+    resumed = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=4)
+    with pytest.raises(error, match=r"BoxRefresher: the state's last_refresh_epoch must be None \(unknown\) or an "
+                                    r"integer >= -1 \(the 0-based epoch after which the store's latest refresh ran; "
+                                    rf"-1: none yet\); got {re.escape(repr(last))} "):
+        resumed.load_state_dict({**first.state_dict(), "last_refresh_epoch": last})
+    assert resumed.store.version == 0 and resumed.last_refresh_epoch is None
+    resumed.load_state_dict({**first.state_dict(), "last_refresh_epoch": np.int64(0)})
+    assert type(resumed.last_refresh_epoch) is int and resumed.catch_up(2) is not None  # due after epoch 1
+
+
+def test_a_last_refresh_epoch_past_the_resume_epoch_is_unknown_and_catch_up_refreshes():
+    """last_refresh_epoch=99 (a state of a later point, or of another run) resumed at epoch 2 skipped the refresh due
+    after epoch 1, silently: now catch_up warns and refreshes."""
+    first = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=4)
+    first.maybe_refresh(0)
+    resumed = _refresher(BoxStore(4), 4, warmup_epochs=1, interval=1, max_epochs=4)
+    resumed.load_state_dict({**first.state_dict(), "last_refresh_epoch": 99})
+    with pytest.warns(UserWarning, match=r"catch_up\(start_epoch=2\): the restored last_refresh_epoch=99 is at or "
+                                         r"past the epoch about to start"):
+        assert resumed.catch_up(2) is not None
+    assert resumed.store.version == 2 and resumed.last_refresh_epoch == 1 and resumed.catch_up(2) is None
+    with pytest.raises(ValueError, match=r"start_epoch \(the 0-based epoch about to start\) must be an integer >= 0; "
+                                         r"got -1"):
+        resumed.catch_up(-1)  # was named "the 0-based epoch that just ended"
 
 
 def test_a_state_of_another_dataset_size_is_ignored_with_a_warning_and_catch_up_remakes_the_boxes():
