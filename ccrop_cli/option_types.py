@@ -40,6 +40,9 @@ def threads(text: str) -> int:
                                   f"contend for them)", high=cores)
 
 
+MAX_EPOCHS = 10_000
+"""The most epochs ``ccrop demo`` / ``ccrop study`` take (``--epochs 99999999999999999999`` ran for ever, silently)."""
+
 MAX_SIDE = 1024
 """The largest image side the commands take: their generated scenes and views at their batch sizes (a typo such as
 ``--crop-size 100000`` exhausted the memory, or the kernel killed the process)."""
@@ -109,6 +112,9 @@ def check_output_file(path: str | os.PathLike, option: str) -> Path:
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder; give a file name")
     try:
+        existing = next((parent for parent in path.parents if parent.exists()), None)
+        if existing is not None and not existing.is_dir():  # mkdir's 'File exists' read as if the folder were there
+            raise UserError(f"{option} {path}: {existing} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass

@@ -129,6 +129,7 @@ class ContrastiveCropHook(Hook):
             raise ValueError(f"ContrastiveCropHook: the runner holds {count} ContrastiveCropHooks (custom_hooks lists "
                              f"it {count} times?); each would refresh its own boxes (a pass over every image each) and "
                              "the crops would read only the last one's, with its options: keep one")
+        _refuse_empty_loader(runner.train_dataloader)
         warn_checkpoint_first(runner, self)
         self._by_iteration = counts_iterations(runner, self._warmup_name)
         self._attach_store(runner)
@@ -222,3 +223,18 @@ class ContrastiveCropHook(Hook):
             self.refresh(runner)
             self._refreshed_after = steps_done(runner, self._by_iteration)
         self._saved = None
+
+
+def _refuse_empty_loader(loader: Any) -> None:
+    """A train loader that yields no batch (fewer images than one batch, drop_last=True) trains nothing: every epoch
+    has 0 iterations and each refresh would localize with the untrained model, silently."""
+    try:
+        batches = len(loader)
+    except TypeError:  # an iterable dataset: no length to check
+        return
+    if batches == 0:
+        size = len(loader.dataset) if hasattr(loader.dataset, "__len__") else "?"
+        raise ValueError(f"ContrastiveCropHook: the train dataset holds {size} images, fewer than train_dataloader's "
+                         f"batch_size {loader.batch_size} with drop_last={loader.drop_last}: every epoch would have 0 "
+                         "iterations and each refresh would localize with an untrained model; lower batch_size or "
+                         "add images")

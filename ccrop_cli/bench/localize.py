@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -44,6 +45,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ccrop_plugins import HeatmapPipeline, get_localizer, stage_features
+from ccrop_plugins.plugins import AUTOLOAD_ENV
 from ccrop_scenes import load_annotations, write_image_folder
 from ccrop_scenes.second_look import generate_second_look
 from ccrop_scenes.third_look import generate_third_look
@@ -88,6 +90,7 @@ _STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 SECOND_LOOK = "second-look"  # ccrop_scenes.second_look: scenes unlike the generator's, to check defaults off it
 THIRD_LOOK = "third-look"  # ccrop_scenes.third_look: photograph-like scenes (not a default kind: slow to add)
 KINDS = (*SCENE_SETTINGS, SECOND_LOOK, THIRD_LOOK)
+_ITEM = {"data": "folder", "settings": "setting", "rules": "rule", "thresholds": "threshold", "seeds": "seed"}
 METRICS = ("recall", "precision", "hit_rate", "boxes_per_image", "maps_per_second", "fp_pairs", "share_box")
 
 
@@ -119,16 +122,31 @@ class DataKind:
     gt: list[np.ndarray]
 
 
+class _Once(argparse.Action):
+    """A list option given twice kept only the last list (``--data a --data b`` measured b alone): recorded in
+    ``args.given_twice`` and refused by :func:`run` with a one-line error."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(namespace, "_given", ())
+        if self.dest in given and self.dest not in namespace.given_twice:
+            namespace.given_twice = [*namespace.given_twice, self.dest]
+        namespace._given = (*given, self.dest)
+        setattr(namespace, self.dest, values)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(given_twice=[])
     parser.add_argument("--settings", nargs="*", default=["multi-small", "single", SECOND_LOOK], choices=list(KINDS),
+                        action=_Once,
                         help=f"generated data kinds (default: multi-small single {SECOND_LOOK}; also {THIRD_LOOK})")
-    parser.add_argument("--data", nargs="*", type=user_path, default=[], metavar="DIR",
+    parser.add_argument("--data", nargs="*", type=user_path, default=[], metavar="DIR", action=_Once,
                         help="image folders with annotations.json (COCO style) to measure as well")
-    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], action=_Once)
     parser.add_argument("--checkpoints", type=user_path, default=None, metavar="DIR",
                         help="backbone state_dicts DIR/<kind>_s<seed>.pt: loaded when present, else trained and saved")
-    parser.add_argument("--rules", nargs="+", default=list(RULES), help=f"heatmap rules (default: {' '.join(RULES)})")
-    parser.add_argument("--thresholds", nargs="+", type=_threshold, default=None,
+    parser.add_argument("--rules", nargs="+", default=None, action=_Once,
+                        help=f"heatmap rules (default: {' '.join(RULES)}; those of a plugin not loaded are left out)")
+    parser.add_argument("--thresholds", nargs="+", type=_threshold, default=None, action=_Once,
                         help="thresholds k in [0, 1) or mean/otsu (default: 0.1 0.3 0.5 0.7 mean otsu)")
     parser.add_argument("--images", type=positive_int, default=None,
                         help=f"images per data kind (default {BenchConfig.images})")
@@ -165,7 +183,8 @@ def _check_inputs(args: argparse.Namespace) -> None:
         try:
             HeatmapPipeline(rule)
         except (KeyError, ValueError) as error:
-            raise UserError(f"--rules: {error.args[0] if error.args else error}") from None
+            hint = f" ({AUTOLOAD_ENV} is set: installed plugins are not loaded)" if _no_autoload() else ""
+            raise UserError(f"--rules: {error.args[0] if error.args else error}{hint}") from None
     images = args.images if args.images is not None else (QUICK["images"] if args.quick else BenchConfig.images)
     if args.settings and images < NUM_CLASSES:  # torchvision's 'Found no valid file for the classes ...' traceback
         raise UserError(f"--images {images} is fewer than the generated scenes' {NUM_CLASSES} classes: every class "
@@ -187,10 +206,51 @@ def _check_inputs(args: argparse.Namespace) -> None:
         check_output_folder(args.checkpoints, "--checkpoints")
 
 
+def _no_autoload() -> bool:
+    return os.environ.get(AUTOLOAD_ENV, "").strip().lower() in ("1", "true", "yes")  # ccrop_plugins' reading
+
+
+def _default_rules() -> list[str]:
+    """:data:`RULES` less those no loaded plugin registers (``ddt``, ``ncut``: ``ccrop_extras``), with a note."""
+    available, missing = [], []
+    for rule in RULES:
+        try:
+            HeatmapPipeline(rule)
+            available.append(rule)
+        except (KeyError, ValueError):
+            missing.append(rule)
+    if missing:
+        why = f"{AUTOLOAD_ENV} is set" if _no_autoload() else "no loaded plugin registers them"
+        print(f"note: --rules default leaves out {', '.join(missing)} ({why}; the ccrop_extras plugin adds "
+              f"them); measuring {', '.join(available)}", file=sys.stderr, flush=True)
+    return available
+
+
+def _check_clashes(args: argparse.Namespace) -> None:
+    """Two data kinds of one checkpoint name (``--data a/scenes b/scenes``, ``--data x/single`` and the setting
+    ``single``) shared ``DIR/<name>_s<seed>.pt``: the second was measured with the first's backbone."""
+    if args.checkpoints is None:
+        return
+    owners: dict[str, str] = {}
+    for kind in [*args.settings, *(str(Path(d)) for d in args.data)]:
+        name, label = (kind, f"the setting {kind}") if kind in KINDS else (Path(kind).name, f"--data {kind}")
+        if name in owners:
+            raise UserError(f"--checkpoints: {owners[name]} and {label} would share one checkpoint file "
+                            f"{name}_s<seed>.pt (the second measured with the first's backbone); give the folders "
+                            "distinct last names, or measure them in separate runs with other --checkpoints folders")
+        owners[name] = label
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.given_twice:  # argparse kept the last list only: '--data a --data b' measured b alone
+        name = args.given_twice[0]
+        raise UserError(f"--{name} given twice; list every {_ITEM.get(name, 'value')} after one --{name}")
+    if args.rules is None:
+        args.rules = _default_rules()
     for name in ("settings", "rules", "thresholds", "data"):  # a name given twice: measured and printed twice
         if getattr(args, name):
             setattr(args, name, list(dict.fromkeys(getattr(args, name))))
+    _check_clashes(args)
     _check_inputs(args)
     if args.json:
         check_output_file(args.json, "--json")

@@ -74,13 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=side, default=64, help="scene side in pixels (default 64)")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre (default 0.6)")
     parser.add_argument(
-        "--thresholds", type=float, nargs="+", default=[0.1, 0.5],
+        "--thresholds", type=float, nargs="+", default=None,
         help="heatmap thresholds k for the model's boxes (default: 0.1, the paper's, and 0.5)",
     )
     parser.add_argument("--epochs", type=int, default=None,
                         help="SimCLR epochs of the model per setting (default 4; --quick: 1)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 128; --quick: 32")
-    parser.add_argument("--workers", type=workers, default=2,
+    parser.add_argument("--workers", type=workers, default=None,
                         help="DataLoader workers for pre-training (default 2), at most 4 per CPU core")
     parser.add_argument(
         "--checkpoint", type=user_path, default=None,
@@ -213,7 +213,18 @@ def check_goals(results: dict[str, Any]) -> dict[str, bool]:
     }
 
 
+MODEL_OPTIONS = ("epochs", "batch_size", "thresholds", "workers", "progress")
+"""Options of the model's pre-training and boxes: refused with ``--no-model`` (were ignored); ``None``/``False``
+unless given."""
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.no_model:
+        given = [name for name in MODEL_OPTIONS if getattr(args, name) is not None and getattr(args, name) is not False]
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} does not apply with --no-model (oracle boxes only, no "
+                            "pre-training); leave it out or drop --no-model")
+    _model_defaults(args)  # before the command line, which names them as before
     command = "ccrop bench pairs " + _argument_line(args)
     _check_arguments(args)
     variants = box_scale_variants(args.box_scales)
@@ -238,9 +249,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_defaults(args: argparse.Namespace) -> None:
+    """``--thresholds`` and ``--workers`` not given (``None``, to tell them from given with ``--no-model``)."""
+    args.thresholds = [0.1, 0.5] if args.thresholds is None else args.thresholds
+    args.workers = 2 if args.workers is None else args.workers
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
     """The sizes not given (``--quick``'s or the defaults: an explicit size is kept, as in ``ccrop demo --quick``),
     then every size positive and every threshold in ``[0, 1)``."""
+    _model_defaults(args)
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -46,7 +46,7 @@ from ccrop_cli.demo.user_data import (
 )
 from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
-from ccrop_cli.option_types import check_output_folder, user_path
+from ccrop_cli.option_types import MAX_EPOCHS, check_output_folder, user_path
 
 FRAMEWORKS = ("lightly", "mmpretrain")
 
@@ -113,6 +113,8 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
     for name in ("images", "epochs", "interval"):
         if getattr(config, name) < 1:
             raise UserError(f"--{name} must be a positive integer; got {getattr(config, name)}")
+    if config.epochs > MAX_EPOCHS:
+        raise UserError(f"--epochs must be an integer from 1 to {MAX_EPOCHS}; got {config.epochs}")
     if config.seed < 0:
         raise UserError(f"--seed must be an integer >= 0; got {config.seed}")
     if config.seed >= 2**31:  # torch's generators overflow past 2**63, NumPy (mmengine's seeding) past 2**32 - 1
@@ -130,6 +132,7 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
             f"--epochs {config.epochs} must exceed --warmup-epochs {config.warmup_epochs}: "
             "the boxes are refreshed after the warm-up and used in the epochs after it"
         )
+    _check_stages(config, args.framework)  # before any scene is written or a Runner built
     if args.framework == "lightly":  # checks the stage names on the backbone; MMPretrain's: mm_run
         from ccrop_cli.demo.lightly_run import pretrain_config
 
@@ -151,6 +154,24 @@ def _data_sizes(root: Path, args: argparse.Namespace, values: dict[str, Any]) ->
         raise UserError(f"--data {root}: needs at least 2 images; found {images}")
     batch_size = min(values.get("batch_size", DemoConfig.batch_size), images)
     return {"data": str(root), "images": images, "batch_size": batch_size}
+
+
+def _check_stages(config: DemoConfig, framework: str) -> None:
+    """``--stages`` named as typed with the backbone's stages, as ``ccrop study`` does (the core's "unknown stage
+    '99' of Sequential", and with mmpretrain only once the scenes were written and the Runner built)."""
+    from ccrop_cli.experiment.backbones import build_backbone, check_stage_names
+
+    if framework == "lightly":
+        modules = [name for name, _ in build_backbone("convnet", 0)[0].named_modules() if name]
+        label, shown = "convnet", None
+    else:
+        from ccrop_cli.demo.mm_run import model_modules
+
+        (modules, shown), label = model_modules(), "MMPretrain ResNet-18"
+    try:
+        check_stage_names(config.stages, modules, label, last=False, shown=shown)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def _check_heatmap(name: str) -> None:

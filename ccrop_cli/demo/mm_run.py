@@ -52,6 +52,18 @@ def _recorder_hook() -> type:
     return RefreshRecorder
 
 
+def model_modules() -> tuple[list[str], list[str]]:
+    """The dotted module names of the CPU config's model, the names ``--stages`` takes (built without a Runner),
+    and the backbone's stages among them (``backbone.layer1``)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    init_default_scope("mmpretrain")
+    names = [name for name, _ in MODELS.build(Config.fromfile(str(CONFIG)).model).named_modules() if name]
+    return names, [name for name in names if name.startswith("backbone.") and name.count(".") == 1]
+
+
 def build_config(config: DemoConfig, train_root: Path, work_dir: Path, progress: bool) -> Any:
     """The mmengine ``Config`` of the demo run (raises ``FileNotFoundError`` without the repo's configs)."""
     from mmengine.config import Config

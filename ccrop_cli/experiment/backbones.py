@@ -6,6 +6,8 @@ Both are ``nn.Sequential`` whose last two layers are global average pooling and 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torchvision
 from torch import nn
@@ -59,3 +61,21 @@ def build_backbone(name: str, seed: int) -> tuple[nn.Sequential, int]:
         if name == "convnet":
             return convnet(), 256
         return cifar_resnet18(), 512
+
+
+def check_stage_names(stages: Sequence[str], modules: Sequence[str], backbone: str, last: bool = True,
+                      shown: Sequence[str] | None = None) -> None:
+    """``--stages`` named as typed, with the backbone's stages: a ValueError for an empty or unknown name.
+
+    ``modules``: the dotted module names taken; ``backbone``: its name in the message (``convnet``); ``last``: the
+    command also takes ``last`` alone (``ccrop study``); ``shown``: the stages listed (default the undotted names).
+    """
+    nested = next((name for name in modules if "." in name and name not in (shown or ())), None)
+    allowed = (f"the {backbone} backbone's stages are {', '.join(shown or [n for n in modules if '.' not in n])}"
+               + (f" (or dotted submodules such as {nested})" if nested else "")
+               + (", or last alone (the last stage, the paper's)" if last else ""))
+    for stage in stages:
+        if not stage.strip():
+            raise ValueError(f"--stages: an empty stage name ({stage!r}); {allowed}")
+        if stage not in modules:
+            raise ValueError(f"--stages: unknown stage {stage!r}; {allowed}")

@@ -29,6 +29,7 @@ RandomResizedCrop and of ``--strategy`` with the stored boxes.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,10 @@ def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: P
     """The box store for ``files`` (dataset order) from a JSON file or a checkpoint."""
     if boxes is not None:
         store = import_boxes(boxes, keys=files)
+        samples = json.loads(Path(boxes).read_text()).get("samples", {})
+        missing = sum(name not in samples and str(index) not in samples for index, name in enumerate(files))
+        if missing:  # drawn without boxes, as if the localizer had found none
+            print(f"ccrop viz: {missing} of {len(files)} images have no entry in {boxes} (drawn without boxes)")
     else:
         store = load_store_from_checkpoint(checkpoint, files=files)
     if len(store) != len(files):

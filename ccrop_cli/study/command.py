@@ -40,14 +40,15 @@ from ccrop_plugins import HeatmapPipeline, RefreshSchedule
 from ccrop_scenes import generate_scenes, load_annotations
 
 from ccrop_cli.errors import UserError
-from ccrop_cli.experiment.backbones import build_backbone
+from ccrop_cli.experiment.backbones import build_backbone, check_stage_names
 from ccrop_cli.experiment.evaluation import evaluate_backbone
 from ccrop_cli.experiment.pair_quality import box_recall, oracle_box_sets, pair_quality, sample_view_pairs
 from ccrop_cli.experiment.pretrain import PretrainConfig, PretrainResult, RefreshRecord, pretrain_simclr
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.experiment.strategies import CropStrategy
-from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int, side, user_path, workers
+from ccrop_cli.option_types import (MAX_EPOCHS, check_output_folder, non_negative_int, positive_int, side, user_path,
+                                    workers)
 from ccrop_cli.study.report import boxes_of, variants, write_plots, write_table
 
 PAIRS_PER_IMAGE = 4
@@ -148,6 +149,8 @@ class StudyConfig:
         return strategy
 
     def validate(self) -> None:
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(f"--epochs must be an integer from 1 to {MAX_EPOCHS}; got {self.epochs}")
         for name in self.settings:
             setting = get_scene_setting(name)
             try:  # the generator's own checks of the scene size (one tiny scene)
@@ -231,16 +234,7 @@ class StudyConfig:
         if not self.stages:
             return
         modules = [name for name, _ in build_backbone(self.backbone, 0)[0].named_modules() if name]
-        nested = next((name for name in modules if "." in name), None)
-        allowed = (f"the {self.backbone} backbone's stages are {', '.join(n for n in modules if '.' not in n)}"
-                   + (f" (or dotted submodules such as {nested})" if nested else "")
-                   + ", or last alone (the last stage, the paper's)")
-        for stage in self.stages:
-            if not stage.strip():
-                raise ValueError(f"--stages: an empty stage name ({stage!r}); {allowed}")
-            if stage not in modules:
-                raise ValueError(f"--stages: unknown stage {stage!r}; {allowed}")
-
+        check_stage_names(self.stages, modules, self.backbone)
 
 BOX_SOURCES = ("learned", "oracle")
 
@@ -321,6 +315,15 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     if args.quick and getattr(args, "preset", None) not in (None, "quick"):
         raise UserError(f"--quick and --preset {args.preset} contradict each other; give one")
     config = StudyConfig(**PRESETS[preset]) if preset else StudyConfig()
+    if args.report_only:  # the study's options come from results.json: one given here would be ignored, silently
+        given = [f"--{name.replace('_', '-')}" for name, value in sorted(vars(args).items())
+                 if name not in ("out", "quick", "preset", "no_progress", "report_only", "func", "command")
+                 and value not in (None, False)]
+        if given:
+            raise UserError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply with --report-only "
+                            "(it rewrites the report of results.json, with that study's options); leave "
+                            f"{'it' if len(given) == 1 else 'them'} out")
+        return config  # not validated: replaced by results.json's (a gpu preset needs no CUDA device here)
     overrides: dict[str, Any] = {}
     for name in (
         "seeds", "backbone", "epochs", "warmup_epochs", "interval", "train_images", "test_images", "image_size",
@@ -340,6 +343,11 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         overrides["stages"] = None if args.stages == ["last"] else tuple(args.stages)
     if getattr(args, "box_scale", None):
         overrides["box_scale"] = tuple(args.box_scale)
+    if getattr(args, "boxes", None):
+        box_strategies = [name for name, strategy in STRATEGIES.items() if strategy.uses_boxes]
+        if not any(name in box_strategies for name in overrides.get("strategies", config.strategies)):
+            raise UserError(f"--boxes applies to the box strategies ({', '.join(box_strategies)}); --strategies "
+                            f"{' '.join(overrides.get('strategies', config.strategies))} has none")
     try:
         config = replace(config, **overrides)
         config.validate()

@@ -238,7 +238,7 @@ def test_demo_refuses_a_negative_seed_and_unknown_stages_before_any_data(tmp_pat
     assert main(["demo", "--quick", "--seed", "-1", "--out", str(out)]) == 2
     assert "--seed must be an integer >= 0; got -1" in _one_error_line(capsys, "demo")
     assert main(["demo", "--quick", "--stages", "5", "99", "--out", str(out)]) == 2
-    assert "unknown stage '99' of Sequential; valid names are" in _one_error_line(capsys, "demo")
+    assert "--stages: unknown stage '99'; the convnet backbone's stages are" in _one_error_line(capsys, "demo")
     assert not (out / "data").exists()
 
 
@@ -246,7 +246,8 @@ def test_mmpretrain_demo_refuses_unknown_stages_before_training(tmp_path, capsys
     out = tmp_path / "demo"
     argv = ["demo", "--quick", "--no-progress", "--framework", "mmpretrain", "--stages", "backbone.layer9"]
     assert main([*argv, "--out", str(out)]) == 2
-    assert "unknown stage 'backbone.layer9' of SimCLR; valid names are" in _one_error_line(capsys, "demo")
+    assert ("--stages: unknown stage 'backbone.layer9'; the MMPretrain ResNet-18 backbone's stages are"
+            in _one_error_line(capsys, "demo"))
     assert not list(out.glob("mm_work_dir/epoch_*.pth"))
 
 

@@ -348,3 +348,15 @@ def test_a_hook_that_runs_after_the_checkpoint_hook_is_logged(setup, coordinate_
                      "each checkpoint is saved before its step's refresh and holds the boxes one refresh behind (a "
                      "resume from it refreshes again first); leave the hook's priority at 'NORMAL', or any above "
                      "CheckpointHook's"] if warned else [])
+
+
+def test_a_loader_without_a_batch_is_refused_before_training(setup, coordinate_folder, tmp_path):
+    # 16 images at batch_size 32 with drop_last=True: every epoch ran 0 iterations and the refresh localized with
+    # the untrained model, silently.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    cfg.train_dataloader.batch_size, cfg.train_dataloader.drop_last = 32, True
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"the train dataset holds 16 images, fewer than train_dataloader's batch_size "
+                                         r"32 with drop_last=True: every epoch would have 0 iterations"):
+        runner.train()
+    assert runner.message_hub.get_info("iter", 0) == 0
