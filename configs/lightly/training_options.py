@@ -103,7 +103,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> arg
 # (option, allowed, test) of the numbers: each bad value is one usage line before any work, not a traceback from
 # torch or torchvision (some only after the first epoch, the --checkpoint one after the whole run).
 _NUMBERS = (
-    ("input_size", "an integer >= 1", lambda v: v >= 1),
+    ("input_size", "an integer from 1 to 1024 (as the ccrop commands' sizes)", lambda v: 1 <= v <= 1024),
     ("epochs", "an integer >= 1", lambda v: v >= 1),
     ("batch_size", "an integer >= 2 (the loss contrasts each pair with the rest of the batch; BatchNorm needs two "
      "samples)", lambda v: v >= 2),
@@ -116,7 +116,7 @@ _NUMBERS = (
     ("cj_strength", "a finite number >= 0", lambda v: 0 <= v < math.inf),
     ("gaussian_blur", "a probability in [0, 1]", lambda v: 0 <= v <= 1),
     ("lr", "a finite number >= 0", lambda v: 0 <= v < math.inf),
-    ("momentum", "a finite number >= 0", lambda v: 0 <= v < math.inf),
+    ("momentum", "a number in [0, 1) (SGD's momentum; 1 or more diverges)", lambda v: 0 <= v < 1),
     ("weight_decay", "a finite number >= 0", lambda v: 0 <= v < math.inf),
     ("temperature", "a finite number > 0", lambda v: 0 < v < math.inf),
     ("memory_bank", "an integer >= 0", lambda v: v >= 0),

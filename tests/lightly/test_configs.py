@@ -71,6 +71,10 @@ def test_small_image_defaults_are_the_measured_setting(configs_on_path):
     (["--seed", "-1"], "--seed must be an integer in [0, 4294967295] (numpy's seed range; Lightning seeds numpy); "
                        "got -1"),  # was numpy's "ValueError: -1 is not in bounds" traceback from seed_everything
     (["--seed", "4294967296"], "--seed must be an integer in [0, 4294967295]"),
+    # were taken: SGD with momentum 5 (the loss rose), 5000 px views of 32 px images (ran past minutes)
+    (["--momentum", "5"], "--momentum must be a number in [0, 1) (SGD's momentum; 1 or more diverges); got 5.0"),
+    (["--input-size", "5000"], "--input-size must be an integer from 1 to 1024 (as the ccrop commands' sizes); got "
+                               "5000"),
 ])
 def test_bad_options_are_usage_lines_before_any_work(configs_on_path, tmp_path, capsys, argv, message):
     options = importlib.import_module("training_options")
