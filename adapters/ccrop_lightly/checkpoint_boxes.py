@@ -19,7 +19,7 @@ from torch.utils.data import ConcatDataset, Subset
 
 from ccrop_plugins import BoxStore, RefreshSchedule, RefreshStats, images_digest, other_images
 
-from .indexed_dataset import IndexedDataset
+from .indexed_dataset import IndexedDataset, names_in_order
 from .refresh_loader import RefreshImages
 from .schedule import checked_epoch
 
@@ -152,10 +152,4 @@ def _image_paths(dataset: Any) -> list[str] | None:
         return [str(name) for name in inner.get_filenames()]
     if isinstance(getattr(inner, "samples", None), list):
         return [str(sample[0]) for sample in inner.samples]
-    if isinstance(inner, Subset):
-        paths = _image_paths(inner.dataset)
-        return None if paths is None else [paths[int(i)] for i in inner.indices]
-    if isinstance(inner, ConcatDataset):
-        parts = [_image_paths(part) for part in inner.datasets]
-        return None if any(part is None for part in parts) else [path for part in parts for path in part]
-    return None
+    return names_in_order(inner, _image_paths) if isinstance(inner, (Subset, ConcatDataset)) else None

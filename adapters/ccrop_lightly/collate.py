@@ -14,13 +14,12 @@ from warnings import warn
 
 import torch
 from torch import Tensor
-from torch.utils.data import ConcatDataset, Subset
 
 from ccrop_plugins import BoxStore
 
 from .batch_items import raise_for_one_sample, raise_for_targets, raise_for_views, unpack_item
 from .image_mode import to_rgb
-from .indexed_dataset import check_index_keys, name_unreadable_files
+from .indexed_dataset import check_index_keys, name_unreadable_files, names_in_order
 from .multi_view import CCropMultiViewTransform
 from .transform_walk import check_dataset_transform
 from .view_transform import CCropViewTransform
@@ -207,15 +206,7 @@ def _filename_list(filenames: Any) -> list[str]:
 def _dataset_filenames(dataset: Any) -> list[str] | None:
     """The filenames of ``dataset`` in index order: ``LightlyDataset.get_filenames()``, also through ``Subset`` and
     ``ConcatDataset`` (whose items keep the inner filename as key); ``None`` for datasets without filenames."""
-    if hasattr(dataset, "get_filenames"):
-        return dataset.get_filenames()
-    if isinstance(dataset, Subset):
-        inner = _dataset_filenames(dataset.dataset)
-        return None if inner is None else [inner[int(i)] for i in dataset.indices]
-    if isinstance(dataset, ConcatDataset):
-        parts = [_dataset_filenames(part) for part in dataset.datasets]
-        return None if any(part is None for part in parts) else [name for part in parts for name in part]
-    return None
+    return names_in_order(dataset, lambda inner: inner.get_filenames() if hasattr(inner, "get_filenames") else None)
 
 
 def _check_same_filenames(given: list[str], own: list[str], dataset: Any) -> None:

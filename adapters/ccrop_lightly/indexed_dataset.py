@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sized
+from typing import Any, Callable, Sized
 
 from PIL.Image import Image
 from torch import Tensor
@@ -120,3 +120,16 @@ def name_unreadable_files(dataset: Any) -> None:
     inner = getattr(dataset, "dataset", None)  # LightlyDataset's folder, a Subset's dataset
     if inner is not None and inner is not dataset:
         name_unreadable_files(inner)
+
+
+def names_in_order(dataset: Any, leaf: Callable[[Any], list[str] | None]) -> list[str] | None:
+    """The names of ``dataset``'s items in index order: ``leaf(dataset)`` for a plain dataset, through ``Subset`` (its
+    indices' names, in its order) and ``ConcatDataset`` (its parts' names, one after another); ``None`` when a part
+    has none."""
+    if isinstance(dataset, Subset):
+        inner = names_in_order(dataset.dataset, leaf)
+        return None if inner is None else [inner[int(i)] for i in dataset.indices]
+    if isinstance(dataset, ConcatDataset):
+        parts = [names_in_order(part, leaf) for part in dataset.datasets]
+        return None if any(part is None for part in parts) else [name for part in parts for name in part]
+    return leaf(dataset)
