@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any, Callable, Sequence, Sized
 
 import pytorch_lightning as pl
 import torch.distributed as dist
 
 from ccrop_plugins import BoxStore, height_width
+from ccrop_plugins import RefreshSchedule as StepSchedule
 
 from .checkpoint_boxes import checked_last_refresh, image_list_digest, restore_store
 from .refresh_loader import FROM_TRANSFORM, make_refresh_loader
@@ -131,7 +134,7 @@ class BoxRefreshCallback(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Built here: the process group exists (the loader gets its shard) and so does the
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
-        max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+        max_epochs = _run_epochs(trainer, self.warmup_epochs, self.interval)
         collate = training_collate(trainer, self.dataset, self.store)
         transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
@@ -148,16 +151,18 @@ class BoxRefreshCallback(pl.Callback):
             normalize=self.normalize,
             distributed=trainer.world_size > 1 and dist.is_available() and dist.is_initialized(),
         )
-        self.refresher = BoxRefresher(
-            self.store,
-            module_feature_fn(pl_module, self.backbone, self.layer, self.stages),
-            loader,
-            warmup_epochs=self.warmup_epochs,
-            interval=self.interval,
-            max_epochs=max_epochs,
-            progress=self.progress,
-            **self.refresh_options,
-        )
+        with warnings.catch_warnings():  # _run_epochs has warned, naming max_steps where it ends the run
+            warnings.filterwarnings("ignore", message="ContrastiveCrop never refreshes", category=UserWarning)
+            self.refresher = BoxRefresher(
+                self.store,
+                module_feature_fn(pl_module, self.backbone, self.layer, self.stages),
+                loader,
+                warmup_epochs=self.warmup_epochs,
+                interval=self.interval,
+                max_epochs=max_epochs,
+                progress=self.progress,
+                **self.refresh_options,
+            )
         self.refresher.last_refresh_epoch = self._restored_last_refresh
         if self.refresher.catch_up(trainer.current_epoch) is not None:
             # Lightning made the epoch's DataLoader iterator before on_train_start, and its workers (and the fetcher's
@@ -204,3 +209,25 @@ class BoxRefreshCallback(pl.Callback):
             self._images_digest = image_list_digest(self.dataset)
         return self._images_digest
 
+
+def _run_epochs(trainer: pl.Trainer, warmup_epochs: int, interval: int) -> int | None:
+    """The epochs ``trainer.fit`` runs, ``None`` with no known end: ``max_epochs``, or fewer where ``max_steps`` ends
+    the run first (its last, partial epoch counts), so that no refresh runs after the run's last step. Warns when
+    the schedule never refreshes within them."""
+    epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+    batches, steps, by_steps = trainer.num_training_batches, trainer.max_steps, None
+    if steps > 0 and 0 < batches < math.inf:  # Lightning steps the optimizer at an epoch's last batch too
+        by_steps = math.ceil(steps / math.ceil(batches / trainer.accumulate_grad_batches))
+        epochs = by_steps if epochs is None else min(epochs, by_steps)
+    if epochs is not None and (schedule := StepSchedule(warmup_epochs, interval, epochs)).never_refreshes():
+        cause = (f"max_steps={steps} ({batches} batches per epoch) ends it in epoch {epochs - 1}" if epochs == by_steps
+                 else f"max_epochs={epochs} ends it")
+        warnings.warn(
+            f"ContrastiveCrop never refreshes its boxes in this run: with warmup_epochs={warmup_epochs}, "
+            f"interval={interval} the first refresh would run after epoch {schedule.first_refresh} (0-based), but "
+            f"{cause} (no refresh runs after the last epoch); every view will be a plain RandomResizedCrop. Lower "
+            "warmup_epochs or interval, or train longer.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return epochs

@@ -482,3 +482,31 @@ def test_resumed_box_sets_larger_than_the_store_are_cut_with_a_log_line(tmp_path
              ckpt_path=str(tmp_path / "four" / "ckpt" / "epoch=0.ckpt"))
     assert small.version == 1
     assert "the checkpoint's box sets hold up to 4 boxes per image; this store keeps 1" in caplog.text
+
+
+def test_max_steps_ends_the_schedule_no_refresh_after_the_last_step(tmp_path, quadrant_folder):
+    # 16 images, batches of 4 with drop_last: 4 steps an epoch; max_steps=10 ends the run in epoch 2. The refreshes
+    # after epochs 0 and 1 run; none after the partial epoch 2 (was a third pass, whose boxes no batch would use).
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+    callback = _callback(store, dataset)
+    trainer = pl.Trainer(max_steps=10, accelerator="cpu", devices=1, callbacks=[callback], enable_progress_bar=False,
+                         enable_model_summary=False, logger=False, enable_checkpointing=False,
+                         default_root_dir=str(tmp_path))
+    trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
+    assert trainer.global_step == 10
+    assert store.version == 2 and callback.refresher.schedule.max_epochs == 3
+
+
+def test_max_steps_within_the_warm_up_warms_naming_max_steps(tmp_path, quadrant_folder):
+    # max_steps=3 ends the run inside epoch 0: the schedule (first refresh after epoch 0) never refreshes. Was no
+    # warning, and a refresh pass after the last step.
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+    trainer = pl.Trainer(max_steps=3, accelerator="cpu", devices=1, callbacks=[_callback(store, dataset)],
+                         enable_progress_bar=False, enable_model_summary=False, logger=False,
+                         enable_checkpointing=False, default_root_dir=str(tmp_path))
+    with pytest.warns(UserWarning, match=r"never refreshes .* max_steps=3 \(4 batches per epoch\) ends it in epoch 0"):
+        trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
+    assert trainer.global_step == 3 and store.version == 0
