@@ -299,7 +299,7 @@ def load_kind(kind: str, seed: int, config: BenchConfig, scratch: Path) -> DataK
 def _user_boxes(root: Path) -> dict[str, np.ndarray]:
     """Ground truth of a ``--data`` folder, read (and checked) as ``ccrop demo --data`` reads it: ``width``/``height``
     optional, ``file_name`` matched to the folder's images; a ``UserError`` names any problem."""
-    if not (root / ANNOTATIONS).is_file():
+    if not (root / ANNOTATIONS).exists():  # a folder of that name: load_user_annotations names it
         raise UserError(f"--data {root}: no annotations.json in it (COCO-style boxes are needed to measure)")
     names = list_images(root)
     check_images(root, names)

@@ -60,6 +60,9 @@ def load_user_annotations(
     """
     path = Path(root) / ANNOTATIONS
     if not path.is_file():
+        if path.exists():  # a folder: read as "no ground truth", the measure skipped without a word
+            raise UserError(f"{path} is not a file (a folder?); {ANNOTATIONS} must be a COCO JSON file of the "
+                            "images' boxes, or absent (no ground truth)")
         return None
     coco = _read_coco(path)
     absent: list[str] | None = None if notes is None else []

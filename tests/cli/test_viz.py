@@ -210,3 +210,16 @@ def test_viz_refuses_a_store_of_another_size(folder, tmp_path, capsys):
     torch.save({"store": BoxStore(3).state_dict()}, tmp_path / "small.ckpt")
     assert main(["viz", str(folder), "--checkpoint", str(tmp_path / "small.ckpt"), "--out", str(tmp_path / "o")]) == 2
     assert "the box store holds 3 samples but" in capsys.readouterr().err
+
+
+def test_an_annotations_json_that_is_a_folder_is_named(folder, tmp_path, capsys):
+    # Was read as "no ground truth": the pictures drawn without it, without a word (ccrop demo: no recall measured).
+    import shutil
+
+    copy = shutil.copytree(folder, tmp_path / "copy")
+    (copy / "annotations.json").unlink()
+    (copy / "annotations.json").mkdir()
+    files = list_image_files(copy)
+    export_boxes(_store(len(files), [0]), files, tmp_path / "boxes.json")
+    assert main(["viz", str(copy), "--boxes", str(tmp_path / "boxes.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "annotations.json is not a file (a folder?)" in capsys.readouterr().err
