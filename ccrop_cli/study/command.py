@@ -149,6 +149,15 @@ class StudyConfig:
         return strategy
 
     def validate(self) -> None:
+        """Every option as the user typed it, before any data is made: ``ValueError`` naming the option."""
+        self._check_sizes()
+        self._check_crop_options()
+        self._check_device()
+        self._check_stages()
+        self._check_runs()
+
+    def _check_sizes(self) -> None:
+        """Epochs, seeds, image counts, the batch and the scene, view and heatmap sizes."""
         if self.epochs > MAX_EPOCHS:
             raise ValueError(f"--epochs must be an integer from 1 to {MAX_EPOCHS}; got {self.epochs}")
         for name in self.settings:
@@ -160,8 +169,6 @@ class StudyConfig:
             except ValueError as error:
                 raise ValueError(f"--scene-size {self.scene_size} is too small for the {name} scenes "
                                  f"({error})") from None
-        for name in self.strategies:
-            get_strategy(name)
         if self.seeds < 1:
             raise ValueError(f"--seeds must be a positive integer; got {self.seeds}")
         for name in ("train_images", "test_images"):  # labels are balanced: fewer images leave a class folder empty
@@ -172,6 +179,18 @@ class StudyConfig:
                                  f"empty one); use at least {NUM_CLASSES}")
         if self.batch_size > self.train_images:
             raise ValueError(f"--batch-size {self.batch_size} exceeds --train-images {self.train_images}")
+        for name in ("image_size", "refresh_size", "eval_size"):  # --image-size 1 trained on 1-pixel views and
+            value = getattr(self, name)                              # reported their accuracies without a word
+            if value is not None and value < MIN_STUDY_SIDE:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least {MIN_STUDY_SIDE} px (the generated "
+                                 f"scenes' smallest side; a smaller view or heatmap holds no object to learn or "
+                                 f"find); got {value}")
+
+    def _check_crop_options(self) -> None:
+        """Strategies, box sources, box scale, alpha, colour jitter and threshold, named as the user types them
+        (were 'strategy rrc: alpha ...', 'cj_strength ...', 'threshold ...', from the pieces that check them again)."""
+        for name in self.strategies:
+            get_strategy(name)
         for source in self.boxes:
             if source not in BOX_SOURCES:
                 raise ValueError(f"unknown box source {source!r}; available: {', '.join(BOX_SOURCES)}")
@@ -180,14 +199,6 @@ class StudyConfig:
         if self.box_scale[1] == float("inf"):
             raise ValueError(f"--box-scale must be finite (a crop's area relative to the box); got "
                              f"{tuple(self.box_scale)}")
-        for name in ("image_size", "refresh_size", "eval_size"):  # --image-size 1 trained on 1-pixel views and
-            value = getattr(self, name)                              # reported their accuracies without a word
-            if value is not None and value < MIN_STUDY_SIDE:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least {MIN_STUDY_SIDE} px (the generated "
-                                 f"scenes' smallest side; a smaller view or heatmap holds no object to learn or "
-                                 f"find); got {value}")
-        # The options the study's users type, named as they type them (were 'strategy rrc: alpha ...',
-        # 'cj_strength ...', 'threshold ...', from the pieces that check them again below).
         if not (math.isfinite(self.alpha) and self.alpha > 0):
             raise ValueError(f"--alpha must be a finite number > 0 (Beta(alpha, alpha) of the crop centre; the paper "
                              f"uses 0.1 to 1.0); got {self.alpha}")
@@ -201,13 +212,18 @@ class StudyConfig:
                 self.strategy(name).make_crop(self.image_size, alpha=self.alpha)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"strategy {name}: {error}") from None
+
+    def _check_device(self) -> None:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"--device must be cpu, cuda or cuda:N; got {self.device!r}")
         if self.device != "cpu" and not torch.cuda.is_available():
             raise ValueError(f"--device {self.device}: no CUDA device is available here "
                              "(torch.cuda.is_available() is False)")
-        self._check_stages()
-        try:  # sizes, schedule, threshold and stage names as every run checks them, before any work
+
+    def _check_runs(self) -> None:
+        """Sizes, schedule, threshold and stage names as every run checks them; a schedule that never refreshes; the
+        heatmap rule."""
+        try:
             self.pretrain_config(0)
         except ValueError as error:  # 'batch_size must be at least 2': named as the option the user typed
             text = str(error)
