@@ -134,7 +134,8 @@ class BoxRefreshCallback(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Built here: the process group exists (the loader gets its shard) and so does the
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
-        max_epochs = _run_epochs(trainer, self.warmup_epochs, self.interval)
+        max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+        _warn_if_steps_end_before_a_refresh(trainer, pl_module, self.warmup_epochs, self.interval, max_epochs)
         collate = training_collate(trainer, self.dataset, self.store)
         transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
@@ -151,18 +152,16 @@ class BoxRefreshCallback(pl.Callback):
             normalize=self.normalize,
             distributed=trainer.world_size > 1 and dist.is_available() and dist.is_initialized(),
         )
-        with warnings.catch_warnings():  # _run_epochs has warned, naming max_steps where it ends the run
-            warnings.filterwarnings("ignore", message="ContrastiveCrop never refreshes", category=UserWarning)
-            self.refresher = BoxRefresher(
-                self.store,
-                module_feature_fn(pl_module, self.backbone, self.layer, self.stages),
-                loader,
-                warmup_epochs=self.warmup_epochs,
-                interval=self.interval,
-                max_epochs=max_epochs,
-                progress=self.progress,
-                **self.refresh_options,
-            )
+        self.refresher = BoxRefresher(
+            self.store,
+            module_feature_fn(pl_module, self.backbone, self.layer, self.stages),
+            loader,
+            warmup_epochs=self.warmup_epochs,
+            interval=self.interval,
+            max_epochs=max_epochs,
+            progress=self.progress,
+            **self.refresh_options,
+        )
         self.refresher.last_refresh_epoch = self._restored_last_refresh
         if self.refresher.catch_up(trainer.current_epoch) is not None:
             # Lightning made the epoch's DataLoader iterator before on_train_start, and its workers (and the fetcher's
@@ -176,6 +175,8 @@ class BoxRefreshCallback(pl.Callback):
             raise RuntimeError(
                 "BoxRefreshCallback.on_train_start did not run; add the callback to the Trainer before fit"
             )
+        if 0 < trainer.max_steps <= trainer.global_step:  # max_steps ends the run here: no batch would use new boxes
+            return
         stats = self.refresher.maybe_refresh(trainer.current_epoch)
         if stats is None:
             return
@@ -210,24 +211,24 @@ class BoxRefreshCallback(pl.Callback):
         return self._images_digest
 
 
-def _run_epochs(trainer: pl.Trainer, warmup_epochs: int, interval: int) -> int | None:
-    """The epochs ``trainer.fit`` runs, ``None`` with no known end: ``max_epochs``, or fewer where ``max_steps`` ends
-    the run first (its last, partial epoch counts), so that no refresh runs after the run's last step. Warns when
-    the schedule never refreshes within them."""
-    epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
-    batches, steps, by_steps = trainer.num_training_batches, trainer.max_steps, None
-    if steps > 0 and 0 < batches < math.inf:  # Lightning steps the optimizer at an epoch's last batch too
-        by_steps = math.ceil(steps / math.ceil(batches / trainer.accumulate_grad_batches))
-        epochs = by_steps if epochs is None else min(epochs, by_steps)
-    if epochs is not None and (schedule := StepSchedule(warmup_epochs, interval, epochs)).never_refreshes():
-        cause = (f"max_steps={steps} ({batches} batches per epoch) ends it in epoch {epochs - 1}" if epochs == by_steps
-                 else f"max_epochs={epochs} ends it")
+def _warn_if_steps_end_before_a_refresh(trainer: pl.Trainer, pl_module: pl.LightningModule, warmup_epochs: int,
+                                        interval: int, max_epochs: int | None) -> None:
+    """Warn when ``max_steps`` ends the run before the schedule's first refresh (the ``max_epochs`` case warns when
+    the refresher is built). The epochs are counted as Lightning's automatic optimization steps: one optimizer step
+    per ``accumulate_grad_batches`` batches and at an epoch's last batch; a module that steps its optimizers itself
+    (manual optimization) is not counted."""
+    batches, steps = trainer.num_training_batches, trainer.max_steps
+    if steps <= 0 or not 0 < batches < math.inf or not pl_module.automatic_optimization:
+        return
+    epochs = math.ceil(steps / math.ceil(batches / trainer.accumulate_grad_batches))  # the partial last one counts
+    schedule = StepSchedule(warmup_epochs, interval, epochs)
+    if schedule.never_refreshes() and (max_epochs is None or epochs < max_epochs):
         warnings.warn(
             f"ContrastiveCrop never refreshes its boxes in this run: with warmup_epochs={warmup_epochs}, "
             f"interval={interval} the first refresh would run after epoch {schedule.first_refresh} (0-based), but "
-            f"{cause} (no refresh runs after the last epoch); every view will be a plain RandomResizedCrop. Lower "
-            "warmup_epochs or interval, or train longer.",
+            f"max_steps={steps} ({batches} batches per epoch) ends the run in epoch {epochs - 1} (no refresh runs "
+            "after the run's last step); every view will be a plain RandomResizedCrop. Lower warmup_epochs or "
+            "interval, or train longer.",
             UserWarning,
             stacklevel=3,
         )
-    return epochs
