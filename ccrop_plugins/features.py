@@ -15,7 +15,8 @@ class _StagesReached(Exception):
 class StageFeatures(nn.Module):
     """``model`` (shared, not copied) up to its deepest requested stage; forward returns ``{stage: (B, C, h, w)}``
     (a tuple or list output: its last item) in the order of ``stages``, dotted submodule names (the ``module.`` of a
-    DDP model may be left out). ``stop_early``: end the forward after the deepest stage (docs/configuration.md).
+    DDP model and the ``_orig_mod.`` of a ``torch.compile``d one may be left out). ``stop_early``: end the forward
+    after the deepest stage (docs/configuration.md).
 
     A bad model, stage name (unknown: valid ones listed) or stage output is a ``TypeError`` / ``ValueError`` naming
     it; a stage the forward did not run, a ``RuntimeError``.
@@ -74,15 +75,20 @@ def stage_features(model: nn.Module, stages: str | Sequence[str], stop_early: bo
     return StageFeatures(model, stages, stop_early=stop_early)
 
 
+_WRAPPERS = ("", "module.", "_orig_mod.", "_orig_mod.module.", "module._orig_mod.")
+"""The paths a stage may lie under: a DDP model's ``module.``, a ``torch.compile``d model's ``_orig_mod.``."""
+
+
 def _resolve(model: nn.Module, stage: str) -> str:
-    """The module path of ``stage`` in ``model`` (``module.`` added for wrapped models)."""
+    """The module path of ``stage`` in ``model`` (a wrapper's prefix of :data:`_WRAPPERS` added where needed)."""
     if not isinstance(stage, str) or not stage:
         raise ValueError(f"a stage name must be a non-empty dotted module name; got {stage!r}")
     names = [name for name, _ in model.named_modules() if name]
-    for path in (stage, f"module.{stage}"):
+    for path in (prefix + stage for prefix in _WRAPPERS):
         if path in names:
             return path
-    top = [name for name in names if "." not in name or name.count(".") == 1 and name.startswith("module.")]
+    unwrapped = [next(name[len(p):] for p in reversed(_WRAPPERS) if name.startswith(p)) for name in names]
+    top = [name for name in dict.fromkeys(unwrapped) if name and "." not in name and f"{name}." not in _WRAPPERS]
     shown = ", ".join(top[:12]) + (", ..." if len(top) > 12 else "")
     raise ValueError(f"unknown stage {stage!r} of {type(model).__name__}; valid names are dotted submodule "
                      f"names such as: {shown or '(the model has no submodules)'}")

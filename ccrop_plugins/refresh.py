@@ -153,8 +153,10 @@ class _Pass:
             raise ValueError(f"a batch holds {len(images)} images but {len(indices)} indices (one dataset index each)")
         self.image_size = tuple(images.shape[-2:])
         try:
-            features = self.feature_fn(images.to(self.device, non_blocking=True))
-        except Exception as error:  # e.g. torch's "Input type (c10::Half) and bias type (float) should be the same"
+            # Float images in the module's dtype, as Lightning's precision plugins feed a bf16-true / 64-true model.
+            dtype = _module_dtype(self.feature_fn) if images.is_floating_point() else None
+            features = self.feature_fn(images.to(self.device, dtype, non_blocking=True))
+        except Exception as error:  # e.g. torch's "Input type (unsigned char) and bias type (float) should be the same"
             error.add_note(_images_note(images, self.device, self.feature_fn))
             raise
         features = features_to_localize(features)
@@ -224,13 +226,19 @@ class _Pass:
 
 def _images_note(images: Tensor, device: torch.device | str, feature_fn: FeatureFn) -> str:
     """What the feature function was given, for an error raised inside it; the float-images hint only where the
-    images' dtype may be the cause: not floating point, or not that of a module's first parameter."""
-    parameter = next(feature_fn.parameters(), None) if isinstance(feature_fn, nn.Module) else None
-    cause = not images.is_floating_point() or parameter is not None and parameter.dtype != images.dtype
+    images' dtype may be the cause: not floating point (a module's float images are cast to its dtype)."""
+    dtype = _module_dtype(feature_fn) if images.is_floating_point() else None
+    moved = f"moved to {device}" + (f", cast to the module's {dtype}" if dtype not in (None, images.dtype) else "")
     return (f"refresh_boxes: raised by the feature function on a batch of images of shape {tuple(images.shape)}, "
-            f"dtype {images.dtype}, on {images.device} (moved to {device})" + ("; the refresh loader must yield float "
-            "images (B, C, H, W) as the model takes them, e.g. ToTensor() or ToImage() + ToDtype(torch.float32, "
-            "scale=True), not uint8, int64, float16 or float64 ones for a float32 model" if cause else ""))
+            f"dtype {images.dtype}, on {images.device} ({moved})" + ("" if images.is_floating_point() else "; the "
+            "refresh loader must yield float images (B, C, H, W) as the model takes them, e.g. ToTensor() or ToImage() "
+            "+ ToDtype(torch.float32, scale=True), not uint8 or int64 ones"))
+
+
+def _module_dtype(feature_fn: FeatureFn) -> torch.dtype | None:
+    """The dtype of a module ``feature_fn``'s first floating point parameter; ``None`` for a plain function."""
+    parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
+    return next((parameter.dtype for parameter in parameters if parameter.is_floating_point()), None)
 
 
 def _as_text(error: Exception) -> str:

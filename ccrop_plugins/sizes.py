@@ -11,9 +11,9 @@ from torch import Tensor
 
 
 def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    """``size`` as ``(height, width)``: an int ``s`` means ``(s, s)``. ``TypeError`` for anything but an int or a
-    pair of ints (``8.7``, ``'abc'``, ``True``: never truncated), ``ValueError`` for a wrong length or a value below
-    1; both name ``name`` and the value."""
+    """``size`` as ``(height, width)``: an int ``s``, or a sequence ``[s]`` of one (torchvision's rule), means ``(s,
+    s)``. ``TypeError`` for anything but an int or one or two ints (``8.7``, ``'abc'``, ``True``: never truncated),
+    ``ValueError`` for another length or a value below 1; both name ``name`` and the value."""
     message = f"{name} must be a positive int or (height, width); got {size!r}"
     if integer(size) is not None:
         values: tuple = (size, size)
@@ -24,6 +24,7 @@ def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
             values = tuple(size)  # type: ignore[arg-type]
         except TypeError:
             raise TypeError(message) from None
+        values = values * 2 if len(values) == 1 else values
         if len(values) != 2:
             raise ValueError(f"{message} ({len(values)} values)")
     height, width = (integer(v) for v in values)

@@ -1,6 +1,6 @@
 """The note refresh_boxes adds to an error raised inside the feature function always names the images' shape, dtype
-and device, and gives the float-images hint only where the dtype may be the cause: images not floating point, or of
-another dtype than the module's first parameter. It gave the hint for every error, also float32 images to a float32
+and device (and the dtype a module's float images were cast to), and gives the float-images hint only where the
+dtype may be the cause: images not floating point. It gave the hint for every error, also float32 images to a float32
 model that failed for another reason (here: 4 channels for a 3-channel convolution)."""
 
 import pytest
@@ -17,7 +17,7 @@ def _note(feature_fn, images: torch.Tensor) -> str:
         refresh_boxes(feature_fn, [(images, torch.arange(len(images)))], BoxStore(len(images)), progress=False)
     (note,) = raised.value.__notes__
     assert note.startswith(f"refresh_boxes: raised by the feature function on a batch of images of shape "
-                           f"{tuple(images.shape)}, dtype {images.dtype}, on cpu (moved to cpu)"), note
+                           f"{tuple(images.shape)}, dtype {images.dtype}, on cpu (moved to cpu"), note
     return note
 
 
@@ -35,9 +35,10 @@ def test_float32_images_to_a_float32_model_failing_for_another_reason_get_no_dty
     assert note.endswith("(moved to cpu)") and HINT not in note  # was: the hint, blaming the images' dtype
 
 
-def test_images_of_another_dtype_than_the_models_parameters_keep_the_hint():
-    assert HINT in _note(_conv(torch.float64), _images())  # float32 images, a float64 model
-    assert HINT in _note(_conv(), _images(dtype=torch.float16))
+def test_integer_images_get_the_hint_and_cast_float_images_name_the_cast():
+    assert HINT in _note(_conv(torch.float64), _images(dtype=torch.uint8))  # never cast: 0..255 is no model input
+    note = _note(_conv(torch.float64), _images(channels=4))  # float32 images cast to the float64 model, then 4 != 3
+    assert note.endswith("(moved to cpu, cast to the module's torch.float64)") and HINT not in note
 
 
 def test_a_plain_function_gets_the_hint_for_images_that_are_not_floating_point_only():

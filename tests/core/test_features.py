@@ -76,6 +76,20 @@ def test_dotted_and_wrapped_names():
     torch.testing.assert_close(wrapped, direct.relu())
 
 
+def test_a_compiled_models_stages_are_named_as_the_models():
+    # torch.compile wraps the model under ``_orig_mod``: 'layer2' was "unknown stage 'layer2' of OptimizedModule;
+    # valid names are ...: _orig_mod". The eager backend compiles nothing: no compiler needed.
+    net = Net()
+    compiled = torch.compile(net, backend="eager")
+    images = torch.randn(2, 3, 16, 16)
+    expected = stage_features(net, ["layer1", "layer2"])(images)
+    got = stage_features(compiled, ["layer1", "layer2"])(images)
+    assert list(got) == ["layer1", "layer2"]
+    torch.testing.assert_close(got["layer2"], expected["layer2"])
+    with pytest.raises(ValueError, match=r"unknown stage 'layer9' of OptimizedModule; .*: stem, layer1, layer2, head$"):
+        stage_features(compiled, "layer9")
+
+
 def test_bad_names_and_outputs():
     with pytest.raises(ValueError, match=r"unknown stage 'layer9' of Net; .*stem, layer1, layer2, head"):
         stage_features(Net(), ["layer1", "layer9"])

@@ -103,7 +103,7 @@ def test_empty_batch_gives_empty_heatmaps():
         (torch.zeros(2, 3, 0, 4), None, ValueError, r"features must have C, h, w >= 1; got \(2, 3, 0, 4\)"),
         (torch.zeros(2, 0, 4, 4), None, ValueError, r"C, h, w >= 1"),
         (torch.rand(2, 3, 4, 4), 0, ValueError, r"size must be a positive int or \(height, width\); got 0"),
-        (torch.rand(2, 3, 4, 4), (10,), ValueError, r"size must be .*got \(10,\) \(1 values\)"),
+        (torch.rand(2, 3, 4, 4), (10, 10, 3), ValueError, r"size must be .*got \(10, 10, 3\) \(3 values\)"),
         (torch.rand(2, 3, 4, 4), 8.5, TypeError, r"size must be a positive int .*got 8.5"),
         ({}, None, ValueError, "empty dict"),
         ({"a": torch.rand(2, 3, 4, 4), "b": torch.rand(3, 3, 2, 2)}, None, ValueError, "disagree on the batch size"),

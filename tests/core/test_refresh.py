@@ -258,7 +258,7 @@ def test_bad_arguments_and_batches_are_named_before_any_work():
     for batches in (None, 5):  # were "'NoneType' object is not iterable" from the progress bar
         with pytest.raises(TypeError, match=r"batches must be an iterable of \(images .*, e.g. a DataLoader; got "):
             refresh_boxes(lambda x: x, batches, store, progress=False)
-    for size, error in ((0, ValueError), ("ab", TypeError), ((8,), ValueError)):  # were checked after a forward
+    for size, error in ((0, ValueError), ("ab", TypeError), ((8, 8, 8), ValueError)):  # were checked after a forward
         with pytest.raises(error, match=r"heatmap_size must be a positive int or \(height, width\)"):
             refresh_boxes(lambda x: x, [(images, torch.arange(4))], store, heatmap_size=size, progress=False)
     bad_devices = [("gpu", "is not a torch device"), (f"cuda:{torch.cuda.device_count()}", "CUDA device")]

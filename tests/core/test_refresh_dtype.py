@@ -1,5 +1,6 @@
-"""refresh_boxes names the images' dtype when the feature function cannot take them (uint8 / float16 images for a
-float32 model): torch's own error from inside the model named neither the refresh nor its loader."""
+"""refresh_boxes names the images' dtype when the feature function cannot take them (uint8 / int64 images for a
+float32 model): torch's own error from inside the model named neither the refresh nor its loader. Float images are
+cast to a module's dtype (a bf16-true or 64-true model takes the loader's float32 images)."""
 
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def _images(dtype: torch.dtype) -> torch.Tensor:
     return (images * 255).to(dtype) if dtype in (torch.uint8, torch.int64) else images.to(dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.float16, torch.float64, torch.int64])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64])
 def test_an_error_inside_the_model_names_the_images_dtype_and_the_loader(dtype):
     loader = DataLoader(TensorDataset(_images(dtype), torch.arange(4)), batch_size=2)
     with pytest.raises(RuntimeError) as raised:  # torch's own error, its type unchanged
@@ -40,6 +41,20 @@ def test_float32_images_refresh_as_before():
     store = BoxStore(4)
     stats = refresh_boxes(_model(), [(_images(torch.float32), torch.arange(4))], store, progress=False)
     assert stats.images == 4 and store.version == 1
+
+
+@pytest.mark.parametrize("model_dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_float_images_are_cast_to_the_models_dtype(model_dtype):
+    # Lightning's precision="64-true" / "bf16-true" converts the module, not the callback's refresh loader, whose
+    # float32 images raised "Input type (float) and bias type (c10::BFloat16) should be the same" after the warm-up.
+    expected = BoxStore(4)
+    refresh_boxes(_model().to(model_dtype), [(_images(torch.float32).to(model_dtype), torch.arange(4))], expected,
+                  progress=False)
+    for images_dtype in (torch.float32, torch.float64, torch.float16):
+        store = BoxStore(4)
+        images = _images(torch.float32).to(model_dtype).to(images_dtype)  # the same values in another dtype
+        assert refresh_boxes(_model().to(model_dtype), [(images, torch.arange(4))], store, progress=False).images == 4
+        assert torch.equal(store.boxes, expected.boxes) and torch.equal(store.counts, expected.counts)
 
 
 def _rank(rank, init_method, out):

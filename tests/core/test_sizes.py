@@ -12,9 +12,10 @@ from ccrop_plugins import height_width
 @pytest.mark.parametrize(
     "size, expected",
     [(32, (32, 32)), ((24, 32), (24, 32)), ([5, 7], (5, 7)), (np.int64(8), (8, 8)), (torch.tensor(9), (9, 9)),
-     (np.array([3, 4]), (3, 4))],
+     (np.array([3, 4]), (3, 4)), ((10,), (10, 10)), ([np.int64(6)], (6, 6)), (torch.Size([12]), (12, 12))],
 )
 def test_accepted_sizes(size, expected):
+    # One value in a sequence is a square, as torchvision's RandomResizedCrop([32]) reads it (was refused).
     result = height_width(size, "size")
     assert result == expected and all(type(v) is int for v in result)
 
@@ -28,7 +29,8 @@ def test_accepted_sizes(size, expected):
         (True, TypeError, "got True"),
         (None, TypeError, "got None"),
         ((8.5, 8), TypeError, r"got \(8.5, 8\)"),
-        ((10,), ValueError, r"got \(10,\) \(1 values\)"),
+        ((), ValueError, r"got \(\) \(0 values\)"),
+        ((0,), ValueError, r"got \(0,\)"),
         ((1, 2, 3), ValueError, r"3 values"),
         (0, ValueError, "got 0"),
         ((4, -1), ValueError, r"got \(4, -1\)"),
