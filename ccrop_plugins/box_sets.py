@@ -41,6 +41,11 @@ def validate_boxes(boxes: Tensor | Sequence[Sequence[float]], *, sample: object 
 def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.dtype = torch.float32) -> Tensor:
     """``boxes`` as a float ``(k, 4)`` tensor (``empty_ok``: an empty one as ``(0, 4)``; a float tensor keeps its
     dtype), or ``ValueError`` naming ``what`` (a ragged list, text, another shape, ...); ``TypeError`` for bools."""
+    if isinstance(boxes, (list, tuple)) and boxes and all(isinstance(row, Tensor) for row in boxes):
+        try:  # rows as tensors, e.g. list(boxes): torch.as_tensor takes one-element tensors only
+            boxes = torch.stack([row.detach().cpu() for row in boxes])
+        except RuntimeError:  # rows of other lengths: named below as a ragged list
+            pass
     if _is_bool(boxes):  # a tensor, array or list of True / False: a mask
         raise TypeError(f"{what} must have a floating point or integer dtype (x0, y0, x1, y1); got {dtype_of(boxes)}")
     floating = isinstance(boxes, Tensor) and boxes.is_floating_point()

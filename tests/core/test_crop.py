@@ -192,6 +192,11 @@ def test_boxes_as_a_list_or_array_are_accepted_like_a_tensor():
                                 scores=torch.tensor([1.0, 3.0]))
     assert crop.make_params((80, 60), rows, _generator(3), scores=[1.0, 3.0]) == expected
     assert crop.make_params((80, 60), np.array(rows), _generator(3), scores=np.array([1.0, 3.0])) == expected
+    # A list of row tensors (list(boxes), a store's rows) was "boxes must be a (k, 4) tensor, array or list".
+    tensor_rows = list(torch.tensor(rows, dtype=torch.float64))
+    assert crop.make_params((80, 60), tensor_rows, _generator(3), scores=[1.0, 3.0]) == expected
+    with pytest.raises(TypeError, match="boxes must have a floating point or integer dtype .*; got torch.bool"):
+        crop.make_params((80, 60), [torch.tensor([True, False, True, True])])  # a mask stays a mask
 
 
 # Text and complex arrays were a TypeError deep in the draw; negative scores were clamped to 0 (never drawn).
