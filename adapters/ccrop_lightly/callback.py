@@ -130,6 +130,7 @@ class BoxRefreshCallback(pl.Callback):
         # A restored state's last_refresh_epoch, until on_train_start hands it to the refresher (which keeps it).
         self._restored_last_refresh: int | None = None
         self._images_digest: str | None | bool = False  # image_list_digest(dataset); False: not yet read
+        self._loaded_since_fit = False  # a state loaded since the last on_train_start (ckpt_path=, Tuner.lr_find)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Built here: the process group exists (the loader gets its shard) and so does the
@@ -137,6 +138,7 @@ class BoxRefreshCallback(pl.Callback):
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
         _warn_if_steps_end_before_a_refresh(trainer, pl_module, self.warmup_epochs, self.interval, max_epochs)
         collate = training_collate(trainer, self.dataset, self.store)
+        last_refresh = self._last_refresh_before(trainer.current_epoch)  # read before self.refresher is replaced
         transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
             raise ValueError(
@@ -162,13 +164,27 @@ class BoxRefreshCallback(pl.Callback):
             progress=self.progress,
             **self.refresh_options,
         )
-        self.refresher.last_refresh_epoch = self._restored_last_refresh
+        self.refresher.last_refresh_epoch = last_refresh
+        self._loaded_since_fit = False
         if self.refresher.catch_up(trainer.current_epoch) is not None:
             # Lightning made the epoch's DataLoader iterator before on_train_start, and its workers (and the fetcher's
             # one batch ahead) have cropped the first batches from the old store: make it again, as setup_data does.
             fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
             if fetcher is not None:
                 iter(fetcher)
+
+    def _last_refresh_before(self, start_epoch: int) -> int | None:
+        """After which epoch the store's latest refresh ran, for the fit starting at ``start_epoch``.
+
+        A state loaded since the last fit (``ckpt_path=``) tells it. Else a previous fit's refresher does: calling
+        ``trainer.fit`` again on the same Trainer continues a finished run (``fit_loop.max_epochs`` raised), and
+        its first fit made no refresh after its last epoch, which the longer schedule has due: ``catch_up`` runs
+        it, as on a resume. A previous refresh at or after ``start_epoch`` is of another run (this callback
+        reused by a new Trainer, starting over): unknown, as before any fit."""
+        if self.refresher is None or self._loaded_since_fit:
+            return self._restored_last_refresh
+        previous = self.refresher.last_refresh_epoch
+        return previous if previous is not None and previous < start_epoch else None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.refresher is None:
@@ -202,6 +218,7 @@ class BoxRefreshCallback(pl.Callback):
                              "the boxes are made afresh (when training starts, if a refresh was due before it)"):
             return
         self._restored_last_refresh = last
+        self._loaded_since_fit = True
         if self.refresher is not None:
             self.refresher.last_refresh_epoch = self._restored_last_refresh
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
@@ -56,8 +57,11 @@ def feature_extractor(
 ) -> nn.Module:
     """A module mapping images ``(B, 3, H, W)`` to the feature maps the refresh localizes with.
 
-    The result shares the parameters of ``model`` (no copy), so it follows training. First
-    the *trunk* of ``model`` is found (the layers up to its last stage, without pooling / head):
+    The result shares the parameters of ``model`` (no copy), so it follows training. A
+    ``torch.compile(model)`` wrapper is looked through: its original module is used (run
+    eagerly by the refresh; same parameters), so its structure and stage names are those of
+    the module compiled (the wrapper's ``"_orig_mod.layer3"`` works too). First the *trunk*
+    of ``model`` is found (the layers up to its last stage, without pooling / head):
 
     - a torchvision ResNet (``conv1`` ... ``layer4`` attributes), or lightly's
       ``nn.Sequential(*list(resnet.children())[:-1])``: the stem and the four stages, named
@@ -90,10 +94,41 @@ def feature_extractor(
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if layer is not None and stages is not None:
         raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
+    unwrapped = _uncompiled(model)
+    if unwrapped is not model:  # names as the wrapper's named_modules() gives them, "_orig_mod.layer3", work too
+        model, layer, stages = unwrapped, _without_prefix(layer), _without_prefix(stages)
     if layer is not None:
         return LayerOutput(model, layer)
     trunk = _trunk(model)
     return trunk if stages is None else stage_features(trunk, stages)
+
+
+def _uncompiled(model: nn.Module) -> nn.Module:
+    """The module that ``torch.compile`` wrapped (``OptimizedModule._orig_mod``, the same parameters), else ``model``.
+
+    The wrapper is no ``nn.Sequential`` and has no ``layer4`` attribute, so the trunk of Lightly's compiled
+    ``nn.Sequential(*list(resnet.children())[:-1])`` kept its pooling (1 x 1 maps: every box the whole image) and
+    stage names were unknown. The wrapper's class exists only once ``torch._dynamo`` is imported (``torch.compile``
+    imports it): looked up in ``sys.modules`` rather than imported here."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    compiled = getattr(eval_frame, "OptimizedModule", None)
+    while isinstance(compiled, type) and isinstance(model, compiled) and isinstance(
+            getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod
+    return model
+
+
+def _without_prefix(names: Any) -> Any:
+    """``names`` (one name or a sequence of them) without the compile wrapper's ``_orig_mod.`` prefix; anything
+    else unchanged, for the core to refuse by name."""
+    prefix = "_orig_mod."
+    if isinstance(names, str):
+        while names.startswith(prefix):  # once per torch.compile of a compiled module
+            names = names[len(prefix):]
+        return names
+    if isinstance(names, (list, tuple)):
+        return [_without_prefix(name) for name in names]
+    return names
 
 
 def _trunk(model: nn.Module) -> nn.Module:

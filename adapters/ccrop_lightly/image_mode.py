@@ -61,6 +61,8 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
             values = np.asarray(image).astype(np.float64)
             gray = np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8)
             return PILImage.fromarray(np.repeat(gray[..., None], 3, axis=2), mode="RGB")
+        if image.mode == "La":  # PIL has no La -> RGB (nor La -> L); La -> LA un-premultiplies, as RGBa -> RGB does
+            image = image.convert("LA")
         return image.convert("RGB")
     if isinstance(image, Tensor):
         if image.dtype != torch.uint8 and not image.is_floating_point():  # one comparison on the usual path

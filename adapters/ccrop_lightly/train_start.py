@@ -3,6 +3,7 @@ against the callback's store and dataset) and the module's backbone to localize 
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, Callable, Sized
 
@@ -19,8 +20,9 @@ from .features import feature_extractor
 def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore) -> CCropCollate | None:
     """The ``CCropCollate`` of the trainer's training DataLoader (or ``None``), after checking that it reads ``store``
     and a dataset of the size of ``dataset``: else the refreshed boxes would never reach the views, or crop other
-    images."""
-    train_loader = _training_loader(trainer)
+    images. A ``collate_fn`` of one's own that calls a ``CCropCollate`` counts as that ``CCropCollate`` when it holds
+    it one level down (:func:`_held_collates`)."""
+    train_loader, collate = _training_loader(trainer, store)
     train_set = getattr(train_loader, "dataset", None)
     if isinstance(train_set, Sized) and len(train_set) != len(dataset):
         raise ValueError(
@@ -40,10 +42,11 @@ def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore) -> CC
         warnings.warn(
             f"BoxRefreshCallback: the training DataLoader's collate_fn is not a CCropCollate (got {', '.join(found)}), "
             "so no view reads the boxes it refreshes: every view is the dataset transform's own crop (ContrastiveCrop "
-            "inactive, unless that collate_fn calls a CCropCollate of this store); build the dataset without a "
-            "transform and pass collate_fn=CCropCollate(<a CCrop transform>, store, dataset=dataset)",
+            "inactive, unless that collate_fn calls a CCropCollate of this store that the callback did not find in "
+            "its attributes, functools.partial arguments, closure or the globals it names); build the dataset "
+            "without a transform and pass collate_fn=CCropCollate(<a CCrop transform>, store, dataset=dataset), or "
+            "keep that CCropCollate as an attribute of your own collate_fn",
             UserWarning, stacklevel=3)
-    collate = None if train_loader is None else train_loader.collate_fn
     if collate is not None and not _same_store(collate.store, store):
         raise ValueError(
             f"BoxRefreshCallback refreshes another box store than the one the training DataLoader's CCropCollate "
@@ -85,9 +88,43 @@ def _name(function: Any) -> str:
     return getattr(function, "__name__", type(function).__name__)
 
 
-def _training_loader(trainer: pl.Trainer) -> Any:
-    """The trainer's training DataLoader (or one of several) whose collate function is a ``CCropCollate``, if any."""
+def _training_loader(trainer: pl.Trainer, store: BoxStore) -> tuple[Any, CCropCollate | None]:
+    """The trainer's training DataLoader (or one of several) whose collate function is a ``CCropCollate`` or holds
+    one, with that ``CCropCollate`` (one of ``store`` first, when several are held); ``(None, None)`` if none."""
     for loader in _loaders(trainer):
-        if isinstance(getattr(loader, "collate_fn", None), CCropCollate):
-            return loader
-    return None
+        function = getattr(loader, "collate_fn", None)
+        found = [function] if isinstance(function, CCropCollate) else _held_collates(function)
+        if found:
+            return loader, next((collate for collate in found if _same_store(collate.store, store)), found[0])
+    return None, None
+
+
+def _held_collates(function: Any) -> list[CCropCollate]:
+    """The ``CCropCollate`` objects that ``function``, a collate function of one's own, holds one level down: the
+    arguments of a ``functools.partial``, the object of a bound method, an object's instance attributes
+    (``vars``), a function's closure variables and the module globals it names. The documented way to reshape
+    the batch is such a wrapper; a ``CCropCollate`` held deeper (in a list, in an attribute's attribute) is not
+    looked for."""
+    if function is None:
+        return []
+    held: list[Any] = []
+    if isinstance(function, functools.partial):
+        held += [function.func, *function.args, *function.keywords.values()]
+    held.append(getattr(function, "__self__", None))
+    try:
+        held += list(vars(function).values())
+    except TypeError:  # no __dict__ (a builtin, an object with __slots__)
+        pass
+    for cell in getattr(function, "__closure__", None) or ():
+        try:
+            held.append(cell.cell_contents)
+        except ValueError:  # a closure variable not yet assigned
+            pass
+    names = getattr(getattr(function, "__code__", None), "co_names", ())
+    module_globals = getattr(function, "__globals__", None) or {}
+    held += [module_globals[name] for name in names if name in module_globals]  # a script's ccrop = CCropCollate(...)
+    found: list[CCropCollate] = []
+    for item in held:
+        if isinstance(item, CCropCollate) and all(item is not other for other in found):
+            found.append(item)
+    return found

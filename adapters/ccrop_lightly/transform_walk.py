@@ -22,6 +22,7 @@ RESIZED_CROP = re.compile("ResizedCrop")
 # else (in the view's steps after it, in the dataset's own transform; inside RandomApply or not) it is a second
 # random crop, made without boxes, so the box is lost: refused.
 CONTRASTIVE_CROP = re.compile("^ContrastiveCrop$")
+_NOTHING = re.compile("(?!)")  # matches no class name: the walk enters every step
 
 
 def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
@@ -31,6 +32,13 @@ def find_step(transform: Any, pattern: re.Pattern[str]) -> str | None:
         if _matches(item, pattern):
             return _where(item, owners)
     return None
+
+
+def walk_steps(transform: Any) -> Iterator[Any]:
+    """Every step of ``transform`` (itself first), depth first, each once: the steps of ``Compose``,
+    ``RandomApply``, lightly's view transforms, ``nn.Sequential`` and ``nn.ModuleList``, however nested."""
+    for item, _ in _walk(transform, _NOTHING):
+        yield item
 
 
 def _matches(item: Any, pattern: re.Pattern[str]) -> bool:

@@ -6,6 +6,7 @@ import math
 import numbers
 from typing import Any
 
+import torch
 from lightly.transforms.torchvision_v2_compatibility import torchvision_transforms as T
 
 
@@ -25,7 +26,10 @@ def normalize_step(normalize: Any) -> Any:
 
 
 def _numbers(values: Any) -> list[float] | None:
-    """``values`` as a list of finite floats, or ``None`` when it is not a sequence of finite real numbers."""
+    """``values`` (a number, a sequence, a numpy array or a tensor ``(n,)`` or ``()``) as a list of finite floats, or
+    ``None`` when it is not a sequence of finite real numbers."""
+    if isinstance(values, torch.Tensor):  # lightly's SimCLRTransform (torchvision's Normalize) takes tensors
+        values = values.tolist()  # a bool or complex tensor gives bools or complex numbers: refused below
     if isinstance(values, numbers.Real):
         values = [values]
     try:

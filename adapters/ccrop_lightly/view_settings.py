@@ -8,6 +8,7 @@ from torchvision import transforms as transforms_v1
 from torchvision.transforms import v2 as transforms_v2
 
 from .multi_view import CCropMultiViewTransform
+from .transform_walk import walk_steps
 from .view_transform import CCropViewTransform
 
 
@@ -17,8 +18,8 @@ def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[fl
     ``transform`` is a :class:`CCropMultiViewTransform` (its first view counts: the global
     view of a multi-crop), a :class:`CCropViewTransform`, or a collate function holding one
     as ``.transform`` (:class:`~ccrop_lightly.CCropCollate`). The size is the view's crop
-    size; the normalisation is the ``Normalize`` step found in the view's transform
-    (``None`` when it has none).
+    size; the normalisation is the first ``Normalize`` step found in the view's transform
+    (inside ``Compose``, ``nn.Sequential``, ``RandomApply``..., however nested; ``None`` when it has none).
     """
     view = (
         getattr(transform, "transform", None)
@@ -36,10 +37,12 @@ def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[fl
 
 
 def _find_normalize(transform: Any) -> dict[str, list[float]] | None:
-    if isinstance(transform, (transforms_v1.Normalize, transforms_v2.Normalize)):
-        return {"mean": [float(v) for v in transform.mean], "std": [float(v) for v in transform.std]}
-    for step in getattr(transform, "transforms", None) or []:
-        found = _find_normalize(step)
-        if found is not None:
-            return found
+    """The first ``Normalize`` step of ``transform``, depth first, as ``{"mean": [...], "std": [...]}``.
+
+    The walk enters ``nn.Sequential`` and ``nn.ModuleList`` as well as ``Compose``: torchvision documents
+    ``nn.Sequential`` of its transforms as their scriptable form, and a refresh that missed its ``Normalize``
+    would localize unnormalised images while the views are normalised, silently."""
+    for step in walk_steps(transform):
+        if isinstance(step, (transforms_v1.Normalize, transforms_v2.Normalize)):
+            return {"mean": [float(v) for v in step.mean], "std": [float(v) for v in step.std]}
     return None

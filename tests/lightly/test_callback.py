@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -468,6 +469,108 @@ def test_a_callback_and_a_collate_with_two_stores_is_refused_at_train_start(tmp_
     with pytest.raises(ValueError, match="refreshes another box store than the one the training DataLoader's "
                                          "CCropCollate reads .*BoxStore made twice"):
         trainer.fit(lightning_simclr.TinySimCLR(), loader)
+
+
+class _ViewsAsTuple:
+    """A collate function of one's own that calls a CCropCollate, then reshapes the batch (the views as a tuple)."""
+
+    def __init__(self, ccrop) -> None:
+        self.ccrop = ccrop
+
+    def __call__(self, batch):
+        return _views_as_tuple(batch, self.ccrop)
+
+
+def _views_as_tuple(batch, ccrop):
+    views, targets, keys = ccrop(batch)
+    return tuple(views), targets, keys
+
+
+def _closure(ccrop):
+    def collate(batch):
+        return _views_as_tuple(batch, ccrop)
+
+    return collate
+
+
+def _global(ccrop):
+    namespace = {"ccrop": ccrop, "reshape": _views_as_tuple}  # a script's module: ccrop = CCropCollate(...) at top
+    exec("def collate(batch):\n    return reshape(batch, ccrop)", namespace)
+    return namespace["collate"]
+
+
+_WRAPPERS = {
+    "attribute": _ViewsAsTuple,
+    "partial": lambda ccrop: functools.partial(_views_as_tuple, ccrop=ccrop),
+    "closure": _closure,
+    "global": _global,
+}
+
+
+@pytest.mark.parametrize("form", list(_WRAPPERS))
+def test_a_collate_fn_of_ones_own_that_calls_the_ccrop_collate_is_taken_as_it(tmp_path, quadrant_folder, form):
+    """docs/lightly.md calls a collate_fn of one's own that calls a CCropCollate of the store fine, but the callback
+    warned "collate_fn is not a CCropCollate ... ContrastiveCrop inactive" (and, without transform= or input_size=,
+    refused to start: "cannot tell the refresh resolution"). The CCropCollate it holds (an attribute, a
+    functools.partial argument, a closure variable, a global it names) now counts as the training collate: its size
+    and normalisation reach the refresh. One of another store is refused as a direct one is."""
+    from torch.utils.data import DataLoader
+
+    from ccrop_lightly import CCropCollate
+
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+
+    def loader(ccrop_store):
+        ccrop = CCropCollate(lightning_simclr.simclr_transform(), ccrop_store, dataset=dataset)
+        return DataLoader(dataset, batch_size=8, shuffle=True, drop_last=True, collate_fn=_WRAPPERS[form](ccrop))
+
+    callback = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1, batch_size=8)  # no size: the collate's
+    trainer = _trainer(tmp_path, 2, [callback], logger=False, enable_checkpointing=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not a CCropCollate")
+        trainer.fit(lightning_simclr.TinySimCLR(), loader(store))
+    images = callback.refresher.loader.dataset
+    assert images.size == (32, 32) and images.normalize is None  # simclr_transform's, read through the wrapper
+    assert store.version == 1 and bool((store.counts > 0).all())
+
+    callback = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1, batch_size=8)
+    trainer = _trainer(tmp_path, 2, [callback], logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="refreshes another box store than the one the training DataLoader's "
+                                         "CCropCollate reads .*BoxStore made twice"):
+        trainer.fit(lightning_simclr.TinySimCLR(), loader(BoxStore(len(dataset))))
+
+
+def test_fit_called_again_to_continue_a_finished_run_makes_the_refresh_its_last_epoch_skipped(
+        tmp_path, quadrant_folder, recwarn):
+    """trainer.fit again on the same Trainer and callback, fit_loop.max_epochs raised, continues a finished run: the
+    first fit (2 epochs) made no refresh after its last epoch, which the 3-epoch schedule has due before epoch 2. The
+    new refresher forgot the last refresh epoch, so epoch 2 cropped from boxes one interval old, silently; it now
+    catches up as a checkpoint resume does. A checkpoint loaded by the continued fit (ckpt_path=) still tells its own
+    last refresh, and a new Trainer that reuses the callback from epoch 0 starts over without a warning."""
+    pl.seed_everything(0)
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+    callback = _callback(store, dataset)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
+    trainer = _trainer(tmp_path, 2, [callback, checkpoints], logger=False)
+    module, loader = _VersionAtEpochStart(store), lightning_simclr.train_loader(dataset, store)
+    trainer.fit(module, loader)
+    assert module.versions == {0: 0, 1: 1}
+    trainer.fit_loop.max_epochs = 3
+    trainer.fit(module, loader)
+    assert module.versions == {0: 0, 1: 1, 2: 2}  # was {..., 2: 1}: the refresh due after epoch 1 never ran
+
+    # Continued from the checkpoint after epoch 0 (its last refresh: after epoch 0): nothing is due before epoch 1.
+    trainer.fit_loop.max_epochs = 2
+    trainer.fit(module, loader, ckpt_path=str(tmp_path / "ckpt" / "epoch=0.ckpt"))
+    assert module.versions[1] == 1 and callback.refresher.last_refresh_epoch == 0
+
+    trainer = _trainer(tmp_path, 1, [callback], logger=False, enable_checkpointing=False)
+    trainer.fit(module, loader)
+    assert module.versions[0] == 1 and store.version == 1
+    assert not [w for w in recwarn if "at or past the epoch about to start" in str(w.message)]
 
 
 def test_resumed_box_sets_larger_than_the_store_are_cut_with_a_log_line(tmp_path, quadrant_folder, caplog):

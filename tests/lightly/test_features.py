@@ -75,3 +75,27 @@ def test_other_modules_pass_through_and_bad_input_is_named():
         feature_extractor(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
     with pytest.raises(TypeError, match="torch.nn.Module; got function"):
         feature_extractor(lambda x: x)
+
+
+def test_a_compiled_backbone_is_looked_through_sharing_its_parameters():
+    # torch.compile wraps the module in an OptimizedModule, which is no nn.Sequential: Lightly's compiled
+    # nn.Sequential(*list(resnet.children())[:-1]) kept its pooling (1 x 1 maps, every box the whole image) and
+    # stages="layer2" was unknown ("valid names ... such as: _orig_mod"). backend="eager": no compiler needed.
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    backbone = nn.Sequential(*list(resnet.children())[:-1])
+    compiled = torch.compile(backbone, backend="eager")
+    images = torch.rand(1, 3, 64, 64)
+    extractor = feature_extractor(compiled)
+    with torch.no_grad():
+        assert extractor(images).shape == (1, 512, 2, 2)
+        assert torch.equal(extractor(images), feature_extractor(backbone)(images))
+    assert extractor[-1] is resnet.layer4  # the same parameters, no copy
+    for stages in ("layer2", "_orig_mod.layer2", ["_orig_mod.layer2", "layer3"]):
+        with torch.no_grad():
+            maps = feature_extractor(compiled, stages=stages)(images)
+        assert {name: tuple(m.shape) for name, m in maps.items()} == {
+            "layer2": (1, 128, 8, 8), **({"layer3": (1, 256, 4, 4)} if isinstance(stages, list) else {})}
+    assert feature_extractor(torch.compile(resnet, backend="eager"), layer="layer3")(images).shape == (1, 256, 4, 4)
+    with pytest.raises(ValueError, match=r"unknown stage 'layer5'.*layer1, layer2, layer3, layer4"):
+        feature_extractor(compiled, stages="layer5")

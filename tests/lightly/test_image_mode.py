@@ -11,7 +11,7 @@ from ccrop_lightly import load_image, to_rgb
 from ccrop_lightly.image_mode import read_item
 
 
-@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "RGB"])
+@pytest.mark.parametrize("mode", ["L", "LA", "La", "P", "RGBA", "RGBa", "CMYK", "I;16", "RGB"])
 def test_pil_modes_become_rgb(mode):
     image = Image.new("RGB", (5, 4), (10, 200, 30)).convert(mode)
     out = to_rgb(image)
@@ -21,6 +21,21 @@ def test_pil_modes_become_rgb(mode):
 def test_alpha_is_dropped_not_composited():
     rgba = Image.new("RGBA", (2, 2), (10, 200, 30, 0))  # fully transparent
     assert np.asarray(to_rgb(rgba))[0, 0].tolist() == [10, 200, 30]
+
+
+def test_premultiplied_gray_with_alpha_is_unpremultiplied_as_rgba_is_and_reaches_the_views():
+    # PIL converts La to neither RGB nor L ("conversion from La to L not supported"): CCropCollate and the refresh
+    # loader failed with PIL's error on such an image, naming neither the image nor a remedy.
+    from ccrop_lightly import BoxStore, CCropCollate, CCropSimCLRTransform
+
+    half = np.array([[[50, 50, 50, 128]]], dtype=np.uint8)  # grey 50 at alpha 128: stored premultiplied as 25
+    gray = Image.fromarray(half[..., [0, 3]], "LA").convert("La")
+    colour = Image.fromarray(half, "RGBA").convert("RGBa")
+    assert gray.getpixel((0, 0)) == (25, 128)
+    assert np.asarray(to_rgb(gray)).tolist() == np.asarray(to_rgb(colour)).tolist() == [[[49, 49, 49]]]
+    collate = CCropCollate(CCropSimCLRTransform(input_size=8, gaussian_blur=0.0), BoxStore(1))
+    views, _, _ = collate([(Image.new("La", (12, 12), 0), 0, 0)])
+    assert [tuple(v.shape) for v in views] == [(1, 3, 8, 8)] * 2
 
 
 def test_tensor_layouts():

@@ -8,18 +8,22 @@ import torch
 from lightly.data import LightlyDataset
 from lightly.transforms import SimCLRTransform
 from PIL import Image
+from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms as T
+from torchvision.transforms import v2
 
 from ccrop_lightly import (
     BoxStore,
     CCropCollate,
+    CCropMultiViewTransform,
     CCropSimCLRTransform,
+    CCropViewTransform,
     IndexedDataset,
     RefreshImages,
     make_refresh_loader,
 )
-from ccrop_plugins import RefreshSampler
+from ccrop_plugins import ContrastiveCrop, RefreshSampler
 
 CIFAR = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2023, 0.1994, 0.2010]}
 
@@ -110,6 +114,43 @@ def test_a_custom_normalize_of_the_transform_reaches_the_refresh(quadrant_folder
     with pytest.raises(TypeError, match="needs the training transform .* or input_size; got neither"):
         make_refresh_loader(dataset)
     assert make_refresh_loader(dataset, (16, 24), normalize=None).dataset.size == (16, 24)
+
+
+class _Steps(nn.Module):
+    """A module of one's own that runs the steps of an ``nn.ModuleList`` in turn."""
+
+    def __init__(self, *steps) -> None:
+        super().__init__()
+        self.transforms = nn.ModuleList(steps)
+
+    def forward(self, image):
+        for step in self.transforms:
+            image = step(image)
+        return image
+
+
+@pytest.mark.parametrize("nesting", ["Sequential", "Sequential in Compose", "ModuleList in Sequential"])
+def test_a_normalize_inside_an_nn_sequential_of_the_view_reaches_the_refresh(quadrant_folder, nesting):
+    # torchvision documents nn.Sequential of its v2 transforms as their scriptable form; the refresh looked only into
+    # Compose, found no Normalize and localized unnormalised images under normalised views (also through the
+    # callback, which reads the CCropCollate's transform), silently.
+    to_float = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    normalize = v2.Normalize(mean=CIFAR["mean"], std=CIFAR["std"])
+    steps = {
+        "Sequential": nn.Sequential(v2.RandomHorizontalFlip(), *to_float, normalize),
+        "Sequential in Compose": v2.Compose([v2.RandomHorizontalFlip(), nn.Sequential(*to_float, normalize)]),
+        "ModuleList in Sequential": nn.Sequential(v2.RandomHorizontalFlip(), _Steps(*to_float, normalize)),
+    }[nesting]
+    view = CCropViewTransform(ContrastiveCrop(24), steps)
+    transform = CCropMultiViewTransform([view, view])
+    dataset = LightlyDataset(str(quadrant_folder))
+    collate = CCropCollate(transform, BoxStore(len(dataset)), dataset=dataset)
+    for source in (transform, collate):
+        loader = make_refresh_loader(dataset, transform=source, batch_size=4)
+        assert loader.dataset.normalize == {key: pytest.approx(value) for key, value in CIFAR.items()}
+    images, _ = next(iter(make_refresh_loader(dataset, transform=collate, batch_size=4)))
+    expected = (1.0 - CIFAR["mean"][0]) / CIFAR["std"][0]  # the red quadrant, CIFAR-normalised as the views are
+    assert float(images[0, 0, 2, 2]) == pytest.approx(expected, abs=1e-4)
 
 
 def test_a_truncated_image_is_named_by_the_refresh_loader(tmp_path, first_batch_raises):

@@ -244,3 +244,26 @@ def test_a_normalize_without_mean_or_std_is_named(normalize, lacks):
     with pytest.raises(ValueError, match=r"normalize must be a dict with 'mean' and 'std', as lightly's "
                                          r"IMAGENET_NORMALIZE, or None \(no normalisation\); got .*" + lacks):
         CCropSimCLRTransform(input_size=32, normalize=normalize)
+
+
+def test_a_normalize_of_tensors_gives_lightlys_views_and_bad_tensors_are_still_named():
+    # lightly's SimCLRTransform takes {"mean": tensor, "std": tensor} (torchvision's Normalize does); ours refused it
+    # ("needs 'mean' and 'std' of 3 numbers ... got mean=tensor([...])") though its values are valid.
+    image = Image.fromarray(np.random.RandomState(0).randint(0, 256, (40, 40, 3), dtype=np.uint8))
+    cifar = {"mean": torch.tensor([0.4914, 0.4822, 0.4465]), "std": torch.tensor([0.2470, 0.2435, 0.2616])}
+    ours, theirs = CCropSimCLRTransform(input_size=16, normalize=cifar), SimCLRTransform(input_size=16, normalize=cifar)
+    _seed(0)
+    expected = theirs(image)
+    _seed(0)
+    assert all(torch.equal(a, b) for a, b in zip(ours(image), expected))
+    gray = CCropSimCLRTransform(input_size=16, normalize={"mean": torch.tensor(0.5), "std": torch.tensor([0.2])})
+    assert [tuple(v.shape) for v in gray(image)] == [(3, 16, 16)] * 2  # one value for all channels, as a list allows
+    for mean, std in [
+        (torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.2])),  # two channels
+        (torch.tensor([[0.5] * 3]), torch.tensor([[0.2] * 3])),  # (1, 3): not one number per channel
+        (torch.tensor([0.5] * 3), torch.tensor([float("nan")] * 3)),
+        (torch.tensor([0.5] * 3), torch.tensor([0.2, 0.0, 0.2])),
+        (torch.tensor([True] * 3), torch.tensor([0.2] * 3)),
+    ]:
+        with pytest.raises(ValueError, match=r"normalize needs 'mean' and 'std' of 3 numbers .* got mean=tensor"):
+            CCropSimCLRTransform(input_size=16, normalize={"mean": mean, "std": std})
