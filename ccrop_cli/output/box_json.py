@@ -21,7 +21,8 @@ JSON layout written by :func:`export_boxes`::
 Boxes are normalised ``x0, y0, x1, y1`` in ``[0, 1]``, best first; a sample without boxes
 (warm-up) has empty lists. Dataset index ``i`` is ``keys[i]``: for an image folder use the
 file order of :func:`ccrop_cli.output.image_folder.list_image_files` (torchvision ``ImageFolder`` /
-``LightlyDataset`` order).
+``LightlyDataset`` order), or for an MMPretrain run :func:`~ccrop_cli.output.image_folder.list_mmpretrain_files`
+(``CustomDataset``'s, which leaves out ``.tiff`` / ``.webp`` and hidden files).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
 
@@ -256,6 +257,46 @@ def _first_nested(checkpoint: Any, match: Callable[[Mapping], Any]) -> Any:
     return None
 
 
+MM_CHECKPOINT_KEY = "ccrop"
+"""The key of the MM adapter's ``ContrastiveCropHook`` entry in an mmengine checkpoint (``ccrop_mm.checkpoint_boxes``:
+``checkpoint['ccrop'] = {'box_store': ..., 'images': ..., ...}``)."""
+
+
+class CheckpointBoxes(NamedTuple):
+    """The box store of a checkpoint, with what was saved beside it."""
+
+    store: BoxStore
+    images: str | None  # the ``images`` digest (ccrop_plugins.images_digest of the dataset's files), if saved
+    mm_hook: bool  # saved by the MM adapter's ContrastiveCropHook: its index order is MMPretrain's dataset's
+
+
+def read_checkpoint_boxes(path: str | Path) -> CheckpointBoxes:
+    """The box store of a checkpoint (see :func:`load_store_from_checkpoint`), its ``images`` digest and whether the
+    mm hook saved it (``checkpoint['ccrop']['box_store']``), unchecked against any folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} is not a file")
+    checkpoint = _load_weights_only(path)
+    entry = checkpoint.get(MM_CHECKPOINT_KEY) if isinstance(checkpoint, Mapping) else None
+    mm_hook = isinstance(entry, Mapping) and _is_store_state(entry.get("box_store"))
+    state = dict(entry["box_store"]) if mm_hook else find_store_state(checkpoint)
+    if state is None:
+        raise UserError(
+            f"no box store found in checkpoint {path}: expected a dict with keys {sorted(STATE_KEYS)} "
+            "(BoxStore.state_dict()) somewhere inside it"
+        )
+    try:
+        store = BoxStore(int(state["num_samples"]), max_boxes=int(state["max_boxes"]))
+        store.load_state_dict(state)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"the box store in checkpoint {path} is invalid: {error}") from None
+    if mm_hook:
+        digest = entry["images"] if isinstance(entry.get("images"), str) else None
+    else:
+        digest = find_images_digest(checkpoint)
+    return CheckpointBoxes(store, digest, mm_hook)
+
+
 def load_store_from_checkpoint(path: str | Path, *, files: list[str] | None = None) -> BoxStore:
     """A :class:`BoxStore` from a checkpoint of the Lightning callback, the mm hook, or any
     ``torch.save``'d object that holds a ``BoxStore.state_dict()`` somewhere inside.
@@ -268,35 +309,28 @@ def load_store_from_checkpoint(path: str | Path, *, files: list[str] | None = No
 
     With ``files`` (the image folder's files in index order), boxes saved for another list of images of the same
     count (the ``images`` digest the adapters save beside the store) are refused: each would be drawn on another
-    image.
+    image. (An mm hook's store is indexed as MMPretrain's dataset lists the folder:
+    :func:`ccrop_cli.output.image_folder.mmpretrain_listings`.)
 
     Raises:
         UserError: (a ``ValueError``) if the file is missing, is not a torch checkpoint, needs
             objects outside the allow-list, holds no valid box store state, or (with ``files``) holds
             boxes of another list of images.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} is not a file")
-    checkpoint = _load_weights_only(path)
-    state = find_store_state(checkpoint)
-    if state is None:
-        raise UserError(
-            f"no box store found in checkpoint {path}: expected a dict with keys {sorted(STATE_KEYS)} "
-            "(BoxStore.state_dict()) somewhere inside it"
-        )
-    try:
-        store = BoxStore(int(state["num_samples"]), max_boxes=int(state["max_boxes"]))
-        store.load_state_dict(state)
-    except (TypeError, ValueError) as error:
-        raise UserError(f"the box store in checkpoint {path} is invalid: {error}") from None
-    digest = find_images_digest(checkpoint)
-    if files is not None and digest is not None and len(files) == len(store) and images_digest(files) != digest:
+    saved = read_checkpoint_boxes(path)
+    if files is not None:
+        check_images(path, saved, files)
+    return saved.store
+
+
+def check_images(path: str | Path, saved: CheckpointBoxes, files: list[str]) -> None:
+    """Refuse (a :class:`UserError`) the boxes ``saved`` in checkpoint ``path`` for ``files`` (a folder's images in
+    index order) when they were made on another list of images of the same count (their ``images`` digest)."""
+    if saved.images is not None and len(files) == len(saved.store) and images_digest(files) != saved.images:
         raise UserError(
             f"the boxes in checkpoint {path} were made on another list of images (the same count, {len(files)}, but "
             "other files or another order): each would be drawn on another image; give the folder it was trained on"
         )
-    return store
 
 
 def _load_weights_only(path: Path) -> Any:

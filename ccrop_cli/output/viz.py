@@ -6,9 +6,13 @@
     ccrop viz path/to/images --checkpoint last.ckpt --out viz/        # from a training checkpoint
 
 Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.output.image_folder.list_image_files`
-(torchvision ``ImageFolder`` / ``LightlyDataset`` order). A JSON file keyed by file name
+(torchvision ``ImageFolder`` / ``LightlyDataset`` order), or, for the MM adapter's checkpoint (its
+``ContrastiveCropHook`` saves ``checkpoint['ccrop']``), file ``i`` as MMPretrain's ``CustomDataset`` lists the folder
+(:func:`~ccrop_cli.output.image_folder.mmpretrain_listings`: without ``.tiff`` / ``.webp`` and hidden files; the
+``images`` digest the hook saves picks the list it trained on). A JSON file keyed by file name
 (``ccrop_cli.output.box_json``) is matched by name; a checkpoint (or a JSON keyed by index, as
-``export_boxes(store, None, path)`` writes) must hold one box set per image of the folder.
+``export_boxes(store, None, path)`` writes) must hold one box set per image of the folder, and where it holds an
+``images`` digest, the folder's list must match it.
 A checkpoint is read with ``torch.load(weights_only=True)`` (see
 :func:`~ccrop_cli.output.box_json.load_store_from_checkpoint`). Bad input (a missing, malformed
 or foreign file, a bad option) ends with one line ``ccrop viz: error: ...`` and exit status 2. When the folder
@@ -42,10 +46,12 @@ from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
 from ccrop_cli.option_types import check_alpha, check_output_folder, seed, user_path
-from ccrop_cli.output.box_json import import_boxes, load_store_from_checkpoint
-from ccrop_cli.output.image_folder import list_image_files
+from ccrop_cli.output.box_json import (
+    CheckpointBoxes, check_images, import_boxes, read_checkpoint_boxes,
+)
+from ccrop_cli.output.image_folder import MMPRETRAIN_EXTENSIONS, list_image_files, mmpretrain_listings
 from ccrop_cli.output.pictures import draw_box_sets, draw_view_pairs
-from ccrop_plugins import BoxStore
+from ccrop_plugins import BoxStore, images_digest
 
 
 LIMITS = {"pairs": 16, "images": 256, "pair_images": 64, "display_size": 1024}
@@ -61,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--checkpoint", type=user_path,
         help="a checkpoint holding a BoxStore.state_dict(), e.g. the Lightning callback's or the mm hook's "
+        "(the folder then listed as MMPretrain's CustomDataset lists it: no .tiff, .webp or hidden files) "
         "(read with torch.load(weights_only=True): tensors and numbers only, never code)",
     )
     parser.add_argument("--out", type=user_path, required=True, help="output folder for the PNG files")
@@ -86,22 +93,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_store(folder: Path, files: list[str], boxes: Path | None, checkpoint: Path | None) -> BoxStore:
-    """The box store for ``files`` (dataset order) from a JSON file or a checkpoint."""
-    if boxes is not None:
-        store = import_boxes(boxes, keys=files)
-        samples = json.loads(Path(boxes).read_text()).get("samples", {})
-        missing = sum(name not in samples and str(index) not in samples for index, name in enumerate(files))
-        if missing:  # drawn without boxes, as if the localizer had found none
-            print(f"ccrop viz: {missing} of {len(files)} images have no entry in {boxes} (drawn without boxes)")
+def load_files_and_store(folder: Path, boxes: Path | None, checkpoint: Path | None) -> tuple[list[str], BoxStore]:
+    """The image files of ``folder`` in the index order of the box store (``--boxes`` or ``--checkpoint``), and the
+    store: the torchvision / Lightly list, or for an mm hook's checkpoint MMPretrain's (:func:`_mm_hook_files`)."""
+    files = list_image_files(folder)
+    if checkpoint is None:
+        store = _json_store(files, boxes)
     else:
-        store = load_store_from_checkpoint(checkpoint, files=files)
+        saved = read_checkpoint_boxes(checkpoint)
+        if saved.mm_hook:
+            files = _mm_hook_files(folder, saved, checkpoint)
+        else:
+            check_images(checkpoint, saved, files)
+        store = saved.store
     if len(store) != len(files):
         raise UserError(
             f"the box store holds {len(store)} samples but {folder} has {len(files)} images; "
             "was it saved for another dataset (or another file order)?"
         )
+    return files, store
+
+
+def _json_store(files: list[str], boxes: Path) -> BoxStore:
+    """The box store for ``files`` (dataset order) from a JSON file of :mod:`~ccrop_cli.output.box_json`."""
+    store = import_boxes(boxes, keys=files)
+    samples = json.loads(Path(boxes).read_text()).get("samples", {})
+    missing = sum(name not in samples and str(index) not in samples for index, name in enumerate(files))
+    if missing:  # drawn without boxes, as if the localizer had found none
+        print(f"ccrop viz: {missing} of {len(files)} images have no entry in {boxes} (drawn without boxes)")
     return store
+
+
+def _mm_hook_files(folder: Path, saved: CheckpointBoxes, checkpoint: Path) -> list[str]:
+    """The files of ``folder`` in the index order of the mm hook's store ``saved``: the list of
+    :func:`mmpretrain_listings` whose digest is the saved ``images`` one (without one, the first of the store's
+    count); a one-line :class:`UserError` when none is."""
+    listings = mmpretrain_listings(folder)
+    count = len(saved.store)
+    if saved.images is None:
+        found = next((files for files in listings.values() if len(files) == count), None)
+    else:
+        found = next((files for files in listings.values()
+                      if len(files) == count and images_digest(files) == saved.images), None)
+    if found is not None:
+        return found
+    mm, unlabelled, torchvision = (len(listings.get(label, ())) for label in
+                                   ("MMPretrain CustomDataset", "CustomDataset(with_label=False)",
+                                    "torchvision ImageFolder / Lightly"))
+    listed = (f"{folder} has {mm} images as MMPretrain's CustomDataset lists it (extensions "
+              f"{', '.join(MMPRETRAIN_EXTENSIONS)}, any case; no hidden files"
+              + ("" if unlabelled == mm else f"; {unlabelled} with with_label=False")
+              + f"), {torchvision} as torchvision / Lightly do")
+    if saved.images is None or all(len(files) != count for files in listings.values()):
+        raise UserError(
+            f"the box store of the mm hook's checkpoint {checkpoint} holds {count} samples but {listed}; "
+            "was it saved for another dataset?"
+        )
+    raise UserError(
+        f"the boxes in the mm hook's checkpoint {checkpoint} were made on another list of {count} images: {listed}, "
+        "and no list of them is the one it trained on (its images digest): other files or another order; each box "
+        "would be drawn on another image; give the folder it was trained on"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,9 +171,8 @@ def run(args: argparse.Namespace) -> int:
         )
     check_output_folder(args.out)  # a file of that name was mkdir's FileExistsError traceback
     strategy = get_strategy(args.strategy)
-    files = list_image_files(args.image_folder)
+    files, store = load_files_and_store(args.image_folder, args.boxes, args.checkpoint)
     upright, turned = _exif_frame(args, files)
-    store = load_store(args.image_folder, files, args.boxes, args.checkpoint)
     # Read as ccrop demo --data reads it (width/height optional, './' or bare file names, named errors): the generated
     # scenes' reader raised KeyError: 'width' on the demo's documented format.
     annotations = load_user_annotations(args.image_folder, files)
