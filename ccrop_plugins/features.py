@@ -46,7 +46,7 @@ class StageFeatures(nn.Module):
             def hook(module: nn.Module, inputs: Any, output: Any) -> None:
                 if stage in caught:  # a module called twice: its first output is the stage's
                     return
-                caught[stage] = _feature_map(output, stage)
+                caught[stage] = self.feature_map(output, stage)
                 if self.stop_early and len(caught) == len(self.stages):
                     raise _StagesReached
             return hook
@@ -64,6 +64,11 @@ class StageFeatures(nn.Module):
             raise RuntimeError(f"stages {missing} were not run by the forward of {type(self.model).__name__}; "
                                "name modules that the forward calls")
         return {stage: caught[stage] for stage in self.stages}
+
+    def feature_map(self, output: Any, stage: str) -> Tensor:
+        """The maps ``(B, C, h, w)`` of ``stage``'s ``output`` (a tuple or list: its last item), else a ``ValueError``;
+        a subclass may lay other outputs out as maps (the MM adapter: a ViT's patch tokens)."""
+        return _feature_map(output, stage)
 
     def extra_repr(self) -> str:
         return f"stages={list(self.stages)}, stop_early={self.stop_early}"

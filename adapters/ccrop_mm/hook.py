@@ -50,7 +50,8 @@ class ContrastiveCropHook(Hook):
         localizer_options, heatmap_options: other options of the localizer / heatmap rule.
         feature_stages: the stage(s) whose features make the heatmap, from the one refresh forward:
             module names (``'backbone.layer3'``) or ``out_indices`` entries, two or more fused
-            (:mod:`ccrop_mm.stages`). ``None``: the backbone's last output (the paper).
+            (:mod:`ccrop_mm.stages`; a ViT's layers give patch tokens, laid on the patch grid). ``None``: the
+            backbone's last output (the paper); a ViT's last transformer layer. Run once before training.
         image_size: ``(height, width)`` or int fed to the backbone in a refresh; default the
             first ContrastiveCrop's output size.
         batch_size, num_workers: of the refresh loader; default the train loader's.

@@ -223,7 +223,14 @@ def _check_step_order(steps: list[Any]) -> None:
     step, where = found
     name = _step_name(step)
     view = "a view pipeline (MultiView's, or a Compose) of train_dataloader.dataset.pipeline"
-    if where == "top":
+    if where == "top" and _resizes_whole_image(step):
+        said = (f"{name} comes before ContrastiveCrop/ChooseContrastiveBox in train_dataloader.dataset.pipeline: the "
+                "refresh pass reuses the steps before them, so it would localize objects in images resized at random, "
+                "another size at every read, not in the images as they are")
+        # After ContrastiveCrop it would resize the view, not the image: the views would not have the crop's size.
+        advice = (f"move {name} into the view pipeline, before ContrastiveCrop (resizing the whole image there "
+                  "leaves the normalised boxes right)")
+    elif where == "top":
         said = (f"{name} comes before ContrastiveCrop/ChooseContrastiveBox in train_dataloader.dataset.pipeline: the "
                 "refresh pass reuses the steps before them, so it would localize objects in randomly changed images "
                 "(flipped, cropped) and the boxes would not fit the images the views are cut from")
@@ -291,6 +298,13 @@ def _is_torchvision(step: Any) -> bool:
 def _moves_content(step: Any) -> bool:
     kind = type(step).__name__
     return bool(_MOVES.search(kind)) or (_is_torchvision(step) and kind in _TORCHVISION_AUGMENTS)
+
+
+def _resizes_whole_image(step: Any) -> bool:
+    """``Resize``, ``ResizeEdge``, ``RandomResize``, ``RandomChoiceResize``, ``torchvision/Resize``: the whole image
+    scaled, nothing moved (a resized crop cuts too: not one of them)."""
+    kind = type(step).__name__
+    return "Resize" in kind and not _RESIZED_CROP.search(kind) and not _moves_content(step)
 
 
 def _is_random(step: Any) -> bool:

@@ -2,9 +2,11 @@
 
 A stage is a dotted module name of the model (``'backbone.layer3'``; a name missing from the
 model is looked up in its backbone, so ``'layer3'`` works too) or an ``out_indices`` entry, an
-int ``i`` meaning the backbone's ``res_layers[i]`` (the ResNet family) or ``layers[i]`` (ViTs).
+int ``i`` meaning the backbone's ``res_layers[i]`` (the ResNet family), ``layers[i]`` (ViTs, EfficientNet;
+MobileNet's ``layers`` lists module names) or ``stages[i]`` (ConvNeXt, Swin).
 The core's :func:`~ccrop_plugins.features.stage_features` takes the maps from one forward that
-stops after the deepest stage; two or more stages are fused by the core's ``refresh_boxes``.
+stops after the deepest stage; two or more stages are fused by the core's ``refresh_boxes``. A ViT's
+layers give tokens ``(B, T, C)``: :class:`~ccrop_mm.token_maps.TokenMaps` lays them on the patch grid.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ccrop_plugins import eval_mode, stage_features
+from ccrop_plugins import eval_mode, features_to_localize, stage_features
+
+from .token_maps import TokenMaps, is_token_backbone, last_layer
 
 Stage = str | int
 
@@ -36,33 +40,50 @@ def check_stages(stages: Stage | Sequence[Stage] | None) -> list[Stage] | None:
 
 
 def feature_fn(model: nn.Module, stages: list[Stage] | None) -> nn.Module:
-    """The module whose forward gives the refresh's features: the backbone (``stages=None``:
-    its last output, the paper), else the named stages of one forward, as a dict."""
+    """The module whose forward gives the refresh's features: the backbone (``stages=None``: its last output, the
+    paper; a ViT's: its last transformer layer's patch tokens as maps, as its default output is the cls token
+    ``(B, C)``), else the named stages of one forward, as a dict ``{stage: (B, C, h, w)}``."""
+    backbone = model.backbone
     if stages is None:
-        return model.backbone
+        last = last_layer(backbone) if is_token_backbone(backbone) else None
+        return backbone if last is None else TokenMaps(backbone, [last])
     names = [_module_name(model, stage) for stage in stages]
     try:
         if all(name.startswith("backbone.") for name in names):  # run the backbone alone, not the model's forward
-            return stage_features(model.backbone, [name[len("backbone."):] for name in names])
+            inner = [name[len("backbone."):] for name in names]
+            return TokenMaps(backbone, inner) if is_token_backbone(backbone) else stage_features(backbone, inner)
         return stage_features(model, names)
     except (TypeError, ValueError) as error:  # e.g. 1 and 'layer2': the same module twice
         raise type(error)(f"ContrastiveCropHook: feature_stages={stages!r} (modules {names}): {error}") from None
 
 
 def check_stages_run(features: nn.Module, stages: list[Stage] | None, size: Sequence[int], channels: int) -> None:
-    """Run the named stages once on a blank image before training: a stage the forward never runs (the neck, the
+    """Run the feature module once on a blank image before training: a stage the forward never runs (the neck, the
     head: SimCLR's feature forward is its backbone's) or one without feature maps fails now, not at the first
-    refresh after the warm-up. The backbone's own output (``stages=None``) is the refresh's to check."""
-    if stages is None:
-        return
+    refresh after the warm-up; so does a backbone whose own output (``stages=None``) is no maps (a pooled vector)."""
     device = next(features.parameters()).device
     blank = torch.zeros(1, channels, int(size[0]), int(size[1]), device=device)
+    where = (f"ContrastiveCropHook: feature_stages={stages!r}, run once on a blank {tuple(blank.shape)} image "
+             "before training")
     try:
         with eval_mode(features), torch.no_grad():
-            features(blank)
+            output = features_to_localize(features(blank))
     except (RuntimeError, ValueError) as error:
-        raise type(error)(f"ContrastiveCropHook: feature_stages={stages!r}, run once on a blank "
-                          f"{tuple(blank.shape)} image before training: {error}") from None
+        raise type(error)(f"{where}: {error}") from None
+    maps = output.values() if isinstance(output, dict) else [output]
+    if not all(isinstance(m, torch.Tensor) and m.ndim == 4 for m in maps):
+        got = _shapes(output)
+        what = f"{type(features).__name__}'s output" if stages is None else "the stages' output"
+        raise ValueError(f"{where}: {what} is {got}, not feature maps (B, C, h, w) (a pooled vector or a cls token?), "
+                         "so every refresh would fail; name a stage that outputs maps with feature_stages (a module "
+                         "name such as 'backbone.layer3', or an out_indices entry)")
+
+
+def _shapes(output: object) -> object:
+    """``output``'s shape(s), for a message: ``(1, 48)``, ``{'layer3': (1, 48)}`` or the type's name."""
+    if isinstance(output, dict):
+        return {key: _shapes(value) for key, value in output.items()}
+    return tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
 
 
 def _module_name(model: nn.Module, stage: Stage) -> str:
@@ -70,10 +91,22 @@ def _module_name(model: nn.Module, stage: Stage) -> str:
     if isinstance(stage, str):
         return f"backbone.{stage}" if stage not in modules and f"backbone.{stage}" in modules else stage
     backbone: Any = model.backbone
-    layers = getattr(backbone, "res_layers", None) or [
-        f"layers.{i}" for i in range(len(getattr(backbone, "layers", [])))
-    ]
+    layers = out_index_modules(backbone)
     if not -len(layers) <= stage < len(layers):
+        held = f"{len(layers)} stages: {layers}" if layers else "no res_layers, layers or stages to index"
         raise ValueError(f"ContrastiveCropHook: feature_stages entry {stage} is not an out_indices entry of "
-                         f"{type(backbone).__name__} ({len(layers)} stages: {list(layers)}); name the module instead")
+                         f"{type(backbone).__name__} ({held}); name the module instead")
     return f"backbone.{layers[stage]}"
+
+
+def out_index_modules(backbone: nn.Module) -> list[str]:
+    """The modules of ``backbone`` its ``out_indices`` count, in order, as names inside it: the first of
+    ``res_layers`` (ResNet: a list of module names), ``layers`` (MobileNet V2/V3: names; ViT, EfficientNet: a
+    ``ModuleList``) and ``stages`` (ConvNeXt, Swin, DenseNet: a ``ModuleList``) that it has."""
+    for attribute in ("res_layers", "layers", "stages"):
+        held = getattr(backbone, attribute, None)
+        if isinstance(held, nn.ModuleList) and len(held):
+            return [f"{attribute}.{i}" for i in range(len(held))]
+        if isinstance(held, (list, tuple)) and held and all(isinstance(name, str) for name in held):
+            return list(held)
+    return []

@@ -187,6 +187,27 @@ def test_a_torchvision_random_step_before_the_box_choice_is_refused(setup, coord
                                   r"torchvision/ColorJitter into the view pipeline, after ContrastiveCrop")
 
 
+@pytest.mark.parametrize("step", [dict(type="RandomResize", scale=(32, 32), ratio_range=(1.0, 2.0)),
+                                  dict(type="RandomChoiceResize", scales=[(32, 32), (48, 48)])])
+def test_a_random_whole_image_resize_before_multiview_says_to_put_it_before_the_crop(setup, coordinate_folder,
+                                                                                      tmp_path, step):
+    # The advice was "move RandomResize into the view pipeline, after ContrastiveCrop", where it resizes the view (the
+    # views lose the crop's size); before ContrastiveCrop in the view it is accepted: a normalised box fits the image.
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    cfg.train_dataloader.dataset.pipeline.insert(1, step)
+    name = step["type"]
+    _refused_before_training(cfg, rf"^{name} comes before ContrastiveCrop/ChooseContrastiveBox in "
+                                  rf"train_dataloader.dataset.pipeline: .*images resized at random.*; move {name} into "
+                                  rf"the view pipeline, before ContrastiveCrop \(resizing the whole image there leaves "
+                                  rf"the normalised boxes right\)$")
+    cfg.train_dataloader.dataset.pipeline.pop(1)
+    _view_steps_before_the_crop(cfg, [step])  # where the advice puts it: it trains and refreshes
+    runner, hook = _started(cfg, setup)
+    hook.refresh(runner)
+    assert hook.store.version == 1 and hook.last_stats.images == 16
+    setup.stop_workers(runner)
+
+
 @pytest.mark.parametrize("steps, name", [
     ([dict(type="CenterCrop", crop_size=24)], "CenterCrop"),
     ([dict(type="Pad", size=(40, 40))], "Pad"),
