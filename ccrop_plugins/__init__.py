@@ -12,7 +12,8 @@ from .crop import ContrastiveCrop, CropParams, choose_box, image_size_of
 from .features import StageFeatures, stage_features
 from .heatmaps import HeatmapPipeline, features_to_localize, heatmaps_from_features
 from .hookspecs import hookimpl
-from .plugins import ENTRY_POINT_GROUP, get_heatmap, get_localizer, get_sampler, list_plugins
+from .plugins import (ENTRY_POINT_GROUP, build_localizer, get_heatmap, get_localizer, get_sampler, list_plugins,
+                      load_plugins)
 from .refresh import RefreshStats, checked_device, refresh_boxes
 from .refresh_sampler import RefreshSampler
 from .schedule import RefreshSchedule
@@ -24,7 +25,7 @@ __version__ = "0.1.0"
 __all__ = [  # grouped as imported above
     "WHOLE_IMAGE", "BoxSets", "validate_boxes", "BoxStore", "images_digest", "other_images", "ContrastiveCrop",
     "CropParams", "choose_box", "image_size_of", "StageFeatures", "stage_features", "HeatmapPipeline",
-    "features_to_localize", "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP", "get_heatmap",
-    "get_localizer", "get_sampler", "list_plugins", "RefreshStats", "checked_device", "refresh_boxes",
-    "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
+    "features_to_localize", "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP", "build_localizer",
+    "get_heatmap", "get_localizer", "get_sampler", "list_plugins", "load_plugins", "RefreshStats", "checked_device",
+    "refresh_boxes", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
 ]

@@ -222,10 +222,13 @@ def lookup(kind: str, name: str) -> PluginEntry:
     return entries[name]
 
 
-def build(kind: str, name: str, options: dict[str, Any]) -> Any:
+def build(kind: str, name: str, options: dict[str, Any], offered: Mapping[str, Any] | None = None) -> Any:
     """``factory(**options)`` of ``name``; options it does not take are a ``TypeError`` naming the unknown ones (else
-    all of them), the accepted ones and those it requires; it must build a callable (else ``TypeError``)."""
+    all of them), the accepted ones and those it requires; it must build a callable (else ``TypeError``). ``offered``:
+    a host's defaults (the box store's ``max_boxes``), added where the factory takes them and ``options`` lack them."""
     entry = lookup(kind, name)
+    options = {**{key: value for key, value in (offered or {}).items()
+                  if key not in options and _takes(entry.factory, key)}, **options}
     try:
         signature = inspect.signature(entry.factory)  # type: ignore[arg-type]  (working entries have one)
         signature.bind(**options)
@@ -249,6 +252,17 @@ def build(kind: str, name: str, options: dict[str, Any]) -> Any:
     return built
 
 
+def _takes(factory: Any, option: str) -> bool:
+    """Whether ``factory`` takes the keyword ``option`` (by name, or through ``**options``); ``True`` without a
+    signature (a builtin: the call decides)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is p.VAR_KEYWORD or p.name == option and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               for p in parameters)
+
+
 def get_heatmap(name: str, **options: Any) -> Callable:
     """The heatmap rule ``name``: ``rule(features (N, C, h, w)) -> maps (N, h, w)``. A registered *function* is the
     rule itself and takes no options; a registered *class* is built with ``options``; ``TypeError`` for a bad option."""
@@ -263,6 +277,44 @@ def get_heatmap(name: str, **options: Any) -> Callable:
 def get_localizer(name: str, **options: Any) -> Callable:
     """Build localizer ``name`` with ``options``: a callable ``heatmaps (N, H, W) -> BoxSets``."""
     return build("localizer", name, options)
+
+
+def build_localizer(localizer: str | Callable, *, max_boxes: int | None = None, threshold: float | str | None = None,
+                    options: Mapping[str, Any] | None = None) -> Callable:
+    """The localizer a host runs (the refresh pass, the adapters): a registered name built with ``options``, the
+    ``threshold`` given as the host's own argument (``None``: the localizer's default; given in ``options`` as well,
+    the two must agree, else ``ValueError``) and the store's ``max_boxes`` where the factory takes it and ``options``
+    do not give it (a plugin's localizer need not take either); a callable as it is (``threshold`` or ``options`` for
+    it: ``TypeError``, as they would be dropped)."""
+    if not isinstance(localizer, str) and callable(localizer):
+        if threshold is not None or options:
+            raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer "
+                            f"{callable_name(localizer)} is an object: build it with its options "
+                            "(get_localizer(name, threshold=...))")
+        return localizer
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"localizer_options must be a dict of options; got {type(options).__name__}")
+    built = dict(options or {})
+    if threshold is not None:
+        if "threshold" in built and not _equal(built["threshold"], threshold):  # one would be dropped, silently
+            raise ValueError(f"threshold={threshold!r} and localizer_options threshold={built['threshold']!r} "
+                             "disagree; give the threshold once")
+        built["threshold"] = threshold
+    return build("localizer", localizer, built, offered=None if max_boxes is None else {"max_boxes": max_boxes})
+
+
+def callable_name(function: Any) -> str:
+    """``module.qualname`` of a function, class or callable object, for messages."""
+    qualname = getattr(function, "__qualname__", None) or type(function).__qualname__
+    module = getattr(function, "__module__", None) or type(function).__module__
+    return f"{module}.{qualname}" if module else qualname
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # an array or a tensor: the localizer names it
+        return a is b
 
 
 def get_sampler(name: str, **options: Any) -> Callable:

@@ -20,7 +20,7 @@ from .box_sets import BoxSets, best_first
 from .box_store import BoxStore
 from .eval_mode import eval_mode
 from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages, features_to_localize
-from .plugins import get_localizer
+from .plugins import build_localizer, callable_name
 from .sizes import height_width
 from .threads import one_cpu_thread
 
@@ -93,7 +93,9 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     refresh, error = None, None
     try:  # under torch.distributed an error (also a plugin or a device one node lacks) is carried to the gather
-        localizer, name = _built_localizer(localizer, store, threshold, localizer_options)
+        name = repr(localizer) if isinstance(localizer, str) else callable_name(localizer)
+        localizer = build_localizer(localizer, max_boxes=store.max_boxes, threshold=threshold,
+                                    options=localizer_options)
         device = _default_device(feature_fn) if device is None else checked_device(device)
         refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
                         heatmap_size, device)
@@ -336,34 +338,6 @@ def _snapshot(value: Any, readable: set[int]) -> Any:
     if isinstance(value, (Tensor, np.ndarray)) and id(value) in readable:  # else keyed by identity: kept as is
         return value.detach().clone() if isinstance(value, Tensor) else value.copy()
     return value
-
-
-def _built_localizer(localizer: str | Callable[[Tensor], BoxSets], store: BoxStore, threshold: float | str | None,
-                     options: Mapping[str, Any] | None) -> tuple[Callable[[Tensor], BoxSets], str]:
-    """The localizer and its name for messages: a named one built with ``options`` (``max_boxes`` defaulting to the
-    store's, but for ``bbox``) and ``threshold``; an object as it is (options for it would be ignored: refused)."""
-    if isinstance(localizer, str):
-        built = {**({} if localizer == "bbox" else {"max_boxes": store.max_boxes}), **(options or {})}
-        if threshold is not None:
-            if "threshold" in built and not _equal(built["threshold"], threshold):  # one would be dropped, silently
-                raise ValueError(f"threshold={threshold!r} and localizer_options threshold={built['threshold']!r} "
-                                 "disagree; give the threshold once")
-            built["threshold"] = threshold
-        return get_localizer(localizer, **built), repr(localizer)
-    qualname = getattr(localizer, "__qualname__", None) or type(localizer).__qualname__
-    module = getattr(localizer, "__module__", None) or type(localizer).__module__
-    name = f"{module}.{qualname}" if module else qualname
-    if threshold is not None or options:
-        raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer {name} is an "
-                        "object: build it with its options (get_localizer(name, threshold=...))")
-    return localizer, name
-
-
-def _equal(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):  # an array or a tensor: the localizer names it
-        return a is b
 
 
 def checked_device(device: torch.device | str | int) -> torch.device:

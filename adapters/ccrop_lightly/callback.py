@@ -88,7 +88,7 @@ class BoxRefreshCallback(pl.Callback):
         backbone: str | Callable[[pl.LightningModule], Any] = "backbone",
         layer: str | None = None,
         stages: str | Sequence[str] | None = None,
-        threshold: float | str = 0.1,
+        threshold: float | str | None = None,
         localizer: str | Callable = "components",
         heatmap: str | Callable = "channel_sum",
         heatmap_options: dict[str, Any] | None = None,

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from lightly.data import LightlyDataset
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, get_localizer
+from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, build_localizer
 
 from .collate import CCropCollate
 from .features import FeatureFn, feature_extractor
@@ -34,39 +34,29 @@ def checked_feature_fn(feature_fn: Any, stages: str | Sequence[str] | None) -> F
 
 
 def check_refresh_options(
-    threshold: float | str,
+    threshold: float | str | None,
     localizer: str | Callable[[Tensor], BoxSets],
     heatmap: str | Callable[[Tensor], Tensor],
     heatmap_options: dict[str, Any] | None,
     localizer_options: dict[str, Any] | None,
     store: BoxStore | None = None,
 ) -> None:
-    """Build the named localizer and heatmap rule once, so that a misspelt name, a bad option or
-    threshold fails when the refresher (or callback) is made, not after the warm-up epochs. A ``max_boxes`` option
-    other than the ``store``'s is refused: the store would keep only its first boxes of each set, silently."""
+    """Build the named localizer (as the core's refresh will: ``build_localizer``) and heatmap rule once, so that a
+    misspelt name, a bad option or threshold fails when the refresher (or callback) is made, not after the warm-up
+    epochs. A ``max_boxes`` option other than the ``store``'s is refused: the store would keep only its first boxes
+    of each set, silently."""
     given = (localizer_options or {}).get("max_boxes")
     if store is not None and given is not None and given != store.max_boxes:
         raise ValueError(f"localizer_options max_boxes={given!r} and the box store's max_boxes={store.max_boxes} "
                          f"disagree: the store keeps at most {store.max_boxes} boxes per image; give it once, as "
                          "BoxStore(num_samples, max_boxes=...) (the localizer takes the store's)")
-    given = (localizer_options or {}).get("threshold", threshold)
-    if not _equal(given, threshold):  # one of them would be dropped, silently
-        raise ValueError(f"threshold={threshold!r} and localizer_options threshold={given!r} disagree; give the "
-                         "threshold once, as the refresher's own argument")
-    if not callable(localizer):  # a name; None, 3, ['bbox']: the core names them
-        get_localizer(localizer, **{**(localizer_options or {}), "threshold": threshold})
-    elif localizer_options:  # a callable localizer is already configured: the options would go nowhere
+    if callable(localizer) and localizer_options:  # a callable localizer is already configured: the options go nowhere
         raise TypeError(f"localizer_options {sorted(localizer_options)} are for a named localizer; the localizer "
                         f"{getattr(localizer, '__name__', type(localizer).__name__)} is a callable already configured "
                         "(pass get_localizer(name, **options), or the name and localizer_options)")
+    build_localizer(localizer, max_boxes=None if store is None else store.max_boxes, threshold=threshold,
+                    options=localizer_options)  # None, 3, ['bbox']: the core names them
     HeatmapPipeline(heatmap, heatmap_options)  # a name or a callable; None and a list are refused by the core
-
-
-def _equal(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):  # an array or a tensor: the localizer names it
-        return a is b
 
 
 def check_refresh_loader(loader: Iterable[Sequence[Tensor]], store: BoxStore) -> None:

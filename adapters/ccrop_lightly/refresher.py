@@ -75,7 +75,8 @@ class BoxRefresher(RefresherCheckpoint):
         warmup_epochs, interval, max_epochs: the schedule (see :class:`RefreshSchedule`);
             ``max_epochs`` is the training loop's length.
         threshold: the localizer's ``k`` in ``[0, 1)`` (paper: 0.1), or a per-image adaptive
-            threshold, ``"mean"`` (each heatmap's mean) or ``"otsu"``.
+            threshold, ``"mean"`` (each heatmap's mean) or ``"otsu"``; ``None``: the localizer's
+            default (0.1 for ``components`` and ``bbox``; a plugin's localizer need not take one).
         localizer: a registered localizer (``components``: a box per object, the default;
             ``bbox``: the paper's single box) or a callable ``heatmaps -> BoxSets``.
         heatmap: a registered heatmap rule (``channel_sum``: the paper's; ``ccrop plugins`` lists
@@ -99,7 +100,7 @@ class BoxRefresher(RefresherCheckpoint):
         warmup_epochs: int,
         interval: int,
         max_epochs: int | None = None,
-        threshold: float | str = 0.1,
+        threshold: float | str | None = None,
         localizer: str | Callable[[Tensor], BoxSets] = "components",
         heatmap: str | Callable[[Tensor], Tensor] = "channel_sum",
         heatmap_options: dict[str, Any] | None = None,
@@ -121,7 +122,7 @@ class BoxRefresher(RefresherCheckpoint):
         self.store = store
         self.feature_fn = feature_fn
         self.loader = loader
-        self.threshold = threshold if isinstance(threshold, str) else float(threshold)  # "otsu"/"mean": per image
+        self.threshold = threshold if threshold is None or isinstance(threshold, str) else float(threshold)
         self.localizer = localizer
         self.heatmap = heatmap
         self.heatmap_options = dict(heatmap_options or {})
@@ -179,7 +180,7 @@ class BoxRefresher(RefresherCheckpoint):
                 localizer=self.localizer,
                 heatmap=self.heatmap,
                 heatmap_options=self.heatmap_options or None,
-                threshold=self.threshold if isinstance(self.localizer, str) else None,  # a callable has its own
+                threshold=self.threshold,
                 localizer_options=self.localizer_options or None,
                 device=self.device,
                 progress=self.progress,

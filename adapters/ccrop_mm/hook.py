@@ -43,7 +43,8 @@ class ContrastiveCropHook(Hook):
             CIFAR, 20 on ImageNet; default 100). Iterations under ``IterBasedTrainLoop``.
         interval: epochs (iterations) between refreshes after warm-up.
         threshold: the heatmap threshold ``k`` in ``[0, 1)`` (paper: 0.1), or ``'otsu'``/``'mean'`` (one per image;
-            either localizer).
+            either localizer); ``None``: the localizer's default (0.1 for ``bbox`` and ``components``; a plugin's
+            localizer need not take a threshold).
         localizer: ``bbox`` (the paper's single box), ``components`` (box sets) or a plugin's.
         max_boxes: boxes kept per image (``bbox`` keeps 1).
         heatmap: a registered heatmap rule (``channel_sum`` is the paper's).
@@ -78,7 +79,7 @@ class ContrastiveCropHook(Hook):
         self,
         warmup_epochs: int | None = None,
         interval: int = 100,
-        threshold: float = 0.1,
+        threshold: float | str | None = None,
         localizer: str = "bbox",
         max_boxes: int = 4,
         heatmap: str = "channel_sum",

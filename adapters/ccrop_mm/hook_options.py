@@ -7,7 +7,7 @@ import inspect
 from numbers import Integral
 from typing import Any, Sequence
 
-from ccrop_plugins import HeatmapPipeline, RefreshSchedule, get_localizer, height_width
+from ccrop_plugins import HeatmapPipeline, RefreshSchedule, build_localizer, height_width
 
 
 def refuse_unknown(hook_class: type, unknown: dict[str, Any]) -> None:
@@ -55,26 +55,12 @@ def checked_rules(localizer: str, threshold: Any, max_boxes: int, localizer_opti
     if localizer != "bbox" and given != max_boxes:  # the store keeps max_boxes: the rest would be cut, silently
         raise ValueError(f"ContrastiveCropHook: max_boxes={max_boxes!r} and localizer_options max_boxes={given!r} "
                          "disagree; give max_boxes once, as the hook's own argument (it sizes the box store)")
-    given = (localizer_options or {}).get("threshold", threshold)
-    if not _same(given, threshold):  # one of them would be dropped, silently
-        raise ValueError(f"ContrastiveCropHook: threshold={threshold!r} and localizer_options threshold={given!r} "
-                         "disagree; give threshold once, as the hook's own argument")
     try:
-        options = {"threshold": threshold, **(localizer_options or {})}
-        if localizer != "bbox":  # the single-box rule has no max_boxes; every set-valued one does
-            options.setdefault("max_boxes", max_boxes)
-        built = get_localizer(localizer, **options)
+        built = build_localizer(localizer, max_boxes=max_boxes, threshold=threshold, options=localizer_options)
         HeatmapPipeline(heatmap, heatmap_options)  # the rule and its options, checked now, not after the warm-up
         return built, None if image_size is None else height_width(image_size, "image_size")
     except (ValueError, TypeError) as error:
         raise type(error)(f"ContrastiveCropHook: {error}") from None
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):  # an array or a tensor: the localizer names it
-        return a is b
 
 
 def checked_loader_sizes(batch_size: Any, num_workers: Any) -> tuple[int | None, int | None]:

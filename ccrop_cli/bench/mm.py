@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--localizer", default="components")
     parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule of the refresh pass")
-    parser.add_argument("--threshold", default="0.1", help="localizer threshold: k in [0, 1), 'mean' or 'otsu'")
+    parser.add_argument("--threshold", default=None,
+                        help="localizer threshold: k in [0, 1), 'mean' or 'otsu' (default: the localizer's, 0.1 for "
+                        "the built-ins)")
     parser.add_argument("--core-level", type=float, default=None,
                         help="components' core_level (the configs' box sets use 0.3; default: none)")
     parser.add_argument("--stage", default=None,
@@ -190,8 +192,10 @@ class _RandomImages(Dataset):
         return torch.randint(0, 256, (3, self.size, self.size), generator=g, dtype=torch.uint8), index
 
 
-def _threshold(text: str) -> float | str:
-    """``--threshold``: a number, or an adaptive rule name (checked by the localizer)."""
+def _threshold(text: str | None) -> float | str | None:
+    """``--threshold``: a number, or an adaptive rule name (checked by the localizer); ``None``: not given."""
+    if text is None:
+        return None
     try:
         return float(text)
     except ValueError:
@@ -206,14 +210,14 @@ def _check_refresh_options(args: argparse.Namespace) -> None:
     """
     from mmpretrain.models.backbones import ResNet
 
-    from ccrop_plugins import HeatmapPipeline, get_localizer, stage_features
+    from ccrop_plugins import HeatmapPipeline, build_localizer, stage_features
 
     threshold = _threshold(args.threshold)
-    checks = [
-        ("--localizer", lambda: get_localizer(args.localizer)),
-        ("--threshold", lambda: get_localizer(args.localizer, threshold=threshold)),
+    checks = [  # each as refresh_boxes builds it (the store's max_boxes offered to a localizer that takes it)
+        ("--localizer", lambda: build_localizer(args.localizer, max_boxes=4)),
+        ("--threshold", lambda: build_localizer(args.localizer, max_boxes=4, threshold=threshold)),
         ("--core-level", lambda: args.core_level is None
-         or get_localizer(args.localizer, threshold=threshold, core_level=args.core_level)),
+         or build_localizer(args.localizer, max_boxes=4, threshold=threshold, options={"core_level": args.core_level})),
         ("--heatmap", lambda: HeatmapPipeline(args.heatmap)),
         ("--stage", lambda: args.stage is None or stage_features(ResNet(depth=18, out_indices=(3,)), args.stage)),
     ]

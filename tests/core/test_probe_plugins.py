@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from ccrop_plugins import (BoxSets, BoxStore, ContrastiveCrop, RefreshSampler, heatmaps_from_features, hookimpl,
-                           refresh_boxes)
+from ccrop_plugins import (BoxSets, BoxStore, ContrastiveCrop, RefreshSampler, build_localizer, heatmaps_from_features,
+                           hookimpl, refresh_boxes)
 from ccrop_plugins import list_plugins
 from ccrop_plugins.plugins import PluginWarning, load_plugins, registry
 
@@ -327,8 +327,9 @@ def factory_mistakes(registered_plugin):
 
 def test_a_localizer_or_sampler_registered_instead_of_its_factory_is_named(factory_mistakes):
     # was: "localizer 'bare_localizer' (from factory-mistakes) does not accept options []; accepted: heatmaps"
-    with pytest.raises(TypeError, match=r"localizer 'bare_localizer' \(from factory-mistakes\) does not accept "
-                                        r"options \['max_boxes'\]; accepted: heatmaps; it requires \['heatmaps'\] "
+    # (the store's max_boxes is offered only to a factory that takes it: this one is built from no options)
+    with pytest.raises(TypeError, match=r"localizer 'bare_localizer' \(from factory-mistakes\) cannot be built "
+                                        r"from options \[\]; accepted: heatmaps; it requires \['heatmaps'\] "
                                         r"\(if they are the localizer's call arguments, the localizer itself was "
                                         r"registered instead of a factory of its options"):
         refresh_boxes(_feature_fn, _batches(), BoxStore(4), localizer="bare_localizer", progress=False)
@@ -355,6 +356,43 @@ def test_a_factory_that_builds_no_callable_is_named_when_built(factory_mistakes)
         refresh_boxes(lambda images: calls.append(1) or _feature_fn(images), _batches(), BoxStore(4),
                       localizer="builds_a_number", progress=False)
     assert calls == []  # before any forward
+
+
+class _SizedBox:
+    """A plugin localizer with options of its own only: one centred box of ``size`` (no threshold, no max_boxes)."""
+
+    def __init__(self, size: float = 0.5) -> None:
+        self.size = size
+
+    def __call__(self, heatmaps):
+        low, high = 0.5 - self.size / 2, 0.5 + self.size / 2
+        return BoxSets.from_lists([[[low, low, high, high]]] * len(heatmaps))
+
+
+class OwnOptionsPlugin:
+    @hookimpl
+    def ccrop_register_localizers(self, register):
+        register("sized_box", _SizedBox)
+        register("sized_box_kw", lambda *, size=0.5, **ignored: _SizedBox(size))  # **options take what is offered
+
+
+def test_a_plugin_localizer_without_threshold_or_max_boxes_runs_by_name(registered_plugin):
+    # docs/plugins.md: "factory(**options) returns a callable heatmaps -> BoxSets"; the refresh added the store's
+    # max_boxes to every named localizer but bbox: "localizer 'sized_box' ... does not accept options ['max_boxes']"
+    with registered_plugin(OwnOptionsPlugin(), "own-options"):
+        store = BoxStore(4)
+        refresh_boxes(_feature_fn, _batches(), store, localizer="sized_box", localizer_options={"size": 0.4},
+                      progress=False)
+        assert torch.allclose(store.boxes[:, 0], torch.tensor([0.3, 0.3, 0.7, 0.7]).expand(4, 4))
+        assert build_localizer("sized_box_kw", max_boxes=3, options={"size": 0.2}).size == 0.2
+        with pytest.raises(TypeError, match=r"localizer 'sized_box' \(from own-options\) does not accept options "
+                                            r"\['threshold'\]; accepted: size"):  # asked for: not dropped
+            refresh_boxes(_feature_fn, _batches(), store, localizer="sized_box", threshold=0.2, progress=False)
+    assert build_localizer("components", max_boxes=3).max_boxes == 3  # offered to the built-ins that take it
+    assert build_localizer("components", max_boxes=3, options={"max_boxes": 2}).max_boxes == 2
+    assert build_localizer("bbox", max_boxes=3, threshold="otsu").threshold == "otsu"  # bbox takes no max_boxes
+    with pytest.raises(ValueError, match=r"threshold=0.2 and localizer_options threshold=0.3 disagree"):
+        build_localizer("bbox", threshold=0.2, options={"threshold": 0.3})
 
 
 # Samplers

@@ -4,11 +4,13 @@ a DataLoader worker or a silent wrong crop (docs/failure_modes.md, Lightly adapt
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ccrop_lightly import BoxStore, CCropCollate, CCropSimCLRTransform, IndexedDataset, RefreshImages
 from ccrop_lightly import make_refresh_loader
+from ccrop_plugins import BoxSets, hookimpl
 
 
 class Plain(Dataset):
@@ -178,26 +180,57 @@ def test_a_localizer_max_boxes_other_than_the_stores_is_refused():
 
 def test_a_threshold_given_twice_must_agree():
     # Before: Python's "get_localizer() got multiple values for keyword argument 'threshold'" when made, for any
-    # localizer_options threshold (the refresher's own default 0.1 counts as given).
+    # localizer_options threshold (the refresher's own default 0.1 counted as given). Its default is now None (the
+    # localizer's own), so a threshold given once, in localizer_options, is taken.
     from torch import nn
 
     from ccrop_lightly import BoxRefresher, BoxRefreshCallback
 
     dataset = IndexedDataset(Plain(4))
     loader = make_refresh_loader(dataset, transform=CCropSimCLRTransform(input_size=32))
-    for given in ({"threshold": 0.3}, {}):
-        message = rf"threshold={given.get('threshold', 0.1)} and localizer_options threshold=0\.5 disagree; give " \
-                  r"the threshold once, as the refresher's own argument"
-        with pytest.raises(ValueError, match=message):
-            BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1,
-                         localizer_options={"threshold": 0.5}, **given)
-        with pytest.raises(ValueError, match=message):
-            BoxRefreshCallback(BoxStore(4), dataset, warmup_epochs=1, interval=1, localizer_options={"threshold": 0.5},
-                               **given)
-    refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=0, interval=1,
-                             threshold="otsu", localizer_options={"threshold": "otsu"})
-    refresher.refresh()
-    assert refresher.store.version == 1
+    message = r"threshold=0.3 and localizer_options threshold=0\.5 disagree; give the threshold once"
+    with pytest.raises(ValueError, match=message):
+        BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1,
+                     localizer_options={"threshold": 0.5}, threshold=0.3)
+    with pytest.raises(ValueError, match=message):
+        BoxRefreshCallback(BoxStore(4), dataset, warmup_epochs=1, interval=1, localizer_options={"threshold": 0.5},
+                           threshold=0.3)
+    BoxRefreshCallback(BoxStore(4), dataset, warmup_epochs=1, interval=1, localizer_options={"threshold": 0.5})
+    for threshold, options in (("otsu", {"threshold": "otsu"}), (None, {"threshold": "otsu"})):
+        refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=0, interval=1,
+                                 threshold=threshold, localizer_options=options)
+        refresher.refresh()
+        assert refresher.store.version == 1
+
+
+class _SizedBoxPlugin:
+    """A plugin localizer with an option of its own only (no threshold, no max_boxes): one centred box."""
+
+    @hookimpl
+    def ccrop_register_localizers(self, register):
+        register("sized_box", lambda size=0.5: lambda maps: BoxSets.from_lists(
+            [[[0.5 - size / 2, 0.5 - size / 2, 0.5 + size / 2, 0.5 + size / 2]]] * len(maps)))
+
+
+def test_a_plugin_localizer_without_threshold_or_max_boxes_refreshes(registered_plugin):
+    # Before: "localizer 'sized_box' ... does not accept options ['threshold']; accepted: size" when made (the
+    # refresher passed its default threshold 0.1 to any named localizer, and the core the store's max_boxes).
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher, BoxRefreshCallback
+
+    dataset = IndexedDataset(Plain(4))
+    loader = make_refresh_loader(dataset, transform=CCropSimCLRTransform(input_size=32))
+    with registered_plugin(_SizedBoxPlugin(), "sized-box"):
+        refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=0, interval=1,
+                                 localizer="sized_box", localizer_options={"size": 0.4})
+        refresher.refresh()
+        assert torch.allclose(refresher.store.boxes[:, 0], torch.tensor([0.3, 0.3, 0.7, 0.7]).expand(4, 4))
+        BoxRefreshCallback(BoxStore(4), dataset, warmup_epochs=1, interval=1, localizer="sized_box")
+        with pytest.raises(TypeError, match=r"does not accept options \['threshold'\]; accepted: size"):
+            BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=0, interval=1,
+                         localizer="sized_box", threshold=0.2)  # asked for, so not dropped
+
 
 def test_a_subset_or_concat_of_lightly_datasets_is_keyed_by_its_own_positions(tmp_path):
     # Before: "batch item 0 is keyed by filename '4.png', but this collate function knows no filenames; pass

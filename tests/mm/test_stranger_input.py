@@ -11,7 +11,10 @@ import uuid
 
 import numpy as np
 import pytest
+import torch
 from mmengine.registry import TRANSFORMS, DefaultScope
+
+from ccrop_plugins import BoxSets, hookimpl
 
 _SCOPES = itertools.count()
 
@@ -137,20 +140,39 @@ def test_max_boxes_given_twice_must_agree():
 
 
 
-@pytest.mark.parametrize("given, options", [("'otsu'", dict(threshold="otsu", localizer_options=dict(threshold=0.3))),
-                                            ("0.1", dict(localizer_options=dict(threshold=0.5)))])
-def test_a_threshold_given_twice_must_agree(given, options):
-    # Before: the localizer_options threshold won and the hook's own was dropped, without a word.
+def test_a_threshold_given_twice_must_agree():
+    # Before: the localizer_options threshold won and the hook's own was dropped, without a word. The hook's default
+    # is None (the localizer's own), so a threshold given once, in localizer_options, is taken.
     from mmengine.registry import HOOKS
 
-    other = options["localizer_options"]["threshold"]
-    with pytest.raises(ValueError, match=rf"ContrastiveCropHook: threshold={given} and localizer_options "
-                                         rf"threshold={other} disagree; give threshold once, as the hook's own "
-                                         r"argument"):
-        HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", **options))
-    hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", threshold="otsu",
-                            localizer_options=dict(threshold="otsu")))
-    assert hook.localizer.threshold == "otsu"
+    with pytest.raises(ValueError, match=r"ContrastiveCropHook: threshold='otsu' and localizer_options "
+                                         r"threshold=0.3 disagree; give the threshold once"):
+        HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", threshold="otsu",
+                         localizer_options=dict(threshold=0.3)))
+    for threshold in ("otsu", None):
+        hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="components", threshold=threshold,
+                                localizer_options=dict(threshold="otsu")))
+        assert hook.localizer.threshold == "otsu"
+
+
+class _SizedBoxPlugin:
+    """A plugin localizer with an option of its own only (no threshold, no max_boxes): one centred box."""
+
+    @hookimpl
+    def ccrop_register_localizers(self, register):
+        register("sized_box", lambda size=0.5: lambda maps: BoxSets.from_lists(
+            [[[0.5 - size / 2, 0.5 - size / 2, 0.5 + size / 2, 0.5 + size / 2]]] * len(maps)))
+
+
+def test_a_plugin_localizer_without_threshold_or_max_boxes_is_built(registered_plugin):
+    # docs/plugins.md: dict(type='ContrastiveCropHook', localizer='peak'). Before: "ContrastiveCropHook: localizer
+    # 'sized_box' ... does not accept options ['max_boxes', 'threshold']; accepted: size" (both were always passed).
+    from mmengine.registry import HOOKS
+
+    with registered_plugin(_SizedBoxPlugin(), "sized-box"):
+        hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="sized_box", localizer_options=dict(size=0.4)))
+        boxes = hook.localizer(torch.rand(2, 8, 8)).boxes[:, 0]
+        assert torch.allclose(boxes, torch.tensor([0.3, 0.3, 0.7, 0.7]).expand(2, 4)) and hook.max_boxes == 4
 
 
 def test_numpy_integer_counts_are_taken_as_ints():
