@@ -9,6 +9,7 @@ import importlib
 import importlib.metadata
 import inspect
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -51,6 +52,12 @@ class _PluginManager(pluggy.PluginManager):
     """pluggy's manager, forgetting the cached registries whenever its plugins change."""
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """pluggy's ``register``; a plugin that its entry point registered already (docs/plugins.md's hand
+        registration ``register(ccrop_extras.plugin)`` after a lookup) is left as it is: its name is returned, where
+        pluggy would raise ``ValueError: Plugin already registered under a different name``."""
+        existing = self.get_name(plugin)
+        if existing is not None and existing in _entry_point_plugins and name in (None, existing):
+            return existing
         _registries.clear()
         return super().register(plugin, name)
 
@@ -61,8 +68,17 @@ class _PluginManager(pluggy.PluginManager):
 
 _registries: dict[str, tuple[dict[str, PluginEntry], list[PluginEntry]]] = {}  # kind -> (working, refused)
 _entry_point_plugins: dict[str, str] = {}  # entry-point plugin name -> its distribution
+_by_hand: set[str] = set()  # of those, the plugins registered by hand before the entry points were loaded
 _broken_plugins: list[PluginEntry] = []  # entry-point plugins that could not be loaded or registered
+# (kind, thread) -> the names its hooks looked up while the kind's registry is being built, by that thread
+_building: dict[tuple[str, int], list[str]] = {}
 _loaded = False
+
+
+class _LookupWhileBuilding(RuntimeError):
+    """A register hook looked a name up in the registry being built (not a ``ValueError``: a hook catching an unknown
+    name must not take it for one)."""
+
 
 plugin_manager = _PluginManager("ccrop_plugins")
 plugin_manager.add_hookspecs(hookspecs)
@@ -74,9 +90,10 @@ def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
     global _loaded
     if reload:
         for name in list(_entry_point_plugins):
-            if plugin_manager.has_plugin(name):
+            if name not in _by_hand and plugin_manager.has_plugin(name):  # the user's registrations stay
                 plugin_manager.unregister(name=name)
         _entry_point_plugins.clear()
+        _by_hand.clear()
         _broken_plugins.clear()
         _registries.clear()
         _loaded = False
@@ -119,12 +136,19 @@ def _load_entry_points() -> None:
             continue
         for ep in entry_points:
             if plugin_manager.has_plugin(ep.name) or plugin_manager.is_blocked(ep.name):
+                registered = plugin_manager.get_plugin(ep.name)
+                if _registered_by_hand(ep.name) and getattr(registered, "__name__", None) == ep.value:
+                    _adopt(ep.name, provider)  # the entry point's module, registered by hand under its name
+                    continue
                 first = _entry_point_plugins.get(ep.name, "ccrop-plugins or a registered plugin")
                 if first != provider:
                     _skip_plugin(ep.name, provider, f"the plugin name {ep.name!r} is already used by {first}")
                 continue
             try:
                 plugin = ep.load()
+                if plugin_manager.is_registered(plugin) and _registered_by_hand(plugin_manager.get_name(plugin)):
+                    _adopt(plugin_manager.get_name(plugin), provider)  # docs/plugins.md's hand registration
+                    continue
                 if plugin_manager.is_registered(plugin):  # pluggy's own message lists every plugin registered
                     _skip_plugin(ep.name, provider, f"{ep.value!r} is already loaded as plugin "
                                  f"{plugin_manager.get_name(plugin)!r} (one entry point per plugin module is enough)")
@@ -135,6 +159,20 @@ def _load_entry_points() -> None:
                 continue
             _entry_point_plugins[ep.name] = provider
             _check_hooks(ep.name, provider)
+
+
+def _registered_by_hand(name: str | None) -> bool:
+    """Whether plugin ``name`` was registered by hand (``plugin_manager.register(module)``), not by an entry point
+    (two entry points naming one module are a mistake) nor as a built-in."""
+    return name is not None and name not in _entry_point_plugins and name not in DEFAULT_PLUGINS
+
+
+def _adopt(name: str, provider: str) -> None:
+    """Take plugin ``name``, registered by hand before its entry point was loaded, as loaded by that entry point: its
+    names' provider is ``provider``, the distribution. Its hooks are not checked (it was registered on purpose) and a
+    reload keeps it (the user registered it)."""
+    _entry_point_plugins[name] = provider
+    _by_hand.add(name)
 
 
 def _check_hooks(name: str, provider: str) -> None:
@@ -164,6 +202,11 @@ def _describe(error: BaseException) -> str:
 
 
 def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
+    """Run every plugin's hook of ``kind``: its working names and the refused ones. A hook that looks up a name of
+    ``kind`` (``get_heatmap("rule")`` to wrap another plugin's rule) while this runs gets a ``_LookupWhileBuilding``
+    error at once and is refused whole, as a hook that raises is, also if it caught that error: building the registry
+    again would recurse without end, and the names are only known once every hook has run. The other plugins keep their
+    names; a lookup inside the factory (when it is called) works."""
     entries: dict[str, PluginEntry] = {}
     refused: list[PluginEntry] = []
 
@@ -171,6 +214,7 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
         refused.append(PluginEntry(kind, name, None, provider, error))
         warnings.warn(f"ccrop-plugins: refused {kind} {name!r} of {provider}: {error}", PluginWarning, stacklevel=2)
 
+    looked_up = _building[(kind, threading.get_ident())]  # set by _cached around this call
     # pluggy lists trylast impls (the built-ins) first, then the others in registration order.
     for impl in getattr(plugin_manager.hook, KINDS[kind]).get_hookimpls():
         plugin, mine = impl.plugin_name, {}  # provider: the distribution that installed the plugin
@@ -188,10 +232,14 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
             else:
                 mine[name] = PluginEntry(kind, name, factory, provider)
 
+        looked_up.clear()
         try:
             returned = impl.function(**({"register": register} if "register" in impl.argnames else {}))
         except Exception as error:  # keep none of a hook that failed half-way
-            refuse("*", provider, f"its {KINDS[kind]} hook raised {_describe(error)}")
+            refuse("*", provider, _lookup_error(kind, looked_up) or f"its {KINDS[kind]} hook raised {_describe(error)}")
+            continue
+        if looked_up:  # it caught the error: its names may lack what it looked up
+            refuse("*", provider, _lookup_error(kind, looked_up))
             continue
         if returned is not None and not mine:  # e.g. a dict of names: registers nothing, silently
             refuse("*", provider, f"its {KINDS[kind]} hook returned {type(returned).__name__} and registered nothing; "
@@ -200,12 +248,33 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
     return entries, refused
 
 
-def _cached(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
+def _lookup_error(kind: str, looked_up: list[str]) -> str | None:
+    """The refusal of a hook that looked up ``looked_up`` (its first lookup) while the ``kind`` registry was built."""
+    if not looked_up:
+        return None
+    return (f"its {KINDS[kind]} hook looked up {looked_up[0]} while the registry was being built; look names up "
+            "inside the factory (when it is called), not in the hook")
+
+
+def _cached(kind: str, name: str | None = None) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
+    """The registry of ``kind`` (working, refused), built on first use; ``name``: the name being looked up, for the
+    error of a hook looking it up while the registry is built (see :func:`_build_registry`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown plugin kind {kind!r}; available: {', '.join(KINDS)}")
     load_plugins()
+    key = (kind, threading.get_ident())  # another thread's lookup is no re-entry: it builds its own registry
+    if key in _building:  # building it again from inside a hook would recurse without end
+        what = f"{kind} {name!r}" if name is not None else f"the {kind} registry"
+        _building[key].append(what)
+        raise _LookupWhileBuilding(f"{what} was looked up while the {kind} registry was being built (by a "
+                                   f"{KINDS[kind]} hook); look names up inside the factory (when it is called), "
+                                   "not in the hook")
     if kind not in _registries:
-        _registries[kind] = _build_registry(kind)
+        _building[key] = []
+        try:
+            _registries[kind] = _build_registry(kind)
+        finally:
+            del _building[key]
     return _registries[kind]
 
 
@@ -216,7 +285,7 @@ def registry(kind: str) -> Mapping[str, PluginEntry]:
 
 def lookup(kind: str, name: str) -> PluginEntry:
     """The entry registered as ``name`` for ``kind``, or a ``ValueError`` listing the available names."""
-    entries = registry(kind)
+    entries = _cached(kind, name)[0]
     if not isinstance(name, str) or name not in entries:  # a list or dict name is unhashable
         raise ValueError(f"unknown {kind} {name!r}; available: {', '.join(sorted(entries))}")
     return entries[name]
@@ -228,7 +297,7 @@ def build(kind: str, name: str, options: dict[str, Any], offered: Mapping[str, A
     a host's defaults (the box store's ``max_boxes``), added where the factory takes them and ``options`` lack them."""
     entry = lookup(kind, name)
     options = {**{key: value for key, value in (offered or {}).items()
-                  if key not in options and _takes(entry.factory, key)}, **options}
+                  if key not in options and takes_option(entry.factory, key)}, **options}
     try:
         signature = inspect.signature(entry.factory)  # type: ignore[arg-type]  (working entries have one)
         signature.bind(**options)
@@ -252,7 +321,7 @@ def build(kind: str, name: str, options: dict[str, Any], offered: Mapping[str, A
     return built
 
 
-def _takes(factory: Any, option: str) -> bool:
+def takes_option(factory: Any, option: str) -> bool:
     """Whether ``factory`` takes the keyword ``option`` (by name, or through ``**options``); ``True`` without a
     signature (a builtin: the call decides)."""
     try:
