@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import pickle
 import warnings
 from bisect import bisect_right
 from itertools import accumulate
@@ -17,7 +18,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 from .box_sets import _as_boxes, box_hint, dtype_of
-from .plugins import get_sampler
+from .plugins import get_sampler, lookup, takes_option
 from .samplers import check_sampler, sampler_error
 from .sizes import height_width, integer, real_number
 
@@ -128,12 +129,13 @@ class ContrastiveCrop:
 
     Args: ``size`` (output ``(height, width)`` or one int), ``scale`` (area range, of the image or, with
     ``scale_reference="box"``, of the box), ``ratio`` (``width / height`` range), ``sampler`` (a registered name with
-    ``alpha`` / ``sampler_options``, or a sampler object), ``interpolation``, ``antialias`` (torchvision's resize);
+    ``sampler_options``, or a sampler object), ``alpha`` (for a named sampler that takes it, ``beta``'s 0.6 by default;
+    ``None``: the sampler's own), ``interpolation``, ``antialias`` (torchvision's resize);
     defaults and allowed values, each refused with a ``ValueError`` / ``TypeError``: docs/configuration.md.
     """
 
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.2, 1.0),
-                 ratio: Sequence[float] = (3 / 4, 4 / 3), sampler: str | Any = "beta", alpha: float = 0.6,
+                 ratio: Sequence[float] = (3 / 4, 4 / 3), sampler: str | Any = "beta", alpha: float | None = None,
                  scale_reference: str = "image", interpolation: InterpolationMode | str = InterpolationMode.BILINEAR,
                  antialias: bool = True, **sampler_options: Any) -> None:
         self.size = height_width(size, "size")
@@ -150,20 +152,22 @@ class ContrastiveCrop:
         self.interpolation, self.antialias = _interpolation(interpolation), bool(antialias)
         if isinstance(sampler, str):
             name = sampler
+            takes_alpha = takes_option(lookup("sampler", name).factory, "alpha")
             try:
-                sampler = get_sampler(name, **({"alpha": alpha} if name == "beta" else {}), **sampler_options)
+                sampler = get_sampler(name, **({"alpha": alpha} if takes_alpha and alpha is not None else {}),
+                                      **sampler_options)
             except TypeError as error:  # a misspelt argument of the crop (min_scale, scal) lands among the options
                 if not sampler_options:
                     raise
                 raise TypeError(f"{error}; ContrastiveCrop's own arguments: {_own_arguments()}") from None
-            if name != "beta" and real_number(alpha) != 0.6:  # the default is no choice; an array is no number either
-                warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is an option of sampler 'beta' only; sampler {name!r} "
-                              "ignores it (leave alpha out, or pass its own options, e.g. sigma for 'gaussian')",
+            if alpha is not None and not takes_alpha:  # it would be dropped, silently
+                warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is no option of sampler {name!r}, which ignores it "
+                              "(leave alpha out, or pass its own options, e.g. sigma for 'gaussian')",
                               UserWarning, stacklevel=2)
         elif sampler_options:
             raise TypeError(f"sampler options {sorted(sampler_options)} need a sampler name, not an object "
                             f"(ContrastiveCrop's own arguments: {_own_arguments()})")
-        elif real_number(alpha) != 0.6:  # the object keeps its own options: a given alpha would be dropped silently
+        elif alpha is not None:  # the object keeps its own options: a given alpha would be dropped silently
             warnings.warn(f"ContrastiveCrop: alpha={alpha!r} is ignored with a sampler object ({sampler!r}), which "
                           "keeps its own options: build the object with it (e.g. BetaSampler(alpha=...)), or pass "
                           "sampler='beta' with alpha", UserWarning, stacklevel=2)
@@ -316,6 +320,18 @@ class ContrastiveCrop:
                                  "of those, or crop PIL images") from error
             raise
         return out.unflatten(0, img.shape[:-3]) if flat else out
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The crop as a spawned DataLoader worker receives it; a sampler that cannot be pickled (a closure) is named
+        here, not by the worker's "Can't pickle local object"."""
+        try:
+            pickle.dumps(self.sampler)
+        except Exception as error:  # PicklingError, AttributeError or TypeError, as the object decides
+            raise TypeError(f"ContrastiveCrop: its sampler {self.sampler!r} cannot be pickled ({error}), so DataLoader "
+                            "workers started with 'spawn' or 'forkserver' cannot receive it; register a class or a "
+                            "module-level function (no closure, no lambda) as its factory's result, or use the 'fork' "
+                            "start method") from None
+        return self.__dict__
 
     def __repr__(self) -> str:
         return (f"ContrastiveCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, sampler={self.sampler!r}, "

@@ -32,8 +32,9 @@ class CCropSimCLRViewTransform(CCropViewTransform):
         Tensor ``(C, input_size, input_size)``.
 
     Args (beyond lightly's):
-        alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler; the paper uses 0.1 on
-            CIFAR / STL-10 / Tiny ImageNet and 0.6 on ImageNet.
+        alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler (default 0.6); the paper uses 0.1
+            on CIFAR / STL-10 / Tiny ImageNet and 0.6 on ImageNet. Given to a plugin sampler that
+            takes an ``alpha``; ``None``: the sampler's own default.
         sampler: a registered centre sampler name (``beta``, ``uniform``, ``gaussian``)
             or a sampler object.
         scale_reference: ``"image"`` (the paper: ``min_scale`` relative to the image) or
@@ -65,7 +66,7 @@ class CCropSimCLRViewTransform(CCropViewTransform):
         rr_prob: float = 0.0,
         rr_degrees: float | tuple[float, float] | None = None,
         normalize: dict[str, list[float]] | None = IMAGENET_NORMALIZE,
-        alpha: float = 0.6,
+        alpha: float | None = None,
         sampler: str | Any = "beta",
         scale_reference: str = "image",
         max_scale: float = 1.0,

@@ -131,7 +131,7 @@ class BaseContrastiveCrop(StoreUser, BaseTransform):
         max_attempts: int,
         interpolation: str,
         backend: str,
-        alpha: float,
+        alpha: float | None,
         sampler: str,
         scale_reference: str,
         sampler_options: dict[str, Any],
@@ -285,7 +285,8 @@ class PretrainContrastiveCrop(BaseContrastiveCrop):
         max_attempts: must be 10 (RandomResizedCrop's tries, then the centred fallback).
         interpolation: one of ``nearest, bilinear, bicubic, area, lanczos``.
         backend: ``cv2`` or ``pillow`` (``mmcv.imresize``).
-        alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler (paper: 0.1 CIFAR, 0.6 ImageNet).
+        alpha: ``Beta(alpha, alpha)`` of the ``beta`` sampler (paper: 0.1 CIFAR, 0.6 ImageNet, the default); given
+            to a plugin sampler that takes an ``alpha``; ``None``: the sampler's own default.
         sampler: a registered centre sampler (``beta``, ``uniform``, ``gaussian``, ...).
         scale_reference: ``image`` (the paper) or ``box``.
         **sampler_options: other options of the sampler (``sigma`` of ``gaussian``).
@@ -301,7 +302,7 @@ class PretrainContrastiveCrop(BaseContrastiveCrop):
         max_attempts: int = 10,
         interpolation: str = "bilinear",
         backend: str = "cv2",
-        alpha: float = 0.6,
+        alpha: float | None = None,
         sampler: str = "beta",
         scale_reference: str = "image",
         **sampler_options: Any,
@@ -336,7 +337,7 @@ class SelfSupContrastiveCrop(BaseContrastiveCrop):
         max_attempts: int = 10,
         interpolation: str = "bilinear",
         backend: str = "cv2",
-        alpha: float = 0.6,
+        alpha: float | None = None,
         sampler: str = "beta",
         scale_reference: str = "image",
         **sampler_options: Any,

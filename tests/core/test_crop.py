@@ -1,6 +1,7 @@
 """ContrastiveCrop: RandomResizedCrop's sizes, the paper's centre range, Beta offsets, replay, image kinds."""
 
 import math
+import pickle
 import re
 import warnings
 
@@ -12,7 +13,8 @@ from PIL import Image
 from scipy import stats
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
 
-from ccrop_plugins import WHOLE_IMAGE, BoxSets, BoxStore, ContrastiveCrop, choose_box, get_sampler, image_size_of
+from ccrop_plugins import (WHOLE_IMAGE, BoxSets, BoxStore, ContrastiveCrop, choose_box, get_sampler, hookimpl,
+                           image_size_of)
 
 BIG = (10_000, 10_000)  # a large image: one pixel of rounding is negligible next to the range
 
@@ -418,7 +420,7 @@ def test_a_plugin_sampler_returning_something_else_is_named(sampler, got):
 def test_alpha_given_to_another_sampler_warns():
     # was silently ignored: ContrastiveCrop(224, sampler="uniform", alpha=0.1) drew uniform centres
     with pytest.warns(UserWarning,
-                      match=r"alpha=0.1 is an option of sampler 'beta' only; sampler 'uniform' ignores it"):
+                      match=r"alpha=0.1 is no option of sampler 'uniform', which ignores it"):
         ContrastiveCrop(8, sampler="uniform", alpha=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -427,16 +429,82 @@ def test_alpha_given_to_another_sampler_warns():
         ContrastiveCrop(8, alpha=0.1)
 
 
+class _OwnAlphaSampler:
+    """A plugin sampler with an ``alpha`` of its own (default 0.3) and another option."""
+
+    def __init__(self, alpha: float = 0.3, cut: float = 0.1) -> None:
+        self.alpha, self.cut = alpha, cut
+
+    def __call__(self, low, high, centre, extent, generator=None):
+        return (low + high) / 2
+
+
+class _OwnAlphaPlugin:
+    @hookimpl
+    def ccrop_register_samplers(self, register):
+        register("own_alpha", _OwnAlphaSampler)
+
+
+def test_alpha_reaches_a_plugin_sampler_that_takes_it(registered_plugin):
+    # Before: alpha went to 'beta' only; ContrastiveCrop(sampler='own_alpha', alpha=0.2) built own_alpha(alpha=0.3)
+    # with the false warning "alpha=0.2 is an option of sampler 'beta' only" (and alpha cannot go in sampler_options).
+    with registered_plugin(_OwnAlphaPlugin(), "own-alpha"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ContrastiveCrop(8, sampler="own_alpha", alpha=0.2, cut=0.2).sampler.alpha == 0.2
+        assert ContrastiveCrop(8, sampler="own_alpha").sampler.alpha == 0.3  # its own default, not beta's 0.6
+    assert ContrastiveCrop(8).sampler.alpha == 0.6 and ContrastiveCrop(8, alpha=0.1).sampler.alpha == 0.1
+
+
+def _midpoint_sampler_factory():
+    def midpoint(low, high, centre, extent, generator=None):  # a closure: no spawned worker can unpickle it
+        return (low + high) / 2
+    return midpoint
+
+
+class _ClosureSamplerPlugin:
+    @hookimpl
+    def ccrop_register_samplers(self, register):
+        register("closure_midpoint", _midpoint_sampler_factory)
+
+
+class _Cropped(torch.utils.data.Dataset):
+    def __init__(self, crop: ContrastiveCrop) -> None:
+        self.crop = crop
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.crop(torch.zeros(3, 16, 16))
+
+
+def test_a_sampler_that_cannot_be_pickled_is_named_when_a_spawned_worker_needs_it(registered_plugin):
+    # Before: "AttributeError: Can't pickle local object '_midpoint_sampler_factory.<locals>.midpoint'" from the
+    # DataLoader starting its workers under spawn (forkserver: Python 3.14's default), naming no sampler.
+    with registered_plugin(_ClosureSamplerPlugin(), "closure-sampler"):
+        crop = ContrastiveCrop(8, sampler="closure_midpoint")
+    assert crop(torch.zeros(3, 16, 16)).shape == (3, 8, 8)  # fine in this process (and in forked workers)
+    message = r"ContrastiveCrop: its sampler <function _midpoint_sampler_factory.<locals>.midpoint .* cannot be pickled"
+    with pytest.raises(TypeError, match=message):
+        pickle.dumps(crop)
+    loader = torch.utils.data.DataLoader(_Cropped(crop), num_workers=1, multiprocessing_context="spawn")
+    with pytest.raises(TypeError, match=message), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own "Got pickle error when attempting to start a worker Process"
+        list(loader)
+    assert pickle.loads(pickle.dumps(ContrastiveCrop(8))).sampler.alpha == 0.6
+
+
 def test_an_array_alpha_is_named_not_numpys_ambiguous_truth_value():
     # before: numpy's "The truth value of an array with more than one element is ambiguous" from alpha != 0.6
-    with pytest.warns(UserWarning, match=r"alpha=array\(\[0.5, 0.7\]\) is an option of sampler 'beta' only; "
-                                         "sampler 'gaussian' ignores it"):
+    with pytest.warns(UserWarning, match=r"alpha=array\(\[0.5, 0.7\]\) is no option of sampler 'gaussian', "
+                                         "which ignores it"):
         ContrastiveCrop(8, sampler="gaussian", alpha=np.array([0.5, 0.7]))
     with pytest.raises(ValueError, match=r"^alpha must be a finite number > 0 .*; got \[0.5 0.7\]$"):
         ContrastiveCrop(8, alpha=np.array([0.5, 0.7]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ContrastiveCrop(8, sampler="uniform", alpha=np.float64(0.6))  # the default, as a numpy number
+        ContrastiveCrop(8, sampler="uniform")  # alpha left out (None): nothing to say
+        ContrastiveCrop(8, sampler="beta", alpha=np.float64(0.6))
 
 
 def test_a_misspelt_sampler_with_alpha_is_only_the_unknown_name():

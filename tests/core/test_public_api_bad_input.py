@@ -99,8 +99,9 @@ def test_alpha_with_a_sampler_object_warns_that_it_is_ignored():
         crop = ContrastiveCrop(8, sampler=BetaSampler(), alpha=0.1)  # before: alpha dropped without a word
     assert crop.sampler.alpha == 0.6
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the default alpha is no choice: nothing to say
+        warnings.simplefilter("error")  # the default alpha (None) is no choice: nothing to say
         ContrastiveCrop(8, sampler=BetaSampler(alpha=0.1))
+    with pytest.warns(UserWarning, match=r"alpha=0\.6 is ignored with a sampler object"):  # 0.6 given is a choice
         ContrastiveCrop(8, sampler=BetaSampler(alpha=0.1), alpha=0.6)
 
 

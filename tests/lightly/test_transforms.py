@@ -24,7 +24,7 @@ from ccrop_lightly import (
 )
 from ccrop_plugins import ContrastiveCrop
 
-EXTRA = {"alpha": 0.6, "sampler": "beta", "scale_reference": "image", "max_scale": 1.0}
+EXTRA = {"alpha": None, "sampler": "beta", "scale_reference": "image", "max_scale": 1.0}
 
 
 def _defaults(cls) -> dict:
