@@ -102,6 +102,11 @@ class BoxStore:
         if new_version:
             self._version += 1
 
+    def _set_version(self, version: int) -> None:
+        """Make the store's version ``version`` (an integer ``>= 0``; ``ValueError`` naming it otherwise): the refresh
+        pass sets the version all ranks agreed on, which ranks sharing this store's memory may each set alike."""
+        self._version.fill_(checked_int(version, "box store version", 0))
+
     def _padded(self, boxes: Tensor, scores: Tensor, counts: Tensor, samples: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the sample in
         ``samples`` (M,)) as the store's rows: the best ``max_boxes``, padding repeating the first box, score 0."""

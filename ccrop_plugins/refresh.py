@@ -8,7 +8,7 @@ import warnings
 import weakref
 from dataclasses import asdict, dataclass, field
 from numbers import Number
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -58,7 +58,8 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
                   heatmap_options: dict[str, Any] | None = None, heatmap_size: Sequence[int] | None = None,
                   device: torch.device | str | None = None, progress: bool = True) -> RefreshStats:
     """Localize objects in every image of ``batches`` and write the box sets to ``store`` (every rank ends with the
-    same full store, its version increased by one); returns the pass's :class:`RefreshStats`.
+    same full store and version: one more than the highest of the ranks' versions, so a store whose memory the ranks
+    share, made before they were forked or spawned, counts one per pass); returns the pass's :class:`RefreshStats`.
 
     ``batches`` yields ``(images (B, C, H, W), indices (B,), ...)``, un-augmented, each rank's shard under
     ``torch.distributed``; ``feature_fn`` (:data:`FeatureFn`; a module runs in eval mode, its modes restored after)
@@ -67,11 +68,12 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
 
     A bad argument or batch is a ``TypeError`` / ``ValueError`` naming it (an index outside the store: ``IndexError``),
     the store unchanged (by any error of the pass; under ``torch.distributed`` one rank's error is raised on every
-    rank, the others' a ``RuntimeError`` naming it); warns when the feature maps are 1x1 and when every image fell
-    back to the whole-image box, and when the pass covered fewer distinct images than the store holds (a loader with
-    ``drop_last=True``, a ``Subset`` or a sampler that skips images: the others keep their boxes, none before a first
-    pass). Under ``torch.distributed`` that count is the union of every rank's indices and every rank warns alike
-    (one warning per pass and rank; under ``-W error`` all ranks raise, after the store is written).
+    rank, the others' a ``RuntimeError`` naming it); warns when the feature maps are 1x1 (any rank's: on every rank,
+    also one without images) and when every image fell back to the whole-image box, and when the pass covered fewer
+    distinct images than the store holds (a loader with ``drop_last=True``, a ``Subset`` or a sampler that skips
+    images: the others keep their boxes, none before a first pass). Under ``torch.distributed`` that count is the
+    union of every rank's indices and every rank warns alike (one warning per pass and rank; under ``-W error`` all
+    ranks raise, after the store is written).
     """
     if not isinstance(store, BoxStore):
         raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
@@ -112,15 +114,29 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
         error = raised
     if refresh is None:  # this rank failed before its pass began: the others learn it at the gather
         _gather(world_size, error)
-    box_sets, missing = refresh.write(world_size, error)
+    box_sets, missing, version = refresh.write(world_size, error)
     seconds, count = time.perf_counter() - started, len(box_sets)
     rate = count / seconds if seconds > 0 else float("inf")
     stats = RefreshStats(images=count, seconds=seconds, images_per_second=rate,
                          mean_boxes=float(box_sets.counts.float().mean()),
                          mean_box_area=float(box_sets.areas().sum() / box_sets.counts.sum()),
-                         fallback_fraction=float(box_sets.fallback.float().mean()), version=store.version)
+                         fallback_fraction=float(box_sets.fallback.float().mean()), version=version)
     _warn_degenerate(refresh, stats, missing)
     return stats
+
+
+class _Share(NamedTuple):
+    """One rank's part of a distributed pass, all-gathered: its ``indices`` (M,) and ``box_sets``, the ``layout`` of
+    its fitted statistics (a rank without images sums zeros), its store's ``(num_samples, max_boxes)`` and
+    ``version``, its 1x1 feature grids ``(stage, h, w)`` and its ``image_size`` (every rank warns of them)."""
+
+    indices: Tensor
+    box_sets: BoxSets
+    layout: dict
+    store_size: tuple[int, int]
+    version: int
+    tiny_grids: list[tuple[Any, int, int]]
+    image_size: tuple[int, ...]
 
 
 @dataclass
@@ -188,28 +204,41 @@ class _Pass:
         self.sets.append(box_sets)
         self.indices.append(indices)
 
-    def _share(self) -> tuple[Tensor, BoxSets, dict, tuple[int, int]]:
-        """This rank's indices and box sets, the layout of its statistics (a rank without images sums zeros) and its
-        store's size."""
-        return (*_concatenate(self.indices, self.sets, self.store.max_boxes),
-                {stage: _layout(statistics) for stage, statistics in self.totals.items()},
-                (self.store.num_samples, self.store.max_boxes))
+    def _share(self) -> _Share:
+        """What this rank sends the others at the end of the pass (:class:`_Share`)."""
+        indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
+        return _Share(indices, box_sets, {stage: _layout(statistics) for stage, statistics in self.totals.items()},
+                      (self.store.num_samples, self.store.max_boxes), self.store.version, self._tiny(),
+                      self.image_size)
 
-    def write(self, world_size: int, error: Exception | None = None) -> tuple[BoxSets, Tensor]:
+    def _tiny(self) -> list[tuple[Any, int, int]]:
+        """This rank's ``(stage, h, w)`` grids whose maps are 1x1, in a fixed order."""
+        return sorted((grid for grid in self.grids if grid[1] * grid[2] == 1), key=str)
+
+    def write(self, world_size: int, error: Exception | None = None) -> tuple[BoxSets, Tensor, int]:
         """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store: a
-        raising ``finalize`` leaves the store unchanged. Returns the box sets and the store indices no rank covered."""
+        raising ``finalize`` leaves the store unchanged. Returns the box sets, the store indices no rank covered and
+        the store's new version: one more than the highest of the ranks' versions, the same on every rank, so ranks
+        that share one store's memory (made before they were forked or spawned) count one pass once."""
         if world_size > 1:
             gathered = _gather(world_size, error, self._share)
-            if len({g[3] for g in gathered}) > 1:  # the ranks would end with different stores
-                shown = "; ".join(f"rank {rank}: {g[3][0]} images, max_boxes {g[3][1]}"
+            if len({g.store_size for g in gathered}) > 1:  # the ranks would end with different stores
+                shown = "; ".join(f"rank {rank}: {g.store_size[0]} images, max_boxes {g.store_size[1]}"
                                   for rank, g in enumerate(gathered))
                 raise ValueError(f"refresh_boxes: the ranks' box stores differ ({shown}); every rank must refresh a "
                                  "store of the same dataset length and max_boxes (one dataset, sharded by rank); the "
                                  "stores are unchanged")
-            indices, box_sets = _concatenate([g[0] for g in gathered], [g[1] for g in gathered], self.store.max_boxes)
-            totals = _all_reduce_totals(self.totals, [g[2] for g in gathered])
+            indices, box_sets = _concatenate([g.indices for g in gathered], [g.box_sets for g in gathered],
+                                             self.store.max_boxes)
+            totals = _all_reduce_totals(self.totals, [g.layout for g in gathered])
+            version = max(g.version for g in gathered) + 1
+            # Every rank's 1x1 grids, with the image size of the first rank that has any: the same warning on every
+            # rank, also on one without images.
+            self.grids.update(grid for g in gathered for grid in g.tiny_grids)
+            self.image_size = next((g.image_size for g in gathered if g.tiny_grids), self.image_size)
         else:
             (indices, box_sets), totals = _concatenate(self.indices, self.sets, self.store.max_boxes), self.totals
+            version = self.store.version + 1
         if len(indices) == 0:
             raise ValueError("refresh_boxes got no images: the batches were empty (an empty dataset, or a loader "
                              "with drop_last=True and fewer images than one batch); the store is unchanged")
@@ -220,10 +249,12 @@ class _Pass:
             raised.add_note(f"refresh_boxes: the heatmap rule's finalize raised; the box store is unchanged "
                             f"(version {self.store.version})")
             raise
-        self.store.update(indices, box_sets)
+        # Set, not incremented: ranks sharing the store's memory write the same rows and the same version.
+        self.store.update(indices, box_sets, new_version=False)
+        self.store._set_version(version)
         covered = torch.zeros(self.store.num_samples, dtype=torch.bool)  # once per pass, all ranks' indices
         covered[indices] = True
-        return box_sets, (~covered).nonzero().flatten()
+        return box_sets, (~covered).nonzero().flatten(), version
 
 
 def _images_note(images: Tensor, device: torch.device | str, feature_fn: FeatureFn) -> str:

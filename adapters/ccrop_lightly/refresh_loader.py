@@ -7,6 +7,7 @@ from typing import Any, Sequence, Sized
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from lightly.transforms.utils import IMAGENET_NORMALIZE
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -107,13 +108,21 @@ def make_refresh_loader(
     through the core's :class:`~ccrop_plugins.RefreshSampler` (contiguous, unpadded: each
     image is localized once); the core's ``refresh_boxes`` all-gathers the shards, so every
     rank ends with the full store. ``distributed`` is decided when this is called: build the
-    loader after the process group exists (the callback does so in ``setup``).
+    loader after the process group exists (the callback does so in ``setup``); ``distributed=True``
+    without an initialized process group is a ``ValueError`` (it would give every rank every image).
     """
     batch_size, num_workers = check_loader_options(batch_size, num_workers, "make_refresh_loader")
     if distributed not in (True, False, None):  # bool('no') is True
         raise TypeError(f"make_refresh_loader: distributed must be True, False or None (detect); got {distributed!r}")
     if persistent_workers not in (True, False):
         raise TypeError(f"make_refresh_loader: persistent_workers must be True or False; got {persistent_workers!r}")
+    if distributed is not None and distributed and not (dist.is_available() and dist.is_initialized()):
+        # RefreshSampler would read rank 0 of 1: every rank would localize every image, world_size times over.
+        raise ValueError(
+            "make_refresh_loader: distributed=True but torch.distributed is not initialized, so this rank's shard "
+            "is unknown; build the refresh loader after torch.distributed.init_process_group, or pass "
+            "distributed=False (every image on this process) or leave distributed=None (detect)"
+        )
     size, norm = loader_settings(input_size, normalize, transform)
     images = RefreshImages(dataset, size, norm)
     # distributed=None or True: this rank's shard when a process group exists; False: everything.
