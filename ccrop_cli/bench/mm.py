@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if refresh is not None:
         _print_row(f"refresh: refresh_boxes / bare no-grad forward to {args.stage or 'the last stage'} (ResNet-18, "
                    f"{args.refresh_images} images of {args.refresh_size} px, batch {args.batch_size}, "
-                   f"{args.heatmap}, {args.localizer}, threshold {args.threshold}"
+                   f"{args.heatmap}, {args.localizer}, threshold "
+                   f"{args.threshold or 'the default'}"
                    f"{'' if args.core_level is None else f', core_level {args.core_level}'})",
                    refresh, "refresh", "forward",
                    ">= 0.95 (issue 9: >= 0.80)", args.refresh_images, "images/s")
