@@ -15,6 +15,7 @@ from .hookspecs import hookimpl
 from .plugins import (ENTRY_POINT_GROUP, build_localizer, get_heatmap, get_localizer, get_sampler, list_plugins,
                       load_plugins)
 from .refresh import RefreshStats, checked_device, refresh_boxes
+from .ranks import check_same_on_every_rank
 from .refresh_sampler import RefreshSampler
 from .schedule import RefreshSchedule
 from .eval_mode import eval_mode
@@ -27,5 +28,5 @@ __all__ = [  # grouped as imported above
     "CropParams", "choose_box", "image_size_of", "StageFeatures", "stage_features", "HeatmapPipeline",
     "features_to_localize", "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP", "build_localizer",
     "get_heatmap", "get_localizer", "get_sampler", "list_plugins", "load_plugins", "RefreshStats", "checked_device",
-    "refresh_boxes", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
+    "refresh_boxes", "check_same_on_every_rank", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
 ]

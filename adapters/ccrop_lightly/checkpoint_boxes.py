@@ -28,12 +28,14 @@ logger = logging.getLogger("ccrop_lightly")
 
 class RefresherCheckpoint:
     """:class:`~ccrop_lightly.BoxRefresher`'s checkpoint half: ``state_dict``, ``load_state_dict`` and the
-    catch-up refresh on resume. It uses the refresher's ``store``, ``schedule``, ``loader`` and ``refresh()``."""
+    catch-up refresh on resume. It uses the refresher's ``store``, ``schedule``, ``loader``, ``refresh()`` and
+    ``agree_schedule()``."""
 
     store: BoxStore
     schedule: RefreshSchedule
     loader: Iterable[Any]
     refresh: Callable[[], RefreshStats]
+    agree_schedule: Callable[[], None]
     last_refresh_epoch: int | None
     _images_digest: str | None | bool
 
@@ -45,6 +47,7 @@ class RefresherCheckpoint:
         ``start_epoch`` or later (a state of a later point, or another run) is of unknown age too, and refreshed (if
         one was due) with a warning. Collective under ``torch.distributed``, as :meth:`maybe_refresh`."""
         start = checked_epoch(start_epoch, "start_epoch (the 0-based epoch about to start)")
+        self.agree_schedule()
         last = self.last_refresh_epoch
         if last is not None and last >= start:  # a refresh after an epoch not yet run: the store's age is unknown
             warnings.warn(f"catch_up(start_epoch={start}): the restored last_refresh_epoch={last} is at or past the "

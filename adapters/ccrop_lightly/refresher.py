@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ccrop_plugins import BoxSets, BoxStore, RefreshStats, checked_device, eval_mode, refresh_boxes
+from ccrop_plugins import (BoxSets, BoxStore, RefreshStats, check_same_on_every_rank, checked_device, eval_mode,
+                           refresh_boxes)
 
 from .checkpoint_boxes import RefresherCheckpoint, image_list_digest, restore_store
 from .features import FeatureFn
@@ -131,6 +132,7 @@ class BoxRefresher(RefresherCheckpoint):
         self.progress = progress
         self.last_stats: RefreshStats | None = None
         self._warned_past_end = False
+        self._schedule_agreed = False  # checked across ranks at the first maybe_refresh / catch_up
         # After which epoch the store's latest refresh ran (-1: none yet); None: unknown. Saved by state_dict.
         self.last_refresh_epoch: int | None = None
         self._images_digest: str | None | bool = False  # image_list_digest of the loader's dataset; False: not yet read
@@ -145,6 +147,7 @@ class BoxRefresher(RefresherCheckpoint):
     def maybe_refresh(self, epoch: int) -> RefreshStats | None:
         """Refresh if the schedule says so after ``epoch``; return the stats, or ``None``."""
         epoch = checked_epoch(epoch)
+        self.agree_schedule()
         end = self.schedule.total
         if end is not None and epoch >= end and not self._warned_past_end:
             self._warned_past_end = True
@@ -159,6 +162,13 @@ class BoxRefresher(RefresherCheckpoint):
         stats = self.refresh()
         self.last_refresh_epoch = epoch
         return stats
+
+    def agree_schedule(self) -> None:
+        """Under ``torch.distributed``, once: a ``ValueError`` on every rank when the ranks' schedules differ (a
+        rank refreshing alone would wait in the refresh's collective until the timeout). Collective."""
+        if not self._schedule_agreed:
+            check_same_on_every_rank(repr(self.schedule), "BoxRefresher: the refresh schedule")
+            self._schedule_agreed = True
 
     def refresh(self) -> RefreshStats:
         """Localize every image of the loader now and write the boxes to the store."""

@@ -16,7 +16,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ccrop_plugins import BoxStore
+from ccrop_plugins import BoxStore, check_same_on_every_rank
 
 from .checkpoint_boxes import (CHECKPOINT_KEY, checkpoint_entry, image_list_digest, lazy_images_digest, resume_boxes,
                                saved_boxes, warn_checkpoint_first)
@@ -134,6 +134,9 @@ class ContrastiveCropHook(Hook):
         _refuse_empty_loader(runner.train_dataloader)
         warn_checkpoint_first(runner, self)
         self._by_iteration = counts_iterations(runner, self._warmup_name)
+        # A rank refreshing alone would wait in the refresh's gather until the timeout: refused on every rank now.
+        check_same_on_every_rank((repr(self.schedule), self._by_iteration), "ContrastiveCropHook: the refresh schedule "
+                                 "(schedule, counted in iterations)")
         self._attach_store(runner)
         say_schedule(runner, self.schedule, self._warmup_name, self._by_iteration, self.store)
         self._resume(runner)

@@ -1,11 +1,18 @@
 """make_refresh_loader(distributed=True) before torch.distributed is initialized: a ValueError, not every image on
-every rank."""
+every rank; ranks whose refresh schedules differ: a ValueError on every rank, not a wait until the timeout."""
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch.distributed as dist
 from lightly.data import LightlyDataset
 
 from ccrop_lightly import make_refresh_loader
+from ccrop_plugins import RefreshSampler
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "core"))  # distributed_refresh: run_ranks, gloo_group
+import distributed_refresh  # noqa: E402
 
 
 def test_distributed_true_without_a_process_group_is_refused(quadrant_folder):
@@ -23,3 +30,36 @@ def test_distributed_none_or_false_without_a_process_group_reads_every_image(qua
     for distributed in (None, False):
         loader = make_refresh_loader(dataset, 8, distributed=distributed)
         assert (loader.sampler.rank, loader.sampler.world_size, len(loader.sampler)) == (0, 1, len(dataset))
+
+
+def _refresher_rank(rank: int, init_method: str, out: str) -> None:
+    """Rank 0 refreshes after epoch 0 (warm-up 1), rank 1 after epoch 1 (warm-up 2): they disagree at epoch 0."""
+    import torch
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher
+    from ccrop_plugins import BoxStore
+
+    with distributed_refresh.gloo_group(rank, init_method, timeout=20):
+        dataset = distributed_refresh.IndexedImages(4)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=RefreshSampler(dataset))
+        refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1 + rank,
+                                 interval=1)
+        try:
+            refresher.maybe_refresh(0)
+            result = "refreshed" if refresher.store.version else "no refresh"
+        except ValueError as error:
+            result = str(error)
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+
+
+@pytest.mark.xdist_group("ddp")
+def test_ranks_whose_schedules_differ_are_refused_on_every_rank(tmp_path):
+    # Before: rank 0 refreshed (the refresh's gather) while rank 1 went on, and rank 0 waited until the timeout.
+    import torch
+
+    distributed_refresh.run_ranks(_refresher_rank, tmp_path, limit=90)
+    results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    assert results[0] == results[1] and results[0].startswith(
+        "BoxRefresher: the refresh schedule differs between the ranks (rank 0: RefreshSchedule(warmup_epochs=1, "
+        "interval=1, max_epochs=None); rank 1: RefreshSchedule(warmup_epochs=2, interval=1, max_epochs=None))")
