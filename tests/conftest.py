@@ -88,6 +88,25 @@ class _HeatmapPlugin:
         register(self.name, self.factory)
 
 
+class _SizedBoxPlugin:
+    """A plugin localizer with an option of its own only (no threshold, no max_boxes): one centred box of side
+    ``size``."""
+
+    @pluggy.HookimplMarker("ccrop_plugins")
+    def ccrop_register_localizers(self, register):
+        from ccrop_plugins import BoxSets
+
+        register("sized_box", lambda size=0.5: lambda maps: BoxSets.from_lists(
+            [[[0.5 - size / 2, 0.5 - size / 2, 0.5 + size / 2, 0.5 + size / 2]]] * len(maps)))
+
+
+@pytest.fixture(scope="session")
+def registered_sized_box():
+    """The context manager ``registered_sized_box()``: the plugin localizer ``sized_box`` (its one option ``size``)
+    registered inside the block (see ``registered_plugin``)."""
+    return lambda: _registered_plugin(_SizedBoxPlugin(), "sized-box")
+
+
 @pytest.fixture(scope="session")
 def registered_heatmap():
     """The context manager ``registered_heatmap(name, factory)``: a plugin registering the heatmap rule ``factory``

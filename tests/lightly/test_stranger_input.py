@@ -10,7 +10,6 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from ccrop_lightly import BoxStore, CCropCollate, CCropSimCLRTransform, IndexedDataset, RefreshImages
 from ccrop_lightly import make_refresh_loader
-from ccrop_plugins import BoxSets, hookimpl
 
 
 class Plain(Dataset):
@@ -203,16 +202,7 @@ def test_a_threshold_given_twice_must_agree():
         assert refresher.store.version == 1
 
 
-class _SizedBoxPlugin:
-    """A plugin localizer with an option of its own only (no threshold, no max_boxes): one centred box."""
-
-    @hookimpl
-    def ccrop_register_localizers(self, register):
-        register("sized_box", lambda size=0.5: lambda maps: BoxSets.from_lists(
-            [[[0.5 - size / 2, 0.5 - size / 2, 0.5 + size / 2, 0.5 + size / 2]]] * len(maps)))
-
-
-def test_a_plugin_localizer_without_threshold_or_max_boxes_refreshes(registered_plugin):
+def test_a_plugin_localizer_without_threshold_or_max_boxes_refreshes(registered_sized_box):
     # Before: "localizer 'sized_box' ... does not accept options ['threshold']; accepted: size" when made (the
     # refresher passed its default threshold 0.1 to any named localizer, and the core the store's max_boxes).
     from torch import nn
@@ -221,7 +211,7 @@ def test_a_plugin_localizer_without_threshold_or_max_boxes_refreshes(registered_
 
     dataset = IndexedDataset(Plain(4))
     loader = make_refresh_loader(dataset, transform=CCropSimCLRTransform(input_size=32))
-    with registered_plugin(_SizedBoxPlugin(), "sized-box"):
+    with registered_sized_box():
         refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=0, interval=1,
                                  localizer="sized_box", localizer_options={"size": 0.4})
         refresher.refresh()

@@ -14,7 +14,6 @@ import pytest
 import torch
 from mmengine.registry import TRANSFORMS, DefaultScope
 
-from ccrop_plugins import BoxSets, hookimpl
 
 _SCOPES = itertools.count()
 
@@ -155,21 +154,12 @@ def test_a_threshold_given_twice_must_agree():
         assert hook.localizer.threshold == "otsu"
 
 
-class _SizedBoxPlugin:
-    """A plugin localizer with an option of its own only (no threshold, no max_boxes): one centred box."""
-
-    @hookimpl
-    def ccrop_register_localizers(self, register):
-        register("sized_box", lambda size=0.5: lambda maps: BoxSets.from_lists(
-            [[[0.5 - size / 2, 0.5 - size / 2, 0.5 + size / 2, 0.5 + size / 2]]] * len(maps)))
-
-
-def test_a_plugin_localizer_without_threshold_or_max_boxes_is_built(registered_plugin):
+def test_a_plugin_localizer_without_threshold_or_max_boxes_is_built(registered_sized_box):
     # docs/plugins.md: dict(type='ContrastiveCropHook', localizer='peak'). Before: "ContrastiveCropHook: localizer
     # 'sized_box' ... does not accept options ['max_boxes', 'threshold']; accepted: size" (both were always passed).
     from mmengine.registry import HOOKS
 
-    with registered_plugin(_SizedBoxPlugin(), "sized-box"):
+    with registered_sized_box():
         hook = HOOKS.build(dict(type="ContrastiveCropHook", localizer="sized_box", localizer_options=dict(size=0.4)))
         boxes = hook.localizer(torch.rand(2, 8, 8)).boxes[:, 0]
         assert torch.allclose(boxes, torch.tensor([0.3, 0.3, 0.7, 0.7]).expand(2, 4)) and hook.max_boxes == 4
