@@ -100,7 +100,7 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
                                     options=localizer_options)
         device = _default_device(feature_fn) if device is None else checked_device(device)
         refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
-                        heatmap_size, device)
+                        heatmap_size, device, _module_dtype(feature_fn))
         started = time.perf_counter()
         bar = tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False)
         with eval_mode(feature_fn), torch.no_grad(), bar:
@@ -150,6 +150,7 @@ class _Pass:
     pipeline: HeatmapPipeline
     heatmap_size: Sequence[int] | None
     device: torch.device | str
+    input_dtype: torch.dtype | None  # a module's float images are cast to it (None: a plain function's, as given)
     indices: list[Tensor] = field(default_factory=list)
     sets: list[BoxSets] = field(default_factory=list)
     totals: dict[Any, dict[str, Tensor]] = field(default_factory=dict)
@@ -172,10 +173,10 @@ class _Pass:
         self.image_size = tuple(images.shape[-2:])
         try:
             # Float images in the module's dtype, as Lightning's precision plugins feed a bf16-true / 64-true model.
-            dtype = _module_dtype(self.feature_fn) if images.is_floating_point() else None
+            dtype = self.input_dtype if images.is_floating_point() else None
             features = self.feature_fn(images.to(self.device, dtype, non_blocking=True))
         except Exception as error:  # e.g. torch's "Input type (unsigned char) and bias type (float) should be the same"
-            error.add_note(_images_note(images, self.device, self.feature_fn))
+            error.add_note(_images_note(images, self.device, dtype))
             raise
         features = features_to_localize(features)
         stages = as_stages(features)
@@ -257,10 +258,9 @@ class _Pass:
         return box_sets, (~covered).nonzero().flatten(), version
 
 
-def _images_note(images: Tensor, device: torch.device | str, feature_fn: FeatureFn) -> str:
-    """What the feature function was given, for an error raised inside it; the float-images hint only where the
-    images' dtype may be the cause: not floating point (a module's float images are cast to its dtype)."""
-    dtype = _module_dtype(feature_fn) if images.is_floating_point() else None
+def _images_note(images: Tensor, device: torch.device | str, dtype: torch.dtype | None) -> str:
+    """What the feature function was given (``dtype``: the one float images were cast to), for an error raised inside
+    it; the float-images hint only where the images' dtype may be the cause: not floating point."""
     moved = f"moved to {device}" + (f", cast to the module's {dtype}" if dtype not in (None, images.dtype) else "")
     return (f"refresh_boxes: raised by the feature function on a batch of images of shape {tuple(images.shape)}, "
             f"dtype {images.dtype}, on {images.device} ({moved})" + ("" if images.is_floating_point() else "; the "

@@ -96,16 +96,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_files_and_store(folder: Path, boxes: Path | None, checkpoint: Path | None) -> tuple[list[str], BoxStore]:
     """The image files of ``folder`` in the index order of the box store (``--boxes`` or ``--checkpoint``), and the
     store: the torchvision / Lightly list, or for an mm hook's checkpoint MMPretrain's (:func:`_mm_hook_files`)."""
-    files = list_image_files(folder)
-    if checkpoint is None:
-        store = _json_store(files, boxes)
+    saved = None if checkpoint is None else read_checkpoint_boxes(checkpoint)
+    if saved is not None and saved.mm_hook:  # listed as its dataset listed the folder, not as torchvision does
+        files, store = _mm_hook_files(folder, saved, checkpoint), saved.store
     else:
-        saved = read_checkpoint_boxes(checkpoint)
-        if saved.mm_hook:
-            files = _mm_hook_files(folder, saved, checkpoint)
+        files = list_image_files(folder)
+        if saved is None:
+            store = _json_store(files, boxes)
         else:
             check_images(checkpoint, saved, files)
-        store = saved.store
+            store = saved.store
     if len(store) != len(files):
         raise UserError(
             f"the box store holds {len(store)} samples but {folder} has {len(files)} images; "
