@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
             f"--epochs {config.epochs} must exceed --warmup-epochs {config.warmup_epochs}: "
             "the boxes are refreshed after the warm-up and used in the epochs after it"
         )
-    _check_stages(config, args.framework)  # before any scene is written or a Runner built
+    config = replace(config, stages=_checked_stages(config, args.framework))  # before any scene or Runner
     if args.framework == "lightly":  # checks the stage names on the backbone; MMPretrain's: mm_run
         from ccrop_cli.demo.lightly_run import pretrain_config
 
@@ -156,11 +157,14 @@ def _data_sizes(root: Path, args: argparse.Namespace, values: dict[str, Any]) ->
     return {"data": str(root), "images": images, "batch_size": batch_size}
 
 
-def _check_stages(config: DemoConfig, framework: str) -> None:
+def _checked_stages(config: DemoConfig, framework: str) -> tuple[str, ...]:
     """``--stages`` named as typed with the backbone's stages, as ``ccrop study`` does (the core's "unknown stage
-    '99' of Sequential", and with mmpretrain only once the scenes were written and the Runner built)."""
+    '99' of Sequential", and with mmpretrain only once the scenes were written and the Runner built). With
+    mmpretrain a backbone stage may be named without its ``backbone.`` prefix (``layer3``, as the Lightly scripts
+    take it): returned with it."""
     from ccrop_cli.experiment.backbones import build_backbone, check_stage_names
 
+    stages = config.stages
     if framework == "lightly":
         modules = [name for name, _ in build_backbone("convnet", 0)[0].named_modules() if name]
         label, shown = "convnet", None
@@ -168,10 +172,13 @@ def _check_stages(config: DemoConfig, framework: str) -> None:
         from ccrop_cli.demo.mm_run import model_modules
 
         (modules, shown), label = model_modules(), "MMPretrain ResNet-18"
+        stages = tuple(f"backbone.{stage}" if stage not in modules and f"backbone.{stage}" in modules else stage
+                       for stage in stages)
     try:
-        check_stage_names(config.stages, modules, label, last=False, shown=shown)
+        check_stage_names(stages, modules, label, last=False, shown=shown)
     except ValueError as error:
         raise UserError(str(error)) from None
+    return stages
 
 
 def _check_heatmap(name: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
+from ccrop_cli.demo.command import add_arguments, config_from_args
 from ccrop_cli.main import main
 from ccrop_scenes import generate_scenes, write_image_folder
 
@@ -47,6 +49,17 @@ def test_demo_stages_are_named_before_any_work(tmp_path, capsys, framework, show
     err = capsys.readouterr().err
     assert said in err and shown in err
     assert not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("given, taken", [(["layer3"], ("backbone.layer3",)),
+                                          (["layer1", "backbone.layer2"], ("backbone.layer1", "backbone.layer2")),
+                                          (["backbone.layer1.0"], ("backbone.layer1.0",))])
+def test_mmpretrain_demo_takes_backbone_stages_without_the_prefix(given, taken):
+    # `--stages layer3`, as the Lightly scripts take it, was "unknown stage 'layer3'" with mmpretrain.
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--quick", "--framework", "mmpretrain", "--stages", *given])
+    assert config_from_args(args).stages == taken
 
 
 def test_viz_names_images_without_an_entry_in_the_box_file(tmp_path, capsys):
