@@ -196,11 +196,12 @@ def test_demo_images_beyond_the_memory_is_one_line_before_generating(tmp_path, c
 
 
 def test_study_stopped_while_saving_keeps_its_results(tmp_path, monkeypatch):
-    from ccrop_cli.study import command as study
+    from ccrop_cli.study.config import QUICK, StudyConfig
+    from ccrop_cli.study.results_file import save_results
 
     results = tmp_path / "results.json"
-    config = study.StudyConfig(**study.QUICK)
-    study._save(results, config, [{"seed": 0}], {}, [], "ccrop study --quick")
+    config = StudyConfig(**QUICK)
+    save_results(results, config, [{"seed": 0}], {}, [], "ccrop study --quick")
     real_write = Path.write_text
 
     def write_half_then_stop(self, text, *args, **kwargs):  # Ctrl-C in the middle of the write
@@ -209,7 +210,7 @@ def test_study_stopped_while_saving_keeps_its_results(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "write_text", write_half_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        study._save(results, config, [{"seed": 0}, {"seed": 1}], {}, [], "ccrop study --quick")
+        save_results(results, config, [{"seed": 0}, {"seed": 1}], {}, [], "ccrop study --quick")
     monkeypatch.setattr(Path, "write_text", real_write)
     # Before: results.json cut in half, so the next run stopped with 'is not valid JSON ... start afresh with --fresh'
     # and every finished run was lost.

@@ -13,7 +13,8 @@ from PIL import Image
 
 from ccrop_cli.experiment.pretrain import pretrain_simclr
 from ccrop_cli.main import main
-from ccrop_cli.study.command import PRESETS, StudyConfig, _saved_runs, add_arguments, config_from_args
+from ccrop_cli.study.command import PRESETS, StudyConfig, add_arguments, config_from_args
+from ccrop_cli.study.results_file import saved_runs
 from ccrop_cli.study.report import paired_difference
 from ccrop_scenes import generate_scenes, load_annotations, write_image_folder
 
@@ -161,11 +162,11 @@ def test_a_saved_study_of_other_sizes_is_named_and_not_resumed(tmp_path, capsys)
     config = config_from_args(args)
     saved = {"config": asdict(replace(config, epochs=7)), "runs": [{"seed": 0}], "random_init": []}
     (tmp_path / "results.json").write_text(json.dumps(saved))
-    _, runs, _, _ = _saved_runs(args, config, tmp_path / "results.json")
+    _, runs, _, _ = saved_runs(args, config, tmp_path / "results.json")
     assert runs == [] and "holds a study with other epochs: starting afresh" in capsys.readouterr().out
     saved["config"] = asdict(replace(config, seeds=3))  # only the number of seeds differs: resumed
     (tmp_path / "results.json").write_text(json.dumps(saved))
-    assert _saved_runs(args, config, tmp_path / "results.json")[1] == [{"seed": 0}]
+    assert saved_runs(args, config, tmp_path / "results.json")[1] == [{"seed": 0}]
 
 
 @pytest.mark.parametrize(
