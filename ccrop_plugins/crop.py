@@ -29,7 +29,7 @@ SCALE_REFERENCES = ("image", "box")
 TENSOR_INTERPOLATIONS = (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EXACT, InterpolationMode.BILINEAR,
                          InterpolationMode.BICUBIC)
 """The interpolations torchvision resizes tensor images with (``box``, ``hamming``, ``lanczos``: PIL images only)."""
-_FLOAT32 = torch.finfo(torch.float32)  # scale and ratio are drawn in float32, as RandomResizedCrop draws them
+_FLOAT32 = torch.finfo(torch.float32)  # warm-up scale and ratio are drawn in float32, as RandomResizedCrop's
 _BOX_PATH_DRAWS = 1 + 2 * 10  # one torch.rand per view: 1 for the box, 2 per size try (+2 with a unit_quantile)
 _BOOL = frozenset((torch.bool, np.dtype(bool)))  # True / False are no coordinates or weights: a set, one hash per view
 
@@ -96,8 +96,7 @@ def _weights(scores: Tensor | Sequence[float] | None, count: int) -> list[float]
 
 def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
     """Turn one uniform draw ``u`` in ``[0, 1)`` into a box index, weighted by ``weights``."""
-    if weights is not None:
-        weights = [max(w, 0.0) for w in weights]
+    if weights is not None and all(map(math.isfinite, weights)):  # -inf too: uniform, as NaN and +inf
         total = sum(weights)
         if math.isfinite(total) and total > 0:  # the first index whose running sum exceeds u * total
             return min(bisect_right(list(accumulate(weights)), u * total), count - 1)

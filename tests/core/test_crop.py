@@ -128,9 +128,11 @@ def test_choose_box_frequencies_follow_scores():
                        minlength=3)
     assert stats.chisquare(made, n * np.array([0.5, 0.3, 0.2])).pvalue > 0.01
     # no scores, zero or non-finite scores: uniform
-    for weights in (None, torch.zeros(3), torch.tensor([1.0, float("nan"), 1.0])):
+    for weights in (None, torch.zeros(3), torch.tensor([1.0, float("nan"), 1.0]), [1.0, float("-inf"), 2.0]):
         uniform = np.bincount([choose_box(boxes, weights, generator) for _ in range(1500)], minlength=3)
-        assert stats.chisquare(uniform).pvalue > 0.01
+        assert stats.chisquare(uniform).pvalue > 0.01  # -inf was weight 0: box 1 never drawn
+        made = [crop.make_params((64, 64), boxes, generator, scores=weights)["box_index"] for _ in range(1500)]
+        assert stats.chisquare(np.bincount(made, minlength=3)).pvalue > 0.01
     assert choose_box(boxes[:1], None, generator) == 0
     with pytest.raises(ValueError, match="empty set"):
         choose_box(torch.zeros(0, 4))
