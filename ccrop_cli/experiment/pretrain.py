@@ -232,7 +232,7 @@ class PretrainConfig:
             if self.threshold not in ("mean", "otsu"):
                 raise ValueError(f"threshold must be a number in [0, 1), 'mean' or 'otsu'; got {self.threshold!r}")
         elif not 0.0 <= self.threshold < 1.0:
-            raise ValueError(f"threshold must lie in [0, 1); got {self.threshold}")
+            raise ValueError(f"threshold must lie in [0, 1) (or be otsu/mean); got {self.threshold}")
         if not self.alpha > 0:
             raise ValueError(f"alpha must be positive; got {self.alpha}")
         if not self.cj_strength >= 0:  # NaN too

@@ -21,7 +21,7 @@ def check_threshold(threshold: float | str) -> float | str:
         raise (ValueError if isinstance(threshold, str) else TypeError)(
             f"threshold must be a number in [0, 1) or one of {', '.join(ADAPTIVE_THRESHOLDS)}; got {threshold!r}")
     if not 0.0 <= number < 1.0:
-        raise ValueError(f"threshold must lie in [0, 1); got {number}")
+        raise ValueError(f"threshold must lie in [0, 1) or be one of {', '.join(ADAPTIVE_THRESHOLDS)}; got {number}")
     return number
 
 

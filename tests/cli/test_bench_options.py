@@ -87,7 +87,7 @@ def test_pairs_out_under_a_file_names_the_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("option, text", [
-    (["--threshold", "2"], "--threshold: threshold must lie in [0, 1); got 2.0"),
+    (["--threshold", "2"], "--threshold: threshold must lie in [0, 1) or be one of mean, otsu; got 2.0"),
     (["--stage", "layer9"], "--stage: unknown stage 'layer9' of ResNet"),
     (["--core-level", "5"], "--core-level: "),
     (["--heatmap", "nope"], "--heatmap: "),

@@ -216,8 +216,9 @@ def test_degenerate_maps(name):
 
 
 def test_option_errors():
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\); got 1.5"):
-        get_localizer("bbox", threshold=1.5)
+    for name, bad in (("bbox", 1.5), ("components", 1), ("components", -0.1)):  # the rule names too (were left out)
+        with pytest.raises(ValueError, match=rf"threshold must lie in \[0, 1\) or be one of mean, otsu; got {bad}"):
+            get_localizer(name, threshold=bad)
     with pytest.raises(ValueError, match="max_boxes must be a positive integer; got 0"):
         get_localizer("components", max_boxes=0)
     with pytest.raises(ValueError, match=r"min_area must lie in \[0, 1\); got -0.1"):
