@@ -54,12 +54,19 @@ class _PluginManager(pluggy.PluginManager):
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         """pluggy's ``register``; a plugin that its entry point registered already (docs/plugins.md's hand
         registration ``register(ccrop_extras.plugin)`` after a lookup) is left as it is: its name is returned, where
-        pluggy would raise ``ValueError: Plugin already registered under a different name``."""
+        pluggy would raise ``ValueError: Plugin already registered under a different name``. A plugin whose hooks
+        the registry would not run (a misspelled hook, one without ``@hookimpl``, none) is left out with a
+        ``ValueError`` naming the hook and the available ones (an entry point's: skipped with a ``PluginWarning``)."""
         existing = self.get_name(plugin)
         if existing is not None and existing in _entry_point_plugins and name in (None, existing):
             return existing
         _registries.clear()
-        return super().register(plugin, name)
+        registered = super().register(plugin, name)
+        problem = _hook_problem(plugin) if registered is not None else None
+        if problem:
+            super().unregister(plugin)
+            raise _HookProblem(f"ccrop-plugins: cannot register plugin {registered!r}: {problem}", problem)
+        return registered
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
         _registries.clear()
@@ -154,11 +161,13 @@ def _load_entry_points() -> None:
                                  f"{plugin_manager.get_name(plugin)!r} (one entry point per plugin module is enough)")
                     continue
                 plugin_manager.register(plugin, name=ep.name)
+            except _HookProblem as error:
+                _skip_plugin(ep.name, provider, error.problem)
+                continue
             except Exception as error:
                 _skip_plugin(ep.name, provider, f"cannot load {ep.value!r}: {_describe(error)}")
                 continue
             _entry_point_plugins[ep.name] = provider
-            _check_hooks(ep.name, provider)
 
 
 def _registered_by_hand(name: str | None) -> bool:
@@ -175,20 +184,25 @@ def _adopt(name: str, provider: str) -> None:
     _by_hand.add(name)
 
 
-def _check_hooks(name: str, provider: str) -> None:
-    """Unregister plugin ``name`` if it implements a hook that does not exist (a misspelling), or none at all (a hook
-    function without ``@hookimpl``, or marked by another project's marker: pluggy ignores it)."""
-    plugin = plugin_manager.get_plugin(name)
+def _hook_problem(plugin: Any) -> str | None:
+    """Why the registry would not run ``plugin``'s hooks: one that does not exist (a misspelling), or none at all (a
+    hook function without ``@hookimpl``, or marked by another project's marker: pluggy ignores it); ``None`` if no
+    problem."""
     callers = plugin_manager.get_hookcallers(plugin) or []
     unknown = [caller.name for caller in callers if not caller.has_spec()
                and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())]
     plain = sorted(attribute for attribute in dir(plugin) if attribute.startswith("ccrop_register"))
     error = (f"unknown hook {unknown[0]!r}" if unknown else None if callers else
              f"{plain[0]} is not marked with @ccrop_plugins.hookimpl" if plain else "it implements no hook")
-    if error:
-        plugin_manager.unregister(name=name)
-        del _entry_point_plugins[name]
-        _skip_plugin(name, provider, f"{error}; available: {', '.join(KINDS.values())}")
+    return error and f"{error}; available: {', '.join(KINDS.values())}"
+
+
+class _HookProblem(ValueError):
+    """A plugin whose hooks the registry would not run; ``problem``: why, without the plugin's name."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 def _skip_plugin(name: str, provider: str, error: str) -> None:

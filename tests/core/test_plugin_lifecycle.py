@@ -226,3 +226,31 @@ def test_two_entry_points_naming_one_module_are_still_named_once(hand_module, by
                         f"already loaded as plugin {first!r} (one entry point per plugin module is enough)"]
     assert broken == [("plugin", "lc_hand_again", "ccrop-lc-hand")]
     assert registry("heatmap")["lc_hand_rule"].provider == "ccrop-lc-hand"
+
+
+class _MisspeltHook:
+    @hookimpl
+    def ccrop_register_sampler(self, register):  # no 's': not a hook of ccrop-plugins
+        register("lc_misspelt", get_sampler)
+
+
+class _Unmarked:
+    def ccrop_register_samplers(self, register):  # no @hookimpl: pluggy ignores it
+        register("lc_unmarked", get_sampler)
+
+
+class _NoHook:
+    pass
+
+
+@pytest.mark.parametrize("plugin, problem", [
+    (_MisspeltHook(), "unknown hook 'ccrop_register_sampler'"),
+    (_Unmarked(), "ccrop_register_samplers is not marked with @ccrop_plugins.hookimpl"),
+    (_NoHook(), "it implements no hook"),
+])
+def test_a_plugin_registered_by_hand_whose_hooks_would_not_run_is_refused_at_the_call(plugin, problem):
+    # was: registered without a word, its names never there (an entry point's is skipped with a PluginWarning)
+    with pytest.raises(ValueError, match=rf"cannot register plugin 'lc_bad': {problem}; available: "
+                                         "ccrop_register_heatmaps, ccrop_register_localizers, ccrop_register_samplers"):
+        plugin_manager.register(plugin, name="lc_bad")
+    assert not plugin_manager.is_registered(plugin) and "beta" in registry("sampler")
