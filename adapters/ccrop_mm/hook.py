@@ -29,6 +29,7 @@ from .pipeline_walk import read_train_pipeline
 from .refresh_pass import run_refresh, unwrapped
 from .schedule_steps import counts_iterations, say_schedule, steps_done
 from .stages import check_stages, check_stages_run, feature_fn
+from .transforms import StoreUser
 from .worker_restart import restart_started_workers
 
 __all__ = ["CHECKPOINT_KEY", "ContrastiveCropHook", "image_list_digest"]
@@ -113,6 +114,7 @@ class ContrastiveCropHook(Hook):
         self._refreshed_after: int | None = 0  # steps done at the latest refresh: 0 none, None unknown (old checkpoint)
         self._load_window = LoadWindow()
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
+        StoreUser.awaiting_hooks.add(self)  # until before_train attaches the store
 
     # -- mmengine hook points, in the order a run meets them -----------------------------------
     def before_run(self, runner: Any) -> None:
@@ -138,6 +140,7 @@ class ContrastiveCropHook(Hook):
         check_same_on_every_rank((repr(self.schedule), self._by_iteration), "ContrastiveCropHook: the refresh schedule "
                                  "(schedule, counted in iterations)")
         self._attach_store(runner)
+        StoreUser.awaiting_hooks.discard(self)
         say_schedule(runner, self.schedule, self._warmup_name, self._by_iteration, self.store)
         self._resume(runner)
         # Last: the restarted workers start prefetching at once, so the store must hold the resumed boxes by now.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+import weakref
 from numbers import Integral
 from typing import Any, Sequence
 
@@ -30,6 +31,7 @@ import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.registry import TRANSFORMS, DefaultScope
+from torch.utils.data import get_worker_info
 
 from ccrop_plugins import BoxStore, ContrastiveCrop, choose_box, height_width
 
@@ -64,6 +66,10 @@ class StoreUser:
     # Set by the hook for a step of a val/test pipeline ('val_dataloader'): the run's log said so once.
     evaluation_loader: str | None = None
     _warned_no_store = False  # once per process (each DataLoader worker is one)
+    # The ContrastiveCropHooks of this process that have not attached their store yet. They are built with the Runner,
+    # before an iteration loop starts (forks) its DataLoader workers; the hook stops those workers and starts new ones
+    # with the store, so a missing store in such a worker is no missing hook. (Spawned workers do not inherit it.)
+    awaiting_hooks: weakref.WeakSet = weakref.WeakSet()
 
     def attach_store(self, store: BoxStore | None) -> None:
         """Read boxes from ``store`` from now on (``None`` detaches: warm-up crops)."""
@@ -84,7 +90,7 @@ class StoreUser:
         return self.store.get(index)
 
     def _warn_no_store(self) -> None:
-        if StoreUser._warned_no_store:
+        if StoreUser._warned_no_store or StoreUser.awaiting_hooks and get_worker_info() is not None:
             return
         StoreUser._warned_no_store = True
         message = (

@@ -7,11 +7,14 @@ Iteration loop: 4 iterations (2 per pass over the data), warm-up and interval 2.
 from __future__ import annotations
 
 import pickle
+import sys
+import warnings
 
 import pytest
 import torch
 
 from ccrop_mm import mmengine_checkpoint_globals
+from ccrop_mm.transforms import StoreUser
 
 FRAMEWORKS = ["mmpretrain", "mmselfsup"]
 
@@ -104,11 +107,20 @@ def test_two_epochs_refresh_then_crops_in_boxes_and_resume(
         train(cfg)
 
 
+def _to_stderr(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 @pytest.mark.slow
-def test_iteration_loop_refreshes_after_warmup_iterations(setup, train, coordinate_folder, tmp_path):
+def test_iteration_loop_refreshes_after_warmup_iterations(setup, train, coordinate_folder, tmp_path, monkeypatch,
+                                                           capfd):
     """IterBasedTrainLoop over an InfiniteSampler (8 of the 16 images per iteration), 2 persistent workers,
     warmup_iters=2, interval 4, 6 iterations: one refresh, after iteration 2 (6 is the last); the workers,
-    started by the loop before any hook ran, crop in its boxes once the batches they had prefetched are used."""
+    started by the loop before any hook ran, crop in its boxes once the batches they had prefetched are used, and
+    do not warn that no hook is attached (they did: 'every crop is a plain RandomResizedCrop crop for the whole
+    run ... add dict(type='ContrastiveCropHook', ...)', once per worker)."""
+    monkeypatch.setattr(StoreUser, "_warned_no_store", False)  # as in a fresh process
+    monkeypatch.setattr(warnings, "showwarning", _to_stderr)  # the forked workers print theirs (not pytest's list)
     cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path, warmup_iters=2, interval=4)
     del cfg.custom_hooks[0]["warmup_epochs"]
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=6)
@@ -122,6 +134,7 @@ def test_iteration_loop_refreshes_after_warmup_iterations(setup, train, coordina
     hook = setup.ccrop_hook(runner)
 
     assert runner.iter == 6
+    assert "no ContrastiveCropHook is attached" not in capfd.readouterr().err
     assert [b["version"] for b in recorder.batches] == [0, 0, 1, 1, 1, 1]  # refreshed after iteration 2 only
     assert hook.store.version == 1 and recorder.version_scalar == 1.0
     assert recorder.refreshed_state["version"] == 1 and hook.last_stats.images == setup.NUM_IMAGES
