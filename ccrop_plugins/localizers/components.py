@@ -17,8 +17,8 @@ from torch import Tensor
 from ..box_sets import BoxSets
 from ..box_store import MAX_BOXES
 from ..sizes import checked_real, integer
-from .threshold import (adaptive_thresholds, check_heatmaps, check_range, check_threshold, constant_maps,
-                        zero_non_finite)
+from .threshold import (adaptive_thresholds, centre_samples, check_heatmaps, check_range, check_threshold,
+                        constant_maps, zero_non_finite)
 
 try:  # OpenCV labels and measures components in one pass, without the GIL; scipy is the fallback
     import cv2
@@ -193,7 +193,7 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
     """``image, extents, area, mass`` of the components of one chunk of maps (see :class:`_Found`; one labelling
     call, :func:`_label_maps`), then, with a ``core_level``, ``parent, extents, area, mass`` of their cores
     (``parent`` indexes this chunk's components)."""
-    centres = heat if cell == 1 else _centre_samples(heat, cell)
+    centres = heat if cell == 1 else centre_samples(heat, cell)
     if isinstance(threshold, str):
         threshold = adaptive_thresholds(centres, threshold)[:, None, None]
     else:
@@ -258,16 +258,6 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
                        dtype=np.int64).reshape(-1, 4)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return (labels, *extents.T, area)
-
-
-def _centre_samples(heat: np.ndarray, cell: int) -> np.ndarray:
-    """``(N, h, w)``: the heatmap at the centre pixel of every ``cell x cell`` block (partial blocks count)."""
-    _, height, width = heat.shape
-    if height % cell == 0 and width % cell == 0:
-        return heat[:, cell // 2 :: cell, cell // 2 :: cell]
-    rows = np.minimum(np.arange(0, height, cell) + cell // 2, height - 1)
-    cols = np.minimum(np.arange(0, width, cell) + cell // 2, width - 1)
-    return heat[:, rows][:, :, cols]
 
 
 @lru_cache(maxsize=None)  # keyed by process id: a forked child (a DataLoader worker) must not reuse the parent's pool

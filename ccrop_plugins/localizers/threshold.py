@@ -9,6 +9,7 @@ from torch import Tensor
 from ..sizes import real_number
 
 ADAPTIVE_THRESHOLDS = ("mean", "otsu")
+ADAPTIVE_SAMPLES = 64  # adaptive thresholds read at most this many samples along each side of a map
 _RANGE_TOLERANCE = 0.1  # past [0, 1] by float error or an offset (a resize, half precision, + 0.05): no raw scale
 
 
@@ -94,3 +95,13 @@ def adaptive_thresholds(maps: np.ndarray, rule: str, bins: int = 64) -> np.ndarr
         raise ValueError(f"unknown adaptive threshold {rule!r}; available: {', '.join(ADAPTIVE_THRESHOLDS)}")
     constant = np.clip(flat.max(axis=1), 0.0, 1.0) <= np.clip(flat.min(axis=1), 0.0, 1.0)
     return np.where(constant, 1.0, thresholds).astype(np.float32)
+
+
+def centre_samples(heat: np.ndarray, cell: int) -> np.ndarray:
+    """``(N, h, w)``: the heatmap at the centre pixel of every ``cell x cell`` block (partial blocks count)."""
+    _, height, width = heat.shape
+    if height % cell == 0 and width % cell == 0:
+        return heat[:, cell // 2 :: cell, cell // 2 :: cell]
+    rows = np.minimum(np.arange(0, height, cell) + cell // 2, height - 1)
+    cols = np.minimum(np.arange(0, width, cell) + cell // 2, width - 1)
+    return heat[:, rows][:, :, cols]
