@@ -17,7 +17,7 @@ from .refresh_loader import FROM_TRANSFORM, make_refresh_loader
 from .refresh_options import check_loader_settings, check_refresh_options, check_store_and_dataset
 from .refresher import BoxRefresher
 from .schedule import RefreshSchedule
-from .train_start import module_feature_fn, training_collate
+from .train_start import module_feature_fn, training_collate, training_workers
 
 __all__ = ["STATE_VERSION", "BoxRefreshCallback", "image_list_digest"]
 
@@ -68,7 +68,12 @@ class BoxRefreshCallback(pl.Callback):
             ``["layer3", "layer4"]`` fused), see :func:`~ccrop_lightly.feature_extractor`.
         threshold, localizer, heatmap, heatmap_options, localizer_options: as in
             :class:`~ccrop_lightly.BoxRefresher`.
-        batch_size, num_workers: of the refresh loader.
+        batch_size: of the refresh loader.
+        num_workers: worker processes of the refresh loader; ``None`` (default): the training DataLoader's own
+            ``num_workers`` (the one whose ``CCropCollate`` reads ``store``), so the refresh decodes its images
+            in as many processes as training does (``0``: in each rank's main process, about 10x the forward's
+            time at ImageNet scale); without a training DataLoader, :func:`~ccrop_lightly.make_refresh_loader`'s
+            default.
         transform: the training transform (``CCropSimCLRTransform(...)``); default: the one in
             the training DataLoader's ``CCropCollate``.
         normalize: only to state the views' normalisation when neither ``transform`` nor a
@@ -94,7 +99,7 @@ class BoxRefreshCallback(pl.Callback):
         heatmap_options: dict[str, Any] | None = None,
         localizer_options: dict[str, Any] | None = None,
         batch_size: int = 256,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         transform: Any = None,
         normalize: dict[str, list[float]] | None | object = FROM_TRANSFORM,
         progress: bool = False,
@@ -129,15 +134,22 @@ class BoxRefreshCallback(pl.Callback):
         self.refresher: BoxRefresher | None = None
         # A restored state's last_refresh_epoch, until on_train_start hands it to the refresher (which keeps it).
         self._restored_last_refresh: int | None = None
-        self._images_digest: str | None | bool = False  # image_list_digest(dataset); False: not yet read
+        # image_list_digest(dataset), read at most once per fit (listing 1.28M files takes ~7 s); False: not yet read
+        self._images_digest: str | None | bool = False
         self._loaded_since_fit = False  # a state loaded since the last on_train_start (ckpt_path=, Tuner.lr_find)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Before a resume's load_state_dict: the dataset's files are listed afresh (once) for each fit, as they may
+        # have changed since the last one; the train start check and every checkpoint of the fit share that digest.
+        if stage == "fit":
+            self._images_digest = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Built here: the process group exists (the loader gets its shard) and so does the
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
         _warn_if_steps_end_before_a_refresh(trainer, pl_module, self.warmup_epochs, self.interval, max_epochs)
-        collate = training_collate(trainer, self.dataset, self.store)
+        collate = training_collate(trainer, self.dataset, self.store, self._digest)
         last_refresh = self._last_refresh_before(trainer.current_epoch)  # read before self.refresher is replaced
         transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
@@ -150,7 +162,7 @@ class BoxRefreshCallback(pl.Callback):
             self.input_size,
             transform=transform,
             batch_size=self.batch_size,
-            num_workers=self.num_workers,
+            num_workers=self.num_workers if self.num_workers is not None else training_workers(trainer, self.store),
             normalize=self.normalize,
             distributed=trainer.world_size > 1 and dist.is_available() and dist.is_initialized(),
         )

@@ -146,11 +146,23 @@ def image_list_digest(dataset: Any) -> str | None:
     return None if paths is None else images_digest(paths)
 
 
+def same_image_list(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` read the same dataset object in the same order (one, or both, wrapped in
+    :class:`IndexedDataset` or ``RefreshImages``), so that their :func:`image_list_digest` is the same without listing
+    the files twice (1.28M files: about 7 s each)."""
+    return _unwrapped(a) is _unwrapped(b)
+
+
+def _unwrapped(dataset: Any) -> Any:
+    """``dataset`` without the wrappers that keep its index order (:class:`IndexedDataset`, ``RefreshImages``)."""
+    while isinstance(dataset, (IndexedDataset, RefreshImages)):
+        dataset = dataset.dataset
+    return dataset
+
+
 def _image_paths(dataset: Any) -> list[str] | None:
     """The image files of ``dataset`` in index order (see :func:`image_list_digest`); ``None`` without file names."""
-    inner = dataset
-    while isinstance(inner, (IndexedDataset, RefreshImages)):
-        inner = inner.dataset
+    inner = _unwrapped(dataset)
     if hasattr(inner, "get_filenames"):
         return [str(name) for name in inner.get_filenames()]
     if isinstance(getattr(inner, "samples", None), list):

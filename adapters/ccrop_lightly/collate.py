@@ -18,6 +18,7 @@ from torch import Tensor
 from ccrop_plugins import BoxStore
 
 from .batch_items import raise_for_one_sample, raise_for_targets, raise_for_views, unpack_item
+from .filename_index import FilenameIndex
 from .image_mode import to_rgb
 from .indexed_dataset import check_index_keys, name_unreadable_files, names_in_order
 from .multi_view import CCropMultiViewTransform
@@ -95,34 +96,27 @@ class CCropCollate:
             if filenames is not None and own is not None:
                 _check_same_filenames(_filename_list(filenames), own, dataset)
             filenames = own if filenames is None else filenames
-        self.index_of_filename: dict[str, int] | None = None
+        # Not a dict: the collate is copied into every DataLoader worker (FilenameIndex: 12 bytes per name).
+        self.filename_index: FilenameIndex | None = None
         if filenames is not None:
             filenames = _filename_list(filenames)
             _check_store_size(store, len(filenames), "the list of filenames")
-            self.index_of_filename = {}
-            for index, name in enumerate(filenames):
-                if name in self.index_of_filename:
-                    raise ValueError(
-                        f"filename {name!r} appears twice (indices {self.index_of_filename[name]} and {index}); "
-                        "filenames must identify samples uniquely (a ConcatDataset of folders with the same "
-                        "names? wrap it: IndexedDataset(ConcatDataset([...])), whose keys are indices)"
-                    )
-                self.index_of_filename[name] = index
+            self.filename_index = FilenameIndex(filenames)  # a name listed twice: ValueError naming both indices
 
     def index_of(self, key: Any, position: int = 0) -> int:
         """The store index of a sample ``key`` (index or filename); ``position`` names the item in errors."""
         if isinstance(key, str):
-            if self.index_of_filename is None:
+            if self.filename_index is None:
                 raise ValueError(
                     f"batch item {position} is keyed by filename {key!r}, but this collate function knows no "
                     "filenames; pass dataset=<LightlyDataset> or filenames=dataset.get_filenames()"
                 )
-            index = self.index_of_filename.get(key)
+            index = self.filename_index.get(key)
             if index is None:
-                known = list(self.index_of_filename)[:3]
+                known = self.filename_index.examples
                 raise ValueError(
                     f"batch item {position} has filename {key!r}, which is not one of the dataset's "
-                    f"{len(self.index_of_filename)} filenames (e.g. {', '.join(map(repr, known))}); "
+                    f"{len(self.filename_index)} filenames (e.g. {', '.join(map(repr, known))}); "
                     "was the collate function built for another dataset?"
                 )
             return index
@@ -171,7 +165,7 @@ class CCropCollate:
         return views, target_tensor, keys
 
     def __repr__(self) -> str:
-        named = "no filenames" if self.index_of_filename is None else f"{len(self.index_of_filename)} filenames"
+        named = "no filenames" if self.filename_index is None else f"{len(self.filename_index)} filenames"
         return f"CCropCollate({self.transform!r}, {self.store!r}, {named})"
 
 

@@ -126,10 +126,10 @@ def check_store_and_dataset(store: Any, dataset: Any) -> None:
 
 
 def check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,
-                           input_size: Any) -> tuple[int, int]:
+                           input_size: Any) -> tuple[int, int | None]:
     """The refresh loader's settings, checked when the callback is made (they reach the DataLoader only when
     training starts, whose messages name neither the callback nor the argument); ``(batch_size, num_workers)`` as
-    plain ints."""
+    plain ints (``num_workers`` ``None``: the training DataLoader's, read when training starts)."""
     sizes = check_loader_options(batch_size, num_workers, "BoxRefreshCallback")
     if progress not in (True, False):  # bool('no') is True
         raise TypeError(f"BoxRefreshCallback: progress must be True or False; got {progress!r}")

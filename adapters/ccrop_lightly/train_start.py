@@ -12,16 +12,20 @@ from torch import nn
 
 from ccrop_plugins import BoxStore
 
-from .checkpoint_boxes import image_list_digest
+from .checkpoint_boxes import image_list_digest, same_image_list
 from .collate import CCropCollate
 from .features import feature_extractor
 
 
-def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore) -> CCropCollate | None:
+def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore,
+                     digest: Callable[[], str | None] | None = None) -> CCropCollate | None:
     """The ``CCropCollate`` of the trainer's training DataLoader (or ``None``), after checking that it reads ``store``
-    and a dataset of the size of ``dataset``: else the refreshed boxes would never reach the views, or crop other
-    images. A ``collate_fn`` of one's own that calls a ``CCropCollate`` counts as that ``CCropCollate`` when it holds
-    it one level down (:func:`_held_collates`)."""
+    and a dataset of the size and files of ``dataset``: else the refreshed boxes would never reach the views, or crop
+    other images. ``digest()`` gives ``image_list_digest(dataset)`` (the callback's, computed once per fit and kept
+    for its checkpoints; default: computed here); the training set's files are listed only when it is not the same
+    dataset object (:func:`~ccrop_lightly.checkpoint_boxes.same_image_list`). A ``collate_fn`` of one's own that
+    calls a ``CCropCollate`` counts as that ``CCropCollate`` when it holds it one level down
+    (:func:`_held_collates`)."""
     train_loader, collate = _training_loader(trainer, store)
     train_set = getattr(train_loader, "dataset", None)
     if isinstance(train_set, Sized) and len(train_set) != len(dataset):
@@ -30,13 +34,8 @@ def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore) -> CC
             f"dataset has {len(train_set)}: pass the callback the images the training DataLoader reads (without a "
             "transform), in the same order, and a BoxStore of that size"
         )
-    ours = image_list_digest(dataset)
-    if isinstance(train_set, Sized) and ours is not None and image_list_digest(train_set) not in (None, ours):
-        raise ValueError(
-            f"BoxRefreshCallback localizes other files than the training DataLoader reads (the same count, "
-            f"{len(dataset)}, but other names or another order), so every view would be cut around another image's "
-            "boxes: pass the callback the images the training DataLoader reads (without a transform), in the same order"
-        )
+    if isinstance(train_set, Sized) and not same_image_list(train_set, dataset):
+        _check_same_files(dataset, train_set, digest() if digest is not None else image_list_digest(dataset))
     if train_loader is None:  # the refreshed boxes would reach no view, silently
         found = sorted({_name(getattr(loader, "collate_fn", None)) for loader in _loaders(trainer)}) or ["no loader"]
         warnings.warn(
@@ -54,6 +53,27 @@ def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore) -> CC
             "never reach the views; give both the same store"
         )
     return collate
+
+
+def training_workers(trainer: pl.Trainer, store: BoxStore) -> int | None:
+    """The ``num_workers`` of the trainer's training DataLoader (the one whose ``CCropCollate`` reads ``store``, else
+    the first); ``None`` when there is none or it has no such integer attribute."""
+    train_loader, _ = _training_loader(trainer, store)
+    loaders = [train_loader] if train_loader is not None else _loaders(trainer)[:1]
+    workers = getattr(loaders[0], "num_workers", None) if loaders else None
+    return workers if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0 else None
+
+
+def _check_same_files(dataset: Sized, train_set: Sized, ours: str | None) -> None:
+    """Refuse a training set of other files, or another order, than the callback's ``dataset`` (digest ``ours``;
+    ``None``: no file names to compare)."""
+    if ours is None or image_list_digest(train_set) in (None, ours):
+        return
+    raise ValueError(
+        f"BoxRefreshCallback localizes other files than the training DataLoader reads (the same count, "
+        f"{len(dataset)}, but other names or another order), so every view would be cut around another image's "
+        "boxes: pass the callback the images the training DataLoader reads (without a transform), in the same order"
+    )
 
 
 def module_feature_fn(pl_module: pl.LightningModule, backbone: str | Callable[[pl.LightningModule], Any],

@@ -457,7 +457,8 @@ def test_bbox_adaptive_thresholds_read_at_most_64_samples_a_side(rule, monkeypat
     assert read == [(6, 64, 64)]
     thresholds = adaptive_thresholds(centre_samples(maps.numpy(), 4), rule)  # the components localizer's samples
     for index, threshold in enumerate(thresholds.tolist()):
-        assert torch.equal(boxes[index], get_localizer("bbox", threshold=threshold)(maps[index : index + 1]).boxes[0, 0])
+        alone = get_localizer("bbox", threshold=threshold)(maps[index : index + 1])
+        assert torch.equal(boxes[index], alone.boxes[0, 0])
     small = maps[:, ::4, ::4].contiguous()  # up to 64 px a side: every pixel, as before
     read.clear()
     get_localizer("bbox", threshold=rule)(small)

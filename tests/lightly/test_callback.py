@@ -269,7 +269,7 @@ def test_bad_refresh_options_fail_when_the_callback_is_made(quadrant_folder):
     dataset = LightlyDataset(str(quadrant_folder))
     with pytest.raises(ValueError, match="unknown heatmap 'sums'; available: .*channel_sum"):
         BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, heatmap="sums")
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\); got 2"):
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\) or be one of mean, otsu; got 2"):
         BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, threshold=2)
     with pytest.raises(ValueError, match="give layer or stages, not both"):
         BoxRefreshCallback(BoxStore(len(dataset)), dataset, warmup_epochs=1, interval=1, layer="1", stages="1")
@@ -280,7 +280,8 @@ def test_bad_refresh_options_fail_when_the_callback_is_made(quadrant_folder):
     ("batch_size", -4, ValueError, "batch_size of the refresh loader must be an integer >= 1; got -4"),
     ("batch_size", 8.0, ValueError, "batch_size of the refresh loader must be an integer >= 1; got 8.0"),
     ("batch_size", True, ValueError, "batch_size of the refresh loader must be an integer >= 1; got True"),
-    ("num_workers", -1, ValueError, "num_workers of the refresh loader must be an integer >= 0; got -1"),
+    ("num_workers", -1, ValueError,
+     r"num_workers of the refresh loader must be an integer >= 0 or None \(the default\); got -1"),
     ("progress", "no", TypeError, "progress must be True or False; got 'no'"),
     ("transform", "simclr", TypeError, "transform must be a CCropMultiViewTransform .*; got str"),
     ("normalize", {"mean": [0.5] * 3}, ValueError, r"normalize must be a dict with 'mean' and 'std'.*\(no 'std'\)"),

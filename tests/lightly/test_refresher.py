@@ -94,7 +94,7 @@ def test_bad_arguments_fail_at_construction():
         _refresher(BoxStore(10), 8)  # was accepted: two entries never refreshed
     with pytest.raises(ValueError, match="unknown localizer 'blobs'; available: bbox, components"):
         _refresher(BoxStore(4), 4, localizer="blobs")
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\); got 1.5"):
+    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\) or be one of mean, otsu; got 1.5"):
         _refresher(BoxStore(4), 4, threshold=1.5)
     with pytest.raises(ValueError, match="interval must be an integer >= 1"):
         _refresher(BoxStore(4), 4, interval=0)
