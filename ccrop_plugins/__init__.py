@@ -9,7 +9,7 @@ parameters are pixels ``top, left, height, width``.
 from .box_sets import WHOLE_IMAGE, BoxSets, validate_boxes
 from .box_store import BoxStore, images_digest, other_images
 from .crop import ContrastiveCrop, CropParams, choose_box, image_size_of
-from .features import StageFeatures, stage_features
+from .features import StageFeatures, stage_features, unwrapped_model
 from .heatmaps import HeatmapPipeline, features_to_localize, heatmaps_from_features
 from .hookspecs import hookimpl
 from .plugins import (ENTRY_POINT_GROUP, build_localizer, get_heatmap, get_localizer, get_sampler, list_plugins,
@@ -25,7 +25,8 @@ __version__ = "0.1.0"
 
 __all__ = [  # grouped as imported above
     "WHOLE_IMAGE", "BoxSets", "validate_boxes", "BoxStore", "images_digest", "other_images", "ContrastiveCrop",
-    "CropParams", "choose_box", "image_size_of", "StageFeatures", "stage_features", "HeatmapPipeline",
+    "CropParams", "choose_box", "image_size_of", "StageFeatures", "stage_features", "unwrapped_model",
+    "HeatmapPipeline",
     "features_to_localize", "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP", "build_localizer",
     "get_heatmap", "get_localizer", "get_sampler", "list_plugins", "load_plugins", "RefreshStats", "checked_device",
     "refresh_boxes", "check_same_on_every_rank", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",

@@ -18,7 +18,11 @@ def eval_mode(module: T) -> Iterator[T]:
         yield module
         return
     modes = [(submodule, submodule.training) for submodule in module.modules()]
-    module.eval()
+    try:
+        module.eval()
+    except NotImplementedError as error:  # torch.export's module: "Calling eval() is not supported yet."
+        raise TypeError(f"cannot put {type(module).__name__} in eval mode ({error}; a torch.export program's "
+                        "module?); pass the eager nn.Module it was made from (the same parameters)") from None
     try:
         yield module
     finally:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 
 
 class _StagesReached(Exception):
@@ -33,6 +36,10 @@ class StageFeatures(nn.Module):
             raise ValueError("stage_features needs at least one stage name; got none")
         if len(set(stages)) != len(stages):
             raise ValueError(f"stage names must be unique; got {stages}")
+        if isinstance(model, torch.jit.ScriptModule):  # register_forward_hook is not supported; a trace inlines calls
+            raise TypeError(f"stage_features cannot catch the stages of a TorchScript module ({type(model).__name__}, "
+                            "from torch.jit.script or torch.jit.trace); pass the eager nn.Module it was made from "
+                            "(the same parameters)")
         if not isinstance(stop_early, (bool, np.bool_)):  # 'no' was taken as True; numpy's bools are bools
             raise TypeError(f"stop_early must be True or False; got {stop_early!r} ({type(stop_early).__name__})")
         self.model, self.stages, self.stop_early = model, tuple(stages), bool(stop_early)
@@ -53,7 +60,7 @@ class StageFeatures(nn.Module):
 
         handles = [modules[self._paths[stage]].register_forward_hook(catcher(stage)) for stage in self.stages]
         try:
-            self.model(images)
+            unwrapped_model(self.model)(images)  # a DDP forward's buffer broadcast would wait for every rank
         except _StagesReached:
             pass
         finally:
@@ -78,6 +85,15 @@ def stage_features(model: nn.Module, stages: str | Sequence[str], stop_early: bo
     """:class:`StageFeatures`: ``stage_features(model, ["layer2", "layer4"])(images)`` gives ``{"layer2": (B, C2, h2,
     w2), "layer4": (B, C4, h4, w4)}``; an unknown stage name is a ``ValueError`` listing valid ones."""
     return StageFeatures(model, stages, stop_early=stop_early)
+
+
+def unwrapped_model(model: Any) -> Any:
+    """``model`` without the wrappers whose forward calls their ``module`` (``DistributedDataParallel``,
+    ``DataParallel``, an ``AveragedModel`` / EMA copy); anything else as it is. The refresh runs the module itself:
+    the same parameters, no wrapper collective per batch (a DDP forward broadcasts buffers to every rank)."""
+    while isinstance(model, (DistributedDataParallel, DataParallel, AveragedModel)):
+        model = model.module
+    return model
 
 
 _WRAPPERS = ("", "module.", "_orig_mod.", "_orig_mod.module.", "module._orig_mod.")

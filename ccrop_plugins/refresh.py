@@ -8,7 +8,7 @@ import warnings
 import weakref
 from dataclasses import asdict, dataclass, field
 from numbers import Number
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, Sized
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .box_sets import BoxSets, best_first
 from .box_store import BoxStore
 from .eval_mode import eval_mode
+from .features import unwrapped_model
 from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages, features_to_localize
 from .plugins import build_localizer, callable_name
 from .sizes import height_width
@@ -91,8 +92,11 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     for what, options in (("localizer_options", localizer_options), ("heatmap_options", heatmap_options)):
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
+    feature_fn = unwrapped_model(feature_fn)  # a DDP module's forward would broadcast its buffers per batch
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if world_size > 1 and _sharded(feature_fn):  # before any forward: a rank's extra one would abort the group
+        _check_batch_counts(batches, world_size)
     refresh, error = None, None
     try:  # under torch.distributed an error (also a plugin or a device one node lacks) is carried to the gather
         name = repr(localizer) if isinstance(localizer, str) else callable_name(localizer)
@@ -390,6 +394,25 @@ def checked_device(device: torch.device | str | int) -> torch.device:
         raise ValueError(f"device {device!r}: no MPS device (Apple's GPU) is available here; use device='cpu' or "
                          "leave device out (the feature function's own device)")
     return parsed
+
+
+def _sharded(feature_fn: FeatureFn) -> bool:
+    """Whether a module ``feature_fn`` holds FSDP-sharded modules (``FullyShardedDataParallel``, ``fully_shard``'s
+    ``FSDPModule``), whose every forward gathers parameters from all ranks."""
+    modules = feature_fn.modules() if isinstance(feature_fn, nn.Module) else ()
+    return any(c.__name__ in ("FullyShardedDataParallel", "FSDPModule") for m in modules for c in type(m).__mro__)
+
+
+def _check_batch_counts(batches: Any, world_size: int) -> None:
+    """Refuse, on every rank, loaders whose batch counts differ between the ranks (a sharded model's ranks must run
+    as many forwards: else gloo aborts with 'Received data size doesn't match', NCCL hangs)."""
+    counts: list[Any] = [None] * world_size
+    dist.all_gather_object(counts, len(batches) if isinstance(batches, Sized) else None)
+    if len(set(counts)) > 1:
+        raise ValueError(f"refresh_boxes: the model holds FSDP-sharded modules, whose every forward gathers parameters "
+                         f"from all ranks, but the ranks' loaders hold {counts} batches (rank 0, 1, ...); every rank "
+                         "must run as many forwards: make the dataset length a multiple of world_size x batch_size, "
+                         "or refresh with an unsharded copy of the model")
 
 
 def _default_device(feature_fn: FeatureFn) -> torch.device:

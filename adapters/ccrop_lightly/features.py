@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from torch import Tensor, nn
 
-from ccrop_plugins import stage_features
+from ccrop_plugins import stage_features, unwrapped_model
 
 FeatureFn = Callable[[Tensor], Any]
 """What the refresh pass localizes with: images ``(B, 3, H, W)`` -> features ``(B, C, h, w)`` (or named stages)."""
@@ -94,13 +94,21 @@ def feature_extractor(
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if layer is not None and stages is not None:
         raise ValueError(f"give layer or stages, not both; got layer={layer!r}, stages={stages!r}")
-    unwrapped = _uncompiled(model)
+    unwrapped = _unwrapped(model)
     if unwrapped is not model:  # names as the wrapper's named_modules() gives them, "_orig_mod.layer3", work too
         model, layer, stages = unwrapped, _without_prefix(layer), _without_prefix(stages)
     if layer is not None:
         return LayerOutput(model, layer)
     trunk = _trunk(model)
     return trunk if stages is None else stage_features(trunk, stages)
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """``model`` without ``torch.compile``'s wrapper nor those whose forward calls their ``module`` (DDP,
+    ``DataParallel``, an ``AveragedModel`` / EMA copy: :func:`ccrop_plugins.unwrapped_model`), in any nesting: the
+    trunk of a wrapped ``nn.Sequential`` kept its pooling (1 x 1 maps) and its stage names were unknown."""
+    inner = unwrapped_model(_uncompiled(model))
+    return model if inner is model else _unwrapped(inner)
 
 
 def _uncompiled(model: nn.Module) -> nn.Module:
@@ -119,11 +127,10 @@ def _uncompiled(model: nn.Module) -> nn.Module:
 
 
 def _without_prefix(names: Any) -> Any:
-    """``names`` (one name or a sequence of them) without the compile wrapper's ``_orig_mod.`` prefix; anything
-    else unchanged, for the core to refuse by name."""
-    prefix = "_orig_mod."
+    """``names`` (one name or a sequence of them) without the wrappers' ``_orig_mod.`` and ``module.`` prefixes;
+    anything else unchanged, for the core to refuse by name."""
     if isinstance(names, str):
-        while names.startswith(prefix):  # once per torch.compile of a compiled module
+        while prefix := next((p for p in ("_orig_mod.", "module.") if names.startswith(p)), None):  # once a wrapper
             names = names[len(prefix):]
         return names
     if isinstance(names, (list, tuple)):

@@ -25,11 +25,11 @@ def warn_if_no_location(feature_fn: FeatureFn, size: Sequence[int], device: torc
     if device is None:
         parameter = next(feature_fn.parameters(), None) if isinstance(feature_fn, nn.Module) else None
         device = parameter.device if parameter is not None else "cpu"
-    try:
-        with eval_mode(feature_fn), torch.no_grad():
+    with eval_mode(feature_fn), torch.no_grad():  # a module that cannot be put in eval mode: its TypeError now
+        try:
             output = feature_fn(torch.zeros(1, 3, height, width, device=device))
-    except Exception:  # noqa: BLE001 - a probe only; the refresh raises the real error with context
-        return False
+        except Exception:  # noqa: BLE001 - a probe only; the refresh raises the real error with context
+            return False
     features = features_to_localize(output)
     maps = dict(features) if isinstance(features, dict) else {"": features}
     _raise_for_non_maps(maps, output, (height, width))

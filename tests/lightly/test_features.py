@@ -99,3 +99,21 @@ def test_a_compiled_backbone_is_looked_through_sharing_its_parameters():
     assert feature_extractor(torch.compile(resnet, backend="eager"), layer="layer3")(images).shape == (1, 256, 4, 4)
     with pytest.raises(ValueError, match=r"unknown stage 'layer5'.*layer1, layer2, layer3, layer4"):
         feature_extractor(compiled, stages="layer5")
+
+
+@pytest.mark.parametrize("wrap", [nn.DataParallel, torch.optim.swa_utils.AveragedModel,
+                                  lambda module: nn.DataParallel(torch.compile(module, backend="eager"))],
+                         ids=["DataParallel", "AveragedModel", "DataParallel-of-compiled"])
+def test_a_wrapped_backbone_is_looked_through(wrap):
+    # DDP / DataParallel / an EMA copy (AveragedModel) of Lightly's nn.Sequential backbone kept its pooling (1 x 1
+    # maps: every box the whole image, the warning blamed the stem) and stages="layer2" was "unknown stage 'layer2' of
+    # DataParallel; valid names are ...: 0, 1, 2, ..." (DDP: the same, tested in tests/core/test_wrapped_models.py).
+    torch.manual_seed(0)
+    backbone = nn.Sequential(*list(torchvision.models.resnet18(weights=None).eval().children())[:-1])
+    wrapped = wrap(backbone)
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(feature_extractor(wrapped)(images), feature_extractor(backbone)(images))
+        for stages in ("layer2", "module.layer2"):
+            maps = feature_extractor(wrapped, stages=stages)(images)
+            assert torch.equal(maps["layer2"], feature_extractor(backbone, stages="layer2")(images)["layer2"])
