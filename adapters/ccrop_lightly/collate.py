@@ -150,7 +150,12 @@ class CCropCollate:
                 raise ValueError(_bfloat16(key, position))
             entry = self.store.get(self.index_of(key, position))
             boxes, scores = (None, None) if entry is None else entry
-            views_of_batch.append(self.transform(to_rgb(image), boxes, scores))
+            try:
+                rgb = to_rgb(image)
+            except (TypeError, ValueError) as error:  # e.g. a mode F image: the sample named
+                error.add_note(f"the image of batch item {position} (sample {key!r})")
+                raise
+            views_of_batch.append(self.transform(rgb, boxes, scores))
             targets.append(target)
             keys.append(key)
         try:

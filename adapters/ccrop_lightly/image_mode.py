@@ -118,7 +118,8 @@ def load_image(path: str | os.PathLike) -> Image:
 
     A loader for torchvision's ``ImageFolder(root, loader=load_image)``: unlike the default
     loader it keeps 16-bit images for :func:`to_rgb` to scale, and a file that cannot be
-    decoded (a truncated JPEG) raises an ``OSError`` that names it.
+    decoded (a truncated JPEG), or a 32-bit float image (mode ``F``, which :func:`to_rgb` refuses), raises an
+    ``OSError`` that names it.
     """
     try:
         with open(path, "rb") as file:
@@ -126,6 +127,9 @@ def load_image(path: str | os.PathLike) -> Image:
             image.load()
     except (OSError, SyntaxError) as error:
         raise OSError(f"cannot read image {os.fspath(path)!r}: {type(error).__name__}: {error}") from error
+    if image.mode == "F":  # to_rgb's refusal, here with the file's name (in a folder of thousands)
+        raise OSError(f"cannot read image {os.fspath(path)!r}: a 32-bit float image (PIL mode F) has no fixed value "
+                      "range; save it scaled to 8 (or 16) bits")
     return image
 
 

@@ -76,7 +76,12 @@ class RefreshImages(Dataset):
                 f"item {index} of {type(self.dataset).__name__} holds {len(image)} images: the dataset applies a "
                 "multi-view transform; the refresh needs the plain images (build the dataset without a transform)"
             )
-        return self.transform(to_rgb(image)), int(index)
+        try:
+            rgb = to_rgb(image)
+        except (TypeError, ValueError) as error:  # e.g. a mode F image: the sample named, as read errors name it
+            error.add_note(f"the image of sample {index} of {type(self.dataset).__name__}")
+            raise
+        return self.transform(rgb), int(index)
 
 
 def make_refresh_loader(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def _image_sizes(
     entry_of: dict[str, tuple[int, Any]] = {}  # file_name -> (position, id) of its entry
     by_base: dict[str, list[str]] = {}
     for known_name in sorted(known):
-        by_base.setdefault(posixpath.basename(known_name).lower(), []).append(known_name)
+        by_base.setdefault(_folded(posixpath.basename(known_name)), []).append(known_name)
     for position, image in enumerate(images):
         where = f"{path}: images[{position}]"
         if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
@@ -201,14 +202,15 @@ def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base
     """The image of DIR that ``file_name`` names: the path relative to DIR (``./`` allowed), else the one image
     whose path ends like ``file_name`` (a bare file name, or a path of the exporting tool's own root), in the same
     case or else in any case (names written on macOS or Windows, whose disks ignore case: ``IMG_1.jpg`` for
-    ``IMG_1.JPG``). ``by_base``: the images by lower-case file name."""
+    ``IMG_1.JPG``), and in either Unicode form (macOS writes ``é`` as ``e`` + an accent, NFD; labelling tools write
+    it as one letter, NFC). ``by_base``: the images by :func:`_folded` file name."""
     if name in known:
         return name
     normal = posixpath.normpath(name) if name else name
     if normal in known:
         return normal
-    candidates = by_base.get(posixpath.basename(normal).lower(), [])
-    for fold in (str, str.lower):  # the same case first
+    candidates = by_base.get(_folded(posixpath.basename(normal)), [])
+    for fold in (_composed, _folded):  # the same case first
         found = [candidate for candidate in candidates if _ends_alike(fold(normal), fold(candidate))]
         if found:
             break
@@ -220,6 +222,16 @@ def _match_file_name(where: str, name: str, root: Path, known: set[str], by_base
             f"give its path relative to {root}"
         )
     raise _NotInFolder(f"{where}: file_name {name!r} is not an image under {root}")
+
+
+def _composed(name: str) -> str:
+    """``name`` in Unicode's composed form (NFC): one code point per accented letter, as most tools write names."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _folded(name: str) -> str:
+    """``name`` composed (NFC) and in lower case: how names are compared when nothing matches exactly."""
+    return _composed(name).lower()
 
 
 def _ends_alike(path: str, other: str) -> bool:

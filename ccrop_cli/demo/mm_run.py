@@ -81,7 +81,8 @@ def build_config(config: DemoConfig, train_root: Path, work_dir: Path, progress:
         # subfolders"): list the images the demo found instead (the order Lightly reads them in).
         work_dir.mkdir(parents=True, exist_ok=True)
         listing = work_dir / "images.txt"
-        listing.write_text("".join(f"{name}\n" for name in list_images(train_root)))
+        names = "".join(f"{name}\n" for name in list_images(train_root))
+        listing.write_text(names, encoding="utf-8")  # as mmengine reads it, whatever the locale
         loader.dataset.update(ann_file=str(listing.resolve()), with_label=False)
     loader.batch_size = config.batch_size
     loader.num_workers = config.num_workers

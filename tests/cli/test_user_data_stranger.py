@@ -151,6 +151,23 @@ def test_annotations_with_a_byte_order_mark_are_read(tmp_path):
     assert boxes["chat é.png"] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
 
 
+@pytest.mark.parametrize("on_disk, listed", [("NFD", "NFC"), ("NFC", "NFD")])
+def test_names_in_either_unicode_form_match(tmp_path, on_disk, listed):
+    # A name macOS wrote (NFD: 'e' + an accent) and the same name from a labelling tool (NFC) look alike everywhere:
+    # the demo skipped the image's boxes as 'not in the folder', ccrop viz stopped with 'is not an image under'.
+    import unicodedata
+
+    _folder(tmp_path)
+    name = "café_crème.png"
+    (tmp_path / "img0.png").rename(tmp_path / unicodedata.normalize(on_disk, name))
+    stored = unicodedata.normalize(on_disk, name)
+    coco = {"images": [{"id": 1, "file_name": unicodedata.normalize(listed, name)}],
+            "annotations": [{"image_id": 1, "bbox": [0, 0, 20, 16]}]}
+    _write_coco(tmp_path, coco)
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path))
+    assert list(boxes) == [stored] and boxes[stored] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
+
+
 def _coco_of_three(boxes: list[dict]) -> dict:
     return {"images": [{"id": i, "file_name": f"img{i}.png"} for i in range(3)],
             "annotations": [dict(ann, image_id=ann.get("image_id", 0)) for ann in boxes]}

@@ -115,6 +115,25 @@ def test_a_float_pil_image_is_refused_not_made_black():
         to_rgb(Image.fromarray(np.full((4, 5), 0.5, dtype=np.float32)))
 
 
+def test_a_float_image_file_is_named(tmp_path):
+    # In a folder of thousands, to_rgb's 'mode F' refusal named neither the file nor the sample: load_image names the
+    # file; a mode F image from another loader gets its sample named by the collate and the refresh loader.
+    from ccrop_lightly import BoxStore, CCropCollate, CCropSimCLRTransform, make_refresh_loader
+
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(tmp_path / "depth.tif")
+    with pytest.raises(OSError, match=r"cannot read image '.*depth\.tif': a 32-bit float image \(PIL mode F\)"):
+        load_image(tmp_path / "depth.tif")
+    float_image = Image.fromarray(np.full((32, 32), 0.5, dtype=np.float32))
+    collate = CCropCollate(CCropSimCLRTransform(input_size=32, gaussian_blur=0.0), BoxStore(1))
+    with pytest.raises(ValueError, match=r"mode F") as raised:
+        collate([(float_image, 0, 0)])
+    assert raised.value.__notes__ == ["the image of batch item 0 (sample 0)"]
+    loader = make_refresh_loader([(float_image, 0)], input_size=32, num_workers=0, normalize=None)
+    with pytest.raises(ValueError, match=r"mode F") as raised:
+        next(iter(loader))
+    assert raised.value.__notes__ == ["the image of sample 0 of list"]
+
+
 def test_the_collate_names_a_dataset_that_normalises(tmp_path):
     from torchvision.transforms import v2
 
