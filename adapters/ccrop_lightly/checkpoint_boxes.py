@@ -62,7 +62,8 @@ class RefresherCheckpoint:
             return None
         logger.info(
             "resumed at epoch %d, but the store (version %d) lacks the refresh due after epoch %d (a checkpoint "
-            "without boxes, or a run that ended before it); refreshing now", start, self.store.version, due - 1,
+            "without boxes, one saved within that epoch before its end, or a run that ended before it); refreshing "
+            "now", start, self.store.version, due - 1,
         )
         stats = self.refresh()
         self.last_refresh_epoch = start - 1
