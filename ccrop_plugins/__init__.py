@@ -26,8 +26,8 @@ __version__ = "0.1.0"
 __all__ = [  # grouped as imported above
     "WHOLE_IMAGE", "BoxSets", "validate_boxes", "BoxStore", "images_digest", "other_images", "ContrastiveCrop",
     "CropParams", "choose_box", "image_size_of", "StageFeatures", "stage_features", "unwrapped_model",
-    "HeatmapPipeline",
-    "features_to_localize", "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP", "build_localizer",
-    "get_heatmap", "get_localizer", "get_sampler", "list_plugins", "load_plugins", "RefreshStats", "checked_device",
-    "refresh_boxes", "check_same_on_every_rank", "RefreshSampler", "RefreshSchedule", "eval_mode", "height_width",
+    "HeatmapPipeline", "features_to_localize", "heatmaps_from_features", "hookimpl", "ENTRY_POINT_GROUP",
+    "build_localizer", "get_heatmap", "get_localizer", "get_sampler", "list_plugins", "load_plugins", "RefreshStats",
+    "checked_device", "refresh_boxes", "check_same_on_every_rank", "RefreshSampler", "RefreshSchedule", "eval_mode",
+    "height_width",
 ]
