@@ -186,10 +186,17 @@ def _instead(transform: Any) -> str:
     if isinstance(transform, CCropViewTransform):
         return ": a single view; pass CCropMultiViewTransform([view, view]) for a pair cut around the same box"
     name = type(transform).__name__
-    if type(transform).__module__.startswith("lightly") and name in _PRESETS:
+    if not type(transform).__module__.startswith("lightly"):
+        return ""
+    if name in _PRESETS:
         return (f": lightly's {name} cannot crop around boxes; use ccrop_lightly's CCrop{name}, which takes the same "
                 "arguments (plus alpha, sampler, scale_reference)")
-    return ""
+    if name == "SimSiamTransform":  # MoCo v2's views, argument for argument
+        return (": lightly's SimSiamTransform cannot crop around boxes; use ccrop_lightly's CCropMoCoV2Transform, "
+                "which takes the same arguments (the same views; plus alpha, sampler, scale_reference)")
+    return (f": lightly's {name} cannot crop around boxes; build its views as CCropViewTransform(ContrastiveCrop(size, "
+            "scale=...), T.Compose([...the view's other steps])) in a CCropMultiViewTransform([...]) (docs/lightly.md, "
+            "'Other views')")
 
 
 def _filename_list(filenames: Any) -> list[str]:

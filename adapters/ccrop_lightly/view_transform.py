@@ -56,7 +56,7 @@ class CCropViewTransform:
             raise ValueError(
                 f"transform holds {again}: after ContrastiveCrop it would cut the crop again (a random part of it), "
                 "silently undoing the box-aware crop; ContrastiveCrop replaces RandomResizedCrop and takes its size, "
-                "scale and ratio: remove it from transform"
+                "scale and ratio: remove it from transform" + _lightly_view(transform)
             )
         again = find_step(transform, CONTRASTIVE_CROP)
         if again is not None:
@@ -98,3 +98,12 @@ class CCropViewTransform:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(crop={self.crop!r}, transform={self.transform!r})"
+
+
+def _lightly_view(transform: Any) -> str:
+    """How to drop the crop of a lightly view transform (``BYOLView1Transform``), which builds its own."""
+    name = type(transform).__name__
+    if not (type(transform).__module__.startswith("lightly") and name.endswith("Transform")):
+        return ""
+    return (f" (lightly's {name} builds its crop in: give its other steps as a torchvision Compose, e.g. "
+            "T.Compose([T.RandomHorizontalFlip(), T.ColorJitter(...), ..., T.ToTensor(), T.Normalize(...)]))")

@@ -270,6 +270,26 @@ def test_a_lightly_transform_or_a_single_view_given_to_the_collate_names_what_to
         CCropCollate(CCropSimCLRViewTransform(input_size=32), BoxStore(2))
 
 
+def test_lightlys_byol_simsiam_dino_and_swav_transforms_are_named_with_the_way_to_convert_them():
+    # Before: "transform must be a CCropMultiViewTransform (...); got BYOLTransform", no way forward; a lightly view
+    # transform given to CCropViewTransform was told to remove a RandomResizedCrop it builds in.
+    from lightly.transforms import BYOLTransform, BYOLView1Transform, DINOTransform, SimSiamTransform, SwaVTransform
+
+    from ccrop_lightly import CCropViewTransform
+    from ccrop_plugins import ContrastiveCrop
+
+    with pytest.raises(TypeError, match=r"SimSiamTransform cannot crop around boxes; use ccrop_lightly's "
+                                        r"CCropMoCoV2Transform, which takes the same arguments"):
+        CCropCollate(SimSiamTransform(input_size=32), BoxStore(2))
+    for transform in (BYOLTransform(), DINOTransform(), SwaVTransform()):
+        with pytest.raises(TypeError, match=rf"{type(transform).__name__} cannot crop around boxes; build its views as "
+                                            r"CCropViewTransform\(ContrastiveCrop\(size, scale=...\), T.Compose"):
+            CCropCollate(transform, BoxStore(2))
+    with pytest.raises(ValueError, match=r"lightly's BYOLView1Transform builds its crop in: give its other steps as a "
+                                         r"torchvision Compose"):
+        CCropViewTransform(ContrastiveCrop(32), BYOLView1Transform(input_size=32))
+
+
 def test_an_unlabelled_dataset_of_bare_images_trains_and_a_dict_item_is_named():
     # Before: "item 0 of Bare is Image; IndexedDataset expects (image, target) pairs" for a dataset of bare images
     # (RefreshImages took them already); a dict item named no keys.
