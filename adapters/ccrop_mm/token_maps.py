@@ -79,8 +79,12 @@ def as_maps(output: Any, grid: tuple[int, int] | None, stage: str) -> Tensor:
         return patches.transpose(1, 2).reshape(batch, channels, *grid)
     shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
     cells = "no patch grid was read" if grid is None else f"the patch grid of this forward is {grid[0]}x{grid[1]}"
+    masked = isinstance(output, Tensor) and output.ndim == 3 and grid is not None  # fewer tokens than patches
     raise ValueError(f"stage {stage!r} must output feature maps (B, C, h, w) or patch tokens (B, T, C) with T at "
-                     f"least h*w ({cells}); got {shape}")
+                     f"least h*w ({cells}); got {shape}" + (
+                         ": fewer tokens than patches, a backbone that masks patches in its forward (MAE's MAEViT, "
+                         "SimMIM, BEiT) has no map of the whole image; ContrastiveCrop serves contrastive methods "
+                         "(SimCLR, MoCo, BYOL, SimSiam) whose backbone sees every patch" if masked else ""))
 
 
 def _grid_of(output: Any) -> tuple[int, int] | None:

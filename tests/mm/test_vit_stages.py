@@ -111,3 +111,13 @@ def test_an_out_indices_entry_of_a_backbone_without_stages_says_so():
     with pytest.raises(ValueError, match=r"feature_stages entry 1 is not an out_indices entry of Conv2d \(no "
                                          r"res_layers, layers or stages to index\); name the module instead"):
         feature_fn(_Model(nn.Conv2d(3, 8, 3)), [1])
+
+
+def test_fewer_tokens_than_patches_are_named_as_a_masking_backbone():
+    # MAE's MAEViT keeps 25 % of the patches in its forward: the refusal named neither the cause nor the methods served.
+    from ccrop_mm.token_maps import as_maps
+
+    with pytest.raises(ValueError, match=r"got \(1, 5, 48\): fewer tokens than patches, a backbone that masks patches "
+                                         r"in its forward \(MAE's MAEViT"):
+        as_maps(torch.rand(1, 5, 48), (4, 4), "layers.1")
+    assert as_maps(torch.rand(1, 17, 48), (4, 4), "layers.1").shape == (1, 48, 4, 4)  # a cls token and 16 patches
