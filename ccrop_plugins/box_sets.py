@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .sizes import checked_int
+from .sizes import checked_int, integer
 
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 """The box of the whole image, normalised ``x0, y0, x1, y1``: the fallback when nothing is found."""
@@ -122,10 +122,10 @@ def best_first(boxes: Tensor, scores: Tensor, counts: Tensor) -> tuple[Tensor, T
     return boxes.gather(1, order[..., None].expand(-1, -1, 4)), scores.gather(1, order)
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed as objects: == of their tensors was "ambiguous" (compare the fields)
 class BoxSets:
-    """Box sets for a batch of ``N`` images, padded to ``K`` boxes each; ``box_sets[i]`` is image ``i``'s
-    ``(boxes (k, 4), scores (k,))``. Invalid fields are a ``TypeError`` / ``ValueError`` naming them.
+    """Box sets for a batch of ``N`` images, padded to ``K`` boxes each; ``box_sets[i]`` (an int ``i``) is image
+    ``i``'s ``(boxes (k, 4), scores (k,))``. Invalid fields are a ``TypeError`` / ``ValueError`` naming them.
 
     Attributes:
         boxes: ``(N, K, 4)`` float, normalised ``x0, y0, x1, y1``; rows past ``counts[i]`` are padding.
@@ -201,6 +201,9 @@ class BoxSets:
         return self.boxes.shape[0]
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        if integer(index) is None:  # a slice: "only one element tensors can be converted to Python scalars"
+            raise TypeError(f"BoxSets[i] takes one image index (an int) and gives its (boxes, scores); got {index!r}; "
+                            "for several images: BoxSets(boxes[i:j], scores[i:j], counts[i:j], fallback[i:j])")
         count = int(self.counts[index])
         return self.boxes[index, :count], self.scores[index, :count]
 

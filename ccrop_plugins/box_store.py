@@ -40,6 +40,19 @@ class BoxStore:
                                "machine or container more (docker run --shm-size=1g), or use a smaller max_boxes"
                                ) from error
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("num_samples", "max_boxes") and name in self.__dict__:  # the tensors would keep their shapes
+            raise AttributeError(f"BoxStore.{name} is fixed when the store is made ({getattr(self, name)}); make a new "
+                                 "BoxStore (load_state_dict of this one's state_dict() keeps its best max_boxes)")
+        super().__setattr__(name, value)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy (``copy.deepcopy``, ``pickle``, ``torch.load``) is a store of its own in shared memory, so DataLoader
+        workers forked after it see its updates (a spawned worker's store, passed by handle, is the same memory)."""
+        self.__dict__.update(state)
+        for tensor in (self.boxes, self.scores, self.counts, self._version):
+            tensor.share_memory_()
+
     @property
     def version(self) -> int:
         """How many refreshes have landed (0: warm-up)."""

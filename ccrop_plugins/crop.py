@@ -31,6 +31,7 @@ TENSOR_INTERPOLATIONS = (InterpolationMode.NEAREST, InterpolationMode.NEAREST_EX
 """The interpolations torchvision resizes tensor images with (``box``, ``hamming``, ``lanczos``: PIL images only)."""
 _FLOAT32 = torch.finfo(torch.float32)  # warm-up scale and ratio are drawn in float32, as RandomResizedCrop's
 _BOX_PATH_DRAWS = 1 + 2 * 10  # one torch.rand per view: 1 for the box, 2 per size try (+2 with a unit_quantile)
+_OPTIONS = ("size", "scale", "ratio", "sampler", "scale_reference", "interpolation", "antialias")  # assignable
 _BOOL = frozenset((torch.bool, np.dtype(bool)))  # True / False are no coordinates or weights: a set, one hash per view
 
 
@@ -178,6 +179,18 @@ class ContrastiveCrop:
         quantile = getattr(sampler, "unit_quantile", None)  # low + (high - low) * q(u): u from the crop's call
         self._quantile = quantile if callable(quantile) else None
         self._draws = _BOX_PATH_DRAWS + (2 if self._quantile is not None else 0)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """An option assigned once the crop is built (``crop.scale = (0.4, 1.0)``, as on torchvision's
+        ``RandomResizedCrop``) is checked and what derives from it made again, as the constructor does."""
+        if "_draws" not in self.__dict__ or name not in _OPTIONS + ("alpha",):
+            super().__setattr__(name, value)
+        elif name == "alpha":  # no attribute of the crop: it would be ignored
+            raise AttributeError("ContrastiveCrop's alpha belongs to its sampler: set crop.sampler.alpha, or assign "
+                                 "crop.sampler = get_sampler('beta', alpha=...)")
+        else:
+            options = {key: getattr(self, key) for key in _OPTIONS}
+            self.__dict__.update(vars(ContrastiveCrop(**{**options, name: value})))
 
     def make_params(self, image_size: Sequence[int], boxes: Tensor | None = None,
                     generator: torch.Generator | None = None, *, scores: Tensor | None = None,

@@ -71,6 +71,10 @@ class HeatmapPipeline:
                             f"{'finalize' if half == ['fit'] else 'fit'}; a rule with dataset statistics defines both, "
                             "fit(features) -> {name: tensor} and finalize(totals) (docs/plugins.md)")
 
+    def __repr__(self) -> str:
+        options = f", options={self.options}" if self.options else ""
+        return f"HeatmapPipeline({self.method!r}{options})"
+
     def rule(self, stage: str | None) -> HeatmapMethod:
         """The rule instance of ``stage`` (built on first use)."""
         if stage not in self.rules:

@@ -138,6 +138,11 @@ class BoxRefreshCallback(pl.Callback):
         self._images_digest: str | None | bool = False
         self._loaded_since_fit = False  # a state loaded since the last on_train_start (ckpt_path=, Tuner.lr_find)
 
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.refresh_options.items() if v is not None)
+        return (f"BoxRefreshCallback({self.store!r}, warmup_epochs={self.warmup_epochs}, interval={self.interval}, "
+                f"{options}, stages={self.stages!r}, num_workers={self.num_workers!r})")
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Before a resume's load_state_dict: the dataset's files are listed afresh (once) for each fit, as they may
         # have changed since the last one; the train start check and every checkpoint of the fit share that digest.

@@ -64,6 +64,9 @@ class RefreshImages(Dataset):
         height, width = self.size
         return height if height == width else self.size
 
+    def __repr__(self) -> str:
+        return f"RefreshImages({type(self.dataset).__name__} of {len(self.dataset)}, size={self.size})"
+
     def __len__(self) -> int:
         return len(self.dataset)
 

@@ -144,6 +144,11 @@ class BoxRefresher(RefresherCheckpoint):
         """Whether :meth:`maybe_refresh` refreshes after (0-based) ``epoch``."""
         return self.schedule.due(checked_epoch(epoch))
 
+    def __repr__(self) -> str:
+        return (f"BoxRefresher({self.store!r}, {self.schedule!r}, localizer={self.localizer!r}, "
+                f"threshold={self.threshold!r}, heatmap={self.heatmap!r}, "
+                f"last_refresh_epoch={self.last_refresh_epoch})")
+
     def maybe_refresh(self, epoch: int) -> RefreshStats | None:
         """Refresh if the schedule says so after ``epoch``; return the stats, or ``None``."""
         epoch = checked_epoch(epoch)

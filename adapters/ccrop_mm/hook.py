@@ -116,6 +116,11 @@ class ContrastiveCropHook(Hook):
         self._stopped_worker_iterators: list[Any] = []  # kept until after_run: see worker_restart
         StoreUser.awaiting_hooks.add(self)  # until before_train attaches the store
 
+    def __repr__(self) -> str:
+        return (f"ContrastiveCropHook({self.schedule!r}, localizer={self.localizer_name!r}, "
+                f"max_boxes={self.max_boxes}, heatmap={self.heatmap!r}, feature_stages={self.feature_stages!r}, "
+                f"store={self.store!r})")
+
     # -- mmengine hook points, in the order a run meets them -----------------------------------
     def before_run(self, runner: Any) -> None:
         if self.allow_mmengine_checkpoints:  # the runner loads its checkpoint next

@@ -316,3 +316,22 @@ def test_an_inverted_or_non_finite_rotation_range_is_refused_when_made(degrees):
                                          r"\(low, high\) pair, finite, with low <= high; got"):
         CCropSimCLRTransform(input_size=16, rr_prob=1.0, rr_degrees=degrees)
     CCropSimCLRTransform(input_size=16, rr_prob=1.0, rr_degrees=(5, 5))  # one angle: a valid range
+
+
+def test_the_refresher_the_callback_and_the_refresh_images_print_their_settings():
+    # Each printed as <ccrop_lightly.refresher.BoxRefresher object at 0x...>: nothing of its schedule or store.
+    from torch import nn
+
+    from ccrop_lightly import BoxRefreshCallback, BoxRefresher
+
+    store = BoxStore(8)
+    images = [(Image.new("RGB", (16, 16)), index) for index in range(8)]
+    refresher = BoxRefresher(store, nn.Conv2d(3, 4, 3), [], warmup_epochs=1, interval=2, max_epochs=5)
+    assert repr(refresher) == ("BoxRefresher(BoxStore(num_samples=8, max_boxes=4, version=0), RefreshSchedule("
+                               "warmup_epochs=1, interval=2, max_epochs=5), localizer='components', threshold=None, "
+                               "heatmap='channel_sum', last_refresh_epoch=None)")
+    callback = BoxRefreshCallback(store, images, warmup_epochs=1, interval=2, input_size=16)
+    assert repr(callback) == ("BoxRefreshCallback(BoxStore(num_samples=8, max_boxes=4, version=0), warmup_epochs=1, "
+                              "interval=2, localizer='components', heatmap='channel_sum', stages=None, "
+                              "num_workers=None)")
+    assert repr(make_refresh_loader(images, 16).dataset) == "RefreshImages(list of 8, size=(16, 16))"

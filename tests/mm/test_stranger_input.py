@@ -295,3 +295,12 @@ def test_a_wrapped_box_choice_is_named(setup, coordinate_folder, tmp_path, where
     with pytest.raises(ValueError, match=rf"before MultiView in the train pipeline as a step of its own, not inside "
                                          rf"{where} \(there each view chooses its own box, or some samples none\)"):
         runner.train()
+
+
+def test_the_hook_prints_its_settings():
+    # It printed as <ccrop_mm.hook.ContrastiveCropHook object at 0x...>.
+    from ccrop_mm import ContrastiveCropHook
+
+    assert repr(ContrastiveCropHook(warmup_epochs=1, interval=2)) == (
+        "ContrastiveCropHook(RefreshSchedule(warmup=1, interval=2, total=None), localizer='bbox', max_boxes=1, "
+        "heatmap='channel_sum', feature_stages=None, store=None)")
