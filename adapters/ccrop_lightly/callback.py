@@ -213,12 +213,13 @@ class BoxRefreshCallback(pl.Callback):
         stats = self.refresher.maybe_refresh(trainer.current_epoch)
         if stats is None:
             return
-        # Every rank holds the same, already gathered statistics: no sync needed.
+        # Every rank holds the same, already gathered statistics: the sync averages equal values (without it Lightning
+        # asks for sync_dist=True once per metric, about code that is not the user's).
         pl_module.log_dict(
             {f"ccrop/{name}": float(value) for name, value in stats.as_dict().items() if name != "seconds"},
             on_step=False,
             on_epoch=True,
-            sync_dist=False,
+            sync_dist=True,
         )
 
     def state_dict(self) -> dict[str, Any]:

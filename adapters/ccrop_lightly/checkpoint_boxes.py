@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from torch.utils.data import ConcatDataset, Subset
 
-from ccrop_plugins import BoxStore, RefreshSchedule, RefreshStats, images_digest, other_images
+from ccrop_plugins import (BoxStore, RefreshSchedule, RefreshStats, check_same_on_every_rank, images_digest,
+                           other_images)
 
 from .indexed_dataset import IndexedDataset, names_in_order
 from .refresh_loader import RefreshImages
@@ -48,6 +49,10 @@ class RefresherCheckpoint:
         one was due) with a warning. Collective under ``torch.distributed``, as :meth:`maybe_refresh`."""
         start = checked_epoch(start_epoch, "start_epoch (the 0-based epoch about to start)")
         self.agree_schedule()
+        # A rank that did not load the state (rank 0 only, a missing file) would refresh alone: refused on every rank.
+        check_same_on_every_rank((self.store.version, self.last_refresh_epoch), "catch_up: the restored boxes (store "
+                                 "version, last_refresh_epoch: load the checkpoint's state on every rank, not rank 0 "
+                                 "only)")
         last = self.last_refresh_epoch
         if last is not None and last >= start:  # a refresh after an epoch not yet run: the store's age is unknown
             warnings.warn(f"catch_up(start_epoch={start}): the restored last_refresh_epoch={last} is at or past the "

@@ -63,3 +63,41 @@ def test_ranks_whose_schedules_differ_are_refused_on_every_rank(tmp_path):
     assert results[0] == results[1] and results[0].startswith(
         "BoxRefresher: the refresh schedule differs between the ranks (rank 0: RefreshSchedule(warmup_epochs=1, "
         "interval=1, max_epochs=None); rank 1: RefreshSchedule(warmup_epochs=2, interval=1, max_epochs=None))")
+
+
+def _rank_zero_loads_rank(rank: int, init_method: str, out: str) -> None:
+    """A resume where only rank 0 loads the refresher's state (the 'load on rank 0, DDP broadcasts' pattern)."""
+    import torch
+    from torch import nn
+
+    from ccrop_lightly import BoxRefresher
+    from ccrop_plugins import BoxSets, BoxStore
+
+    with distributed_refresh.gloo_group(rank, init_method, timeout=20):
+        dataset = distributed_refresh.IndexedImages(4)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=RefreshSampler(dataset))
+        refresher = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), loader, warmup_epochs=1, interval=1)
+        if rank == 0:
+            saved = BoxRefresher(BoxStore(4), nn.Conv2d(3, 4, 3, stride=2), [], warmup_epochs=1, interval=1)
+            saved.store.update(torch.arange(4), BoxSets.from_lists([torch.tensor([[0.0, 0.0, 0.5, 0.5]])] * 4))
+            saved.last_refresh_epoch = 0
+            refresher.load_state_dict(saved.state_dict())
+        try:
+            refresher.catch_up(1)
+            result = "caught up"
+        except ValueError as error:
+            result = str(error)
+        torch.save(result, Path(out) / f"rank{rank}.pt")
+
+
+@pytest.mark.xdist_group("ddp")
+def test_a_resume_where_only_rank_zero_loaded_the_boxes_is_refused_on_every_rank(tmp_path):
+    # Before: rank 1's empty store refreshed alone (the refresh's gather) while rank 0 went on to training: a hang
+    # until the timeout, or gloo's 'Received data size doesn't match' and SIGABRT.
+    import torch
+
+    distributed_refresh.run_ranks(_rank_zero_loads_rank, tmp_path, limit=90)
+    results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    assert results[0] == results[1] and results[0].startswith(
+        "catch_up: the restored boxes (store version, last_refresh_epoch: load the checkpoint's state on every rank, "
+        "not rank 0 only) differs between the ranks (rank 0: (1, 0); rank 1: (0, None))")
