@@ -154,7 +154,7 @@ class BoxRefreshCallback(pl.Callback):
         # training DataLoader, whose CCropCollate tells the views' size and normalisation.
         max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
         _warn_if_steps_end_before_a_refresh(trainer, pl_module, self.warmup_epochs, self.interval, max_epochs)
-        collate = training_collate(trainer, self.dataset, self.store, self._digest)
+        train_loader, collate = training_collate(trainer, self.dataset, self.store, self._digest)
         last_refresh = self._last_refresh_before(trainer.current_epoch)  # read before self.refresher is replaced
         transform = self.transform if self.transform is not None else collate
         if transform is None and self.input_size is None:
@@ -167,7 +167,7 @@ class BoxRefreshCallback(pl.Callback):
             self.input_size,
             transform=transform,
             batch_size=self.batch_size,
-            num_workers=self.num_workers if self.num_workers is not None else training_workers(trainer, self.store),
+            num_workers=self.num_workers if self.num_workers is not None else training_workers(trainer, train_loader),
             normalize=self.normalize,
             distributed=trainer.world_size > 1 and dist.is_available() and dist.is_initialized(),
         )

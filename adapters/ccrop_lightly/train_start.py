@@ -18,12 +18,12 @@ from .features import feature_extractor
 
 
 def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore,
-                     digest: Callable[[], str | None] | None = None) -> CCropCollate | None:
-    """The ``CCropCollate`` of the trainer's training DataLoader (or ``None``), after checking that it reads ``store``
-    and a dataset of the size and files of ``dataset``: else the refreshed boxes would never reach the views, or crop
-    other images. ``digest()`` gives ``image_list_digest(dataset)`` (the callback's, computed once per fit and kept
-    for its checkpoints; default: computed here); the training set's files are listed only when it is not the same
-    dataset object (:func:`~ccrop_lightly.checkpoint_boxes.same_image_list`). A ``collate_fn`` of one's own that
+                     digest: Callable[[], str | None] | None = None) -> tuple[Any, CCropCollate | None]:
+    """The trainer's training DataLoader and its ``CCropCollate`` (``None`` for either), after checking that it reads
+    ``store`` and a dataset of the size and files of ``dataset``: else the refreshed boxes would never reach the
+    views, or crop other images. ``digest()`` gives ``image_list_digest(dataset)`` (the callback's, computed once per
+    fit and kept for its checkpoints; default: computed here); the training set's files are listed only when it is
+    not the same dataset object (:func:`~ccrop_lightly.checkpoint_boxes.same_image_list`). A ``collate_fn`` of one's own that
     calls a ``CCropCollate`` counts as that ``CCropCollate`` when it holds it one level down
     (:func:`_held_collates`)."""
     train_loader, collate = _training_loader(trainer, store)
@@ -52,13 +52,12 @@ def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore,
             f"reads ({store!r} and {collate.store!r}: BoxStore made twice?), so the refreshed boxes would "
             "never reach the views; give both the same store"
         )
-    return collate
+    return train_loader, collate
 
 
-def training_workers(trainer: pl.Trainer, store: BoxStore) -> int | None:
-    """The ``num_workers`` of the trainer's training DataLoader (the one whose ``CCropCollate`` reads ``store``, else
-    the first); ``None`` when there is none or it has no such integer attribute."""
-    train_loader, _ = _training_loader(trainer, store)
+def training_workers(trainer: pl.Trainer, train_loader: Any) -> int | None:
+    """The ``num_workers`` of ``train_loader`` (the training DataLoader :func:`training_collate` found, else the
+    trainer's first); ``None`` when there is none or it has no such integer attribute."""
     loaders = [train_loader] if train_loader is not None else _loaders(trainer)[:1]
     workers = getattr(loaders[0], "num_workers", None) if loaders else None
     return workers if isinstance(workers, int) and not isinstance(workers, bool) and workers >= 0 else None
