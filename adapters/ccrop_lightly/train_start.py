@@ -23,8 +23,8 @@ def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore,
     ``store`` and a dataset of the size and files of ``dataset``: else the refreshed boxes would never reach the
     views, or crop other images. ``digest()`` gives ``image_list_digest(dataset)`` (the callback's, computed once per
     fit and kept for its checkpoints; default: computed here); the training set's files are listed only when it is
-    not the same dataset object (:func:`~ccrop_lightly.checkpoint_boxes.same_image_list`). A ``collate_fn`` of one's own that
-    calls a ``CCropCollate`` counts as that ``CCropCollate`` when it holds it one level down
+    not the same dataset object (:func:`~ccrop_lightly.checkpoint_boxes.same_image_list`). A ``collate_fn`` of one's
+    own that calls a ``CCropCollate`` counts as that ``CCropCollate`` when it holds it one level down
     (:func:`_held_collates`)."""
     train_loader, collate = _training_loader(trainer, store)
     train_set = getattr(train_loader, "dataset", None)
