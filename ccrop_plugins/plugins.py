@@ -57,20 +57,22 @@ class _PluginManager(pluggy.PluginManager):
         pluggy would raise ``ValueError: Plugin already registered under a different name``. A plugin whose hooks
         the registry would not run (a misspelled hook, one without ``@hookimpl``, none) is left out with a
         ``ValueError`` naming the hook and the available ones (an entry point's: skipped with a ``PluginWarning``)."""
-        existing = self.get_name(plugin)
-        if existing is not None and existing in _entry_point_plugins and name in (None, existing):
-            return existing
-        _registries.clear()
-        registered = super().register(plugin, name)
-        problem = _hook_problem(plugin) if registered is not None else None
-        if problem:
-            super().unregister(plugin)
-            raise _HookProblem(f"ccrop-plugins: cannot register plugin {registered!r}: {problem}", problem)
-        return registered
+        with _lock:
+            existing = self.get_name(plugin)
+            if existing is not None and existing in _entry_point_plugins and name in (None, existing):
+                return existing
+            _registries.clear()
+            registered = super().register(plugin, name)
+            problem = _hook_problem(plugin) if registered is not None else None
+            if problem:
+                super().unregister(plugin)
+                raise _HookProblem(f"ccrop-plugins: cannot register plugin {registered!r}: {problem}", problem)
+            return registered
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
-        _registries.clear()
-        return super().unregister(plugin, name)
+        with _lock:
+            _registries.clear()
+            return super().unregister(plugin, name)
 
 
 _registries: dict[str, tuple[dict[str, PluginEntry], list[PluginEntry]]] = {}  # kind -> (working, refused)
@@ -80,6 +82,9 @@ _broken_plugins: list[PluginEntry] = []  # entry-point plugins that could not be
 # (kind, thread) -> the names its hooks looked up while the kind's registry is being built, by that thread
 _building: dict[tuple[str, int], list[str]] = {}
 _loaded = False
+# Loading, registering and building a registry hold it: another thread's first lookup waits for the whole group (else
+# it read a registry built half-way, missing names for the rest of the process); the same thread may re-enter.
+_lock = threading.RLock()
 
 
 class _LookupWhileBuilding(RuntimeError):
@@ -94,6 +99,11 @@ plugin_manager.add_hookspecs(hookspecs)
 def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
     """Register the built-ins and the entry-point plugins (unless disabled), once; ``reload`` forgets the
     entry-point plugins and loads the group again (after installing a plugin)."""
+    with _lock:
+        return _load_plugins(reload)
+
+
+def _load_plugins(reload: bool) -> pluggy.PluginManager:
     global _loaded
     if reload:
         for name in list(_entry_point_plugins):
@@ -164,7 +174,7 @@ def _load_entry_points() -> None:
             except _HookProblem as error:
                 _skip_plugin(ep.name, provider, error.problem)
                 continue
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # SystemExit: a script's argparse run at import
                 _skip_plugin(ep.name, provider, f"cannot load {ep.value!r}: {_describe(error)}")
                 continue
             _entry_point_plugins[ep.name] = provider
@@ -233,6 +243,8 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
     for impl in getattr(plugin_manager.hook, KINDS[kind]).get_hookimpls():
         plugin, mine = impl.plugin_name, {}  # provider: the distribution that installed the plugin
         provider = BUILTIN_PROVIDER if plugin in DEFAULT_PLUGINS else _entry_point_plugins.get(plugin, plugin)
+        if plugin == str(id(impl.plugin)):  # registered by hand without a name: pluggy names it by its id
+            provider = getattr(impl.plugin, "__name__", None) or callable_name(type(impl.plugin))
 
         def register(name: str, factory: Callable[..., Any], provider: str = provider, mine: dict = mine) -> None:
             if not isinstance(name, str) or not name:
@@ -249,7 +261,7 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
         looked_up.clear()
         try:
             returned = impl.function(**({"register": register} if "register" in impl.argnames else {}))
-        except Exception as error:  # keep none of a hook that failed half-way
+        except (Exception, SystemExit) as error:  # keep none of a hook that failed half-way
             refuse("*", provider, _lookup_error(kind, looked_up) or f"its {KINDS[kind]} hook raised {_describe(error)}")
             continue
         if looked_up:  # it caught the error: its names may lack what it looked up
@@ -275,8 +287,13 @@ def _cached(kind: str, name: str | None = None) -> tuple[dict[str, PluginEntry],
     error of a hook looking it up while the registry is built (see :func:`_build_registry`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown plugin kind {kind!r}; available: {', '.join(KINDS)}")
+    with _lock:
+        return _cached_locked(kind, name)
+
+
+def _cached_locked(kind: str, name: str | None) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
     load_plugins()
-    key = (kind, threading.get_ident())  # another thread's lookup is no re-entry: it builds its own registry
+    key = (kind, threading.get_ident())  # under the lock: only this thread can be building one
     if key in _building:  # building it again from inside a hook would recurse without end
         what = f"{kind} {name!r}" if name is not None else f"the {kind} registry"
         _building[key].append(what)
@@ -322,10 +339,11 @@ def build(kind: str, name: str, options: dict[str, Any], offered: Mapping[str, A
         required = [p.name for p in signature.parameters.values() if p.default is p.empty and p.name not in options
                     and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # a missing option, or a call's argument
         problem = f"does not accept options {unknown}" if unknown else f"cannot be built from options {sorted(options)}"
+        hint = (": give them in heatmap_options" if kind == "heatmap" else  # a heatmap class's options: no call's
+                f" (if they are the {kind}'s call arguments, the {kind} itself was registered instead of a factory of "
+                f"its options: a class, or lambda: {kind})")
         raise TypeError(f"{kind} {name!r} (from {entry.provider}) {problem}; accepted: {', '.join(accepted) or 'none'}"
-                        + (f"; it requires {required} (if they are the {kind}'s call arguments, the {kind} itself was "
-                           f"registered instead of a factory of its options: a class, or lambda **options: {kind})"
-                           if required else "")) from None
+                        + (f"; it requires {required}{hint}" if required else "")) from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
     built = entry.factory(**options)  # type: ignore[misc]

@@ -4,6 +4,8 @@ import importlib
 import re
 import sys
 import textwrap
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -297,6 +299,29 @@ def test_a_plugin_whose_hooks_pluggy_ignores_is_skipped_by_name(distribution, so
     assert [e.name for e in list_plugins(include_broken=True) if e.broken] == ["quiet"]
 
 
+def test_a_plugin_that_exits_at_import_is_skipped_not_the_program(distribution):
+    # was: SystemExit (a script's argparse run at import) ended the user's program, its usage line under their name
+    distribution("exits", "import sys\nsys.exit(2)\n")
+    messages = distribution.load()
+    assert messages == ["ccrop-plugins: skipped plugin 'exits' of distribution ccrop-probe-exits: cannot load 'exits': "
+                        "SystemExit: 2"]
+    assert "beta" in registry("sampler")
+
+
+def test_a_lookup_while_another_thread_loads_the_plugins_waits_for_all_of_them(distribution):
+    # was: the lookup read a registry built half-way: without the slow plugin, or empty ("unknown sampler 'beta';
+    # available: ") when four threads built their first ContrastiveCrop at once
+    distribution("slow", SAMPLER + '\nimport time\ntime.sleep(0.5)\n\n@hookimpl\ndef ccrop_register_samplers('
+                 'register):\n    register("slow", Edge)\n')
+    loading = threading.Thread(target=load_plugins, kwargs={"reload": True})
+    loading.start()
+    time.sleep(0.1)  # inside the slow import
+    try:
+        assert sorted(registry("sampler")) == ["beta", "gaussian", "slow", "uniform"]
+    finally:
+        loading.join()
+
+
 def _locate_centre(heatmaps):
     return BoxSets.from_lists([[[0.25, 0.25, 0.75, 0.75]]] * len(heatmaps))
 
@@ -304,6 +329,14 @@ def _locate_centre(heatmaps):
 class Midpoint:
     def __call__(self, low, high, centre, extent, generator=None):
         return (low + high) / 2
+
+
+class _PoweredSum:
+    def __init__(self, power):
+        self.power = power
+
+    def __call__(self, features):
+        return features.sum(1) ** self.power
 
 
 class FactoryMistakesPlugin:
@@ -318,11 +351,45 @@ class FactoryMistakesPlugin:
         register("builds_none", lambda **options: None)
         register("needs_width", lambda width: Midpoint())  # a factory with a required option
 
+    @hookimpl
+    def ccrop_register_heatmaps(self, register):
+        register("needs_power", _PoweredSum)  # a rule class with a required option
+
 
 @pytest.fixture
 def factory_mistakes(registered_plugin):
     with registered_plugin(FactoryMistakesPlugin(), "factory-mistakes"):
         yield
+
+
+class _HandSamplers:
+    @hookimpl
+    def ccrop_register_samplers(self, register):
+        register("by_hand", Midpoint)
+
+
+def test_a_plugin_object_registered_by_hand_without_a_name_is_its_class_as_provider():
+    from ccrop_plugins.plugins import plugin_manager
+
+    plugin = _HandSamplers()
+    plugin_manager.register(plugin)  # pluggy names it by its id
+    try:  # was: "140520340362640"
+        assert registry("sampler")["by_hand"].provider.endswith("test_probe_plugins._HandSamplers")
+    finally:
+        plugin_manager.unregister(plugin)
+
+
+def _outside_boxes(heatmaps):
+    return BoxSets.from_lists([[[0.5, 0.5, 1.5, 1.5]]] * len(heatmaps))
+
+
+def test_a_localizer_error_names_the_localizer_and_the_batchs_dataset_indices():
+    batches = [(torch.rand(2, 3, 16, 16), torch.tensor([7, 3]))]
+    with pytest.raises(ValueError, match="box 0 of sample 0") as raised:  # was: no way to tell which image that is
+        refresh_boxes(_feature_fn, batches, BoxStore(8), localizer=_outside_boxes, progress=False)
+    [note] = raised.value.__notes__
+    assert re.fullmatch(r"raised by localizer \S*test_probe_plugins\._outside_boxes on the batch of dataset indices "
+                        r"\[7, 3\] \(row i: sample i\)", note), note
 
 
 def test_a_localizer_or_sampler_registered_instead_of_its_factory_is_named(factory_mistakes):
@@ -343,6 +410,12 @@ def test_a_localizer_or_sampler_registered_instead_of_its_factory_is_named(facto
     with pytest.raises(TypeError, match=r"'needs_width' .* cannot be built from options \[\]; accepted: width; it "
                                         r"requires \['width'\]"):
         ContrastiveCrop(8, sampler="needs_width")
+    # was: "... (if they are the heatmap's call arguments, ...: a class, or lambda **options: heatmap)", which a
+    # heatmap cannot follow (a registered function is the rule itself)
+    with pytest.raises(TypeError, match=r"^heatmap 'needs_power' \(from factory-mistakes\) cannot be built from "
+                                        r"options \[\]; accepted: power; it requires \['power'\]: give them in "
+                                        r"heatmap_options$"):
+        refresh_boxes(_feature_fn, _batches(), BoxStore(4), heatmap="needs_power", progress=False)
 
 
 def test_a_factory_that_builds_no_callable_is_named_when_built(factory_mistakes):
@@ -442,6 +515,33 @@ def test_a_sampler_that_leaves_its_range_later_is_clamped_to_the_range_or_named(
     crop = ContrastiveCrop(8, sampler=_GoesBad(float("nan")))
     with pytest.raises(ValueError, match=r"returned a crop at \(top, left\) = \(nan, nan\)"):
         crop.make_params((100, 100), box, torch.Generator().manual_seed(0))
+
+
+class _QuantileGoesBad(_GoesBad):
+    """A quantile sampler whose ``unit_quantile`` is fine at 0.5 (check_sampler's probe) and ``3u - 1`` elsewhere."""
+
+    def unit_quantile(self, u):
+        return 3 * u - 1
+
+
+class _ThreeLater(_GoesBad):
+    """Fine on check_sampler's range, then three values."""
+
+    def __call__(self, low, high, centre, extent, generator=None):
+        return super().__call__(low, high, centre, extent) if low[0] == 10.0 else np.array([45.0, 45.0, 99.0])
+
+
+def test_a_unit_quantile_that_leaves_0_1_later_keeps_the_centre_on_the_box_and_a_third_value_is_named():
+    box = [[0.45, 0.45, 0.55, 0.55]]  # 100 px image, 10 px crops: top-left in [40, 50]
+    crop = ContrastiveCrop(8, sampler=_QuantileGoesBad(0.0), scale=(0.01, 0.01), ratio=(1, 1))
+    generator = torch.Generator().manual_seed(0)
+    corners = [crop.make_params((100, 100), box, generator) for _ in range(200)]
+    # was: 85 % of the centres off the box (q(u) in [-1, 2] unclamped), silently
+    assert all(40 <= p["top"] <= 50 and 40 <= p["left"] <= 50 for p in corners)
+    assert {p["top"] for p in corners} >= {40, 50}  # q(u) past [0, 1] lands on the range's ends
+    bad = ContrastiveCrop(8, sampler=_ThreeLater(0.0))
+    with pytest.raises(ValueError, match=r"returned array\(\[45\., 45\., 99\.\]\)"):  # was: the first two taken
+        bad.make_params((100, 100), box, torch.Generator().manual_seed(0))
 
 
 class ReturningPlugin:

@@ -9,7 +9,9 @@ import torch
 
 @pytest.mark.slow
 def test_the_docs_plugin_named_in_a_runner_config(docs_plugin, setup, train, object_folder, tmp_path):
-    cfg = setup.small_config("mmpretrain", object_folder, tmp_path / "run", heatmap="far_from_mean", localizer="peak")
+    # peak takes no threshold (a factory of no options: a threshold given for it is refused)
+    cfg = setup.small_config("mmpretrain", object_folder, tmp_path / "run", heatmap="far_from_mean", localizer="peak",
+                             threshold=None)
     multiview = next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
     crop = multiview["transforms"][0][0]
     crop.pop("alpha", None)
