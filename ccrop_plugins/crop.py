@@ -259,14 +259,16 @@ class ContrastiveCrop:
         max_top, max_left = height - h, width - w  # scalar arithmetic: the hot path of every view
         low = (min(max(first_top, 0.0), max_top), min(max(first_left, 0.0), max_left))
         high = (min(max(last_top, 0.0), max_top), min(max(last_left, 0.0), max_left))
-        if self._quantile is not None:
-            top = low[0] + (high[0] - low[0]) * self._quantile(uniforms[-2])
-            left = low[1] + (high[1] - low[1]) * self._quantile(uniforms[-1])
+        if self._quantile is not None:  # q clamped to [0, 1], so the centre stays in its range; NaN stays NaN
+            top = low[0] + (high[0] - low[0]) * min(max(self._quantile(uniforms[-2]), 0.0), 1.0)
+            left = low[1] + (high[1] - low[1]) * min(max(self._quantile(uniforms[-1]), 0.0), 1.0)
         else:
             centre = np.array([(first_top + last_top) / 2, (first_left + last_left) / 2])
             placed = self.sampler(np.array(low), np.array(high), centre, np.array(extent), generator)
             try:  # free on the good path; a plugin's sampler returning something else is named
                 top, left = float(placed[0]), float(placed[1])
+                if len(placed) != 2:
+                    raise ValueError
             except (TypeError, ValueError, IndexError, KeyError):
                 raise sampler_error(self.sampler, repr(placed)) from None
             top, left = min(max(top, low[0]), high[0]), min(max(left, low[1]), high[1])  # its range; NaN stays NaN
