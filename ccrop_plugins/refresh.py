@@ -106,13 +106,15 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
         refresh = _Pass(feature_fn, store, localizer, name, _pipeline_for(store, heatmap, heatmap_options),
                         heatmap_size, device, _module_dtype(feature_fn))
         started = time.perf_counter()
-        bar = tqdm(batches, desc="ccrop refresh", unit="batch", disable=not progress or rank != 0, leave=False)
+        # Given no iterable: tqdm.auto's bar calls iter() on one (a DataLoader's second iterator: its workers again)
+        bar = tqdm(total=len(batches) if isinstance(batches, Sized) else None, desc="ccrop refresh", unit="batch",
+                   disable=not progress or rank != 0, leave=False)
         with eval_mode(feature_fn), torch.no_grad(), bar:
             for batch in batches:  # not through the bar, which would hold each batch while the next one is made
                 refresh.localize(batch)
                 del batch  # freed before the next batch is made, so the next forward can reuse its memory
                 bar.update()
-    except Exception as raised:
+    except BaseException as raised:  # KeyboardInterrupt too: the other ranks must not wait in the gather for ever
         if world_size == 1:
             raise
         error = raised
@@ -199,7 +201,13 @@ class _Pass:
                 target[key] = target[key] + value if key in target else value.clone()
         with one_cpu_thread(next(iter(stages.values())).device):
             size = self.heatmap_size if self.heatmap_size is not None else images.shape[-2:]
-            box_sets = self.localizer(self.pipeline(features, size=size).cpu())
+            maps = self.pipeline(features, size=size).cpu()
+            try:
+                box_sets = self.localizer(maps)
+            except Exception as error:  # e.g. BoxSets' "box 0 of sample 2 ...", whose sample is the batch's row
+                error.add_note(f"raised by localizer {self.localizer_name} on the batch of dataset indices "
+                               f"{indices[:8].tolist()}{' ...' if len(indices) > 8 else ''} (row i: sample i)")
+                raise
         if not isinstance(box_sets, BoxSets):
             raise TypeError(f"localizer {self.localizer_name} returned {type(box_sets).__name__}; expected BoxSets "
                             "(ccrop_plugins.BoxSets, e.g. BoxSets.from_lists(boxes))")
@@ -220,7 +228,7 @@ class _Pass:
         """This rank's ``(stage, h, w)`` grids whose maps are 1x1, in a fixed order."""
         return sorted((grid for grid in self.grids if grid[1] * grid[2] == 1), key=str)
 
-    def write(self, world_size: int, error: Exception | None = None) -> tuple[BoxSets, Tensor, int]:
+    def write(self, world_size: int, error: BaseException | None = None) -> tuple[BoxSets, Tensor, int]:
         """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store: a
         raising ``finalize`` leaves the store unchanged. Returns the box sets, the store indices no rank covered and
         the store's new version: one more than the highest of the ranks' versions, the same on every rank, so ranks
@@ -278,13 +286,13 @@ def _module_dtype(feature_fn: FeatureFn) -> torch.dtype | None:
     return next((parameter.dtype for parameter in parameters if parameter.is_floating_point()), None)
 
 
-def _as_text(error: Exception) -> str:
+def _as_text(error: BaseException) -> str:
     """``error`` as the other ranks read it: type, message and notes (joined with '; ')."""
     notes = getattr(error, "__notes__", None) or []
-    return "; ".join([f"{type(error).__name__}: {error}", *map(str, notes)])
+    return "; ".join([f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, *map(str, notes)])
 
 
-def _gather(world_size: int, error: Exception | None, part: Callable[[], tuple] | None = None) -> list[tuple]:
+def _gather(world_size: int, error: BaseException | None, part: Callable[[], tuple] | None = None) -> list[tuple]:
     """Every rank's ``part()`` (its share of the pass). This rank's ``error`` (or ``part``'s) travels in its place, as
     text: then every rank raises, that rank its own error, the others a ``RuntimeError`` naming it and the error,
     instead of waiting in the gather for ever."""

@@ -377,10 +377,12 @@ def _train_epoch(training: _Training, epoch: int, epochs: int, result: PretrainR
     """One pass over the loader; adds the epoch's time, mean loss and view count to ``result``."""
     started = time.perf_counter()
     total, batches = 0.0, 0
-    bar = tqdm(training.loader, desc=f"{label} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+    # The bar is given no iterable: tqdm.auto's calls iter() on one, a second iterator of the loader, whose
+    # workers made batches that no step used (2 x num_workers of them per epoch)
+    bar = tqdm(total=len(training.loader), desc=f"{label} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
                disable=not progress)
     device = next(training.model.parameters()).device
-    for (view_a, view_b), _targets, _keys in bar:
+    for (view_a, view_b), _targets, _keys in training.loader:
         view_a, view_b = view_a.to(device, non_blocking=True), view_b.to(device, non_blocking=True)
         # Mixed precision on CUDA for the network; the loss (a softmax over similarities) in float32.
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -393,7 +395,9 @@ def _train_epoch(training: _Training, epoch: int, epochs: int, result: PretrainR
         total += float(loss.detach())
         batches += 1
         result.views += 2 * len(view_a)
+        bar.update()
         bar.set_postfix(loss=f"{total / batches:.3f}")
+    bar.close()
     result.train_seconds += time.perf_counter() - started
     result.epoch_losses.append(total / max(batches, 1))
 

@@ -177,7 +177,7 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level:
     def work(start: int) -> tuple[np.ndarray, ...]:
         return _chunk_components(heat[start : start + chunk], cell, threshold, start, core_level)
 
-    pool = _executor(os.getpid(), threads) if threads > 1 else None
+    pool = _executor(os.getpid(), torch.get_num_threads()) if threads > 1 else None  # one pool, whatever the chunks
     parts = list(pool.map(work, starts)) if pool else [work(start) for start in starts]
     image, extents, area, mass, *core_columns = (np.concatenate(column) for column in zip(*parts))
     cores = None

@@ -31,6 +31,20 @@ def test_box_sets_are_refreshed_on_schedule_and_runs_are_seeded(folder):
     assert plain.refreshes == [] and plain.refresh_seconds == 0.0
 
 
+@pytest.mark.parametrize("progress", [False, True])
+def test_each_epoch_and_refresh_iterates_its_loader_once(folder, monkeypatch, progress):
+    # was: twice each: the progress bars (tqdm.auto's constructor calls iter() on its iterable, shown or not) made
+    # a second iterator, whose workers made 2 x num_workers batches that nothing read
+    from torch.utils.data import DataLoader
+
+    iterators = []
+    plain_iter = DataLoader.__iter__
+    monkeypatch.setattr(DataLoader, "__iter__", lambda loader: iterators.append(loader) or plain_iter(loader))
+    kwargs = dict(image_size=32, epochs=2, batch_size=8, warmup_epochs=1, interval=1, progress=progress)
+    result = pretrain_simclr(folder, "multi", seed=3, **kwargs)
+    assert len(result.refreshes) == 1 and len(iterators) == 3  # 2 epochs, 1 refresh
+
+
 def test_backbones_have_the_documented_feature_maps():
     for name, dim in (("convnet", 256), ("resnet18", 512)):
         backbone, feature_dim = build_backbone(name, seed=0)

@@ -28,3 +28,22 @@ def test_opencv_and_scipy_labelling_give_the_same_box_sets(monkeypatch, threshol
     for name in ("boxes", "scores", "counts", "fallback"):
         assert torch.equal(getattr(with_opencv, name), getattr(with_scipy, name)), name
     assert with_opencv.fallback[-2:].all() and (with_opencv.counts > 2).any()  # several boxes somewhere
+
+
+def test_batches_of_any_chunk_count_share_one_pool_of_torch_get_num_threads_threads():
+    # was: one pool per distinct chunk count (min(threads, chunks) workers each, never shut down): with 4 threads,
+    # batches of 2, 3 and 4 chunks kept 2 + 3 + 4 = 9 pool threads (at 16 threads, a GPU refresh: 300+ OS threads)
+    import threading
+
+    def pool_threads():
+        return [t for t in threading.enumerate() if t.name.startswith("ccrop-components")]
+
+    localizer = get_localizer("components", label_resolution=None)
+    threads, before = torch.get_num_threads(), len(pool_threads())
+    torch.set_num_threads(4)
+    try:
+        for chunks in (2, 3, 4, 3, 2):  # 16 maps of 64 x 64 cells per chunk
+            localizer(torch.rand(16 * chunks, 64, 64, generator=torch.Generator().manual_seed(chunks)))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(pool_threads()) - before <= 4

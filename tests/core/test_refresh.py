@@ -195,6 +195,26 @@ def test_each_batch_is_freed_before_the_next_one_is_made(progress):
     assert stats.images == 12
 
 
+class _CountedLoader(DataLoader):
+    """A DataLoader that counts its iterators (each one with workers starts them and prefetches anew)."""
+
+    iterators = 0
+
+    def __iter__(self):
+        type(self).iterators += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_a_loader_is_iterated_once_per_pass(progress):
+    # was: 2 iterators, the bar's (tqdm.auto's constructor calls iter() on its iterable, disabled or not) and the
+    # pass's: with num_workers=2, 4 worker processes, 320 reads of 256 images and ~150 MB more shared memory
+    dataset = [(image, index) for index, image in enumerate(_blob_images())]
+    _CountedLoader.iterators = 0
+    stats = refresh_boxes(lambda x: x, _CountedLoader(dataset, batch_size=2), BoxStore(4), progress=progress)
+    assert _CountedLoader.iterators == 1 and stats.images == 4
+
+
 # ----------------------------------------------------------------------------- issue 12: nothing silent
 def test_class_labels_instead_of_indices_are_refused_before_the_pass():
     images = torch.rand(16, 1, 16, 16)

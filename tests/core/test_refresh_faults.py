@@ -57,6 +57,11 @@ def _batches(rank: int, scenario: str) -> list:
 
 def _localizer(rank: int, scenario: str):
     components = get_localizer("components", max_boxes=2)
+    if (scenario, rank) == ("interrupt", 1):
+        def interrupted(heatmaps):
+            raise KeyboardInterrupt  # a Ctrl-C that reached this rank alone, which its program handles
+
+        return interrupted
     if (scenario, rank) not in (("localizer", 1), ("peer_dies", 0)):
         return components
 
@@ -71,8 +76,8 @@ def _slow(images):
     return images
 
 
-SCENARIOS = ("localizer", "fit", "batch", "setup", "finalize", "good", "sizes", "max_boxes", "peer_dies")  # rank 1
-# dies in the last; in "sizes" and "max_boxes" rank 1's store is of another dataset length / max_boxes
+SCENARIOS = ("localizer", "interrupt", "fit", "batch", "setup", "finalize", "good", "sizes", "max_boxes", "peer_dies")
+# rank 1 dies in the last; in "sizes" and "max_boxes" rank 1's store is of another dataset length / max_boxes
 STORES = {("sizes", 1): (12, 2), ("max_boxes", 1): (10, 3)}
 
 
@@ -85,13 +90,13 @@ def _rank(rank: int, init_method: str, out: str) -> None:
             store = BoxStore(*STORES.get((scenario, rank), (10, 2)))
             rule = CountingRule(fit_fails_on=0 if scenario == "fit" else None, finalize_fails=scenario == "finalize")
             try:
-                features = _slow if rank == 0 and scenario == "localizer" else (lambda x: x)
+                features = _slow if rank == 0 and scenario in ("localizer", "interrupt") else (lambda x: x)
                 features = (lambda x: os._exit(0)) if (scenario, rank) == ("peer_dies", 1) else features
                 missing = f"cuda:{torch.cuda.device_count()}" if scenario == "setup" and rank == 1 else None
                 refresh_boxes(features, _batches(rank, scenario), store, _localizer(rank, scenario),
                               HeatmapPipeline(rule), device=missing, progress=False)
                 error = None
-            except Exception as raised:  # noqa: BLE001 - recorded for the test
+            except BaseException as raised:  # noqa: BLE001 - recorded for the test (KeyboardInterrupt too)
                 error = [type(raised).__name__, str(raised), getattr(raised, "__notes__", [])]
             outcomes[scenario] = {"error": error, "version": store.version, "count": rule.count,
                                   "boxes": store.state_dict()["counts"].tolist()}
@@ -120,11 +125,14 @@ def test_an_error_on_one_rank_is_raised_on_every_rank_naming_it(fault_runs, scen
     # (30 min by default), or, as here where the failing rank goes on to its next pass, gathered with that pass:
     # no error, and the boxes of another pass (rank 0's 'localizer' pass ended at version 1 with 10 boxes)
     mine, other = fault_runs[failing][scenario], fault_runs[1 - failing][scenario]
-    assert other["error"] == ["RuntimeError", f"refresh_boxes failed on rank {failing} of 2: {raised}: "
-                              f"{mine['error'][1]}; every rank stops the pass, the box store unchanged", []]
+    *own_notes, rank_note = mine["error"][2]  # the error's own notes (a localizer's names it), then the pass's
+    shown = "; ".join([mine["error"][1], *own_notes])
+    assert other["error"] == ["RuntimeError", f"refresh_boxes failed on rank {failing} of 2: {raised}: {shown}; every "
+                              "rank stops the pass, the box store unchanged", []]
     assert mine["error"][0] == raised and mine["error"][1].startswith(message)  # its own exception, as raised
-    assert mine["error"][2] == [f"refresh_boxes: raised on rank {failing} of 2; every rank stops the pass, the box "
-                                "store unchanged"]
+    assert rank_note == (f"refresh_boxes: raised on rank {failing} of 2; every rank stops the pass, the box store "
+                         "unchanged")
+    assert len(own_notes) == (scenario == "localizer")
     assert mine["version"] == other["version"] == 0 and mine["count"] is other["count"] is None
 
 
@@ -144,6 +152,17 @@ def test_ranks_whose_stores_differ_are_refused_on_every_rank(fault_runs, scenari
 
 
 @pytest.mark.xdist_group("ddp")
+def test_an_interrupt_on_one_rank_stops_the_pass_on_every_rank(fault_runs):
+    # was: a KeyboardInterrupt (any BaseException) was not carried to the gather: rank 0 waited there while rank 1, its
+    # program handling the interrupt, went on to its next pass (a gather of another pass, or a hang until the timeout)
+    assert fault_runs[1]["interrupt"]["error"][0] == "KeyboardInterrupt"
+    assert fault_runs[0]["interrupt"]["error"] == ["RuntimeError", "refresh_boxes failed on rank 1 of 2: "
+                                                   "KeyboardInterrupt; every rank stops the pass, the box store "
+                                                   "unchanged", []]
+    assert fault_runs[0]["interrupt"]["version"] == fault_runs[1]["interrupt"]["version"] == 0
+
+
+@pytest.mark.xdist_group("ddp")
 def test_after_a_failed_pass_the_ranks_stay_in_step(fault_runs):
     # the next pass pairs its gather with the other rank's (was: the failed pass left one rank a collective behind)
     for rank in fault_runs:
@@ -156,7 +175,9 @@ def test_after_a_failed_pass_the_ranks_stay_in_step(fault_runs):
 def test_a_failing_rank_whose_peer_died_raises_its_own_error(fault_runs):
     # the gather fails (the peer closed its connection; or a timeout while the others localize): this rank's error is
     # still the one raised, the gather's as its context
-    assert fault_runs[0]["peer_dies"]["error"] == ["ValueError", "localizer broke on rank 0", []]
+    assert fault_runs[0]["peer_dies"]["error"][:2] == ["ValueError", "localizer broke on rank 0"]
+    [note] = fault_runs[0]["peer_dies"]["error"][2]
+    assert note.startswith("raised by localizer ") and "_localizer.<locals>.broken on the batch of dataset" in note
     assert "peer_dies" not in fault_runs[1]
 
 
@@ -178,6 +199,8 @@ def test_one_process_raises_the_localizers_error_as_it_is():
     def broken(heatmaps):
         raise ValueError("localizer broke")
 
-    with pytest.raises(ValueError, match="localizer broke") as caught:
+    with pytest.raises(ValueError) as caught:
         refresh_boxes(lambda x: x, [(_images(2), torch.arange(2))], BoxStore(2), broken, progress=False)
-    assert not hasattr(caught.value, "__notes__")
+    assert caught.value.args == ("localizer broke",)
+    [note] = caught.value.__notes__  # naming it and the batch, nothing about ranks
+    assert note.endswith("broken on the batch of dataset indices [0, 1] (row i: sample i)")
