@@ -48,10 +48,18 @@ class BoxRefreshCallback(pl.Callback):
       Boxes saved for another list of image files (another count: images added or removed; or the same
       count, a file renamed, added and removed) are ignored with a warning and made afresh: each would
       crop another image.
-    - Under the ``ddp`` strategy (tested; ``ddp_spawn`` untested) each rank localizes its shard (a
+    - Under the ``ddp`` strategy (tested on two gloo ranks) each rank localizes its shard (a
       loader sharded by the core's ``RefreshSampler``, built when training starts), the core's
       ``refresh_boxes`` all-gathers, and every rank ends with the same store, equal to a
-      one-process refresh with rank 0's weights and buffers.
+      one-process refresh with rank 0's weights and buffers. ``ddp_spawn`` pickles the callback into
+      each rank: its defaults survive that (tested: a fit after a pickle round trip with its store), a
+      ``ddp_spawn`` run itself is not.
+    - Several training DataLoaders (a dict, a ``CombinedLoader``), each with a ``CCropCollate`` of its own
+      store: one callback per store, each with its own ``name`` (the key of its state in checkpoints); each
+      refreshes the loader whose ``CCropCollate`` reads its store.
+    - A fit that starts at epoch 0 without a checkpoint while ``store`` already holds boxes (this callback
+      and store reused for a new experiment) warns when training starts: its warm-up epochs would crop around
+      those boxes, not plain RandomResizedCrop.
 
     Args:
         store: the box store of the training collate function.
@@ -80,6 +88,10 @@ class BoxRefreshCallback(pl.Callback):
             ``CCropCollate`` gives it (``None`` for none; default lightly's ImageNet statistics);
             it must agree with the transform's when there is one.
         progress: show a progress bar during a refresh (rank 0).
+        name: ``None`` (default): the callback's checkpoint state is saved under Lightning's default key, the class
+            name (``"BoxRefreshCallback"``), as before this option existed. Name each callback when a Trainer has
+            several (one per store): Lightning refuses two stateful callbacks with the same key. Keep the name to
+            resume their checkpoints.
     """
 
     def __init__(
@@ -103,8 +115,12 @@ class BoxRefreshCallback(pl.Callback):
         transform: Any = None,
         normalize: dict[str, list[float]] | None | object = FROM_TRANSFORM,
         progress: bool = False,
+        name: str | None = None,
     ) -> None:
         super().__init__()
+        if name is not None and not (isinstance(name, str) and name):
+            raise TypeError(f"BoxRefreshCallback: name must be a non-empty string (the key of this callback's state "
+                            f"in checkpoints, one per callback) or None; got {name!r}")
         check_store_and_dataset(store, dataset)
         if not (isinstance(backbone, str) or callable(backbone)):
             raise TypeError(f"backbone must be an attribute name or a function of the module; got {backbone!r}")
@@ -131,6 +147,7 @@ class BoxRefreshCallback(pl.Callback):
         self.num_workers = num_workers
         self.normalize = normalize
         self.progress = progress
+        self.name = name
         self.refresher: BoxRefresher | None = None
         # A restored state's last_refresh_epoch, until on_train_start hands it to the refresher (which keeps it).
         self._restored_last_refresh: int | None = None
@@ -141,7 +158,15 @@ class BoxRefreshCallback(pl.Callback):
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.refresh_options.items() if v is not None)
         return (f"BoxRefreshCallback({self.store!r}, warmup_epochs={self.warmup_epochs}, interval={self.interval}, "
-                f"{options}, stages={self.stages!r}, num_workers={self.num_workers!r})")
+                f"{options}, stages={self.stages!r}, num_workers={self.num_workers!r}"
+                + ("" if self.name is None else f", name={self.name!r}") + ")")
+
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in a checkpoint's ``callbacks``: Lightning's default, the class's qualified
+        name, without a ``name`` (so checkpoints saved before ``name`` existed still resume); with one, Lightning's
+        form for a key of its own, ``BoxRefreshCallback{'name': 'a'}``."""
+        return super().state_key if self.name is None else self._generate_state_key(name=self.name)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Before a resume's load_state_dict: the dataset's files are listed afresh (once) for each fit, as they may
@@ -160,7 +185,10 @@ class BoxRefreshCallback(pl.Callback):
         if transform is None and self.input_size is None:
             raise ValueError(
                 "BoxRefreshCallback cannot tell the refresh resolution: the training DataLoader's collate_fn is not a "
-                "CCropCollate; pass transform=<the CCrop transform> or input_size=..."
+                "CCropCollate, so no view would read the refreshed boxes; build the dataset without a transform and "
+                "give the DataLoader collate_fn=CCropCollate(<a CCrop transform>, store, dataset=dataset), whose "
+                "views' size and normalisation the refresh then takes. Only for a collate_fn of your own that calls "
+                "a CCropCollate the callback does not find, pass transform=<that CCrop transform> or input_size=..."
             )
         loader = make_refresh_loader(
             self.dataset,
@@ -182,6 +210,7 @@ class BoxRefreshCallback(pl.Callback):
             **self.refresh_options,
         )
         self.refresher.last_refresh_epoch = last_refresh
+        _warn_if_a_new_run_starts_on_earlier_boxes(trainer, self.store, self._loaded_since_fit)  # once set up, no error
         self._loaded_since_fit = False
         if self.refresher.catch_up(trainer.current_epoch) is not None:
             # Lightning made the epoch's DataLoader iterator before on_train_start, and its workers (and the fetcher's
@@ -244,6 +273,28 @@ class BoxRefreshCallback(pl.Callback):
         if self._images_digest is False:
             self._images_digest = image_list_digest(self.dataset)
         return self._images_digest
+
+
+def _warn_if_a_new_run_starts_on_earlier_boxes(trainer: pl.Trainer, store: BoxStore, loaded: bool) -> None:
+    """Warn when a fit starts a new run (epoch 0, step 0, no checkpoint given or state ``loaded`` for it) on a store
+    that already holds boxes (``version > 0``: this callback and store reused for another experiment): its warm-up
+    epochs would crop around those boxes, made by another model, instead of plain RandomResizedCrop, as the
+    schedule's first refresh is not due yet and the refresher trusts a filled store."""
+    if trainer.current_epoch != 0 or trainer.global_step != 0 or loaded or trainer.ckpt_path is not None:
+        return
+    if store.version == 0:
+        return
+    warnings.warn(
+        f"BoxRefreshCallback: this fit starts a new run at epoch 0, but its box store already holds boxes (version "
+        f"{store.version}) made before it (an earlier fit with this store and callback?), and no checkpoint "
+        "restored them for this fit: the warm-up epochs crop around those boxes, not plain RandomResizedCrop, until "
+        "this run's first refresh. For a warm-up give this fit a new BoxStore (with its own CCropCollate and "
+        f"callback), or empty this one first: store.load_state_dict(BoxStore({len(store)}, "
+        f"max_boxes={store.max_boxes}).state_dict()); to continue the earlier run, resume its checkpoint "
+        "(ckpt_path=...)",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _warn_if_steps_end_before_a_refresh(trainer: pl.Trainer, pl_module: pl.LightningModule, warmup_epochs: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import operator
 import os
 from typing import Any, Sequence, Sized
@@ -23,7 +24,19 @@ from .view_options import normalize_step
 from .view_settings import refresh_settings
 
 Normalize = dict[str, Sequence[float]]
-FROM_TRANSFORM = object()  # "normalize not given": take the training transform's, else ImageNet's
+
+
+class _Default(enum.Enum):
+    """A default that pickles as itself (a ``ddp_spawn`` rank gets the callback pickled; a plain ``object()`` sentinel
+    would arrive as another object)."""
+
+    FROM_TRANSFORM = "normalize not given: the training transform's, else ImageNet's"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+FROM_TRANSFORM = _Default.FROM_TRANSFORM
 
 
 class RefreshImages(Dataset):

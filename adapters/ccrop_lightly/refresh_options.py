@@ -17,6 +17,7 @@ from .collate import CCropCollate
 from .features import FeatureFn, feature_extractor
 from .indexed_dataset import IndexedDataset, check_index_keys
 from .refresh_loader import FROM_TRANSFORM, check_loader_options, loader_settings
+from .transform_walk import check_dataset_transform
 from .view_options import normalize_step
 
 
@@ -113,7 +114,9 @@ def _labelled_items(dataset: Any) -> str | None:
 
 def check_store_and_dataset(store: Any, dataset: Any) -> None:
     """One store entry per image of ``dataset``: a larger store (made for another dataset, or before images were
-    removed) hides a mismatch as a smaller one fails."""
+    removed) hides a mismatch as a smaller one fails. The dataset's keys and own transform are checked as the refresh
+    loader checks them when training starts (a transform that moves content at random, lightly's
+    ``SimCLRTransform``: :func:`~ccrop_lightly.transform_walk.check_dataset_transform`, a walk over its steps)."""
     if not isinstance(store, BoxStore):
         raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
     if not isinstance(dataset, Sized):
@@ -123,6 +126,7 @@ def check_store_and_dataset(store: Any, dataset: Any) -> None:
         raise ValueError(f"the box store holds {len(store)} samples but the dataset has {len(dataset)}; "
                          f"create it as BoxStore({len(dataset)})")
     check_index_keys(dataset, "BoxRefreshCallback")
+    check_dataset_transform(dataset, "BoxRefreshCallback")
 
 
 def check_loader_settings(batch_size: Any, num_workers: Any, progress: Any, transform: Any, normalize: Any,

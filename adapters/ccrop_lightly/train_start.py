@@ -19,13 +19,13 @@ from .features import feature_extractor
 
 def training_collate(trainer: pl.Trainer, dataset: Sized, store: BoxStore,
                      digest: Callable[[], str | None] | None = None) -> tuple[Any, CCropCollate | None]:
-    """The trainer's training DataLoader and its ``CCropCollate`` (``None`` for either), after checking that it reads
-    ``store`` and a dataset of the size and files of ``dataset``: else the refreshed boxes would never reach the
-    views, or crop other images. ``digest()`` gives ``image_list_digest(dataset)`` (the callback's, computed once per
-    fit and kept for its checkpoints; default: computed here); the training set's files are listed only when it is
-    not the same dataset object (:func:`~ccrop_lightly.checkpoint_boxes.same_image_list`). A ``collate_fn`` of one's
-    own that calls a ``CCropCollate`` counts as that ``CCropCollate`` when it holds it one level down
-    (:func:`_held_collates`)."""
+    """The trainer's training DataLoader and its ``CCropCollate`` (``None`` for either; of several, the one reading
+    ``store``: :func:`_training_loader`), after checking that it reads ``store`` and a dataset of the size and files
+    of ``dataset``: else the refreshed boxes would never reach the views, or crop other images. ``digest()`` gives
+    ``image_list_digest(dataset)`` (the callback's, computed once per fit and kept for its checkpoints; default:
+    computed here); the training set's files are listed only when it is not the same dataset object
+    (:func:`~ccrop_lightly.checkpoint_boxes.same_image_list`). A ``collate_fn`` of one's own that calls a
+    ``CCropCollate`` counts as that ``CCropCollate`` when it holds it one level down (:func:`_held_collates`)."""
     train_loader, collate = _training_loader(trainer, store)
     train_set = getattr(train_loader, "dataset", None)
     if isinstance(train_set, Sized) and len(train_set) != len(dataset):
@@ -108,14 +108,21 @@ def _name(function: Any) -> str:
 
 
 def _training_loader(trainer: pl.Trainer, store: BoxStore) -> tuple[Any, CCropCollate | None]:
-    """The trainer's training DataLoader (or one of several) whose collate function is a ``CCropCollate`` or holds
-    one, with that ``CCropCollate`` (one of ``store`` first, when several are held); ``(None, None)`` if none."""
+    """The trainer's training DataLoader whose collate function is, or holds, a ``CCropCollate`` of ``store``, with
+    that ``CCropCollate``: with several training DataLoaders (a dict, a ``CombinedLoader``), each with a store of its
+    own and a callback per store, each callback takes its own. When none reads ``store``: the first whose collate
+    function is or holds any ``CCropCollate``, with its first (another store: refused by :func:`training_collate`);
+    ``(None, None)`` if none holds one."""
+    first: tuple[Any, CCropCollate | None] = (None, None)
     for loader in _loaders(trainer):
         function = getattr(loader, "collate_fn", None)
         found = [function] if isinstance(function, CCropCollate) else _held_collates(function)
-        if found:
-            return loader, next((collate for collate in found if _same_store(collate.store, store)), found[0])
-    return None, None
+        ours = next((collate for collate in found if _same_store(collate.store, store)), None)
+        if ours is not None:
+            return loader, ours
+        if found and first[0] is None:
+            first = (loader, found[0])
+    return first
 
 
 def _held_collates(function: Any) -> list[CCropCollate]:

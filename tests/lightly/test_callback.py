@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -266,6 +267,18 @@ def test_named_stage_and_the_views_settings_reach_the_refresh(tmp_path, quadrant
     trainer = _trainer(tmp_path, 1, [wrong], logger=False, enable_checkpointing=False)
     with pytest.raises(ValueError, match="normalize=.* differs from the training views' normalisation None"):
         trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
+
+
+def test_a_callback_pickled_with_its_store_as_ddp_spawn_sends_it_keeps_its_defaults(tmp_path, quadrant_folder):
+    # strategy="ddp_spawn" pickles the callbacks into each rank: the "normalize not given" default must arrive as
+    # itself (an object() sentinel arrived as another object: "'object' object is not subscriptable" at train start).
+    dataset = LightlyDataset(str(quadrant_folder))
+    store = BoxStore(len(dataset))
+    callback = BoxRefreshCallback(store, dataset, warmup_epochs=1, interval=1, batch_size=8)
+    callback, store = pickle.loads(pickle.dumps((callback, store)))
+    trainer = _trainer(tmp_path, 2, [callback], logger=False, enable_checkpointing=False)
+    trainer.fit(lightning_simclr.TinySimCLR(), lightning_simclr.train_loader(dataset, store))
+    assert store.version == 1 and callback.refresher.loader.dataset.normalize is None  # the collate's transform's
 
 
 def test_bad_refresh_options_fail_when_the_callback_is_made(quadrant_folder):
@@ -552,7 +565,8 @@ def test_fit_called_again_to_continue_a_finished_run_makes_the_refresh_its_last_
     first fit (2 epochs) made no refresh after its last epoch, which the 3-epoch schedule has due before epoch 2. The
     new refresher forgot the last refresh epoch, so epoch 2 cropped from boxes one interval old, silently; it now
     catches up as a checkpoint resume does. A checkpoint loaded by the continued fit (ckpt_path=) still tells its own
-    last refresh, and a new Trainer that reuses the callback from epoch 0 starts over without a warning."""
+    last refresh, and a new Trainer that reuses the callback from epoch 0 starts over without the unknown-age warning
+    (it warns that its warm-up crops around the boxes the store already holds)."""
     pl.seed_everything(0)
     dataset = LightlyDataset(str(quadrant_folder))
     store = BoxStore(len(dataset))
@@ -575,6 +589,7 @@ def test_fit_called_again_to_continue_a_finished_run_makes_the_refresh_its_last_
     trainer.fit(module, loader)
     assert module.versions[0] == 1 and store.version == 1
     assert not [w for w in recwarn if "at or past the epoch about to start" in str(w.message)]
+    assert [w for w in recwarn if "starts a new run at epoch 0, but its box store already holds" in str(w.message)]
 
 
 def test_resumed_box_sets_larger_than_the_store_are_cut_with_a_log_line(tmp_path, quadrant_folder, caplog):
