@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -97,7 +98,9 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     Raises:
         ValueError / TypeError: no ContrastiveCrop, a missing ``ChooseContrastiveBox``, a random
             step before the ContrastiveCrop steps, a step that moves image content before ContrastiveCrop in a view
-            or a RandomResizedCrop after it (:func:`_misplaced_step`), no ``sample_idx`` or no pipeline at all.
+            or a RandomResizedCrop or a second ContrastiveCrop after it (:func:`_misplaced_step`), a ContrastiveCrop
+            above a MultiView whose views hold none, a second ``ChooseContrastiveBox`` inside the views, no
+            ``sample_idx`` or another one than the dataset index, or no pipeline at all (a ``ConcatDataset``).
     """
     dataset = _pipeline_owner(dataset)
     steps = list(getattr(dataset.pipeline, "transforms", dataset.pipeline))
@@ -110,6 +113,7 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
         )
     first_crop = next(i for i, step in enumerate(steps) if find_instances(step, BaseContrastiveCrop))
     _check_not_after_views(steps[:first_crop])
+    _check_views_after_crop(steps, first_crop)
     # The refresh sees the image as the crop does: every step before it but the box choice, which leaves it unchanged
     # (and may come first: it reads only sample_idx).
     head = [step for step in steps[:first_crop] if not isinstance(step, ChooseContrastiveBox)]
@@ -124,6 +128,8 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             f"one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline {where}"
             "(or use localizer='bbox' / max_boxes=1)"
         )
+    if several_boxes:
+        _check_one_box_choice(steps[first_crop])
     _check_step_order(steps)
     _check_sample_index(dataset)
     _warn_optional_crops(steps)
@@ -199,6 +205,47 @@ def _check_not_after_views(head: list[Any]) -> None:
                          "RandomResizedCrop")
 
 
+def _check_views_after_crop(steps: list[Any], first_crop: int) -> None:
+    """Refuse a ContrastiveCrop above a later ``MultiView`` of two or more views whose view pipelines hold none: every
+    view of a sample would be a copy of its one crop (a ContrastiveCrop or RandomResizedCrop in the views as well is
+    :func:`_misplaced_step`'s: it cuts the crop again)."""
+    if any(_views(item) for item in iter_transforms(steps[first_crop])):
+        return  # the crop is inside the views
+    for step in steps[first_crop + 1 :]:
+        crops = (item for item in iter_transforms(step)
+                 if isinstance(item, BaseContrastiveCrop) or _RESIZED_CROP.search(type(item).__name__))
+        if len(_views(step)) > 1 and next(crops, None) is None:
+            name = _step_name(step)
+            raise ValueError(
+                f"ContrastiveCrop comes before {name} in train_dataloader.dataset.pipeline, and the view pipelines of "
+                f"{name} hold none: every view of a sample would be a copy of one crop (the views of a pair differing "
+                f"only by the later steps); move it into the view pipeline of {name} (transforms=[[dict(type="
+                "'ContrastiveCrop', ...), ...]]), where each view is cut on its own"
+            )
+
+
+def _views(step: Any) -> list[Any]:
+    """The view pipeline of each view a ``MultiView`` makes (its ``transforms``, one entry per view; no MultiView: an
+    empty list)."""
+    if not isinstance(getattr(step, "pipelines", None), (list, tuple)):
+        return []
+    views = getattr(step, "transforms", None)
+    return list(views if isinstance(views, (list, tuple)) else step.pipelines)
+
+
+def _check_one_box_choice(crop_step: Any) -> None:
+    """Refuse a ``ChooseContrastiveBox`` inside the step that holds the first ContrastiveCrop (``MultiView``) when one
+    comes before it too (else the missing-choice error of :func:`read_train_pipeline` says it): each view would choose
+    again, so the views of a pair could crop around different boxes."""
+    if find_instances(crop_step, ChooseContrastiveBox):
+        name = type(crop_step).__name__
+        raise ValueError(
+            "ContrastiveCropHook keeps several boxes per image, so both views must crop around the same one: the "
+            f"ChooseContrastiveBox inside {name} chooses again for each view (the views of a pair could crop around "
+            f"different boxes); remove it from {name} and keep the one before {name}"
+        )
+
+
 def _check_loading(crop_step: Any, head: list[Any]) -> None:
     """Refuse a loading step (``LoadImageFromFile``) inside the step that holds the first ContrastiveCrop (each view
     loading its image) when none comes before it: the refresh loads its images with ``head`` alone."""
@@ -239,6 +286,18 @@ def _check_step_order(steps: list[Any]) -> None:
         said = (f"{name} comes after ContrastiveCrop in {view}: it would cut ContrastiveCrop's crop again (a random "
                 "part of it), silently undoing the box-aware crop")
         advice = ""
+    elif where == "twice":
+        said = (f"ContrastiveCrop comes twice in {view}: the second would cut the first's crop again, placed with the "
+                "boxes of the whole image")
+        advice = "keep one ContrastiveCrop per view"
+    elif where == "twice-top":
+        holder = next((_step_name(top) for top in steps if top is not step
+                       and any(item is step for item in iter_transforms(top))), None)
+        said = ("ContrastiveCrop comes twice on each view: as a top-level step of train_dataloader.dataset.pipeline "
+                f"and again after it{f' in {holder}' if holder else ''}; the second would cut the first's crop again, "
+                "placed with the boxes of the whole image")
+        advice = ("keep one ContrastiveCrop per view, in the view pipeline of MultiView (transforms=[[dict(type="
+                  "'ContrastiveCrop', ...), ...]])")
     elif _is_random(step):
         said = (f"{name} comes before ContrastiveCrop in {view}: the boxes are made on the images without it, so a "
                 "view it changed (flipped, cropped) would be cut around boxes that do not fit it")
@@ -255,15 +314,17 @@ def _check_step_order(steps: list[Any]) -> None:
 
 
 def _misplaced_step(steps: list[Any]) -> tuple[Any, str] | None:
-    """The first step whose place makes the boxes miss and where it is ('top', 'view', 'after'), or ``None``.
+    """The first step whose place makes the boxes miss and where it is ('top', 'view', 'after', 'twice', 'twice-top'),
+    or ``None``.
 
     Each sequence is read: the top-level steps, and every ``Compose`` (a MultiView view); the branches of MultiView and
     RandomChoice are not one sequence. Before the first ContrastiveCrop of the top-level steps (what the refresh
     reuses) a random step is refused (``'top'``). Before it in a nested sequence, a step that moves image content
     (crop, pad, flip, rotation...), random or not, is refused (``'view'``): the refresh does not see it; colour changes
     and resizing the whole image leave the normalised boxes right. After it in the same sequence, a
-    RandomResizedCrop would cut the crop again (``'after'``). Steps holding a box step are left out (the box choice
-    reads only ``sample_idx``).
+    RandomResizedCrop would cut the crop again (``'after'``), and so would a second ContrastiveCrop (``'twice'``; after
+    a top-level one, in MultiView's views or not: ``'twice-top'``). Steps holding a box step are left out (the box
+    choice reads only ``sample_idx``).
     """
     sequences = [steps] + [list(item.transforms) for item in iter_transforms(steps) if type(item).__name__ == "Compose"]
     for index, sequence in enumerate(sequences):
@@ -279,9 +340,11 @@ def _misplaced_step(steps: list[Any]) -> tuple[Any, str] | None:
                 if index > 0 and _moves_content(item):
                     return item, "view"
         for step in sequence[crop_at + 1 :]:
-            again = next((item for item in iter_transforms(step) if _RESIZED_CROP.search(type(item).__name__)), None)
-            if again is not None:
-                return again, "after"
+            for item in iter_transforms(step):
+                if isinstance(item, BaseContrastiveCrop):
+                    return item, "twice" if index else "twice-top"
+                if _RESIZED_CROP.search(type(item).__name__):
+                    return item, "after"
     return None
 
 
@@ -317,27 +380,53 @@ def _is_random(step: Any) -> bool:
 
 
 def _pipeline_owner(dataset: Any) -> Any:
+    """The dataset that holds the train pipeline, inside wrappers with one inner ``dataset`` (``RepeatDataset``...);
+    ``TypeError`` naming the innermost dataset reached otherwise (a ``ConcatDataset``: with why it cannot be)."""
     seen = _innermost_with_pipeline(dataset)
     if not hasattr(seen, "pipeline"):
-        raise TypeError(
-            f"ContrastiveCropHook cannot find the pipeline of {type(dataset).__name__}; "
-            "it supports mmengine datasets and wrappers with a single inner dataset"
-        )
+        name = type(seen).__name__
+        inside = "" if seen is dataset else f" (inside {type(dataset).__name__})"
+        why = (f"; the datasets of {name} each number their samples from 0, so their sample_idx collide and images "
+               "would be cut around other images' boxes: list all images in one dataset" if hasattr(seen, "datasets")
+               else "")
+        raise TypeError(f"ContrastiveCropHook cannot find the pipeline of {name}{inside}; it supports mmengine "
+                        f"datasets and wrappers with a single inner dataset{why}")
     return seen
 
 
 def _check_sample_index(dataset: Any) -> None:
+    """Refuse a dataset whose ``get_data_info(i)`` lacks ``sample_idx`` or gives another value than ``i``: the refresh
+    stores the boxes of sample ``i`` under ``i``, the crop reads them by ``sample_idx``. Read at the first, the last and
+    seven indices between (data infos only, no image)."""
     if not hasattr(dataset, "get_data_info"):
         raise TypeError(
             f"ContrastiveCropHook needs an mmengine BaseDataset (with get_data_info); got {type(dataset).__name__}"
         )
-    info = dataset.get_data_info(0)
-    if not isinstance(info, dict) or "sample_idx" not in info:
-        raise ValueError(
-            f"{type(dataset).__name__}.get_data_info(0) has no 'sample_idx': ContrastiveCrop needs each "
-            "sample's dataset index in the results (mmengine's BaseDataset.get_data_info adds it; "
-            "keep it in a custom get_data_info)"
-        )
+    size, name = len(dataset), type(dataset).__name__
+    for index in sorted({0, size - 1} | {size * k // 8 for k in range(1, 8)}) if size else []:
+        info = dataset.get_data_info(index)
+        if not isinstance(info, dict) or "sample_idx" not in info:
+            raise ValueError(
+                f"{name}.get_data_info({index}) has no 'sample_idx': ContrastiveCrop needs each "
+                "sample's dataset index in the results (mmengine's BaseDataset.get_data_info adds it; "
+                "keep it in a custom get_data_info)"
+            )
+        if _as_index(info["sample_idx"]) != index:
+            raise ValueError(
+                f"{name}.get_data_info({index}) gives sample_idx {info['sample_idx']!r}, not {index}: the refresh "
+                "stores each image's boxes under its dataset index and ContrastiveCrop reads them by sample_idx, so "
+                "every image would be cut around another image's boxes; sample_idx must be the dataset index (as "
+                "mmengine's BaseDataset.get_data_info sets it): keep image ids under another key"
+            )
+
+
+def _as_index(value: Any) -> int | None:
+    """``value`` as an int if it is an integer of any kind (numpy, a 0-d tensor), else ``None`` (bool, float,
+    text)."""
+    try:
+        return None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        return None
 
 
 def evaluation_store_users(dataset: Any) -> list[StoreUser]:

@@ -87,7 +87,15 @@ class StoreUser:
                 f"{type(self).__name__} needs results['sample_idx'] (the dataset index of the sample); "
                 "mmengine's BaseDataset.get_data_info adds it; a custom dataset must keep it"
             )
-        return self.store.get(index)
+        try:
+            return self.store.get(index)
+        except IndexError:  # the store's own hint, to size it, is the hook's job: the cause is sample_idx
+            last = self.store.num_samples - 1
+            raise IndexError(
+                f"{type(self).__name__}: results['sample_idx'] is {index!r}, outside the box store of the train "
+                f"dataset's {last + 1} samples (allowed: 0 to {last}); sample_idx must be the sample's dataset index, "
+                "as mmengine's BaseDataset.get_data_info sets it (keep image ids under another key)"
+            ) from None
 
     def _warn_no_store(self) -> None:
         if StoreUser._warned_no_store or StoreUser.awaiting_hooks and get_worker_info() is not None:

@@ -54,3 +54,29 @@ def test_config_loads_and_builds(path):
         model = MODELS.build(cfg.model)
         assert hasattr(model, "backbone")
         _built_models.add(key)
+
+
+class _Images:
+    """A stand-in train dataset of 16 samples whose ``sample_idx`` is the index, holding a config's pipeline."""
+
+    def __init__(self, pipeline: Compose) -> None:
+        self.pipeline = pipeline
+
+    def __len__(self) -> int:
+        return 16
+
+    def get_data_info(self, index: int) -> dict:
+        return {"img_path": f"{index}.png", "sample_idx": index}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_config_pipeline_passes_the_hooks_checks(path):
+    # The hook's before_train checks of the train pipeline (placement of the crop, the box choice, the views) accept
+    # every shipped pipeline as it is.
+    from ccrop_mm.pipeline_walk import read_train_pipeline
+
+    cfg = Config.fromfile(str(path))
+    init_default_scope(cfg.default_scope)
+    hook = HOOKS.build(cfg.custom_hooks[0])
+    plan = read_train_pipeline(_Images(Compose(cfg.train_dataloader.dataset.pipeline)), hook.max_boxes > 1)
+    assert len(plan.store_users) == 1 + ("multiobj" in path.name) and not plan.plain_views
