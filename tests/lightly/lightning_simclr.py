@@ -72,6 +72,18 @@ class TinySimCLR(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.06)
 
 
+class VersionAtEpochStart(TinySimCLR):
+    """Records the store version each training epoch starts with."""
+
+    def __init__(self, store: BoxStore) -> None:
+        super().__init__()
+        self.store = store
+        self.versions: dict[int, int] = {}
+
+    def on_train_epoch_start(self) -> None:
+        self.versions[self.current_epoch] = self.store.version
+
+
 def simclr_transform() -> CCropSimCLRTransform:
     """Colour-preserving views (no jitter, grayscale, blur or normalisation) cropped relative to the box."""
     return CCropSimCLRTransform(

@@ -336,23 +336,11 @@ def test_a_state_whose_last_refresh_epoch_is_no_epoch_is_refused_at_load(quadran
     assert callback.state_dict()["last_refresh_epoch"] == 3 and type(callback._restored_last_refresh) is int
 
 
-class _VersionAtEpochStart(lightning_simclr.TinySimCLR):
-    """Records the store version each training epoch starts with."""
-
-    def __init__(self, store: BoxStore) -> None:
-        super().__init__()
-        self.store = store
-        self.versions: dict[int, int] = {}
-
-    def on_train_epoch_start(self) -> None:
-        self.versions[self.current_epoch] = self.store.version
-
-
 def _fit(tmp_path, dataset, epochs, *, callback=None, ckpt_path=None, store=None):
     """``epochs`` of TinySimCLR, a checkpoint per epoch in tmp_path/ckpt; returns the module."""
     store = store if store is not None else BoxStore(len(dataset))
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
-    module = _VersionAtEpochStart(store)
+    module = lightning_simclr.VersionAtEpochStart(store)
     trainer = _trainer(tmp_path, epochs, [c for c in (callback, checkpoints) if c is not None], logger=False)
     trainer.fit(module, lightning_simclr.train_loader(dataset, store), ckpt_path=ckpt_path)
     return module
@@ -573,7 +561,7 @@ def test_fit_called_again_to_continue_a_finished_run_makes_the_refresh_its_last_
     callback = _callback(store, dataset)
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
     trainer = _trainer(tmp_path, 2, [callback, checkpoints], logger=False)
-    module, loader = _VersionAtEpochStart(store), lightning_simclr.train_loader(dataset, store)
+    module, loader = lightning_simclr.VersionAtEpochStart(store), lightning_simclr.train_loader(dataset, store)
     trainer.fit(module, loader)
     assert module.versions == {0: 0, 1: 1}
     trainer.fit_loop.max_epochs = 3

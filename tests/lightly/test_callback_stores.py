@@ -58,18 +58,6 @@ class _DictOfBatches(lightning_simclr.TinySimCLR):
         return sum(super(_DictOfBatches, self).training_step(part, batch_index) for part in batch.values())
 
 
-class _VersionAtEpochStart(lightning_simclr.TinySimCLR):
-    """Records the store version each training epoch starts with."""
-
-    def __init__(self, store: BoxStore) -> None:
-        super().__init__()
-        self.store = store
-        self.versions: dict[int, int] = {}
-
-    def on_train_epoch_start(self) -> None:
-        self.versions[self.current_epoch] = self.store.version
-
-
 def test_a_callback_for_the_second_ccrop_loader_refreshes_the_store_that_loader_reads(tmp_path, quadrant_folder):
     """Two training DataLoaders, each with a CCropCollate of its own store, and a callback for the second one's store:
     it was refused when training started ("refreshes another box store than the one the training DataLoader's
@@ -130,11 +118,11 @@ def test_a_new_run_from_epoch_0_on_a_store_that_holds_earlier_boxes_warns(tmp_pa
     store = BoxStore(len(dataset))
     callback = _callback(store, dataset)
     loader = _loader(dataset, store)
-    first = _VersionAtEpochStart(store)
+    first = lightning_simclr.VersionAtEpochStart(store)
     _trainer(tmp_path, 2, [callback, _checkpoints(tmp_path)]).fit(first, loader)
     assert first.versions == {0: 0, 1: 1}
 
-    second = _VersionAtEpochStart(store)
+    second = lightning_simclr.VersionAtEpochStart(store)
     with pytest.warns(UserWarning, match=r"^BoxRefreshCallback: this fit starts a new run at epoch 0, but its box "
                                          r"store already holds boxes \(version 1\) .*the warm-up epochs crop around "
                                          r"those boxes, not plain RandomResizedCrop.*a new BoxStore .*"
@@ -145,13 +133,13 @@ def test_a_new_run_from_epoch_0_on_a_store_that_holds_earlier_boxes_warns(tmp_pa
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*already holds boxes")
         store.load_state_dict(BoxStore(16, max_boxes=4).state_dict())  # the warning's fix
-        third = _VersionAtEpochStart(store)
+        third = lightning_simclr.VersionAtEpochStart(store)
         _trainer(tmp_path, 1, [callback]).fit(third, loader)
         assert third.versions == {0: 0}
 
         state = torch.load(tmp_path / "ckpt" / "epoch=0.ckpt", weights_only=True)["callbacks"]["BoxRefreshCallback"]
         callback.load_state_dict(state)  # restored for this fit, on purpose
-        fourth = _VersionAtEpochStart(store)
+        fourth = lightning_simclr.VersionAtEpochStart(store)
         _trainer(tmp_path, 1, [callback]).fit(fourth, loader)
         assert fourth.versions == {0: 1}
 
