@@ -43,6 +43,31 @@ def threads(text: str) -> int:
 MAX_EPOCHS = 10_000
 """The most epochs ``ccrop demo`` / ``ccrop study`` take (``--epochs 99999999999999999999`` ran for ever, silently)."""
 
+
+
+def epochs(text: str) -> int:
+    """A number of epochs, 1 to :data:`MAX_EPOCHS` (``ccrop bench localize --epochs``)."""
+    return _int_at_least(text, 1, f"an integer from 1 to {MAX_EPOCHS}", high=MAX_EPOCHS)
+
+
+MAX_SEEDS = 100
+"""The most seeds ``ccrop study --seeds`` takes (20 times the default 5): ``--seeds 1000000`` was accepted, a run of
+about a year at 45 s a seed."""
+
+MAX_CROPS = 10_000
+"""The most crops per side and round ``ccrop bench speed --crops`` takes (about 1.5 GB of 224 px views a side; the
+default is 300): ``--crops 999999999`` filled the memory, silently."""
+
+MAX_PAIRS_PER_IMAGE = 1000
+"""The most view pairs per image ``ccrop bench pairs --pairs-per-image`` takes (the default is 8):
+``--pairs-per-image 100000000`` ran for ever, silently."""
+
+
+def crops(text: str) -> int:
+    """Crops per side and round, 1 to :data:`MAX_CROPS`."""
+    return _int_at_least(text, 1, f"an integer from 1 to {MAX_CROPS}", high=MAX_CROPS)
+
+
 MAX_SIDE = 1024
 """The largest image side the commands take: their generated scenes and views at their batch sizes (a typo such as
 ``--crop-size 100000`` exhausted the memory, or the kernel killed the process)."""

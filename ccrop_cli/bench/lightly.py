@@ -108,10 +108,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
         except ValueError as error:
             raise UserError(f"--image-size {args.image_size}: {error}") from None
     if args.folder is not None:
+        from ccrop_cli.demo.image_checks import check_images
         from ccrop_cli.demo.user_data import list_images
 
-        try:
-            list_images(Path(args.folder))
+        try:  # a truncated or fake image: one line now, not a DataLoader worker's traceback after the timing
+            check_images(Path(args.folder), list_images(Path(args.folder)), upright=True)
         except UserError as error:
             raise UserError(str(error).replace("--data ", "--folder ", 1)) from None
 

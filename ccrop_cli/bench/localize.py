@@ -64,8 +64,10 @@ from ccrop_cli.experiment.pair_quality import (
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES, SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, get_strategy
 from ccrop_cli.option_types import (
+    MAX_EPOCHS,
     check_output_file,
     check_output_folder,
+    epochs,
     non_negative_int,
     positive_int,
     seed,
@@ -143,15 +145,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image folders with annotations.json (COCO style) to measure as well")
     parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], action=_Once)
     parser.add_argument("--checkpoints", type=user_path, default=None, metavar="DIR",
-                        help="backbone state_dicts DIR/<kind>_s<seed>.pt: loaded when present, else trained and saved")
+                        help="backbones DIR/<kind>_s<seed>.pt with their training recipe: loaded when present (one "
+                             "trained with other --epochs/--images/sizes/--backbone is refused), else trained and "
+                             "saved")
     parser.add_argument("--rules", nargs="+", default=None, action=_Once,
                         help=f"heatmap rules (default: {' '.join(RULES)}; those of a plugin not loaded are left out)")
     parser.add_argument("--thresholds", nargs="+", type=_threshold, default=None, action=_Once,
                         help="thresholds k in [0, 1) or mean/otsu (default: 0.1 0.3 0.5 0.7 mean otsu)")
     parser.add_argument("--images", type=positive_int, default=None,
                         help=f"images per data kind (default {BenchConfig.images})")
-    parser.add_argument("--epochs", type=positive_int, default=None,
-                        help=f"pre-training epochs (default {BenchConfig.epochs})")
+    parser.add_argument("--epochs", type=epochs, default=None,
+                        help=f"pre-training epochs, 1 to {MAX_EPOCHS} (default {BenchConfig.epochs})")
     parser.add_argument("--backbone", default="convnet", choices=list(STAGES))
     parser.add_argument("--quick", action="store_true", help="a tiny run for tests (24 images, 1 epoch, 2 thresholds)")
     parser.add_argument("--json", type=user_path, default=None, metavar="FILE", help="also write every figure to FILE")
@@ -313,14 +317,44 @@ def _load_image(path: Path, size: int) -> np.ndarray:
     return np.asarray(image)
 
 
+def training_recipe(data: DataKind, config: BenchConfig) -> dict[str, Any]:
+    """What a backbone of ``data`` is trained with: saved beside its weights, and compared when they are loaded."""
+    return {"backbone": config.backbone, "epochs": config.epochs, "images": len(data.filenames),
+            "scene_size": config.scene_size, "view_size": config.view_size,
+            "batch_size": min(config.batch_size, len(data.filenames))}
+
+
+def _recipe_text(recipe: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in recipe.items())
+
+
 def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints: str | Path | None) -> nn.Module:
-    """The SimCLR backbone of ``data`` and ``seed``: loaded from ``checkpoints`` or pre-trained (and saved)."""
+    """The SimCLR backbone of ``data`` and ``seed``: loaded from ``checkpoints`` or pre-trained (and saved).
+
+    A checkpoint holds ``{"recipe": ..., "state_dict": ...}``; one trained with another recipe (``--epochs``,
+    ``--images``, sizes, ``--backbone``), or saved without one (an older ccrop), is refused, naming both.
+    """
     backbone, _ = build_backbone(config.backbone, seed)
+    recipe = training_recipe(data, config)
     path = Path(checkpoints) / f"{data.name}_s{seed}.pt" if checkpoints else None
     if path is not None and path.is_file():
         try:
-            backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(saved, dict) and isinstance(saved.get("recipe"), dict) and "state_dict" in saved:
+                if saved["recipe"] != recipe:  # weights trained with other options, reported as this run's
+                    raise UserError(f"--checkpoints: {path} was trained with {_recipe_text(saved['recipe'])}; this "
+                                    f"run trains with {_recipe_text(recipe)}: remove it (it is trained and saved "
+                                    "again) or give another --checkpoints folder")
+                backbone.load_state_dict(saved["state_dict"])
+            elif isinstance(saved, dict) and all(isinstance(value, torch.Tensor) for value in saved.values()):
+                raise UserError(f"--checkpoints: {path} holds no training recipe (saved by an older ccrop), so its "
+                                f"epochs and sizes are unknown; this run trains with {_recipe_text(recipe)}: remove "
+                                "it (it is trained and saved again) or give another --checkpoints folder")
+            else:
+                raise ValueError(f"holds a {type(saved).__name__}, not a checkpoint of ccrop bench localize")
         except (RuntimeError, OSError, EOFError, ValueError, TypeError, AttributeError, KeyError) as error:
+            if isinstance(error, UserError):
+                raise
             lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
             reason = " ".join(lines[:2])  # torch's 'Error(s) in loading state_dict ...:' and its first mismatch
             reason = reason if len(reason) <= 200 else reason[:197] + "..."
@@ -332,13 +366,13 @@ def trained_backbone(data: DataKind, seed: int, config: BenchConfig, checkpoints
 
     result = pretrain_simclr(
         data.root, "rrc", backbone=config.backbone, image_size=config.view_size, refresh_size=config.scene_size,
-        epochs=config.epochs, batch_size=min(config.batch_size, len(data.filenames)), seed=seed,
+        epochs=config.epochs, batch_size=recipe["batch_size"], seed=seed,
         num_workers=1, progress=False,
     )
     if path is not None:  # written whole, then renamed: a run stopped while saving leaves no damaged file
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
-        torch.save(result.backbone.state_dict(), partial)
+        torch.save({"recipe": recipe, "state_dict": result.backbone.state_dict()}, partial)
         os.replace(partial, path)
     return result.backbone.eval()
 

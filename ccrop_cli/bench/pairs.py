@@ -36,7 +36,16 @@ from ccrop_cli.experiment.pair_quality import (box_precision, box_recall, oracle
                                                sample_view_pairs)
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES
 from ccrop_cli.experiment.strategies import STRATEGIES, CropStrategy
-from ccrop_cli.option_types import check_alpha, check_output_file, seed, side, user_path, workers
+from ccrop_cli.option_types import (
+    MAX_EPOCHS,
+    MAX_PAIRS_PER_IMAGE,
+    check_alpha,
+    check_output_file,
+    seed,
+    side,
+    user_path,
+    workers,
+)
 from ccrop_plugins import eval_mode, get_localizer, heatmaps_from_features
 from ccrop_scenes import Scenes, generate_scenes, write_image_folder
 
@@ -67,18 +76,30 @@ QUICK = dict(images=64, pairs_per_image=4, epochs=1, batch_size=32)
 """``--quick``'s sizes (each only where not given: ``--quick --epochs 3`` trains 3 epochs; it trained 1)."""
 
 
+def _threshold(text: str) -> float | str:
+    """``--thresholds``: ``mean``, ``otsu`` (as every other command takes them) or a number (checked in [0, 1) with
+    the other options)."""
+    if text in ("mean", "otsu"):
+        return text
+    try:
+        return float(text)
+    except ValueError:  # argparse would say "invalid _threshold value"
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), mean or otsu; got {text!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=None, help="scenes per setting (default 256; --quick: 64)")
     parser.add_argument("--pairs-per-image", type=int, default=None,
-                        help="view pairs per image and strategy (default 8; --quick: 4)")
+                        help=f"view pairs per image and strategy, 1 to {MAX_PAIRS_PER_IMAGE} (default 8; --quick: 4)")
     parser.add_argument("--image-size", type=side, default=64, help="scene side in pixels (default 64)")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre (default 0.6)")
     parser.add_argument(
-        "--thresholds", type=float, nargs="+", default=None,
-        help="heatmap thresholds k for the model's boxes (default: 0.1, the paper's, and 0.5)",
+        "--thresholds", type=_threshold, nargs="+", default=None,
+        help="heatmap thresholds k for the model's boxes: numbers in [0, 1), mean or otsu (default: 0.1, the "
+             "paper's, and 0.5)",
     )
     parser.add_argument("--epochs", type=int, default=None,
-                        help="SimCLR epochs of the model per setting (default 4; --quick: 1)")
+                        help=f"SimCLR epochs of the model per setting, 1 to {MAX_EPOCHS} (default 4; --quick: 1)")
     parser.add_argument("--batch-size", type=int, default=None, help="default 128; --quick: 32")
     parser.add_argument("--workers", type=workers, default=None,
                         help="DataLoader workers for pre-training (default 2), at most 4 per CPU core")
@@ -159,7 +180,7 @@ def model_heatmaps(backbone: nn.Module, scenes: Scenes) -> Tensor:
 
 
 def model_sets(
-    heatmaps: Tensor, scenes: Scenes, threshold: float
+    heatmaps: Tensor, scenes: Scenes, threshold: float | str
 ) -> tuple[dict[str, list[tuple[Tensor, Tensor] | None]], dict[str, dict[str, float]]]:
     """Box sets from heatmaps ``(N, H, W)`` per strategy, and box recall/precision per localizer."""
     by_localizer: dict[str, list[tuple[Tensor, Tensor]]] = {}
@@ -270,7 +291,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
                         f"got {args.image_size}")
     if args.workers < 0:
         raise UserError(f"--workers must be an integer >= 0 (0: load in the main process); got {args.workers}")
-    bad = [k for k in args.thresholds if not 0.0 <= k < 1.0]
+    for name, most in (("epochs", MAX_EPOCHS), ("pairs_per_image", MAX_PAIRS_PER_IMAGE)):  # ran for ever, silently
+        if getattr(args, name) > most:
+            raise UserError(f"--{name.replace('_', '-')} must be an integer from 1 to {most}; "
+                            f"got {getattr(args, name)}")
+    bad = [k for k in args.thresholds if not isinstance(k, str) and not 0.0 <= k < 1.0]
     if bad:
         raise UserError(f"--thresholds must lie in [0, 1); got {bad}")
     if args.checkpoint is not None and args.no_model:
@@ -337,7 +362,7 @@ def _measure_setting(
     entry["model_boxes"] = {}
     for threshold in args.thresholds:
         sets, localization = model_sets(heatmaps, scenes, threshold)
-        source = f"model k={threshold:g}"
+        source = f"model k={threshold if isinstance(threshold, str) else format(threshold, 'g')}"
         entry[source] = measure_strategies(scenes, sets, args.pairs_per_image, args.alpha, args.seed)
         entry["model_boxes"][source] = localization
     return entry

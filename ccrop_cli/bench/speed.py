@@ -33,7 +33,7 @@ from torch import Tensor
 from torchvision.transforms import RandomResizedCrop
 
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS
-from ccrop_cli.option_types import positive_int, seed, threads
+from ccrop_cli.option_types import MAX_CROPS, crops, positive_int, seed, threads
 from ccrop_plugins import ContrastiveCrop, get_localizer, heatmaps_from_features
 from ccrop_plugins.box_sets import WHOLE_IMAGE
 
@@ -43,7 +43,8 @@ from .rounds import Ratio, interleaved
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=positive_int, default=9,
                         help="interleaved rounds per comparison (median of the per-round ratios reported)")
-    parser.add_argument("--crops", type=positive_int, default=300, help="crops per side per round")
+    parser.add_argument("--crops", type=crops, default=300,
+                        help=f"crops per side per round, 1 to {MAX_CROPS} (default 300)")
     parser.add_argument("--threads", type=threads, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--seed", type=seed, default=0)
 

@@ -112,6 +112,10 @@ def write_outputs(
     final = {"multi": multi, "paper": union_boxes(multi)}  # both from the same heatmaps and threshold
     gt = None if annotations is None else [annotations.get(name) for name in demo_run.filenames]
     files = _pictures(out, images, heatmaps.numpy(), final, gt, config)
+    written = {path.name for path in files.values()}
+    for name in OUTPUT_FILES:  # an earlier run's picture this run does not draw (view_pairs_oracle.png without
+        if name.endswith(".png") and name not in written:  # ground truth) would pass for this run's
+            (out / name).unlink(missing_ok=True)
     measured = [] if gt is None else [i for i, boxes in enumerate(gt) if boxes is not None]
     objects = sum(len(gt[i]) for i in measured)
     no_objects = bool(measured) and objects == 0

@@ -55,7 +55,8 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
     """Generate ``num_images`` scenes of ``setting`` and write them as an image folder at ``root``.
 
     A folder already written with the same arguments is reused (its ``scenes.json`` records
-    them); a folder it wrote with other arguments is replaced. The scenes are written into
+    them); a folder it wrote with other arguments is replaced, once the new scenes are written (a run refused for
+    memory, or stopped, leaves it as it was). The scenes are written into
     ``<root>.partial`` and renamed to ``root`` once complete, so a run stopped while writing
     (Ctrl-C, a full disk) leaves no half-written ``root``: the next run removes the partial
     folder and writes again.
@@ -72,12 +73,11 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
     if (root / ANNOTATIONS_FILE).exists() and recipe_file.exists():
         if json.loads(recipe_file.read_text()) == json.loads(json.dumps(recipe)):
             return root
-    if recipe_file.exists():
-        shutil.rmtree(root)  # written by us with other arguments: stale images must not remain
-    elif root.exists() and (not root.is_dir() or any(root.iterdir())):
+    stale = recipe_file.exists()  # written by us with other arguments: replaced once the new scenes are written
+    if not stale and root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise UserError(f"{root} holds files that ccrop did not write (it has no {recipe_file.name}); remove it or "
                         "choose another output folder")
-    _check_memory(num_images, image_size)
+    _check_memory(num_images, image_size)  # before anything is removed: a refused run leaves the old scenes
     partial = root.with_name(root.name + ".partial")
     if partial.exists():  # a write of ours that was stopped
         shutil.rmtree(partial)
@@ -93,7 +93,9 @@ def write_split(setting: SceneSetting, root: str | Path, num_images: int, image_
     try:
         write_image_folder(scenes, partial, overwrite=True)
         (partial / recipe_file.name).write_text(json.dumps(recipe, indent=1))
-        if root.exists():
+        if stale:
+            shutil.rmtree(root)  # stale images must not remain
+        elif root.exists():
             root.rmdir()  # empty (checked above)
         partial.rename(root)
     except OSError as error:  # a full disk, a file where a folder goes

@@ -169,13 +169,19 @@ def run(args: argparse.Namespace) -> int:
             f"--out {args.out} lies inside the image folder {args.image_folder}: the PNG files would be read as images "
             "of the folder (one more class) by the next ccrop viz and by training; choose an --out outside it"
         )
-    check_output_folder(args.out)  # a file of that name was mkdir's FileExistsError traceback
+    if args.out.exists() and not args.out.is_dir():  # named first, as before; a missing --out is created below
+        check_output_folder(args.out)
+    if (args.out / "report.json").is_file():  # a demo's folder: its box_sets.png was replaced without a word
+        raise UserError(f"--out {args.out} holds a ccrop demo's output ({args.out / 'report.json'}); ccrop viz would "
+                        "overwrite its box_sets.png: choose another --out")
     strategy = get_strategy(args.strategy)
     files, store = load_files_and_store(args.image_folder, args.boxes, args.checkpoint)
     upright, turned = _exif_frame(args, files)
     # Read as ccrop demo --data reads it (width/height optional, './' or bare file names, named errors): the generated
     # scenes' reader raised KeyError: 'width' on the demo's documented format.
     annotations = load_user_annotations(args.image_folder, files)
+    # After the inputs are read: a refused box file left an empty --out behind.
+    check_output_folder(args.out)  # a file of that name was mkdir's FileExistsError traceback
 
     shown = files[: args.images]
     images = np.stack([_display_image(args.image_folder, name, args.display_size, upright) for name in shown])
@@ -203,10 +209,20 @@ def run(args: argparse.Namespace) -> int:
                 ground_truth=None if annotations is None else _truth(annotations, name, turned, upright),
             )
         )
+    _remove_stale_pairs(args.out, min(args.pair_images, len(files)))
     print(f"ccrop viz: {len(files)} images, box store version {store.version}; wrote:")
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def _remove_stale_pairs(out: Path, count: int) -> None:
+    """Remove an earlier run's ``pairs_<n>.png`` for ``n >= count``: left beside this run's, they passed for its
+    pictures (a rerun with fewer ``--pair-images``)."""
+    for path in out.glob("pairs_*.png"):
+        number = path.stem.removeprefix("pairs_")
+        if number.isdigit() and int(number) >= count and path.is_file():
+            path.unlink()
 
 
 def _exif_frame(args: argparse.Namespace, files: list[str]) -> tuple[bool, dict[str, int]]:

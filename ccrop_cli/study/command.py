@@ -23,13 +23,22 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from dataclasses import replace
 from typing import Any
 
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS
 from ccrop_cli.experiment.strategies import STRATEGIES
-from ccrop_cli.option_types import check_output_folder, non_negative_int, positive_int, side, user_path, workers
+from ccrop_cli.option_types import (
+    MAX_SEEDS,
+    check_output_folder,
+    non_negative_int,
+    positive_int,
+    side,
+    user_path,
+    workers,
+)
 from ccrop_cli.study.config import BOX_SOURCES, PRESETS, QUICK, StudyConfig
 from ccrop_cli.study.report import write_plots, write_table
 from ccrop_cli.study.results_file import read_results, save_results, saved_runs
@@ -56,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="crop area range relative to the box, for multi-box")
     parser.add_argument("--seeds", type=positive_int, default=None,
-                        help=f"seeds per strategy (default {defaults.seeds})")
+                        help=f"seeds per strategy, 1 to {MAX_SEEDS} (default {defaults.seeds})")
     parser.add_argument("--settings", nargs="+", default=None, choices=list(SCENE_SETTINGS), help="scene settings")
     parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES), help="crop strategies")
     parser.add_argument("--backbone", default=None, choices=["convnet", "resnet18"])
@@ -138,6 +147,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.report_only and not (Path(args.out) / "results.json").is_file():  # before --out is created: left empty
+        raise UserError(f"--report-only needs {Path(args.out) / 'results.json'}; run the study first")
     out = check_output_folder(args.out)
     results_file = out / "results.json"
     config, runs, baselines, command = saved_runs(args, config, results_file)

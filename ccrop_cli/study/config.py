@@ -19,7 +19,7 @@ from ccrop_cli.experiment.backbones import build_backbone, check_stage_names
 from ccrop_cli.experiment.pretrain import PretrainConfig
 from ccrop_cli.experiment.scene_settings import NUM_CLASSES, get_scene_setting
 from ccrop_cli.experiment.strategies import CropStrategy, get_strategy
-from ccrop_cli.option_types import MAX_EPOCHS
+from ccrop_cli.option_types import MAX_EPOCHS, MAX_SEEDS
 
 MIN_STUDY_SIDE = 16
 """The smallest ``--image-size``, ``--refresh-size`` and ``--eval-size``: the generated scenes' smallest side."""
@@ -136,8 +136,8 @@ class StudyConfig:
             except ValueError as error:
                 raise ValueError(f"--scene-size {self.scene_size} is too small for the {name} scenes "
                                  f"({error})") from None
-        if self.seeds < 1:
-            raise ValueError(f"--seeds must be a positive integer; got {self.seeds}")
+        if not 1 <= self.seeds <= MAX_SEEDS:  # --seeds 1000000 was a run of about a year
+            raise ValueError(f"--seeds must be an integer from 1 to {MAX_SEEDS}; got {self.seeds}")
         for name in ("train_images", "test_images"):  # labels are balanced: fewer images leave a class folder empty
             if getattr(self, name) < NUM_CLASSES:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)} is fewer than the scenes' "

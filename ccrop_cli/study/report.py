@@ -66,6 +66,11 @@ def runs_of(runs: list[Run], setting: str, strategy: str, boxes: str | None = No
     ]
 
 
+def current_runs(runs: list[Run], config: Any) -> list[Run]:
+    """The runs (or baselines) of the seeds ``config`` asks for, ``0 .. config.seeds - 1``."""
+    return [r for r in runs if r["seed"] < config.seeds]
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
@@ -141,8 +146,18 @@ def write_table(
     command: str,
     baselines: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Write ``results.md`` and return its text."""
+    """Write ``results.md`` and return its text.
+
+    Only the runs and baselines of the seeds ``config`` asks for (``0 .. seeds - 1``) are counted: ``results.json``
+    keeps the runs of a study with more seeds (a later one resumes from them), which the header's seed count would
+    otherwise not describe.
+    """
+    left_out = len(runs) - len(current_runs(runs, config))
+    runs, baselines = current_runs(runs, config), current_runs(baselines or [], config)
     lines = _header_lines(config, command)
+    if left_out:
+        lines += [f"Left out: {left_out} saved run(s) of seed {config.seeds} or above in results.json (this "
+                  f"report covers seeds 0-{config.seeds - 1}; a study with more --seeds uses them).", ""]
     lines += _results_lines(config, runs, oracle, baselines)
     lines += _paired_lines(config, runs)
     lines += _per_seed_lines(config, runs)
@@ -256,7 +271,8 @@ def _per_seed_lines(config: Any, runs: list[Run]) -> list[str]:
 
 
 def write_plots(out: Path, config: Any, runs: list[Run], oracle: dict[str, dict[str, float]]) -> list[Path]:
-    """``accuracy.png``, ``box_recall.png`` and ``false_positive_rate.png`` in ``out``."""
+    """``accuracy.png``, ``box_recall.png`` and ``false_positive_rate.png`` in ``out`` (seeds of ``config`` only)."""
+    runs = current_runs(runs, config)
     return [
         _accuracy_plot(out / "accuracy.png", config, runs),
         _refresh_plot(out / "box_recall.png", config, runs, "box_recall", "box recall at IoU 0.5", None),

@@ -114,8 +114,18 @@ def test_bench_localize_checkpoint_of_another_backbone_or_damaged_is_one_line(tm
 
     checkpoints = tmp_path / "ck"
     checkpoints.mkdir()
-    torch.save(build_backbone("convnet", 0)[0].state_dict(), checkpoints / "single_s0.pt")
-    # Before: load_state_dict's 'Missing key(s) ...' traceback (the file name holds no backbone).
+    recipe = {"backbone": "convnet", "epochs": 1, "images": 24, "scene_size": 32, "view_size": 32, "batch_size": 12}
+    torch.save({"recipe": recipe, "state_dict": build_backbone("convnet", 0)[0].state_dict()},
+               checkpoints / "single_s0.pt")
+    # Before: load_state_dict's 'Missing key(s) ...' traceback (the file name holds no backbone); now the recipe
+    # saved beside the weights names the other backbone.
+    assert _localize("--checkpoints", str(checkpoints), "--backbone", "resnet18") == 2
+    line = _one_error_line(capsys, "bench localize")
+    assert f"--checkpoints: {checkpoints / 'single_s0.pt'} was trained with backbone convnet, epochs 1" in line
+    assert "this run trains with backbone resnet18, epochs 1" in line
+    recipe["backbone"] = "resnet18"  # a recipe that matches, weights that do not: load_state_dict's reason
+    torch.save({"recipe": recipe, "state_dict": build_backbone("convnet", 0)[0].state_dict()},
+               checkpoints / "single_s0.pt")
     assert _localize("--checkpoints", str(checkpoints), "--backbone", "resnet18") == 2
     line = _one_error_line(capsys, "bench localize")
     assert f"--checkpoints: {checkpoints / 'single_s0.pt'} is no resnet18 backbone's state_dict" in line
