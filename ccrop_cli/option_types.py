@@ -105,6 +105,17 @@ def numpy_seed(text: str) -> int:
                          high=2**31 - 1)
 
 
+def threshold(text: str) -> float | str:
+    """A localizer threshold option: a number (its range is checked with the command's other options) or the name of a
+    per-image rule, ``otsu`` or ``mean``."""
+    if text in ("otsu", "mean"):
+        return text
+    try:
+        return float(text)
+    except ValueError:  # argparse would say "invalid threshold value"
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), otsu or mean; got {text!r}") from None
+
+
 def _int_at_least(text: str, low: int, what: str, high: int | None = None) -> int:
     try:
         value = int(text)

@@ -43,6 +43,7 @@ from ccrop_cli.option_types import (
     check_output_file,
     seed,
     side,
+    threshold,
     user_path,
     workers,
 )
@@ -76,17 +77,6 @@ QUICK = dict(images=64, pairs_per_image=4, epochs=1, batch_size=32)
 """``--quick``'s sizes (each only where not given: ``--quick --epochs 3`` trains 3 epochs; it trained 1)."""
 
 
-def _threshold(text: str) -> float | str:
-    """``--thresholds``: ``mean``, ``otsu`` (as every other command takes them) or a number (checked in [0, 1) with
-    the other options)."""
-    if text in ("mean", "otsu"):
-        return text
-    try:
-        return float(text)
-    except ValueError:  # argparse would say "invalid _threshold value"
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), mean or otsu; got {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=None, help="scenes per setting (default 256; --quick: 64)")
     parser.add_argument("--pairs-per-image", type=int, default=None,
@@ -94,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=side, default=64, help="scene side in pixels (default 64)")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre (default 0.6)")
     parser.add_argument(
-        "--thresholds", type=_threshold, nargs="+", default=None,
+        "--thresholds", type=threshold, nargs="+", default=None,
         help="heatmap thresholds k for the model's boxes: numbers in [0, 1), mean or otsu (default: 0.1, the "
              "paper's, and 0.5)",
     )

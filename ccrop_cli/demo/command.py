@@ -47,7 +47,7 @@ from ccrop_cli.demo.user_data import (
 )
 from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
-from ccrop_cli.option_types import MAX_EPOCHS, check_output_folder, user_path
+from ccrop_cli.option_types import MAX_EPOCHS, check_output_folder, threshold, user_path
 
 FRAMEWORKS = ("lightly", "mmpretrain")
 
@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, metavar="DIR", type=user_path,
                         help="your image folder (DIR/<class>/<image> or flat) instead of generated scenes; "
                              "DIR/annotations.json (COCO boxes), if present, is measured against")
-    parser.add_argument("--threshold", type=_threshold, default=None,
+    parser.add_argument("--threshold", type=threshold, default=None,
                         help=f"localizer threshold: k in [0, 1) or otsu/mean per image "
                              f"(default {defaults.threshold}; paper: 0.1)")
     parser.add_argument("--heatmap", default=None,
@@ -86,16 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"mmpretrain: {' '.join(MMPRETRAIN['stages'])}); several are fused")
     parser.add_argument("--seed", type=int, default=None, help="data and training seed, in [0, 2**31) (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _threshold(text: str) -> float | str:
-    """``--threshold``: a number or the name of a per-image rule."""
-    if text in ("otsu", "mean"):
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), otsu or mean; got {text!r}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> DemoConfig:

@@ -36,6 +36,7 @@ from ccrop_cli.option_types import (
     non_negative_int,
     positive_int,
     side,
+    threshold,
     user_path,
     workers,
 )
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene-size", type=side, default=None, help="generated image size in pixels")
     parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument(
-        "--threshold", type=_threshold, default=None, help="localizer threshold k: a number (paper: 0.1), otsu or mean"
+        "--threshold", type=threshold, default=None, help="localizer threshold k: a number (paper: 0.1), otsu or mean"
     )
     parser.add_argument("--heatmap", default=None,
                         help="heatmap rule of the learned boxes (default distinctiveness; paper: channel_sum)")
@@ -170,12 +171,3 @@ def run(args: argparse.Namespace) -> int:
     print(summary)
     print(f"study done in {time.perf_counter() - started:.0f} s; results in {out}")
     return 0
-
-
-def _threshold(text: str) -> float | str:
-    if text in ("otsu", "mean"):
-        return text
-    try:
-        return float(text)
-    except ValueError:  # argparse would say "invalid _threshold value"
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), otsu or mean; got {text!r}") from None
