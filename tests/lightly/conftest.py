@@ -9,7 +9,9 @@ into four 24 x 24 quadrants of pure colours, red always top-left, the other thre
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 import traceback
 from pathlib import Path
 
@@ -18,6 +20,12 @@ import pytest
 from PIL import Image
 
 from ccrop_scenes import generate_scenes
+
+# `import lightning_simclr` in the tests (this folder is not on sys.path); the DDP tests also run it as a script
+if "lightning_simclr" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location("lightning_simclr", Path(__file__).with_name("lightning_simclr.py"))
+    sys.modules["lightning_simclr"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["lightning_simclr"])
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 QUADRANT_SIZE = 24

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import pickle
@@ -23,11 +22,9 @@ from pytorch_lightning.loggers import CSVLogger
 from ccrop_lightly import BoxRefreshCallback, BoxRefresher, make_refresh_loader
 from ccrop_plugins import BoxSets, BoxStore
 
-SCRIPT = Path(__file__).with_name("lightning_simclr.py")
-_spec = importlib.util.spec_from_file_location("lightning_simclr", SCRIPT)
-lightning_simclr = importlib.util.module_from_spec(_spec)
-sys.modules["lightning_simclr"] = lightning_simclr
-_spec.loader.exec_module(lightning_simclr)
+import lightning_simclr  # registered by tests/lightly/conftest.py
+
+SCRIPT = Path(lightning_simclr.__file__)
 
 
 def _trainer(tmp_path: Path, max_epochs: int, callbacks: list, **options) -> pl.Trainer:

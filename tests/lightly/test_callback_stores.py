@@ -3,8 +3,6 @@ collate functions it refuses: real Lightning runs on 16 images of 48 px, views o
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,7 @@ from torch.utils.data import DataLoader
 from ccrop_lightly import BoxRefreshCallback, CCropCollate
 from ccrop_plugins import BoxStore
 
-SCRIPT = Path(__file__).with_name("lightning_simclr.py")
-if "lightning_simclr" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("lightning_simclr", SCRIPT)
-    sys.modules["lightning_simclr"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["lightning_simclr"])
-lightning_simclr = sys.modules["lightning_simclr"]
+import lightning_simclr  # registered by tests/lightly/conftest.py
 
 
 def _trainer(tmp_path: Path, max_epochs: int, callbacks: list, **options: Any) -> pl.Trainer:

@@ -93,11 +93,9 @@ def test_a_callback_whose_boxes_no_view_reads_warns_when_training_starts(quadran
 
 
 def _tiny_simclr():
-    spec = importlib.util.spec_from_file_location("lightning_simclr", Path(__file__).with_name("lightning_simclr.py"))
-    module = sys.modules.setdefault("lightning_simclr", importlib.util.module_from_spec(spec))
-    if not hasattr(module, "TinySimCLR"):
-        spec.loader.exec_module(module)
-    return module.TinySimCLR()
+    import lightning_simclr  # registered by tests/lightly/conftest.py
+
+    return lightning_simclr.TinySimCLR()
 
 
 @pytest.mark.parametrize("argv, message", [

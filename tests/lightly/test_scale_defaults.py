@@ -4,12 +4,10 @@ files once (1.28M files: about 7 s per listing)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import pickle
 import shutil
-import sys
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
@@ -26,12 +24,7 @@ from ccrop_lightly import BoxRefreshCallback, CCropCollate, CCropSimCLRTransform
 from ccrop_lightly.checkpoint_boxes import image_list_digest
 from ccrop_plugins import BoxStore
 
-SCRIPT = Path(__file__).with_name("lightning_simclr.py")
-if "lightning_simclr" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("lightning_simclr", SCRIPT)
-    sys.modules["lightning_simclr"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["lightning_simclr"])
-lightning_simclr = sys.modules["lightning_simclr"]
+import lightning_simclr  # registered by tests/lightly/conftest.py
 
 
 def _trainer(tmp_path: Path, max_epochs: int, callbacks: list, **options: Any) -> pl.Trainer:
