@@ -202,17 +202,23 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
     # Mass above the threshold: each hot cell adds max(centre sample, threshold) less the threshold (a pooled hot
     # cell whose centre is not above it adds 0). Cold cells are label 0 and dropped.
     weights = centres if cell == 1 else np.maximum(centres, threshold)
-    labels = labels[:, :-1]  # the maps' cells, without the cold row after each
-    flat_labels = torch.from_numpy(labels.ravel()).long()
-    mass = torch.zeros(len(area) + 1, dtype=torch.float64)  # label 0: cold; index_add_ runs without the GIL
-    mass.index_add_(0, flat_labels, torch.from_numpy(weights.ravel()).double())
+    labels = np.ascontiguousarray(labels[:, :-1])  # the maps' cells, without the cold row after each
     level = threshold if np.ndim(threshold) == 0 else threshold.ravel()[image]
-    mass = mass.numpy()[1:] - level * area
+    mass = _label_sums(labels.ravel(), weights.ravel(), len(area))[1:] - level * area
     found = (image + first_image, extents, area, mass)
     if core_level is None:
         return found
     excess = (weights - threshold) * (labels > 0)  # 0 on cold cells
+    flat_labels = torch.from_numpy(labels.ravel()).long()
     return found + _cores(labels, flat_labels, torch.from_numpy(excess.ravel()), len(area), core_level)
+
+
+def _label_sums(labels: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
+    """Float64 sums of ``weights`` per label ``0..count`` over flat ``labels`` (raster order), a run of equal labels
+    at a time: a row crosses a component in a few runs, so this adds a few thousand run sums where a per-cell
+    ``bincount`` or ``index_add_`` adds every cell (4x faster on 64-cell rows)."""
+    starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
+    return np.bincount(labels[starts], weights=np.add.reduceat(weights, starts, dtype=np.float64), minlength=count + 1)
 
 
 def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: int, core_level: float

@@ -1,6 +1,7 @@
 """``components`` labels with OpenCV when it is installed and with scipy otherwise: the same box sets."""
 
 import cv2  # installed with the mmpretrain extra, which the test environment has
+import numpy as np
 import pytest
 import torch
 
@@ -47,3 +48,17 @@ def test_batches_of_any_chunk_count_share_one_pool_of_torch_get_num_threads_thre
     finally:
         torch.set_num_threads(threads)
     assert len(pool_threads()) - before <= 4
+
+
+def test_mass_summed_run_by_run_equals_the_sum_cell_by_cell():
+    # _label_sums adds runs of equal labels (a run may cross from one row into the next): the same float64 sums as
+    # adding every cell, with labels in any order, a label split into many runs, and a run of one cell at either end
+    rng = np.random.default_rng(5)
+    labels = np.repeat(rng.integers(0, 40, 3000), rng.integers(1, 9, 3000)).astype(np.int32)
+    labels[0], labels[-1] = 39, 7
+    weights = rng.random(len(labels)).astype(np.float32)
+    sums = components._label_sums(labels, weights, 40)
+    assert sums.dtype == np.float64 and sums.shape == (41,)
+    np.testing.assert_allclose(sums, np.bincount(labels, weights=weights.astype(np.float64), minlength=41),
+                               rtol=1e-12, atol=0)
+    assert sums[40] == 0.0
