@@ -3,7 +3,8 @@
 A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int | None``. A
 :class:`~ccrop_cli.errors.UserError` it raises is printed as one line,
 ``ccrop <command>: error: <message>``, with exit status 2 (argparse's status for bad options);
-any other exception is a bug and keeps its traceback.
+any other exception is a bug and keeps its traceback. Known, harmless warnings of the frameworks are hidden
+(:mod:`ccrop_cli.framework_warnings`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sys
 
 from ccrop_cli.errors import UserError
+from ccrop_cli.framework_warnings import hide_known_warnings
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("ccrop_cli.plugins_command", "list heatmap methods, localizers and samplers with their providers"),
@@ -39,6 +41,19 @@ def _missing_extra(error: ModuleNotFoundError) -> str | None:
     if top not in EXTRAS:
         return None
     return f"needs {top}, which is not installed: pip install 'ccrop-plugins[{EXTRAS[top]}]'"
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` adds an option's default, ``(default: X)``, unless its help already names one or it has none
+    (``None``, a flag's ``False``, an empty list)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if (not action.option_strings or "default" in (action.help or "").lower() or default is None
+                or default is False or default is argparse.SUPPRESS or default in ([], ())):
+            return action.help
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{action.help} (default: {shown.replace('%', '%%')})"  # help is %-formatted: a literal % doubled
 
 
 def _usage() -> str:
@@ -76,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ccrop: unknown command {unknown!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module_name, help_text = COMMANDS[name]
+    hide_known_warnings()  # before the command imports a framework (mmcv warns on import)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:  # 'ccrop viz' without the demo extra: say which, not a traceback
@@ -83,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"ccrop {name}: error: {_missing_extra(error)}", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"ccrop {name}", description=help_text)
+    parser = argparse.ArgumentParser(prog=f"ccrop {name}", description=help_text, formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv[len(name.split()) :])
     try:

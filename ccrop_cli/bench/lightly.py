@@ -42,13 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"side of the generated images (default {IMAGE_SIZE})")
     parser.add_argument("--input-size", type=view_side, default=32,
                         help="view and refresh resolution, 16 to 1024 (default 32)")
-    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch, both sides")
     parser.add_argument("--workers", type=workers, default=2,
                         help="DataLoader workers for both sides (default 2)")
     parser.add_argument("--repeats", type=positive_int, default=7,
                         help="timed epochs per side, interleaved (default 7)")
-    parser.add_argument("--threads", type=threads, default=None, help="torch threads in the main process")
-    parser.add_argument("--alpha", type=float, default=0.1)
+    parser.add_argument("--threads", type=threads, default=None,
+                        help="torch threads in the main process (default: torch's own)")
+    parser.add_argument("--alpha", type=float, default=0.1, help="Beta(alpha, alpha) of the crop centre")
 
 
 def _write_scenes(root: Path, count: int, size: int) -> dict[str, "torch.Tensor"]:

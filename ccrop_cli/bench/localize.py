@@ -23,7 +23,7 @@ scored against the ground truth:
 - **share@box**: object share of view pairs at box scale (``multi-box``), to compare with
   RandomResizedCrop's (printed under each table with the ground-truth boxes' figures).
 
-Figures are means +- standard deviation over the seeds. A dataset rule (``ddt``) is fitted on
+Figures are means +- standard deviation over the seeds (``-`` with one seed). A dataset rule (``ddt``) is fitted on
 the same pass it is applied to (in training it applies the previous refresh's statistics).
 """
 
@@ -143,7 +143,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"generated data kinds (default: multi-small single {SECOND_LOOK}; also {THIRD_LOOK})")
     parser.add_argument("--data", nargs="*", type=user_path, default=[], metavar="DIR", action=_Once,
                         help="image folders with annotations.json (COCO style) to measure as well")
-    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], action=_Once)
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], action=_Once,
+                        help="seeds of the data and the backbone, one pre-training per data kind and seed")
     parser.add_argument("--checkpoints", type=user_path, default=None, metavar="DIR",
                         help="backbones DIR/<kind>_s<seed>.pt with their training recipe: loaded when present (one "
                              "trained with other --epochs/--images/sizes/--backbone is refused), else trained and "
@@ -156,10 +157,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"images per data kind (default {BenchConfig.images})")
     parser.add_argument("--epochs", type=epochs, default=None,
                         help=f"pre-training epochs, 1 to {MAX_EPOCHS} (default {BenchConfig.epochs})")
-    parser.add_argument("--backbone", default="convnet", choices=list(STAGES))
+    parser.add_argument("--backbone", default="convnet", choices=list(STAGES), help="backbone to pre-train")
     parser.add_argument("--quick", action="store_true", help="a tiny run for tests (24 images, 1 epoch, 2 thresholds)")
     parser.add_argument("--json", type=user_path, default=None, metavar="FILE", help="also write every figure to FILE")
-    parser.add_argument("--top", type=non_negative_int, default=12, help="rows per table, best recall first (0: all)")
+    parser.add_argument("--top", type=non_negative_int, default=12, help="rows per table, best recall first; 0: all")
 
 
 def _threshold(text: str) -> float | str:
@@ -303,6 +304,8 @@ def load_kind(kind: str, seed: int, config: BenchConfig, scratch: Path) -> DataK
 def _user_boxes(root: Path) -> dict[str, np.ndarray]:
     """Ground truth of a ``--data`` folder, read (and checked) as ``ccrop demo --data`` reads it: ``width``/``height``
     optional, ``file_name`` matched to the folder's images; a ``UserError`` names any problem."""
+    if not root.is_dir():  # as `ccrop demo --data` says it, before the annotations it cannot hold
+        raise UserError(f"--data {root}: not a folder (expected an image folder with {ANNOTATIONS})")
     if not (root / ANNOTATIONS).exists():  # a folder of that name: load_user_annotations names it
         raise UserError(f"--data {root}: no annotations.json in it (COCO-style boxes are needed to measure)")
     names = list_images(root)
@@ -473,9 +476,11 @@ def summarise(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str
 
 
 def _cell(values: list[float] | None, digits: int = 2) -> str:
+    """``mean ± std`` of :func:`summarise`'s ``[mean, std, *per-seed values]``; one seed has no spread: ``-``."""
     if values is None:
         return "-"
-    return f"{values[0]:.{digits}f} ± {values[1]:.{digits}f}"
+    spread = "-" if len(values) < 4 else f"{values[1]:.{digits}f}"
+    return f"{values[0]:.{digits}f} ± {spread}"
 
 
 def format_table(kind: str, rows: dict[str, dict[str, list[float]]], seeds: Sequence[int], top: int = 12) -> str:

@@ -48,12 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop-size", type=view_side, default=224, help="view side, 16 to 1024 px (default 224)")
     parser.add_argument("--samples", type=positive_int, default=100, help="pipeline calls per variant and round")
     parser.add_argument("--rounds", type=positive_int, default=9,
-                        help="interleaved rounds (median of the per-round ratios reported)")
+                        help="interleaved rounds, the median of the per-round ratios reported")
     parser.add_argument("--refresh-size", type=view_side, default=64,
                         help="refresh image size, 16 to 1024 px (default 64)")
-    parser.add_argument("--refresh-images", type=positive_int, default=256)
-    parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--localizer", default="components")
+    parser.add_argument("--refresh-images", type=positive_int, default=256, help="images of the refresh pass")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch of the refresh pass")
+    parser.add_argument("--localizer", default="components", help="localizer of the refresh pass")
     parser.add_argument("--heatmap", default="channel_sum", help="heatmap rule of the refresh pass")
     parser.add_argument("--threshold", default=None,
                         help="localizer threshold: k in [0, 1), 'mean' or 'otsu' (default: the localizer's, 0.1 for "
@@ -65,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=threads, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--same-draws", action=argparse.BooleanOptionalAction, default=True,
                         help="both pipelines draw the same flips/jitters/blurs in a round (default: yes)")
-    parser.add_argument("--only", choices=("pipeline", "refresh"), default=None, help="run one comparison only")
-    parser.add_argument("--seed", type=numpy_seed, default=0)
+    parser.add_argument("--only", choices=("pipeline", "refresh"), default=None,
+                        help="run one comparison only (default: both)")
+    parser.add_argument("--seed", type=numpy_seed, default=0, help="random seed")
 
 
 class _SameDraws:

@@ -105,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true",
                         help="small sizes for a smoke test (about 20 s); sizes given explicitly are kept")
-    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the scenes, the model and the pairs")
     parser.add_argument("--out", type=user_path, default=None, help="write the results as JSON here")
     parser.add_argument("--progress", action="store_true", help="show pre-training progress bars")
 

@@ -42,11 +42,11 @@ from .rounds import Ratio, interleaved
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=positive_int, default=9,
-                        help="interleaved rounds per comparison (median of the per-round ratios reported)")
+                        help="interleaved rounds per comparison, the median of the per-round ratios reported")
     parser.add_argument("--crops", type=crops, default=300,
                         help=f"crops per side per round, 1 to {MAX_CROPS} (default 300)")
     parser.add_argument("--threads", type=threads, default=None, help="torch threads (default: torch's own)")
-    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--seed", type=seed, default=0, help="random seed")
 
 
 def reference_bbox(heatmaps: Tensor, threshold: float = 0.1) -> Tensor:

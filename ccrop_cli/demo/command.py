@@ -23,6 +23,8 @@ Output folder (``--out``, default ``outputs/demo``)::
                               cropped around the trained model's boxes
     view_pairs_oracle.png     the same around ground-truth boxes (a perfect localizer)
     report.md, report.json    box recall after each refresh, pair quality, time split
+    boxes.json                the box store as the last refresh left it, keyed by file name (export_boxes):
+                              ccrop viz data/train --boxes boxes.json --out viz draws it (report.md: the command)
 """
 
 from __future__ import annotations
@@ -66,8 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs", type=int, default=None,
         help=f"training epochs (default: {defaults.epochs}; {MMPRETRAIN['epochs']} with --framework mmpretrain)",
     )
-    parser.add_argument("--warmup-epochs", type=int, default=None)
-    parser.add_argument("--interval", type=int, default=None)
+    parser.add_argument("--warmup-epochs", type=int, default=None,
+                        help=f"epochs of RandomResizedCrop views before the first box refresh (default: "
+                             f"{defaults.warmup_epochs}; {MMPRETRAIN['warmup_epochs']} with --framework mmpretrain)")
+    parser.add_argument("--interval", type=int, default=None,
+                        help=f"epochs between box refreshes (default: {defaults.interval})")
     parser.add_argument(
         "--images", type=int, default=None,
         help=f"training images (default: {defaults.images}; {MMPRETRAIN['images']} with --framework mmpretrain)",

@@ -11,9 +11,12 @@ from typing import Any
 
 import torch
 
+from ccrop_plugins import BoxStore
+
+
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo; the defaults take about 3-5 minutes on 2 CPU cores.
+    """Sizes of the demo; the defaults take about 2-3 minutes on 2 CPU cores.
 
     Attributes:
         setting: scene setting (``multi-small`` or ``single``); not used with ``data``.
@@ -71,6 +74,7 @@ class DemoRun:
         filenames: training images in box-store index order (relative to the data root).
         refreshes: per refresh ``(epoch, stats dict, predicted boxes per image)``.
         train_seconds, refresh_seconds: the time split.
+        store: the box store as training left it, indexed as ``filenames`` (written to ``boxes.json``).
     """
 
     feature_fn: Any
@@ -79,3 +83,4 @@ class DemoRun:
     train_seconds: float = 0.0
     refresh_seconds: float = 0.0
     epoch_losses: list[float] = field(default_factory=list)
+    store: BoxStore | None = None

@@ -48,4 +48,5 @@ def train_lightly(config: DemoConfig, train_root: Path, progress: bool = True) -
         train_seconds=result.train_seconds,
         refresh_seconds=result.refresh_seconds,
         epoch_losses=result.epoch_losses,
+        store=result.store,
     )

@@ -19,6 +19,7 @@ from ccrop_cli.demo.user_data import list_images
 from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.store_snapshot import box_lists, snapshot
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS
+from ccrop_cli.framework_warnings import KnownLogRecords
 from ccrop_plugins import stage_features
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mmpretrain" / "simclr_resnet18_ccrop-multiobj_cpu_scenes.py"
@@ -134,6 +135,7 @@ def train_mmpretrain(config: DemoConfig, train_root: Path, work_dir: Path, progr
 
     cfg = build_config(config, train_root, work_dir, progress)
     runner = Runner.from_cfg(cfg)
+    runner.logger.addFilter(KnownLogRecords())  # mmengine's notes on its own FileClient, logged while training
     try:
         stage_features(runner.model, list(config.stages))
     except ValueError as error:  # before training, as a one-line error
@@ -148,10 +150,12 @@ def train_mmpretrain(config: DemoConfig, train_root: Path, work_dir: Path, progr
         Path(dataset.get_data_info(i)["img_path"]).relative_to(train_root).as_posix() for i in range(len(dataset))
     ]
     refresh_seconds = sum(stats["seconds"] for _, stats, _ in recorder.refreshes)
+    hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
     return DemoRun(
         feature_fn=stage_features(model, list(config.stages)),
         filenames=filenames,
         refreshes=recorder.refreshes,
         train_seconds=sum(recorder.epoch_seconds) - refresh_seconds,  # epochs include their refresh
         refresh_seconds=refresh_seconds,
+        store=hook.store,
     )

@@ -10,6 +10,7 @@ strategy with ground-truth (oracle) and predicted boxes. A user's folder without
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,15 +32,18 @@ from ccrop_cli.experiment.scene_settings import get_scene_setting
 from ccrop_cli.experiment.store_snapshot import box_lists
 from ccrop_cli.experiment.strategies import BOX_SET_OPTIONS, STRATEGIES, get_strategy
 from ccrop_cli.output import pictures
+from ccrop_cli.output.box_json import export_boxes
 from ccrop_plugins import BoxSets, HeatmapPipeline, eval_mode, get_localizer
 from ccrop_scenes import load_annotations
 
 PAIRS_PER_IMAGE = 4
 PICTURE_IMAGES = 16
 PICTURE_STRATEGIES = ("rrc", "paper", "multi", "multi-box")
+BOXES = "boxes.json"
+"""The final box store, keyed by file name, as ``ccrop viz --boxes`` reads it (:func:`export_boxes`)."""
 OUTPUT_FILES = (
     "heatmaps.png", "box_sets.png", "paper_boxes.png", "view_pairs.png", "view_pairs_oracle.png",
-    "report.json", "report.md",
+    "report.json", "report.md", BOXES,
 )
 """What :func:`write_outputs` writes into the output folder."""
 
@@ -96,7 +100,7 @@ def write_outputs(
     out: Path, config: DemoConfig, framework: str, train_root: Path, demo_run: DemoRun, wall_seconds: float,
     annotations: dict[str, np.ndarray] | None | str = "generated", resized: str | None = None,
 ) -> dict[str, Any]:
-    """Pictures, ``report.json`` and ``report.md``; returns the report dict.
+    """Pictures, ``report.json``, ``report.md`` and the run's final boxes (``boxes.json``); returns the report dict.
 
     ``annotations``: ``"generated"`` reads the generated scenes' ``annotations.json``; a
     user's folder passes its boxes (``{file_name: (k, 4)}``, images not listed are not
@@ -125,7 +129,7 @@ def write_outputs(
         "framework": framework,
         "config": {**config.__dict__, "stages": list(config.stages)},
         "setting": _setting_label(config, len(images), len(measured), annotations is not None, no_objects),
-        "refreshes": [_refresh_row(epoch, stats, boxes, gt, measured) for epoch, stats, boxes in demo_run.refreshes],
+        "refreshes": _refresh_rows(demo_run, config.heatmap, gt, measured),
         "final_box_stats": _box_stats(final["multi"]),
         "final_box_recall": _final_recall(final, gt, measured),
         "final_object_hit_rate": (
@@ -139,6 +143,10 @@ def write_outputs(
     }
     if resized is not None:  # only then: the generated scenes' report stays as it was
         report["resized"] = resized
+    (out / BOXES).unlink(missing_ok=True)  # an earlier run's boxes would pass for this run's
+    if demo_run.store is not None:
+        export_boxes(demo_run.store, demo_run.filenames, out / BOXES)
+        report["boxes"] = {"file": str(out / BOXES), "image_folder": str(train_root)}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "report.md").write_text(_markdown(report))
     return report
@@ -212,11 +220,22 @@ def _view_pairs(image: np.ndarray, sets_of: Any, generator: torch.Generator, alp
     return view_pairs
 
 
+def _refresh_rows(demo_run: DemoRun, heatmap: str, gt: list | None, measured: list[int]) -> list[dict[str, Any]]:
+    """Every refresh of the run (:func:`_refresh_row`). A rule with dataset statistics (``ddt``) is fitted on each
+    pass and applies what the previous pass fitted (docs/plugins.md): the first refresh ran before its first fit,
+    on the rule's fallback (``ddt``'s: ``distinctiveness``), and is marked ``before_first_fit``."""
+    fits = HeatmapPipeline(heatmap).fits
+    return [_refresh_row(epoch, stats, boxes, gt, measured, before_first_fit=fits and number == 0)
+            for number, (epoch, stats, boxes) in enumerate(demo_run.refreshes)]
+
+
 def _refresh_row(
-    epoch: int, stats: dict[str, float], boxes: list[torch.Tensor], gt: list | None, measured: list[int]
+    epoch: int, stats: dict[str, float], boxes: list[torch.Tensor], gt: list | None, measured: list[int],
+    before_first_fit: bool = False,
 ) -> dict[str, Any]:
     """One refresh of the run: its box statistics, scored against ground truth where there is some."""
-    row: dict[str, Any] = {"epoch": epoch + 1, "box_recall": None, "box_precision": None}
+    row: dict[str, Any] = {"epoch": epoch + 1, "box_recall": None, "box_precision": None,
+                           "before_first_fit": before_first_fit}
     if measured:
         chosen, truth = [boxes[i] for i in measured], [gt[i] for i in measured]
         row.update(box_recall=box_recall(chosen, truth, iou=0.5), box_precision=box_precision(chosen, truth, iou=0.5))
@@ -286,10 +305,14 @@ def _markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in report["refreshes"]:
+        epoch = f"{r['epoch']} (before fit)" if r.get("before_first_fit") else r["epoch"]
         lines.append(
-            f"| {r['epoch']} | {_fraction(r['box_recall'])} | {_fraction(r['box_precision'])} | {r['mean_boxes']:.2f} "
+            f"| {epoch} | {_fraction(r['box_recall'])} | {_fraction(r['box_precision'])} | {r['mean_boxes']:.2f} "
             f"| {r['mean_box_area']:.2f} | {r['fallback_fraction']:.2f} | {r['seconds']:.1f} |"
         )
+    if any(r.get("before_first_fit") for r in report["refreshes"]):
+        lines += ["", f"Heatmap {config['heatmap']} is fitted on each refresh pass and applies that fit from the next "
+                      "pass on: the refresh marked *before fit* ran on the rule's fallback (ddt's: distinctiveness)."]
     stats = report["final_box_stats"]
     lines += ["", f"Final model: {stats['mean_boxes']:.2f} boxes per image, "
                   f"mean box area {stats['mean_box_area']:.2f}, "
@@ -336,4 +359,13 @@ def _markdown_time(report: dict[str, Any], seconds: dict[str, float]) -> list[st
         "",
         "Pictures: " + ", ".join(f"`{name}`" for name in report["pictures"].values()),
         "",
-    ]
+    ] + _markdown_boxes(report)
+
+
+def _markdown_boxes(report: dict[str, Any]) -> list[str]:
+    """Where the final boxes are and the ``ccrop viz`` command that draws them (none without a box store)."""
+    if "boxes" not in report:
+        return []
+    folder, boxes = report["boxes"]["image_folder"], report["boxes"]["file"]
+    viz = shlex.join(["ccrop", "viz", folder, "--boxes", boxes, "--out", str(Path(boxes).parent / "viz")])
+    return [f"Final boxes: `{Path(boxes).name}`, keyed by the file names under `{folder}`; draw them: `{viz}`.", ""]

@@ -75,6 +75,7 @@ class PretrainResult:
         train_seconds: wall time spent in training epochs (data loading included).
         refresh_seconds: wall time spent in box refreshes.
         views: augmented views the model was trained on (2 per sample per epoch).
+        store: the run's box store as training left it (the last refresh's boxes; empty for ``rrc``).
     """
 
     backbone: nn.Module
@@ -86,6 +87,7 @@ class PretrainResult:
     train_seconds: float = 0.0
     refresh_seconds: float = 0.0
     views: int = 0
+    store: BoxStore | None = None
 
     @property
     def views_per_second(self) -> float:
@@ -304,6 +306,7 @@ def pretrain_simclr(
         feature_dim=training.feature_dim,
         strategy=strategy.name,
         filenames=training.dataset.get_filenames(),
+        store=training.store,
     )
     training.model.train()
     for epoch in range(config.epochs):

@@ -2,7 +2,7 @@
 
 ::
 
-    ccrop viz path/to/images --boxes boxes.json --out viz/            # from exported boxes
+    ccrop viz path/to/images --boxes boxes.json --out viz/            # from exported boxes (ccrop demo's too)
     ccrop viz path/to/images --checkpoint last.ckpt --out viz/        # from a training checkpoint
 
 Box-store index ``i`` is file ``i`` of :func:`ccrop_cli.output.image_folder.list_image_files`
@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="side the images are resized to for drawing "
                              f"(default 128, at most {LIMITS['display_size']})")
     parser.add_argument("--alpha", type=float, default=0.6, help="Beta(alpha, alpha) of the crop centre")
-    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the view pairs drawn")
     parser.add_argument(
         "--exif", choices=("stored", "upright"), default=None,
         help="images with an EXIF orientation (phone photos): draw their stored pixels, as Lightly (PIL) trains on "

@@ -31,6 +31,7 @@ from ccrop_cli.errors import UserError
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS
 from ccrop_cli.experiment.strategies import STRATEGIES
 from ccrop_cli.option_types import (
+    MAX_EPOCHS,
     MAX_SEEDS,
     check_output_folder,
     non_negative_int,
@@ -58,30 +59,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--boxes", nargs="+", default=None, choices=list(BOX_SOURCES),
-        help="box sources of the box strategies: learned (localizer), oracle (ground truth; the ceiling)",
+        help="box sources of the box strategies: learned (localizer), oracle (ground truth; the ceiling) "
+        f"(default: {' '.join(defaults.boxes)})",
     )
     parser.add_argument("--device", default=None, help="cpu (default) or cuda (bfloat16 autocast)")
     parser.add_argument("--eval-size", type=side, default=None, help="evaluation image size (default: the scenes' own)")
-    parser.add_argument("--cj-strength", type=float, default=None, help="colour-jitter strength of the views")
+    parser.add_argument("--cj-strength", type=float, default=None,
+                        help=f"colour-jitter strength of the views (default: {defaults.cj_strength})")
     parser.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
-                        help="crop area range relative to the box, for multi-box")
+                        help="crop area range relative to the box, for multi-box "
+                             f"(default: {' '.join(f'{v:g}' for v in defaults.box_scale)})")
     parser.add_argument("--seeds", type=positive_int, default=None,
                         help=f"seeds per strategy, 1 to {MAX_SEEDS} (default {defaults.seeds})")
-    parser.add_argument("--settings", nargs="+", default=None, choices=list(SCENE_SETTINGS), help="scene settings")
-    parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES), help="crop strategies")
-    parser.add_argument("--backbone", default=None, choices=["convnet", "resnet18"])
-    parser.add_argument("--epochs", type=positive_int, default=None)
-    parser.add_argument("--warmup-epochs", type=non_negative_int, default=None)
-    parser.add_argument("--interval", type=positive_int, default=None)
-    parser.add_argument("--train-images", type=positive_int, default=None)
-    parser.add_argument("--test-images", type=positive_int, default=None)
-    parser.add_argument("--image-size", type=side, default=None, help="training view size in pixels")
-    parser.add_argument("--refresh-size", type=side, default=None, help="image size for the box refresh")
-    parser.add_argument("--scene-size", type=side, default=None, help="generated image size in pixels")
-    parser.add_argument("--batch-size", type=positive_int, default=None)
-    parser.add_argument(
-        "--threshold", type=threshold, default=None, help="localizer threshold k: a number (paper: 0.1), otsu or mean"
-    )
+    parser.add_argument("--settings", nargs="+", default=None, choices=list(SCENE_SETTINGS),
+                        help=f"scene settings (default: {' '.join(defaults.settings)})")
+    parser.add_argument("--strategies", nargs="+", default=None, choices=list(STRATEGIES),
+                        help=f"crop strategies (default: {' '.join(defaults.strategies)})")
+    parser.add_argument("--backbone", default=None, choices=["convnet", "resnet18"],
+                        help=f"backbone to pre-train (default: {defaults.backbone})")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help=f"pre-training epochs, 1 to {MAX_EPOCHS} (default: {defaults.epochs})")
+    parser.add_argument("--warmup-epochs", type=non_negative_int, default=None,
+                        help=f"epochs before the first box refresh (default: {defaults.warmup_epochs})")
+    parser.add_argument("--interval", type=positive_int, default=None,
+                        help=f"epochs between box refreshes (default: {defaults.interval})")
+    parser.add_argument("--train-images", type=positive_int, default=None,
+                        help=f"pre-training images per setting (default: {defaults.train_images})")
+    parser.add_argument("--test-images", type=positive_int, default=None,
+                        help=f"evaluation images per setting (default: {defaults.test_images})")
+    parser.add_argument("--image-size", type=side, default=None,
+                        help=f"training view size in pixels (default: {defaults.image_size})")
+    parser.add_argument("--refresh-size", type=side, default=None,
+                        help=f"image size for the box refresh (default: {defaults.refresh_size})")
+    parser.add_argument("--scene-size", type=side, default=None,
+                        help=f"generated image size in pixels (default: {defaults.scene_size})")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help=f"pre-training batch size (default: {defaults.batch_size})")
+    parser.add_argument("--threshold", type=threshold, default=None,
+                        help=f"localizer threshold k: a number (paper: 0.1), otsu or mean "
+                             f"(default: {defaults.threshold})")
     parser.add_argument("--heatmap", default=None,
                         help="heatmap rule of the learned boxes (default distinctiveness; paper: channel_sum)")
     parser.add_argument(
@@ -89,7 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backbone stages (module names) of the learned boxes' heatmaps (default 5, the stride-2 stage; "
         "'last': the last stage, the paper's)",
     )
-    parser.add_argument("--alpha", type=float, default=None, help="Beta(alpha, alpha) of the crop centre")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help=f"Beta(alpha, alpha) of the crop centre (default: {defaults.alpha})")
     parser.add_argument("--num-workers", type=workers, default=None,
                         help="DataLoader workers (default 2), at most 4 per CPU core")
     parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from ccrop_cli.main import main
+from ccrop_cli.output.image_folder import list_image_files
 
 PICTURES = ("heatmaps.png", "box_sets.png", "paper_boxes.png", "view_pairs.png", "view_pairs_oracle.png")
 
@@ -50,6 +51,12 @@ def test_quick_demo_writes_pictures_and_a_sane_report(tmp_path, capsys):
     markdown = (out / "report.md").read_text()
     assert "Box recall" in markdown and "Pair quality" in markdown
     assert "report" in capsys.readouterr().out
+    # The final box store, keyed by file name in the store's index order (the folder's order), drawn by ccrop viz.
+    boxes = json.loads((out / "boxes.json").read_text())
+    assert list(boxes["samples"]) == list_image_files(out / "data" / "train") and boxes["store_version"] == 1
+    assert main(["viz", str(out / "data" / "train"), "--boxes", str(out / "boxes.json"), "--out", str(out / "viz"),
+                 "--images", "4", "--pair-images", "1", "--pairs", "1"]) == 0
+    assert "ccrop viz: 64 images, box store version 1" in capsys.readouterr().out
 
 
 def test_demo_rejects_a_schedule_without_a_refresh(tmp_path, capsys):
