@@ -1,4 +1,4 @@
-"""Faults of the ``ccrop`` command line found by probe P6 (session 21), each tried as the probe tried it.
+"""Findings D1 and D4-D9 of probe P5 (session 20) on the ``ccrop`` command line, fixed in session 21.
 
 ``--help`` states every default once; ``bench localize --data`` names a missing folder as the demo does; the
 frameworks' known, harmless warnings stay out of the programs' output; one seed has no spread; the demo's report
