@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -179,8 +178,7 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level:
         return _chunk_components(heat[start : start + chunk], cell, threshold, start, core_level)
 
     pool = _executor(os.getpid(), torch.get_num_threads()) if threads > 1 else None  # one pool, whatever the chunks
-    with _one_opencv_thread():
-        parts = list(pool.map(work, starts)) if pool else [work(start) for start in starts]
+    parts = list(pool.map(work, starts)) if pool else [work(start) for start in starts]
     image, extents, area, mass, *core_columns = (np.concatenate(column) for column in zip(*parts))
     cores = None
     if core_level is not None:  # a core's parent: chunk-local component index -> batch index
@@ -266,21 +264,6 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
                        dtype=np.int64).reshape(-1, 4)
     area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return (labels, *extents.T, area)
-
-
-@contextmanager
-def _one_opencv_thread() -> Iterator[None]:
-    """OpenCV labels on its calling thread: the chunks are the parallelism. Its own pool's threads competed with
-    the pool's and, in a refresh on the CPU, with the next batch's forward (2 to 3 % of a 64 px ResNet-18 pass)."""
-    threads = cv2.getNumThreads() if cv2 is not None else 1
-    if threads == 1:
-        yield
-        return
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(threads)
 
 
 @lru_cache(maxsize=None)  # keyed by process id: a forked child (a DataLoader worker) must not reuse the parent's pool

@@ -62,29 +62,3 @@ def test_mass_summed_run_by_run_equals_the_sum_cell_by_cell():
     np.testing.assert_allclose(sums, np.bincount(labels, weights=weights.astype(np.float64), minlength=41),
                                rtol=1e-12, atol=0)
     assert sums[40] == 0.0
-
-
-@pytest.mark.parametrize("torch_threads", [1, 2])
-def test_opencv_labels_on_one_thread_and_gets_its_thread_count_back(monkeypatch, torch_threads):
-    # was: OpenCV's own pool labelled each chunk on cv2.getNumThreads() threads, beside the chunks' pool and, in a
-    # refresh on the CPU, beside the next batch's forward (2-3 % of a 64 px ResNet-18 refresh pass)
-    seen, label = [], components._label
-
-    def recording(tall):
-        seen.append(cv2.getNumThreads())
-        return label(tall)
-
-    monkeypatch.setattr(components, "_label", recording)
-    threads, opencv_threads = torch.get_num_threads(), cv2.getNumThreads()
-    cv2.setNumThreads(3)
-    torch.set_num_threads(torch_threads)
-    try:
-        get_localizer("components", label_resolution=None)(torch.rand(40, 64, 64, generator=torch.Generator()))
-        assert seen and set(seen) == {1} and cv2.getNumThreads() == 3
-        monkeypatch.setattr(components, "_label", lambda tall: 1 / 0)
-        with pytest.raises(ZeroDivisionError):
-            get_localizer("components")(torch.rand(4, 64, 64, generator=torch.Generator().manual_seed(1)))
-        assert cv2.getNumThreads() == 3
-    finally:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(opencv_threads)
