@@ -268,9 +268,9 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ccrop-bench-localize-") as scratch:
         for kind in kinds:
             per_seed = []
-            for seed in args.seeds:
-                data = load_kind(kind, seed, config, Path(scratch))
-                backbone = trained_backbone(data, seed, config, args.checkpoints)
+            for data_seed in args.seeds:
+                data = load_kind(kind, data_seed, config, Path(scratch))
+                backbone = trained_backbone(data, data_seed, config, args.checkpoints)
                 per_seed.append(measure(backbone, data, config, args.rules, thresholds))
             results[kind] = summarise(per_seed)
             print(format_table(kind, results[kind], args.seeds, args.top), flush=True)
@@ -479,7 +479,8 @@ def _cell(values: list[float] | None, digits: int = 2) -> str:
     """``mean ± std`` of :func:`summarise`'s ``[mean, std, *per-seed values]``; one seed has no spread: ``-``."""
     if values is None:
         return "-"
-    spread = "-" if len(values) < 4 else f"{values[1]:.{digits}f}"
+    seeds = len(values) - 2
+    spread = "-" if seeds < 2 else f"{values[1]:.{digits}f}"
     return f"{values[0]:.{digits}f} ± {spread}"
 
 

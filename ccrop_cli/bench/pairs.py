@@ -350,9 +350,9 @@ def _measure_setting(
         str(args.checkpoint) if loaded is not None else f"SimCLR, {args.epochs} epoch{'s' * (args.epochs > 1)}"
     )
     entry["model_boxes"] = {}
-    for threshold in args.thresholds:
-        sets, localization = model_sets(heatmaps, scenes, threshold)
-        source = f"model k={threshold if isinstance(threshold, str) else format(threshold, 'g')}"
+    for k in args.thresholds:
+        sets, localization = model_sets(heatmaps, scenes, k)
+        source = f"model k={k if isinstance(k, str) else format(k, 'g')}"
         entry[source] = measure_strategies(scenes, sets, args.pairs_per_image, args.alpha, args.seed)
         entry["model_boxes"][source] = localization
     return entry

@@ -43,7 +43,7 @@ def _recorder_hook() -> type:
             self._started = time.perf_counter()
 
         def after_train_epoch(self, runner: Any) -> None:
-            hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
+            hook = _ccrop_hook(runner)
             if hook.store is not None and hook.store.version != self._version:
                 self._version = hook.store.version
                 boxes = box_lists(snapshot(hook.store))
@@ -128,6 +128,11 @@ def _stop_train_workers(runner: Any) -> None:
             shutdown()
 
 
+def _ccrop_hook(runner: Any) -> Any:
+    """The runner's ``ContrastiveCropHook`` (the config registers exactly one)."""
+    return next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
+
+
 def train_mmpretrain(config: DemoConfig, train_root: Path, work_dir: Path, progress: bool = True) -> DemoRun:
     """Train through ``mmengine.runner.Runner``; return the backbone's view for the report."""
     import ccrop_mm  # noqa: F401  registers ContrastiveCrop, ChooseContrastiveBox, ContrastiveCropHook
@@ -150,12 +155,11 @@ def train_mmpretrain(config: DemoConfig, train_root: Path, work_dir: Path, progr
         Path(dataset.get_data_info(i)["img_path"]).relative_to(train_root).as_posix() for i in range(len(dataset))
     ]
     refresh_seconds = sum(stats["seconds"] for _, stats, _ in recorder.refreshes)
-    hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
     return DemoRun(
         feature_fn=stage_features(model, list(config.stages)),
         filenames=filenames,
         refreshes=recorder.refreshes,
         train_seconds=sum(recorder.epoch_seconds) - refresh_seconds,  # epochs include their refresh
         refresh_seconds=refresh_seconds,
-        store=hook.store,
+        store=_ccrop_hook(runner).store,
     )
