@@ -198,13 +198,13 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
         threshold = adaptive_thresholds(centres, threshold)[:, None, None]
     else:
         threshold = np.float32(threshold)  # compared in the maps' float32, as the per-image thresholds
-    labels, image, extents, area = _label_maps(heat > threshold if cell == 1 else _pool_flags(heat > threshold, cell))
+    hot = heat > threshold if cell == 1 else _pool_flags(heat > threshold, cell)
+    labels, runs, image, extents, area = _label_maps(hot)
     # Mass above the threshold: each hot cell adds max(centre sample, threshold) less the threshold (a pooled hot
     # cell whose centre is not above it adds 0). Cold cells are label 0 and dropped.
     weights = centres if cell == 1 else np.maximum(centres, threshold)
-    labels = np.ascontiguousarray(labels[:, :-1])  # the maps' cells, without the cold row after each
     level = threshold if np.ndim(threshold) == 0 else threshold.ravel()[image]
-    mass = _label_sums(labels.ravel(), weights.ravel(), len(area))[1:] - level * area
+    mass = runs.sums(weights, len(area))[1:] - level * area
     found = (image + first_image, extents, area, mass)
     if core_level is None:
         return found
@@ -213,12 +213,44 @@ def _chunk_components(heat: np.ndarray, cell: int, threshold: float | str, first
     return found + _cores(labels, flat_labels, torch.from_numpy(excess.ravel()), len(area), core_level)
 
 
-def _label_sums(labels: np.ndarray, weights: np.ndarray, count: int) -> np.ndarray:
-    """Float64 sums of ``weights`` per label ``0..count`` over flat ``labels`` (raster order), a run of equal labels
-    at a time: a row crosses a component in a few runs, so this adds a few thousand run sums where a per-cell
-    ``bincount`` or ``index_add_`` adds every cell (4x faster on 64-cell rows)."""
-    starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
-    return np.bincount(labels[starts], weights=np.add.reduceat(weights, starts, dtype=np.float64), minlength=count + 1)
+class _Runs(NamedTuple):
+    """Runs of equal labels along the rows of labelled maps ``(n, h, w)`` read flat: ``starts``, ``stops``
+    (exclusive) as flat cell indices and ``labels`` ``(R,)`` (0 = cold); no run crosses the end of a row."""
+
+    starts: np.ndarray
+    stops: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def of(cls, labels: np.ndarray) -> _Runs:
+        flat = labels.ravel()
+        change = np.empty(len(flat), dtype=bool)
+        np.not_equal(flat[1:], flat[:-1], out=change[1:])
+        change.reshape(-1, labels.shape[-1])[:, 0] = True  # every row starts a run
+        starts = np.flatnonzero(change)
+        return cls(starts, np.append(starts[1:], len(flat)), flat[starts])
+
+    def sums(self, weights: np.ndarray, count: int) -> np.ndarray:
+        """Float64 sums of ``weights`` (shaped as the labels) per label ``0..count``, a run at a time: a few thousand
+        run sums where a per-cell ``bincount`` adds every cell (4x faster on 64-cell rows)."""
+        run_sums = np.add.reduceat(weights.ravel(), self.starts, dtype=np.float64)
+        return np.bincount(self.labels, weights=run_sums, minlength=count + 1)
+
+    def extents(self, width: int, count: int) -> tuple[np.ndarray, ...]:
+        """Per label ``1..count`` ``(count,)``: ``left, top, right, bottom`` in cells (exclusive ends; rows counted
+        through all the maps) and ``area``, from the runs (OpenCV's statistics cost 3x its labelling)."""
+        hot = self.labels > 0
+        starts, stops, labels = self.starts[hot], self.stops[hot], self.labels[hot]
+        rows = starts // width
+        first = rows * width
+        left, top = np.full(count + 1, width), np.full(count + 1, len(self.labels))
+        right, bottom = np.zeros(count + 1, dtype=np.int64), np.zeros(count + 1, dtype=np.int64)
+        np.minimum.at(left, labels, starts - first)
+        np.minimum.at(top, labels, rows)
+        np.maximum.at(right, labels, stops - first)
+        np.maximum.at(bottom, labels, rows + 1)
+        area = np.bincount(labels, weights=stops - starts, minlength=count + 1).astype(np.int64)
+        return left[1:], top[1:], right[1:], bottom[1:], area[1:]
 
 
 def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: int, core_level: float
@@ -229,41 +261,38 @@ def _cores(labels: np.ndarray, flat_labels: Tensor, flat_excess: Tensor, count: 
     peak = torch.zeros(count + 1).scatter_reduce_(0, flat_labels, flat_excess, reduce="amax").numpy()
     excess = flat_excess.numpy()
     core = excess > np.float32(core_level) * peak[labels.ravel()]  # cold cells: 0 > 0 is False
-    core_labels, _, extents, area = _label_maps(core.reshape(n, height, width))
+    core_labels, _, _, extents, area = _label_maps(core.reshape(n, height, width))
     cells = np.flatnonzero(core)
-    at = core_labels[:, :-1].ravel()[cells]
+    at = core_labels.ravel()[cells]
     parent = np.zeros(len(area) + 1, dtype=np.int64)
     parent[at] = labels.ravel()[cells]  # every cell of a core lies in the same component
     mass = np.bincount(at, weights=excess[cells], minlength=len(area) + 1)
     return parent[1:] - 1, extents, area, mass[1:]
 
 
-def _label_maps(flags: np.ndarray) -> tuple[np.ndarray, ...]:
+def _label_maps(flags: np.ndarray) -> tuple[np.ndarray, _Runs, np.ndarray, np.ndarray, np.ndarray]:
     """8-connected components of every map of ``flags`` ``(n, h, w)`` in one labelling call (the maps stacked
-    into one tall image with a cold row after each, so no component spans two maps): ``labels``
-    ``(n, h + 1, w)`` (0 = cold), and per component ``(M,)`` its ``image``, ``extents`` ``(M, 4)`` as cell
+    into one tall image with a cold row after each, so no component spans two maps): ``labels`` ``(n, h, w)``
+    (0 = cold), their :class:`_Runs`, and per component ``(M,)`` its ``image``, ``extents`` ``(M, 4)`` as cell
     indices ``left, top, right, bottom`` inside its map (exclusive ends) and ``area`` in cells."""
     n, height, width = flags.shape
     tall = np.zeros((n, height + 1, width), dtype=np.uint8)
     tall[:, :height] = flags
-    labels, left, top, right, bottom, area = _label(tall.reshape(-1, width))
-    image = top // (height + 1)
-    offset = image * (height + 1)
-    return labels.reshape(n, height + 1, width), image, np.stack([left, top - offset, right, bottom - offset], 1), area
+    labels, count = _label(tall.reshape(-1, width))
+    labels = np.ascontiguousarray(labels.reshape(n, height + 1, width)[:, :height])
+    runs = _Runs.of(labels)
+    left, top, right, bottom, area = runs.extents(width, count)
+    image = top // height
+    offset = image * height
+    return labels, runs, image, np.stack([left, top - offset, right, bottom - offset], 1), area
 
 
-def _label(tall: np.ndarray) -> tuple[np.ndarray, ...]:
-    """8-connected components of a 2-D uint8 map: ``labels`` (0 = cold) and per component ``(M,)``
-    ``left, top, right, bottom`` (exclusive ends) and ``area`` in cells."""
+def _label(tall: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a 2-D uint8 map: ``labels`` (0 = cold, components ``1..count``) and ``count``."""
     if cv2 is not None:
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(tall, connectivity=8, ltype=cv2.CV_32S)
-        left, top, w, h, area = stats[1:].T.astype(np.int64)
-        return labels, left, top, left + w, top + h, area
-    labels, count = ndimage.label(tall, structure=_EIGHT)
-    extents = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in ndimage.find_objects(labels)],
-                       dtype=np.int64).reshape(-1, 4)
-    area = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    return (labels, *extents.T, area)
+        count, labels = cv2.connectedComponents(tall, connectivity=8, ltype=cv2.CV_32S)
+        return labels, count - 1
+    return ndimage.label(tall, structure=_EIGHT)
 
 
 @lru_cache(maxsize=None)  # keyed by process id: a forked child (a DataLoader worker) must not reuse the parent's pool
