@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import sys
+from types import ModuleType
 
 from ccrop_cli.errors import UserError
 from ccrop_cli.framework_warnings import hide_known_warnings
@@ -66,30 +67,9 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
-        return 0
-    if argv[0] in ("-V", "--version"):  # was "unknown command '--version'"
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            print(f"ccrop {version('ccrop-plugins')} (ccrop-plugins; Python {sys.version.split()[0]})")
-        except PackageNotFoundError:  # run from a source tree that is not installed
-            print("ccrop (ccrop-plugins, not installed: no version recorded)")
-        return 0
-    name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
-    group = [command.split()[1] for command in COMMANDS if command.startswith(f"{name} ")]
-    if group and len(argv) > 1 and argv[1] in ("-h", "--help"):  # 'ccrop bench --help': its commands
-        print("\n".join(line for line in _usage().splitlines() if line.startswith(f"  {name} ")))
-        return 0
-    if group and len(argv) == 1:
-        print(f"ccrop {name}: error: name one of: {', '.join(group)} (e.g. 'ccrop {name} {group[0]} --help')",
-              file=sys.stderr)
-        return 2
-    if name not in COMMANDS:  # 'bench foo' names the group's command; 'demoo --quick' only the command
-        unknown = " ".join(argv[:2]) if any(command.startswith(f"{argv[0]} ") for command in COMMANDS) else argv[0]
-        print(f"ccrop: unknown command {unknown!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
+    name, status = _command_name(argv)
+    if name is None:
+        return status
     module_name, help_text = COMMANDS[name]
     hide_known_warnings()  # before the command imports a framework (mmcv warns on import)
     try:
@@ -101,7 +81,42 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = argparse.ArgumentParser(prog=f"ccrop {name}", description=help_text, formatter_class=DefaultsHelpFormatter)
     module.add_arguments(parser)
-    args = parser.parse_args(argv[len(name.split()) :])
+    return _run(module, parser, parser.parse_args(argv[len(name.split()) :]))
+
+
+def _command_name(argv: list[str]) -> tuple[str | None, int]:
+    """The command ``argv`` names (one word, or a group's two), with status 0; or ``None`` and the exit status once
+    the usage, the version, a group's commands or an error are printed."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return None, 0
+    if argv[0] in ("-V", "--version"):  # was "unknown command '--version'"
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"ccrop {version('ccrop-plugins')} (ccrop-plugins; Python {sys.version.split()[0]})")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            print("ccrop (ccrop-plugins, not installed: no version recorded)")
+        return None, 0
+    name = " ".join(argv[:2]) if " ".join(argv[:2]) in COMMANDS else argv[0]
+    group = [command.split()[1] for command in COMMANDS if command.startswith(f"{name} ")]
+    if group and len(argv) > 1 and argv[1] in ("-h", "--help"):  # 'ccrop bench --help': its commands
+        print("\n".join(line for line in _usage().splitlines() if line.startswith(f"  {name} ")))
+        return None, 0
+    if group and len(argv) == 1:
+        print(f"ccrop {name}: error: name one of: {', '.join(group)} (e.g. 'ccrop {name} {group[0]} --help')",
+              file=sys.stderr)
+        return None, 2
+    if name not in COMMANDS:  # 'bench foo' names the group's command; 'demoo --quick' only the command
+        unknown = " ".join(argv[:2]) if any(command.startswith(f"{argv[0]} ") for command in COMMANDS) else argv[0]
+        print(f"ccrop: unknown command {unknown!r}; available: {', '.join(COMMANDS)}", file=sys.stderr)
+        return None, 2
+    return name, 0
+
+
+def _run(module: ModuleType, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``module.run(args)``'s exit status; the errors a user can act on as one line on stderr and status 2 (an
+    interrupt: 130; a reader that has gone: 1)."""
     try:
         status = int(module.run(args) or 0)
         sys.stdout.flush()  # a reader that has gone shows here, not as "Exception ignored" at exit

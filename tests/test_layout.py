@@ -287,3 +287,34 @@ def test_the_line_check_names_each_long_line(tmp_path):
     files = python_files(tmp_path)  # not a git repository: the folders' files
     assert files == [tmp_path / "configs" / "a.py"]
     assert long_lines(files, tmp_path) == ["configs/a.py:2 (122 chars)"]  # line 3: 120 and its "\r"
+
+
+# -- function length in the programs (issue 10: none longer than about 60 lines) ----------------------
+MAX_PROGRAM_FUNCTION = 60
+
+
+def long_functions(paths: list[Path], root: Path = REPO, limit: int = MAX_PROGRAM_FUNCTION) -> list[str]:
+    """``path:line name (N lines)`` for every function of ``paths`` longer than ``limit`` lines, its docstring,
+    decorators excluded, included."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_of_the_programs_is_longer_than_60_lines():
+    files = [path for path in python_files() if path.relative_to(REPO).parts[0] == "ccrop_cli"]
+    assert REPO / "ccrop_cli" / "main.py" in files
+    too_long = long_functions(files)
+    assert not too_long, f"{len(too_long)} function(s) of ccrop_cli over {MAX_PROGRAM_FUNCTION} lines; split them:\n" \
+        + "\n".join(too_long)
+
+
+def test_the_function_check_names_each_long_function(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(59))
+    (tmp_path / "a.py").write_text(f"def fits():\n{body}\n\ndef too_long():\n{body}    return x0\n")
+    assert long_functions([tmp_path / "a.py"], tmp_path) == ["a.py:63 too_long (61 lines)"]  # fits: 60 lines

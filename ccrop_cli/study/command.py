@@ -77,6 +77,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"crop strategies (default: {' '.join(defaults.strategies)})")
     parser.add_argument("--backbone", default=None, choices=["convnet", "resnet18"],
                         help=f"backbone to pre-train (default: {defaults.backbone})")
+    _add_training_options(parser, defaults)
+    parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite results.md and the plots from results.json"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, defaults: StudyConfig) -> None:
+    """The sizes of each run: epochs, refresh schedule, images, sizes, batch, box stage and crop, workers."""
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help=f"pre-training epochs, 1 to {MAX_EPOCHS} (default: {defaults.epochs})")
     parser.add_argument("--warmup-epochs", type=non_negative_int, default=None,
@@ -109,11 +119,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"Beta(alpha, alpha) of the crop centre (default: {defaults.alpha})")
     parser.add_argument("--num-workers", type=workers, default=None,
                         help="DataLoader workers (default 2), at most 4 per CPU core")
-    parser.add_argument("--fresh", action="store_true", help="ignore runs already in results.json")
-    parser.add_argument(
-        "--report-only", action="store_true", help="only rewrite results.md and the plots from results.json"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
