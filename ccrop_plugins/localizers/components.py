@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -178,7 +179,8 @@ def _components(heat: np.ndarray, cell: int, threshold: float | str, core_level:
         return _chunk_components(heat[start : start + chunk], cell, threshold, start, core_level)
 
     pool = _executor(os.getpid(), torch.get_num_threads()) if threads > 1 else None  # one pool, whatever the chunks
-    parts = list(pool.map(work, starts)) if pool else [work(start) for start in starts]
+    with _opencv_on_one_thread():
+        parts = list(pool.map(work, starts)) if pool else [work(start) for start in starts]
     image, extents, area, mass, *core_columns = (np.concatenate(column) for column in zip(*parts))
     cores = None
     if core_level is not None:  # a core's parent: chunk-local component index -> batch index
@@ -293,6 +295,22 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, int]:
         count, labels = cv2.connectedComponents(tall, connectivity=8, ltype=cv2.CV_32S)
         return labels, count - 1
     return ndimage.label(tall, structure=_EIGHT)
+
+
+@contextmanager
+def _opencv_on_one_thread() -> Iterator[None]:
+    """Hold OpenCV to one thread for the block, its thread count restored after: its labelling gains nothing from its
+    pool (0.064 against 0.066 ms for 16 maps of 64 x 64 cells), whose workers then slow the next forward of a
+    refresh by 2-5 % on a 2-core machine (docs/benchmarks.md, session 22)."""
+    threads = cv2.getNumThreads() if cv2 is not None else 1
+    if threads == 1:
+        yield
+        return
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 @lru_cache(maxsize=None)  # keyed by process id: a forked child (a DataLoader worker) must not reuse the parent's pool

@@ -69,3 +69,28 @@ def test_runs_give_the_cell_by_cell_sums_extents_and_areas():
         maps, rows, cols = np.nonzero(labels == label)
         assert len(set(maps)) == 1 and image[label - 1] == maps[0] and area[label - 1] == len(rows)
         assert extents[label - 1].tolist() == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+
+
+def test_opencv_labels_on_one_thread_and_gets_its_thread_count_back(monkeypatch):
+    # OpenCV's pool gains nothing in the labelling, and its workers slowed the refresh's next forward by 2-5 % on 2
+    # cores: the localizer holds OpenCV to one thread while it labels, and gives the count back, also after an error
+    seen = []
+    label = components._label
+
+    def recording(tall):
+        seen.append(cv2.getNumThreads())
+        return label(tall)
+
+    monkeypatch.setattr(components, "_label", recording)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        localizer = get_localizer("components")
+        localizer(torch.rand(40, 32, 32, generator=torch.Generator().manual_seed(2)))
+        assert seen and set(seen) == {1} and cv2.getNumThreads() == 3
+        monkeypatch.setattr(components, "_label", lambda tall: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            localizer(torch.rand(4, 32, 32, generator=torch.Generator().manual_seed(3)))
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(threads)
