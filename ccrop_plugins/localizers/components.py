@@ -301,7 +301,7 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, int]:
 def _opencv_on_one_thread() -> Iterator[None]:
     """Hold OpenCV to one thread for the block, its thread count restored after: its labelling gains nothing from its
     pool (0.064 against 0.066 ms for 16 maps of 64 x 64 cells), whose workers then slow the next forward of a
-    refresh by 2-5 % on a 2-core machine (docs/benchmarks.md, session 22)."""
+    refresh by 1-5 % on a 2-core machine (docs/benchmarks.md, session 22)."""
     threads = cv2.getNumThreads() if cv2 is not None else 1
     if threads == 1:
         yield

@@ -72,7 +72,7 @@ def test_runs_give_the_cell_by_cell_sums_extents_and_areas():
 
 
 def test_opencv_labels_on_one_thread_and_gets_its_thread_count_back(monkeypatch):
-    # OpenCV's pool gains nothing in the labelling, and its workers slowed the refresh's next forward by 2-5 % on 2
+    # OpenCV's pool gains nothing in the labelling, and its workers slowed the refresh's next forward by 1-5 % on 2
     # cores: the localizer holds OpenCV to one thread while it labels, and gives the count back, also after an error
     seen = []
     label = components._label
