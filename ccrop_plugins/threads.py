@@ -1,22 +1,28 @@
-"""Small CPU tensor work on one thread (why: docs/configuration.md, "Choices we made")."""
+"""Small CPU work on one thread: torch's, OpenCV's (why: docs/configuration.md, "Choices we made")."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, ContextManager, Iterator
 
 import torch
 
 
-@contextmanager
-def one_cpu_thread(device: torch.device) -> Iterator[None]:
+def one_cpu_thread(device: torch.device) -> ContextManager[None]:
     """Run the block on one torch thread when ``device`` is the CPU; torch's thread count is restored after."""
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
+    return nullcontext() if device.type != "cpu" else one_thread(torch.get_num_threads, torch.set_num_threads)
+
+
+@contextmanager
+def one_thread(get_threads: Callable[[], int], set_threads: Callable[[int], Any]) -> Iterator[None]:
+    """Run the block with a library's thread count (read by ``get_threads``, set by ``set_threads``) at 1; the count is
+    restored after, also after an error."""
+    threads = get_threads()
+    if threads == 1:
         yield
         return
-    torch.set_num_threads(1)
+    set_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        set_threads(threads)

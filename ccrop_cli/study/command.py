@@ -85,26 +85,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+_SIZE_OPTIONS = (  # option, type, help; the default is StudyConfig's field of the option's name
+    ("--epochs", positive_int, f"pre-training epochs, 1 to {MAX_EPOCHS}"),
+    ("--warmup-epochs", non_negative_int, "epochs before the first box refresh"),
+    ("--interval", positive_int, "epochs between box refreshes"),
+    ("--train-images", positive_int, "pre-training images per setting"),
+    ("--test-images", positive_int, "evaluation images per setting"),
+    ("--image-size", side, "training view size in pixels"),
+    ("--refresh-size", side, "image size for the box refresh"),
+    ("--scene-size", side, "generated image size in pixels"),
+    ("--batch-size", positive_int, "pre-training batch size"),
+)
+
+
 def _add_training_options(parser: argparse.ArgumentParser, defaults: StudyConfig) -> None:
     """The sizes of each run: epochs, refresh schedule, images, sizes, batch, box stage and crop, workers."""
-    parser.add_argument("--epochs", type=positive_int, default=None,
-                        help=f"pre-training epochs, 1 to {MAX_EPOCHS} (default: {defaults.epochs})")
-    parser.add_argument("--warmup-epochs", type=non_negative_int, default=None,
-                        help=f"epochs before the first box refresh (default: {defaults.warmup_epochs})")
-    parser.add_argument("--interval", type=positive_int, default=None,
-                        help=f"epochs between box refreshes (default: {defaults.interval})")
-    parser.add_argument("--train-images", type=positive_int, default=None,
-                        help=f"pre-training images per setting (default: {defaults.train_images})")
-    parser.add_argument("--test-images", type=positive_int, default=None,
-                        help=f"evaluation images per setting (default: {defaults.test_images})")
-    parser.add_argument("--image-size", type=side, default=None,
-                        help=f"training view size in pixels (default: {defaults.image_size})")
-    parser.add_argument("--refresh-size", type=side, default=None,
-                        help=f"image size for the box refresh (default: {defaults.refresh_size})")
-    parser.add_argument("--scene-size", type=side, default=None,
-                        help=f"generated image size in pixels (default: {defaults.scene_size})")
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help=f"pre-training batch size (default: {defaults.batch_size})")
+    for option, kind, text in _SIZE_OPTIONS:
+        default = getattr(defaults, option[2:].replace("-", "_"))
+        parser.add_argument(option, type=kind, default=None, help=f"{text} (default: {default})")
     parser.add_argument("--threshold", type=threshold, default=None,
                         help=f"localizer threshold k: a number (paper: 0.1), otsu or mean "
                              f"(default: {defaults.threshold})")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import nullcontext
 from functools import lru_cache
-from typing import Iterator, NamedTuple
+from typing import ContextManager, NamedTuple
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch import Tensor
 from ..box_sets import BoxSets
 from ..box_store import MAX_BOXES
 from ..sizes import checked_real, integer
+from ..threads import one_thread
 from .threshold import (adaptive_thresholds, centre_samples, check_heatmaps, check_range, check_threshold,
                         constant_maps, zero_non_finite)
 
@@ -297,20 +298,11 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, int]:
     return ndimage.label(tall, structure=_EIGHT)
 
 
-@contextmanager
-def _opencv_on_one_thread() -> Iterator[None]:
+def _opencv_on_one_thread() -> ContextManager[None]:
     """Hold OpenCV to one thread for the block, its thread count restored after: its labelling gains nothing from its
     pool (0.064 against 0.066 ms for 16 maps of 64 x 64 cells), whose workers then slow the next forward of a
     refresh by 1-5 % on a 2-core machine (docs/benchmarks.md, session 22)."""
-    threads = cv2.getNumThreads() if cv2 is not None else 1
-    if threads == 1:
-        yield
-        return
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(threads)
+    return nullcontext() if cv2 is None else one_thread(cv2.getNumThreads, cv2.setNumThreads)
 
 
 @lru_cache(maxsize=None)  # keyed by process id: a forked child (a DataLoader worker) must not reuse the parent's pool
