@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .sizes import checked_int, integer
+from .sizes import as_tensor, checked_int, integer
 
 WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
 """The box of the whole image, normalised ``x0, y0, x1, y1``: the fallback when nothing is found."""
@@ -50,7 +50,7 @@ def _as_boxes(boxes: object, what: str, *, empty_ok: bool = False, dtype: torch.
         raise TypeError(f"{what} must have a floating point or integer dtype (x0, y0, x1, y1); got {dtype_of(boxes)}")
     floating = isinstance(boxes, Tensor) and boxes.is_floating_point()
     try:
-        boxes = boxes if floating else torch.as_tensor(boxes, dtype=dtype)
+        boxes = boxes if floating else as_tensor(boxes, dtype)
     except (TypeError, ValueError, RuntimeError):
         raise ValueError(f"{what} must be a (k, 4) tensor, array or list of [x0, y0, x1, y1]; got {boxes!r}") from None
     boxes = boxes.reshape(0, 4) if empty_ok and boxes.numel() == 0 else boxes
@@ -182,7 +182,7 @@ class BoxSets:
                 raise TypeError(f"scores of image {bools[0]} must have a floating point or integer dtype (one weight "
                                 f"per box); got {dtype_of(scores[bools[0]])}")
             try:
-                scores = [torch.as_tensor(s, dtype=torch.float32).reshape(-1) for s in scores]
+                scores = [as_tensor(s, torch.float32).reshape(-1) for s in scores]
             except (TypeError, ValueError, RuntimeError):
                 raise ValueError(f"scores must be lists of (k_i,) numbers, one per image; got {scores!r}") from None
             for i, (b, s) in enumerate(zip(boxes, scores)):

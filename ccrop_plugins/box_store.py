@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .box_sets import BoxSets, best_first, validate_box_sets
-from .sizes import checked_int, integer
+from .sizes import as_tensor, checked_int, integer
 
 STATE_KEYS = ("num_samples", "max_boxes", "version", "boxes", "scores", "counts")
 MAX_BOXES = 127  # counts are int8
@@ -77,7 +77,7 @@ class BoxStore:
         """Sample ``indices`` (M,) of any integer kind as int64 on the CPU; ``TypeError(f"{must}; got ...")`` for
         floats, bools or text (never truncated), ``IndexError`` naming the first outside the store and ``hint``."""
         try:
-            values = torch.as_tensor(indices).reshape(-1).cpu()
+            values = as_tensor(indices).reshape(-1).cpu()
         except (TypeError, ValueError, RuntimeError):  # text, None, ragged lists
             raise TypeError(f"{must}; got {indices!r}") from None
         if values.numel() and (values.dtype == torch.bool or values.is_floating_point() or values.is_complex()):
@@ -123,6 +123,8 @@ class BoxStore:
     def _padded(self, boxes: Tensor, scores: Tensor, counts: Tensor, samples: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``boxes`` (M, K, 4), ``scores`` (M, K), ``counts`` (M,) validated (``ValueError`` naming the sample in
         ``samples`` (M,)) as the store's rows: the best ``max_boxes``, padding repeating the first box, score 0."""
+        if boxes.shape[1] == 0:  # (0, 0, 4): box sets of no image and no slot; one padding slot to cut
+            boxes, scores = boxes.new_zeros(len(boxes), 1, 4), scores.new_zeros(len(scores), 1)
         keep = min(boxes.shape[1], self.max_boxes)
         given, boxes, scores, counts = boxes, boxes.float().cpu(), scores.float().cpu(), counts.long().cpu()  # GPU too
         validate_box_sets(boxes, counts, samples, scores, given)
@@ -207,7 +209,7 @@ def _shm_free() -> str:
 def _state_tensor(state: dict[str, Any], key: str, shape: tuple[int, ...], *, floating: bool) -> Tensor:
     """``state[key]`` as a tensor of ``shape`` and a float (``floating``) or integer dtype, or an error naming it."""
     try:
-        tensor = torch.as_tensor(state[key])
+        tensor = as_tensor(state[key])
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"box store state: {key} must be a tensor; got {type(state[key]).__name__}") from None
     try:  # a checkpoint loaded onto a GPU (mmengine's resume maps it to the current device): the store's rows are CPU

@@ -99,7 +99,10 @@ def _pick_index(u: float, weights: list[float] | None, count: int) -> int:
     """Turn one uniform draw ``u`` in ``[0, 1)`` into a box index, weighted by ``weights``."""
     if weights is not None and all(map(math.isfinite, weights)):  # -inf too: uniform, as NaN and +inf
         total = sum(weights)
-        if math.isfinite(total) and total > 0:  # the first index whose running sum exceeds u * total
+        if total == math.inf:  # finite weights whose sum overflows: the same weights, scaled by the largest
+            weights = [weight / max(weights) for weight in weights]
+            total = sum(weights)
+        if total > 0:  # the first index whose running sum exceeds u * total
             return min(bisect_right(list(accumulate(weights)), u * total), count - 1)
     return min(int(u * count), count - 1)
 

@@ -6,6 +6,7 @@ import operator
 from collections.abc import Mapping, Set
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,10 +36,24 @@ def height_width(size: int | Sequence[int], name: str) -> tuple[int, int]:
     return height, width
 
 
+def is_bool(value: object) -> bool:
+    """Whether ``value`` is a flag rather than a number: ``True``/``False``, ``numpy.bool_`` or a bool array or tensor
+    (``operator.index`` and ``float`` read them as 0 and 1)."""
+    return isinstance(value, (bool, np.bool_)) or str(getattr(value, "dtype", None)) in ("bool", "torch.bool")
+
+
+def as_tensor(values: object, dtype: torch.dtype | None = None) -> Tensor:
+    """``torch.as_tensor(values, dtype)``, also for a numpy array with negative strides (``a[::-1]``), which torch
+    refuses: it is copied first."""
+    if isinstance(values, np.ndarray) and any(stride < 0 for stride in values.strides):
+        values = values.copy()
+    return torch.as_tensor(values, dtype=dtype)
+
+
 def real_number(value: object) -> float | None:
     """``value`` as a float if it is a number (``int``, ``float``, numpy, a one-element tensor), else ``None``: bools
-    and text are refused rather than parsed."""
-    if isinstance(value, (bool, str, bytes)):
+    (:func:`is_bool`) and text are refused rather than parsed."""
+    if isinstance(value, (str, bytes)) or is_bool(value):
         return None
     try:
         return float(value)  # type: ignore[arg-type]
@@ -48,11 +63,11 @@ def real_number(value: object) -> float | None:
 
 def integer(value: object) -> int | None:
     """``value`` as an int if it is an integer of any kind (``int``, numpy, a one-element integer tensor), else
-    ``None``: bools and floats are refused rather than truncated."""
-    if isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_floating_point()):
+    ``None``: bools (:func:`is_bool`) and floats are refused rather than truncated."""
+    if is_bool(value) or isinstance(value, Tensor) and value.is_floating_point():
         return None
     try:
-        return None if isinstance(value, bool) else operator.index(value)  # type: ignore[arg-type]
+        return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         return None
 
