@@ -71,12 +71,14 @@ def extraction_loader(dataset: ExtractionDataset, batch_size: int, num_workers: 
 class Normaliser:
     """Turn uint8 batches ``(B, C, H, W)`` into what the backbone was trained on.
 
-    Reads the channel order and mean/std of the model's ``data_preprocessor`` (mmengine's
-    ``ImgDataPreprocessor`` family, which both SelfSup data preprocessors are).
+    Reads the channel order and mean/std of the model's ``data_preprocessor``: mmengine's
+    ``ImgDataPreprocessor`` family (both SelfSup data preprocessors) keeps the order as
+    ``_channel_conversion``, MMPretrain's ``ClsDataPreprocessor`` (supervised configs) as ``to_rgb``.
     """
 
     def __init__(self, data_preprocessor: nn.Module | None) -> None:
-        self.to_rgb = bool(getattr(data_preprocessor, "_channel_conversion", False))
+        conversion = getattr(data_preprocessor, "_channel_conversion", None)
+        self.to_rgb = bool(getattr(data_preprocessor, "to_rgb", False) if conversion is None else conversion)
         normalise = getattr(data_preprocessor, "_enable_normalize", hasattr(data_preprocessor, "mean"))
         self.mean = getattr(data_preprocessor, "mean", None) if normalise else None
         self.std = getattr(data_preprocessor, "std", None) if normalise else None

@@ -93,7 +93,8 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     Args:
         dataset: ``runner.train_dataloader.dataset``.
         several_boxes: the hook keeps more than one box per image, so both views must crop
-            around one box chosen before ``MultiView`` by ``ChooseContrastiveBox``.
+            around one box chosen before ``MultiView`` by ``ChooseContrastiveBox`` (a pipeline of
+            one view per sample, a supervised one, needs no choice).
 
     Raises:
         ValueError / TypeError: no ContrastiveCrop, a missing ``ChooseContrastiveBox``, a random
@@ -118,7 +119,8 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     # (and may come first: it reads only sample_idx).
     head = [step for step in steps[:first_crop] if not isinstance(step, ChooseContrastiveBox)]
     _check_loading(steps[first_crop], head)
-    if several_boxes and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
+    pairs = any(len(_views(item)) > 1 for item in iter_transforms(steps))  # else one view per sample: nothing to pair
+    if several_boxes and pairs and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
         wrapped = next((type(s).__name__ for s in steps if find_instances(s, ChooseContrastiveBox)), None)
         where = ("" if wrapped is None else "(it comes after the step that cuts the views now) "
                  if wrapped == ChooseContrastiveBox.__name__ else f"as a step of its own, not inside {wrapped} "
