@@ -65,6 +65,8 @@ def to_rgb(image: Image | Tensor) -> Image | Tensor:
             image = image.convert("LA")
         return image.convert("RGB")
     if isinstance(image, Tensor):
+        if image.requires_grad:  # torchvision's jitter writes in place: refused on a tensor that needs grad
+            image = image.detach()
         if image.dtype != torch.uint8 and not image.is_floating_point():  # one comparison on the usual path
             image = _eight_bit_tensor(image)
         elif image.is_floating_point() and image.numel():

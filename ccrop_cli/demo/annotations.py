@@ -50,14 +50,15 @@ def load_user_annotations(
             a line saying so is appended here, and one for boxes reaching more than 1 px past their image (clipped,
             as always; many such boxes suggest ``[x0, y0, x1, y1]`` boxes written as ``bbox``), and one for the
             boxes not measured (always left out): crowd regions (``iscrowd`` 1; as in COCO's evaluation) and boxes of
-            zero width or height.
+            zero width or height (also once normalised and stored as float32).
 
     Returns:
         ``{file_name: (k, 4) float32 boxes}``, normalised ``x0, y0, x1, y1`` clipped to the
         image, for every image listed in ``images`` (``k`` may be 0).
 
     Raises:
-        UserError: naming the file and the malformed entry.
+        UserError: naming the file and the malformed entry; or every box lying inside its image's first pixel
+            (normalised boxes, as YOLO's, where COCO's pixels are expected).
     """
     path = Path(root) / ANNOTATIONS
     if not path.is_file():
@@ -69,13 +70,18 @@ def load_user_annotations(
     absent: list[str] | None = None if notes is None else []
     sizes = _image_sizes(path, coco["images"], Path(root), set(filenames), absent)
     boxes: dict[Any, list[list[float]]] = {image_id: [] for image_id, entry in sizes.items() if entry is not None}
-    found: dict[str, list[str]] = {"past": [], "crowd": [], "empty": []}  # boxes clipped / not measured
+    found: dict[str, list[str]] = {"past": [], "crowd": [], "empty": [], "unit": []}  # clipped / not measured / tiny
     for position, ann in enumerate(coco["annotations"]):
         image_id, box = _annotation(path, position, ann, sizes, found)
         if image_id in boxes and box is not None:  # else a box not measured, or of a skipped (absent) image
             boxes[image_id].append(box)
+    measured = sum(len(b) for b in boxes.values())
+    if measured and len(found["unit"]) == measured:
+        raise UserError(f"{path}: every 'bbox' lies inside its image's first pixel (e.g. {found['unit'][0]}): 'bbox' "
+                        "is [x, y, w, h] in pixels; normalised boxes (YOLO's, or divided by the image size) must be "
+                        "multiplied by the image's width and height")
     if notes is not None:
-        notes += _box_notes(root, absent or [], found, sum(len(b) for b in boxes.values()))
+        notes += _box_notes(root, absent or [], found, measured)
     return {
         name: np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
         for image_id, (name, _, _) in ((image_id, sizes[image_id]) for image_id in boxes)
@@ -281,4 +287,9 @@ def _annotation(path: Path, position: int, ann: Any, sizes: dict, found: dict) -
     box = [max(x, 0.0) / width, max(y, 0.0) / height, min(x + w, width) / width, min(y + h, height) / height]
     if box[0] >= box[2] or box[1] >= box[3]:
         raise UserError(f"{where}: 'bbox' {bbox} lies outside its {width}x{height} image")
+    if not all(np.float32(box[i]) < np.float32(box[i + 2]) for i in (0, 1)):  # empty once stored as float32
+        found["empty"].append(f"annotations[{position}] {bbox}")
+        return image_id, None
+    if x + w <= 1 and y + h <= 1:  # inside the image's first pixel: normalised, as YOLO's, if every box is
+        found["unit"].append(f"annotations[{position}] {bbox}")
     return image_id, box

@@ -50,6 +50,7 @@ from ccrop_cli.demo.user_data import (
 from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
 from ccrop_cli.option_types import MAX_EPOCHS, check_output_folder, threshold, user_path
+from ccrop_plugins import RefreshSchedule
 
 FRAMEWORKS = ("lightly", "mmpretrain")
 
@@ -123,11 +124,11 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
     _check_heatmap(config.heatmap)
     if config.batch_size > config.images:
         raise UserError(f"--images {config.images} must be at least the batch size {config.batch_size}")
-    if config.epochs <= config.warmup_epochs:
-        raise UserError(
-            f"--epochs {config.epochs} must exceed --warmup-epochs {config.warmup_epochs}: "
-            "the boxes are refreshed after the warm-up and used in the epochs after it"
-        )
+    if RefreshSchedule(config.warmup_epochs, config.interval, config.epochs).never_refreshes():
+        first = (f"--warmup-epochs {config.warmup_epochs}" if config.warmup_epochs else
+                 f"--interval {config.interval} when --warmup-epochs is 0 (the first refresh needs a trained epoch)")
+        raise UserError(f"--epochs {config.epochs} must exceed {first}: the boxes are refreshed after the warm-up and "
+                        "used in the epochs after it")
     config = replace(config, stages=_checked_stages(config, args.framework))  # before any scene or Runner
     if args.framework == "lightly":  # checks the stage names on the backbone; MMPretrain's: mm_run
         from ccrop_cli.demo.lightly_run import pretrain_config

@@ -201,6 +201,33 @@ def test_boxes_of_zero_width_or_height_are_not_measured_and_the_log_says_so(tmp_
         load_user_annotations(tmp_path, list_images(tmp_path))
 
 
+def test_a_box_that_stored_as_float32_has_no_width_is_not_measured(tmp_path):
+    # Exporters' float noise on the right edge: [39.9999999, 10, 0.5, 5] in a 40 px image kept x0 < x1 in float64 but
+    # not in the stored float32; the demo crashed after training, writing the report ("box 1 ... is not a valid box").
+    _folder(tmp_path)
+    _write_coco(tmp_path, _coco_of_three([{"bbox": [39.9999999, 10, 0.5, 5]}, {"bbox": [0, 0, 20, 16]},
+                                          {"bbox": [10.3, 10, 1e-7, 3]}]))
+    notes = []
+    boxes = load_user_annotations(tmp_path, list_images(tmp_path), notes)
+    assert boxes["img0.png"] == pytest.approx(np.array([[0.0, 0.0, 0.5, 0.5]]))
+    assert notes == ["annotations.json: 2 box(es) of zero width or height (e.g. annotations[0] [39.9999999, 10, 0.5, "
+                     "5]) are not measured: they cover no object"]
+
+
+def test_normalised_boxes_are_named_not_measured_as_misses(tmp_path):
+    # YOLO-style boxes (or COCO's divided by the image size) were read as sub-pixel boxes at the top-left corner: the
+    # report said recall 0.00 without a word.
+    _folder(tmp_path)
+    _write_coco(tmp_path, _coco_of_three([{"bbox": [0.14, 0.23, 0.25, 0.25]},
+                                          {"image_id": 1, "bbox": [0.5, 0, 0.5, 1]}]))
+    with pytest.raises(UserError, match=r"every 'bbox' lies inside its image's first pixel \(e\.g\. annotations\[0\] "
+                                        r"\[0\.14, 0\.23, 0\.25, 0\.25\]\): 'bbox' is \[x, y, w, h\] in pixels; "
+                                        r"normalised boxes .* must be multiplied by the image's width and height"):
+        load_user_annotations(tmp_path, list_images(tmp_path))
+    _write_coco(tmp_path, _coco_of_three([{"bbox": [0.14, 0.23, 0.25, 0.25]}, {"bbox": [0, 0, 20, 16]}]))
+    assert len(load_user_annotations(tmp_path, list_images(tmp_path))["img0.png"]) == 2  # one tiny box among others
+
+
 # -- files that are not images -------------------------------------------------------------------------------------
 _APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60)
 

@@ -165,6 +165,9 @@ def test_bad_option_values_are_one_line(folder, tmp_path, capsys):
     assert "--display-size must be a positive integer" in _one_error_line(capsys, "viz")
     assert main(["demo", "--quick", "--epochs", "1", "--warmup-epochs", "1", "--out", str(tmp_path / "d")]) == 2
     assert "--epochs 1 must exceed --warmup-epochs 1" in _one_error_line(capsys, "demo")
+    # With no warm-up the first refresh comes after --interval epochs: --epochs 1 --warmup-epochs 0 trained without one.
+    assert main(["demo", "--quick", "--epochs", "1", "--warmup-epochs", "0", "--out", str(tmp_path / "d")]) == 2
+    assert "--epochs 1 must exceed --interval 1 when --warmup-epochs is 0" in _one_error_line(capsys, "demo")
     assert main(["study", "--quick", "--box-scale", "4", "1", "--out", str(tmp_path / "s")]) == 2
     assert "--box-scale must be 0 < min <= max" in _one_error_line(capsys, "study")
 

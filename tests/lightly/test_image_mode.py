@@ -169,3 +169,14 @@ def test_sixteen_bit_tensors_from_torchvision_io_are_scaled_like_pil(tmp_path):
 def test_other_integer_tensors_are_refused_naming_the_dtype(dtype):
     with pytest.raises(ValueError, match=rf"tensor of dtype {dtype}; allowed: torch.uint8, torch.uint16"):
         to_rgb(torch.zeros(3, 4, 4, dtype=dtype))
+
+
+def test_a_tensor_that_needs_grad_is_collated_as_its_values():
+    # torchvision's colour jitter writes in place: "Output 2 of Unbind is a view and is being modified inplace".
+    from ccrop_lightly import CCropCollate, CCropSimCLRTransform
+    from ccrop_plugins import BoxStore
+
+    image = torch.rand(3, 40, 50, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    collate = CCropCollate(CCropSimCLRTransform(input_size=32, gaussian_blur=0.0), BoxStore(20))
+    (first, second), *_ = collate([(image, 0, 0)])
+    assert first.shape == second.shape == (1, 3, 32, 32) and not first.requires_grad
