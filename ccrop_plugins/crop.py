@@ -139,8 +139,9 @@ class ContrastiveCrop:
 
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.2, 1.0),
                  ratio: Sequence[float] = (3 / 4, 4 / 3), sampler: str | Any = "beta", alpha: float | None = None,
-                 scale_reference: str = "image", interpolation: InterpolationMode | str = InterpolationMode.BILINEAR,
-                 antialias: bool = True, **sampler_options: Any) -> None:
+                 scale_reference: str = "image",
+                 interpolation: InterpolationMode | str | int = InterpolationMode.BILINEAR, antialias: bool = True,
+                 **sampler_options: Any) -> None:
         self.size = height_width(size, "size")
         self.scale, self.ratio = _range(scale, "scale"), _range(ratio, "ratio")
         if scale_reference not in SCALE_REFERENCES:
@@ -389,9 +390,14 @@ def _range(values: Sequence[float], name: str) -> tuple[float, float]:
     return low, high
 
 
-def _interpolation(value: InterpolationMode | str) -> InterpolationMode:
+def _interpolation(value: InterpolationMode | str | int) -> InterpolationMode:
+    """A mode, its name, or PIL's constant (``Image.BICUBIC``, as torchvision's ``RandomResizedCrop`` takes it)."""
     try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return InterpolationMode(Image.Resampling(value).name.lower())
         return value if isinstance(value, InterpolationMode) else InterpolationMode(str(value).lower())
     except ValueError:
-        allowed = ", ".join(m.value for m in InterpolationMode)
-        raise ValueError(f"unknown interpolation {value!r}; available: {allowed}") from None
+        allowed = [m.value for m in InterpolationMode]
+        constants = ", ".join(f"Image.{m.name}" for m in Image.Resampling if m.name.lower() in allowed)
+        raise ValueError(f"unknown interpolation {value!r}; available: {', '.join(allowed)}, or PIL's constants "
+                         f"({constants})") from None

@@ -1,5 +1,5 @@
 """NumPy values as users pass them (``np.bool_`` flags, reversed arrays) and edge values of the box choice, found by
-probing main in session 23: each test fails on the code before."""
+probing main in session 23 (and PIL's interpolation constants): each test fails on the code before."""
 
 import numpy as np
 import pytest
@@ -78,3 +78,17 @@ def test_finite_scores_whose_sum_overflows_keep_their_weights():
     params = [ContrastiveCrop(8).make_params((32, 32), boxes, generator, scores=[0.0, 1e308, 1e308])["box_index"]
               for _ in range(300)]
     assert 0 not in params
+
+
+def test_pil_interpolation_constants_are_taken_as_random_resized_crop_takes_them():
+    # Before: "unknown interpolation 3" for Image.BICUBIC, which torchvision's RandomResizedCrop accepts.
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+
+    assert ContrastiveCrop(8, interpolation=Image.BICUBIC).interpolation is InterpolationMode.BICUBIC
+    assert ContrastiveCrop(8, interpolation=int(Image.Resampling.NEAREST)).interpolation is InterpolationMode.NEAREST
+    with pytest.raises(ValueError, match=r"unknown interpolation 7; available: nearest, .* or PIL's constants "
+                                         r"\(Image.NEAREST, .*Image.LANCZOS\)$"):
+        ContrastiveCrop(8, interpolation=7)
+    with pytest.raises(ValueError, match="unknown interpolation True"):
+        ContrastiveCrop(8, interpolation=True)
