@@ -44,6 +44,11 @@ class StageFeatures(nn.Module):
             raise TypeError(f"stop_early must be True or False; got {stop_early!r} ({type(stop_early).__name__})")
         self.model, self.stages, self.stop_early = model, tuple(stages), bool(stop_early)
         self._paths = {stage: _resolve(model, stage) for stage in self.stages}
+        paths = list(self._paths.values())
+        if twin := next((path for path in paths if paths.count(path) > 1), None):  # 'layer2' and 'module.layer2'
+            named = [stage for stage, path in self._paths.items() if path == twin]
+            raise ValueError(f"stages {named} name one module ({twin!r}): it would count twice in the fused heatmap; "
+                             "give it once")
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         modules = dict(self.model.named_modules())
@@ -53,9 +58,12 @@ class StageFeatures(nn.Module):
             def hook(module: nn.Module, inputs: Any, output: Any) -> None:
                 if stage in caught:  # a module called twice: its first output is the stage's
                     return
-                caught[stage] = self.feature_map(output, stage)
-                if self.stop_early and len(caught) == len(self.stages):
+                maps = self.feature_map(output, stage)
+                if self.stop_early and len(caught) + 1 == len(self.stages):
+                    caught[stage] = maps
                     raise _StagesReached
+                # The forward goes on: a later in-place step (ReLU(inplace=True), out += identity) would change them.
+                caught[stage] = maps.clone()
             return hook
 
         handles = [modules[self._paths[stage]].register_forward_hook(catcher(stage)) for stage in self.stages]
@@ -116,9 +124,10 @@ def _resolve(model: nn.Module, stage: str) -> str:
 
 
 def _feature_map(output: Any, stage: str) -> Tensor:
+    item = ""
     if isinstance(output, (tuple, list)) and output:
-        output = output[-1]
+        output, item = output[-1], f" as the last item of its {type(output).__name__} of {len(output)}"
     if not isinstance(output, Tensor) or output.ndim != 4:
         shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-        raise ValueError(f"stage {stage!r} must output feature maps (B, C, h, w); got {shape}")
+        raise ValueError(f"stage {stage!r} must output feature maps (B, C, h, w); got {shape}{item}")
     return output

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import warnings
 import weakref
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from numbers import Number
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, Sized
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, Sized
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from .box_sets import BoxSets, best_first
 from .box_store import BoxStore
-from .eval_mode import eval_mode
+from .eval_mode import eval_mode, module_of
 from .features import unwrapped_model
 from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages, features_to_localize
 from .plugins import build_localizer, callable_name
@@ -134,14 +136,14 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
 class _Share(NamedTuple):
     """One rank's part of a distributed pass, all-gathered: its ``indices`` (M,) and ``box_sets``, the ``layout`` of
     its fitted statistics (a rank without images sums zeros), its store's ``(num_samples, max_boxes)`` and
-    ``version``, its 1x1 feature grids ``(stage, h, w)`` and its ``image_size`` (every rank warns of them)."""
+    ``version``, its feature grids ``(stage, h, w)`` and its ``image_size`` (every rank warns of 1x1 ones)."""
 
     indices: Tensor
     box_sets: BoxSets
     layout: dict
     store_size: tuple[int, int]
     version: int
-    tiny_grids: list[tuple[Any, int, int]]
+    grids: list[tuple[Any, int, int]]
     image_size: tuple[int, ...]
 
 
@@ -180,18 +182,29 @@ class _Pass:
         try:
             # Float images in the module's dtype, as Lightning's precision plugins feed a bf16-true / 64-true model.
             dtype = self.input_dtype if images.is_floating_point() else None
-            features = self.feature_fn(images.to(self.device, dtype, non_blocking=True))
+            output = self.feature_fn(images.to(self.device, dtype, non_blocking=True))
         except Exception as error:  # e.g. torch's "Input type (unsigned char) and bias type (float) should be the same"
             error.add_note(_images_note(images, self.device, dtype))
             raise
-        features = features_to_localize(features)
-        stages = as_stages(features)
+        features = features_to_localize(output)
+        try:
+            stages = as_stages(features)
+            _check_channels_first(stages, self.image_size)
+        except (TypeError, ValueError) as error:  # (maps, logits): the logits were checked
+            if features is not output:
+                error.add_note(f"the feature function returned a {type(output).__name__} of {len(output)} items; "
+                               "the refresh localizes with its last item")
+            raise
         self.grids.update((stage, *values.shape[-2:]) for stage, values in stages.items())
         # One float32 sum per image and stage (no overflow from half precision): NaN and inf in a map stay in its sum.
         sums = [values.sum(dim=(1, 2, 3), dtype=torch.float32) for values in stages.values()]
         self.non_finite += int((~torch.isfinite(torch.stack(sums))).any(dim=0).sum())
         self.seen += len(images)
-        for stage, statistics in self.pipeline.fit(features).items():  # none unless it fits; on torch's threads
+        rule = self.pipeline.method
+        rule = f"heatmap rule {rule!r}" if isinstance(rule, str) else f"heatmap rule {callable_name(rule)}"
+        with _named(rule):
+            fitted = self.pipeline.fit(features)
+        for stage, statistics in fitted.items():  # none unless it fits; on torch's threads
             target = self.totals.setdefault(stage, {})
             if target and _layout(target) != _layout(statistics):  # a sum would broadcast or drop a batch
                 raise ValueError(f"the fit statistics of heatmap rule {self.pipeline.method!r} changed between "
@@ -201,7 +214,8 @@ class _Pass:
                 target[key] = target[key] + value if key in target else value.clone()
         with one_cpu_thread(next(iter(stages.values())).device):
             size = self.heatmap_size if self.heatmap_size is not None else images.shape[-2:]
-            maps = self.pipeline(features, size=size).cpu()
+            with _named(rule):
+                maps = self.pipeline(features, size=size).cpu()
             try:
                 box_sets = self.localizer(maps)
             except Exception as error:  # e.g. BoxSets' "box 0 of sample 2 ...", whose sample is the batch's row
@@ -221,12 +235,9 @@ class _Pass:
         """What this rank sends the others at the end of the pass (:class:`_Share`)."""
         indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
         return _Share(indices, box_sets, {stage: _layout(statistics) for stage, statistics in self.totals.items()},
-                      (self.store.num_samples, self.store.max_boxes), self.store.version, self._tiny(),
+                      (self.store.num_samples, self.store.max_boxes), self.store.version,
+                      sorted(self.grids, key=str),
                       self.image_size)
-
-    def _tiny(self) -> list[tuple[Any, int, int]]:
-        """This rank's ``(stage, h, w)`` grids whose maps are 1x1, in a fixed order."""
-        return sorted((grid for grid in self.grids if grid[1] * grid[2] == 1), key=str)
 
     def write(self, world_size: int, error: BaseException | None = None) -> tuple[BoxSets, Tensor, int]:
         """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store: a
@@ -245,10 +256,11 @@ class _Pass:
                                              self.store.max_boxes)
             totals = _all_reduce_totals(self.totals, [g.layout for g in gathered])
             version = max(g.version for g in gathered) + 1
-            # Every rank's 1x1 grids, with the image size of the first rank that has any: the same warning on every
+            # Every rank's grids, with the image size of the first rank that has a 1x1 one: the same warning on every
             # rank, also on one without images.
-            self.grids.update(grid for g in gathered for grid in g.tiny_grids)
-            self.image_size = next((g.image_size for g in gathered if g.tiny_grids), self.image_size)
+            self.grids.update(grid for g in gathered for grid in g.grids)
+            self.image_size = next((g.image_size for g in gathered if any(h * w == 1 for _, h, w in g.grids)),
+                                   self.image_size)
         else:
             (indices, box_sets), totals = _concatenate(self.indices, self.sets, self.store.max_boxes), self.totals
             version = self.store.version + 1
@@ -280,9 +292,39 @@ def _images_note(images: Tensor, device: torch.device | str, dtype: torch.dtype 
             "+ ToDtype(torch.float32, scale=True), not uint8 or int64 ones"))
 
 
+@contextmanager
+def _named(what: str) -> Iterator[None]:
+    """Add a note naming ``what`` (a plugin's rule) to an error raised in the block."""
+    try:
+        yield
+    except Exception as error:
+        if not any(what in text for text in (str(error), *getattr(error, "__notes__", ()))):
+            error.add_note(f"raised by {what}")
+        raise
+
+
+def _check_channels_first(stages: Mapping[Any, Tensor], image_size: tuple[int, ...]) -> None:
+    """Refuse maps laid out ``(B, h, w, C)`` (a Swin stage's, a timm ViT's NHWC output), which read as ``(B, C, h, w)``
+    give a ``w x C`` grid: their second and third sides fit the images' shape, the last two do not (within 4x)."""
+    height, width = image_size
+
+    def fits(h: int, w: int) -> bool:
+        return abs(math.log((h / w) / (height / width))) <= math.log(4)
+
+    for stage, values in stages.items():
+        _, channels, h, w = values.shape
+        if not fits(h, w) and fits(channels, h):
+            where = "features" if stage is None else f"features of stage {stage!r}"
+            raise ValueError(f"{where} {tuple(values.shape)} look channels-last (B, h, w, C): a {channels} x {h} grid "
+                             f"fits the {height} x {width} images, a {h} x {w} one does not; return them as (B, C, h, "
+                             "w), e.g. features.permute(0, 3, 1, 2)")
+
+
 def _module_dtype(feature_fn: FeatureFn) -> torch.dtype | None:
-    """The dtype of a module ``feature_fn``'s first floating point parameter; ``None`` for a plain function."""
-    parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
+    """The dtype of the first floating point parameter of a module ``feature_fn`` (or a bound method's module);
+    ``None`` for a plain function."""
+    module = module_of(feature_fn)
+    parameters = module.parameters() if module is not None else ()
     return next((parameter.dtype for parameter in parameters if parameter.is_floating_point()), None)
 
 
@@ -407,7 +449,8 @@ def checked_device(device: torch.device | str | int) -> torch.device:
 def _sharded(feature_fn: FeatureFn) -> bool:
     """Whether a module ``feature_fn`` holds FSDP-sharded modules (``FullyShardedDataParallel``, ``fully_shard``'s
     ``FSDPModule``), whose every forward gathers parameters from all ranks."""
-    modules = feature_fn.modules() if isinstance(feature_fn, nn.Module) else ()
+    module = module_of(feature_fn)
+    modules = module.modules() if module is not None else ()
     return any(c.__name__ in ("FullyShardedDataParallel", "FSDPModule") for m in modules for c in type(m).__mro__)
 
 
@@ -424,8 +467,9 @@ def _check_batch_counts(batches: Any, world_size: int) -> None:
 
 
 def _default_device(feature_fn: FeatureFn) -> torch.device:
-    """The parameters' device of a module ``feature_fn``, else the CPU."""
-    parameters = feature_fn.parameters() if isinstance(feature_fn, nn.Module) else ()
+    """The parameters' device of a module ``feature_fn`` (or a bound method's module), else the CPU."""
+    module = module_of(feature_fn)
+    parameters = module.parameters() if module is not None else ()
     return next((parameter.device for parameter in parameters), torch.device("cpu"))
 
 
@@ -474,12 +518,15 @@ def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]], layouts: list[dict]
 
 
 def _warn_degenerate(refresh: _Pass, stats: RefreshStats, missing: Tensor) -> None:
-    tiny = sorted(str(stage) for stage, h, w in refresh.grids if h * w == 1)
+    tiny = sorted({str(stage) for stage, h, w in refresh.grids if h * w == 1})
     if tiny:
         where = ", ".join("feature maps" if s == "None" else f"maps of stage {s!r}" for s in tiny)
-        warnings.warn(f"refresh_boxes: the {where} are 1x1 for {refresh.image_size} images, so every box is the whole "
-                      "image; take an earlier stage (ccrop_plugins.stage_features), larger images, or a backbone "
-                      "with less downsampling", UserWarning, stacklevel=3)
+        fused = {str(stage) for stage, h, w in refresh.grids if h * w > 1} - set(tiny)  # stages that locate
+        what = (f": they add nothing to the fused heatmap, whose boxes come from stage(s) {sorted(fused)}; leave them "
+                "out" if fused else ", so every box is the whole image; take an earlier stage (ccrop_plugins."
+                "stage_features)")
+        warnings.warn(f"refresh_boxes: the {where} are 1x1 for {refresh.image_size} images{what}, larger images, or a "
+                      "backbone with less downsampling", UserWarning, stacklevel=3)
     if stats.fallback_fraction >= 1.0:
         warnings.warn(f"refresh_boxes: all {stats.images} images fell back to the whole-image box "
                       f"(fallback fraction {stats.fallback_fraction:.2f}): no heatmap had contrast or a cell above "

@@ -125,14 +125,14 @@ def test_an_error_on_one_rank_is_raised_on_every_rank_naming_it(fault_runs, scen
     # (30 min by default), or, as here where the failing rank goes on to its next pass, gathered with that pass:
     # no error, and the boxes of another pass (rank 0's 'localizer' pass ended at version 1 with 10 boxes)
     mine, other = fault_runs[failing][scenario], fault_runs[1 - failing][scenario]
-    *own_notes, rank_note = mine["error"][2]  # the error's own notes (a localizer's names it), then the pass's
+    *own_notes, rank_note = mine["error"][2]  # its own notes (a localizer's or heatmap rule's name), then the pass's
     shown = "; ".join([mine["error"][1], *own_notes])
     assert other["error"] == ["RuntimeError", f"refresh_boxes failed on rank {failing} of 2: {raised}: {shown}; every "
                               "rank stops the pass, the box store unchanged", []]
     assert mine["error"][0] == raised and mine["error"][1].startswith(message)  # its own exception, as raised
     assert rank_note == (f"refresh_boxes: raised on rank {failing} of 2; every rank stops the pass, the box store "
                          "unchanged")
-    assert len(own_notes) == (scenario == "localizer")
+    assert len(own_notes) == (scenario in ("localizer", "fit"))
     assert mine["version"] == other["version"] == 0 and mine["count"] is other["count"] is None
 
 
