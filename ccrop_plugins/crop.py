@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import pickle
@@ -19,7 +20,7 @@ from torchvision.transforms import InterpolationMode
 
 from .box_sets import _as_boxes, box_hint, dtype_of
 from .plugins import get_sampler, lookup, takes_option
-from .samplers import check_sampler, sampler_error
+from .samplers import check_sampler, quantile_value, sampler_error
 from .sizes import height_width, integer, real_number
 
 CropParams = dict[str, int]
@@ -264,8 +265,13 @@ class ContrastiveCrop:
         low = (min(max(first_top, 0.0), max_top), min(max(first_left, 0.0), max_left))
         high = (min(max(last_top, 0.0), max_top), min(max(last_left, 0.0), max_left))
         if self._quantile is not None:  # q clamped to [0, 1], so the centre stays in its range; NaN stays NaN
-            top = low[0] + (high[0] - low[0]) * min(max(self._quantile(uniforms[-2]), 0.0), 1.0)
-            left = low[1] + (high[1] - low[1]) * min(max(self._quantile(uniforms[-1]), 0.0), 1.0)
+            quantiles = self._quantile(uniforms[-2]), self._quantile(uniforms[-1])
+            try:  # a one-element tensor or array too, as check_sampler reads it
+                q_top, q_left = quantile_value(quantiles[0]), quantile_value(quantiles[1])
+            except (TypeError, ValueError, RuntimeError):
+                raise sampler_error(self.sampler, f"unit_quantile values {quantiles}") from None
+            top = low[0] + (high[0] - low[0]) * min(max(q_top, 0.0), 1.0)
+            left = low[1] + (high[1] - low[1]) * min(max(q_left, 0.0), 1.0)
         else:
             centre = np.array([(first_top + last_top) / 2, (first_left + last_left) / 2])
             placed = self.sampler(np.array(low), np.array(high), centre, np.array(extent), generator)
@@ -339,9 +345,22 @@ class ContrastiveCrop:
             raise
         return out.unflatten(0, img.shape[:-3]) if flat else out
 
+    def __copy__(self) -> ContrastiveCrop:
+        """A copy sharing the sampler; no pickling (a closure's sampler is fine under 'fork')."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ContrastiveCrop:
+        """A deep copy of every attribute (a function sampler, as ``copy.deepcopy`` copies functions, is shared)."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
+
     def __getstate__(self) -> dict[str, Any]:
-        """The crop as a spawned DataLoader worker receives it; a sampler that cannot be pickled (a closure) is named
-        here, not by the worker's "Can't pickle local object"."""
+        """The crop as a spawned DataLoader worker receives it (pickled; ``copy`` does not call it); a sampler that
+        cannot be pickled (a closure) is named here, not by the worker's "Can't pickle local object"."""
         try:
             pickle.dumps(self.sampler)
         except Exception as error:  # PicklingError, AttributeError or TypeError, as the object decides

@@ -20,8 +20,9 @@ Register = Callable[[str, Callable[..., Any]], None]
 @hookspec
 def ccrop_register_heatmaps(register: Register) -> None:
     """Register heatmap rules: ``register(name, rule)``, ``rule`` a function ``features (N, C, h, w) -> maps (N, h,
-    w)`` (larger: "more object"; no options) or a class built with the options; an instance with ``fit`` /
-    ``finalize`` is fitted on the refresh pass (:class:`~ccrop_plugins.heatmaps.FittedHeatmap`)."""
+    w)`` (larger: "more object"; no options) or a class built with the options; a rule with ``fit`` / ``finalize``
+    is fitted on the refresh pass (:class:`~ccrop_plugins.heatmaps.FittedHeatmap`): register its class, built once
+    per stage (a registered instance is a ``TypeError`` when the name is used)."""
 
 
 @hookspec

@@ -1,6 +1,9 @@
 """The one plugin manager: built-ins, then installed plugins (the ``ccrop_plugins`` entry-point group, loaded
 lazily and once unless ``CCROP_PLUGINS_NO_AUTOLOAD=1``), found by name. A faulty plugin or name is skipped with a
-:class:`PluginWarning`; the first registration of a name wins (docs/plugins.md, docs/configuration.md "Plugins").
+:class:`PluginWarning`, warned once every plugin is loaded and the registry built (so a warning raised as an error
+leaves no plugin out); the first registration of a name wins: the built-ins', then the other plugins' in the order
+they were registered, whatever their ``tryfirst`` / ``trylast`` marks (docs/plugins.md, docs/configuration.md
+"Plugins").
 """
 
 from __future__ import annotations
@@ -98,12 +101,18 @@ plugin_manager.add_hookspecs(hookspecs)
 
 def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
     """Register the built-ins and the entry-point plugins (unless disabled), once; ``reload`` forgets the
-    entry-point plugins and loads the group again (after installing a plugin)."""
+    entry-point plugins and loads the group again (after installing a plugin). The ``PluginWarning`` of each plugin
+    skipped comes after the whole group is loaded: raised as an error (``filterwarnings = error``), it leaves every
+    working plugin loaded for the next lookup."""
     with _lock:
-        return _load_plugins(reload)
+        problems = _load_plugins(reload)
+    for problem in problems:
+        warnings.warn(problem, PluginWarning, stacklevel=2)
+    return plugin_manager
 
 
-def _load_plugins(reload: bool) -> pluggy.PluginManager:
+def _load_plugins(reload: bool) -> list[str]:
+    """Load as :func:`load_plugins` says: the warnings it has to give."""
     global _loaded
     if reload:
         for name in list(_entry_point_plugins):
@@ -114,28 +123,32 @@ def _load_plugins(reload: bool) -> pluggy.PluginManager:
         _broken_plugins.clear()
         _registries.clear()
         _loaded = False
-    if not _loaded:
-        _loaded = True
-        for module_name in DEFAULT_PLUGINS:  # first, so that nothing a plugin does can hide them
-            if plugin_manager.get_plugin(module_name) is None:
-                plugin_manager.register(importlib.import_module(module_name), name=module_name)
-        if not _autoload_disabled():
-            _load_entry_points()
-    return plugin_manager
+    if _loaded:
+        return []
+    _loaded = True
+    skipped = len(_broken_plugins)
+    for module_name in DEFAULT_PLUGINS:  # first, so that nothing a plugin does can hide them
+        if plugin_manager.get_plugin(module_name) is None:
+            plugin_manager.register(importlib.import_module(module_name), name=module_name)
+    disabled, problems = _autoload_disabled()
+    if not disabled:
+        _load_entry_points()
+    return problems + [f"ccrop-plugins: skipped plugin {entry.name!r} of distribution {entry.provider}: {entry.error}"
+                       for entry in _broken_plugins[skipped:]]
 
 
-def _autoload_disabled() -> bool:
+def _autoload_disabled() -> tuple[bool, list[str]]:
     """``CCROP_PLUGINS_NO_AUTOLOAD``: ``1``/``true``/``yes`` skip the entry points, unset or ``0``/``false``/``no`` load
-    them; any other value loads them too, with a ``PluginWarning`` naming it (a typo must not pass unnoticed)."""
+    them; any other value loads them too, with a ``PluginWarning`` naming it (a typo must not pass unnoticed): whether
+    disabled, and that warning's text if any."""
     value = os.environ.get(AUTOLOAD_ENV, "")
     word = value.strip().lower()
     if word in ("1", "true", "yes"):
-        return True
+        return True, []
     if word not in ("", "0", "false", "no"):
-        warnings.warn(f"ccrop-plugins: {AUTOLOAD_ENV}={value!r} is not one of 1, true, yes (load only the built-ins) "
-                      "or 0, false, no (load installed plugins); loading installed plugins", PluginWarning,
-                      stacklevel=3)
-    return False
+        return False, [f"ccrop-plugins: {AUTOLOAD_ENV}={value!r} is not one of 1, true, yes (load only the built-ins) "
+                       "or 0, false, no (load installed plugins); loading installed plugins"]
+    return False, []
 
 
 def _load_entry_points() -> None:
@@ -216,9 +229,8 @@ class _HookProblem(ValueError):
 
 
 def _skip_plugin(name: str, provider: str, error: str) -> None:
+    """List plugin ``name`` as broken; :func:`load_plugins` warns once the whole group is loaded."""
     _broken_plugins.append(PluginEntry("plugin", name, None, provider, error))
-    warnings.warn(f"ccrop-plugins: skipped plugin {name!r} of distribution {provider}: {error}", PluginWarning,
-                  stacklevel=2)
 
 
 def _describe(error: BaseException) -> str:
@@ -226,7 +238,9 @@ def _describe(error: BaseException) -> str:
 
 
 def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
-    """Run every plugin's hook of ``kind``: its working names and the refused ones. A hook that looks up a name of
+    """Run every plugin's hook of ``kind``, the built-ins' first, then the others' in the order the plugins were
+    registered (pluggy's call order, ``tryfirst`` / ``trylast``, is not the registration's): its working names and the
+    refused ones (warned by the caller, once the registry is built). A hook that looks up a name of
     ``kind`` (``get_heatmap("rule")`` to wrap another plugin's rule) while this runs gets a ``_LookupWhileBuilding``
     error at once and is refused whole, as a hook that raises is, also if it caught that error: building the registry
     again would recurse without end, and the names are only known once every hook has run. The other plugins keep their
@@ -236,11 +250,12 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
 
     def refuse(name: str, provider: str, error: str) -> None:
         refused.append(PluginEntry(kind, name, None, provider, error))
-        warnings.warn(f"ccrop-plugins: refused {kind} {name!r} of {provider}: {error}", PluginWarning, stacklevel=2)
 
     looked_up = _building[(kind, threading.get_ident())]  # set by _cached around this call
-    # pluggy lists trylast impls (the built-ins) first, then the others in registration order.
-    for impl in getattr(plugin_manager.hook, KINDS[kind]).get_hookimpls():
+    order = {name: index for index, (name, _) in enumerate(plugin_manager.list_name_plugin())}  # registration order
+    impls = sorted(getattr(plugin_manager.hook, KINDS[kind]).get_hookimpls(),
+                   key=lambda impl: (impl.plugin_name not in DEFAULT_PLUGINS, order.get(impl.plugin_name, len(order))))
+    for impl in impls:
         plugin, mine = impl.plugin_name, {}  # provider: the distribution that installed the plugin
         provider = BUILTIN_PROVIDER if plugin in DEFAULT_PLUGINS else _entry_point_plugins.get(plugin, plugin)
         if plugin == str(id(impl.plugin)):  # registered by hand without a name: pluggy names it by its id
@@ -249,6 +264,9 @@ def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry
         def register(name: str, factory: Callable[..., Any], provider: str = provider, mine: dict = mine) -> None:
             if not isinstance(name, str) or not name:
                 refuse(str(name), provider, f"invalid name {name!r} (a non-empty str is needed)")
+            elif name != name.strip() or not name.isprintable():  # would break the lines of `ccrop plugins`
+                refuse(repr(name), provider, f"invalid name {name!r} (names must be printable text without "
+                       "surrounding spaces)")
             elif not callable(factory):
                 refuse(name, provider, f"{kind} {name!r} has a non-callable factory {factory!r}")
             elif name in entries or name in mine:
@@ -306,6 +324,9 @@ def _cached_locked(kind: str, name: str | None) -> tuple[dict[str, PluginEntry],
             _registries[kind] = _build_registry(kind)
         finally:
             del _building[key]
+        for entry in _registries[kind][1]:  # once it is built: raised as errors, they leave it complete
+            warnings.warn(f"ccrop-plugins: refused {kind} {entry.name!r} of {entry.provider}: {entry.error}",
+                          PluginWarning, stacklevel=2)
     return _registries[kind]
 
 
@@ -327,8 +348,9 @@ def build(kind: str, name: str, options: dict[str, Any], offered: Mapping[str, A
     all of them), the accepted ones and those it requires; it must build a callable (else ``TypeError``). ``offered``:
     a host's defaults (the box store's ``max_boxes``), added where the factory takes them and ``options`` lack them."""
     entry = lookup(kind, name)
-    options = {**{key: value for key, value in (offered or {}).items()
-                  if key not in options and takes_option(entry.factory, key)}, **options}
+    added = {key: value for key, value in (offered or {}).items()
+             if key not in options and takes_option(entry.factory, key)}
+    options = {**added, **options}
     try:
         signature = inspect.signature(entry.factory)  # type: ignore[arg-type]  (working entries have one)
         signature.bind(**options)
@@ -346,7 +368,14 @@ def build(kind: str, name: str, options: dict[str, Any], offered: Mapping[str, A
                         + (f"; it requires {required}{hint}" if required else "")) from None
     except ValueError:  # no signature available (a builtin): let the call decide
         pass
-    built = entry.factory(**options)  # type: ignore[misc]
+    try:
+        built = entry.factory(**options)  # type: ignore[misc]
+    except TypeError as error:  # e.g. **options forwarded to a class that does not take the host's max_boxes
+        host = f", {sorted(added)} of them offered by the host" if added else ""
+        error.add_note(f"ccrop-plugins: raised by the factory of {kind} {name!r} (from {entry.provider}), called with "
+                       f"options {sorted(options)}{host}; a factory taking **options receives every option offered: "
+                       "name the ones it takes")
+        raise
     if not callable(built):  # would fail later: in a DataLoader worker, or after a pass's forward
         raise TypeError(f"{kind} {name!r} (from {entry.provider}): its factory returned {type(built).__name__}, "
                         f"not a callable {kind}")
@@ -366,10 +395,17 @@ def takes_option(factory: Any, option: str) -> bool:
 
 def get_heatmap(name: str, **options: Any) -> Callable:
     """The heatmap rule ``name``: ``rule(features (N, C, h, w)) -> maps (N, h, w)``. A registered *function* is the
-    rule itself and takes no options; a registered *class* is built with ``options``; ``TypeError`` for a bad option."""
+    rule itself and takes no options; a registered *class* is built with ``options``; ``TypeError`` for a bad option,
+    and for a registered *instance* with ``fit`` and ``finalize``: every stage and store would share its statistics."""
     entry = lookup("heatmap", name)
     if isinstance(entry.factory, type):
         return build("heatmap", name, options)
+    if all(callable(getattr(entry.factory, method, None)) for method in ("fit", "finalize")):
+        rule = type(entry.factory).__qualname__
+        raise TypeError(f"heatmap {name!r} (from {entry.provider}) is registered as an instance of {rule} with fit and "
+                        "finalize: one object would be fitted by every stage and every store, the last one's "
+                        f"statistics applied to all; register the class, register({name!r}, {rule}), built once per "
+                        "stage")
     if options:
         raise TypeError(f"heatmap {name!r} (from {entry.provider}) takes no options; got {sorted(options)}")
     return entry.factory  # type: ignore[return-value]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -77,22 +77,34 @@ class GaussianSampler:
 
 def check_sampler(sampler: CentreSampler) -> None:
     """Call ``sampler`` once on a fixed range with its own generator (``ContrastiveCrop`` does, when built):
-    ``ValueError`` naming it unless it returns a ``(top, left)`` pair inside ``[low, high]`` and its ``unit_quantile``,
-    if any, a number in ``[0, 1]``; what it raises is named too."""
+    ``ValueError`` naming it unless it returns a ``(top, left)`` pair of real numbers inside ``[low, high]`` and its
+    ``unit_quantile``, if any, a real number in ``[0, 1]`` (one-element tensors and arrays too:
+    :func:`quantile_value`); what it raises is named too."""
     low, high = np.array([10.0, 20.0]), np.array([30.0, 50.0])
     try:
         placed = sampler(low, high, (low + high) / 2, np.array([40.0, 60.0]), torch.Generator().manual_seed(0))
         quantile = getattr(sampler, "unit_quantile", None)
-        q = float(quantile(0.5)) if callable(quantile) else 0.5
-        pair = np.asarray(placed, dtype=np.float64)
+        q = quantile(0.5) if callable(quantile) else 0.5
+        complex_ = np.iscomplexobj(placed) or np.iscomplexobj(q)  # float64 would drop the imaginary part, warning
+        if not complex_:
+            q, pair = quantile_value(q), np.asarray(placed, dtype=np.float64)
     except Exception as error:
         raise ValueError(f"sampler {sampler!r} failed a first call, sampler(low, high, centre, extent, generator) with "
                          f"low={low.tolist()}, high={high.tolist()} (then unit_quantile(0.5)): "
                          f"{type(error).__name__}: {error} (ccrop_plugins.samplers.CentreSampler)") from error
+    if complex_:
+        raise sampler_error(sampler, f"complex values {placed!r}" if np.iscomplexobj(placed) else
+                            f"a complex unit_quantile(0.5) = {q!r}")
     inside = pair.shape == (2,) and bool(np.all(low <= pair) and np.all(pair <= high))
     if not inside or not 0 <= q <= 1:
         raise sampler_error(sampler, f"unit_quantile(0.5) = {q}" if inside else repr(placed),
                             f" (here low={low.tolist()}, high={high.tolist()})")
+
+
+def quantile_value(q: Any) -> float:
+    """A ``unit_quantile``'s value as a float: a number, or a one-element tensor or array (``ValueError`` /
+    ``RuntimeError`` for more elements, ``TypeError`` for text or a complex number)."""
+    return float(q.item() if isinstance(q, (np.ndarray, torch.Tensor)) else q)
 
 
 def sampler_error(sampler: CentreSampler, got: str, where: str = "") -> ValueError:
