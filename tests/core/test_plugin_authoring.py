@@ -163,7 +163,8 @@ class FloatQuantile(Midpoint):
 @pytest.mark.parametrize("as_array", [False, True])
 def test_a_unit_quantile_may_return_a_one_element_tensor_or_array(as_array):
     # was: TypeError: type Tensor doesn't define __round__ method, on every make_params (not naming the sampler)
-    crop, reference = ContrastiveCrop(64, sampler=TensorQuantile(as_array)), ContrastiveCrop(64, sampler=FloatQuantile())
+    crop = ContrastiveCrop(64, sampler=TensorQuantile(as_array))
+    reference = ContrastiveCrop(64, sampler=FloatQuantile())
     params = crop.make_params((300, 400), BOX, torch.Generator().manual_seed(0))
     assert params == reference.make_params((300, 400), BOX, torch.Generator().manual_seed(0))
 
