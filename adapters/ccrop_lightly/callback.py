@@ -154,6 +154,7 @@ class BoxRefreshCallback(pl.Callback):
         # image_list_digest(dataset), read at most once per fit (listing 1.28M files takes ~7 s); False: not yet read
         self._images_digest: str | None | bool = False
         self._loaded_since_fit = False  # a state loaded since the last on_train_start (ckpt_path=, Tuner.lr_find)
+        self._stage: str | None = None  # the Trainer's entry point running now (setup's stage); None: a direct call
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.refresh_options.items() if v is not None)
@@ -171,8 +172,10 @@ class BoxRefreshCallback(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Before a resume's load_state_dict: the dataset's files are listed afresh (once) for each fit, as they may
         # have changed since the last one; the train start check and every checkpoint of the fit share that digest.
+        self._stage = stage
         if stage == "fit":
             self._images_digest = False
+            _check_one_callback_per_store(trainer, self)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Built here: the process group exists (the loader gets its shard) and so does the
@@ -257,6 +260,8 @@ class BoxRefreshCallback(pl.Callback):
                 "images": self._digest()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self._stage not in (None, "fit"):  # trainer.validate/test/predict(ckpt_path=...): the boxes are training's
+            return
         if "store" not in state_dict:
             raise KeyError(f"BoxRefreshCallback state lacks 'store'; got keys {sorted(state_dict)}")
         last = checked_last_refresh(state_dict.get("last_refresh_epoch"), "BoxRefreshCallback")
@@ -273,6 +278,18 @@ class BoxRefreshCallback(pl.Callback):
         if self._images_digest is False:
             self._images_digest = image_list_digest(self.dataset)
         return self._images_digest
+
+
+def _check_one_callback_per_store(trainer: pl.Trainer, callback: BoxRefreshCallback) -> None:
+    """Refuse another ``BoxRefreshCallback`` of the Trainer on ``callback``'s store: each would refresh it on its own
+    schedule and options, the views cropped from whichever ran last."""
+    others = [other for other in trainer.callbacks if isinstance(other, BoxRefreshCallback) and other.store is
+              callback.store]
+    if len(others) > 1:
+        raise ValueError(f"{len(others)} BoxRefreshCallbacks ({', '.join(repr(other.name) for other in others)}) share "
+                         "one BoxStore: each would refresh it on its own schedule and options, the views cropped from "
+                         "whichever ran last; keep one callback per store (one store, collate and callback per set "
+                         "of boxes)")
 
 
 def _warn_if_a_new_run_starts_on_earlier_boxes(trainer: pl.Trainer, store: BoxStore, loaded: bool) -> None:
@@ -313,7 +330,8 @@ def _warn_if_steps_end_before_a_refresh(trainer: pl.Trainer, pl_module: pl.Light
             f"ContrastiveCrop never refreshes its boxes in this run: with warmup_epochs={warmup_epochs}, "
             f"interval={interval} the first refresh would run after epoch {schedule.first_refresh} (0-based), but "
             f"max_steps={steps} ({batches} batches per epoch) ends the run in epoch {epochs - 1} (no refresh runs "
-            "after the run's last step); every view will be a plain RandomResizedCrop. Lower warmup_epochs or "
+            "after the run's last step); every view will be a plain RandomResizedCrop (or, on a store holding a "
+            "resumed run's boxes, cut around those, never refreshed). Lower warmup_epochs or "
             "interval, or train longer.",
             UserWarning,
             stacklevel=3,

@@ -68,7 +68,8 @@ def warn_if_never_refreshes(schedule: _StepSchedule, stacklevel: int = 2) -> boo
         f"ContrastiveCrop never refreshes its boxes in this run: with {warmup}={schedule.warmup}, "
         f"{interval}={schedule.interval} the first refresh would run after epoch {schedule.first_refresh} "
         f"(0-based), but {total}={schedule.total} ends the run before it (no refresh runs after the last epoch, "
-        f"{schedule.total - 1}); every view will be a plain RandomResizedCrop. Lower {warmup} or {interval}, "
+        f"{schedule.total - 1}); every view will be a plain RandomResizedCrop (or, on a store holding a resumed run's "
+        f"boxes, cut around those, never refreshed). Lower {warmup} or {interval}, "
         "or train longer.",
         UserWarning,
         stacklevel=stacklevel,
