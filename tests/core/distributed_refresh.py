@@ -67,7 +67,7 @@ def refresh(rank: int, world_size: int, out_dir: str, heatmap: str = "channel_su
         stats = refresh_boxes(tiny_backbone(), loader, store, localizer="components", heatmap=heatmap, progress=False)
     saved = {"state": store.state_dict(), "stats": stats.as_dict(), "shard": list(sampler)}
     if heatmap == "ddt":
-        from ccrop_plugins.refresh import _PIPELINES
+        from ccrop_plugins.kept_pipelines import _PIPELINES
 
         (pipeline,) = _PIPELINES[store].values()
         saved["mean"], saved["component"] = pipeline.rules[None].mean, pipeline.rules[None].component

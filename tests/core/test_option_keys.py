@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ccrop_plugins import BoxStore, refresh_boxes
-from ccrop_plugins.refresh import _PIPELINES
+from ccrop_plugins.kept_pipelines import _PIPELINES
 
 
 class FittedChannelWeights:

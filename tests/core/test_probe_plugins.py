@@ -124,7 +124,7 @@ def _feature_fn(images):
 
 
 def _pipeline(store):
-    from ccrop_plugins.refresh import _PIPELINES
+    from ccrop_plugins.kept_pipelines import _PIPELINES
 
     (pipeline,) = _PIPELINES[store].values()
     return pipeline

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ccrop_plugins import BoxSets, BoxStore, get_localizer, refresh_boxes
-from ccrop_plugins.refresh import _PIPELINES
+from ccrop_plugins.kept_pipelines import _PIPELINES
 
 sys.path.insert(0, str(Path(__file__).parent))  # distributed_refresh: the ranks' entry point
 import distributed_refresh  # noqa: E402

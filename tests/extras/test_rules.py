@@ -129,7 +129,7 @@ def test_refresh_fits_ddt_on_the_pass_and_applies_it_on_the_next():
     store = BoxStore(16, max_boxes=2)
     options = {"threshold": 0.5, "min_area": 0.0, "label_resolution": None}
     refresh_boxes(lambda x: x, batches, store, heatmap="ddt", localizer_options=options, progress=False)
-    pipelines = __import__("ccrop_plugins.refresh", fromlist=["_PIPELINES"])._PIPELINES
+    pipelines = __import__("ccrop_plugins.kept_pipelines", fromlist=["_PIPELINES"])._PIPELINES
     fitted = [pipeline for key, pipeline in pipelines[store].items()]
     assert len(fitted) == 1 and fitted[0].rules[None].fitted  # statistics of pass 1, kept with the store
     refresh_boxes(lambda x: x, batches, store, heatmap="ddt", localizer_options=options, progress=False)

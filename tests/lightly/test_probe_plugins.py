@@ -41,7 +41,7 @@ def test_the_docs_plugin_through_a_lightly_loop_with_workers(docs_plugin, quadra
             optimizer.zero_grad()
             assert torch.isfinite(loss)
         refresher.maybe_refresh(epoch)
-    from ccrop_plugins.refresh import _PIPELINES
+    from ccrop_plugins.kept_pipelines import _PIPELINES
 
     (pipeline,) = _PIPELINES[store].values()
     assert pipeline.rules[None].fits == 2  # fitted after each of the two refreshes, the second applying the first's

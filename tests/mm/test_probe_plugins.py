@@ -22,7 +22,7 @@ def test_the_docs_plugin_named_in_a_runner_config(docs_plugin, setup, train, obj
     assert bool((hook.store.counts == 1).all())
     sizes = hook.store.boxes[:, 0, 2:] - hook.store.boxes[:, 0, :2]
     torch.testing.assert_close(sizes, torch.full_like(sizes, 0.5))  # peak_box's quarter of the image
-    from ccrop_plugins.refresh import _PIPELINES
+    from ccrop_plugins.kept_pipelines import _PIPELINES
 
     (pipeline,) = _PIPELINES[hook.store].values()
     assert pipeline.rules[None].fits == 1
