@@ -217,12 +217,12 @@ def _check_outputs_outside_data(args: argparse.Namespace) -> None:
     d1/annotations.json`` replaced the folder's ground truth; ``--checkpoints d1/ck`` was left there, and read as one
     more class folder (which then blamed the user's data)."""
     for folder in args.data:
-        for option, path, what in (("--json", args.json, "the figures would replace or join the folder's files"),
+        for option, path, what in (("--json", args.json, "the figures would replace or join the folder's files; "
+                                    "choose a --json file"),
                                    ("--checkpoints", args.checkpoints, "the backbones' files would land among the "
-                                    "images, read as one more class folder")):
+                                    "images, read as one more class folder; choose a --checkpoints folder")):
             if path is not None:
-                check_outside(path, option, folder, f"--data {folder}",
-                              f"{what}; choose a {option} outside the data folder")
+                check_outside(path, option, folder, f"--data {folder}", f"{what} outside the data folder")
 
 
 def _no_autoload() -> bool:

@@ -46,7 +46,8 @@ def test_bench_localize_refuses_a_json_inside_the_data_folder(d1, capsys):
     assert main([*LOCALIZE, "--data", str(d1), "--json", str(d1 / "annotations.json")]) == 2
     line = _one_error_line(capsys, "bench localize")
     assert f"--json {d1 / 'annotations.json'} lies inside --data {d1}: " in line
-    assert "choose a --json outside the data folder" in line
+    assert line.endswith("the figures would replace or join the folder's files; choose a --json file outside the data "
+                         "folder")
     assert (d1 / "annotations.json").read_text() == truth
 
 
