@@ -99,7 +99,8 @@ def import_boxes(path: str | Path, keys: Sequence[str] | None = None) -> BoxStor
         UserError: (a ``ValueError``) naming the file if it cannot be read, is not JSON or
             not a ccrop box file, holds a malformed entry or an invalid box (named by its
             sample's key), or names samples that ``keys`` does not hold (boxes for another
-            dataset).
+            dataset); or a header field (``format_version``, ``keyed_by``, ``num_samples``,
+            ``max_boxes``) is of another format or contradicts the file's samples.
     """
     path = Path(path)
     document = _read_box_file(path)
