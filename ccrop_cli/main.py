@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return status
     module_name, help_text = COMMANDS[name]
     hide_known_warnings()  # before the command imports a framework (mmcv warns on import)
-    try:
+    try:  # the import takes seconds (torch, a framework): Ctrl-C then is an interrupt as during the run
         module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        return _interrupted(f"ccrop {name}")
     except ModuleNotFoundError as error:  # 'ccrop viz' without the demo extra: say which, not a traceback
         if _missing_extra(error) is None:
             raise
@@ -136,12 +138,17 @@ def _run(module: ModuleType, parser: argparse.ArgumentParser, args: argparse.Nam
         print(f"{parser.prog}: error: not enough memory for these sizes ({str(error).strip() or 'MemoryError'}); use "
               "smaller image sizes, fewer images or a smaller batch", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT; what was saved stays (a study
-        print(f"\n{parser.prog}: interrupted", file=sys.stderr)  # resumes, the demo reuses its scenes)
-        return 130
+    except KeyboardInterrupt:  # what was saved stays (a study resumes, the demo reuses its scenes)
+        return _interrupted(parser.prog)
     except BrokenPipeError:  # 'ccrop plugins | head': the reader has gone; no traceback, and none at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _interrupted(prog: str) -> int:
+    """Ctrl-C: one line, and the shell's status for SIGINT (130)."""
+    print(f"\n{prog}: interrupted", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

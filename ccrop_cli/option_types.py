@@ -176,6 +176,16 @@ def check_output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     return path
 
 
+def check_outside(path: str | os.PathLike, option: str, folder: str | os.PathLike, folder_text: str, why: str) -> None:
+    """Refuse (a one-line :class:`UserError`, before anything is written) an output ``path`` that lies inside the
+    input ``folder`` (``folder_text`` names it, e.g. ``--data d1``; ``why`` says what would go wrong): the command's
+    files would land among the user's images, or replace one of their files."""
+    from ccrop_cli.errors import UserError
+
+    if Path(path).resolve().is_relative_to(Path(folder).resolve()):
+        raise UserError(f"{option} {path} lies inside {folder_text}: {why}")
+
+
 def check_alpha(alpha: float) -> None:
     """``--alpha`` of the crop centre's ``Beta(alpha, alpha)``: a one-line :class:`UserError` unless finite and > 0."""
     from ccrop_cli.errors import UserError

@@ -67,6 +67,7 @@ from ccrop_cli.option_types import (
     MAX_EPOCHS,
     check_output_file,
     check_output_folder,
+    check_outside,
     epochs,
     non_negative_int,
     positive_int,
@@ -211,6 +212,19 @@ def _check_inputs(args: argparse.Namespace) -> None:
         check_output_folder(args.checkpoints, "--checkpoints")
 
 
+def _check_outputs_outside_data(args: argparse.Namespace) -> None:
+    """``--json`` or ``--checkpoints`` inside a ``--data`` folder, refused before anything is created: ``--json
+    d1/annotations.json`` replaced the folder's ground truth; ``--checkpoints d1/ck`` was left there, and read as one
+    more class folder (which then blamed the user's data)."""
+    for folder in args.data:
+        for option, path, what in (("--json", args.json, "the figures would replace or join the folder's files; "
+                                    "choose a --json file"),
+                                   ("--checkpoints", args.checkpoints, "the backbones' files would land among the "
+                                    "images, read as one more class folder; choose a --checkpoints folder")):
+            if path is not None:
+                check_outside(path, option, folder, f"--data {folder}", f"{what} outside the data folder")
+
+
 def _no_autoload() -> bool:
     return os.environ.get(AUTOLOAD_ENV, "").strip().lower() in ("1", "true", "yes")  # ccrop_plugins' reading
 
@@ -255,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("settings", "rules", "thresholds", "data"):  # a name given twice: measured and printed twice
         if getattr(args, name):
             setattr(args, name, list(dict.fromkeys(getattr(args, name))))
+    _check_outputs_outside_data(args)
     _check_clashes(args)
     _check_inputs(args)
     if args.json:

@@ -393,8 +393,12 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _argument_line(args: argparse.Namespace) -> str:
+    """The options of this run as a command line that runs it again: with ``--no-model``, not the model's (their
+    defaults filled in, they were refused when run again)."""
     parts = []
     for key, value in sorted(vars(args).items()):
+        if args.no_model and key in MODEL_OPTIONS:
+            continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             parts += [flag] if value else []

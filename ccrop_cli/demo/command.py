@@ -49,7 +49,7 @@ from ccrop_cli.demo.user_data import (
 )
 from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.scene_settings import SCENE_SETTINGS, get_scene_setting, write_split
-from ccrop_cli.option_types import MAX_EPOCHS, check_output_folder, threshold, user_path
+from ccrop_cli.option_types import MAX_EPOCHS, check_output_folder, check_outside, threshold, user_path
 from ccrop_plugins import RefreshSchedule
 
 FRAMEWORKS = ("lightly", "mmpretrain")
@@ -202,12 +202,10 @@ def check_writable(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = getattr(args, "data", None)
-    if data is not None and out.resolve().is_relative_to(Path(data).resolve()):
-        raise UserError(
-            f"--out {args.out} lies inside --data {data}: the demo's pictures (and MMPretrain's work_dir) would "
-            "land among your images, and the frameworks would read that folder as one more class; choose an --out "
-            "outside the data folder"
-        )
+    if data is not None:
+        check_outside(args.out, "--out", data, f"--data {data}",
+                      "the demo's pictures (and MMPretrain's work_dir) would land among your images, and the "
+                      "frameworks would read that folder as one more class; choose an --out outside the data folder")
     config = config_from_args(args)
     check_writable(out)
     if config.data is not None:

@@ -99,10 +99,12 @@ def import_boxes(path: str | Path, keys: Sequence[str] | None = None) -> BoxStor
         UserError: (a ``ValueError``) naming the file if it cannot be read, is not JSON or
             not a ccrop box file, holds a malformed entry or an invalid box (named by its
             sample's key), or names samples that ``keys`` does not hold (boxes for another
-            dataset).
+            dataset); or a header field (``format_version``, ``keyed_by``, ``num_samples``,
+            ``max_boxes``) is of another format or contradicts the file's samples.
     """
     path = Path(path)
     document = _read_box_file(path)
+    _check_header(document, path)
     by_index = keys is None or document.get("keyed_by") == "index"
     if by_index:
         count = _integer_field(document, "num_samples", path)
@@ -151,6 +153,30 @@ def _read_box_file(path: Path) -> dict[str, Any]:
             "was it written by export_boxes?"
         )
     return document
+
+
+def _check_header(document: Mapping[str, Any], path: Path) -> None:
+    """The header fields that :func:`export_boxes` writes, where present (a hand-written file may leave them out),
+    against what this reader knows and what the file's samples hold: a box file of another format version, or whose
+    ``num_samples`` / ``max_boxes`` contradict its samples, was drawn without a word."""
+    version = document.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        raise UserError(f"{path}: 'format_version' is {version!r}; this ccrop reads box files of format_version "
+                        f"{FORMAT_VERSION} (written by export_boxes), and does not guess at another's fields")
+    keyed_by = document.get("keyed_by", "file_name")
+    if keyed_by not in ("file_name", "index"):
+        raise UserError(f"{path}: 'keyed_by' is {keyed_by!r}; expected 'file_name' or 'index'")
+    samples = document["samples"]
+    if "num_samples" in document and _integer_field(document, "num_samples", path) < len(samples):
+        raise UserError(f"{path}: 'num_samples' is {document['num_samples']}, but the file holds boxes for "
+                        f"{len(samples)} samples: it was not written whole by export_boxes (edited, or joined from "
+                        "other files); export the boxes again")
+    longest = max([len(entry["boxes"]) for entry in samples.values()
+                   if isinstance(entry, Mapping) and isinstance(entry.get("boxes"), list)], default=0)
+    if "max_boxes" in document and _integer_field(document, "max_boxes", path) < longest:
+        raise UserError(f"{path}: 'max_boxes' is {document['max_boxes']}, but a sample holds {longest} boxes: it was "
+                        "not written whole by export_boxes (edited, or joined from other files); export the boxes "
+                        "again")
 
 
 def _integer_field(document: Mapping[str, Any], name: str, path: Path, default: int | None = None) -> int:
@@ -359,9 +385,9 @@ def _load_weights_only(path: Path) -> Any:
                 "export_boxes' JSON"
             ) from None
         raise UserError(f"refused to load checkpoint {path}: {str(error).strip().splitlines()[-1][:300]}") from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise UserError(f"{path} is not a readable torch checkpoint: "
-                        f"{str(error).strip().splitlines()[0][:200]}") from None
+    except (RuntimeError, EOFError, OSError) as error:  # an empty file: EOFError without a message
+        reason = (str(error).strip().splitlines() or [f"{type(error).__name__} (an empty or cut-short file?)"])[0]
+        raise UserError(f"{path} is not a readable torch checkpoint: {reason[:200]}") from None
 
 
 def _mmengine_globals(path: Path) -> list[Any]:

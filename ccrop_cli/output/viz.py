@@ -45,7 +45,7 @@ from ccrop_cli.demo.user_data import load_user_annotations
 from ccrop_cli.errors import UserError, some_names
 from ccrop_cli.experiment.pair_quality import sample_view_pairs
 from ccrop_cli.experiment.strategies import STRATEGIES, get_strategy
-from ccrop_cli.option_types import check_alpha, check_output_folder, seed, user_path
+from ccrop_cli.option_types import check_alpha, check_output_folder, check_outside, seed, user_path
 from ccrop_cli.output.box_json import (
     CheckpointBoxes, check_images, import_boxes, read_checkpoint_boxes,
 )
@@ -164,11 +164,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at most {most} (a picture to look at); "
                             f"got {getattr(args, name)}")
     check_alpha(args.alpha)
-    if args.out.resolve().is_relative_to(args.image_folder.resolve()):
-        raise UserError(
-            f"--out {args.out} lies inside the image folder {args.image_folder}: the PNG files would be read as images "
-            "of the folder (one more class) by the next ccrop viz and by training; choose an --out outside it"
-        )
+    check_outside(args.out, "--out", args.image_folder, f"the image folder {args.image_folder}",
+                  "the PNG files would be read as images of the folder (one more class) by the next ccrop viz and by "
+                  "training; choose an --out outside it")
     if args.out.exists() and not args.out.is_dir():  # named first, as before; a missing --out is created below
         check_output_folder(args.out)
     if (args.out / "report.json").is_file():  # a demo's folder: its box_sets.png was replaced without a word

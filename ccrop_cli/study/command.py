@@ -42,7 +42,7 @@ from ccrop_cli.option_types import (
     workers,
 )
 from ccrop_cli.study.config import BOX_SOURCES, PRESETS, QUICK, StudyConfig
-from ccrop_cli.study.report import write_plots, write_table
+from ccrop_cli.study.report import remove_report, write_plots, write_table
 from ccrop_cli.study.results_file import read_results, save_results, saved_runs
 from ccrop_cli.study.runs import run_missing, write_splits
 
@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_folder(args.out)
     results_file = out / "results.json"
     config, runs, baselines, command = saved_runs(args, config, results_file)
+    if not args.report_only and not runs:  # afresh: an earlier study's report would describe other runs
+        remove_report(out)
     started = time.perf_counter()
     saved_oracle = read_results(results_file).get("oracle_false_positive_rate") if args.report_only else None
     if saved_oracle:  # --report-only: the figures of results.json, no scenes generated

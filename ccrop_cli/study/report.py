@@ -71,11 +71,13 @@ def current_runs(runs: list[Run], config: Any) -> list[Run]:
     return [r for r in runs if r["seed"] < config.seeds]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation; one value has no sample spread: ``None`` (printed ``-``, as ``ccrop bench
+    localize`` prints one seed's), not 0."""
     if not values:
         return float("nan"), float("nan")
     array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else None
 
 
 def _value(run: Run, key: str) -> float | None:
@@ -131,7 +133,9 @@ def summarise(runs: list[Run], config: Any) -> list[dict[str, Any]]:
 
 
 def _cell(mean: float | None, std: float | None) -> str:
-    return "-" if mean is None else f"{mean:.1f} +- {std:.1f}"
+    if mean is None:
+        return "-"
+    return f"{mean:.1f} +- " + ("-" if std is None else f"{std:.1f}")
 
 
 def _signed(value: float) -> str:
@@ -270,6 +274,17 @@ def _per_seed_lines(config: Any, runs: list[Run]) -> list[str]:
     return lines
 
 
+REPORT_FILES = ("results.md", "accuracy.png", "box_recall.png", "false_positive_rate.png")
+"""What :func:`write_table` and :func:`write_plots` write into the study's folder."""
+
+
+def remove_report(out: Path) -> None:
+    """Remove an earlier study's report from ``out`` (a study starting afresh): interrupted before its own report, it
+    left the old one beside its new results.json, describing other runs."""
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
 def write_plots(out: Path, config: Any, runs: list[Run], oracle: dict[str, dict[str, float]]) -> list[Path]:
     """``accuracy.png``, ``box_recall.png`` and ``false_positive_rate.png`` in ``out`` (seeds of ``config`` only)."""
     runs = current_runs(runs, config)
@@ -302,7 +317,8 @@ def _accuracy_plot(path: Path, config: Any, runs: list[Run]) -> Path:
             values = [[v for v in (_value(r, key) for r in runs_of(runs, setting, *var)) if v is not None]
                       for var in present]
             stats_ = [_mean_std(v) if v else (np.nan, 0.0) for v in values]
-            ax.bar(x + offset, [m for m, _ in stats_], width, yerr=[s for _, s in stats_], capsize=2, label=title)
+            spread = [0.0 if s is None else s for _, s in stats_]  # one seed: no error bar
+            ax.bar(x + offset, [m for m, _ in stats_], width, yerr=spread, capsize=2, label=title)
             for i, seeds in enumerate(values):  # every seed as a dot: the spread is part of the result
                 ax.scatter([x[i] + offset] * len(seeds), seeds, color="black", s=6, zorder=3)
         ax.set_xticks(x, [_short(*v) for v in present], fontsize=7)
