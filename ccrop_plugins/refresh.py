@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Seque
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .box_sets import BoxSets, best_first
@@ -90,18 +90,21 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
         if options is not None and not isinstance(options, Mapping):
             raise TypeError(f"{what} must be a dict of options; got {type(options).__name__}")
     feature_fn = unwrapped_model(feature_fn)  # a DDP module's forward would broadcast its buffers per batch
+    module = module_of(feature_fn)  # the module behind it (a bound method's too), None for a plain function
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if world_size > 1 and _sharded(feature_fn):  # before any forward: a rank's extra one would abort the group
+    if world_size > 1 and _sharded(module):  # before any forward: a rank's extra one would abort the group
         _check_batch_counts(batches, world_size)
     refresh, error = None, None
     try:  # under torch.distributed an error (also a plugin or a device one node lacks) is carried to the gather
         name = repr(localizer) if isinstance(localizer, str) else callable_name(localizer)
         localizer = build_localizer(localizer, max_boxes=store.max_boxes, threshold=threshold,
                                     options=localizer_options)
-        device = _default_device(feature_fn) if device is None else checked_device(device)
-        refresh = _Pass(feature_fn, store, localizer, name, pipeline_for(store, heatmap, heatmap_options),
-                        heatmap_size, device, _module_dtype(feature_fn))
+        device = _default_device(module) if device is None else checked_device(device)
+        pipeline = pipeline_for(store, heatmap, heatmap_options)
+        rule = pipeline.method
+        rule = f"heatmap rule {rule!r}" if isinstance(rule, str) else f"heatmap rule {callable_name(rule)}"
+        refresh = _Pass(feature_fn, store, localizer, name, pipeline, rule, heatmap_size, device, _module_dtype(module))
         started = time.perf_counter()
         # Given no iterable: tqdm.auto's bar calls iter() on one (a DataLoader's second iterator: its workers again)
         bar = tqdm(total=len(batches) if isinstance(batches, Sized) else None, desc="ccrop refresh", unit="batch",
@@ -151,6 +154,7 @@ class _Pass:
     localizer: Callable[[Tensor], BoxSets]
     localizer_name: str
     pipeline: HeatmapPipeline
+    rule_name: str  # 'heatmap rule ...', for the note on its errors
     heatmap_size: Sequence[int] | None
     device: torch.device | str
     input_dtype: torch.dtype | None  # a module's float images are cast to it (None: a plain function's, as given)
@@ -195,9 +199,7 @@ class _Pass:
         sums = [values.sum(dim=(1, 2, 3), dtype=torch.float32) for values in stages.values()]
         self.non_finite += int((~torch.isfinite(torch.stack(sums))).any(dim=0).sum())
         self.seen += len(images)
-        rule = self.pipeline.method
-        rule = f"heatmap rule {rule!r}" if isinstance(rule, str) else f"heatmap rule {callable_name(rule)}"
-        with _named(rule):
+        with _named(self.rule_name):
             fitted = self.pipeline.fit(features)
         for stage, statistics in fitted.items():  # none unless it fits; on torch's threads
             target = self.totals.setdefault(stage, {})
@@ -209,7 +211,7 @@ class _Pass:
                 target[key] = target[key] + value if key in target else value.clone()
         with one_cpu_thread(next(iter(stages.values())).device):
             size = self.heatmap_size if self.heatmap_size is not None else images.shape[-2:]
-            with _named(rule):
+            with _named(self.rule_name):
                 maps = self.pipeline(features, size=size).cpu()
             try:
                 box_sets = self.localizer(maps)
@@ -315,10 +317,8 @@ def _check_channels_first(stages: Mapping[Any, Tensor], image_size: tuple[int, .
                              "w), e.g. features.permute(0, 3, 1, 2)")
 
 
-def _module_dtype(feature_fn: FeatureFn) -> torch.dtype | None:
-    """The dtype of the first floating point parameter of a module ``feature_fn`` (or a bound method's module);
-    ``None`` for a plain function."""
-    module = module_of(feature_fn)
+def _module_dtype(module: nn.Module | None) -> torch.dtype | None:
+    """The dtype of the first floating point parameter of the feature function's ``module``; ``None`` without one."""
     parameters = module.parameters() if module is not None else ()
     return next((parameter.dtype for parameter in parameters if parameter.is_floating_point()), None)
 
@@ -378,10 +378,9 @@ def checked_device(device: torch.device | str | int) -> torch.device:
     return parsed
 
 
-def _sharded(feature_fn: FeatureFn) -> bool:
-    """Whether a module ``feature_fn`` holds FSDP-sharded modules (``FullyShardedDataParallel``, ``fully_shard``'s
-    ``FSDPModule``), whose every forward gathers parameters from all ranks."""
-    module = module_of(feature_fn)
+def _sharded(module: nn.Module | None) -> bool:
+    """Whether the feature function's ``module`` holds FSDP-sharded modules (``FullyShardedDataParallel``,
+    ``fully_shard``'s ``FSDPModule``), whose every forward gathers parameters from all ranks."""
     modules = module.modules() if module is not None else ()
     return any(c.__name__ in ("FullyShardedDataParallel", "FSDPModule") for m in modules for c in type(m).__mro__)
 
@@ -398,9 +397,8 @@ def _check_batch_counts(batches: Any, world_size: int) -> None:
                          "or refresh with an unsharded copy of the model")
 
 
-def _default_device(feature_fn: FeatureFn) -> torch.device:
-    """The parameters' device of a module ``feature_fn`` (or a bound method's module), else the CPU."""
-    module = module_of(feature_fn)
+def _default_device(module: nn.Module | None) -> torch.device:
+    """The parameters' device of the feature function's ``module``, else the CPU."""
     parameters = module.parameters() if module is not None else ()
     return next((parameter.device for parameter in parameters), torch.device("cpu"))
 

@@ -85,16 +85,16 @@ def check_sampler(sampler: CentreSampler) -> None:
         placed = sampler(low, high, (low + high) / 2, np.array([40.0, 60.0]), torch.Generator().manual_seed(0))
         quantile = getattr(sampler, "unit_quantile", None)
         q = quantile(0.5) if callable(quantile) else 0.5
-        complex_ = np.iscomplexobj(placed) or np.iscomplexobj(q)  # float64 would drop the imaginary part, warning
-        if not complex_:
+        if not (np.iscomplexobj(placed) or np.iscomplexobj(q)):  # float64 would drop the imaginary part, warning
             q, pair = quantile_value(q), np.asarray(placed, dtype=np.float64)
     except Exception as error:
         raise ValueError(f"sampler {sampler!r} failed a first call, sampler(low, high, centre, extent, generator) with "
                          f"low={low.tolist()}, high={high.tolist()} (then unit_quantile(0.5)): "
                          f"{type(error).__name__}: {error} (ccrop_plugins.samplers.CentreSampler)") from error
-    if complex_:
-        raise sampler_error(sampler, f"complex values {placed!r}" if np.iscomplexobj(placed) else
-                            f"a complex unit_quantile(0.5) = {q!r}")
+    if np.iscomplexobj(placed):
+        raise sampler_error(sampler, f"complex values {placed!r}")
+    if np.iscomplexobj(q):
+        raise sampler_error(sampler, f"a complex unit_quantile(0.5) = {q!r}")
     inside = pair.shape == (2,) and bool(np.all(low <= pair) and np.all(pair <= high))
     if not inside or not 0 <= q <= 1:
         raise sampler_error(sampler, f"unit_quantile(0.5) = {q}" if inside else repr(placed),
