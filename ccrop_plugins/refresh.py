@@ -29,7 +29,6 @@ FeatureFn = Callable[[Tensor], Any]
 dict ``{stage: (B, C_s, h_s, w_s)}``."""
 
 
-
 @dataclass(frozen=True)
 class RefreshStats:
     """What one refresh pass did, summed over all ranks: ``images`` localized (duplicates of padded distributed samplers
@@ -55,23 +54,16 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
                   threshold: float | str | None = None, localizer_options: dict[str, Any] | None = None,
                   heatmap_options: dict[str, Any] | None = None, heatmap_size: Sequence[int] | None = None,
                   device: torch.device | str | None = None, progress: bool = True) -> RefreshStats:
-    """Localize objects in every image of ``batches`` and write the box sets to ``store`` (every rank ends with the
-    same full store and version: one more than the highest of the ranks' versions, so a store whose memory the ranks
-    share, made before they were forked or spawned, counts one per pass); returns the pass's :class:`RefreshStats`.
+    """Localize objects in every image of ``batches`` and write the box sets to ``store``; returns the pass's
+    :class:`RefreshStats`. ``batches`` yields ``(images (B, C, H, W), indices (B,), ...)``, un-augmented (under
+    ``torch.distributed``: each rank's shard; every rank ends with the same store and version); ``feature_fn``
+    (:data:`FeatureFn`, a module in eval mode) -> ``heatmap`` rule -> ``localizer`` (``heatmaps (N, H, W) -> BoxSets``).
 
-    ``batches`` yields ``(images (B, C, H, W), indices (B,), ...)``, un-augmented, each rank's shard under
-    ``torch.distributed``; ``feature_fn`` (:data:`FeatureFn`; a module runs in eval mode, its modes restored after)
-    -> ``heatmap`` rule (a fitted one applies the previous pass's statistics over ``store``) -> ``localizer``
-    (``heatmaps (N, H, W) -> BoxSets``). Arguments: docs/configuration.md, "refresh_boxes".
-
-    A bad argument or batch is a ``TypeError`` / ``ValueError`` naming it (an index outside the store: ``IndexError``),
-    the store unchanged (by any error of the pass; under ``torch.distributed`` one rank's error is raised on every
-    rank, the others' a ``RuntimeError`` naming it); warns when the feature maps are 1x1 (any rank's: on every rank,
-    also one without images) and when every image fell back to the whole-image box, and when the pass covered fewer
-    distinct images than the store holds (a loader with ``drop_last=True``, a ``Subset`` or a sampler that skips
-    images: the others keep their boxes, none before a first pass). Under ``torch.distributed`` that count is the
-    union of every rank's indices and every rank warns alike (one warning per pass and rank; under ``-W error`` all
-    ranks raise, after the store is written).
+    A bad argument or batch is a ``TypeError`` / ``ValueError`` naming it (an index outside the store: ``IndexError``);
+    an error leaves the store unchanged (under ``torch.distributed``: raised on every rank, the others' a
+    ``RuntimeError`` naming it). Warns of 1x1 feature maps, of a pass where every image fell back to the whole-image
+    box and of one that covered fewer distinct images than the store holds (every rank alike). Arguments, warnings
+    and the distributed pass: docs/configuration.md, "refresh_boxes".
     """
     if not isinstance(store, BoxStore):
         raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
@@ -171,7 +163,10 @@ class _Pass:
         if not isinstance(batch, (tuple, list)) or len(batch) < 2 or not isinstance(batch[0], Tensor):
             got = [type(item).__name__ for item in batch] if isinstance(batch, (tuple, list)) else type(batch).__name__
             raise ValueError(f"each batch must be (images (B, C, H, W), indices (B,), ...); got {got}")
-        images, indices = batch[0], _batch_indices(batch[1], self.store)
+        images = batch[0]  # its dataset indices are checked against the store before any work is done
+        indices = self.store.checked_indices(batch[1], "the second item of each batch must be integer dataset indices",
+                                             "the second item of each batch must be the image's dataset index")
+        _check_distinct(indices)
         if images.ndim != 4 or images.shape[1] > 4 and images.shape[-1] in (1, 2, 3, 4):  # else the model's error
             last = " (channels last? pass images.permute(0, 3, 1, 2))" if images.ndim == 4 else ""
             raise ValueError(f"the images of each batch must be (B, C, H, W); got {tuple(images.shape)}{last}")
@@ -232,15 +227,13 @@ class _Pass:
         """What this rank sends the others at the end of the pass (:class:`_Share`)."""
         indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
         return _Share(indices, box_sets, {stage: _layout(statistics) for stage, statistics in self.totals.items()},
-                      (self.store.num_samples, self.store.max_boxes), self.store.version,
-                      sorted(self.grids, key=str),
+                      (self.store.num_samples, self.store.max_boxes), self.store.version, sorted(self.grids, key=str),
                       self.image_size)
 
     def write(self, world_size: int, error: BaseException | None = None) -> tuple[BoxSets, Tensor, int]:
-        """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store: a
-        raising ``finalize`` leaves the store unchanged. Returns the box sets, the store indices no rank covered and
-        the store's new version: one more than the highest of the ranks' versions, the same on every rank, so ranks
-        that share one store's memory (made before they were forked or spawned) count one pass once."""
+        """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store (a
+        raising ``finalize`` leaves it unchanged). Returns the box sets, the store indices no rank covered and the new
+        version: one more than the highest of the ranks' versions (ranks sharing one store's memory count one pass)."""
         if world_size > 1:
             gathered = _gather(world_size, error, self._share)
             if len({g.store_size for g in gathered}) > 1:  # the ranks would end with different stores
@@ -401,14 +394,6 @@ def _default_device(module: nn.Module | None) -> torch.device:
     """The parameters' device of the feature function's ``module``, else the CPU."""
     parameters = module.parameters() if module is not None else ()
     return next((parameter.device for parameter in parameters), torch.device("cpu"))
-
-
-def _batch_indices(raw: Any, store: BoxStore) -> Tensor:
-    """The batch's dataset indices as int64, checked against the store before any work is done."""
-    indices = store.checked_indices(raw, "the second item of each batch must be integer dataset indices",
-                                    "the second item of each batch must be the image's dataset index")
-    _check_distinct(indices)
-    return indices
 
 
 def _check_distinct(indices: Tensor, padding: int = 0) -> None:
