@@ -1,10 +1,6 @@
 """The one plugin manager: built-ins, then installed plugins (the ``ccrop_plugins`` entry-point group, loaded
-lazily and once unless ``CCROP_PLUGINS_NO_AUTOLOAD=1``), found by name. A faulty plugin or name is skipped with a
-:class:`PluginWarning`, warned once every plugin is loaded and the registry built (so a warning raised as an error
-leaves no plugin out); the first registration of a name wins: the built-ins', then the other plugins' in the order
-they were registered, whatever their ``tryfirst`` / ``trylast`` marks (docs/plugins.md, docs/configuration.md
-"Plugins").
-"""
+lazily and once unless ``CCROP_PLUGINS_NO_AUTOLOAD=1``), found by name; a faulty plugin or name is skipped with a
+:class:`PluginWarning` (the rules: docs/plugins.md, "Rules the host enforces"; docs/configuration.md, "Plugins")."""
 
 from __future__ import annotations
 
@@ -55,11 +51,9 @@ class _PluginManager(pluggy.PluginManager):
     """pluggy's manager, forgetting the cached registries whenever its plugins change."""
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
-        """pluggy's ``register``; a plugin that its entry point registered already (docs/plugins.md's hand
-        registration ``register(ccrop_extras.plugin)`` after a lookup) is left as it is: its name is returned, where
-        pluggy would raise ``ValueError: Plugin already registered under a different name``. A plugin whose hooks
-        the registry would not run (a misspelled hook, one without ``@hookimpl``, none) is left out with a
-        ``ValueError`` naming the hook and the available ones (an entry point's: skipped with a ``PluginWarning``)."""
+        """pluggy's ``register``; a plugin its entry point registered already is left as it is (its name returned,
+        where pluggy raises); one whose hooks the registry would not run (a misspelled hook, one without
+        ``@hookimpl``, none) is left out with a ``ValueError`` naming the hook and the available ones."""
         with _lock:
             existing = self.get_name(plugin)
             if existing is not None and existing in _entry_point_plugins and name in (None, existing):
@@ -102,8 +96,7 @@ plugin_manager.add_hookspecs(hookspecs)
 def load_plugins(*, reload: bool = False) -> pluggy.PluginManager:
     """Register the built-ins and the entry-point plugins (unless disabled), once; ``reload`` forgets the
     entry-point plugins and loads the group again (after installing a plugin). The ``PluginWarning`` of each plugin
-    skipped comes after the whole group is loaded: raised as an error (``filterwarnings = error``), it leaves every
-    working plugin loaded for the next lookup."""
+    skipped comes after the whole group is loaded (raised as an error, it leaves no working plugin out)."""
     with _lock:
         problems = _load_plugins(reload)
     for problem in problems:
@@ -138,9 +131,8 @@ def _load_plugins(reload: bool) -> list[str]:
 
 
 def _autoload_disabled() -> tuple[bool, list[str]]:
-    """``CCROP_PLUGINS_NO_AUTOLOAD``: ``1``/``true``/``yes`` skip the entry points, unset or ``0``/``false``/``no`` load
-    them; any other value loads them too, with a ``PluginWarning`` naming it (a typo must not pass unnoticed): whether
-    disabled, and that warning's text if any."""
+    """Whether ``CCROP_PLUGINS_NO_AUTOLOAD`` disables the entry points (docs/configuration.md, "Plugins"), and the
+    warning's text for a value that is none of the documented ones (the entry points are then loaded)."""
     value = os.environ.get(AUTOLOAD_ENV, "")
     word = value.strip().lower()
     if word in ("1", "true", "yes"):
@@ -200,17 +192,15 @@ def _registered_by_hand(name: str | None) -> bool:
 
 
 def _adopt(name: str, provider: str) -> None:
-    """Take plugin ``name``, registered by hand before its entry point was loaded, as loaded by that entry point: its
-    names' provider is ``provider``, the distribution. Its hooks are not checked (it was registered on purpose) and a
-    reload keeps it (the user registered it)."""
+    """Take plugin ``name``, registered by hand before its entry point was loaded, as loaded by that entry point
+    (``provider``: its distribution); its hooks are not checked and a reload keeps it (the user registered it)."""
     _entry_point_plugins[name] = provider
     _by_hand.add(name)
 
 
 def _hook_problem(plugin: Any) -> str | None:
     """Why the registry would not run ``plugin``'s hooks: one that does not exist (a misspelling), or none at all (a
-    hook function without ``@hookimpl``, or marked by another project's marker: pluggy ignores it); ``None`` if no
-    problem."""
+    hook function without ``@hookimpl``, or with another project's marker); ``None`` if no problem."""
     callers = plugin_manager.get_hookcallers(plugin) or []
     unknown = [caller.name for caller in callers if not caller.has_spec()
                and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())]
@@ -239,12 +229,9 @@ def _describe(error: BaseException) -> str:
 
 def _build_registry(kind: str) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
     """Run every plugin's hook of ``kind``, the built-ins' first, then the others' in the order the plugins were
-    registered (pluggy's call order, ``tryfirst`` / ``trylast``, is not the registration's): its working names and the
-    refused ones (warned by the caller, once the registry is built). A hook that looks up a name of
-    ``kind`` (``get_heatmap("rule")`` to wrap another plugin's rule) while this runs gets a ``_LookupWhileBuilding``
-    error at once and is refused whole, as a hook that raises is, also if it caught that error: building the registry
-    again would recurse without end, and the names are only known once every hook has run. The other plugins keep their
-    names; a lookup inside the factory (when it is called) works."""
+    registered (not pluggy's call order): the working names and the refused ones (warned by the caller, once the
+    registry is built). A hook that looks up a name of ``kind`` while this runs gets a ``_LookupWhileBuilding`` error
+    and is refused whole, also if it caught it (building again would recurse without end; docs/plugins.md)."""
     entries: dict[str, PluginEntry] = {}
     refused: list[PluginEntry] = []
 
@@ -306,28 +293,24 @@ def _cached(kind: str, name: str | None = None) -> tuple[dict[str, PluginEntry],
     if kind not in KINDS:
         raise ValueError(f"unknown plugin kind {kind!r}; available: {', '.join(KINDS)}")
     with _lock:
-        return _cached_locked(kind, name)
-
-
-def _cached_locked(kind: str, name: str | None) -> tuple[dict[str, PluginEntry], list[PluginEntry]]:
-    load_plugins()
-    key = (kind, threading.get_ident())  # under the lock: only this thread can be building one
-    if key in _building:  # building it again from inside a hook would recurse without end
-        what = f"{kind} {name!r}" if name is not None else f"the {kind} registry"
-        _building[key].append(what)
-        raise _LookupWhileBuilding(f"{what} was looked up while the {kind} registry was being built (by a "
-                                   f"{KINDS[kind]} hook); look names up inside the factory (when it is called), "
-                                   "not in the hook")
-    if kind not in _registries:
-        _building[key] = []
-        try:
-            _registries[kind] = _build_registry(kind)
-        finally:
-            del _building[key]
-        for entry in _registries[kind][1]:  # once it is built: raised as errors, they leave it complete
-            warnings.warn(f"ccrop-plugins: refused {kind} {entry.name!r} of {entry.provider}: {entry.error}",
-                          PluginWarning, stacklevel=2)
-    return _registries[kind]
+        load_plugins()
+        key = (kind, threading.get_ident())  # under the lock: only this thread can be building one
+        if key in _building:  # building it again from inside a hook would recurse without end
+            what = f"{kind} {name!r}" if name is not None else f"the {kind} registry"
+            _building[key].append(what)
+            raise _LookupWhileBuilding(f"{what} was looked up while the {kind} registry was being built (by a "
+                                       f"{KINDS[kind]} hook); look names up inside the factory (when it is called), "
+                                       "not in the hook")
+        if kind not in _registries:
+            _building[key] = []
+            try:
+                _registries[kind] = _build_registry(kind)
+            finally:
+                del _building[key]
+            for entry in _registries[kind][1]:  # once it is built: raised as errors, they leave it complete
+                warnings.warn(f"ccrop-plugins: refused {kind} {entry.name!r} of {entry.provider}: {entry.error}",
+                              PluginWarning, stacklevel=1)
+        return _registries[kind]
 
 
 def registry(kind: str) -> Mapping[str, PluginEntry]:
@@ -418,11 +401,9 @@ def get_localizer(name: str, **options: Any) -> Callable:
 
 def build_localizer(localizer: str | Callable, *, max_boxes: int | None = None, threshold: float | str | None = None,
                     options: Mapping[str, Any] | None = None) -> Callable:
-    """The localizer a host runs (the refresh pass, the adapters): a registered name built with ``options``, the
-    ``threshold`` given as the host's own argument (``None``: the localizer's default; given in ``options`` as well,
-    the two must agree, else ``ValueError``) and the store's ``max_boxes`` where the factory takes it and ``options``
-    do not give it (a plugin's localizer need not take either); a callable as it is (``threshold`` or ``options`` for
-    it: ``TypeError``, as they would be dropped)."""
+    """The localizer a host runs: a registered name built with ``options``, ``threshold`` (``None``: the localizer's
+    default; given in ``options`` too, the two must agree, else ``ValueError``) and the store's ``max_boxes`` where the
+    factory takes it and ``options`` lack it; a callable as it is (with ``threshold`` or ``options``: ``TypeError``)."""
     if not isinstance(localizer, str) and callable(localizer):
         if threshold is not None or options:
             raise TypeError(f"threshold and localizer_options need a localizer given by name; localizer "
