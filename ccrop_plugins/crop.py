@@ -125,17 +125,15 @@ def _box_rows(boxes: Tensor | np.ndarray | Sequence[Sequence[float]]) -> list[li
 
 
 class ContrastiveCrop:
-    """The framework-neutral view crop of ContrastiveCrop (Peng et al., CVPR 2022).
+    """The framework-neutral view crop of ContrastiveCrop (Peng et al., CVPR 2022): the crop's size is drawn as
+    torchvision's ``RandomResizedCrop`` draws it (without boxes: exactly its crops); with a box set, one box is chosen
+    (weighted by score) and the centre sampler places the crop's top-left in the paper's range
+    ``box_edge * H - h / 2``, clamped to ``[0, H - h]``. Images keep their mode (grayscale, RGBA).
 
-    The crop's size is drawn as torchvision's ``RandomResizedCrop`` draws it (without boxes: exactly its crops).
-    With a box set, one box is chosen (weighted by score) and the centre sampler places the crop's top-left in the
-    paper's range ``box_edge * H - h / 2``, clamped to ``[0, H - h]``. Images keep their mode (grayscale, RGBA).
-
-    Args: ``size`` (output ``(height, width)`` or one int), ``scale`` (area range, of the image or, with
-    ``scale_reference="box"``, of the box), ``ratio`` (``width / height`` range), ``sampler`` (a registered name with
-    ``sampler_options``, or a sampler object), ``alpha`` (for a named sampler that takes it, ``beta``'s 0.6 by default;
-    ``None``: the sampler's own), ``interpolation``, ``antialias`` (torchvision's resize);
-    defaults and allowed values, each refused with a ``ValueError`` / ``TypeError``: docs/configuration.md.
+    Args (defaults and allowed values, each refused with a ``ValueError`` / ``TypeError``: docs/configuration.md):
+    ``size`` (``(height, width)`` or one int), ``scale`` (area range, of the image or, with ``scale_reference="box"``,
+    of the box), ``ratio`` (``width / height``), ``sampler`` (a registered name with ``sampler_options``, or a sampler
+    object), ``alpha`` (for a named sampler that takes it; ``None``: its own), ``interpolation``, ``antialias``.
     """
 
     def __init__(self, size: int | Sequence[int], scale: Sequence[float] = (0.2, 1.0),
@@ -200,12 +198,10 @@ class ContrastiveCrop:
     def make_params(self, image_size: Sequence[int], boxes: Tensor | None = None,
                     generator: torch.Generator | None = None, *, scores: Tensor | None = None,
                     box_index: int | None = None) -> CropParams:
-        """Draw one crop inside an image of ``image_size`` ``(height, width)`` pixels: :data:`CropParams`.
-
-        ``boxes``: ``(k, 4)`` normalised ``x0, y0, x1, y1`` (tensor, array or list; every box checked, ``ValueError``)
-        or ``None`` (warm-up: plain ``RandomResizedCrop``); ``scores`` ``(k,)`` weigh the choice of box, unless
-        ``box_index`` names it (pair-consistent views); draws from ``generator``, else torch's global RNG.
-        """
+        """Draw one crop inside an image of ``image_size`` ``(height, width)`` pixels: :data:`CropParams`. ``boxes``:
+        ``(k, 4)`` normalised ``x0, y0, x1, y1`` (tensor, array or list; every box checked, ``ValueError``) or ``None``
+        (warm-up: plain ``RandomResizedCrop``); ``scores`` ``(k,)`` weigh the choice of box, unless ``box_index`` names
+        it (pair-consistent views); draws from ``generator``, else torch's global RNG."""
         try:
             height, width = image_size
         except (TypeError, ValueError):
