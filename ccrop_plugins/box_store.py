@@ -35,10 +35,11 @@ class BoxStore:
             self.counts = torch.zeros(self.num_samples, dtype=torch.int8).share_memory_()
             self._version = torch.zeros(1, dtype=torch.int64).share_memory_()
         except RuntimeError as error:  # a small /dev/shm (Docker's default is 64 MiB): torch's message names no size
-            raise RuntimeError(f"{self!r} needs {_shared_bytes(self.num_samples, self.max_boxes) / 2**20:.1f} MiB of "
-                               f"shared memory{_shm_free()}, which torch could not allocate ({error}); give the "
-                               "machine or container more (docker run --shm-size=1g), or use a smaller max_boxes"
-                               ) from error
+            # float32 boxes (N, K, 4) and scores (N, K), int8 counts (N,), an int64 version
+            needed = (self.num_samples * (self.max_boxes * 5 * 4 + 1) + 8) / 2**20
+            raise RuntimeError(f"{self!r} needs {needed:.1f} MiB of shared memory{_shm_free()}, which torch could not "
+                               f"allocate ({error}); give the machine or container more (docker run --shm-size=1g), or "
+                               "use a smaller max_boxes") from error
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("num_samples", "max_boxes") and name in self.__dict__:  # the tensors would keep their shapes
@@ -192,11 +193,6 @@ class BoxStore:
         return f"BoxStore(num_samples={self.num_samples}, max_boxes={self.max_boxes}{version})"
 
 
-def _shared_bytes(num_samples: int, max_boxes: int) -> int:
-    """The shared memory of a store: float32 boxes (N, K, 4) and scores (N, K), int8 counts (N,), an int64 version."""
-    return num_samples * (max_boxes * 5 * 4 + 1) + 8
-
-
 def _shm_free() -> str:
     """`` (/dev/shm has N MiB free)`` where that folder exists, else ``""`` (error messages only)."""
     try:
@@ -244,9 +240,8 @@ def images_digest(paths: Sequence[str]) -> str:
 def other_images(state: Any, num_samples: int, saved_digest: str | None = None, digest: str | None = None
                  ) -> str | None:
     """What a saved :meth:`BoxStore.state_dict` ``state`` was made on when it is not this dataset of ``num_samples``
-    images (:func:`images_digest` ``digest``, the saved one ``saved_digest``): another count, or the same count of
-    other files or another order; ``None`` when it fits or cannot tell (a malformed state is left to
-    :meth:`BoxStore.load_state_dict`). The adapters then ignore the saved boxes with a warning and make them afresh."""
+    images: another count, or (its :func:`images_digest` ``digest`` against the saved ``saved_digest``) other files or
+    another order; ``None`` when it fits or cannot tell (a malformed state is left to ``load_state_dict``)."""
     saved = integer(state.get("num_samples")) if isinstance(state, Mapping) else None
     if saved is not None and saved != num_samples:
         return f"a dataset of {saved} images, and this one has {num_samples} (images added or removed?)"
