@@ -83,7 +83,13 @@ class StageFeatures(nn.Module):
     def feature_map(self, output: Any, stage: str) -> Tensor:
         """The maps ``(B, C, h, w)`` of ``stage``'s ``output`` (a tuple or list: its last item), else a ``ValueError``;
         a subclass may lay other outputs out as maps (the MM adapter: a ViT's patch tokens)."""
-        return _feature_map(output, stage)
+        item = ""
+        if isinstance(output, (tuple, list)) and output:
+            output, item = output[-1], f" as the last item of its {type(output).__name__} of {len(output)}"
+        if not isinstance(output, Tensor) or output.ndim != 4:
+            shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+            raise ValueError(f"stage {stage!r} must output feature maps (B, C, h, w); got {shape}{item}")
+        return output
 
     def extra_repr(self) -> str:
         return f"stages={list(self.stages)}, stop_early={self.stop_early}"
@@ -121,13 +127,3 @@ def _resolve(model: nn.Module, stage: str) -> str:
     shown = ", ".join(top[:12]) + (", ..." if len(top) > 12 else "")
     raise ValueError(f"unknown stage {stage!r} of {type(model).__name__}; valid names are dotted submodule "
                      f"names such as: {shown or '(the model has no submodules)'}")
-
-
-def _feature_map(output: Any, stage: str) -> Tensor:
-    item = ""
-    if isinstance(output, (tuple, list)) and output:
-        output, item = output[-1], f" as the last item of its {type(output).__name__} of {len(output)}"
-    if not isinstance(output, Tensor) or output.ndim != 4:
-        shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-        raise ValueError(f"stage {stage!r} must output feature maps (B, C, h, w); got {shape}{item}")
-    return output
