@@ -44,8 +44,7 @@ def _option_key(value: Any, readable: set[int]) -> Any:
         return type(value), tuple(_option_key(item, readable) for item in value)
     if isinstance(value, dict):
         return type(value), _option_key(sorted(value.items(), key=_key_text), readable)
-    plain = value is None or isinstance(value, (str, bytes, Number))  # numpy numbers too
-    if plain:
+    if value is None or isinstance(value, (str, bytes, Number)):  # numpy numbers too
         return type(value), value
     if (contents := _contents(value)) is not None:  # keyed by value: _snapshot copies it
         readable.add(id(value))
