@@ -1,9 +1,5 @@
-"""The extension points: one ``register`` hook per kind of plugin (docs/plugins.md).
-
-Each hook receives a ``register(name, factory)`` callback to call once per name, a name unique across all plugins;
-the host owns naming, the provider's name and duplicate checks. A factory is called with the user's options
-(``get_localizer("components", threshold=0.2)``).
-"""
+"""The extension points: one ``register`` hook per kind of plugin (docs/plugins.md, "The hooks"), which receives a
+``register(name, factory)`` callback to call once per name; a factory is called with the user's options."""
 
 from __future__ import annotations
 

@@ -10,10 +10,8 @@ import torch.distributed as dist
 def check_same_on_every_rank(value: Any, what: str) -> None:
     """Under ``torch.distributed``, a ``ValueError`` on every rank (naming each rank's ``value``) unless all ranks
     pass equal values; nothing without a process group. Collective (one ``all_gather_object``): every rank calls it.
-
     For settings that decide whether a rank enters a collective (the refresh schedule): ranks that disagree would
-    part ways there, one in the refresh's gather and the other in the training step's, and wait until the timeout.
-    """
+    wait there until the timeout, one in the refresh's gather and the other in the training step's."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
     gathered: list[Any] = [None] * dist.get_world_size()

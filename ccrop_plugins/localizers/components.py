@@ -300,8 +300,7 @@ def _label(tall: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _opencv_on_one_thread() -> ContextManager[None]:
     """Hold OpenCV to one thread for the block, its thread count restored after: its labelling gains nothing from its
-    pool (0.064 against 0.066 ms for 16 maps of 64 x 64 cells), whose workers then slow the next forward of a
-    refresh by 1-5 % on a 2-core machine (docs/benchmarks.md, session 22)."""
+    pool, whose workers then slow the refresh's next forward (docs/benchmarks.md, session 22)."""
     return nullcontext() if cv2 is None else one_thread(cv2.getNumThreads, cv2.setNumThreads)
 
 

@@ -60,10 +60,9 @@ def zero_non_finite(heatmaps: Tensor) -> Tensor:
 
 def constant_maps(heatmaps: Tensor, candidates: Tensor) -> Tensor:
     """``(N,)`` bool: which ``candidates`` (``(N,)`` bool) of ``heatmaps`` ``(N, H, W)``, their NaN and +inf pixels
-    already 0, are constant (min = max, whatever the value): nothing to localize, so the whole-image box with
-    ``fallback = True``, as for a map with no pixel above the threshold. Only the candidates are read, one map at a
-    time (no copy): the maps a localizer boxed whole, narrowed by a cheap necessary condition where it has one (a
-    constant map above the threshold is hot everywhere; a -inf pixel makes a candidate's min differ from its max)."""
+    already 0 (not -inf), are constant (min = max, whatever the value): nothing to localize, so the whole-image box
+    with ``fallback = True``. Only the candidates are read, one map at a time (no copy): the maps a localizer boxed
+    whole, narrowed by a cheap necessary condition (a constant map above the threshold is hot everywhere)."""
     constant = torch.zeros_like(candidates)
     for index in candidates.nonzero().flatten().tolist():
         low, high = heatmaps[index].aminmax()
