@@ -35,11 +35,9 @@ def pipeline_for(store: BoxStore, heatmap: Any, options: dict[str, Any] | None) 
 
 
 def _option_key(value: Any, readable: set[int]) -> Any:
-    """A key equal only for equal options: numbers, text and ``None`` by type and value; lists, tuples and dicts item
-    by item; tensors and numpy arrays by value (type, shape, dtype, a tensor's device and a digest of their bytes), so
-    a tensor rebuilt with the same contents for every pass keeps its pipeline and a fitted rule's statistics; anything
-    else (a module, an object array, a sparse tensor) by identity (the kept pipeline holds it: its id is not reused).
-    Adds the ids of the tensors and arrays keyed by value to ``readable``."""
+    """A key equal only for equal options (docs/configuration.md, "refresh_boxes"): numbers, text and ``None`` by type
+    and value, lists, tuples and dicts item by item, tensors and numpy arrays by value (:func:`_contents`), anything
+    else by identity (the kept pipeline holds it: its id is not reused). Adds the ids keyed by value to ``readable``."""
     if isinstance(value, (tuple, list)):
         return type(value), tuple(_option_key(item, readable) for item in value)
     if isinstance(value, dict):
