@@ -11,7 +11,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType
 from typing import Any, Callable, Mapping
 
 import pluggy
@@ -199,15 +199,27 @@ def _adopt(name: str, provider: str) -> None:
 
 
 def _hook_problem(plugin: Any) -> str | None:
-    """Why the registry would not run ``plugin``'s hooks: one that does not exist (a misspelling), or none at all (a
-    hook function without ``@hookimpl``, or with another project's marker); ``None`` if no problem."""
+    """Why the registry would not run ``plugin``'s hooks: one that does not exist (a misspelling), a method of a class
+    registered instead of its instance, or none at all (a hook function without ``@hookimpl``, or with another
+    project's marker); ``None`` if no problem."""
     callers = plugin_manager.get_hookcallers(plugin) or []
     unknown = [caller.name for caller in callers if not caller.has_spec()
                and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())]
     plain = sorted(attribute for attribute in dir(plugin) if attribute.startswith("ccrop_register"))
+    methods = [caller.name for caller in callers if _takes_self(plugin, caller.name)]
+    if methods and not unknown:
+        return (f"its hook {methods[0]} is a method of class {plugin.__qualname__}: register an instance, "
+                f"{plugin.__qualname__}()")
     error = (f"unknown hook {unknown[0]!r}" if unknown else None if callers else
              f"{plain[0]} is not marked with @ccrop_plugins.hookimpl" if plain else "it implements no hook")
     return error and f"{error}; available: {', '.join(KINDS.values())}"
+
+
+def _takes_self(plugin: Any, hook: str) -> bool:
+    """Whether ``plugin`` is a class whose ``hook`` is a method taking ``self`` (pluggy would call it without)."""
+    function = inspect.getattr_static(plugin, hook, None) if isinstance(plugin, type) else None
+    parameters = list(inspect.signature(function).parameters) if isinstance(function, FunctionType) else []
+    return parameters[:1] in (["self"], ["cls"])
 
 
 class _HookProblem(ValueError):

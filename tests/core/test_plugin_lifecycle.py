@@ -254,3 +254,33 @@ def test_a_plugin_registered_by_hand_whose_hooks_would_not_run_is_refused_at_the
                                          "ccrop_register_heatmaps, ccrop_register_localizers, ccrop_register_samplers"):
         plugin_manager.register(plugin, name="lc_bad")
     assert not plugin_manager.is_registered(plugin) and "beta" in registry("sampler")
+
+
+class _HookMethods:
+    @hookimpl
+    def ccrop_register_samplers(self, register):
+        register("lc_method", get_sampler)
+
+
+class _StaticHook:
+    @hookimpl
+    @staticmethod
+    def ccrop_register_samplers(register):
+        register("lc_static", lambda: get_sampler("beta"))
+
+
+def test_a_class_registered_instead_of_its_instance_is_refused_at_the_call():
+    # was: registered, then every lookup warned "its ccrop_register_samplers hook raised TypeError: ... missing 1
+    # required positional argument: 'self'", its names never there
+    with pytest.raises(ValueError, match=r"cannot register plugin 'lc_class': its hook ccrop_register_samplers is a "
+                                         r"method of class _HookMethods: register an instance, _HookMethods\(\)$"):
+        plugin_manager.register(_HookMethods, name="lc_class")
+    assert not plugin_manager.is_registered(_HookMethods) and "beta" in registry("sampler")
+
+
+def test_a_class_whose_hooks_take_no_self_may_be_registered_itself():
+    plugin_manager.register(_StaticHook, name="lc_static_class")
+    try:
+        assert registry("sampler")["lc_static"].provider == "lc_static_class"
+    finally:
+        plugin_manager.unregister(name="lc_static_class")
