@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import warnings
@@ -126,15 +127,19 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
 class _Share(NamedTuple):
     """One rank's part of a distributed pass, all-gathered: its ``indices`` (M,) and ``box_sets``, the ``layout`` of
     its fitted statistics (a rank without images sums zeros), its store's ``(num_samples, max_boxes)`` and
-    ``version``, its feature grids ``(stage, h, w)`` and its ``image_size`` (every rank warns of 1x1 ones)."""
+    ``version``, its heatmap ``rule`` (every rank must run the same), its feature grids ``(stage, h, w)``, its
+    ``image_size`` and its counts of images with non-finite features and of images (every rank warns alike)."""
 
     indices: Tensor
     box_sets: BoxSets
     layout: dict
     store_size: tuple[int, int]
     version: int
+    rule: str
     grids: list[tuple[Any, int, int]]
     image_size: tuple[int, ...]
+    non_finite: int
+    seen: int
 
 
 @dataclass
@@ -227,8 +232,9 @@ class _Pass:
         """What this rank sends the others at the end of the pass (:class:`_Share`)."""
         indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
         return _Share(indices, box_sets, {stage: _layout(statistics) for stage, statistics in self.totals.items()},
-                      (self.store.num_samples, self.store.max_boxes), self.store.version, sorted(self.grids, key=str),
-                      self.image_size)
+                      (self.store.num_samples, self.store.max_boxes), self.store.version,
+                      self.rule_name + (" (with dataset statistics)" if self.pipeline.fits else ""),
+                      sorted(self.grids, key=str), self.image_size, self.non_finite, self.seen)
 
     def write(self, world_size: int, error: BaseException | None = None) -> tuple[BoxSets, Tensor, int]:
         """Every rank's box sets and summed statistics, checked, to the rule (``finalize``), then to the store (a
@@ -242,6 +248,10 @@ class _Pass:
                 raise ValueError(f"refresh_boxes: the ranks' box stores differ ({shown}); every rank must refresh a "
                                  "store of the same dataset length and max_boxes (one dataset, sharded by rank); the "
                                  "stores are unchanged")
+            if len({g.rule for g in gathered}) > 1:  # a fitted rule's sums would be read as a rank without images
+                shown = "; ".join(f"rank {rank}: {g.rule}" for rank, g in enumerate(gathered))
+                raise ValueError(f"refresh_boxes: the ranks' heatmap rules differ ({shown}); every rank must refresh "
+                                 "with the same rule; the stores are unchanged")
             indices, box_sets = _concatenate([g.indices for g in gathered], [g.box_sets for g in gathered],
                                              self.store.max_boxes)
             totals = _all_reduce_totals(self.totals, [g.layout for g in gathered])
@@ -251,6 +261,7 @@ class _Pass:
             self.grids.update(grid for g in gathered for grid in g.grids)
             self.image_size = next((g.image_size for g in gathered if any(h * w == 1 for _, h, w in g.grids)),
                                    self.image_size)
+            self.non_finite, self.seen = sum(g.non_finite for g in gathered), sum(g.seen for g in gathered)
         else:
             (indices, box_sets), totals = _concatenate(self.indices, self.sets, self.store.max_boxes), self.totals
             version = self.store.version + 1
@@ -258,6 +269,11 @@ class _Pass:
             raise ValueError("refresh_boxes got no images: the batches were empty (an empty dataset, or a loader "
                              "with drop_last=True and fewer images than one batch); the store is unchanged")
         _check_distinct(indices, world_size - 1)
+        covered = torch.zeros(self.store.num_samples, dtype=torch.bool)  # once per pass, all ranks' indices
+        covered[indices] = True
+        missing = (~covered).nonzero().flatten()
+        if world_size > 1 and len(missing):
+            _check_same_rows(self.store, missing, world_size)
         try:  # nothing to give a rule without statistics
             self.pipeline.finalize(totals)
         except Exception as raised:
@@ -267,9 +283,7 @@ class _Pass:
         # Set, not incremented: ranks sharing the store's memory write the same rows and the same version.
         self.store.update(indices, box_sets, new_version=False)
         self.store._set_version(version)
-        covered = torch.zeros(self.store.num_samples, dtype=torch.bool)  # once per pass, all ranks' indices
-        covered[indices] = True
-        return box_sets, (~covered).nonzero().flatten(), version
+        return box_sets, missing, version
 
 
 def _images_note(images: Tensor, device: torch.device | str, dtype: torch.dtype | None) -> str:
@@ -335,8 +349,12 @@ def _gather(world_size: int, error: BaseException | None, part: Callable[[], tup
     gathered: list[Any] = [None] * world_size
     try:
         dist.all_gather_object(gathered, _as_text(error) if error is not None else mine)
-    except Exception:  # a peer died, or timed out: this rank's own error, if any, is the one to read
+    except Exception as failed:  # a peer died, or timed out: this rank's own error, if any, is the one to read
         if error is None:
+            failed.add_note(f"refresh_boxes: the gather of the pass's box sets failed on rank {dist.get_rank()} of "
+                            f"{world_size}: every rank must call refresh_boxes (it is collective); a rank that skipped "
+                            "the pass (e.g. 'if rank == 0'), or died, leaves the others waiting here until the process "
+                            "group's timeout")
             raise
         raise error
     if error is not None:
@@ -348,6 +366,23 @@ def _gather(world_size: int, error: BaseException | None, part: Callable[[], tup
         raise RuntimeError(f"refresh_boxes failed {'; '.join(failed)}; every rank stops the pass, the box store "
                            "unchanged")
     return gathered
+
+
+def _check_same_rows(store: BoxStore, rows: Tensor, world_size: int) -> None:
+    """Refuse, on every rank, stores whose ``rows`` (the images no rank localized in this pass, the same on every rank)
+    hold different boxes: they would stay different after the pass. Collective: one ``all_gather_object``."""
+    digest = hashlib.sha1()
+    for values in (store.boxes[rows], store.scores[rows], store.counts[rows]):
+        digest.update(values.numpy().tobytes())
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, (digest.hexdigest(), store.version))
+    if len({rank_digest for rank_digest, _ in gathered}) > 1:
+        shown = ", ".join(map(str, rows[:5].tolist())) + (", ..." if len(rows) > 5 else "")
+        raise ValueError(f"refresh_boxes: the ranks' box stores hold different boxes for the {len(rows)} images this "
+                         f"pass does not localize (indices {shown}; store versions {[v for _, v in gathered]}, rank 0, "
+                         "1, ...): they would stay different after it (one rank restored boxes the others did not?); "
+                         "give every rank the same boxes (load_state_dict on every rank) or refresh over the whole "
+                         "dataset; the stores are unchanged")
 
 
 def checked_device(device: torch.device | str | int) -> torch.device:
@@ -458,7 +493,7 @@ def _warn_degenerate(refresh: _Pass, stats: RefreshStats, missing: Tensor) -> No
                       "drop_last=False (under torch.distributed: RefreshSampler, one shard per rank)",
                       UserWarning, stacklevel=3)
     if refresh.non_finite:
-        warnings.warn(f"refresh_boxes: the features of {refresh.non_finite} of the {refresh.seen} images this process "
+        warnings.warn(f"refresh_boxes: the features of {refresh.non_finite} of the {refresh.seen} images this pass "
                       "localized hold NaN or inf (a diverged model? check the loss and the learning rate); their "
                       "heatmaps carry no location, so their boxes are the whole image (a RandomResizedCrop crop) "
                       "until a refresh on finite features", UserWarning, stacklevel=3)

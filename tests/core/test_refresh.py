@@ -366,7 +366,7 @@ def test_images_with_non_finite_features_are_counted_in_a_warning():
         maps[1, 0, 0, 0] = float("inf")
         return maps
 
-    with pytest.warns(UserWarning, match=r"refresh_boxes: the features of 1 of the 2 images this process localized "
+    with pytest.warns(UserWarning, match=r"refresh_boxes: the features of 1 of the 2 images this pass localized "
                                          r"hold NaN or inf \(a diverged model\?"):
         refresh_boxes(features, batches, store, threshold=0.1)
 

@@ -246,7 +246,7 @@ def test_a_refresh_on_nan_features_names_them(setup, coordinate_folder, tmp_path
     hook = setup.ccrop_hook(runner)
     assert hook.last_stats.fallback_fraction == 1.0 and hook.store.version == 1
     log = Path(runner.logger.log_file).read_text()
-    assert ("the features of 16 of the 16 images this process localized hold NaN or inf (a diverged model?" in log
+    assert ("the features of 16 of the 16 images this pass localized hold NaN or inf (a diverged model?" in log
             and "their boxes are the whole image" in log)
 
 
