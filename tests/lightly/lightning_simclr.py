@@ -8,7 +8,7 @@ Lightning, which then uses the group; without it, Lightning's ``MASTER_ADDR``/``
     python lightning_simclr.py IMAGE_FOLDER OUT_DIR
 
 it trains 2 epochs on gloo with ``BoxRefreshCallback`` (refresh after epoch 0) and writes
-``store_rank{r}.pt`` and ``run_rank{r}.json`` (world size, refresh sampler, shard size) per
+``store_rank{r}.pt`` and ``run_rank{r}.json`` (world size, refresh sampler, shard size, temp folder) per
 rank, and ``backbone_epoch0.pt`` (rank 0's feature extractor at the refresh).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -123,7 +124,8 @@ def main(folder: str, out_dir: str, ckpt_path: str | None = None) -> None:
     trainer.fit(TinySimCLR(on_epoch_end=save_backbone), train_loader(dataset, store), ckpt_path=ckpt_path)
     torch.save(store.state_dict(), out / f"store_rank{trainer.global_rank}.pt")
     sampler = callback.refresher.loader.sampler
-    info = {"world_size": trainer.world_size, "sampler": type(sampler).__name__, "shard": len(sampler)}
+    info = {"world_size": trainer.world_size, "sampler": type(sampler).__name__, "shard": len(sampler),
+            "tempdir": tempfile.gettempdir()}  # where the DataLoader workers' sockets were (test_callback's TMPDIR)
     (out / f"run_rank{trainer.global_rank}.json").write_text(json.dumps(info))
 
 

@@ -7,8 +7,10 @@ import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -88,10 +90,17 @@ def test_fit_logs_refresh_and_resume_restores_identical_boxes(tmp_path, quadrant
 
 def _ddp_fit(folder: Path, out: Path, *ckpt_path: str) -> list[str]:
     """lightning_simclr.py's 2-epoch fit on 2 gloo ranks (strategy='ddp'); returns each rank's output. The ranks join
-    their group through a file in ``out`` (no free port to pick, then lose to another process before they bind it)."""
+    their group through a file in ``out`` (no free port to pick, then lose to another process before they bind it).
+
+    Their temporary files go to a private folder (``TMPDIR``, removed after), not the machine's ``/tmp``: a DataLoader
+    worker hands each batch's tensors to its rank through a socket in its ``pymp-*`` folder there, and a cleanup of
+    ``/tmp/pymp-*`` by another process while the ranks ran failed a rank at its next batch (the socket gone), or, had
+    the folder gone before a worker's first batch, dropped that batch: the rank waited for it, the other in a
+    collective, until the time limit (docs/failure_modes.md). Short, so the socket paths fit AF_UNIX's 107 bytes."""
+    private = tempfile.mkdtemp(prefix="ccrop-ddp-")
     env = {
         **os.environ, "CCROP_TEST_INIT_METHOD": f"file://{out / 'process_group'}", "WORLD_SIZE": "2",
-        "NODE_RANK": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        "NODE_RANK": "0", "OMP_NUM_THREADS": "1", "TMPDIR": private, "PYTHONPATH": os.pathsep.join(
             [str(SCRIPT.parent), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
     ranks = [
@@ -108,6 +117,7 @@ def _ddp_fit(folder: Path, out: Path, *ckpt_path: str) -> list[str]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        shutil.rmtree(private, ignore_errors=True)
     for rank, (process, output) in enumerate(zip(ranks, outputs)):
         assert process.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
     return outputs
@@ -120,7 +130,10 @@ def test_ddp_ranks_end_with_the_store_of_a_one_process_refresh(tmp_path, scenes_
     # `self.log('ccrop/images', ..., sync_dist=True)`", once per statistic, about code that is not the user's.
     assert not [output for output in outputs if "self.log('ccrop/" in output]
     runs = [json.loads((tmp_path / f"run_rank{r}.json").read_text()) for r in range(2)]
-    assert runs[0] == runs[1] == {"world_size": 2, "sampler": "RefreshSampler", "shard": 8}
+    # The workers' sockets were in _ddp_fit's private folder, out of reach of a cleanup of the machine's /tmp/pymp-*.
+    assert Path(runs[0]["tempdir"]).name.startswith("ccrop-ddp-") and runs[0]["tempdir"] != tempfile.gettempdir()
+    assert runs[0] == runs[1] == {"world_size": 2, "sampler": "RefreshSampler", "shard": 8,
+                                  "tempdir": runs[0]["tempdir"]}
     stores = [torch.load(tmp_path / f"store_rank{r}.pt", weights_only=True) for r in range(2)]
     assert stores[0]["version"] == stores[1]["version"] == 1
     for key in ("boxes", "scores", "counts"):
