@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence, Sized
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 
 import torch
 import torch.distributed as dist
@@ -22,6 +21,8 @@ from .features import unwrapped_model
 from .heatmaps import HeatmapMethod, HeatmapPipeline, as_stages, features_to_localize
 from .kept_pipelines import pipeline_for
 from .plugins import build_localizer, callable_name
+from .rank_exchange import (Share, all_reduce_totals, check_batch_counts, check_same_rows, check_shares_agree, gather,
+                            layout, sharded)
 from .sizes import height_width
 from .threads import one_cpu_thread
 
@@ -86,8 +87,8 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
     module = module_of(feature_fn)  # the module behind it (a bound method's too), None for a plain function
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    if world_size > 1 and _sharded(module):  # before any forward: a rank's extra one would abort the group
-        _check_batch_counts(batches, world_size)
+    if world_size > 1 and sharded(module):  # before any forward: a rank's extra one would abort the group
+        check_batch_counts(batches, world_size)
     refresh, error = None, None
     try:  # under torch.distributed an error (also a plugin or a device one node lacks) is carried to the gather
         name = repr(localizer) if isinstance(localizer, str) else callable_name(localizer)
@@ -112,7 +113,7 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
             raise
         error = raised
     if refresh is None:  # this rank failed before its pass began: the others learn it at the gather
-        _gather(world_size, error)
+        gather(world_size, error)
     box_sets, missing, version = refresh.write(world_size, error)
     seconds, count = time.perf_counter() - started, len(box_sets)
     rate = count / seconds if seconds > 0 else float("inf")
@@ -122,24 +123,6 @@ def refresh_boxes(feature_fn: FeatureFn, batches: Iterable[Sequence[Tensor]], st
                          fallback_fraction=float(box_sets.fallback.float().mean()), version=version)
     _warn_degenerate(refresh, stats, missing)
     return stats
-
-
-class _Share(NamedTuple):
-    """One rank's part of a distributed pass, all-gathered: its ``indices`` (M,) and ``box_sets``, the ``layout`` of
-    its fitted statistics (a rank without images sums zeros), its store's ``(num_samples, max_boxes)`` and
-    ``version``, its heatmap ``rule`` (every rank must run the same), its feature grids ``(stage, h, w)``, its
-    ``image_size`` and its counts of images with non-finite features and of images (every rank warns alike)."""
-
-    indices: Tensor
-    box_sets: BoxSets
-    layout: dict
-    store_size: tuple[int, int]
-    version: int
-    rule: str
-    grids: list[tuple[Any, int, int]]
-    image_size: tuple[int, ...]
-    non_finite: int
-    seen: int
 
 
 @dataclass
@@ -203,9 +186,9 @@ class _Pass:
             fitted = self.pipeline.fit(features)
         for stage, statistics in fitted.items():  # none unless it fits; on torch's threads
             target = self.totals.setdefault(stage, {})
-            if target and _layout(target) != _layout(statistics):  # a sum would broadcast or drop a batch
+            if target and layout(target) != layout(statistics):  # a sum would broadcast or drop a batch
                 raise ValueError(f"the fit statistics of heatmap rule {self.pipeline.method!r} changed between "
-                                 f"batches: {_layout(target)}, then {_layout(statistics)} (name: shape, dtype); "
+                                 f"batches: {layout(target)}, then {layout(statistics)} (name: shape, dtype); "
                                  "every batch must give the same names and shapes")
             for key, value in statistics.items():
                 target[key] = target[key] + value if key in target else value.clone()
@@ -228,10 +211,10 @@ class _Pass:
         self.sets.append(box_sets)
         self.indices.append(indices)
 
-    def _share(self) -> _Share:
-        """What this rank sends the others at the end of the pass (:class:`_Share`)."""
+    def _share(self) -> Share:
+        """What this rank sends the others at the end of the pass (:class:`Share`)."""
         indices, box_sets = _concatenate(self.indices, self.sets, self.store.max_boxes)
-        return _Share(indices, box_sets, {stage: _layout(statistics) for stage, statistics in self.totals.items()},
+        return Share(indices, box_sets, {stage: layout(statistics) for stage, statistics in self.totals.items()},
                       (self.store.num_samples, self.store.max_boxes), self.store.version,
                       self.rule_name + (" (with dataset statistics)" if self.pipeline.fits else ""),
                       sorted(self.grids, key=str), self.image_size, self.non_finite, self.seen)
@@ -241,20 +224,11 @@ class _Pass:
         raising ``finalize`` leaves it unchanged). Returns the box sets, the store indices no rank covered and the new
         version: one more than the highest of the ranks' versions (ranks sharing one store's memory count one pass)."""
         if world_size > 1:
-            gathered = _gather(world_size, error, self._share)
-            if len({g.store_size for g in gathered}) > 1:  # the ranks would end with different stores
-                shown = "; ".join(f"rank {rank}: {g.store_size[0]} images, max_boxes {g.store_size[1]}"
-                                  for rank, g in enumerate(gathered))
-                raise ValueError(f"refresh_boxes: the ranks' box stores differ ({shown}); every rank must refresh a "
-                                 "store of the same dataset length and max_boxes (one dataset, sharded by rank); the "
-                                 "stores are unchanged")
-            if len({g.rule for g in gathered}) > 1:  # a fitted rule's sums would be read as a rank without images
-                shown = "; ".join(f"rank {rank}: {g.rule}" for rank, g in enumerate(gathered))
-                raise ValueError(f"refresh_boxes: the ranks' heatmap rules differ ({shown}); every rank must refresh "
-                                 "with the same rule; the stores are unchanged")
+            gathered = gather(world_size, error, self._share)
+            check_shares_agree(gathered)
             indices, box_sets = _concatenate([g.indices for g in gathered], [g.box_sets for g in gathered],
                                              self.store.max_boxes)
-            totals = _all_reduce_totals(self.totals, [g.layout for g in gathered])
+            totals = all_reduce_totals(self.totals, [g.layout for g in gathered])
             version = max(g.version for g in gathered) + 1
             # Every rank's grids, with the image size of the first rank that has a 1x1 one: the same warning on every
             # rank, also on one without images.
@@ -273,7 +247,7 @@ class _Pass:
         covered[indices] = True
         missing = (~covered).nonzero().flatten()
         if world_size > 1 and len(missing):
-            _check_same_rows(self.store, missing, world_size)
+            check_same_rows(self.store, missing, world_size)
         try:  # nothing to give a rule without statistics
             self.pipeline.finalize(totals)
         except Exception as raised:
@@ -330,61 +304,6 @@ def _module_dtype(module: nn.Module | None) -> torch.dtype | None:
     return next((parameter.dtype for parameter in parameters if parameter.is_floating_point()), None)
 
 
-def _as_text(error: BaseException) -> str:
-    """``error`` as the other ranks read it: type, message and notes (joined with '; ')."""
-    notes = getattr(error, "__notes__", None) or []
-    return "; ".join([f"{type(error).__name__}: {error}" if str(error) else type(error).__name__, *map(str, notes)])
-
-
-def _gather(world_size: int, error: BaseException | None, part: Callable[[], tuple] | None = None) -> list[tuple]:
-    """Every rank's ``part()`` (its share of the pass). This rank's ``error`` (or ``part``'s) travels in its place, as
-    text: then every rank raises, that rank its own error, the others a ``RuntimeError`` naming it and the error,
-    instead of waiting in the gather for ever."""
-    mine: Any = None
-    if error is None:
-        try:
-            mine = part()
-        except Exception as raised:
-            error = raised
-    gathered: list[Any] = [None] * world_size
-    try:
-        dist.all_gather_object(gathered, _as_text(error) if error is not None else mine)
-    except Exception as failed:  # a peer died, or timed out: this rank's own error, if any, is the one to read
-        if error is None:
-            failed.add_note(f"refresh_boxes: the gather of the pass's box sets failed on rank {dist.get_rank()} of "
-                            f"{world_size}: every rank must call refresh_boxes (it is collective); a rank that skipped "
-                            "the pass (e.g. 'if rank == 0'), or died, leaves the others waiting here until the process "
-                            "group's timeout")
-            raise
-        raise error
-    if error is not None:
-        error.add_note(f"refresh_boxes: raised on rank {dist.get_rank()} of {world_size}; every rank stops the pass, "
-                       "the box store unchanged")
-        raise error
-    failed = [f"on rank {rank} of {world_size}: {g}" for rank, g in enumerate(gathered) if isinstance(g, str)]
-    if failed:
-        raise RuntimeError(f"refresh_boxes failed {'; '.join(failed)}; every rank stops the pass, the box store "
-                           "unchanged")
-    return gathered
-
-
-def _check_same_rows(store: BoxStore, rows: Tensor, world_size: int) -> None:
-    """Refuse, on every rank, stores whose ``rows`` (the images no rank localized in this pass, the same on every rank)
-    hold different boxes: they would stay different after the pass. Collective: one ``all_gather_object``."""
-    digest = hashlib.sha1()
-    for values in (store.boxes[rows], store.scores[rows], store.counts[rows]):
-        digest.update(values.numpy().tobytes())
-    gathered: list[Any] = [None] * world_size
-    dist.all_gather_object(gathered, (digest.hexdigest(), store.version))
-    if len({rank_digest for rank_digest, _ in gathered}) > 1:
-        shown = ", ".join(map(str, rows[:5].tolist())) + (", ..." if len(rows) > 5 else "")
-        raise ValueError(f"refresh_boxes: the ranks' box stores hold different boxes for the {len(rows)} images this "
-                         f"pass does not localize (indices {shown}; store versions {[v for _, v in gathered]}, rank 0, "
-                         "1, ...): they would stay different after it (one rank restored boxes the others did not?); "
-                         "give every rank the same boxes (load_state_dict on every rank) or refresh over the whole "
-                         "dataset; the stores are unchanged")
-
-
 def checked_device(device: torch.device | str | int) -> torch.device:
     """``device`` as a ``torch.device`` that exists on this machine, or a ``ValueError`` naming it (``'gpu'``, or
     ``'cuda'`` / ``'mps'`` without one, fail only at the first batch otherwise: check where the device is
@@ -406,25 +325,6 @@ def checked_device(device: torch.device | str | int) -> torch.device:
     return parsed
 
 
-def _sharded(module: nn.Module | None) -> bool:
-    """Whether the feature function's ``module`` holds FSDP-sharded modules (``FullyShardedDataParallel``,
-    ``fully_shard``'s ``FSDPModule``), whose every forward gathers parameters from all ranks."""
-    modules = module.modules() if module is not None else ()
-    return any(c.__name__ in ("FullyShardedDataParallel", "FSDPModule") for m in modules for c in type(m).__mro__)
-
-
-def _check_batch_counts(batches: Any, world_size: int) -> None:
-    """Refuse, on every rank, loaders whose batch counts differ between the ranks (a sharded model's ranks must run
-    as many forwards: else gloo aborts with 'Received data size doesn't match', NCCL hangs)."""
-    counts: list[Any] = [None] * world_size
-    dist.all_gather_object(counts, len(batches) if isinstance(batches, Sized) else None)
-    if len(set(counts)) > 1:
-        raise ValueError(f"refresh_boxes: the model holds FSDP-sharded modules, whose every forward gathers parameters "
-                         f"from all ranks, but the ranks' loaders hold {counts} batches (rank 0, 1, ...); every rank "
-                         "must run as many forwards: make the dataset length a multiple of world_size x batch_size, "
-                         "or refresh with an unsharded copy of the model")
-
-
 def _default_device(module: nn.Module | None) -> torch.device:
     """The parameters' device of the feature function's ``module``, else the CPU."""
     parameters = module.parameters() if module is not None else ()
@@ -441,30 +341,6 @@ def _check_distinct(indices: Tensor, padding: int = 0) -> None:
         raise ValueError(f"refresh_boxes got {len(indices)} images but only {distinct} distinct indices "
                          f"(e.g. {indices[:8].tolist()}): the second item of each batch must be the image's dataset "
                          "index, not its class label; make the dataset return (image, index)")
-
-
-def _layout(statistics: Mapping[str, Tensor]) -> dict[str, tuple]:
-    """``{name: (shape, dtype)}`` of fit statistics: what must agree between batches and ranks."""
-    return {key: (tuple(value.shape), value.dtype) for key, value in sorted(statistics.items())}
-
-
-def _all_reduce_totals(totals: dict[Any, dict[str, Tensor]], layouts: list[dict]) -> dict[Any, dict[str, Tensor]]:
-    """Sum fitted statistics over ranks, one ``all_reduce`` per tensor in the same order on every rank; a rank that
-    fitted nothing (no images) adds zeros of the others' layout. Ranks whose layouts differ: ``ValueError`` on all."""
-    fitted = [layout for layout in layouts if layout]
-    if not fitted:
-        return totals
-    if any(layout != fitted[0] for layout in fitted):  # one all_reduce per tensor would mismatch: a hang or abort
-        raise ValueError(f"the fit statistics of the heatmap rule differ between ranks: {layouts} "
-                         "({stage: {name: (shape, dtype)}} per rank); every rank's fit must give the same names and "
-                         "shapes")
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    out = {stage: {key: totals[stage][key].to(device) if stage in totals else torch.zeros(shape, dtype=dtype,
-                                                                                           device=device)
-                   for key, (shape, dtype) in fitted[0][stage].items()} for stage in sorted(fitted[0], key=str)}
-    for value in (value for summed in out.values() for value in summed.values()):
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
-    return out
 
 
 def _warn_degenerate(refresh: _Pass, stats: RefreshStats, missing: Tensor) -> None:
