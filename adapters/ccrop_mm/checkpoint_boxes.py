@@ -52,16 +52,17 @@ def saved_boxes(checkpoint: dict) -> dict[str, Any]:
     return {**entry, "meta": checkpoint.get("meta", {})}
 
 
-def image_list_digest(dataset: Any) -> str | None:
-    """:func:`ccrop_plugins.images_digest` of the dataset's ``img_path`` (text or ``pathlib``) in index order; ``None``
-    when a sample has none. Read once per run (one pass over the data list)."""
-    paths = [dataset.get_data_info(index).get("img_path") for index in range(len(dataset))]
+def image_list_digest(*datasets: Any) -> str | None:
+    """:func:`ccrop_plugins.images_digest` of the datasets' ``img_path`` (text or ``pathlib``) in index order, one
+    dataset after the other (the parts of a ``ConcatDataset``, in the order of their rows in the box store); ``None``
+    when a sample has none. Read once per run (one pass over the data lists)."""
+    paths = [dataset.get_data_info(index).get("img_path") for dataset in datasets for index in range(len(dataset))]
     return images_digest(paths) if all(isinstance(path, (str, os.PathLike)) for path in paths) else None
 
 
-def lazy_images_digest(dataset: Any) -> Callable[[], str | None]:
-    """:func:`image_list_digest` of ``dataset``, read on the first call (only a checkpoint needs it) and kept."""
-    return functools.cache(lambda: image_list_digest(dataset))
+def lazy_images_digest(*datasets: Any) -> Callable[[], str | None]:
+    """:func:`image_list_digest` of ``datasets``, read on the first call (only a checkpoint needs it) and kept."""
+    return functools.cache(lambda: image_list_digest(*datasets))
 
 
 class Restored(NamedTuple):

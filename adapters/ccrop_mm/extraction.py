@@ -16,26 +16,30 @@ import mmcv
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from ccrop_plugins import RefreshSampler
 
 
 class ExtractionDataset(Dataset):
-    """Items ``(image (C, H, W) uint8 tensor, sample_idx)`` of a train dataset, without augmentation.
+    """Items ``(image (C, H, W) uint8 tensor, store row)`` of a train dataset, without augmentation: item ``i`` is
+    sample ``i`` of ``dataset``, stored in row ``offset + i``.
 
     Args:
         dataset: an mmengine ``BaseDataset`` (anything with ``get_data_info(i)`` and ``len``).
         head: the pipeline steps that load the image (applied in order to the data info).
         size: ``(height, width)`` every image is resized to (the training resolution).
         backend: ``mmcv.imresize`` backend (``cv2`` or ``pillow``).
+        offset: the store row of sample 0 (a ``ConcatDataset``'s part: the earlier parts' samples; else 0).
     """
 
-    def __init__(self, dataset: Any, head: Sequence[Any], size: Sequence[int], backend: str = "cv2") -> None:
+    def __init__(self, dataset: Any, head: Sequence[Any], size: Sequence[int], backend: str = "cv2",
+                 offset: int = 0) -> None:
         self.dataset = dataset
         self.head = list(head)
         self.size = (int(size[0]), int(size[1]))
         self.backend = backend
+        self.offset = int(offset)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -60,11 +64,25 @@ class ExtractionDataset(Dataset):
         img = mmcv.imresize(img, (self.size[1], self.size[0]), interpolation="bilinear", backend=self.backend)
         if img.ndim == 2:
             img = img[..., None]
-        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), index
+        return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), self.offset + index
 
 
-def extraction_loader(dataset: ExtractionDataset, batch_size: int, num_workers: int) -> DataLoader:
-    """A loader over ``dataset``: this rank's shard, in order, every image once."""
+class ExtractionParts(ConcatDataset):
+    """The :class:`ExtractionDataset` of each part of a train ``ConcatDataset``, one after the other: item ``i`` is
+    store row ``i`` (each part yields its rows, read with its own pipeline head and resize backend).
+
+    Attributes:
+        size: ``(height, width)`` of every image (all parts').
+    """
+
+    def __init__(self, parts: Sequence[ExtractionDataset]) -> None:
+        super().__init__(parts)
+        self.size = parts[0].size
+
+
+def extraction_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    """A loader over ``dataset`` (:class:`ExtractionDataset` or :class:`ExtractionParts`): this rank's shard of its
+    items, in order, every image once."""
     return DataLoader(dataset, batch_size=batch_size, sampler=RefreshSampler(dataset), num_workers=num_workers)
 
 

@@ -1,6 +1,7 @@
 """One refresh pass: localize every training image with the current model, update the box store, log the pass.
 
-Collective: every rank reads its shard of :class:`~ccrop_mm.extraction.ExtractionDataset` and the core's
+Collective: every rank reads its shard of :class:`~ccrop_mm.extraction.ExtractionDataset` (of every part of a
+``ConcatDataset``, one after the other) and the core's
 ``refresh_boxes`` gathers the boxes into every rank's store. The pass's statistics go to the runner's
 ``message_hub`` as ``train/ccrop_*`` scalars and, with the core's warnings, to the run's log (rank 0).
 """
@@ -13,10 +14,11 @@ from typing import Any
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from torch import nn
+from torch.utils.data import Dataset
 
 from ccrop_plugins import BoxStore, RefreshStats, refresh_boxes
 
-from .extraction import ExtractionDataset, Normaliser, extraction_loader
+from .extraction import Normaliser, extraction_loader
 
 SCALAR_PREFIX = "train/ccrop_"
 
@@ -26,10 +28,13 @@ def unwrapped(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
 
 
-def run_refresh(runner: Any, images: ExtractionDataset, features: nn.Module, store: BoxStore, localizer: Any, *,
+def run_refresh(runner: Any, images: Dataset, features: nn.Module, store: BoxStore, localizer: Any, *,
                 heatmap: str, heatmap_options: dict[str, Any] | None, batch_size: int | None,
                 num_workers: int | None, progress: bool) -> RefreshStats:
     """Refresh ``store`` from the heatmaps of ``features`` (the module :func:`~ccrop_mm.stages.feature_fn` chose).
+
+    ``images``: an :class:`~ccrop_mm.extraction.ExtractionDataset` (or ``ExtractionParts``) whose items are
+    ``(image, store row)``.
 
     The loader's ``batch_size`` and ``num_workers`` default to the train loader's.
     """

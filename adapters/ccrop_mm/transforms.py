@@ -22,6 +22,7 @@ Lightly adapter does). A box has one form from the store to the crop: the store'
 from __future__ import annotations
 
 import inspect
+import operator
 import warnings
 import weakref
 from numbers import Integral
@@ -63,6 +64,7 @@ class StoreUser:
     """
 
     store: BoxStore | None = None
+    store_rows: range | None = None  # see attach_store
     # Set by the hook for a step of a val/test pipeline ('val_dataloader'): the run's log said so once.
     evaluation_loader: str | None = None
     _warned_no_store = False  # once per process (each DataLoader worker is one)
@@ -71,9 +73,14 @@ class StoreUser:
     # with the store, so a missing store in such a worker is no missing hook. (Spawned workers do not inherit it.)
     awaiting_hooks: weakref.WeakSet = weakref.WeakSet()
 
-    def attach_store(self, store: BoxStore | None) -> None:
-        """Read boxes from ``store`` from now on (``None`` detaches: warm-up crops)."""
-        self.store = store
+    def attach_store(self, store: BoxStore | None, rows: range | None = None) -> None:
+        """Read boxes from ``store`` from now on (``None`` detaches: warm-up crops).
+
+        ``rows``: the store rows of this step's dataset when the store holds several (the parts of a
+        ``ConcatDataset``): ``sample_idx`` ``i`` reads row ``rows[i]``, ``i`` from 0 to ``len(rows) - 1``. ``None``:
+        the whole store, ``sample_idx`` ``i`` reading row ``i``.
+        """
+        self.store, self.store_rows = store, rows
 
     def _box_set(self, results: dict) -> Any:
         """The sample's ``(boxes (k, 4), scores (k,))`` from the store, or ``None`` (warm-up)."""
@@ -87,6 +94,9 @@ class StoreUser:
                 f"{type(self).__name__} needs results['sample_idx'] (the dataset index of the sample); "
                 "mmengine's BaseDataset.get_data_info adds it; a custom dataset must keep it"
             )
+        rows = self.store_rows
+        if rows is not None:
+            return self._part_box_set(index, rows)
         try:
             return self.store.get(index)
         except IndexError:  # the store's own hint, to size it, is the hook's job: the cause is sample_idx
@@ -96,6 +106,23 @@ class StoreUser:
                 f"dataset's {last + 1} samples (allowed: 0 to {last}); sample_idx must be the sample's dataset index, "
                 "as mmengine's BaseDataset.get_data_info sets it (keep image ids under another key)"
             ) from None
+
+    def _part_box_set(self, index: Any, rows: range) -> Any:
+        """:meth:`_box_set` of sample ``index`` of a dataset whose samples are store ``rows``."""
+        try:
+            number = operator.index(index) if not isinstance(index, bool) else None
+        except TypeError:
+            number = None
+        if number is None:
+            return self.store.get(index)  # the store's TypeError names the value
+        if not 0 <= number < len(rows):
+            raise IndexError(
+                f"{type(self).__name__}: results['sample_idx'] is {index!r}, outside the {len(rows)} samples of its "
+                f"dataset (rows {rows.start} to {rows.stop - 1} of the train box store, one part of a ConcatDataset; "
+                f"allowed: 0 to {len(rows) - 1}); sample_idx must be the sample's index in its own dataset, as "
+                "mmengine's BaseDataset.get_data_info sets it (keep image ids under another key)"
+            )
+        return self.store.get(rows[number])
 
     def _warn_no_store(self) -> None:
         if StoreUser._warned_no_store or StoreUser.awaiting_hooks and get_worker_info() is not None:
