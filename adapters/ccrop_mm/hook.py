@@ -22,7 +22,7 @@ from .checkpoint_boxes import (CHECKPOINT_KEY, checkpoint_entry, image_list_dige
                                saved_boxes, warn_checkpoint_first)
 from .checkpoint_globals import LoadWindow
 from .evaluation_crops import say_evaluation_crops
-from .extraction import ExtractionDataset
+from .extraction import ExtractionDataset, ExtractionParts
 from .hook_options import (check_switches, checked_loader_sizes, checked_max_boxes, checked_rules, checked_schedule,
                            refuse_unknown)
 from .pipeline_walk import read_train_pipeline
@@ -212,21 +212,28 @@ class ContrastiveCropHook(Hook):
 
     # -- before_train's parts -----------------------------------------------------------------------
     def _attach_store(self, runner: Any) -> None:
-        """Read the train pipeline, give its ContrastiveCrop steps a new store, prepare the refresh's input."""
+        """Read the train pipeline (of each part of a ``ConcatDataset``), give its ContrastiveCrop steps a new store,
+        prepare the refresh's input."""
         plan = read_train_pipeline(runner.train_dataloader.dataset, several_boxes=self.max_boxes > 1)
         if plan.plain_views:  # one view of each pair box-aware: an ablation, or a view left unconverted
             runner.logger.warning(
                 f"ContrastiveCrop: {', '.join(plan.plain_views)} crops with RandomResizedCrop, not ContrastiveCrop, "
                 "so those views ignore the boxes (only the other views of each pair are cut around them); replace "
                 "it with dict(type='ContrastiveCrop', ...) as in the other view pipeline, unless that is intended")
-        self.store = BoxStore(len(plan.dataset), self.max_boxes)
-        for step in plan.store_users:
-            step.attach_store(self.store)
-        self._images = ExtractionDataset(plan.dataset, plan.head, self.image_size or plan.crop_size, plan.backend)
+        # One store for all parts of a ConcatDataset: part d's sample i is row offset_d + i (its rows).
+        self.store = BoxStore(plan.num_samples, self.max_boxes)
+        several = len(plan.parts) > 1
+        for part in plan.parts:
+            for step in part.store_users:
+                step.attach_store(self.store, part.rows if several else None)
+        size = plan.refresh_size(self.image_size)
+        images = [ExtractionDataset(part.dataset, part.head, size, part.backend, part.offset) for part in plan.parts]
+        self._images = ExtractionParts(images) if several else images[0]
         self._features = feature_fn(unwrapped(runner.model), self.feature_stages)
         mean = getattr(getattr(unwrapped(runner.model), "data_preprocessor", None), "mean", None)
         check_stages_run(self._features, self.feature_stages, self._images.size, 3 if mean is None else mean.numel())
-        self._digest = lazy_images_digest(plan.dataset)  # read when a checkpoint is loaded or saved
+        # Read when a checkpoint is loaded or saved: every part's images, in the order of their rows.
+        self._digest = lazy_images_digest(*(part.dataset for part in plan.parts))
 
     def _resume(self, runner: Any) -> None:
         """Restore the checkpoint's boxes where they belong to this run; refresh now if one is pending or missed."""

@@ -63,35 +63,126 @@ def find_instances(root: Any, kind: type | tuple[type, ...]) -> list[Any]:
 
 
 @dataclass(frozen=True)
-class TrainPipeline:
-    """What the hook needs from the train dataset, read once before training.
+class TrainPart:
+    """One dataset that holds a train pipeline: the train dataset itself, or a part of a ``ConcatDataset``.
 
     Attributes:
-        dataset: the dataset that owns the pipeline (inside wrappers such as ``RepeatDataset``);
-            ``sample_idx`` indexes it, so the store is sized to it.
-        store_users: every ContrastiveCrop and ChooseContrastiveBox step, however nested.
+        dataset: the dataset that owns the pipeline (inside wrappers such as ``RepeatDataset``); ``sample_idx``
+            indexes it, from 0 to ``len(dataset) - 1``.
+        offset: its sample ``i`` is row ``offset + i`` of the box store (0 for the first part and a single dataset).
+        path: where the config puts it, e.g. ``'train_dataloader.dataset.datasets[1]'``.
+        store_users: every ContrastiveCrop and ChooseContrastiveBox step of its pipeline, however nested.
         head: the top-level steps before the first ContrastiveCrop, ``ChooseContrastiveBox`` left out (normally
             ``LoadImageFromFile``): the refresh pass loads its un-augmented images with them.
         crop_size: ``(height, width)`` output of the first ContrastiveCrop.
         backend: that crop's ``mmcv.imresize`` backend.
+    """
+
+    dataset: Any
+    offset: int
+    path: str
+    store_users: list[StoreUser]
+    head: list[Any]
+    crop_size: tuple[int, int]
+    backend: str
+
+    @property
+    def rows(self) -> range:
+        """The store rows of this part's samples: ``sample_idx`` ``i`` reads row ``rows[i]``."""
+        return range(self.offset, self.offset + len(self.dataset))
+
+
+@dataclass(frozen=True)
+class TrainPipeline:
+    """What the hook needs from the train dataset, read once before training.
+
+    Attributes:
+        parts: the datasets that hold the train pipeline, in the order the train dataset concatenates them (one
+            unless it is a ``ConcatDataset``; a dataset listed twice counts once); their rows follow each other in the
+            box store.
         plain_views: the view pipelines (of ``MultiView``) and the branches (of ``RandomChoice``) that crop with a
             RandomResizedCrop and no ContrastiveCrop beside ones that crop with ContrastiveCrop, e.g.
             ``'view pipeline 2 of MultiView (RandomResizedCrop)'``: their views ignore the boxes.
     """
 
-    dataset: Any
-    store_users: list[StoreUser]
-    head: list[Any]
-    crop_size: tuple[int, int]
-    backend: str
+    parts: list[TrainPart]
     plain_views: list[str]
+
+    @property
+    def num_samples(self) -> int:
+        """The box store's rows: every part's samples."""
+        return self.parts[-1].rows.stop
+
+    @property
+    def store_users(self) -> list[StoreUser]:
+        """Every part's ContrastiveCrop and ChooseContrastiveBox steps."""
+        return [step for part in self.parts for step in part.store_users]
+
+    def refresh_size(self, image_size: tuple[int, int] | None) -> tuple[int, int]:
+        """``(height, width)`` the refresh resizes every image to: ``image_size`` (the hook's), else the first
+        ContrastiveCrop's output size, which must then be one for all parts (``ValueError`` naming two that differ)."""
+        if image_size is not None:
+            return image_size
+        first = self.parts[0]
+        other = next((part for part in self.parts if part.crop_size != first.crop_size), None)
+        if other is not None:
+            raise ValueError(
+                f"ContrastiveCropHook: the ContrastiveCrop of {first.path} gives {first.crop_size[0]}x"
+                f"{first.crop_size[1]} crops, the one of {other.path} {other.crop_size[0]}x{other.crop_size[1]}; the "
+                "refresh resizes every image to one training resolution: give the crops one size, or set it with "
+                "ContrastiveCropHook(image_size=...)")
+        return first.crop_size
 
 
 def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
-    """Check the train pipeline for ContrastiveCrop and return its parts.
+    """Check the train pipeline of every part of the train dataset for ContrastiveCrop and return the parts.
 
     Args:
-        dataset: ``runner.train_dataloader.dataset``.
+        dataset: ``runner.train_dataloader.dataset``: an mmengine dataset, in wrappers with one inner ``dataset``
+            (``RepeatDataset``...) or not, or a ``ConcatDataset`` of such (nested ones too).
+        several_boxes: the hook keeps more than one box per image (see :func:`_read_part`).
+
+    Raises:
+        ValueError / TypeError: :func:`_read_part`'s, for any part (a ``ConcatDataset``'s prefixed with the part's
+            path), no pipeline found (:func:`_pipeline_parts`), or one ContrastiveCrop/ChooseContrastiveBox object in
+            the pipelines of two parts (a pipeline reused in Python: it reads one part's rows).
+    """
+    found, offset, parts, plain_views = _pipeline_parts(dataset), 0, [], []
+    for path, owner in found:
+        try:
+            part, views = _read_part(owner, several_boxes, offset, path)
+        except (TypeError, ValueError) as error:
+            if len(found) == 1:
+                raise
+            raise type(error)(f"{path}: {error}") from error
+        parts.append(part)
+        plain_views += [view for view in views if view not in plain_views]
+        offset += len(owner)
+    _check_steps_not_shared(parts)
+    _warn_optional_crops([_steps(part.dataset) for part in parts])
+    return TrainPipeline(parts, plain_views)
+
+
+def _check_steps_not_shared(parts: list[TrainPart]) -> None:
+    """Refuse one ContrastiveCrop/ChooseContrastiveBox object in the pipelines of two parts: it holds one offset."""
+    owner: dict[int, TrainPart] = {}
+    for part in parts:
+        for step in part.store_users:
+            first = owner.setdefault(id(step), part)
+            if first is not part:
+                raise ValueError(
+                    f"ContrastiveCropHook: one {type(step).__name__} object is in the pipelines of {first.path} and "
+                    f"{part.path} (a pipeline reused in Python): their samples are rows {first.rows.start} to "
+                    f"{first.rows.stop - 1} and {part.rows.start} to {part.rows.stop - 1} of the box store, and one "
+                    "step reads one of them, so one dataset's images would be cut around the other's boxes; give "
+                    "each dataset its own pipeline (build its steps anew, or write the pipeline as config dicts)")
+
+
+def _read_part(dataset: Any, several_boxes: bool, offset: int, path: str) -> tuple[TrainPart, list[str]]:
+    """Check the pipeline of ``dataset`` (one that holds a pipeline) for ContrastiveCrop; return it and its
+    :attr:`TrainPipeline.plain_views`.
+
+    Args:
         several_boxes: the hook keeps more than one box per image, so both views must crop
             around one box chosen before ``MultiView`` by ``ChooseContrastiveBox`` (a pipeline of
             one view per sample, a supervised one, needs no choice).
@@ -100,11 +191,10 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
         ValueError / TypeError: no ContrastiveCrop, a missing ``ChooseContrastiveBox``, a random
             step before the ContrastiveCrop steps, a step that moves image content before ContrastiveCrop in a view
             or a RandomResizedCrop or a second ContrastiveCrop after it (:func:`_misplaced_step`), a ContrastiveCrop
-            above a MultiView whose views hold none, a second ``ChooseContrastiveBox`` inside the views, no
-            ``sample_idx`` or another one than the dataset index, or no pipeline at all (a ``ConcatDataset``).
+            above a MultiView whose views hold none, a second ``ChooseContrastiveBox`` inside the views, or no
+            ``sample_idx`` or another one than the dataset index.
     """
-    dataset = _pipeline_owner(dataset)
-    steps = list(getattr(dataset.pipeline, "transforms", dataset.pipeline))
+    steps = _steps(dataset)
     crops = find_instances(steps, BaseContrastiveCrop)
     if not crops:
         raise ValueError(
@@ -119,8 +209,26 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
     # (and may come first: it reads only sample_idx).
     head = [step for step in steps[:first_crop] if not isinstance(step, ChooseContrastiveBox)]
     _check_loading(steps[first_crop], head)
-    pairs = any(len(_views(item)) > 1 for item in iter_transforms(steps))  # else one view per sample: nothing to pair
-    if several_boxes and pairs and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
+    if several_boxes:
+        _check_box_choice(steps, first_crop)
+    _check_step_order(steps)
+    _check_sample_index(dataset)
+    part = TrainPart(dataset, offset, path, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend)
+    return part, _plain_views(steps)
+
+
+def _steps(dataset: Any) -> list[Any]:
+    """The top-level steps of the pipeline of ``dataset`` (one that holds a pipeline)."""
+    return list(getattr(dataset.pipeline, "transforms", dataset.pipeline))
+
+
+def _check_box_choice(steps: list[Any], first_crop: int) -> None:
+    """With several boxes per image, refuse views of a pair that may crop around different boxes: no
+    ``ChooseContrastiveBox`` before the step that holds the first ContrastiveCrop (``steps[first_crop]``) when it cuts
+    two or more views (else one view per sample: nothing to pair), or a second one inside it
+    (:func:`_check_one_box_choice`)."""
+    pairs = any(len(_views(item)) > 1 for item in iter_transforms(steps))
+    if pairs and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
         wrapped = next((type(s).__name__ for s in steps if find_instances(s, ChooseContrastiveBox)), None)
         where = ("" if wrapped is None else "(it comes after the step that cuts the views now) "
                  if wrapped == ChooseContrastiveBox.__name__ else f"as a step of its own, not inside {wrapped} "
@@ -130,15 +238,7 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             f"one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline {where}"
             "(or use localizer='bbox' / max_boxes=1)"
         )
-    if several_boxes:
-        _check_one_box_choice(steps[first_crop])
-    _check_step_order(steps)
-    _check_sample_index(dataset)
-    _warn_optional_crops(steps)
-    return TrainPipeline(dataset, find_instances(steps, StoreUser), head, crops[0].size, crops[0].backend,
-                         _plain_views(steps))
-
-
+    _check_one_box_choice(steps[first_crop])
 def _optional_crops(steps: Any) -> list[tuple[str, float]]:
     """Every ContrastiveCrop of ``steps`` (any of its classes) inside a ``RandomApply`` (mmcv's ``prob``,
     torchvision's ``p``) below 1: where it lies, named as configs write it (``'ContrastiveCrop (in MultiView >
@@ -189,7 +289,7 @@ def _warn_optional_crops(steps: list[Any]) -> None:
     """Log (a warning in the run's log, once: the pipeline is read once before training) every ContrastiveCrop that a
     ``RandomApply`` skips at random (:func:`_optional_crops`): those views were the whole image, without a word
     (images of the crop's size, CIFAR's 32 px, stack with the cut views)."""
-    for found, chance in _optional_crops(steps):
+    for found, chance in dict(_optional_crops(steps)).items():  # parts with one pipeline config: said once
         print_log(f"ContrastiveCrop: {found} is skipped in {1 - chance:.0%} of the draws, so those views are the whole "
                   "image, not a crop around the box; put ContrastiveCrop outside RandomApply (as its own step of the "
                   "view pipeline; RandomApply may keep the other steps)", logger="current", level=logging.WARNING)
@@ -237,7 +337,7 @@ def _views(step: Any) -> list[Any]:
 
 def _check_one_box_choice(crop_step: Any) -> None:
     """Refuse a ``ChooseContrastiveBox`` inside the step that holds the first ContrastiveCrop (``MultiView``) when one
-    comes before it too (else the missing-choice error of :func:`read_train_pipeline` says it): each view would choose
+    comes before it too (else the missing-choice error of :func:`_check_box_choice` says it): each view would choose
     again, so the views of a pair could crop around different boxes."""
     if find_instances(crop_step, ChooseContrastiveBox):
         name = type(crop_step).__name__
@@ -381,19 +481,33 @@ def _is_random(step: Any) -> bool:
     ) or (_is_torchvision(step) and (hasattr(kind, "get_params") or kind.__name__ in _TORCHVISION_AUGMENTS))
 
 
-def _pipeline_owner(dataset: Any) -> Any:
-    """The dataset that holds the train pipeline, inside wrappers with one inner ``dataset`` (``RepeatDataset``...);
-    ``TypeError`` naming the innermost dataset reached otherwise (a ``ConcatDataset``: with why it cannot be)."""
-    seen = _innermost_with_pipeline(dataset)
-    if not hasattr(seen, "pipeline"):
-        name = type(seen).__name__
-        inside = "" if seen is dataset else f" (inside {type(dataset).__name__})"
-        why = (f"; the datasets of {name} each number their samples from 0, so their sample_idx collide and images "
-               "would be cut around other images' boxes: list all images in one dataset" if hasattr(seen, "datasets")
-               else "")
-        raise TypeError(f"ContrastiveCropHook cannot find the pipeline of {name}{inside}; it supports mmengine "
-                        f"datasets and wrappers with a single inner dataset{why}")
-    return seen
+def _pipeline_parts(dataset: Any) -> list[tuple[str, Any]]:
+    """The datasets that hold the train pipeline, each with its path in the config, in the order ``dataset`` gives
+    their samples: inside wrappers with one inner ``dataset`` (``RepeatDataset``...) and in the ``datasets`` of a
+    ``ConcatDataset`` (nested ones too); a dataset listed twice counts once (its samples are the same images).
+    ``TypeError`` naming the first dataset reached that holds neither a pipeline nor datasets."""
+    found: dict[int, tuple[str, Any]] = {}
+    for path, owner in _owners(dataset, "train_dataloader.dataset"):
+        if not hasattr(owner, "pipeline"):
+            name = type(owner).__name__
+            inside = "" if owner is dataset else f" (inside {type(dataset).__name__}, at {path})"
+            raise TypeError(f"ContrastiveCropHook cannot find the pipeline of {name}{inside}; it supports mmengine "
+                            "datasets, wrappers with a single inner dataset and ConcatDataset")
+        found.setdefault(id(owner), (path, owner))
+    return list(found.values())
+
+
+def _owners(dataset: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Each innermost dataset of ``dataset`` (one with a ``pipeline``, or neither a ``pipeline`` nor an inner
+    ``dataset``/``datasets``) and its path from ``path``, in the order of the samples."""
+    while not hasattr(dataset, "pipeline") and hasattr(dataset, "dataset"):
+        dataset, path = dataset.dataset, f"{path}.dataset"
+    inner = getattr(dataset, "datasets", None)
+    if hasattr(dataset, "pipeline") or not isinstance(inner, (list, tuple)):
+        yield path, dataset
+        return
+    for number, part in enumerate(inner):
+        yield from _owners(part, f"{path}.datasets[{number}]")
 
 
 def _check_sample_index(dataset: Any) -> None:
@@ -432,12 +546,8 @@ def _as_index(value: Any) -> int | None:
 
 
 def evaluation_store_users(dataset: Any) -> list[StoreUser]:
-    """The ContrastiveCrop and ChooseContrastiveBox steps of a val/test dataset's pipeline (none without one)."""
-    return find_instances(getattr(_innermost_with_pipeline(dataset), "pipeline", []), StoreUser)
-
-
-def _innermost_with_pipeline(dataset: Any) -> Any:
-    """``dataset``, or the dataset inside its wrappers (``RepeatDataset``...) that holds a pipeline."""
-    while not hasattr(dataset, "pipeline") and hasattr(dataset, "dataset"):
-        dataset = dataset.dataset
-    return dataset
+    """The ContrastiveCrop and ChooseContrastiveBox steps of a val/test dataset's pipeline(s) (none without one)."""
+    if dataset is None:
+        return []
+    return [step for _, owner in _owners(dataset, "") for step in find_instances(getattr(owner, "pipeline", []),
+                                                                                  StoreUser)]

@@ -149,14 +149,46 @@ def test_a_crop_above_multiview_and_in_it_is_refused_before_training(setup, coor
 
 
 @pytest.mark.parametrize("repeated", [True, False], ids=["in RepeatDataset", "bare"])
-def test_a_concat_dataset_is_named_with_the_reason(setup, coordinate_folder, tmp_path, repeated):
-    # M2: RepeatDataset(ConcatDataset(...)) was refused as "cannot find the pipeline of RepeatDataset", without why.
+def test_a_concat_dataset_gets_rows_for_each_part(setup, coordinate_folder, tmp_path, repeated):
+    # M2 was refused ("the datasets of ConcatDataset each number their samples from 0"); now the store holds the rows
+    # of every part one after the other: part d's sample_idx i reads row offset_d + i (tests/mm/test_concat.py).
     cfg = _config(setup, coordinate_folder, tmp_path)
     inner = cfg.train_dataloader.dataset
     cfg.train_dataloader.dataset = dict(type="ConcatDataset", datasets=[inner, dict(inner)])
     if repeated:
         cfg.train_dataloader.dataset = dict(type="RepeatDataset", times=2, dataset=cfg.train_dataloader.dataset)
-    inside = r" \(inside RepeatDataset\)" if repeated else ""
-    _refused_before_training(cfg, rf"^ContrastiveCropHook cannot find the pipeline of ConcatDataset{inside}; .*the "
-                                  r"datasets of ConcatDataset each number their samples from 0, so their sample_idx "
-                                  r"collide .*: list all images in one dataset", TypeError)
+    runner, hook = _started(cfg)
+    assert len(hook.store) == 32
+    concat = runner.train_dataloader.dataset.dataset if repeated else runner.train_dataloader.dataset
+    choices = [next(step for step in part.pipeline.transforms if isinstance(step, ChooseContrastiveBox))
+               for part in concat.datasets]
+    assert [step.store_rows for step in choices] == [range(0, 16), range(16, 32)]
+
+
+@DATASETS.register_module(force=True)
+class NoPipelineImages:
+    """A dataset without a pipeline or inner datasets (its own loading): the hook cannot reach its crops."""
+
+    metainfo: dict = {}
+
+    def __init__(self, size=4):
+        self.size = size
+
+    def full_init(self):
+        pass
+
+    def __len__(self):
+        return self.size
+
+    def __getitem__(self, index):
+        return {"inputs": np.zeros((3, 32, 32), np.uint8)}
+
+
+def test_a_part_without_a_pipeline_is_named_with_its_path(setup, coordinate_folder, tmp_path):
+    cfg = _config(setup, coordinate_folder, tmp_path)
+    inner = cfg.train_dataloader.dataset
+    cfg.train_dataloader.dataset = dict(type="ConcatDataset", datasets=[inner, dict(type="NoPipelineImages")],
+                                        ignore_keys=["classes"])
+    _refused_before_training(cfg, r"^ContrastiveCropHook cannot find the pipeline of NoPipelineImages \(inside "
+                                  r"ConcatDataset, at train_dataloader.dataset.datasets\[1\]\); it supports mmengine "
+                                  r"datasets, wrappers with a single inner dataset and ConcatDataset", TypeError)
