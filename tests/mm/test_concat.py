@@ -272,3 +272,17 @@ def test_parts_cropping_to_two_sizes_need_the_refresh_size(setup, coordinate_fol
             "one of train_dataloader.dataset.datasets[1] 16x16; the refresh resizes every image to one training "
             "resolution: give the crops one size, or set it with ContrastiveCropHook(image_size=...)")):
         runner.train()
+
+
+def test_a_part_whose_pipeline_is_refused_is_named(setup, coordinate_folder, second_folder, tmp_path):
+    # Each part's pipeline is checked as a single dataset's; the message says which part.
+    cfg = _concat_config(setup, [coordinate_folder, second_folder], tmp_path, workers=0)
+    b = cfg.train_dataloader.dataset.datasets[1]
+    b.pipeline = [dict(step) for step in b.pipeline]
+    multiview = next(step for step in b.pipeline if step["type"] == "MultiView")
+    crop = {key: value for key, value in multiview["transforms"][0][0].items() if key not in ("alpha",)}
+    multiview["transforms"] = [[dict(crop, type="RandomResizedCrop"), *multiview["transforms"][0][1:]]]
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(ValueError, match=r"^train_dataloader\.dataset\.datasets\[1\]: ContrastiveCropHook found no "
+                                         r"ContrastiveCrop in train_dataloader\.dataset\.pipeline"):
+        runner.train()
