@@ -239,6 +239,8 @@ def _check_box_choice(steps: list[Any], first_crop: int) -> None:
             "(or use localizer='bbox' / max_boxes=1)"
         )
     _check_one_box_choice(steps[first_crop])
+
+
 def _optional_crops(steps: Any) -> list[tuple[str, float]]:
     """Every ContrastiveCrop of ``steps`` (any of its classes) inside a ``RandomApply`` (mmcv's ``prob``,
     torchvision's ``p``) below 1: where it lies, named as configs write it (``'ContrastiveCrop (in MultiView >
