@@ -33,7 +33,7 @@ def main(framework: str, data_root: str, work_dir: str, out: str, resume: str | 
         cfg.resume, cfg.load_from = True, resume
     cfg.launcher = "pytorch"
     cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None, broadcast_buffers=False)
-    cfg.experiment_name = f"ddp_{framework}"
+    cfg.experiment_name = f"ddp_{framework.replace('+', '_')}"
     runner = Runner.from_cfg(cfg)
     runner.train()
     torch.save(mm_setup.ccrop_hook(runner).store.state_dict(), out)
@@ -41,9 +41,15 @@ def main(framework: str, data_root: str, work_dir: str, out: str, resume: str | 
 
 
 def ddp_config(framework: str, data_root: Path, work_dir: Path):
-    """Same config for the 2-rank and the 1-process run: lr 0, frozen BN statistics, threshold 0.5."""
+    """Same config for the 2-rank and the 1-process run: lr 0, frozen BN statistics, threshold 0.5. ``framework``
+    ``'mmpretrain+concat'``: the train dataset is a ``ConcatDataset`` of the folder twice (two parts, rows 0-15 and
+    16-31 of one store)."""
+    framework, _, variant = framework.partition("+")
     cfg = mm_setup.small_config(framework, data_root, work_dir, threshold=0.5)
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10)
+    if variant == "concat":
+        inner = cfg.train_dataloader.dataset
+        cfg.train_dataloader.dataset = dict(type="ConcatDataset", datasets=[inner, dict(inner)])
     return cfg
 
 

@@ -49,8 +49,10 @@ def _wait(procs, log_files) -> None:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("ddp")  # one xdist worker runs the DDP tests, one at a time
-@pytest.mark.parametrize("framework", ["mmpretrain", "mmselfsup"])
+@pytest.mark.parametrize("framework", ["mmpretrain", "mmselfsup", "mmpretrain+concat"])
 def test_two_ranks_hold_the_one_process_store(framework, setup, train, object_folder, tmp_path):
+    """``mmpretrain+concat``: a ConcatDataset of the folder twice, whose 32 rows the ranks shard across the parts'
+    boundary; each part's rows hold its images' boxes (the two halves alike)."""
     procs, log_files, outs = _start_ranks(setup, framework, object_folder, tmp_path)
     try:
         # The 1-process run meanwhile (the ranks spend seconds starting up): both cores stay busy.
@@ -58,7 +60,7 @@ def test_two_ranks_hold_the_one_process_store(framework, setup, train, object_fo
         from ddp_train import ddp_config
 
         cfg = ddp_config(framework, object_folder, tmp_path / "single")
-        cfg.experiment_name = f"single_{framework}"
+        cfg.experiment_name = f"single_{framework.replace('+', '_')}"
         runner = train(cfg)
         single = setup.ccrop_hook(runner).store.state_dict()
     except BaseException:
@@ -74,6 +76,11 @@ def test_two_ranks_hold_the_one_process_store(framework, setup, train, object_fo
         for key in ("counts", "boxes", "scores"):
             assert torch.allclose(state[key].float(), single[key].float(), atol=1e-5), key
     assert torch.equal(ranks[0]["boxes"], ranks[1]["boxes"]) and torch.equal(ranks[0]["counts"], ranks[1]["counts"])
+    if framework.endswith("+concat"):
+        half = setup.NUM_IMAGES
+        assert len(single["counts"]) == 2 * half
+        for key in ("counts", "boxes", "scores"):
+            assert torch.allclose(ranks[0][key][:half].float(), ranks[0][key][half:].float(), atol=1e-5), key
 
 
 @pytest.mark.slow
