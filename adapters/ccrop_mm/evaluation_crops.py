@@ -6,7 +6,7 @@ from typing import Any
 
 from mmengine.dist import is_main_process
 
-from .pipeline_walk import evaluation_store_users
+from .train_parts import evaluation_store_users
 
 
 def say_evaluation_crops(runner: Any, mode: str) -> None:

@@ -2,10 +2,11 @@
 
 The class reads as its life cycle in an mmengine ``Runner.train()``; each concern is a module of its own: the
 constructor's checks (:mod:`~ccrop_mm.hook_options`), torch's weights-only load of the checkpoint
-(``checkpoint_globals``), the train pipeline's ContrastiveCrop steps (``pipeline_walk``), the boxes in checkpoints,
-their restore on resume and the refresh a resumed store lacks (``checkpoint_boxes``), the schedule in epochs or
-iterations (``schedule_steps``), one refresh pass (``refresh_pass``), crops in val/test pipelines
-(``evaluation_crops``) and the workers an iteration loop started before the store existed (``worker_restart``).
+(``checkpoint_globals``), the train dataset's parts and their store rows (``train_parts``), their pipelines'
+ContrastiveCrop steps (``pipeline_walk``), the boxes in checkpoints, their restore on resume and the refresh a
+resumed store lacks (``checkpoint_boxes``), the schedule in epochs or iterations (``schedule_steps``), one refresh pass
+(``refresh_pass``), crops in val/test pipelines (``evaluation_crops``) and the workers an iteration loop started
+before the store existed (``worker_restart``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .evaluation_crops import say_evaluation_crops
 from .extraction import ExtractionDataset, ExtractionParts
 from .hook_options import (check_switches, checked_loader_sizes, checked_max_boxes, checked_rules, checked_schedule,
                            refuse_unknown)
-from .pipeline_walk import read_train_pipeline
+from .train_parts import read_train_pipeline
 from .refresh_pass import run_refresh, unwrapped
 from .schedule_steps import counts_iterations, say_schedule, steps_done
 from .stages import check_stages, check_stages_run, feature_fn

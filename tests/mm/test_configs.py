@@ -73,7 +73,7 @@ class _Images:
 def test_config_pipeline_passes_the_hooks_checks(path):
     # The hook's before_train checks of the train pipeline (placement of the crop, the box choice, the views) accept
     # every shipped pipeline as it is.
-    from ccrop_mm.pipeline_walk import read_train_pipeline
+    from ccrop_mm.train_parts import read_train_pipeline
 
     cfg = Config.fromfile(str(path))
     init_default_scope(cfg.default_scope)
