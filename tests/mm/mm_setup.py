@@ -96,6 +96,18 @@ def ccrop_hook(runner: Any) -> Any:
     return next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
 
 
+def started(cfg: Config) -> tuple[Any, Any]:
+    """A Runner of ``cfg`` with its ContrastiveCropHook's before_train run (no iteration), and that hook."""
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    runner.call_hook("before_run")
+    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
+    hook = ccrop_hook(runner)
+    hook.before_train(runner)
+    return runner, hook
+
+
 def sample_indices(data_samples: list[Any]) -> list[int]:
     """``sample_idx`` of each packed sample (mmpretrain metainfo or mmselfsup algorithm key)."""
     out = []

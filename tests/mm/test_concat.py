@@ -17,6 +17,8 @@ from mmengine.runner import Runner
 
 from ccrop_plugins import BoxSets
 
+import mm_setup  # tests/mm, put on sys.path by conftest.py
+
 TOP_LEFT = torch.tensor([0.0, 0.0, 0.25, 0.25])  # rows of part a (0-15)
 BOTTOM_RIGHT = torch.tensor([0.75, 0.75, 1.0, 1.0])  # rows of part b (16-31)
 
@@ -39,16 +41,6 @@ def _concat_config(setup, folders, tmp_path, workers=2, **hook):
     cfg.train_dataloader.num_workers = workers
     cfg.train_dataloader.persistent_workers = workers > 0
     return cfg
-
-
-def _started(cfg):
-    """A Runner with its hook's before_train run (no iteration), and the hook."""
-    runner = Runner.from_cfg(cfg)
-    runner.call_hook("before_run")
-    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
-    hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
-    hook.before_train(runner)
-    return runner, hook
 
 
 def _fill(store, rows_a, rows_b):
@@ -120,7 +112,7 @@ def test_a_concat_dataset_trains_with_workers_and_refreshes_every_part(setup, tr
 
 def test_a_sample_of_the_second_part_is_cut_around_its_own_row(setup, coordinate_folder, second_folder, tmp_path):
     # Part b's sample_idx j must read row 16 + j (bottom right), never row j (top left), and part a's row j.
-    runner, hook = _started(_concat_config(setup, [coordinate_folder, second_folder], tmp_path, workers=0))
+    runner, hook = mm_setup.started(_concat_config(setup, [coordinate_folder, second_folder], tmp_path, workers=0))
     dataset = runner.train_dataloader.dataset
     _fill(hook.store, range(16), range(16, 32))
     torch.manual_seed(0)
@@ -141,7 +133,7 @@ def test_a_sample_of_the_second_part_is_cut_around_its_own_row(setup, coordinate
 
 def test_a_sample_idx_outside_its_part_is_named_with_the_part(setup, coordinate_folder, second_folder, tmp_path):
     # Part a's sample_idx 16 lies inside the 32-row store: it must not read part b's row 16.
-    runner, hook = _started(_concat_config(setup, [coordinate_folder, second_folder], tmp_path, workers=0))
+    runner, hook = mm_setup.started(_concat_config(setup, [coordinate_folder, second_folder], tmp_path, workers=0))
     step = next(s for s in runner.train_dataloader.dataset.datasets[0].pipeline.transforms
                 if type(s).__name__ == "ChooseContrastiveBox")
     assert step.store_rows == range(0, 16)
@@ -194,7 +186,7 @@ def test_nested_and_repeated_concat_datasets_get_rows_per_part(setup, coordinate
     else:  # one dataset object listed twice (in Python): the same images, the same rows
         cfg.train_dataloader.dataset = _built_concat(cfg, [a, None])
         rows = [range(0, 16)]
-    runner, hook = _started(cfg)
+    runner, hook = mm_setup.started(cfg)
     parts = _parts(runner.train_dataloader.dataset)
     assert len(hook.store) == rows[-1].stop and len(hook._images) == rows[-1].stop
     for part, expected in zip(parts, rows):
@@ -264,7 +256,7 @@ def test_parts_cropping_to_two_sizes_need_the_refresh_size(setup, coordinate_fol
     crop = dict(multiview["transforms"][0][0], scale=16)
     multiview["transforms"] = [[crop, *multiview["transforms"][0][1:]]]
     if image_size is not None:  # the hook's image_size: one refresh resolution for both parts
-        assert _started(cfg)[1]._images.size == (24, 24)
+        assert mm_setup.started(cfg)[1]._images.size == (24, 24)
         return
     runner = Runner.from_cfg(cfg)
     with pytest.raises(ValueError, match="^" + re.escape(

@@ -12,6 +12,8 @@ from mmpretrain.datasets import CustomDataset
 from ccrop_mm import ChooseContrastiveBox
 from ccrop_plugins import BoxStore
 
+import mm_setup  # tests/mm, put on sys.path by conftest.py
+
 
 @DATASETS.register_module(force=True)
 class OneBasedIdDataset(CustomDataset):
@@ -47,16 +49,6 @@ def _refused_before_training(cfg, message, kind=ValueError):
     assert runner.message_hub.get_info("iter", 0) == 0  # no iteration ran
 
 
-def _started(cfg):
-    """A Runner with its hook's before_train run (no iteration), and the hook."""
-    runner = Runner.from_cfg(cfg)
-    runner.call_hook("before_run")
-    runner.train_loop  # noqa: B018  (builds the loop, as runner.train() does)
-    hook = next(h for h in runner.hooks if type(h).__name__ == "ContrastiveCropHook")
-    hook.before_train(runner)
-    return runner, hook
-
-
 def _multiview(cfg):
     return next(step for step in cfg.train_dataloader.dataset.pipeline if step["type"] == "MultiView")
 
@@ -77,7 +69,7 @@ def test_a_repeated_dataset_keeps_its_inner_sample_idx(setup, coordinate_folder,
     # RepeatDataset's sample_idx is the inner dataset's index: accepted, the store sized to the 16 images.
     cfg = _config(setup, coordinate_folder, tmp_path)
     cfg.train_dataloader.dataset = dict(type="RepeatDataset", times=2, dataset=cfg.train_dataloader.dataset)
-    _, hook = _started(cfg)
+    _, hook = mm_setup.started(cfg)
     assert len(hook.store) == 16
 
 
@@ -101,7 +93,7 @@ def test_a_second_box_choice_inside_the_views_is_refused(setup, coordinate_folde
     cfg = _config(setup, coordinate_folder, tmp_path, localizer=localizer)
     _multiview(cfg)["transforms"][0].insert(0, dict(type="ChooseContrastiveBox"))
     if not refused:
-        assert _started(cfg)[1].store is not None
+        assert mm_setup.started(cfg)[1].store is not None
         return
     _refused_before_training(cfg, r"^ContrastiveCropHook keeps several boxes per image, so both views must crop around "
                                   r"the same one: the ChooseContrastiveBox inside MultiView chooses again for each "
@@ -119,7 +111,7 @@ def test_a_crop_above_multiview_is_refused(setup, coordinate_folder, tmp_path, n
     pipeline = cfg.train_dataloader.dataset.pipeline
     pipeline.insert(pipeline.index(multiview), crop)
     if not refused:
-        assert _started(cfg)[1].store is not None
+        assert mm_setup.started(cfg)[1].store is not None
         return
     _refused_before_training(cfg, r"^ContrastiveCrop comes before MultiView in train_dataloader.dataset.pipeline, and "
                                   r"the view pipelines of MultiView hold none: every view of a sample would be a copy "
@@ -157,7 +149,7 @@ def test_a_concat_dataset_gets_rows_for_each_part(setup, coordinate_folder, tmp_
     cfg.train_dataloader.dataset = dict(type="ConcatDataset", datasets=[inner, dict(inner)])
     if repeated:
         cfg.train_dataloader.dataset = dict(type="RepeatDataset", times=2, dataset=cfg.train_dataloader.dataset)
-    runner, hook = _started(cfg)
+    runner, hook = mm_setup.started(cfg)
     assert len(hook.store) == 32
     concat = runner.train_dataloader.dataset.dataset if repeated else runner.train_dataloader.dataset
     choices = [next(step for step in part.pipeline.transforms if isinstance(step, ChooseContrastiveBox))
