@@ -16,7 +16,7 @@ import mmcv
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from ccrop_plugins import RefreshSampler
 
@@ -82,8 +82,18 @@ class ExtractionParts(ConcatDataset):
 
 def extraction_loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
     """A loader over ``dataset`` (:class:`ExtractionDataset` or :class:`ExtractionParts`): this rank's shard of its
-    items, in order, every image once."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=RefreshSampler(dataset), num_workers=num_workers)
+    items, in order, every image once, batched by :func:`collate_images`."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=RefreshSampler(dataset), num_workers=num_workers,
+                      collate_fn=collate_images)
+
+
+def collate_images(items: list[tuple[Tensor, int]]) -> list[Tensor]:
+    """``default_collate`` of ``(image, store row)`` items -> ``[images (B, C, H, W), rows (B,)]``, the images cast to
+    float32 when their dtypes differ (parts of a ``ConcatDataset`` whose heads load uint8 and float32 images, 8- and
+    16-bit files): in a DataLoader worker torch stacks into a buffer of the first image's dtype, and failed there."""
+    if len({image.dtype for image, _ in items}) > 1:
+        items = [(image.float(), row) for image, row in items]
+    return default_collate(items)
 
 
 class Normaliser:

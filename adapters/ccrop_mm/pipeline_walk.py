@@ -140,7 +140,7 @@ def _check_box_choice(steps: list[Any], first_crop: int) -> None:
     _check_one_box_choice(steps[first_crop])
 
 
-def _optional_crops(steps: Any) -> list[tuple[str, float]]:
+def optional_crops(steps: Any) -> list[tuple[str, float]]:
     """Every ContrastiveCrop of ``steps`` (any of its classes) inside a ``RandomApply`` (mmcv's ``prob``,
     torchvision's ``p``) below 1: where it lies, named as configs write it (``'ContrastiveCrop (in MultiView >
     Compose > RandomApply, prob=0.5)'``), and that probability. In the other draws the crop is skipped, so the view is
@@ -186,11 +186,11 @@ def _plain_views(steps: list[Any]) -> list[str]:
     return found
 
 
-def warn_optional_crops(steps: list[Any]) -> None:
+def warn_optional_crops(crops: list[tuple[str, float]]) -> None:
     """Log (a warning in the run's log, once: the pipeline is read once before training) every ContrastiveCrop that a
-    ``RandomApply`` skips at random (:func:`_optional_crops`): those views were the whole image, without a word
-    (images of the crop's size, CIFAR's 32 px, stack with the cut views)."""
-    for found, chance in dict(_optional_crops(steps)).items():  # parts with one pipeline config: said once
+    ``RandomApply`` skips at random (:func:`optional_crops`' ``(where, probability)``): those views were the whole
+    image, without a word (images of the crop's size, CIFAR's 32 px, stack with the cut views)."""
+    for found, chance in crops:
         print_log(f"ContrastiveCrop: {found} is skipped in {1 - chance:.0%} of the draws, so those views are the whole "
                   "image, not a crop around the box; put ContrastiveCrop outside RandomApply (as its own step of the "
                   "view pipeline; RandomApply may keep the other steps)", logger="current", level=logging.WARNING)

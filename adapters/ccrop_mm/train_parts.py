@@ -11,7 +11,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .pipeline_walk import check_steps, find_instances, pipeline_steps, warn_optional_crops
+from .pipeline_walk import check_steps, find_instances, optional_crops, pipeline_steps, warn_optional_crops
 from .transforms import StoreUser
 
 
@@ -100,7 +100,9 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
             path), no pipeline found (:func:`_pipeline_parts`), or one ContrastiveCrop/ChooseContrastiveBox object in
             the pipelines of two parts (a pipeline reused in Python: it reads one part's rows).
     """
-    found, offset, parts, plain_views = _pipeline_parts(dataset), 0, [], []
+    found, offset, parts = _pipeline_parts(dataset), 0, []
+    plain_views: dict[str, list[str]] = {}  # where -> the paths of the parts whose pipelines have it
+    optional: dict[tuple[str, float], list[str]] = {}
     for path, owner in found:
         try:
             part, views = _read_part(owner, several_boxes, offset, path)
@@ -109,11 +111,18 @@ def read_train_pipeline(dataset: Any, several_boxes: bool) -> TrainPipeline:
                 raise
             raise type(error)(f"{path}: {error}") from error
         parts.append(part)
-        plain_views += [view for view in views if view not in plain_views]
+        for view in views:
+            plain_views.setdefault(view, []).append(path)
+        for crop in optional_crops(pipeline_steps(owner)):
+            optional.setdefault(crop, []).append(path)
         offset += len(owner)
     _check_steps_not_shared(parts)
-    warn_optional_crops([pipeline_steps(part.dataset) for part in parts])
-    return TrainPipeline(parts, plain_views)
+
+    def named(where: str, paths: list[str]) -> str:  # a ConcatDataset's: with the parts whose pipelines hold it
+        return where if len(found) == 1 else f"{where} in the pipeline of {', '.join(paths)}"
+
+    warn_optional_crops([(named(where, paths), chance) for (where, chance), paths in optional.items()])
+    return TrainPipeline(parts, [named(view, paths) for view, paths in plain_views.items()])
 
 
 def _check_steps_not_shared(parts: list[TrainPart]) -> None:

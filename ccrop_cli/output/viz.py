@@ -147,13 +147,18 @@ def _mm_hook_files(folder: Path, saved: CheckpointBoxes, checkpoint: Path) -> li
     if saved.images is None or all(len(files) != count for files in listings.values()):
         raise UserError(
             f"the box store of the mm hook's checkpoint {checkpoint} holds {count} samples but {listed}; "
-            "was it saved for another dataset?"
+            f"was it saved for another dataset?{_CONCAT_HINT}"
         )
     raise UserError(
         f"the boxes in the mm hook's checkpoint {checkpoint} were made on another list of {count} images: {listed}, "
         "and no list of them is the one it trained on (its images digest): other files or another order; each box "
-        "would be drawn on another image; give the folder it was trained on"
+        f"would be drawn on another image; give the folder it was trained on{_CONCAT_HINT}"
     )
+
+
+# A ConcatDataset run's store holds its parts' images one after the other (docs/mmpretrain.md).
+_CONCAT_HINT = (" (a run on a ConcatDataset of folders: give a folder that lists their images in the parts' order, "
+                "such as their parent folder when the parts are its subfolders in name order)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -139,3 +139,27 @@ def test_a_lightly_checkpoint_keeps_the_torchvision_list(mixed, tmp_path, capsys
     assert main(["viz", str(mixed), "--checkpoint", str(tmp_path / "last.ckpt"), "--out", str(out),
                  "--pair-images", "1"]) == 0
     assert f"ccrop viz: {len(files)} images" in capsys.readouterr().out
+
+
+def test_a_concat_dataset_checkpoint_is_drawn_from_the_parts_parent_folder(tmp_path, capsys):
+    """An MM run on ConcatDataset([folder a, folder b]) keeps a's images, then b's (the digest over the parts in
+    order): the parent folder, whose class folders a and b list them in that order, draws it; one part's folder is
+    refused with the hint (it named no way forward)."""
+    parent = tmp_path / "parent"
+    for name in ("a/1.png", "a/2.png", "b/3.png", "b/4.png", "b/5.png"):
+        (parent / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20, 16), (40 * int(name[2]), 80, 160)).save(parent / name)
+    parts = [CustomDataset(data_root=str(parent / "a"), with_label=False),
+             CustomDataset(data_root=str(parent / "b"), with_label=False)]
+    files = [name for part in parts for name in _dataset_files(part, parent)]
+    assert files == ["a/1.png", "a/2.png", "b/3.png", "b/4.png", "b/5.png"]
+    store = BoxStore(len(files), max_boxes=2)
+    store.update(list(range(len(files))), BoxSets.from_lists([torch.tensor([[0.1, 0.1, 0.6, 0.7]])] * len(files)))
+    checkpoint = tmp_path / "concat.pth"
+    torch.save({"meta": {"epoch": 2}, CHECKPOINT_KEY: checkpoint_entry(store, False, 6, image_list_digest(*parts))},
+               checkpoint)
+    options = ["--checkpoint", str(checkpoint), "--pair-images", "1"]
+    assert main(["viz", str(parent), *options, "--out", str(tmp_path / "o1")]) == 0
+    assert main(["viz", str(parent / "b"), *options, "--out", str(tmp_path / "o2")]) == 2
+    assert ("(a run on a ConcatDataset of folders: give a folder that lists their images in the parts' order, such as "
+            "their parent folder when the parts are its subfolders in name order)") in capsys.readouterr().err

@@ -7,6 +7,7 @@ their own part, resume, nested wrappers, and the refusals (one pipeline object i
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -278,3 +279,57 @@ def test_a_part_whose_pipeline_is_refused_is_named(setup, coordinate_folder, sec
     with pytest.raises(ValueError, match=r"^train_dataloader\.dataset\.datasets\[1\]: ContrastiveCropHook found no "
                                          r"ContrastiveCrop in train_dataloader\.dataset\.pipeline"):
         runner.train()
+
+
+@pytest.mark.slow
+def test_parts_loading_uint8_and_float32_images_refresh_with_workers(setup, train, coordinate_folder, second_folder,
+                                                                     tmp_path):
+    """Part b's head loads float32 images (``LoadImageFromFile(to_float32=True)``), part a's uint8: the refresh loader,
+    2 workers and a batch across the parts' boundary (rows 12-23), batches them as float32. Before: after the warm-up,
+    ``torch.cat(): input types can't be cast to the desired output type Byte`` in a DataLoader worker stopped the run
+    (without workers torch promoted the dtypes)."""
+    cfg = _concat_config(setup, [coordinate_folder, second_folder], tmp_path, workers=0)
+    cfg.custom_hooks[0].update(batch_size=12, num_workers=2)
+    part_b = cfg.train_dataloader.dataset.datasets[1]
+    part_b.pipeline = [dict(step, to_float32=True) if step["type"] == "LoadImageFromFile" else step
+                       for step in part_b.pipeline]
+    hook = setup.ccrop_hook(train(cfg))
+    assert hook.last_stats.images == 2 * setup.NUM_IMAGES and bool((hook.store.state_dict()["counts"] > 0).all())
+
+
+def test_warnings_of_one_part_name_it(setup, coordinate_folder, second_folder, tmp_path):
+    """Part b alone has a RandomResizedCrop view beside the ContrastiveCrop view, and its ContrastiveCrop inside
+    RandomApply(prob=0.5): both warnings name train_dataloader.dataset.datasets[1] (they named no part)."""
+    from mmengine.logging import MMLogger
+
+    from ccrop_mm.train_parts import read_train_pipeline
+
+    cfg = _concat_config(setup, [coordinate_folder, second_folder], tmp_path, workers=0)
+    part_b = cfg.train_dataloader.dataset.datasets[1]
+    part_b.pipeline = [dict(step) for step in part_b.pipeline]
+    multiview = next(step for step in part_b.pipeline if step["type"] == "MultiView")
+    crop, *rest = multiview["transforms"][0]
+    plain = dict(crop, type="RandomResizedCrop")
+    for key in ("alpha",):
+        plain.pop(key, None)
+    multiview["transforms"] = [[dict(type="RandomApply", transforms=[crop], prob=0.5), *rest], [plain, *rest]]
+    multiview["num_views"] = [1, 1]
+    runner = Runner.from_cfg(cfg)
+    lines = []
+
+    class Records(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    handler = Records()
+    MMLogger.get_current_instance().addHandler(handler)
+    try:
+        plan = read_train_pipeline(runner.train_dataloader.dataset, several_boxes=True)
+    finally:
+        MMLogger.get_current_instance().removeHandler(handler)
+    assert plan.plain_views == ["view pipeline 2 of MultiView (RandomResizedCrop) in the pipeline of "
+                                "train_dataloader.dataset.datasets[1]"]
+    skipped = [line for line in lines if "is skipped in 50% of the draws" in line]
+    assert len(skipped) == 1 and skipped[0].startswith(
+        "ContrastiveCrop: ContrastiveCrop (in MultiView > Compose > RandomApply, prob=0.5) in the pipeline of "
+        "train_dataloader.dataset.datasets[1] is skipped in 50% of the draws")
