@@ -14,6 +14,7 @@ from warnings import warn
 
 import torch
 from torch import Tensor
+from torch.utils.data import ConcatDataset, Subset
 
 from ccrop_plugins import BoxStore
 
@@ -23,9 +24,8 @@ from .image_mode import to_rgb
 from .indexed_dataset import check_index_keys, name_unreadable_files, names_in_order
 from .multi_view import CCropMultiViewTransform
 from .transform_walk import check_dataset_transform
-from .view_transform import CCropViewTransform
+from .view_settings import instead_of
 
-_PRESETS = ("SimCLRTransform", "MoCoV2Transform", "SimCLRViewTransform")  # lightly's, with a CCrop twin
 SampleKey = int | str
 """What identifies a sample: its dataset index, or its filename as ``LightlyDataset`` gives it."""
 
@@ -79,7 +79,7 @@ class CCropCollate:
         if not isinstance(transform, CCropMultiViewTransform):
             raise TypeError(
                 "transform must be a CCropMultiViewTransform (CCropSimCLRTransform, CCropMoCoV2Transform, ...); "
-                f"got {type(transform).__name__}{_instead(transform)}"
+                f"got {type(transform).__name__}{instead_of(transform)}"
             )
         if not isinstance(store, BoxStore):
             raise TypeError(f"store must be a ccrop_plugins.BoxStore; got {type(store).__name__}")
@@ -90,6 +90,7 @@ class CCropCollate:
                 raise TypeError(f"dataset must be the training dataset (with __len__); got {type(dataset).__name__}")
             _check_store_size(store, len(dataset), f"the dataset ({type(dataset).__name__})")
             check_index_keys(dataset, "CCropCollate")
+            _refuse_unkeyed(dataset)
             check_dataset_transform(dataset, "CCropCollate")
             name_unreadable_files(dataset)  # LightlyDataset reads before the collate: its worker error names no file
             own = _dataset_filenames(dataset)
@@ -181,22 +182,20 @@ def _bfloat16(key: Any, position: int) -> str:
             "from the dataset")
 
 
-def _instead(transform: Any) -> str:
-    """What to pass instead of a lightly transform (which cannot crop around boxes) or of a single view."""
-    if isinstance(transform, CCropViewTransform):
-        return ": a single view; pass CCropMultiViewTransform([view, view]) for a pair cut around the same box"
-    name = type(transform).__name__
-    if not type(transform).__module__.startswith("lightly"):
-        return ""
-    if name in _PRESETS:
-        return (f": lightly's {name} cannot crop around boxes; use ccrop_lightly's CCrop{name}, which takes the same "
-                "arguments (plus alpha, sampler, scale_reference)")
-    if name == "SimSiamTransform":  # MoCo v2's views, argument for argument
-        return (": lightly's SimSiamTransform cannot crop around boxes; use ccrop_lightly's CCropMoCoV2Transform, "
-                "which takes the same arguments (the same views; plus alpha, sampler, scale_reference)")
-    return (f": lightly's {name} cannot crop around boxes; build its views as CCropViewTransform(ContrastiveCrop(size, "
-            "scale=...), T.Compose([...the view's other steps])) in a CCropMultiViewTransform([...]) (docs/lightly.md, "
-            "'Other views')")
+def _refuse_unkeyed(dataset: Any) -> None:
+    """Refuse torchvision's datasets (``ImageFolder``, ``CIFAR10``; also in a ``Subset`` / ``ConcatDataset``) not
+    wrapped in :class:`~ccrop_lightly.IndexedDataset`: their items are ``(image, target)``, without the index or
+    filename the collate keys the boxes by, and the first batch failed in a DataLoader worker."""
+    parts = [dataset.dataset] if isinstance(dataset, Subset) else getattr(dataset, "datasets", None)
+    if isinstance(dataset, (Subset, ConcatDataset)):
+        for part in parts:
+            _refuse_unkeyed(part)
+    elif type(dataset).__module__.startswith("torchvision.datasets"):
+        raise ValueError(
+            f"CCropCollate: the dataset is torchvision's {type(dataset).__name__}, whose items are (image, target), "
+            "without the index or filename the collate keys each image's boxes by; wrap it: "
+            "ccrop_lightly.IndexedDataset(dataset) (or use lightly's LightlyDataset)"
+        )
 
 
 def _filename_list(filenames: Any) -> list[str]:

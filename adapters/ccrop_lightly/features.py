@@ -26,6 +26,8 @@ _HEAD_LAYERS = (
     nn.Identity,
 )
 _RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+# A module ending in one of these gives no location at all: one value per channel.
+_GLOBAL_HEAD = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear)
 
 
 class LayerOutput(nn.Module):
@@ -101,6 +103,16 @@ def feature_extractor(
         return LayerOutput(model, layer)
     trunk = _trunk(model)
     return trunk if stages is None else stage_features(trunk, stages)
+
+
+def pools_away_location(model: nn.Module) -> bool:
+    """Whether ``model``'s output has no location by construction: a torchvision-style ResNet (its stages and
+    ``avgpool``), or an ``nn.Sequential`` ending in global pooling, flatten or a linear layer (lightly's
+    ``nn.Sequential(*list(resnet.children())[:-1])``); :func:`feature_extractor` gives its trunk's maps."""
+    model = _unwrapped(model)
+    if all(isinstance(getattr(model, name, None), nn.Module) for name in (*_RESNET_STAGES, "avgpool")):
+        return True
+    return isinstance(model, nn.Sequential) and len(model) > 0 and isinstance(model[-1], _GLOBAL_HEAD)
 
 
 def _unwrapped(model: nn.Module) -> nn.Module:

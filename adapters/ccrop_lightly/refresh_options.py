@@ -14,7 +14,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from ccrop_plugins import BoxSets, BoxStore, HeatmapPipeline, build_localizer
 
 from .collate import CCropCollate
-from .features import FeatureFn, feature_extractor
+from .features import FeatureFn, feature_extractor, pools_away_location
 from .indexed_dataset import IndexedDataset, check_index_keys
 from .refresh_loader import FROM_TRANSFORM, check_loader_options, loader_settings
 from .transform_walk import check_dataset_transform
@@ -22,13 +22,18 @@ from .view_options import normalize_step
 
 
 def checked_feature_fn(feature_fn: Any, stages: str | Sequence[str] | None) -> FeatureFn:
-    """``feature_fn``, or with ``stages`` ``feature_extractor(feature_fn, stages=stages)`` of the backbone; a
-    ``TypeError`` naming it when it is no backbone (with stages) or not callable."""
+    """With ``stages``, ``feature_extractor(feature_fn, stages=stages)`` of the backbone; without, a module whose output
+    has no location (:func:`~ccrop_lightly.features.pools_away_location`: lightly's ResNet backbone, ending in
+    ``AdaptiveAvgPool2d``) becomes ``feature_extractor(feature_fn)``, its last stage's maps (as
+    :class:`~ccrop_lightly.BoxRefreshCallback` takes its backbone), anything else stays as it is; a ``TypeError``
+    naming it when it is no module (with stages) or not callable."""
     if stages is not None:
         if not isinstance(feature_fn, nn.Module):
             raise TypeError("with stages, feature_fn must be the backbone (an nn.Module); "
                             f"got {type(feature_fn).__name__}")
         feature_fn = feature_extractor(feature_fn, stages=stages)
+    elif isinstance(feature_fn, nn.Module) and pools_away_location(feature_fn):
+        feature_fn = feature_extractor(feature_fn)
     if not callable(feature_fn):
         raise TypeError(f"feature_fn must be callable (images -> feature maps); got {type(feature_fn).__name__}")
     return feature_fn

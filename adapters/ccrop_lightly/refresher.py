@@ -86,8 +86,10 @@ class BoxRefresher(RefresherCheckpoint):
         localizer_options: other options of a named localizer (``min_area``, ``max_boxes``).
         stages: name(s) of the backbone stage(s) to localize with (``"layer3"``, or
             ``["layer3", "layer4"]`` to fuse two); ``feature_fn`` is then the backbone and
-            becomes ``feature_extractor(feature_fn, stages=stages)``. ``None``: ``feature_fn``
-            as given.
+            becomes ``feature_extractor(feature_fn, stages=stages)``. ``None``: ``feature_fn`` as
+            given, but for a module whose output has no location (a torchvision ResNet; lightly's
+            ``nn.Sequential(*list(resnet.children())[:-1])``, ending in ``AdaptiveAvgPool2d``),
+            which becomes ``feature_extractor(feature_fn)``, its last stage's maps (as the callback).
         device: where to run ``feature_fn`` (default: its parameters' device).
         progress: show a progress bar on rank 0.
     """

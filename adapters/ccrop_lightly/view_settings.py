@@ -11,6 +11,8 @@ from .multi_view import CCropMultiViewTransform
 from .transform_walk import walk_steps
 from .view_transform import CCropViewTransform
 
+_PRESETS = ("SimCLRTransform", "MoCoV2Transform", "SimCLRViewTransform")  # lightly's, with a CCrop twin
+
 
 def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[float]] | None]:
     """The ``(height, width)`` and normalisation the refresh pass should use for ``transform``.
@@ -31,9 +33,27 @@ def refresh_settings(transform: Any) -> tuple[tuple[int, int], dict[str, list[fl
     if not isinstance(view, CCropViewTransform):
         raise TypeError(
             "transform must be a CCropMultiViewTransform (CCropSimCLRTransform, ...), a CCropViewTransform or a "
-            f"CCropCollate; got {type(transform).__name__}"
+            f"CCropCollate; got {type(transform).__name__}{instead_of(transform)}"
         )
     return view.crop.size, _find_normalize(view.transform)
+
+
+def instead_of(transform: Any) -> str:
+    """What to pass instead of a lightly transform (which cannot crop around boxes) or of a single view."""
+    if isinstance(transform, CCropViewTransform):
+        return ": a single view; pass CCropMultiViewTransform([view, view]) for a pair cut around the same box"
+    name = type(transform).__name__
+    if not type(transform).__module__.startswith("lightly"):
+        return ""
+    if name in _PRESETS:
+        return (f": lightly's {name} cannot crop around boxes; use ccrop_lightly's CCrop{name}, which takes the same "
+                "arguments (plus alpha, sampler, scale_reference)")
+    if name == "SimSiamTransform":  # MoCo v2's views, argument for argument
+        return (": lightly's SimSiamTransform cannot crop around boxes; use ccrop_lightly's CCropMoCoV2Transform, "
+                "which takes the same arguments (the same views; plus alpha, sampler, scale_reference)")
+    return (f": lightly's {name} cannot crop around boxes; build its views as CCropViewTransform(ContrastiveCrop(size, "
+            "scale=...), T.Compose([...the view's other steps])) in a CCropMultiViewTransform([...]) (docs/lightly.md, "
+            "'Other views')")
 
 
 def _find_normalize(transform: Any) -> dict[str, list[float]] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ccrop_plugins import StageFeatures
@@ -43,9 +44,12 @@ class TokenMaps(StageFeatures):
     def __init__(self, backbone: nn.Module, stages: Sequence[str]) -> None:
         super().__init__(backbone, stages)
         self._grids: list[tuple[int, int]] = []  # the patch grids of the forward running
+        self.patch = patch_stride(backbone)
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        """``images (B, C, H, W)`` -> ``{stage: (B, C_s, h, w)}``."""
+        """``images (B, C, H, W)`` -> ``{stage: (B, C_s, h, w)}``, the images first resized to whole patches
+        (:func:`on_whole_patches`)."""
+        images = on_whole_patches(images, self.patch)
         self._grids = []
         # Registered before the stages' hooks: a stage that is patch_embed itself reads the grid of its own output.
         handle = self.model.patch_embed.register_forward_hook(self._read_grid)
@@ -61,6 +65,24 @@ class TokenMaps(StageFeatures):
         grid = _grid_of(output)
         if grid is not None:
             self._grids.append(grid)
+
+
+def patch_stride(backbone: nn.Module) -> tuple[int, int] | None:
+    """The ``(height, width)`` stride of ``backbone.patch_embed``'s projection (a ViT's patch size), or ``None``."""
+    projection = getattr(getattr(backbone, "patch_embed", None), "projection", None)
+    return (int(projection.stride[0]), int(projection.stride[1])) if isinstance(projection, nn.Conv2d) else None
+
+
+def on_whole_patches(images: Tensor, stride: tuple[int, int] | None) -> Tensor:
+    """``images (B, C, H, W)`` resized (bilinear) so that each side is the nearest multiple of the patch ``stride`` (at
+    least one patch). The patch embedding pads a partial patch at the bottom and right (36 px with 8 px patches: a
+    5 x 5 grid over 40 px), so its grid, laid over the image, drew every box toward the top left; a box normalised
+    to the image is the same on the resized one."""
+    if stride is None:
+        return images
+    size = tuple(max(1, int(side / step + 0.5)) * step for side, step in zip(images.shape[-2:], stride))
+    return images if size == tuple(images.shape[-2:]) else F.interpolate(images, size=size, mode="bilinear",
+                                                                          align_corners=False)
 
 
 def as_maps(output: Any, grid: tuple[int, int] | None, stage: str) -> Tensor:

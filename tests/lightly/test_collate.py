@@ -120,6 +120,20 @@ def test_item_without_index_is_named(quadrant_folder):
         collate([(dataset[0][0], 0, 0), dataset[1]])
 
 
+@pytest.mark.parametrize("wrap", ["bare", "subset", "concat"])
+def test_a_torchvision_dataset_without_keys_is_refused_when_the_collate_is_made(quadrant_folder, wrap):
+    # Its items are (image, target): the first batch failed in a DataLoader worker, after the collate was made.
+    from torch.utils.data import ConcatDataset, Subset
+
+    folder = ImageFolder(str(quadrant_folder))
+    dataset = {"bare": folder, "subset": Subset(folder, range(8)), "concat": ConcatDataset([folder])}[wrap]
+    with pytest.raises(ValueError, match=r"^CCropCollate: the dataset is torchvision's ImageFolder, whose items are "
+                                         r"\(image, target\), without the index or filename .* wrap it: "
+                                         r"ccrop_lightly\.IndexedDataset\(dataset\)"):
+        CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(len(dataset)), dataset=dataset)
+    CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(16), dataset=IndexedDataset(folder))  # keyed
+
+
 def test_index_outside_a_smaller_store_is_named(quadrant_folder):
     dataset = IndexedDataset(ImageFolder(str(quadrant_folder)))
     collate = CCropCollate(CCropSimCLRTransform(input_size=8), BoxStore(12))  # no dataset given: checked per item

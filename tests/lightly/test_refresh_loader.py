@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,6 @@ from lightly.data import LightlyDataset
 from lightly.transforms import SimCLRTransform
 from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader
 from torchvision import transforms as T
 from torchvision.transforms import v2
 
@@ -127,6 +128,20 @@ class _Steps(nn.Module):
         for step in self.transforms:
             image = step(image)
         return image
+
+
+@pytest.mark.parametrize("name", ["DINOTransform", "SwaVTransform", "SimCLRTransform"])
+def test_a_lightly_transform_for_the_refresh_is_answered_as_the_collate_answers_it(quadrant_folder, name):
+    # make_refresh_loader (so BoxRefreshCallback) said only "transform must be a CCropMultiViewTransform ..., got
+    # DINOTransform"; CCropCollate said what to build instead.
+    import lightly.transforms
+
+    dataset = LightlyDataset(str(quadrant_folder))
+    instead = ("use ccrop_lightly's CCropSimCLRTransform, which takes the same arguments" if name == "SimCLRTransform"
+               else "build its views as CCropViewTransform(ContrastiveCrop(size, scale=...)")
+    with pytest.raises(TypeError,
+                       match=rf"got {name}: lightly's {name} cannot crop around boxes; " + re.escape(instead)):
+        make_refresh_loader(dataset, transform=getattr(lightly.transforms, name)())
 
 
 @pytest.mark.parametrize("nesting", ["Sequential", "Sequential in Compose", "ModuleList in Sequential"])

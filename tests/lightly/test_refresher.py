@@ -124,6 +124,26 @@ def test_a_one_by_one_feature_map_warns_at_construction():
         BoxRefresher(BoxStore(4), backbone, loader, warmup_epochs=1, interval=1, stages=["layer3", "layer4"])
 
 
+@pytest.mark.parametrize("given", ["lightly's backbone", "torchvision's resnet"])
+def test_a_backbone_that_pools_away_the_location_is_localized_at_its_last_stage(given):
+    # docs/lightly.md's plain loop: BoxRefresher(store, model.backbone, ...) without stages is "the paper's setting",
+    # but lightly's nn.Sequential(*list(resnet.children())[:-1]) ends in AdaptiveAvgPool2d: it was localized on the
+    # pooled 1 x 1 output (a warning, then fallback 1.00: every crop RandomResizedCrop's). Now its layer4 maps, as the
+    # callback takes its backbone; a module that keeps its maps stays as given (_redness' AvgPool2d(4) cells).
+    import torchvision
+
+    resnet = torchvision.models.resnet18(weights=None)
+    backbone = nn.Sequential(*list(resnet.children())[:-1]) if given == "lightly's backbone" else resnet
+    loader = make_refresh_loader(_red_quadrant_dataset(4), 64, batch_size=4, normalize=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "1 x 1" warning
+        refresher = BoxRefresher(BoxStore(4), backbone, loader, warmup_epochs=1, interval=1)
+    with torch.no_grad():
+        assert tuple(refresher.feature_fn(torch.zeros(1, 3, 64, 64)).shape) == (1, 512, 2, 2)
+    assert all(a is b for a, b in zip(refresher.feature_fn.parameters(), resnet.parameters()))  # shared, no copy
+    assert isinstance(_refresher(BoxStore(8), 8).feature_fn[-1], nn.AvgPool2d)
+
+
 def test_each_refresh_logs_its_fallback_share_and_all_fallback_warns(caplog):
     store = BoxStore(4)
     refresher = _refresher(store, 4)

@@ -278,9 +278,10 @@ def test_an_image_the_loader_ignores_is_a_blank_image_to_the_refresh(setup, obje
     assert "the pipeline head dropped" in Path(runner.logger.log_file).read_text()
 
 
-@pytest.mark.parametrize("where", ["RandomApply", "MultiView"])
+@pytest.mark.parametrize("where", ["RandomApply", "MultiView", "Compose"])
 def test_a_wrapped_box_choice_is_named(setup, coordinate_folder, tmp_path, where):
-    # was "put dict(type='ChooseContrastiveBox') before MultiView", though the config had it (wrapped)
+    # was "put dict(type='ChooseContrastiveBox') before MultiView", though the config had it (wrapped); a Compose
+    # before MultiView runs once per sample, so its reason is another (it said "each view chooses its own box")
     from mmengine.runner import Runner
 
     cfg = setup.small_config("mmpretrain", coordinate_folder, tmp_path)
@@ -289,11 +290,15 @@ def test_a_wrapped_box_choice_is_named(setup, coordinate_folder, tmp_path, where
     choice = pipeline.pop(1)
     if where == "RandomApply":
         pipeline.insert(1, dict(type="RandomApply", transforms=[choice], prob=0.5))
+    elif where == "Compose":
+        pipeline.insert(1, dict(type="Compose", transforms=[choice]))
     else:
         next(s for s in pipeline if s["type"] == "MultiView")["transforms"][0].insert(0, choice)
+    why = ("the hook looks for it among the pipeline's own steps" if where == "Compose"
+           else "there each view chooses its own box, or some samples none")
     runner = Runner.from_cfg(cfg)
     with pytest.raises(ValueError, match=rf"before MultiView in the train pipeline as a step of its own, not inside "
-                                         rf"{where} \(there each view chooses its own box, or some samples none\)"):
+                                         rf"{where} \({why}\)"):
         runner.train()
 
 

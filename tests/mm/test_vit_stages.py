@@ -121,3 +121,43 @@ def test_fewer_tokens_than_patches_are_named_as_a_masking_backbone():
                                          r"in its forward \(MAE's MAEViT"):
         as_maps(torch.rand(1, 5, 48), (4, 4), "layers.1")
     assert as_maps(torch.rand(1, 17, 48), (4, 4), "layers.1").shape == (1, 48, 4, 4)  # a cls token and 16 patches
+
+
+def _brightness_vit():
+    """A one-layer ViT (8 px patches) whose patch tokens are their patch's mean brightness: no position embedding, an
+    identity layer."""
+    from mmpretrain.models import VisionTransformer
+
+    vit = VisionTransformer(arch=dict(embed_dims=3, num_layers=1, num_heads=1, feedforward_channels=4), img_size=32,
+                            patch_size=8)
+    with torch.no_grad():
+        vit.patch_embed.projection.weight.fill_(1 / 192)
+        vit.patch_embed.projection.bias.zero_()
+        vit.pos_embed.zero_()
+    vit.layers[0] = nn.Identity()
+    return vit
+
+
+def test_a_vit_refresh_size_that_is_no_multiple_of_its_patches_is_localized_on_whole_patches():
+    # 36 px with 8 px patches: the patch embedding padded the bottom and right to a 5 x 5 grid over 40 px, and that grid
+    # laid over the 36 px image drew every box toward the top left, silently (an object in the right half was boxed at
+    # [0.4, 0.8] in x). Now the images are resized to whole patches (40 px): the box reaches the right edge.
+    from ccrop_mm.stages import feature_fn
+    from ccrop_plugins import get_heatmap, get_localizer
+
+    model = nn.Module()
+    model.backbone = _brightness_vit()
+    token_maps = feature_fn(model, None)  # {'layers.0': maps}
+
+    def features(images):
+        return token_maps(images)["layers.0"]
+
+    flat = features(torch.ones(1, 3, 36, 36))
+    assert tuple(flat.shape[-2:]) == (5, 5) and float(flat.std()) < 1e-4  # no padded (darker) last row or column
+    image = torch.zeros(1, 3, 36, 36)
+    image[..., 18:] = 1.0  # the right half
+    maps = features(image)
+    heat = get_heatmap("channel_sum")(maps)
+    box = get_localizer("bbox", threshold=0.6)(heat / heat.amax()).boxes[0, 0].tolist()
+    assert box[2] == pytest.approx(1.0) and box[0] >= 0.45 and box[1] == 0.0 and box[3] == pytest.approx(1.0)
+    assert tuple(features(torch.zeros(1, 3, 32, 32)).shape[-2:]) == (4, 4)  # whole patches already: as given
