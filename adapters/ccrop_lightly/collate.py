@@ -186,9 +186,8 @@ def _refuse_unkeyed(dataset: Any) -> None:
     """Refuse torchvision's datasets (``ImageFolder``, ``CIFAR10``; also in a ``Subset`` / ``ConcatDataset``) not
     wrapped in :class:`~ccrop_lightly.IndexedDataset`: their items are ``(image, target)``, without the index or
     filename the collate keys the boxes by, and the first batch failed in a DataLoader worker."""
-    parts = [dataset.dataset] if isinstance(dataset, Subset) else getattr(dataset, "datasets", None)
     if isinstance(dataset, (Subset, ConcatDataset)):
-        for part in parts:
+        for part in [dataset.dataset] if isinstance(dataset, Subset) else dataset.datasets:
             _refuse_unkeyed(part)
     elif type(dataset).__module__.startswith("torchvision.datasets"):
         raise ValueError(
