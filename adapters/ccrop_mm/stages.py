@@ -69,7 +69,11 @@ def check_stages_run(features: nn.Module, stages: list[Stage] | None, size: Sequ
         with eval_mode(features), torch.no_grad():
             output = features_to_localize(features(blank))
     except (RuntimeError, ValueError) as error:
-        raise type(error)(f"{where}: {error}") from None
+        outside = "were not run by the forward" in str(error)  # a module the refresh forward never calls
+        raise type(error)(f"{where}: {error}" + (
+            " (the refresh runs the model's feature forward, its online backbone: the neck, the head and a momentum "
+            "copy such as MoCo's encoder_k or BYOL's target_net never run; docs/mmpretrain.md)" if outside else "")
+        ) from None
     maps = output.values() if isinstance(output, dict) else [output]
     if not all(isinstance(m, torch.Tensor) and m.ndim == 4 for m in maps):
         got = _shapes(output)

@@ -108,7 +108,9 @@ def test_the_refresh_reads_rgba_images_as_the_data_preprocessor_does():
 
 
 @pytest.mark.parametrize("stage, error, message", [
-    ("neck", RuntimeError, r"stages \['neck'\] were not run by the forward of SimCLR"),
+    ("neck", RuntimeError, r"stages \['neck'\] were not run by the forward of SimCLR; .* \(the refresh runs the "
+                           r"model's feature forward, its online backbone: the neck, the head and a momentum copy such "
+                           r"as MoCo's encoder_k or BYOL's target_net never run; docs/mmpretrain\.md\)$"),
     ("backbone.layer4.1.conv2.weight", ValueError, r"unknown stage"),  # a parameter, not a module (already named)
 ])
 def test_a_stage_the_refresh_forward_never_runs_fails_before_training(setup, coordinate_folder, tmp_path, stage, error,
