@@ -110,7 +110,7 @@ def pools_away_location(model: nn.Module) -> bool:
     ``avgpool``), or an ``nn.Sequential`` ending in global pooling, flatten or a linear layer (lightly's
     ``nn.Sequential(*list(resnet.children())[:-1])``); :func:`feature_extractor` gives its trunk's maps."""
     model = _unwrapped(model)
-    if all(isinstance(getattr(model, name, None), nn.Module) for name in (*_RESNET_STAGES, "avgpool")):
+    if _has_modules(model, (*_RESNET_STAGES, "avgpool")):
         return True
     return isinstance(model, nn.Sequential) and len(model) > 0 and isinstance(model[-1], _GLOBAL_HEAD)
 
@@ -151,7 +151,7 @@ def _without_prefix(names: Any) -> Any:
 
 
 def _trunk(model: nn.Module) -> nn.Module:
-    if all(isinstance(getattr(model, name, None), nn.Module) for name in _RESNET_STAGES):
+    if _has_modules(model, _RESNET_STAGES):
         return nn.Sequential(OrderedDict((name, getattr(model, name)) for name in _RESNET_STAGES))
     if not isinstance(model, nn.Sequential):
         return model
@@ -166,6 +166,11 @@ def _trunk(model: nn.Module) -> nn.Module:
     if _is_resnet_children(layers):
         return nn.Sequential(OrderedDict(zip(_RESNET_STAGES, layers)))
     return nn.Sequential(OrderedDict(zip((str(i) for i in range(len(layers))), layers)))
+
+
+def _has_modules(model: nn.Module, names: tuple[str, ...]) -> bool:
+    """Whether ``model`` has a submodule attribute of each of ``names`` (a torchvision ResNet: its stem and stages)."""
+    return all(isinstance(getattr(model, name, None), nn.Module) for name in names)
 
 
 def _is_resnet_children(layers: list[nn.Module]) -> bool:

@@ -130,11 +130,15 @@ def _check_box_choice(steps: list[Any], first_crop: int) -> None:
     if pairs and not any(isinstance(step, ChooseContrastiveBox) for step in steps[:first_crop]):
         at = next((i for i, s in enumerate(steps) if find_instances(s, ChooseContrastiveBox)), None)
         wrapped = None if at is None else type(steps[at]).__name__
-        # Before the views, a Compose runs once per sample: the hook reads the choice among the top-level steps only.
-        why = ("(the hook looks for it among the pipeline's own steps)" if at < first_crop and wrapped == "Compose"
-               else "(there each view chooses its own box, or some samples none)") if at is not None else ""
-        where = ("" if wrapped is None else "(it comes after the step that cuts the views now) "
-                 if wrapped == ChooseContrastiveBox.__name__ else f"as a step of its own, not inside {wrapped} {why} ")
+        if wrapped is None:
+            where = ""
+        elif wrapped == ChooseContrastiveBox.__name__:
+            where = "(it comes after the step that cuts the views now) "
+        elif at < first_crop and wrapped == "Compose":  # runs once per sample, but is read among top-level steps only
+            where = "as a step of its own, not inside Compose (the hook looks for it among the pipeline's own steps) "
+        else:
+            where = (f"as a step of its own, not inside {wrapped} (there each view chooses its own box, or some "
+                     "samples none) ")
         raise ValueError(
             "ContrastiveCropHook keeps several boxes per image, so both views must crop around the same "
             f"one: put dict(type='ChooseContrastiveBox') before MultiView in the train pipeline {where}"

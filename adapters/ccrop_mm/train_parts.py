@@ -7,12 +7,11 @@ A plain mmengine dataset is one part, also inside wrappers with one inner ``data
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from .pipeline_walk import check_steps, find_instances, optional_crops, pipeline_steps, warn_optional_crops
-from .transforms import StoreUser
+from .transforms import StoreUser, as_index
 
 
 @dataclass(frozen=True)
@@ -196,22 +195,13 @@ def _check_sample_index(dataset: Any) -> None:
                 "sample's dataset index in the results (mmengine's BaseDataset.get_data_info adds it; "
                 "keep it in a custom get_data_info)"
             )
-        if _as_index(info["sample_idx"]) != index:
+        if as_index(info["sample_idx"]) != index:
             raise ValueError(
                 f"{name}.get_data_info({index}) gives sample_idx {info['sample_idx']!r}, not {index}: the refresh "
                 "stores each image's boxes under its dataset index and ContrastiveCrop reads them by sample_idx, so "
                 "every image would be cut around another image's boxes; sample_idx must be the dataset index (as "
                 "mmengine's BaseDataset.get_data_info sets it): keep image ids under another key"
             )
-
-
-def _as_index(value: Any) -> int | None:
-    """``value`` as an int if it is an integer of any kind (numpy, a 0-d tensor), else ``None`` (bool, float,
-    text)."""
-    try:
-        return None if isinstance(value, bool) else operator.index(value)
-    except TypeError:
-        return None
 
 
 def evaluation_store_users(dataset: Any) -> list[StoreUser]:

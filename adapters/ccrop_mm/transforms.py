@@ -55,6 +55,15 @@ _CROP_ARGUMENTS = frozenset(
 )
 
 
+def as_index(value: Any) -> int | None:
+    """``value`` as an int if it is an integer of any kind (numpy, a 0-d tensor), else ``None`` (bool, float,
+    text)."""
+    try:
+        return None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        return None
+
+
 class StoreUser:
     """A pipeline step that reads the shared :class:`~ccrop_plugins.BoxStore`.
 
@@ -109,10 +118,7 @@ class StoreUser:
 
     def _part_box_set(self, index: Any, rows: range) -> Any:
         """:meth:`_box_set` of sample ``index`` of a dataset whose samples are store ``rows``."""
-        try:
-            number = operator.index(index) if not isinstance(index, bool) else None
-        except TypeError:
-            number = None
+        number = as_index(index)
         if number is None:
             return self.store.get(index)  # the store's TypeError names the value
         if not 0 <= number < len(rows):
